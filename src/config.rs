@@ -1,0 +1,1 @@
+//! Configuration (TOML + CLI overrides). (in progress)

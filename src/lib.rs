@@ -1,0 +1,17 @@
+//! ringcast: a live-streaming edge server.
+//!
+//! Layers, from the wire up:
+//! - [`protocol`]: sans-IO codecs and state machines (RTMP, FLV, HTTP). Bytes and a
+//!   clock value in, events and bytes out. No sockets, no threads.
+//! - [`runtime`]: the per-core io_uring reactor, buffer pools and cross-core queues.
+//!   It moves bytes and knows nothing of protocols.
+//! - [`stream`]: the registry of live streams, per-core GOP rings and viewer cursors.
+//!   It routes frames and knows nothing of sockets.
+//! - [`server`]: listeners and sessions, gluing the three together.
+
+pub mod config;
+pub mod metrics;
+pub mod protocol;
+pub mod runtime;
+pub mod server;
+pub mod stream;

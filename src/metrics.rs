@@ -1,0 +1,1 @@
+//! Core-local metrics, summed at scrape time. (in progress)

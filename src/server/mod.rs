@@ -1,0 +1,2 @@
+//! Listeners and sessions: glue between the reactor, the protocol state machines
+//! and the stream layer.
