@@ -8,6 +8,7 @@
 
 pub mod flv;
 pub mod http;
+pub mod payload;
 pub mod rtmp;
 
 pub use flv::frame::{Frame, FrameKind};
