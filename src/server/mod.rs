@@ -1,2 +1,9 @@
 //! Listeners and sessions: glue between the reactor, the protocol state machines
 //! and the stream layer.
+
+use crate::config::Config;
+
+/// Runs the server until SIGTERM/SIGINT. (Being built: see issue 3.)
+pub fn serve(_config: Config) -> std::io::Result<()> {
+    Err(std::io::Error::other("server not built yet"))
+}
