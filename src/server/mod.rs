@@ -1,6 +1,10 @@
 //! Listeners and sessions: glue between the reactor, the protocol state machines
 //! and the stream layer.
 
+pub mod outbox;
+pub mod signals;
+pub mod token;
+
 use crate::config::Config;
 
 /// Runs the server until SIGTERM/SIGINT. (Being built: see issue 3.)
