@@ -41,7 +41,12 @@ pub struct Amf0Decoder<'a> {
 impl<'a> Amf0Decoder<'a> {
     /// A decoder positioned at the start of `input`.
     pub fn new(input: &'a [u8], limits: Amf0Limits) -> Self {
-        Amf0Decoder { input, pos: 0, limits, values: 0 }
+        Amf0Decoder {
+            input,
+            pos: 0,
+            limits,
+            values: 0,
+        }
     }
 
     /// Bytes consumed so far.
@@ -118,7 +123,10 @@ impl<'a> Amf0Decoder<'a> {
 
     fn utf8(&mut self, len: usize) -> Result<String, Amf0Error> {
         if len > self.limits.max_string_len {
-            return Err(Amf0Error::StringTooLong { len, limit: self.limits.max_string_len });
+            return Err(Amf0Error::StringTooLong {
+                len,
+                limit: self.limits.max_string_len,
+            });
         }
         let offset = self.pos;
         let bytes = self.take(len)?;
@@ -130,7 +138,9 @@ impl<'a> Amf0Decoder<'a> {
     fn count_value(&mut self) -> Result<(), Amf0Error> {
         self.values += 1;
         if self.values > self.limits.max_values {
-            return Err(Amf0Error::TooManyValues { limit: self.limits.max_values });
+            return Err(Amf0Error::TooManyValues {
+                limit: self.limits.max_values,
+            });
         }
         Ok(())
     }
@@ -138,7 +148,9 @@ impl<'a> Amf0Decoder<'a> {
     fn enter(&self, depth: usize) -> Result<usize, Amf0Error> {
         let inner = depth + 1;
         if inner > self.limits.max_depth {
-            return Err(Amf0Error::DepthExceeded { limit: self.limits.max_depth });
+            return Err(Amf0Error::DepthExceeded {
+                limit: self.limits.max_depth,
+            });
         }
         Ok(inner)
     }
@@ -205,7 +217,12 @@ impl<'a> Amf0Decoder<'a> {
             | marker::TYPED_OBJECT => {
                 return Err(Amf0Error::UnsupportedMarker { marker: m, offset })
             }
-            other => return Err(Amf0Error::UnknownMarker { marker: other, offset }),
+            other => {
+                return Err(Amf0Error::UnknownMarker {
+                    marker: other,
+                    offset,
+                })
+            }
         })
     }
 
@@ -240,14 +257,26 @@ mod tests {
         assert_eq!(decode_one(&b), Ok(Amf0Value::Number(1.5)));
         assert_eq!(decode_one(&[0x01, 0x00]), Ok(Amf0Value::Boolean(false)));
         assert_eq!(decode_one(&[0x01, 0x02]), Ok(Amf0Value::Boolean(true)));
-        assert_eq!(decode_one(&[0x02, 0x00, 0x02, b'h', b'i']), Ok(Amf0Value::string("hi")));
-        assert_eq!(decode_one(&[0x0C, 0, 0, 0, 1, b'x']), Ok(Amf0Value::string("x")));
+        assert_eq!(
+            decode_one(&[0x02, 0x00, 0x02, b'h', b'i']),
+            Ok(Amf0Value::string("hi"))
+        );
+        assert_eq!(
+            decode_one(&[0x0C, 0, 0, 0, 1, b'x']),
+            Ok(Amf0Value::string("x"))
+        );
         assert_eq!(decode_one(&[0x05]), Ok(Amf0Value::Null));
         assert_eq!(decode_one(&[0x06]), Ok(Amf0Value::Undefined));
         let mut d = vec![0x0B];
         d.extend_from_slice(&1000.0f64.to_be_bytes());
         d.extend_from_slice(&(-60i16).to_be_bytes());
-        assert_eq!(decode_one(&d), Ok(Amf0Value::Date { ms: 1000.0, tz: -60 }));
+        assert_eq!(
+            decode_one(&d),
+            Ok(Amf0Value::Date {
+                ms: 1000.0,
+                tz: -60
+            })
+        );
     }
 
     #[test]
@@ -275,18 +304,38 @@ mod tests {
     #[test]
     fn empty_key_with_a_value_is_a_property_not_the_end() {
         let b = [0x03, 0x00, 0x00, 0x05, 0x00, 0x00, 0x09];
-        assert_eq!(decode_one(&b), Ok(Amf0Value::object([("", Amf0Value::Null)])));
+        assert_eq!(
+            decode_one(&b),
+            Ok(Amf0Value::object([("", Amf0Value::Null)]))
+        );
     }
 
     #[test]
     fn truncated_object_is_a_typed_error() {
-        let b = [0x03, 0x00, 0x03, b'a', b'p', b'p', 0x02, 0x00, 0x04, b'l', b'i'];
+        let b = [
+            0x03, 0x00, 0x03, b'a', b'p', b'p', 0x02, 0x00, 0x04, b'l', b'i',
+        ];
         assert!(matches!(decode_one(&b), Err(Amf0Error::Truncated { .. })));
         // Missing the object end entirely.
         let b = [0x03, 0x00, 0x01, b'a', 0x05];
-        assert!(matches!(decode_one(&b), Err(Amf0Error::Truncated { offset: 5, needed: 2 })));
-        assert!(matches!(decode_one(&[]), Err(Amf0Error::Truncated { offset: 0, needed: 1 })));
-        assert!(matches!(decode_one(&[0x00, 1, 2]), Err(Amf0Error::Truncated { .. })));
+        assert!(matches!(
+            decode_one(&b),
+            Err(Amf0Error::Truncated {
+                offset: 5,
+                needed: 2
+            })
+        ));
+        assert!(matches!(
+            decode_one(&[]),
+            Err(Amf0Error::Truncated {
+                offset: 0,
+                needed: 1
+            })
+        ));
+        assert!(matches!(
+            decode_one(&[0x00, 1, 2]),
+            Err(Amf0Error::Truncated { .. })
+        ));
     }
 
     #[test]
@@ -311,7 +360,10 @@ mod tests {
 
     #[test]
     fn depth_exactly_at_the_limit_is_accepted() {
-        let limits = Amf0Limits { max_depth: 3, ..Amf0Limits::default() };
+        let limits = Amf0Limits {
+            max_depth: 3,
+            ..Amf0Limits::default()
+        };
         let mut b = Vec::new();
         for _ in 0..3 {
             b.extend_from_slice(&[0x0A, 0, 0, 0, 1]);
@@ -328,21 +380,42 @@ mod tests {
 
     #[test]
     fn rejected_markers_have_their_own_errors() {
-        assert_eq!(decode_one(&[0x07, 0, 0]), Err(Amf0Error::ReferenceNotSupported { offset: 0 }));
-        assert_eq!(decode_one(&[0x11, 0x01]), Err(Amf0Error::Amf3NotSupported { offset: 0 }));
+        assert_eq!(
+            decode_one(&[0x07, 0, 0]),
+            Err(Amf0Error::ReferenceNotSupported { offset: 0 })
+        );
+        assert_eq!(
+            decode_one(&[0x11, 0x01]),
+            Err(Amf0Error::Amf3NotSupported { offset: 0 })
+        );
         for m in [0x04, 0x0D, 0x0E, 0x0F, 0x10] {
             assert_eq!(
                 decode_one(&[m]),
-                Err(Amf0Error::UnsupportedMarker { marker: m, offset: 0 })
+                Err(Amf0Error::UnsupportedMarker {
+                    marker: m,
+                    offset: 0
+                })
             );
         }
-        assert_eq!(decode_one(&[0x42]), Err(Amf0Error::UnknownMarker { marker: 0x42, offset: 0 }));
-        assert_eq!(decode_one(&[0x09]), Err(Amf0Error::UnexpectedObjectEnd { offset: 0 }));
+        assert_eq!(
+            decode_one(&[0x42]),
+            Err(Amf0Error::UnknownMarker {
+                marker: 0x42,
+                offset: 0
+            })
+        );
+        assert_eq!(
+            decode_one(&[0x09]),
+            Err(Amf0Error::UnexpectedObjectEnd { offset: 0 })
+        );
     }
 
     #[test]
     fn string_limits_apply_before_reading() {
-        let limits = Amf0Limits { max_string_len: 4, ..Amf0Limits::default() };
+        let limits = Amf0Limits {
+            max_string_len: 4,
+            ..Amf0Limits::default()
+        };
         let b = [0x02, 0x00, 0x05, b'a', b'b', b'c', b'd', b'e'];
         assert_eq!(
             Amf0Decoder::new(&b, limits).decode(),
@@ -350,7 +423,13 @@ mod tests {
         );
         // A 4 GiB long string is refused by its declared length, without allocating.
         let b = [0x0C, 0xFF, 0xFF, 0xFF, 0xFF];
-        assert!(matches!(decode_one(&b), Err(Amf0Error::StringTooLong { len: 0xFFFF_FFFF, .. })));
+        assert!(matches!(
+            decode_one(&b),
+            Err(Amf0Error::StringTooLong {
+                len: 0xFFFF_FFFF,
+                ..
+            })
+        ));
         assert_eq!(
             decode_one(&[0x02, 0x00, 0x02, 0xC3, 0x28]),
             Err(Amf0Error::InvalidUtf8 { offset: 3 })
@@ -362,17 +441,26 @@ mod tests {
         let b = [0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x05];
         assert!(matches!(
             decode_one(&b),
-            Err(Amf0Error::ArrayTooLong { count: 0xFFFF_FFFF, limit: 1 })
+            Err(Amf0Error::ArrayTooLong {
+                count: 0xFFFF_FFFF,
+                limit: 1
+            })
         ));
     }
 
     #[test]
     fn value_count_and_input_size_are_bounded() {
-        let limits = Amf0Limits { max_values: 3, ..Amf0Limits::default() };
+        let limits = Amf0Limits {
+            max_values: 3,
+            ..Amf0Limits::default()
+        };
         let b = [0x05, 0x05, 0x05, 0x05];
         let mut d = Amf0Decoder::new(&b, limits);
         assert_eq!(d.decode_all(), Err(Amf0Error::TooManyValues { limit: 3 }));
-        let limits = Amf0Limits { max_input_len: 2, ..Amf0Limits::default() };
+        let limits = Amf0Limits {
+            max_input_len: 2,
+            ..Amf0Limits::default()
+        };
         assert_eq!(
             Amf0Decoder::new(&b, limits).decode(),
             Err(Amf0Error::InputTooLarge { len: 4, limit: 2 })

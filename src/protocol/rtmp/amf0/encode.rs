@@ -38,7 +38,10 @@ pub fn write_string(out: &mut BytesMut, s: &str) -> Result<(), Amf0Error> {
         out.put_u8(marker::LONG_STRING);
         out.put_u32(s.len() as u32);
     } else {
-        return Err(Amf0Error::ValueTooLong { len: s.len(), limit: MAX_LONG });
+        return Err(Amf0Error::ValueTooLong {
+            len: s.len(),
+            limit: MAX_LONG,
+        });
     }
     out.put_slice(s.as_bytes());
     Ok(())
@@ -47,7 +50,10 @@ pub fn write_string(out: &mut BytesMut, s: &str) -> Result<(), Amf0Error> {
 /// Writes an object key (no marker, 16-bit length).
 pub fn write_key(out: &mut BytesMut, key: &str) -> Result<(), Amf0Error> {
     if key.len() > MAX_SHORT {
-        return Err(Amf0Error::KeyTooLong { len: key.len(), limit: MAX_SHORT });
+        return Err(Amf0Error::KeyTooLong {
+            len: key.len(),
+            limit: MAX_SHORT,
+        });
     }
     out.put_u16(key.len() as u16);
     out.put_slice(key.as_bytes());
@@ -81,7 +87,10 @@ fn write_properties<'a>(
 }
 
 fn checked_u32(len: usize) -> Result<u32, Amf0Error> {
-    u32::try_from(len).map_err(|_| Amf0Error::ValueTooLong { len, limit: MAX_LONG })
+    u32::try_from(len).map_err(|_| Amf0Error::ValueTooLong {
+        len,
+        limit: MAX_LONG,
+    })
 }
 
 impl Amf0Value {
@@ -132,14 +141,20 @@ mod tests {
 
     #[test]
     fn encodes_known_bytes() {
-        assert_eq!(encoded(&Amf0Value::string("ab")), [0x02, 0x00, 0x02, b'a', b'b']);
+        assert_eq!(
+            encoded(&Amf0Value::string("ab")),
+            [0x02, 0x00, 0x02, b'a', b'b']
+        );
         assert_eq!(encoded(&Amf0Value::Boolean(true)), [0x01, 0x01]);
         assert_eq!(
             encoded(&Amf0Value::object([("a", Amf0Value::Null)])),
             [0x03, 0x00, 0x01, b'a', 0x05, 0x00, 0x00, 0x09]
         );
         assert_eq!(
-            encoded(&Amf0Value::EcmaArray(vec![("a".into(), Amf0Value::Undefined)])),
+            encoded(&Amf0Value::EcmaArray(vec![(
+                "a".into(),
+                Amf0Value::Undefined
+            )])),
             [0x08, 0, 0, 0, 1, 0x00, 0x01, b'a', 0x06, 0x00, 0x00, 0x09]
         );
         assert_eq!(
@@ -157,8 +172,14 @@ mod tests {
         let bytes = encoded(&Amf0Value::string(s.clone()));
         assert_eq!(bytes[0], marker::LONG_STRING);
         assert_eq!(&bytes[1..5], &70_000u32.to_be_bytes());
-        let limits = Amf0Limits { max_string_len: 100_000, ..Amf0Limits::default() };
-        assert_eq!(Amf0Decoder::new(&bytes, limits).decode(), Ok(Amf0Value::String(s)));
+        let limits = Amf0Limits {
+            max_string_len: 100_000,
+            ..Amf0Limits::default()
+        };
+        assert_eq!(
+            Amf0Decoder::new(&bytes, limits).decode(),
+            Ok(Amf0Value::String(s))
+        );
     }
 
     #[test]
@@ -166,7 +187,10 @@ mod tests {
         let v = Amf0Value::object([("k".repeat(70_000), Amf0Value::Null)]);
         assert_eq!(
             v.encode(&mut BytesMut::new()),
-            Err(Amf0Error::KeyTooLong { len: 70_000, limit: 65535 })
+            Err(Amf0Error::KeyTooLong {
+                len: 70_000,
+                limit: 65535
+            })
         );
     }
 

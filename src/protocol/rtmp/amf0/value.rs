@@ -74,7 +74,10 @@ impl Amf0Value {
 
     /// The first property named `key`, for Object and ECMA array values.
     pub fn get(&self, key: &str) -> Option<&Amf0Value> {
-        self.properties()?.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.properties()?
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 
     /// Null or Undefined: what RTMP peers send for "no command object".
