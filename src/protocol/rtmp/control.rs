@@ -115,7 +115,11 @@ fn u32_at(payload: &[u8], at: usize, type_id: u8, need: usize) -> Result<u32, Co
         .get(at..at + 4)
         .and_then(|b| b.try_into().ok())
         .map(u32::from_be_bytes)
-        .ok_or(ControlError::TooShort { type_id, len: payload.len(), need })
+        .ok_or(ControlError::TooShort {
+            type_id,
+            len: payload.len(),
+            need,
+        })
 }
 
 impl ControlMessage {
@@ -126,7 +130,9 @@ impl ControlMessage {
         let t = msg.type_id;
         let parsed = match t {
             type_id::SET_CHUNK_SIZE => ControlMessage::SetChunkSize(u32_at(p, 0, t, 4)?),
-            type_id::ABORT => ControlMessage::Abort { csid: u32_at(p, 0, t, 4)? },
+            type_id::ABORT => ControlMessage::Abort {
+                csid: u32_at(p, 0, t, 4)?,
+            },
             type_id::ACKNOWLEDGEMENT => ControlMessage::Acknowledgement(u32_at(p, 0, t, 4)?),
             type_id::WINDOW_ACK_SIZE => ControlMessage::WindowAckSize(u32_at(p, 0, t, 4)?),
             type_id::SET_PEER_BANDWIDTH => {
@@ -136,7 +142,13 @@ impl ControlMessage {
                     Some(1) => LimitType::Soft,
                     Some(2) => LimitType::Dynamic,
                     Some(&other) => return Err(ControlError::InvalidLimitType(other)),
-                    None => return Err(ControlError::TooShort { type_id: t, len: p.len(), need: 5 }),
+                    None => {
+                        return Err(ControlError::TooShort {
+                            type_id: t,
+                            len: p.len(),
+                            need: 5,
+                        })
+                    }
                 };
                 ControlMessage::SetPeerBandwidth { size, limit }
             }
@@ -176,7 +188,13 @@ impl ControlMessage {
                 type_id::USER_CONTROL
             }
         };
-        RtmpMessage { csid: CONTROL_CSID, timestamp: 0, type_id: t, stream_id: 0, payload: p.freeze() }
+        RtmpMessage {
+            csid: CONTROL_CSID,
+            timestamp: 0,
+            type_id: t,
+            stream_id: 0,
+            payload: p.freeze(),
+        }
     }
 }
 
@@ -185,20 +203,35 @@ fn parse_event(payload: &Bytes) -> Result<UserControlEvent, ControlError> {
     let event_type = payload
         .get(..2)
         .map(|b| u16::from_be_bytes([b[0], b[1]]))
-        .ok_or(ControlError::TooShort { type_id: t, len: payload.len(), need: 2 })?;
+        .ok_or(ControlError::TooShort {
+            type_id: t,
+            len: payload.len(),
+            need: 2,
+        })?;
     let p = &payload[..];
     Ok(match event_type {
-        0 => UserControlEvent::StreamBegin { stream_id: u32_at(p, 2, t, 6)? },
-        1 => UserControlEvent::StreamEof { stream_id: u32_at(p, 2, t, 6)? },
-        2 => UserControlEvent::StreamDry { stream_id: u32_at(p, 2, t, 6)? },
+        0 => UserControlEvent::StreamBegin {
+            stream_id: u32_at(p, 2, t, 6)?,
+        },
+        1 => UserControlEvent::StreamEof {
+            stream_id: u32_at(p, 2, t, 6)?,
+        },
+        2 => UserControlEvent::StreamDry {
+            stream_id: u32_at(p, 2, t, 6)?,
+        },
         3 => UserControlEvent::SetBufferLength {
             stream_id: u32_at(p, 2, t, 10)?,
             ms: u32_at(p, 6, t, 10)?,
         },
-        4 => UserControlEvent::StreamIsRecorded { stream_id: u32_at(p, 2, t, 6)? },
+        4 => UserControlEvent::StreamIsRecorded {
+            stream_id: u32_at(p, 2, t, 6)?,
+        },
         6 => UserControlEvent::PingRequest(u32_at(p, 2, t, 6)?),
         7 => UserControlEvent::PingResponse(u32_at(p, 2, t, 6)?),
-        other => UserControlEvent::Unknown { event_type: other, data: payload.slice(2..) },
+        other => UserControlEvent::Unknown {
+            event_type: other,
+            data: payload.slice(2..),
+        },
     })
 }
 
@@ -257,16 +290,25 @@ mod tests {
         round_trip(ControlMessage::Abort { csid: 6 });
         round_trip(ControlMessage::Acknowledgement(0xDEAD_BEEF));
         round_trip(ControlMessage::WindowAckSize(2_500_000));
-        round_trip(ControlMessage::SetPeerBandwidth { size: 2_500_000, limit: LimitType::Dynamic });
+        round_trip(ControlMessage::SetPeerBandwidth {
+            size: 2_500_000,
+            limit: LimitType::Dynamic,
+        });
         for e in [
             UserControlEvent::StreamBegin { stream_id: 1 },
             UserControlEvent::StreamEof { stream_id: 1 },
             UserControlEvent::StreamDry { stream_id: 1 },
-            UserControlEvent::SetBufferLength { stream_id: 1, ms: 3000 },
+            UserControlEvent::SetBufferLength {
+                stream_id: 1,
+                ms: 3000,
+            },
             UserControlEvent::StreamIsRecorded { stream_id: 1 },
             UserControlEvent::PingRequest(1234),
             UserControlEvent::PingResponse(1234),
-            UserControlEvent::Unknown { event_type: 31, data: Bytes::from_static(&[0, 0, 0, 1]) },
+            UserControlEvent::Unknown {
+                event_type: 31,
+                data: Bytes::from_static(&[0, 0, 0, 1]),
+            },
         ] {
             round_trip(ControlMessage::UserControl(e));
         }
@@ -274,11 +316,18 @@ mod tests {
 
     #[test]
     fn wire_bytes_match_the_spec() {
-        let m = ControlMessage::SetPeerBandwidth { size: 5_000_000, limit: LimitType::Dynamic }.to_message();
+        let m = ControlMessage::SetPeerBandwidth {
+            size: 5_000_000,
+            limit: LimitType::Dynamic,
+        }
+        .to_message();
         assert_eq!(m.type_id, 6);
         assert_eq!(&m.payload[..], &[0x00, 0x4C, 0x4B, 0x40, 2]);
-        let m = ControlMessage::UserControl(UserControlEvent::SetBufferLength { stream_id: 1, ms: 100 })
-            .to_message();
+        let m = ControlMessage::UserControl(UserControlEvent::SetBufferLength {
+            stream_id: 1,
+            ms: 100,
+        })
+        .to_message();
         assert_eq!(&m.payload[..], &[0, 3, 0, 0, 0, 1, 0, 0, 0, 100]);
     }
 
@@ -288,27 +337,52 @@ mod tests {
         msg.payload = Bytes::from_static(&[0, 0, 1]);
         assert_eq!(
             ControlMessage::from_message(&msg),
-            Err(ControlError::TooShort { type_id: 5, len: 3, need: 4 })
+            Err(ControlError::TooShort {
+                type_id: 5,
+                len: 3,
+                need: 4
+            })
         );
         let mut msg = ControlMessage::UserControl(UserControlEvent::PingRequest(1)).to_message();
         msg.payload = Bytes::from_static(&[0]);
         assert_eq!(
             ControlMessage::from_message(&msg),
-            Err(ControlError::TooShort { type_id: 4, len: 1, need: 2 })
+            Err(ControlError::TooShort {
+                type_id: 4,
+                len: 1,
+                need: 2
+            })
         );
         msg.payload = Bytes::from_static(&[0, 3, 0, 0, 0, 1, 0, 0]);
         assert_eq!(
             ControlMessage::from_message(&msg),
-            Err(ControlError::TooShort { type_id: 4, len: 8, need: 10 })
+            Err(ControlError::TooShort {
+                type_id: 4,
+                len: 8,
+                need: 10
+            })
         );
-        let mut msg = ControlMessage::SetPeerBandwidth { size: 1, limit: LimitType::Hard }.to_message();
+        let mut msg = ControlMessage::SetPeerBandwidth {
+            size: 1,
+            limit: LimitType::Hard,
+        }
+        .to_message();
         msg.payload = Bytes::from_static(&[0, 0, 0, 1, 9]);
-        assert_eq!(ControlMessage::from_message(&msg), Err(ControlError::InvalidLimitType(9)));
+        assert_eq!(
+            ControlMessage::from_message(&msg),
+            Err(ControlError::InvalidLimitType(9))
+        );
     }
 
     #[test]
     fn other_message_types_are_not_control() {
-        let msg = RtmpMessage { csid: 6, timestamp: 0, type_id: 9, stream_id: 1, payload: Bytes::new() };
+        let msg = RtmpMessage {
+            csid: 6,
+            timestamp: 0,
+            type_id: 9,
+            stream_id: 1,
+            payload: Bytes::new(),
+        };
         assert_eq!(ControlMessage::from_message(&msg), Ok(None));
     }
 }
