@@ -1,6 +1,7 @@
 //! Listeners and sessions: glue between the reactor, the protocol state machines
 //! and the stream layer.
 
+pub mod api;
 pub mod egress_flv;
 pub mod outbox;
 pub mod signals;
