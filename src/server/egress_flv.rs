@@ -5,10 +5,11 @@
 //! | tag header]`, at most 27 bytes, into the viewer's scratch.
 
 use crate::protocol::flv::tag::{self, FILE_HEADER_LEN, TAG_PREFIX_LEN};
+use crate::protocol::http::response::{write_chunk_size_line, CHUNK_END, CHUNK_SIZE_LINE_MAX, LAST_CHUNK};
 use crate::protocol::FrameKind;
 
 /// Most bytes [`FlvEgress::frame_prefix`] writes.
-pub const MAX_PREFIX: usize = 2 + 8 + 2 + TAG_PREFIX_LEN;
+pub const MAX_PREFIX: usize = CHUNK_END.len() + CHUNK_SIZE_LINE_MAX + TAG_PREFIX_LEN;
 
 /// One viewer's HTTP-FLV framing state.
 #[derive(Debug)]
@@ -31,7 +32,7 @@ impl FlvEgress {
         tag::write_file_header(has_audio, has_video, &mut header);
         let mut n = 0;
         if self.chunked {
-            n += write_chunk_line(FILE_HEADER_LEN, &mut out[n..]);
+            n += chunk_line(FILE_HEADER_LEN, &mut out[n..]);
             self.chunk_open = true;
         }
         // The PreviousTagSize0 goes out as the first tag's prefix.
@@ -48,10 +49,10 @@ impl FlvEgress {
         let mut n = 0;
         if self.chunked {
             if self.chunk_open {
-                out[..2].copy_from_slice(b"\r\n");
+                out[..2].copy_from_slice(CHUNK_END);
                 n += 2;
             }
-            n += write_chunk_line(TAG_PREFIX_LEN + body_len as usize, &mut out[n..]);
+            n += chunk_line(TAG_PREFIX_LEN + body_len as usize, &mut out[n..]);
             self.chunk_open = true;
         }
         out[n..n + TAG_PREFIX_LEN].copy_from_slice(&prefix);
@@ -67,25 +68,22 @@ impl FlvEgress {
         }
         let mut n = 0;
         if self.chunk_open {
-            out[..2].copy_from_slice(b"\r\n");
+            out[..2].copy_from_slice(CHUNK_END);
             n = 2;
         }
-        out[n..n + 5].copy_from_slice(b"0\r\n\r\n");
+        out[n..n + LAST_CHUNK.len()].copy_from_slice(LAST_CHUNK);
         self.chunk_open = false;
-        n + 5
+        n + LAST_CHUNK.len()
     }
 }
 
-/// `{len:x}\r\n` without allocating.
-fn write_chunk_line(len: usize, out: &mut [u8]) -> usize {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digits = (usize::BITS - len.max(1).leading_zeros()).div_ceil(4) as usize;
-    for i in 0..digits {
-        out[digits - 1 - i] = HEX[(len >> (4 * i)) & 0xf];
-    }
-    out[digits..digits + 2].copy_from_slice(b"\r\n");
-    digits + 2
+fn chunk_line(len: usize, out: &mut [u8]) -> usize {
+    let mut line = [0u8; CHUNK_SIZE_LINE_MAX];
+    let n = write_chunk_size_line(len as u32, &mut line);
+    out[..n].copy_from_slice(&line[..n]);
+    n
 }
+
 
 #[cfg(test)]
 mod tests {
@@ -154,12 +152,4 @@ mod tests {
         }
     }
 
-    #[test]
-    fn chunk_line_is_lowercase_hex() {
-        let mut b = [0u8; 16];
-        let n = write_chunk_line(0x1a2f, &mut b);
-        assert_eq!(&b[..n], b"1a2f\r\n");
-        let n = write_chunk_line(9, &mut b);
-        assert_eq!(&b[..n], b"9\r\n");
-    }
 }

@@ -122,6 +122,11 @@ impl<H> Outbox<H> {
         self.frames < self.max_frames
     }
 
+    /// How many more frames fit in this send.
+    pub fn frames_room(&self) -> usize {
+        self.max_frames - self.frames
+    }
+
     /// Bytes gathered into the send being assembled.
     pub fn bytes_queued(&self) -> usize {
         self.bytes_in_send

@@ -96,6 +96,8 @@ pub struct StreamSnapshot {
     pub bitrate_in_bps: u64,
     /// Viewers on every core, by protocol.
     pub viewers: ViewerCounts,
+    /// Viewers on each core (index = core), all protocols: shows the cross-core fan-out.
+    pub viewers_by_core: Vec<u64>,
     /// Index of the core that owns the stream.
     pub core: usize,
     /// Seconds since the stream started.
@@ -160,6 +162,16 @@ impl ViewerCounts {
             Protocol::Hls => &mut self.hls,
         };
         *slot = slot.saturating_add(n);
+    }
+
+    /// Removes `n` viewers of `protocol` (never below zero).
+    pub fn sub(&mut self, protocol: Protocol, n: u64) {
+        let slot = match protocol {
+            Protocol::HttpFlv => &mut self.http_flv,
+            Protocol::Rtmp => &mut self.rtmp,
+            Protocol::Hls => &mut self.hls,
+        };
+        *slot = slot.saturating_sub(n);
     }
 }
 
