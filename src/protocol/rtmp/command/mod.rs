@@ -177,6 +177,27 @@ pub enum Command {
 }
 
 impl Command {
+    /// The command's wire name (`"unknown"` for [`Command::Unknown`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Connect(_) => "connect",
+            Command::Result(_) => "_result",
+            Command::Error(_) => "_error",
+            Command::OnBwDone => "onBWDone",
+            Command::ReleaseStream { .. } => "releaseStream",
+            Command::FcPublish { .. } => "FCPublish",
+            Command::FcUnpublish { .. } => "FCUnpublish",
+            Command::CreateStream { .. } => "createStream",
+            Command::DeleteStream { .. } => "deleteStream",
+            Command::CloseStream { .. } => "closeStream",
+            Command::GetStreamLength { .. } => "getStreamLength",
+            Command::Publish(_) => "publish",
+            Command::Play(_) => "play",
+            Command::OnStatus(_) => "onStatus",
+            Command::Unknown { .. } => "unknown",
+        }
+    }
+
     /// Decodes a command message payload of RTMP message type `type_id`.
     pub fn decode(
         message_type: u8,

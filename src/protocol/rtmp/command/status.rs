@@ -104,6 +104,16 @@ impl StatusInfo {
         })
     }
 
+    /// The status as an AMF0 object, with `extra` properties appended.
+    pub fn to_value(&self, extra: &[(&str, Amf0Value)]) -> Amf0Value {
+        let fixed = [
+            ("level", Amf0Value::string(self.level.as_str())),
+            ("code", Amf0Value::String(self.code.clone())),
+            ("description", Amf0Value::String(self.description.clone())),
+        ];
+        Amf0Value::object(fixed.into_iter().chain(extra.iter().cloned()))
+    }
+
     /// Writes the status as an AMF0 object, with `extra` properties appended.
     pub fn encode(&self, extra: &[(&str, Amf0Value)], out: &mut BytesMut) -> Result<(), Amf0Error> {
         let level = Amf0Value::string(self.level.as_str());
@@ -140,7 +150,8 @@ mod tests {
             .decode()
             .unwrap();
         assert_eq!(v.get("details").and_then(Amf0Value::as_str), Some("x"));
-        assert_eq!(StatusInfo::from_value(&v), Some(info));
+        assert_eq!(StatusInfo::from_value(&v), Some(info.clone()));
+        assert_eq!(info.to_value(&[("details", Amf0Value::string("x"))]), v);
     }
 
     #[test]
