@@ -383,6 +383,12 @@ impl MetricsRegistry {
         self.cores.get(index).cloned()
     }
 
+    /// Every core's block, in core order (for summaries such as the API's
+    /// connection counts).
+    pub fn cores(&self) -> impl Iterator<Item = &CoreMetrics> {
+        self.cores.iter().map(|c| &**c)
+    }
+
     /// Number of per-core blocks.
     pub fn core_count(&self) -> usize {
         self.cores.len()

@@ -31,6 +31,8 @@ fn get(resource: libc::__rlimit_resource_t, name: &'static str) -> Result<(Optio
             source: io::Error::last_os_error(),
         });
     }
+    // rlim_t is u32 on some 32-bit targets, hence the cast.
+    #[allow(clippy::unnecessary_cast)]
     let finite = |v: libc::rlim_t| (v != libc::RLIM_INFINITY).then_some(v as u64);
     Ok((finite(lim.rlim_cur), finite(lim.rlim_max)))
 }
@@ -48,7 +50,7 @@ pub fn check_rlimits(wanted_fds: u64, wanted_memlock: u64) -> Vec<String> {
     match get(libc::RLIMIT_NOFILE, "RLIMIT_NOFILE") {
         Ok((soft, hard)) => {
             if soft.is_some_and(|s| s < wanted_fds) {
-                let fix = if hard.map_or(true, |h| h >= wanted_fds) {
+                let fix = if !matches!(hard, Some(h) if h < wanted_fds) {
                     "the hard limit allows more: raise the soft limit (ringcast does this itself unless it failed)"
                 } else {
                     "raise LimitNOFILE in ringcast.service or nofile in /etc/security/limits.d (see tuning/)"
