@@ -215,8 +215,7 @@ impl Ring {
             FrameKind::Script => next.metadata = Some(entry.clone()),
             FrameKind::Audio => next.audio_header = Some(entry.clone()),
             FrameKind::Video => {
-                let unchanged =
-                    old.video_header.as_ref().is_some_and(|h| h.frame.payload == entry.frame.payload);
+                let unchanged = old.video_header.as_ref().is_some_and(|h| h.frame.payload == entry.frame.payload);
                 if !unchanged {
                     // The cached GOP was coded against the old configuration.
                     self.last_keyframe_seq = None;
@@ -366,10 +365,7 @@ pub(crate) mod tests {
         assert_eq!(r.gop_start().map(|e| e.seq()), Some(k.seq()));
         let ctx = k.start_context().unwrap();
         let kinds: Vec<_> = ctx.entries().map(|e| (e.frame().kind, e.frame().sequence_header)).collect();
-        assert_eq!(
-            kinds,
-            vec![(FrameKind::Script, false), (FrameKind::Audio, true), (FrameKind::Video, true)]
-        );
+        assert_eq!(kinds, vec![(FrameKind::Script, false), (FrameKind::Audio, true), (FrameKind::Video, true)]);
         let snap = r.snapshot();
         assert_eq!(snap.len(), 3 + 3);
         assert!(snap[3].keyframe);

@@ -180,7 +180,9 @@ pub enum Handled<'a> {
 enum Liveness {
     Publishing,
     /// Publisher gone; expires at the deadline unless resumed.
-    Grace { deadline_ms: u64 },
+    Grace {
+        deadline_ms: u64,
+    },
     Ended,
 }
 
@@ -245,10 +247,18 @@ impl Shard {
     /// Opens a stream: as owner when its publisher claimed it here, as replica
     /// when a viewer here wants a stream owned elsewhere. Opening an existing
     /// replica again is fine (returns [`Opened::Existing`]).
-    pub fn open_stream(&mut self, key: StreamKey, stream_id: StreamId, role: Role, now_ms: u64) -> Result<Opened, ShardError> {
+    pub fn open_stream(
+        &mut self,
+        key: StreamKey,
+        stream_id: StreamId,
+        role: Role,
+        now_ms: u64,
+    ) -> Result<Opened, ShardError> {
         if let Some(existing) = self.streams.get(&stream_id) {
             return match (existing.role, role) {
-                (Role::Replica { .. }, Role::Replica { .. }) if existing.liveness != Liveness::Ended => Ok(Opened::Existing),
+                (Role::Replica { .. }, Role::Replica { .. }) if existing.liveness != Liveness::Ended => {
+                    Ok(Opened::Existing)
+                }
                 _ => Err(ShardError::AlreadyOpen(stream_id)),
             };
         }
@@ -301,10 +311,9 @@ impl Shard {
     pub fn subscribe_msg(&self, stream_id: StreamId) -> Option<(usize, CoreMsg)> {
         let s = self.streams.get(&stream_id)?;
         match s.role {
-            Role::Replica { owner_core } => Some((
-                owner_core,
-                CoreMsg::Subscribe { stream_id, key: s.key.clone(), from_core: self.core },
-            )),
+            Role::Replica { owner_core } => {
+                Some((owner_core, CoreMsg::Subscribe { stream_id, key: s.key.clone(), from_core: self.core }))
+            }
             Role::Owner { .. } => None,
         }
     }
@@ -327,7 +336,13 @@ impl Shard {
         Ok(Pushed { wake: &self.wake, replicate_to, entry })
     }
 
-    fn append(s: &mut Stream, counters: &mut ShardCounters, frame: Frame, stream_ts: u64, now_ms: u64) -> Rc<RingEntry> {
+    fn append(
+        s: &mut Stream,
+        counters: &mut ShardCounters,
+        frame: Frame,
+        stream_ts: u64,
+        now_ms: u64,
+    ) -> Rc<RingEntry> {
         counters.frames_in += 1;
         counters.bytes_in += frame.payload.len() as u64;
         s.stats.frames_in += 1;
@@ -361,7 +376,13 @@ impl Shard {
     /// for a new publisher ([`Shard::resume`]) until [`Shard::tick`] expires it;
     /// otherwise it ends now. A stale `generation` (a publisher already
     /// replaced) is ignored and returns `None`.
-    pub fn publisher_left(&mut self, stream_id: StreamId, generation: u64, now_ms: u64, grace_ms: u64) -> Option<EndedStream> {
+    pub fn publisher_left(
+        &mut self,
+        stream_id: StreamId,
+        generation: u64,
+        now_ms: u64,
+        grace_ms: u64,
+    ) -> Option<EndedStream> {
         let s = self.streams.get_mut(&stream_id)?;
         match s.role {
             Role::Owner { generation: current } if current == generation => {}
@@ -419,13 +440,7 @@ impl Shard {
         s.stats.publishing = false;
         let notify = std::mem::take(&mut s.subscribers);
         Self::drain_parked(s, &mut self.slots, &mut self.wake);
-        let ended = EndedStream {
-            stream_id,
-            key: s.key.clone(),
-            role: s.role,
-            wake: self.wake.clone(),
-            notify,
-        };
+        let ended = EndedStream { stream_id, key: s.key.clone(), role: s.role, wake: self.wake.clone(), notify };
         if s.viewers == 0 {
             self.streams.remove(&stream_id);
         }
@@ -515,13 +530,8 @@ impl Shard {
         let Some(s) = self.streams.get_mut(stream_id) else {
             return BatchStatus::Close(CloseReason::Gone);
         };
-        let request = BatchRequest {
-            now_ms,
-            max_frames,
-            max_bytes,
-            ended: s.liveness == Liveness::Ended,
-            ready: s.seeded,
-        };
+        let request =
+            BatchRequest { now_ms, max_frames, max_bytes, ended: s.liveness == Liveness::Ended, ready: s.seeded };
         let before = *viewer.counters();
         let status = viewer.next_batch(&s.ring, request, out);
         let after = *viewer.counters();
@@ -539,7 +549,9 @@ impl Shard {
                 if s.parked.len() > 2 * s.viewers + 16 {
                     let slots = &self.slots;
                     s.parked.retain(|p| {
-                        slots.get(p.index as usize).is_some_and(|sl| sl.generation == p.generation && sl.entry.is_some())
+                        slots
+                            .get(p.index as usize)
+                            .is_some_and(|sl| sl.generation == p.generation && sl.entry.is_some())
                     });
                 }
             }
@@ -701,3 +713,7 @@ impl Shard {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "shard_tests.rs"]
+mod tests;

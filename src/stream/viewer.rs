@@ -294,6 +294,9 @@ impl Viewer {
 
     fn check_lag(&mut self, ring: &Ring, now_ms: u64) -> Result<(), CloseReason> {
         if self.cursor >= ring.next_seq() {
+            // Caught up: any later lag is the viewer's own.
+            self.allowance_ms = 0;
+            self.allowance_bytes = 0;
             return Ok(());
         }
         let Some(entry) = ring.get(self.cursor) else {
@@ -335,7 +338,8 @@ impl Viewer {
 
     fn emit(&mut self, entry: &Rc<RingEntry>, out: &mut Vec<OutFrame>, bytes: &mut usize) {
         let len = entry.frame().payload.len();
-        let timeline = self.timeline.get_or_insert_with(|| ViewerTimeline::new(self.options.timeline, entry.stream_ts()));
+        let timeline =
+            self.timeline.get_or_insert_with(|| ViewerTimeline::new(self.options.timeline, entry.stream_ts()));
         let timestamp = timeline.map(entry.stream_ts());
         *bytes += len;
         self.counters.frames_sent += 1;
