@@ -309,11 +309,17 @@ impl Ring {
     /// the start context, then every frame of the GOP cache (or just the
     /// current context when there is no GOP), with stream-time timestamps.
     pub fn snapshot(&self) -> Vec<Frame> {
-        let (context, from) = match self.gop_start() {
-            Some(k) => (k.start.clone().unwrap_or_else(|| self.context.clone()), k.seq),
-            None => (self.context.clone(), self.next_seq),
+        let (context, from, start_ts) = match self.gop_start() {
+            Some(k) => (k.start.clone().unwrap_or_else(|| self.context.clone()), k.seq, k.frame.timestamp),
+            None => {
+                let last_ts = self.entries.back().map_or(0, |e| e.frame.timestamp);
+                (self.context.clone(), self.next_seq, last_ts)
+            }
         };
-        let mut frames: Vec<Frame> = context.entries().map(|e| e.frame.clone()).collect();
+        // The context is sent "at" the start frame. Its own timestamps may be
+        // hours older, too far for the replica to unwrap against the next frame.
+        let mut frames: Vec<Frame> =
+            context.entries().map(|e| Frame { timestamp: start_ts, ..e.frame.clone() }).collect();
         let first = self.first_seq();
         let skip = usize::try_from(from.saturating_sub(first)).unwrap_or(usize::MAX);
         frames.extend(self.entries.iter().skip(skip).map(|e| e.frame.clone()));
@@ -369,6 +375,7 @@ pub(crate) mod tests {
         let snap = r.snapshot();
         assert_eq!(snap.len(), 3 + 3);
         assert!(snap[3].keyframe);
+        assert!(snap.iter().all(|f| f.timestamp >= snap[3].timestamp), "context sent at the keyframe's time");
     }
 
     #[test]

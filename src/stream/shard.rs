@@ -102,6 +102,9 @@ pub enum ShardError {
     /// The stream has ended; it takes no frames or viewers.
     #[error("stream {0} has ended")]
     Ended(StreamId),
+    /// The stream's publisher left (grace period); a new one must [`Shard::resume`] it first.
+    #[error("stream {0} has no publisher; resume it first")]
+    NoPublisher(StreamId),
     /// The operation needs the other role (e.g. a publisher push on a replica).
     #[error("stream {0} is not {1} on this core")]
     WrongRole(StreamId, &'static str),
@@ -222,6 +225,8 @@ pub struct Shard {
     viewer_count: usize,
     wake: Vec<ViewerId>,
     counters: ShardCounters,
+    /// Earliest grace deadline of any stream, so `tick` can return at once.
+    next_grace_deadline: Option<u64>,
 }
 
 impl Shard {
@@ -236,6 +241,7 @@ impl Shard {
             viewer_count: 0,
             wake: Vec::new(),
             counters: ShardCounters::default(),
+            next_grace_deadline: None,
         }
     }
 
@@ -321,8 +327,10 @@ impl Shard {
     /// Adds a publisher's frame to an owned stream.
     pub fn push_frame(&mut self, stream_id: StreamId, mut frame: Frame, now_ms: u64) -> Result<Pushed<'_>, ShardError> {
         let s = self.streams.get_mut(&stream_id).ok_or(ShardError::UnknownStream(stream_id))?;
-        if s.liveness == Liveness::Ended {
-            return Err(ShardError::Ended(stream_id));
+        match s.liveness {
+            Liveness::Publishing => {}
+            Liveness::Grace { .. } => return Err(ShardError::NoPublisher(stream_id)),
+            Liveness::Ended => return Err(ShardError::Ended(stream_id)),
         }
         let Timing::Owner(clock) = &mut s.timing else {
             return Err(ShardError::WrongRole(stream_id, "owned"));
@@ -395,7 +403,9 @@ impl Shard {
         if grace_ms == 0 {
             return self.end_stream(stream_id);
         }
-        s.liveness = Liveness::Grace { deadline_ms: now_ms.saturating_add(grace_ms) };
+        let deadline_ms = now_ms.saturating_add(grace_ms);
+        s.liveness = Liveness::Grace { deadline_ms };
+        self.next_grace_deadline = Some(self.next_grace_deadline.map_or(deadline_ms, |d| d.min(deadline_ms)));
         tracing::debug!(key = %s.key, %stream_id, grace_ms, "publisher left, stream waiting");
         None
     }
@@ -419,14 +429,47 @@ impl Shard {
     }
 
     /// Ends streams whose grace period expired by `now_ms`.
+    ///
+    /// Cheap when nothing is due (one comparison), so it can run every loop turn.
     pub fn tick(&mut self, now_ms: u64) -> Vec<EndedStream> {
-        let expired: Vec<StreamId> = self
-            .streams
-            .iter()
-            .filter(|(_, s)| matches!(s.liveness, Liveness::Grace { deadline_ms } if deadline_ms <= now_ms))
-            .map(|(id, _)| *id)
-            .collect();
+        if self.next_grace_deadline.map_or(true, |d| d > now_ms) {
+            return Vec::new();
+        }
+        let mut expired = Vec::new();
+        let mut next = None::<u64>;
+        for (id, s) in &self.streams {
+            if let Liveness::Grace { deadline_ms } = s.liveness {
+                if deadline_ms <= now_ms {
+                    expired.push(*id);
+                } else {
+                    next = Some(next.map_or(deadline_ms, |n| n.min(deadline_ms)));
+                }
+            }
+        }
+        self.next_grace_deadline = next;
         expired.into_iter().filter_map(|id| self.end_stream(id)).collect()
+    }
+
+    /// Checks every positioned viewer against its hard bounds and appends those
+    /// to close. Run it periodically (e.g. once a second): a viewer whose
+    /// socket is stuck never asks for its next batch, so this is how it gets
+    /// closed. O(viewers).
+    pub fn sweep_slow(&mut self, now_ms: u64, out: &mut Vec<(ViewerId, CloseReason)>) {
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            let Some((stream_id, viewer, _)) = slot.entry.as_mut() else { continue };
+            let Some(s) = self.streams.get(stream_id) else { continue };
+            if let Err(reason) = viewer.check_hard_bounds(&s.ring, now_ms) {
+                let id = ViewerId { index: index as u32, generation: slot.generation };
+                match reason {
+                    CloseReason::LagTime { .. } => self.counters.closed_lag_time += 1,
+                    CloseReason::LagBytes { .. } => self.counters.closed_lag_bytes += 1,
+                    CloseReason::Evicted { .. } => self.counters.closed_evicted += 1,
+                    CloseReason::Gone => {}
+                }
+                tracing::debug!(key = %s.key, %reason, "closing stuck viewer");
+                out.push((id, reason));
+            }
+        }
     }
 
     /// Ends a stream: no more frames; viewers finish what they have, then get

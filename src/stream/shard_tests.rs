@@ -530,3 +530,37 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn sweep_closes_a_viewer_that_stopped_asking() {
+    let (mut shard, id) = owner_shard(ShardConfig::default());
+    push_headers(&mut shard, id, 0, 0);
+    let (ts, now) = push_gops(&mut shard, id, 1, 10, 0, 0);
+    let limits = ViewerLimits { hard_lag_ms: 1_000, ..Default::default() };
+    let stuck = shard.add_viewer(id, ViewerOptions { limits, ..Default::default() }).unwrap();
+    let fine = shard.add_viewer(id, ViewerOptions { limits, ..Default::default() }).unwrap();
+    let unpositioned = shard.add_viewer(id, ViewerOptions { limits, ..Default::default() }).unwrap();
+    drain(&mut shard, stuck, now);
+    drain(&mut shard, fine, now);
+    let (_, now) = push_gops(&mut shard, id, 2, 10, ts, now);
+    drain(&mut shard, fine, now);
+    let mut closing = Vec::new();
+    shard.sweep_slow(now + 500, &mut closing);
+    assert_eq!(closing.len(), 1);
+    assert_eq!(closing[0].0, stuck);
+    assert!(matches!(closing[0].1, CloseReason::LagTime { .. }));
+    assert!(!closing.iter().any(|(v, _)| *v == unpositioned));
+    assert_eq!(shard.counters().closed_lag_time, 1);
+}
+
+#[test]
+fn frames_during_grace_need_a_resume() {
+    let (mut shard, id) = owner_shard(ShardConfig::default());
+    shard.push_frame(id, audio(0), 0).unwrap();
+    assert_eq!(shard.publisher_left(id, 1, 0, 1_000), None);
+    assert_eq!(shard.push_frame(id, audio(20), 10).err(), Some(ShardError::NoPublisher(id)));
+    assert!(shard.tick(999).is_empty(), "not due yet");
+    shard.resume(id, 2).unwrap();
+    shard.push_frame(id, audio(20), 10).unwrap();
+    assert!(shard.tick(5_000).is_empty(), "resumed streams do not expire");
+}

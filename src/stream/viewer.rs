@@ -292,6 +292,19 @@ impl Viewer {
         false
     }
 
+    /// The hard-bound part of the lag check, for viewers that are not asking
+    /// for batches (stuck sockets). Only positioned viewers can lag.
+    pub(crate) fn check_hard_bounds(&mut self, ring: &Ring, now_ms: u64) -> Result<(), CloseReason> {
+        if !matches!(self.phase, Phase::Live) {
+            return Ok(());
+        }
+        let was_skipping = self.skipping;
+        let verdict = self.check_lag(ring, now_ms);
+        // Entering the skip mode is decided when frames are actually taken.
+        self.skipping = was_skipping;
+        verdict
+    }
+
     fn check_lag(&mut self, ring: &Ring, now_ms: u64) -> Result<(), CloseReason> {
         if self.cursor >= ring.next_seq() {
             // Caught up: any later lag is the viewer's own.
