@@ -432,7 +432,7 @@ impl Shard {
     ///
     /// Cheap when nothing is due (one comparison), so it can run every loop turn.
     pub fn tick(&mut self, now_ms: u64) -> Vec<EndedStream> {
-        if self.next_grace_deadline.map_or(true, |d| d > now_ms) {
+        if !matches!(self.next_grace_deadline, Some(d) if d <= now_ms) {
             return Vec::new();
         }
         let mut expired = Vec::new();
