@@ -285,6 +285,13 @@ impl Ring {
         self.has_video
     }
 
+    /// Records that the stream has video although none was pushed here (a
+    /// replica whose snapshot holds no video frame), so viewers here start at
+    /// keyframes like viewers on the owner core.
+    pub fn mark_has_video(&mut self) {
+        self.has_video = true;
+    }
+
     /// Frames held.
     pub fn len(&self) -> usize {
         self.entries.len()

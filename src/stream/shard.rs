@@ -665,7 +665,7 @@ impl Shard {
         match self.streams.get_mut(&stream_id) {
             Some(s) if s.key == *key && s.liveness != Liveness::Ended && matches!(s.role, Role::Owner { .. }) => {
                 s.subscribers.insert(from_core);
-                CoreMsg::Snapshot { stream_id, frames: s.ring.snapshot() }
+                CoreMsg::Snapshot { stream_id, frames: s.ring.snapshot(), has_video: s.ring.has_video() }
             }
             _ => CoreMsg::StreamEnd { stream_id },
         }
@@ -680,7 +680,13 @@ impl Shard {
 
     /// Replica side of `Snapshot`: seeds the ring so viewers start at the
     /// owner's GOP keyframe. Returns viewers to wake.
-    pub fn apply_snapshot(&mut self, stream_id: StreamId, frames: Vec<Frame>, now_ms: u64) -> &[ViewerId] {
+    pub fn apply_snapshot(
+        &mut self,
+        stream_id: StreamId,
+        frames: Vec<Frame>,
+        has_video: bool,
+        now_ms: u64,
+    ) -> &[ViewerId] {
         self.wake.clear();
         let Some(s) = self.streams.get_mut(&stream_id) else { return &self.wake };
         if s.seeded || !matches!(s.role, Role::Replica { .. }) {
@@ -689,6 +695,9 @@ impl Shard {
         let skip = frames.len().saturating_sub(self.config.max_snapshot_frames);
         for frame in frames.into_iter().skip(skip) {
             Self::append_replica(s, &mut self.counters, frame, now_ms);
+        }
+        if has_video {
+            s.ring.mark_has_video();
         }
         s.seeded = true;
         Self::drain_parked(s, &mut self.slots, &mut self.wake);
@@ -734,7 +743,9 @@ impl Shard {
                 self.handle_unsubscribe(stream_id, from_core);
                 Handled::Nothing
             }
-            CoreMsg::Snapshot { stream_id, frames } => Handled::Wake(self.apply_snapshot(stream_id, frames, now_ms)),
+            CoreMsg::Snapshot { stream_id, frames, has_video } => {
+                Handled::Wake(self.apply_snapshot(stream_id, frames, has_video, now_ms))
+            }
             CoreMsg::Frame { stream_id, frame } => Handled::Wake(self.apply_frame(stream_id, frame, now_ms)),
             CoreMsg::StreamEnd { stream_id } => match self.apply_stream_end(stream_id) {
                 Some(ended) => Handled::Ended(ended),

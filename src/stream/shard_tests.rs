@@ -125,12 +125,16 @@ fn audio_only_stream_starts_live() {
         shard.push_frame(id, audio(i * 23), 0).unwrap();
     }
     let v = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    let (out, status) = drain(&mut shard, v, 0);
+    assert!(out.is_empty());
+    assert_eq!(status, BatchStatus::Idle, "starts with the next frame, no keyframe needed");
+    assert_eq!(shard.push_frame(id, audio(115), 0).unwrap().wake, &[v]);
     let (out, _) = drain(&mut shard, v, 0);
-    assert_eq!(out.len(), 1, "just the audio header");
-    assert!(out[0].entry.frame().sequence_header);
-    shard.push_frame(id, audio(115), 0).unwrap();
+    assert_eq!(out.len(), 2);
+    assert!(out[0].entry.frame().sequence_header, "header first");
+    assert_eq!((out[0].timestamp, out[1].timestamp), (0, 0));
+    shard.push_frame(id, audio(138), 0).unwrap();
     let (out, _) = drain(&mut shard, v, 0);
-    assert_eq!(out.len(), 1);
     assert_eq!(out[0].timestamp, 23);
 }
 
@@ -527,6 +531,57 @@ mod prop {
             }
             let (frames, bytes) = shard.ring_usage(id).unwrap();
             prop_assert!(frames <= 64 && bytes <= 4096);
+        }
+
+        #[test]
+        fn replica_matches_owner_for_any_stream(
+            frames in proptest::collection::vec((0u8..5, 0u32..100, any::<bool>()), 1..120),
+            subscribe_at in 0usize..120,
+        ) {
+            let (mut owner, id) = owner_shard(ShardConfig::default());
+            let mut replica = Shard::new(1, ShardConfig::default());
+            let mut views: Option<(ViewerId, ViewerId)> = None;
+            let mut outs: (Vec<OutFrame>, Vec<OutFrame>) = (Vec::new(), Vec::new());
+            let mut ts = 1_000u32;
+            let subscribe_at = subscribe_at.min(frames.len() - 1);
+            for (i, (kind, step, jump)) in frames.into_iter().enumerate() {
+                if i == subscribe_at {
+                    replica.open_stream(key("s"), id, Role::Replica { owner_core: 0 }, 0).unwrap();
+                    let (_, sub) = replica.subscribe_msg(id).unwrap();
+                    let (_, snap) = deliver(&mut owner, sub, 0).unwrap();
+                    deliver(&mut replica, snap, 0);
+                    let ov = owner.add_viewer(id, ViewerOptions::default()).unwrap();
+                    let rv = replica.add_viewer(id, ViewerOptions::default()).unwrap();
+                    outs.0.extend(drain(&mut owner, ov, 0).0);
+                    outs.1.extend(drain(&mut replica, rv, 0).0);
+                    views = Some((ov, rv));
+                }
+                ts = if jump && step < 5 { step * 7 } else { ts.wrapping_add(step) };
+                let frame = match kind {
+                    0 => video(ts, true),
+                    1 => video(ts, false),
+                    2 => audio(ts),
+                    3 => video_header(ts, (step % 2) as u8),
+                    _ => metadata(ts),
+                };
+                let pushed = owner.push_frame(id, frame, 0).unwrap();
+                let msgs: Vec<CoreMsg> = pushed
+                    .replicate_to
+                    .iter()
+                    .map(|_| CoreMsg::Frame { stream_id: id, frame: pushed.entry.frame().clone() })
+                    .collect();
+                for msg in msgs {
+                    deliver(&mut replica, msg, 0);
+                }
+                if let Some((ov, rv)) = views {
+                    outs.0.extend(drain(&mut owner, ov, 0).0);
+                    outs.1.extend(drain(&mut replica, rv, 0).0);
+                }
+            }
+            let view = |v: &[OutFrame]| -> Vec<(u32, bytes::Bytes)> {
+                v.iter().map(|f| (f.timestamp, f.entry.frame().payload.clone())).collect()
+            };
+            prop_assert_eq!(view(&outs.0), view(&outs.1));
         }
     }
 }
