@@ -183,14 +183,8 @@ mod tests {
         assert_eq!(StreamKey::new("", "x"), Err(KeyError::Empty { part: KeyPart::App }));
         assert_eq!(StreamKey::new("live", ""), Err(KeyError::Empty { part: KeyPart::Name }));
         assert_eq!(StreamKey::new("a//b", "x"), Err(KeyError::Empty { part: KeyPart::App }));
-        assert_eq!(
-            StreamKey::new("live", "a\0b"),
-            Err(KeyError::ControlChar { part: KeyPart::Name, byte: 0 })
-        );
-        assert_eq!(
-            StreamKey::new("li\nve", "x"),
-            Err(KeyError::ControlChar { part: KeyPart::App, byte: b'\n' })
-        );
+        assert_eq!(StreamKey::new("live", "a\0b"), Err(KeyError::ControlChar { part: KeyPart::Name, byte: 0 }));
+        assert_eq!(StreamKey::new("li\nve", "x"), Err(KeyError::ControlChar { part: KeyPart::App, byte: b'\n' }));
         assert_eq!(StreamKey::new("live", ".."), Err(KeyError::DotSegment { part: KeyPart::Name }));
         assert_eq!(StreamKey::new("../etc", "x"), Err(KeyError::DotSegment { part: KeyPart::App }));
         assert_eq!(StreamKey::new("live", "a/b"), Err(KeyError::SlashInName));

@@ -41,6 +41,9 @@ pub enum CoreMsg {
         stream_id: StreamId,
         /// The frames to seed the replica ring with.
         frames: Vec<Frame>,
+        /// The stream has had video (so replica viewers wait for a keyframe
+        /// even if `frames` holds none).
+        has_video: bool,
     },
     /// Owner → replica: a new frame (stream-time timestamp).
     Frame {

@@ -215,8 +215,7 @@ impl Ring {
             FrameKind::Script => next.metadata = Some(entry.clone()),
             FrameKind::Audio => next.audio_header = Some(entry.clone()),
             FrameKind::Video => {
-                let unchanged =
-                    old.video_header.as_ref().is_some_and(|h| h.frame.payload == entry.frame.payload);
+                let unchanged = old.video_header.as_ref().is_some_and(|h| h.frame.payload == entry.frame.payload);
                 if !unchanged {
                     // The cached GOP was coded against the old configuration.
                     self.last_keyframe_seq = None;
@@ -286,6 +285,13 @@ impl Ring {
         self.has_video
     }
 
+    /// Records that the stream has video although none was pushed here (a
+    /// replica whose snapshot holds no video frame), so viewers here start at
+    /// keyframes like viewers on the owner core.
+    pub fn mark_has_video(&mut self) {
+        self.has_video = true;
+    }
+
     /// Frames held.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -310,11 +316,17 @@ impl Ring {
     /// the start context, then every frame of the GOP cache (or just the
     /// current context when there is no GOP), with stream-time timestamps.
     pub fn snapshot(&self) -> Vec<Frame> {
-        let (context, from) = match self.gop_start() {
-            Some(k) => (k.start.clone().unwrap_or_else(|| self.context.clone()), k.seq),
-            None => (self.context.clone(), self.next_seq),
+        let (context, from, start_ts) = match self.gop_start() {
+            Some(k) => (k.start.clone().unwrap_or_else(|| self.context.clone()), k.seq, k.frame.timestamp),
+            None => {
+                let last_ts = self.entries.back().map_or(0, |e| e.frame.timestamp);
+                (self.context.clone(), self.next_seq, last_ts)
+            }
         };
-        let mut frames: Vec<Frame> = context.entries().map(|e| e.frame.clone()).collect();
+        // The context is sent "at" the start frame. Its own timestamps may be
+        // hours older, too far for the replica to unwrap against the next frame.
+        let mut frames: Vec<Frame> =
+            context.entries().map(|e| Frame { timestamp: start_ts, ..e.frame.clone() }).collect();
         let first = self.first_seq();
         let skip = usize::try_from(from.saturating_sub(first)).unwrap_or(usize::MAX);
         frames.extend(self.entries.iter().skip(skip).map(|e| e.frame.clone()));
@@ -366,13 +378,11 @@ pub(crate) mod tests {
         assert_eq!(r.gop_start().map(|e| e.seq()), Some(k.seq()));
         let ctx = k.start_context().unwrap();
         let kinds: Vec<_> = ctx.entries().map(|e| (e.frame().kind, e.frame().sequence_header)).collect();
-        assert_eq!(
-            kinds,
-            vec![(FrameKind::Script, false), (FrameKind::Audio, true), (FrameKind::Video, true)]
-        );
+        assert_eq!(kinds, vec![(FrameKind::Script, false), (FrameKind::Audio, true), (FrameKind::Video, true)]);
         let snap = r.snapshot();
         assert_eq!(snap.len(), 3 + 3);
         assert!(snap[3].keyframe);
+        assert!(snap.iter().all(|f| f.timestamp >= snap[3].timestamp), "context sent at the keyframe's time");
     }
 
     #[test]

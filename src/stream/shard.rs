@@ -102,6 +102,9 @@ pub enum ShardError {
     /// The stream has ended; it takes no frames or viewers.
     #[error("stream {0} has ended")]
     Ended(StreamId),
+    /// The stream's publisher left (grace period); a new one must [`Shard::resume`] it first.
+    #[error("stream {0} has no publisher; resume it first")]
+    NoPublisher(StreamId),
     /// The operation needs the other role (e.g. a publisher push on a replica).
     #[error("stream {0} is not {1} on this core")]
     WrongRole(StreamId, &'static str),
@@ -180,7 +183,9 @@ pub enum Handled<'a> {
 enum Liveness {
     Publishing,
     /// Publisher gone; expires at the deadline unless resumed.
-    Grace { deadline_ms: u64 },
+    Grace {
+        deadline_ms: u64,
+    },
     Ended,
 }
 
@@ -220,6 +225,8 @@ pub struct Shard {
     viewer_count: usize,
     wake: Vec<ViewerId>,
     counters: ShardCounters,
+    /// Earliest grace deadline of any stream, so `tick` can return at once.
+    next_grace_deadline: Option<u64>,
 }
 
 impl Shard {
@@ -234,6 +241,7 @@ impl Shard {
             viewer_count: 0,
             wake: Vec::new(),
             counters: ShardCounters::default(),
+            next_grace_deadline: None,
         }
     }
 
@@ -245,10 +253,18 @@ impl Shard {
     /// Opens a stream: as owner when its publisher claimed it here, as replica
     /// when a viewer here wants a stream owned elsewhere. Opening an existing
     /// replica again is fine (returns [`Opened::Existing`]).
-    pub fn open_stream(&mut self, key: StreamKey, stream_id: StreamId, role: Role, now_ms: u64) -> Result<Opened, ShardError> {
+    pub fn open_stream(
+        &mut self,
+        key: StreamKey,
+        stream_id: StreamId,
+        role: Role,
+        now_ms: u64,
+    ) -> Result<Opened, ShardError> {
         if let Some(existing) = self.streams.get(&stream_id) {
             return match (existing.role, role) {
-                (Role::Replica { .. }, Role::Replica { .. }) if existing.liveness != Liveness::Ended => Ok(Opened::Existing),
+                (Role::Replica { .. }, Role::Replica { .. }) if existing.liveness != Liveness::Ended => {
+                    Ok(Opened::Existing)
+                }
                 _ => Err(ShardError::AlreadyOpen(stream_id)),
             };
         }
@@ -301,10 +317,9 @@ impl Shard {
     pub fn subscribe_msg(&self, stream_id: StreamId) -> Option<(usize, CoreMsg)> {
         let s = self.streams.get(&stream_id)?;
         match s.role {
-            Role::Replica { owner_core } => Some((
-                owner_core,
-                CoreMsg::Subscribe { stream_id, key: s.key.clone(), from_core: self.core },
-            )),
+            Role::Replica { owner_core } => {
+                Some((owner_core, CoreMsg::Subscribe { stream_id, key: s.key.clone(), from_core: self.core }))
+            }
             Role::Owner { .. } => None,
         }
     }
@@ -312,8 +327,10 @@ impl Shard {
     /// Adds a publisher's frame to an owned stream.
     pub fn push_frame(&mut self, stream_id: StreamId, mut frame: Frame, now_ms: u64) -> Result<Pushed<'_>, ShardError> {
         let s = self.streams.get_mut(&stream_id).ok_or(ShardError::UnknownStream(stream_id))?;
-        if s.liveness == Liveness::Ended {
-            return Err(ShardError::Ended(stream_id));
+        match s.liveness {
+            Liveness::Publishing => {}
+            Liveness::Grace { .. } => return Err(ShardError::NoPublisher(stream_id)),
+            Liveness::Ended => return Err(ShardError::Ended(stream_id)),
         }
         let Timing::Owner(clock) = &mut s.timing else {
             return Err(ShardError::WrongRole(stream_id, "owned"));
@@ -327,7 +344,13 @@ impl Shard {
         Ok(Pushed { wake: &self.wake, replicate_to, entry })
     }
 
-    fn append(s: &mut Stream, counters: &mut ShardCounters, frame: Frame, stream_ts: u64, now_ms: u64) -> Rc<RingEntry> {
+    fn append(
+        s: &mut Stream,
+        counters: &mut ShardCounters,
+        frame: Frame,
+        stream_ts: u64,
+        now_ms: u64,
+    ) -> Rc<RingEntry> {
         counters.frames_in += 1;
         counters.bytes_in += frame.payload.len() as u64;
         s.stats.frames_in += 1;
@@ -361,7 +384,13 @@ impl Shard {
     /// for a new publisher ([`Shard::resume`]) until [`Shard::tick`] expires it;
     /// otherwise it ends now. A stale `generation` (a publisher already
     /// replaced) is ignored and returns `None`.
-    pub fn publisher_left(&mut self, stream_id: StreamId, generation: u64, now_ms: u64, grace_ms: u64) -> Option<EndedStream> {
+    pub fn publisher_left(
+        &mut self,
+        stream_id: StreamId,
+        generation: u64,
+        now_ms: u64,
+        grace_ms: u64,
+    ) -> Option<EndedStream> {
         let s = self.streams.get_mut(&stream_id)?;
         match s.role {
             Role::Owner { generation: current } if current == generation => {}
@@ -374,7 +403,9 @@ impl Shard {
         if grace_ms == 0 {
             return self.end_stream(stream_id);
         }
-        s.liveness = Liveness::Grace { deadline_ms: now_ms.saturating_add(grace_ms) };
+        let deadline_ms = now_ms.saturating_add(grace_ms);
+        s.liveness = Liveness::Grace { deadline_ms };
+        self.next_grace_deadline = Some(self.next_grace_deadline.map_or(deadline_ms, |d| d.min(deadline_ms)));
         tracing::debug!(key = %s.key, %stream_id, grace_ms, "publisher left, stream waiting");
         None
     }
@@ -398,14 +429,47 @@ impl Shard {
     }
 
     /// Ends streams whose grace period expired by `now_ms`.
+    ///
+    /// Cheap when nothing is due (one comparison), so it can run every loop turn.
     pub fn tick(&mut self, now_ms: u64) -> Vec<EndedStream> {
-        let expired: Vec<StreamId> = self
-            .streams
-            .iter()
-            .filter(|(_, s)| matches!(s.liveness, Liveness::Grace { deadline_ms } if deadline_ms <= now_ms))
-            .map(|(id, _)| *id)
-            .collect();
+        if !matches!(self.next_grace_deadline, Some(d) if d <= now_ms) {
+            return Vec::new();
+        }
+        let mut expired = Vec::new();
+        let mut next = None::<u64>;
+        for (id, s) in &self.streams {
+            if let Liveness::Grace { deadline_ms } = s.liveness {
+                if deadline_ms <= now_ms {
+                    expired.push(*id);
+                } else {
+                    next = Some(next.map_or(deadline_ms, |n| n.min(deadline_ms)));
+                }
+            }
+        }
+        self.next_grace_deadline = next;
         expired.into_iter().filter_map(|id| self.end_stream(id)).collect()
+    }
+
+    /// Checks every positioned viewer against its hard bounds and appends those
+    /// to close. Run it periodically (e.g. once a second): a viewer whose
+    /// socket is stuck never asks for its next batch, so this is how it gets
+    /// closed. O(viewers).
+    pub fn sweep_slow(&mut self, now_ms: u64, out: &mut Vec<(ViewerId, CloseReason)>) {
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            let Some((stream_id, viewer, _)) = slot.entry.as_mut() else { continue };
+            let Some(s) = self.streams.get(stream_id) else { continue };
+            if let Err(reason) = viewer.check_hard_bounds(&s.ring, now_ms) {
+                let id = ViewerId { index: index as u32, generation: slot.generation };
+                match reason {
+                    CloseReason::LagTime { .. } => self.counters.closed_lag_time += 1,
+                    CloseReason::LagBytes { .. } => self.counters.closed_lag_bytes += 1,
+                    CloseReason::Evicted { .. } => self.counters.closed_evicted += 1,
+                    CloseReason::Gone => {}
+                }
+                tracing::debug!(key = %s.key, %reason, "closing stuck viewer");
+                out.push((id, reason));
+            }
+        }
     }
 
     /// Ends a stream: no more frames; viewers finish what they have, then get
@@ -419,13 +483,7 @@ impl Shard {
         s.stats.publishing = false;
         let notify = std::mem::take(&mut s.subscribers);
         Self::drain_parked(s, &mut self.slots, &mut self.wake);
-        let ended = EndedStream {
-            stream_id,
-            key: s.key.clone(),
-            role: s.role,
-            wake: self.wake.clone(),
-            notify,
-        };
+        let ended = EndedStream { stream_id, key: s.key.clone(), role: s.role, wake: self.wake.clone(), notify };
         if s.viewers == 0 {
             self.streams.remove(&stream_id);
         }
@@ -515,13 +573,8 @@ impl Shard {
         let Some(s) = self.streams.get_mut(stream_id) else {
             return BatchStatus::Close(CloseReason::Gone);
         };
-        let request = BatchRequest {
-            now_ms,
-            max_frames,
-            max_bytes,
-            ended: s.liveness == Liveness::Ended,
-            ready: s.seeded,
-        };
+        let request =
+            BatchRequest { now_ms, max_frames, max_bytes, ended: s.liveness == Liveness::Ended, ready: s.seeded };
         let before = *viewer.counters();
         let status = viewer.next_batch(&s.ring, request, out);
         let after = *viewer.counters();
@@ -539,7 +592,9 @@ impl Shard {
                 if s.parked.len() > 2 * s.viewers + 16 {
                     let slots = &self.slots;
                     s.parked.retain(|p| {
-                        slots.get(p.index as usize).is_some_and(|sl| sl.generation == p.generation && sl.entry.is_some())
+                        slots
+                            .get(p.index as usize)
+                            .is_some_and(|sl| sl.generation == p.generation && sl.entry.is_some())
                     });
                 }
             }
@@ -610,7 +665,7 @@ impl Shard {
         match self.streams.get_mut(&stream_id) {
             Some(s) if s.key == *key && s.liveness != Liveness::Ended && matches!(s.role, Role::Owner { .. }) => {
                 s.subscribers.insert(from_core);
-                CoreMsg::Snapshot { stream_id, frames: s.ring.snapshot() }
+                CoreMsg::Snapshot { stream_id, frames: s.ring.snapshot(), has_video: s.ring.has_video() }
             }
             _ => CoreMsg::StreamEnd { stream_id },
         }
@@ -625,7 +680,13 @@ impl Shard {
 
     /// Replica side of `Snapshot`: seeds the ring so viewers start at the
     /// owner's GOP keyframe. Returns viewers to wake.
-    pub fn apply_snapshot(&mut self, stream_id: StreamId, frames: Vec<Frame>, now_ms: u64) -> &[ViewerId] {
+    pub fn apply_snapshot(
+        &mut self,
+        stream_id: StreamId,
+        frames: Vec<Frame>,
+        has_video: bool,
+        now_ms: u64,
+    ) -> &[ViewerId] {
         self.wake.clear();
         let Some(s) = self.streams.get_mut(&stream_id) else { return &self.wake };
         if s.seeded || !matches!(s.role, Role::Replica { .. }) {
@@ -634,6 +695,9 @@ impl Shard {
         let skip = frames.len().saturating_sub(self.config.max_snapshot_frames);
         for frame in frames.into_iter().skip(skip) {
             Self::append_replica(s, &mut self.counters, frame, now_ms);
+        }
+        if has_video {
+            s.ring.mark_has_video();
         }
         s.seeded = true;
         Self::drain_parked(s, &mut self.slots, &mut self.wake);
@@ -679,7 +743,9 @@ impl Shard {
                 self.handle_unsubscribe(stream_id, from_core);
                 Handled::Nothing
             }
-            CoreMsg::Snapshot { stream_id, frames } => Handled::Wake(self.apply_snapshot(stream_id, frames, now_ms)),
+            CoreMsg::Snapshot { stream_id, frames, has_video } => {
+                Handled::Wake(self.apply_snapshot(stream_id, frames, has_video, now_ms))
+            }
             CoreMsg::Frame { stream_id, frame } => Handled::Wake(self.apply_frame(stream_id, frame, now_ms)),
             CoreMsg::StreamEnd { stream_id } => match self.apply_stream_end(stream_id) {
                 Some(ended) => Handled::Ended(ended),
@@ -701,3 +767,7 @@ impl Shard {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "shard_tests.rs"]
+mod tests;

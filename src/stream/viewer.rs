@@ -128,8 +128,9 @@ pub struct ViewerCounters {
 enum Phase {
     /// Not positioned yet (the stream may have no frames or, for a replica, no snapshot).
     Starting,
-    /// Scanning for a keyframe from `cursor`.
-    WaitingKeyframe,
+    /// Scanning from `cursor` for a frame to start at: a keyframe if the
+    /// stream has video, else any frame.
+    Waiting { keyframe_only: bool },
     /// Delivering from `cursor`.
     Live,
 }
@@ -202,8 +203,10 @@ impl Viewer {
             }
             self.position(ring, req.now_ms);
         }
-        if matches!(self.phase, Phase::WaitingKeyframe) && !self.find_keyframe(ring, req.now_ms) {
-            return if req.ended { BatchStatus::Finished } else { BatchStatus::Idle };
+        if let Phase::Waiting { keyframe_only } = self.phase {
+            if !self.find_start(ring, keyframe_only, req.now_ms) {
+                return if req.ended { BatchStatus::Finished } else { BatchStatus::Idle };
+            }
         }
         if let Err(reason) = self.check_lag(ring, req.now_ms) {
             return BatchStatus::Close(reason);
@@ -245,45 +248,40 @@ impl Viewer {
         }
     }
 
-    /// Picks where a new viewer starts: the GOP cache's keyframe, the next
-    /// keyframe, or (no video in the stream so far) live.
+    /// Picks where a new viewer starts: the GOP cache's keyframe, else the
+    /// next keyframe, or the next frame of any kind if the stream has no video.
     fn position(&mut self, ring: &Ring, now_ms: u64) {
         if self.options.gop_cache {
-            if let Some(k) = ring.gop_start() {
-                let context = k.start_context().cloned().unwrap_or_else(|| ring.context().clone());
-                self.start_at(k, context, ring, now_ms);
+            if let Some(k) = ring.gop_start().cloned() {
+                self.start_at(&k, ring, now_ms);
                 return;
             }
         }
         self.cursor = ring.next_seq();
-        if ring.has_video() {
-            self.phase = Phase::WaitingKeyframe;
-        } else {
-            let start_ts = ring.next_seq().checked_sub(1).and_then(|s| ring.get(s)).map_or(0, |e| e.stream_ts());
-            self.timeline = Some(ViewerTimeline::new(self.options.timeline, start_ts));
-            self.preamble = Some((ring.context().clone(), 0));
-            self.phase = Phase::Live;
-        }
+        self.phase = Phase::Waiting { keyframe_only: ring.has_video() };
     }
 
-    fn start_at(&mut self, k: &Rc<RingEntry>, context: Rc<StartContext>, ring: &Ring, now_ms: u64) {
-        self.cursor = k.seq();
-        self.timeline = Some(ViewerTimeline::new(self.options.timeline, k.stream_ts()));
+    /// Starts at `entry`, sending first the metadata and headers current then
+    /// (those not already due in-band from `entry` on).
+    fn start_at(&mut self, entry: &Rc<RingEntry>, ring: &Ring, now_ms: u64) {
+        let context = entry.start_context().cloned().unwrap_or_else(|| ring.context().clone());
+        self.cursor = entry.seq();
+        self.timeline = Some(ViewerTimeline::new(self.options.timeline, entry.stream_ts()));
         self.preamble = Some((context, 0));
-        self.allowance_ms = now_ms.saturating_sub(k.arrival_ms());
-        self.allowance_bytes = ring.bytes_from(k.seq());
+        self.allowance_ms = now_ms.saturating_sub(entry.arrival_ms());
+        self.allowance_bytes = ring.bytes_from(entry.seq());
         self.phase = Phase::Live;
     }
 
-    /// Moves the cursor to the next keyframe; false if none is held yet.
-    fn find_keyframe(&mut self, ring: &Ring, now_ms: u64) -> bool {
+    /// Moves the cursor to a start frame; false if none is held yet.
+    fn find_start(&mut self, ring: &Ring, keyframe_only: bool, now_ms: u64) -> bool {
         // Frames before the oldest held were not needed yet: nothing was missed.
         self.cursor = self.cursor.max(ring.first_seq());
         while let Some(entry) = ring.get(self.cursor) {
-            if entry.frame().keyframe {
-                let context = entry.start_context().cloned().unwrap_or_else(|| ring.context().clone());
+            let frame = entry.frame();
+            if frame.keyframe || (!keyframe_only && !frame.is_droppable()) {
                 let entry = entry.clone();
-                self.start_at(&entry, context, ring, now_ms);
+                self.start_at(&entry, ring, now_ms);
                 return true;
             }
             self.counters.skipped_before_start += 1;
@@ -292,8 +290,24 @@ impl Viewer {
         false
     }
 
+    /// The hard-bound part of the lag check, for viewers that are not asking
+    /// for batches (stuck sockets). Only positioned viewers can lag.
+    pub(crate) fn check_hard_bounds(&mut self, ring: &Ring, now_ms: u64) -> Result<(), CloseReason> {
+        if !matches!(self.phase, Phase::Live) {
+            return Ok(());
+        }
+        let was_skipping = self.skipping;
+        let verdict = self.check_lag(ring, now_ms);
+        // Entering the skip mode is decided when frames are actually taken.
+        self.skipping = was_skipping;
+        verdict
+    }
+
     fn check_lag(&mut self, ring: &Ring, now_ms: u64) -> Result<(), CloseReason> {
         if self.cursor >= ring.next_seq() {
+            // Caught up: any later lag is the viewer's own.
+            self.allowance_ms = 0;
+            self.allowance_bytes = 0;
             return Ok(());
         }
         let Some(entry) = ring.get(self.cursor) else {
@@ -322,6 +336,11 @@ impl Viewer {
     fn send_preamble(&mut self, req: BatchRequest, out: &mut Vec<OutFrame>, bytes: &mut usize, start_len: usize) {
         while let Some((context, sent)) = self.preamble.take() {
             let Some(entry) = context.get(sent).cloned() else { break };
+            if entry.seq() >= self.cursor {
+                // It comes in-band at its own place.
+                self.preamble = Some((context, sent + 1));
+                continue;
+            }
             if out.len() - start_len >= req.max_frames
                 || (out.len() > start_len && *bytes + entry.frame().payload.len() > req.max_bytes)
             {
@@ -335,7 +354,8 @@ impl Viewer {
 
     fn emit(&mut self, entry: &Rc<RingEntry>, out: &mut Vec<OutFrame>, bytes: &mut usize) {
         let len = entry.frame().payload.len();
-        let timeline = self.timeline.get_or_insert_with(|| ViewerTimeline::new(self.options.timeline, entry.stream_ts()));
+        let timeline =
+            self.timeline.get_or_insert_with(|| ViewerTimeline::new(self.options.timeline, entry.stream_ts()));
         let timestamp = timeline.map(entry.stream_ts());
         *bytes += len;
         self.counters.frames_sent += 1;
