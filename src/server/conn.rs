@@ -148,6 +148,13 @@ impl Slab {
         self.live == 0
     }
 
+    /// Slot indices of open connections whose deadline is at or before `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> impl Iterator<Item = u32> + '_ {
+        self.slots.iter().enumerate().filter_map(move |(i, s)| {
+            s.conn.as_ref().filter(|c| !c.closing && c.deadline_ms <= now_ms).map(|_| i as u32)
+        })
+    }
+
     /// Slot indices of live connections.
     pub fn indices(&self) -> impl Iterator<Item = u32> + '_ {
         self.slots.iter().enumerate().filter(|(_, s)| s.conn.is_some()).map(|(i, _)| i as u32)

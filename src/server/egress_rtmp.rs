@@ -13,7 +13,7 @@ use crate::protocol::rtmp::chunk::{
     write_first_header, ChunkEncoder, SharedChunks, EXTENDED_TIMESTAMP_MARKER, MAX_CHUNK_HEADER_LEN,
 };
 use crate::protocol::rtmp::message::RtmpMessage;
-use crate::protocol::rtmp::session::OutputCsids;
+use crate::protocol::rtmp::session::csid::OutputCsids;
 use crate::protocol::Frame;
 use crate::stream::{EncodingSlot, RingEntry};
 

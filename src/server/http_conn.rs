@@ -22,15 +22,14 @@ const MAX_BUFFERED: usize = 16 << 10;
 pub struct HttpConn {
     buf: BytesMut,
     parser: RequestParser,
-    listener: Listener,
     /// A streaming response started: further input is ignored.
     streaming: bool,
 }
 
 impl HttpConn {
-    /// A connection accepted on `listener`.
-    pub fn new(listener: Listener) -> Self {
-        HttpConn { buf: BytesMut::new(), parser: RequestParser::new(RequestLimits::default()), listener, streaming: false }
+    /// A fresh connection.
+    pub fn new() -> Self {
+        HttpConn { buf: BytesMut::new(), parser: RequestParser::new(RequestLimits::default()), streaming: false }
     }
 }
 

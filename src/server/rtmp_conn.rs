@@ -12,7 +12,7 @@ use super::worker::CoreState;
 use super::MeshMsg;
 use crate::metrics::{CloseReason, IngestSource, RefuseReason};
 use crate::protocol::rtmp::chunk::ChunkLimits;
-use crate::protocol::rtmp::session::{
+use crate::protocol::rtmp::session::server::{
     PlayRejection, PublishRejection, ServerEvent, ServerSession, ServerSessionConfig,
 };
 use crate::protocol::Frame;

@@ -311,7 +311,7 @@ impl CoreState {
         let max_frames = cfg.runtime.max_frames_per_send;
         let proto = match kind {
             Listener::Rtmp => Proto::Rtmp(Box::new(RtmpConn::new(&self.shared, now))),
-            _ => Proto::Http(HttpConn::new(kind)),
+            _ => Proto::Http(HttpConn::new()),
         };
         let peer = peer_addr(fd);
         let slot = self.conns.insert(|generation| Conn {
@@ -536,11 +536,7 @@ impl CoreState {
                 arm_accept(r, self, index);
             }
         }
-        let expired: Vec<u32> = self
-            .conns
-            .indices()
-            .filter(|&i| self.conns_deadline(i).is_some_and(|d| d <= now_ms))
-            .collect();
+        let expired: Vec<u32> = self.conns.expired(now_ms).collect();
         for slot in expired {
             self.close_now(r, slot, CloseReason::Timeout);
         }
@@ -548,10 +544,6 @@ impl CoreState {
             self.stream_ended(ended);
         }
         self.publish_report(now_ms);
-    }
-
-    fn conns_deadline(&mut self, slot: u32) -> Option<u64> {
-        self.conns.at(slot).filter(|c| !c.closing).map(|c| c.deadline_ms)
     }
 
     fn drain_mesh(&mut self) {
