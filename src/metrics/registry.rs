@@ -549,6 +549,34 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_scrapes_see_monotonic_values_and_exact_final_sums() {
+        const PER_CORE: u64 = 200_000;
+        let reg = std::sync::Arc::new(MetricsRegistry::new(2).unwrap());
+        let writers: Vec<_> = (0..2)
+            .map(|i| {
+                let m = reg.core(i).unwrap();
+                std::thread::spawn(move || {
+                    for _ in 0..PER_CORE {
+                        m.bytes_sent.add(Protocol::HttpFlv, 3);
+                    }
+                })
+            })
+            .collect();
+        let series = "ringcast_sent_bytes_total{protocol=\"http_flv\"}";
+        let mut last = 0.0;
+        for _ in 0..20 {
+            let v = line_value(&reg.render().unwrap(), series).unwrap();
+            assert!(v >= last, "counter went backwards: {last} -> {v}");
+            last = v;
+        }
+        for w in writers {
+            w.join().unwrap();
+        }
+        let total = line_value(&reg.render().unwrap(), series).unwrap();
+        assert_eq!(total, (2 * 3 * PER_CORE) as f64, "single-writer increments must not be lost");
+    }
+
+    #[test]
     fn core_count_is_bounded() {
         assert!(matches!(
             MetricsRegistry::new(MAX_CORES + 1),

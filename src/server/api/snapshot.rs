@@ -27,6 +27,19 @@ impl ServerSnapshot {
         self.streams.iter().find(|s| s.app == app && s.name == name)
     }
 
+    /// Adds viewers counted on a core that does not own `app`/`name` (a cross-core
+    /// replica) to the owner's entry. Returns false if no such stream is listed,
+    /// e.g. it ended between the owner's and the replica's report.
+    pub fn add_viewers(&mut self, app: &str, name: &str, viewers: ViewerCounts) -> bool {
+        match self.streams.iter_mut().find(|s| s.app == app && s.name == name) {
+            Some(stream) => {
+                stream.viewers = stream.viewers.plus(&viewers);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Viewers of every stream, by protocol.
     pub fn total_viewers(&self) -> ViewerCounts {
         self.streams.iter().fold(ViewerCounts::default(), |acc, s| acc.plus(&s.viewers))
@@ -225,6 +238,19 @@ mod tests {
         assert_eq!(snap.stream("live", "b").map(|s| s.viewers.rtmp), Some(1));
         assert!(snap.stream("other", "b").is_none());
         assert_eq!(snap.total_viewers().total(), 4);
+    }
+
+    #[test]
+    fn replica_viewers_merge_into_the_owner_entry() {
+        let mut snap = ServerSnapshot {
+            server: ServerInfo::default(),
+            streams: vec![StreamSnapshot { app: "live".into(), name: "a".into(), core: 0, ..Default::default() }],
+        };
+        let remote = ViewerCounts { http_flv: 5, rtmp: 0, hls: 2 };
+        assert!(snap.add_viewers("live", "a", remote));
+        assert!(snap.add_viewers("live", "a", remote));
+        assert!(!snap.add_viewers("live", "gone", remote));
+        assert_eq!(snap.streams[0].viewers, ViewerCounts { http_flv: 10, rtmp: 0, hls: 4 });
     }
 
     #[test]
