@@ -851,6 +851,13 @@ mod tests {
     }
 
     #[test]
+    fn registry_and_blocks_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<MetricsRegistry>();
+        shareable::<CoreMetrics>();
+    }
+
+    #[test]
     fn core_count_is_bounded() {
         assert!(matches!(
             MetricsRegistry::new(MAX_CORES + 1),

@@ -17,7 +17,7 @@ pub use self::path::{
     encode_segment, split_target, PathError, MAX_SEGMENTS, MAX_SEGMENT_LEN, MAX_TARGET_LEN,
 };
 pub use self::router::{
-    route, ApiAction, ApiConfig, ApiResponse, HTML_CONTENT_TYPE, JSON_CONTENT_TYPE,
+    handles, route, ApiAction, ApiConfig, ApiResponse, HTML_CONTENT_TYPE, JSON_CONTENT_TYPE,
 };
 pub use self::snapshot::{
     audio_codec_name, video_codec_name, AudioInfo, ConnectionCounts, ServerInfo, ServerSnapshot,

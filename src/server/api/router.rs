@@ -191,6 +191,12 @@ struct StreamList<'a> {
     streams: &'a [super::snapshot::StreamSnapshot],
 }
 
+/// Whether `target` is one of the API's routes (`/`, `/metrics`, `/api/v1/...`),
+/// for a listener that serves media too and must decide who answers.
+pub fn handles(target: &str) -> bool {
+    split_target(target).is_ok_and(|segments| Route::parse(segments).is_some())
+}
+
 fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
     headers
         .iter()
@@ -525,6 +531,16 @@ mod tests {
         assert_eq!(call("GET", "/metrics", &[], &open).status, 200);
         assert_eq!(call("GET", "/", &[], &open).status, 200);
         assert_eq!(call("GET", "/api/v1/streams", &[], &open).status, 401);
+    }
+
+    #[test]
+    fn handles_only_api_routes() {
+        assert!(handles("/"));
+        assert!(handles("/metrics"));
+        assert!(handles("/api/v1/streams/live/x?y=1"));
+        assert!(!handles("/live/cam1.flv"));
+        assert!(!handles("/api/v1/streams/live"));
+        assert!(!handles("/a%zz"));
     }
 
     #[test]
