@@ -9,13 +9,12 @@
 //! Also here: [`check_rlimits`], the start-up check that the process may open as
 //! many descriptors and lock as much memory as its configuration needs.
 
-mod per_core;
 mod labels;
 mod local;
+mod per_core;
 mod registry;
 mod rlimits;
 
-pub use self::per_core::{CoreMetrics, ReactorMetrics, REACTOR_WINDOW_NS};
 pub use self::labels::{
     AcceptErrorKind, CloseReason, DropReason, FailureSide, IngestSource, LabelValue,
     LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason,
@@ -24,6 +23,7 @@ pub use self::local::{
     HistogramTotals, LocalCounter, LocalGauge, LocalHistogram, LocalRatio, LATENCY_BUCKETS_NS,
     LATENCY_BUCKET_COUNT,
 };
+pub use self::per_core::{CoreMetrics, ReactorMetrics, REACTOR_WINDOW_NS};
 pub use self::registry::{
     exported_family_names, GaugeSample, MetricsError, MetricsRegistry, MAX_CORES, MAX_GAUGE_FNS,
     MAX_GAUGE_FN_SAMPLES, METRICS_CONTENT_TYPE,

@@ -10,7 +10,8 @@ use ringcast::metrics::exported_family_names;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn dashboard() -> serde_json::Value {
-    let text = std::fs::read_to_string(Path::new(ROOT).join("deploy/grafana/ringcast.json")).expect("dashboard");
+    let text = std::fs::read_to_string(Path::new(ROOT).join("deploy/grafana/ringcast.json"))
+        .expect("dashboard");
     serde_json::from_str(&text).expect("dashboard is JSON")
 }
 
@@ -30,7 +31,9 @@ fn metric_names(expr: &str) -> Vec<String> {
     let mut rest = expr;
     while let Some(at) = rest.find("ringcast_") {
         let tail = &rest[at..];
-        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
         names.push(tail[..end].to_owned());
         rest = &tail[end..];
     }
@@ -53,7 +56,10 @@ fn every_queried_series_is_exported() {
                 .find_map(|s| name.strip_suffix(s).filter(|b| exported.contains(b)))
                 .unwrap_or(&name)
                 .to_owned();
-            assert!(exported.contains(family.as_str()), "{name} in `{expr}` is not exported");
+            assert!(
+                exported.contains(family.as_str()),
+                "{name} in `{expr}` is not exported"
+            );
             used.insert(family);
         }
     }
@@ -79,10 +85,18 @@ fn panels_have_unique_ids_and_fit_the_grid() {
     let d = dashboard();
     let mut ids = BTreeSet::new();
     for p in d["panels"].as_array().expect("panels") {
-        assert!(ids.insert(p["id"].as_u64().expect("id")), "duplicate id {}", p["id"]);
+        assert!(
+            ids.insert(p["id"].as_u64().expect("id")),
+            "duplicate id {}",
+            p["id"]
+        );
         let g = &p["gridPos"];
         let (x, w) = (g["x"].as_u64().expect("x"), g["w"].as_u64().expect("w"));
-        assert!(x + w <= 24, "panel {} overflows the 24-column grid", p["title"]);
+        assert!(
+            x + w <= 24,
+            "panel {} overflows the 24-column grid",
+            p["title"]
+        );
     }
     assert_eq!(d["uid"], "ringcast-edge");
 }
@@ -97,13 +111,24 @@ fn every_query_is_valid_promql() {
     // A rule file with one recording rule per query: `promtool check rules` parses them.
     let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
     for (i, expr) in exprs(&dashboard()).iter().enumerate() {
-        let concrete = expr.replace("$__rate_interval", "1m").replace("$instance", ".*");
+        let concrete = expr
+            .replace("$__rate_interval", "1m")
+            .replace("$instance", ".*");
         let quoted = serde_json::to_string(&concrete).expect("quote");
-        rules.push_str(&format!("      - record: ringcast:dashboard_query_{i}\n        expr: {quoted}\n"));
+        rules.push_str(&format!(
+            "      - record: ringcast:dashboard_query_{i}\n        expr: {quoted}\n"
+        ));
     }
-    let path = std::env::temp_dir().join(format!("ringcast-dashboard-rules-{}.yml", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "ringcast-dashboard-rules-{}.yml",
+        std::process::id()
+    ));
     std::fs::write(&path, rules).expect("write rules");
-    let out = Command::new(promtool).args(["check", "rules"]).arg(&path).output().expect("promtool");
+    let out = Command::new(promtool)
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+        .expect("promtool");
     let _ = std::fs::remove_file(&path);
     assert!(
         out.status.success(),
@@ -115,7 +140,8 @@ fn every_query_is_valid_promql() {
 
 #[test]
 fn committed_json_matches_generator() {
-    let out_path = std::env::temp_dir().join(format!("ringcast-dashboard-{}.json", std::process::id()));
+    let out_path =
+        std::env::temp_dir().join(format!("ringcast-dashboard-{}.json", std::process::id()));
     let status = Command::new("python3")
         .arg(Path::new(ROOT).join("deploy/grafana/generate.py"))
         .arg(&out_path)
@@ -124,6 +150,10 @@ fn committed_json_matches_generator() {
     assert!(status.success());
     let generated = std::fs::read_to_string(&out_path).expect("generated");
     let _ = std::fs::remove_file(&out_path);
-    let committed = std::fs::read_to_string(Path::new(ROOT).join("deploy/grafana/ringcast.json")).expect("committed");
-    assert!(generated == committed, "deploy/grafana/ringcast.json is stale: rerun deploy/grafana/generate.py");
+    let committed = std::fs::read_to_string(Path::new(ROOT).join("deploy/grafana/ringcast.json"))
+        .expect("committed");
+    assert!(
+        generated == committed,
+        "deploy/grafana/ringcast.json is stale: rerun deploy/grafana/generate.py"
+    );
 }

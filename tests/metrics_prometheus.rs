@@ -32,7 +32,9 @@ struct MetricsEndpoint {
 impl MetricsEndpoint {
     fn start(registry: MetricsRegistry) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind metrics endpoint");
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let addr = listener.local_addr().expect("local addr");
         let stop = Arc::new(AtomicBool::new(false));
         let stop_flag = Arc::clone(&stop);
@@ -48,7 +50,11 @@ impl MetricsEndpoint {
                 }
             }
         });
-        Self { addr, stop, thread: Some(thread) }
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 
@@ -75,7 +81,14 @@ fn serve_one(mut conn: TcpStream, config: &ApiConfig, registry: &MetricsRegistry
     let text = String::from_utf8_lossy(&head);
     let mut words = text.lines().next().unwrap_or("").split(' ');
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let resp = route(method, target, &[], config, registry, ServerSnapshot::default);
+    let resp = route(
+        method,
+        target,
+        &[],
+        config,
+        registry,
+        ServerSnapshot::default,
+    );
     let mut out = format!(
         "HTTP/1.0 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         resp.status,
@@ -113,8 +126,14 @@ impl PrometheusServer {
         std::fs::write(dir.join("prometheus.yml"), config).expect("write config");
         let addr = free_loopback_port();
         let child = Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--log.level=warn")
             .stdout(Stdio::null())
@@ -157,8 +176,10 @@ fn percent_encode(s: &str) -> String {
 
 /// One instant query against Prometheus's HTTP API; the first sample's value.
 fn query(prom: SocketAddr, promql: &str) -> Result<Option<f64>, String> {
-    let mut conn = TcpStream::connect_timeout(&prom, Duration::from_secs(2)).map_err(|e| e.to_string())?;
-    conn.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    let mut conn =
+        TcpStream::connect_timeout(&prom, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
     let req = format!(
         "GET /api/v1/query?query={} HTTP/1.0\r\nHost: {prom}\r\n\r\n",
         percent_encode(promql)
@@ -166,12 +187,17 @@ fn query(prom: SocketAddr, promql: &str) -> Result<Option<f64>, String> {
     conn.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     let mut resp = String::new();
     conn.read_to_string(&mut resp).map_err(|e| e.to_string())?;
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).ok_or("no HTTP body")?;
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .ok_or("no HTTP body")?;
     let v: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("{e}: {body}"))?;
     if v["status"] != "success" {
         return Err(format!("query failed: {body}"));
     }
-    Ok(v["data"]["result"][0]["value"][1].as_str().and_then(|s| s.parse().ok()))
+    Ok(v["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|s| s.parse().ok()))
 }
 
 /// Starts Prometheus against `target` and polls `promql` until it returns a value.
@@ -187,7 +213,10 @@ fn scrape_through_prometheus(target: &str, metrics_path: &str, promql: &str) -> 
         }
         thread::sleep(Duration::from_millis(250));
     }
-    panic!("{promql} never came back through Prometheus in {DEADLINE:?}: {last}\nprometheus log:\n{}", prom.log());
+    panic!(
+        "{promql} never came back through Prometheus in {DEADLINE:?}: {last}\nprometheus log:\n{}",
+        prom.log()
+    );
 }
 
 #[test]
@@ -202,8 +231,16 @@ fn prometheus_scrapes_ringcast_and_returns_a_series() {
         return;
     }
     let registry = MetricsRegistry::new(2).expect("registry");
-    registry.core(0).expect("core 0").frames_sent.add(Protocol::Rtmp, 40);
-    registry.core(1).expect("core 1").frames_sent.add(Protocol::Rtmp, 2);
+    registry
+        .core(0)
+        .expect("core 0")
+        .frames_sent
+        .add(Protocol::Rtmp, 40);
+    registry
+        .core(1)
+        .expect("core 1")
+        .frames_sent
+        .add(Protocol::Rtmp, 2);
     let endpoint = MetricsEndpoint::start(registry);
     let v = scrape_through_prometheus(
         &endpoint.addr.to_string(),

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use ringcast::metrics::{
-    AcceptErrorKind, CloseReason, DropReason, FailureSide, IngestSource, Listener,
-    MetricsRegistry, Protocol, RefuseReason,
+    AcceptErrorKind, CloseReason, DropReason, FailureSide, IngestSource, Listener, MetricsRegistry,
+    Protocol, RefuseReason,
 };
 
 const PROMTOOL: &str = "/usr/bin/promtool";
@@ -39,9 +39,12 @@ fn busy_registry() -> MetricsRegistry {
         m.origin_pull_failures.inc();
         m.origin_pull_recoveries.inc();
     }
-    reg.register_gauge_fn("ringcast_config_max_connections", "Configured connection limit.", &[], || {
-        vec![(Vec::new(), 100_000.0)]
-    })
+    reg.register_gauge_fn(
+        "ringcast_config_max_connections",
+        "Configured connection limit.",
+        &[],
+        || vec![(Vec::new(), 100_000.0)],
+    )
     .expect("gauge fn");
     reg
 }
@@ -49,7 +52,9 @@ fn busy_registry() -> MetricsRegistry {
 #[test]
 fn rendered_metrics_pass_promtool_check() {
     if !std::path::Path::new(PROMTOOL).exists() {
-        eprintln!("SKIPPED: {PROMTOOL} not installed (Debian package `prometheus`); cannot lint /metrics");
+        eprintln!(
+            "SKIPPED: {PROMTOOL} not installed (Debian package `prometheus`); cannot lint /metrics"
+        );
         return;
     }
     let text = busy_registry().render().expect("render");
@@ -72,7 +77,13 @@ fn rendered_metrics_pass_promtool_check() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "promtool rejected the output:\n{report}\n---\n{text}");
+    assert!(
+        out.status.success(),
+        "promtool rejected the output:\n{report}\n---\n{text}"
+    );
     // promtool prints lint findings (naming, units) even when the format parses.
-    assert!(report.trim().is_empty(), "promtool lint findings:\n{report}");
+    assert!(
+        report.trim().is_empty(),
+        "promtool lint findings:\n{report}"
+    );
 }

@@ -291,7 +291,10 @@ mod tests {
             let mut seen = std::collections::HashSet::new();
             for v in L::ALL {
                 let s = v.as_str();
-                assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{s}");
+                assert!(
+                    s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                    "{s}"
+                );
                 assert!(seen.insert(s), "duplicate {s}");
             }
         }
@@ -307,9 +310,18 @@ mod tests {
 
     #[test]
     fn accept_errno_classification() {
-        assert_eq!(AcceptErrorKind::from_errno(libc::EMFILE), AcceptErrorKind::Emfile);
-        assert_eq!(AcceptErrorKind::from_errno(libc::ENFILE), AcceptErrorKind::Enfile);
-        assert_eq!(AcceptErrorKind::from_errno(libc::ECONNABORTED), AcceptErrorKind::Other);
+        assert_eq!(
+            AcceptErrorKind::from_errno(libc::EMFILE),
+            AcceptErrorKind::Emfile
+        );
+        assert_eq!(
+            AcceptErrorKind::from_errno(libc::ENFILE),
+            AcceptErrorKind::Enfile
+        );
+        assert_eq!(
+            AcceptErrorKind::from_errno(libc::ECONNABORTED),
+            AcceptErrorKind::Other
+        );
     }
 
     #[test]

@@ -72,7 +72,8 @@ impl LocalGauge {
     #[inline]
     pub fn add(&self, delta: i64) {
         let v = self.0.load(Ordering::Relaxed) as i64;
-        self.0.store(v.wrapping_add(delta) as u64, Ordering::Relaxed);
+        self.0
+            .store(v.wrapping_add(delta) as u64, Ordering::Relaxed);
     }
 
     /// Adds one. Owner core only.

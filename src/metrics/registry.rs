@@ -8,12 +8,12 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{Encoder as _, TextEncoder};
 
-use super::per_core::CoreMetrics;
 use super::labels::{
     AcceptErrorKind, CloseReason, DropReason, FailureSide, IngestSource, LabelValue, Listener,
     Protocol, RefuseReason,
 };
 use super::local::HistogramTotals;
+use super::per_core::CoreMetrics;
 
 /// `Content-Type` of the text exposition format served on `/metrics`.
 pub const METRICS_CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
@@ -73,34 +73,196 @@ macro_rules! family {
     };
 }
 
-family!(BUILD_INFO, "ringcast_build_info", GAUGE, ["version"], "Always 1; the version label says which ringcast build is running.");
+family!(
+    BUILD_INFO,
+    "ringcast_build_info",
+    GAUGE,
+    ["version"],
+    "Always 1; the version label says which ringcast build is running."
+);
 family!(CORES, "ringcast_cores", GAUGE, [], "Reactor cores running.");
-family!(PUBLISHERS, "ringcast_publishers", GAUGE, [], "Publishers connected.");
-family!(STREAMS, "ringcast_streams", GAUGE, [], "Live streams (publisher or origin pull), counted on their owning core.");
-family!(VIEWERS, "ringcast_viewers", GAUGE, [Protocol::LABEL], "Viewers attached, by egress protocol.");
-family!(OPEN_CONNECTIONS, "ringcast_open_connections", GAUGE, [Listener::LABEL], "Open client connections, by listener.");
-family!(ACCEPTED, "ringcast_connections_accepted_total", COUNTER, [Listener::LABEL], "Connections accepted, by listener.");
-family!(REFUSED, "ringcast_connections_refused_total", COUNTER, [RefuseReason::LABEL], "Connections or publish/play requests refused, by reason.");
-family!(CLOSED, "ringcast_connections_closed_total", COUNTER, [CloseReason::LABEL], "Connections closed, by reason.");
-family!(RECEIVED_BYTES, "ringcast_received_bytes_total", COUNTER, [IngestSource::LABEL], "Media payload bytes ingested, by source.");
-family!(RECEIVED_FRAMES, "ringcast_received_frames_total", COUNTER, [IngestSource::LABEL], "Media frames ingested, by source.");
-family!(SENT_BYTES, "ringcast_sent_bytes_total", COUNTER, [Protocol::LABEL], "Bytes sent to viewers including per-viewer headers, by protocol.");
-family!(SENT_FRAMES, "ringcast_sent_frames_total", COUNTER, [Protocol::LABEL], "Frames sent to viewers, one per viewer per frame, by protocol.");
-family!(DROPPED_FRAMES, "ringcast_dropped_frames_total", COUNTER, [DropReason::LABEL], "Frames not delivered to a viewer, by reason.");
-family!(SLOW_CLOSES, "ringcast_slow_viewer_closes_total", COUNTER, [], "Viewers closed for lagging past the hard bound.");
-family!(GOP_BYTES, "ringcast_gop_cache_bytes", GAUGE, [], "Bytes held by GOP caches, replicas on other cores included.");
-family!(BUSY_RATIO, "ringcast_reactor_busy_ratio", GAUGE, ["core"], "Fraction of the last second the reactor spent working rather than waiting.");
-family!(SENDS_PER_SUBMIT, "ringcast_reactor_sends_per_submit", GAUGE, ["core"], "Mean sends per io_uring submission over the last second.");
-family!(BUSY_SECONDS, "ringcast_reactor_busy_seconds_total", COUNTER, ["core"], "Time the reactor spent working.");
-family!(IDLE_SECONDS, "ringcast_reactor_idle_seconds_total", COUNTER, ["core"], "Time the reactor spent waiting for completions.");
-family!(SUBMITS, "ringcast_reactor_submits_total", COUNTER, ["core"], "io_uring submissions.");
-family!(SENDS, "ringcast_reactor_sends_total", COUNTER, ["core"], "Send operations submitted.");
-family!(LATENCY, "ringcast_server_latency_seconds", HISTOGRAM, [], "Time from a frame's arrival to the completion of a viewer send carrying it.");
-family!(ACCEPT_ERRORS, "ringcast_accept_errors_total", COUNTER, [AcceptErrorKind::LABEL], "Failed accepts, by errno class.");
-family!(FAILURES, "ringcast_failures_total", COUNTER, [FailureSide::LABEL], "Sessions ended by an error, by side.");
-family!(PULL_ATTEMPTS, "ringcast_origin_pull_attempts_total", COUNTER, [], "Origin pulls started, retries included.");
-family!(PULL_FAILURES, "ringcast_origin_pull_failures_total", COUNTER, [], "Origin pulls that failed to connect or broke.");
-family!(PULL_RECOVERIES, "ringcast_origin_pull_recoveries_total", COUNTER, [], "Origin pulls that delivered media again after failing.");
+family!(
+    PUBLISHERS,
+    "ringcast_publishers",
+    GAUGE,
+    [],
+    "Publishers connected."
+);
+family!(
+    STREAMS,
+    "ringcast_streams",
+    GAUGE,
+    [],
+    "Live streams (publisher or origin pull), counted on their owning core."
+);
+family!(
+    VIEWERS,
+    "ringcast_viewers",
+    GAUGE,
+    [Protocol::LABEL],
+    "Viewers attached, by egress protocol."
+);
+family!(
+    OPEN_CONNECTIONS,
+    "ringcast_open_connections",
+    GAUGE,
+    [Listener::LABEL],
+    "Open client connections, by listener."
+);
+family!(
+    ACCEPTED,
+    "ringcast_connections_accepted_total",
+    COUNTER,
+    [Listener::LABEL],
+    "Connections accepted, by listener."
+);
+family!(
+    REFUSED,
+    "ringcast_connections_refused_total",
+    COUNTER,
+    [RefuseReason::LABEL],
+    "Connections or publish/play requests refused, by reason."
+);
+family!(
+    CLOSED,
+    "ringcast_connections_closed_total",
+    COUNTER,
+    [CloseReason::LABEL],
+    "Connections closed, by reason."
+);
+family!(
+    RECEIVED_BYTES,
+    "ringcast_received_bytes_total",
+    COUNTER,
+    [IngestSource::LABEL],
+    "Media payload bytes ingested, by source."
+);
+family!(
+    RECEIVED_FRAMES,
+    "ringcast_received_frames_total",
+    COUNTER,
+    [IngestSource::LABEL],
+    "Media frames ingested, by source."
+);
+family!(
+    SENT_BYTES,
+    "ringcast_sent_bytes_total",
+    COUNTER,
+    [Protocol::LABEL],
+    "Bytes sent to viewers including per-viewer headers, by protocol."
+);
+family!(
+    SENT_FRAMES,
+    "ringcast_sent_frames_total",
+    COUNTER,
+    [Protocol::LABEL],
+    "Frames sent to viewers, one per viewer per frame, by protocol."
+);
+family!(
+    DROPPED_FRAMES,
+    "ringcast_dropped_frames_total",
+    COUNTER,
+    [DropReason::LABEL],
+    "Frames not delivered to a viewer, by reason."
+);
+family!(
+    SLOW_CLOSES,
+    "ringcast_slow_viewer_closes_total",
+    COUNTER,
+    [],
+    "Viewers closed for lagging past the hard bound."
+);
+family!(
+    GOP_BYTES,
+    "ringcast_gop_cache_bytes",
+    GAUGE,
+    [],
+    "Bytes held by GOP caches, replicas on other cores included."
+);
+family!(
+    BUSY_RATIO,
+    "ringcast_reactor_busy_ratio",
+    GAUGE,
+    ["core"],
+    "Fraction of the last second the reactor spent working rather than waiting."
+);
+family!(
+    SENDS_PER_SUBMIT,
+    "ringcast_reactor_sends_per_submit",
+    GAUGE,
+    ["core"],
+    "Mean sends per io_uring submission over the last second."
+);
+family!(
+    BUSY_SECONDS,
+    "ringcast_reactor_busy_seconds_total",
+    COUNTER,
+    ["core"],
+    "Time the reactor spent working."
+);
+family!(
+    IDLE_SECONDS,
+    "ringcast_reactor_idle_seconds_total",
+    COUNTER,
+    ["core"],
+    "Time the reactor spent waiting for completions."
+);
+family!(
+    SUBMITS,
+    "ringcast_reactor_submits_total",
+    COUNTER,
+    ["core"],
+    "io_uring submissions."
+);
+family!(
+    SENDS,
+    "ringcast_reactor_sends_total",
+    COUNTER,
+    ["core"],
+    "Send operations submitted."
+);
+family!(
+    LATENCY,
+    "ringcast_server_latency_seconds",
+    HISTOGRAM,
+    [],
+    "Time from a frame's arrival to the completion of a viewer send carrying it."
+);
+family!(
+    ACCEPT_ERRORS,
+    "ringcast_accept_errors_total",
+    COUNTER,
+    [AcceptErrorKind::LABEL],
+    "Failed accepts, by errno class."
+);
+family!(
+    FAILURES,
+    "ringcast_failures_total",
+    COUNTER,
+    [FailureSide::LABEL],
+    "Sessions ended by an error, by side."
+);
+family!(
+    PULL_ATTEMPTS,
+    "ringcast_origin_pull_attempts_total",
+    COUNTER,
+    [],
+    "Origin pulls started, retries included."
+);
+family!(
+    PULL_FAILURES,
+    "ringcast_origin_pull_failures_total",
+    COUNTER,
+    [],
+    "Origin pulls that failed to connect or broke."
+);
+family!(
+    PULL_RECOVERIES,
+    "ringcast_origin_pull_recoveries_total",
+    COUNTER,
+    [],
+    "Origin pulls that delivered media again after failing."
+);
 
 /// Every family the core collector emits, in output order.
 const FAMILIES: &[Family] = &[
@@ -202,7 +364,11 @@ impl CoreSumCollector {
         family_of(f, vec![sample(f.kind, &[], v)])
     }
 
-    fn by_label<L: LabelValue>(&self, f: &Family, get: impl Fn(&CoreMetrics, L) -> f64) -> MetricFamily {
+    fn by_label<L: LabelValue>(
+        &self,
+        f: &Family,
+        get: impl Fn(&CoreMetrics, L) -> f64,
+    ) -> MetricFamily {
         let metrics = L::ALL
             .iter()
             .map(|&l| {
@@ -260,21 +426,42 @@ impl Collector for CoreSumCollector {
         vec![
             family_of(
                 &BUILD_INFO,
-                vec![sample(MetricType::GAUGE, &[("version", env!("CARGO_PKG_VERSION"))], 1.0)],
+                vec![sample(
+                    MetricType::GAUGE,
+                    &[("version", env!("CARGO_PKG_VERSION"))],
+                    1.0,
+                )],
             ),
-            family_of(&CORES, vec![sample(MetricType::GAUGE, &[], self.cores.len() as f64)]),
+            family_of(
+                &CORES,
+                vec![sample(MetricType::GAUGE, &[], self.cores.len() as f64)],
+            ),
             self.total(&PUBLISHERS, |c| c.publishers.get() as f64),
             self.total(&STREAMS, |c| c.streams.get() as f64),
             self.by_label(&VIEWERS, |c, l: Protocol| c.viewers.get(l) as f64),
-            self.by_label(&OPEN_CONNECTIONS, |c, l: Listener| c.open_connections.get(l) as f64),
-            self.by_label(&ACCEPTED, |c, l: Listener| c.connections_accepted.get(l) as f64),
-            self.by_label(&REFUSED, |c, l: RefuseReason| c.connections_refused.get(l) as f64),
-            self.by_label(&CLOSED, |c, l: CloseReason| c.connections_closed.get(l) as f64),
-            self.by_label(&RECEIVED_BYTES, |c, l: IngestSource| c.bytes_received.get(l) as f64),
-            self.by_label(&RECEIVED_FRAMES, |c, l: IngestSource| c.frames_received.get(l) as f64),
+            self.by_label(&OPEN_CONNECTIONS, |c, l: Listener| {
+                c.open_connections.get(l) as f64
+            }),
+            self.by_label(&ACCEPTED, |c, l: Listener| {
+                c.connections_accepted.get(l) as f64
+            }),
+            self.by_label(&REFUSED, |c, l: RefuseReason| {
+                c.connections_refused.get(l) as f64
+            }),
+            self.by_label(&CLOSED, |c, l: CloseReason| {
+                c.connections_closed.get(l) as f64
+            }),
+            self.by_label(&RECEIVED_BYTES, |c, l: IngestSource| {
+                c.bytes_received.get(l) as f64
+            }),
+            self.by_label(&RECEIVED_FRAMES, |c, l: IngestSource| {
+                c.frames_received.get(l) as f64
+            }),
             self.by_label(&SENT_BYTES, |c, l: Protocol| c.bytes_sent.get(l) as f64),
             self.by_label(&SENT_FRAMES, |c, l: Protocol| c.frames_sent.get(l) as f64),
-            self.by_label(&DROPPED_FRAMES, |c, l: DropReason| c.frames_dropped.get(l) as f64),
+            self.by_label(&DROPPED_FRAMES, |c, l: DropReason| {
+                c.frames_dropped.get(l) as f64
+            }),
             self.total(&SLOW_CLOSES, |c| c.slow_viewer_closes.get() as f64),
             self.total(&GOP_BYTES, |c| c.gop_cache_bytes.get() as f64),
             self.per_core(&BUSY_RATIO, |c| c.reactor.busy_ratio()),
@@ -284,7 +471,9 @@ impl Collector for CoreSumCollector {
             self.per_core(&SUBMITS, |c| c.reactor.submits() as f64),
             self.per_core(&SENDS, |c| c.reactor.sends() as f64),
             self.latency(),
-            self.by_label(&ACCEPT_ERRORS, |c, l: AcceptErrorKind| c.accept_errors.get(l) as f64),
+            self.by_label(&ACCEPT_ERRORS, |c, l: AcceptErrorKind| {
+                c.accept_errors.get(l) as f64
+            }),
             self.by_label(&FAILURES, |c, l: FailureSide| c.failures.get(l) as f64),
             self.total(&PULL_ATTEMPTS, |c| c.origin_pull_attempts.get() as f64),
             self.total(&PULL_FAILURES, |c| c.origin_pull_failures.get() as f64),
@@ -368,14 +557,27 @@ impl MetricsRegistry {
     /// A registry with a zeroed block for each of `cores` cores (indices `0..cores`).
     pub fn new(cores: usize) -> Result<Self, MetricsError> {
         if cores > MAX_CORES {
-            return Err(MetricsError::TooManyCores { cores, limit: MAX_CORES });
+            return Err(MetricsError::TooManyCores {
+                cores,
+                limit: MAX_CORES,
+            });
         }
         let cores: Vec<Arc<CoreMetrics>> =
             (0..cores).map(|i| Arc::new(CoreMetrics::new(i))).collect();
-        let descs = FAMILIES.iter().map(desc_for).collect::<Result<Vec<_>, _>>()?;
+        let descs = FAMILIES
+            .iter()
+            .map(desc_for)
+            .collect::<Result<Vec<_>, _>>()?;
         let registry = prometheus::Registry::default();
-        registry.register(Box::new(CoreSumCollector { cores: cores.clone(), descs }))?;
-        Ok(Self { cores, registry, gauge_fns: 0 })
+        registry.register(Box::new(CoreSumCollector {
+            cores: cores.clone(),
+            descs,
+        }))?;
+        Ok(Self {
+            cores,
+            registry,
+            gauge_fns: 0,
+        })
     }
 
     /// Core `index`'s block, to be moved to that core's thread.
@@ -412,9 +614,17 @@ impl MetricsRegistry {
             });
         }
         let labels: Vec<String> = label_names.iter().map(|l| (*l).to_owned()).collect();
-        let desc = Desc::new(name.to_owned(), help.to_owned(), labels.clone(), HashMap::new())?;
-        self.registry
-            .register(Box::new(GaugeFnCollector { desc, labels, read: Box::new(read) }))?;
+        let desc = Desc::new(
+            name.to_owned(),
+            help.to_owned(),
+            labels.clone(),
+            HashMap::new(),
+        )?;
+        self.registry.register(Box::new(GaugeFnCollector {
+            desc,
+            labels,
+            read: Box::new(read),
+        }))?;
         self.gauge_fns += 1;
         Ok(())
     }
@@ -477,9 +687,15 @@ mod tests {
             line_value(&text, "ringcast_sent_frames_total{protocol=\"http_flv\"}"),
             Some(7.0)
         );
-        assert_eq!(line_value(&text, "ringcast_viewers{protocol=\"rtmp\"}"), Some(1.0));
         assert_eq!(
-            line_value(&text, "ringcast_connections_closed_total{reason=\"slow_viewer\"}"),
+            line_value(&text, "ringcast_viewers{protocol=\"rtmp\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            line_value(
+                &text,
+                "ringcast_connections_closed_total{reason=\"slow_viewer\"}"
+            ),
             Some(1.0)
         );
         assert_eq!(line_value(&text, "ringcast_cores"), Some(2.0));
@@ -492,10 +708,22 @@ mod tests {
         b.reactor.record_submit(8);
         b.reactor.record_turn(500_000_000, 500_000_000);
         let text = reg.render().unwrap();
-        assert_eq!(line_value(&text, "ringcast_reactor_busy_ratio{core=\"1\"}"), Some(0.5));
-        assert_eq!(line_value(&text, "ringcast_reactor_busy_ratio{core=\"0\"}"), Some(0.0));
-        assert_eq!(line_value(&text, "ringcast_reactor_sends_per_submit{core=\"1\"}"), Some(8.0));
-        assert_eq!(line_value(&text, "ringcast_reactor_busy_seconds_total{core=\"1\"}"), Some(0.5));
+        assert_eq!(
+            line_value(&text, "ringcast_reactor_busy_ratio{core=\"1\"}"),
+            Some(0.5)
+        );
+        assert_eq!(
+            line_value(&text, "ringcast_reactor_busy_ratio{core=\"0\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            line_value(&text, "ringcast_reactor_sends_per_submit{core=\"1\"}"),
+            Some(8.0)
+        );
+        assert_eq!(
+            line_value(&text, "ringcast_reactor_busy_seconds_total{core=\"1\"}"),
+            Some(0.5)
+        );
     }
 
     #[test]
@@ -503,12 +731,33 @@ mod tests {
         let reg = MetricsRegistry::new(2).unwrap();
         reg.core(0).unwrap().server_latency.observe_ns(80_000);
         reg.core(1).unwrap().server_latency.observe_ns(2_000_000);
-        reg.core(1).unwrap().server_latency.observe_ns(20_000_000_000);
+        reg.core(1)
+            .unwrap()
+            .server_latency
+            .observe_ns(20_000_000_000);
         let text = reg.render().unwrap();
-        assert_eq!(line_value(&text, "ringcast_server_latency_seconds_bucket{le=\"0.0001\"}"), Some(1.0));
-        assert_eq!(line_value(&text, "ringcast_server_latency_seconds_bucket{le=\"0.0025\"}"), Some(2.0));
-        assert_eq!(line_value(&text, "ringcast_server_latency_seconds_bucket{le=\"+Inf\"}"), Some(3.0));
-        assert_eq!(line_value(&text, "ringcast_server_latency_seconds_count"), Some(3.0));
+        assert_eq!(
+            line_value(
+                &text,
+                "ringcast_server_latency_seconds_bucket{le=\"0.0001\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            line_value(
+                &text,
+                "ringcast_server_latency_seconds_bucket{le=\"0.0025\"}"
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            line_value(&text, "ringcast_server_latency_seconds_bucket{le=\"+Inf\"}"),
+            Some(3.0)
+        );
+        assert_eq!(
+            line_value(&text, "ringcast_server_latency_seconds_count"),
+            Some(3.0)
+        );
         let sum = line_value(&text, "ringcast_server_latency_seconds_sum").unwrap();
         assert!((sum - 20.00208).abs() < 1e-9, "{sum}");
     }
@@ -518,8 +767,14 @@ mod tests {
         let reg = MetricsRegistry::new(1).unwrap();
         let text = reg.render().unwrap();
         for name in exported_family_names() {
-            assert!(text.contains(&format!("# HELP {name} ")), "{name} missing HELP");
-            assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing TYPE");
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "{name} missing HELP"
+            );
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} missing TYPE"
+            );
         }
         assert!(text.contains("ringcast_build_info{version=\""));
     }
@@ -527,25 +782,79 @@ mod tests {
     #[test]
     fn gauge_fn_is_read_at_scrape_and_bad_samples_skipped() {
         let mut reg = MetricsRegistry::new(1).unwrap();
-        reg.register_gauge_fn("ringcast_directory_streams", "Streams in the directory.", &["app"], || {
-            vec![
-                (vec!["live".to_owned()], 2.0),
-                (vec!["a".to_owned(), "b".to_owned()], 9.0), // wrong label count
-            ]
-        })
+        reg.register_gauge_fn(
+            "ringcast_directory_streams",
+            "Streams in the directory.",
+            &["app"],
+            || {
+                vec![
+                    (vec!["live".to_owned()], 2.0),
+                    (vec!["a".to_owned(), "b".to_owned()], 9.0), // wrong label count
+                ]
+            },
+        )
         .unwrap();
         let text = reg.render().unwrap();
-        assert_eq!(line_value(&text, "ringcast_directory_streams{app=\"live\"}"), Some(2.0));
-        assert!(!text.contains("app=\"a\""), "sample with wrong labels must be skipped: {text}");
+        assert_eq!(
+            line_value(&text, "ringcast_directory_streams{app=\"live\"}"),
+            Some(2.0)
+        );
+        assert!(
+            !text.contains("app=\"a\""),
+            "sample with wrong labels must be skipped: {text}"
+        );
         assert_eq!(text.matches("ringcast_directory_streams{").count(), 1);
     }
 
     #[test]
     fn invalid_gauge_name_and_duplicates_are_errors() {
         let mut reg = MetricsRegistry::new(1).unwrap();
-        assert!(reg.register_gauge_fn("bad name", "x", &[], Vec::new).is_err());
+        assert!(reg
+            .register_gauge_fn("bad name", "x", &[], Vec::new)
+            .is_err());
         // Clashes with a family the core collector already exports.
-        assert!(reg.register_gauge_fn("ringcast_streams", "x", &[], Vec::new).is_err());
+        assert!(reg
+            .register_gauge_fn("ringcast_streams", "x", &[], Vec::new)
+            .is_err());
+    }
+
+    #[test]
+    fn concurrent_scrapes_see_monotonic_values_and_exact_final_sums() {
+        const PER_CORE: u64 = 200_000;
+        let reg = std::sync::Arc::new(MetricsRegistry::new(2).unwrap());
+        let writers: Vec<_> = (0..2)
+            .map(|i| {
+                let m = reg.core(i).unwrap();
+                std::thread::spawn(move || {
+                    for _ in 0..PER_CORE {
+                        m.bytes_sent.add(Protocol::HttpFlv, 3);
+                    }
+                })
+            })
+            .collect();
+        let series = "ringcast_sent_bytes_total{protocol=\"http_flv\"}";
+        let mut last = 0.0;
+        for _ in 0..20 {
+            let v = line_value(&reg.render().unwrap(), series).unwrap();
+            assert!(v >= last, "counter went backwards: {last} -> {v}");
+            last = v;
+        }
+        for w in writers {
+            w.join().unwrap();
+        }
+        let total = line_value(&reg.render().unwrap(), series).unwrap();
+        assert_eq!(
+            total,
+            (2 * 3 * PER_CORE) as f64,
+            "single-writer increments must not be lost"
+        );
+    }
+
+    #[test]
+    fn registry_and_blocks_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<MetricsRegistry>();
+        shareable::<CoreMetrics>();
     }
 
     #[test]

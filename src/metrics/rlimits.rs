@@ -20,8 +20,14 @@ pub enum RlimitError {
 }
 
 /// `(soft, hard)` limits of `resource`; `None` means unlimited.
-fn get(resource: libc::__rlimit_resource_t, name: &'static str) -> Result<(Option<u64>, Option<u64>), RlimitError> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+fn get(
+    resource: libc::__rlimit_resource_t,
+    name: &'static str,
+) -> Result<(Option<u64>, Option<u64>), RlimitError> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `lim` is a valid, writable rlimit for the duration of the call.
     let rc = unsafe { libc::getrlimit(resource, &mut lim) };
     if rc != 0 {
@@ -132,10 +138,14 @@ mod tests {
         let expected = usize::from(soft_fd.is_some()) + usize::from(soft_mem.is_some());
         assert_eq!(w.len(), expected, "{w:?}");
         if soft_fd.is_some() {
-            assert!(w.iter().any(|m| m.contains("RLIMIT_NOFILE") && m.contains(&u64::MAX.to_string())));
+            assert!(w
+                .iter()
+                .any(|m| m.contains("RLIMIT_NOFILE") && m.contains(&u64::MAX.to_string())));
         }
         if soft_mem.is_some() {
-            assert!(w.iter().any(|m| m.contains("RLIMIT_MEMLOCK") && m.contains("LimitMEMLOCK")));
+            assert!(w
+                .iter()
+                .any(|m| m.contains("RLIMIT_MEMLOCK") && m.contains("LimitMEMLOCK")));
         }
     }
 
@@ -148,7 +158,10 @@ mod tests {
         // Asking for the hard limit reaches it (allowed without privilege).
         if let (Some(_), Some(h)) = (soft, hard) {
             assert_eq!(raise_nofile_limit(h).unwrap(), h);
-            assert_eq!(get(libc::RLIMIT_NOFILE, "RLIMIT_NOFILE").unwrap().0, Some(h));
+            assert_eq!(
+                get(libc::RLIMIT_NOFILE, "RLIMIT_NOFILE").unwrap().0,
+                Some(h)
+            );
         }
     }
 }

@@ -35,7 +35,9 @@ impl std::fmt::Debug for BearerToken {
 impl BearerToken {
     /// Wraps the token from the config.
     pub fn new(token: &str) -> Self {
-        Self { digest: Sha256::digest(token.as_bytes()).into() }
+        Self {
+            digest: Sha256::digest(token.as_bytes()).into(),
+        }
     }
 
     /// Checks the value of an `Authorization` header, if the request had one.

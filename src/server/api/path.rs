@@ -61,8 +61,14 @@ fn decode_segment(raw: &str) -> Result<String, PathError> {
     let mut bytes = raw.bytes();
     while let Some(b) = bytes.next() {
         let decoded = if b == b'%' {
-            let hi = bytes.next().and_then(hex_value).ok_or(PathError::BadEscape)?;
-            let lo = bytes.next().and_then(hex_value).ok_or(PathError::BadEscape)?;
+            let hi = bytes
+                .next()
+                .and_then(hex_value)
+                .ok_or(PathError::BadEscape)?;
+            let lo = bytes
+                .next()
+                .and_then(hex_value)
+                .ok_or(PathError::BadEscape)?;
             (hi << 4) | lo
         } else {
             b
@@ -72,7 +78,10 @@ fn decode_segment(raw: &str) -> Result<String, PathError> {
         }
         out.push(decoded);
         if out.len() > MAX_SEGMENT_LEN {
-            return Err(PathError::SegmentTooLong { len: raw.len(), limit: MAX_SEGMENT_LEN });
+            return Err(PathError::SegmentTooLong {
+                len: raw.len(),
+                limit: MAX_SEGMENT_LEN,
+            });
         }
     }
     String::from_utf8(out).map_err(|_| PathError::NotUtf8)
@@ -83,14 +92,19 @@ fn decode_segment(raw: &str) -> Result<String, PathError> {
 /// dropping the query and empty segments from doubled or trailing slashes.
 pub fn split_target(target: &str) -> Result<Vec<String>, PathError> {
     if target.len() > MAX_TARGET_LEN {
-        return Err(PathError::TargetTooLong { len: target.len(), limit: MAX_TARGET_LEN });
+        return Err(PathError::TargetTooLong {
+            len: target.len(),
+            limit: MAX_TARGET_LEN,
+        });
     }
     let path = target.split_once('?').map_or(target, |(p, _)| p);
     let path = path.strip_prefix('/').ok_or(PathError::NotOriginForm)?;
     let mut segments = Vec::new();
     for raw in path.split('/').filter(|s| !s.is_empty()) {
         if segments.len() == MAX_SEGMENTS {
-            return Err(PathError::TooManySegments { limit: MAX_SEGMENTS });
+            return Err(PathError::TooManySegments {
+                limit: MAX_SEGMENTS,
+            });
         }
         segments.push(decode_segment(raw)?);
     }
@@ -141,11 +155,28 @@ mod tests {
         assert_eq!(split_target("/a%FF"), Err(PathError::NotUtf8));
         assert_eq!(split_target("api"), Err(PathError::NotOriginForm));
         let long = format!("/{}", "a".repeat(MAX_TARGET_LEN));
-        assert!(matches!(split_target(&long), Err(PathError::TargetTooLong { limit: MAX_TARGET_LEN, .. })));
+        assert!(matches!(
+            split_target(&long),
+            Err(PathError::TargetTooLong {
+                limit: MAX_TARGET_LEN,
+                ..
+            })
+        ));
         let seg = format!("/{}", "b".repeat(MAX_SEGMENT_LEN + 1));
-        assert!(matches!(split_target(&seg), Err(PathError::SegmentTooLong { limit: MAX_SEGMENT_LEN, .. })));
+        assert!(matches!(
+            split_target(&seg),
+            Err(PathError::SegmentTooLong {
+                limit: MAX_SEGMENT_LEN,
+                ..
+            })
+        ));
         let deep = "/a".repeat(MAX_SEGMENTS + 1);
-        assert_eq!(split_target(&deep), Err(PathError::TooManySegments { limit: MAX_SEGMENTS }));
+        assert_eq!(
+            split_target(&deep),
+            Err(PathError::TooManySegments {
+                limit: MAX_SEGMENTS
+            })
+        );
     }
 
     #[test]

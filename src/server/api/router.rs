@@ -44,7 +44,10 @@ impl Default for ApiConfig {
 impl ApiConfig {
     /// The default config protected by `token` when one is given.
     pub fn with_token(token: Option<&str>) -> Self {
-        Self { token: token.map(BearerToken::new), ..Self::default() }
+        Self {
+            token: token.map(BearerToken::new),
+            ..Self::default()
+        }
     }
 }
 
@@ -142,14 +145,17 @@ impl Route {
         match parts {
             [None, ..] => Some(Self::StatusPage),
             [Some(m), None, ..] if m == "metrics" => Some(Self::Metrics),
-            [Some(a), Some(v), Some(r), rest @ ..] if a == "api" && v == "v1" => match (r.as_str(), rest) {
-                ("streams", [None, ..]) => Some(Self::Streams),
-                ("streams", [Some(app), Some(name), None]) => {
-                    Some(Self::Stream { app: app.clone(), name: name.clone() })
+            [Some(a), Some(v), Some(r), rest @ ..] if a == "api" && v == "v1" => {
+                match (r.as_str(), rest) {
+                    ("streams", [None, ..]) => Some(Self::Streams),
+                    ("streams", [Some(app), Some(name), None]) => Some(Self::Stream {
+                        app: app.clone(),
+                        name: name.clone(),
+                    }),
+                    ("server", [None, ..]) => Some(Self::Server),
+                    _ => None,
                 }
-                ("server", [None, ..]) => Some(Self::Server),
-                _ => None,
-            },
+            }
             _ => None,
         }
     }
@@ -185,8 +191,17 @@ struct StreamList<'a> {
     streams: &'a [super::snapshot::StreamSnapshot],
 }
 
+/// Whether `target` is one of the API's routes (`/`, `/metrics`, `/api/v1/...`),
+/// for a listener that serves media too and must decide who answers.
+pub fn handles(target: &str) -> bool {
+    split_target(target).is_ok_and(|segments| Route::parse(segments).is_some())
+}
+
 fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
-    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// Answers one API request.
@@ -233,8 +248,8 @@ pub fn route(
     match (method, route) {
         ("GET", Route::StatusPage) => {
             let snap = snapshot();
-            let host = host_from_header(header(headers, "host"))
-                .unwrap_or(&config.play_urls.default_host);
+            let host =
+                host_from_header(header(headers, "host")).unwrap_or(&config.play_urls.default_host);
             let html = render_status_page(&snap, host, &config.play_urls, config.refresh_secs);
             ApiResponse::new(200, HTML_CONTENT_TYPE, html.into_bytes())
         }
@@ -247,7 +262,12 @@ pub fn route(
         }
         ("GET", Route::Streams) => {
             let snap = snapshot();
-            ApiResponse::json(200, &StreamList { streams: &snap.streams })
+            ApiResponse::json(
+                200,
+                &StreamList {
+                    streams: &snap.streams,
+                },
+            )
         }
         ("GET", Route::Stream { app, name }) => {
             let snap = snapshot();
@@ -295,30 +315,55 @@ mod tests {
                 version: "0.1.0".into(),
                 cores: 2,
                 uptime_secs: 10,
-                connections: ConnectionCounts { open: 5, accepted_total: 9, refused_total: 1 },
-                limits: [("max_connections".to_owned(), 100_000)].into_iter().collect(),
+                connections: ConnectionCounts {
+                    open: 5,
+                    accepted_total: 9,
+                    refused_total: 1,
+                },
+                limits: [("max_connections".to_owned(), 100_000)]
+                    .into_iter()
+                    .collect(),
             },
             streams: vec![
                 StreamSnapshot {
                     app: "live".into(),
                     name: "cam1".into(),
                     publisher_addr: Some("198.51.100.4:40000".parse().unwrap()),
-                    video: Some(VideoInfo { codec: "h264".into(), width: Some(1920), height: Some(1080), fps: Some(25.0) }),
-                    audio: Some(AudioInfo { codec: "aac".into(), sample_rate: Some(48_000), channels: Some(2) }),
+                    video: Some(VideoInfo {
+                        codec: "h264".into(),
+                        width: Some(1920),
+                        height: Some(1080),
+                        fps: Some(25.0),
+                    }),
+                    audio: Some(AudioInfo {
+                        codec: "aac".into(),
+                        sample_rate: Some(48_000),
+                        channels: Some(2),
+                    }),
                     bitrate_in_bps: 4_000_000,
-                    viewers: ViewerCounts { http_flv: 2, rtmp: 1, hls: 0 },
+                    viewers: ViewerCounts {
+                        http_flv: 2,
+                        rtmp: 1,
+                        hls: 0,
+                    },
                     core: 1,
                     uptime_secs: 8,
                     ..Default::default()
                 },
-                StreamSnapshot { app: "live".into(), name: "a/b".into(), ..Default::default() },
+                StreamSnapshot {
+                    app: "live".into(),
+                    name: "a/b".into(),
+                    ..Default::default()
+                },
             ],
         }
     }
 
     fn call(method: &str, target: &str, headers: &[(&str, &str)], cfg: &ApiConfig) -> ApiResponse {
-        let headers: Vec<(String, String)> =
-            headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
         let metrics = MetricsRegistry::new(2).unwrap();
         metrics.core(0).unwrap().viewers.add(Protocol::HttpFlv, 2);
         route(method, target, &headers, cfg, &metrics, snap)
@@ -358,7 +403,10 @@ mod tests {
         let r = call("GET", "/api/v1/streams/live/nope", &[], &cfg);
         assert_eq!(r.status, 404);
         assert_eq!(json(&r)["error"], "stream not found");
-        assert_eq!(call("GET", "/api/v1/streams/live/cam1/extra", &[], &cfg).status, 404);
+        assert_eq!(
+            call("GET", "/api/v1/streams/live/cam1/extra", &[], &cfg).status,
+            404
+        );
     }
 
     #[test]
@@ -366,7 +414,13 @@ mod tests {
         let cfg = ApiConfig::default();
         let r = call("DELETE", "/api/v1/streams/live/cam1", &[], &cfg);
         assert_eq!(r.status, 202);
-        assert_eq!(r.action, Some(ApiAction::KickPublisher { app: "live".into(), name: "cam1".into() }));
+        assert_eq!(
+            r.action,
+            Some(ApiAction::KickPublisher {
+                app: "live".into(),
+                name: "cam1".into()
+            })
+        );
         assert_eq!(json(&r)["action"], "kick_publisher");
         let r = call("DELETE", "/api/v1/streams/live/nope", &[], &cfg);
         assert_eq!((r.status, r.action), (404, None));
@@ -388,24 +442,38 @@ mod tests {
     #[test]
     fn metrics_route_renders_the_registry_without_a_snapshot() {
         let metrics = MetricsRegistry::new(1).unwrap();
-        let r = route("GET", "/metrics", &[], &ApiConfig::default(), &metrics, || {
-            panic!("a metrics scrape must not build a snapshot")
-        });
+        let r = route(
+            "GET",
+            "/metrics",
+            &[],
+            &ApiConfig::default(),
+            &metrics,
+            || panic!("a metrics scrape must not build a snapshot"),
+        );
         assert_eq!(r.status, 200);
         assert_eq!(r.content_type, METRICS_CONTENT_TYPE);
-        assert!(String::from_utf8(r.body).unwrap().contains("# TYPE ringcast_viewers gauge"));
+        assert!(String::from_utf8(r.body)
+            .unwrap()
+            .contains("# TYPE ringcast_viewers gauge"));
     }
 
     #[test]
     fn status_page_uses_host_header_for_play_urls() {
-        let r = call("GET", "/", &[("Host", "edge7.example:8080")], &ApiConfig::default());
+        let r = call(
+            "GET",
+            "/",
+            &[("Host", "edge7.example:8080")],
+            &ApiConfig::default(),
+        );
         assert_eq!(r.status, 200);
         assert_eq!(r.content_type, HTML_CONTENT_TYPE);
         let html = String::from_utf8(r.body).unwrap();
         assert!(html.contains("http://edge7.example:8080/live/cam1.flv"));
         assert!(html.contains("/live/a%2Fb.flv"));
         let r = call("GET", "/", &[("Host", "<bad>")], &ApiConfig::default());
-        assert!(String::from_utf8(r.body).unwrap().contains("rtmp://localhost:1935/live/cam1"));
+        assert!(String::from_utf8(r.body)
+            .unwrap()
+            .contains("rtmp://localhost:1935/live/cam1"));
     }
 
     #[test]
@@ -422,7 +490,10 @@ mod tests {
     #[test]
     fn bad_targets_are_400_414_and_unknown_404() {
         let cfg = ApiConfig::default();
-        assert_eq!(call("GET", "/api/v1/streams/live/a%zz", &[], &cfg).status, 400);
+        assert_eq!(
+            call("GET", "/api/v1/streams/live/a%zz", &[], &cfg).status,
+            400
+        );
         let long = format!("/api/{}", "x".repeat(super::super::path::MAX_TARGET_LEN));
         assert_eq!(call("GET", &long, &[], &cfg).status, 414);
         assert_eq!(call("GET", "/api/v2/streams", &[], &cfg).status, 404);
@@ -435,16 +506,41 @@ mod tests {
         for target in ["/", "/metrics", "/api/v1/streams", "/api/v1/server"] {
             let r = call("GET", target, &[], &cfg);
             assert_eq!(r.status, 401, "{target}");
-            assert!(r.headers.iter().any(|(n, v)| *n == "WWW-Authenticate" && v.starts_with("Bearer")));
-            assert_eq!(call("GET", target, &[("authorization", "Bearer t0k")], &cfg).status, 200);
+            assert!(r
+                .headers
+                .iter()
+                .any(|(n, v)| *n == "WWW-Authenticate" && v.starts_with("Bearer")));
+            assert_eq!(
+                call("GET", target, &[("authorization", "Bearer t0k")], &cfg).status,
+                200
+            );
         }
-        let r = call("DELETE", "/api/v1/streams/live/cam1", &[("Authorization", "Bearer wrong")], &cfg);
+        let r = call(
+            "DELETE",
+            "/api/v1/streams/live/cam1",
+            &[("Authorization", "Bearer wrong")],
+            &cfg,
+        );
         assert_eq!((r.status, r.action), (401, None));
         assert!(r.headers.iter().any(|(_, v)| v.contains("invalid_token")));
-        let open = ApiConfig { public_metrics: true, public_status_page: true, ..cfg };
+        let open = ApiConfig {
+            public_metrics: true,
+            public_status_page: true,
+            ..cfg
+        };
         assert_eq!(call("GET", "/metrics", &[], &open).status, 200);
         assert_eq!(call("GET", "/", &[], &open).status, 200);
         assert_eq!(call("GET", "/api/v1/streams", &[], &open).status, 401);
+    }
+
+    #[test]
+    fn handles_only_api_routes() {
+        assert!(handles("/"));
+        assert!(handles("/metrics"));
+        assert!(handles("/api/v1/streams/live/x?y=1"));
+        assert!(!handles("/live/cam1.flv"));
+        assert!(!handles("/api/v1/streams/live"));
+        assert!(!handles("/a%zz"));
     }
 
     #[test]

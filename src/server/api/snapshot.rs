@@ -27,9 +27,28 @@ impl ServerSnapshot {
         self.streams.iter().find(|s| s.app == app && s.name == name)
     }
 
+    /// Adds viewers counted on a core that does not own `app`/`name` (a cross-core
+    /// replica) to the owner's entry. Returns false if no such stream is listed,
+    /// e.g. it ended between the owner's and the replica's report.
+    pub fn add_viewers(&mut self, app: &str, name: &str, viewers: ViewerCounts) -> bool {
+        match self
+            .streams
+            .iter_mut()
+            .find(|s| s.app == app && s.name == name)
+        {
+            Some(stream) => {
+                stream.viewers = stream.viewers.plus(&viewers);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Viewers of every stream, by protocol.
     pub fn total_viewers(&self) -> ViewerCounts {
-        self.streams.iter().fold(ViewerCounts::default(), |acc, s| acc.plus(&s.viewers))
+        self.streams
+            .iter()
+            .fold(ViewerCounts::default(), |acc, s| acc.plus(&s.viewers))
     }
 }
 
@@ -66,11 +85,17 @@ impl ConnectionCounts {
         let mut c = Self::default();
         for core in metrics.cores() {
             for &l in <Listener as crate::metrics::LabelValue>::ALL {
-                c.open = c.open.saturating_add(core.open_connections.get(l).max(0) as u64);
-                c.accepted_total = c.accepted_total.saturating_add(core.connections_accepted.get(l));
+                c.open = c
+                    .open
+                    .saturating_add(core.open_connections.get(l).max(0) as u64);
+                c.accepted_total = c
+                    .accepted_total
+                    .saturating_add(core.connections_accepted.get(l));
             }
             for &r in <RefuseReason as crate::metrics::LabelValue>::ALL {
-                c.refused_total = c.refused_total.saturating_add(core.connections_refused.get(r));
+                c.refused_total = c
+                    .refused_total
+                    .saturating_add(core.connections_refused.get(r));
             }
         }
         c
@@ -142,7 +167,9 @@ pub struct ViewerCounts {
 impl ViewerCounts {
     /// All protocols together.
     pub fn total(&self) -> u64 {
-        self.http_flv.saturating_add(self.rtmp).saturating_add(self.hls)
+        self.http_flv
+            .saturating_add(self.rtmp)
+            .saturating_add(self.hls)
     }
 
     /// Element-wise sum (to merge counts from several cores).
@@ -209,8 +236,19 @@ mod tests {
         let mut v = ViewerCounts::default();
         v.add(Protocol::HttpFlv, 3);
         v.add(Protocol::Hls, 1);
-        let w = v.plus(&ViewerCounts { http_flv: 1, rtmp: 2, hls: 0 });
-        assert_eq!(w, ViewerCounts { http_flv: 4, rtmp: 2, hls: 1 });
+        let w = v.plus(&ViewerCounts {
+            http_flv: 1,
+            rtmp: 2,
+            hls: 0,
+        });
+        assert_eq!(
+            w,
+            ViewerCounts {
+                http_flv: 4,
+                rtmp: 2,
+                hls: 1
+            }
+        );
         assert_eq!(w.total(), 7);
     }
 
@@ -219,10 +257,23 @@ mod tests {
         let reg = MetricsRegistry::new(2).unwrap();
         reg.core(0).unwrap().open_connections.add(Listener::Rtmp, 2);
         reg.core(1).unwrap().open_connections.add(Listener::Http, 5);
-        reg.core(1).unwrap().connections_accepted.add(Listener::Http, 9);
-        reg.core(0).unwrap().connections_refused.inc(RefuseReason::ConnectionLimit);
+        reg.core(1)
+            .unwrap()
+            .connections_accepted
+            .add(Listener::Http, 9);
+        reg.core(0)
+            .unwrap()
+            .connections_refused
+            .inc(RefuseReason::ConnectionLimit);
         let c = ConnectionCounts::from_metrics(&reg);
-        assert_eq!(c, ConnectionCounts { open: 7, accepted_total: 9, refused_total: 1 });
+        assert_eq!(
+            c,
+            ConnectionCounts {
+                open: 7,
+                accepted_total: 9,
+                refused_total: 1
+            }
+        );
     }
 
     #[test]
@@ -230,13 +281,60 @@ mod tests {
         let snap = ServerSnapshot {
             server: ServerInfo::default(),
             streams: vec![
-                StreamSnapshot { app: "live".into(), name: "a".into(), viewers: ViewerCounts { http_flv: 1, rtmp: 0, hls: 0 }, ..Default::default() },
-                StreamSnapshot { app: "live".into(), name: "b".into(), viewers: ViewerCounts { http_flv: 2, rtmp: 1, hls: 0 }, ..Default::default() },
+                StreamSnapshot {
+                    app: "live".into(),
+                    name: "a".into(),
+                    viewers: ViewerCounts {
+                        http_flv: 1,
+                        rtmp: 0,
+                        hls: 0,
+                    },
+                    ..Default::default()
+                },
+                StreamSnapshot {
+                    app: "live".into(),
+                    name: "b".into(),
+                    viewers: ViewerCounts {
+                        http_flv: 2,
+                        rtmp: 1,
+                        hls: 0,
+                    },
+                    ..Default::default()
+                },
             ],
         };
         assert_eq!(snap.stream("live", "b").map(|s| s.viewers.rtmp), Some(1));
         assert!(snap.stream("other", "b").is_none());
         assert_eq!(snap.total_viewers().total(), 4);
+    }
+
+    #[test]
+    fn replica_viewers_merge_into_the_owner_entry() {
+        let mut snap = ServerSnapshot {
+            server: ServerInfo::default(),
+            streams: vec![StreamSnapshot {
+                app: "live".into(),
+                name: "a".into(),
+                core: 0,
+                ..Default::default()
+            }],
+        };
+        let remote = ViewerCounts {
+            http_flv: 5,
+            rtmp: 0,
+            hls: 2,
+        };
+        assert!(snap.add_viewers("live", "a", remote));
+        assert!(snap.add_viewers("live", "a", remote));
+        assert!(!snap.add_viewers("live", "gone", remote));
+        assert_eq!(
+            snap.streams[0].viewers,
+            ViewerCounts {
+                http_flv: 10,
+                rtmp: 0,
+                hls: 4
+            }
+        );
     }
 
     #[test]

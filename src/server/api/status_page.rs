@@ -25,7 +25,12 @@ pub struct PlayUrlConfig {
 
 impl Default for PlayUrlConfig {
     fn default() -> Self {
-        Self { default_host: "localhost".to_owned(), rtmp_port: 1935, http_port: 8080, hls: false }
+        Self {
+            default_host: "localhost".to_owned(),
+            rtmp_port: 1935,
+            http_port: 8080,
+            hls: false,
+        }
     }
 }
 
@@ -83,7 +88,9 @@ pub fn play_urls(host: &str, cfg: &PlayUrlConfig, app: &str, name: &str) -> Play
     PlayUrls {
         rtmp: format!("rtmp://{host}:{}/{app}/{name}", cfg.rtmp_port),
         http_flv: format!("http://{host}:{}/{app}/{name}.flv", cfg.http_port),
-        hls: cfg.hls.then(|| format!("http://{host}:{}/{app}/{name}.m3u8", cfg.http_port)),
+        hls: cfg
+            .hls
+            .then(|| format!("http://{host}:{}/{app}/{name}.m3u8", cfg.http_port)),
     }
 }
 
@@ -111,7 +118,9 @@ fn format_bitrate(bps: u64) -> String {
 }
 
 fn video_cell(s: &StreamSnapshot) -> String {
-    let Some(v) = &s.video else { return "-".to_owned() };
+    let Some(v) = &s.video else {
+        return "-".to_owned();
+    };
     let mut cell = escape_html(&v.codec);
     if let (Some(w), Some(h)) = (v.width, v.height) {
         let _ = write!(cell, " {w}×{h}");
@@ -123,7 +132,9 @@ fn video_cell(s: &StreamSnapshot) -> String {
 }
 
 fn audio_cell(s: &StreamSnapshot) -> String {
-    let Some(a) = &s.audio else { return "-".to_owned() };
+    let Some(a) = &s.audio else {
+        return "-".to_owned();
+    };
     let mut cell = escape_html(&a.codec);
     if let Some(rate) = a.sample_rate {
         let _ = write!(cell, " {rate} Hz");
@@ -218,14 +229,28 @@ mod tests {
 
     fn snapshot_with(app: &str, name: &str) -> ServerSnapshot {
         ServerSnapshot {
-            server: ServerInfo { version: "0.1.0".into(), cores: 2, uptime_secs: 3725, ..Default::default() },
+            server: ServerInfo {
+                version: "0.1.0".into(),
+                cores: 2,
+                uptime_secs: 3725,
+                ..Default::default()
+            },
             streams: vec![StreamSnapshot {
                 app: app.into(),
                 name: name.into(),
                 publisher_addr: Some("192.0.2.7:50000".parse().unwrap()),
-                video: Some(VideoInfo { codec: "h264".into(), width: Some(1280), height: Some(720), fps: Some(30.0) }),
+                video: Some(VideoInfo {
+                    codec: "h264".into(),
+                    width: Some(1280),
+                    height: Some(720),
+                    fps: Some(30.0),
+                }),
                 bitrate_in_bps: 2_500_000,
-                viewers: ViewerCounts { http_flv: 3, rtmp: 1, hls: 0 },
+                viewers: ViewerCounts {
+                    http_flv: 3,
+                    rtmp: 1,
+                    hls: 0,
+                },
                 core: 1,
                 uptime_secs: 65,
                 ..Default::default()
@@ -235,7 +260,12 @@ mod tests {
 
     #[test]
     fn page_refreshes_and_lists_streams_with_play_urls() {
-        let html = render_status_page(&snapshot_with("live", "cam1"), "edge.example", &PlayUrlConfig::default(), 5);
+        let html = render_status_page(
+            &snapshot_with("live", "cam1"),
+            "edge.example",
+            &PlayUrlConfig::default(),
+            5,
+        );
         assert!(html.contains("<meta http-equiv=\"refresh\" content=\"5\">"));
         assert!(html.contains("<td>live/cam1</td>"));
         assert!(html.contains("href=\"http://edge.example:8080/live/cam1.flv\""));
@@ -251,7 +281,12 @@ mod tests {
     #[test]
     fn hostile_names_are_escaped_everywhere() {
         let evil = "<script>alert(\"x\")</script>&'";
-        let html = render_status_page(&snapshot_with(evil, evil), "h", &PlayUrlConfig::default(), 5);
+        let html = render_status_page(
+            &snapshot_with(evil, evil),
+            "h",
+            &PlayUrlConfig::default(),
+            5,
+        );
         assert!(!html.contains("<script>"));
         assert!(!html.contains("alert(\""));
         assert!(html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;"));
@@ -261,15 +296,26 @@ mod tests {
 
     #[test]
     fn empty_server_says_so() {
-        let html = render_status_page(&ServerSnapshot::default(), "h", &PlayUrlConfig::default(), 10);
+        let html = render_status_page(
+            &ServerSnapshot::default(),
+            "h",
+            &PlayUrlConfig::default(),
+            10,
+        );
         assert!(html.contains("No live streams."));
         assert!(!html.contains("<table>"));
     }
 
     #[test]
     fn host_header_is_validated() {
-        assert_eq!(host_from_header(Some("edge.example:8080")), Some("edge.example"));
-        assert_eq!(host_from_header(Some("[2001:db8::1]:8080")), Some("[2001:db8::1]"));
+        assert_eq!(
+            host_from_header(Some("edge.example:8080")),
+            Some("edge.example")
+        );
+        assert_eq!(
+            host_from_header(Some("[2001:db8::1]:8080")),
+            Some("[2001:db8::1]")
+        );
         assert_eq!(host_from_header(Some("evil\"><script>")), None);
         assert_eq!(host_from_header(Some("")), None);
         assert_eq!(host_from_header(None), None);
@@ -278,7 +324,10 @@ mod tests {
 
     #[test]
     fn hls_link_when_enabled_and_formats() {
-        let cfg = PlayUrlConfig { hls: true, ..PlayUrlConfig::default() };
+        let cfg = PlayUrlConfig {
+            hls: true,
+            ..PlayUrlConfig::default()
+        };
         let urls = play_urls("h", &cfg, "live", "a b");
         assert_eq!(urls.hls.as_deref(), Some("http://h:8080/live/a%20b.m3u8"));
         assert_eq!(format_duration(90_000), "1d 1h");
