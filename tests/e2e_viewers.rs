@@ -133,7 +133,7 @@ fn a_viewer_that_never_reads_is_capped_then_closed() {
     let closes: f64 = metrics
         .lines()
         .filter(|l| l.starts_with("ringcast_slow_viewer_closes_total"))
-        .filter_map(|l| l.split_whitespace().last()?.parse().ok())
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
         .sum();
     assert!(closes >= 50.0, "slow-viewer closes counted: {closes}");
     publisher.kill();
