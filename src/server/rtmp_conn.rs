@@ -74,7 +74,7 @@ impl CoreState {
             let result = rc.session.handle_input(input, now, &mut rc.out, &mut rc.events);
             input = &[];
             if let Err(e) = result {
-                tracing::info!(core = self.core, peer = ?conn.peer, error = %e, "closing RTMP connection");
+                tracing::debug!(core = self.core, peer = ?conn.peer, error = %e, "closing RTMP connection");
                 self.close_later(slot, CloseReason::ProtocolError);
                 return;
             }

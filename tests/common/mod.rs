@@ -89,7 +89,7 @@ impl Server {
             .arg(format!("127.0.0.1:{http_port}"))
             .arg("--cores")
             .arg(cores.to_string())
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn ringcast");
