@@ -1,0 +1,10 @@
+//! loadgen: simulated viewers and publishers for sizing ringcast edge boxes and
+//! proving its numbers.
+//!
+//! The measuring logic is sans-IO like ringcast's protocol layer, so it is unit-tested
+//! without sockets: [`stamp`] (latency stamps inside H.264), [`synthetic`] (an
+//! encoder-free media source), [`viewer`] (what one viewer saw) and [`stats`]
+//! (mergeable histograms and counters).
+
+pub mod stamp;
+pub mod synthetic;
