@@ -8,3 +8,5 @@
 
 pub mod stamp;
 pub mod synthetic;
+pub mod stats;
+pub mod viewer;
