@@ -1,1 +1,400 @@
-//! Configuration (TOML + CLI overrides). (in progress)
+//! Server configuration: a TOML file whose every field has a working default, so
+//! `ringcast serve` runs with no file at all. CLI flags override the file.
+//!
+//! Durations are written the human way (`"10s"`, `"250ms"`), sizes in bytes.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The path given.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse or had unknown keys.
+    #[error("invalid config: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value is out of its allowed range.
+    #[error("invalid config value `{field}`: {reason}")]
+    Invalid {
+        /// The dotted field name.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listeners, cores, connection limits.
+    pub server: ServerConfig,
+    /// Protocol limits and timeouts.
+    pub limits: LimitsConfig,
+    /// Stream behaviour: GOP cache, takeover, timestamps, publisher grace.
+    pub stream: StreamConfig,
+    /// Slow-viewer bounds.
+    pub viewer: ViewerConfig,
+    /// io_uring reactor settings.
+    pub runtime: RuntimeConfig,
+    /// HTTP API, status page and metrics.
+    pub api: ApiConfig,
+    /// Edge mode: pulling streams from origins.
+    pub edge: EdgeConfig,
+}
+
+/// Which cores run reactors: `"all"`, a count, or an explicit list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CoreSelection {
+    /// `"all"`: every core the process may run on.
+    Named(String),
+    /// The first N cores.
+    Count(usize),
+    /// These core ids.
+    List(Vec<usize>),
+}
+
+impl Default for CoreSelection {
+    fn default() -> Self {
+        CoreSelection::Named("all".into())
+    }
+}
+
+impl CoreSelection {
+    /// Resolves to concrete core ids, given the ids available to the process.
+    pub fn resolve(&self, available: &[usize]) -> Result<Vec<usize>, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid { field: "server.cores", reason };
+        match self {
+            CoreSelection::Named(s) if s == "all" => Ok(available.to_vec()),
+            CoreSelection::Named(s) => Err(invalid(format!("expected \"all\", a number or a list, got {s:?}"))),
+            CoreSelection::Count(0) => Err(invalid("must be at least 1".into())),
+            CoreSelection::Count(n) if *n > available.len() => {
+                Err(invalid(format!("{n} cores asked, {} available", available.len())))
+            }
+            CoreSelection::Count(n) => Ok(available[..*n].to_vec()),
+            CoreSelection::List(ids) if ids.is_empty() => Err(invalid("empty list".into())),
+            CoreSelection::List(ids) => match ids.iter().find(|id| !available.contains(id)) {
+                Some(id) => Err(invalid(format!("core {id} is not available"))),
+                None => Ok(ids.clone()),
+            },
+        }
+    }
+}
+
+/// Listeners, cores, connection limits.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// RTMP listen address (publish and play).
+    pub rtmp_listen: SocketAddr,
+    /// HTTP listen address (HTTP-FLV, API, status page, metrics).
+    pub http_listen: SocketAddr,
+    /// Cores running a reactor each.
+    pub cores: CoreSelection,
+    /// Most connections open at once, all cores together.
+    pub max_connections: usize,
+    /// Listen backlog.
+    pub backlog: u32,
+    /// How long a graceful shutdown may take before connections are cut.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            rtmp_listen: "0.0.0.0:1935".parse().expect("valid literal"),
+            http_listen: "0.0.0.0:8080".parse().expect("valid literal"),
+            cores: CoreSelection::default(),
+            max_connections: 100_000,
+            backlog: 4096,
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Protocol limits and timeouts.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// A connection must finish the RTMP handshake (or send an HTTP head) within this.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// A publisher must send its first media within this after `publish`.
+    #[serde(with = "humantime_serde")]
+    pub first_media_timeout: Duration,
+    /// A publisher silent for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Largest RTMP message accepted, bytes.
+    pub max_message_size: u32,
+    /// Largest RTMP chunk size a peer may set, bytes.
+    pub max_chunk_size: u32,
+    /// Chunk size ringcast sends with, bytes.
+    pub out_chunk_size: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            handshake_timeout: Duration::from_secs(10),
+            first_media_timeout: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(30),
+            max_message_size: 4 << 20,
+            max_chunk_size: 16 << 20,
+            out_chunk_size: 4096,
+        }
+    }
+}
+
+/// How viewers' timestamps are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampMode {
+    /// Each viewer's output starts at 0 (what players expect).
+    #[default]
+    ZeroBased,
+    /// Keep the (corrected, monotonic) source timeline.
+    Source,
+}
+
+/// Stream behaviour.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Keep the frames since the last keyframe so new viewers start at once.
+    pub gop_cache: bool,
+    /// Most frames kept per stream per core (GOP cache and slow-viewer retention).
+    pub ring_max_frames: usize,
+    /// Most bytes kept per stream per core.
+    pub ring_max_bytes: usize,
+    /// A second publisher on a taken key replaces the first instead of being refused.
+    pub takeover: bool,
+    /// After the publisher leaves, keep viewers waiting this long for it to return.
+    #[serde(with = "humantime_serde")]
+    pub publisher_grace: Duration,
+    /// Viewer timestamps start at zero or keep the source's.
+    pub timestamps: TimestampMode,
+    /// A viewer asking for an unknown stream waits this long for a publisher (0: 404 at once).
+    #[serde(with = "humantime_serde")]
+    pub wait_for_publisher: Duration,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            gop_cache: true,
+            ring_max_frames: 4096,
+            ring_max_bytes: 32 << 20,
+            takeover: false,
+            publisher_grace: Duration::ZERO,
+            timestamps: TimestampMode::ZeroBased,
+            wait_for_publisher: Duration::ZERO,
+        }
+    }
+}
+
+/// Slow-viewer bounds: past soft, skip to the next keyframe; past hard, close.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ViewerConfig {
+    /// Lag behind live after which non-keyframe video is skipped.
+    #[serde(with = "humantime_serde")]
+    pub soft_lag: Duration,
+    /// Lag behind live after which the viewer is closed.
+    #[serde(with = "humantime_serde")]
+    pub hard_lag: Duration,
+    /// Bytes queued behind live after which non-keyframe video is skipped.
+    pub soft_lag_bytes: usize,
+    /// Bytes queued behind live after which the viewer is closed.
+    pub hard_lag_bytes: usize,
+    /// Kernel send buffer per viewer socket, bytes (0: kernel default).
+    pub socket_send_buffer: usize,
+}
+
+impl Default for ViewerConfig {
+    fn default() -> Self {
+        ViewerConfig {
+            soft_lag: Duration::from_secs(3),
+            hard_lag: Duration::from_secs(10),
+            soft_lag_bytes: 4 << 20,
+            hard_lag_bytes: 16 << 20,
+            socket_send_buffer: 0,
+        }
+    }
+}
+
+/// io_uring reactor settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Submission queue entries per core.
+    pub ring_entries: u32,
+    /// Receive buffers in the provided-buffer ring per core (power of two).
+    pub recv_buffers: u16,
+    /// Size of each receive buffer, bytes.
+    pub recv_buffer_size: u32,
+    /// Ask for SINGLE_ISSUER + DEFER_TASKRUN (falls back when the kernel refuses).
+    pub defer_taskrun: bool,
+    /// Most frames one viewer send gathers.
+    pub max_frames_per_send: usize,
+    /// Most bytes one viewer send gathers.
+    pub max_bytes_per_send: usize,
+    /// Capacity of each cross-core queue, messages.
+    pub cross_core_queue: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            ring_entries: 4096,
+            recv_buffers: 1024,
+            recv_buffer_size: 16 << 10,
+            defer_taskrun: true,
+            max_frames_per_send: 64,
+            max_bytes_per_send: 1 << 20,
+            cross_core_queue: 8192,
+        }
+    }
+}
+
+/// HTTP API, status page and metrics.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Serve the API and metrics on this separate address too (and only there when set).
+    pub admin_listen: Option<SocketAddr>,
+    /// When set, the API requires `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+/// Edge mode: pull streams that are not live here from origins.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Origins tried in order: `rtmp://host:port/app` or `http://host:port`.
+    pub origins: Vec<String>,
+    /// Keep an upstream this long after its last viewer leaves.
+    #[serde(with = "humantime_serde")]
+    pub idle_close: Duration,
+    /// Viewers wait this long for an upstream to start.
+    #[serde(with = "humantime_serde")]
+    pub start_timeout: Duration,
+    /// Allow local publishing while origins are set.
+    pub allow_publish: bool,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            origins: Vec::new(),
+            idle_close: Duration::from_secs(30),
+            start_timeout: Duration::from_secs(10),
+            allow_publish: true,
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Config::from_toml(&text)
+    }
+
+    /// Checks ranges that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn check(ok: bool, field: &'static str, reason: &str) -> Result<(), ConfigError> {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid { field, reason: reason.into() })
+            }
+        }
+        let l = &self.limits;
+        check(l.max_chunk_size >= 128 && l.max_chunk_size <= 0x7fff_ffff, "limits.max_chunk_size", "must be 128..=2147483647")?;
+        check((128..=65536).contains(&l.out_chunk_size), "limits.out_chunk_size", "must be 128..=65536")?;
+        check(l.max_message_size >= 1024 && l.max_message_size <= 64 << 20, "limits.max_message_size", "must be 1 KiB..=64 MiB")?;
+        check(!l.handshake_timeout.is_zero(), "limits.handshake_timeout", "must be above zero")?;
+        check(!l.idle_timeout.is_zero(), "limits.idle_timeout", "must be above zero")?;
+        let v = &self.viewer;
+        check(v.soft_lag <= v.hard_lag, "viewer.soft_lag", "must not exceed viewer.hard_lag")?;
+        check(v.soft_lag_bytes <= v.hard_lag_bytes, "viewer.soft_lag_bytes", "must not exceed viewer.hard_lag_bytes")?;
+        let s = &self.stream;
+        check(s.ring_max_frames >= 16, "stream.ring_max_frames", "must be at least 16")?;
+        check(s.ring_max_bytes >= 1 << 20, "stream.ring_max_bytes", "must be at least 1 MiB")?;
+        let r = &self.runtime;
+        check(r.recv_buffers.is_power_of_two(), "runtime.recv_buffers", "must be a power of two")?;
+        check(r.recv_buffer_size >= 1024, "runtime.recv_buffer_size", "must be at least 1024")?;
+        check((1..=512).contains(&r.max_frames_per_send), "runtime.max_frames_per_send", "must be 1..=512")?;
+        check(r.cross_core_queue >= 64, "runtime.cross_core_queue", "must be at least 64")?;
+        check(self.server.max_connections >= 1, "server.max_connections", "must be at least 1")?;
+        for origin in &self.edge.origins {
+            check(
+                origin.starts_with("rtmp://") || origin.starts_with("http://"),
+                "edge.origins",
+                "each origin must start with rtmp:// or http://",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_working_defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.server.rtmp_listen.port(), 1935);
+        assert_eq!(c.server.http_listen.port(), 8080);
+        assert_eq!(c.limits.handshake_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn human_durations_and_core_forms() {
+        let c = Config::from_toml(
+            "[server]\ncores = 2\n[limits]\nidle_timeout = \"45s\"\n[viewer]\nsoft_lag = \"500ms\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.cores, CoreSelection::Count(2));
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(45));
+        assert_eq!(c.viewer.soft_lag, Duration::from_millis(500));
+        let c = Config::from_toml("[server]\ncores = [0, 1]\n").unwrap();
+        assert_eq!(c.server.cores.resolve(&[0, 1]).unwrap(), vec![0, 1]);
+        assert!(CoreSelection::Count(3).resolve(&[0, 1]).is_err());
+        assert!(CoreSelection::List(vec![5]).resolve(&[0, 1]).is_err());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_ranges_are_errors() {
+        assert!(matches!(Config::from_toml("[server]\nnope = 1\n"), Err(ConfigError::Parse(_))));
+        let err = Config::from_toml("[limits]\nout_chunk_size = 1\n").unwrap_err();
+        assert!(err.to_string().contains("limits.out_chunk_size"), "{err}");
+        let err = Config::from_toml("[viewer]\nsoft_lag = \"20s\"\n").unwrap_err();
+        assert!(err.to_string().contains("viewer.soft_lag"), "{err}");
+        let err = Config::from_toml("[edge]\norigins = [\"ftp://x\"]\n").unwrap_err();
+        assert!(err.to_string().contains("edge.origins"), "{err}");
+    }
+}

@@ -4,6 +4,11 @@
 //! [`frame::Frame`] type serves both protocols without transformation.
 
 pub mod codec;
+pub mod demux;
+pub mod error;
 pub mod frame;
 pub mod metadata;
 pub mod tag;
+
+pub use demux::{FlvDemuxer, FlvLimits, UnknownTagPolicy};
+pub use error::FlvError;

@@ -1,0 +1,244 @@
+//! Shared harness for end-to-end tests: runs the real `ringcast` binary and real
+//! `ffmpeg`/`ffprobe` on loopback. Every child process is bounded in time and is
+//! killed when its handle drops.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback TCP port (bound then released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    /// The process.
+    pub child: Child,
+    /// What it is, for messages.
+    pub name: String,
+}
+
+impl Proc {
+    /// Waits for exit up to `limit`; kills it past that and returns None.
+    pub fn wait_for(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGKILL and reaps.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running ringcast server on loopback ports.
+pub struct Server {
+    /// The process.
+    pub proc: Proc,
+    /// RTMP port.
+    pub rtmp_port: u16,
+    /// HTTP port.
+    pub http_port: u16,
+    /// Temp dir holding its config.
+    pub dir: PathBuf,
+}
+
+impl Server {
+    /// Starts ringcast with `cores` reactors and extra TOML config, waits until both ports accept.
+    pub fn start(cores: usize, extra_toml: &str) -> Server {
+        let rtmp_port = free_port();
+        let http_port = free_port();
+        let dir = std::env::temp_dir().join(format!("ringcast-test-{}-{}", std::process::id(), rtmp_port));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("ringcast.toml");
+        std::fs::write(&config, extra_toml).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .arg("--rtmp")
+            .arg(format!("127.0.0.1:{rtmp_port}"))
+            .arg("--http")
+            .arg(format!("127.0.0.1:{http_port}"))
+            .arg("--cores")
+            .arg(cores.to_string())
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn ringcast");
+        let server = Server { proc: Proc { child, name: "ringcast".into() }, rtmp_port, http_port, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for port in [rtmp_port, http_port] {
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "ringcast did not listen on {port}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        server
+    }
+
+    /// `rtmp://127.0.0.1:PORT/app/name`.
+    pub fn rtmp_url(&self, app: &str, name: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/{app}/{name}", self.rtmp_port)
+    }
+
+    /// `http://127.0.0.1:PORT/app/name.flv`.
+    pub fn flv_url(&self, app: &str, name: &str) -> String {
+        format!("http://127.0.0.1:{}/{app}/{name}.flv", self.http_port)
+    }
+
+    /// GET a path on the HTTP port; returns (status, body).
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        http_request(self.http_port, "GET", path)
+    }
+
+    /// Resident set size of the server, bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.proc.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kb * 1024
+    }
+
+    /// True while the server process is alive.
+    pub fn alive(&mut self) -> bool {
+        self.proc.child.try_wait().unwrap().is_none()
+    }
+}
+
+/// A bare HTTP/1.0 request; returns (status, body).
+pub fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// Starts ffmpeg publishing a lavfi test source (H.264 320x240 25 fps, 1 s GOP, AAC)
+/// in real time for `seconds`.
+pub fn publish(url: &str, seconds: u32) -> Proc {
+    let child = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p"])
+        .args(["-c:a", "aac", "-b:a", "64k"])
+        .args(["-t", &seconds.to_string(), "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ffmpeg (is it installed?)");
+    Proc { child, name: format!("ffmpeg publish {url}") }
+}
+
+/// Runs a command to completion within `limit`, killing it past that.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let pid = child.id();
+    let killer = std::thread::spawn(move || {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            // The process is gone once /proc/PID is (the waiter has reaped it).
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                return;
+            }
+        }
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    });
+    let out = child.wait_with_output().expect("wait");
+    let _ = killer.join();
+    out
+}
+
+/// What ffmpeg decoded from a URL.
+#[derive(Debug)]
+pub struct Decoded {
+    /// Video frames decoded.
+    pub video_frames: u64,
+    /// ffmpeg's stderr at `-v error` (decode errors land here).
+    pub errors: String,
+    /// Exit success.
+    pub ok: bool,
+}
+
+/// Pulls `url` with ffmpeg, decoding `frames` video frames (bounded by `limit`).
+pub fn pull_decode(url: &str, frames: u32, limit: Duration) -> Decoded {
+    let out = run_bounded(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-v", "error", "-i", url])
+            .args(["-map", "0:v:0", "-frames:v", &frames.to_string()])
+            .args(["-f", "framemd5", "-"]),
+        limit,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let video_frames = stdout.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).count() as u64;
+    Decoded { video_frames, errors: String::from_utf8_lossy(&out.stderr).to_string(), ok: out.status.success() }
+}
+
+/// ffprobe's view of a live URL: (video codec, width, height, audio codec).
+pub fn probe(url: &str) -> (String, u32, u32, String) {
+    let out = run_bounded(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height"])
+            .args(["-of", "json", url]),
+        Duration::from_secs(20),
+    );
+    assert!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let streams = v["streams"].as_array().cloned().unwrap_or_default();
+    let video = streams.iter().find(|s| s["codec_type"] == "video").expect("no video stream");
+    let audio = streams.iter().find(|s| s["codec_type"] == "audio").expect("no audio stream");
+    (
+        video["codec_name"].as_str().unwrap_or("").to_string(),
+        video["width"].as_u64().unwrap_or(0) as u32,
+        video["height"].as_u64().unwrap_or(0) as u32,
+        audio["codec_name"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+/// Waits until the server's API lists `app/name` as live.
+pub fn wait_live(server: &Server, app: &str, name: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (status, _) = server.http_get(&format!("/api/v1/streams/{app}/{name}"));
+        if status == 200 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "stream {app}/{name} never went live");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,37 @@
+//! ffmpeg publishes over RTMP; ffmpeg pulls over HTTP-FLV and RTMP and decodes;
+//! ffprobe sees the right codecs and size.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn ffmpeg_publish_then_pull_http_flv_and_rtmp() {
+    let server = Server::start(1, "");
+    let mut publisher = publish(&server.rtmp_url("live", "e2e"), 30);
+    wait_live(&server, "live", "e2e", Duration::from_secs(10));
+
+    let flv = pull_decode(&server.flv_url("live", "e2e"), 100, Duration::from_secs(20));
+    assert!(flv.ok && flv.video_frames >= 100, "HTTP-FLV: {flv:?}");
+    assert!(flv.errors.trim().is_empty(), "HTTP-FLV decode errors: {}", flv.errors);
+
+    let rtmp = pull_decode(&server.rtmp_url("live", "e2e"), 100, Duration::from_secs(20));
+    assert!(rtmp.ok && rtmp.video_frames >= 100, "RTMP: {rtmp:?}");
+    assert!(rtmp.errors.trim().is_empty(), "RTMP decode errors: {}", rtmp.errors);
+
+    let (vcodec, w, h, acodec) = probe(&server.flv_url("live", "e2e"));
+    assert_eq!((vcodec.as_str(), w, h, acodec.as_str()), ("h264", 320, 240, "aac"));
+
+    publisher.kill();
+}
+
+#[test]
+fn unknown_stream_is_404_and_bad_paths_are_rejected() {
+    let server = Server::start(1, "");
+    assert_eq!(server.http_get("/live/nothing.flv").0, 404);
+    assert_eq!(http_request(server.http_port, "POST", "/live/x.flv").0, 405);
+    let long = format!("/live/{}.flv", "a".repeat(3000));
+    assert_eq!(server.http_get(&long).0, 414);
+}
