@@ -1,0 +1,629 @@
+//! One io_uring per core thread: queues operations, submits them in batches and
+//! hands completions back to the caller's loop.
+//!
+//! `user_data` belongs to the caller (the server packs slot, generation and op
+//! kind into it). The reactor only looks at it to keep multishot operations
+//! alive: when a multishot accept/recv ends without an error the caller should
+//! see (the kernel stops one after CQ pressure, or the buffer ring ran dry), the
+//! reactor re-arms it itself and reports the completion with `more()` still true.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use thiserror::Error;
+
+use super::buf_ring::BufRing;
+
+/// The buffer group id our provided-buffer ring is registered under.
+const BUFFER_GROUP: u16 = 0;
+/// `IORING_CQE_F_MORE` (the crate keeps its sys bindings private).
+const CQE_F_MORE: u32 = 1 << 1;
+
+/// How the reactor's ring is set up.
+#[derive(Clone, Debug)]
+pub struct ReactorConfig {
+    /// Submission queue size (the kernel rounds up to a power of two).
+    pub entries: u32,
+    /// Number of receive buffers in the provided-buffer ring; a power of two, at most 32768.
+    pub recv_buffers: u16,
+    /// Size of each receive buffer in bytes.
+    pub recv_buffer_size: u32,
+    /// Ask for `SINGLE_ISSUER | DEFER_TASKRUN`: completions are only produced when we
+    /// ask for them, which batches task work and avoids IPIs. Falls back if refused.
+    pub defer_taskrun: bool,
+    /// Ask for a kernel SQ polling thread (exclusive with `defer_taskrun`).
+    pub sqpoll: bool,
+    /// Bound on operations queued while the submission queue is full.
+    pub backlog_limit: usize,
+}
+
+impl Default for ReactorConfig {
+    fn default() -> Self {
+        ReactorConfig {
+            entries: 4096,
+            recv_buffers: 4096,
+            recv_buffer_size: 16 * 1024,
+            defer_taskrun: true,
+            sqpoll: false,
+            backlog_limit: 65536,
+        }
+    }
+}
+
+/// Which ring features the kernel accepted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReactorFeatures {
+    /// `IORING_SETUP_SINGLE_ISSUER`.
+    pub single_issuer: bool,
+    /// `IORING_SETUP_DEFER_TASKRUN`.
+    pub defer_taskrun: bool,
+    /// `IORING_SETUP_COOP_TASKRUN`.
+    pub coop_taskrun: bool,
+    /// `IORING_SETUP_SQPOLL`.
+    pub sqpoll: bool,
+    /// `IORING_FEAT_EXT_ARG`: waits with a timeout need no extra SQE.
+    pub ext_arg: bool,
+    /// `IORING_FEAT_NODROP`: completions are never dropped on CQ overflow.
+    pub nodrop: bool,
+}
+
+/// Counters describing how hard the reactor works.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReactorStats {
+    /// `io_uring_enter` calls.
+    pub submits: u64,
+    /// SQEs handed to the kernel.
+    pub sqes_submitted: u64,
+    /// CQEs delivered to the caller (plus those the reactor consumed itself).
+    pub completions: u64,
+    /// Send/sendmsg operations queued.
+    pub sends: u64,
+    /// Multishot operations the reactor re-armed after they stopped.
+    pub rearms: u64,
+    /// Multishot receives that stopped because the buffer ring was empty.
+    pub enobufs: u64,
+    /// Operations that went through the backlog because the SQ was full.
+    pub backlogged: u64,
+    /// Time spent outside `io_uring_enter` waits since the reactor was created.
+    pub busy: Duration,
+    /// Time spent blocked in `io_uring_enter` waiting for completions.
+    pub idle: Duration,
+}
+
+impl ReactorStats {
+    /// Mean number of sends per `io_uring_enter`, the batching we are after.
+    pub fn sends_per_submit(&self) -> f64 {
+        if self.submits == 0 {
+            0.0
+        } else {
+            self.sends as f64 / self.submits as f64
+        }
+    }
+}
+
+/// A finished operation as reported by the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// The caller's tag given when queuing the operation.
+    pub user_data: u64,
+    /// Bytes transferred, a new fd, or `-errno`.
+    pub result: i32,
+    /// `IORING_CQE_F_*` flags.
+    pub flags: u32,
+}
+
+impl Completion {
+    /// True while the (multishot) operation keeps producing completions.
+    pub fn more(&self) -> bool {
+        cqueue::more(self.flags)
+    }
+
+    /// The provided buffer that holds this receive's bytes, if any.
+    pub fn buffer_id(&self) -> Option<u16> {
+        cqueue::buffer_select(self.flags)
+    }
+
+    /// For a zero-copy send: this CQE is the notification that the buffers are free.
+    pub fn is_notification(&self) -> bool {
+        cqueue::notif(self.flags)
+    }
+
+    /// The error, if the result is a negative errno.
+    pub fn error(&self) -> Option<io::Error> {
+        (self.result < 0).then(|| io::Error::from_raw_os_error(-self.result))
+    }
+}
+
+/// Why an operation could not be queued.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The SQ is full and so is the bounded backlog behind it.
+    #[error("submission backlog full ({len} operations queued, limit {limit})")]
+    BacklogFull {
+        /// Operations currently queued in the backlog.
+        len: usize,
+        /// The configured `backlog_limit`.
+        limit: usize,
+    },
+}
+
+/// Which multishot operation a `user_data` stands for, to re-arm it.
+#[derive(Clone, Copy, Debug)]
+enum Multishot {
+    Accept(RawFd),
+    Recv(RawFd),
+}
+
+/// The per-core io_uring event loop core. Not `Send`: create it on the thread that uses it
+/// (`SINGLE_ISSUER` requires that anyway).
+pub struct Reactor {
+    ring: IoUring,
+    buffers: BufRing,
+    features: ReactorFeatures,
+    /// Operations waiting for SQ space, in order; nothing skips ahead of them.
+    backlog: VecDeque<squeue::Entry>,
+    backlog_limit: usize,
+    /// Live multishot operations by user_data, consulted only when one stops.
+    multishot: HashMap<u64, Multishot>,
+    /// Receives stopped by ENOBUFS, re-armed once the caller recycles a buffer.
+    starved: Vec<(u64, RawFd)>,
+    /// Completions of the current drain, reused to avoid allocating per turn.
+    batch: Vec<Completion>,
+    stats: ReactorStats,
+    created: Instant,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Reactor {
+    /// Creates the ring, trying `SINGLE_ISSUER | DEFER_TASKRUN`, then `COOP_TASKRUN`,
+    /// then a plain ring, and registers the provided-buffer ring.
+    pub fn new(cfg: &ReactorConfig) -> io::Result<Reactor> {
+        let buffers = BufRing::new(cfg.recv_buffers, cfg.recv_buffer_size)?;
+        let (ring, features) = build_ring(cfg)?;
+        // SAFETY: the ring memory lives in `buffers`, which the reactor owns and keeps
+        // until after unregistering it in Drop.
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                buffers.ring_addr(),
+                buffers.entries(),
+                BUFFER_GROUP,
+                0,
+            )?;
+        }
+        Ok(Reactor {
+            ring,
+            buffers,
+            features,
+            backlog: VecDeque::new(),
+            backlog_limit: cfg.backlog_limit.max(1),
+            multishot: HashMap::new(),
+            starved: Vec::new(),
+            batch: Vec::with_capacity(cfg.entries as usize),
+            stats: ReactorStats::default(),
+            created: Instant::now(),
+            _not_send: std::marker::PhantomData,
+        })
+    }
+
+    /// What the kernel accepted at setup.
+    pub fn features(&self) -> ReactorFeatures {
+        self.features
+    }
+
+    /// The ring's fd, e.g. as a target for `IORING_OP_MSG_RING`.
+    pub fn ring_fd(&self) -> RawFd {
+        use std::os::fd::AsRawFd;
+        self.ring.as_raw_fd()
+    }
+
+    /// Accepts connections on `listener` until cancelled; each CQE's result is a new fd.
+    pub fn accept_multishot(&mut self, listener: RawFd, user_data: u64) -> Result<(), SubmitError> {
+        self.multishot.insert(user_data, Multishot::Accept(listener));
+        self.push(accept_entry(listener, user_data))
+    }
+
+    /// Receives on `fd` until EOF, error or cancel, into buffers from the provided ring.
+    /// Each data CQE carries a `buffer_id()`: read it with [`Reactor::recv_buffer`], then
+    /// [`Reactor::recycle_buffer`] it. `user_data` must be unique among live multishots.
+    pub fn recv_multishot(&mut self, fd: RawFd, user_data: u64) -> Result<(), SubmitError> {
+        self.multishot.insert(user_data, Multishot::Recv(fd));
+        self.push(recv_entry(fd, user_data))
+    }
+
+    /// Queues a `sendmsg` with `MSG_NOSIGNAL`.
+    ///
+    /// # Safety
+    /// `msg`, its iovec array and every buffer it points to must stay valid and
+    /// unmoved until this operation's completion is drained. Keep at most one send
+    /// in flight per socket: the kernel does not order concurrent sends.
+    pub unsafe fn sendmsg(
+        &mut self,
+        fd: RawFd,
+        msg: *const libc::msghdr,
+        user_data: u64,
+    ) -> Result<(), SubmitError> {
+        self.stats.sends += 1;
+        let entry = opcode::SendMsg::new(types::Fd(fd), msg)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build()
+            .user_data(user_data);
+        self.push(entry)
+    }
+
+    /// Queues a `send` of `len` bytes at `buf` with `MSG_NOSIGNAL`.
+    ///
+    /// # Safety
+    /// The bytes must stay valid and unmoved until the completion is drained.
+    pub unsafe fn send(
+        &mut self,
+        fd: RawFd,
+        buf: *const u8,
+        len: u32,
+        user_data: u64,
+    ) -> Result<(), SubmitError> {
+        self.stats.sends += 1;
+        let entry = opcode::Send::new(types::Fd(fd), buf, len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(user_data);
+        self.push(entry)
+    }
+
+    /// Queues a zero-copy `sendmsg`. Two CQEs come back: the result (with `more()` set)
+    /// and later a notification (`is_notification()`) once the kernel released the buffers.
+    ///
+    /// # Safety
+    /// As [`Reactor::sendmsg`], but the buffers must live until the notification.
+    pub unsafe fn sendmsg_zc(
+        &mut self,
+        fd: RawFd,
+        msg: *const libc::msghdr,
+        user_data: u64,
+    ) -> Result<(), SubmitError> {
+        self.stats.sends += 1;
+        let entry = opcode::SendMsgZc::new(types::Fd(fd), msg)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build()
+            .user_data(user_data);
+        self.push(entry)
+    }
+
+    /// Closes `fd`; any multishot still armed on it is forgotten (cancel it first).
+    pub fn close(&mut self, fd: RawFd, user_data: u64) -> Result<(), SubmitError> {
+        self.starved.retain(|&(_, starved_fd)| starved_fd != fd);
+        self.push(opcode::Close::new(types::Fd(fd)).build().user_data(user_data))
+    }
+
+    /// Cancels every operation in flight on `fd`; they complete with `-ECANCELED`.
+    pub fn cancel_fd(&mut self, fd: RawFd, user_data: u64) -> Result<(), SubmitError> {
+        let starved = &mut self.starved;
+        let multishot = &mut self.multishot;
+        starved.retain(|&(ud, starved_fd)| {
+            if starved_fd == fd {
+                multishot.remove(&ud);
+                false
+            } else {
+                true
+            }
+        });
+        let builder = types::CancelBuilder::fd(types::Fd(fd)).all();
+        self.push(opcode::AsyncCancel2::new(builder).build().user_data(user_data))
+    }
+
+    /// Reads the 8-byte counter of eventfd `efd` into `*buf`: a cross-core wake-up.
+    ///
+    /// # Safety
+    /// `buf` must stay valid until the completion is drained.
+    pub unsafe fn read_eventfd(
+        &mut self,
+        efd: RawFd,
+        buf: *mut u64,
+        user_data: u64,
+    ) -> Result<(), SubmitError> {
+        let entry = opcode::Read::new(types::Fd(efd), buf.cast::<u8>(), 8)
+            .build()
+            .user_data(user_data);
+        self.push(entry)
+    }
+
+    /// Posts a CQE with `user_data`/`result` into another ring (`IORING_OP_MSG_RING`),
+    /// without producing a completion on ours.
+    pub fn msg_ring(&mut self, target_ring_fd: RawFd, result: i32, user_data: u64) -> Result<(), SubmitError> {
+        let entry = opcode::MsgRingData::new(types::Fd(target_ring_fd), result, user_data, None)
+            .build()
+            .flags(squeue::Flags::SKIP_SUCCESS);
+        self.push(entry)
+    }
+
+    /// Submits everything queued and waits until `want` completions are ready or
+    /// `timeout` passes. Returns the number of SQEs submitted. Interrupted waits and
+    /// timeouts are not errors: drain whatever is there.
+    pub fn submit_and_wait(&mut self, want: usize, timeout: Option<Duration>) -> io::Result<usize> {
+        self.rearm_starved();
+        let mut submitted = 0usize;
+        loop {
+            self.flush_backlog();
+            let to_submit = self.ring.submission().len();
+            let last = self.backlog.is_empty();
+            // Only the final enter waits; earlier ones just make room for the backlog.
+            let wait = if last { want } else { 0 };
+            let started = Instant::now();
+            let res = self.enter(to_submit, wait, if last { timeout } else { None });
+            if wait > 0 {
+                self.stats.idle += started.elapsed();
+            }
+            match res {
+                Ok(n) => {
+                    self.stats.submits += 1;
+                    self.stats.sqes_submitted += n as u64;
+                    submitted += n;
+                }
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR)) => {
+                    self.stats.submits += 1;
+                }
+                // The CQ is full: the caller must drain before we can submit more.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => return Ok(submitted),
+                Err(e) => return Err(e),
+            }
+            if last || self.ring.submission().is_full() {
+                return Ok(submitted);
+            }
+        }
+    }
+
+    /// Calls `f` for each ready completion. `f` gets the reactor back, so it can read
+    /// and recycle buffers and queue new operations while handling a completion.
+    pub fn drain_completions(&mut self, mut f: impl FnMut(&mut Reactor, Completion)) {
+        let mut batch = std::mem::take(&mut self.batch);
+        loop {
+            batch.clear();
+            batch.extend(self.ring.completion().map(|cqe| Completion {
+                user_data: cqe.user_data(),
+                result: cqe.result(),
+                flags: cqe.flags(),
+            }));
+            if batch.is_empty() {
+                break;
+            }
+            self.stats.completions += batch.len() as u64;
+            for completion in batch.drain(..) {
+                if let Some(completion) = self.observe(completion) {
+                    f(self, completion);
+                }
+            }
+        }
+        self.batch = batch;
+    }
+
+    /// The first `len` bytes of a received buffer the caller still holds.
+    pub fn recv_buffer(&self, buffer_id: u16, len: usize) -> Option<&[u8]> {
+        self.buffers.data(buffer_id, len)
+    }
+
+    /// Returns a received buffer to the kernel. Unknown or already recycled ids are
+    /// ignored (and logged), so a double recycle cannot corrupt the ring.
+    pub fn recycle_buffer(&mut self, buffer_id: u16) {
+        if !self.buffers.recycle(buffer_id) {
+            tracing::warn!(buffer_id, "recycle of a buffer the caller does not hold");
+            return;
+        }
+        self.rearm_starved();
+    }
+
+    /// Size of each receive buffer.
+    pub fn recv_buffer_size(&self) -> u32 {
+        self.buffers.buffer_size()
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> ReactorStats {
+        let mut stats = self.stats;
+        stats.busy = self.created.elapsed().saturating_sub(stats.idle);
+        stats
+    }
+
+    /// Operations queued behind a full SQ.
+    pub fn backlog_len(&self) -> usize {
+        self.backlog.len()
+    }
+
+    fn push(&mut self, entry: squeue::Entry) -> Result<(), SubmitError> {
+        if self.backlog.is_empty() {
+            // SAFETY: the entry's pointers are valid per the contract of the public
+            // method that built it.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return Ok(());
+            }
+            // The SQ is full: hand it to the kernel and retry once.
+            let queued = self.ring.submission().len();
+            if self.enter(queued, 0, None).is_ok() {
+                self.stats.submits += 1;
+                // SAFETY: as above.
+                if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                    return Ok(());
+                }
+            }
+        }
+        if self.backlog.len() >= self.backlog_limit {
+            return Err(SubmitError::BacklogFull { len: self.backlog.len(), limit: self.backlog_limit });
+        }
+        self.stats.backlogged += 1;
+        self.backlog.push_back(entry);
+        Ok(())
+    }
+
+    fn flush_backlog(&mut self) {
+        let mut sq = self.ring.submission();
+        while let Some(entry) = self.backlog.front() {
+            // SAFETY: entries were valid when queued and their owners keep them alive.
+            if unsafe { sq.push(entry) }.is_err() {
+                break;
+            }
+            self.backlog.pop_front();
+        }
+    }
+
+    fn enter(&mut self, to_submit: usize, want: usize, timeout: Option<Duration>) -> io::Result<usize> {
+        let submitter = self.ring.submitter();
+        if self.features.sqpoll {
+            return match timeout {
+                Some(t) if want > 0 => {
+                    let ts = timespec(t);
+                    submitter.submit_with_args(want, &types::SubmitArgs::new().timespec(&ts))
+                }
+                _ => submitter.submit_and_wait(want),
+            };
+        }
+        // With DEFER_TASKRUN, completions only appear when we pass GETEVENTS, so a
+        // plain submit must still carry it to collect what has finished meanwhile.
+        let mut flags = io_uring::EnterFlags::empty();
+        if want > 0 || self.features.defer_taskrun {
+            flags |= io_uring::EnterFlags::GETEVENTS;
+        }
+        match timeout {
+            Some(t) if want > 0 && self.features.ext_arg => {
+                let ts = timespec(t);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                flags |= io_uring::EnterFlags::EXT_ARG;
+                // SAFETY: args outlives the call and matches the EXT_ARG layout.
+                unsafe { submitter.enter(to_submit as u32, want as u32, flags.bits(), Some(&args)) }
+            }
+            // SAFETY: no argument pointer.
+            _ => unsafe {
+                submitter.enter::<libc::sigset_t>(to_submit as u32, want as u32, flags.bits(), None)
+            },
+        }
+    }
+
+    /// Tracks buffers and multishot state for one CQE; `None` if the caller should
+    /// not see it (an ENOBUFS the reactor recovers from by itself).
+    fn observe(&mut self, mut completion: Completion) -> Option<Completion> {
+        if let Some(id) = completion.buffer_id() {
+            if !self.buffers.mark_held(id) {
+                tracing::error!(id, "kernel delivered a buffer id we do not own");
+            }
+        }
+        if completion.more() {
+            return Some(completion);
+        }
+        let Some(kind) = self.multishot.get(&completion.user_data).copied() else {
+            return Some(completion);
+        };
+        match (kind, completion.result) {
+            (Multishot::Recv(fd), r) if r == -libc::ENOBUFS => {
+                self.stats.enobufs += 1;
+                self.starved.push((completion.user_data, fd));
+                None
+            }
+            // The kernel stopped a healthy multishot (e.g. CQ pressure): keep it going.
+            (Multishot::Recv(fd), r) if r > 0 => {
+                self.stats.rearms += 1;
+                let _ = self.requeue(recv_entry(fd, completion.user_data), completion.user_data);
+                completion.flags |= CQE_F_MORE;
+                Some(completion)
+            }
+            (Multishot::Accept(fd), r) if r >= 0 => {
+                self.stats.rearms += 1;
+                let _ = self.requeue(accept_entry(fd, completion.user_data), completion.user_data);
+                completion.flags |= CQE_F_MORE;
+                Some(completion)
+            }
+            _ => {
+                self.multishot.remove(&completion.user_data);
+                Some(completion)
+            }
+        }
+    }
+
+    /// Re-queues a multishot; if even the backlog is full the op is over for the caller.
+    fn requeue(&mut self, entry: squeue::Entry, user_data: u64) -> Result<(), SubmitError> {
+        let res = self.push(entry);
+        if let Err(e) = &res {
+            tracing::error!(user_data, error = %e, "could not re-arm multishot");
+            self.multishot.remove(&user_data);
+        }
+        res
+    }
+
+    fn rearm_starved(&mut self) {
+        if self.starved.is_empty() || !self.buffers.kernel_has_buffers() {
+            return;
+        }
+        let mut starved = std::mem::take(&mut self.starved);
+        for (user_data, fd) in starved.drain(..) {
+            self.stats.rearms += 1;
+            let _ = self.requeue(recv_entry(fd, user_data), user_data);
+        }
+        self.starved = starved;
+    }
+}
+
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        // Stop the kernel from picking buffers before their memory goes away.
+        let _ = self.ring.submitter().unregister_buf_ring(BUFFER_GROUP);
+    }
+}
+
+fn accept_entry(listener: RawFd, user_data: u64) -> squeue::Entry {
+    opcode::AcceptMulti::new(types::Fd(listener)).build().user_data(user_data)
+}
+
+fn recv_entry(fd: RawFd, user_data: u64) -> squeue::Entry {
+    opcode::RecvMulti::new(types::Fd(fd), BUFFER_GROUP).build().user_data(user_data)
+}
+
+fn timespec(d: Duration) -> types::Timespec {
+    types::Timespec::new().sec(d.as_secs()).nsec(d.subsec_nanos())
+}
+
+fn build_ring(cfg: &ReactorConfig) -> io::Result<(IoUring, ReactorFeatures)> {
+    let cq_entries = cfg.entries.saturating_mul(4);
+    let attempts: &[(&str, bool, bool, bool)] = &[
+        // (name, single_issuer+defer_taskrun, coop_taskrun, sqpoll)
+        ("sqpoll", false, false, true),
+        ("single_issuer+defer_taskrun", true, false, false),
+        ("coop_taskrun", false, true, false),
+        ("plain", false, false, false),
+    ];
+    let mut last_err = None;
+    for &(name, defer, coop, sqpoll) in attempts {
+        if (sqpoll && !cfg.sqpoll) || (defer && (!cfg.defer_taskrun || cfg.sqpoll)) {
+            continue;
+        }
+        let mut builder = IoUring::builder();
+        builder.setup_cqsize(cq_entries).setup_submit_all();
+        if defer {
+            builder.setup_single_issuer().setup_defer_taskrun();
+        }
+        if coop {
+            builder.setup_coop_taskrun().setup_taskrun_flag();
+        }
+        if sqpoll {
+            builder.setup_sqpoll(1000);
+        }
+        match builder.build(cfg.entries) {
+            Ok(ring) => {
+                let params = ring.params();
+                let features = ReactorFeatures {
+                    single_issuer: defer,
+                    defer_taskrun: defer,
+                    coop_taskrun: coop,
+                    sqpoll,
+                    ext_arg: params.is_feature_ext_arg(),
+                    nodrop: params.is_feature_nodrop(),
+                };
+                tracing::info!(mode = name, ?features, "io_uring reactor ready");
+                return Ok((ring, features));
+            }
+            Err(e) => {
+                tracing::warn!(mode = name, error = %e, "io_uring setup refused, falling back");
+                last_err = Some(e);
+            }
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no io_uring mode tried")))
+}
