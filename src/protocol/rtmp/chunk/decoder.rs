@@ -1,0 +1,463 @@
+//! Incoming chunk stream reassembly (RTMP spec 5.3), sans-IO.
+//!
+//! Bytes go in as they arrive, in any split; complete messages come out one at a
+//! time. Payload bytes are copied once, straight from the input into a buffer of
+//! exactly the message length from the caller's [`PayloadAllocator`]; only a
+//! chunk header cut by a read boundary (at most 18 bytes) is held on the side.
+
+use bytes::{Bytes, BytesMut};
+use tracing::{debug, trace};
+
+use super::error::ChunkError;
+use super::header::{
+    parse_basic_header, read_u24, read_u32, DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP_MARKER,
+    MAX_CHUNK_HEADER_LEN, MESSAGE_HEADER_LEN,
+};
+use super::limits::ChunkLimits;
+use crate::protocol::payload::PayloadAllocator;
+use crate::protocol::rtmp::message::{type_id, RtmpMessage};
+
+/// What one [`ChunkDecoder::decode`] call did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    /// Input bytes consumed; call again with the rest (it may hold more messages).
+    pub consumed: usize,
+    /// The message completed by those bytes, if any.
+    pub message: Option<RtmpMessage>,
+}
+
+/// The last header seen on one chunk stream, and its message in progress.
+#[derive(Debug)]
+struct ChunkStream {
+    csid: u32,
+    /// Absolute timestamp of the current (or last) message.
+    timestamp: u32,
+    /// The last timestamp field value: a delta after fmt 1/2, the absolute
+    /// timestamp after fmt 0 (what a fmt 3 new message adds, as ffmpeg and SRS do).
+    delta: u32,
+    /// Whether that last field was carried in the extended timestamp.
+    extended: bool,
+    len: u32,
+    type_id: u8,
+    stream_id: u32,
+    /// The payload so far, while a message is being assembled.
+    assembling: Option<BytesMut>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// The next byte starts a chunk header.
+    Header,
+    /// `remaining` bytes of the current chunk's body, for stream index `stream`.
+    Body { stream: usize, remaining: usize },
+}
+
+enum HeaderOutcome {
+    Incomplete,
+    Parsed { len: usize, message: Option<RtmpMessage> },
+}
+
+/// Room for leftover bytes plus enough new input to finish any header.
+const STASH_LEN: usize = 2 * MAX_CHUNK_HEADER_LEN;
+
+/// Reassembles RTMP messages from one connection's incoming chunk stream.
+///
+/// It applies Set Chunk Size (type 1) and Abort (type 2) itself, the moment they
+/// complete, because they change how the following bytes parse; they are still
+/// returned so the session sees them.
+#[derive(Debug)]
+pub struct ChunkDecoder {
+    limits: ChunkLimits,
+    chunk_size: u32,
+    streams: Vec<ChunkStream>,
+    last_stream: usize,
+    phase: Phase,
+    /// Input bytes already counted as consumed but not yet processed: a cut
+    /// header, or bytes that turned out to follow a header.
+    pending: [u8; MAX_CHUNK_HEADER_LEN],
+    pending_len: usize,
+    assembling_bytes: usize,
+    bytes_received: u64,
+}
+
+impl ChunkDecoder {
+    /// A decoder at the protocol's initial chunk size of 128.
+    pub fn new(limits: ChunkLimits) -> Self {
+        Self {
+            limits,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            streams: Vec::new(),
+            last_stream: 0,
+            phase: Phase::Header,
+            pending: [0; MAX_CHUNK_HEADER_LEN],
+            pending_len: 0,
+            assembling_bytes: 0,
+            bytes_received: 0,
+        }
+    }
+
+    /// The peer's current chunk size.
+    pub fn chunk_size(&self) -> u32 {
+        self.chunk_size
+    }
+
+    /// Total bytes consumed since creation (for Acknowledgement sequence numbers,
+    /// which the session adds to the handshake's bytes and wraps at 2^32).
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &ChunkLimits {
+        &self.limits
+    }
+
+    /// Consumes input until one message completes or the input runs out.
+    ///
+    /// Bytes not consumed (only when a message was returned) must be passed
+    /// again. After an error the decoder's state is undefined: close the connection.
+    pub fn decode(
+        &mut self,
+        input: &[u8],
+        alloc: &mut impl PayloadAllocator,
+    ) -> Result<Decoded, ChunkError> {
+        let mut consumed = 0;
+        // Leftover bytes go first, topped up from the input in a small stash so a
+        // header cut across reads parses as if it had arrived whole.
+        while self.pending_len > 0 {
+            let old = self.pending_len;
+            let extra = (input.len() - consumed).min(STASH_LEN - old);
+            let mut stash = [0u8; STASH_LEN];
+            stash[..old].copy_from_slice(&self.pending[..old]);
+            stash[old..old + extra].copy_from_slice(&input[consumed..consumed + extra]);
+            self.pending_len = 0;
+            let (used, message) = self.run(&stash[..old + extra], alloc)?;
+            if let Some(message) = message {
+                if used < old {
+                    // Some leftover bytes are still unprocessed; keep them pending.
+                    let rest = old - used;
+                    self.pending[..rest].copy_from_slice(&stash[used..old]);
+                    self.pending_len = rest;
+                } else {
+                    consumed += used - old;
+                }
+                self.bytes_received += consumed as u64;
+                return Ok(Decoded { consumed, message: Some(message) });
+            }
+            consumed += extra;
+            if extra == 0 {
+                break;
+            }
+        }
+        let (used, message) = self.run(&input[consumed..], alloc)?;
+        consumed += used;
+        self.bytes_received += consumed as u64;
+        Ok(Decoded { consumed, message })
+    }
+
+    /// Decodes all of `input`, appending every completed message to `out`.
+    /// Returns how many messages were added.
+    pub fn decode_all(
+        &mut self,
+        mut input: &[u8],
+        alloc: &mut impl PayloadAllocator,
+        out: &mut Vec<RtmpMessage>,
+    ) -> Result<usize, ChunkError> {
+        let before = out.len();
+        loop {
+            let d = self.decode(input, alloc)?;
+            input = input.get(d.consumed..).unwrap_or_default();
+            match d.message {
+                Some(m) => out.push(m),
+                None if input.is_empty() => return Ok(out.len() - before),
+                None => continue,
+            }
+        }
+    }
+
+    /// Processes `data` until a message completes (returning how far it got) or
+    /// all of it is used (a cut header is then saved in `pending`).
+    fn run(
+        &mut self,
+        data: &[u8],
+        alloc: &mut impl PayloadAllocator,
+    ) -> Result<(usize, Option<RtmpMessage>), ChunkError> {
+        let mut pos = 0;
+        loop {
+            match self.phase {
+                Phase::Body { stream, remaining } => {
+                    let avail = &data[pos..];
+                    if avail.is_empty() {
+                        return Ok((pos, None));
+                    }
+                    let take = remaining.min(avail.len());
+                    let s = &mut self.streams[stream];
+                    let Some(buf) = s.assembling.as_mut() else {
+                        // Aborted mid-chunk cannot happen: aborts apply between messages.
+                        self.phase = Phase::Header;
+                        continue;
+                    };
+                    buf.extend_from_slice(&avail[..take]);
+                    pos += take;
+                    if take < remaining {
+                        self.phase = Phase::Body { stream, remaining: remaining - take };
+                        return Ok((pos, None));
+                    }
+                    self.phase = Phase::Header;
+                    if buf.len() >= s.len as usize {
+                        let message = self.finish(stream)?;
+                        return Ok((pos, Some(message)));
+                    }
+                }
+                Phase::Header => {
+                    let rest = &data[pos..];
+                    if rest.is_empty() {
+                        return Ok((pos, None));
+                    }
+                    match self.read_header(rest, alloc)? {
+                        HeaderOutcome::Incomplete => {
+                            let n = rest.len().min(MAX_CHUNK_HEADER_LEN);
+                            self.pending[..n].copy_from_slice(&rest[..n]);
+                            self.pending_len = n;
+                            return Ok((data.len(), None));
+                        }
+                        HeaderOutcome::Parsed { len, message } => {
+                            pos += len;
+                            if message.is_some() {
+                                return Ok((pos, message));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn find(&mut self, csid: u32) -> Option<usize> {
+        if self.streams.get(self.last_stream).is_some_and(|s| s.csid == csid) {
+            return Some(self.last_stream);
+        }
+        let idx = self.streams.iter().position(|s| s.csid == csid)?;
+        self.last_stream = idx;
+        Some(idx)
+    }
+
+    /// Parses one chunk header at the start of `rest` and applies it; nothing
+    /// changes unless the whole header is there.
+    fn read_header(
+        &mut self,
+        rest: &[u8],
+        alloc: &mut impl PayloadAllocator,
+    ) -> Result<HeaderOutcome, ChunkError> {
+        let Some((fmt, csid, basic_len)) = parse_basic_header(rest) else {
+            return Ok(HeaderOutcome::Incomplete);
+        };
+        let idx = self.find(csid);
+        if fmt == 3 {
+            return self.read_fmt3(rest, csid, basic_len, idx, alloc);
+        }
+        let fields_len = MESSAGE_HEADER_LEN[usize::from(fmt)];
+        let Some(fields) = rest.get(basic_len..basic_len + fields_len) else {
+            return Ok(HeaderOutcome::Incomplete);
+        };
+        let ts_field = read_u24(fields).unwrap_or_default();
+        let extended = ts_field == EXTENDED_TIMESTAMP_MARKER;
+        let mut len = basic_len + fields_len;
+        let time = if extended {
+            let Some(ext) = rest.get(len..len + 4).and_then(read_u32) else {
+                return Ok(HeaderOutcome::Incomplete);
+            };
+            len += 4;
+            ext
+        } else {
+            ts_field
+        };
+        match idx {
+            Some(i) => {
+                let s = &self.streams[i];
+                if let Some(buf) = &s.assembling {
+                    return Err(ChunkError::HeaderDuringAssembly {
+                        csid,
+                        fmt,
+                        remaining: s.len.saturating_sub(buf.len() as u32),
+                    });
+                }
+            }
+            None if fmt != 0 => return Err(ChunkError::NoPriorHeader { csid, fmt }),
+            None => {}
+        }
+        let (msg_len, msg_type) = if fmt <= 1 {
+            let l = fields.get(3..).and_then(read_u24).unwrap_or_default();
+            (Some(l), fields.get(6).copied())
+        } else {
+            (None, None)
+        };
+        let msg_stream = if fmt == 0 {
+            fields.get(7..11).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)
+        } else {
+            None
+        };
+        if let Some(l) = msg_len {
+            if l > self.limits.max_message_len {
+                return Err(ChunkError::MessageTooLarge {
+                    csid,
+                    len: l,
+                    limit: self.limits.max_message_len,
+                });
+            }
+        }
+        let i = match idx {
+            Some(i) => i,
+            None => self.add_stream(csid)?,
+        };
+        let s = &mut self.streams[i];
+        s.timestamp = if fmt == 0 { time } else { s.timestamp.wrapping_add(time) };
+        s.delta = time;
+        s.extended = extended;
+        if let Some(l) = msg_len {
+            s.len = l;
+        }
+        if let Some(t) = msg_type {
+            s.type_id = t;
+        }
+        if let Some(id) = msg_stream {
+            s.stream_id = id;
+        }
+        let message = self.start_message(i, alloc)?;
+        Ok(HeaderOutcome::Parsed { len, message })
+    }
+
+    /// A fmt 3 header: a continuation of the message in progress, or a new
+    /// message repeating the previous header (and delta).
+    fn read_fmt3(
+        &mut self,
+        rest: &[u8],
+        csid: u32,
+        basic_len: usize,
+        idx: Option<usize>,
+        alloc: &mut impl PayloadAllocator,
+    ) -> Result<HeaderOutcome, ChunkError> {
+        let Some(i) = idx else {
+            return Err(ChunkError::NoPriorHeader { csid, fmt: 3 });
+        };
+        let chunk_size = self.chunk_size as usize;
+        let s = &mut self.streams[i];
+        let mut len = basic_len;
+        if s.extended {
+            // The spec repeats the extended timestamp in fmt 3 chunks after a header
+            // that had one; some peers omit it. Like SRS, take the 4 bytes as the
+            // field only when they equal the value it would repeat.
+            let Some(ext) = rest.get(basic_len..basic_len + 4).and_then(read_u32) else {
+                return Ok(HeaderOutcome::Incomplete);
+            };
+            if ext == s.delta {
+                len += 4;
+            } else {
+                trace!(csid, "fmt 3 chunk without the repeated extended timestamp");
+            }
+        }
+        if let Some(buf) = &s.assembling {
+            let remaining = (s.len as usize).saturating_sub(buf.len());
+            self.phase = Phase::Body { stream: i, remaining: remaining.min(chunk_size) };
+            return Ok(HeaderOutcome::Parsed { len, message: None });
+        }
+        s.timestamp = s.timestamp.wrapping_add(s.delta);
+        let message = self.start_message(i, alloc)?;
+        Ok(HeaderOutcome::Parsed { len, message })
+    }
+
+    fn add_stream(&mut self, csid: u32) -> Result<usize, ChunkError> {
+        if self.streams.len() >= self.limits.max_chunk_streams {
+            return Err(ChunkError::TooManyChunkStreams { limit: self.limits.max_chunk_streams });
+        }
+        self.streams.push(ChunkStream {
+            csid,
+            timestamp: 0,
+            delta: 0,
+            extended: false,
+            len: 0,
+            type_id: 0,
+            stream_id: 0,
+            assembling: None,
+        });
+        self.last_stream = self.streams.len() - 1;
+        Ok(self.last_stream)
+    }
+
+    /// Begins the message whose header was just applied to stream `i`; an empty
+    /// message is complete at once.
+    fn start_message(
+        &mut self,
+        i: usize,
+        alloc: &mut impl PayloadAllocator,
+    ) -> Result<Option<RtmpMessage>, ChunkError> {
+        let len = self.streams[i].len as usize;
+        if len == 0 {
+            self.streams[i].assembling = Some(BytesMut::new());
+            self.phase = Phase::Header;
+            return self.finish(i).map(Some);
+        }
+        let held = self.assembling_bytes + len;
+        if held > self.limits.max_assembling_bytes {
+            return Err(ChunkError::AssemblingTooMuch {
+                len: held,
+                limit: self.limits.max_assembling_bytes,
+            });
+        }
+        self.assembling_bytes = held;
+        self.streams[i].assembling = Some(alloc.allocate(len));
+        self.phase = Phase::Body { stream: i, remaining: len.min(self.chunk_size as usize) };
+        Ok(None)
+    }
+
+    /// Hands out stream `i`'s completed message, applying it first if it
+    /// changes how the chunk stream parses.
+    fn finish(&mut self, i: usize) -> Result<RtmpMessage, ChunkError> {
+        let s = &mut self.streams[i];
+        let payload: Bytes = s.assembling.take().map(BytesMut::freeze).unwrap_or_default();
+        self.assembling_bytes = self.assembling_bytes.saturating_sub(payload.len());
+        let message = RtmpMessage {
+            csid: s.csid,
+            timestamp: s.timestamp,
+            type_id: s.type_id,
+            stream_id: s.stream_id,
+            payload,
+        };
+        match message.type_id {
+            type_id::SET_CHUNK_SIZE => self.apply_set_chunk_size(&message.payload)?,
+            type_id::ABORT => self.apply_abort(&message.payload)?,
+            _ => {}
+        }
+        Ok(message)
+    }
+
+    fn apply_set_chunk_size(&mut self, payload: &[u8]) -> Result<(), ChunkError> {
+        let size = read_u32(payload).ok_or(ChunkError::ShortControlMessage {
+            type_id: type_id::SET_CHUNK_SIZE,
+            len: payload.len(),
+        })?;
+        let limit = self.limits.effective_max_chunk_size();
+        if size == 0 {
+            return Err(ChunkError::ChunkSizeZero);
+        }
+        if size > limit {
+            return Err(ChunkError::ChunkSizeTooLarge { size, limit });
+        }
+        debug!(size, "peer chunk size");
+        self.chunk_size = size;
+        Ok(())
+    }
+
+    fn apply_abort(&mut self, payload: &[u8]) -> Result<(), ChunkError> {
+        let csid = read_u32(payload)
+            .ok_or(ChunkError::ShortControlMessage { type_id: type_id::ABORT, len: payload.len() })?;
+        if let Some(i) = self.find(csid) {
+            if let Some(buf) = self.streams[i].assembling.take() {
+                let reserved = self.streams[i].len as usize;
+                self.assembling_bytes = self.assembling_bytes.saturating_sub(reserved);
+                debug!(csid, dropped = buf.len(), "peer aborted a message");
+            }
+        }
+        Ok(())
+    }
+}
