@@ -10,3 +10,7 @@ pub mod stamp;
 pub mod synthetic;
 pub mod stats;
 pub mod viewer;
+pub mod target;
+pub mod chunked;
+pub mod arena;
+pub mod httpflv;
