@@ -14,3 +14,7 @@ pub mod target;
 pub mod chunked;
 pub mod arena;
 pub mod httpflv;
+pub mod spec;
+pub mod net;
+pub mod worker;
+pub mod report;
