@@ -18,3 +18,6 @@ pub mod spec;
 pub mod net;
 pub mod worker;
 pub mod report;
+pub mod orchestrate;
+pub mod units;
+pub mod cli;

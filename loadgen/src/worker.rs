@@ -163,9 +163,9 @@ impl<'a> Viewers<'a> {
         let t = now(self.origin);
         for i in 0..self.conns.len() {
             let conn = &mut self.conns[i];
+            // Still counted as up in the last second: they were, until we hung up.
             if conn.state == ConnState::Open {
                 conn.meter.finish(t, &mut self.iv);
-                self.iv.counters.viewers_up -= 1;
             }
             close(&mut self.reactor, conn, i);
         }
