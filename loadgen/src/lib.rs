@@ -21,3 +21,4 @@ pub mod report;
 pub mod orchestrate;
 pub mod units;
 pub mod cli;
+pub mod filesource;
