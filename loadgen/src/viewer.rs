@@ -93,7 +93,7 @@ impl ViewerMeter {
             }
             return;
         }
-        if info.command_frame {
+        if info.command_frame || !carries_picture(payload, &info) {
             return;
         }
         iv.counters.video_frames += 1;
@@ -142,6 +142,21 @@ impl ViewerMeter {
             }
             self.last_video_us = Some(now.mono_us);
         }
+    }
+}
+
+/// Whether a video tag carries a coded picture: not an AVC/HEVC end-of-sequence
+/// (packet type 2) or Enhanced RTMP metadata/sequence-end packet, which muxers write
+/// and ffprobe does not count as frames.
+fn carries_picture(payload: &[u8], info: &VideoTagInfo) -> bool {
+    use ringcast::protocol::flv::codec::ex_packet_type;
+    let Some(&b0) = payload.first() else { return false };
+    if info.enhanced {
+        matches!(b0 & 0x0f, ex_packet_type::CODED_FRAMES | ex_packet_type::CODED_FRAMES_X)
+    } else if matches!(info.codec, Some(VideoCodec::Avc | VideoCodec::Hevc)) {
+        payload.get(1) == Some(&1)
+    } else {
+        true
     }
 }
 
@@ -268,6 +283,17 @@ mod tests {
             v.on_frame(FrameKind::Audio, body, at(1), &mut iv);
         }
         assert_eq!(iv.counters.stamped_frames, 0);
+    }
+
+    #[test]
+    fn end_of_sequence_is_not_a_frame() {
+        let mut iv = Interval::default();
+        let mut v = ViewerMeter::new(at(0), true, &mut iv);
+        v.on_frame(FrameKind::Video, &[0x17, 0x02, 0, 0, 0], at(1), &mut iv);
+        v.on_frame(FrameKind::Video, &[0x94, b'a', b'v', b'c', b'1'], at(1), &mut iv);
+        assert_eq!(iv.counters.video_frames, 0);
+        v.on_frame(FrameKind::Video, &[0x93, b'a', b'v', b'c', b'1', 0, 0, 0, 1, 0x65], at(2), &mut iv);
+        assert_eq!((iv.counters.video_frames, iv.counters.keyframes), (1, 1));
     }
 
     #[test]
