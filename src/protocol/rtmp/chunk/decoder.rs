@@ -54,7 +54,10 @@ enum Phase {
 
 enum HeaderOutcome {
     Incomplete,
-    Parsed { len: usize, message: Option<RtmpMessage> },
+    Parsed {
+        len: usize,
+        message: Option<RtmpMessage>,
+    },
 }
 
 /// Room for leftover bytes plus enough new input to finish any header.
@@ -142,7 +145,10 @@ impl ChunkDecoder {
                     consumed += used - old;
                 }
                 self.bytes_received += consumed as u64;
-                return Ok(Decoded { consumed, message: Some(message) });
+                return Ok(Decoded {
+                    consumed,
+                    message: Some(message),
+                });
             }
             consumed += extra;
             if extra == 0 {
@@ -200,7 +206,10 @@ impl ChunkDecoder {
                     buf.extend_from_slice(&avail[..take]);
                     pos += take;
                     if take < remaining {
-                        self.phase = Phase::Body { stream, remaining: remaining - take };
+                        self.phase = Phase::Body {
+                            stream,
+                            remaining: remaining - take,
+                        };
                         return Ok((pos, None));
                     }
                     self.phase = Phase::Header;
@@ -234,7 +243,11 @@ impl ChunkDecoder {
     }
 
     fn find(&mut self, csid: u32) -> Option<usize> {
-        if self.streams.get(self.last_stream).is_some_and(|s| s.csid == csid) {
+        if self
+            .streams
+            .get(self.last_stream)
+            .is_some_and(|s| s.csid == csid)
+        {
             return Some(self.last_stream);
         }
         let idx = self.streams.iter().position(|s| s.csid == csid)?;
@@ -293,7 +306,10 @@ impl ChunkDecoder {
             (None, None)
         };
         let msg_stream = if fmt == 0 {
-            fields.get(7..11).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)
+            fields
+                .get(7..11)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
         } else {
             None
         };
@@ -311,7 +327,11 @@ impl ChunkDecoder {
             None => self.add_stream(csid)?,
         };
         let s = &mut self.streams[i];
-        s.timestamp = if fmt == 0 { time } else { s.timestamp.wrapping_add(time) };
+        s.timestamp = if fmt == 0 {
+            time
+        } else {
+            s.timestamp.wrapping_add(time)
+        };
         s.delta = time;
         s.extended = extended;
         if let Some(l) = msg_len {
@@ -358,7 +378,10 @@ impl ChunkDecoder {
         }
         if let Some(buf) = &s.assembling {
             let remaining = (s.len as usize).saturating_sub(buf.len());
-            self.phase = Phase::Body { stream: i, remaining: remaining.min(chunk_size) };
+            self.phase = Phase::Body {
+                stream: i,
+                remaining: remaining.min(chunk_size),
+            };
             return Ok(HeaderOutcome::Parsed { len, message: None });
         }
         s.timestamp = s.timestamp.wrapping_add(s.delta);
@@ -368,7 +391,9 @@ impl ChunkDecoder {
 
     fn add_stream(&mut self, csid: u32) -> Result<usize, ChunkError> {
         if self.streams.len() >= self.limits.max_chunk_streams {
-            return Err(ChunkError::TooManyChunkStreams { limit: self.limits.max_chunk_streams });
+            return Err(ChunkError::TooManyChunkStreams {
+                limit: self.limits.max_chunk_streams,
+            });
         }
         self.streams.push(ChunkStream {
             csid,
@@ -406,7 +431,10 @@ impl ChunkDecoder {
         }
         self.assembling_bytes = held;
         self.streams[i].assembling = Some(alloc.allocate(len));
-        self.phase = Phase::Body { stream: i, remaining: len.min(self.chunk_size as usize) };
+        self.phase = Phase::Body {
+            stream: i,
+            remaining: len.min(self.chunk_size as usize),
+        };
         Ok(None)
     }
 
@@ -414,7 +442,11 @@ impl ChunkDecoder {
     /// changes how the chunk stream parses.
     fn finish(&mut self, i: usize) -> Result<RtmpMessage, ChunkError> {
         let s = &mut self.streams[i];
-        let payload: Bytes = s.assembling.take().map(BytesMut::freeze).unwrap_or_default();
+        let payload: Bytes = s
+            .assembling
+            .take()
+            .map(BytesMut::freeze)
+            .unwrap_or_default();
         self.assembling_bytes = self.assembling_bytes.saturating_sub(payload.len());
         let message = RtmpMessage {
             csid: s.csid,
@@ -449,8 +481,10 @@ impl ChunkDecoder {
     }
 
     fn apply_abort(&mut self, payload: &[u8]) -> Result<(), ChunkError> {
-        let csid = read_u32(payload)
-            .ok_or(ChunkError::ShortControlMessage { type_id: type_id::ABORT, len: payload.len() })?;
+        let csid = read_u32(payload).ok_or(ChunkError::ShortControlMessage {
+            type_id: type_id::ABORT,
+            len: payload.len(),
+        })?;
         if let Some(i) = self.find(csid) {
             if let Some(buf) = self.streams[i].assembling.take() {
                 let reserved = self.streams[i].len as usize;

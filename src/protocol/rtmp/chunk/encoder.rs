@@ -41,7 +41,10 @@ impl Default for ChunkEncoder {
 impl ChunkEncoder {
     /// An encoder at the protocol's initial chunk size of 128.
     pub fn new() -> Self {
-        Self { chunk_size: DEFAULT_CHUNK_SIZE, streams: Vec::new() }
+        Self {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            streams: Vec::new(),
+        }
     }
 
     /// The chunk size outgoing messages are split at.
@@ -54,7 +57,10 @@ impl ChunkEncoder {
     /// you want instead.
     pub fn set_chunk_size(&mut self, size: u32) -> Result<(), EncodeError> {
         if size == 0 || size > ABSOLUTE_MAX_CHUNK_SIZE {
-            return Err(EncodeError::InvalidChunkSize { size, limit: ABSOLUTE_MAX_CHUNK_SIZE });
+            return Err(EncodeError::InvalidChunkSize {
+                size,
+                limit: ABSOLUTE_MAX_CHUNK_SIZE,
+            });
         }
         self.chunk_size = size;
         Ok(())
@@ -160,7 +166,11 @@ impl ChunkEncoder {
         } else {
             3
         };
-        HeaderFields { fmt, time: delta, ..full }
+        HeaderFields {
+            fmt,
+            time: delta,
+            ..full
+        }
     }
 }
 
@@ -170,7 +180,13 @@ mod tests {
     use bytes::Bytes;
 
     fn msg(csid: u32, timestamp: u32, type_id: u8, stream_id: u32, len: usize) -> RtmpMessage {
-        RtmpMessage { csid, timestamp, type_id, stream_id, payload: Bytes::from(vec![0xAB; len]) }
+        RtmpMessage {
+            csid,
+            timestamp,
+            type_id,
+            stream_id,
+            payload: Bytes::from(vec![0xAB; len]),
+        }
     }
 
     #[test]
@@ -210,7 +226,8 @@ mod tests {
     fn continuations_repeat_extended_timestamp() {
         let mut enc = ChunkEncoder::new();
         let mut out = BytesMut::new();
-        enc.encode(&msg(4, 0x0100_0000, 8, 1, 200), &mut out).unwrap();
+        enc.encode(&msg(4, 0x0100_0000, 8, 1, 200), &mut out)
+            .unwrap();
         assert_eq!(out.len(), 16 + 200 + 5);
         assert_eq!(&out[16 + 128..16 + 128 + 5], &[0xC4, 1, 0, 0, 0]);
     }
@@ -228,15 +245,27 @@ mod tests {
         };
         enc.encode(&set, &mut out).unwrap();
         assert_eq!(enc.chunk_size(), 4096);
-        let bad = RtmpMessage { payload: Bytes::from_static(&[0, 0, 0, 0]), ..set };
-        assert!(matches!(enc.encode(&bad, &mut out), Err(EncodeError::InvalidChunkSize { size: 0, .. })));
+        let bad = RtmpMessage {
+            payload: Bytes::from_static(&[0, 0, 0, 0]),
+            ..set
+        };
+        assert!(matches!(
+            enc.encode(&bad, &mut out),
+            Err(EncodeError::InvalidChunkSize { size: 0, .. })
+        ));
     }
 
     #[test]
     fn rejects_invalid_csid() {
         let mut enc = ChunkEncoder::new();
         let mut out = BytesMut::new();
-        assert_eq!(enc.encode(&msg(1, 0, 8, 1, 1), &mut out), Err(EncodeError::InvalidCsid { csid: 1 }));
-        assert_eq!(enc.encode(&msg(65600, 0, 8, 1, 1), &mut out), Err(EncodeError::InvalidCsid { csid: 65600 }));
+        assert_eq!(
+            enc.encode(&msg(1, 0, 8, 1, 1), &mut out),
+            Err(EncodeError::InvalidCsid { csid: 1 })
+        );
+        assert_eq!(
+            enc.encode(&msg(65600, 0, 8, 1, 1), &mut out),
+            Err(EncodeError::InvalidCsid { csid: 65600 })
+        );
     }
 }

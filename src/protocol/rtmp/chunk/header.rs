@@ -30,7 +30,11 @@ pub(crate) fn check_csid(csid: u32) -> Result<(), EncodeError> {
 
 /// Writes the basic header for a valid csid (see [`check_csid`]) at the start of
 /// `out`, returning its length. The narrowest form is used, as the spec requires.
-pub(crate) fn write_basic_header(fmt: u8, csid: u32, out: &mut [u8; MAX_CHUNK_HEADER_LEN]) -> usize {
+pub(crate) fn write_basic_header(
+    fmt: u8,
+    csid: u32,
+    out: &mut [u8; MAX_CHUNK_HEADER_LEN],
+) -> usize {
     let fmt_bits = (fmt & 0x03) << 6;
     if csid < 64 {
         out[0] = fmt_bits | csid as u8;
@@ -146,9 +150,19 @@ pub fn write_first_header(
 ) -> Result<usize, EncodeError> {
     check_csid(csid)?;
     if len > MAX_MESSAGE_LEN {
-        return Err(EncodeError::PayloadTooLarge { len: len as usize, limit: MAX_MESSAGE_LEN as usize });
+        return Err(EncodeError::PayloadTooLarge {
+            len: len as usize,
+            limit: MAX_MESSAGE_LEN as usize,
+        });
     }
-    let h = HeaderFields { fmt: 0, csid, time: timestamp, len, type_id, stream_id };
+    let h = HeaderFields {
+        fmt: 0,
+        csid,
+        time: timestamp,
+        len,
+        type_id,
+        stream_id,
+    };
     Ok(write_header(&h, out))
 }
 
@@ -170,7 +184,10 @@ mod tests {
     #[test]
     fn two_byte_form_is_csid_0_and_three_byte_form_is_csid_1() {
         assert_eq!(parse_basic_header(&[0x00, 0x05]), Some((0, 69, 2)));
-        assert_eq!(parse_basic_header(&[0xC1, 0x01, 0x02]), Some((3, 64 + 0x0201, 3)));
+        assert_eq!(
+            parse_basic_header(&[0xC1, 0x01, 0x02]),
+            Some((3, 64 + 0x0201, 3))
+        );
     }
 
     #[test]
@@ -187,7 +204,10 @@ mod tests {
     #[test]
     fn first_header_rejects_bad_csid_and_length() {
         let mut buf = [0u8; MAX_CHUNK_HEADER_LEN];
-        assert_eq!(write_first_header(1, 0, 1, 9, 1, &mut buf), Err(EncodeError::InvalidCsid { csid: 1 }));
+        assert_eq!(
+            write_first_header(1, 0, 1, 9, 1, &mut buf),
+            Err(EncodeError::InvalidCsid { csid: 1 })
+        );
         assert!(matches!(
             write_first_header(3, 0, 0x0100_0000, 9, 1, &mut buf),
             Err(EncodeError::PayloadTooLarge { .. })

@@ -25,20 +25,26 @@ fn message_strategy() -> impl Strategy<Value = RtmpMessage> {
         0u32..3,
         prop::collection::vec(any::<u8>(), 0..1200),
     )
-        .prop_map(|(csid, timestamp, type_id, stream_id, payload)| RtmpMessage {
-            csid,
-            timestamp,
-            type_id,
-            stream_id,
-            payload: Bytes::from(payload),
-        })
+        .prop_map(
+            |(csid, timestamp, type_id, stream_id, payload)| RtmpMessage {
+                csid,
+                timestamp,
+                type_id,
+                stream_id,
+                payload: Bytes::from(payload),
+            },
+        )
 }
 
 /// Keeps timestamps on a csid mostly increasing, so fmt 1/2/3 headers get used.
 fn make_monotonic(mut msgs: Vec<RtmpMessage>) -> Vec<RtmpMessage> {
     for i in 1..msgs.len() {
         if msgs[i].timestamp % 3 != 0 {
-            let prev = msgs[..i].iter().rev().find(|m| m.csid == msgs[i].csid).map(|m| m.timestamp);
+            let prev = msgs[..i]
+                .iter()
+                .rev()
+                .find(|m| m.csid == msgs[i].csid)
+                .map(|m| m.timestamp);
             if let Some(p) = prev {
                 msgs[i].timestamp = p.wrapping_add(msgs[i].timestamp % 50);
             }
@@ -121,6 +127,9 @@ fn shared_body_needs_private_encode_past_extended_timestamps() {
     assert!(shared.usable_for(0xFF_FFFE));
     assert!(!shared.usable_for(0xFF_FFFF));
     let small = SharedChunks::encode(&payload, 4096, 6).unwrap();
-    assert!(small.usable_for(0xFFFF_FFFF), "one chunk has no continuation headers");
+    assert!(
+        small.usable_for(0xFFFF_FFFF),
+        "one chunk has no continuation headers"
+    );
     assert_eq!(small.body(), &payload);
 }

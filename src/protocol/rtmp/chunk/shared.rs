@@ -63,7 +63,12 @@ impl SharedChunks {
             }
             buf.freeze()
         };
-        Ok(Self { body, payload_len: payload.len() as u32, chunk_size, csid })
+        Ok(Self {
+            body,
+            payload_len: payload.len() as u32,
+            chunk_size,
+            csid,
+        })
     }
 
     /// The bytes to send after the first header.

@@ -1,0 +1,380 @@
+//! Real-client vectors: raw bytes that ffmpeg sent to a ringcast ServerSession,
+//! recorded once (see `record_captures`, ignored by default) and committed under
+//! `tests/data/rtmp/captures/`. The default tests replay them into fresh sessions.
+
+use std::path::PathBuf;
+
+use bytes::BytesMut;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use ringcast::protocol::flv::frame::{timestamp_delta, Frame, FrameKind};
+use ringcast::protocol::payload::HeapAllocator;
+use ringcast::protocol::rtmp::chunk::{ChunkDecoder, ChunkLimits};
+use ringcast::protocol::rtmp::command::{data, Command, CommandConfig};
+use ringcast::protocol::rtmp::handshake::HANDSHAKE_PACKET_LEN;
+use ringcast::protocol::rtmp::message::type_id;
+use ringcast::protocol::rtmp::session::server::{ServerEvent, ServerSession, ServerSessionConfig};
+
+fn capture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/rtmp/captures")
+        .join(name)
+}
+
+fn load(name: &str) -> Vec<u8> {
+    std::fs::read(capture_path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// The commands in a client capture, decoded independently of the session:
+/// skip C0+C1+C2, then run the chunk decoder.
+fn commands_in(capture: &[u8]) -> Vec<Command> {
+    let after_handshake = &capture[1 + 2 * HANDSHAKE_PACKET_LEN..];
+    let mut decoder = ChunkDecoder::new(ChunkLimits::default());
+    let mut messages = Vec::new();
+    decoder
+        .decode_all(after_handshake, &mut HeapAllocator, &mut messages)
+        .unwrap();
+    messages
+        .iter()
+        .filter(|m| m.type_id == type_id::COMMAND_AMF0 || m.type_id == type_id::COMMAND_AMF3)
+        .map(|m| Command::decode(m.type_id, &m.payload, &CommandConfig::default()).unwrap())
+        .collect()
+}
+
+/// Feeds `capture` to a fresh ServerSession in TCP-segment-sized pieces, accepting
+/// every publish and play, and returns the events.
+fn replay(capture: &[u8]) -> Vec<ServerEvent> {
+    let mut rng = SmallRng::seed_from_u64(1);
+    let mut session = ServerSession::new(ServerSessionConfig::default(), &mut rng, 0);
+    let mut events = Vec::new();
+    let mut out = BytesMut::new();
+    let mut handled = 0;
+    for (i, piece) in capture.chunks(1460).enumerate() {
+        session
+            .handle_input(piece, i as u64, &mut out, &mut events)
+            .unwrap();
+        while handled < events.len() {
+            match events[handled] {
+                ServerEvent::PublishRequested { stream_id, .. } => {
+                    session.accept_publish(stream_id, &mut out).unwrap()
+                }
+                ServerEvent::PlayRequested { stream_id, .. } => {
+                    session.accept_play(stream_id, &mut out).unwrap()
+                }
+                _ => {}
+            }
+            handled += 1;
+            if session.has_backlog() {
+                session
+                    .handle_input(&[], i as u64, &mut out, &mut events)
+                    .unwrap();
+            }
+        }
+    }
+    assert!(!out.is_empty(), "the session answered");
+    events
+}
+
+#[test]
+fn ffmpeg_publish_capture_yields_commands_and_media() {
+    let capture = load("ffmpeg_publish.bin");
+    let names: Vec<&str> = commands_in(&capture).iter().map(Command::name).collect();
+    assert_eq!(
+        names,
+        [
+            "connect",
+            "releaseStream",
+            "FCPublish",
+            "createStream",
+            "publish",
+            "FCUnpublish",
+            "deleteStream"
+        ],
+        "ffmpeg's publish sequence"
+    );
+    let commands = commands_in(&capture);
+    let Command::Publish(publish) = &commands[4] else {
+        panic!("not publish: {:?}", commands[4])
+    };
+    assert_eq!(publish.name.name, "test");
+    let Command::Connect(connect) = &commands[0] else {
+        panic!("not connect")
+    };
+    assert_eq!(connect.app.name, "live");
+    assert!(connect
+        .tc_url
+        .as_deref()
+        .is_some_and(|u| u.ends_with("/live")));
+
+    let events = replay(&capture);
+    assert!(matches!(&events[0], ServerEvent::Connected(c) if c.app.name == "live"));
+    assert!(matches!(
+        &events[1],
+        ServerEvent::PublishRequested { stream_id: 1, app, name, query: None } if app == "live" && name == "test"
+    ));
+    let media: Vec<(&Frame, bool)> = events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Media {
+                stream_id: 1,
+                frame,
+                metadata,
+            } => Some((frame, *metadata)),
+            _ => None,
+        })
+        .collect();
+    let (meta, is_meta) = media[0];
+    assert!(
+        is_meta && meta.kind == FrameKind::Script && data::is_metadata(&meta.payload),
+        "onMetaData first"
+    );
+    let video: Vec<&Frame> = media
+        .iter()
+        .map(|m| m.0)
+        .filter(|f| f.kind == FrameKind::Video)
+        .collect();
+    let audio: Vec<&Frame> = media
+        .iter()
+        .map(|m| m.0)
+        .filter(|f| f.kind == FrameKind::Audio)
+        .collect();
+    assert!(video[0].sequence_header, "AVC sequence header first");
+    assert!(audio[0].sequence_header, "AAC sequence header first");
+    assert!(
+        video[1].keyframe && !video[1].sequence_header,
+        "coded video starts with a keyframe"
+    );
+    // 1.5 s at 25 fps; 1.5 s of 44.1 kHz AAC is ~65 frames.
+    assert!(video.len() >= 35, "video frames: {}", video.len());
+    assert!(audio.len() >= 60, "audio frames: {}", audio.len());
+    for frames in [&video, &audio] {
+        for pair in frames.windows(2) {
+            assert!(
+                timestamp_delta(pair[1].timestamp, pair[0].timestamp) >= 0,
+                "monotonic timestamps"
+            );
+        }
+    }
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::Unpublished { stream_id: 1 })));
+}
+
+#[test]
+fn ffmpeg_play_capture_yields_commands_and_a_play_request() {
+    let capture = load("ffmpeg_play.bin");
+    let commands = commands_in(&capture);
+    let names: Vec<&str> = commands.iter().map(Command::name).collect();
+    assert_eq!(
+        names,
+        [
+            "connect",
+            "createStream",
+            "getStreamLength",
+            "play",
+            "deleteStream"
+        ]
+    );
+    let play = commands.iter().find_map(|c| match c {
+        Command::Play(p) => Some(p),
+        _ => None,
+    });
+    assert_eq!(play.map(|p| p.name.name.as_str()), Some("test"));
+
+    let events = replay(&capture);
+    assert!(matches!(&events[0], ServerEvent::Connected(c) if c.app.name == "live"));
+    assert!(events.iter().any(
+        |e| matches!(e, ServerEvent::PlayRequested { stream_id: 1, name, .. } if name == "test")
+    ));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Media { .. })),
+        "players send no media"
+    );
+    assert!(matches!(
+        events.last(),
+        Some(ServerEvent::StreamDeleted { stream_id: 1 })
+    ));
+}
+
+/// Re-records the captures with the real ffmpeg:
+/// `cargo test --test rtmp_capture -- --ignored record_captures`.
+#[test]
+#[ignore = "needs ffmpeg; rewrites the committed captures"]
+fn record_captures() {
+    let publish = recorder::record_publish();
+    std::fs::write(capture_path("ffmpeg_publish.bin"), &publish).unwrap();
+    let frames = recorder::frames_of(&publish);
+    let play = recorder::record_play(&frames);
+    std::fs::write(capture_path("ffmpeg_play.bin"), &play).unwrap();
+}
+
+mod recorder {
+    //! A tiny recording TCP peer: a real ServerSession on a std TcpListener.
+
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use bytes::BytesMut;
+    use rand::rngs::SmallRng;
+    use rand::SeedableRng;
+    use ringcast::protocol::flv::frame::Frame;
+    use ringcast::protocol::rtmp::session::server::{
+        ServerEvent, ServerSession, ServerSessionConfig,
+    };
+
+    fn ffmpeg(args: &[&str]) -> Child {
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("ffmpeg")
+    }
+
+    /// Serves one connection until the peer closes or `deadline`; returns what it sent.
+    fn serve(
+        listener: &TcpListener,
+        mut on_play: impl FnMut(&mut ServerSession, u32, &mut BytesMut),
+    ) -> Vec<u8> {
+        let (mut sock, _) = listener.accept().unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let start = Instant::now();
+        let mut session = ServerSession::new(
+            ServerSessionConfig::default(),
+            &mut SmallRng::seed_from_u64(3),
+            0,
+        );
+        let mut captured = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut events = Vec::new();
+        while start.elapsed() < Duration::from_secs(20) {
+            let n = match sock.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    continue
+                }
+                Err(_) => break,
+            };
+            captured.extend_from_slice(&buf[..n]);
+            let mut out = BytesMut::new();
+            let now = start.elapsed().as_millis() as u64;
+            session
+                .handle_input(&buf[..n], now, &mut out, &mut events)
+                .unwrap();
+            for ev in events.drain(..) {
+                match ev {
+                    ServerEvent::PublishRequested { stream_id, .. } => {
+                        session.accept_publish(stream_id, &mut out).unwrap()
+                    }
+                    ServerEvent::PlayRequested { stream_id, .. } => {
+                        session.accept_play(stream_id, &mut out).unwrap();
+                        on_play(&mut session, stream_id, &mut out);
+                    }
+                    _ => {}
+                }
+            }
+            if session.has_backlog() {
+                session
+                    .handle_input(&[], now, &mut out, &mut events)
+                    .unwrap();
+            }
+            if write_all(&mut sock, &out).is_err() {
+                break;
+            }
+        }
+        captured
+    }
+
+    fn write_all(sock: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+        sock.write_all(bytes)
+    }
+
+    pub fn record_publish() -> Vec<u8> {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "rtmp://127.0.0.1:{}/live/test",
+            listener.local_addr().unwrap().port()
+        );
+        let mut child = ffmpeg(&[
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000",
+            "-c:v",
+            "libx264",
+            "-g",
+            "25",
+            "-c:a",
+            "aac",
+            "-t",
+            "1.5",
+            "-f",
+            "flv",
+            &url,
+        ]);
+        let captured = serve(&listener, |_, _, _| {});
+        let _ = child.wait();
+        captured
+    }
+
+    /// The frames a ServerSession extracts from a publish capture.
+    pub fn frames_of(capture: &[u8]) -> Vec<Frame> {
+        let mut session = ServerSession::new(
+            ServerSessionConfig::default(),
+            &mut SmallRng::seed_from_u64(4),
+            0,
+        );
+        let mut events = Vec::new();
+        let mut out = BytesMut::new();
+        let mut frames = Vec::new();
+        session
+            .handle_input(capture, 0, &mut out, &mut events)
+            .unwrap();
+        loop {
+            let mut more = false;
+            for ev in std::mem::take(&mut events) {
+                match ev {
+                    ServerEvent::PublishRequested { stream_id, .. } => {
+                        session.accept_publish(stream_id, &mut out).unwrap();
+                        more = true;
+                    }
+                    ServerEvent::Media { frame, .. } => frames.push(frame),
+                    _ => {}
+                }
+            }
+            if !more {
+                return frames;
+            }
+            session.handle_input(&[], 0, &mut out, &mut events).unwrap();
+        }
+    }
+
+    pub fn record_play(frames: &[Frame]) -> Vec<u8> {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "rtmp://127.0.0.1:{}/live/test",
+            listener.local_addr().unwrap().port()
+        );
+        let mut child = ffmpeg(&["-i", &url, "-f", "null", "-"]);
+        let captured = serve(&listener, |session, stream_id, out| {
+            for f in frames {
+                session.write_frame(stream_id, f, out).unwrap();
+            }
+            session.send_unpublish_notify(stream_id, out).unwrap();
+        });
+        let status = child.wait().unwrap();
+        assert!(status.success(), "ffmpeg played the stream: {status}");
+        captured
+    }
+}
