@@ -41,7 +41,7 @@ pub enum FileSourceError {
 }
 
 /// Loops an FLV file's frames with timestamps that keep increasing.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct FileSource {
     headers: Vec<Frame>,
     media: Vec<Frame>,

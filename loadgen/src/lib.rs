@@ -22,3 +22,4 @@ pub mod orchestrate;
 pub mod units;
 pub mod cli;
 pub mod filesource;
+pub mod rtmp;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
-use crate::report::{Merger, Report};
+use crate::report::{Merger, Report, Second};
 use crate::spec::{Role, WorkerSpec};
 
 /// File descriptors a worker keeps for itself (ring, pipes, files) besides sockets.
@@ -90,19 +90,14 @@ fn spawn(spec: &WorkerSpec) -> anyhow::Result<Child> {
 }
 
 fn progress_line(second: u32, iv: &crate::stats::Interval, viewers_total: u64) -> String {
-    let lat = &iv.hist.latency_us;
-    let p99 = if lat.is_empty() { "-".to_string() } else { format!("{:.1}", lat.value_at_quantile(0.99) as f64 / 1000.0) };
+    progress_line_of(&Second::of(second, iv), viewers_total)
+}
+
+fn progress_line_of(s: &Second, viewers_total: u64) -> String {
+    let p99 = if s.latency_ms.count == 0 { "-".to_string() } else { format!("{:.1}", s.latency_ms.p99) };
     format!(
         "[{:>4}s] viewers up {:>7}/{:<7} publishers {:>3}  failures {:>5}  in {:>8.1} Mbit/s  p99 latency {:>7} ms  stalls {:>4}  missing {:>5}",
-        second,
-        iv.counters.viewers_up,
-        viewers_total,
-        iv.counters.publishers_up,
-        iv.failures.total(),
-        iv.counters.bytes_received as f64 * 8.0 / 1e6,
-        p99,
-        iv.counters.stalls,
-        iv.counters.missing_frames,
+        s.second, s.viewers_up, viewers_total, s.publishers_up, s.failures, s.mbps, p99, s.stalls, s.missing_frames,
     )
 }
 
@@ -162,6 +157,12 @@ pub fn execute(
             }
         }
     }
+    // Seconds that completed after the last progress tick (the final lines).
+    for second in merger.timeline() {
+        if last_printed.map_or(true, |p| second.second > p) {
+            let _ = writeln!(progress, "{}", progress_line_of(&second, viewers_total));
+        }
+    }
     let mut failed_workers = 0;
     for mut c in children {
         let status = c.wait()?;
@@ -202,6 +203,7 @@ mod tests {
             count: 0,
             ramp_per_sec: 0.0,
             start_unix_us: 0,
+            start_delay_ms: 0,
             duration_ms: 1,
             source_ips: 1,
             core: None,

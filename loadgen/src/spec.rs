@@ -59,8 +59,11 @@ pub struct WorkerSpec {
     pub count: u64,
     /// Clients started per second over the whole run (all workers); 0 = all at once.
     pub ramp_per_sec: f64,
-    /// Run start, µs since the UNIX epoch; seconds are counted from here.
+    /// Run start, µs since the UNIX epoch, common to all workers of a run: seconds are
+    /// counted from here, so every worker's second N is the same wall-clock second.
     pub start_unix_us: u64,
+    /// Clients start this long after the run start (viewers wait for publishers).
+    pub start_delay_ms: u64,
     /// Run length from `start_unix_us`, ms.
     pub duration_ms: u64,
     /// Source addresses 127.0.0.1 ..= 127.0.0.`source_ips` are used round-robin.
@@ -79,10 +82,11 @@ impl WorkerSpec {
 
     /// When client `k` starts, µs after the run start.
     pub fn start_offset_us(&self, k: u64) -> u64 {
+        let delay = self.start_delay_ms * 1000;
         if self.ramp_per_sec <= 0.0 {
-            return 0;
+            return delay;
         }
-        (self.global_index(k) as f64 / self.ramp_per_sec * 1e6) as u64
+        delay + (self.global_index(k) as f64 / self.ramp_per_sec * 1e6) as u64
     }
 
     /// Which stream client `k` uses.
@@ -110,6 +114,7 @@ mod tests {
             count: 4,
             ramp_per_sec: 100.0,
             start_unix_us: 0,
+            start_delay_ms: 0,
             duration_ms: 1000,
             source_ips: 4,
             core: None,
@@ -127,6 +132,8 @@ mod tests {
         assert_eq!((0..4).map(|k| s.source_octet(k)).collect::<Vec<_>>(), [2, 1, 4, 3]);
         let all_at_once = WorkerSpec { ramp_per_sec: 0.0, ..spec() };
         assert_eq!(all_at_once.start_offset_us(3), 0);
+        let delayed = WorkerSpec { start_delay_ms: 2000, ..spec() };
+        assert_eq!(delayed.start_offset_us(1), 2_040_000);
     }
 
     #[test]

@@ -11,13 +11,19 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use bytes::{Buf, BytesMut};
+use rand::SeedableRng;
+use ringcast::protocol::rtmp::session::client::{ClientEvent, ClientMode};
 use ringcast::runtime::{Completion, Reactor, ReactorConfig};
 
 use crate::arena::SharedArena;
+use crate::filesource::FileSource;
 use crate::httpflv::{write_request, HttpFlvViewer};
 use crate::net::{classify_errno, start_connect};
-use crate::spec::{Role, WorkerSpec};
+use crate::rtmp::{session, MediaSource, Publisher, RtmpViewer};
+use crate::spec::{Role, SourceSpec, WorkerSpec};
 use crate::stats::{FailureKind, Interval, Phase};
+use crate::synthetic::{SyntheticConfig, SyntheticSource};
 use crate::target::{Scheme, Target};
 use crate::viewer::{is_sampled, Now, ViewerMeter};
 
@@ -31,6 +37,8 @@ const OP_BITS: u32 = 3;
 const MAX_STARTS_PER_TURN: usize = 512;
 /// Longest sleep in one loop turn.
 const MAX_WAIT: Duration = Duration::from_millis(50);
+/// A publisher whose unsent output exceeds this is not keeping up with real time.
+const MAX_PENDING_OUT: usize = 16 << 20;
 
 fn user_data(index: usize, op: u64) -> u64 {
     ((index as u64) << OP_BITS) | op
@@ -52,43 +60,49 @@ enum ConnState {
     Closed,
 }
 
-/// The protocol a viewer speaks.
+/// What a connection is.
 #[derive(Debug)]
-enum ViewerProto {
+enum Proto {
     HttpFlv(HttpFlvViewer),
+    Rtmp(RtmpViewer),
+    Publish(Box<Publisher>),
 }
 
-/// One simulated viewer's connection.
+/// One client connection.
 #[derive(Debug)]
-struct ViewerConn {
+struct Conn {
     fd: RawFd,
     state: ConnState,
-    meter: ViewerMeter,
-    proto: ViewerProto,
-    /// Bytes to send; only touched when no send is in flight, since the kernel reads
-    /// them asynchronously.
-    out: Vec<u8>,
-    sent: usize,
+    /// Viewers only.
+    meter: Option<ViewerMeter>,
+    proto: Proto,
+    /// Bytes the kernel is sending; untouched until that send completes.
+    inflight: BytesMut,
+    sending: bool,
+    /// Bytes produced meanwhile, sent next.
+    pending: BytesMut,
     setup_deadline_us: u64,
 }
 
-impl ViewerConn {
+impl Conn {
     fn phase(&self) -> Phase {
-        match (&self.proto, self.state) {
-            (_, ConnState::Connecting) => Phase::Connect,
-            (ViewerProto::HttpFlv(h), _) => h.phase(),
+        if self.state == ConnState::Connecting {
+            return Phase::Connect;
+        }
+        match &self.proto {
+            Proto::HttpFlv(h) => h.phase(),
+            Proto::Rtmp(r) => r.phase(),
+            Proto::Publish(p) => p.phase(),
         }
     }
 
     fn set_up(&self) -> bool {
-        match &self.proto {
-            ViewerProto::HttpFlv(h) => {
-                if self.meter.sampled() {
-                    self.meter.playing()
-                } else {
-                    h.phase() == Phase::Streaming
-                }
-            }
+        let sampled_playing = self.meter.as_ref().map(|m| m.sampled().then(|| m.playing()));
+        match (&self.proto, sampled_playing) {
+            (_, Some(Some(playing))) => playing,
+            (Proto::HttpFlv(h), _) => h.phase() == Phase::Streaming,
+            (Proto::Rtmp(r), _) => r.streaming(),
+            (Proto::Publish(p), _) => p.publishing(),
         }
     }
 }
@@ -99,37 +113,53 @@ pub fn run(spec: &WorkerSpec, out: &mut dyn Write) -> anyhow::Result<()> {
         let pinned = core_affinity::set_for_current(core_affinity::CoreId { id: core });
         tracing::debug!(core, pinned, "worker pinned");
     }
-    match &spec.role {
-        Role::Viewers { sample } => Viewers::new(spec, *sample)?.run(out),
-        Role::Publishers { .. } => anyhow::bail!("this build has no RTMP publisher yet"),
-    }
+    Worker::new(spec)?.run(out)
 }
 
-/// The viewers of one worker.
-struct Viewers<'a> {
+/// A publisher's source as configured, built once per worker and cloned per publisher.
+enum SourceTemplate {
+    Synthetic(SyntheticConfig),
+    File(FileSource),
+}
+
+/// The clients of one worker.
+struct Worker<'a> {
     spec: &'a WorkerSpec,
-    sample: f64,
     targets: Vec<Target>,
+    source: Option<SourceTemplate>,
     reactor: Reactor,
-    conns: Vec<ViewerConn>,
+    conns: Vec<Conn>,
     arena: SharedArena,
+    rng: rand::rngs::SmallRng,
+    events: Vec<ClientEvent>,
     iv: Interval,
     origin: Instant,
 }
 
-impl<'a> Viewers<'a> {
-    fn new(spec: &'a WorkerSpec, sample: f64) -> anyhow::Result<Self> {
+impl<'a> Worker<'a> {
+    fn new(spec: &'a WorkerSpec) -> anyhow::Result<Self> {
         let base = Target::parse(&spec.url)?;
         let targets = (0..spec.streams.max(1)).map(|i| base.for_stream(i)).collect();
+        let source = match &spec.role {
+            Role::Viewers { .. } => None,
+            Role::Publishers { source: SourceSpec::Synthetic { video_bitrate, audio_bitrate, fps, gop_ms } } => {
+                let cfg = SyntheticConfig { video_bitrate: *video_bitrate, audio_bitrate: *audio_bitrate, fps: *fps, gop_ms: *gop_ms };
+                SyntheticSource::new(cfg)?;
+                Some(SourceTemplate::Synthetic(cfg))
+            }
+            Role::Publishers { source: SourceSpec::File { path } } => Some(SourceTemplate::File(FileSource::open(path)?)),
+        };
         let cfg = ReactorConfig { recv_buffers: 2048, recv_buffer_size: 16 * 1024, ..ReactorConfig::default() };
         let reactor = Reactor::new(&cfg).context("creating the io_uring reactor")?;
-        Ok(Viewers {
+        Ok(Worker {
             spec,
-            sample,
             targets,
+            source,
             reactor,
             conns: Vec::with_capacity(spec.count as usize),
             arena: SharedArena::default(),
+            rng: rand::rngs::SmallRng::from_entropy(),
+            events: Vec::new(),
             iv: Interval::default(),
             origin: Instant::now(),
         })
@@ -140,11 +170,12 @@ impl<'a> Viewers<'a> {
         let mut second = 0u64;
         loop {
             let t = now(self.origin);
+            let started = t.unix_us >= self.spec.start_unix_us;
             let run_us = t.unix_us.saturating_sub(self.spec.start_unix_us);
-            if t.unix_us >= self.spec.start_unix_us && run_us >= end_us {
+            if started && run_us >= end_us {
                 break;
             }
-            if run_us / 1_000_000 > second && t.unix_us >= self.spec.start_unix_us {
+            if started && run_us / 1_000_000 > second {
                 self.check_setup_deadlines(t);
                 writeln!(out, "{}", self.iv.to_line(second as u32)?)?;
                 out.flush()?;
@@ -152,20 +183,31 @@ impl<'a> Viewers<'a> {
                 second = run_us / 1_000_000;
             }
             let next_start = self.start_due(t, run_us);
+            let next_frame = self.pump_publishers(t);
             let until_second = 1_000_000 - run_us % 1_000_000;
-            let wait_us = next_start.unwrap_or(u64::MAX).min(until_second).min(MAX_WAIT.as_micros() as u64);
+            let wait_us = [next_start, next_frame, Some(until_second), Some(MAX_WAIT.as_micros() as u64)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(0);
             self.reactor.submit_and_wait(1, Some(Duration::from_micros(wait_us.max(100))))?;
             let t = now(self.origin);
-            let conns = &mut self.conns;
-            let iv = &mut self.iv;
-            self.reactor.drain_completions(|r, c| on_completion(r, c, conns, iv, t));
+            let (conns, iv, events) = (&mut self.conns, &mut self.iv, &mut self.events);
+            self.reactor.drain_completions(|r, c| on_completion(r, c, conns, iv, events, t));
         }
         let t = now(self.origin);
         for i in 0..self.conns.len() {
             let conn = &mut self.conns[i];
             // Still counted as up in the last second: they were, until we hung up.
             if conn.state == ConnState::Open {
-                conn.meter.finish(t, &mut self.iv);
+                if let Some(m) = conn.meter.as_mut() {
+                    m.finish(t, &mut self.iv);
+                }
+                if let Proto::Publish(p) = &mut conn.proto {
+                    // Best effort: the goodbye goes out only if nothing else is in flight.
+                    p.close(&mut conn.pending);
+                    let _ = flush(&mut self.reactor, conn, i);
+                }
             }
             close(&mut self.reactor, conn, i);
         }
@@ -175,7 +217,7 @@ impl<'a> Viewers<'a> {
         Ok(())
     }
 
-    /// Starts the viewers whose ramp time has come; returns µs until the next one.
+    /// Starts the clients whose ramp time has come; returns µs until the next one.
     fn start_due(&mut self, t: Now, run_us: u64) -> Option<u64> {
         if t.unix_us < self.spec.start_unix_us {
             return Some(self.spec.start_unix_us - t.unix_us);
@@ -189,43 +231,67 @@ impl<'a> Viewers<'a> {
             if at > run_us {
                 return Some(at - run_us);
             }
-            self.start_viewer(k, t);
+            self.start_client(k, t);
         }
         Some(0)
     }
 
-    fn start_viewer(&mut self, k: u64, t: Now) {
+    fn new_source(&self) -> Option<MediaSource> {
+        match self.source.as_ref()? {
+            SourceTemplate::Synthetic(cfg) => SyntheticSource::new(*cfg).ok().map(MediaSource::Synthetic),
+            SourceTemplate::File(f) => Some(MediaSource::File(f.clone())),
+        }
+    }
+
+    fn start_client(&mut self, k: u64, t: Now) {
         let index = self.conns.len();
-        let sampled = is_sampled(self.spec.global_index(k), self.sample);
-        let meter = ViewerMeter::new(t, sampled, &mut self.iv);
         let target = &self.targets[self.spec.stream_of(k) as usize % self.targets.len()];
-        let mut out = Vec::new();
-        let proto = match target.scheme {
-            Scheme::HttpFlv => {
-                write_request(target, &mut out);
-                ViewerProto::HttpFlv(HttpFlvViewer::new(self.arena.clone()))
+        let mut out = BytesMut::new();
+        let (meter, proto) = match (&self.spec.role, target.scheme) {
+            (Role::Viewers { sample }, scheme) => {
+                let sampled = is_sampled(self.spec.global_index(k), *sample);
+                let meter = ViewerMeter::new(t, sampled, &mut self.iv);
+                let proto = if scheme == Scheme::HttpFlv {
+                    let mut req = Vec::new();
+                    write_request(target, &mut req);
+                    out.extend_from_slice(&req);
+                    Ok(Proto::HttpFlv(HttpFlvViewer::new(self.arena.clone())))
+                } else {
+                    let s = session(target, ClientMode::Play, &mut self.rng, t.mono_us / 1000);
+                    RtmpViewer::start(s, &mut out).map(Proto::Rtmp)
+                };
+                (Some(meter), proto)
             }
-            Scheme::Rtmp => {
-                // Refused at the command line already; count it rather than panic.
-                self.iv.failures.record(Phase::Connect, FailureKind::Protocol);
+            (Role::Publishers { .. }, _) => {
+                let s = session(target, ClientMode::Publish, &mut self.rng, t.mono_us / 1000);
+                let proto = match self.new_source() {
+                    Some(src) => Publisher::start(s, src, &mut out).map(|p| Proto::Publish(Box::new(p))),
+                    None => Err((Phase::Connect, FailureKind::Protocol)),
+                };
+                (None, proto)
+            }
+        };
+        let proto = match proto {
+            Ok(p) => p,
+            Err((phase, kind)) => {
+                self.iv.failures.record(phase, kind);
                 return;
             }
         };
-        let deadline = t.mono_us + self.spec.setup_timeout_ms * 1000;
-        let mut conn = ViewerConn {
+        let mut conn = Conn {
             fd: -1,
             state: ConnState::Connecting,
             meter,
             proto,
-            out,
-            sent: 0,
-            setup_deadline_us: deadline,
+            inflight: BytesMut::new(),
+            sending: false,
+            pending: out,
+            setup_deadline_us: t.mono_us + self.spec.setup_timeout_ms * 1000,
         };
         match start_connect(target.addr, self.spec.source_octet(k)) {
             Ok(fd) => conn.fd = fd,
             Err(e) => {
-                let kind = e.raw_os_error().map_or(FailureKind::Io, classify_errno);
-                self.iv.failures.record(Phase::Connect, kind);
+                self.iv.failures.record(Phase::Connect, e.raw_os_error().map_or(FailureKind::Io, classify_errno));
                 conn.state = ConnState::Closed;
                 self.conns.push(conn);
                 return;
@@ -233,10 +299,41 @@ impl<'a> Viewers<'a> {
         }
         self.conns.push(conn);
         let conn = &mut self.conns[index];
-        if let Err(e) = queue_send(&mut self.reactor, conn, index) {
-            tracing::warn!(error = %e, "send queue full");
+        if flush(&mut self.reactor, conn, index).is_err() {
             fail(&mut self.reactor, conn, index, &mut self.iv, Phase::Connect, FailureKind::Io);
         }
+    }
+
+    /// Sends publishers' due frames; returns µs until the next frame is due.
+    fn pump_publishers(&mut self, t: Now) -> Option<u64> {
+        if self.source.is_none() {
+            return None;
+        }
+        let mut next: Option<u64> = None;
+        for i in 0..self.conns.len() {
+            let conn = &mut self.conns[i];
+            let Proto::Publish(p) = &mut conn.proto else { continue };
+            if conn.state != ConnState::Open {
+                continue;
+            }
+            let res = p.pump(t, &mut self.iv, &mut conn.pending);
+            let res = res.and_then(|due| {
+                if conn.pending.len() > MAX_PENDING_OUT {
+                    tracing::warn!(index = i, pending = conn.pending.len(), "publisher cannot send in real time");
+                    return Err((Phase::Streaming, FailureKind::Timeout));
+                }
+                flush(&mut self.reactor, conn, i).map_err(|_| (Phase::Streaming, FailureKind::Io))?;
+                Ok(due)
+            });
+            match res {
+                Ok(due) => next = match (next, due) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                },
+                Err((phase, kind)) => fail_client(&mut self.reactor, conn, i, &mut self.iv, phase, kind),
+            }
+        }
+        next
     }
 
     fn check_setup_deadlines(&mut self, t: Now) {
@@ -249,14 +346,24 @@ impl<'a> Viewers<'a> {
     }
 }
 
-fn queue_send(reactor: &mut Reactor, conn: &mut ViewerConn, index: usize) -> Result<(), ringcast::runtime::SubmitError> {
-    let rest = &conn.out[conn.sent..];
-    // SAFETY: `out` is not modified or dropped while the send is in flight: it is only
-    // touched again from this send's completion, and conns are never removed.
-    unsafe { reactor.send(conn.fd, rest.as_ptr(), rest.len() as u32, user_data(index, OP_SEND)) }
+/// Starts sending `pending` if nothing is in flight.
+fn flush(reactor: &mut Reactor, conn: &mut Conn, index: usize) -> Result<(), ringcast::runtime::SubmitError> {
+    if conn.sending || conn.pending.is_empty() || conn.fd < 0 {
+        return Ok(());
+    }
+    std::mem::swap(&mut conn.inflight, &mut conn.pending);
+    conn.pending.clear();
+    send_inflight(reactor, conn, index)
 }
 
-fn close(reactor: &mut Reactor, conn: &mut ViewerConn, index: usize) {
+fn send_inflight(reactor: &mut Reactor, conn: &mut Conn, index: usize) -> Result<(), ringcast::runtime::SubmitError> {
+    conn.sending = true;
+    // SAFETY: `inflight` is neither modified nor dropped while the send is in flight:
+    // it is only touched again from this send's completion, and conns are never removed.
+    unsafe { reactor.send(conn.fd, conn.inflight.as_ptr(), conn.inflight.len() as u32, user_data(index, OP_SEND)) }
+}
+
+fn close(reactor: &mut Reactor, conn: &mut Conn, index: usize) {
     if conn.fd >= 0 {
         let _ = reactor.cancel_fd(conn.fd, user_data(index, OP_CANCEL));
         let _ = reactor.close(conn.fd, user_data(index, OP_CLOSE));
@@ -265,19 +372,28 @@ fn close(reactor: &mut Reactor, conn: &mut ViewerConn, index: usize) {
     conn.state = ConnState::Closed;
 }
 
-fn fail(reactor: &mut Reactor, conn: &mut ViewerConn, index: usize, iv: &mut Interval, phase: Phase, kind: FailureKind) {
+fn fail(reactor: &mut Reactor, conn: &mut Conn, index: usize, iv: &mut Interval, phase: Phase, kind: FailureKind) {
     if conn.state == ConnState::Closed {
         return;
     }
-    if conn.state == ConnState::Open {
+    if conn.state == ConnState::Open && conn.meter.is_some() {
         iv.counters.viewers_up -= 1;
     }
     iv.failures.record(phase, kind);
-    tracing::debug!(index, ?phase, ?kind, "viewer failed");
+    tracing::debug!(index, ?phase, ?kind, "client failed");
     close(reactor, conn, index);
 }
 
-fn on_completion(r: &mut Reactor, c: Completion, conns: &mut [ViewerConn], iv: &mut Interval, t: Now) {
+/// Like [`fail`], keeping the publishers-up gauge right.
+fn fail_client(reactor: &mut Reactor, conn: &mut Conn, index: usize, iv: &mut Interval, phase: Phase, kind: FailureKind) {
+    let was_publishing = matches!(&conn.proto, Proto::Publish(p) if p.publishing()) && conn.state == ConnState::Open;
+    fail(reactor, conn, index, iv, phase, kind);
+    if was_publishing {
+        iv.counters.publishers_up -= 1;
+    }
+}
+
+fn on_completion(r: &mut Reactor, c: Completion, conns: &mut [Conn], iv: &mut Interval, events: &mut Vec<ClientEvent>, t: Now) {
     let index = (c.user_data >> OP_BITS) as usize;
     let op = c.user_data & ((1 << OP_BITS) - 1);
     let Some(conn) = conns.get_mut(index) else {
@@ -287,55 +403,67 @@ fn on_completion(r: &mut Reactor, c: Completion, conns: &mut [ViewerConn], iv: &
         return;
     };
     match op {
-        OP_SEND => {
-            if conn.state == ConnState::Closed {
-                return;
-            }
-            if c.result < 0 {
-                let phase = conn.phase();
-                fail(r, conn, index, iv, phase, classify_errno(-c.result));
-                return;
-            }
-            conn.sent += c.result as usize;
-            if conn.state == ConnState::Connecting {
-                conn.state = ConnState::Open;
-                iv.counters.viewers_up += 1;
-                if r.recv_multishot(conn.fd, user_data(index, OP_RECV)).is_err() {
-                    fail(r, conn, index, iv, Phase::Handshake, FailureKind::Io);
-                    return;
-                }
-            }
-            if conn.sent < conn.out.len() {
-                if queue_send(r, conn, index).is_err() {
-                    fail(r, conn, index, iv, Phase::Handshake, FailureKind::Io);
-                }
-            } else {
-                conn.out = Vec::new();
-                conn.sent = 0;
-            }
-        }
+        OP_SEND => on_sent(r, c, conn, index, iv),
         OP_RECV => {
             let Some(id) = c.buffer_id() else {
                 if conn.state != ConnState::Closed {
                     let phase = conn.phase();
                     let kind = if c.result == 0 { FailureKind::EarlyEof } else { classify_errno(-c.result) };
-                    fail(r, conn, index, iv, phase, kind);
+                    fail_client(r, conn, index, iv, phase, kind);
                 }
                 return;
             };
-            if conn.state == ConnState::Open {
-                let result = match (&mut conn.proto, r.recv_buffer(id, c.result.max(0) as usize)) {
-                    (ViewerProto::HttpFlv(h), Some(data)) => h.on_bytes(data, t, &mut conn.meter, iv).map_err(|e| e.classify()),
-                    (_, None) => Err((conn.phase(), FailureKind::Io)),
-                };
+            if conn.state != ConnState::Open {
                 r.recycle_buffer(id);
-                if let Err((phase, kind)) = result {
-                    fail(r, conn, index, iv, phase, kind);
-                }
-            } else {
-                r.recycle_buffer(id);
+                return;
+            }
+            let result = match r.recv_buffer(id, c.result.max(0) as usize) {
+                Some(data) => on_data(conn, data, t, iv, events),
+                None => Err((conn.phase(), FailureKind::Io)),
+            };
+            r.recycle_buffer(id);
+            let result = result.and_then(|()| flush(r, conn, index).map_err(|_| (conn.phase(), FailureKind::Io)));
+            if let Err((phase, kind)) = result {
+                fail_client(r, conn, index, iv, phase, kind);
             }
         }
         _ => {}
+    }
+}
+
+fn on_data(conn: &mut Conn, data: &[u8], t: Now, iv: &mut Interval, events: &mut Vec<ClientEvent>) -> Result<(), (Phase, FailureKind)> {
+    match (&mut conn.proto, conn.meter.as_mut()) {
+        (Proto::HttpFlv(h), Some(meter)) => h.on_bytes(data, t, meter, iv).map_err(|e| e.classify()),
+        (Proto::Rtmp(v), Some(meter)) => v.on_bytes(data, t, meter, iv, &mut conn.pending, events),
+        (Proto::Publish(p), _) => p.on_bytes(data, t, iv, &mut conn.pending, events),
+        (_, None) => Ok(()),
+    }
+}
+
+fn on_sent(r: &mut Reactor, c: Completion, conn: &mut Conn, index: usize, iv: &mut Interval) {
+    conn.sending = false;
+    if conn.state == ConnState::Closed {
+        return;
+    }
+    if c.result < 0 {
+        let phase = conn.phase();
+        fail_client(r, conn, index, iv, phase, classify_errno(-c.result));
+        return;
+    }
+    if conn.state == ConnState::Connecting {
+        conn.state = ConnState::Open;
+        if conn.meter.is_some() {
+            iv.counters.viewers_up += 1;
+        }
+        if r.recv_multishot(conn.fd, user_data(index, OP_RECV)).is_err() {
+            fail_client(r, conn, index, iv, Phase::Handshake, FailureKind::Io);
+            return;
+        }
+    }
+    conn.inflight.advance((c.result as usize).min(conn.inflight.len()));
+    let res = if conn.inflight.is_empty() { flush(r, conn, index) } else { send_inflight(r, conn, index) };
+    if res.is_err() {
+        let phase = conn.phase();
+        fail_client(r, conn, index, iv, phase, FailureKind::Io);
     }
 }
