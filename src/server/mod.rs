@@ -46,11 +46,12 @@ pub enum ServeError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
         /// The error.
+        #[source]
         source: std::io::Error,
     },
     /// Core threads could not start, or one panicked.
@@ -63,16 +64,17 @@ pub enum ServeError {
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
     /// A core's reactor failed.
-    #[error("core {core} failed: {source}")]
+    #[error("core {core} failed")]
     Core {
         /// The core index.
         core: usize,
         /// The error.
+        #[source]
         source: std::io::Error,
     },
     /// Signal handlers could not be installed.
-    #[error("cannot install signal handlers: {0}")]
-    Signals(std::io::Error),
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
 }
 
 /// Runs the server until SIGTERM/SIGINT, then shuts down gracefully.

@@ -365,13 +365,8 @@ impl CoreState {
         let Some(id) = c.buffer_id() else { return };
         let closing = conn.closing;
         if !closing {
+            // Sessions copy what they keep; the buffer goes back to the kernel right after.
             if let Some(data) = r.recv_buffer(id, c.result as usize) {
-                // Sessions copy what they keep; the buffer goes back right after.
-                let data: &[u8] = data;
-                // SAFETY: `data` points into the provided-buffer ring, which the
-                // reactor does not touch until `recycle_buffer` below; `self` does
-                // not reach the reactor while handling it.
-                let data: &[u8] = unsafe { std::slice::from_raw_parts(data.as_ptr(), data.len()) };
                 self.on_data(token.slot, data);
             }
         }
