@@ -11,7 +11,9 @@ use ringcast::protocol::payload::HeapAllocator;
 use ringcast::protocol::rtmp::chunk::{ChunkDecoder, ChunkLimits};
 
 fuzz_target!(|data: &[u8]| {
-    let [limits_byte, split, ops @ ..] = data else { return };
+    let [limits_byte, split, ops @ ..] = data else {
+        return;
+    };
     let limits = ChunkLimits {
         max_chunk_size: 1 << (u32::from(limits_byte & 0x0F) + 8),
         max_message_len: 1 << (u32::from(limits_byte >> 4) + 8),
@@ -25,7 +27,9 @@ fuzz_target!(|data: &[u8]| {
     while let Some(&op) = ops.get(i) {
         i += 1;
         if op >= 0xF0 {
-            let size = ops.get(i..i + 2).map_or(128, |b| u32::from(u16::from_be_bytes([b[0], b[1]])));
+            let size = ops
+                .get(i..i + 2)
+                .map_or(128, |b| u32::from(u16::from_be_bytes([b[0], b[1]])));
             i += 2;
             stream.extend_from_slice(&[0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0]);
             stream.extend_from_slice(&size.to_be_bytes());

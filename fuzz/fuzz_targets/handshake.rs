@@ -9,7 +9,9 @@ use rand::SeedableRng;
 use ringcast::protocol::rtmp::handshake::{ClientHandshake, ServerHandshake};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&seed, input)) = data.split_first() else { return };
+    let Some((&seed, input)) = data.split_first() else {
+        return;
+    };
     let step = usize::from(seed) * 13 + 1;
     let mut rng = SmallRng::seed_from_u64(u64::from(seed));
 
@@ -25,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(out.len(), 1 + 2 * 1536);
                     break;
                 }
-                assert_eq!(st.consumed, piece.len(), "an unfinished handshake takes everything");
+                assert_eq!(
+                    st.consumed,
+                    piece.len(),
+                    "an unfinished handshake takes everything"
+                );
             }
             Err(_) => return,
         }
