@@ -383,3 +383,44 @@ fn fixture_assembling_too_much() {
         })
     );
 }
+
+mod arbitrary_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Garbage never panics, splitting never changes the outcome, and every
+        /// byte fed before an error is counted.
+        #[test]
+        fn garbage_is_an_error_or_messages_never_a_panic(
+            bytes in prop::collection::vec(any::<u8>(), 0..2000),
+            split in 1usize..64,
+            streams in 1usize..8,
+        ) {
+            let limits = ChunkLimits {
+                max_chunk_streams: streams,
+                max_message_len: 4096,
+                ..ChunkLimits::default()
+            };
+            let whole = decode_with(&bytes, limits);
+            let mut dec = ChunkDecoder::new(limits);
+            let mut out = Vec::new();
+            let mut split_result = Ok(());
+            for piece in bytes.chunks(split) {
+                if let Err(e) = dec.decode_all(piece, &mut HeapAllocator, &mut out) {
+                    split_result = Err(e);
+                    break;
+                }
+            }
+            match (whole, split_result) {
+                (Ok(w), Ok(())) => prop_assert_eq!(&w, &out),
+                (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                (a, b) => prop_assert!(false, "whole {:?} vs split {:?}", a, b),
+            }
+            for m in &out {
+                prop_assert!(m.payload.len() <= 4096);
+            }
+        }
+    }
+}
