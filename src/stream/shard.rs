@@ -573,8 +573,14 @@ impl Shard {
         let Some(s) = self.streams.get_mut(stream_id) else {
             return BatchStatus::Close(CloseReason::Gone);
         };
-        let request =
-            BatchRequest { now_ms, max_frames, max_bytes, ended: s.liveness == Liveness::Ended, ready: s.seeded };
+        let request = BatchRequest {
+            now_ms,
+            // A batch always makes progress when a frame is due.
+            max_frames: max_frames.max(1),
+            max_bytes,
+            ended: s.liveness == Liveness::Ended,
+            ready: s.seeded,
+        };
         let before = *viewer.counters();
         let status = viewer.next_batch(&s.ring, request, out);
         let after = *viewer.counters();

@@ -619,3 +619,26 @@ fn frames_during_grace_need_a_resume() {
     shard.push_frame(id, audio(20), 10).unwrap();
     assert!(shard.tick(5_000).is_empty(), "resumed streams do not expire");
 }
+
+#[test]
+fn tiny_batches_keep_the_same_order() {
+    let (mut shard, id) = owner_shard(ShardConfig::default());
+    push_headers(&mut shard, id, 0, 0);
+    push_gops(&mut shard, id, 2, 4, 0, 0);
+    let big = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    let small = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    let (expected, _) = drain(&mut shard, big, 0);
+    let mut got = Vec::new();
+    for max_frames in [0, 1, 2, 0, 1, 3].into_iter().cycle() {
+        let before = got.len();
+        let status = shard.next_batch(small, 0, max_frames, 1, &mut got);
+        if status == BatchStatus::Idle {
+            break;
+        }
+        assert_eq!(status, BatchStatus::Ready);
+        assert!(got.len() - before <= max_frames.max(1), "frame cap");
+        assert_eq!(got.len() - before, 1, "byte cap lets exactly one frame through");
+    }
+    let seqs = |v: &[OutFrame]| v.iter().map(|f| (f.entry.seq(), f.timestamp)).collect::<Vec<_>>();
+    assert_eq!(seqs(&got), seqs(&expected));
+}

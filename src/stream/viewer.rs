@@ -214,6 +214,10 @@ impl Viewer {
         let mut bytes = 0usize;
         let start_len = out.len();
         self.send_preamble(req, out, &mut bytes, start_len);
+        if self.preamble.is_some() {
+            // The batch is full; the rest of the context must still precede any frame.
+            return BatchStatus::Ready;
+        }
         while self.cursor < ring.next_seq() && out.len() - start_len < req.max_frames {
             let Some(entry) = ring.get(self.cursor) else {
                 return BatchStatus::Close(CloseReason::Evicted { needed: self.cursor, oldest: ring.first_seq() });
