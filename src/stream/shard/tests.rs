@@ -6,6 +6,7 @@ use std::rc::Rc;
 use super::*;
 use crate::protocol::FrameKind;
 use crate::stream::directory::{Directory, PublishPolicy};
+use crate::stream::ring::RingLimits;
 use crate::stream::ring::tests::{audio, audio_header, metadata, video, video_header};
 use crate::stream::timestamps::TimelineMode;
 use crate::stream::viewer::ViewerLimits;
@@ -272,11 +273,10 @@ fn publisher_grace_resume_keeps_viewers_and_continuity() {
     push_gops(&mut shard, id, 1, 3, 0, now + 2_000);
     let (after, status) = drain(&mut shard, v, now + 2_200);
     assert_eq!(status, BatchStatus::Idle);
-    assert!(
-        after.iter().all(|f| f.timestamp > last_ts),
-        "timeline continues: {last_ts} then {:?}",
-        after.iter().map(|f| f.timestamp).collect::<Vec<_>>()
-    );
+    let stamps: Vec<u32> = after.iter().map(|f| f.timestamp).collect();
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]) && stamps[0] >= last_ts, "{last_ts} then {stamps:?}");
+    let first_media = after.iter().find(|f| f.entry.frame().kind != FrameKind::Script).unwrap();
+    assert_eq!(first_media.timestamp, last_ts + 5, "continues one step after the last frame");
     assert_eq!(shard.publisher_left(id, first.generation, now, 0), None, "the old publisher's late leave is ignored");
 
     // now leave for good: expiry ends the stream and viewers finish
