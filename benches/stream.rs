@@ -13,7 +13,7 @@ const GOP: u32 = 50;
 fn frame(i: u32) -> Frame {
     // 1.2 kB video frames (about 1 Mbit/s at 25 fps), one keyframe per GOP.
     let mut body = vec![0u8; 1200];
-    body[0] = if i % GOP == 0 { 0x17 } else { 0x27 };
+    body[0] = if i.is_multiple_of(GOP) { 0x17 } else { 0x27 };
     body[1] = 1;
     Frame::new(FrameKind::Video, i * 40, Bytes::from(body))
 }
