@@ -16,7 +16,7 @@ use super::timestamps::{TimelineMode, ViewerTimeline};
 /// Slow-viewer bounds, measured beyond the viewer's start-up allowance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ViewerLimits {
-    /// Past this lag (ms behind the newest frame's arrival), skip non-key video.
+    /// Past this lag (ms since its oldest unsent frame arrived), skip non-key video.
     pub soft_lag_ms: u64,
     /// Past this many unsent bytes, skip non-key video.
     pub soft_lag_bytes: u64,

@@ -13,6 +13,7 @@ mod cross_core;
 mod types;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 use crate::protocol::flv::frame::TimestampUnwrapper;
@@ -59,6 +60,29 @@ struct Stream {
     meter: RateMeter,
 }
 
+/// Hashes a [`StreamId`] by one multiply. Ids are handed out sequentially by
+/// the directory, never chosen by peers, so a keyed hash (SipHash) would only
+/// cost time on every viewer batch.
+#[derive(Default)]
+struct StreamIdHasher(u64);
+
+impl Hasher for StreamIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing spreads sequential ids over the high bits hashbrown uses.
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 struct ViewerSlot {
     generation: u32,
     entry: Option<(StreamId, Viewer, bool)>,
@@ -68,7 +92,7 @@ struct ViewerSlot {
 pub struct Shard {
     core: usize,
     config: ShardConfig,
-    streams: HashMap<StreamId, Stream>,
+    streams: HashMap<StreamId, Stream, BuildHasherDefault<StreamIdHasher>>,
     slots: Vec<ViewerSlot>,
     free: Vec<u32>,
     viewer_count: usize,
@@ -84,7 +108,7 @@ impl Shard {
         Shard {
             core,
             config,
-            streams: HashMap::new(),
+            streams: HashMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             viewer_count: 0,

@@ -6,8 +6,8 @@ use std::rc::Rc;
 use super::*;
 use crate::protocol::FrameKind;
 use crate::stream::directory::{Directory, PublishPolicy};
-use crate::stream::ring::RingLimits;
 use crate::stream::ring::tests::{audio, audio_header, metadata, video, video_header};
+use crate::stream::ring::RingLimits;
 use crate::stream::timestamps::TimelineMode;
 use crate::stream::viewer::ViewerLimits;
 
