@@ -72,7 +72,10 @@ impl StreamClock {
                 // First frame of a resuming publisher: continue after the last
                 // frame. After untimed frames only: start at the raw time if it
                 // does not go back.
-                let out = if self.resuming { last_out + self.step } else { i64::from(raw).max(last_out) };
+                let distance = i64::from(raw) - last_out;
+                let jump = distance > i64::from(self.policy.max_forward_ms)
+                    || distance < -i64::from(self.policy.max_backward_ms);
+                let out = if self.resuming || jump { last_out + self.step } else { i64::from(raw).max(last_out) };
                 self.resuming = false;
                 self.offset = out - i64::from(raw);
                 self.last_raw = Some((raw, i64::from(raw)));
@@ -227,7 +230,10 @@ mod tests {
         assert_eq!(c.correct(80), 80);
         let mut late = StreamClock::new(TimestampPolicy::default());
         assert_eq!(late.stamp_untimed(5_000), 5_000);
-        assert_eq!(late.correct(0), 5_000, "never before an earlier untimed frame");
+        assert_eq!(late.correct(4_900), 5_000, "never before an earlier untimed frame");
+        let mut far = StreamClock::new(TimestampPolicy::default());
+        far.stamp_untimed(5);
+        assert_eq!(far.correct(2_426_963_549), 15, "a jump from untimed frames is rebased too");
         assert_eq!(c.rebases(), 0);
     }
 
@@ -252,6 +258,9 @@ mod tests {
                 if i == resume_at { c.resume(); }
                 let out = if r % 7 == 0 { c.stamp_untimed(r) } else { c.correct(r) };
                 proptest::prop_assert!(out >= last, "{out} < {last}");
+                if i > 0 {
+                    proptest::prop_assert!(out - last <= 10_000, "jump {last} -> {out}");
+                }
                 last = out;
             }
         }
