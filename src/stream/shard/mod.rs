@@ -144,6 +144,11 @@ impl Shard {
         if self.streams.len() >= self.config.max_streams {
             return Err(ShardError::TooManyStreams { limit: self.config.max_streams });
         }
+        if matches!(role, Role::Replica { .. }) && self.viewer_count >= self.config.max_viewers {
+            // A replica exists only for a viewer about to be added; refusing now
+            // avoids a subscribed replica left with no viewer to ever remove it.
+            return Err(ShardError::TooManyViewers { limit: self.config.max_viewers });
+        }
         let (timing, seeded) = match role {
             Role::Owner { .. } => (Timing::Owner(StreamClock::new(self.config.timestamps)), true),
             Role::Replica { .. } => (Timing::Replica(TimestampUnwrapper::default()), false),

@@ -325,6 +325,8 @@ fn cross_core_takeover_kicks_the_old_owner() {
     }
     assert!(!dir.release(&key("s"), &old));
     assert_eq!(dir.lookup(&key("s")), Some((new.claim.stream_id, 1)));
+    let stale = CoreMsg::Kick { stream_id: prev.stream_id, generation: prev.generation };
+    assert!(matches!(core0.handle(stale, 0), Handled::Nothing), "a repeated kick is a no-op");
 }
 
 #[test]
@@ -443,6 +445,12 @@ fn limits_are_enforced() {
     shard.add_viewer(id, ViewerOptions::default()).unwrap();
     assert_eq!(shard.add_viewer(id, ViewerOptions::default()), Err(ShardError::TooManyViewers { limit: 1 }));
     assert_eq!(shard.push_frame(StreamId(7), audio(0), 0).err(), Some(ShardError::UnknownStream(StreamId(7))));
+    let mut full = Shard::new(1, ShardConfig { max_viewers: 0, ..Default::default() });
+    assert_eq!(
+        full.open_stream(key("s"), id, Role::Replica { owner_core: 0 }, 0),
+        Err(ShardError::TooManyViewers { limit: 0 }),
+        "no replica is opened for a viewer that cannot be added"
+    );
 }
 
 #[test]
