@@ -386,9 +386,9 @@ impl Shard {
         s.viewers += 1;
         s.stats.viewers = s.viewers;
         let viewer = Viewer::new(options);
-        let id = match self.free.pop() {
-            Some(index) => {
-                let slot = &mut self.slots[index as usize];
+        let reusable = self.free.pop().and_then(|index| Some((index, self.slots.get_mut(index as usize)?)));
+        let id = match reusable {
+            Some((index, slot)) => {
                 slot.entry = Some((stream_id, viewer, false));
                 ViewerId { index, generation: slot.generation }
             }

@@ -650,3 +650,18 @@ fn tiny_batches_keep_the_same_order() {
     let seqs = |v: &[OutFrame]| v.iter().map(|f| (f.entry.seq(), f.timestamp)).collect::<Vec<_>>();
     assert_eq!(seqs(&got), seqs(&expected));
 }
+
+#[test]
+fn reused_viewer_slots_do_not_confuse_ids() {
+    let (mut shard, id) = owner_shard(ShardConfig::default());
+    let old = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    assert_eq!(drain(&mut shard, old, 0).1, BatchStatus::Idle, "parked");
+    shard.remove_viewer(old).unwrap();
+    let new = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    assert_ne!(old, new);
+    assert_eq!(shard.next_batch(old, 0, 1, 1, &mut Vec::new()), BatchStatus::Close(CloseReason::Gone));
+    assert!(shard.remove_viewer(old).is_none());
+    assert_eq!(shard.viewer_count(), 1);
+    let pushed = shard.push_frame(id, audio(0), 0).unwrap();
+    assert!(pushed.wake.is_empty(), "the removed viewer's parked entry does not wake its successor");
+}
