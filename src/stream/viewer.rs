@@ -16,7 +16,7 @@ use super::timestamps::{TimelineMode, ViewerTimeline};
 /// Slow-viewer bounds, measured beyond the viewer's start-up allowance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ViewerLimits {
-    /// Past this lag (ms behind the newest frame's arrival), skip non-key video.
+    /// Past this lag (ms since its oldest unsent frame arrived), skip non-key video.
     pub soft_lag_ms: u64,
     /// Past this many unsent bytes, skip non-key video.
     pub soft_lag_bytes: u64,
@@ -214,6 +214,10 @@ impl Viewer {
         let mut bytes = 0usize;
         let start_len = out.len();
         self.send_preamble(req, out, &mut bytes, start_len);
+        if self.preamble.is_some() {
+            // The batch is full; the rest of the context must still precede any frame.
+            return BatchStatus::Ready;
+        }
         while self.cursor < ring.next_seq() && out.len() - start_len < req.max_frames {
             let Some(entry) = ring.get(self.cursor) else {
                 return BatchStatus::Close(CloseReason::Evicted { needed: self.cursor, oldest: ring.first_seq() });

@@ -7,6 +7,7 @@ use super::*;
 use crate::protocol::FrameKind;
 use crate::stream::directory::{Directory, PublishPolicy};
 use crate::stream::ring::tests::{audio, audio_header, metadata, video, video_header};
+use crate::stream::ring::RingLimits;
 use crate::stream::timestamps::TimelineMode;
 use crate::stream::viewer::ViewerLimits;
 
@@ -272,11 +273,10 @@ fn publisher_grace_resume_keeps_viewers_and_continuity() {
     push_gops(&mut shard, id, 1, 3, 0, now + 2_000);
     let (after, status) = drain(&mut shard, v, now + 2_200);
     assert_eq!(status, BatchStatus::Idle);
-    assert!(
-        after.iter().all(|f| f.timestamp > last_ts),
-        "timeline continues: {last_ts} then {:?}",
-        after.iter().map(|f| f.timestamp).collect::<Vec<_>>()
-    );
+    let stamps: Vec<u32> = after.iter().map(|f| f.timestamp).collect();
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]) && stamps[0] >= last_ts, "{last_ts} then {stamps:?}");
+    let first_media = after.iter().find(|f| f.entry.frame().kind != FrameKind::Script).unwrap();
+    assert_eq!(first_media.timestamp, last_ts + 5, "continues one step after the last frame");
     assert_eq!(shard.publisher_left(id, first.generation, now, 0), None, "the old publisher's late leave is ignored");
 
     // now leave for good: expiry ends the stream and viewers finish
@@ -325,6 +325,8 @@ fn cross_core_takeover_kicks_the_old_owner() {
     }
     assert!(!dir.release(&key("s"), &old));
     assert_eq!(dir.lookup(&key("s")), Some((new.claim.stream_id, 1)));
+    let stale = CoreMsg::Kick { stream_id: prev.stream_id, generation: prev.generation };
+    assert!(matches!(core0.handle(stale, 0), Handled::Nothing), "a repeated kick is a no-op");
 }
 
 #[test]
@@ -443,6 +445,12 @@ fn limits_are_enforced() {
     shard.add_viewer(id, ViewerOptions::default()).unwrap();
     assert_eq!(shard.add_viewer(id, ViewerOptions::default()), Err(ShardError::TooManyViewers { limit: 1 }));
     assert_eq!(shard.push_frame(StreamId(7), audio(0), 0).err(), Some(ShardError::UnknownStream(StreamId(7))));
+    let mut full = Shard::new(1, ShardConfig { max_viewers: 0, ..Default::default() });
+    assert_eq!(
+        full.open_stream(key("s"), id, Role::Replica { owner_core: 0 }, 0),
+        Err(ShardError::TooManyViewers { limit: 0 }),
+        "no replica is opened for a viewer that cannot be added"
+    );
 }
 
 #[test]
@@ -618,4 +626,42 @@ fn frames_during_grace_need_a_resume() {
     shard.resume(id, 2).unwrap();
     shard.push_frame(id, audio(20), 10).unwrap();
     assert!(shard.tick(5_000).is_empty(), "resumed streams do not expire");
+}
+
+#[test]
+fn tiny_batches_keep_the_same_order() {
+    let (mut shard, id) = owner_shard(ShardConfig::default());
+    push_headers(&mut shard, id, 0, 0);
+    push_gops(&mut shard, id, 2, 4, 0, 0);
+    let big = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    let small = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    let (expected, _) = drain(&mut shard, big, 0);
+    let mut got = Vec::new();
+    for max_frames in [0, 1, 2, 0, 1, 3].into_iter().cycle() {
+        let before = got.len();
+        let status = shard.next_batch(small, 0, max_frames, 1, &mut got);
+        if status == BatchStatus::Idle {
+            break;
+        }
+        assert_eq!(status, BatchStatus::Ready);
+        assert!(got.len() - before <= max_frames.max(1), "frame cap");
+        assert_eq!(got.len() - before, 1, "byte cap lets exactly one frame through");
+    }
+    let seqs = |v: &[OutFrame]| v.iter().map(|f| (f.entry.seq(), f.timestamp)).collect::<Vec<_>>();
+    assert_eq!(seqs(&got), seqs(&expected));
+}
+
+#[test]
+fn reused_viewer_slots_do_not_confuse_ids() {
+    let (mut shard, id) = owner_shard(ShardConfig::default());
+    let old = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    assert_eq!(drain(&mut shard, old, 0).1, BatchStatus::Idle, "parked");
+    shard.remove_viewer(old).unwrap();
+    let new = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    assert_ne!(old, new);
+    assert_eq!(shard.next_batch(old, 0, 1, 1, &mut Vec::new()), BatchStatus::Close(CloseReason::Gone));
+    assert!(shard.remove_viewer(old).is_none());
+    assert_eq!(shard.viewer_count(), 1);
+    let pushed = shard.push_frame(id, audio(0), 0).unwrap();
+    assert!(pushed.wake.is_empty(), "the removed viewer's parked entry does not wake its successor");
 }
