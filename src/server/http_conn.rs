@@ -10,7 +10,7 @@ use super::outbox::PREFIX_SLOT;
 use super::viewer_send::PlayError;
 use super::worker::CoreState;
 use crate::metrics::{CloseReason, Listener, RefuseReason};
-use crate::protocol::http::request::{Method, Parsed, Request, RequestLimits, RequestParser};
+use crate::protocol::http::request::{Method, Parsed, Request, RequestParser};
 use crate::protocol::http::response::{self, BodyFraming, ResponseContext};
 use crate::stream::StreamKey;
 
@@ -19,6 +19,7 @@ use crate::stream::StreamKey;
 const MAX_BUFFERED: usize = 16 << 10;
 
 /// One HTTP connection's protocol state.
+#[derive(Default)]
 pub struct HttpConn {
     buf: BytesMut,
     parser: RequestParser,
@@ -27,10 +28,6 @@ pub struct HttpConn {
 }
 
 impl HttpConn {
-    /// A fresh connection.
-    pub fn new() -> Self {
-        HttpConn { buf: BytesMut::new(), parser: RequestParser::new(RequestLimits::default()), streaming: false }
-    }
 }
 
 /// `/{app}/{name}.flv` → (app, name).

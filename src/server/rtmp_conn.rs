@@ -85,7 +85,7 @@ impl CoreState {
             let Some(conn) = self.conns.at(slot) else { return };
             let Proto::Rtmp(rc) = &mut conn.proto else { return };
             // A publish/play decision may have left input buffered in the session.
-            if !(rc.session.has_backlog() && !rc.session.awaiting_decision()) {
+            if !rc.session.has_backlog() || rc.session.awaiting_decision() {
                 break;
             }
         }

@@ -110,9 +110,8 @@ impl CoreState {
     pub fn send_to_core(&mut self, to: usize, msg: MeshMsg) {
         let backlog = &mut self.mesh_backlog[to];
         if backlog.is_empty() {
-            match self.mesh.send(to, msg) {
-                Ok(()) => return,
-                Err(msg) => backlog.push_back(msg),
+            if let Err(msg) = self.mesh.send(to, msg) {
+                backlog.push_back(msg);
             }
         } else if backlog.len() < MESH_BACKLOG {
             backlog.push_back(msg);
@@ -273,7 +272,7 @@ impl CoreState {
             let errno = -c.result;
             self.metrics.accept_errors.inc(AcceptErrorKind::from_errno(errno));
             let now = Instant::now();
-            if self.last_accept_warning.map_or(true, |t| now - t >= Duration::from_secs(1)) {
+            if self.last_accept_warning.is_none_or(|t| now - t >= Duration::from_secs(1)) {
                 self.last_accept_warning = Some(now);
                 tracing::warn!(core = self.core, errno, "accept failed; pausing accepts");
             }
@@ -311,7 +310,7 @@ impl CoreState {
         let max_frames = cfg.runtime.max_frames_per_send;
         let proto = match kind {
             Listener::Rtmp => Proto::Rtmp(Box::new(RtmpConn::new(&self.shared, now))),
-            _ => Proto::Http(HttpConn::new()),
+            _ => Proto::Http(HttpConn::default()),
         };
         let peer = peer_addr(fd);
         let slot = self.conns.insert(|generation| Conn {
@@ -433,7 +432,7 @@ impl CoreState {
                 }
             }
             SendProgress::Complete => {
-                if conn.close_after_flush && !conn.outbox.has_control() && conn.viewer.as_ref().map_or(true, |v| v.finished) {
+                if conn.done_after_flush() && !conn.outbox.has_control() {
                     let reason = conn.close_reason;
                     self.close_later(token.slot, reason);
                 } else {
@@ -604,7 +603,7 @@ impl CoreState {
                 }
             }
             None => {
-                if conn.close_after_flush && conn.viewer.as_ref().map_or(true, |v| v.finished) {
+                if conn.done_after_flush() {
                     let reason = conn.close_reason;
                     self.close_later(slot, reason);
                 }
