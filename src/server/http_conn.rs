@@ -7,6 +7,7 @@ use super::api::{self, ApiAction};
 use super::conn::{Egress, Proto};
 use super::egress_flv::FlvEgress;
 use super::outbox::PREFIX_SLOT;
+use super::pending::PendingPlay;
 use super::viewer_send::PlayError;
 use super::worker::CoreState;
 use crate::metrics::{CloseReason, Listener, RefuseReason};
@@ -121,27 +122,48 @@ impl CoreState {
                 return self.respond(slot, &out, false);
             }
         };
-        if self.shared.directory.lookup(&key).is_none() {
-            self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
-            response::write_error(&ctx, 404, &mut out);
-            return self.respond(slot, &out, ctx.keep_alive);
+        if let Some(conn) = self.conns.at(slot) {
+            if let Proto::Http(http) = &mut conn.proto {
+                // From here on the connection belongs to this one response.
+                http.streaming = true;
+                http.buf = BytesMut::new();
+            }
         }
+        if self.shared.directory.lookup(&key).is_none() {
+            if self.wait_for_stream(slot, key, PendingPlay::Http(ctx)) {
+                return false;
+            }
+            return self.http_not_found(slot, ctx);
+        }
+        self.begin_flv_play(slot, ctx, &key)
+    }
+
+    /// 404 for a stream that is not live.
+    pub(super) fn http_not_found(&mut self, slot: u32, ctx: ResponseContext) -> bool {
+        let mut out = BytesMut::new();
+        self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
+        response::write_error(&ctx, 404, &mut out);
+        if let Some(Proto::Http(http)) = self.conns.at(slot).map(|c| &mut c.proto) {
+            http.streaming = false;
+        }
+        self.respond(slot, &out, ctx.keep_alive)
+    }
+
+    /// Writes the HTTP-FLV head and starts the viewer of a live stream.
+    pub(super) fn begin_flv_play(&mut self, slot: u32, ctx: ResponseContext, key: &StreamKey) -> bool {
+        let mut out = BytesMut::new();
         let framing = response::write_flv_head(&ctx, &mut out);
         if framing == BodyFraming::None {
-            return self.respond(slot, &out, ctx.keep_alive);
+            return self.respond(slot, &out, false);
         }
         let mut egress = FlvEgress::new(framing == BodyFraming::Chunked);
         let mut header = [0u8; PREFIX_SLOT];
         let n = egress.start(true, true, &mut header);
         out.extend_from_slice(&header[..n]);
         if let Some(conn) = self.conns.at(slot) {
-            if let Proto::Http(http) = &mut conn.proto {
-                http.streaming = true;
-                http.buf = BytesMut::new();
-            }
             let _ = conn.outbox.queue_control(&out);
         }
-        match self.start_viewer(slot, &key, Egress::Flv(egress)) {
+        match self.start_viewer(slot, key, Egress::Flv(egress)) {
             Ok(()) => false,
             Err(PlayError::NotFound(_)) | Err(PlayError::Refused(_)) => {
                 // Raced with the publisher leaving: the head is queued, so end the body.

@@ -12,6 +12,7 @@ pub mod egress_flv;
 pub mod egress_rtmp;
 pub mod http_conn;
 pub mod outbox;
+pub mod pending;
 pub mod report;
 pub mod rtmp_conn;
 pub mod shared;

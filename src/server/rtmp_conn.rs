@@ -7,6 +7,7 @@ use rand::SeedableRng;
 use super::conn::{Egress, Proto};
 use super::egress_rtmp::RtmpEgress;
 use super::shared::Shared;
+use super::pending::PendingPlay;
 use super::viewer_send::PlayError;
 use super::worker::CoreState;
 use super::MeshMsg;
@@ -303,23 +304,37 @@ impl CoreState {
     }
 
     fn on_play(&mut self, slot: u32, msg_stream: u32, app: &str, name: &str) {
-        let key = StreamKey::new(app, name);
-        let found = key.as_ref().ok().and_then(|k| self.shared.directory.lookup(k)).is_some();
-        let Some(rc) = self.session(slot) else { return };
-        let (Ok(key), true) = (key, found) else {
-            let _ = rc.session.reject_play(msg_stream, PlayRejection::StreamNotFound, "stream not found", &mut rc.out);
-            self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
-            if let Some(conn) = self.conns.at(slot) {
-                conn.close_after_flush = true;
-            }
+        let Ok(key) = StreamKey::new(app, name) else {
+            self.rtmp_not_found(slot, msg_stream);
             return;
         };
+        if self.shared.directory.lookup(&key).is_some() {
+            self.begin_rtmp_play(slot, msg_stream, &key);
+        } else if !self.wait_for_stream(slot, key, PendingPlay::Rtmp { msg_stream }) {
+            self.rtmp_not_found(slot, msg_stream);
+        }
+    }
+
+    /// NetStream.Play.StreamNotFound, then close.
+    pub(super) fn rtmp_not_found(&mut self, slot: u32, msg_stream: u32) {
+        self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
+        if let Some(rc) = self.session(slot) {
+            let _ = rc.session.reject_play(msg_stream, PlayRejection::StreamNotFound, "stream not found", &mut rc.out);
+        }
+        if let Some(conn) = self.conns.at(slot) {
+            conn.close_after_flush = true;
+        }
+    }
+
+    /// Accepts the play of a live stream and starts the viewer.
+    pub(super) fn begin_rtmp_play(&mut self, slot: u32, msg_stream: u32, key: &StreamKey) {
+        let Some(rc) = self.session(slot) else { return };
         let _ = rc.session.accept_play(msg_stream, &mut rc.out);
         rc.playing = Some(msg_stream);
         let egress = RtmpEgress::new(msg_stream, rc.session.out_chunk_size(), rc.session.csids());
         // Play.Start must precede the first frame: queue the session's output now.
         self.flush_session_output(slot);
-        if let Err(e) = self.start_viewer(slot, &key, Egress::Rtmp(egress)) {
+        if let Err(e) = self.start_viewer(slot, key, Egress::Rtmp(egress)) {
             tracing::info!(core = self.core, error = %e, "play failed");
             if let (PlayError::NotFound(_) | PlayError::Refused(_), Some(rc)) = (e, self.session(slot)) {
                 rc.playing = None;
@@ -328,6 +343,17 @@ impl CoreState {
             if let Some(conn) = self.conns.at(slot) {
                 conn.close_after_flush = true;
             }
+        }
+    }
+
+    /// A play decision taken outside `on_rtmp_data` (after waiting): replays the
+    /// input the session buffered meanwhile and sends what it wrote.
+    pub(super) fn after_decision(&mut self, slot: u32) {
+        let waiting_input = self.session(slot).is_some_and(|rc| rc.session.has_backlog());
+        if waiting_input {
+            self.on_rtmp_data(slot, &[]);
+        } else {
+            self.flush_session_output(slot);
         }
     }
 

@@ -77,6 +77,8 @@ pub struct CoreState {
     pub report: CoreReport,
     /// Reusable batch buffer for viewer sends.
     pub batch: Vec<OutFrame>,
+    /// Viewers waiting for their stream to go live.
+    pub pending: Vec<super::pending::Pending>,
     mesh_inbox: Vec<MeshMsg>,
     epoch: Instant,
     wake_buf: Box<u64>,
@@ -175,6 +177,7 @@ impl Worker {
             report: CoreReport::default(),
             batch: Vec::with_capacity(cfg.runtime.max_frames_per_send),
             mesh_inbox: Vec::new(),
+            pending: Vec::new(),
             epoch: shared.epoch,
             wake_buf: Box::new(0),
             shutting_down: None,
@@ -547,6 +550,7 @@ impl CoreState {
         for ended in self.shard.tick(now_ms) {
             self.stream_ended(ended);
         }
+        self.resolve_pending(now_ms);
         self.publish_report(now_ms);
     }
 
