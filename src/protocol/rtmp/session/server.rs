@@ -202,6 +202,9 @@ impl ServerSession {
     }
 
     /// Consumes bytes from the peer, appending replies to `out` and events to `events`.
+    ///
+    /// `now_ms` is the caller's clock; the session keeps no timers today, but takes it
+    /// so that time-based duties need no API change. On error, flush `out` and close.
     pub fn handle_input(
         &mut self,
         input: &[u8],
@@ -459,7 +462,9 @@ impl ServerSession {
                     });
                 }
                 let id = self.next_stream_id;
-                self.next_stream_id += 1;
+                self.next_stream_id = id.checked_add(1).ok_or(SessionError::TooManyStreams {
+                    limit: self.config.max_streams,
+                })?;
                 self.streams.push((id, StreamState::Idle));
                 self.respond(transaction_id, Amf0Value::Number(f64::from(id)), out)?;
             }
