@@ -15,7 +15,10 @@ fn connect_body() -> BytesMut {
     Amf0Value::object([
         ("app", Amf0Value::string("live")),
         ("type", Amf0Value::string("nonprivate")),
-        ("flashVer", Amf0Value::string("FMLE/3.0 (compatible; Lavf59.27.100)")),
+        (
+            "flashVer",
+            Amf0Value::string("FMLE/3.0 (compatible; Lavf59.27.100)"),
+        ),
         ("tcUrl", Amf0Value::string("rtmp://127.0.0.1:1935/live")),
     ])
     .encode(&mut b)
@@ -39,7 +42,11 @@ fn bench(c: &mut Criterion) {
     for (name, body) in [("connect", connect_body()), ("publish", publish_body())] {
         group.throughput(Throughput::Bytes(body.len() as u64));
         group.bench_function(format!("values/{name}"), |b| {
-            b.iter(|| Amf0Decoder::new(black_box(&body), Amf0Limits::default()).decode_all().unwrap())
+            b.iter(|| {
+                Amf0Decoder::new(black_box(&body), Amf0Limits::default())
+                    .decode_all()
+                    .unwrap()
+            })
         });
         group.bench_function(format!("command/{name}"), |b| {
             b.iter(|| Command::decode(type_id::COMMAND_AMF0, black_box(&body), &config).unwrap())

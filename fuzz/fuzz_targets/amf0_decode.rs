@@ -21,13 +21,16 @@ fuzz_target!(|input: &[u8]| {
     let limits = Amf0Limits::default();
     if let Ok(values) = Amf0Decoder::new(input, limits).decode_all() {
         let once = encode_all(&values);
-        let again = Amf0Decoder::new(&once, limits).decode_all().expect("re-decodes");
+        let again = Amf0Decoder::new(&once, limits)
+            .decode_all()
+            .expect("re-decodes");
         assert_eq!(encode_all(&again), once, "encoding is stable");
     }
     let config = CommandConfig::default();
     if let Ok(cmd) = Command::decode(type_id::COMMAND_AMF0, input, &config) {
         let mut out = BytesMut::new();
-        cmd.encode(&mut out).expect("decoded commands are encodable");
+        cmd.encode(&mut out)
+            .expect("decoded commands are encodable");
     }
     let _ = Command::decode(type_id::COMMAND_AMF3, input, &config);
     let _ = data::parse_data_message(type_id::DATA_AMF0, &Bytes::copy_from_slice(input), limits);

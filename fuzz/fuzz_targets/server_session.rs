@@ -13,18 +13,29 @@ use ringcast::protocol::rtmp::session::server::{
 };
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&policy, stream)) = input.split_first() else { return };
-    let mut session = ServerSession::new(ServerSessionConfig::default(), &mut SmallRng::seed_from_u64(0), 0);
+    let Some((&policy, stream)) = input.split_first() else {
+        return;
+    };
+    let mut session = ServerSession::new(
+        ServerSessionConfig::default(),
+        &mut SmallRng::seed_from_u64(0),
+        0,
+    );
     let mut out = BytesMut::new();
     let mut events = Vec::new();
     // C0 (version 3), a C1 without a digest (simple handshake), then C2.
     let mut handshake = vec![3u8];
     handshake.resize(1 + 2 * HANDSHAKE_PACKET_LEN, 0);
-    session.handle_input(&handshake, 0, &mut out, &mut events).expect("valid handshake");
+    session
+        .handle_input(&handshake, 0, &mut out, &mut events)
+        .expect("valid handshake");
     // Feed in pieces whose sizes come from the policy byte, to exercise resumption.
     let piece = usize::from(policy % 64) + 1;
     for (i, chunk) in stream.chunks(piece).enumerate() {
-        if session.handle_input(chunk, i as u64, &mut out, &mut events).is_err() {
+        if session
+            .handle_input(chunk, i as u64, &mut out, &mut events)
+            .is_err()
+        {
             return;
         }
         for ev in events.drain(..) {
@@ -35,9 +46,9 @@ fuzz_target!(|input: &[u8]| {
                 ServerEvent::PublishRequested { stream_id, .. } => {
                     session.reject_publish(stream_id, PublishRejection::BadName, "fuzz", &mut out)
                 }
-                ServerEvent::PlayRequested { stream_id, .. } if policy & 0x40 == 0 => {
-                    session.accept_play(stream_id, &mut out).and_then(|_| session.send_unpublish_notify(stream_id, &mut out))
-                }
+                ServerEvent::PlayRequested { stream_id, .. } if policy & 0x40 == 0 => session
+                    .accept_play(stream_id, &mut out)
+                    .and_then(|_| session.send_unpublish_notify(stream_id, &mut out)),
                 ServerEvent::PlayRequested { stream_id, .. } => {
                     session.reject_play(stream_id, PlayRejection::StreamNotFound, "fuzz", &mut out)
                 }
