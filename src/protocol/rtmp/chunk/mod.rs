@@ -14,6 +14,8 @@ mod limits;
 mod shared;
 
 #[cfg(test)]
+mod decoder_tests;
+#[cfg(test)]
 mod roundtrip_tests;
 
 pub use decoder::{ChunkDecoder, Decoded};
