@@ -562,3 +562,80 @@ fn metadata_is_forwarded_without_set_data_frame() {
         }]
     );
 }
+
+/// A client past the handshake, its `connect` sent, plus an encoder standing in for
+/// the server's side of the chunk stream.
+fn client_after_handshake(mode: ClientMode) -> (ClientSession, ChunkEncoder) {
+    let mut pair = Pair::new(mode, ServerSessionConfig::default());
+    let mut c0c1 = BytesMut::new();
+    pair.client.start(&mut c0c1).unwrap();
+    let mut s0s1s2 = BytesMut::new();
+    pair.server
+        .handle_input(&c0c1, 0, &mut s0s1s2, &mut Vec::new())
+        .unwrap();
+    let mut c2_connect = BytesMut::new();
+    pair.client
+        .handle_input(&s0s1s2, 0, &mut c2_connect, &mut Vec::new())
+        .unwrap();
+    assert!(c2_connect.len() > 1536, "C2 and connect");
+    (pair.client, ChunkEncoder::new())
+}
+
+#[test]
+fn client_reports_a_refused_connect() {
+    let (mut client, mut enc) = client_after_handshake(ClientMode::Play);
+    let info = Amf0Value::object([
+        ("level", Amf0Value::string("error")),
+        ("code", Amf0Value::string("NetConnection.Connect.Rejected")),
+        ("description", Amf0Value::string("no such app")),
+    ]);
+    let input = command(
+        &mut enc,
+        0,
+        &[
+            Amf0Value::string("_error"),
+            Amf0Value::Number(1.0),
+            Amf0Value::Null,
+            info,
+        ],
+    );
+    let mut events = Vec::new();
+    client
+        .handle_input(&input, 0, &mut BytesMut::new(), &mut events)
+        .unwrap();
+    assert_eq!(
+        events,
+        vec![ClientEvent::StatusError {
+            code: "NetConnection.Connect.Rejected".into(),
+            description: "no such app".into()
+        }]
+    );
+    assert!(!client.is_active());
+}
+
+#[test]
+fn client_refuses_out_of_state_frames_and_media() {
+    let (mut client, mut enc) = client_after_handshake(ClientMode::Publish);
+    let frame = video(0, 0x17, 1);
+    assert_eq!(
+        client.send_frame(&frame, &mut BytesMut::new()),
+        Err(SessionError::WrongStreamState {
+            stream_id: 0,
+            expected: "publishing"
+        })
+    );
+    let err = client.handle_input(
+        &media(&mut enc, 1, 0, &[0x17, 1, 0, 0, 0]),
+        0,
+        &mut BytesMut::new(),
+        &mut Vec::new(),
+    );
+    assert_eq!(
+        err,
+        Err(SessionError::MediaOnInactiveStream {
+            stream_id: 1,
+            type_id: 9,
+            expected: "playing"
+        })
+    );
+}
