@@ -639,3 +639,31 @@ fn client_refuses_out_of_state_frames_and_media() {
         })
     );
 }
+
+#[test]
+fn a_second_publish_on_a_publishing_stream_is_refused() {
+    let (mut server, mut enc) = connected_server(ServerSessionConfig::default());
+    let mut input = create_and_publish(&mut enc);
+    input.extend_from_slice(&command(
+        &mut enc,
+        1,
+        &[
+            Amf0Value::string("publish"),
+            Amf0Value::Number(0.0),
+            Amf0Value::Null,
+            Amf0Value::string("s"),
+        ],
+    ));
+    let mut out = BytesMut::new();
+    server
+        .handle_input(&input, 0, &mut out, &mut Vec::new())
+        .unwrap();
+    server.accept_publish(1, &mut out).unwrap();
+    assert_eq!(
+        server.handle_input(&[], 0, &mut out, &mut Vec::new()),
+        Err(SessionError::UnexpectedCommand {
+            command: "publish",
+            state: "its stream is busy"
+        })
+    );
+}

@@ -469,14 +469,11 @@ impl ServerSession {
                 self.respond(transaction_id, Amf0Value::Number(f64::from(id)), out)?;
             }
             Command::Publish(p) => {
-                let state = self.state_mut(msg_stream)?;
-                if *state != StreamState::Idle {
-                    return Err(SessionError::UnexpectedCommand {
-                        command: "publish",
-                        state: "stream busy",
-                    });
-                }
-                *state = StreamState::PublishPending(p.name.clone());
+                self.begin_request(
+                    msg_stream,
+                    "publish",
+                    StreamState::PublishPending(p.name.clone()),
+                )?;
                 events.push(ServerEvent::PublishRequested {
                     stream_id: msg_stream,
                     app: app.unwrap_or_default(),
@@ -485,17 +482,11 @@ impl ServerSession {
                 });
             }
             Command::Play(p) => {
-                let state = self.state_mut(msg_stream)?;
-                if *state != StreamState::Idle {
-                    return Err(SessionError::UnexpectedCommand {
-                        command: "play",
-                        state: "stream busy",
-                    });
-                }
-                *state = StreamState::PlayPending {
+                let pending = StreamState::PlayPending {
                     name: p.name.clone(),
                     reset: p.reset,
                 };
+                self.begin_request(msg_stream, "play", pending)?;
                 events.push(ServerEvent::PlayRequested {
                     stream_id: msg_stream,
                     app: app.unwrap_or_default(),
@@ -532,6 +523,24 @@ impl ServerSession {
             }
             other => debug!(command = other.name(), "ignoring rtmp command"),
         }
+        Ok(())
+    }
+
+    /// Moves an idle stream into a pending state; one request per stream at a time.
+    fn begin_request(
+        &mut self,
+        stream_id: u32,
+        command: &'static str,
+        pending: StreamState,
+    ) -> Result<(), SessionError> {
+        let state = self.state_mut(stream_id)?;
+        if *state != StreamState::Idle {
+            return Err(SessionError::UnexpectedCommand {
+                command,
+                state: "its stream is busy",
+            });
+        }
+        *state = pending;
         Ok(())
     }
 
