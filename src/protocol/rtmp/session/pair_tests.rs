@@ -667,3 +667,67 @@ fn a_second_publish_on_a_publishing_stream_is_refused() {
         })
     );
 }
+
+#[test]
+fn enhanced_rtmp_fourcc_list_is_echoed_in_the_connect_result() {
+    use crate::protocol::rtmp::command::{Command, CommandConfig};
+    let mut pair = Pair::new(ClientMode::Publish, ServerSessionConfig::default());
+    let mut c0c1 = BytesMut::new();
+    pair.client.start(&mut c0c1).unwrap();
+    let mut events = Vec::new();
+    let mut to_client = BytesMut::new();
+    pair.server
+        .handle_input(&c0c1, 0, &mut to_client, &mut events)
+        .unwrap();
+    let c2 = [0u8; 1536]; // the server does not check C2
+    let mut enc = ChunkEncoder::new();
+    let connect = command(
+        &mut enc,
+        0,
+        &[
+            Amf0Value::string("connect"),
+            Amf0Value::Number(1.0),
+            Amf0Value::object([
+                ("app", Amf0Value::string("live")),
+                (
+                    "fourCcList",
+                    Amf0Value::StrictArray(vec![
+                        Amf0Value::string("hvc1"),
+                        Amf0Value::string("av01"),
+                    ]),
+                ),
+            ]),
+        ],
+    );
+    let mut out = BytesMut::new();
+    pair.server
+        .handle_input(&input[1..], 0, &mut out, &mut events)
+        .unwrap();
+    pair.server
+        .handle_input(&connect, 0, &mut out, &mut events)
+        .unwrap();
+    let mut msgs = Vec::new();
+    ChunkDecoder::new(ChunkLimits::default())
+        .decode_all(&out, &mut HeapAllocator, &mut msgs)
+        .unwrap();
+    let result = msgs
+        .iter()
+        .find(|m| m.type_id == type_id::COMMAND_AMF0)
+        .expect("a _result");
+    let Command::Result(r) =
+        Command::decode(result.type_id, &result.payload, &CommandConfig::default()).unwrap()
+    else {
+        panic!("not a _result")
+    };
+    assert_eq!(
+        r.command_object.get("fourCcList"),
+        Some(&Amf0Value::StrictArray(vec![
+            Amf0Value::string("hvc1"),
+            Amf0Value::string("av01")
+        ]))
+    );
+    assert_eq!(
+        r.status().map(|s| s.code),
+        Some("NetConnection.Connect.Success".to_owned())
+    );
+}

@@ -567,10 +567,22 @@ impl ServerSession {
             &ControlMessage::SetChunkSize(self.config.out_chunk_size),
             out,
         )?;
-        let properties = Amf0Value::object([
-            ("fmsVer", Amf0Value::string("FMS/3,0,1,123")),
-            ("capabilities", Amf0Value::Number(31.0)),
-        ]);
+        let mut properties = vec![
+            ("fmsVer".to_owned(), Amf0Value::string("FMS/3,0,1,123")),
+            ("capabilities".to_owned(), Amf0Value::Number(31.0)),
+        ];
+        // Enhanced RTMP: echoing the client's codecs tells it the server forwards them
+        // (ringcast relays payloads untouched, so it forwards every codec).
+        if !connect.fourcc_list.is_empty() {
+            let list = connect
+                .fourcc_list
+                .iter()
+                .cloned()
+                .map(Amf0Value::String)
+                .collect();
+            properties.push(("fourCcList".to_owned(), Amf0Value::StrictArray(list)));
+        }
+        let properties = Amf0Value::Object(properties);
         let info = StatusInfo::new(
             StatusLevel::Status,
             code::CONNECT_SUCCESS,
