@@ -701,7 +701,7 @@ fn enhanced_rtmp_fourcc_list_is_echoed_in_the_connect_result() {
     );
     let mut out = BytesMut::new();
     pair.server
-        .handle_input(&input[1..], 0, &mut out, &mut events)
+        .handle_input(&c2, 0, &mut out, &mut events)
         .unwrap();
     pair.server
         .handle_input(&connect, 0, &mut out, &mut events)
