@@ -284,7 +284,7 @@ mod recorder {
             .expect("ffmpeg")
     }
 
-    /// Serves one connection until the peer closes or `deadline`; returns what it sent.
+    /// Serves one connection until the peer closes (at most 20 s); returns what it sent.
     fn serve(
         listener: &TcpListener,
         mut on_play: impl FnMut(&mut ServerSession, u32, &mut BytesMut),
