@@ -731,3 +731,24 @@ fn enhanced_rtmp_fourcc_list_is_echoed_in_the_connect_result() {
         Some("NetConnection.Connect.Success".to_owned())
     );
 }
+
+#[test]
+fn input_buffered_during_a_decision_is_bounded() {
+    let config = ServerSessionConfig {
+        max_backlog: 64,
+        ..ServerSessionConfig::default()
+    };
+    let (mut server, mut enc) = connected_server(config);
+    let mut out = BytesMut::new();
+    server
+        .handle_input(&create_and_publish(&mut enc), 0, &mut out, &mut Vec::new())
+        .unwrap();
+    assert!(server.awaiting_decision());
+    server
+        .handle_input(&[0u8; 60], 0, &mut out, &mut Vec::new())
+        .unwrap();
+    assert_eq!(
+        server.handle_input(&[0u8; 10], 0, &mut out, &mut Vec::new()),
+        Err(SessionError::BacklogTooLarge { len: 70, limit: 64 })
+    );
+}
