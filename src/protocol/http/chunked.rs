@@ -198,6 +198,52 @@ mod tests {
         assert_eq!(run(b"ffffffffffffffffffffffff\r\n"), Err(ClientError::ChunkTooLarge { len: 0xfff, limit: 0x100 }));
     }
 
+    /// The exact bytes an HTTP/1.1 FLV viewer gets (head, then per frame
+    /// `[size line][15-byte prefix]` from scratch, the shared body, CRLF) decode
+    /// back to the frames through this decoder and the FLV demuxer.
+    #[test]
+    fn http_flv_egress_wire_format_round_trips() {
+        use crate::protocol::flv::demux::{FlvDemuxer, FlvLimits};
+        use crate::protocol::flv::tag::{prev_tag_size_for, write_file_header, write_tag_prefix, TAG_PREFIX_LEN};
+        use crate::protocol::{Frame, FrameKind};
+        use bytes::Bytes;
+
+        let frames = [
+            Frame::new(FrameKind::Video, 0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 2, 3])),
+            Frame::new(FrameKind::Audio, 5, Bytes::from_static(&[0xAF, 1, 9, 9])),
+            Frame::new(FrameKind::Video, 40, Bytes::from_static(&[0x27, 1, 0, 0, 0, 7])),
+        ];
+        let mut wire = Vec::new();
+        let mut line = [0u8; CHUNK_SIZE_LINE_MAX];
+        let mut header = [0u8; 13];
+        write_file_header(true, true, &mut header);
+        // Header without PreviousTagSize0: every tag then carries its own 15-byte prefix.
+        let n = write_chunk_size_line(9, &mut line);
+        wire.extend_from_slice(&line[..n]);
+        wire.extend_from_slice(&header[..9]);
+        wire.extend_from_slice(CHUNK_END);
+        let mut prev = 0;
+        for f in &frames {
+            let mut prefix = [0u8; TAG_PREFIX_LEN];
+            write_tag_prefix(prev, f.kind, f.timestamp, f.payload.len() as u32, &mut prefix).unwrap();
+            let n = write_chunk_size_line((TAG_PREFIX_LEN + f.payload.len()) as u32, &mut line);
+            wire.extend_from_slice(&line[..n]);
+            wire.extend_from_slice(&prefix);
+            wire.extend_from_slice(&f.payload);
+            wire.extend_from_slice(CHUNK_END);
+            prev = prev_tag_size_for(f.payload.len() as u32);
+        }
+        wire.extend_from_slice(LAST_CHUNK);
+
+        let mut body = Vec::new();
+        assert!(ChunkedDecoder::new(ChunkedLimits::default()).decode_into(&wire, &mut body).unwrap());
+        let strict = FlvLimits { strict_prev_tag_size: true, ..FlvLimits::default() };
+        let mut demux = FlvDemuxer::new(strict);
+        let mut out = Vec::new();
+        demux.decode_all(&body, &mut out).unwrap();
+        assert_eq!(out, frames);
+    }
+
     proptest! {
         #[test]
         fn round_trips_in_any_split(
