@@ -1,10 +1,13 @@
 //! Fuzzes the HTTP request-head parser: whole input and every growing prefix
 //! must agree (a prefix is Partial or fails the same way), and a parsed request
-//! must be answerable.
+//! must be answerable. The same bytes also go through the client side: the
+//! response-head parser and the chunked-body decoder.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
+use ringcast::protocol::http::chunked::{ChunkedDecoder, ChunkedEvent, ChunkedLimits};
+use ringcast::protocol::http::client::{parse_response_head, ResponseLimits};
 use ringcast::protocol::http::request::{Parsed, RequestParser};
 use ringcast::protocol::http::response::{write_error, write_flv_head, ResponseContext};
 
@@ -34,4 +37,14 @@ fuzz_target!(|data: &[u8]| {
             assert!(matches!(&whole, Ok(Parsed::Complete(w)) if w.head_len == r.head_len));
         }
     }
+    if let Ok(Some(head)) = parse_response_head(data, &ResponseLimits::default()) {
+        assert!(head.head_len <= data.len());
+    }
+    let mut chunked = ChunkedDecoder::new(ChunkedLimits::default());
+    let mut input = data;
+    let mut body = 0usize;
+    while let Ok(ChunkedEvent::Data(d)) = chunked.decode(&mut input) {
+        body += d.len();
+    }
+    assert!(body <= data.len());
 });
