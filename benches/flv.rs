@@ -4,7 +4,9 @@
 use bytes::{Bytes, BytesMut};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use ringcast::protocol::flv::demux::{FlvDemuxer, FlvLimits};
-use ringcast::protocol::flv::tag::{encode_tag, write_file_header, write_tag_prefix, TAG_PREFIX_LEN};
+use ringcast::protocol::flv::tag::{
+    encode_tag, write_file_header, write_tag_prefix, TAG_PREFIX_LEN,
+};
 use ringcast::protocol::http::response::{write_chunk_size_line, CHUNK_SIZE_LINE_MAX};
 use ringcast::protocol::{Frame, FrameKind};
 
@@ -23,7 +25,11 @@ fn sample_stream() -> (Vec<Frame>, Vec<u8>) {
         for a in 0..2u32 {
             let mut audio = vec![0xAF, 1];
             audio.resize(370, 0x21);
-            frames.push(Frame::new(FrameKind::Audio, i * 40 + a * 23, Bytes::from(audio)));
+            frames.push(Frame::new(
+                FrameKind::Audio,
+                i * 40 + a * 23,
+                Bytes::from(audio),
+            ));
         }
     }
     let mut head = [0u8; 13];
@@ -43,7 +49,14 @@ fn bench_encode(c: &mut Criterion) {
         let mut ts = 0u32;
         b.iter(|| {
             ts = ts.wrapping_add(40);
-            write_tag_prefix(black_box(12_299), FrameKind::Video, ts, black_box(12_288), &mut out).ok();
+            write_tag_prefix(
+                black_box(12_299),
+                FrameKind::Video,
+                ts,
+                black_box(12_288),
+                &mut out,
+            )
+            .ok();
             black_box(&out);
         })
     });
@@ -69,7 +82,11 @@ fn bench_demux(c: &mut Criterion) {
     let mut g = c.benchmark_group("flv_demux");
     g.throughput(Throughput::Bytes(file.len() as u64));
     for piece in [file.len(), 1400] {
-        let name = if piece == file.len() { "whole".to_owned() } else { format!("pieces_{piece}") };
+        let name = if piece == file.len() {
+            "whole".to_owned()
+        } else {
+            format!("pieces_{piece}")
+        };
         g.bench_function(name, |b| {
             let mut out = Vec::with_capacity(frames.len());
             b.iter(|| {

@@ -11,7 +11,9 @@ use ringcast::protocol::FrameKind;
 
 fuzz_target!(|data: &[u8]| {
     // First byte picks the split size and strictness; the rest is the stream.
-    let Some((&ctl, stream)) = data.split_first() else { return };
+    let Some((&ctl, stream)) = data.split_first() else {
+        return;
+    };
     let limits = FlvLimits {
         max_tag_size: 64 * 1024,
         strict_prev_tag_size: ctl & 0x80 != 0,
@@ -38,7 +40,8 @@ fuzz_target!(|data: &[u8]| {
             FrameKind::Script => {
                 if let Ok(m) = Metadata::parse(&f.payload, Amf0Limits::default()) {
                     let encoded = m.to_payload().expect("parsed metadata re-encodes");
-                    let again = Metadata::parse(&encoded, Amf0Limits::default()).expect("re-encoded metadata parses");
+                    let again = Metadata::parse(&encoded, Amf0Limits::default())
+                        .expect("re-encoded metadata parses");
                     assert_eq!(again.other.len(), m.other.len());
                 }
             }

@@ -19,7 +19,10 @@ pub struct ResponseLimits {
 
 impl Default for ResponseLimits {
     fn default() -> Self {
-        ResponseLimits { max_head: 16 * 1024, max_headers: 64 }
+        ResponseLimits {
+            max_head: 16 * 1024,
+            max_headers: 64,
+        }
     }
 }
 
@@ -95,13 +98,19 @@ pub struct ResponseHead {
 impl ResponseHead {
     /// The first header named `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// Parses a response head from everything received so far; `Ok(None)` means
 /// the head is not complete yet.
-pub fn parse_response_head(buf: &[u8], limits: &ResponseLimits) -> Result<Option<ResponseHead>, ClientError> {
+pub fn parse_response_head(
+    buf: &[u8],
+    limits: &ResponseLimits,
+) -> Result<Option<ResponseHead>, ClientError> {
     let window = buf.get(..limits.max_head).unwrap_or(buf);
     let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
     let max_headers = limits.max_headers.min(HEADER_SLOTS);
@@ -109,21 +118,34 @@ pub fn parse_response_head(buf: &[u8], limits: &ResponseLimits) -> Result<Option
     let head_len = match resp.parse(window) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() >= limits.max_head => {
-            return Err(ClientError::HeadTooLarge { len: buf.len(), limit: limits.max_head })
+            return Err(ClientError::HeadTooLarge {
+                len: buf.len(),
+                limit: limits.max_head,
+            })
         }
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(ClientError::TooManyHeaders { limit: max_headers }),
-        Err(_) => return Err(ClientError::Malformed { reason: "not an HTTP/1.x response head" }),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(ClientError::TooManyHeaders { limit: max_headers })
+        }
+        Err(_) => {
+            return Err(ClientError::Malformed {
+                reason: "not an HTTP/1.x response head",
+            })
+        }
     };
     let status = resp.code.unwrap_or_default();
     let mut body = ResponseBody::UntilClose;
     let mut headers = Vec::with_capacity(resp.headers.len());
     for h in resp.headers.iter() {
         let value = String::from_utf8_lossy(h.value).into_owned();
-        if h.name.eq_ignore_ascii_case("transfer-encoding") && value.to_ascii_lowercase().contains("chunked") {
+        if h.name.eq_ignore_ascii_case("transfer-encoding")
+            && value.to_ascii_lowercase().contains("chunked")
+        {
             body = ResponseBody::Chunked;
         } else if h.name.eq_ignore_ascii_case("content-length") && body != ResponseBody::Chunked {
-            let n = value.trim().parse().map_err(|_| ClientError::Malformed { reason: "invalid Content-Length" })?;
+            let n = value.trim().parse().map_err(|_| ClientError::Malformed {
+                reason: "invalid Content-Length",
+            })?;
             body = ResponseBody::Length(n);
         }
         headers.push((h.name.to_owned(), value));
@@ -132,17 +154,30 @@ pub fn parse_response_head(buf: &[u8], limits: &ResponseLimits) -> Result<Option
     if (100..200).contains(&status) || status == 204 || status == 304 {
         body = ResponseBody::Length(0);
     }
-    Ok(Some(ResponseHead { status, headers, body, head_len }))
+    Ok(Some(ResponseHead {
+        status,
+        headers,
+        body,
+        head_len,
+    }))
 }
 
 /// Writes an HTTP/1.1 GET for `target` (path and query, already percent-encoded)
 /// on `host`, asking for the connection to close after the response.
 pub fn write_get_request(target: &str, host: &str, user_agent: &str, out: &mut BytesMut) {
-    for part in [b"GET ".as_slice(), target.as_bytes(), b" HTTP/1.1\r\nHost: ", host.as_bytes()] {
+    for part in [
+        b"GET ".as_slice(),
+        target.as_bytes(),
+        b" HTTP/1.1\r\nHost: ",
+        host.as_bytes(),
+    ] {
         out.put_slice(part);
     }
-    for part in [b"\r\nUser-Agent: ".as_slice(), user_agent.as_bytes(), b"\r\nAccept: */*\r\nConnection: close\r\n\r\n"]
-    {
+    for part in [
+        b"\r\nUser-Agent: ".as_slice(),
+        user_agent.as_bytes(),
+        b"\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+    ] {
         out.put_slice(part);
     }
 }
@@ -157,26 +192,47 @@ mod tests {
     #[test]
     fn parses_our_own_flv_head() {
         let mut out = BytesMut::new();
-        let ctx = ResponseContext { version: Version::Http11, keep_alive: true, head_only: false };
+        let ctx = ResponseContext {
+            version: Version::Http11,
+            keep_alive: true,
+            head_only: false,
+        };
         write_flv_head(&ctx, &mut out);
         let full = out.clone();
         for cut in 0..full.len() {
-            assert_eq!(parse_response_head(&full[..cut], &ResponseLimits::default()), Ok(None));
+            assert_eq!(
+                parse_response_head(&full[..cut], &ResponseLimits::default()),
+                Ok(None)
+            );
         }
         out.put_slice(b"d\r\nFLV...");
-        let head = parse_response_head(&out, &ResponseLimits::default()).unwrap().unwrap();
+        let head = parse_response_head(&out, &ResponseLimits::default())
+            .unwrap()
+            .unwrap();
         assert_eq!(head.status, 200);
         assert_eq!(head.body, ResponseBody::Chunked);
         assert_eq!(head.header("content-type"), Some("video/x-flv"));
         assert_eq!(head.head_len, full.len());
 
-        let ctx10 = ResponseContext { version: Version::Http10, keep_alive: false, head_only: false };
+        let ctx10 = ResponseContext {
+            version: Version::Http10,
+            keep_alive: false,
+            head_only: false,
+        };
         let mut out = BytesMut::new();
         write_flv_head(&ctx10, &mut out);
-        assert_eq!(parse_response_head(&out, &ResponseLimits::default()).unwrap().unwrap().body, ResponseBody::UntilClose);
+        assert_eq!(
+            parse_response_head(&out, &ResponseLimits::default())
+                .unwrap()
+                .unwrap()
+                .body,
+            ResponseBody::UntilClose
+        );
         let mut out = BytesMut::new();
         write_error(&ctx, 404, &mut out);
-        let head = parse_response_head(&out, &ResponseLimits::default()).unwrap().unwrap();
+        let head = parse_response_head(&out, &ResponseLimits::default())
+            .unwrap()
+            .unwrap();
         assert_eq!((head.status, head.body), (404, ResponseBody::Length(14)));
     }
 
@@ -184,22 +240,41 @@ mod tests {
     fn response_limits() {
         let mut big = b"HTTP/1.1 200 OK\r\n".to_vec();
         big.resize(20 * 1024, b'a');
-        assert!(matches!(parse_response_head(&big, &ResponseLimits::default()), Err(ClientError::HeadTooLarge { .. })));
+        assert!(matches!(
+            parse_response_head(&big, &ResponseLimits::default()),
+            Err(ClientError::HeadTooLarge { .. })
+        ));
         let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
         for i in 0..65 {
             many.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
         }
         many.extend_from_slice(b"\r\n");
-        assert_eq!(parse_response_head(&many, &ResponseLimits::default()), Err(ClientError::TooManyHeaders { limit: 64 }));
-        assert!(matches!(parse_response_head(b"HTTX/1.1 200\r\n\r\n", &ResponseLimits::default()), Err(ClientError::Malformed { .. })));
+        assert_eq!(
+            parse_response_head(&many, &ResponseLimits::default()),
+            Err(ClientError::TooManyHeaders { limit: 64 })
+        );
+        assert!(matches!(
+            parse_response_head(b"HTTX/1.1 200\r\n\r\n", &ResponseLimits::default()),
+            Err(ClientError::Malformed { .. })
+        ));
     }
 
     #[test]
     fn get_request_parses_with_our_server_parser() {
         let mut out = BytesMut::new();
-        write_get_request("/live/a.flv?token=x", "origin:8080", "ringcast-edge", &mut out);
-        let Ok(Parsed::Complete(req)) = RequestParser::default().parse(&out) else { panic!("unparsable request") };
-        assert_eq!((req.method, req.path.as_str()), (Method::Get, "/live/a.flv"));
+        write_get_request(
+            "/live/a.flv?token=x",
+            "origin:8080",
+            "ringcast-edge",
+            &mut out,
+        );
+        let Ok(Parsed::Complete(req)) = RequestParser::default().parse(&out) else {
+            panic!("unparsable request")
+        };
+        assert_eq!(
+            (req.method, req.path.as_str()),
+            (Method::Get, "/live/a.flv")
+        );
         assert_eq!(req.query_param("token"), Some("x"));
         assert_eq!(req.header("host"), Some("origin:8080"));
         assert!(!req.keep_alive);
