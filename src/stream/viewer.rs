@@ -195,6 +195,16 @@ impl Viewer {
         self.skipping
     }
 
+    /// The oldest sequence number this viewer may still need, if it is
+    /// positioned (an unpositioned viewer will start at the GOP cache or at a
+    /// future frame, so it needs no history).
+    pub(crate) fn needs_from(&self) -> Option<u64> {
+        match self.phase {
+            Phase::Starting => None,
+            Phase::Waiting { .. } | Phase::Live => Some(self.cursor),
+        }
+    }
+
     /// Appends up to the caps' worth of frames to `out`.
     pub(crate) fn next_batch(&mut self, ring: &Ring, req: BatchRequest, out: &mut Vec<OutFrame>) -> BatchStatus {
         if matches!(self.phase, Phase::Starting) {
