@@ -1,1 +1,31 @@
-//! Core-local metrics, summed at scrape time. (in progress)
+//! Core-local metrics, summed at scrape time.
+//!
+//! Each reactor core owns a [`CoreMetrics`] block of single-writer counters,
+//! gauges and a latency histogram; it bumps them with relaxed load+store (no lock,
+//! no read-modify-write atomic, no shared cache line). The [`MetricsRegistry`]
+//! holds every core's block and, when scraped, sums them into Prometheus metric
+//! families and renders the text exposition format with the `prometheus` crate.
+//!
+//! Also here: [`check_rlimits`], the start-up check that the process may open as
+//! many descriptors and lock as much memory as its configuration needs.
+
+mod labels;
+mod local;
+mod per_core;
+mod registry;
+mod rlimits;
+
+pub use self::labels::{
+    AcceptErrorKind, CloseReason, DropReason, FailureSide, IngestSource, LabelValue,
+    LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason,
+};
+pub use self::local::{
+    HistogramTotals, LocalCounter, LocalGauge, LocalHistogram, LocalRatio, LATENCY_BUCKETS_NS,
+    LATENCY_BUCKET_COUNT,
+};
+pub use self::per_core::{CoreMetrics, ReactorMetrics, REACTOR_WINDOW_NS};
+pub use self::registry::{
+    exported_family_names, GaugeSample, MetricsError, MetricsRegistry, MAX_CORES, MAX_GAUGE_FNS,
+    MAX_GAUGE_FN_SAMPLES, METRICS_CONTENT_TYPE,
+};
+pub use self::rlimits::{check_rlimits, raise_nofile_limit, RlimitError};

@@ -29,8 +29,13 @@
 //!   in flight per socket.
 //! * Close a connection with `cancel_fd` then `close`.
 
+pub mod arena;
 pub mod buf_ring;
+pub mod cores;
+pub mod mesh;
 pub mod reactor;
 pub mod socket;
+pub mod spsc;
+pub mod timer;
 
 pub use reactor::{Completion, Reactor, ReactorConfig, ReactorFeatures, ReactorStats, SubmitError};

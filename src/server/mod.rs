@@ -1,13 +1,137 @@
 //! Listeners and sessions: glue between the reactor, the protocol state machines
 //! and the stream layer.
+//!
+//! [`serve`] binds one `SO_REUSEPORT` listener per port per core, builds the
+//! cross-core mesh, and runs one [`worker::Worker`] per pinned core thread. Each
+//! worker owns its connections, its stream shard and its reactor; cores talk only
+//! through the mesh ([`MeshMsg`]) and the stream directory.
 
+pub mod api;
+pub mod conn;
+pub mod egress_flv;
+pub mod egress_rtmp;
+pub mod http_conn;
 pub mod outbox;
+pub mod report;
+pub mod rtmp_conn;
+pub mod shared;
 pub mod signals;
 pub mod token;
+pub mod viewer_send;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
+use crate::metrics::{check_rlimits, Listener, MetricsRegistry};
+use crate::runtime::cores::{CoreThreads, Cores};
+use crate::runtime::mesh::Mesh;
+use crate::runtime::socket::reuseport_listener;
+use crate::stream::CoreMsg;
+use shared::Shared;
+use worker::{CoreListener, Worker};
 
-/// Runs the server until SIGTERM/SIGINT. (Being built: see issue 3.)
-pub fn serve(_config: Config) -> std::io::Result<()> {
-    Err(std::io::Error::other("server not built yet"))
+/// What cores send each other.
+#[derive(Debug)]
+pub enum MeshMsg {
+    /// Stream replication and control (subscribe, snapshot, frames, end, kick).
+    Stream(CoreMsg),
+}
+
+/// Why the server could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration does not fit this machine.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Core threads could not start, or one panicked.
+    #[error(transparent)]
+    Cores(#[from] crate::runtime::cores::CoresError),
+    /// Cross-core mesh setup failed.
+    #[error(transparent)]
+    Mesh(#[from] crate::runtime::mesh::MeshError),
+    /// Metrics setup failed.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    /// A core's reactor failed.
+    #[error("core {core} failed")]
+    Core {
+        /// The core index.
+        core: usize,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Runs the server until SIGTERM/SIGINT, then shuts down gracefully.
+pub fn serve(config: Config) -> Result<(), ServeError> {
+    signals::install().map_err(ServeError::Signals)?;
+    let available: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let cpus = config.server.cores.resolve(&available)?;
+    let n = cpus.len();
+    let wanted_fds = (config.server.max_connections as u64).saturating_add(64 * n as u64 + 64);
+    if let Err(e) = crate::metrics::raise_nofile_limit(wanted_fds) {
+        tracing::debug!(error = %e, "could not raise RLIMIT_NOFILE");
+    }
+    for warning in check_rlimits(wanted_fds, 0) {
+        tracing::warn!("{warning}");
+    }
+    let metrics = MetricsRegistry::new(n)?;
+    let links = Mesh::new::<MeshMsg>(n, config.runtime.cross_core_queue)?;
+    let mut per_core = Vec::with_capacity(n);
+    let backlog = config.server.backlog as i32;
+    let mut ports = vec![(config.server.rtmp_listen, Listener::Rtmp), (config.server.http_listen, Listener::Http)];
+    if let Some(admin) = config.api.admin_listen {
+        ports.push((admin, Listener::Admin));
+    }
+    for link in links {
+        let mut listeners = Vec::new();
+        for &(addr, kind) in &ports {
+            let socket = reuseport_listener(addr, backlog).map_err(|source| ServeError::Bind { addr, source })?;
+            listeners.push(CoreListener::new(socket, kind));
+        }
+        per_core.push((link, listeners));
+    }
+    tracing::info!(
+        rtmp = %config.server.rtmp_listen,
+        http = %config.server.http_listen,
+        cores = n,
+        "ringcast listening"
+    );
+    let shared = Arc::new(Shared::new(config, n, metrics));
+    let failure: Arc<Mutex<Option<ServeError>>> = Arc::new(Mutex::new(None));
+    let threads = {
+        let (shared, failure) = (shared.clone(), failure.clone());
+        CoreThreads::spawn(&Cores::List(cpus), per_core, move |slot, (link, listeners)| {
+            let result = Worker::new(slot.index, shared.clone(), link, listeners).and_then(Worker::run);
+            if let Err(source) = result {
+                tracing::error!(core = slot.index, error = %source, "core failed; shutting down");
+                *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(ServeError::Core { core: slot.index, source });
+                signals::request();
+            }
+        })?
+    };
+    threads.join()?;
+    let failed = failure.lock().unwrap_or_else(|e| e.into_inner()).take();
+    match failed {
+        Some(e) => Err(e),
+        None => {
+            tracing::info!("ringcast stopped");
+            Ok(())
+        }
+    }
 }

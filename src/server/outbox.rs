@@ -122,6 +122,11 @@ impl<H> Outbox<H> {
         self.frames < self.max_frames
     }
 
+    /// How many more frames fit in this send.
+    pub fn frames_room(&self) -> usize {
+        self.max_frames - self.frames
+    }
+
     /// Bytes gathered into the send being assembled.
     pub fn bytes_queued(&self) -> usize {
         self.bytes_in_send
@@ -188,6 +193,11 @@ impl<H> Outbox<H> {
         self.msg.msg_iov = rest.as_mut_ptr();
         self.msg.msg_iovlen = rest.len() as _;
         &*self.msg
+    }
+
+    /// What the in-flight send holds, in order.
+    pub fn held(&self) -> &[H] {
+        &self.held
     }
 
     /// Records that the kernel took `n` bytes of the in-flight send.

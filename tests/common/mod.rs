@@ -89,7 +89,7 @@ impl Server {
             .arg(format!("127.0.0.1:{http_port}"))
             .arg("--cores")
             .arg(cores.to_string())
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn ringcast");
@@ -240,5 +240,71 @@ pub fn wait_live(server: &Server, app: &str, name: &str, limit: Duration) {
         }
         assert!(Instant::now() < deadline, "stream {app}/{name} never went live");
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A raw HTTP-FLV viewer: connects, sends the GET, parses the response head and
+/// demuxes frames with ringcast's own FLV demuxer.
+pub struct FlvViewer {
+    /// The socket.
+    pub stream: TcpStream,
+    demux: ringcast::protocol::flv::demux::FlvDemuxer,
+    pending: Vec<u8>,
+    head_done: bool,
+    chunked: bool,
+    /// HTTP status of the response.
+    pub status: u16,
+    /// When the connection was opened.
+    pub connected_at: Instant,
+}
+
+impl FlvViewer {
+    /// Connects and sends `GET path HTTP/1.0` (identity body, close-delimited).
+    pub fn connect(port: u16, path: &str) -> FlvViewer {
+        let connected_at = Instant::now();
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        FlvViewer {
+            stream,
+            demux: ringcast::protocol::flv::demux::FlvDemuxer::new(Default::default()),
+            pending: Vec::new(),
+            head_done: false,
+            chunked: false,
+            status: 0,
+            connected_at,
+        }
+    }
+
+    /// Reads until the next frame; None at end of stream (or read timeout).
+    pub fn next_frame(&mut self) -> Option<ringcast::protocol::Frame> {
+        loop {
+            if self.head_done {
+                let mut input = &self.pending[..];
+                let before = input.len();
+                let frame = self.demux.decode(&mut input).expect("valid FLV from server");
+                let used = before - input.len();
+                self.pending.drain(..used);
+                if frame.is_some() {
+                    return frame;
+                }
+            } else if let Some(end) = self.pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.pending[..end]).to_string();
+                self.status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+                self.chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+                assert!(!self.chunked, "HTTP/1.0 request must get an identity body");
+                self.pending.drain(..end + 4);
+                self.head_done = true;
+                if self.status != 200 {
+                    return None;
+                }
+                continue;
+            }
+            let mut buf = [0u8; 65536];
+            match self.stream.read(&mut buf) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+            }
+        }
     }
 }

@@ -1,0 +1,245 @@
+//! The per-core block of metrics: everything one reactor core counts, written only
+//! by that core and read by the scraper.
+
+use super::labels::{
+    AcceptErrorKind, CloseReason, DropReason, FailureSide, IngestSource, LabeledCounters,
+    LabeledGauges, Listener, Protocol, RefuseReason,
+};
+use super::local::{LocalCounter, LocalGauge, LocalHistogram, LocalRatio};
+
+/// Length of the window over which the reactor busy ratio and sends-per-submit
+/// gauges are computed. One second smooths single slow turns but still shows a
+/// core saturating within a scrape interval.
+pub const REACTOR_WINDOW_NS: u64 = 1_000_000_000;
+
+/// Everything one core counts. Aligned to 128 bytes (two cache lines, because
+/// adjacent-line prefetch pairs them) so that no other core's data shares its
+/// lines: the owner's stores never bounce a line another core writes.
+///
+/// Fields are public so the owning core bumps them directly
+/// (`m.frames_sent.inc(Protocol::Rtmp)`); every mutation is owner-only (see
+/// [`super::local`]). Gauges count what this core owns: a stream replicated onto
+/// this core for cross-core viewers is not counted in `streams` here, but its
+/// viewers on this core are counted in `viewers`.
+#[repr(align(128))]
+#[derive(Debug)]
+pub struct CoreMetrics {
+    core: usize,
+    /// Publishers connected to this core.
+    pub publishers: LocalGauge,
+    /// Streams this core owns (publisher or origin pull landed here).
+    pub streams: LocalGauge,
+    /// Viewers attached on this core, by egress protocol.
+    pub viewers: LabeledGauges<Protocol, { Protocol::COUNT }>,
+    /// Open connections on this core, by listener.
+    pub open_connections: LabeledGauges<Listener, { Listener::COUNT }>,
+    /// Connections accepted, by listener.
+    pub connections_accepted: LabeledCounters<Listener, { Listener::COUNT }>,
+    /// Connections or publish/play requests refused, by reason.
+    pub connections_refused: LabeledCounters<RefuseReason, { RefuseReason::COUNT }>,
+    /// Connections closed, by reason.
+    pub connections_closed: LabeledCounters<CloseReason, { CloseReason::COUNT }>,
+    /// Media payload bytes ingested, by source.
+    pub bytes_received: LabeledCounters<IngestSource, { IngestSource::COUNT }>,
+    /// Frames ingested, by source.
+    pub frames_received: LabeledCounters<IngestSource, { IngestSource::COUNT }>,
+    /// Bytes written to viewer sockets (headers included), by protocol.
+    pub bytes_sent: LabeledCounters<Protocol, { Protocol::COUNT }>,
+    /// Frames sent to viewers (one per viewer per frame), by protocol.
+    pub frames_sent: LabeledCounters<Protocol, { Protocol::COUNT }>,
+    /// Frames not delivered to a viewer, by reason.
+    pub frames_dropped: LabeledCounters<DropReason, { DropReason::COUNT }>,
+    /// Viewers closed for lagging past the hard bound or losing frames they needed.
+    pub slow_viewer_closes: LocalCounter,
+    /// Bytes held by the GOP caches of streams on this core (owned and replicas).
+    pub gop_cache_bytes: LocalGauge,
+    /// Reactor loop accounting.
+    pub reactor: ReactorMetrics,
+    /// Time from a frame's arrival on this box to the completion of a send that
+    /// carried it, per viewer send.
+    pub server_latency: LocalHistogram,
+    /// Failed accepts, by errno class.
+    pub accept_errors: LabeledCounters<AcceptErrorKind, { AcceptErrorKind::COUNT }>,
+    /// Sessions ended by an error, by side.
+    pub failures: LabeledCounters<FailureSide, { FailureSide::COUNT }>,
+    /// Origin pulls started (first tries and retries).
+    pub origin_pull_attempts: LocalCounter,
+    /// Origin pulls that failed to connect or broke.
+    pub origin_pull_failures: LocalCounter,
+    /// Origin pulls that delivered media again after one or more failures.
+    pub origin_pull_recoveries: LocalCounter,
+}
+
+impl CoreMetrics {
+    /// A zeroed block for core index `core` (the `core` label value).
+    pub fn new(core: usize) -> Self {
+        Self {
+            core,
+            publishers: LocalGauge::new(),
+            streams: LocalGauge::new(),
+            viewers: LabeledGauges::new(),
+            open_connections: LabeledGauges::new(),
+            connections_accepted: LabeledCounters::new(),
+            connections_refused: LabeledCounters::new(),
+            connections_closed: LabeledCounters::new(),
+            bytes_received: LabeledCounters::new(),
+            frames_received: LabeledCounters::new(),
+            bytes_sent: LabeledCounters::new(),
+            frames_sent: LabeledCounters::new(),
+            frames_dropped: LabeledCounters::new(),
+            slow_viewer_closes: LocalCounter::new(),
+            gop_cache_bytes: LocalGauge::new(),
+            reactor: ReactorMetrics::new(),
+            server_latency: LocalHistogram::new(),
+            accept_errors: LabeledCounters::new(),
+            failures: LabeledCounters::new(),
+            origin_pull_attempts: LocalCounter::new(),
+            origin_pull_failures: LocalCounter::new(),
+            origin_pull_recoveries: LocalCounter::new(),
+        }
+    }
+
+    /// The core index this block belongs to.
+    pub fn core(&self) -> usize {
+        self.core
+    }
+}
+
+/// Reactor loop accounting for one core: cumulative busy/idle time and
+/// sends/submits, plus gauges over the last [`REACTOR_WINDOW_NS`] window.
+///
+/// "Busy" is time spent handling completions and running protocol code; "idle"
+/// is time blocked in `io_uring_enter` waiting for completions. The reactor
+/// measures both with its own clock and passes durations in.
+#[derive(Debug, Default)]
+pub struct ReactorMetrics {
+    busy_ns: LocalCounter,
+    idle_ns: LocalCounter,
+    submits: LocalCounter,
+    sends: LocalCounter,
+    busy_ratio: LocalRatio,
+    sends_per_submit: LocalRatio,
+    window_busy_ns: LocalCounter,
+    window_total_ns: LocalCounter,
+    window_sends: LocalCounter,
+    window_submits: LocalCounter,
+}
+
+impl ReactorMetrics {
+    /// Zeroed accounting.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one loop turn that spent `busy_ns` working and `idle_ns` waiting.
+    /// Publishes the windowed gauges once a window's worth of time has passed.
+    /// Owner core only.
+    #[inline]
+    pub fn record_turn(&self, busy_ns: u64, idle_ns: u64) {
+        self.busy_ns.add(busy_ns);
+        self.idle_ns.add(idle_ns);
+        self.window_busy_ns.add(busy_ns);
+        self.window_total_ns.add(busy_ns.saturating_add(idle_ns));
+        let total = self.window_total_ns.get();
+        if total >= REACTOR_WINDOW_NS {
+            self.busy_ratio
+                .set(self.window_busy_ns.get() as f64 / total as f64);
+            let submits = self.window_submits.get();
+            let per_submit = if submits == 0 {
+                0.0
+            } else {
+                self.window_sends.get() as f64 / submits as f64
+            };
+            self.sends_per_submit.set(per_submit);
+            // Restart the window: owner-only, so a plain reset is race-free.
+            self.window_busy_ns.reset();
+            self.window_total_ns.reset();
+            self.window_sends.reset();
+            self.window_submits.reset();
+        }
+    }
+
+    /// Records one `io_uring_enter` that submitted `sends` send operations.
+    /// Owner core only.
+    #[inline]
+    pub fn record_submit(&self, sends: u64) {
+        self.submits.inc();
+        self.sends.add(sends);
+        self.window_submits.inc();
+        self.window_sends.add(sends);
+    }
+
+    /// Cumulative nanoseconds spent busy.
+    pub fn busy_ns(&self) -> u64 {
+        self.busy_ns.get()
+    }
+
+    /// Cumulative nanoseconds spent waiting.
+    pub fn idle_ns(&self) -> u64 {
+        self.idle_ns.get()
+    }
+
+    /// Cumulative `io_uring_enter` submissions.
+    pub fn submits(&self) -> u64 {
+        self.submits.get()
+    }
+
+    /// Cumulative send operations submitted.
+    pub fn sends(&self) -> u64 {
+        self.sends.get()
+    }
+
+    /// Busy fraction over the last completed window (0..=1).
+    pub fn busy_ratio(&self) -> f64 {
+        self.busy_ratio.get()
+    }
+
+    /// Mean sends per submission over the last completed window.
+    pub fn sends_per_submit(&self) -> f64 {
+        self.sends_per_submit.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_is_cache_line_isolated() {
+        assert_eq!(std::mem::align_of::<CoreMetrics>(), 128);
+        assert_eq!(std::mem::size_of::<CoreMetrics>() % 128, 0);
+    }
+
+    #[test]
+    fn reactor_gauges_publish_after_a_window() {
+        let r = ReactorMetrics::new();
+        r.record_submit(10);
+        r.record_submit(30);
+        r.record_turn(250_000_000, 250_000_000);
+        // Half a window: gauges not published yet.
+        assert_eq!(r.busy_ratio(), 0.0);
+        r.record_turn(0, 500_000_000);
+        assert_eq!(r.busy_ratio(), 0.25);
+        assert_eq!(r.sends_per_submit(), 20.0);
+        assert_eq!(r.busy_ns(), 250_000_000);
+        assert_eq!(r.idle_ns(), 750_000_000);
+        assert_eq!(r.sends(), 40);
+        assert_eq!(r.submits(), 2);
+        // A fresh window with no submits reports zero sends per submit.
+        r.record_turn(1_000_000_000, 0);
+        assert_eq!(r.busy_ratio(), 1.0);
+        assert_eq!(r.sends_per_submit(), 0.0);
+    }
+
+    #[test]
+    fn core_block_counts_by_label() {
+        let m = CoreMetrics::new(3);
+        assert_eq!(m.core(), 3);
+        m.frames_sent.inc(Protocol::HttpFlv);
+        m.connections_closed.inc(CloseReason::Kicked);
+        m.viewers.inc(Protocol::Rtmp);
+        assert_eq!(m.frames_sent.get(Protocol::HttpFlv), 1);
+        assert_eq!(m.connections_closed.get(CloseReason::Kicked), 1);
+        assert_eq!(m.viewers.get(Protocol::Rtmp), 1);
+    }
+}

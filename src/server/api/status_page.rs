@@ -1,0 +1,337 @@
+//! The small server-rendered HTML status page served on `GET /`: server facts,
+//! one row per stream, and play URLs. It refreshes itself, so an operator can
+//! leave it open without JavaScript.
+
+use std::fmt::Write as _;
+
+use super::path::encode_segment;
+use super::snapshot::{ServerSnapshot, StreamSnapshot};
+
+/// Longest `Host` header value used to build play URLs.
+pub const MAX_HOST_LEN: usize = 255;
+
+/// How play URLs on the status page are built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlayUrlConfig {
+    /// Host used when the request's `Host` header is missing or unusable.
+    pub default_host: String,
+    /// Port of the RTMP listener.
+    pub rtmp_port: u16,
+    /// Port of the HTTP listener serving HTTP-FLV.
+    pub http_port: u16,
+    /// Whether HLS is served (adds an `.m3u8` link).
+    pub hls: bool,
+}
+
+impl Default for PlayUrlConfig {
+    fn default() -> Self {
+        Self {
+            default_host: "localhost".to_owned(),
+            rtmp_port: 1935,
+            http_port: 8080,
+            hls: false,
+        }
+    }
+}
+
+/// The host part of a `Host` header (port removed, IPv6 brackets kept), if it
+/// contains only characters a hostname or address literal can have. Anything
+/// else falls back to the configured host rather than being echoed.
+pub fn host_from_header(host: Option<&str>) -> Option<&str> {
+    let host = host?.trim();
+    if host.is_empty() || host.len() > MAX_HOST_LEN {
+        return None;
+    }
+    let name = if host.starts_with('[') {
+        let end = host.find(']')?;
+        host.get(..=end)?
+    } else {
+        host.split(':').next()?
+    };
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
+    ok.then_some(name)
+}
+
+/// Escapes text for HTML element content and double-quoted attributes.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Play URLs of one stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlayUrls {
+    /// `rtmp://host:port/app/name`.
+    pub rtmp: String,
+    /// `http://host:port/app/name.flv`.
+    pub http_flv: String,
+    /// `http://host:port/app/name.m3u8`, when HLS is on.
+    pub hls: Option<String>,
+}
+
+/// Builds the play URLs of `app`/`name` on `host`.
+pub fn play_urls(host: &str, cfg: &PlayUrlConfig, app: &str, name: &str) -> PlayUrls {
+    let (app, name) = (encode_segment(app), encode_segment(name));
+    PlayUrls {
+        rtmp: format!("rtmp://{host}:{}/{app}/{name}", cfg.rtmp_port),
+        http_flv: format!("http://{host}:{}/{app}/{name}.flv", cfg.http_port),
+        hls: cfg
+            .hls
+            .then(|| format!("http://{host}:{}/{app}/{name}.m3u8", cfg.http_port)),
+    }
+}
+
+/// Human-readable duration: `3d 4h`, `2h 5m`, `7m 3s`, `12s`.
+fn format_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Human-readable bitrate: `2.50 Mb/s`, `128 kb/s`.
+fn format_bitrate(bps: u64) -> String {
+    if bps >= 1_000_000 {
+        format!("{:.2} Mb/s", bps as f64 / 1e6)
+    } else {
+        format!("{} kb/s", bps / 1000)
+    }
+}
+
+fn video_cell(s: &StreamSnapshot) -> String {
+    let Some(v) = &s.video else {
+        return "-".to_owned();
+    };
+    let mut cell = escape_html(&v.codec);
+    if let (Some(w), Some(h)) = (v.width, v.height) {
+        let _ = write!(cell, " {w}×{h}");
+    }
+    if let Some(fps) = v.fps {
+        let _ = write!(cell, " @{fps:.2}");
+    }
+    cell
+}
+
+fn audio_cell(s: &StreamSnapshot) -> String {
+    let Some(a) = &s.audio else {
+        return "-".to_owned();
+    };
+    let mut cell = escape_html(&a.codec);
+    if let Some(rate) = a.sample_rate {
+        let _ = write!(cell, " {rate} Hz");
+    }
+    if let Some(ch) = a.channels {
+        let _ = write!(cell, " {ch}ch");
+    }
+    cell
+}
+
+/// Renders the status page. `host` is the host play URLs point at (see
+/// [`host_from_header`]); `refresh_secs` is how often the page reloads itself.
+pub fn render_status_page(
+    snapshot: &ServerSnapshot,
+    host: &str,
+    urls: &PlayUrlConfig,
+    refresh_secs: u32,
+) -> String {
+    let srv = &snapshot.server;
+    let viewers = snapshot.total_viewers();
+    let mut html = String::with_capacity(2048 + snapshot.streams.len() * 1024);
+    let _ = write!(
+        html,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"{refresh_secs}\">\
+         <title>ringcast {version}</title>\
+         <style>body{{font-family:system-ui,sans-serif;margin:1.5em}}\
+         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}\
+         code{{font-size:.9em}}</style></head><body>\n\
+         <h1>ringcast {version}</h1>\n\
+         <p>{cores} cores · up {uptime} · {open} connections · {streams} streams · \
+         {total} viewers ({flv} HTTP-FLV, {rtmp} RTMP, {hls} HLS)</p>\n",
+        version = escape_html(&srv.version),
+        cores = srv.cores,
+        uptime = format_duration(srv.uptime_secs),
+        open = srv.connections.open,
+        streams = snapshot.streams.len(),
+        total = viewers.total(),
+        flv = viewers.http_flv,
+        rtmp = viewers.rtmp,
+        hls = viewers.hls,
+    );
+    if snapshot.streams.is_empty() {
+        html.push_str("<p>No live streams.</p>\n");
+    } else {
+        html.push_str(
+            "<table><tr><th>stream</th><th>source</th><th>video</th><th>audio</th><th>bitrate in</th>\
+             <th>viewers (flv/rtmp/hls)</th><th>core</th><th>uptime</th><th>play</th></tr>\n",
+        );
+        for s in &snapshot.streams {
+            let play = play_urls(host, urls, &s.app, &s.name);
+            let source = match (&s.publisher_addr, &s.origin) {
+                (Some(addr), _) => addr.to_string(),
+                (None, Some(origin)) => format!("pull {origin}"),
+                (None, None) => "-".to_owned(),
+            };
+            let _ = write!(
+                html,
+                "<tr><td>{app}/{name}</td><td>{source}</td><td>{video}</td><td>{audio}</td><td>{bitrate}</td>\
+                 <td>{total} ({flv}/{rtmp}/{hls})</td><td>{core}</td><td>{uptime}</td>\
+                 <td><a href=\"{flv_url}\">HTTP-FLV</a> <code>{rtmp_url}</code>",
+                app = escape_html(&s.app),
+                name = escape_html(&s.name),
+                source = escape_html(&source),
+                video = video_cell(s),
+                audio = audio_cell(s),
+                bitrate = format_bitrate(s.bitrate_in_bps),
+                total = s.viewers.total(),
+                flv = s.viewers.http_flv,
+                rtmp = s.viewers.rtmp,
+                hls = s.viewers.hls,
+                core = s.core,
+                uptime = format_duration(s.uptime_secs),
+                flv_url = escape_html(&play.http_flv),
+                rtmp_url = escape_html(&play.rtmp),
+            );
+            if let Some(hls) = &play.hls {
+                let _ = write!(html, " <a href=\"{}\">HLS</a>", escape_html(hls));
+            }
+            html.push_str("</td></tr>\n");
+        }
+        html.push_str("</table>\n");
+    }
+    html.push_str("<p><a href=\"/api/v1/streams\">/api/v1/streams</a> · <a href=\"/api/v1/server\">/api/v1/server</a> · <a href=\"/metrics\">/metrics</a></p>\n</body></html>\n");
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::api::snapshot::{ServerInfo, VideoInfo, ViewerCounts};
+
+    fn snapshot_with(app: &str, name: &str) -> ServerSnapshot {
+        ServerSnapshot {
+            server: ServerInfo {
+                version: "0.1.0".into(),
+                cores: 2,
+                uptime_secs: 3725,
+                ..Default::default()
+            },
+            streams: vec![StreamSnapshot {
+                app: app.into(),
+                name: name.into(),
+                publisher_addr: Some("192.0.2.7:50000".parse().unwrap()),
+                video: Some(VideoInfo {
+                    codec: "h264".into(),
+                    width: Some(1280),
+                    height: Some(720),
+                    fps: Some(30.0),
+                }),
+                bitrate_in_bps: 2_500_000,
+                viewers: ViewerCounts {
+                    http_flv: 3,
+                    rtmp: 1,
+                    hls: 0,
+                },
+                core: 1,
+                uptime_secs: 65,
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn page_refreshes_and_lists_streams_with_play_urls() {
+        let html = render_status_page(
+            &snapshot_with("live", "cam1"),
+            "edge.example",
+            &PlayUrlConfig::default(),
+            5,
+        );
+        assert!(html.contains("<meta http-equiv=\"refresh\" content=\"5\">"));
+        assert!(html.contains("<td>live/cam1</td>"));
+        assert!(html.contains("href=\"http://edge.example:8080/live/cam1.flv\""));
+        assert!(html.contains("rtmp://edge.example:1935/live/cam1"));
+        assert!(html.contains("h264 1280×720 @30.00"));
+        assert!(html.contains("2.50 Mb/s"));
+        assert!(html.contains("4 (3/1/0)"));
+        assert!(html.contains("up 1h 2m"));
+        assert!(html.contains("192.0.2.7:50000"));
+        assert!(!html.contains(".m3u8"));
+    }
+
+    #[test]
+    fn hostile_names_are_escaped_everywhere() {
+        let evil = "<script>alert(\"x\")</script>&'";
+        let html = render_status_page(
+            &snapshot_with(evil, evil),
+            "h",
+            &PlayUrlConfig::default(),
+            5,
+        );
+        assert!(!html.contains("<script>"));
+        assert!(!html.contains("alert(\""));
+        assert!(html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;"));
+        // In URLs the name is percent-encoded, so it cannot break out of href="…".
+        assert!(html.contains("/%3Cscript%3Ealert%28%22x%22%29%3C%2Fscript%3E%26%27.flv"));
+    }
+
+    #[test]
+    fn empty_server_says_so() {
+        let html = render_status_page(
+            &ServerSnapshot::default(),
+            "h",
+            &PlayUrlConfig::default(),
+            10,
+        );
+        assert!(html.contains("No live streams."));
+        assert!(!html.contains("<table>"));
+    }
+
+    #[test]
+    fn host_header_is_validated() {
+        assert_eq!(
+            host_from_header(Some("edge.example:8080")),
+            Some("edge.example")
+        );
+        assert_eq!(
+            host_from_header(Some("[2001:db8::1]:8080")),
+            Some("[2001:db8::1]")
+        );
+        assert_eq!(host_from_header(Some("evil\"><script>")), None);
+        assert_eq!(host_from_header(Some("")), None);
+        assert_eq!(host_from_header(None), None);
+        assert_eq!(host_from_header(Some(&"a".repeat(MAX_HOST_LEN + 1))), None);
+    }
+
+    #[test]
+    fn hls_link_when_enabled_and_formats() {
+        let cfg = PlayUrlConfig {
+            hls: true,
+            ..PlayUrlConfig::default()
+        };
+        let urls = play_urls("h", &cfg, "live", "a b");
+        assert_eq!(urls.hls.as_deref(), Some("http://h:8080/live/a%20b.m3u8"));
+        assert_eq!(format_duration(90_000), "1d 1h");
+        assert_eq!(format_duration(59), "59s");
+        assert_eq!(format_bitrate(128_000), "128 kb/s");
+    }
+}

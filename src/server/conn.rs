@@ -1,0 +1,162 @@
+//! Connections of one core: the slab that owns them and what each one is.
+
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+use bytes::Bytes;
+
+use super::egress_flv::FlvEgress;
+use super::egress_rtmp::RtmpEgress;
+use super::http_conn::HttpConn;
+use super::outbox::Outbox;
+use super::rtmp_conn::RtmpConn;
+use crate::metrics::{CloseReason, Listener, Protocol};
+use crate::stream::{OutFrame, ViewerId};
+
+/// What keeps the bytes of one gathered-send element alive until the kernel took them.
+pub enum Hold {
+    /// Bytes in the outbox scratch or control buffer: nothing to keep.
+    Nothing,
+    /// A shared frame (its payload and cached encodings).
+    Frame(OutFrame),
+    /// Bytes encoded for this viewer alone.
+    Bytes(Bytes),
+}
+
+/// How a viewer's frames are framed on the wire.
+pub enum Egress {
+    /// HTTP-FLV.
+    Flv(FlvEgress),
+    /// RTMP play.
+    Rtmp(RtmpEgress),
+}
+
+impl Egress {
+    /// The metrics protocol label.
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            Egress::Flv(_) => Protocol::HttpFlv,
+            Egress::Rtmp(_) => Protocol::Rtmp,
+        }
+    }
+}
+
+/// The protocol spoken on a connection.
+pub enum Proto {
+    /// HTTP: HTTP-FLV viewers, API, status page, metrics.
+    Http(HttpConn),
+    /// RTMP: publishers and players.
+    Rtmp(Box<RtmpConn>),
+}
+
+/// A viewer attached to a connection.
+pub struct ViewerState {
+    /// The shard's id for it.
+    pub id: ViewerId,
+    /// Its framing.
+    pub egress: Egress,
+    /// Set once the stream ended and the end-of-stream bytes were queued.
+    pub finished: bool,
+}
+
+/// One accepted connection.
+pub struct Conn {
+    /// The socket.
+    pub fd: RawFd,
+    /// Bumped each time the slot is reused; stale completions are recognised by it.
+    pub generation: u32,
+    /// The peer's address.
+    pub peer: Option<SocketAddr>,
+    /// Which listener accepted it.
+    pub listener: Listener,
+    /// Protocol state.
+    pub proto: Proto,
+    /// Outgoing bytes.
+    pub outbox: Outbox<Hold>,
+    /// A viewer, once it plays.
+    pub viewer: Option<ViewerState>,
+    /// Close once everything queued has been sent.
+    pub close_after_flush: bool,
+    /// Close has been submitted; waiting for in-flight operations to finish.
+    pub closing: bool,
+    /// Why it is closing (for metrics).
+    pub close_reason: CloseReason,
+    /// Operations submitted and not yet finished (multishot recv counts once).
+    pub inflight: u32,
+    /// Close at this time (ms on the core clock) unless something pushes it on.
+    pub deadline_ms: u64,
+    /// The connection is queued in the core's ready list.
+    pub queued: bool,
+}
+
+/// A slab of connections with generation-checked slots and a free list.
+#[derive(Default)]
+pub struct Slab {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+struct Slot {
+    generation: u32,
+    conn: Option<Conn>,
+}
+
+impl Slab {
+    /// Inserts a connection built by `make(generation)`; returns its slot index.
+    pub fn insert(&mut self, make: impl FnOnce(u32) -> Conn) -> u32 {
+        self.live += 1;
+        if let Some(index) = self.free.pop() {
+            let slot = &mut self.slots[index as usize];
+            slot.generation = slot.generation.wrapping_add(1) & 0xff_ffff;
+            slot.conn = Some(make(slot.generation));
+            index
+        } else {
+            self.slots.push(Slot { generation: 0, conn: Some(make(0)) });
+            (self.slots.len() - 1) as u32
+        }
+    }
+
+    /// The connection in `index` if its generation matches.
+    pub fn get_mut(&mut self, index: u32, generation: u32) -> Option<&mut Conn> {
+        self.slots
+            .get_mut(index as usize)
+            .filter(|s| s.generation == generation)
+            .and_then(|s| s.conn.as_mut())
+    }
+
+    /// The connection in `index`, whatever its generation.
+    pub fn at(&mut self, index: u32) -> Option<&mut Conn> {
+        self.slots.get_mut(index as usize).and_then(|s| s.conn.as_mut())
+    }
+
+    /// Removes the connection in `index`.
+    pub fn remove(&mut self, index: u32) -> Option<Conn> {
+        let conn = self.slots.get_mut(index as usize)?.conn.take()?;
+        self.free.push(index);
+        self.live -= 1;
+        Some(conn)
+    }
+
+    /// Connections alive.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// No connection alive.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Slot indices of open connections whose deadline is at or before `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> impl Iterator<Item = u32> + '_ {
+        self.slots.iter().enumerate().filter_map(move |(i, s)| {
+            s.conn.as_ref().filter(|c| !c.closing && c.deadline_ms <= now_ms).map(|_| i as u32)
+        })
+    }
+
+    /// Slot indices of live connections.
+    pub fn indices(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slots.iter().enumerate().filter(|(_, s)| s.conn.is_some()).map(|(i, _)| i as u32)
+    }
+}

@@ -1,0 +1,195 @@
+//! HTTP connections: HTTP-FLV viewers (`GET /{app}/{stream}.flv`), the JSON API,
+//! the status page and `/metrics`.
+
+use bytes::BytesMut;
+
+use super::api::{self, ApiAction};
+use super::conn::{Egress, Proto};
+use super::egress_flv::FlvEgress;
+use super::outbox::PREFIX_SLOT;
+use super::viewer_send::PlayError;
+use super::worker::CoreState;
+use crate::metrics::{CloseReason, Listener, RefuseReason};
+use crate::protocol::http::request::{Method, Parsed, Request, RequestLimits, RequestParser};
+use crate::protocol::http::response::{self, BodyFraming, ResponseContext};
+use crate::stream::StreamKey;
+
+/// Most bytes buffered while a request head is incomplete (the parser's 8 KiB
+/// head limit decides; this only bounds what a client can make us hold).
+const MAX_BUFFERED: usize = 16 << 10;
+
+/// One HTTP connection's protocol state.
+pub struct HttpConn {
+    buf: BytesMut,
+    parser: RequestParser,
+    /// A streaming response started: further input is ignored.
+    streaming: bool,
+}
+
+impl HttpConn {
+    /// A fresh connection.
+    pub fn new() -> Self {
+        HttpConn { buf: BytesMut::new(), parser: RequestParser::new(RequestLimits::default()), streaming: false }
+    }
+}
+
+/// `/{app}/{name}.flv` → (app, name).
+fn flv_target(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix('/')?.strip_suffix(".flv")?;
+    let (app, name) = rest.rsplit_once('/')?;
+    Some((app, name))
+}
+
+impl CoreState {
+    /// Bytes from an HTTP client.
+    pub(super) fn on_http_data(&mut self, slot: u32, data: &[u8], listener: Listener) {
+        let Some(conn) = self.conns.at(slot) else { return };
+        let Proto::Http(http) = &mut conn.proto else { return };
+        if http.streaming || conn.close_after_flush {
+            return;
+        }
+        let take = data.len().min(MAX_BUFFERED.saturating_sub(http.buf.len()) + 1);
+        http.buf.extend_from_slice(&data[..take]);
+        loop {
+            let Some(conn) = self.conns.at(slot) else { return };
+            let Proto::Http(http) = &mut conn.proto else { return };
+            match http.parser.parse(&http.buf) {
+                Ok(Parsed::Partial) => return,
+                Ok(Parsed::Complete(req)) => {
+                    let consumed = req.head_len.min(http.buf.len());
+                    let _ = http.buf.split_to(consumed);
+                    let keep_going = self.on_request(slot, req, listener);
+                    if !keep_going {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(core = self.core, error = %e, "bad HTTP request");
+                    let mut out = BytesMut::new();
+                    response::write_error(&ResponseContext::for_bad_request(), e.status(), &mut out);
+                    self.respond_and_close(slot, &out, CloseReason::ProtocolError);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Serves one request; true if the connection stays open for another.
+    fn on_request(&mut self, slot: u32, req: Request, listener: Listener) -> bool {
+        let ctx = ResponseContext::for_request(&req);
+        let mut out = BytesMut::new();
+        if req.content_length > 0 {
+            response::write_error(&ctx, 413, &mut out);
+            self.respond_and_close(slot, &out, CloseReason::ProtocolError);
+            return false;
+        }
+        let api_only_here = self.shared.config.api.admin_listen.is_some();
+        if let (Some((app, name)), true) = (flv_target(&req.path), listener == Listener::Http) {
+            return self.on_flv_request(slot, &req, ctx, app.to_owned(), name.to_owned());
+        }
+        if req.method == Method::Options {
+            response::write_options(&ctx, "GET, HEAD, DELETE, OPTIONS", &mut out);
+        } else if api_only_here && listener == Listener::Http {
+            response::write_error(&ctx, 404, &mut out);
+        } else {
+            let shared = self.shared.clone();
+            let api = api::route(
+                req.method.as_str(),
+                &req.target,
+                &req.headers,
+                &shared.api,
+                &shared.metrics,
+                || shared.snapshot(),
+            );
+            let extra: Vec<(&str, &str)> = api.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            response::write_response(&ctx, api.status, api.content_type, &api.body, &extra, &mut out);
+            if let Some(ApiAction::KickPublisher { app, name }) = api.action {
+                self.kick_publisher(&app, &name);
+            }
+        }
+        self.respond(slot, &out, ctx.keep_alive)
+    }
+
+    fn on_flv_request(&mut self, slot: u32, req: &Request, ctx: ResponseContext, app: String, name: String) -> bool {
+        let mut out = BytesMut::new();
+        if !matches!(req.method, Method::Get | Method::Head) {
+            response::write_method_not_allowed(&ctx, "GET, HEAD, OPTIONS", &mut out);
+            return self.respond(slot, &out, false);
+        }
+        let key = match StreamKey::new(&app, &name) {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::debug!(core = self.core, error = %e, "bad stream name in HTTP-FLV request");
+                response::write_error(&ctx, 400, &mut out);
+                return self.respond(slot, &out, false);
+            }
+        };
+        if self.shared.directory.lookup(&key).is_none() {
+            self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
+            response::write_error(&ctx, 404, &mut out);
+            return self.respond(slot, &out, ctx.keep_alive);
+        }
+        let framing = response::write_flv_head(&ctx, &mut out);
+        if framing == BodyFraming::None {
+            return self.respond(slot, &out, ctx.keep_alive);
+        }
+        let mut egress = FlvEgress::new(framing == BodyFraming::Chunked);
+        let mut header = [0u8; PREFIX_SLOT];
+        let n = egress.start(true, true, &mut header);
+        out.extend_from_slice(&header[..n]);
+        if let Some(conn) = self.conns.at(slot) {
+            if let Proto::Http(http) = &mut conn.proto {
+                http.streaming = true;
+                http.buf = BytesMut::new();
+            }
+            let _ = conn.outbox.queue_control(&out);
+        }
+        match self.start_viewer(slot, &key, Egress::Flv(egress)) {
+            Ok(()) => false,
+            Err(PlayError::NotFound(_)) | Err(PlayError::Refused(_)) => {
+                // Raced with the publisher leaving: the head is queued, so end the body.
+                self.close_later(slot, CloseReason::StreamEnded);
+                false
+            }
+        }
+    }
+
+    /// Queues a complete response; keeps the connection for the next request or
+    /// closes it after the send.
+    fn respond(&mut self, slot: u32, bytes: &[u8], keep_alive: bool) -> bool {
+        let idle = self.shared.config.limits.idle_timeout.as_millis() as u64;
+        let now = self.now_ms();
+        let Some(conn) = self.conns.at(slot) else { return false };
+        if conn.outbox.queue_control(bytes).is_err() {
+            self.close_later(slot, CloseReason::ProtocolError);
+            return false;
+        }
+        if keep_alive {
+            conn.deadline_ms = now + idle;
+        } else {
+            conn.close_after_flush = true;
+        }
+        self.mark_ready(slot);
+        keep_alive
+    }
+
+    fn respond_and_close(&mut self, slot: u32, bytes: &[u8], reason: CloseReason) {
+        if let Some(conn) = self.conns.at(slot) {
+            conn.close_reason = reason;
+        }
+        self.respond(slot, bytes, false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flv_target;
+
+    #[test]
+    fn flv_paths() {
+        assert_eq!(flv_target("/live/cam.flv"), Some(("live", "cam")));
+        assert_eq!(flv_target("/a/b/c.flv"), Some(("a/b", "c")));
+        assert_eq!(flv_target("/live/cam"), None);
+        assert_eq!(flv_target("/cam.flv"), None);
+    }
+}

@@ -1,0 +1,400 @@
+//! RTMP connections: the server session of each, and what its events do to the
+//! stream layer (publish, play, frames, unpublish).
+
+use bytes::BytesMut;
+use rand::SeedableRng;
+
+use super::conn::{Egress, Proto};
+use super::egress_rtmp::RtmpEgress;
+use super::shared::Shared;
+use super::viewer_send::PlayError;
+use super::worker::CoreState;
+use super::MeshMsg;
+use crate::metrics::{CloseReason, IngestSource, RefuseReason};
+use crate::protocol::rtmp::chunk::ChunkLimits;
+use crate::protocol::rtmp::session::server::{
+    PlayRejection, PublishRejection, ServerEvent, ServerSession, ServerSessionConfig,
+};
+use crate::protocol::Frame;
+use crate::stream::{Claim, CoreMsg, EndedStream, PublishPolicy, Role, StreamId, StreamKey};
+
+/// A publisher's hold on its stream.
+pub struct Publishing {
+    /// The RTMP message stream it publishes on.
+    pub msg_stream: u32,
+    /// The key.
+    pub key: StreamKey,
+    /// Its directory claim.
+    pub claim: Claim,
+}
+
+/// One RTMP connection's protocol state.
+pub struct RtmpConn {
+    session: ServerSession,
+    out: BytesMut,
+    events: Vec<ServerEvent>,
+    /// Set while this connection publishes.
+    pub publishing: Option<Publishing>,
+    /// The message stream it plays on, while it plays.
+    pub playing: Option<u32>,
+}
+
+impl RtmpConn {
+    /// A fresh connection, before the handshake.
+    pub fn new(shared: &Shared, now_ms: u64) -> Self {
+        let limits = &shared.config.limits;
+        let config = ServerSessionConfig {
+            chunk_limits: ChunkLimits {
+                max_chunk_size: limits.max_chunk_size,
+                max_message_len: limits.max_message_size,
+                ..ChunkLimits::default()
+            },
+            out_chunk_size: limits.out_chunk_size,
+            ..ServerSessionConfig::default()
+        };
+        let mut rng = rand::rngs::SmallRng::from_entropy();
+        RtmpConn {
+            session: ServerSession::new(config, &mut rng, now_ms),
+            out: BytesMut::new(),
+            events: Vec::new(),
+            publishing: None,
+            playing: None,
+        }
+    }
+}
+
+impl CoreState {
+    /// Bytes from an RTMP peer.
+    pub(super) fn on_rtmp_data(&mut self, slot: u32, data: &[u8]) {
+        let now = self.now_ms();
+        let mut input = data;
+        loop {
+            let Some(conn) = self.conns.at(slot) else { return };
+            let Proto::Rtmp(rc) = &mut conn.proto else { return };
+            let result = rc.session.handle_input(input, now, &mut rc.out, &mut rc.events);
+            input = &[];
+            if let Err(e) = result {
+                tracing::debug!(core = self.core, peer = ?conn.peer, error = %e, "closing RTMP connection");
+                self.close_later(slot, CloseReason::ProtocolError);
+                return;
+            }
+            let events = std::mem::take(&mut rc.events);
+            for event in events {
+                self.on_rtmp_event(slot, event, now);
+            }
+            let Some(conn) = self.conns.at(slot) else { return };
+            let Proto::Rtmp(rc) = &mut conn.proto else { return };
+            // A publish/play decision may have left input buffered in the session.
+            if !(rc.session.has_backlog() && !rc.session.awaiting_decision()) {
+                break;
+            }
+        }
+        self.flush_session_output(slot);
+    }
+
+    /// Moves what the session wrote into the connection's outbox.
+    fn flush_session_output(&mut self, slot: u32) {
+        let Some(conn) = self.conns.at(slot) else { return };
+        let Proto::Rtmp(rc) = &mut conn.proto else { return };
+        if rc.out.is_empty() {
+            return;
+        }
+        let out = rc.out.split();
+        if conn.outbox.queue_control(&out).is_err() {
+            self.close_later(slot, CloseReason::ProtocolError);
+            return;
+        }
+        self.mark_ready(slot);
+    }
+
+    fn on_rtmp_event(&mut self, slot: u32, event: ServerEvent, now: u64) {
+        let limits = &self.shared.config.limits;
+        let (idle, first_media) = (limits.idle_timeout.as_millis() as u64, limits.first_media_timeout.as_millis() as u64);
+        match event {
+            ServerEvent::Connected(_) => self.set_deadline(slot, now + idle),
+            ServerEvent::PublishRequested { stream_id, app, name, .. } => {
+                self.on_publish(slot, stream_id, &app, &name);
+                self.set_deadline(slot, now + first_media);
+            }
+            ServerEvent::PlayRequested { stream_id, app, name, .. } => self.on_play(slot, stream_id, &app, &name),
+            ServerEvent::Media { frame, .. } => {
+                self.on_publisher_frame(slot, frame, now);
+                self.set_deadline(slot, now + idle);
+            }
+            ServerEvent::Unpublished { .. } => self.end_publishing(slot, now),
+            ServerEvent::PlayStopped { stream_id } | ServerEvent::StreamDeleted { stream_id } => {
+                let Some(conn) = self.conns.at(slot) else { return };
+                let Proto::Rtmp(rc) = &mut conn.proto else { return };
+                if rc.playing == Some(stream_id) {
+                    rc.playing = None;
+                    if let Some(viewer) = conn.viewer.take() {
+                        let protocol = viewer.egress.protocol();
+                        self.remove_viewer(viewer.id, protocol);
+                    }
+                    self.set_deadline(slot, now + idle);
+                }
+                self.end_publishing(slot, now);
+            }
+        }
+    }
+
+    fn set_deadline(&mut self, slot: u32, deadline_ms: u64) {
+        if let Some(conn) = self.conns.at(slot) {
+            if conn.viewer.is_none() {
+                conn.deadline_ms = deadline_ms;
+            }
+        }
+    }
+
+    fn session(&mut self, slot: u32) -> Option<&mut RtmpConn> {
+        match &mut self.conns.at(slot)?.proto {
+            Proto::Rtmp(rc) => Some(rc),
+            Proto::Http(_) => None,
+        }
+    }
+
+    fn reject_publish(&mut self, slot: u32, msg_stream: u32, why: PublishRejection, text: &str) {
+        if let Some(rc) = self.session(slot) {
+            let _ = rc.session.reject_publish(msg_stream, why, text, &mut rc.out);
+        }
+        if let Some(conn) = self.conns.at(slot) {
+            conn.close_after_flush = true;
+            conn.close_reason = CloseReason::ProtocolError;
+        }
+    }
+
+    fn on_publish(&mut self, slot: u32, msg_stream: u32, app: &str, name: &str) {
+        let now = self.now_ms();
+        if self.session(slot).is_some_and(|rc| rc.publishing.is_some()) {
+            self.reject_publish(slot, msg_stream, PublishRejection::BadName, "already publishing");
+            return;
+        }
+        let key = match StreamKey::new(app, name) {
+            Ok(key) => key,
+            Err(e) => {
+                self.reject_publish(slot, msg_stream, PublishRejection::BadName, &e.to_string());
+                return;
+            }
+        };
+        let policy = PublishPolicy { takeover: self.shared.config.stream.takeover };
+        let granted = match self.shared.directory.claim(&key, self.core, policy) {
+            Ok(granted) => granted,
+            Err(e) => {
+                self.metrics.connections_refused.inc(RefuseReason::DuplicatePublish);
+                tracing::info!(core = self.core, %key, error = %e, "publish refused");
+                self.reject_publish(slot, msg_stream, PublishRejection::BadName, &e.to_string());
+                return;
+            }
+        };
+        let claim = granted.claim;
+        let opened = match granted.previous {
+            Some(prev) if prev.stream_id == claim.stream_id => {
+                // Same core: a takeover or a return within the grace period keeps
+                // the stream and its viewers.
+                if let Some(old) = self.publishers.remove(&prev.stream_id) {
+                    if old != slot {
+                        if let Some(Proto::Rtmp(rc)) = self.conns.at(old).map(|c| &mut c.proto) {
+                            rc.publishing = None;
+                        }
+                        self.close_later(old, CloseReason::Kicked);
+                    }
+                }
+                self.shard.resume(claim.stream_id, claim.generation)
+            }
+            previous => {
+                if let Some(prev) = previous {
+                    let kick = CoreMsg::Kick { stream_id: prev.stream_id, generation: prev.generation };
+                    if prev.owner_core == self.core {
+                        self.on_stream_msg(kick);
+                    } else {
+                        self.send_to_core(prev.owner_core, MeshMsg::Stream(kick));
+                    }
+                }
+                self.shard
+                    .open_stream(key.clone(), claim.stream_id, Role::Owner { generation: claim.generation }, now)
+                    .map(|_| ())
+            }
+        };
+        if let Err(e) = opened {
+            tracing::warn!(core = self.core, %key, error = %e, "cannot open stream");
+            self.shared.directory.release(&key, &claim);
+            self.reject_publish(slot, msg_stream, PublishRejection::Denied, &e.to_string());
+            return;
+        }
+        self.publishers.insert(claim.stream_id, slot);
+        self.metrics.publishers.inc();
+        self.metrics.streams.set(self.shard.stream_count() as i64);
+        let peer = self.conns.at(slot).and_then(|c| c.peer);
+        self.report.publisher_started(claim.stream_id, peer);
+        tracing::info!(core = self.core, %key, stream_id = %claim.stream_id, ?peer, "publishing");
+        if let Some(rc) = self.session(slot) {
+            let _ = rc.session.accept_publish(msg_stream, &mut rc.out);
+            rc.publishing = Some(Publishing { msg_stream, key, claim });
+        }
+    }
+
+    fn on_publisher_frame(&mut self, slot: u32, frame: Frame, now: u64) {
+        let Some(stream_id) = self.session(slot).and_then(|rc| rc.publishing.as_ref()).map(|p| p.claim.stream_id) else {
+            return;
+        };
+        self.metrics.frames_received.inc(IngestSource::Publisher);
+        self.push_owned_frame(stream_id, frame, now);
+    }
+
+    /// Puts a frame of a stream owned here into the shard, wakes its viewers and
+    /// forwards it to the cores replicating it.
+    pub fn push_owned_frame(&mut self, stream_id: StreamId, frame: Frame, now: u64) {
+        let (wake, replicate_to, forward) = match self.shard.push_frame(stream_id, frame, now) {
+            Ok(pushed) => {
+                let forward = (!pushed.replicate_to.is_empty()).then(|| pushed.entry.frame().clone());
+                (pushed.wake.to_vec(), pushed.replicate_to, forward)
+            }
+            Err(e) => {
+                tracing::debug!(core = self.core, error = %e, "frame refused");
+                return;
+            }
+        };
+        for id in wake {
+            if let Some(&conn) = self.viewer_conns.get(&id) {
+                self.mark_ready(conn);
+            }
+        }
+        if let Some(frame) = forward {
+            for core in replicate_to.iter() {
+                self.send_to_core(core, MeshMsg::Stream(CoreMsg::Frame { stream_id, frame: frame.clone() }));
+            }
+        }
+    }
+
+    /// The publisher on `slot` (if any) stopped: its stream ends, or waits for a
+    /// new publisher during the grace period.
+    pub fn end_publishing(&mut self, slot: u32, now: u64) {
+        let Some(publishing) = self.session(slot).and_then(|rc| rc.publishing.take()) else { return };
+        let Publishing { key, claim, .. } = publishing;
+        if self.publishers.get(&claim.stream_id) == Some(&slot) {
+            self.publishers.remove(&claim.stream_id);
+        }
+        self.metrics.publishers.dec();
+        self.report.publisher_stopped(claim.stream_id);
+        tracing::info!(core = self.core, %key, "publisher left");
+        let grace = self.shared.config.stream.publisher_grace.as_millis() as u64;
+        self.shared.directory.publisher_left(&key, &claim);
+        if let Some(ended) = self.shard.publisher_left(claim.stream_id, claim.generation, now, grace) {
+            self.stream_ended(ended);
+        }
+    }
+
+    /// A stream ended on this core: release its key if owned, wake its viewers so
+    /// they finish, and tell replicas.
+    pub fn stream_ended(&mut self, ended: EndedStream) {
+        if let Role::Owner { generation } = ended.role {
+            let claim = Claim { stream_id: ended.stream_id, owner_core: self.core, generation };
+            self.shared.directory.release(&ended.key, &claim);
+        }
+        for id in &ended.wake {
+            if let Some(&conn) = self.viewer_conns.get(id) {
+                self.mark_ready(conn);
+            }
+        }
+        for core in ended.notify.iter() {
+            self.send_to_core(core, MeshMsg::Stream(CoreMsg::StreamEnd { stream_id: ended.stream_id }));
+        }
+        self.metrics.streams.set(self.shard.stream_count() as i64);
+    }
+
+    fn on_play(&mut self, slot: u32, msg_stream: u32, app: &str, name: &str) {
+        let key = StreamKey::new(app, name);
+        let found = key.as_ref().ok().and_then(|k| self.shared.directory.lookup(k)).is_some();
+        let Some(rc) = self.session(slot) else { return };
+        let (Ok(key), true) = (key, found) else {
+            let _ = rc.session.reject_play(msg_stream, PlayRejection::StreamNotFound, "stream not found", &mut rc.out);
+            self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
+            if let Some(conn) = self.conns.at(slot) {
+                conn.close_after_flush = true;
+            }
+            return;
+        };
+        let _ = rc.session.accept_play(msg_stream, &mut rc.out);
+        rc.playing = Some(msg_stream);
+        let egress = RtmpEgress::new(msg_stream, rc.session.out_chunk_size(), rc.session.csids());
+        // Play.Start must precede the first frame: queue the session's output now.
+        self.flush_session_output(slot);
+        if let Err(e) = self.start_viewer(slot, &key, Egress::Rtmp(egress)) {
+            tracing::info!(core = self.core, error = %e, "play failed");
+            if let (PlayError::NotFound(_) | PlayError::Refused(_), Some(rc)) = (e, self.session(slot)) {
+                rc.playing = None;
+                let _ = rc.session.send_unpublish_notify(msg_stream, &mut rc.out);
+            }
+            if let Some(conn) = self.conns.at(slot) {
+                conn.close_after_flush = true;
+            }
+        }
+    }
+
+    /// The stream an RTMP viewer watched ended: StreamEOF + UnpublishNotify, then close.
+    pub fn rtmp_play_ended(&mut self, slot: u32) {
+        let Some(rc) = self.session(slot) else { return };
+        if let Some(msg_stream) = rc.playing.take() {
+            let _ = rc.session.send_unpublish_notify(msg_stream, &mut rc.out);
+        }
+        if let Some(conn) = self.conns.at(slot) {
+            conn.close_after_flush = true;
+        }
+        self.flush_session_output(slot);
+    }
+
+    /// Kicks the publisher of `app/name` (API `DELETE`), wherever it runs.
+    pub fn kick_publisher(&mut self, app: &str, name: &str) {
+        let Ok(key) = StreamKey::new(app, name) else { return };
+        let Some(listing) = self.shared.directory.list().into_iter().find(|l| l.key == key) else { return };
+        let kick = CoreMsg::Kick { stream_id: listing.claim.stream_id, generation: listing.claim.generation };
+        if listing.claim.owner_core == self.core {
+            self.on_stream_msg(kick);
+        } else {
+            self.send_to_core(listing.claim.owner_core, MeshMsg::Stream(kick));
+        }
+    }
+
+    /// Applies a stream-layer message (from another core, or addressed to this one).
+    pub fn on_stream_msg(&mut self, msg: CoreMsg) {
+        let now = self.now_ms();
+        enum Next {
+            Nothing,
+            Reply(usize, CoreMsg),
+            Wake(Vec<crate::stream::ViewerId>),
+            Ended(EndedStream),
+            Kick(EndedStream),
+        }
+        let next = match self.shard.handle(msg, now) {
+            crate::stream::Handled::Nothing => Next::Nothing,
+            crate::stream::Handled::Reply { to_core, msg } => Next::Reply(to_core, msg),
+            crate::stream::Handled::Wake(ids) => Next::Wake(ids.to_vec()),
+            crate::stream::Handled::Ended(ended) => Next::Ended(ended),
+            crate::stream::Handled::Kick(ended) => Next::Kick(ended),
+        };
+        match next {
+            Next::Nothing => {}
+            Next::Reply(to, msg) => self.send_to_core(to, MeshMsg::Stream(msg)),
+            Next::Wake(ids) => {
+                for id in ids {
+                    if let Some(&conn) = self.viewer_conns.get(&id) {
+                        self.mark_ready(conn);
+                    }
+                }
+            }
+            Next::Ended(ended) => self.stream_ended(ended),
+            Next::Kick(ended) => {
+                if let Some(slot) = self.publishers.remove(&ended.stream_id) {
+                    if let Some(rc) = self.session(slot) {
+                        if rc.publishing.take().is_some() {
+                            self.metrics.publishers.dec();
+                        }
+                    }
+                    self.report.publisher_stopped(ended.stream_id);
+                    self.close_later(slot, CloseReason::Kicked);
+                }
+                self.stream_ended(ended);
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Viewers on a core: attaching one to a stream (local or replicated from the
+//! owner core), filling its gathered send from the shard, and ending it.
+
+use super::conn::{Egress, Hold, ViewerState};
+use super::egress_rtmp::RtmpFrameBytes;
+use super::outbox::PREFIX_SLOT;
+use super::worker::CoreState;
+use super::MeshMsg;
+use crate::config::TimestampMode;
+use crate::metrics::{CloseReason, DropReason};
+use crate::stream::{
+    BatchStatus, Opened, Role, StreamKey, TimelineMode, ViewerLimits, ViewerOptions,
+};
+
+/// Why a play request could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum PlayError {
+    /// No publisher (and no origin) has the stream.
+    #[error("stream {0} not found")]
+    NotFound(StreamKey),
+    /// The shard refused (limits).
+    #[error("cannot add viewer: {0}")]
+    Refused(#[from] crate::stream::ShardError),
+}
+
+impl CoreState {
+    /// The viewer options the configuration asks for.
+    pub fn viewer_options(&self) -> ViewerOptions {
+        let c = &self.shared.config;
+        ViewerOptions {
+            gop_cache: c.stream.gop_cache,
+            timeline: match c.stream.timestamps {
+                TimestampMode::ZeroBased => TimelineMode::ZeroBased,
+                TimestampMode::Source => TimelineMode::Source,
+            },
+            limits: ViewerLimits {
+                soft_lag_ms: c.viewer.soft_lag.as_millis() as u64,
+                soft_lag_bytes: c.viewer.soft_lag_bytes as u64,
+                hard_lag_ms: c.viewer.hard_lag.as_millis() as u64,
+                hard_lag_bytes: c.viewer.hard_lag_bytes as u64,
+            },
+        }
+    }
+
+    /// Makes connection `slot` a viewer of `key` with the given framing.
+    pub fn start_viewer(&mut self, slot: u32, key: &StreamKey, egress: Egress) -> Result<(), PlayError> {
+        let now_ms = self.now_ms();
+        let Some((stream_id, owner)) = self.shared.directory.lookup(key) else {
+            return Err(PlayError::NotFound(key.clone()));
+        };
+        if owner != self.core {
+            let opened = self.shard.open_stream(key.clone(), stream_id, Role::Replica { owner_core: owner }, now_ms)?;
+            if opened == Opened::New {
+                if let Some((to, msg)) = self.shard.subscribe_msg(stream_id) {
+                    self.send_to_core(to, MeshMsg::Stream(msg));
+                }
+            }
+        }
+        let id = self.shard.add_viewer(stream_id, self.viewer_options())?;
+        let protocol = egress.protocol();
+        self.viewer_conns.insert(id, slot);
+        self.metrics.viewers.inc(protocol);
+        self.report.viewer_joined(stream_id, protocol);
+        if let Some(conn) = self.conns.at(slot) {
+            conn.viewer = Some(ViewerState { id, egress, finished: false });
+            // Viewers send nothing we wait for: the slow-viewer bounds govern them.
+            conn.deadline_ms = u64::MAX;
+        }
+        self.mark_ready(slot);
+        Ok(())
+    }
+
+    /// Appends the viewer's next frames to its send being assembled.
+    pub(super) fn fill_viewer_send(&mut self, slot: u32, now_ms: u64) {
+        let max_bytes = self.shared.config.runtime.max_bytes_per_send;
+        let mut batch = std::mem::take(&mut self.batch);
+        let mut outcome = BatchStatus::Idle;
+        loop {
+            let Some(conn) = self.conns.at(slot) else { break };
+            let Some(viewer) = conn.viewer.as_ref() else { break };
+            if viewer.finished || !conn.outbox.has_room() || conn.outbox.bytes_queued() >= max_bytes {
+                break;
+            }
+            let room = conn.outbox.frames_room();
+            let budget = max_bytes - conn.outbox.bytes_queued();
+            let id = viewer.id;
+            let before = self.shard.counters().dropped_slow;
+            batch.clear();
+            outcome = self.shard.next_batch(id, now_ms, room, budget, &mut batch);
+            let dropped = self.shard.counters().dropped_slow - before;
+            if dropped > 0 {
+                self.metrics.frames_dropped.add(DropReason::SlowViewer, dropped);
+            }
+            let Some(conn) = self.conns.at(slot) else { break };
+            let Some(viewer) = conn.viewer.as_mut() else { break };
+            let protocol = viewer.egress.protocol();
+            let mut sent = 0u64;
+            for out in batch.drain(..) {
+                if push_frame(&mut conn.outbox, &mut viewer.egress, out) {
+                    sent += 1;
+                }
+            }
+            self.metrics.frames_sent.add(protocol, sent);
+            if outcome != BatchStatus::Ready {
+                break;
+            }
+        }
+        self.batch = batch;
+        match outcome {
+            BatchStatus::Finished => self.finish_viewer(slot),
+            BatchStatus::Close(reason) => {
+                if reason.is_slow() {
+                    self.metrics.slow_viewer_closes.inc();
+                    tracing::info!(core = self.core, %reason, "closing slow viewer");
+                }
+                if let Some(conn) = self.conns.at(slot) {
+                    conn.outbox.release();
+                }
+                self.close_later(slot, if reason.is_slow() { CloseReason::SlowViewer } else { CloseReason::StreamEnded });
+            }
+            BatchStatus::Ready | BatchStatus::Idle => {}
+        }
+    }
+
+    /// Ends a viewer cleanly: the end-of-stream bytes of its protocol, then close
+    /// (HTTP) or back to an idle session (RTMP).
+    pub fn finish_viewer(&mut self, slot: u32) {
+        let Some(conn) = self.conns.at(slot) else { return };
+        let Some(viewer) = conn.viewer.as_mut() else { return };
+        if viewer.finished {
+            return;
+        }
+        viewer.finished = true;
+        conn.close_reason = CloseReason::StreamEnded;
+        match &mut viewer.egress {
+            Egress::Flv(flv) => {
+                let mut end = [0u8; PREFIX_SLOT];
+                let n = flv.finish(&mut end);
+                let _ = conn.outbox.queue_control(&end[..n]);
+                conn.close_after_flush = true;
+            }
+            Egress::Rtmp(_) => {
+                self.rtmp_play_ended(slot);
+            }
+        }
+        self.mark_ready(slot);
+    }
+}
+
+/// Adds one frame to a viewer's send. False if it could not be framed.
+fn push_frame(outbox: &mut super::outbox::Outbox<Hold>, egress: &mut Egress, out: crate::stream::OutFrame) -> bool {
+    let frame = out.entry.frame();
+    let (kind, ts, payload) = (frame.kind, out.timestamp, &frame.payload);
+    // SAFETY: the body bytes live in the ring entry's heap allocation, which `out`
+    // (moved into the outbox as its hold) keeps alive until the send completes.
+    let body = |b: &[u8]| -> &'static [u8] { unsafe { std::slice::from_raw_parts(b.as_ptr(), b.len()) } };
+    match egress {
+        Egress::Flv(flv) => {
+            let mut prefix = [0u8; PREFIX_SLOT];
+            let Some(n) = flv.frame_prefix(kind, ts, payload.len(), &mut prefix) else { return false };
+            let payload = body(payload);
+            outbox.push_frame(
+                |s| {
+                    s[..n].copy_from_slice(&prefix[..n]);
+                    n
+                },
+                payload,
+                Hold::Frame(out),
+            )
+        }
+        Egress::Rtmp(rtmp) => {
+            let mut scratch = [0u8; PREFIX_SLOT];
+            match rtmp.frame(&out.entry, ts, &mut scratch) {
+                Some(RtmpFrameBytes::Shared { prefix_len, body: shared }) => {
+                    let shared = body(shared);
+                    outbox.push_frame(
+                        |s| {
+                            s[..prefix_len].copy_from_slice(&scratch[..prefix_len]);
+                            prefix_len
+                        },
+                        shared,
+                        Hold::Frame(out),
+                    )
+                }
+                Some(RtmpFrameBytes::Private(bytes)) => {
+                    let private = body(&bytes);
+                    outbox.push_frame(|_| 0, private, Hold::Bytes(bytes))
+                }
+                None => false,
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Publishers that die or collide, idle and garbage connections: the server
+//! closes what it must and keeps serving everyone else.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn publisher_killed_mid_stream_ends_viewers_and_the_key_is_free_again() {
+    let server = Server::start(1, "");
+    let mut first = publish(&server.rtmp_url("live", "k"), 60);
+    wait_live(&server, "live", "k", Duration::from_secs(10));
+
+    // A second publisher on the same key is refused while the first is live.
+    let mut second = publish(&server.rtmp_url("live", "k"), 5);
+    let status = second.wait_for(Duration::from_secs(15)).expect("second publisher should be refused quickly");
+    assert!(!status.success(), "second publisher on a taken key must fail");
+
+    let mut viewer = FlvViewer::connect(server.http_port, "/live/k.flv");
+    assert!(viewer.next_frame().is_some());
+    first.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while viewer.next_frame().is_some() {
+        assert!(Instant::now() < deadline, "viewer kept receiving after the publisher died");
+    }
+    // The key is free: a new publisher goes live and decodes.
+    let mut third = publish(&server.rtmp_url("live", "k"), 30);
+    wait_live(&server, "live", "k", Duration::from_secs(10));
+    let flv = pull_decode(&server.flv_url("live", "k"), 50, Duration::from_secs(20));
+    assert!(flv.ok && flv.video_frames >= 50, "{flv:?}");
+    third.kill();
+}
+
+#[test]
+fn idle_and_garbage_connections_are_closed_while_others_are_served() {
+    let mut server = Server::start(1, "[limits]\nhandshake_timeout = \"2s\"\n");
+    let mut publisher = publish(&server.rtmp_url("live", "busy"), 40);
+    wait_live(&server, "live", "busy", Duration::from_secs(10));
+
+    // 5,000 connections that never send a byte, half on each port.
+    let idle: Vec<TcpStream> = (0..5000)
+        .map(|i| {
+            let port = if i % 2 == 0 { server.rtmp_port } else { server.http_port };
+            TcpStream::connect(("127.0.0.1", port)).expect("connect idle")
+        })
+        .collect();
+
+    // Garbage handshakes: wrong version byte, then random bytes.
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(("127.0.0.1", server.rtmp_port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let junk: Vec<u8> = (0..1537u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let mut bad = vec![0x42u8];
+        bad.extend_from_slice(&junk);
+        let _ = s.write_all(&bad);
+        let mut sink = Vec::new();
+        assert!(s.read_to_end(&mut sink).is_ok(), "garbage handshake must be closed, not left hanging");
+    }
+
+    // The server keeps serving a real viewer throughout.
+    let flv = pull_decode(&server.flv_url("live", "busy"), 75, Duration::from_secs(20));
+    assert!(flv.ok && flv.video_frames >= 75, "{flv:?}");
+
+    // Past the 2 s handshake timeout every idle connection has been closed.
+    std::thread::sleep(Duration::from_secs(1));
+    for mut s in idle {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut b = [0u8; 16];
+        match s.read(&mut b) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("idle connection not closed at the handshake timeout: {other:?}"),
+        }
+    }
+    assert!(server.alive());
+    publisher.kill();
+}

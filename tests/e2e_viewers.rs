@@ -1,0 +1,140 @@
+//! Viewer behaviour end to end: instant start at a keyframe from the GOP cache,
+//! viewers on the core that does not own the stream, and slow viewers.
+
+mod common;
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use common::*;
+use ringcast::protocol::FrameKind;
+
+/// Reads frames until the first coded video frame; returns it and when it came.
+fn first_picture(viewer: &mut FlvViewer) -> (ringcast::protocol::Frame, Duration) {
+    loop {
+        let frame = viewer.next_frame().expect("stream ended before any picture");
+        if frame.kind == FrameKind::Video && !frame.sequence_header {
+            return (frame, viewer.connected_at.elapsed());
+        }
+    }
+}
+
+#[test]
+fn mid_gop_join_starts_with_a_keyframe_within_200ms() {
+    let server = Server::start(1, "");
+    let mut publisher = publish(&server.rtmp_url("live", "gop"), 30);
+    wait_live(&server, "live", "gop", Duration::from_secs(10));
+    for offset_ms in [1300u64, 370, 610] {
+        std::thread::sleep(Duration::from_millis(offset_ms));
+        let mut viewer = FlvViewer::connect(server.http_port, "/live/gop.flv");
+        let mut saw_video_sequence_header = false;
+        let mut first_video = None;
+        while first_video.is_none() {
+            let frame = viewer.next_frame().expect("stream ended early");
+            if frame.kind == FrameKind::Video {
+                if frame.sequence_header {
+                    saw_video_sequence_header = true;
+                } else {
+                    first_video = Some((frame, viewer.connected_at.elapsed()));
+                }
+            }
+        }
+        let (frame, after) = first_video.unwrap();
+        assert!(saw_video_sequence_header, "AVC sequence header must precede pictures");
+        assert!(frame.keyframe, "first picture must be a keyframe");
+        assert_eq!(frame.timestamp, 0, "output timeline starts at 0 per viewer");
+        assert!(after < Duration::from_millis(200), "first picture after {after:?}");
+    }
+    publisher.kill();
+}
+
+#[test]
+fn viewers_on_both_cores_receive_every_frame() {
+    let server = Server::start(2, "");
+    let mut publisher = publish(&server.rtmp_url("live", "xcore"), 30);
+    wait_live(&server, "live", "xcore", Duration::from_secs(10));
+    let viewers: Vec<_> = (0..16)
+        .map(|_| {
+            let port = server.http_port;
+            std::thread::spawn(move || {
+                let mut viewer = FlvViewer::connect(port, "/live/xcore.flv");
+                let (first, _) = first_picture(&mut viewer);
+                assert!(first.keyframe);
+                let mut last_ts = first.timestamp;
+                let mut pictures = 1;
+                while pictures < 75 {
+                    let frame = viewer.next_frame().expect("stream ended early");
+                    if frame.kind == FrameKind::Video && !frame.sequence_header {
+                        // 25 fps: consecutive pictures are 40 ms apart; a gap means a lost frame.
+                        let step = frame.timestamp.wrapping_sub(last_ts);
+                        assert!(step <= 80, "gap of {step} ms: a frame went missing");
+                        last_ts = frame.timestamp;
+                        pictures += 1;
+                    }
+                }
+                viewer
+            })
+        })
+        .collect();
+    // Keep every viewer connected until the API has been read.
+    let viewers: Vec<FlvViewer> = viewers.into_iter().map(|h| h.join().unwrap()).collect();
+    let (status, body) = server.http_get("/api/v1/streams/live/xcore");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let by_core: Vec<u64> = v["viewers_by_core"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+    assert_eq!(by_core.iter().sum::<u64>(), 16, "{body}");
+    assert!(by_core.iter().all(|&n| n > 0), "SO_REUSEPORT spread viewers over both cores: {by_core:?}");
+    drop(viewers);
+    // A real decoder on the second core's replica too.
+    let flv = pull_decode(&server.flv_url("live", "xcore"), 50, Duration::from_secs(20));
+    assert!(flv.ok && flv.video_frames >= 50 && flv.errors.trim().is_empty(), "{flv:?}");
+    publisher.kill();
+}
+
+#[test]
+fn a_viewer_that_never_reads_is_capped_then_closed() {
+    let server = Server::start(
+        1,
+        "[viewer]\nsoft_lag = \"1s\"\nhard_lag = \"3s\"\nsoft_lag_bytes = 262144\nhard_lag_bytes = 1048576\nsocket_send_buffer = 65536\n",
+    );
+    let mut publisher = publish(&server.rtmp_url("live", "slow"), 40);
+    wait_live(&server, "live", "slow", Duration::from_secs(10));
+    let rss_before = server.rss_bytes();
+    // Fifty viewers that never read, each with a tiny receive buffer.
+    let stuck: Vec<std::net::TcpStream> = (0..50)
+        .map(|_| {
+            let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            sock.set_recv_buffer_size(4096).unwrap();
+            sock.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], server.http_port)).into()).unwrap();
+            let mut s: std::net::TcpStream = sock.into();
+            std::io::Write::write_all(&mut s, b"GET /live/slow.flv HTTP/1.0\r\n\r\n").unwrap();
+            s
+        })
+        .collect();
+    // A healthy viewer alongside keeps receiving throughout.
+    let healthy = pull_decode(&server.flv_url("live", "slow"), 150, Duration::from_secs(20));
+    assert!(healthy.ok && healthy.video_frames >= 150, "{healthy:?}");
+    let rss_after = server.rss_bytes();
+    assert!(
+        rss_after < rss_before + 64 * 1024 * 1024,
+        "RSS grew from {rss_before} to {rss_after} with 50 stuck viewers"
+    );
+    // By now (≥ 6 s) every stuck viewer is past the 3 s hard bound: draining its
+    // socket must end in EOF, not block.
+    for mut s in stuck {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut sink = Vec::new();
+        let started = Instant::now();
+        let res = s.read_to_end(&mut sink);
+        assert!(res.is_ok() || started.elapsed() < Duration::from_secs(5), "stuck viewer not closed: {res:?}");
+        assert!(res.is_ok(), "stuck viewer was never closed: {res:?}");
+    }
+    let (_, metrics) = server.http_get("/metrics");
+    let closes: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("ringcast_slow_viewer_closes_total"))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum();
+    assert!(closes >= 50.0, "slow-viewer closes counted: {closes}");
+    publisher.kill();
+}
