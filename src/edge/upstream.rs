@@ -63,6 +63,7 @@ enum Session {
 /// An upstream session.
 pub struct Upstream {
     session: Session,
+    started: bool,
 }
 
 impl Upstream {
@@ -84,7 +85,12 @@ impl Upstream {
                 Session::Http(Box::new(HttpFlvClient::new(path_and_query, host, limits.max_message_len)))
             }
         };
-        Upstream { session }
+        Upstream { session, started: false }
+    }
+
+    /// True once the origin accepted the play request.
+    pub fn is_started(&self) -> bool {
+        self.started
     }
 
     /// Writes the opening bytes (RTMP C0+C1, or the HTTP request); call once connected.
@@ -98,6 +104,19 @@ impl Upstream {
 
     /// Consumes bytes from the origin: replies go to `out`, what happened to `events`.
     pub fn handle_input(
+        &mut self,
+        input: &[u8],
+        now_ms: u64,
+        out: &mut BytesMut,
+        events: &mut Vec<UpstreamEvent>,
+    ) -> Result<(), UpstreamError> {
+        let before = events.len();
+        let result = self.handle(input, now_ms, out, events);
+        self.started |= events.get(before..).unwrap_or_default().contains(&UpstreamEvent::Started);
+        result
+    }
+
+    fn handle(
         &mut self,
         input: &[u8],
         now_ms: u64,

@@ -5,6 +5,7 @@ use bytes::BytesMut;
 
 use super::api::{self, ApiAction};
 use super::conn::{Egress, Proto};
+use super::edge::viewers::WaitingPlay;
 use super::egress_flv::FlvEgress;
 use super::outbox::PREFIX_SLOT;
 use super::viewer_send::PlayError;
@@ -30,6 +31,12 @@ impl HttpConn {
     /// A fresh connection.
     pub fn new() -> Self {
         HttpConn { buf: BytesMut::new(), parser: RequestParser::new(RequestLimits::default()), streaming: false }
+    }
+
+    /// The response is held (edge mode: waiting for an origin): ignore further input.
+    pub(crate) fn hold(&mut self) {
+        self.streaming = true;
+        self.buf = BytesMut::new();
     }
 }
 
@@ -124,10 +131,32 @@ impl CoreState {
                 return self.respond(slot, &out, false);
             }
         };
-        if self.shared.directory.lookup(&key).is_none() {
+        if self.edge_enabled() {
+            // Always through the key's pull core: it serialises pull start and close.
+            let query = req.target.split_once('?').map(|(_, q)| q.to_owned());
+            self.edge_hold_viewer(slot, key, query, WaitingPlay::Flv(ctx));
+            return false;
+        }
+        self.start_flv_viewer(slot, ctx, &key)
+    }
+
+    /// Answers an HTTP-FLV request with an error `status`, then closes.
+    pub(super) fn refuse_flv(&mut self, slot: u32, ctx: ResponseContext, status: u16) {
+        self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
+        let mut out = BytesMut::new();
+        response::write_error(&ctx, status, &mut out);
+        self.respond(slot, &out, false);
+    }
+
+    /// Writes the streaming head and makes the connection a viewer of `key`
+    /// (404 if it is not live); false: no further request is read.
+    pub(super) fn start_flv_viewer(&mut self, slot: u32, ctx: ResponseContext, key: &StreamKey) -> bool {
+        let mut out = BytesMut::new();
+        if self.shared.directory.lookup(key).is_none() {
             self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
             response::write_error(&ctx, 404, &mut out);
-            return self.respond(slot, &out, ctx.keep_alive);
+            let streaming = self.conns.at(slot).is_some_and(|c| matches!(&c.proto, Proto::Http(h) if h.streaming));
+            return self.respond(slot, &out, ctx.keep_alive && !streaming);
         }
         let framing = response::write_flv_head(&ctx, &mut out);
         if framing == BodyFraming::None {
@@ -144,7 +173,7 @@ impl CoreState {
             }
             let _ = conn.outbox.queue_control(&out);
         }
-        match self.start_viewer(slot, &key, Egress::Flv(egress)) {
+        match self.start_viewer(slot, key, Egress::Flv(egress)) {
             Ok(()) => false,
             Err(PlayError::NotFound(_)) | Err(PlayError::Refused(_)) => {
                 // Raced with the publisher leaving: the head is queued, so end the body.
