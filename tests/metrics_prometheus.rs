@@ -1,107 +1,21 @@
 //! End to end: a real Prometheus server scrapes ringcast's `/metrics` over
 //! loopback, and a `ringcast_` series is read back through Prometheus's HTTP API.
 //!
-//! By default the scrape target is a small in-test HTTP endpoint that answers
-//! through `server::api::route` (the same code `ringcast serve` uses). Set
-//! `RINGCAST_METRICS_TARGET=host:port` to point Prometheus at a running server
-//! instead; the test then only requires `ringcast_build_info` to come back.
+//! The scrape target is a real `ringcast serve` with a real ffmpeg publisher; the
+//! test reads back the publisher gauge and the ingest frame counter.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use ringcast::metrics::{MetricsRegistry, Protocol};
-use ringcast::server::api::{route, ApiConfig, ServerSnapshot};
+mod common;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const DEADLINE: Duration = Duration::from_secs(60);
-const MAX_REQUEST_HEAD: usize = 8192;
 
-/// Serves the registry over HTTP/1.0 on loopback until dropped.
-struct MetricsEndpoint {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl MetricsEndpoint {
-    fn start(registry: MetricsRegistry) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind metrics endpoint");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
-        let addr = listener.local_addr().expect("local addr");
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_flag = Arc::clone(&stop);
-        let thread = thread::spawn(move || {
-            let config = ApiConfig::default();
-            while !stop_flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((conn, _)) => serve_one(conn, &config, &registry),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        thread::sleep(Duration::from_millis(20));
-                    }
-                    Err(e) => panic!("accept: {e}"),
-                }
-            }
-        });
-        Self {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for MetricsEndpoint {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve_one(mut conn: TcpStream, config: &ApiConfig, registry: &MetricsRegistry) {
-    let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST_HEAD {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-    }
-    let text = String::from_utf8_lossy(&head);
-    let mut words = text.lines().next().unwrap_or("").split(' ');
-    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let resp = route(
-        method,
-        target,
-        &[],
-        config,
-        registry,
-        ServerSnapshot::default,
-    );
-    let mut out = format!(
-        "HTTP/1.0 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        resp.status,
-        resp.reason(),
-        resp.content_type,
-        resp.body.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(&resp.body);
-    let _ = conn.write_all(&out);
-}
-
-/// A Prometheus server in a temp dir, killed and cleaned up on drop.
 struct PrometheusServer {
     child: Child,
     dir: PathBuf,
@@ -201,51 +115,55 @@ fn query(prom: SocketAddr, promql: &str) -> Result<Option<f64>, String> {
 }
 
 /// Starts Prometheus against `target` and polls `promql` until it returns a value.
-fn scrape_through_prometheus(target: &str, metrics_path: &str, promql: &str) -> f64 {
-    let prom = PrometheusServer::start(target, metrics_path);
-    let start = Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < DEADLINE {
-        match query(prom.addr, promql) {
-            Ok(Some(v)) => return v,
-            Ok(None) => last = "no sample yet".to_owned(),
-            Err(e) => last = e,
-        }
-        thread::sleep(Duration::from_millis(250));
-    }
-    panic!(
-        "{promql} never came back through Prometheus in {DEADLINE:?}: {last}\nprometheus log:\n{}",
-        prom.log()
-    );
-}
-
 #[test]
 fn prometheus_scrapes_ringcast_and_returns_a_series() {
     if !Path::new(PROMETHEUS).exists() {
         eprintln!("SKIPPED: {PROMETHEUS} not installed (Debian package `prometheus`)");
         return;
     }
-    if let Ok(target) = std::env::var("RINGCAST_METRICS_TARGET") {
-        let v = scrape_through_prometheus(&target, "/metrics", "ringcast_build_info");
-        assert_eq!(v, 1.0);
-        return;
-    }
-    let registry = MetricsRegistry::new(2).expect("registry");
-    registry
-        .core(0)
-        .expect("core 0")
-        .frames_sent
-        .add(Protocol::Rtmp, 40);
-    registry
-        .core(1)
-        .expect("core 1")
-        .frames_sent
-        .add(Protocol::Rtmp, 2);
-    let endpoint = MetricsEndpoint::start(registry);
-    let v = scrape_through_prometheus(
-        &endpoint.addr.to_string(),
-        "/metrics",
-        "ringcast_sent_frames_total{protocol=\"rtmp\",job=\"ringcast\"}",
+    let server = common::Server::start(1, "");
+    let mut publisher = common::publish(&server.rtmp_url("live", "prom"), 60);
+    common::wait_live(&server, "live", "prom", Duration::from_secs(10));
+    let target = format!("127.0.0.1:{}", server.http_port);
+    let prom = PrometheusServer::start(&target, "/metrics");
+    let publishers = wait_for_value(&prom, "ringcast_publishers{job=\"ringcast\"}", |v| v == 1.0);
+    assert_eq!(publishers, 1.0);
+    let frames = wait_for_value(&prom, "ringcast_received_frames_total{source=\"publisher\",job=\"ringcast\"}", |v| v > 0.0);
+    assert!(frames > 0.0, "ingest frames counted: {frames}");
+
+    // The live exposition passes promtool's linter too.
+    let (status, body) = server.http_get("/metrics");
+    assert_eq!(status, 200);
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    promtool.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics on ringcast's live /metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(v, 42.0, "sum over both cores as stored by Prometheus");
+    publisher.kill();
+}
+
+/// Polls Prometheus until `promql` has a sample accepted by `ok`.
+fn wait_for_value(prom: &PrometheusServer, promql: &str, ok: impl Fn(f64) -> bool) -> f64 {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < DEADLINE {
+        match query(prom.addr, promql) {
+            Ok(Some(v)) if ok(v) => return v,
+            Ok(Some(v)) => last = format!("value {v}"),
+            Ok(None) => last = "no sample yet".to_owned(),
+            Err(e) => last = e,
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    panic!("{promql} never came back through Prometheus in {DEADLINE:?}: {last}\nprometheus log:\n{}", prom.log());
 }

@@ -6,9 +6,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Real peers the tests drive: ffmpeg/ffprobe (publish, play, decode), Prometheus
+# and promtool (scrape + lint), nginx with the RTMP module (loadgen baseline).
 need_apt=()
-command -v ffmpeg  >/dev/null || need_apt+=(ffmpeg)
-command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
+command -v ffmpeg     >/dev/null || need_apt+=(ffmpeg)
+command -v prometheus >/dev/null || need_apt+=(prometheus)
+command -v promtool   >/dev/null || need_apt+=(prometheus)
+command -v nginx      >/dev/null || need_apt+=(nginx)
+[ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need_apt+=(libnginx-mod-rtmp)
+command -v python3    >/dev/null || need_apt+=(python3)
 if ((${#need_apt[@]})); then
   echo "== installing: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -195,6 +195,11 @@ impl<H> Outbox<H> {
         &*self.msg
     }
 
+    /// What the in-flight send holds, in order.
+    pub fn held(&self) -> &[H] {
+        &self.held
+    }
+
     /// Records that the kernel took `n` bytes of the in-flight send.
     pub fn on_sent(&mut self, mut n: usize) -> SendProgress {
         self.bytes_in_send = self.bytes_in_send.saturating_sub(n);

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::conn::{Conn, Proto, Slab};
+use super::conn::{Conn, Hold, Proto, Slab};
 use super::http_conn::HttpConn;
 use super::outbox::{Outbox, SendProgress};
 use super::report::CoreReport;
@@ -393,8 +393,10 @@ impl CoreState {
         let Some(conn) = self.conns.at(slot) else { return };
         let listener = conn.listener;
         match &conn.proto {
-            Proto::Rtmp(_) => {
-                self.metrics.bytes_received.add(crate::metrics::IngestSource::Publisher, data.len() as u64);
+            Proto::Rtmp(rc) => {
+                if rc.publishing.is_some() {
+                    self.metrics.bytes_received.add(crate::metrics::IngestSource::Publisher, data.len() as u64);
+                }
                 self.on_rtmp_data(slot, data);
             }
             Proto::Http(_) => self.on_http_data(slot, data, listener),
@@ -422,6 +424,15 @@ impl CoreState {
         if let Some(viewer) = &conn.viewer {
             self.metrics.bytes_sent.add(viewer.egress.protocol(), c.result as u64);
         }
+        if c.result as usize >= conn.outbox.bytes_queued() {
+            // The whole send left: its frames are delivered (to the kernel).
+            for hold in conn.outbox.held() {
+                if let Hold::Frame(out) = hold {
+                    let ms = now.saturating_sub(out.entry.arrival_ms());
+                    self.metrics.server_latency.observe_ns(ms * 1_000_000);
+                }
+            }
+        }
         match conn.outbox.on_sent(c.result as usize) {
             SendProgress::Partial => {
                 let msg = conn.outbox.msghdr();
@@ -435,7 +446,6 @@ impl CoreState {
                 }
             }
             SendProgress::Complete => {
-                let _ = now;
                 if conn.close_after_flush && !conn.outbox.has_control() && conn.viewer.as_ref().map_or(true, |v| v.finished) {
                     let reason = conn.close_reason;
                     self.close_later(token.slot, reason);

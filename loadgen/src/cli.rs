@@ -1,0 +1,347 @@
+//! Command line: `play`, `publish`, `run`, and the hidden `worker` the parent
+//! re-executes itself as.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::orchestrate::{execute, per_process_cap, plan, start_time_us};
+use crate::report::Report;
+use crate::spec::{Role, WorkerSpec};
+use crate::target::Target;
+use crate::filesource::FileSource;
+use crate::spec::SourceSpec;
+use crate::synthetic::{SyntheticConfig, SyntheticSource};
+use crate::units::{parse_bitrate, parse_duration_ms};
+
+/// Simulated viewers and publishers for live-streaming servers on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Modes.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Play a stream with many viewers (HTTP-FLV or RTMP).
+    Play(PlayArgs),
+    /// Publish K streams over RTMP from a synthetic source or a looped FLV file.
+    Publish(PublishArgs),
+    /// Publish and play together: one-command benchmarks.
+    Run(RunArgs),
+    /// Internal: one worker process, driven by the parent.
+    #[command(hide = true)]
+    Worker {
+        /// The worker's spec as JSON.
+        #[arg(long)]
+        spec: String,
+    },
+}
+
+/// Options shared by every mode that produces a report.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Run length, e.g. 30s, 5m; every run stops by itself.
+    #[arg(long, default_value = "30s", value_parser = parse_duration_ms)]
+    pub duration: u64,
+    /// Write the full report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a plot of viewers and latency percentiles over time (SVG) here.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// Cores to spread workers over (default: all).
+    #[arg(long)]
+    pub cores: Option<usize>,
+    /// Most clients per worker process (default: open-file hard limit less a margin).
+    #[arg(long)]
+    pub per_process: Option<u64>,
+}
+
+/// `loadgen play`.
+#[derive(Debug, Args)]
+pub struct PlayArgs {
+    /// http://127.0.0.1:8080/live/x.flv or rtmp://127.0.0.1/live/x; `{i}` = stream index.
+    #[arg(long)]
+    pub url: String,
+    /// Viewers in total.
+    #[arg(long, default_value_t = 100)]
+    pub viewers: u64,
+    /// Viewers started per second (0 = all at once).
+    #[arg(long, default_value_t = 1000.0)]
+    pub ramp: f64,
+    /// Streams `{i}` in the URL runs over; viewers are spread evenly.
+    #[arg(long, default_value_t = 1)]
+    pub streams: u32,
+    /// Fraction of viewers that fully parse frames (latency, gaps, stalls); all count
+    /// bytes and check that bytes keep coming.
+    #[arg(long, default_value_t = 1.0)]
+    pub sample: f64,
+    /// Connect, handshake and first keyframe must happen within this.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_ms)]
+    pub setup_timeout: u64,
+    /// Report options.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `loadgen publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// rtmp://127.0.0.1/live/x; `{i}` = stream index (0..streams).
+    #[arg(long)]
+    pub url: String,
+    /// Media options.
+    #[command(flatten)]
+    pub media: MediaArgs,
+    /// Report options.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// What publishers send.
+#[derive(Debug, Args)]
+pub struct MediaArgs {
+    /// `synthetic`, or an FLV file to loop.
+    #[arg(long, default_value = "synthetic")]
+    pub source: String,
+    /// Synthetic video bit rate.
+    #[arg(long, default_value = "600k", value_parser = parse_bitrate)]
+    pub bitrate: u64,
+    /// Synthetic audio bit rate (0 = no audio).
+    #[arg(long, default_value = "64k", value_parser = parse_bitrate)]
+    pub audio_bitrate: u64,
+    /// Synthetic frame rate.
+    #[arg(long, default_value_t = 25)]
+    pub fps: u32,
+    /// Synthetic keyframe interval.
+    #[arg(long, default_value = "1s", value_parser = parse_duration_ms)]
+    pub gop: u64,
+    /// Streams to publish, one publisher each.
+    #[arg(long, default_value_t = 1)]
+    pub streams: u32,
+}
+
+impl MediaArgs {
+    fn source(&self) -> anyhow::Result<SourceSpec> {
+        if self.source == "synthetic" {
+            let spec = SourceSpec::Synthetic {
+                video_bitrate: self.bitrate,
+                audio_bitrate: self.audio_bitrate,
+                fps: self.fps,
+                gop_ms: u32::try_from(self.gop).context("--gop too long")?,
+            };
+            if let SourceSpec::Synthetic { video_bitrate, audio_bitrate, fps, gop_ms } = spec {
+                SyntheticSource::new(SyntheticConfig { video_bitrate, audio_bitrate, fps, gop_ms })?;
+            }
+            Ok(spec)
+        } else {
+            FileSource::open(&self.source)?;
+            Ok(SourceSpec::File { path: self.source.clone() })
+        }
+    }
+}
+
+/// `loadgen run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where publishers send: rtmp://127.0.0.1/live/s{i}.
+    #[arg(long)]
+    pub publish_url: String,
+    /// Where viewers play: http://127.0.0.1:8080/live/s{i}.flv or rtmp://127.0.0.1/live/s{i}.
+    #[arg(long)]
+    pub play_url: String,
+    /// Viewers in total, spread evenly over the streams.
+    #[arg(long, default_value_t = 100)]
+    pub viewers: u64,
+    /// Viewers started per second (0 = all at once).
+    #[arg(long, default_value_t = 1000.0)]
+    pub ramp: f64,
+    /// Fraction of viewers that fully parse frames.
+    #[arg(long, default_value_t = 1.0)]
+    pub sample: f64,
+    /// Viewers start this long after the publishers.
+    #[arg(long, default_value = "2s", value_parser = parse_duration_ms)]
+    pub play_delay: u64,
+    /// Connect, handshake and first keyframe must happen within this.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_ms)]
+    pub setup_timeout: u64,
+    /// Media options.
+    #[command(flatten)]
+    pub media: MediaArgs,
+    /// Report options.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Plans the publishers of `publish`/`run`: one per stream, all in one process.
+pub fn plan_publish(url: &str, media: &MediaArgs, start_unix_us: u64, duration_ms: u64, cores: &[usize]) -> anyhow::Result<Vec<WorkerSpec>> {
+    let target = Target::parse(url)?;
+    if target.scheme != crate::target::Scheme::Rtmp {
+        anyhow::bail!("publishing needs an rtmp:// URL, got {url}");
+    }
+    let template = WorkerSpec {
+        role: Role::Publishers { source: media.source()? },
+        url: url.to_string(),
+        streams: media.streams.max(1),
+        first: 0,
+        step: 1,
+        count: 0,
+        ramp_per_sec: 0.0,
+        start_unix_us,
+        start_delay_ms: 0,
+        duration_ms,
+        source_ips: 1,
+        core: None,
+        setup_timeout_ms: 10_000,
+    };
+    // Publishers are few and light: one process, on the last core, away from viewers'.
+    Ok(plan(&template, media.streams.max(1) as u64, u64::MAX, &cores[cores.len().saturating_sub(1)..], 0))
+}
+
+fn cores(requested: Option<usize>) -> Vec<usize> {
+    let all: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let n = requested.unwrap_or(all.len()).clamp(1, all.len().max(1));
+    if all.is_empty() {
+        vec![0]
+    } else {
+        all.into_iter().take(n).collect()
+    }
+}
+
+fn settings(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+/// Plans `play`'s workers.
+pub fn plan_play(args: &PlayArgs, start_unix_us: u64, cap: u64, cores: &[usize]) -> anyhow::Result<Vec<WorkerSpec>> {
+    Target::parse(&args.url)?;
+    if !(0.0..=1.0).contains(&args.sample) {
+        anyhow::bail!("--sample {} outside 0..=1", args.sample);
+    }
+    let template = WorkerSpec {
+        role: Role::Viewers { sample: args.sample },
+        url: args.url.clone(),
+        streams: args.streams.max(1),
+        first: 0,
+        step: 1,
+        count: 0,
+        ramp_per_sec: args.ramp,
+        start_unix_us,
+        start_delay_ms: 0,
+        duration_ms: args.output.duration,
+        source_ips: 1,
+        core: None,
+        setup_timeout_ms: args.setup_timeout,
+    };
+    Ok(plan(&template, args.viewers, cap, cores, 0))
+}
+
+fn finish(report: &Report, output: &OutputArgs) -> anyhow::Result<()> {
+    print!("{}", report.table());
+    if let Some(path) = &output.json {
+        std::fs::write(path, serde_json::to_string_pretty(report)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &output.svg {
+        std::fs::write(path, report.svg()?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs the parsed command line.
+pub fn main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Worker { spec } => {
+            let spec: WorkerSpec = serde_json::from_str(&spec).context("worker spec")?;
+            crate::net::raise_nofile_limit()?;
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            crate::worker::run(&spec, &mut out)
+        }
+        Command::Play(args) => {
+            let cap = args.output.per_process.unwrap_or_else(per_process_cap);
+            let workers = plan_play(&args, start_time_us(), cap, &cores(args.output.cores))?;
+            let report = execute(
+                &workers,
+                settings(&[
+                    ("mode", "play".into()),
+                    ("url", args.url.clone()),
+                    ("viewers", args.viewers.to_string()),
+                    ("ramp", args.ramp.to_string()),
+                    ("sample", args.sample.to_string()),
+                    ("streams", args.streams.to_string()),
+                    ("processes", workers.len().to_string()),
+                ]),
+                &mut std::io::stderr(),
+            )?;
+            std::io::stderr().flush()?;
+            finish(&report, &args.output)
+        }
+        Command::Publish(args) => {
+            let cores = cores(args.output.cores);
+            let workers = plan_publish(&args.url, &args.media, start_time_us(), args.output.duration, &cores)?;
+            let report = execute(
+                &workers,
+                settings(&[
+                    ("mode", "publish".into()),
+                    ("url", args.url.clone()),
+                    ("source", args.media.source.clone()),
+                    ("bitrate", args.media.bitrate.to_string()),
+                    ("streams", args.media.streams.to_string()),
+                ]),
+                &mut std::io::stderr(),
+            )?;
+            finish(&report, &args.output)
+        }
+        Command::Run(args) => {
+            let cores = cores(args.output.cores);
+            let start = start_time_us();
+            // Publishers outlive the viewers by a second so no viewer sees the stream end.
+            let mut workers = plan_publish(&args.publish_url, &args.media, start, args.output.duration + 1000, &cores)?;
+            let play = PlayArgs {
+                url: args.play_url.clone(),
+                viewers: args.viewers,
+                ramp: args.ramp,
+                streams: args.media.streams,
+                sample: args.sample,
+                setup_timeout: args.setup_timeout,
+                output: OutputArgs {
+                    duration: args.output.duration,
+                    json: None,
+                    svg: None,
+                    cores: args.output.cores,
+                    per_process: args.output.per_process,
+                },
+            };
+            let cap = args.output.per_process.unwrap_or_else(per_process_cap);
+            let mut viewers = plan_play(&play, start, cap, &cores)?;
+            for w in &mut viewers {
+                w.start_delay_ms = args.play_delay;
+            }
+            workers.extend(viewers);
+            let report = execute(
+                &workers,
+                settings(&[
+                    ("mode", "run".into()),
+                    ("publish_url", args.publish_url.clone()),
+                    ("play_url", args.play_url.clone()),
+                    ("viewers", args.viewers.to_string()),
+                    ("ramp", args.ramp.to_string()),
+                    ("sample", args.sample.to_string()),
+                    ("source", args.media.source.clone()),
+                    ("bitrate", args.media.bitrate.to_string()),
+                    ("streams", args.media.streams.to_string()),
+                    ("processes", workers.len().to_string()),
+                ]),
+                &mut std::io::stderr(),
+            )?;
+            finish(&report, &args.output)
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The parent process: splits a run into worker processes, merges what they stream
+//! back, prints progress each second and builds the final report.
+//!
+//! Workers are separate processes, not threads, because each process may hold at
+//! most RLIMIT_NOFILE sockets (20000 here); each gets a share that stays under its
+//! limit with a margin, and they are pinned round-robin to the cores.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+
+use crate::report::{Merger, Report, Second};
+use crate::spec::{Role, WorkerSpec};
+
+/// File descriptors a worker keeps for itself (ring, pipes, files) besides sockets.
+pub const FD_MARGIN: u64 = 512;
+/// Workers get this long past the run's end to report before they are killed.
+const GRACE: Duration = Duration::from_secs(15);
+/// Connections per source address before another 127.0.0.x is added (of ~28k
+/// ephemeral ports, keeping clear of TIME_WAIT leftovers from earlier runs).
+pub const CONNECTIONS_PER_SOURCE_IP: u64 = 20_000;
+/// Children get this long to start before the run clock begins.
+const STARTUP_DELAY: Duration = Duration::from_millis(500);
+
+/// How to split `clients` of one role over processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Split {
+    /// Worker processes.
+    pub processes: u64,
+    /// Clients in the largest one.
+    pub per_process: u64,
+}
+
+/// Splits `clients` into at least one process per core (when there are enough
+/// clients) and enough processes that none exceeds `per_process_cap`.
+pub fn split(clients: u64, per_process_cap: u64, cores: u64) -> Split {
+    if clients == 0 {
+        return Split { processes: 0, per_process: 0 };
+    }
+    let cap = per_process_cap.max(1);
+    let processes = clients.div_ceil(cap).max(cores.min(clients)).max(1);
+    Split { processes, per_process: clients.div_ceil(processes) }
+}
+
+/// Builds worker specs for `clients` of `role`, interleaving global indices so every
+/// worker ramps at the same pace; `template` supplies the shared fields.
+pub fn plan(template: &WorkerSpec, clients: u64, per_process_cap: u64, cores: &[usize], core_offset: usize) -> Vec<WorkerSpec> {
+    let s = split(clients, per_process_cap, cores.len() as u64);
+    (0..s.processes)
+        .map(|w| WorkerSpec {
+            first: w,
+            step: s.processes,
+            count: (clients - w).div_ceil(s.processes),
+            core: cores.get((w as usize + core_offset) % cores.len().max(1)).copied(),
+            source_ips: clients.div_ceil(CONNECTIONS_PER_SOURCE_IP).clamp(1, 250) as u8,
+            ..template.clone()
+        })
+        .collect()
+}
+
+/// The open-file hard limit: how many sockets one worker may hold, less a margin.
+pub fn per_process_cap() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit with a valid struct.
+    let hard = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 { lim.rlim_max } else { 1024 };
+    hard.saturating_sub(FD_MARGIN).max(1)
+}
+
+/// µs since the UNIX epoch at which a run planned now should start.
+pub fn start_time_us() -> u64 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    now + STARTUP_DELAY.as_micros() as u64
+}
+
+fn spawn(spec: &WorkerSpec) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("locating the loadgen binary to re-exec")?;
+    Command::new(exe)
+        .arg("worker")
+        .arg("--spec")
+        .arg(serde_json::to_string(spec)?)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting a worker process")
+}
+
+fn progress_line(second: u32, iv: &crate::stats::Interval, viewers_total: u64) -> String {
+    progress_line_of(&Second::of(second, iv), viewers_total)
+}
+
+fn progress_line_of(s: &Second, viewers_total: u64) -> String {
+    let p99 = if s.latency_ms.count == 0 { "-".to_string() } else { format!("{:.1}", s.latency_ms.p99) };
+    format!(
+        "[{:>4}s] viewers up {:>7}/{:<7} publishers {:>3}  failures {:>5}  in {:>8.1} Mbit/s  p99 latency {:>7} ms  stalls {:>4}  missing {:>5}",
+        s.second, s.viewers_up, viewers_total, s.publishers_up, s.failures, s.mbps, p99, s.stalls, s.missing_frames,
+    )
+}
+
+/// Runs all `workers` to completion and returns the merged report.
+pub fn execute(
+    workers: &[WorkerSpec],
+    settings: BTreeMap<String, String>,
+    progress: &mut dyn Write,
+) -> anyhow::Result<Report> {
+    let viewers_total: u64 =
+        workers.iter().filter(|w| matches!(w.role, Role::Viewers { .. })).map(|w| w.count).sum();
+    let run_end = workers.iter().map(|w| w.start_unix_us / 1000 + w.duration_ms).max().unwrap_or(0);
+    let (tx, rx) = mpsc::channel::<String>();
+    let mut children = Vec::new();
+    for spec in workers {
+        let mut child = spawn(spec)?;
+        let stdout = child.stdout.take().context("worker stdout")?;
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        children.push(child);
+    }
+    drop(tx);
+    let started = Instant::now();
+    let mut merger = Merger::default();
+    let mut last_printed: Option<u32> = None;
+    let mut bad_lines = 0u64;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                if let Err(e) = merger.add_line(&line) {
+                    bad_lines += 1;
+                    tracing::warn!(error = %e, "unreadable worker line");
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some((s, iv)) = merger.latest_complete(workers.len()) {
+            if last_printed.map_or(true, |p| s > p) {
+                let _ = writeln!(progress, "{}", progress_line(s, iv, viewers_total));
+                last_printed = Some(s);
+            }
+        }
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        if now_ms > run_end + GRACE.as_millis() as u64 {
+            for c in &mut children {
+                if let Ok(None) = c.try_wait() {
+                    tracing::error!(pid = c.id(), "worker overran the run; killing it");
+                    let _ = c.kill();
+                }
+            }
+        }
+    }
+    // Seconds that completed after the last progress tick (the final lines).
+    for second in merger.timeline() {
+        if last_printed.map_or(true, |p| second.second > p) {
+            let _ = writeln!(progress, "{}", progress_line_of(&second, viewers_total));
+        }
+    }
+    let mut failed_workers = 0;
+    for mut c in children {
+        let status = c.wait()?;
+        if !status.success() {
+            failed_workers += 1;
+            tracing::error!(pid = c.id(), %status, "worker exited with an error");
+        }
+    }
+    if failed_workers > 0 || bad_lines > 0 {
+        anyhow::bail!("{failed_workers} worker(s) failed, {bad_lines} unreadable report line(s)");
+    }
+    let first_start = workers.iter().map(|w| w.start_unix_us).min().unwrap_or(0);
+    let duration_s = (run_end as f64 - first_start as f64 / 1000.0).max(0.0) / 1000.0;
+    let _ = started;
+    Ok(Report::build(&merger, settings, duration_s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_under_the_fd_cap_and_over_cores() {
+        assert_eq!(split(100_000, 19_488, 2), Split { processes: 6, per_process: 16_667 });
+        assert_eq!(split(1000, 19_488, 2), Split { processes: 2, per_process: 500 });
+        assert_eq!(split(1, 19_488, 8), Split { processes: 1, per_process: 1 });
+        assert_eq!(split(0, 19_488, 2).processes, 0);
+    }
+
+    #[test]
+    fn plan_covers_every_client_exactly_once() {
+        let template = WorkerSpec {
+            role: Role::Viewers { sample: 1.0 },
+            url: "http://127.0.0.1/x.flv".into(),
+            streams: 1,
+            first: 0,
+            step: 1,
+            count: 0,
+            ramp_per_sec: 0.0,
+            start_unix_us: 0,
+            start_delay_ms: 0,
+            duration_ms: 1,
+            source_ips: 1,
+            core: None,
+            setup_timeout_ms: 1,
+        };
+        let workers = plan(&template, 100_003, 19_488, &[0, 1], 0);
+        let mut seen: Vec<u64> =
+            workers.iter().flat_map(|w| (0..w.count).map(move |k| w.global_index(k))).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..100_003).collect::<Vec<_>>());
+        assert!(workers.iter().all(|w| w.count <= 19_488 && w.source_ips == 6));
+        assert_eq!(workers.iter().map(|w| w.core).collect::<Vec<_>>()[..3], [Some(0), Some(1), Some(0)]);
+    }
+}

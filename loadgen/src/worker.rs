@@ -1,0 +1,469 @@
+//! One worker: a thread pinned to a core, driving its share of clients on ringcast's
+//! own io_uring [`Reactor`], and writing one [`Interval`] line per second.
+//!
+//! Connections are opened nonblocking and completed by their first `send` (the
+//! reactor has no connect op; io_uring parks the send until the socket is
+//! writable), then read with one multishot receive each into the reactor's shared
+//! provided-buffer ring, so an idle viewer holds no receive buffer at all.
+
+use std::io::Write;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use bytes::{Buf, BytesMut};
+use rand::SeedableRng;
+use ringcast::protocol::rtmp::session::client::{ClientEvent, ClientMode};
+use ringcast::runtime::{Completion, Reactor, ReactorConfig};
+
+use crate::arena::SharedArena;
+use crate::filesource::FileSource;
+use crate::httpflv::{write_request, HttpFlvViewer};
+use crate::net::{classify_errno, start_connect};
+use crate::rtmp::{session, MediaSource, Publisher, RtmpViewer};
+use crate::spec::{Role, SourceSpec, WorkerSpec};
+use crate::stats::{FailureKind, Interval, Phase};
+use crate::synthetic::{SyntheticConfig, SyntheticSource};
+use crate::target::{Scheme, Target};
+use crate::viewer::{is_sampled, Now, ViewerMeter};
+
+/// Operation tags in the low bits of `user_data`; the client index is above them.
+const OP_SEND: u64 = 1;
+const OP_RECV: u64 = 2;
+const OP_CLOSE: u64 = 3;
+const OP_CANCEL: u64 = 4;
+const OP_BITS: u32 = 3;
+/// Clients started per loop turn at most, so a ramp burst cannot starve receiving.
+const MAX_STARTS_PER_TURN: usize = 512;
+/// Longest sleep in one loop turn.
+const MAX_WAIT: Duration = Duration::from_millis(50);
+/// A publisher whose unsent output exceeds this is not keeping up with real time.
+const MAX_PENDING_OUT: usize = 16 << 20;
+
+fn user_data(index: usize, op: u64) -> u64 {
+    ((index as u64) << OP_BITS) | op
+}
+
+/// Reads both clocks.
+fn now(origin: Instant) -> Now {
+    let unix_us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    Now { mono_us: origin.elapsed().as_micros() as u64, unix_us }
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum ConnState {
+    /// Socket created, first send in flight.
+    Connecting,
+    /// Connected, receiving.
+    Open,
+    /// Failed or finished; fd closed or closing.
+    Closed,
+}
+
+/// What a connection is.
+#[derive(Debug)]
+enum Proto {
+    HttpFlv(HttpFlvViewer),
+    Rtmp(RtmpViewer),
+    Publish(Box<Publisher>),
+}
+
+/// One client connection.
+#[derive(Debug)]
+struct Conn {
+    fd: RawFd,
+    state: ConnState,
+    /// Viewers only.
+    meter: Option<ViewerMeter>,
+    proto: Proto,
+    /// Bytes the kernel is sending; untouched until that send completes.
+    inflight: BytesMut,
+    sending: bool,
+    /// Bytes produced meanwhile, sent next.
+    pending: BytesMut,
+    setup_deadline_us: u64,
+}
+
+impl Conn {
+    fn phase(&self) -> Phase {
+        if self.state == ConnState::Connecting {
+            return Phase::Connect;
+        }
+        match &self.proto {
+            Proto::HttpFlv(h) => h.phase(),
+            Proto::Rtmp(r) => r.phase(),
+            Proto::Publish(p) => p.phase(),
+        }
+    }
+
+    fn set_up(&self) -> bool {
+        let sampled_playing = self.meter.as_ref().map(|m| m.sampled().then(|| m.playing()));
+        match (&self.proto, sampled_playing) {
+            (_, Some(Some(playing))) => playing,
+            (Proto::HttpFlv(h), _) => h.phase() == Phase::Streaming,
+            (Proto::Rtmp(r), _) => r.streaming(),
+            (Proto::Publish(p), _) => p.publishing(),
+        }
+    }
+}
+
+/// Runs `spec` to its end, writing interval lines to `out`.
+pub fn run(spec: &WorkerSpec, out: &mut dyn Write) -> anyhow::Result<()> {
+    if let Some(core) = spec.core {
+        let pinned = core_affinity::set_for_current(core_affinity::CoreId { id: core });
+        tracing::debug!(core, pinned, "worker pinned");
+    }
+    Worker::new(spec)?.run(out)
+}
+
+/// A publisher's source as configured, built once per worker and cloned per publisher.
+enum SourceTemplate {
+    Synthetic(SyntheticConfig),
+    File(FileSource),
+}
+
+/// The clients of one worker.
+struct Worker<'a> {
+    spec: &'a WorkerSpec,
+    targets: Vec<Target>,
+    source: Option<SourceTemplate>,
+    reactor: Reactor,
+    conns: Vec<Conn>,
+    arena: SharedArena,
+    rng: rand::rngs::SmallRng,
+    events: Vec<ClientEvent>,
+    iv: Interval,
+    origin: Instant,
+}
+
+impl<'a> Worker<'a> {
+    fn new(spec: &'a WorkerSpec) -> anyhow::Result<Self> {
+        let base = Target::parse(&spec.url)?;
+        let targets = (0..spec.streams.max(1)).map(|i| base.for_stream(i)).collect();
+        let source = match &spec.role {
+            Role::Viewers { .. } => None,
+            Role::Publishers { source: SourceSpec::Synthetic { video_bitrate, audio_bitrate, fps, gop_ms } } => {
+                let cfg = SyntheticConfig { video_bitrate: *video_bitrate, audio_bitrate: *audio_bitrate, fps: *fps, gop_ms: *gop_ms };
+                SyntheticSource::new(cfg)?;
+                Some(SourceTemplate::Synthetic(cfg))
+            }
+            Role::Publishers { source: SourceSpec::File { path } } => Some(SourceTemplate::File(FileSource::open(path)?)),
+        };
+        let cfg = ReactorConfig { recv_buffers: 2048, recv_buffer_size: 16 * 1024, ..ReactorConfig::default() };
+        let reactor = Reactor::new(&cfg).context("creating the io_uring reactor")?;
+        Ok(Worker {
+            spec,
+            targets,
+            source,
+            reactor,
+            conns: Vec::with_capacity(spec.count as usize),
+            arena: SharedArena::default(),
+            rng: rand::rngs::SmallRng::from_entropy(),
+            events: Vec::new(),
+            iv: Interval::default(),
+            origin: Instant::now(),
+        })
+    }
+
+    fn run(mut self, out: &mut dyn Write) -> anyhow::Result<()> {
+        let end_us = self.spec.duration_ms * 1000;
+        let mut second = 0u64;
+        loop {
+            let t = now(self.origin);
+            let started = t.unix_us >= self.spec.start_unix_us;
+            let run_us = t.unix_us.saturating_sub(self.spec.start_unix_us);
+            if started && run_us >= end_us {
+                break;
+            }
+            if started && run_us / 1_000_000 > second {
+                self.check_setup_deadlines(t);
+                writeln!(out, "{}", self.iv.to_line(second as u32)?)?;
+                out.flush()?;
+                self.iv.reset();
+                second = run_us / 1_000_000;
+            }
+            let next_start = self.start_due(t, run_us);
+            let next_frame = self.pump_publishers(t);
+            let until_second = 1_000_000 - run_us % 1_000_000;
+            let wait_us = [next_start, next_frame, Some(until_second), Some(MAX_WAIT.as_micros() as u64)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(0);
+            self.reactor.submit_and_wait(1, Some(Duration::from_micros(wait_us.max(100))))?;
+            let t = now(self.origin);
+            let (conns, iv, events) = (&mut self.conns, &mut self.iv, &mut self.events);
+            self.reactor.drain_completions(|r, c| on_completion(r, c, conns, iv, events, t));
+        }
+        let t = now(self.origin);
+        for i in 0..self.conns.len() {
+            let conn = &mut self.conns[i];
+            // Still counted as up in the last second: they were, until we hung up.
+            if conn.state == ConnState::Open {
+                if let Some(m) = conn.meter.as_mut() {
+                    m.finish(t, &mut self.iv);
+                }
+                if let Proto::Publish(p) = &mut conn.proto {
+                    // Best effort: the goodbye goes out only if nothing else is in flight.
+                    p.close(&mut conn.pending);
+                    let _ = flush(&mut self.reactor, conn, i);
+                }
+            }
+            close(&mut self.reactor, conn, i);
+        }
+        writeln!(out, "{}", self.iv.to_line(second as u32)?)?;
+        out.flush()?;
+        let _ = self.reactor.submit_and_wait(0, None);
+        Ok(())
+    }
+
+    /// Starts the clients whose ramp time has come; returns µs until the next one.
+    fn start_due(&mut self, t: Now, run_us: u64) -> Option<u64> {
+        if t.unix_us < self.spec.start_unix_us {
+            return Some(self.spec.start_unix_us - t.unix_us);
+        }
+        for _ in 0..MAX_STARTS_PER_TURN {
+            let k = self.conns.len() as u64;
+            if k >= self.spec.count {
+                return None;
+            }
+            let at = self.spec.start_offset_us(k);
+            if at > run_us {
+                return Some(at - run_us);
+            }
+            self.start_client(k, t);
+        }
+        Some(0)
+    }
+
+    fn new_source(&self) -> Option<MediaSource> {
+        match self.source.as_ref()? {
+            SourceTemplate::Synthetic(cfg) => SyntheticSource::new(*cfg).ok().map(MediaSource::Synthetic),
+            SourceTemplate::File(f) => Some(MediaSource::File(f.clone())),
+        }
+    }
+
+    fn start_client(&mut self, k: u64, t: Now) {
+        let index = self.conns.len();
+        let target = &self.targets[self.spec.stream_of(k) as usize % self.targets.len()];
+        let mut out = BytesMut::new();
+        let (meter, proto) = match (&self.spec.role, target.scheme) {
+            (Role::Viewers { sample }, scheme) => {
+                let sampled = is_sampled(self.spec.global_index(k), *sample);
+                let meter = ViewerMeter::new(t, sampled, &mut self.iv);
+                let proto = if scheme == Scheme::HttpFlv {
+                    let mut req = Vec::new();
+                    write_request(target, &mut req);
+                    out.extend_from_slice(&req);
+                    Ok(Proto::HttpFlv(HttpFlvViewer::new(self.arena.clone())))
+                } else {
+                    let s = session(target, ClientMode::Play, &mut self.rng, t.mono_us / 1000);
+                    RtmpViewer::start(s, &mut out).map(Proto::Rtmp)
+                };
+                (Some(meter), proto)
+            }
+            (Role::Publishers { .. }, _) => {
+                let s = session(target, ClientMode::Publish, &mut self.rng, t.mono_us / 1000);
+                let proto = match self.new_source() {
+                    Some(src) => Publisher::start(s, src, &mut out).map(|p| Proto::Publish(Box::new(p))),
+                    None => Err((Phase::Connect, FailureKind::Protocol)),
+                };
+                (None, proto)
+            }
+        };
+        let proto = match proto {
+            Ok(p) => p,
+            Err((phase, kind)) => {
+                self.iv.failures.record(phase, kind);
+                return;
+            }
+        };
+        let mut conn = Conn {
+            fd: -1,
+            state: ConnState::Connecting,
+            meter,
+            proto,
+            inflight: BytesMut::new(),
+            sending: false,
+            pending: out,
+            setup_deadline_us: t.mono_us + self.spec.setup_timeout_ms * 1000,
+        };
+        match start_connect(target.addr, self.spec.source_octet(k)) {
+            Ok(fd) => conn.fd = fd,
+            Err(e) => {
+                self.iv.failures.record(Phase::Connect, e.raw_os_error().map_or(FailureKind::Io, classify_errno));
+                conn.state = ConnState::Closed;
+                self.conns.push(conn);
+                return;
+            }
+        }
+        self.conns.push(conn);
+        let conn = &mut self.conns[index];
+        if flush(&mut self.reactor, conn, index).is_err() {
+            fail(&mut self.reactor, conn, index, &mut self.iv, Phase::Connect, FailureKind::Io);
+        }
+    }
+
+    /// Sends publishers' due frames; returns µs until the next frame is due.
+    fn pump_publishers(&mut self, t: Now) -> Option<u64> {
+        if self.source.is_none() {
+            return None;
+        }
+        let mut next: Option<u64> = None;
+        for i in 0..self.conns.len() {
+            let conn = &mut self.conns[i];
+            let Proto::Publish(p) = &mut conn.proto else { continue };
+            if conn.state != ConnState::Open {
+                continue;
+            }
+            let res = p.pump(t, &mut self.iv, &mut conn.pending);
+            let res = res.and_then(|due| {
+                if conn.pending.len() > MAX_PENDING_OUT {
+                    tracing::warn!(index = i, pending = conn.pending.len(), "publisher cannot send in real time");
+                    return Err((Phase::Streaming, FailureKind::Timeout));
+                }
+                flush(&mut self.reactor, conn, i).map_err(|_| (Phase::Streaming, FailureKind::Io))?;
+                Ok(due)
+            });
+            match res {
+                Ok(due) => next = match (next, due) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                },
+                Err((phase, kind)) => fail_client(&mut self.reactor, conn, i, &mut self.iv, phase, kind),
+            }
+        }
+        next
+    }
+
+    fn check_setup_deadlines(&mut self, t: Now) {
+        for (i, conn) in self.conns.iter_mut().enumerate() {
+            if conn.state != ConnState::Closed && t.mono_us > conn.setup_deadline_us && !conn.set_up() {
+                let phase = conn.phase();
+                fail(&mut self.reactor, conn, i, &mut self.iv, phase, FailureKind::Timeout);
+            }
+        }
+    }
+}
+
+/// Starts sending `pending` if nothing is in flight.
+fn flush(reactor: &mut Reactor, conn: &mut Conn, index: usize) -> Result<(), ringcast::runtime::SubmitError> {
+    if conn.sending || conn.pending.is_empty() || conn.fd < 0 {
+        return Ok(());
+    }
+    std::mem::swap(&mut conn.inflight, &mut conn.pending);
+    conn.pending.clear();
+    send_inflight(reactor, conn, index)
+}
+
+fn send_inflight(reactor: &mut Reactor, conn: &mut Conn, index: usize) -> Result<(), ringcast::runtime::SubmitError> {
+    conn.sending = true;
+    // SAFETY: `inflight` is neither modified nor dropped while the send is in flight:
+    // it is only touched again from this send's completion, and conns are never removed.
+    unsafe { reactor.send(conn.fd, conn.inflight.as_ptr(), conn.inflight.len() as u32, user_data(index, OP_SEND)) }
+}
+
+fn close(reactor: &mut Reactor, conn: &mut Conn, index: usize) {
+    if conn.fd >= 0 {
+        let _ = reactor.cancel_fd(conn.fd, user_data(index, OP_CANCEL));
+        let _ = reactor.close(conn.fd, user_data(index, OP_CLOSE));
+        conn.fd = -1;
+    }
+    conn.state = ConnState::Closed;
+}
+
+fn fail(reactor: &mut Reactor, conn: &mut Conn, index: usize, iv: &mut Interval, phase: Phase, kind: FailureKind) {
+    if conn.state == ConnState::Closed {
+        return;
+    }
+    if conn.state == ConnState::Open && conn.meter.is_some() {
+        iv.counters.viewers_up -= 1;
+    }
+    iv.failures.record(phase, kind);
+    tracing::debug!(index, ?phase, ?kind, "client failed");
+    close(reactor, conn, index);
+}
+
+/// Like [`fail`], keeping the publishers-up gauge right.
+fn fail_client(reactor: &mut Reactor, conn: &mut Conn, index: usize, iv: &mut Interval, phase: Phase, kind: FailureKind) {
+    let was_publishing = matches!(&conn.proto, Proto::Publish(p) if p.publishing()) && conn.state == ConnState::Open;
+    fail(reactor, conn, index, iv, phase, kind);
+    if was_publishing {
+        iv.counters.publishers_up -= 1;
+    }
+}
+
+fn on_completion(r: &mut Reactor, c: Completion, conns: &mut [Conn], iv: &mut Interval, events: &mut Vec<ClientEvent>, t: Now) {
+    let index = (c.user_data >> OP_BITS) as usize;
+    let op = c.user_data & ((1 << OP_BITS) - 1);
+    let Some(conn) = conns.get_mut(index) else {
+        if let Some(id) = c.buffer_id() {
+            r.recycle_buffer(id);
+        }
+        return;
+    };
+    match op {
+        OP_SEND => on_sent(r, c, conn, index, iv),
+        OP_RECV => {
+            let Some(id) = c.buffer_id() else {
+                if conn.state != ConnState::Closed {
+                    let phase = conn.phase();
+                    let kind = if c.result == 0 { FailureKind::EarlyEof } else { classify_errno(-c.result) };
+                    fail_client(r, conn, index, iv, phase, kind);
+                }
+                return;
+            };
+            if conn.state != ConnState::Open {
+                r.recycle_buffer(id);
+                return;
+            }
+            let result = match r.recv_buffer(id, c.result.max(0) as usize) {
+                Some(data) => on_data(conn, data, t, iv, events),
+                None => Err((conn.phase(), FailureKind::Io)),
+            };
+            r.recycle_buffer(id);
+            let result = result.and_then(|()| flush(r, conn, index).map_err(|_| (conn.phase(), FailureKind::Io)));
+            if let Err((phase, kind)) = result {
+                fail_client(r, conn, index, iv, phase, kind);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn on_data(conn: &mut Conn, data: &[u8], t: Now, iv: &mut Interval, events: &mut Vec<ClientEvent>) -> Result<(), (Phase, FailureKind)> {
+    match (&mut conn.proto, conn.meter.as_mut()) {
+        (Proto::HttpFlv(h), Some(meter)) => h.on_bytes(data, t, meter, iv).map_err(|e| e.classify()),
+        (Proto::Rtmp(v), Some(meter)) => v.on_bytes(data, t, meter, iv, &mut conn.pending, events),
+        (Proto::Publish(p), _) => p.on_bytes(data, t, iv, &mut conn.pending, events),
+        (_, None) => Ok(()),
+    }
+}
+
+fn on_sent(r: &mut Reactor, c: Completion, conn: &mut Conn, index: usize, iv: &mut Interval) {
+    conn.sending = false;
+    if conn.state == ConnState::Closed {
+        return;
+    }
+    if c.result < 0 {
+        let phase = conn.phase();
+        fail_client(r, conn, index, iv, phase, classify_errno(-c.result));
+        return;
+    }
+    if conn.state == ConnState::Connecting {
+        conn.state = ConnState::Open;
+        if conn.meter.is_some() {
+            iv.counters.viewers_up += 1;
+        }
+        if r.recv_multishot(conn.fd, user_data(index, OP_RECV)).is_err() {
+            fail_client(r, conn, index, iv, Phase::Handshake, FailureKind::Io);
+            return;
+        }
+    }
+    conn.inflight.advance((c.result as usize).min(conn.inflight.len()));
+    let res = if conn.inflight.is_empty() { flush(r, conn, index) } else { send_inflight(r, conn, index) };
+    if res.is_err() {
+        let phase = conn.phase();
+        fail_client(r, conn, index, iv, phase, FailureKind::Io);
+    }
+}

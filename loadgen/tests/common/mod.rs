@@ -1,0 +1,119 @@
+//! Shared helpers for loadgen's integration tests: media made by ffmpeg, counts
+//! made by ffprobe, free ports, and running the loadgen binary for its JSON report.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let p = std::env::temp_dir().join(format!("loadgen-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed on drop (by its own pid).
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something accepts TCP connections on `port`.
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listening on port {port}");
+}
+
+/// Encodes `seconds` of 25 fps H.264 (keyframe every `gop` frames) + AAC into an FLV.
+pub fn make_flv(path: &Path, seconds: u32, gop: u32) {
+    let status = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", &seconds.to_string()])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", &gop.to_string(), "-keyint_min", &gop.to_string()])
+        .args(["-sc_threshold", "0", "-b:v", "300k", "-c:a", "aac", "-b:a", "64k"])
+        .arg(path)
+        .status()
+        .expect("ffmpeg installed");
+    assert!(status.success());
+}
+
+/// Video frames as ffprobe decodes them: one bool per frame, true for keyframes.
+pub fn ffprobe_keyflags(input: &str, extra: &[&str]) -> Vec<bool> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error"])
+        .args(extra)
+        .args(["-select_streams", "v:0", "-show_frames", "-show_entries", "frame=key_frame", "-of", "csv=p=0"])
+        .arg(input)
+        .output()
+        .expect("ffprobe installed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| match l.split(',').next().unwrap_or("").trim() {
+            "1" => Some(true),
+            "0" => Some(false),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Distances (in frames) between consecutive keyframes.
+pub fn gop_lengths(keyflags: &[bool]) -> Vec<u64> {
+    let keys: Vec<usize> = keyflags.iter().enumerate().filter(|(_, &k)| k).map(|(i, _)| i).collect();
+    keys.windows(2).map(|w| (w[1] - w[0]) as u64).collect()
+}
+
+/// Runs `loadgen` with `args` plus `--json`, and returns the parsed report.
+pub fn loadgen(args: &[&str], dir: &TempDir) -> serde_json::Value {
+    let json = dir.path(&format!("report-{}.json", free_port()));
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run loadgen");
+    assert!(
+        out.status.success(),
+        "loadgen failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
+}
+
+pub fn count(report: &serde_json::Value, name: &str) -> u64 {
+    report["counters"][name].as_u64().unwrap_or_else(|| panic!("no counter {name}"))
+}
