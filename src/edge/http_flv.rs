@@ -258,7 +258,7 @@ mod tests {
         assert!(matches!(c.handle_input(&junk, &mut events), Err(HttpFlvError::BadHead(_)) | Err(HttpFlvError::HeadTooLarge { .. })));
         let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20);
         let mut endless = b"HTTP/1.1 200 OK\r\n".to_vec();
-        endless.extend(std::iter::repeat(b"X-A: b\r\n".iter().copied()).take(MAX_HEAD / 8 + 1).flatten());
+        endless.extend(b"X-A: b\r\n".repeat(MAX_HEAD / 8 + 1));
         let err = c.handle_input(&endless, &mut events).unwrap_err();
         assert!(matches!(err, HttpFlvError::HeadTooLarge { limit: MAX_HEAD } | HttpFlvError::BadHead(_)), "{err}");
         let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 16);

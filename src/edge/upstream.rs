@@ -181,8 +181,8 @@ mod tests {
             let start = server_events.len();
             server.handle_input(&to_server, 0, &mut to_client, &mut server_events).unwrap();
             to_server.clear();
-            for e in server_events[start..].to_vec() {
-                if let ServerEvent::PlayRequested { stream_id, .. } = e {
+            for e in &server_events[start..] {
+                if let &ServerEvent::PlayRequested { stream_id, .. } = e {
                     if accept {
                         server.accept_play(stream_id, &mut to_client).unwrap();
                         for f in frames {

@@ -53,9 +53,9 @@ impl CoreState {
     /// Carries out `actions` for `key`'s pull, then forgets it if it finished.
     pub(crate) fn apply_pull_actions(&mut self, key: &StreamKey, actions: &mut Vec<PullAction>) {
         let now = self.now_ms();
+        // Actions may append more (an abandoned open closes the upstream): walk by index.
         let mut i = 0;
-        while i < actions.len() {
-            let action = actions[i];
+        while let Some(&action) = actions.get(i) {
             i += 1;
             match action {
                 PullAction::Connect { origin } => {
@@ -185,7 +185,10 @@ impl CoreState {
             let Some(entry) = self.edge.pulls.get(&key) else { continue };
             let stream = entry.stream;
             let audience = stream.and_then(|(id, _)| self.shard.audience(id)).unwrap_or(0);
-            let ours = stream.map_or(true, |(id, _)| self.shared.directory.lookup(&key) == Some((id, self.core)));
+            let ours = match stream {
+                None => true,
+                Some((id, _)) => self.shared.directory.lookup(&key) == Some((id, self.core)),
+            };
             let Some(entry) = self.edge.pulls.get_mut(&key) else { continue };
             if ours {
                 entry.pull.tick(now, audience, &mut actions);
