@@ -70,7 +70,12 @@ impl HttpFlvClient {
         )
         .into_bytes();
         let limits = FlvLimits { max_tag_size: max_tag, ..FlvLimits::default() };
-        HttpFlvClient { request, state: State::Head(BytesMut::new()), demux: FlvDemuxer::new(limits), scratch: Vec::new() }
+        HttpFlvClient {
+            request,
+            state: State::Head(BytesMut::new()),
+            demux: FlvDemuxer::new(limits),
+            scratch: Vec::new(),
+        }
     }
 
     /// Writes the request; call once, right after connecting.
@@ -255,7 +260,10 @@ mod tests {
         let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20);
         let mut events = Vec::new();
         let junk = vec![b'a'; MAX_HEAD + 10];
-        assert!(matches!(c.handle_input(&junk, &mut events), Err(HttpFlvError::BadHead(_)) | Err(HttpFlvError::HeadTooLarge { .. })));
+        assert!(matches!(
+            c.handle_input(&junk, &mut events),
+            Err(HttpFlvError::BadHead(_)) | Err(HttpFlvError::HeadTooLarge { .. })
+        ));
         let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20);
         let mut endless = b"HTTP/1.1 200 OK\r\n".to_vec();
         endless.extend(b"X-A: b\r\n".repeat(MAX_HEAD / 8 + 1));

@@ -120,13 +120,7 @@ impl Origin {
             None => scheme.default_port(),
             Some(p) => p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| OriginError::Port(p.to_owned()))?,
         };
-        Ok(Origin {
-            url: url.to_owned(),
-            scheme,
-            host: host.to_owned(),
-            port,
-            path: path.trim_matches('/').to_owned(),
-        })
+        Ok(Origin { url: url.to_owned(), scheme, host: host.to_owned(), port, path: path.trim_matches('/').to_owned() })
     }
 
     /// `host:port` as written in a URL or `Host` header (IPv6 bracketed).
@@ -198,7 +192,10 @@ mod tests {
     #[test]
     fn rtmp_origin_with_and_without_app() {
         let o = Origin::parse("rtmp://10.0.0.1:1936/origin").unwrap();
-        assert_eq!((o.scheme, o.host.as_str(), o.port, o.path.as_str()), (OriginScheme::Rtmp, "10.0.0.1", 1936, "origin"));
+        assert_eq!(
+            (o.scheme, o.host.as_str(), o.port, o.path.as_str()),
+            (OriginScheme::Rtmp, "10.0.0.1", 1936, "origin")
+        );
         assert_eq!(
             o.request_for(&key(), Some("token=abc")),
             UpstreamRequest::Rtmp {

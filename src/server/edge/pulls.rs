@@ -111,7 +111,9 @@ impl CoreState {
         };
         let claim = granted.claim;
         let resumed = match granted.previous {
-            Some(prev) if prev.stream_id == claim.stream_id => self.shard.resume(claim.stream_id, claim.generation).is_ok(),
+            Some(prev) if prev.stream_id == claim.stream_id => {
+                self.shard.resume(claim.stream_id, claim.generation).is_ok()
+            }
             Some(prev) => {
                 // A stream of this key in grace on another core gives way.
                 let kick = CoreMsg::Kick { stream_id: prev.stream_id, generation: prev.generation };
