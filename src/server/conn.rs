@@ -9,6 +9,7 @@ use super::egress_flv::FlvEgress;
 use super::egress_rtmp::RtmpEgress;
 use super::http_conn::HttpConn;
 use super::outbox::Outbox;
+use super::edge::origin_conn::OriginConn;
 use super::rtmp_conn::RtmpConn;
 use crate::metrics::{CloseReason, Listener, Protocol};
 use crate::stream::{OutFrame, ViewerId};
@@ -47,6 +48,8 @@ pub enum Proto {
     Http(HttpConn),
     /// RTMP: publishers and players.
     Rtmp(Box<RtmpConn>),
+    /// An upstream connection of an origin pull (edge mode).
+    Origin(Box<OriginConn>),
 }
 
 /// A viewer attached to a connection.

@@ -5,6 +5,7 @@ use bytes::BytesMut;
 
 use super::api::{self, ApiAction};
 use super::conn::{Egress, Proto};
+use super::edge::viewers::WaitingPlay;
 use super::egress_flv::FlvEgress;
 use super::outbox::PREFIX_SLOT;
 use super::pending::PendingPlay;
@@ -29,6 +30,19 @@ pub struct HttpConn {
 }
 
 impl HttpConn {
+<<<<<<< HEAD
+=======
+    /// A fresh connection.
+    pub fn new() -> Self {
+        HttpConn { buf: BytesMut::new(), parser: RequestParser::new(RequestLimits::default()), streaming: false }
+    }
+
+    /// The response is held (edge mode: waiting for an origin): ignore further input.
+    pub(crate) fn hold(&mut self) {
+        self.streaming = true;
+        self.buf = BytesMut::new();
+    }
+>>>>>>> refs/heads/edge
 }
 
 /// `/{app}/{name}.flv` → (app, name).
@@ -122,12 +136,41 @@ impl CoreState {
                 return self.respond(slot, &out, false);
             }
         };
+<<<<<<< HEAD
         if let Some(conn) = self.conns.at(slot) {
             if let Proto::Http(http) = &mut conn.proto {
                 // From here on the connection belongs to this one response.
                 http.streaming = true;
                 http.buf = BytesMut::new();
             }
+=======
+        if self.edge_enabled() {
+            // Always through the key's pull core: it serialises pull start and close.
+            let query = req.target.split_once('?').map(|(_, q)| q.to_owned());
+            self.edge_hold_viewer(slot, key, query, WaitingPlay::Flv(ctx));
+            return false;
+        }
+        self.start_flv_viewer(slot, ctx, &key)
+    }
+
+    /// Answers an HTTP-FLV request with an error `status`, then closes.
+    pub(super) fn refuse_flv(&mut self, slot: u32, ctx: ResponseContext, status: u16) {
+        self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
+        let mut out = BytesMut::new();
+        response::write_error(&ctx, status, &mut out);
+        self.respond(slot, &out, false);
+    }
+
+    /// Writes the streaming head and makes the connection a viewer of `key`
+    /// (404 if it is not live); false: no further request is read.
+    pub(super) fn start_flv_viewer(&mut self, slot: u32, ctx: ResponseContext, key: &StreamKey) -> bool {
+        let mut out = BytesMut::new();
+        if self.shared.directory.lookup(key).is_none() {
+            self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
+            response::write_error(&ctx, 404, &mut out);
+            let streaming = self.conns.at(slot).is_some_and(|c| matches!(&c.proto, Proto::Http(h) if h.streaming));
+            return self.respond(slot, &out, ctx.keep_alive && !streaming);
+>>>>>>> refs/heads/edge
         }
         if self.shared.directory.lookup(&key).is_none() {
             if self.wait_for_stream(slot, key, PendingPlay::Http(ctx)) {

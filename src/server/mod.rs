@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod conn;
+pub mod edge;
 pub mod egress_flv;
 pub mod egress_rtmp;
 pub mod http_conn;
@@ -38,6 +39,8 @@ use worker::{CoreListener, Worker};
 pub enum MeshMsg {
     /// Stream replication and control (subscribe, snapshot, frames, end, kick).
     Stream(CoreMsg),
+    /// Edge mode: viewers asking a key's pull core, and its answers.
+    Edge(crate::edge::EdgeMsg),
 }
 
 /// Why the server could not start or stopped badly.

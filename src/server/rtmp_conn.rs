@@ -5,6 +5,7 @@ use bytes::BytesMut;
 use rand::SeedableRng;
 
 use super::conn::{Egress, Proto};
+use super::edge::viewers::WaitingPlay;
 use super::egress_rtmp::RtmpEgress;
 use super::shared::Shared;
 use super::pending::PendingPlay;
@@ -117,7 +118,9 @@ impl CoreState {
                 self.on_publish(slot, stream_id, &app, &name);
                 self.set_deadline(slot, now + first_media);
             }
-            ServerEvent::PlayRequested { stream_id, app, name, .. } => self.on_play(slot, stream_id, &app, &name),
+            ServerEvent::PlayRequested { stream_id, app, name, query, .. } => {
+                self.on_play(slot, stream_id, &app, &name, query)
+            }
             ServerEvent::Media { frame, .. } => {
                 self.on_publisher_frame(slot, frame, now);
                 self.set_deadline(slot, now + idle);
@@ -150,7 +153,7 @@ impl CoreState {
     fn session(&mut self, slot: u32) -> Option<&mut RtmpConn> {
         match &mut self.conns.at(slot)?.proto {
             Proto::Rtmp(rc) => Some(rc),
-            Proto::Http(_) => None,
+            Proto::Http(_) | Proto::Origin(_) => None,
         }
     }
 
@@ -177,6 +180,11 @@ impl CoreState {
                 return;
             }
         };
+        if self.edge_enabled() && !self.shared.config.edge.allow_publish {
+            self.metrics.connections_refused.inc(RefuseReason::Unauthorized);
+            self.reject_publish(slot, msg_stream, PublishRejection::Denied, "publishing is disabled on this edge");
+            return;
+        }
         let policy = PublishPolicy { takeover: self.shared.config.stream.takeover };
         let granted = match self.shared.directory.claim(&key, self.core, policy) {
             Ok(granted) => granted,
@@ -303,6 +311,7 @@ impl CoreState {
         self.metrics.streams.set(self.shard.stream_count() as i64);
     }
 
+<<<<<<< HEAD
     fn on_play(&mut self, slot: u32, msg_stream: u32, app: &str, name: &str) {
         let Ok(key) = StreamKey::new(app, name) else {
             self.rtmp_not_found(slot, msg_stream);
@@ -328,6 +337,38 @@ impl CoreState {
 
     /// Accepts the play of a live stream and starts the viewer.
     pub(super) fn begin_rtmp_play(&mut self, slot: u32, msg_stream: u32, key: &StreamKey) {
+=======
+    fn on_play(&mut self, slot: u32, msg_stream: u32, app: &str, name: &str, query: Option<String>) {
+        match StreamKey::new(app, name) {
+            Ok(key) if self.edge_enabled() => {
+                // Held until the key's pull core answers (the session buffers input meanwhile).
+                self.edge_hold_viewer(slot, key, query, WaitingPlay::Rtmp { msg_stream });
+            }
+            Ok(key) => self.start_rtmp_play(slot, msg_stream, &key),
+            Err(_) => self.refuse_rtmp_play(slot, msg_stream, PlayRejection::StreamNotFound, "stream not found"),
+        }
+    }
+
+    /// Refuses a play request, then closes once the refusal is sent.
+    pub(super) fn refuse_rtmp_play(&mut self, slot: u32, msg_stream: u32, why: PlayRejection, text: &str) {
+        if let Some(rc) = self.session(slot) {
+            let _ = rc.session.reject_play(msg_stream, why, text, &mut rc.out);
+        }
+        self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
+        if let Some(conn) = self.conns.at(slot) {
+            conn.close_after_flush = true;
+        }
+        self.flush_session_output(slot);
+    }
+
+    /// Accepts a play request for `key` and makes the connection its viewer
+    /// (StreamNotFound if it is not live).
+    pub(super) fn start_rtmp_play(&mut self, slot: u32, msg_stream: u32, key: &StreamKey) {
+        if self.shared.directory.lookup(key).is_none() {
+            self.refuse_rtmp_play(slot, msg_stream, PlayRejection::StreamNotFound, "stream not found");
+            return;
+        }
+>>>>>>> refs/heads/edge
         let Some(rc) = self.session(slot) else { return };
         let _ = rc.session.accept_play(msg_stream, &mut rc.out);
         rc.playing = Some(msg_stream);

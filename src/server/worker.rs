@@ -77,8 +77,13 @@ pub struct CoreState {
     pub report: CoreReport,
     /// Reusable batch buffer for viewer sends.
     pub batch: Vec<OutFrame>,
+<<<<<<< HEAD
     /// Viewers waiting for their stream to go live.
     pub pending: Vec<super::pending::Pending>,
+=======
+    /// Edge mode: origin pulls run by this core and viewers waiting for one.
+    pub edge: super::edge::EdgeCore,
+>>>>>>> refs/heads/edge
     mesh_inbox: Vec<MeshMsg>,
     epoch: Instant,
     wake_buf: Box<u64>,
@@ -176,6 +181,7 @@ impl Worker {
             listeners,
             report: CoreReport::default(),
             batch: Vec::with_capacity(cfg.runtime.max_frames_per_send),
+            edge: super::edge::EdgeCore::new(cfg),
             mesh_inbox: Vec::new(),
             pending: Vec::new(),
             epoch: shared.epoch,
@@ -217,6 +223,9 @@ impl Worker {
             state.metrics.reactor.record_submit(reactor.stats().sends - sends_before);
             reactor.drain_completions(|r, c| state.on_completion(r, c));
             state.drain_mesh();
+            if state.shutting_down.is_none() {
+                state.submit_origin_connects(reactor);
+            }
             state.close_pending(reactor);
             let now = Instant::now();
             if now >= state.next_sweep {
@@ -266,6 +275,7 @@ impl CoreState {
             Op::Send => self.on_send(r, token, c),
             Op::Close => self.on_closed(token),
             Op::Wake => arm_wake(r, self),
+            Op::Connect => self.on_origin_connected(r, token, c),
             Op::Ignore => {}
         }
     }
@@ -390,6 +400,7 @@ impl CoreState {
                 self.on_rtmp_data(slot, data);
             }
             Proto::Http(_) => self.on_http_data(slot, data, listener),
+            Proto::Origin(_) => self.on_origin_data(slot, data),
         }
     }
 
@@ -485,7 +496,7 @@ impl CoreState {
     }
 
     /// Frees the slot once the connection is closing and nothing is in flight.
-    fn maybe_free(&mut self, slot: u32) {
+    pub(super) fn maybe_free(&mut self, slot: u32) {
         let free = self.conns.at(slot).is_some_and(|c| c.closing && c.inflight == 0);
         if free {
             self.conns.remove(slot);
@@ -502,6 +513,7 @@ impl CoreState {
             self.remove_viewer(viewer.id, protocol);
         }
         self.end_publishing(slot, now);
+        self.origin_conn_closed(slot);
     }
 
     /// Drops a viewer from the shard and its bookkeeping.
@@ -550,7 +562,12 @@ impl CoreState {
         for ended in self.shard.tick(now_ms) {
             self.stream_ended(ended);
         }
+<<<<<<< HEAD
         self.resolve_pending(now_ms);
+=======
+        self.expire_waiters(now_ms);
+        self.tick_pulls(now_ms);
+>>>>>>> refs/heads/edge
         self.publish_report(now_ms);
     }
 
@@ -560,6 +577,7 @@ impl CoreState {
         for msg in msgs.drain(..) {
             match msg {
                 MeshMsg::Stream(msg) => self.on_stream_msg(msg),
+                MeshMsg::Edge(msg) => self.on_edge_msg(msg),
             }
         }
         self.mesh_inbox = msgs;

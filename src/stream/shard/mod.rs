@@ -561,6 +561,12 @@ impl Shard {
         self.streams.len()
     }
 
+    /// Who still watches a stream this core owns: its viewers here plus the
+    /// cores replicating it (each has at least one viewer). `None` if unknown.
+    pub fn audience(&self, stream_id: StreamId) -> Option<usize> {
+        self.streams.get(&stream_id).map(|s| s.viewers + s.subscribers.len())
+    }
+
     /// Frames and bytes held by a stream's ring (for tests and stats).
     pub fn ring_usage(&self, stream_id: StreamId) -> Option<(usize, usize)> {
         self.streams.get(&stream_id).map(|s| (s.ring.len(), s.ring.held_bytes()))
