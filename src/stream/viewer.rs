@@ -377,3 +377,22 @@ impl Viewer {
         out.push(OutFrame { entry: entry.clone(), timestamp });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_viewer_is_small_and_fixed_size() {
+        // Lag is a cursor distance, never a queue: this size is all a viewer costs.
+        assert!(std::mem::size_of::<Viewer>() <= 192, "{} bytes", std::mem::size_of::<Viewer>());
+    }
+
+    #[test]
+    fn unpositioned_viewer_needs_no_history() {
+        let v = Viewer::new(ViewerOptions::default());
+        assert_eq!(v.needs_from(), None);
+        assert!(!v.is_skipping());
+        assert_eq!(v.counters(), &ViewerCounters::default());
+    }
+}
