@@ -5,10 +5,9 @@ use bytes::BytesMut;
 
 use super::api::{self, ApiAction};
 use super::conn::{Egress, Proto};
-use super::edge::viewers::WaitingPlay;
 use super::egress_flv::FlvEgress;
 use super::outbox::PREFIX_SLOT;
-use super::pending::PendingPlay;
+use super::pending::WaitingPlay;
 use super::viewer_send::PlayError;
 use super::worker::CoreState;
 use crate::metrics::{CloseReason, Listener, RefuseReason};
@@ -30,19 +29,12 @@ pub struct HttpConn {
 }
 
 impl HttpConn {
-<<<<<<< HEAD
-=======
-    /// A fresh connection.
-    pub fn new() -> Self {
-        HttpConn { buf: BytesMut::new(), parser: RequestParser::new(RequestLimits::default()), streaming: false }
-    }
-
-    /// The response is held (edge mode: waiting for an origin): ignore further input.
+    /// The response is held (waiting for a publisher or an origin) or streaming:
+    /// ignore further input.
     pub(crate) fn hold(&mut self) {
         self.streaming = true;
         self.buf = BytesMut::new();
     }
->>>>>>> refs/heads/edge
 }
 
 /// `/{app}/{name}.flv` → (app, name).
@@ -136,14 +128,10 @@ impl CoreState {
                 return self.respond(slot, &out, false);
             }
         };
-<<<<<<< HEAD
-        if let Some(conn) = self.conns.at(slot) {
-            if let Proto::Http(http) = &mut conn.proto {
-                // From here on the connection belongs to this one response.
-                http.streaming = true;
-                http.buf = BytesMut::new();
-            }
-=======
+        // From here on the connection belongs to this one response.
+        if let Some(Proto::Http(http)) = self.conns.at(slot).map(|c| &mut c.proto) {
+            http.hold();
+        }
         if self.edge_enabled() {
             // Always through the key's pull core: it serialises pull start and close.
             let query = req.target.split_once('?').map(|(_, q)| q.to_owned());
@@ -161,35 +149,17 @@ impl CoreState {
         self.respond(slot, &out, false);
     }
 
-    /// Writes the streaming head and makes the connection a viewer of `key`
-    /// (404 if it is not live); false: no further request is read.
+    /// Makes the connection a viewer of `key` if it is live; otherwise it waits
+    /// for a publisher (when configured) or gets a 404. False: no further request
+    /// is read on this connection.
     pub(super) fn start_flv_viewer(&mut self, slot: u32, ctx: ResponseContext, key: &StreamKey) -> bool {
-        let mut out = BytesMut::new();
-        if self.shared.directory.lookup(key).is_none() {
-            self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
-            response::write_error(&ctx, 404, &mut out);
-            let streaming = self.conns.at(slot).is_some_and(|c| matches!(&c.proto, Proto::Http(h) if h.streaming));
-            return self.respond(slot, &out, ctx.keep_alive && !streaming);
->>>>>>> refs/heads/edge
+        if self.shared.directory.lookup(key).is_some() {
+            return self.begin_flv_play(slot, ctx, key);
         }
-        if self.shared.directory.lookup(&key).is_none() {
-            if self.wait_for_stream(slot, key, PendingPlay::Http(ctx)) {
-                return false;
-            }
-            return self.http_not_found(slot, ctx);
+        if !self.wait_for_stream(slot, key.clone(), WaitingPlay::Flv(ctx)) {
+            self.refuse_flv(slot, ctx, 404);
         }
-        self.begin_flv_play(slot, ctx, &key)
-    }
-
-    /// 404 for a stream that is not live.
-    pub(super) fn http_not_found(&mut self, slot: u32, ctx: ResponseContext) -> bool {
-        let mut out = BytesMut::new();
-        self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
-        response::write_error(&ctx, 404, &mut out);
-        if let Some(Proto::Http(http)) = self.conns.at(slot).map(|c| &mut c.proto) {
-            http.streaming = false;
-        }
-        self.respond(slot, &out, ctx.keep_alive)
+        false
     }
 
     /// Writes the HTTP-FLV head and starts the viewer of a live stream.

@@ -1,24 +1,35 @@
-//! Viewers waiting for a stream that is not live yet (`stream.wait_for_publisher`).
-//!
-//! Nothing has been answered to them: when the stream appears in the directory
-//! (published on any core) they start like any viewer; at the deadline they get
-//! a 404 or NetStream.Play.StreamNotFound. The list is checked on every sweep
-//! (100 ms), and is bounded by the connection count.
+//! Held viewers: nothing has been answered to them yet. They wait either for a
+//! publisher (`stream.wait_for_publisher`, kept here and checked against the
+//! directory on every 100 ms sweep) or, in edge mode, for an origin pull
+//! (`edge::viewers`, released by the pull core's messages). Both end the same
+//! way: started through the normal play path, or refused cleanly (404 /
+//! NetStream.Play.StreamNotFound, 503 / NetStream.Play.Failed). Bounded by the
+//! connection count.
 
 use super::worker::CoreState;
 use crate::protocol::http::response::ResponseContext;
+use crate::protocol::rtmp::session::server::PlayRejection;
 use crate::stream::StreamKey;
 
-/// How a waiting viewer will be answered.
+/// How a held viewer will be answered.
 #[derive(Clone, Copy, Debug)]
-pub enum PendingPlay {
-    /// An HTTP-FLV request.
-    Http(ResponseContext),
-    /// An RTMP `play` on message stream `msg_stream`.
+pub enum WaitingPlay {
+    /// An HTTP-FLV request; nothing of the response has been written.
+    Flv(ResponseContext),
+    /// An RTMP `play` on message stream `msg_stream`, not yet accepted.
     Rtmp {
-        /// The message stream the play arrived on.
+        /// The message stream.
         msg_stream: u32,
     },
+}
+
+/// How a wait ended badly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The stream does not exist (404 / StreamNotFound).
+    NotFound,
+    /// It could not be fetched in time (503 / Play.Failed).
+    Unavailable,
 }
 
 /// One waiting viewer.
@@ -27,14 +38,14 @@ pub struct Pending {
     slot: u32,
     generation: u32,
     key: StreamKey,
-    play: PendingPlay,
+    play: WaitingPlay,
     deadline_ms: u64,
 }
 
 impl CoreState {
     /// Parks `slot` until `key` goes live, if the configuration allows waiting.
     /// False when it does not: answer "not found" now.
-    pub(super) fn wait_for_stream(&mut self, slot: u32, key: StreamKey, play: PendingPlay) -> bool {
+    pub(super) fn wait_for_stream(&mut self, slot: u32, key: StreamKey, play: WaitingPlay) -> bool {
         let wait = self.shared.config.stream.wait_for_publisher.as_millis() as u64;
         if wait == 0 {
             return false;
@@ -59,22 +70,46 @@ impl CoreState {
                 continue;
             }
             let live = self.shared.directory.lookup(&p.key).is_some();
-            match (live, p.deadline_ms <= now_ms, p.play) {
-                (true, _, PendingPlay::Http(ctx)) => {
-                    self.begin_flv_play(p.slot, ctx, &p.key);
-                }
-                (true, _, PendingPlay::Rtmp { msg_stream }) => {
-                    self.begin_rtmp_play(p.slot, msg_stream, &p.key);
-                    self.after_decision(p.slot);
-                }
-                (false, true, PendingPlay::Http(ctx)) => {
-                    self.http_not_found(p.slot, ctx);
-                }
-                (false, true, PendingPlay::Rtmp { msg_stream }) => {
-                    self.rtmp_not_found(p.slot, msg_stream);
-                    self.after_decision(p.slot);
-                }
-                (false, false, _) => self.pending.push(p),
+            if live {
+                self.start_held_play(p.slot, p.play, &p.key);
+            } else if p.deadline_ms <= now_ms {
+                self.refuse_held_play(p.slot, p.play, Refusal::NotFound);
+            } else {
+                self.pending.push(p);
+            }
+        }
+    }
+
+    /// Starts a held viewer through the normal play path.
+    pub(crate) fn start_held_play(&mut self, slot: u32, how: WaitingPlay, key: &StreamKey) {
+        match how {
+            WaitingPlay::Flv(ctx) => {
+                self.start_flv_viewer(slot, ctx, key);
+            }
+            WaitingPlay::Rtmp { msg_stream } => {
+                self.start_rtmp_play(slot, msg_stream, key);
+                // Input that arrived while the play was held is processed now.
+                self.on_rtmp_data(slot, &[]);
+            }
+        }
+    }
+
+    /// Refuses a held viewer cleanly.
+    pub(crate) fn refuse_held_play(&mut self, slot: u32, how: WaitingPlay, refusal: Refusal) {
+        match how {
+            WaitingPlay::Flv(ctx) => {
+                let status = match refusal {
+                    Refusal::NotFound => 404,
+                    Refusal::Unavailable => 503,
+                };
+                self.refuse_flv(slot, ctx, status);
+            }
+            WaitingPlay::Rtmp { msg_stream } => {
+                let (why, text) = match refusal {
+                    Refusal::NotFound => (PlayRejection::StreamNotFound, "stream not found"),
+                    Refusal::Unavailable => (PlayRejection::Failed, "origin unavailable"),
+                };
+                self.refuse_rtmp_play(slot, msg_stream, why, text);
             }
         }
     }

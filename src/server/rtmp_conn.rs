@@ -5,10 +5,9 @@ use bytes::BytesMut;
 use rand::SeedableRng;
 
 use super::conn::{Egress, Proto};
-use super::edge::viewers::WaitingPlay;
 use super::egress_rtmp::RtmpEgress;
 use super::shared::Shared;
-use super::pending::PendingPlay;
+use super::pending::WaitingPlay;
 use super::viewer_send::PlayError;
 use super::worker::CoreState;
 use super::MeshMsg;
@@ -311,33 +310,6 @@ impl CoreState {
         self.metrics.streams.set(self.shard.stream_count() as i64);
     }
 
-<<<<<<< HEAD
-    fn on_play(&mut self, slot: u32, msg_stream: u32, app: &str, name: &str) {
-        let Ok(key) = StreamKey::new(app, name) else {
-            self.rtmp_not_found(slot, msg_stream);
-            return;
-        };
-        if self.shared.directory.lookup(&key).is_some() {
-            self.begin_rtmp_play(slot, msg_stream, &key);
-        } else if !self.wait_for_stream(slot, key, PendingPlay::Rtmp { msg_stream }) {
-            self.rtmp_not_found(slot, msg_stream);
-        }
-    }
-
-    /// NetStream.Play.StreamNotFound, then close.
-    pub(super) fn rtmp_not_found(&mut self, slot: u32, msg_stream: u32) {
-        self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
-        if let Some(rc) = self.session(slot) {
-            let _ = rc.session.reject_play(msg_stream, PlayRejection::StreamNotFound, "stream not found", &mut rc.out);
-        }
-        if let Some(conn) = self.conns.at(slot) {
-            conn.close_after_flush = true;
-        }
-    }
-
-    /// Accepts the play of a live stream and starts the viewer.
-    pub(super) fn begin_rtmp_play(&mut self, slot: u32, msg_stream: u32, key: &StreamKey) {
-=======
     fn on_play(&mut self, slot: u32, msg_stream: u32, app: &str, name: &str, query: Option<String>) {
         match StreamKey::new(app, name) {
             Ok(key) if self.edge_enabled() => {
@@ -361,14 +333,18 @@ impl CoreState {
         self.flush_session_output(slot);
     }
 
-    /// Accepts a play request for `key` and makes the connection its viewer
-    /// (StreamNotFound if it is not live).
+    /// Plays `key` if it is live; otherwise waits for a publisher (when
+    /// configured) or answers StreamNotFound.
     pub(super) fn start_rtmp_play(&mut self, slot: u32, msg_stream: u32, key: &StreamKey) {
-        if self.shared.directory.lookup(key).is_none() {
+        if self.shared.directory.lookup(key).is_some() {
+            self.begin_rtmp_play(slot, msg_stream, key);
+        } else if !self.wait_for_stream(slot, key.clone(), WaitingPlay::Rtmp { msg_stream }) {
             self.refuse_rtmp_play(slot, msg_stream, PlayRejection::StreamNotFound, "stream not found");
-            return;
         }
->>>>>>> refs/heads/edge
+    }
+
+    /// Accepts the play of a live stream and starts the viewer.
+    pub(super) fn begin_rtmp_play(&mut self, slot: u32, msg_stream: u32, key: &StreamKey) {
         let Some(rc) = self.session(slot) else { return };
         let _ = rc.session.accept_play(msg_stream, &mut rc.out);
         rc.playing = Some(msg_stream);
@@ -384,17 +360,6 @@ impl CoreState {
             if let Some(conn) = self.conns.at(slot) {
                 conn.close_after_flush = true;
             }
-        }
-    }
-
-    /// A play decision taken outside `on_rtmp_data` (after waiting): replays the
-    /// input the session buffered meanwhile and sends what it wrote.
-    pub(super) fn after_decision(&mut self, slot: u32) {
-        let waiting_input = self.session(slot).is_some_and(|rc| rc.session.has_backlog());
-        if waiting_input {
-            self.on_rtmp_data(slot, &[]);
-        } else {
-            self.flush_session_output(slot);
         }
     }
 

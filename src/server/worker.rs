@@ -77,13 +77,10 @@ pub struct CoreState {
     pub report: CoreReport,
     /// Reusable batch buffer for viewer sends.
     pub batch: Vec<OutFrame>,
-<<<<<<< HEAD
     /// Viewers waiting for their stream to go live.
     pub pending: Vec<super::pending::Pending>,
-=======
     /// Edge mode: origin pulls run by this core and viewers waiting for one.
     pub edge: super::edge::EdgeCore,
->>>>>>> refs/heads/edge
     mesh_inbox: Vec<MeshMsg>,
     epoch: Instant,
     wake_buf: Box<u64>,
@@ -562,12 +559,9 @@ impl CoreState {
         for ended in self.shard.tick(now_ms) {
             self.stream_ended(ended);
         }
-<<<<<<< HEAD
         self.resolve_pending(now_ms);
-=======
         self.expire_waiters(now_ms);
         self.tick_pulls(now_ms);
->>>>>>> refs/heads/edge
         self.publish_report(now_ms);
     }
 
