@@ -16,7 +16,8 @@ use crate::protocol::rtmp::chunk::ChunkLimits;
 use crate::protocol::rtmp::session::server::{
     PlayRejection, PublishRejection, ServerEvent, ServerSession, ServerSessionConfig,
 };
-use crate::protocol::Frame;
+use crate::protocol::flv::config::parse_video_sequence_header;
+use crate::protocol::{Frame, FrameKind};
 use crate::stream::{Claim, CoreMsg, EndedStream, PublishPolicy, Role, StreamId, StreamKey};
 
 /// A publisher's hold on its stream.
@@ -252,6 +253,12 @@ impl CoreState {
     /// Puts a frame of a stream owned here into the shard, wakes its viewers and
     /// forwards it to the cores replicating it.
     pub fn push_owned_frame(&mut self, stream_id: StreamId, frame: Frame, now: u64) {
+        if frame.kind == FrameKind::Video && frame.sequence_header {
+            if let Ok(config) = parse_video_sequence_header(&frame.payload) {
+                let (width, height) = config.dimensions();
+                self.shard.set_video_size(stream_id, width, height);
+            }
+        }
         let (wake, replicate_to, forward) = match self.shard.push_frame(stream_id, frame, now) {
             Ok(pushed) => {
                 let forward = (!pushed.replicate_to.is_empty()).then(|| pushed.entry.frame().clone());

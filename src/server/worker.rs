@@ -24,6 +24,8 @@ use crate::stream::{OutFrame, Shard, ShardConfig, StreamId, ViewerId};
 const CONTROL_LIMIT: usize = 256 << 10;
 /// How often timeouts, grace periods and the API report are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
+/// How often viewers whose sends never complete are checked against the hard lag.
+const SLOW_SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// After an accept error (EMFILE...), accepting pauses this long.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
 /// Longest a turn sleeps waiting for completions.
@@ -86,6 +88,7 @@ pub struct CoreState {
     wake_buf: Box<u64>,
     shutting_down: Option<Instant>,
     next_sweep: Instant,
+    next_slow_sweep: Instant,
     last_accept_warning: Option<Instant>,
 }
 
@@ -185,6 +188,7 @@ impl Worker {
             wake_buf: Box::new(0),
             shutting_down: None,
             next_sweep: now,
+            next_slow_sweep: now + SLOW_SWEEP_EVERY,
             last_accept_warning: None,
             shared,
         };
@@ -559,10 +563,27 @@ impl CoreState {
         for ended in self.shard.tick(now_ms) {
             self.stream_ended(ended);
         }
+        if now >= self.next_slow_sweep {
+            self.next_slow_sweep = now + SLOW_SWEEP_EVERY;
+            self.close_stuck_viewers(now_ms);
+        }
         self.resolve_pending(now_ms);
         self.expire_waiters(now_ms);
         self.tick_pulls(now_ms);
         self.publish_report(now_ms);
+    }
+
+    /// A viewer whose socket is stuck never asks for its next batch, so the
+    /// shard's periodic check is what closes it at the hard bound.
+    fn close_stuck_viewers(&mut self, now_ms: u64) {
+        let mut stuck = Vec::new();
+        self.shard.sweep_slow(now_ms, &mut stuck);
+        for (id, reason) in stuck {
+            let Some(&slot) = self.viewer_conns.get(&id) else { continue };
+            self.metrics.slow_viewer_closes.inc();
+            tracing::info!(core = self.core, %reason, "closing stuck viewer");
+            self.close_later(slot, CloseReason::SlowViewer);
+        }
     }
 
     fn drain_mesh(&mut self) {
