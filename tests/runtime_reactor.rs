@@ -254,3 +254,34 @@ fn cancel_fd_ends_a_multishot_recv_and_eof_is_final() {
     assert_eq!(reactor.stats().rearms, 0);
     drop(first);
 }
+
+#[test]
+fn every_ring_mode_submits_waits_and_times_out() {
+    let modes = [
+        ("defer_taskrun", ReactorConfig { defer_taskrun: true, ..config(2, 64) }),
+        ("coop_taskrun", ReactorConfig { defer_taskrun: false, ..config(2, 64) }),
+        ("sqpoll", ReactorConfig { sqpoll: true, ..config(2, 64) }),
+    ];
+    for (name, cfg) in modes {
+        let mut reactor = Reactor::new(&cfg).unwrap();
+        let f = reactor.features();
+        match name {
+            "defer_taskrun" => assert!(f.defer_taskrun && f.single_issuer, "{f:?}"),
+            "coop_taskrun" => assert!(f.coop_taskrun && !f.defer_taskrun, "{f:?}"),
+            // SQPOLL may be refused (privileges); then a fallback mode is used.
+            _ => assert!(f.sqpoll || f.coop_taskrun || f.defer_taskrun, "{f:?}"),
+        }
+        // An empty wait returns at the timeout rather than hanging.
+        let started = Instant::now();
+        reactor.submit_and_wait(1, Some(Duration::from_millis(20))).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2), "{name}: wait honoured the timeout");
+        reactor.close(-1, 5).unwrap();
+        let mut got = None;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while got.is_none() && Instant::now() < deadline {
+            reactor.submit_and_wait(1, Some(Duration::from_millis(50))).unwrap();
+            reactor.drain_completions(|_, c| got = Some((c.user_data, c.result)));
+        }
+        assert_eq!(got, Some((5, -libc::EBADF)), "{name}");
+    }
+}
