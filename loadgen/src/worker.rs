@@ -168,6 +168,8 @@ impl<'a> Worker<'a> {
     fn run(mut self, out: &mut dyn Write) -> anyhow::Result<()> {
         let end_us = self.spec.duration_ms * 1000;
         let mut second = 0u64;
+        // Time spent handling the previous turn's completions, added to this turn's.
+        let mut drained_us = 0u64;
         loop {
             let t = now(self.origin);
             let started = t.unix_us >= self.spec.start_unix_us;
@@ -190,10 +192,13 @@ impl<'a> Worker<'a> {
                 .flatten()
                 .min()
                 .unwrap_or(0);
+            let busy_us = now(self.origin).mono_us.saturating_sub(t.mono_us) + drained_us;
+            self.iv.hist.turn_us.saturating_record(busy_us.max(1));
             self.reactor.submit_and_wait(1, Some(Duration::from_micros(wait_us.max(100))))?;
             let t = now(self.origin);
             let (conns, iv, events) = (&mut self.conns, &mut self.iv, &mut self.events);
             self.reactor.drain_completions(|r, c| on_completion(r, c, conns, iv, events, t));
+            drained_us = now(self.origin).mono_us.saturating_sub(t.mono_us);
         }
         let t = now(self.origin);
         for i in 0..self.conns.len() {
