@@ -107,6 +107,20 @@ impl Conn {
     }
 }
 
+/// Sizes the provided-buffer ring for `clients` connections: (buffers, bytes each).
+///
+/// Every connection with unread data holds a buffer until its completion is handled;
+/// when the ring runs dry the reactor parks receives with ENOBUFS and re-arms all of
+/// them at the next recycle, a storm that grows with the number of connections. So
+/// the ring gets two buffers per connection (up to the 32768 the kernel allows), and
+/// buffers shrink from 16 KiB to 2 KiB for large counts to keep that to ~4 KiB per
+/// viewer: at the low bitrates of big runs a frame fits in 2 KiB anyway.
+pub fn recv_ring_size(clients: u64) -> (u16, u32) {
+    let buffers = clients.saturating_mul(2).clamp(2048, 32768).next_power_of_two().min(32768) as u16;
+    let size = if clients > 4096 { 2048 } else { 16 * 1024 };
+    (buffers, size)
+}
+
 /// Runs `spec` to its end, writing interval lines to `out`.
 pub fn run(spec: &WorkerSpec, out: &mut dyn Write) -> anyhow::Result<()> {
     if let Some(core) = spec.core {
@@ -149,7 +163,8 @@ impl<'a> Worker<'a> {
             }
             Role::Publishers { source: SourceSpec::File { path } } => Some(SourceTemplate::File(FileSource::open(path)?)),
         };
-        let cfg = ReactorConfig { recv_buffers: 2048, recv_buffer_size: 16 * 1024, ..ReactorConfig::default() };
+        let (recv_buffers, recv_buffer_size) = recv_ring_size(spec.count);
+        let cfg = ReactorConfig { recv_buffers, recv_buffer_size, ..ReactorConfig::default() };
         let reactor = Reactor::new(&cfg).context("creating the io_uring reactor")?;
         Ok(Worker {
             spec,
@@ -470,5 +485,24 @@ fn on_sent(r: &mut Reactor, c: Completion, conn: &mut Conn, index: usize, iv: &m
     if res.is_err() {
         let phase = conn.phase();
         fail_client(r, conn, index, iv, phase, FailureKind::Io);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_sizes_are_powers_of_two_within_kernel_limits() {
+        assert_eq!(recv_ring_size(1), (2048, 16 * 1024));
+        assert_eq!(recv_ring_size(1500), (4096, 16 * 1024));
+        assert_eq!(recv_ring_size(9000), (32768, 2048));
+        assert_eq!(recv_ring_size(u64::MAX), (32768, 2048));
+    }
+
+    #[test]
+    fn user_data_keeps_index_and_op_apart() {
+        let ud = user_data(123_456, OP_RECV);
+        assert_eq!((ud >> OP_BITS, ud & ((1 << OP_BITS) - 1)), (123_456, OP_RECV));
     }
 }
