@@ -234,6 +234,7 @@ impl<'a> Worker<'a> {
         writeln!(out, "{}", self.iv.to_line(second as u32)?)?;
         out.flush()?;
         let _ = self.reactor.submit_and_wait(0, None);
+        tracing::info!(first = self.spec.first, clients = self.conns.len(), stats = ?self.reactor.stats(), "worker done");
         Ok(())
     }
 
@@ -326,9 +327,7 @@ impl<'a> Worker<'a> {
 
     /// Sends publishers' due frames; returns µs until the next frame is due.
     fn pump_publishers(&mut self, t: Now) -> Option<u64> {
-        if self.source.is_none() {
-            return None;
-        }
+        self.source.as_ref()?;
         let mut next: Option<u64> = None;
         for i in 0..self.conns.len() {
             let conn = &mut self.conns[i];
