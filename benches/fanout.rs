@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
-use ringcast::runtime::{Reactor, ReactorConfig};
+use ringcast::runtime::{GatherSend, Reactor, ReactorConfig};
 
 /// Frames one gathered send may carry (the DESIGN.md cap).
 const MAX_FRAMES_PER_SEND: usize = 64;
@@ -52,6 +52,12 @@ struct Args {
     /// Internal: run as the reader child, connecting `n` sockets to `addr`.
     #[arg(long, num_args = 2, value_names = ["ADDR", "N"])]
     reader: Option<Vec<String>>,
+    /// Cap on frames per gathered send (io_uring modes), at most 64.
+    #[arg(long, default_value_t = MAX_FRAMES_PER_SEND)]
+    max_frames: usize,
+    /// Cap on bytes per gathered send (io_uring modes).
+    #[arg(long, default_value_t = MAX_BYTES_PER_SEND)]
+    max_bytes: usize,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -111,6 +117,8 @@ impl Source {
         let video_ts = self.video_n as f64 * 1000.0 / f64::from(self.video_fps);
         let audio_ts = self.audio_n as f64 * self.audio_interval_ms;
         if video_ts <= audio_ts {
+            // `is_multiple_of` needs Rust 1.87; the crate's MSRV is 1.80.
+            #[allow(clippy::manual_is_multiple_of)]
             let key = self.video_n % u64::from(self.video_fps) == 0;
             let payload = if key {
                 self.pool_key.clone()
@@ -159,14 +167,16 @@ struct Viewer {
     prev_tag_size: u32,
     writable: bool,
     in_flight: bool,
-    hdrs: Box<[[u8; HDR]; MAX_FRAMES_PER_SEND]>,
-    iov: Box<[libc::iovec; 2 * MAX_FRAMES_PER_SEND]>,
-    msg: Box<libc::msghdr>,
+    /// Header scratch for the epoll path's writev.
+    hdrs: Box<[[u8; HDR]; 1]>,
+    /// The io_uring paths' gathered send (the production type).
+    gather: GatherSend,
+    frames_in_send: u64,
+    prev_after_send: u32,
 }
 
 impl Viewer {
     fn new(fd: RawFd) -> Viewer {
-        let empty = libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 };
         Viewer {
             fd,
             next: 0,
@@ -174,10 +184,10 @@ impl Viewer {
             prev_tag_size: 0,
             writable: true,
             in_flight: false,
-            hdrs: Box::new([[0; HDR]; MAX_FRAMES_PER_SEND]),
-            iov: Box::new([empty; 2 * MAX_FRAMES_PER_SEND]),
-            // SAFETY: msghdr is plain old data.
-            msg: Box::new(unsafe { std::mem::zeroed() }),
+            hdrs: Box::new([[0; HDR]; 1]),
+            gather: GatherSend::new(),
+            frames_in_send: 0,
+            prev_after_send: 0,
         }
     }
 
@@ -194,38 +204,42 @@ impl Viewer {
         h[12..15].copy_from_slice(&[0, 0, 0]);
     }
 
-    /// Fills `iov`/`msg` with up to the send caps of frames from the cursor.
-    /// Returns the number of iovecs used (0: nothing to send).
-    fn build_send(&mut self, ring: &FrameRing) -> usize {
-        let mut n_iov = 0;
-        let mut bytes = 0;
+    /// Fills the viewer's `GatherSend` with frames from its cursor, up to the caps,
+    /// exactly as the server does: a copy of the 15-byte prefix, then the shared body.
+    /// Returns the number of frames queued.
+    fn fill_gather(&mut self, ring: &FrameRing, caps: (usize, usize)) -> u64 {
+        let (max_frames, max_bytes) = (caps.0.clamp(1, MAX_FRAMES_PER_SEND), caps.1.max(1));
+        self.gather.clear();
         let mut prev = self.prev_tag_size;
         let mut seq = self.next;
-        let mut skip = self.offset;
-        let mut slot = 0;
-        while seq < ring.head() && slot < MAX_FRAMES_PER_SEND && bytes < MAX_BYTES_PER_SEND {
-            let frame = ring.get(seq).clone();
-            self.write_header(slot, &frame, prev);
-            let hdr_ptr = self.hdrs[slot].as_ptr();
-            let parts: [(*const u8, usize); 2] = [(hdr_ptr, HDR), (frame.payload.as_ptr(), frame.payload.len())];
-            for (ptr, len) in parts {
-                if skip >= len {
-                    skip -= len;
-                    continue;
-                }
-                // SAFETY: skip < len, inside the part.
-                self.iov[n_iov] = libc::iovec { iov_base: unsafe { ptr.add(skip) } as *mut _, iov_len: len - skip };
-                bytes += len - skip;
-                skip = 0;
-                n_iov += 1;
+        let mut frames = 0;
+        while seq < ring.head() && frames < max_frames && self.gather.remaining() < max_bytes {
+            let frame = ring.get(seq);
+            if !self.gather.has_room(2, HDR + frame.payload.len()) {
+                break;
+            }
+            self.write_header(0, frame, prev);
+            let queued = self.gather.push_header(&self.hdrs[0]).and_then(|()| self.gather.push_shared(frame.payload.clone()));
+            if queued.is_err() {
+                break;
             }
             prev = frame.payload.len() as u32 + 11;
             seq += 1;
-            slot += 1;
+            frames += 1;
         }
-        self.msg.msg_iov = self.iov.as_mut_ptr();
-        self.msg.msg_iovlen = n_iov;
-        n_iov
+        self.frames_in_send = frames as u64;
+        self.prev_after_send = prev;
+        frames as u64
+    }
+
+    /// The gathered send fully went out: move the cursor past its frames.
+    fn finish_gather(&mut self) -> u64 {
+        let done = self.frames_in_send;
+        self.next += done;
+        self.prev_tag_size = self.prev_after_send;
+        self.frames_in_send = 0;
+        self.gather.clear();
+        done
     }
 
     /// Moves the cursor forward by `sent` bytes; returns frames completed.
@@ -265,10 +279,29 @@ fn thread_cpu_time() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-fn produce(ring: &mut FrameRing, source: &mut Source, min_next: u64) {
-    ring.trim(min_next);
-    while ring.head() - min_next < WINDOW {
-        ring.frames.push_back(source.next());
+/// Keeps the frame ring `WINDOW` frames ahead of the slowest viewer.
+struct Producer {
+    min_next: u64,
+    /// Send completions since the slowest cursor was last computed.
+    progress_since_scan: usize,
+}
+
+impl Producer {
+    /// Tops the ring up; returns true if new frames were added. The O(viewers) scan
+    /// for the slowest cursor runs only when the window is full and enough cursors
+    /// moved since the last scan (a sixteenth of the viewers), so its cost per send
+    /// stays constant whatever the viewer count.
+    fn produce(&mut self, ring: &mut FrameRing, source: &mut Source, viewers: &[Viewer]) -> bool {
+        if ring.head() - self.min_next >= WINDOW && self.progress_since_scan * 16 >= viewers.len() {
+            self.min_next = viewers.iter().map(|v| v.next).min().unwrap_or(0);
+            self.progress_since_scan = 0;
+            ring.trim(self.min_next);
+        }
+        let head = ring.head();
+        while ring.head() - self.min_next < WINDOW {
+            ring.frames.push_back(source.next());
+        }
+        ring.head() > head
     }
 }
 
@@ -287,12 +320,25 @@ fn run_epoll(viewers: &mut [Viewer], source: &mut Source, seconds: f64) -> Outco
     let start = Instant::now();
     let cpu0 = thread_cpu_time();
     let deadline = start + Duration::from_secs_f64(seconds);
-    let mut turns = 0u64;
+    let mut producer = Producer { min_next: 0, progress_since_scan: 0 };
+    // Viewers that may write: all at first, then those epoll reports writable.
+    let mut ready: Vec<usize> = (0..viewers.len()).collect();
+    let mut still_ready = Vec::with_capacity(viewers.len());
+    // Writable viewers with nothing left to send, revisited when frames arrive.
+    let mut caught_up: Vec<usize> = Vec::with_capacity(viewers.len());
     while Instant::now() < deadline {
-        let min_next = viewers.iter().map(|v| v.next).min().unwrap_or(0);
-        produce(&mut ring, source, min_next);
+        if producer.produce(&mut ring, source, viewers) {
+            ready.append(&mut caught_up);
+        }
         let mut progress = false;
-        for v in viewers.iter_mut() {
+        for (k, &i) in ready.iter().enumerate() {
+            // A turn over thousands of viewers can be long; stop on time. Unvisited
+            // viewers stay writable and are not lost: they go back on the ready list.
+            if k % 256 == 255 && Instant::now() >= deadline {
+                still_ready.extend_from_slice(&ready[k..]);
+                break;
+            }
+            let Some(v) = viewers.get_mut(i) else { continue };
             while v.writable && v.next < ring.head() {
                 let frame = ring.get(v.next);
                 v.write_header(0, frame, v.prev_tag_size);
@@ -324,25 +370,36 @@ fn run_epoll(viewers: &mut [Viewer], source: &mut Source, seconds: f64) -> Outco
                 deliveries += v.advance(&ring, n as usize);
                 progress = true;
             }
+            producer.progress_since_scan += 1;
+            if v.writable {
+                caught_up.push(i);
+            }
         }
-        turns += 1;
+        std::mem::swap(&mut ready, &mut still_ready);
+        still_ready.clear();
         let timeout = if progress { 0 } else { 10 };
         // SAFETY: events buffer is live and sized.
         let n = unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), events.len() as i32, timeout) };
+        if n <= 0 && !progress {
+            // Idle turn: make sure the next one rescans for the slowest cursor.
+            producer.progress_since_scan = viewers.len();
+        }
         for ev in events.iter().take(n.max(0) as usize) {
             if let Some(v) = viewers.get_mut(ev.u64 as usize) {
-                v.writable = true;
+                if !v.writable {
+                    v.writable = true;
+                    ready.push(ev.u64 as usize);
+                }
             }
         }
     }
     let cpu = thread_cpu_time() - cpu0;
     // SAFETY: closing our epoll fd.
     unsafe { libc::close(epfd) };
-    let _ = turns;
     Outcome { deliveries, bytes, cpu, wall: start.elapsed(), sends_per_submit: 1.0 }
 }
 
-fn run_uring(viewers: &mut [Viewer], source: &mut Source, seconds: f64, zero_copy: bool) -> Outcome {
+fn run_uring(viewers: &mut [Viewer], source: &mut Source, seconds: f64, zero_copy: bool, caps: (usize, usize)) -> Outcome {
     let cfg = ReactorConfig { entries: 4096, recv_buffers: 2, recv_buffer_size: 64, ..ReactorConfig::default() };
     let mut reactor = Reactor::new(&cfg).expect("io_uring");
     let mut ring = FrameRing { frames: VecDeque::new(), base: 0 };
@@ -351,57 +408,85 @@ fn run_uring(viewers: &mut [Viewer], source: &mut Source, seconds: f64, zero_cop
     let cpu0 = thread_cpu_time();
     let deadline = start + Duration::from_secs_f64(seconds);
     let mut stopping = false;
+    let mut producer = Producer { min_next: 0, progress_since_scan: 0 };
+    let mut in_flight = 0usize;
+    // Idle viewers with nothing left to send, revisited when frames arrive.
+    let mut caught_up: Vec<usize> = Vec::with_capacity(viewers.len());
+    // Viewers with no send in flight: all at first, then those whose send completed.
+    let mut idle: Vec<usize> = (0..viewers.len()).collect();
+    let mut still_idle = Vec::with_capacity(viewers.len());
     loop {
         if !stopping && Instant::now() >= deadline {
             stopping = true;
         }
-        if stopping && viewers.iter().all(|v| !v.in_flight) {
+        if stopping && in_flight == 0 {
             break;
         }
         if !stopping {
-            let min_next = viewers.iter().map(|v| v.next).min().unwrap_or(0);
-            produce(&mut ring, source, min_next);
-            for (i, v) in viewers.iter_mut().enumerate() {
-                if v.in_flight || v.next >= ring.head() {
-                    continue;
-                }
-                if v.build_send(&ring) == 0 {
+            if producer.produce(&mut ring, source, viewers) {
+                idle.append(&mut caught_up);
+            }
+            for &i in &idle {
+                let Some(v) = viewers.get_mut(i) else { continue };
+                if v.next >= ring.head() || v.fill_gather(&ring, caps) == 0 {
+                    caught_up.push(i);
                     continue;
                 }
                 v.in_flight = true;
-                let msg: *const libc::msghdr = &*v.msg;
-                // SAFETY: msg, iovecs, header scratch (all boxed in the viewer) and
-                // payloads (held by the ring until every cursor passes) outlive the send.
-                let res = unsafe {
-                    if zero_copy {
-                        reactor.sendmsg_zc(v.fd, msg, i as u64)
-                    } else {
-                        reactor.sendmsg(v.fd, msg, i as u64)
-                    }
-                };
-                res.expect("queue send");
+                in_flight += 1;
+                submit_gather(&mut reactor, v, i, zero_copy);
             }
+            std::mem::swap(&mut idle, &mut still_idle);
+            still_idle.clear();
         }
         reactor.submit_and_wait(1, Some(Duration::from_millis(10))).expect("submit");
-        reactor.drain_completions(|_, c| {
+        let completed_before = deliveries;
+        reactor.drain_completions(|r, c| {
             let Some(v) = viewers.get_mut(c.user_data as usize) else { return };
-            if c.is_notification() {
-                // Zero-copy: the kernel let go of the buffers; the next send may go.
-                v.in_flight = false;
+            if !c.is_notification() && c.result > 0 {
+                bytes += c.result as u64;
+                v.gather.advance(c.result as usize).expect("sent no more than queued");
+            }
+            // A copy send is over at its CQE; a zero-copy one at its notification
+            // (or at its CQE when no notification follows).
+            if !c.is_notification() && c.more() {
                 return;
             }
-            if c.result > 0 {
-                bytes += c.result as u64;
-                deliveries += v.advance(&ring, c.result as usize);
+            if c.result < 0 && !c.is_notification() {
+                panic!("send failed: {:?}", c.error());
             }
-            // Without MORE no notification follows (copy send, or ZC fell back).
-            if !c.more() {
+            if v.gather.is_empty() {
+                deliveries += v.finish_gather();
+                producer.progress_since_scan += 1;
                 v.in_flight = false;
+                in_flight -= 1;
+                idle.push(c.user_data as usize);
+            } else {
+                // Short send: the remainder goes again, same buffers.
+                submit_gather(r, v, c.user_data as usize, zero_copy);
             }
         });
+        if deliveries == completed_before {
+            // Idle turn: make sure the next one rescans for the slowest cursor.
+            producer.progress_since_scan = viewers.len();
+        }
     }
     let cpu = thread_cpu_time() - cpu0;
     Outcome { deliveries, bytes, cpu, wall: start.elapsed(), sends_per_submit: reactor.stats().sends_per_submit() }
+}
+
+fn submit_gather(reactor: &mut Reactor, v: &mut Viewer, index: usize, zero_copy: bool) {
+    let msg = v.gather.msghdr();
+    // SAFETY: the GatherSend (boxed buffers, held payload refs) is not touched until
+    // this send's last completion.
+    let res = unsafe {
+        if zero_copy {
+            reactor.sendmsg_zc(v.fd, msg, index as u64)
+        } else {
+            reactor.sendmsg(v.fd, msg, index as u64)
+        }
+    };
+    res.expect("queue send");
 }
 
 /// The reader child: connect, then drain every socket with epoll until all close.
@@ -501,8 +586,8 @@ fn main() {
                 let mut source = Source::new(profile);
                 let out = match mode.as_str() {
                     "epoll" => run_epoll(&mut viewers, &mut source, args.seconds),
-                    "uring" => run_uring(&mut viewers, &mut source, args.seconds, false),
-                    "zc" => run_uring(&mut viewers, &mut source, args.seconds, true),
+                    "uring" => run_uring(&mut viewers, &mut source, args.seconds, false, (args.max_frames, args.max_bytes)),
+                    "zc" => run_uring(&mut viewers, &mut source, args.seconds, true, (args.max_frames, args.max_bytes)),
                     other => panic!("unknown mode {other}"),
                 };
                 for v in &viewers {

@@ -10,6 +10,7 @@
 //! - [`server`]: listeners and sessions, gluing the three together.
 
 pub mod config;
+pub mod edge;
 pub mod metrics;
 pub mod protocol;
 pub mod runtime;

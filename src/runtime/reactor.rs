@@ -312,6 +312,23 @@ impl Reactor {
         self.push(entry)
     }
 
+    /// Queues a `connect` of `fd` to the socket address at `addr` (`IORING_OP_CONNECT`).
+    /// The completion's result is 0 on success or `-errno` (e.g. `-ECONNREFUSED`).
+    ///
+    /// # Safety
+    /// `addr` must point to `len` valid bytes of a socket address that stay valid
+    /// and unmoved until this operation's completion is drained.
+    pub unsafe fn connect(
+        &mut self,
+        fd: RawFd,
+        addr: *const libc::sockaddr,
+        len: libc::socklen_t,
+        user_data: u64,
+    ) -> Result<(), SubmitError> {
+        let entry = opcode::Connect::new(types::Fd(fd), addr, len).build().user_data(user_data);
+        self.push(entry)
+    }
+
     /// Closes `fd`; any multishot still armed on it is forgotten (cancel it first).
     pub fn close(&mut self, fd: RawFd, user_data: u64) -> Result<(), SubmitError> {
         self.forget_starved(fd);

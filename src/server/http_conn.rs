@@ -7,10 +7,11 @@ use super::api::{self, ApiAction};
 use super::conn::{Egress, Proto};
 use super::egress_flv::FlvEgress;
 use super::outbox::PREFIX_SLOT;
+use super::pending::WaitingPlay;
 use super::viewer_send::PlayError;
 use super::worker::CoreState;
 use crate::metrics::{CloseReason, Listener, RefuseReason};
-use crate::protocol::http::request::{Method, Parsed, Request, RequestLimits, RequestParser};
+use crate::protocol::http::request::{Method, Parsed, Request, RequestParser};
 use crate::protocol::http::response::{self, BodyFraming, ResponseContext};
 use crate::stream::StreamKey;
 
@@ -19,6 +20,7 @@ use crate::stream::StreamKey;
 const MAX_BUFFERED: usize = 16 << 10;
 
 /// One HTTP connection's protocol state.
+#[derive(Default)]
 pub struct HttpConn {
     buf: BytesMut,
     parser: RequestParser,
@@ -27,9 +29,11 @@ pub struct HttpConn {
 }
 
 impl HttpConn {
-    /// A fresh connection.
-    pub fn new() -> Self {
-        HttpConn { buf: BytesMut::new(), parser: RequestParser::new(RequestLimits::default()), streaming: false }
+    /// The response is held (waiting for a publisher or an origin) or streaming:
+    /// ignore further input.
+    pub(crate) fn hold(&mut self) {
+        self.streaming = true;
+        self.buf = BytesMut::new();
     }
 }
 
@@ -124,27 +128,55 @@ impl CoreState {
                 return self.respond(slot, &out, false);
             }
         };
-        if self.shared.directory.lookup(&key).is_none() {
-            self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
-            response::write_error(&ctx, 404, &mut out);
-            return self.respond(slot, &out, ctx.keep_alive);
+        // From here on the connection belongs to this one response.
+        if let Some(Proto::Http(http)) = self.conns.at(slot).map(|c| &mut c.proto) {
+            http.hold();
         }
+        if self.edge_enabled() {
+            // Always through the key's pull core: it serialises pull start and close.
+            let query = req.target.split_once('?').map(|(_, q)| q.to_owned());
+            self.edge_hold_viewer(slot, key, query, WaitingPlay::Flv(ctx));
+            return false;
+        }
+        self.start_flv_viewer(slot, ctx, &key)
+    }
+
+    /// Answers an HTTP-FLV request with an error `status`, then closes.
+    pub(super) fn refuse_flv(&mut self, slot: u32, ctx: ResponseContext, status: u16) {
+        self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
+        let mut out = BytesMut::new();
+        response::write_error(&ctx, status, &mut out);
+        self.respond(slot, &out, false);
+    }
+
+    /// Makes the connection a viewer of `key` if it is live; otherwise it waits
+    /// for a publisher (when configured) or gets a 404. False: no further request
+    /// is read on this connection.
+    pub(super) fn start_flv_viewer(&mut self, slot: u32, ctx: ResponseContext, key: &StreamKey) -> bool {
+        if self.shared.directory.lookup(key).is_some() {
+            return self.begin_flv_play(slot, ctx, key);
+        }
+        if !self.wait_for_stream(slot, key.clone(), WaitingPlay::Flv(ctx)) {
+            self.refuse_flv(slot, ctx, 404);
+        }
+        false
+    }
+
+    /// Writes the HTTP-FLV head and starts the viewer of a live stream.
+    pub(super) fn begin_flv_play(&mut self, slot: u32, ctx: ResponseContext, key: &StreamKey) -> bool {
+        let mut out = BytesMut::new();
         let framing = response::write_flv_head(&ctx, &mut out);
         if framing == BodyFraming::None {
-            return self.respond(slot, &out, ctx.keep_alive);
+            return self.respond(slot, &out, false);
         }
         let mut egress = FlvEgress::new(framing == BodyFraming::Chunked);
         let mut header = [0u8; PREFIX_SLOT];
         let n = egress.start(true, true, &mut header);
         out.extend_from_slice(&header[..n]);
         if let Some(conn) = self.conns.at(slot) {
-            if let Proto::Http(http) = &mut conn.proto {
-                http.streaming = true;
-                http.buf = BytesMut::new();
-            }
             let _ = conn.outbox.queue_control(&out);
         }
-        match self.start_viewer(slot, &key, Egress::Flv(egress)) {
+        match self.start_viewer(slot, key, Egress::Flv(egress)) {
             Ok(()) => false,
             Err(PlayError::NotFound(_)) | Err(PlayError::Refused(_)) => {
                 // Raced with the publisher leaving: the head is queued, so end the body.

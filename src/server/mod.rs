@@ -8,10 +8,12 @@
 
 pub mod api;
 pub mod conn;
+pub mod edge;
 pub mod egress_flv;
 pub mod egress_rtmp;
 pub mod http_conn;
 pub mod outbox;
+pub mod pending;
 pub mod report;
 pub mod rtmp_conn;
 pub mod shared;
@@ -37,6 +39,8 @@ use worker::{CoreListener, Worker};
 pub enum MeshMsg {
     /// Stream replication and control (subscribe, snapshot, frames, end, kick).
     Stream(CoreMsg),
+    /// Edge mode: viewers asking a key's pull core, and its answers.
+    Edge(crate::edge::EdgeMsg),
 }
 
 /// Why the server could not start or stopped badly.

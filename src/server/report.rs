@@ -15,9 +15,20 @@ use crate::stream::{Listing, StreamId, StreamStats};
 pub struct CoreReport {
     viewers: HashMap<StreamId, ViewerCounts>,
     publishers: HashMap<StreamId, Option<SocketAddr>>,
+    origins: HashMap<StreamId, String>,
 }
 
 impl CoreReport {
+    /// `stream` is pulled on this core from the origin at `url`.
+    pub fn origin_started(&mut self, stream: StreamId, url: String) {
+        self.origins.insert(stream, url);
+    }
+
+    /// `stream` is no longer pulled here.
+    pub fn origin_stopped(&mut self, stream: StreamId) {
+        self.origins.remove(&stream);
+    }
+
     /// A viewer started watching `stream` over `protocol`.
     pub fn viewer_joined(&mut self, stream: StreamId, protocol: Protocol) {
         self.viewers.entry(stream).or_default().add(protocol, 1);
@@ -53,6 +64,8 @@ pub struct CorePublished {
     pub publishers: HashMap<StreamId, Option<SocketAddr>>,
     /// Viewers on this core per stream.
     pub viewers: HashMap<StreamId, ViewerCounts>,
+    /// Origin URLs of streams pulled by this core.
+    pub origins: HashMap<StreamId, String>,
 }
 
 impl CoreState {
@@ -65,7 +78,12 @@ impl CoreState {
         self.metrics.gop_cache_bytes.set(gop_bytes as i64);
         self.shared.publish_report(
             self.core,
-            CorePublished { owned, publishers: self.report.publishers.clone(), viewers: self.report.viewers.clone() },
+            CorePublished {
+                owned,
+                publishers: self.report.publishers.clone(),
+                viewers: self.report.viewers.clone(),
+                origins: self.report.origins.clone(),
+            },
         );
     }
 }
@@ -90,7 +108,7 @@ pub fn stream_snapshots(listings: &[Listing], reports: &[CorePublished], epoch: 
                 app: l.key.app().to_owned(),
                 name: l.key.name().to_owned(),
                 publisher_addr: owner.and_then(|r| r.publishers.get(&l.claim.stream_id).copied().flatten()),
-                origin: None,
+                origin: owner.and_then(|r| r.origins.get(&l.claim.stream_id).cloned()),
                 video: stats.and_then(|s| {
                     s.video_codec.map(|c| VideoInfo {
                         codec: api::video_codec_name(c).to_owned(),

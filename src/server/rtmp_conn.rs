@@ -7,6 +7,7 @@ use rand::SeedableRng;
 use super::conn::{Egress, Proto};
 use super::egress_rtmp::RtmpEgress;
 use super::shared::Shared;
+use super::pending::WaitingPlay;
 use super::viewer_send::PlayError;
 use super::worker::CoreState;
 use super::MeshMsg;
@@ -15,7 +16,8 @@ use crate::protocol::rtmp::chunk::ChunkLimits;
 use crate::protocol::rtmp::session::server::{
     PlayRejection, PublishRejection, ServerEvent, ServerSession, ServerSessionConfig,
 };
-use crate::protocol::Frame;
+use crate::protocol::flv::config::parse_video_sequence_header;
+use crate::protocol::{Frame, FrameKind};
 use crate::stream::{Claim, CoreMsg, EndedStream, PublishPolicy, Role, StreamId, StreamKey};
 
 /// A publisher's hold on its stream.
@@ -85,7 +87,7 @@ impl CoreState {
             let Some(conn) = self.conns.at(slot) else { return };
             let Proto::Rtmp(rc) = &mut conn.proto else { return };
             // A publish/play decision may have left input buffered in the session.
-            if !(rc.session.has_backlog() && !rc.session.awaiting_decision()) {
+            if !rc.session.has_backlog() || rc.session.awaiting_decision() {
                 break;
             }
         }
@@ -116,7 +118,9 @@ impl CoreState {
                 self.on_publish(slot, stream_id, &app, &name);
                 self.set_deadline(slot, now + first_media);
             }
-            ServerEvent::PlayRequested { stream_id, app, name, .. } => self.on_play(slot, stream_id, &app, &name),
+            ServerEvent::PlayRequested { stream_id, app, name, query, .. } => {
+                self.on_play(slot, stream_id, &app, &name, query)
+            }
             ServerEvent::Media { frame, .. } => {
                 self.on_publisher_frame(slot, frame, now);
                 self.set_deadline(slot, now + idle);
@@ -149,7 +153,7 @@ impl CoreState {
     fn session(&mut self, slot: u32) -> Option<&mut RtmpConn> {
         match &mut self.conns.at(slot)?.proto {
             Proto::Rtmp(rc) => Some(rc),
-            Proto::Http(_) => None,
+            Proto::Http(_) | Proto::Origin(_) => None,
         }
     }
 
@@ -176,6 +180,11 @@ impl CoreState {
                 return;
             }
         };
+        if self.edge_enabled() && !self.shared.config.edge.allow_publish {
+            self.metrics.connections_refused.inc(RefuseReason::Unauthorized);
+            self.reject_publish(slot, msg_stream, PublishRejection::Denied, "publishing is disabled on this edge");
+            return;
+        }
         let policy = PublishPolicy { takeover: self.shared.config.stream.takeover };
         let granted = match self.shared.directory.claim(&key, self.core, policy) {
             Ok(granted) => granted,
@@ -244,6 +253,12 @@ impl CoreState {
     /// Puts a frame of a stream owned here into the shard, wakes its viewers and
     /// forwards it to the cores replicating it.
     pub fn push_owned_frame(&mut self, stream_id: StreamId, frame: Frame, now: u64) {
+        if frame.kind == FrameKind::Video && frame.sequence_header {
+            if let Ok(config) = parse_video_sequence_header(&frame.payload) {
+                let (width, height) = config.dimensions();
+                self.shard.set_video_size(stream_id, width, height);
+            }
+        }
         let (wake, replicate_to, forward) = match self.shard.push_frame(stream_id, frame, now) {
             Ok(pushed) => {
                 let forward = (!pushed.replicate_to.is_empty()).then(|| pushed.entry.frame().clone());
@@ -256,7 +271,7 @@ impl CoreState {
         };
         for id in wake {
             if let Some(&conn) = self.viewer_conns.get(&id) {
-                self.mark_ready(conn);
+                self.wake_viewer(conn);
             }
         }
         if let Some(frame) = forward {
@@ -302,24 +317,48 @@ impl CoreState {
         self.metrics.streams.set(self.shard.stream_count() as i64);
     }
 
-    fn on_play(&mut self, slot: u32, msg_stream: u32, app: &str, name: &str) {
-        let key = StreamKey::new(app, name);
-        let found = key.as_ref().ok().and_then(|k| self.shared.directory.lookup(k)).is_some();
-        let Some(rc) = self.session(slot) else { return };
-        let (Ok(key), true) = (key, found) else {
-            let _ = rc.session.reject_play(msg_stream, PlayRejection::StreamNotFound, "stream not found", &mut rc.out);
-            self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
-            if let Some(conn) = self.conns.at(slot) {
-                conn.close_after_flush = true;
+    fn on_play(&mut self, slot: u32, msg_stream: u32, app: &str, name: &str, query: Option<String>) {
+        match StreamKey::new(app, name) {
+            Ok(key) if self.edge_enabled() => {
+                // Held until the key's pull core answers (the session buffers input meanwhile).
+                self.edge_hold_viewer(slot, key, query, WaitingPlay::Rtmp { msg_stream });
             }
-            return;
-        };
+            Ok(key) => self.start_rtmp_play(slot, msg_stream, &key),
+            Err(_) => self.refuse_rtmp_play(slot, msg_stream, PlayRejection::StreamNotFound, "stream not found"),
+        }
+    }
+
+    /// Refuses a play request, then closes once the refusal is sent.
+    pub(super) fn refuse_rtmp_play(&mut self, slot: u32, msg_stream: u32, why: PlayRejection, text: &str) {
+        if let Some(rc) = self.session(slot) {
+            let _ = rc.session.reject_play(msg_stream, why, text, &mut rc.out);
+        }
+        self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
+        if let Some(conn) = self.conns.at(slot) {
+            conn.close_after_flush = true;
+        }
+        self.flush_session_output(slot);
+    }
+
+    /// Plays `key` if it is live; otherwise waits for a publisher (when
+    /// configured) or answers StreamNotFound.
+    pub(super) fn start_rtmp_play(&mut self, slot: u32, msg_stream: u32, key: &StreamKey) {
+        if self.shared.directory.lookup(key).is_some() {
+            self.begin_rtmp_play(slot, msg_stream, key);
+        } else if !self.wait_for_stream(slot, key.clone(), WaitingPlay::Rtmp { msg_stream }) {
+            self.refuse_rtmp_play(slot, msg_stream, PlayRejection::StreamNotFound, "stream not found");
+        }
+    }
+
+    /// Accepts the play of a live stream and starts the viewer.
+    pub(super) fn begin_rtmp_play(&mut self, slot: u32, msg_stream: u32, key: &StreamKey) {
+        let Some(rc) = self.session(slot) else { return };
         let _ = rc.session.accept_play(msg_stream, &mut rc.out);
         rc.playing = Some(msg_stream);
         let egress = RtmpEgress::new(msg_stream, rc.session.out_chunk_size(), rc.session.csids());
         // Play.Start must precede the first frame: queue the session's output now.
         self.flush_session_output(slot);
-        if let Err(e) = self.start_viewer(slot, &key, Egress::Rtmp(egress)) {
+        if let Err(e) = self.start_viewer(slot, key, Egress::Rtmp(egress)) {
             tracing::info!(core = self.core, error = %e, "play failed");
             if let (PlayError::NotFound(_) | PlayError::Refused(_), Some(rc)) = (e, self.session(slot)) {
                 rc.playing = None;
@@ -378,7 +417,7 @@ impl CoreState {
             Next::Wake(ids) => {
                 for id in ids {
                     if let Some(&conn) = self.viewer_conns.get(&id) {
-                        self.mark_ready(conn);
+                        self.wake_viewer(conn);
                     }
                 }
             }

@@ -20,6 +20,8 @@ pub enum Op {
     Wake = 5,
     /// Anything whose completion carries no meaning (cancel).
     Ignore = 6,
+    /// An outbound connect (origin pull).
+    Connect = 7,
 }
 
 impl Op {
@@ -31,6 +33,7 @@ impl Op {
             4 => Op::Close,
             5 => Op::Wake,
             6 => Op::Ignore,
+            7 => Op::Connect,
             _ => return None,
         })
     }
@@ -70,7 +73,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_generation_wraps_to_24_bits() {
-        for op in [Op::Accept, Op::Recv, Op::Send, Op::Close, Op::Wake, Op::Ignore] {
+        for op in [Op::Accept, Op::Recv, Op::Send, Op::Close, Op::Wake, Op::Ignore, Op::Connect] {
             let t = Token::new(op, u32::MAX - 3, 0x1234_5678);
             assert_eq!(Token::unpack(t.pack()), Some(t));
             assert_eq!(t.generation, 0x34_5678);

@@ -7,9 +7,9 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::conn::{Conn, Hold, Proto, Slab};
+use super::conn::{Conn, ConnSetup, Hold, Proto, Slab};
 use super::http_conn::HttpConn;
-use super::outbox::{Outbox, SendProgress};
+use super::outbox::SendProgress;
 use super::report::CoreReport;
 use super::rtmp_conn::RtmpConn;
 use super::shared::Shared;
@@ -21,9 +21,11 @@ use crate::runtime::{Completion, Reactor, ReactorConfig};
 use crate::stream::{OutFrame, Shard, ShardConfig, StreamId, ViewerId};
 
 /// Most control bytes (command replies, acks, HTTP heads) queued per connection.
-const CONTROL_LIMIT: usize = 256 << 10;
+pub(crate) const CONTROL_LIMIT: usize = 256 << 10;
 /// How often timeouts, grace periods and the API report are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
+/// How often viewers whose sends never complete are checked against the hard lag.
+const SLOW_SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// After an accept error (EMFILE...), accepting pauses this long.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
 /// Longest a turn sleeps waiting for completions.
@@ -77,11 +79,20 @@ pub struct CoreState {
     pub report: CoreReport,
     /// Reusable batch buffer for viewer sends.
     pub batch: Vec<OutFrame>,
+    /// Viewers waiting for their stream to go live.
+    pub pending: Vec<super::pending::Pending>,
+    /// Viewers woken in the current merge window.
+    woken: Vec<u32>,
+    /// When the current merge window ends.
+    merge_deadline: Option<Instant>,
+    /// Edge mode: origin pulls run by this core and viewers waiting for one.
+    pub edge: super::edge::EdgeCore,
     mesh_inbox: Vec<MeshMsg>,
     epoch: Instant,
     wake_buf: Box<u64>,
     shutting_down: Option<Instant>,
     next_sweep: Instant,
+    next_slow_sweep: Instant,
     last_accept_warning: Option<Instant>,
 }
 
@@ -101,6 +112,40 @@ impl CoreState {
         }
     }
 
+    /// A viewer has new frames: it is sent to at the end of the merge window, so
+    /// frames arriving meanwhile leave in the same gathered send.
+    pub fn wake_viewer(&mut self, slot: u32) {
+        let window = self.shared.config.runtime.send_merge_window;
+        if window.is_zero() {
+            self.mark_ready(slot);
+            return;
+        }
+        let Some(conn) = self.conns.at(slot) else { return };
+        if conn.queued || conn.woken || conn.closing {
+            return;
+        }
+        conn.woken = true;
+        self.woken.push(slot);
+        self.merge_deadline.get_or_insert_with(|| Instant::now() + window);
+    }
+
+    /// Moves the viewers woken during a merge window that has ended to the ready list.
+    fn end_merge_window(&mut self, now: Instant) {
+        if self.merge_deadline.is_none_or(|d| d > now) {
+            return;
+        }
+        self.merge_deadline = None;
+        let woken = std::mem::take(&mut self.woken);
+        for &slot in &woken {
+            if let Some(conn) = self.conns.at(slot) {
+                conn.woken = false;
+            }
+            self.mark_ready(slot);
+        }
+        self.woken = woken;
+        self.woken.clear();
+    }
+
     /// Queues `slot` to be closed.
     pub fn close_later(&mut self, slot: u32, reason: CloseReason) {
         self.to_close.push((slot, reason));
@@ -110,9 +155,8 @@ impl CoreState {
     pub fn send_to_core(&mut self, to: usize, msg: MeshMsg) {
         let backlog = &mut self.mesh_backlog[to];
         if backlog.is_empty() {
-            match self.mesh.send(to, msg) {
-                Ok(()) => return,
-                Err(msg) => backlog.push_back(msg),
+            if let Err(msg) = self.mesh.send(to, msg) {
+                backlog.push_back(msg);
             }
         } else if backlog.len() < MESH_BACKLOG {
             backlog.push_back(msg);
@@ -175,11 +219,16 @@ impl Worker {
             listeners,
             report: CoreReport::default(),
             batch: Vec::with_capacity(cfg.runtime.max_frames_per_send),
+            edge: super::edge::EdgeCore::new(cfg),
             mesh_inbox: Vec::new(),
+            pending: Vec::new(),
+            woken: Vec::new(),
+            merge_deadline: None,
             epoch: shared.epoch,
             wake_buf: Box::new(0),
             shutting_down: None,
             next_sweep: now,
+            next_slow_sweep: now + SLOW_SWEEP_EVERY,
             last_accept_warning: None,
             shared,
         };
@@ -205,16 +254,21 @@ impl Worker {
                     break;
                 }
             }
+            state.end_merge_window(Instant::now());
             state.flush_ready(reactor);
             state.flush_mesh_backlog();
             state.mesh.flush_wakeups();
             let sends_before = reactor.stats().sends;
             let want = usize::from(state.ready.is_empty());
-            reactor.submit_and_wait(want, Some(MAX_WAIT))?;
+            let wait = state.merge_deadline.map_or(MAX_WAIT, |d| d.saturating_duration_since(Instant::now()).min(MAX_WAIT));
+            reactor.submit_and_wait(want, Some(wait))?;
             let waited = turn_start.elapsed();
             state.metrics.reactor.record_submit(reactor.stats().sends - sends_before);
             reactor.drain_completions(|r, c| state.on_completion(r, c));
             state.drain_mesh();
+            if state.shutting_down.is_none() {
+                state.submit_origin_connects(reactor);
+            }
             state.close_pending(reactor);
             let now = Instant::now();
             if now >= state.next_sweep {
@@ -264,6 +318,7 @@ impl CoreState {
             Op::Send => self.on_send(r, token, c),
             Op::Close => self.on_closed(token),
             Op::Wake => arm_wake(r, self),
+            Op::Connect => self.on_origin_connected(r, token, c),
             Op::Ignore => {}
         }
     }
@@ -273,7 +328,7 @@ impl CoreState {
             let errno = -c.result;
             self.metrics.accept_errors.inc(AcceptErrorKind::from_errno(errno));
             let now = Instant::now();
-            if self.last_accept_warning.map_or(true, |t| now - t >= Duration::from_secs(1)) {
+            if self.last_accept_warning.is_none_or(|t| now - t >= Duration::from_secs(1)) {
                 self.last_accept_warning = Some(now);
                 tracing::warn!(core = self.core, errno, "accept failed; pausing accepts");
             }
@@ -311,24 +366,20 @@ impl CoreState {
         let max_frames = cfg.runtime.max_frames_per_send;
         let proto = match kind {
             Listener::Rtmp => Proto::Rtmp(Box::new(RtmpConn::new(&self.shared, now))),
-            _ => Proto::Http(HttpConn::new()),
+            _ => Proto::Http(HttpConn::default()),
         };
         let peer = peer_addr(fd);
-        let slot = self.conns.insert(|generation| Conn {
+        let setup = ConnSetup {
             fd,
-            generation,
             peer,
             listener: kind,
             proto,
-            outbox: Outbox::new(max_frames, CONTROL_LIMIT),
-            viewer: None,
-            close_after_flush: false,
-            closing: false,
-            close_reason: CloseReason::PeerClosed,
-            inflight: 0,
+            max_frames,
+            control_limit: CONTROL_LIMIT,
             deadline_ms,
-            queued: false,
-        });
+            close_reason: CloseReason::PeerClosed,
+        };
+        let slot = self.conns.insert(|generation| Conn::new(setup, generation));
         let Some(conn) = self.conns.at(slot) else { return };
         let token = Token::new(Op::Recv, slot, conn.generation).pack();
         match r.recv_multishot(fd, token) {
@@ -388,6 +439,7 @@ impl CoreState {
                 self.on_rtmp_data(slot, data);
             }
             Proto::Http(_) => self.on_http_data(slot, data, listener),
+            Proto::Origin(_) => self.on_origin_data(slot, data),
         }
     }
 
@@ -433,7 +485,7 @@ impl CoreState {
                 }
             }
             SendProgress::Complete => {
-                if conn.close_after_flush && !conn.outbox.has_control() && conn.viewer.as_ref().map_or(true, |v| v.finished) {
+                if conn.done_after_flush() && !conn.outbox.has_control() {
                     let reason = conn.close_reason;
                     self.close_later(token.slot, reason);
                 } else {
@@ -483,7 +535,7 @@ impl CoreState {
     }
 
     /// Frees the slot once the connection is closing and nothing is in flight.
-    fn maybe_free(&mut self, slot: u32) {
+    pub(super) fn maybe_free(&mut self, slot: u32) {
         let free = self.conns.at(slot).is_some_and(|c| c.closing && c.inflight == 0);
         if free {
             self.conns.remove(slot);
@@ -500,6 +552,7 @@ impl CoreState {
             self.remove_viewer(viewer.id, protocol);
         }
         self.end_publishing(slot, now);
+        self.origin_conn_closed(slot);
     }
 
     /// Drops a viewer from the shard and its bookkeeping.
@@ -548,7 +601,27 @@ impl CoreState {
         for ended in self.shard.tick(now_ms) {
             self.stream_ended(ended);
         }
+        if now >= self.next_slow_sweep {
+            self.next_slow_sweep = now + SLOW_SWEEP_EVERY;
+            self.close_stuck_viewers(now_ms);
+        }
+        self.resolve_pending(now_ms);
+        self.expire_waiters(now_ms);
+        self.tick_pulls(now_ms);
         self.publish_report(now_ms);
+    }
+
+    /// A viewer whose socket is stuck never asks for its next batch, so the
+    /// shard's periodic check is what closes it at the hard bound.
+    fn close_stuck_viewers(&mut self, now_ms: u64) {
+        let mut stuck = Vec::new();
+        self.shard.sweep_slow(now_ms, &mut stuck);
+        for (id, reason) in stuck {
+            let Some(&slot) = self.viewer_conns.get(&id) else { continue };
+            self.metrics.slow_viewer_closes.inc();
+            tracing::info!(core = self.core, %reason, "closing stuck viewer");
+            self.close_later(slot, CloseReason::SlowViewer);
+        }
     }
 
     fn drain_mesh(&mut self) {
@@ -557,6 +630,7 @@ impl CoreState {
         for msg in msgs.drain(..) {
             match msg {
                 MeshMsg::Stream(msg) => self.on_stream_msg(msg),
+                MeshMsg::Edge(msg) => self.on_edge_msg(msg),
             }
         }
         self.mesh_inbox = msgs;
@@ -604,7 +678,7 @@ impl CoreState {
                 }
             }
             None => {
-                if conn.close_after_flush && conn.viewer.as_ref().map_or(true, |v| v.finished) {
+                if conn.done_after_flush() {
                     let reason = conn.close_reason;
                     self.close_later(slot, reason);
                 }

@@ -29,6 +29,13 @@
 //! serialisations ([`RingEntry::encoding`]); the server assigns the slots.
 //!
 //! Time is always passed in as `now_ms` (any monotonic millisecond clock).
+//!
+//! Memory: a viewer is a cursor (constant size whatever its lag). A ring holds
+//! the GOP cache plus whatever its slowest viewer still needs, capped by
+//! [`RingLimits`] (frames, bytes, age); streams with no viewers on a core keep
+//! only the GOP cache there.
+
+#![warn(missing_docs)]
 
 pub mod directory;
 pub mod key;

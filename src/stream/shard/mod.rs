@@ -55,6 +55,8 @@ struct Stream {
     viewers: usize,
     /// Viewers that returned `Idle`, to wake on the next frame.
     parked: Vec<ViewerId>,
+    /// Scratch for `sweep_slow`: the lowest sequence number any viewer needs.
+    floor_scratch: u64,
     subscribers: CoreSet,
     stats: StreamStats,
     meter: RateMeter,
@@ -182,6 +184,7 @@ impl Shard {
                 seeded,
                 viewers: 0,
                 parked: Vec::new(),
+                floor_scratch: u64::MAX,
                 subscribers: CoreSet::EMPTY,
                 stats,
                 meter: RateMeter::default(),
@@ -240,6 +243,10 @@ impl Shard {
         s.meter.record(&frame, now_ms);
         s.stats.bitrate_bps = s.meter.bitrate_bps;
         s.stats.fps_x100 = s.meter.fps_x100;
+        if s.viewers == 0 {
+            // Nobody reads here: keep only the GOP cache for the next viewer or replica.
+            s.ring.set_reader_floor(u64::MAX);
+        }
         let evicted_before = s.ring.evicted();
         let entry = s.ring.push(frame, stream_ts, now_ms);
         counters.ring_evictions += s.ring.evicted() - evicted_before;
@@ -334,12 +341,22 @@ impl Shard {
     /// Checks every positioned viewer against its hard bounds and appends those
     /// to close. Run it periodically (e.g. once a second): a viewer whose
     /// socket is stuck never asks for its next batch, so this is how it gets
-    /// closed. O(viewers).
+    /// closed. It also tells each ring how far back its remaining viewers
+    /// read, so history nobody needs is freed early. O(streams + viewers).
     pub fn sweep_slow(&mut self, now_ms: u64, out: &mut Vec<(ViewerId, CloseReason)>) {
+        for s in self.streams.values_mut() {
+            s.floor_scratch = u64::MAX;
+        }
         for (index, slot) in self.slots.iter_mut().enumerate() {
             let Some((stream_id, viewer, _)) = slot.entry.as_mut() else { continue };
-            let Some(s) = self.streams.get(stream_id) else { continue };
-            if let Err(reason) = viewer.check_hard_bounds(&s.ring, now_ms) {
+            let Some(s) = self.streams.get_mut(stream_id) else { continue };
+            let verdict = viewer.check_hard_bounds(&s.ring, now_ms);
+            if verdict.is_ok() {
+                if let Some(seq) = viewer.needs_from() {
+                    s.floor_scratch = s.floor_scratch.min(seq);
+                }
+            }
+            if let Err(reason) = verdict {
                 let id = ViewerId { index: index as u32, generation: slot.generation };
                 match reason {
                     CloseReason::LagTime { .. } => self.counters.closed_lag_time += 1,
@@ -350,6 +367,9 @@ impl Shard {
                 tracing::debug!(key = %s.key, %reason, "closing stuck viewer");
                 out.push((id, reason));
             }
+        }
+        for s in self.streams.values_mut() {
+            s.ring.set_reader_floor(s.floor_scratch);
         }
     }
 
@@ -464,6 +484,9 @@ impl Shard {
         };
         let before = *viewer.counters();
         let status = viewer.next_batch(&s.ring, request, out);
+        if let Some(seq) = viewer.needs_from() {
+            s.ring.lower_reader_floor(seq);
+        }
         let after = *viewer.counters();
         let c = &mut self.counters;
         c.frames_out += after.frames_sent - before.frames_sent;
@@ -536,6 +559,12 @@ impl Shard {
     /// Number of streams on this core.
     pub fn stream_count(&self) -> usize {
         self.streams.len()
+    }
+
+    /// Who still watches a stream this core owns: its viewers here plus the
+    /// cores replicating it (each has at least one viewer). `None` if unknown.
+    pub fn audience(&self, stream_id: StreamId) -> Option<usize> {
+        self.streams.get(&stream_id).map(|s| s.viewers + s.subscribers.len())
     }
 
     /// Frames and bytes held by a stream's ring (for tests and stats).

@@ -468,6 +468,43 @@ fn stats_report_codecs_and_rates() {
     assert!(stats.publishing && stats.owned);
 }
 
+#[test]
+fn a_stream_without_viewers_holds_only_its_gop() {
+    let (mut shard, id) = owner_shard(ShardConfig::default());
+    push_headers(&mut shard, id, 0, 0);
+    push_gops(&mut shard, id, 5, 10, 0, 0);
+    assert_eq!(shard.ring_usage(id).unwrap().0, 20, "the last GOP: 10 video + 10 audio");
+    let v = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    let (out, _) = drain(&mut shard, v, 400);
+    assert_eq!(out.len(), 3 + 20, "context and GOP are still there for a new viewer");
+}
+
+#[test]
+fn history_follows_the_slowest_viewer() {
+    let (mut shard, id) = owner_shard(ShardConfig::default());
+    push_headers(&mut shard, id, 0, 0);
+    let (mut ts, mut now) = push_gops(&mut shard, id, 1, 10, 0, 0);
+    let fast = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    let slow = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    drain(&mut shard, fast, now);
+    let mut slow_got = drain(&mut shard, slow, now).0.len();
+    let mut closing = Vec::new();
+    for _ in 0..4 {
+        (ts, now) = push_gops(&mut shard, id, 1, 10, ts, now);
+        drain(&mut shard, fast, now);
+        shard.sweep_slow(now, &mut closing);
+    }
+    assert!(closing.is_empty());
+    assert!(shard.ring_usage(id).unwrap().0 >= 80, "the slow viewer's backlog is kept");
+    let (out, status) = drain(&mut shard, slow, now);
+    assert_eq!(status, BatchStatus::Idle);
+    slow_got += out.len();
+    assert_eq!(slow_got, 3 + 20 + 80, "nothing it needed was dropped");
+    shard.sweep_slow(now, &mut closing);
+    push_gops(&mut shard, id, 1, 10, ts, now);
+    assert_eq!(shard.ring_usage(id).unwrap().0, 20, "all caught up: one GOP left");
+}
+
 mod prop {
     use super::*;
     use proptest::prelude::*;
@@ -477,6 +514,7 @@ mod prop {
         Push { kind: u8, raw_ts: u32, advance: u8 },
         Batch { viewer: usize, max_frames: u8 },
         AddViewer { gop_cache: bool },
+        Sweep,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -484,6 +522,7 @@ mod prop {
             4 => (0u8..6, any::<u32>(), any::<u8>()).prop_map(|(kind, raw_ts, advance)| Op::Push { kind, raw_ts, advance }),
             3 => (0usize..4, 1u8..20).prop_map(|(viewer, max_frames)| Op::Batch { viewer, max_frames }),
             1 => any::<bool>().prop_map(|gop_cache| Op::AddViewer { gop_cache }),
+            1 => Just(Op::Sweep),
         ]
     }
 
@@ -515,6 +554,14 @@ mod prop {
                         let v = shard.add_viewer(id, ViewerOptions { gop_cache, ..Default::default() }).unwrap();
                         viewers.push((v, None, false));
                     }
+                    Op::Sweep => {
+                        let mut closing = Vec::new();
+                        shard.sweep_slow(now, &mut closing);
+                        for (v, _) in closing {
+                            shard.remove_viewer(v);
+                            viewers.retain(|(id, _, _)| *id != v);
+                        }
+                    }
                     Op::Batch { viewer, max_frames } => {
                         let Some(slot) = viewers.get_mut(viewer) else { continue };
                         let mut out = Vec::new();
@@ -539,6 +586,47 @@ mod prop {
             }
             let (frames, bytes) = shard.ring_usage(id).unwrap();
             prop_assert!(frames <= 64 && bytes <= 4096);
+        }
+
+        #[test]
+        fn early_trimming_never_drops_what_a_viewer_needs(ops in proptest::collection::vec(op(), 1..300)) {
+            let roomy = RingLimits { max_frames: 1 << 20, max_bytes: 1 << 30, max_age_ms: u64::MAX / 4 };
+            let (mut shard, id) = owner_shard(ShardConfig { ring: roomy, ..Default::default() });
+            let patient = ViewerLimits { hard_lag_ms: u64::MAX / 4, hard_lag_bytes: u64::MAX / 4, ..Default::default() };
+            let mut viewers: Vec<ViewerId> = Vec::new();
+            let mut now = 0u64;
+            let mut ts = 0u32;
+            for op in ops {
+                match op {
+                    Op::Push { kind, raw_ts, advance } => {
+                        now += u64::from(advance);
+                        ts = ts.wrapping_add(raw_ts % 50);
+                        let frame = match kind {
+                            0 => video(ts, true),
+                            1 | 2 => video(ts, false),
+                            3 => audio(ts),
+                            4 => video_header(ts, 1),
+                            _ => metadata(ts),
+                        };
+                        shard.push_frame(id, frame, now).unwrap();
+                    }
+                    Op::AddViewer { gop_cache } => {
+                        let options = ViewerOptions { gop_cache, limits: patient, ..Default::default() };
+                        viewers.push(shard.add_viewer(id, options).unwrap());
+                    }
+                    Op::Sweep => {
+                        let mut closing = Vec::new();
+                        shard.sweep_slow(now, &mut closing);
+                        prop_assert!(closing.is_empty(), "{closing:?}");
+                    }
+                    Op::Batch { viewer, max_frames } => {
+                        let Some(v) = viewers.get(viewer) else { continue };
+                        let mut out = Vec::new();
+                        let status = shard.next_batch(*v, now, usize::from(max_frames), 1 << 20, &mut out);
+                        prop_assert!(!matches!(status, BatchStatus::Close(_)), "{status:?}");
+                    }
+                }
+            }
         }
 
         #[test]

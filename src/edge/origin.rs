@@ -1,0 +1,257 @@
+//! Origin URLs (`rtmp://host[:port][/app]`, `http://host[:port][/prefix]`) and
+//! what to ask an origin for a given stream key.
+//!
+//! An RTMP origin with an app path serves every key under that app (the key's
+//! name is played in it); without one the viewer's app is used, which is what a
+//! chain of ringcast edges wants. An HTTP origin is asked for
+//! `{prefix}/{app}/{name}.flv`.
+
+use crate::stream::StreamKey;
+
+/// Longest origin URL accepted.
+pub const MAX_URL_LEN: usize = 1024;
+/// Longest query string passed upstream.
+pub const MAX_QUERY_LEN: usize = 1024;
+
+/// The upstream protocol of an origin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OriginScheme {
+    /// RTMP play.
+    Rtmp,
+    /// HTTP-FLV GET.
+    Http,
+}
+
+impl OriginScheme {
+    /// The port used when the URL names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            OriginScheme::Rtmp => 1935,
+            OriginScheme::Http => 80,
+        }
+    }
+}
+
+/// Why an origin URL was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OriginError {
+    /// Longer than [`MAX_URL_LEN`].
+    #[error("origin URL is {len} bytes, limit {limit}")]
+    TooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not `rtmp://` or `http://`.
+    #[error("origin URL must start with rtmp:// or http://")]
+    Scheme,
+    /// No host.
+    #[error("origin URL has no host")]
+    NoHost,
+    /// The port is not a number in 1..=65535.
+    #[error("origin URL port `{0}` is not 1..=65535")]
+    Port(String),
+    /// A control character, space, `?` or `#` where a plain URL was expected.
+    #[error("origin URL contains a forbidden character {0:?}")]
+    Character(char),
+}
+
+/// One configured origin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The URL as configured (for logs and the API).
+    pub url: String,
+    /// Its protocol.
+    pub scheme: OriginScheme,
+    /// Host name or IP literal (IPv6 without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// RTMP app or HTTP path prefix, without surrounding slashes; may be empty.
+    pub path: String,
+}
+
+/// What to ask one origin for, for one stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpstreamRequest {
+    /// RTMP: `connect` to `app` announcing `tc_url`, then `play` `stream?query`.
+    Rtmp {
+        /// The app.
+        app: String,
+        /// The `tcUrl`.
+        tc_url: String,
+        /// The stream name.
+        stream: String,
+        /// The play token or other query, passed on as-is.
+        query: Option<String>,
+    },
+    /// HTTP-FLV: `GET path_and_query` with `Host: host`.
+    Http {
+        /// Request target, e.g. `/live/cam.flv?token=abc`.
+        path_and_query: String,
+        /// `Host` header value.
+        host: String,
+    },
+}
+
+impl Origin {
+    /// Parses and validates an origin URL.
+    pub fn parse(url: &str) -> Result<Origin, OriginError> {
+        if url.len() > MAX_URL_LEN {
+            return Err(OriginError::TooLong { len: url.len(), limit: MAX_URL_LEN });
+        }
+        if let Some(c) = url.chars().find(|c| c.is_control() || matches!(c, ' ' | '?' | '#')) {
+            return Err(OriginError::Character(c));
+        }
+        let (scheme, rest) = if let Some(rest) = url.strip_prefix("rtmp://") {
+            (OriginScheme::Rtmp, rest)
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            (OriginScheme::Http, rest)
+        } else {
+            return Err(OriginError::Scheme);
+        };
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (host, port) = split_host_port(authority)?;
+        if host.is_empty() {
+            return Err(OriginError::NoHost);
+        }
+        let port = match port {
+            None => scheme.default_port(),
+            Some(p) => p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| OriginError::Port(p.to_owned()))?,
+        };
+        Ok(Origin { url: url.to_owned(), scheme, host: host.to_owned(), port, path: path.trim_matches('/').to_owned() })
+    }
+
+    /// `host:port` as written in a URL or `Host` header (IPv6 bracketed).
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// What to ask this origin for `key`, passing `query` (a play token) upstream.
+    pub fn request_for(&self, key: &StreamKey, query: Option<&str>) -> UpstreamRequest {
+        let query = query.filter(|q| !q.is_empty() && q.len() <= MAX_QUERY_LEN).map(str::to_owned);
+        match self.scheme {
+            OriginScheme::Rtmp => {
+                let app = if self.path.is_empty() { key.app().to_owned() } else { self.path.clone() };
+                UpstreamRequest::Rtmp {
+                    tc_url: format!("rtmp://{}/{}", self.authority(), app),
+                    app,
+                    stream: key.name().to_owned(),
+                    query,
+                }
+            }
+            OriginScheme::Http => {
+                let mut path = String::with_capacity(64);
+                if !self.path.is_empty() {
+                    path.push('/');
+                    path.push_str(&self.path);
+                }
+                path.push('/');
+                path.push_str(key.app());
+                path.push('/');
+                path.push_str(key.name());
+                path.push_str(".flv");
+                if let Some(q) = &query {
+                    path.push('?');
+                    path.push_str(q);
+                }
+                UpstreamRequest::Http { path_and_query: path, host: self.authority() }
+            }
+        }
+    }
+}
+
+fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), OriginError> {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or(OriginError::NoHost)?;
+        return match after.strip_prefix(':') {
+            Some(port) => Ok((host, Some(port))),
+            None if after.is_empty() => Ok((host, None)),
+            None => Err(OriginError::Port(after.to_owned())),
+        };
+    }
+    Ok(match authority.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> StreamKey {
+        StreamKey::new("live", "cam").unwrap()
+    }
+
+    #[test]
+    fn rtmp_origin_with_and_without_app() {
+        let o = Origin::parse("rtmp://10.0.0.1:1936/origin").unwrap();
+        assert_eq!(
+            (o.scheme, o.host.as_str(), o.port, o.path.as_str()),
+            (OriginScheme::Rtmp, "10.0.0.1", 1936, "origin")
+        );
+        assert_eq!(
+            o.request_for(&key(), Some("token=abc")),
+            UpstreamRequest::Rtmp {
+                app: "origin".into(),
+                tc_url: "rtmp://10.0.0.1:1936/origin".into(),
+                stream: "cam".into(),
+                query: Some("token=abc".into()),
+            }
+        );
+        let bare = Origin::parse("rtmp://mid.example").unwrap();
+        assert_eq!(bare.port, 1935);
+        match bare.request_for(&key(), None) {
+            UpstreamRequest::Rtmp { app, tc_url, query, .. } => {
+                assert_eq!(app, "live", "the viewer's app is used");
+                assert_eq!(tc_url, "rtmp://mid.example:1935/live");
+                assert_eq!(query, None);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn http_origin_paths() {
+        let o = Origin::parse("http://[::1]:8080/").unwrap();
+        assert_eq!((o.host.as_str(), o.port, o.path.as_str()), ("::1", 8080, ""));
+        assert_eq!(
+            o.request_for(&key(), Some("t=1")),
+            UpstreamRequest::Http { path_and_query: "/live/cam.flv?t=1".into(), host: "[::1]:8080".into() }
+        );
+        let prefixed = Origin::parse("http://o.example/flv/").unwrap();
+        assert_eq!(prefixed.port, 80);
+        assert_eq!(
+            prefixed.request_for(&key(), Some("")),
+            UpstreamRequest::Http { path_and_query: "/flv/live/cam.flv".into(), host: "o.example:80".into() }
+        );
+    }
+
+    #[test]
+    fn bad_urls_name_the_problem() {
+        assert_eq!(Origin::parse("ftp://x"), Err(OriginError::Scheme));
+        assert_eq!(Origin::parse("rtmp://:1935/live"), Err(OriginError::NoHost));
+        assert_eq!(Origin::parse("rtmp://h:0/live"), Err(OriginError::Port("0".into())));
+        assert_eq!(Origin::parse("rtmp://h:99999"), Err(OriginError::Port("99999".into())));
+        assert_eq!(Origin::parse("http://h/a?b"), Err(OriginError::Character('?')));
+        assert_eq!(Origin::parse("http://[::1"), Err(OriginError::NoHost));
+        let long = format!("http://{}", "a".repeat(MAX_URL_LEN));
+        assert!(matches!(Origin::parse(&long), Err(OriginError::TooLong { limit: MAX_URL_LEN, .. })));
+    }
+
+    #[test]
+    fn oversized_query_is_not_passed_upstream() {
+        let o = Origin::parse("http://h:1").unwrap();
+        let q = "x".repeat(MAX_QUERY_LEN + 1);
+        assert_eq!(
+            o.request_for(&key(), Some(&q)),
+            UpstreamRequest::Http { path_and_query: "/live/cam.flv".into(), host: "h:1".into() }
+        );
+    }
+}

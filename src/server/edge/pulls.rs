@@ -1,0 +1,210 @@
+//! The pull core's side: one [`Pull`] per key, and what its actions do to the
+//! directory, the shard, the upstream connection and the waiting viewers.
+
+use crate::edge::pull::{Pull, PullAction};
+use crate::edge::EdgeMsg;
+use crate::metrics::CloseReason;
+use crate::server::worker::CoreState;
+use crate::server::MeshMsg;
+use crate::stream::{Claim, CoreMsg, CoreSet, PublishPolicy, Role, StreamId, StreamKey};
+
+/// Most pulls one core runs.
+pub const MAX_PULLS: usize = 10_000;
+/// How long a stream whose upstream broke keeps its viewers: as long as the
+/// pull keeps retrying, which idle close bounds.
+const LOST_GRACE_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// A pull and what the server holds for it.
+pub struct PullEntry {
+    pub(crate) pull: Pull,
+    /// Passed upstream (the first viewer's play token).
+    pub(crate) query: Option<String>,
+    /// The current upstream connection (slot, generation).
+    pub(crate) conn: Option<(u32, u32)>,
+    /// The stream and its directory claim, once opened.
+    pub(crate) stream: Option<(StreamId, Claim)>,
+}
+
+impl CoreState {
+    /// A viewer on `from_core` wants `key` (this is its pull core).
+    pub(crate) fn edge_request(&mut self, key: StreamKey, query: Option<String>, from_core: usize) {
+        let now = self.now_ms();
+        let mut actions = std::mem::take(&mut self.edge.actions);
+        actions.clear();
+        if let Some(entry) = self.edge.pulls.get_mut(&key) {
+            entry.pull.request(from_core, now, &mut actions);
+        } else if self.shared.directory.lookup(&key).is_some() {
+            // Published here, or pulled by a pull that just handed its key over.
+            self.send_edge(from_core, EdgeMsg::Ready { key: key.clone() });
+        } else if self.edge.known_missing(&key, now) {
+            self.send_edge(from_core, EdgeMsg::NotFound { key: key.clone() });
+        } else if self.edge.pulls.len() >= MAX_PULLS {
+            tracing::warn!(core = self.core, limit = MAX_PULLS, "too many origin pulls");
+            self.send_edge(from_core, EdgeMsg::Unavailable { key: key.clone() });
+        } else {
+            tracing::info!(core = self.core, %key, "starting origin pull");
+            let pull = Pull::new(self.edge.origins.len(), self.edge.timing, from_core, now, &mut actions);
+            self.edge.pulls.insert(key.clone(), PullEntry { pull, query, conn: None, stream: None });
+        }
+        self.apply_pull_actions(&key, &mut actions);
+        self.edge.actions = actions;
+    }
+
+    /// Carries out `actions` for `key`'s pull, then forgets it if it finished.
+    pub(crate) fn apply_pull_actions(&mut self, key: &StreamKey, actions: &mut Vec<PullAction>) {
+        let now = self.now_ms();
+        // Actions may append more (an abandoned open closes the upstream): walk by index.
+        let mut i = 0;
+        while let Some(&action) = actions.get(i) {
+            i += 1;
+            match action {
+                PullAction::Connect { origin } => {
+                    self.edge.connects.push(super::PendingConnect { key: key.clone(), origin });
+                }
+                PullAction::OpenStream => {
+                    if !self.open_pulled_stream(key, now) {
+                        if let Some(entry) = self.edge.pulls.get_mut(key) {
+                            entry.pull.abandon(actions);
+                        }
+                    }
+                }
+                PullAction::Ready(cores) => self.tell_cores(cores, key, |key| EdgeMsg::Ready { key }),
+                PullAction::NotFound(cores) => {
+                    self.edge.remember_missing(key, now);
+                    self.tell_cores(cores, key, |key| EdgeMsg::NotFound { key });
+                }
+                PullAction::Unavailable(cores) => self.tell_cores(cores, key, |key| EdgeMsg::Unavailable { key }),
+                PullAction::UpstreamLost => self.pulled_stream_lost(key, now),
+                PullAction::CloseUpstream => {
+                    if let Some((slot, _)) = self.edge.pulls.get_mut(key).and_then(|e| e.conn.take()) {
+                        self.close_later(slot, CloseReason::StreamEnded);
+                    }
+                }
+                PullAction::Finish => self.end_pulled_stream(key),
+            }
+        }
+        if self.edge.pulls.get(key).is_some_and(|e| e.pull.is_finished()) {
+            if let Some(entry) = self.edge.pulls.remove(key) {
+                if let Some((slot, _)) = entry.conn {
+                    self.close_later(slot, CloseReason::StreamEnded);
+                }
+                tracing::info!(core = self.core, %key, "origin pull closed");
+            }
+        }
+    }
+
+    fn tell_cores(&mut self, cores: CoreSet, key: &StreamKey, msg: impl Fn(StreamKey) -> EdgeMsg) {
+        for core in cores.iter() {
+            self.send_edge(core, msg(key.clone()));
+        }
+    }
+
+    /// Claims `key` and opens its stream, or resumes it after an upstream loss.
+    /// False if the key belongs to someone else now (a local publisher).
+    fn open_pulled_stream(&mut self, key: &StreamKey, now: u64) -> bool {
+        let granted = match self.shared.directory.claim(key, self.core, PublishPolicy::default()) {
+            Ok(granted) => granted,
+            Err(e) => {
+                tracing::info!(core = self.core, %key, error = %e, "pulled stream's key is taken; dropping the pull");
+                return false;
+            }
+        };
+        let claim = granted.claim;
+        let resumed = match granted.previous {
+            Some(prev) if prev.stream_id == claim.stream_id => {
+                self.shard.resume(claim.stream_id, claim.generation).is_ok()
+            }
+            Some(prev) => {
+                // A stream of this key in grace on another core gives way.
+                let kick = CoreMsg::Kick { stream_id: prev.stream_id, generation: prev.generation };
+                if prev.owner_core == self.core {
+                    self.on_stream_msg(kick);
+                } else {
+                    self.send_to_core(prev.owner_core, MeshMsg::Stream(kick));
+                }
+                false
+            }
+            None => false,
+        };
+        if !resumed {
+            let role = Role::Owner { generation: claim.generation };
+            if let Err(e) = self.shard.open_stream(key.clone(), claim.stream_id, role, now) {
+                tracing::warn!(core = self.core, %key, error = %e, "cannot open pulled stream");
+                self.shared.directory.release(key, &claim);
+                return false;
+            }
+            self.metrics.streams.set(self.shard.stream_count() as i64);
+        }
+        let url = self.current_origin_url(key);
+        if let Some(entry) = self.edge.pulls.get_mut(key) {
+            entry.stream = Some((claim.stream_id, claim));
+        }
+        self.report.origin_started(claim.stream_id, url);
+        tracing::info!(core = self.core, %key, stream_id = %claim.stream_id, resumed, "pulling from origin");
+        true
+    }
+
+    fn current_origin_url(&self, key: &StreamKey) -> String {
+        let origin = self.edge.pulls.get(key).and_then(|e| e.pull.origin());
+        origin.and_then(|i| self.edge.origins.get(i)).map(|o| o.url.clone()).unwrap_or_default()
+    }
+
+    /// The upstream broke: the stream waits (viewers stay) for the next one.
+    fn pulled_stream_lost(&mut self, key: &StreamKey, now: u64) {
+        let Some((stream_id, claim)) = self.edge.pulls.get(key).and_then(|e| e.stream) else { return };
+        tracing::info!(core = self.core, %key, "origin pull lost; viewers wait for a reconnect");
+        self.shared.directory.publisher_left(key, &claim);
+        if let Some(ended) = self.shard.publisher_left(stream_id, claim.generation, now, LOST_GRACE_MS) {
+            self.stream_ended(ended);
+        }
+    }
+
+    /// Ends the pulled stream (if it is still ours): viewers finish, the key is released.
+    fn end_pulled_stream(&mut self, key: &StreamKey) {
+        let Some((stream_id, claim)) = self.edge.pulls.get_mut(key).and_then(|e| e.stream.take()) else { return };
+        self.report.origin_stopped(stream_id);
+        if self.shared.directory.lookup(key) != Some((stream_id, self.core)) {
+            return;
+        }
+        match self.shard.end_stream(stream_id) {
+            Some(ended) => self.stream_ended(ended),
+            None => {
+                self.shared.directory.release(key, &claim);
+            }
+        }
+    }
+
+    /// Periodic work of the pull core: retries, start timeouts, idle close, and
+    /// dropping pulls whose key was taken over or deleted.
+    pub(crate) fn tick_pulls(&mut self, now: u64) {
+        if self.edge.pulls.is_empty() {
+            return;
+        }
+        let keys: Vec<StreamKey> = self.edge.pulls.keys().cloned().collect();
+        let mut actions = std::mem::take(&mut self.edge.actions);
+        for key in keys {
+            actions.clear();
+            let Some(entry) = self.edge.pulls.get(&key) else { continue };
+            let stream = entry.stream;
+            let audience = stream.and_then(|(id, _)| self.shard.audience(id)).unwrap_or(0);
+            let ours = match stream {
+                None => true,
+                Some((id, _)) => self.shared.directory.lookup(&key) == Some((id, self.core)),
+            };
+            let Some(entry) = self.edge.pulls.get_mut(&key) else { continue };
+            if ours {
+                entry.pull.tick(now, audience, &mut actions);
+            } else {
+                tracing::info!(core = self.core, %key, "pulled stream was taken over or deleted; closing its upstream");
+                if let Some((id, _)) = entry.stream.take() {
+                    self.report.origin_stopped(id);
+                }
+                if let Some(entry) = self.edge.pulls.get_mut(&key) {
+                    entry.pull.abandon(&mut actions);
+                }
+            }
+            self.apply_pull_actions(&key, &mut actions);
+        }
+        self.edge.actions = actions;
+    }
+}
