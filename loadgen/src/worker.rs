@@ -142,7 +142,10 @@ struct Worker<'a> {
     targets: Vec<Target>,
     source: Option<SourceTemplate>,
     reactor: Reactor,
+    /// Connections by index (the `user_data` key); never removed, so indices stay valid.
     conns: Vec<Conn>,
+    /// Clients started so far (some may have failed before getting a connection).
+    started: u64,
     arena: SharedArena,
     rng: rand::rngs::SmallRng,
     events: Vec<ClientEvent>,
@@ -172,6 +175,7 @@ impl<'a> Worker<'a> {
             source,
             reactor,
             conns: Vec::with_capacity(spec.count as usize),
+            started: 0,
             arena: SharedArena::default(),
             rng: rand::rngs::SmallRng::from_entropy(),
             events: Vec::new(),
@@ -244,7 +248,7 @@ impl<'a> Worker<'a> {
             return Some(self.spec.start_unix_us - t.unix_us);
         }
         for _ in 0..MAX_STARTS_PER_TURN {
-            let k = self.conns.len() as u64;
+            let k = self.started;
             if k >= self.spec.count {
                 return None;
             }
@@ -252,6 +256,8 @@ impl<'a> Worker<'a> {
             if at > run_us {
                 return Some(at - run_us);
             }
+            // Counted before starting: a client that fails to start is not retried.
+            self.started += 1;
             self.start_client(k, t);
         }
         Some(0)
