@@ -113,13 +113,17 @@ impl Conn {
 /// when the ring runs dry the reactor parks receives with ENOBUFS and re-arms all of
 /// them at the next recycle, a storm that grows with the number of connections. So
 /// the ring gets two buffers per connection (up to the 32768 the kernel allows), and
-/// buffers shrink from 16 KiB to 2 KiB for large counts to keep that to ~4 KiB per
-/// viewer: at the low bitrates of big runs a frame fits in 2 KiB anyway.
+/// buffers shrink from 16 KiB towards 2 KiB so the ring stays near [`RING_BUDGET`]:
+/// at the low bitrates of big runs a frame fits in 2 KiB anyway.
 pub fn recv_ring_size(clients: u64) -> (u16, u32) {
-    let buffers = clients.saturating_mul(2).clamp(2048, 32768).next_power_of_two().min(32768) as u16;
-    let size = if clients > 4096 { 2048 } else { 16 * 1024 };
-    (buffers, size)
+    let buffers = clients.saturating_mul(2).clamp(2048, 32768).next_power_of_two().min(32768);
+    let size = (RING_BUDGET / buffers).clamp(2048, 16 * 1024);
+    (buffers as u16, size as u32)
 }
+
+/// Bytes of receive buffers one worker aims for (the ring is shared by all its
+/// connections, so per viewer this shrinks as viewers grow).
+pub const RING_BUDGET: u64 = 32 << 20;
 
 /// Runs `spec` to its end, writing interval lines to `out`.
 pub fn run(spec: &WorkerSpec, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -500,7 +504,8 @@ mod tests {
     #[test]
     fn ring_sizes_are_powers_of_two_within_kernel_limits() {
         assert_eq!(recv_ring_size(1), (2048, 16 * 1024));
-        assert_eq!(recv_ring_size(1500), (4096, 16 * 1024));
+        assert_eq!(recv_ring_size(1500), (4096, 8 * 1024));
+        assert_eq!(recv_ring_size(4000), (8192, 4 * 1024));
         assert_eq!(recv_ring_size(9000), (32768, 2048));
         assert_eq!(recv_ring_size(u64::MAX), (32768, 2048));
     }
