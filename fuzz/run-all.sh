@@ -7,11 +7,20 @@ secs=${1:-30}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 targets=$(cargo fuzz list)
-cargo fuzz build -O $targets >/dev/null 2>&1 || cargo fuzz build -O
+echo "== building fuzz targets"
+cargo fuzz build -O
 for t in $targets; do
   mkdir -p "corpus/$t"
   echo "== fuzz $t for ${secs}s"
   # Limits: 2 GiB RSS, 10 s per input; any crash, leak or timeout fails the run.
-  cargo fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
-      -print_final_stats=0 2>&1 | tail -n 3
+  # New inputs go to a scratch dir so the committed seed corpus stays as it is.
+  scratch=$(mktemp -d)
+  if ! cargo fuzz run -O "$t" "$scratch" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
+      >"$scratch.log" 2>&1; then
+    tail -n 40 "$scratch.log"
+    echo "fuzz target $t failed"
+    exit 1
+  fi
+  grep -E "^Done [0-9]+ runs" "$scratch.log" || tail -n 2 "$scratch.log"
+  rm -rf "$scratch" "$scratch.log"
 done

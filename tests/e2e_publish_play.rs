@@ -35,3 +35,23 @@ fn unknown_stream_is_404_and_bad_paths_are_rejected() {
     let long = format!("/live/{}.flv", "a".repeat(3000));
     assert_eq!(server.http_get(&long).0, 414);
 }
+
+#[test]
+fn viewers_wait_for_a_publisher_when_configured() {
+    let server = Server::start(2, "[stream]\nwait_for_publisher = \"8s\"\n");
+    let flv_url = server.flv_url("live", "later");
+    let rtmp_url = server.rtmp_url("live", "later");
+    // Both viewers ask before anyone publishes.
+    let flv = std::thread::spawn(move || pull_decode(&flv_url, 50, Duration::from_secs(30)));
+    let rtmp = std::thread::spawn(move || pull_decode(&rtmp_url, 50, Duration::from_secs(30)));
+    std::thread::sleep(Duration::from_secs(2));
+    let mut publisher = publish(&server.rtmp_url("live", "later"), 30);
+    let (flv, rtmp) = (flv.join().unwrap(), rtmp.join().unwrap());
+    assert!(flv.ok && flv.video_frames >= 50, "HTTP-FLV viewer that waited: {flv:?}");
+    assert!(rtmp.ok && rtmp.video_frames >= 50, "RTMP viewer that waited: {rtmp:?}");
+    publisher.kill();
+    // Nobody publishes this one: 404 once the wait is over.
+    let started = std::time::Instant::now();
+    assert_eq!(server.http_get("/live/never.flv").0, 404);
+    assert!(started.elapsed() >= Duration::from_secs(7), "answered before the wait was over");
+}

@@ -210,6 +210,55 @@ fn record_captures() {
     std::fs::write(capture_path("ffmpeg_play.bin"), &play).unwrap();
 }
 
+/// ClientSession against a real server: publishes the captured frames to
+/// nginx-rtmp while another ClientSession plays them back.
+/// `RINGCAST_NGINX_RTMP=127.0.0.1:1935 cargo test --test rtmp_capture -- --ignored nginx`
+#[test]
+#[ignore = "needs a running nginx with the rtmp module (application live)"]
+fn client_sessions_publish_and_play_through_nginx() {
+    use ringcast::protocol::rtmp::session::client::{ClientEvent, ClientMode};
+    let addr = std::env::var("RINGCAST_NGINX_RTMP").unwrap_or_else(|_| "127.0.0.1:1935".into());
+    let frames = recorder::frames_of(&load("ffmpeg_publish.bin"));
+    let play_addr = addr.clone();
+    let player = std::thread::spawn(move || {
+        recorder::run_client(&play_addr, ClientMode::Play, Vec::new(), |events| {
+            events
+                .iter()
+                .filter(|e| matches!(e, ClientEvent::Media(f) if f.kind == FrameKind::Video))
+                .count()
+                >= 30
+        })
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let published = recorder::run_client(&addr, ClientMode::Publish, frames, |_| false);
+    assert_eq!(
+        &published[..2],
+        [ClientEvent::Connected, ClientEvent::PublishStarted]
+    );
+    let played = player.join().unwrap();
+    assert_eq!(
+        &played[..2],
+        [ClientEvent::Connected, ClientEvent::PlayStarted]
+    );
+    let media: Vec<&Frame> = played
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Media(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert!(media
+        .iter()
+        .any(|f| f.kind == FrameKind::Script && data::is_metadata(&f.payload)));
+    assert!(media
+        .iter()
+        .any(|f| f.kind == FrameKind::Video && f.sequence_header));
+    assert!(media
+        .iter()
+        .any(|f| f.kind == FrameKind::Audio && f.sequence_header));
+    assert!(media.iter().filter(|f| f.kind == FrameKind::Video).count() >= 30);
+}
+
 mod recorder {
     //! A tiny recording TCP peer: a real ServerSession on a std TcpListener.
 
@@ -235,7 +284,7 @@ mod recorder {
             .expect("ffmpeg")
     }
 
-    /// Serves one connection until the peer closes or `deadline`; returns what it sent.
+    /// Serves one connection until the peer closes (at most 20 s); returns what it sent.
     fn serve(
         listener: &TcpListener,
         mut on_play: impl FnMut(&mut ServerSession, u32, &mut BytesMut),
@@ -376,5 +425,63 @@ mod recorder {
         let status = child.wait().unwrap();
         assert!(status.success(), "ffmpeg played the stream: {status}");
         captured
+    }
+
+    /// Runs a ClientSession over TCP until `done(events)` or the server closes; when
+    /// publishing, sends `frames` once publishing started, then closes politely.
+    pub fn run_client(
+        addr: &str,
+        mode: ringcast::protocol::rtmp::session::client::ClientMode,
+        frames: Vec<Frame>,
+        done: impl Fn(&[ringcast::protocol::rtmp::session::client::ClientEvent]) -> bool,
+    ) -> Vec<ringcast::protocol::rtmp::session::client::ClientEvent> {
+        use ringcast::protocol::rtmp::session::client::{
+            ClientEvent, ClientSession, ClientSessionConfig,
+        };
+        let mut sock = TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let config =
+            ClientSessionConfig::new("live", &format!("rtmp://{addr}/live"), "interop", mode);
+        let mut session = ClientSession::new(config, &mut SmallRng::seed_from_u64(5), 0);
+        let mut out = BytesMut::new();
+        session.start(&mut out).unwrap();
+        let mut events = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            sock.write_all(&out).unwrap();
+            out.clear();
+            if events.contains(&ClientEvent::PublishStarted) {
+                for f in &frames {
+                    session.send_frame(f, &mut out).unwrap();
+                }
+                session.close(&mut out).unwrap();
+                sock.write_all(&out).unwrap();
+                out.clear();
+                std::thread::sleep(Duration::from_millis(500));
+                break;
+            }
+            if done(&events) {
+                break;
+            }
+            let n = match sock.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    continue
+                }
+                Err(e) => panic!("read: {e}"),
+            };
+            session
+                .handle_input(
+                    &buf[..n],
+                    start.elapsed().as_millis() as u64,
+                    &mut out,
+                    &mut events,
+                )
+                .unwrap();
+        }
+        events
     }
 }

@@ -204,3 +204,53 @@ fn a_full_submission_queue_drops_nothing() {
     assert_eq!(seen, (0..queued).collect::<Vec<_>>(), "nothing dropped or duplicated");
     assert_eq!(reactor.backlog_len(), 0);
 }
+
+#[test]
+fn cancel_fd_ends_a_multishot_recv_and_eof_is_final() {
+    let listener = reuseport_listener("127.0.0.1:0".parse().unwrap(), 64).unwrap();
+    let addr = local_addr(&listener).unwrap();
+    let mut reactor = Reactor::new(&config(4, 256)).unwrap();
+    reactor.accept_multishot(raw_fd(&listener), ACCEPT).unwrap();
+    let first = TcpStream::connect(addr).unwrap();
+    let second = TcpStream::connect(addr).unwrap();
+    let mut accepted = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while accepted.len() < 2 && Instant::now() < deadline {
+        reactor.submit_and_wait(1, Some(Duration::from_millis(100))).unwrap();
+        reactor.drain_completions(|_, c| {
+            assert_eq!(c.user_data, ACCEPT);
+            accepted.push(c.result);
+        });
+    }
+    assert_eq!(accepted.len(), 2);
+    reactor.recv_multishot(accepted[0], RECV).unwrap();
+    reactor.recv_multishot(accepted[1], RECV + 1).unwrap();
+    reactor.submit_and_wait(0, None).unwrap();
+    reactor.cancel_fd(accepted[0], 50).unwrap();
+    drop(second);
+    let (mut cancelled, mut cancel_done, mut eof) = (false, false, false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(cancelled && cancel_done && eof) && Instant::now() < deadline {
+        reactor.submit_and_wait(1, Some(Duration::from_millis(100))).unwrap();
+        reactor.drain_completions(|_, c| match c.user_data {
+            RECV => {
+                assert_eq!(c.result, -libc::ECANCELED);
+                assert!(!c.more(), "a cancelled multishot is over");
+                cancelled = true;
+            }
+            50 => {
+                assert_eq!(c.result, 1, "one operation cancelled");
+                cancel_done = true;
+            }
+            u if u == RECV + 1 => {
+                assert_eq!(c.result, 0, "peer closed");
+                assert!(!c.more(), "EOF is final, not re-armed");
+                eof = true;
+            }
+            other => panic!("unexpected {other:#x}"),
+        });
+    }
+    assert!(cancelled && cancel_done && eof);
+    assert_eq!(reactor.stats().rearms, 0);
+    drop(first);
+}

@@ -234,3 +234,181 @@ impl Publisher {
         let _ = self.session.close(out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::SeedableRng;
+    use ringcast::protocol::rtmp::session::server::{
+        PublishRejection, ServerEvent, ServerSession, ServerSessionConfig,
+    };
+
+    use crate::synthetic::SyntheticConfig;
+
+    /// ringcast's ServerSession on both sides of an in-memory relay: a publisher
+    /// publishes into one, the relay forwards media (dropping what `drop_video` says)
+    /// to the other, which a viewer plays from.
+    struct Relay {
+        publisher: Publisher,
+        ingest: ServerSession,
+        viewer: RtmpViewer,
+        egress: ServerSession,
+        play_stream: Option<u32>,
+        reject_publish: bool,
+        to_ingest: BytesMut,
+        to_publisher: BytesMut,
+        to_egress: BytesMut,
+        to_viewer: BytesMut,
+        meter: ViewerMeter,
+        iv: Interval,
+        publish_iv: Interval,
+        video_seen: u64,
+    }
+
+    fn now(ms: u64) -> Now {
+        Now { mono_us: ms * 1000, unix_us: 1_700_000_000_000_000 + ms * 1000 }
+    }
+
+    impl Relay {
+        fn new(reject_publish: bool) -> Self {
+            let mut rng = SmallRng::seed_from_u64(1);
+            let target = Target::parse("rtmp://127.0.0.1/live/x").unwrap();
+            let cfg = SyntheticConfig { video_bitrate: 200_000, audio_bitrate: 32_000, fps: 25, gop_ms: 1000 };
+            let mut to_ingest = BytesMut::new();
+            let mut to_egress = BytesMut::new();
+            let publisher = Publisher::start(
+                session(&target, ClientMode::Publish, &mut rng, 0),
+                MediaSource::Synthetic(SyntheticSource::new(cfg).unwrap()),
+                &mut to_ingest,
+            )
+            .unwrap();
+            let viewer = RtmpViewer::start(session(&target, ClientMode::Play, &mut rng, 0), &mut to_egress).unwrap();
+            let mut iv = Interval::default();
+            let meter = ViewerMeter::new(now(0), true, &mut iv);
+            Relay {
+                publisher,
+                ingest: ServerSession::new(ServerSessionConfig::default(), &mut rng, 0),
+                viewer,
+                egress: ServerSession::new(ServerSessionConfig::default(), &mut rng, 0),
+                play_stream: None,
+                reject_publish,
+                to_ingest,
+                to_publisher: BytesMut::new(),
+                to_egress,
+                to_viewer: BytesMut::new(),
+                meter,
+                iv,
+                publish_iv: Interval::default(),
+                video_seen: 0,
+            }
+        }
+
+        /// Runs one 10 ms tick: pumps the publisher and moves bytes until all is quiet.
+        fn tick(&mut self, ms: u64, drop_video: &dyn Fn(u64) -> bool) -> Result<(), (Phase, FailureKind)> {
+            let t = now(ms);
+            self.publisher.pump(t, &mut self.publish_iv, &mut self.to_ingest)?;
+            let mut events = Vec::new();
+            for _ in 0..32 {
+                let mut server_events = Vec::new();
+                let input = std::mem::take(&mut self.to_ingest);
+                self.ingest.handle_input(&input, ms, &mut self.to_publisher, &mut server_events).unwrap();
+                for ev in server_events {
+                    match ev {
+                        ServerEvent::PublishRequested { stream_id, .. } if self.reject_publish => self
+                            .ingest
+                            .reject_publish(stream_id, PublishRejection::Denied, "no", &mut self.to_publisher)
+                            .unwrap(),
+                        ServerEvent::PublishRequested { stream_id, .. } => {
+                            self.ingest.accept_publish(stream_id, &mut self.to_publisher).unwrap()
+                        }
+                        ServerEvent::Media { frame, .. } => {
+                            let dropped = if frame.kind == FrameKind::Video && !frame.sequence_header {
+                                self.video_seen += 1;
+                                drop_video(self.video_seen - 1)
+                            } else {
+                                false
+                            };
+                            if let (Some(sid), false) = (self.play_stream, dropped) {
+                                self.egress.write_frame(sid, &frame, &mut self.to_viewer).unwrap();
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                let mut server_events = Vec::new();
+                let input = std::mem::take(&mut self.to_egress);
+                self.egress.handle_input(&input, ms, &mut self.to_viewer, &mut server_events).unwrap();
+                for ev in server_events {
+                    if let ServerEvent::PlayRequested { stream_id, .. } = ev {
+                        self.egress.accept_play(stream_id, &mut self.to_viewer).unwrap();
+                        self.play_stream = Some(stream_id);
+                    }
+                }
+                let input = std::mem::take(&mut self.to_viewer);
+                if !input.is_empty() {
+                    self.viewer.on_bytes(&input, t, &mut self.meter, &mut self.iv, &mut self.to_egress, &mut events)?;
+                }
+                let input = std::mem::take(&mut self.to_publisher);
+                if !input.is_empty() {
+                    self.publisher.on_bytes(&input, t, &mut self.publish_iv, &mut self.to_ingest, &mut events)?;
+                }
+                if self.to_ingest.is_empty() && self.to_egress.is_empty() && self.to_viewer.is_empty() && self.to_publisher.is_empty() {
+                    return Ok(());
+                }
+            }
+            panic!("relay never went quiet");
+        }
+    }
+
+    #[test]
+    fn viewer_measures_everything_the_publisher_stamped() {
+        let mut relay = Relay::new(false);
+        for step in 0..300 {
+            relay.tick(step * 10, &|_| false).unwrap();
+        }
+        assert!(relay.publisher.publishing());
+        assert_eq!(relay.viewer.phase(), Phase::Streaming);
+        let c = relay.iv.counters;
+        // The viewer joined before the first frame, so it saw every video frame.
+        assert_eq!(c.video_frames, relay.video_seen);
+        assert_eq!(c.stamped_frames, c.video_frames);
+        assert!(c.video_frames >= 74, "{} frames in 3 s at 25 fps", c.video_frames);
+        assert_eq!(c.keyframes, 3);
+        assert_eq!((c.missing_frames, c.stalls), (0, 0));
+        assert!(c.audio_frames > 100);
+        assert_eq!(relay.iv.hist.gop_frames.max(), 25);
+        // Same tick, same clock: latency is the relay's zero plus the histogram's floor.
+        assert!(relay.iv.hist.latency_us.max() <= 1);
+        assert_eq!(relay.publish_iv.counters.publishers_up, 1);
+        assert!(relay.publish_iv.counters.published_frames >= c.video_frames + c.audio_frames);
+    }
+
+    #[test]
+    fn frames_a_server_drops_are_counted_missing() {
+        let mut relay = Relay::new(false);
+        // The relay loses 5 interframes of the second GOP.
+        let lost = |i: u64| (30..35).contains(&i);
+        for step in 0..300 {
+            relay.tick(step * 10, &lost).unwrap();
+        }
+        let c = relay.iv.counters;
+        assert_eq!(c.missing_frames, 5);
+        assert_eq!(c.video_frames, relay.video_seen - 5);
+        assert_eq!(relay.iv.hist.gop_frames.min(), 20);
+    }
+
+    #[test]
+    fn a_refused_publish_is_a_rejected_request() {
+        let mut relay = Relay::new(true);
+        let mut result = Ok(());
+        for step in 0..10 {
+            result = relay.tick(step * 10, &|_| false);
+            if result.is_err() {
+                break;
+            }
+        }
+        assert!(matches!(result, Err((_, FailureKind::Rejected))), "{result:?}");
+        assert!(!relay.publisher.publishing());
+    }
+}

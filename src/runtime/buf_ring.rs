@@ -40,7 +40,7 @@ impl Mapping {
         }
         NonNull::new(ptr.cast::<u8>())
             .map(|ptr| Mapping { ptr, len })
-            .ok_or_else(|| io::Error::new(io::ErrorKind::Other, "mmap returned null"))
+            .ok_or_else(|| io::Error::other("mmap returned null"))
     }
 }
 

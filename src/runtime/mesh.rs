@@ -88,7 +88,8 @@ pub struct Mesh;
 
 impl Mesh {
     /// Creates `n` links, one per core, with rings of `capacity` items (power of two).
-    /// Give link `i` to core `i`.
+    /// Give link `i` to core `i`. (Named `new` because the mesh *is* its links.)
+    #[allow(clippy::new_ret_no_self)]
     pub fn new<T: Send>(n: usize, capacity: usize) -> Result<Vec<CoreLink<T>>, MeshError> {
         if n == 0 || n > MAX_CORES {
             return Err(MeshError::TooManyCores { cores: n, limit: MAX_CORES });
@@ -190,9 +191,18 @@ impl<T> CoreLink<T> {
             fence(Ordering::SeqCst);
         }
         let mut taken = 0;
+        let mut left_behind = false;
         for (from, consumer) in self.inbound.iter().enumerate() {
             if let Some(consumer) = consumer {
                 taken += consumer.pop_batch(DRAIN_BATCH, |item| f(from, item));
+                left_behind |= !consumer.is_empty();
+            }
+        }
+        if left_behind {
+            // The batch cap left items queued: wake ourselves so the loop does not
+            // go to sleep on them.
+            if let Some(own) = self.wakers.get(self.core) {
+                own.wake();
             }
         }
         taken
@@ -217,12 +227,12 @@ mod tests {
     #[test]
     fn routes_between_every_pair_and_refuses_self() {
         let mut links = Mesh::new::<(usize, usize)>(3, 4).unwrap();
-        for from in 0..3 {
+        for (from, link) in links.iter_mut().enumerate() {
             for to in 0..3 {
-                let res = links[from].send(to, (from, to));
+                let res = link.send(to, (from, to));
                 assert_eq!(res.is_ok(), from != to);
             }
-            assert_eq!(links[from].send(7, (0, 0)), Err((0, 0)));
+            assert_eq!(link.send(7, (0, 0)), Err((0, 0)));
         }
         for (core, link) in links.iter_mut().enumerate() {
             let mut got = Vec::new();
@@ -250,6 +260,20 @@ mod tests {
         links[0].send(1, 11).unwrap();
         assert_eq!(links[0].flush_wakeups(), 1, "drained, so it may sleep again: wake");
         assert_eq!(links[0].flush_wakeups(), 0, "nothing sent since");
+    }
+
+    #[test]
+    fn items_left_by_the_batch_cap_keep_the_core_awake() {
+        let mut links = Mesh::new::<u32>(2, 2 * DRAIN_BATCH).unwrap();
+        for i in 0..(DRAIN_BATCH as u32 + 5) {
+            links[0].send(1, i).unwrap();
+        }
+        assert_eq!(links[1].drain(|_, _| {}), DRAIN_BATCH);
+        let mut counter = 0u64;
+        // SAFETY: reading 8 bytes into a live u64 from our eventfd (nonblocking).
+        let n = unsafe { libc::read(links[1].wake_fd(), (&mut counter as *mut u64).cast(), 8) };
+        assert_eq!(n, 8, "self-wake written");
+        assert_eq!(links[1].drain(|_, _| {}), 5);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! reactor re-arms it itself and reports the completion with `more()` still true.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
@@ -150,6 +151,26 @@ pub enum SubmitError {
     },
 }
 
+/// Hashes the caller's `user_data` with one multiply: the table is consulted on every
+/// single-shot completion (a send has no MORE flag), so SipHash would cost per send.
+#[derive(Default)]
+struct U64Hasher(u64);
+
+impl Hasher for U64Hasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing; hashbrown uses the top bits, which this mixes well.
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// Which multishot operation a `user_data` stands for, to re-arm it.
 #[derive(Clone, Copy, Debug)]
 enum Multishot {
@@ -167,7 +188,7 @@ pub struct Reactor {
     backlog: VecDeque<squeue::Entry>,
     backlog_limit: usize,
     /// Live multishot operations by user_data, consulted only when one stops.
-    multishot: HashMap<u64, Multishot>,
+    multishot: HashMap<u64, Multishot, BuildHasherDefault<U64Hasher>>,
     /// Receives stopped by ENOBUFS, re-armed once the caller recycles a buffer.
     starved: Vec<(u64, RawFd)>,
     /// Completions of the current drain, reused to avoid allocating per turn.
@@ -199,7 +220,7 @@ impl Reactor {
             features,
             backlog: VecDeque::new(),
             backlog_limit: cfg.backlog_limit.max(1),
-            multishot: HashMap::new(),
+            multishot: HashMap::default(),
             starved: Vec::new(),
             batch: Vec::with_capacity(cfg.entries as usize),
             stats: ReactorStats::default(),
@@ -310,22 +331,13 @@ impl Reactor {
 
     /// Closes `fd`; any multishot still armed on it is forgotten (cancel it first).
     pub fn close(&mut self, fd: RawFd, user_data: u64) -> Result<(), SubmitError> {
-        self.starved.retain(|&(_, starved_fd)| starved_fd != fd);
+        self.forget_starved(fd);
         self.push(opcode::Close::new(types::Fd(fd)).build().user_data(user_data))
     }
 
     /// Cancels every operation in flight on `fd`; they complete with `-ECANCELED`.
     pub fn cancel_fd(&mut self, fd: RawFd, user_data: u64) -> Result<(), SubmitError> {
-        let starved = &mut self.starved;
-        let multishot = &mut self.multishot;
-        starved.retain(|&(ud, starved_fd)| {
-            if starved_fd == fd {
-                multishot.remove(&ud);
-                false
-            } else {
-                true
-            }
-        });
+        self.forget_starved(fd);
         let builder = types::CancelBuilder::fd(types::Fd(fd)).all();
         self.push(opcode::AsyncCancel2::new(builder).build().user_data(user_data))
     }
@@ -563,6 +575,21 @@ impl Reactor {
             self.multishot.remove(&user_data);
         }
         res
+    }
+
+    /// A starved receive is not in the kernel, so no final CQE will retire it: drop
+    /// it here when its fd goes away.
+    fn forget_starved(&mut self, fd: RawFd) {
+        let starved = &mut self.starved;
+        let multishot = &mut self.multishot;
+        starved.retain(|&(user_data, starved_fd)| {
+            if starved_fd == fd {
+                multishot.remove(&user_data);
+                false
+            } else {
+                true
+            }
+        });
     }
 
     fn rearm_starved(&mut self) {

@@ -92,6 +92,13 @@ pub struct Conn {
     pub queued: bool,
 }
 
+impl Conn {
+    /// Marked to close after its sends, and no viewer stream is still running on it.
+    pub fn done_after_flush(&self) -> bool {
+        self.close_after_flush && self.viewer.as_ref().is_none_or(|v| v.finished)
+    }
+}
+
 /// A slab of connections with generation-checked slots and a free list.
 #[derive(Default)]
 pub struct Slab {

@@ -5,13 +5,13 @@ use bytes::BytesMut;
 
 use super::api::{self, ApiAction};
 use super::conn::{Egress, Proto};
-use super::edge::viewers::WaitingPlay;
 use super::egress_flv::FlvEgress;
 use super::outbox::PREFIX_SLOT;
+use super::pending::WaitingPlay;
 use super::viewer_send::PlayError;
 use super::worker::CoreState;
 use crate::metrics::{CloseReason, Listener, RefuseReason};
-use crate::protocol::http::request::{Method, Parsed, Request, RequestLimits, RequestParser};
+use crate::protocol::http::request::{Method, Parsed, Request, RequestParser};
 use crate::protocol::http::response::{self, BodyFraming, ResponseContext};
 use crate::stream::StreamKey;
 
@@ -20,6 +20,7 @@ use crate::stream::StreamKey;
 const MAX_BUFFERED: usize = 16 << 10;
 
 /// One HTTP connection's protocol state.
+#[derive(Default)]
 pub struct HttpConn {
     buf: BytesMut,
     parser: RequestParser,
@@ -28,12 +29,8 @@ pub struct HttpConn {
 }
 
 impl HttpConn {
-    /// A fresh connection.
-    pub fn new() -> Self {
-        HttpConn { buf: BytesMut::new(), parser: RequestParser::new(RequestLimits::default()), streaming: false }
-    }
-
-    /// The response is held (edge mode: waiting for an origin): ignore further input.
+    /// The response is held (waiting for a publisher or an origin) or streaming:
+    /// ignore further input.
     pub(crate) fn hold(&mut self) {
         self.streaming = true;
         self.buf = BytesMut::new();
@@ -131,6 +128,10 @@ impl CoreState {
                 return self.respond(slot, &out, false);
             }
         };
+        // From here on the connection belongs to this one response.
+        if let Some(Proto::Http(http)) = self.conns.at(slot).map(|c| &mut c.proto) {
+            http.hold();
+        }
         if self.edge_enabled() {
             // Always through the key's pull core: it serialises pull start and close.
             let query = req.target.split_once('?').map(|(_, q)| q.to_owned());
@@ -148,29 +149,31 @@ impl CoreState {
         self.respond(slot, &out, false);
     }
 
-    /// Writes the streaming head and makes the connection a viewer of `key`
-    /// (404 if it is not live); false: no further request is read.
+    /// Makes the connection a viewer of `key` if it is live; otherwise it waits
+    /// for a publisher (when configured) or gets a 404. False: no further request
+    /// is read on this connection.
     pub(super) fn start_flv_viewer(&mut self, slot: u32, ctx: ResponseContext, key: &StreamKey) -> bool {
-        let mut out = BytesMut::new();
-        if self.shared.directory.lookup(key).is_none() {
-            self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
-            response::write_error(&ctx, 404, &mut out);
-            let streaming = self.conns.at(slot).is_some_and(|c| matches!(&c.proto, Proto::Http(h) if h.streaming));
-            return self.respond(slot, &out, ctx.keep_alive && !streaming);
+        if self.shared.directory.lookup(key).is_some() {
+            return self.begin_flv_play(slot, ctx, key);
         }
+        if !self.wait_for_stream(slot, key.clone(), WaitingPlay::Flv(ctx)) {
+            self.refuse_flv(slot, ctx, 404);
+        }
+        false
+    }
+
+    /// Writes the HTTP-FLV head and starts the viewer of a live stream.
+    pub(super) fn begin_flv_play(&mut self, slot: u32, ctx: ResponseContext, key: &StreamKey) -> bool {
+        let mut out = BytesMut::new();
         let framing = response::write_flv_head(&ctx, &mut out);
         if framing == BodyFraming::None {
-            return self.respond(slot, &out, ctx.keep_alive);
+            return self.respond(slot, &out, false);
         }
         let mut egress = FlvEgress::new(framing == BodyFraming::Chunked);
         let mut header = [0u8; PREFIX_SLOT];
         let n = egress.start(true, true, &mut header);
         out.extend_from_slice(&header[..n]);
         if let Some(conn) = self.conns.at(slot) {
-            if let Proto::Http(http) = &mut conn.proto {
-                http.streaming = true;
-                http.buf = BytesMut::new();
-            }
             let _ = conn.outbox.queue_control(&out);
         }
         match self.start_viewer(slot, key, Egress::Flv(egress)) {

@@ -13,6 +13,7 @@ pub mod egress_flv;
 pub mod egress_rtmp;
 pub mod http_conn;
 pub mod outbox;
+pub mod pending;
 pub mod report;
 pub mod rtmp_conn;
 pub mod shared;
@@ -49,11 +50,12 @@ pub enum ServeError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
         /// The error.
+        #[source]
         source: std::io::Error,
     },
     /// Core threads could not start, or one panicked.
@@ -66,16 +68,17 @@ pub enum ServeError {
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
     /// A core's reactor failed.
-    #[error("core {core} failed: {source}")]
+    #[error("core {core} failed")]
     Core {
         /// The core index.
         core: usize,
         /// The error.
+        #[source]
         source: std::io::Error,
     },
     /// Signal handlers could not be installed.
-    #[error("cannot install signal handlers: {0}")]
-    Signals(std::io::Error),
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
 }
 
 /// Runs the server until SIGTERM/SIGINT, then shuts down gracefully.

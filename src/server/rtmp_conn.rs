@@ -5,9 +5,9 @@ use bytes::BytesMut;
 use rand::SeedableRng;
 
 use super::conn::{Egress, Proto};
-use super::edge::viewers::WaitingPlay;
 use super::egress_rtmp::RtmpEgress;
 use super::shared::Shared;
+use super::pending::WaitingPlay;
 use super::viewer_send::PlayError;
 use super::worker::CoreState;
 use super::MeshMsg;
@@ -16,7 +16,8 @@ use crate::protocol::rtmp::chunk::ChunkLimits;
 use crate::protocol::rtmp::session::server::{
     PlayRejection, PublishRejection, ServerEvent, ServerSession, ServerSessionConfig,
 };
-use crate::protocol::Frame;
+use crate::protocol::flv::config::parse_video_sequence_header;
+use crate::protocol::{Frame, FrameKind};
 use crate::stream::{Claim, CoreMsg, EndedStream, PublishPolicy, Role, StreamId, StreamKey};
 
 /// A publisher's hold on its stream.
@@ -86,7 +87,7 @@ impl CoreState {
             let Some(conn) = self.conns.at(slot) else { return };
             let Proto::Rtmp(rc) = &mut conn.proto else { return };
             // A publish/play decision may have left input buffered in the session.
-            if !(rc.session.has_backlog() && !rc.session.awaiting_decision()) {
+            if !rc.session.has_backlog() || rc.session.awaiting_decision() {
                 break;
             }
         }
@@ -252,6 +253,12 @@ impl CoreState {
     /// Puts a frame of a stream owned here into the shard, wakes its viewers and
     /// forwards it to the cores replicating it.
     pub fn push_owned_frame(&mut self, stream_id: StreamId, frame: Frame, now: u64) {
+        if frame.kind == FrameKind::Video && frame.sequence_header {
+            if let Ok(config) = parse_video_sequence_header(&frame.payload) {
+                let (width, height) = config.dimensions();
+                self.shard.set_video_size(stream_id, width, height);
+            }
+        }
         let (wake, replicate_to, forward) = match self.shard.push_frame(stream_id, frame, now) {
             Ok(pushed) => {
                 let forward = (!pushed.replicate_to.is_empty()).then(|| pushed.entry.frame().clone());
@@ -333,13 +340,18 @@ impl CoreState {
         self.flush_session_output(slot);
     }
 
-    /// Accepts a play request for `key` and makes the connection its viewer
-    /// (StreamNotFound if it is not live).
+    /// Plays `key` if it is live; otherwise waits for a publisher (when
+    /// configured) or answers StreamNotFound.
     pub(super) fn start_rtmp_play(&mut self, slot: u32, msg_stream: u32, key: &StreamKey) {
-        if self.shared.directory.lookup(key).is_none() {
+        if self.shared.directory.lookup(key).is_some() {
+            self.begin_rtmp_play(slot, msg_stream, key);
+        } else if !self.wait_for_stream(slot, key.clone(), WaitingPlay::Rtmp { msg_stream }) {
             self.refuse_rtmp_play(slot, msg_stream, PlayRejection::StreamNotFound, "stream not found");
-            return;
         }
+    }
+
+    /// Accepts the play of a live stream and starts the viewer.
+    pub(super) fn begin_rtmp_play(&mut self, slot: u32, msg_stream: u32, key: &StreamKey) {
         let Some(rc) = self.session(slot) else { return };
         let _ = rc.session.accept_play(msg_stream, &mut rc.out);
         rc.playing = Some(msg_stream);

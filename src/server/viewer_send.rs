@@ -75,8 +75,7 @@ impl CoreState {
         let max_bytes = self.shared.config.runtime.max_bytes_per_send;
         let mut batch = std::mem::take(&mut self.batch);
         let mut outcome = BatchStatus::Idle;
-        loop {
-            let Some(conn) = self.conns.at(slot) else { break };
+        while let Some(conn) = self.conns.at(slot) {
             let Some(viewer) = conn.viewer.as_ref() else { break };
             if viewer.finished || !conn.outbox.has_room() || conn.outbox.bytes_queued() >= max_bytes {
                 break;

@@ -24,6 +24,8 @@ use crate::stream::{OutFrame, Shard, ShardConfig, StreamId, ViewerId};
 const CONTROL_LIMIT: usize = 256 << 10;
 /// How often timeouts, grace periods and the API report are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
+/// How often viewers whose sends never complete are checked against the hard lag.
+const SLOW_SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// After an accept error (EMFILE...), accepting pauses this long.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
 /// Longest a turn sleeps waiting for completions.
@@ -77,6 +79,8 @@ pub struct CoreState {
     pub report: CoreReport,
     /// Reusable batch buffer for viewer sends.
     pub batch: Vec<OutFrame>,
+    /// Viewers waiting for their stream to go live.
+    pub pending: Vec<super::pending::Pending>,
     /// Edge mode: origin pulls run by this core and viewers waiting for one.
     pub edge: super::edge::EdgeCore,
     mesh_inbox: Vec<MeshMsg>,
@@ -84,6 +88,7 @@ pub struct CoreState {
     wake_buf: Box<u64>,
     shutting_down: Option<Instant>,
     next_sweep: Instant,
+    next_slow_sweep: Instant,
     last_accept_warning: Option<Instant>,
 }
 
@@ -112,9 +117,8 @@ impl CoreState {
     pub fn send_to_core(&mut self, to: usize, msg: MeshMsg) {
         let backlog = &mut self.mesh_backlog[to];
         if backlog.is_empty() {
-            match self.mesh.send(to, msg) {
-                Ok(()) => return,
-                Err(msg) => backlog.push_back(msg),
+            if let Err(msg) = self.mesh.send(to, msg) {
+                backlog.push_back(msg);
             }
         } else if backlog.len() < MESH_BACKLOG {
             backlog.push_back(msg);
@@ -179,10 +183,12 @@ impl Worker {
             batch: Vec::with_capacity(cfg.runtime.max_frames_per_send),
             edge: super::edge::EdgeCore::new(cfg),
             mesh_inbox: Vec::new(),
+            pending: Vec::new(),
             epoch: shared.epoch,
             wake_buf: Box::new(0),
             shutting_down: None,
             next_sweep: now,
+            next_slow_sweep: now + SLOW_SWEEP_EVERY,
             last_accept_warning: None,
             shared,
         };
@@ -280,7 +286,7 @@ impl CoreState {
             let errno = -c.result;
             self.metrics.accept_errors.inc(AcceptErrorKind::from_errno(errno));
             let now = Instant::now();
-            if self.last_accept_warning.map_or(true, |t| now - t >= Duration::from_secs(1)) {
+            if self.last_accept_warning.is_none_or(|t| now - t >= Duration::from_secs(1)) {
                 self.last_accept_warning = Some(now);
                 tracing::warn!(core = self.core, errno, "accept failed; pausing accepts");
             }
@@ -318,7 +324,7 @@ impl CoreState {
         let max_frames = cfg.runtime.max_frames_per_send;
         let proto = match kind {
             Listener::Rtmp => Proto::Rtmp(Box::new(RtmpConn::new(&self.shared, now))),
-            _ => Proto::Http(HttpConn::new()),
+            _ => Proto::Http(HttpConn::default()),
         };
         let peer = peer_addr(fd);
         let slot = self.conns.insert(|generation| Conn {
@@ -372,13 +378,8 @@ impl CoreState {
         let Some(id) = c.buffer_id() else { return };
         let closing = conn.closing;
         if !closing {
+            // Sessions copy what they keep; the buffer goes back to the kernel right after.
             if let Some(data) = r.recv_buffer(id, c.result as usize) {
-                // Sessions copy what they keep; the buffer goes back right after.
-                let data: &[u8] = data;
-                // SAFETY: `data` points into the provided-buffer ring, which the
-                // reactor does not touch until `recycle_buffer` below; `self` does
-                // not reach the reactor while handling it.
-                let data: &[u8] = unsafe { std::slice::from_raw_parts(data.as_ptr(), data.len()) };
                 self.on_data(token.slot, data);
             }
         }
@@ -446,7 +447,7 @@ impl CoreState {
                 }
             }
             SendProgress::Complete => {
-                if conn.close_after_flush && !conn.outbox.has_control() && conn.viewer.as_ref().map_or(true, |v| v.finished) {
+                if conn.done_after_flush() && !conn.outbox.has_control() {
                     let reason = conn.close_reason;
                     self.close_later(token.slot, reason);
                 } else {
@@ -562,9 +563,27 @@ impl CoreState {
         for ended in self.shard.tick(now_ms) {
             self.stream_ended(ended);
         }
+        if now >= self.next_slow_sweep {
+            self.next_slow_sweep = now + SLOW_SWEEP_EVERY;
+            self.close_stuck_viewers(now_ms);
+        }
+        self.resolve_pending(now_ms);
         self.expire_waiters(now_ms);
         self.tick_pulls(now_ms);
         self.publish_report(now_ms);
+    }
+
+    /// A viewer whose socket is stuck never asks for its next batch, so the
+    /// shard's periodic check is what closes it at the hard bound.
+    fn close_stuck_viewers(&mut self, now_ms: u64) {
+        let mut stuck = Vec::new();
+        self.shard.sweep_slow(now_ms, &mut stuck);
+        for (id, reason) in stuck {
+            let Some(&slot) = self.viewer_conns.get(&id) else { continue };
+            self.metrics.slow_viewer_closes.inc();
+            tracing::info!(core = self.core, %reason, "closing stuck viewer");
+            self.close_later(slot, CloseReason::SlowViewer);
+        }
     }
 
     fn drain_mesh(&mut self) {
@@ -621,7 +640,7 @@ impl CoreState {
                 }
             }
             None => {
-                if conn.close_after_flush && conn.viewer.as_ref().map_or(true, |v| v.finished) {
+                if conn.done_after_flush() {
                     let reason = conn.close_reason;
                     self.close_later(slot, reason);
                 }

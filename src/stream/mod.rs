@@ -8,8 +8,9 @@
 //!   `previous` claim had the same stream id (same core: takeover or grace resume),
 //!   kick the old publisher and [`Shard::resume`]; if it was on another core, send
 //!   it [`CoreMsg::Kick`]; else [`Shard::open_stream`] with [`Role::Owner`]. Each
-//!   frame goes to [`Shard::push_frame`]: wake the returned viewers and forward
-//!   `CoreMsg::Frame` to the `replicate_to` cores. When the publisher leaves,
+//!   frame goes to [`Shard::push_frame`]: copy the returned `wake` ids into your
+//!   own reusable buffer (the slice borrows the shard), wake those viewers, and
+//!   forward `CoreMsg::Frame` to the `replicate_to` cores. When the publisher leaves,
 //!   [`Directory::publisher_left`] + [`Shard::publisher_left`] (grace), and
 //!   [`Shard::tick`] ends expired streams (then [`Directory::release`] and send
 //!   `StreamEnd` to `notify`).
@@ -20,8 +21,21 @@
 //!   [`OutFrame`] until its send completes. On `Close`/`Finished` or disconnect,
 //!   [`Shard::remove_viewer`] (and send its `unsubscribe` message if any).
 //! * **Cross-core**: pass every received [`CoreMsg`] to [`Shard::handle`].
+//! * **Housekeeping**: [`Shard::tick`] every loop turn (O(1) when nothing is
+//!   due); [`Shard::sweep_slow`] about once a second to close viewers whose
+//!   sockets are stuck (they never ask for a batch, so nothing else notices).
+//!
+//! Encodings: each [`RingEntry`] caches up to [`ring::ENCODING_SLOTS`] per-format
+//! serialisations ([`RingEntry::encoding`]); the server assigns the slots.
 //!
 //! Time is always passed in as `now_ms` (any monotonic millisecond clock).
+//!
+//! Memory: a viewer is a cursor (constant size whatever its lag). A ring holds
+//! the GOP cache plus whatever its slowest viewer still needs, capped by
+//! [`RingLimits`] (frames, bytes, age); streams with no viewers on a core keep
+//! only the GOP cache there.
+
+#![warn(missing_docs)]
 
 pub mod directory;
 pub mod key;

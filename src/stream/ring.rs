@@ -150,6 +150,9 @@ pub struct Ring {
     last_keyframe_seq: Option<u64>,
     has_video: bool,
     evicted: u64,
+    /// No reader needs frames below this: outside the GOP cache they may go
+    /// before the age limit (see [`Ring::set_reader_floor`]).
+    reader_floor: u64,
 }
 
 impl Ring {
@@ -165,6 +168,7 @@ impl Ring {
             last_keyframe_seq: None,
             has_video: false,
             evicted: 0,
+            reader_floor: 0,
         }
     }
 
@@ -232,7 +236,8 @@ impl Ring {
             let over_bytes = self.held_bytes > self.limits.max_bytes;
             let in_gop = self.last_keyframe_seq.is_some_and(|k| front.seq >= k);
             let too_old = now_ms.saturating_sub(front.arrival_ms) > self.limits.max_age_ms && !in_gop;
-            if !(over_count || over_bytes || too_old) {
+            let unneeded = front.seq < self.reader_floor && !in_gop;
+            if !(over_count || over_bytes || too_old || unneeded) {
                 break;
             }
             let seq = front.seq;
@@ -243,6 +248,19 @@ impl Ring {
                 self.last_keyframe_seq = None;
             }
         }
+    }
+
+    /// Declares that no reader needs frames below `seq`, so frames outside the
+    /// GOP cache can be dropped as soon as they are older than that instead
+    /// of after the age limit: a stream whose viewers keep up holds about one
+    /// GOP, not `max_age_ms` of history. Takes effect on the next push.
+    pub fn set_reader_floor(&mut self, seq: u64) {
+        self.reader_floor = seq;
+    }
+
+    /// Lowers the reader floor to `seq` if it is above (a reader needs `seq`).
+    pub fn lower_reader_floor(&mut self, seq: u64) {
+        self.reader_floor = self.reader_floor.min(seq);
     }
 
     /// The entry with sequence number `seq`, if still held.
@@ -427,6 +445,24 @@ pub(crate) mod tests {
             push(&mut r, video(600 + i, false), 600);
         }
         assert!(r.gop_start().is_none(), "frame cap evicted the keyframe");
+    }
+
+    #[test]
+    fn reader_floor_drops_unneeded_history_but_keeps_the_gop() {
+        let mut r = Ring::new(RingLimits::default());
+        push(&mut r, video(0, true), 0);
+        push(&mut r, video(40, false), 40);
+        push(&mut r, video(80, true), 80);
+        push(&mut r, audio(90), 90);
+        assert_eq!(r.len(), 4, "age limit not reached, floor 0");
+        r.set_reader_floor(1);
+        push(&mut r, audio(100), 100);
+        assert_eq!(r.first_seq(), 1, "seq 0 was not needed");
+        r.set_reader_floor(u64::MAX);
+        push(&mut r, audio(110), 110);
+        assert_eq!(r.first_seq(), 2, "the GOP from the last keyframe stays");
+        r.lower_reader_floor(0);
+        assert_eq!(r.reader_floor, 0);
     }
 
     #[test]

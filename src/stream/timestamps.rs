@@ -42,6 +42,8 @@ pub struct StreamClock {
     /// Last normal forward step, reused as the gap across a rebase.
     step: i64,
     rebases: u64,
+    /// Set by `resume` until the new publisher's first timed frame.
+    resuming: bool,
 }
 
 impl StreamClock {
@@ -54,6 +56,7 @@ impl StreamClock {
             last_out: None,
             step: i64::from(policy.default_step_ms),
             rebases: 0,
+            resuming: false,
         }
     }
 
@@ -66,8 +69,14 @@ impl StreamClock {
                 i64::from(raw)
             }
             (None, Some(last_out)) => {
-                // First frame of a resuming publisher: continue after the last frame.
-                let out = last_out + self.step;
+                // First frame of a resuming publisher: continue after the last
+                // frame. After untimed frames only: start at the raw time if it
+                // does not go back.
+                let distance = i64::from(raw) - last_out;
+                let jump = distance > i64::from(self.policy.max_forward_ms)
+                    || distance < -i64::from(self.policy.max_backward_ms);
+                let out = if self.resuming || jump { last_out + self.step } else { i64::from(raw).max(last_out) };
+                self.resuming = false;
                 self.offset = out - i64::from(raw);
                 self.last_raw = Some((raw, i64::from(raw)));
                 out
@@ -91,10 +100,19 @@ impl StreamClock {
         u64::try_from(out).unwrap_or(0)
     }
 
+    /// Stamps a frame whose timestamp carries no timing (script data such as
+    /// `onMetaData`, which encoders often send with timestamp 0 mid-stream):
+    /// it goes at the current end of the timeline and does not move the clock.
+    pub fn stamp_untimed(&mut self, raw: u32) -> u64 {
+        let out = *self.last_out.get_or_insert(i64::from(raw));
+        u64::try_from(out).unwrap_or(0)
+    }
+
     /// A new publisher takes over the stream: its first frame continues the
     /// timeline right after the last one, whatever its raw timestamp.
     pub fn resume(&mut self) {
         self.last_raw = None;
+        self.resuming = true;
     }
 
     /// The last timeline value produced, if any.
@@ -203,6 +221,23 @@ mod tests {
     }
 
     #[test]
+    fn untimed_frames_do_not_move_the_clock() {
+        let mut c = StreamClock::new(TimestampPolicy::default());
+        assert_eq!(c.stamp_untimed(0), 0);
+        assert_eq!(c.correct(0), 0, "the first timed frame keeps its time");
+        assert_eq!(c.correct(40), 40);
+        assert_eq!(c.stamp_untimed(0), 40, "metadata at ts 0 mid-stream");
+        assert_eq!(c.correct(80), 80);
+        let mut late = StreamClock::new(TimestampPolicy::default());
+        assert_eq!(late.stamp_untimed(5_000), 5_000);
+        assert_eq!(late.correct(4_900), 5_000, "never before an earlier untimed frame");
+        let mut far = StreamClock::new(TimestampPolicy::default());
+        far.stamp_untimed(5);
+        assert_eq!(far.correct(2_426_963_549), 15, "a jump from untimed frames is rebased too");
+        assert_eq!(c.rebases(), 0);
+    }
+
+    #[test]
     fn viewer_timeline_zero_based_and_source() {
         let mut z = ViewerTimeline::new(TimelineMode::ZeroBased, 7000);
         assert_eq!(z.map(6000), 0, "start-up headers older than the start frame map to 0");
@@ -221,8 +256,11 @@ mod tests {
             let mut last = 0u64;
             for (i, r) in raws.into_iter().enumerate() {
                 if i == resume_at { c.resume(); }
-                let out = c.correct(r);
+                let out = if r % 7 == 0 { c.stamp_untimed(r) } else { c.correct(r) };
                 proptest::prop_assert!(out >= last, "{out} < {last}");
+                if i > 0 {
+                    proptest::prop_assert!(out - last <= 10_000, "jump {last} -> {out}");
+                }
                 last = out;
             }
         }

@@ -16,7 +16,7 @@ use super::timestamps::{TimelineMode, ViewerTimeline};
 /// Slow-viewer bounds, measured beyond the viewer's start-up allowance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ViewerLimits {
-    /// Past this lag (ms behind the newest frame's arrival), skip non-key video.
+    /// Past this lag (ms since its oldest unsent frame arrived), skip non-key video.
     pub soft_lag_ms: u64,
     /// Past this many unsent bytes, skip non-key video.
     pub soft_lag_bytes: u64,
@@ -195,6 +195,16 @@ impl Viewer {
         self.skipping
     }
 
+    /// The oldest sequence number this viewer may still need, if it is
+    /// positioned (an unpositioned viewer will start at the GOP cache or at a
+    /// future frame, so it needs no history).
+    pub(crate) fn needs_from(&self) -> Option<u64> {
+        match self.phase {
+            Phase::Starting => None,
+            Phase::Waiting { .. } | Phase::Live => Some(self.cursor),
+        }
+    }
+
     /// Appends up to the caps' worth of frames to `out`.
     pub(crate) fn next_batch(&mut self, ring: &Ring, req: BatchRequest, out: &mut Vec<OutFrame>) -> BatchStatus {
         if matches!(self.phase, Phase::Starting) {
@@ -214,6 +224,10 @@ impl Viewer {
         let mut bytes = 0usize;
         let start_len = out.len();
         self.send_preamble(req, out, &mut bytes, start_len);
+        if self.preamble.is_some() {
+            // The batch is full; the rest of the context must still precede any frame.
+            return BatchStatus::Ready;
+        }
         while self.cursor < ring.next_seq() && out.len() - start_len < req.max_frames {
             let Some(entry) = ring.get(self.cursor) else {
                 return BatchStatus::Close(CloseReason::Evicted { needed: self.cursor, oldest: ring.first_seq() });
@@ -361,5 +375,24 @@ impl Viewer {
         self.counters.frames_sent += 1;
         self.counters.bytes_sent += len as u64;
         out.push(OutFrame { entry: entry.clone(), timestamp });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_viewer_is_small_and_fixed_size() {
+        // Lag is a cursor distance, never a queue: this size is all a viewer costs.
+        assert!(std::mem::size_of::<Viewer>() <= 192, "{} bytes", std::mem::size_of::<Viewer>());
+    }
+
+    #[test]
+    fn unpositioned_viewer_needs_no_history() {
+        let v = Viewer::new(ViewerOptions::default());
+        assert_eq!(v.needs_from(), None);
+        assert!(!v.is_skipping());
+        assert_eq!(v.counters(), &ViewerCounters::default());
     }
 }

@@ -73,13 +73,26 @@ pub struct Server {
 impl Server {
     /// Starts ringcast with `cores` reactors and extra TOML config, waits until both ports accept.
     pub fn start(cores: usize, extra_toml: &str) -> Server {
+        Server::start_limited(cores, extra_toml, None)
+    }
+
+    /// As [`Server::start`], with the process's open-file limit set to `nofile`.
+    pub fn start_limited(cores: usize, extra_toml: &str, nofile: Option<u64>) -> Server {
         let rtmp_port = free_port();
         let http_port = free_port();
         let dir = std::env::temp_dir().join(format!("ringcast-test-{}-{}", std::process::id(), rtmp_port));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("ringcast.toml");
         std::fs::write(&config, extra_toml).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg(env!("CARGO_BIN_EXE_ringcast"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_ringcast")),
+        };
+        let child = cmd
             .arg("serve")
             .arg("--config")
             .arg(&config)
@@ -136,7 +149,7 @@ impl Server {
 /// A bare HTTP/1.0 request; returns (status, body).
 pub fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     write!(s, "{method} {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);

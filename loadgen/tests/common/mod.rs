@@ -117,3 +117,89 @@ pub fn loadgen(args: &[&str], dir: &TempDir) -> serde_json::Value {
 pub fn count(report: &serde_json::Value, name: &str) -> u64 {
     report["counters"][name].as_u64().unwrap_or_else(|| panic!("no counter {name}"))
 }
+
+/// An RTMP server for a test: nginx-rtmp started in a temp dir, or the server named by
+/// LOADGEN_TEST_RTMP_URL (e.g. `rtmp://127.0.0.1:1935/live`, an application URL)
+/// with LOADGEN_TEST_SERVER_PID naming the process to SIGSTOP for stall tests.
+pub struct RtmpServer {
+    /// `rtmp://127.0.0.1:PORT/live`.
+    pub app_url: String,
+    /// The process that moves the media (nginx's worker).
+    pub media_pid: Option<i32>,
+    _nginx: Option<Guard>,
+    _dir: Option<TempDir>,
+}
+
+impl RtmpServer {
+    pub fn start() -> RtmpServer {
+        if let Ok(url) = std::env::var("LOADGEN_TEST_RTMP_URL") {
+            let pid = std::env::var("LOADGEN_TEST_SERVER_PID").ok().and_then(|p| p.parse().ok());
+            return RtmpServer { app_url: url, media_pid: pid, _nginx: None, _dir: None };
+        }
+        let dir = TempDir::new("nginx");
+        let port = free_port();
+        let conf = format!(
+            "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\nworker_processes 1;\n\
+             events {{ worker_connections 1024; }}\n\
+             rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}\n"
+        );
+        std::fs::write(dir.path("nginx.conf"), conf).unwrap();
+        let prefix = dir.0.to_str().unwrap().to_string();
+        let globals = format!("daemon off; pid {prefix}/nginx.pid; error_log {prefix}/err.log;");
+        let child = Command::new("nginx")
+            .args(["-p", &prefix, "-c", "nginx.conf", "-g", &globals])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx installed");
+        let master = child.id() as i32;
+        let guard = Guard(child);
+        wait_for_port(port);
+        let worker = nginx_worker(master);
+        RtmpServer { app_url: format!("rtmp://127.0.0.1:{port}/live"), media_pid: worker, _nginx: Some(guard), _dir: Some(dir) }
+    }
+}
+
+/// The single worker process of the nginx master `master`.
+fn nginx_worker(master: i32) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")).unwrap_or_default();
+        if let Some(pid) = children.split_whitespace().next().and_then(|p| p.parse().ok()) {
+            return Some(pid);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Starts loadgen in the background; its JSON report lands in `json`.
+pub fn loadgen_bg(args: &[&str], json: &Path) -> Guard {
+    let child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .arg("--json")
+        .arg(json)
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run loadgen");
+    Guard(child)
+}
+
+/// Waits for a background loadgen to finish successfully and reads its report.
+pub fn report_of(mut g: Guard, json: &Path) -> serde_json::Value {
+    let status = g.0.wait().unwrap();
+    assert!(status.success(), "loadgen exited with {status}");
+    serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap()
+}
+
+pub fn failures(report: &serde_json::Value) -> Vec<(String, String, u64)> {
+    report["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["phase"].as_str().unwrap().to_string(), f["kind"].as_str().unwrap().to_string(), f["count"].as_u64().unwrap()))
+        .collect()
+}

@@ -4,7 +4,9 @@
 use super::config::CodecConfigError;
 
 /// Sample rates by `samplingFrequencyIndex` (indices 13 and 14 are reserved).
-const SAMPLE_RATES: [u32; 13] = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
+const SAMPLE_RATES: [u32; 13] = [
+    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
+];
 /// Escape value of `samplingFrequencyIndex`: an explicit 24-bit rate follows.
 const EXPLICIT_RATE: u32 = 15;
 /// Object type 5: SBR (HE-AAC); 29: PS (HE-AAC v2). Both signal an extension rate.
@@ -62,7 +64,13 @@ pub fn parse_audio_specific_config(asc: &[u8]) -> Result<AacConfig, CodecConfigE
         14 => 8,
         _ => 0,
     };
-    Ok(AacConfig { object_type, sample_rate, extension_sample_rate, channel_config, channels })
+    Ok(AacConfig {
+        object_type,
+        sample_rate,
+        extension_sample_rate,
+        channel_config,
+        channels,
+    })
 }
 
 /// MSB-first bit reader over a plain (unescaped) byte slice.
@@ -75,7 +83,12 @@ impl Bits<'_> {
     fn take(&mut self, n: usize) -> Result<u32, CodecConfigError> {
         let mut v = 0u32;
         for _ in 0..n.min(32) {
-            let byte = self.data.get(self.pos / 8).ok_or(CodecConfigError::Truncated { what: "AudioSpecificConfig" })?;
+            let byte = self
+                .data
+                .get(self.pos / 8)
+                .ok_or(CodecConfigError::Truncated {
+                    what: "AudioSpecificConfig",
+                })?;
             v = v << 1 | u32::from((byte >> (7 - self.pos % 8)) & 1);
             self.pos += 1;
         }
@@ -92,11 +105,14 @@ impl Bits<'_> {
         if index == EXPLICIT_RATE {
             return self.take(24);
         }
-        SAMPLE_RATES.get(index as usize).copied().ok_or(CodecConfigError::ValueOutOfRange {
-            field: "samplingFrequencyIndex",
-            value: u64::from(index),
-            limit: SAMPLE_RATES.len() as u64 - 1,
-        })
+        SAMPLE_RATES
+            .get(index as usize)
+            .copied()
+            .ok_or(CodecConfigError::ValueOutOfRange {
+                field: "samplingFrequencyIndex",
+                value: u64::from(index),
+                limit: SAMPLE_RATES.len() as u64 - 1,
+            })
     }
 }
 
@@ -123,18 +139,30 @@ mod tests {
     #[test]
     fn explicit_rate_and_escaped_object_type() {
         // AOT escape 31 + 6 bits (=7 -> 39, ELD), rate index 15 + 24-bit 0x00BB80 (48000), config 1.
-        let bits = "11111".to_owned() + "000111" + "1111" + "000000001011101110000000" + "0001" + "00000";
-        let bytes: Vec<u8> = bits.as_bytes().chunks(8).map(|c| c.iter().fold(0u8, |a, b| a << 1 | (b - b'0'))).collect();
+        let bits =
+            "11111".to_owned() + "000111" + "1111" + "000000001011101110000000" + "0001" + "00000";
+        let bytes: Vec<u8> = bits
+            .as_bytes()
+            .chunks(8)
+            .map(|c| c.iter().fold(0u8, |a, b| a << 1 | (b - b'0')))
+            .collect();
         let c = parse_audio_specific_config(&bytes).unwrap();
         assert_eq!((c.object_type, c.sample_rate, c.channels), (39, 48000, 1));
     }
 
     #[test]
     fn bad_input_is_typed() {
-        assert!(matches!(parse_audio_specific_config(&[0x12]), Err(CodecConfigError::Truncated { .. })));
+        assert!(matches!(
+            parse_audio_specific_config(&[0x12]),
+            Err(CodecConfigError::Truncated { .. })
+        ));
         assert!(matches!(
             parse_audio_specific_config(&[0x16, 0x90]),
-            Err(CodecConfigError::ValueOutOfRange { field: "samplingFrequencyIndex", value: 13, .. })
+            Err(CodecConfigError::ValueOutOfRange {
+                field: "samplingFrequencyIndex",
+                value: 13,
+                ..
+            })
         ));
     }
 }

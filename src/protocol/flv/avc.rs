@@ -45,8 +45,12 @@ pub struct AvcSps {
 
 /// Parses an AVCDecoderConfigurationRecord and its first SPS.
 pub fn parse_avc_config(record: &[u8]) -> Result<AvcConfig, CodecConfigError> {
-    let truncated = CodecConfigError::Truncated { what: "AVCDecoderConfigurationRecord" };
-    let [version, profile_idc, constraint_flags, level_idc, length_size, num_sps, rest @ ..] = record else {
+    let truncated = CodecConfigError::Truncated {
+        what: "AVCDecoderConfigurationRecord",
+    };
+    let [version, profile_idc, constraint_flags, level_idc, length_size, num_sps, rest @ ..] =
+        record
+    else {
         return Err(truncated);
     };
     if *version != 1 {
@@ -55,8 +59,12 @@ pub fn parse_avc_config(record: &[u8]) -> Result<AvcConfig, CodecConfigError> {
     if num_sps & 0x1F == 0 {
         return Err(CodecConfigError::NoParameterSet { what: "SPS" });
     }
-    let [l0, l1, rest @ ..] = rest else { return Err(truncated) };
-    let sps = rest.get(..usize::from(u16::from_be_bytes([*l0, *l1]))).ok_or(truncated)?;
+    let [l0, l1, rest @ ..] = rest else {
+        return Err(truncated);
+    };
+    let sps = rest
+        .get(..usize::from(u16::from_be_bytes([*l0, *l1])))
+        .ok_or(truncated)?;
     Ok(AvcConfig {
         profile_idc: *profile_idc,
         constraint_flags: *constraint_flags,
@@ -82,7 +90,10 @@ pub fn parse_avc_sps(nal: &[u8]) -> Result<AvcSps, CodecConfigError> {
     let mut chroma_format_idc = 1;
     let mut separate_colour_plane = false;
     let mut bit_depth = 8;
-    if matches!(profile_idc, 100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135) {
+    if matches!(
+        profile_idc,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    ) {
         chroma_format_idc = r.ue_max("chroma_format_idc", 3)?;
         if chroma_format_idc == 3 {
             separate_colour_plane = r.bit()?;
@@ -128,7 +139,11 @@ pub fn parse_avc_sps(nal: &[u8]) -> Result<AvcSps, CodecConfigError> {
     let height = height_map_units * 16 * field_factor;
     let (mut crop_x, mut crop_y) = (0, 0);
     if r.bit()? {
-        let chroma_array_type = if separate_colour_plane { 0 } else { chroma_format_idc };
+        let chroma_array_type = if separate_colour_plane {
+            0
+        } else {
+            chroma_format_idc
+        };
         let (sub_w, sub_h) = match chroma_array_type {
             1 => (2, 2),
             2 => (2, 1),
@@ -183,13 +198,13 @@ mod tests {
 
     /// SPS from `ffmpeg -f lavfi -i testsrc=size=1280x720 -c:v libx264 -profile:v baseline`.
     const SPS_720P: &[u8] = &[
-        0x67, 0x42, 0xC0, 0x1F, 0xD9, 0x00, 0x50, 0x05, 0xBB, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00,
-        0x00, 0x03, 0x03, 0x20, 0xF1, 0x83, 0x24, 0x80,
+        0x67, 0x42, 0xC0, 0x1F, 0xD9, 0x00, 0x50, 0x05, 0xBB, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00,
+        0x10, 0x00, 0x00, 0x03, 0x03, 0x20, 0xF1, 0x83, 0x24, 0x80,
     ];
     /// x264 high profile, 1920x1080 interlaced (field coding, 8 lines cropped).
     const SPS_1080I: &[u8] = &[
-        0x67, 0x64, 0x00, 0x28, 0xAC, 0xD9, 0x40, 0x78, 0x04, 0x4F, 0xDE, 0x02, 0x20, 0x00, 0x00, 0x03, 0x00,
-        0x20, 0x00, 0x00, 0x06, 0x43, 0xE2, 0xC5, 0xB2, 0xC0,
+        0x67, 0x64, 0x00, 0x28, 0xAC, 0xD9, 0x40, 0x78, 0x04, 0x4F, 0xDE, 0x02, 0x20, 0x00, 0x00,
+        0x03, 0x00, 0x20, 0x00, 0x00, 0x06, 0x43, 0xE2, 0xC5, 0xB2, 0xC0,
     ];
 
     #[test]
@@ -209,10 +224,22 @@ mod tests {
 
     #[test]
     fn record_errors_are_typed() {
-        assert!(matches!(parse_avc_config(&[1, 66]), Err(CodecConfigError::Truncated { .. })));
-        assert_eq!(parse_avc_config(&[2, 66, 0, 31, 0xFF, 0xE1, 0, 0]), Err(CodecConfigError::UnsupportedVersion { version: 2 }));
-        assert_eq!(parse_avc_config(&[1, 66, 0, 31, 0xFF, 0xE0]), Err(CodecConfigError::NoParameterSet { what: "SPS" }));
-        assert!(matches!(parse_avc_config(&[1, 66, 0, 31, 0xFF, 0xE1, 0, 40, 0x67, 0x42]), Err(CodecConfigError::Truncated { .. })));
+        assert!(matches!(
+            parse_avc_config(&[1, 66]),
+            Err(CodecConfigError::Truncated { .. })
+        ));
+        assert_eq!(
+            parse_avc_config(&[2, 66, 0, 31, 0xFF, 0xE1, 0, 0]),
+            Err(CodecConfigError::UnsupportedVersion { version: 2 })
+        );
+        assert_eq!(
+            parse_avc_config(&[1, 66, 0, 31, 0xFF, 0xE0]),
+            Err(CodecConfigError::NoParameterSet { what: "SPS" })
+        );
+        assert!(matches!(
+            parse_avc_config(&[1, 66, 0, 31, 0xFF, 0xE1, 0, 40, 0x67, 0x42]),
+            Err(CodecConfigError::Truncated { .. })
+        ));
         let mut rec = vec![1, 66, 0xC0, 31, 0xFF, 0xE1, 0, SPS_720P.len() as u8];
         rec.extend_from_slice(SPS_720P);
         let cfg = parse_avc_config(&rec).unwrap();

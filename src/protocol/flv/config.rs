@@ -105,15 +105,23 @@ impl VideoConfig {
 /// AVC (codec id 7) / HEVC (id 12) with a 5-byte header, or Enhanced RTMP
 /// `avc1` / `hvc1` SequenceStart with a 5-byte header.
 pub fn parse_video_sequence_header(body: &[u8]) -> Result<VideoConfig, CodecConfigError> {
-    let info = VideoTagInfo::parse(body).ok_or(CodecConfigError::Truncated { what: "video tag header" })?;
+    let info = VideoTagInfo::parse(body).ok_or(CodecConfigError::Truncated {
+        what: "video tag header",
+    })?;
     if !info.sequence_header {
         return Err(CodecConfigError::NotASequenceHeader);
     }
-    if info.enhanced && body.first().is_some_and(|b| b & 0x0F != ex_packet_type::SEQUENCE_START) {
+    if info.enhanced
+        && body
+            .first()
+            .is_some_and(|b| b & 0x0F != ex_packet_type::SEQUENCE_START)
+    {
         return Err(CodecConfigError::UnsupportedCodec);
     }
     // Legacy: [frame/codec][AVCPacketType][CompositionTime:3]; enhanced: [flags][FourCC:4].
-    let record = body.get(5..).ok_or(CodecConfigError::Truncated { what: "video tag header" })?;
+    let record = body.get(5..).ok_or(CodecConfigError::Truncated {
+        what: "video tag header",
+    })?;
     match info.codec {
         Some(VideoCodec::Avc) => parse_avc_config(record).map(VideoConfig::Avc),
         Some(VideoCodec::Hevc) => parse_hevc_config(record).map(VideoConfig::Hevc),
@@ -124,7 +132,9 @@ pub fn parse_video_sequence_header(body: &[u8]) -> Result<VideoConfig, CodecConf
 /// Reads the AAC configuration from an audio sequence-header tag body: legacy
 /// `[0xAx, 0x00, ASC..]` or Enhanced RTMP `[0x90, "mp4a", ASC..]`.
 pub fn parse_audio_sequence_header(body: &[u8]) -> Result<AacConfig, CodecConfigError> {
-    let truncated = CodecConfigError::Truncated { what: "audio tag header" };
+    let truncated = CodecConfigError::Truncated {
+        what: "audio tag header",
+    };
     let b0 = *body.first().ok_or(truncated)?;
     let asc = match b0 >> 4 {
         10 => match body.get(1) {
@@ -162,7 +172,11 @@ mod tests {
     }
 
     fn seq(frames: &[Frame], kind: FrameKind) -> &[u8] {
-        &frames.iter().find(|f| f.kind == kind && f.sequence_header).unwrap().payload
+        &frames
+            .iter()
+            .find(|f| f.kind == kind && f.sequence_header)
+            .unwrap()
+            .payload
     }
 
     #[test]
@@ -172,7 +186,9 @@ mod tests {
         assert_eq!(v.codec(), VideoCodec::Avc);
         assert_eq!(v.dimensions(), (320, 240));
         assert_eq!(v.profile_idc(), 244);
-        let VideoConfig::Avc(avc) = &v else { panic!("not AVC") };
+        let VideoConfig::Avc(avc) = &v else {
+            panic!("not AVC")
+        };
         assert_eq!(avc.sps.chroma_format_idc, 3);
         let a = parse_audio_sequence_header(seq(&frames, FrameKind::Audio)).unwrap();
         assert_eq!((a.object_type, a.sample_rate, a.channels), (2, 44100, 1));
@@ -195,16 +211,34 @@ mod tests {
         let legacy = seq(&frames, FrameKind::Video);
         let mut enhanced = vec![0x90, b'a', b'v', b'c', b'1'];
         enhanced.extend_from_slice(&legacy[5..]);
-        assert_eq!(parse_video_sequence_header(&enhanced).unwrap().dimensions(), (320, 180));
+        assert_eq!(
+            parse_video_sequence_header(&enhanced).unwrap().dimensions(),
+            (320, 180)
+        );
         let audio = seq(&frames, FrameKind::Audio);
         let mut ex_audio = vec![0x90, b'm', b'p', b'4', b'a'];
         ex_audio.extend_from_slice(&audio[2..]);
-        assert_eq!(parse_audio_sequence_header(&ex_audio).unwrap().sample_rate, 48000);
+        assert_eq!(
+            parse_audio_sequence_header(&ex_audio).unwrap().sample_rate,
+            48000
+        );
 
-        assert_eq!(parse_video_sequence_header(&[0x17, 1, 0, 0, 0]), Err(CodecConfigError::NotASequenceHeader));
-        assert_eq!(parse_audio_sequence_header(&[0xAF, 1, 0x21]), Err(CodecConfigError::NotASequenceHeader));
-        assert_eq!(parse_video_sequence_header(&[0x90, b'a', b'v', b'0', b'1', 0x81]), Err(CodecConfigError::UnsupportedCodec));
-        assert_eq!(parse_audio_sequence_header(&[0x2F]), Err(CodecConfigError::UnsupportedCodec));
+        assert_eq!(
+            parse_video_sequence_header(&[0x17, 1, 0, 0, 0]),
+            Err(CodecConfigError::NotASequenceHeader)
+        );
+        assert_eq!(
+            parse_audio_sequence_header(&[0xAF, 1, 0x21]),
+            Err(CodecConfigError::NotASequenceHeader)
+        );
+        assert_eq!(
+            parse_video_sequence_header(&[0x90, b'a', b'v', b'0', b'1', 0x81]),
+            Err(CodecConfigError::UnsupportedCodec)
+        );
+        assert_eq!(
+            parse_audio_sequence_header(&[0x2F]),
+            Err(CodecConfigError::UnsupportedCodec)
+        );
     }
 
     #[test]

@@ -64,13 +64,24 @@ impl Default for FlvLimits {
 #[derive(Debug)]
 enum State {
     /// Collecting the 9-byte file header.
-    FileHeader { buf: [u8; FILE_HEADER_LEN], have: usize },
+    FileHeader {
+        buf: [u8; FILE_HEADER_LEN],
+        have: usize,
+    },
     /// Skipping header bytes past the first 9 (DataOffset > 9).
     HeaderExtra { remaining: u32 },
     /// Collecting `PreviousTagSize | tag header`.
-    Prefix { buf: [u8; TAG_PREFIX_LEN], have: usize },
+    Prefix {
+        buf: [u8; TAG_PREFIX_LEN],
+        have: usize,
+    },
     /// Filling a tag body.
-    Body { kind: FrameKind, timestamp: u32, len: usize, buf: BytesMut },
+    Body {
+        kind: FrameKind,
+        timestamp: u32,
+        len: usize,
+        buf: BytesMut,
+    },
     /// Discarding the body of an unknown tag.
     Skip { remaining: u32 },
     /// A previous call failed; the error repeats.
@@ -104,7 +115,10 @@ impl<A: PayloadAllocator> FlvDemuxer<A> {
         FlvDemuxer {
             limits,
             alloc,
-            state: State::FileHeader { buf: [0; FILE_HEADER_LEN], have: 0 },
+            state: State::FileHeader {
+                buf: [0; FILE_HEADER_LEN],
+                have: 0,
+            },
             header: None,
             expected_prev_tag_size: 0,
             unknown_in_a_row: 0,
@@ -144,7 +158,8 @@ impl<A: PayloadAllocator> FlvDemuxer<A> {
                     let decoded = FileHeader::decode(buf);
                     let header = self.fail_on(decoded)?;
                     let extra = header.data_offset - FILE_HEADER_LEN as u32;
-                    if header.data_offset > self.limits.max_header_size.max(FILE_HEADER_LEN as u32) {
+                    if header.data_offset > self.limits.max_header_size.max(FILE_HEADER_LEN as u32)
+                    {
                         return self.fail(FlvError::HeaderTooLarge {
                             data_offset: header.data_offset,
                             limit: self.limits.max_header_size,
@@ -154,7 +169,10 @@ impl<A: PayloadAllocator> FlvDemuxer<A> {
                     self.state = if extra > 0 {
                         State::HeaderExtra { remaining: extra }
                     } else {
-                        State::Prefix { buf: [0; TAG_PREFIX_LEN], have: 0 }
+                        State::Prefix {
+                            buf: [0; TAG_PREFIX_LEN],
+                            have: 0,
+                        }
                     };
                 }
                 State::HeaderExtra { remaining } | State::Skip { remaining } => {
@@ -164,7 +182,10 @@ impl<A: PayloadAllocator> FlvDemuxer<A> {
                     if *remaining > 0 {
                         return Ok(None);
                     }
-                    self.state = State::Prefix { buf: [0; TAG_PREFIX_LEN], have: 0 };
+                    self.state = State::Prefix {
+                        buf: [0; TAG_PREFIX_LEN],
+                        have: 0,
+                    };
                 }
                 State::Prefix { buf, have } => {
                     if !fill(buf, have, input) {
@@ -176,7 +197,12 @@ impl<A: PayloadAllocator> FlvDemuxer<A> {
                     self.check_prev_tag_size(prev)?;
                     self.start_tag(TagHeader::decode(&hdr))?;
                 }
-                State::Body { kind, timestamp, len, buf } => {
+                State::Body {
+                    kind,
+                    timestamp,
+                    len,
+                    buf,
+                } => {
                     let want = *len - buf.len();
                     let n = want.min(input.len());
                     let (chunk, rest) = input.split_at(n);
@@ -186,7 +212,10 @@ impl<A: PayloadAllocator> FlvDemuxer<A> {
                         return Ok(None);
                     }
                     let frame = Frame::new(*kind, *timestamp, std::mem::take(buf).freeze());
-                    self.state = State::Prefix { buf: [0; TAG_PREFIX_LEN], have: 0 };
+                    self.state = State::Prefix {
+                        buf: [0; TAG_PREFIX_LEN],
+                        have: 0,
+                    };
                     return Ok(Some(frame));
                 }
             }
@@ -215,7 +244,9 @@ impl<A: PayloadAllocator> FlvDemuxer<A> {
         if missing == 0 {
             Ok(())
         } else {
-            Err(FlvError::Truncated { missing: u32::try_from(missing).unwrap_or(u32::MAX) })
+            Err(FlvError::Truncated {
+                missing: u32::try_from(missing).unwrap_or(u32::MAX),
+            })
         }
     }
 
@@ -234,15 +265,22 @@ impl<A: PayloadAllocator> FlvDemuxer<A> {
 
     fn start_tag(&mut self, h: TagHeader) -> Result<(), FlvError> {
         if h.data_size > self.limits.max_tag_size {
-            return self.fail(FlvError::TagTooLarge { len: h.data_size, limit: self.limits.max_tag_size });
+            return self.fail(FlvError::TagTooLarge {
+                len: h.data_size,
+                limit: self.limits.max_tag_size,
+            });
         }
         if h.filter {
-            return self.fail(FlvError::Encrypted { tag_type: h.tag_type });
+            return self.fail(FlvError::Encrypted {
+                tag_type: h.tag_type,
+            });
         }
         self.expected_prev_tag_size = prev_tag_size_for(h.data_size);
         let Some(kind) = FrameKind::from_tag_type(h.tag_type) else {
             if self.limits.unknown_tags == UnknownTagPolicy::Error {
-                return self.fail(FlvError::UnknownTagType { tag_type: h.tag_type });
+                return self.fail(FlvError::UnknownTagType {
+                    tag_type: h.tag_type,
+                });
             }
             self.unknown_in_a_row += 1;
             if self.unknown_in_a_row > self.limits.max_consecutive_unknown_tags {
@@ -251,13 +289,24 @@ impl<A: PayloadAllocator> FlvDemuxer<A> {
                 });
             }
             self.skipped_tags += 1;
-            tracing::trace!(tag_type = h.tag_type, len = h.data_size, "skipping unknown FLV tag");
-            self.state = State::Skip { remaining: h.data_size };
+            tracing::trace!(
+                tag_type = h.tag_type,
+                len = h.data_size,
+                "skipping unknown FLV tag"
+            );
+            self.state = State::Skip {
+                remaining: h.data_size,
+            };
             return Ok(());
         };
         self.unknown_in_a_row = 0;
         let len = h.data_size as usize;
-        self.state = State::Body { kind, timestamp: h.timestamp, len, buf: self.alloc.allocate(len) };
+        self.state = State::Body {
+            kind,
+            timestamp: h.timestamp,
+            len,
+            buf: self.alloc.allocate(len),
+        };
         Ok(())
     }
 
@@ -299,7 +348,11 @@ mod tests {
         out.to_vec()
     }
 
-    fn demux_in_pieces(data: &[u8], piece: usize, limits: FlvLimits) -> Result<Vec<Frame>, FlvError> {
+    fn demux_in_pieces(
+        data: &[u8],
+        piece: usize,
+        limits: FlvLimits,
+    ) -> Result<Vec<Frame>, FlvError> {
         let mut d = FlvDemuxer::new(limits);
         let mut out = Vec::new();
         for chunk in data.chunks(piece.max(1)) {
@@ -311,10 +364,26 @@ mod tests {
 
     fn sample_frames() -> Vec<Frame> {
         vec![
-            Frame::new(FrameKind::Script, 0, Bytes::from_static(b"\x02\x00\x0aonMetaData\x05")),
-            Frame::new(FrameKind::Video, 0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64])),
-            Frame::new(FrameKind::Audio, 0, Bytes::from_static(&[0xAF, 0, 0x12, 0x10])),
-            Frame::new(FrameKind::Video, 40, Bytes::from_static(&[0x17, 1, 0, 0, 0, 9, 9, 9])),
+            Frame::new(
+                FrameKind::Script,
+                0,
+                Bytes::from_static(b"\x02\x00\x0aonMetaData\x05"),
+            ),
+            Frame::new(
+                FrameKind::Video,
+                0,
+                Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64]),
+            ),
+            Frame::new(
+                FrameKind::Audio,
+                0,
+                Bytes::from_static(&[0xAF, 0, 0x12, 0x10]),
+            ),
+            Frame::new(
+                FrameKind::Video,
+                40,
+                Bytes::from_static(&[0x17, 1, 0, 0, 0, 9, 9, 9]),
+            ),
             Frame::new(FrameKind::Audio, 0x0100_0000, Bytes::new()),
         ]
     }
@@ -323,9 +392,18 @@ mod tests {
     fn byte_at_a_time_equals_whole() {
         let frames = sample_frames();
         let data = file_of(&frames);
-        assert_eq!(demux_in_pieces(&data, 1, FlvLimits::default()).unwrap(), frames);
-        assert_eq!(demux_in_pieces(&data, data.len(), FlvLimits::default()).unwrap(), frames);
-        let strict = FlvLimits { strict_prev_tag_size: true, ..FlvLimits::default() };
+        assert_eq!(
+            demux_in_pieces(&data, 1, FlvLimits::default()).unwrap(),
+            frames
+        );
+        assert_eq!(
+            demux_in_pieces(&data, data.len(), FlvLimits::default()).unwrap(),
+            frames
+        );
+        let strict = FlvLimits {
+            strict_prev_tag_size: true,
+            ..FlvLimits::default()
+        };
         assert_eq!(demux_in_pieces(&data, 7, strict).unwrap(), frames);
     }
 
@@ -339,18 +417,34 @@ mod tests {
 
     #[test]
     fn demuxes_ffmpeg_file() {
-        let data = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/flv/avc444_aac_320x240.flv"))
-            .unwrap();
-        let strict = FlvLimits { strict_prev_tag_size: true, ..FlvLimits::default() };
+        let data = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/flv/avc444_aac_320x240.flv"
+        ))
+        .unwrap();
+        let strict = FlvLimits {
+            strict_prev_tag_size: true,
+            ..FlvLimits::default()
+        };
         let frames = demux_in_pieces(&data, 1000, strict).unwrap();
         assert_eq!(frames[0].kind, FrameKind::Script);
-        assert!(frames.iter().any(|f| f.kind == FrameKind::Video && f.sequence_header));
-        assert!(frames.iter().any(|f| f.kind == FrameKind::Audio && f.sequence_header));
-        let first_coded = frames.iter().find(|f| f.kind == FrameKind::Video && !f.sequence_header).unwrap();
+        assert!(frames
+            .iter()
+            .any(|f| f.kind == FrameKind::Video && f.sequence_header));
+        assert!(frames
+            .iter()
+            .any(|f| f.kind == FrameKind::Audio && f.sequence_header));
+        let first_coded = frames
+            .iter()
+            .find(|f| f.kind == FrameKind::Video && !f.sequence_header)
+            .unwrap();
         assert!(first_coded.keyframe);
         assert!(frames.iter().filter(|f| f.kind == FrameKind::Video).count() >= 25);
         // Re-muxing gives back the same bytes ffmpeg wrote after its header.
-        assert_eq!(file_of(&frames)[FILE_HEADER_WITH_PTS0_LEN..], data[FILE_HEADER_WITH_PTS0_LEN..]);
+        assert_eq!(
+            file_of(&frames)[FILE_HEADER_WITH_PTS0_LEN..],
+            data[FILE_HEADER_WITH_PTS0_LEN..]
+        );
     }
 
     #[test]
@@ -367,7 +461,13 @@ mod tests {
         let mut data = file_of(&[]);
         data.extend_from_slice(&[9, 0x40, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0]);
         let e = demux_in_pieces(&data, 100, FlvLimits::default()).unwrap_err();
-        assert_eq!(e, FlvError::TagTooLarge { len: 0x40_0001, limit: 4 * 1024 * 1024 });
+        assert_eq!(
+            e,
+            FlvError::TagTooLarge {
+                len: 0x40_0001,
+                limit: 4 * 1024 * 1024
+            }
+        );
     }
 
     #[test]
@@ -384,18 +484,36 @@ mod tests {
         data.extend_from_slice(&[15, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0xEE, 0xEE, 0, 0, 0, 13]);
         let tail = file_of(&sample_frames()[..1]);
         data.extend_from_slice(&tail[FILE_HEADER_WITH_PTS0_LEN..]);
-        let strict = FlvLimits { strict_prev_tag_size: true, ..FlvLimits::default() };
-        assert_eq!(demux_in_pieces(&data, 5, strict).unwrap(), sample_frames()[..1].to_vec());
+        let strict = FlvLimits {
+            strict_prev_tag_size: true,
+            ..FlvLimits::default()
+        };
+        assert_eq!(
+            demux_in_pieces(&data, 5, strict).unwrap(),
+            sample_frames()[..1].to_vec()
+        );
 
-        let err_policy = FlvLimits { unknown_tags: UnknownTagPolicy::Error, ..FlvLimits::default() };
-        assert_eq!(demux_in_pieces(&data, 5, err_policy), Err(FlvError::UnknownTagType { tag_type: 15 }));
+        let err_policy = FlvLimits {
+            unknown_tags: UnknownTagPolicy::Error,
+            ..FlvLimits::default()
+        };
+        assert_eq!(
+            demux_in_pieces(&data, 5, err_policy),
+            Err(FlvError::UnknownTagType { tag_type: 15 })
+        );
 
         let mut many = file_of(&[]);
         for _ in 0..3 {
             many.extend_from_slice(&[15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11]);
         }
-        let tight = FlvLimits { max_consecutive_unknown_tags: 2, ..FlvLimits::default() };
-        assert_eq!(demux_in_pieces(&many, 64, tight), Err(FlvError::TooManyUnknownTags { limit: 2 }));
+        let tight = FlvLimits {
+            max_consecutive_unknown_tags: 2,
+            ..FlvLimits::default()
+        };
+        assert_eq!(
+            demux_in_pieces(&many, 64, tight),
+            Err(FlvError::TooManyUnknownTags { limit: 2 })
+        );
     }
 
     #[test]
@@ -408,7 +526,10 @@ mod tests {
         d.decode_all(&data, &mut out).unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!(d.prev_tag_size_mismatches(), 1);
-        let strict = FlvLimits { strict_prev_tag_size: true, ..FlvLimits::default() };
+        let strict = FlvLimits {
+            strict_prev_tag_size: true,
+            ..FlvLimits::default()
+        };
         assert!(matches!(
             demux_in_pieces(&data, 64, strict),
             Err(FlvError::PreviousTagSizeMismatch { .. })
@@ -420,11 +541,20 @@ mod tests {
         let mut data = b"FLV\x01\x05\x00\x00\x00\x0c\xAA\xBB\xCC".to_vec();
         let body = file_of(&sample_frames());
         data.extend_from_slice(&body[FILE_HEADER_LEN..]);
-        assert_eq!(demux_in_pieces(&data, 2, FlvLimits::default()).unwrap(), sample_frames());
-        let small = FlvLimits { max_header_size: 10, ..FlvLimits::default() };
+        assert_eq!(
+            demux_in_pieces(&data, 2, FlvLimits::default()).unwrap(),
+            sample_frames()
+        );
+        let small = FlvLimits {
+            max_header_size: 10,
+            ..FlvLimits::default()
+        };
         assert_eq!(
             demux_in_pieces(&data, 2, small),
-            Err(FlvError::HeaderTooLarge { data_offset: 12, limit: 10 })
+            Err(FlvError::HeaderTooLarge {
+                data_offset: 12,
+                limit: 10
+            })
         );
     }
 
@@ -432,14 +562,21 @@ mod tests {
     fn truncation_is_reported() {
         let data = file_of(&sample_frames());
         let cut = &data[..data.len() - 6];
-        assert_eq!(demux_in_pieces(cut, 9, FlvLimits::default()), Err(FlvError::Truncated { missing: 2 }));
+        assert_eq!(
+            demux_in_pieces(cut, 9, FlvLimits::default()),
+            Err(FlvError::Truncated { missing: 2 })
+        );
         // Missing only the final PreviousTagSize is a clean end.
         assert!(demux_in_pieces(&data[..data.len() - 4], 9, FlvLimits::default()).is_ok());
     }
 
     fn arb_frame() -> impl Strategy<Value = Frame> {
         (
-            prop_oneof![Just(FrameKind::Audio), Just(FrameKind::Video), Just(FrameKind::Script)],
+            prop_oneof![
+                Just(FrameKind::Audio),
+                Just(FrameKind::Video),
+                Just(FrameKind::Script)
+            ],
             any::<u32>(),
             proptest::collection::vec(any::<u8>(), 0..300),
         )

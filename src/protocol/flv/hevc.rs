@@ -42,13 +42,20 @@ pub struct HevcSps {
 
 /// Parses an hvcC record and the first SPS in its arrays.
 pub fn parse_hevc_config(record: &[u8]) -> Result<HevcConfig, CodecConfigError> {
-    let truncated = CodecConfigError::Truncated { what: "HEVCDecoderConfigurationRecord" };
+    let truncated = CodecConfigError::Truncated {
+        what: "HEVCDecoderConfigurationRecord",
+    };
     let fixed = record.get(..HVCC_FIXED_LEN).ok_or(truncated)?;
-    let (&version, &ptl, &level_idc, &length_byte, &num_arrays) =
-        match (fixed.first(), fixed.get(1), fixed.get(12), fixed.get(21), fixed.get(22)) {
-            (Some(a), Some(b), Some(c), Some(d), Some(e)) => (a, b, c, d, e),
-            _ => return Err(truncated),
-        };
+    let (&version, &ptl, &level_idc, &length_byte, &num_arrays) = match (
+        fixed.first(),
+        fixed.get(1),
+        fixed.get(12),
+        fixed.get(21),
+        fixed.get(22),
+    ) {
+        (Some(a), Some(b), Some(c), Some(d), Some(e)) => (a, b, c, d, e),
+        _ => return Err(truncated),
+    };
     if version != 1 {
         return Err(CodecConfigError::UnsupportedVersion { version });
     }
@@ -57,10 +64,14 @@ pub fn parse_hevc_config(record: &[u8]) -> Result<HevcConfig, CodecConfigError> 
     // Each array and NAL unit consumes at least 2 bytes, so these loops are
     // bounded by the record's length.
     for _ in 0..num_arrays {
-        let [type_byte, n0, n1, tail @ ..] = rest else { return Err(truncated) };
+        let [type_byte, n0, n1, tail @ ..] = rest else {
+            return Err(truncated);
+        };
         rest = tail;
         for _ in 0..u16::from_be_bytes([*n0, *n1]) {
-            let [l0, l1, tail @ ..] = rest else { return Err(truncated) };
+            let [l0, l1, tail @ ..] = rest else {
+                return Err(truncated);
+            };
             let len = usize::from(u16::from_be_bytes([*l0, *l1]));
             let nal = tail.get(..len).ok_or(truncated)?;
             rest = tail.get(len..).unwrap_or_default();
@@ -99,7 +110,11 @@ pub fn parse_hevc_sps(nal: &[u8]) -> Result<HevcSps, CodecConfigError> {
     let coded_height = r.ue_max("pic_height_in_luma_samples", MAX_DIMENSION)?;
     let (mut crop_x, mut crop_y) = (0, 0);
     if r.bit()? {
-        let chroma_array_type = if separate_colour_plane { 0 } else { chroma_format_idc };
+        let chroma_array_type = if separate_colour_plane {
+            0
+        } else {
+            chroma_format_idc
+        };
         let (sub_w, sub_h) = match chroma_array_type {
             1 => (2, 2),
             2 => (2, 1),
@@ -127,7 +142,10 @@ pub fn parse_hevc_sps(nal: &[u8]) -> Result<HevcSps, CodecConfigError> {
 }
 
 /// Skips profile_tier_level(1, max_sub_layers_minus1) (H.265 §7.3.3).
-fn skip_profile_tier_level(r: &mut NalBitReader<'_>, max_sub_layers_minus1: u32) -> Result<(), CodecConfigError> {
+fn skip_profile_tier_level(
+    r: &mut NalBitReader<'_>,
+    max_sub_layers_minus1: u32,
+) -> Result<(), CodecConfigError> {
     r.skip(PROFILE_BITS + 8)?; // general profile + general_level_idc
     let mut present = [(false, false); 8];
     for p in present.iter_mut().take(max_sub_layers_minus1 as usize) {
@@ -153,25 +171,28 @@ mod tests {
 
     /// From `ffmpeg -f lavfi -i testsrc=size=352x200 -c:v libx265 -f hevc`.
     const VPS: &[u8] = &[
-        0x40, 0x01, 0x0C, 0x01, 0xFF, 0xFF, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00,
-        0x00, 0x03, 0x00, 0x3C, 0x95, 0x98, 0x09,
+        0x40, 0x01, 0x0C, 0x01, 0xFF, 0xFF, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00,
+        0x03, 0x00, 0x00, 0x03, 0x00, 0x3C, 0x95, 0x98, 0x09,
     ];
     const SPS_352X200: &[u8] = &[
-        0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00, 0x00, 0x03, 0x00,
-        0x3C, 0xA0, 0x0B, 0x08, 0x0C, 0x96, 0x59, 0x59, 0xA4, 0x93, 0x2B, 0xC0, 0x5A, 0x02, 0x00, 0x00, 0x03,
-        0x00, 0x02, 0x00, 0x00, 0x03, 0x00, 0x32, 0x10,
+        0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00, 0x00,
+        0x03, 0x00, 0x3C, 0xA0, 0x0B, 0x08, 0x0C, 0x96, 0x59, 0x59, 0xA4, 0x93, 0x2B, 0xC0, 0x5A,
+        0x02, 0x00, 0x00, 0x03, 0x00, 0x02, 0x00, 0x00, 0x03, 0x00, 0x32, 0x10,
     ];
     /// Same encoder at 346x198: coded 352x200 with a conformance window.
     const SPS_346X198: &[u8] = &[
-        0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00, 0x00, 0x03, 0x00,
-        0x3C, 0xA0, 0x0B, 0x08, 0x0C, 0x9C, 0x95, 0x96, 0x56, 0x69, 0x24, 0xCA, 0xF0, 0x16, 0x80, 0x80, 0x00,
-        0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x0C, 0x84,
+        0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00, 0x00,
+        0x03, 0x00, 0x3C, 0xA0, 0x0B, 0x08, 0x0C, 0x9C, 0x95, 0x96, 0x56, 0x69, 0x24, 0xCA, 0xF0,
+        0x16, 0x80, 0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x0C, 0x84,
     ];
     const PPS: &[u8] = &[0x44, 0x01, 0xC1, 0x72, 0xB4, 0x62, 0x40];
 
     fn hvcc(sps: &[u8]) -> Vec<u8> {
         // Main profile, level 2 (60), 4-byte lengths, arrays VPS/SPS/PPS.
-        let mut rec = vec![1, 0x01, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 60, 0xF0, 0, 0xFC, 0xFD, 0xF8, 0xF8, 0, 0, 0x0F, 3];
+        let mut rec = vec![
+            1, 0x01, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 60, 0xF0, 0, 0xFC, 0xFD, 0xF8, 0xF8, 0, 0,
+            0x0F, 3,
+        ];
         for (t, nal) in [(32u8, VPS), (33, sps), (34, PPS)] {
             rec.extend_from_slice(&[0x80 | t, 0, 1]);
             rec.extend_from_slice(&(nal.len() as u16).to_be_bytes());
@@ -183,9 +204,15 @@ mod tests {
     #[test]
     fn parses_hvcc_and_sps() {
         let cfg = parse_hevc_config(&hvcc(SPS_352X200)).unwrap();
-        assert_eq!((cfg.profile_idc, cfg.level_idc, cfg.high_tier), (1, 60, false));
+        assert_eq!(
+            (cfg.profile_idc, cfg.level_idc, cfg.high_tier),
+            (1, 60, false)
+        );
         assert_eq!(cfg.nal_length_size, 4);
-        assert_eq!((cfg.sps.width, cfg.sps.height, cfg.sps.chroma_format_idc), (352, 200, 1));
+        assert_eq!(
+            (cfg.sps.width, cfg.sps.height, cfg.sps.chroma_format_idc),
+            (352, 200, 1)
+        );
     }
 
     #[test]
@@ -202,9 +229,15 @@ mod tests {
         }
         let mut no_sps = rec.clone();
         no_sps[HVCC_FIXED_LEN + 3 + 2 + VPS.len()] = 0x80 | 35;
-        assert_eq!(parse_hevc_config(&no_sps), Err(CodecConfigError::NoParameterSet { what: "SPS" }));
+        assert_eq!(
+            parse_hevc_config(&no_sps),
+            Err(CodecConfigError::NoParameterSet { what: "SPS" })
+        );
         let mut v2 = rec;
         v2[0] = 2;
-        assert_eq!(parse_hevc_config(&v2), Err(CodecConfigError::UnsupportedVersion { version: 2 }));
+        assert_eq!(
+            parse_hevc_config(&v2),
+            Err(CodecConfigError::UnsupportedVersion { version: 2 })
+        );
     }
 }

@@ -49,8 +49,12 @@ pub enum CodecId {
 impl CodecId {
     fn from_amf(v: &Amf0Value) -> Option<Self> {
         match v {
-            Amf0Value::Number(n) if n.fract() == 0.0 && (0.0..256.0).contains(n) => Some(CodecId::Legacy(*n as u8)),
-            Amf0Value::Number(n) if n.fract() == 0.0 && (256.0..=f64::from(u32::MAX)).contains(n) => {
+            Amf0Value::Number(n) if n.fract() == 0.0 && (0.0..256.0).contains(n) => {
+                Some(CodecId::Legacy(*n as u8))
+            }
+            Amf0Value::Number(n)
+                if n.fract() == 0.0 && (256.0..=f64::from(u32::MAX)).contains(n) =>
+            {
                 Some(CodecId::FourCc((*n as u32).to_be_bytes()))
             }
             Amf0Value::String(s) => s.as_bytes().try_into().ok().map(CodecId::FourCc),
@@ -202,7 +206,8 @@ impl Metadata {
             });
         }
         if let Some(a) = audio {
-            self.audiosamplerate.get_or_insert(f64::from(a.extension_sample_rate.unwrap_or(a.sample_rate)));
+            self.audiosamplerate
+                .get_or_insert(f64::from(a.extension_sample_rate.unwrap_or(a.sample_rate)));
             self.audiosamplesize.get_or_insert(16.0);
             self.stereo.get_or_insert(a.channels >= 2);
             self.audiocodecid.get_or_insert(CodecId::Legacy(10));
@@ -242,25 +247,41 @@ mod tests {
     use proptest::prelude::*;
 
     fn ffmpeg_metadata_payload() -> Bytes {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/flv/avc444_aac_320x240.flv");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/flv/avc444_aac_320x240.flv"
+        );
         let data = std::fs::read(path).unwrap();
         let mut frames = Vec::new();
-        FlvDemuxer::new(FlvLimits::default()).decode_all(&data, &mut frames).unwrap();
-        frames.into_iter().find(|f| f.kind == FrameKind::Script).unwrap().payload
+        FlvDemuxer::new(FlvLimits::default())
+            .decode_all(&data, &mut frames)
+            .unwrap();
+        frames
+            .into_iter()
+            .find(|f| f.kind == FrameKind::Script)
+            .unwrap()
+            .payload
     }
 
     #[test]
     fn parses_ffmpeg_metadata_and_reencodes_identically() {
         let payload = ffmpeg_metadata_payload();
         let m = Metadata::parse(&payload, Amf0Limits::default()).unwrap();
-        assert_eq!((m.width, m.height, m.framerate), (Some(320.0), Some(240.0), Some(25.0)));
+        assert_eq!(
+            (m.width, m.height, m.framerate),
+            (Some(320.0), Some(240.0), Some(25.0))
+        );
         assert_eq!(m.videocodecid, Some(CodecId::Legacy(7)));
         assert_eq!(m.audiocodecid, Some(CodecId::Legacy(10)));
         assert_eq!(m.audiosamplerate, Some(44100.0));
         assert_eq!(m.stereo, Some(false));
         assert_eq!(m.encoder.as_deref(), Some("Lavf59.27.100"));
         assert!(m.other.is_empty());
-        assert_eq!(m.to_payload().unwrap(), payload, "same keys, same order, same bytes");
+        assert_eq!(
+            m.to_payload().unwrap(),
+            payload,
+            "same keys, same order, same bytes"
+        );
     }
 
     #[test]
@@ -271,7 +292,10 @@ mod tests {
             ("width", Amf0Value::string("1280")),
             ("height", Amf0Value::Number(720.0)),
             ("fps", Amf0Value::Number(30.0)),
-            ("videocodecid", Amf0Value::Number(f64::from(u32::from_be_bytes(*b"hvc1")))),
+            (
+                "videocodecid",
+                Amf0Value::Number(f64::from(u32::from_be_bytes(*b"hvc1"))),
+            ),
             ("audiocodecid", Amf0Value::string("Opus")),
         ])
         .encode(&mut body)
@@ -283,7 +307,10 @@ mod tests {
         assert_eq!(m.audiocodecid, Some(CodecId::FourCc(*b"Opus")));
         assert_eq!(
             m.other,
-            vec![("width".to_owned(), Amf0Value::string("1280")), ("fps".to_owned(), Amf0Value::Number(30.0))]
+            vec![
+                ("width".to_owned(), Amf0Value::string("1280")),
+                ("fps".to_owned(), Amf0Value::Number(30.0))
+            ]
         );
         let again = Metadata::parse(&m.to_payload().unwrap(), Amf0Limits::default()).unwrap();
         assert_eq!(again, m);
@@ -295,8 +322,14 @@ mod tests {
         let mut wrapped = BytesMut::new();
         add_set_data_frame(&body, &mut wrapped).unwrap();
         let wrapped = wrapped.freeze();
-        assert_eq!(strip_set_data_frame(&wrapped, Amf0Limits::default()).unwrap(), body);
-        assert_eq!(strip_set_data_frame(&body, Amf0Limits::default()).unwrap(), body);
+        assert_eq!(
+            strip_set_data_frame(&wrapped, Amf0Limits::default()).unwrap(),
+            body
+        );
+        assert_eq!(
+            strip_set_data_frame(&body, Amf0Limits::default()).unwrap(),
+            body
+        );
         // The parser accepts the wrapped form too.
         assert_eq!(
             Metadata::parse(&wrapped, Amf0Limits::default()).unwrap(),
@@ -311,26 +344,52 @@ mod tests {
         encode::write_string(&mut cue, "onCuePoint").unwrap();
         assert_eq!(
             Metadata::parse(&cue, limits),
-            Err(MetadataError::NotMetadata { handler: "onCuePoint".into() })
+            Err(MetadataError::NotMetadata {
+                handler: "onCuePoint".into()
+            })
         );
-        assert_eq!(Metadata::parse(&[0x05], limits), Err(MetadataError::MissingHandler));
+        assert_eq!(
+            Metadata::parse(&[0x05], limits),
+            Err(MetadataError::MissingHandler)
+        );
         let mut no_obj = BytesMut::new();
         encode::write_string(&mut no_obj, ON_METADATA).unwrap();
         encode::write_null(&mut no_obj);
-        assert_eq!(Metadata::parse(&no_obj, limits), Err(MetadataError::NotAnObject));
-        assert!(matches!(Metadata::parse(&[], limits), Err(MetadataError::Amf0(_))));
+        assert_eq!(
+            Metadata::parse(&no_obj, limits),
+            Err(MetadataError::NotAnObject)
+        );
+        assert!(matches!(
+            Metadata::parse(&[], limits),
+            Err(MetadataError::Amf0(_))
+        ));
         let payload = ffmpeg_metadata_payload();
         for cut in 0..payload.len() - 3 {
-            assert!(Metadata::parse(&payload[..cut], limits).is_err(), "cut at {cut}");
+            assert!(
+                Metadata::parse(&payload[..cut], limits).is_err(),
+                "cut at {cut}"
+            );
         }
     }
 
     #[test]
     fn fill_from_configs_keeps_publisher_values() {
-        let mut m = Metadata { width: Some(640.0), ..Metadata::default() };
-        let aac = AacConfig { object_type: 2, sample_rate: 48000, extension_sample_rate: None, channel_config: 2, channels: 2 };
+        let mut m = Metadata {
+            width: Some(640.0),
+            ..Metadata::default()
+        };
+        let aac = AacConfig {
+            object_type: 2,
+            sample_rate: 48000,
+            extension_sample_rate: None,
+            channel_config: 2,
+            channels: 2,
+        };
         m.fill_from_configs(None, Some(&aac));
-        assert_eq!((m.width, m.audiosamplerate, m.stereo), (Some(640.0), Some(48000.0), Some(true)));
+        assert_eq!(
+            (m.width, m.audiosamplerate, m.stereo),
+            (Some(640.0), Some(48000.0), Some(true))
+        );
         assert_eq!(m.audiocodecid, Some(CodecId::Legacy(10)));
         assert_eq!(m.height, None);
     }

@@ -21,11 +21,19 @@ pub struct NalBitReader<'a> {
 impl<'a> NalBitReader<'a> {
     /// A reader over escaped NAL bytes.
     pub fn new(data: &'a [u8]) -> Self {
-        NalBitReader { data, pos: 0, zeros: 0, cur: 0, left: 0 }
+        NalBitReader {
+            data,
+            pos: 0,
+            zeros: 0,
+            cur: 0,
+            left: 0,
+        }
     }
 
     fn raw_byte(&mut self) -> Result<u8, CodecConfigError> {
-        let b = *self.data.get(self.pos).ok_or(CodecConfigError::Truncated { what: "parameter set" })?;
+        let b = *self.data.get(self.pos).ok_or(CodecConfigError::Truncated {
+            what: "parameter set",
+        })?;
         self.pos += 1;
         Ok(b)
     }
@@ -36,7 +44,11 @@ impl<'a> NalBitReader<'a> {
             self.zeros = 0;
             b = self.raw_byte()?;
         }
-        self.zeros = if b == 0 { self.zeros.saturating_add(1) } else { 0 };
+        self.zeros = if b == 0 {
+            self.zeros.saturating_add(1)
+        } else {
+            0
+        };
         Ok(b)
     }
 
@@ -73,7 +85,9 @@ impl<'a> NalBitReader<'a> {
         while !self.bit()? {
             zeros += 1;
             if zeros > MAX_EXP_GOLOMB_ZEROS {
-                return Err(CodecConfigError::ExpGolombTooLong { limit: MAX_EXP_GOLOMB_ZEROS });
+                return Err(CodecConfigError::ExpGolombTooLong {
+                    limit: MAX_EXP_GOLOMB_ZEROS,
+                });
             }
         }
         let suffix = u64::from(self.bits(zeros)?);
@@ -90,7 +104,11 @@ impl<'a> NalBitReader<'a> {
     pub fn ue_max(&mut self, field: &'static str, limit: u32) -> Result<u32, CodecConfigError> {
         let v = self.ue()?;
         if v > limit {
-            return Err(CodecConfigError::ValueOutOfRange { field, value: u64::from(v), limit: u64::from(limit) });
+            return Err(CodecConfigError::ValueOutOfRange {
+                field,
+                value: u64::from(v),
+                limit: u64::from(limit),
+            });
         }
         Ok(v)
     }
@@ -103,9 +121,12 @@ mod tests {
     #[test]
     fn exp_golomb_values() {
         // Codes: 1 -> 0, 010 -> 1, 011 -> 2, 00100 -> 3, 00111 -> 6; packed MSB first.
-        let bits = "1" .to_owned() + "010" + "011" + "00100" + "00111" + "0000000";
-        let bytes: Vec<u8> =
-            bits.as_bytes().chunks(8).map(|c| c.iter().fold(0u8, |a, b| a << 1 | (b - b'0'))).collect();
+        let bits = "1".to_owned() + "010" + "011" + "00100" + "00111" + "0000000";
+        let bytes: Vec<u8> = bits
+            .as_bytes()
+            .chunks(8)
+            .map(|c| c.iter().fold(0u8, |a, b| a << 1 | (b - b'0')))
+            .collect();
         let mut r = NalBitReader::new(&bytes);
         let got: Vec<u32> = (0..5).map(|_| r.ue().unwrap()).collect();
         assert_eq!(got, [0, 1, 2, 3, 6]);
@@ -115,7 +136,10 @@ mod tests {
     fn signed_exp_golomb() {
         // 010 -> +1, 011 -> -1, 00100 -> +2
         let mut r = NalBitReader::new(&[0b0100_1100, 0b1000_0000]);
-        assert_eq!((r.se().unwrap(), r.se().unwrap(), r.se().unwrap()), (1, -1, 2));
+        assert_eq!(
+            (r.se().unwrap(), r.se().unwrap(), r.se().unwrap()),
+            (1, -1, 2)
+        );
     }
 
     #[test]
@@ -130,10 +154,23 @@ mod tests {
 
     #[test]
     fn errors_instead_of_panics() {
-        assert!(matches!(NalBitReader::new(&[0x00]).bits(9), Err(CodecConfigError::Truncated { .. })));
+        assert!(matches!(
+            NalBitReader::new(&[0x00]).bits(9),
+            Err(CodecConfigError::Truncated { .. })
+        ));
         let zeros = [0u8; 8];
-        assert_eq!(NalBitReader::new(&zeros).ue(), Err(CodecConfigError::ExpGolombTooLong { limit: 31 }));
+        assert_eq!(
+            NalBitReader::new(&zeros).ue(),
+            Err(CodecConfigError::ExpGolombTooLong { limit: 31 })
+        );
         let mut r = NalBitReader::new(&[0b0001_0000]);
-        assert!(matches!(r.ue_max("x", 6), Err(CodecConfigError::ValueOutOfRange { value: 7, limit: 6, .. })));
+        assert!(matches!(
+            r.ue_max("x", 6),
+            Err(CodecConfigError::ValueOutOfRange {
+                value: 7,
+                limit: 6,
+                ..
+            })
+        ));
     }
 }

@@ -52,7 +52,9 @@ impl FileHeader {
     pub fn decode(b: &[u8; FILE_HEADER_LEN]) -> Result<Self, FlvError> {
         let [s0, s1, s2, version, flags, o0, o1, o2, o3] = *b;
         if [s0, s1, s2] != SIGNATURE {
-            return Err(FlvError::BadSignature { found: [s0, s1, s2] });
+            return Err(FlvError::BadSignature {
+                found: [s0, s1, s2],
+            });
         }
         if version != VERSION {
             return Err(FlvError::UnsupportedVersion { version });
@@ -70,9 +72,20 @@ impl FileHeader {
 
     /// Encodes the header (always DataOffset 9, since we write version 1).
     pub fn encode(&self, out: &mut [u8; FILE_HEADER_LEN]) {
-        let flags = if self.has_audio { FLAG_AUDIO } else { 0 } | if self.has_video { FLAG_VIDEO } else { 0 };
+        let flags = if self.has_audio { FLAG_AUDIO } else { 0 }
+            | if self.has_video { FLAG_VIDEO } else { 0 };
         let [o0, o1, o2, o3] = (FILE_HEADER_LEN as u32).to_be_bytes();
-        *out = [SIGNATURE[0], SIGNATURE[1], SIGNATURE[2], VERSION, flags, o0, o1, o2, o3];
+        *out = [
+            SIGNATURE[0],
+            SIGNATURE[1],
+            SIGNATURE[2],
+            VERSION,
+            flags,
+            o0,
+            o1,
+            o2,
+            o3,
+        ];
     }
 }
 
@@ -109,7 +122,10 @@ impl TagHeader {
     /// The stream id is written as 0, as the format requires.
     pub fn encode(&self, out: &mut [u8; TAG_HEADER_LEN]) -> Result<(), FlvError> {
         if self.data_size > MAX_TAG_DATA_SIZE {
-            return Err(FlvError::TagTooLarge { len: self.data_size, limit: MAX_TAG_DATA_SIZE });
+            return Err(FlvError::TagTooLarge {
+                len: self.data_size,
+                limit: MAX_TAG_DATA_SIZE,
+            });
         }
         let t = (self.tag_type & TAG_TYPE_MASK) | if self.filter { FILTER_BIT } else { 0 };
         let [_, s0, s1, s2] = self.data_size.to_be_bytes();
@@ -141,20 +157,48 @@ pub fn write_tag_prefix(
     out: &mut [u8; TAG_PREFIX_LEN],
 ) -> Result<(), FlvError> {
     if body_len > MAX_TAG_DATA_SIZE {
-        return Err(FlvError::TagTooLarge { len: body_len, limit: MAX_TAG_DATA_SIZE });
+        return Err(FlvError::TagTooLarge {
+            len: body_len,
+            limit: MAX_TAG_DATA_SIZE,
+        });
     }
     let [p0, p1, p2, p3] = prev_tag_size.to_be_bytes();
     let [_, s0, s1, s2] = body_len.to_be_bytes();
     let [ts_ext, ts0, ts1, ts2] = timestamp.to_be_bytes();
-    *out = [p0, p1, p2, p3, kind.tag_type(), s0, s1, s2, ts0, ts1, ts2, ts_ext, 0, 0, 0];
+    *out = [
+        p0,
+        p1,
+        p2,
+        p3,
+        kind.tag_type(),
+        s0,
+        s1,
+        s2,
+        ts0,
+        ts1,
+        ts2,
+        ts_ext,
+        0,
+        0,
+        0,
+    ];
     Ok(())
 }
 
 /// Writes the FLV file header followed by PreviousTagSize0 (13 bytes): what an
 /// HTTP-FLV response body or an FLV file starts with.
-pub fn write_file_header(has_audio: bool, has_video: bool, out: &mut [u8; FILE_HEADER_WITH_PTS0_LEN]) {
+pub fn write_file_header(
+    has_audio: bool,
+    has_video: bool,
+    out: &mut [u8; FILE_HEADER_WITH_PTS0_LEN],
+) {
     let mut header = [0u8; FILE_HEADER_LEN];
-    FileHeader { has_audio, has_video, data_offset: FILE_HEADER_LEN as u32 }.encode(&mut header);
+    FileHeader {
+        has_audio,
+        has_video,
+        data_offset: FILE_HEADER_LEN as u32,
+    }
+    .encode(&mut header);
     let (head, pts0) = out.split_at_mut(FILE_HEADER_LEN);
     head.copy_from_slice(&header);
     pts0.copy_from_slice(&[0; PREV_TAG_SIZE_LEN]);
@@ -195,7 +239,14 @@ mod tests {
         let mut head = [0u8; FILE_HEADER_LEN];
         head.copy_from_slice(&out[..FILE_HEADER_LEN]);
         let h = FileHeader::decode(&head).unwrap();
-        assert_eq!(h, FileHeader { has_audio: true, has_video: true, data_offset: 9 });
+        assert_eq!(
+            h,
+            FileHeader {
+                has_audio: true,
+                has_video: true,
+                data_offset: 9
+            }
+        );
         write_file_header(false, true, &mut out);
         assert_eq!(out[4], 1);
         write_file_header(true, false, &mut out);
@@ -220,7 +271,13 @@ mod tests {
 
     #[test]
     fn tag_header_uses_extended_timestamp_as_high_byte() {
-        let h = TagHeader { tag_type: 9, filter: false, data_size: 0x01_0203, timestamp: 0x8812_3456, stream_id: 0 };
+        let h = TagHeader {
+            tag_type: 9,
+            filter: false,
+            data_size: 0x01_0203,
+            timestamp: 0x8812_3456,
+            stream_id: 0,
+        };
         let mut b = [0u8; TAG_HEADER_LEN];
         h.encode(&mut b).unwrap();
         assert_eq!(b, [9, 0x01, 0x02, 0x03, 0x12, 0x34, 0x56, 0x88, 0, 0, 0]);
@@ -237,24 +294,44 @@ mod tests {
 
     #[test]
     fn tag_header_rejects_oversized_body() {
-        let h = TagHeader { tag_type: 9, filter: false, data_size: 0x0100_0000, timestamp: 0, stream_id: 0 };
+        let h = TagHeader {
+            tag_type: 9,
+            filter: false,
+            data_size: 0x0100_0000,
+            timestamp: 0,
+            stream_id: 0,
+        };
         assert_eq!(
             h.encode(&mut [0; TAG_HEADER_LEN]),
-            Err(FlvError::TagTooLarge { len: 0x0100_0000, limit: MAX_TAG_DATA_SIZE })
+            Err(FlvError::TagTooLarge {
+                len: 0x0100_0000,
+                limit: MAX_TAG_DATA_SIZE
+            })
         );
     }
 
     #[test]
     fn tag_prefix_layout() {
         let mut p = [0u8; TAG_PREFIX_LEN];
-        write_tag_prefix(0x0000_0123, FrameKind::Audio, 0x0102_0304, 0x00_0506, &mut p).unwrap();
+        write_tag_prefix(
+            0x0000_0123,
+            FrameKind::Audio,
+            0x0102_0304,
+            0x00_0506,
+            &mut p,
+        )
+        .unwrap();
         assert_eq!(p, [0, 0, 1, 0x23, 8, 0, 5, 6, 2, 3, 4, 1, 0, 0, 0]);
         assert!(write_tag_prefix(0, FrameKind::Video, 0, MAX_TAG_DATA_SIZE + 1, &mut p).is_err());
     }
 
     #[test]
     fn encode_tag_matches_prefix_form() {
-        let frame = Frame::new(FrameKind::Video, 40, Bytes::from_static(&[0x17, 1, 0, 0, 0, 0xAA]));
+        let frame = Frame::new(
+            FrameKind::Video,
+            40,
+            Bytes::from_static(&[0x17, 1, 0, 0, 0, 0xAA]),
+        );
         let mut file = BytesMut::new();
         encode_tag(&frame, &mut file).unwrap();
         assert_eq!(file.len(), TAG_HEADER_LEN + 6 + PREV_TAG_SIZE_LEN);

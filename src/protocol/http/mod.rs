@@ -1,6 +1,9 @@
 //! HTTP/1.1: request-head parsing (via `httparse`) and response-head writing for
-//! HTTP-FLV, the API and the status page.
+//! HTTP-FLV, the API and the status page; plus the client side (GET writer,
+//! response-head parser, chunked decoder) for origin pull and loadgen.
 
+pub mod chunked;
+pub mod client;
 pub mod error;
 pub mod request;
 pub mod response;

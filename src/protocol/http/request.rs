@@ -30,7 +30,12 @@ pub struct RequestLimits {
 
 impl Default for RequestLimits {
     fn default() -> Self {
-        RequestLimits { max_head: 8 * 1024, max_headers: 64, max_path: 2 * 1024, max_body: 4 * 1024 }
+        RequestLimits {
+            max_head: 8 * 1024,
+            max_headers: 64,
+            max_path: 2 * 1024,
+            max_body: 4 * 1024,
+        }
     }
 }
 
@@ -126,12 +131,18 @@ pub struct Request {
 impl Request {
     /// The first header named `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The first query parameter named `name` (exact match).
     pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -166,16 +177,31 @@ impl RequestParser {
         let mut req = httparse::Request::new(slots.get_mut(..max_headers).unwrap_or_default());
         let head_len = match req.parse(window) {
             Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => return self.check_partial(buf).map(|()| Parsed::Partial),
-            Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders { limit: max_headers }),
-            Err(e) => return Err(HttpError::Malformed { reason: httparse_reason(e) }),
+            Ok(httparse::Status::Partial) => {
+                return self.check_partial(buf).map(|()| Parsed::Partial)
+            }
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(HttpError::TooManyHeaders { limit: max_headers })
+            }
+            Err(e) => {
+                return Err(HttpError::Malformed {
+                    reason: httparse_reason(e),
+                })
+            }
         };
         let method = Method::parse(req.method.unwrap_or_default());
         let target = req.path.unwrap_or_default();
         if target.len() > limits.max_path {
-            return Err(HttpError::PathTooLong { len: target.len(), limit: limits.max_path });
+            return Err(HttpError::PathTooLong {
+                len: target.len(),
+                limit: limits.max_path,
+            });
         }
-        let version = if req.version == Some(0) { Version::Http10 } else { Version::Http11 };
+        let version = if req.version == Some(0) {
+            Version::Http10
+        } else {
+            Version::Http11
+        };
         let (path, query) = split_target(target, method)?;
 
         let mut headers = Vec::with_capacity(req.headers.len());
@@ -188,7 +214,9 @@ impl RequestParser {
             if h.name.eq_ignore_ascii_case("content-length") {
                 let n = parse_content_length(&value)?;
                 if content_length.is_some_and(|prev| prev != n) {
-                    return Err(HttpError::Malformed { reason: "conflicting Content-Length headers" });
+                    return Err(HttpError::Malformed {
+                        reason: "conflicting Content-Length headers",
+                    });
                 }
                 content_length = Some(n);
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
@@ -206,7 +234,10 @@ impl RequestParser {
         }
         let content_length = content_length.unwrap_or(0);
         if content_length > limits.max_body {
-            return Err(HttpError::BodyTooLarge { len: content_length, limit: limits.max_body });
+            return Err(HttpError::BodyTooLarge {
+                len: content_length,
+                limit: limits.max_body,
+            });
         }
         let keep_alive = match version {
             Version::Http11 => !conn_close,
@@ -229,11 +260,17 @@ impl RequestParser {
     fn check_partial(&self, buf: &[u8]) -> Result<(), HttpError> {
         let limits = &self.limits;
         if buf.len() >= limits.max_head {
-            return Err(HttpError::HeadTooLarge { len: buf.len(), limit: limits.max_head });
+            return Err(HttpError::HeadTooLarge {
+                len: buf.len(),
+                limit: limits.max_head,
+            });
         }
         let line_done = buf.contains(&b'\n');
         if !line_done && buf.len() > limits.max_path.saturating_add(REQUEST_LINE_OVERHEAD) {
-            return Err(HttpError::PathTooLong { len: buf.len(), limit: limits.max_path });
+            return Err(HttpError::PathTooLong {
+                len: buf.len(),
+                limit: limits.max_path,
+            });
         }
         Ok(())
     }
@@ -254,24 +291,36 @@ fn httparse_reason(e: httparse::Error) -> &'static str {
 fn parse_content_length(v: &str) -> Result<u64, HttpError> {
     let v = v.trim();
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(HttpError::Malformed { reason: "invalid Content-Length" });
+        return Err(HttpError::Malformed {
+            reason: "invalid Content-Length",
+        });
     }
-    v.parse().map_err(|_| HttpError::Malformed { reason: "invalid Content-Length" })
+    v.parse().map_err(|_| HttpError::Malformed {
+        reason: "invalid Content-Length",
+    })
 }
 
 /// Splits a request target into a decoded path and query pairs. Absolute-form
 /// targets (`http://host/path`) are reduced to their path, as RFC 9112 §3.2.2
 /// asks servers to accept.
-fn split_target(target: &str, method: Method) -> Result<(String, Vec<(String, String)>), HttpError> {
+fn split_target(
+    target: &str,
+    method: Method,
+) -> Result<(String, Vec<(String, String)>), HttpError> {
     if target == "*" && method == Method::Options {
         return Ok(("*".to_owned(), Vec::new()));
     }
     let origin_form = if target.starts_with('/') {
         target
-    } else if let Some(rest) = target.strip_prefix("http://").or_else(|| target.strip_prefix("https://")) {
+    } else if let Some(rest) = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+    {
         rest.find('/').and_then(|i| rest.get(i..)).unwrap_or("/")
     } else {
-        return Err(HttpError::InvalidPath { reason: "target is not an absolute path" });
+        return Err(HttpError::InvalidPath {
+            reason: "target is not an absolute path",
+        });
     };
     let origin_form = origin_form.split('#').next().unwrap_or_default();
     let (raw_path, raw_query) = origin_form.split_once('?').unwrap_or((origin_form, ""));
@@ -297,22 +346,32 @@ fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, HttpError> {
                 let lo = bytes.next().and_then(hex_value);
                 match (hi, lo) {
                     (Some(hi), Some(lo)) => hi << 4 | lo,
-                    _ => return Err(HttpError::InvalidPath { reason: "bad percent escape" }),
+                    _ => {
+                        return Err(HttpError::InvalidPath {
+                            reason: "bad percent escape",
+                        })
+                    }
                 }
             }
             b'+' if plus_is_space => b' ',
             b => b,
         };
         if decoded.is_ascii_control() {
-            return Err(HttpError::InvalidPath { reason: "control character in target" });
+            return Err(HttpError::InvalidPath {
+                reason: "control character in target",
+            });
         }
         out.push(decoded);
     }
-    String::from_utf8(out).map_err(|_| HttpError::InvalidPath { reason: "target is not UTF-8" })
+    String::from_utf8(out).map_err(|_| HttpError::InvalidPath {
+        reason: "target is not UTF-8",
+    })
 }
 
 fn hex_value(b: u8) -> Option<u8> {
-    char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok())
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 #[cfg(test)]
@@ -372,7 +431,10 @@ mod tests {
         assert_eq!(r.query_param("k"), Some("v"));
         let r = complete(b"OPTIONS * HTTP/1.1\r\n\r\n");
         assert_eq!((r.method, r.path.as_str()), (Method::Options, "*"));
-        assert!(matches!(parse(b"GET * HTTP/1.1\r\n\r\n"), Err(HttpError::InvalidPath { .. })));
+        assert!(matches!(
+            parse(b"GET * HTTP/1.1\r\n\r\n"),
+            Err(HttpError::InvalidPath { .. })
+        ));
         assert_eq!(complete(b"PATCH / HTTP/1.1\r\n\r\n").method, Method::Other);
     }
 
@@ -383,7 +445,10 @@ mod tests {
             head.extend_from_slice(format!("X-Pad: {}\r\n", "a".repeat(300)).as_bytes());
         }
         let e = parse(&head).unwrap_err();
-        assert!(matches!(e, HttpError::HeadTooLarge { limit: 8192, .. }), "{e:?}");
+        assert!(
+            matches!(e, HttpError::HeadTooLarge { limit: 8192, .. }),
+            "{e:?}"
+        );
         assert_eq!(e.status(), 431);
         head.extend_from_slice(b"\r\n");
         assert_eq!(parse(&head).unwrap_err().status(), 431);
@@ -404,19 +469,43 @@ mod tests {
     fn long_path_is_414_finished_or_not() {
         let path = "/".to_owned() + &"a".repeat(3 * 1024);
         let line = format!("GET {path} HTTP/1.1\r\n\r\n");
-        assert_eq!(parse(line.as_bytes()), Err(HttpError::PathTooLong { len: path.len(), limit: 2048 }));
+        assert_eq!(
+            parse(line.as_bytes()),
+            Err(HttpError::PathTooLong {
+                len: path.len(),
+                limit: 2048
+            })
+        );
         let unfinished = format!("GET {path}");
         assert_eq!(parse(unfinished.as_bytes()).unwrap_err().status(), 414);
     }
 
     #[test]
     fn nul_and_bad_escapes_are_400() {
-        assert_eq!(parse(b"GET /a\0b HTTP/1.1\r\n\r\n").unwrap_err().status(), 400);
-        assert!(matches!(parse(b"GET /a%00b HTTP/1.1\r\n\r\n"), Err(HttpError::InvalidPath { .. })));
-        assert!(matches!(parse(b"GET /a%zz HTTP/1.1\r\n\r\n"), Err(HttpError::InvalidPath { .. })));
-        assert!(matches!(parse(b"GET /a%ff HTTP/1.1\r\n\r\n"), Err(HttpError::InvalidPath { .. })));
-        assert!(matches!(parse(b"GET /a?x=%0a HTTP/1.1\r\n\r\n"), Err(HttpError::InvalidPath { .. })));
-        assert!(matches!(parse(b"GET /a HTTP/2.0\r\n\r\n"), Err(HttpError::Malformed { .. })));
+        assert_eq!(
+            parse(b"GET /a\0b HTTP/1.1\r\n\r\n").unwrap_err().status(),
+            400
+        );
+        assert!(matches!(
+            parse(b"GET /a%00b HTTP/1.1\r\n\r\n"),
+            Err(HttpError::InvalidPath { .. })
+        ));
+        assert!(matches!(
+            parse(b"GET /a%zz HTTP/1.1\r\n\r\n"),
+            Err(HttpError::InvalidPath { .. })
+        ));
+        assert!(matches!(
+            parse(b"GET /a%ff HTTP/1.1\r\n\r\n"),
+            Err(HttpError::InvalidPath { .. })
+        ));
+        assert!(matches!(
+            parse(b"GET /a?x=%0a HTTP/1.1\r\n\r\n"),
+            Err(HttpError::InvalidPath { .. })
+        ));
+        assert!(matches!(
+            parse(b"GET /a HTTP/2.0\r\n\r\n"),
+            Err(HttpError::Malformed { .. })
+        ));
     }
 
     #[test]
@@ -427,19 +516,38 @@ mod tests {
         assert_eq!(r.content_length, 10);
         assert_eq!(
             parse(b"POST /x HTTP/1.1\r\nContent-Length: 5000\r\n\r\n"),
-            Err(HttpError::BodyTooLarge { len: 5000, limit: 4096 })
+            Err(HttpError::BodyTooLarge {
+                len: 5000,
+                limit: 4096
+            })
         );
-        assert_eq!(parse(b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), Err(HttpError::LengthRequired));
-        assert_eq!(parse(b"POST /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n").unwrap_err().status(), 400);
         assert_eq!(
-            parse(b"POST /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").unwrap_err().status(),
+            parse(b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err(HttpError::LengthRequired)
+        );
+        assert_eq!(
+            parse(b"POST /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            parse(b"POST /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+                .unwrap_err()
+                .status(),
             400
         );
     }
 
     fn encode_component(s: &str) -> String {
         s.bytes()
-            .map(|b| if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") })
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
             .collect()
     }
 

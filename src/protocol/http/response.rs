@@ -28,12 +28,20 @@ pub struct ResponseContext {
 impl ResponseContext {
     /// The context for answering `req`.
     pub fn for_request(req: &Request) -> Self {
-        ResponseContext { version: req.version, keep_alive: req.keep_alive, head_only: req.method == Method::Head }
+        ResponseContext {
+            version: req.version,
+            keep_alive: req.keep_alive,
+            head_only: req.method == Method::Head,
+        }
     }
 
     /// The context for a request we could not parse: HTTP/1.1, then close.
     pub const fn for_bad_request() -> Self {
-        ResponseContext { version: Version::Http11, keep_alive: false, head_only: false }
+        ResponseContext {
+            version: Version::Http11,
+            keep_alive: false,
+            head_only: false,
+        }
     }
 }
 
@@ -157,19 +165,40 @@ pub fn write_response(
 pub fn write_error(ctx: &ResponseContext, status: u16, out: &mut BytesMut) {
     let mut body = [0u8; 64];
     let len = short_status_body(status, &mut body);
-    write_response(ctx, status, "text/plain; charset=utf-8", body.get(..len).unwrap_or_default(), &[], out);
+    write_response(
+        ctx,
+        status,
+        "text/plain; charset=utf-8",
+        body.get(..len).unwrap_or_default(),
+        &[],
+        out,
+    );
 }
 
 /// Writes a 405 listing the methods the resource does allow (e.g. `"GET, HEAD"`).
 pub fn write_method_not_allowed(ctx: &ResponseContext, allow: &str, out: &mut BytesMut) {
     let mut body = [0u8; 64];
     let len = short_status_body(405, &mut body);
-    write_response(ctx, 405, "text/plain; charset=utf-8", body.get(..len).unwrap_or_default(), &[("Allow", allow)], out);
+    write_response(
+        ctx,
+        405,
+        "text/plain; charset=utf-8",
+        body.get(..len).unwrap_or_default(),
+        &[("Allow", allow)],
+        out,
+    );
 }
 
 /// Writes a 200 with a JSON body.
 pub fn write_json(ctx: &ResponseContext, body: &[u8], out: &mut BytesMut) {
-    write_response(ctx, 200, "application/json", body, &[("Cache-Control", "no-cache")], out);
+    write_response(
+        ctx,
+        200,
+        "application/json",
+        body,
+        &[("Cache-Control", "no-cache")],
+        out,
+    );
 }
 
 /// Writes a 200 with an HTML body.
@@ -236,8 +265,16 @@ mod tests {
     use super::*;
     use crate::protocol::http::request::{Parsed, RequestParser};
 
-    const V11: ResponseContext = ResponseContext { version: Version::Http11, keep_alive: true, head_only: false };
-    const V10: ResponseContext = ResponseContext { version: Version::Http10, keep_alive: false, head_only: false };
+    const V11: ResponseContext = ResponseContext {
+        version: Version::Http11,
+        keep_alive: true,
+        head_only: false,
+    };
+    const V10: ResponseContext = ResponseContext {
+        version: Version::Http10,
+        keep_alive: false,
+        head_only: false,
+    };
 
     fn text(b: &BytesMut) -> &str {
         std::str::from_utf8(b).unwrap()
@@ -254,7 +291,12 @@ mod tests {
         let headers = r
             .headers
             .iter()
-            .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8(h.value.to_vec()).unwrap()))
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8(h.value.to_vec()).unwrap(),
+                )
+            })
             .collect();
         (r.code.unwrap(), headers, b[n..].to_vec())
     }
@@ -284,15 +326,27 @@ mod tests {
         let (_, hs, _) = parse_response(&out);
         assert_eq!(get(&hs, "connection"), Some("close"));
         assert_eq!(get(&hs, "transfer-encoding"), None);
-        let head = ResponseContext { head_only: true, ..V11 };
-        assert_eq!(write_flv_head(&head, &mut BytesMut::new()), BodyFraming::None);
+        let head = ResponseContext {
+            head_only: true,
+            ..V11
+        };
+        assert_eq!(
+            write_flv_head(&head, &mut BytesMut::new()),
+            BodyFraming::None
+        );
     }
 
     #[test]
     fn chunk_size_lines() {
         let mut b = [0u8; CHUNK_SIZE_LINE_MAX];
-        for (len, want) in [(0, "0\r\n"), (1, "1\r\n"), (15, "f\r\n"), (16, "10\r\n"), (4111, "100f\r\n"), (u32::MAX, "ffffffff\r\n")]
-        {
+        for (len, want) in [
+            (0, "0\r\n"),
+            (1, "1\r\n"),
+            (15, "f\r\n"),
+            (16, "10\r\n"),
+            (4111, "100f\r\n"),
+            (u32::MAX, "ffffffff\r\n"),
+        ] {
             let n = write_chunk_size_line(len, &mut b);
             assert_eq!(std::str::from_utf8(&b[..n]).unwrap(), want);
         }
@@ -307,7 +361,10 @@ mod tests {
             assert_eq!(code, status);
             let want = format!("{status} {}\n", reason_phrase(status));
             assert_eq!(body, want.as_bytes());
-            assert_eq!(get(&hs, "content-length"), Some(want.len().to_string().as_str()));
+            assert_eq!(
+                get(&hs, "content-length"),
+                Some(want.len().to_string().as_str())
+            );
         }
     }
 
@@ -329,18 +386,38 @@ mod tests {
         assert_eq!(get(&hs, "content-type"), Some("application/json"));
 
         let mut out = BytesMut::new();
-        let head = ResponseContext { head_only: true, ..V11 };
+        let head = ResponseContext {
+            head_only: true,
+            ..V11
+        };
         write_html(&head, b"<p>hi</p>", &mut out);
         let (_, hs, body) = parse_response(&out);
         assert_eq!(get(&hs, "content-length"), Some("9"));
         assert!(body.is_empty());
 
         let mut out = BytesMut::new();
-        write_json(&ResponseContext { keep_alive: false, ..V11 }, b"[]", &mut out);
+        write_json(
+            &ResponseContext {
+                keep_alive: false,
+                ..V11
+            },
+            b"[]",
+            &mut out,
+        );
         assert_eq!(get(&parse_response(&out).1, "connection"), Some("close"));
         let mut out = BytesMut::new();
-        write_json(&ResponseContext { keep_alive: true, ..V10 }, b"[]", &mut out);
-        assert_eq!(get(&parse_response(&out).1, "connection"), Some("keep-alive"));
+        write_json(
+            &ResponseContext {
+                keep_alive: true,
+                ..V10
+            },
+            b"[]",
+            &mut out,
+        );
+        assert_eq!(
+            get(&parse_response(&out).1, "connection"),
+            Some("keep-alive")
+        );
     }
 
     #[test]
@@ -349,7 +426,10 @@ mod tests {
         write_options(&V11, "GET, DELETE, OPTIONS", &mut out);
         let (code, hs, body) = parse_response(&out);
         assert_eq!(code, 204);
-        assert_eq!(get(&hs, "access-control-allow-methods"), Some("GET, DELETE, OPTIONS"));
+        assert_eq!(
+            get(&hs, "access-control-allow-methods"),
+            Some("GET, DELETE, OPTIONS")
+        );
         assert_eq!(get(&hs, "access-control-allow-origin"), Some("*"));
         assert!(body.is_empty());
     }
@@ -361,6 +441,13 @@ mod tests {
             panic!("parse failed")
         };
         let ctx = ResponseContext::for_request(&req);
-        assert_eq!(ctx, ResponseContext { version: Version::Http10, keep_alive: false, head_only: true });
+        assert_eq!(
+            ctx,
+            ResponseContext {
+                version: Version::Http10,
+                keep_alive: false,
+                head_only: true
+            }
+        );
     }
 }

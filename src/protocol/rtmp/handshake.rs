@@ -338,6 +338,7 @@ pub struct ClientHandshake {
     /// Random bytes for C2.
     random: [u8; SIGNED_LEN],
     server_complex: bool,
+    s2_signed: bool,
 }
 
 impl std::fmt::Debug for ClientHandshake {
@@ -380,12 +381,18 @@ impl ClientHandshake {
             s2_len: 0,
             random,
             server_complex: false,
+            s2_signed: false,
         }
     }
 
     /// Whether the server answered with a valid complex S1.
     pub fn server_complex(&self) -> bool {
         self.server_complex
+    }
+
+    /// Whether S2 carried a valid complex signature of C1's digest (known once done).
+    pub fn server_signed_s2(&self) -> bool {
+        self.s2_signed
     }
 
     /// Writes C0+C1 on the first call (call it with empty input to start),
@@ -424,7 +431,7 @@ impl ClientHandshake {
                     if self.s2_len < HANDSHAKE_PACKET_LEN {
                         break;
                     }
-                    self.check_s2();
+                    self.s2_signed = self.check_s2();
                     self.stage = ClientStage::Done;
                 }
                 ClientStage::Done => break,
@@ -454,7 +461,7 @@ impl ClientHandshake {
 
     /// S2 is only checked for the log: servers that sign S1 but echo C1 in S2
     /// (or sign it wrongly) still stream fine, so they are accepted.
-    fn check_s2(&self) {
+    fn check_s2(&self) -> bool {
         let signed = packet2_signed(&self.s2, SERVER_NAME, &self.c1_digest);
         let echoed = self.s2[..] == self.c1[..];
         if !signed && !echoed {
@@ -463,6 +470,7 @@ impl ClientHandshake {
                 "S2 is neither signed nor an echo of C1"
             );
         }
+        signed
     }
 }
 
@@ -517,10 +525,7 @@ mod tests {
         let (client, server) = run_pair(client, server, usize::MAX);
         assert_eq!(server.complex_scheme(), Some(DigestScheme::Scheme0));
         assert!(client.server_complex());
-        assert!(
-            packet2_signed(&client.s2, SERVER_NAME, &client.c1_digest),
-            "S2 signed off C1's digest"
-        );
+        assert!(client.server_signed_s2(), "S2 signed off C1's digest");
     }
 
     #[test]
@@ -530,6 +535,7 @@ mod tests {
         let (client, server) = run_pair(client, server, 1000);
         assert_eq!(server.complex_scheme(), Some(DigestScheme::Scheme1));
         assert!(client.server_complex());
+        assert!(client.server_signed_s2());
         // S1's digest is in the client's scheme too.
         assert_eq!(
             find_digest(&client.s1, SERVER_NAME).map(|d| d.0),

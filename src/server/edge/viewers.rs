@@ -3,27 +3,14 @@
 //! refused cleanly. Every wait is bounded by `edge.start_timeout`.
 
 use crate::edge::{pull_core, EdgeMsg};
-use crate::protocol::http::response::ResponseContext;
-use crate::protocol::rtmp::session::server::PlayRejection;
 use crate::server::conn::Proto;
+use crate::server::pending::{Refusal, WaitingPlay};
 use crate::server::worker::CoreState;
 use crate::server::MeshMsg;
 use crate::stream::StreamKey;
 
 /// Most viewers of one key waiting on one core.
 pub const MAX_WAITING_PER_KEY: usize = 65_536;
-
-/// How a held viewer will be answered.
-#[derive(Clone, Copy, Debug)]
-pub enum WaitingPlay {
-    /// An HTTP-FLV request; nothing of the response has been written.
-    Flv(ResponseContext),
-    /// An RTMP `play` on message stream `msg_stream`, not yet accepted.
-    Rtmp {
-        /// The message stream.
-        msg_stream: u32,
-    },
-}
 
 /// A held viewer.
 #[derive(Clone, Debug)]
@@ -32,13 +19,6 @@ pub struct Waiter {
     generation: u32,
     how: WaitingPlay,
     deadline_ms: u64,
-}
-
-/// How a wait ended badly.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Refusal {
-    NotFound,
-    Unavailable,
 }
 
 impl CoreState {
@@ -51,7 +31,7 @@ impl CoreState {
     pub(crate) fn edge_hold_viewer(&mut self, slot: u32, key: StreamKey, query: Option<String>, how: WaitingPlay) {
         let now = self.now_ms();
         if self.edge.known_missing(&key, now) {
-            self.refuse_play(slot, how, Refusal::NotFound);
+            self.refuse_held_play(slot, how, Refusal::NotFound);
             return;
         }
         let start_timeout = self.edge.timing.start_timeout_ms;
@@ -64,7 +44,7 @@ impl CoreState {
         }
         let waiting = self.edge.waiters.entry(key.clone()).or_default();
         if waiting.len() >= MAX_WAITING_PER_KEY {
-            self.refuse_play(slot, how, Refusal::Unavailable);
+            self.refuse_held_play(slot, how, Refusal::Unavailable);
             return;
         }
         let first = waiting.is_empty();
@@ -107,46 +87,14 @@ impl CoreState {
                 continue;
             }
             match refusal {
-                None => self.start_waiter(&w, key),
-                Some(r) => self.refuse_play(w.slot, w.how, r),
+                None => self.start_held_play(w.slot, w.how, key),
+                Some(r) => self.refuse_held_play(w.slot, w.how, r),
             }
         }
     }
 
     fn waiter_alive(&mut self, w: &Waiter) -> bool {
         self.conns.get_mut(w.slot, w.generation).is_some_and(|c| !c.closing && c.viewer.is_none())
-    }
-
-    fn start_waiter(&mut self, w: &Waiter, key: &StreamKey) {
-        match w.how {
-            WaitingPlay::Flv(ctx) => {
-                self.start_flv_viewer(w.slot, ctx, key);
-            }
-            WaitingPlay::Rtmp { msg_stream } => {
-                self.start_rtmp_play(w.slot, msg_stream, key);
-                // Input that arrived while the play was held is processed now.
-                self.on_rtmp_data(w.slot, &[]);
-            }
-        }
-    }
-
-    fn refuse_play(&mut self, slot: u32, how: WaitingPlay, refusal: Refusal) {
-        match how {
-            WaitingPlay::Flv(ctx) => {
-                let status = match refusal {
-                    Refusal::NotFound => 404,
-                    Refusal::Unavailable => 503,
-                };
-                self.refuse_flv(slot, ctx, status);
-            }
-            WaitingPlay::Rtmp { msg_stream } => {
-                let (why, text) = match refusal {
-                    Refusal::NotFound => (PlayRejection::StreamNotFound, "stream not found"),
-                    Refusal::Unavailable => (PlayRejection::Failed, "origin unavailable"),
-                };
-                self.refuse_rtmp_play(slot, msg_stream, why, text);
-            }
-        }
     }
 
     /// Refuses held viewers whose start timeout passed, and forgets closed ones.
@@ -169,7 +117,7 @@ impl CoreState {
         self.edge.waiters = waiters;
         for w in expired {
             tracing::info!(core = self.core, slot = w.slot, "viewer waited too long for its origin");
-            self.refuse_play(w.slot, w.how, Refusal::Unavailable);
+            self.refuse_held_play(w.slot, w.how, Refusal::Unavailable);
         }
     }
 }

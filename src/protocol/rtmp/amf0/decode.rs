@@ -106,7 +106,8 @@ impl<'a> Amf0Decoder<'a> {
     }
 
     fn u8(&mut self) -> Result<u8, Amf0Error> {
-        Ok(self.array::<1>()?[0])
+        let [byte] = self.array::<1>()?;
+        Ok(byte)
     }
 
     fn u16(&mut self) -> Result<u16, Amf0Error> {

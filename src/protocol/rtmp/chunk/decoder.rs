@@ -118,7 +118,10 @@ impl ChunkDecoder {
     /// Consumes input until one message completes or the input runs out.
     ///
     /// Bytes not consumed (only when a message was returned) must be passed
-    /// again. After an error the decoder's state is undefined: close the connection.
+    /// again, and after a message keep calling, even with nothing left, until
+    /// no message comes back: a few held-back bytes may complete another one.
+    /// [`decode_all`](Self::decode_all) does both. After an error the decoder's
+    /// state is undefined: close the connection.
     pub fn decode(
         &mut self,
         input: &[u8],

@@ -44,7 +44,13 @@ fn fmt0(csid: u8, ts: u32, len: u32, type_id: u8, stream_id: u32) -> Vec<u8> {
 }
 
 fn msg(csid: u32, timestamp: u32, type_id: u8, stream_id: u32, payload: &[u8]) -> RtmpMessage {
-    RtmpMessage { csid, timestamp, type_id, stream_id, payload: Bytes::copy_from_slice(payload) }
+    RtmpMessage {
+        csid,
+        timestamp,
+        type_id,
+        stream_id,
+        payload: Bytes::copy_from_slice(payload),
+    }
 }
 
 #[test]
@@ -77,7 +83,10 @@ fn fmt3_after_fmt0_adds_the_fmt0_timestamp_like_ffmpeg() {
     w.push(b'x');
     w.push(0xC5);
     w.push(b'y');
-    assert_eq!(decode(&w).unwrap(), vec![msg(5, 40, 8, 1, b"x"), msg(5, 80, 8, 1, b"y")]);
+    assert_eq!(
+        decode(&w).unwrap(),
+        vec![msg(5, 40, 8, 1, b"x"), msg(5, 80, 8, 1, b"y")]
+    );
 }
 
 #[test]
@@ -149,7 +158,11 @@ fn extended_delta_on_fmt1_and_fmt3_new_message() {
     w.push(0xC7); // fmt 3 new message: the extended delta is repeated and applies again
     w.extend_from_slice(&0x0100_0000u32.to_be_bytes());
     w.push(b'c');
-    let want = vec![msg(7, 10, 8, 1, b"a"), msg(7, 0x0100_000A, 8, 1, b"b"), msg(7, 0x0200_000A, 8, 1, b"c")];
+    let want = vec![
+        msg(7, 10, 8, 1, b"a"),
+        msg(7, 0x0100_000A, 8, 1, b"b"),
+        msg(7, 0x0200_000A, 8, 1, b"c"),
+    ];
     assert_eq!(decode(&w).unwrap(), want);
     assert_eq!(decode_bytewise(&w), want);
 }
@@ -183,7 +196,8 @@ fn set_chunk_size_applies_to_the_next_chunk() {
     assert_eq!(got[1], msg(6, 0, 9, 1, &[5; 3000]));
     assert_eq!(decode_bytewise(&w), got);
     let mut dec = ChunkDecoder::new(ChunkLimits::default());
-    dec.decode_all(&w, &mut HeapAllocator, &mut Vec::new()).unwrap();
+    dec.decode_all(&w, &mut HeapAllocator, &mut Vec::new())
+        .unwrap();
     assert_eq!(dec.chunk_size(), 4096);
 }
 
@@ -219,7 +233,13 @@ fn decode_stops_after_each_message_and_counts_bytes() {
     assert_eq!(d.consumed, first_len);
     assert!(d.message.is_some());
     let d = dec.decode(&w[first_len..], &mut HeapAllocator).unwrap();
-    assert_eq!(d, Decoded { consumed: 5, message: None });
+    assert_eq!(
+        d,
+        Decoded {
+            consumed: 5,
+            message: None
+        }
+    );
     assert_eq!(dec.bytes_received(), w.len() as u64);
 }
 
@@ -255,11 +275,23 @@ fn fixture_chunk_size_zero() {
 #[test]
 fn fixture_chunk_size_2pow31_minus1() {
     let f = include_bytes!("../../../../tests/data/rtmp/chunk_size_2pow31_minus1.bin");
-    assert_eq!(decode(f), Err(ChunkError::ChunkSizeTooLarge { size: 0x7FFF_FFFF, limit: 16 * 1024 * 1024 }));
-    let no_cap = ChunkLimits { max_chunk_size: u32::MAX, ..ChunkLimits::default() };
+    assert_eq!(
+        decode(f),
+        Err(ChunkError::ChunkSizeTooLarge {
+            size: 0x7FFF_FFFF,
+            limit: 16 * 1024 * 1024
+        })
+    );
+    let no_cap = ChunkLimits {
+        max_chunk_size: u32::MAX,
+        ..ChunkLimits::default()
+    };
     assert_eq!(
         decode_with(f, no_cap),
-        Err(ChunkError::ChunkSizeTooLarge { size: 0x7FFF_FFFF, limit: 0x7FFF_FFFE }),
+        Err(ChunkError::ChunkSizeTooLarge {
+            size: 0x7FFF_FFFF,
+            limit: 0x7FFF_FFFE
+        }),
         "2^31-1 is refused whatever the configured cap"
     );
 }
@@ -269,46 +301,75 @@ fn fixture_message_too_large() {
     let f = include_bytes!("../../../../tests/data/rtmp/message_too_large.bin");
     assert_eq!(
         decode(f),
-        Err(ChunkError::MessageTooLarge { csid: 6, len: 0x50_0000, limit: 4 * 1024 * 1024 })
+        Err(ChunkError::MessageTooLarge {
+            csid: 6,
+            len: 0x50_0000,
+            limit: 4 * 1024 * 1024
+        })
     );
 }
 
 #[test]
 fn fixture_fmt1_without_fmt0() {
     let f = include_bytes!("../../../../tests/data/rtmp/fmt1_without_fmt0.bin");
-    assert_eq!(decode(f), Err(ChunkError::NoPriorHeader { csid: 4, fmt: 1 }));
+    assert_eq!(
+        decode(f),
+        Err(ChunkError::NoPriorHeader { csid: 4, fmt: 1 })
+    );
 }
 
 #[test]
 fn fixture_csid0_form_fmt3_without_fmt0() {
     let f = include_bytes!("../../../../tests/data/rtmp/csid0_form_fmt3_without_fmt0.bin");
-    assert_eq!(decode(f), Err(ChunkError::NoPriorHeader { csid: 69, fmt: 3 }));
+    assert_eq!(
+        decode(f),
+        Err(ChunkError::NoPriorHeader { csid: 69, fmt: 3 })
+    );
 }
 
 #[test]
 fn fixture_csid1_form_fmt2_without_fmt0() {
     let f = include_bytes!("../../../../tests/data/rtmp/csid1_form_fmt2_without_fmt0.bin");
-    assert_eq!(decode(f), Err(ChunkError::NoPriorHeader { csid: 336, fmt: 2 }));
+    assert_eq!(
+        decode(f),
+        Err(ChunkError::NoPriorHeader { csid: 336, fmt: 2 })
+    );
 }
 
 #[test]
 fn fixture_too_many_chunk_streams() {
     let f = include_bytes!("../../../../tests/data/rtmp/too_many_chunk_streams.bin");
-    assert_eq!(decode(f), Err(ChunkError::TooManyChunkStreams { limit: 64 }));
-    let roomy = ChunkLimits { max_chunk_streams: 65, ..ChunkLimits::default() };
+    assert_eq!(
+        decode(f),
+        Err(ChunkError::TooManyChunkStreams { limit: 64 })
+    );
+    let roomy = ChunkLimits {
+        max_chunk_streams: 65,
+        ..ChunkLimits::default()
+    };
     assert_eq!(decode_with(f, roomy).map(|m| m.len()), Ok(65));
 }
 
 #[test]
 fn fixture_fmt0_during_assembly() {
     let f = include_bytes!("../../../../tests/data/rtmp/fmt0_during_assembly.bin");
-    assert_eq!(decode(f), Err(ChunkError::HeaderDuringAssembly { csid: 4, fmt: 0, remaining: 72 }));
+    assert_eq!(
+        decode(f),
+        Err(ChunkError::HeaderDuringAssembly {
+            csid: 4,
+            fmt: 0,
+            remaining: 72
+        })
+    );
 }
 
 #[test]
 fn fixture_set_chunk_size_short() {
     let f = include_bytes!("../../../../tests/data/rtmp/set_chunk_size_short.bin");
-    assert_eq!(decode(f), Err(ChunkError::ShortControlMessage { type_id: 1, len: 2 }));
+    assert_eq!(
+        decode(f),
+        Err(ChunkError::ShortControlMessage { type_id: 1, len: 2 })
+    );
 }
 
 #[test]
@@ -316,6 +377,50 @@ fn fixture_assembling_too_much() {
     let f = include_bytes!("../../../../tests/data/rtmp/assembling_too_much.bin");
     assert_eq!(
         decode(f),
-        Err(ChunkError::AssemblingTooMuch { len: 20 * 1024 * 1024, limit: 16 * 1024 * 1024 })
+        Err(ChunkError::AssemblingTooMuch {
+            len: 20 * 1024 * 1024,
+            limit: 16 * 1024 * 1024
+        })
     );
+}
+
+mod arbitrary_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Garbage never panics, splitting never changes the outcome, and every
+        /// byte fed before an error is counted.
+        #[test]
+        fn garbage_is_an_error_or_messages_never_a_panic(
+            bytes in prop::collection::vec(any::<u8>(), 0..2000),
+            split in 1usize..64,
+            streams in 1usize..8,
+        ) {
+            let limits = ChunkLimits {
+                max_chunk_streams: streams,
+                max_message_len: 4096,
+                ..ChunkLimits::default()
+            };
+            let whole = decode_with(&bytes, limits);
+            let mut dec = ChunkDecoder::new(limits);
+            let mut out = Vec::new();
+            let mut split_result = Ok(());
+            for piece in bytes.chunks(split) {
+                if let Err(e) = dec.decode_all(piece, &mut HeapAllocator, &mut out) {
+                    split_result = Err(e);
+                    break;
+                }
+            }
+            match (whole, split_result) {
+                (Ok(w), Ok(())) => prop_assert_eq!(&w, &out),
+                (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                (a, b) => prop_assert!(false, "whole {:?} vs split {:?}", a, b),
+            }
+            for m in &out {
+                prop_assert!(m.payload.len() <= 4096);
+            }
+        }
+    }
 }

@@ -25,5 +25,5 @@ pub use header::{
     write_first_header, DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP_MARKER, MAX_CHUNK_HEADER_LEN,
     MAX_CSID, MAX_MESSAGE_LEN, MIN_CSID,
 };
-pub use limits::ChunkLimits;
+pub use limits::{ChunkLimits, ABSOLUTE_MAX_CHUNK_SIZE};
 pub use shared::SharedChunks;

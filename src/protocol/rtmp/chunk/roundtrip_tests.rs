@@ -39,7 +39,7 @@ fn message_strategy() -> impl Strategy<Value = RtmpMessage> {
 /// Keeps timestamps on a csid mostly increasing, so fmt 1/2/3 headers get used.
 fn make_monotonic(mut msgs: Vec<RtmpMessage>) -> Vec<RtmpMessage> {
     for i in 1..msgs.len() {
-        if msgs[i].timestamp % 3 != 0 {
+        if matches!(msgs[i].timestamp % 3, 1 | 2) {
             let prev = msgs[..i]
                 .iter()
                 .rev()

@@ -81,6 +81,44 @@ pub struct Play {
     pub reset: bool,
 }
 
+impl Publish {
+    fn decode(a: &Args<'_>, policy: &NamePolicy) -> Result<Self, CommandError> {
+        let name = a.stream_name(0, "stream name", policy)?;
+        let publish_type = match a.arg(1).and_then(Amf0Value::as_str) {
+            Some("record") => PublishType::Record,
+            Some("append") => PublishType::Append,
+            // Absent, "live" or anything unexpected: a live edge streams it live.
+            _ => PublishType::Live,
+        };
+        Ok(Publish {
+            transaction_id: a.transaction_id(),
+            name,
+            publish_type,
+        })
+    }
+}
+
+impl Play {
+    fn decode(a: &Args<'_>, policy: &NamePolicy) -> Result<Self, CommandError> {
+        let name = a.stream_name(0, "stream name", policy)?;
+        let start = a.number_or(1, "start", -2.0)?;
+        let duration = a.number_or(2, "duration", -1.0)?;
+        // Some clients send the reset flag as a number.
+        let reset = match a.arg(3) {
+            Some(Amf0Value::Boolean(b)) => *b,
+            Some(Amf0Value::Number(n)) => *n != 0.0,
+            _ => true,
+        };
+        Ok(Play {
+            transaction_id: a.transaction_id(),
+            name,
+            start,
+            duration,
+            reset,
+        })
+    }
+}
+
 /// A `_result` or `_error` response.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Response {
@@ -275,39 +313,8 @@ impl Command {
                     name,
                 }
             }
-            "publish" => {
-                let a = Args::new("publish", rest);
-                let name = a.stream_name(0, "stream name", policy)?;
-                let publish_type = match a.arg(1).and_then(Amf0Value::as_str) {
-                    Some("record") => PublishType::Record,
-                    Some("append") => PublishType::Append,
-                    // Absent, "live" or anything unexpected: a live edge streams it live.
-                    _ => PublishType::Live,
-                };
-                Command::Publish(Publish {
-                    transaction_id: a.transaction_id(),
-                    name,
-                    publish_type,
-                })
-            }
-            "play" => {
-                let a = Args::new("play", rest);
-                let name = a.stream_name(0, "stream name", policy)?;
-                let start = a.number_or(1, "start", -2.0)?;
-                let duration = a.number_or(2, "duration", -1.0)?;
-                let reset = match a.arg(3) {
-                    Some(Amf0Value::Boolean(b)) => *b,
-                    Some(Amf0Value::Number(n)) => *n != 0.0,
-                    _ => true,
-                };
-                Command::Play(Play {
-                    transaction_id: a.transaction_id(),
-                    name,
-                    start,
-                    duration,
-                    reset,
-                })
-            }
+            "publish" => Command::Publish(Publish::decode(&Args::new("publish", rest), policy)?),
+            "play" => Command::Play(Play::decode(&Args::new("play", rest), policy)?),
             "onStatus" => {
                 let a = Args::new("onStatus", rest);
                 let info = a.arg(0).and_then(StatusInfo::from_value).ok_or(

@@ -27,12 +27,13 @@ pub(super) fn split(
     let mut offset: Option<u32> = None;
     let mut count = 0;
     while pos < payload.len() {
-        let header = payload
+        let header: [u8; TAG_HEADER_LEN] = payload
             .get(pos..pos + TAG_HEADER_LEN)
+            .and_then(|h| h.try_into().ok())
             .ok_or_else(|| invalid("truncated tag header"))?;
-        let tag_type = header[0];
-        let size = u32::from_be_bytes([0, header[1], header[2], header[3]]) as usize;
-        let tag_ts = u32::from_be_bytes([header[7], header[4], header[5], header[6]]);
+        let [tag_type, s0, s1, s2, t0, t1, t2, t_ext, ..] = header;
+        let size = u32::from_be_bytes([0, s0, s1, s2]) as usize;
+        let tag_ts = u32::from_be_bytes([t_ext, t0, t1, t2]);
         let body_start = pos + TAG_HEADER_LEN;
         let body_end = body_start
             .checked_add(size)

@@ -106,10 +106,23 @@ pub enum ClientEvent {
 #[derive(Debug)]
 enum Phase {
     Handshake(Box<ClientHandshake>),
-    Connecting { transaction_id: f64 },
-    CreatingStream { transaction_id: f64 },
-    Starting { stream_id: u32 },
-    Active { stream_id: u32 },
+    /// `connect` sent with this transaction id.
+    Connecting {
+        transaction_id: f64,
+    },
+    /// `createStream` sent with this transaction id.
+    CreatingStream {
+        transaction_id: f64,
+    },
+    /// `publish` / `play` sent on this stream, awaiting its Start status.
+    Starting {
+        stream_id: u32,
+    },
+    /// Publishing or playing.
+    Active {
+        stream_id: u32,
+    },
+    /// Refused by the server, or closed by [`ClientSession::close`].
     Finished,
 }
 

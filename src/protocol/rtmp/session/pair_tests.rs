@@ -562,3 +562,193 @@ fn metadata_is_forwarded_without_set_data_frame() {
         }]
     );
 }
+
+/// A client past the handshake, its `connect` sent, plus an encoder standing in for
+/// the server's side of the chunk stream.
+fn client_after_handshake(mode: ClientMode) -> (ClientSession, ChunkEncoder) {
+    let mut pair = Pair::new(mode, ServerSessionConfig::default());
+    let mut c0c1 = BytesMut::new();
+    pair.client.start(&mut c0c1).unwrap();
+    let mut s0s1s2 = BytesMut::new();
+    pair.server
+        .handle_input(&c0c1, 0, &mut s0s1s2, &mut Vec::new())
+        .unwrap();
+    let mut c2_connect = BytesMut::new();
+    pair.client
+        .handle_input(&s0s1s2, 0, &mut c2_connect, &mut Vec::new())
+        .unwrap();
+    assert!(c2_connect.len() > 1536, "C2 and connect");
+    (pair.client, ChunkEncoder::new())
+}
+
+#[test]
+fn client_reports_a_refused_connect() {
+    let (mut client, mut enc) = client_after_handshake(ClientMode::Play);
+    let info = Amf0Value::object([
+        ("level", Amf0Value::string("error")),
+        ("code", Amf0Value::string("NetConnection.Connect.Rejected")),
+        ("description", Amf0Value::string("no such app")),
+    ]);
+    let input = command(
+        &mut enc,
+        0,
+        &[
+            Amf0Value::string("_error"),
+            Amf0Value::Number(1.0),
+            Amf0Value::Null,
+            info,
+        ],
+    );
+    let mut events = Vec::new();
+    client
+        .handle_input(&input, 0, &mut BytesMut::new(), &mut events)
+        .unwrap();
+    assert_eq!(
+        events,
+        vec![ClientEvent::StatusError {
+            code: "NetConnection.Connect.Rejected".into(),
+            description: "no such app".into()
+        }]
+    );
+    assert!(!client.is_active());
+}
+
+#[test]
+fn client_refuses_out_of_state_frames_and_media() {
+    let (mut client, mut enc) = client_after_handshake(ClientMode::Publish);
+    let frame = video(0, 0x17, 1);
+    assert_eq!(
+        client.send_frame(&frame, &mut BytesMut::new()),
+        Err(SessionError::WrongStreamState {
+            stream_id: 0,
+            expected: "publishing"
+        })
+    );
+    let err = client.handle_input(
+        &media(&mut enc, 1, 0, &[0x17, 1, 0, 0, 0]),
+        0,
+        &mut BytesMut::new(),
+        &mut Vec::new(),
+    );
+    assert_eq!(
+        err,
+        Err(SessionError::MediaOnInactiveStream {
+            stream_id: 1,
+            type_id: 9,
+            expected: "playing"
+        })
+    );
+}
+
+#[test]
+fn a_second_publish_on_a_publishing_stream_is_refused() {
+    let (mut server, mut enc) = connected_server(ServerSessionConfig::default());
+    let mut input = create_and_publish(&mut enc);
+    input.extend_from_slice(&command(
+        &mut enc,
+        1,
+        &[
+            Amf0Value::string("publish"),
+            Amf0Value::Number(0.0),
+            Amf0Value::Null,
+            Amf0Value::string("s"),
+        ],
+    ));
+    let mut out = BytesMut::new();
+    server
+        .handle_input(&input, 0, &mut out, &mut Vec::new())
+        .unwrap();
+    server.accept_publish(1, &mut out).unwrap();
+    assert_eq!(
+        server.handle_input(&[], 0, &mut out, &mut Vec::new()),
+        Err(SessionError::UnexpectedCommand {
+            command: "publish",
+            state: "its stream is busy"
+        })
+    );
+}
+
+#[test]
+fn enhanced_rtmp_fourcc_list_is_echoed_in_the_connect_result() {
+    use crate::protocol::rtmp::command::{Command, CommandConfig};
+    let mut pair = Pair::new(ClientMode::Publish, ServerSessionConfig::default());
+    let mut c0c1 = BytesMut::new();
+    pair.client.start(&mut c0c1).unwrap();
+    let mut events = Vec::new();
+    let mut to_client = BytesMut::new();
+    pair.server
+        .handle_input(&c0c1, 0, &mut to_client, &mut events)
+        .unwrap();
+    let c2 = [0u8; 1536]; // the server does not check C2
+    let mut enc = ChunkEncoder::new();
+    let connect = command(
+        &mut enc,
+        0,
+        &[
+            Amf0Value::string("connect"),
+            Amf0Value::Number(1.0),
+            Amf0Value::object([
+                ("app", Amf0Value::string("live")),
+                (
+                    "fourCcList",
+                    Amf0Value::StrictArray(vec![
+                        Amf0Value::string("hvc1"),
+                        Amf0Value::string("av01"),
+                    ]),
+                ),
+            ]),
+        ],
+    );
+    let mut out = BytesMut::new();
+    pair.server
+        .handle_input(&c2, 0, &mut out, &mut events)
+        .unwrap();
+    pair.server
+        .handle_input(&connect, 0, &mut out, &mut events)
+        .unwrap();
+    let mut msgs = Vec::new();
+    ChunkDecoder::new(ChunkLimits::default())
+        .decode_all(&out, &mut HeapAllocator, &mut msgs)
+        .unwrap();
+    let result = msgs
+        .iter()
+        .find(|m| m.type_id == type_id::COMMAND_AMF0)
+        .expect("a _result");
+    let Command::Result(r) =
+        Command::decode(result.type_id, &result.payload, &CommandConfig::default()).unwrap()
+    else {
+        panic!("not a _result")
+    };
+    assert_eq!(
+        r.command_object.get("fourCcList"),
+        Some(&Amf0Value::StrictArray(vec![
+            Amf0Value::string("hvc1"),
+            Amf0Value::string("av01")
+        ]))
+    );
+    assert_eq!(
+        r.status().map(|s| s.code),
+        Some("NetConnection.Connect.Success".to_owned())
+    );
+}
+
+#[test]
+fn input_buffered_during_a_decision_is_bounded() {
+    let config = ServerSessionConfig {
+        max_backlog: 64,
+        ..ServerSessionConfig::default()
+    };
+    let (mut server, mut enc) = connected_server(config);
+    let mut out = BytesMut::new();
+    server
+        .handle_input(&create_and_publish(&mut enc), 0, &mut out, &mut Vec::new())
+        .unwrap();
+    assert!(server.awaiting_decision());
+    server
+        .handle_input(&[0u8; 60], 0, &mut out, &mut Vec::new())
+        .unwrap();
+    assert_eq!(
+        server.handle_input(&[0u8; 10], 0, &mut out, &mut Vec::new()),
+        Err(SessionError::BacklogTooLarge { len: 70, limit: 64 })
+    );
+}

@@ -202,6 +202,9 @@ impl ServerSession {
     }
 
     /// Consumes bytes from the peer, appending replies to `out` and events to `events`.
+    ///
+    /// `now_ms` is the caller's clock; the session keeps no timers today, but takes it
+    /// so that time-based duties need no API change. On error, flush `out` and close.
     pub fn handle_input(
         &mut self,
         input: &[u8],
@@ -459,19 +462,18 @@ impl ServerSession {
                     });
                 }
                 let id = self.next_stream_id;
-                self.next_stream_id += 1;
+                self.next_stream_id = id.checked_add(1).ok_or(SessionError::TooManyStreams {
+                    limit: self.config.max_streams,
+                })?;
                 self.streams.push((id, StreamState::Idle));
                 self.respond(transaction_id, Amf0Value::Number(f64::from(id)), out)?;
             }
             Command::Publish(p) => {
-                let state = self.state_mut(msg_stream)?;
-                if *state != StreamState::Idle {
-                    return Err(SessionError::UnexpectedCommand {
-                        command: "publish",
-                        state: "stream busy",
-                    });
-                }
-                *state = StreamState::PublishPending(p.name.clone());
+                self.begin_request(
+                    msg_stream,
+                    "publish",
+                    StreamState::PublishPending(p.name.clone()),
+                )?;
                 events.push(ServerEvent::PublishRequested {
                     stream_id: msg_stream,
                     app: app.unwrap_or_default(),
@@ -480,17 +482,11 @@ impl ServerSession {
                 });
             }
             Command::Play(p) => {
-                let state = self.state_mut(msg_stream)?;
-                if *state != StreamState::Idle {
-                    return Err(SessionError::UnexpectedCommand {
-                        command: "play",
-                        state: "stream busy",
-                    });
-                }
-                *state = StreamState::PlayPending {
+                let pending = StreamState::PlayPending {
                     name: p.name.clone(),
                     reset: p.reset,
                 };
+                self.begin_request(msg_stream, "play", pending)?;
                 events.push(ServerEvent::PlayRequested {
                     stream_id: msg_stream,
                     app: app.unwrap_or_default(),
@@ -530,6 +526,24 @@ impl ServerSession {
         Ok(())
     }
 
+    /// Moves an idle stream into a pending state; one request per stream at a time.
+    fn begin_request(
+        &mut self,
+        stream_id: u32,
+        command: &'static str,
+        pending: StreamState,
+    ) -> Result<(), SessionError> {
+        let state = self.state_mut(stream_id)?;
+        if *state != StreamState::Idle {
+            return Err(SessionError::UnexpectedCommand {
+                command,
+                state: "its stream is busy",
+            });
+        }
+        *state = pending;
+        Ok(())
+    }
+
     fn on_connect(
         &mut self,
         connect: Connect,
@@ -553,10 +567,22 @@ impl ServerSession {
             &ControlMessage::SetChunkSize(self.config.out_chunk_size),
             out,
         )?;
-        let properties = Amf0Value::object([
-            ("fmsVer", Amf0Value::string("FMS/3,0,1,123")),
-            ("capabilities", Amf0Value::Number(31.0)),
-        ]);
+        let mut properties = vec![
+            ("fmsVer".to_owned(), Amf0Value::string("FMS/3,0,1,123")),
+            ("capabilities".to_owned(), Amf0Value::Number(31.0)),
+        ];
+        // Enhanced RTMP: echoing the client's codecs tells it the server forwards them
+        // (ringcast relays payloads untouched, so it forwards every codec).
+        if !connect.fourcc_list.is_empty() {
+            let list = connect
+                .fourcc_list
+                .iter()
+                .cloned()
+                .map(Amf0Value::String)
+                .collect();
+            properties.push(("fourCcList".to_owned(), Amf0Value::StrictArray(list)));
+        }
+        let properties = Amf0Value::Object(properties);
         let info = StatusInfo::new(
             StatusLevel::Status,
             code::CONNECT_SUCCESS,

@@ -7,6 +7,7 @@ use super::*;
 use crate::protocol::FrameKind;
 use crate::stream::directory::{Directory, PublishPolicy};
 use crate::stream::ring::tests::{audio, audio_header, metadata, video, video_header};
+use crate::stream::ring::RingLimits;
 use crate::stream::timestamps::TimelineMode;
 use crate::stream::viewer::ViewerLimits;
 
@@ -272,11 +273,10 @@ fn publisher_grace_resume_keeps_viewers_and_continuity() {
     push_gops(&mut shard, id, 1, 3, 0, now + 2_000);
     let (after, status) = drain(&mut shard, v, now + 2_200);
     assert_eq!(status, BatchStatus::Idle);
-    assert!(
-        after.iter().all(|f| f.timestamp > last_ts),
-        "timeline continues: {last_ts} then {:?}",
-        after.iter().map(|f| f.timestamp).collect::<Vec<_>>()
-    );
+    let stamps: Vec<u32> = after.iter().map(|f| f.timestamp).collect();
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]) && stamps[0] >= last_ts, "{last_ts} then {stamps:?}");
+    let first_media = after.iter().find(|f| f.entry.frame().kind != FrameKind::Script).unwrap();
+    assert_eq!(first_media.timestamp, last_ts + 5, "continues one step after the last frame");
     assert_eq!(shard.publisher_left(id, first.generation, now, 0), None, "the old publisher's late leave is ignored");
 
     // now leave for good: expiry ends the stream and viewers finish
@@ -325,6 +325,8 @@ fn cross_core_takeover_kicks_the_old_owner() {
     }
     assert!(!dir.release(&key("s"), &old));
     assert_eq!(dir.lookup(&key("s")), Some((new.claim.stream_id, 1)));
+    let stale = CoreMsg::Kick { stream_id: prev.stream_id, generation: prev.generation };
+    assert!(matches!(core0.handle(stale, 0), Handled::Nothing), "a repeated kick is a no-op");
 }
 
 #[test]
@@ -443,6 +445,12 @@ fn limits_are_enforced() {
     shard.add_viewer(id, ViewerOptions::default()).unwrap();
     assert_eq!(shard.add_viewer(id, ViewerOptions::default()), Err(ShardError::TooManyViewers { limit: 1 }));
     assert_eq!(shard.push_frame(StreamId(7), audio(0), 0).err(), Some(ShardError::UnknownStream(StreamId(7))));
+    let mut full = Shard::new(1, ShardConfig { max_viewers: 0, ..Default::default() });
+    assert_eq!(
+        full.open_stream(key("s"), id, Role::Replica { owner_core: 0 }, 0),
+        Err(ShardError::TooManyViewers { limit: 0 }),
+        "no replica is opened for a viewer that cannot be added"
+    );
 }
 
 #[test]
@@ -460,6 +468,43 @@ fn stats_report_codecs_and_rates() {
     assert!(stats.publishing && stats.owned);
 }
 
+#[test]
+fn a_stream_without_viewers_holds_only_its_gop() {
+    let (mut shard, id) = owner_shard(ShardConfig::default());
+    push_headers(&mut shard, id, 0, 0);
+    push_gops(&mut shard, id, 5, 10, 0, 0);
+    assert_eq!(shard.ring_usage(id).unwrap().0, 20, "the last GOP: 10 video + 10 audio");
+    let v = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    let (out, _) = drain(&mut shard, v, 400);
+    assert_eq!(out.len(), 3 + 20, "context and GOP are still there for a new viewer");
+}
+
+#[test]
+fn history_follows_the_slowest_viewer() {
+    let (mut shard, id) = owner_shard(ShardConfig::default());
+    push_headers(&mut shard, id, 0, 0);
+    let (mut ts, mut now) = push_gops(&mut shard, id, 1, 10, 0, 0);
+    let fast = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    let slow = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    drain(&mut shard, fast, now);
+    let mut slow_got = drain(&mut shard, slow, now).0.len();
+    let mut closing = Vec::new();
+    for _ in 0..4 {
+        (ts, now) = push_gops(&mut shard, id, 1, 10, ts, now);
+        drain(&mut shard, fast, now);
+        shard.sweep_slow(now, &mut closing);
+    }
+    assert!(closing.is_empty());
+    assert!(shard.ring_usage(id).unwrap().0 >= 80, "the slow viewer's backlog is kept");
+    let (out, status) = drain(&mut shard, slow, now);
+    assert_eq!(status, BatchStatus::Idle);
+    slow_got += out.len();
+    assert_eq!(slow_got, 3 + 20 + 80, "nothing it needed was dropped");
+    shard.sweep_slow(now, &mut closing);
+    push_gops(&mut shard, id, 1, 10, ts, now);
+    assert_eq!(shard.ring_usage(id).unwrap().0, 20, "all caught up: one GOP left");
+}
+
 mod prop {
     use super::*;
     use proptest::prelude::*;
@@ -469,6 +514,7 @@ mod prop {
         Push { kind: u8, raw_ts: u32, advance: u8 },
         Batch { viewer: usize, max_frames: u8 },
         AddViewer { gop_cache: bool },
+        Sweep,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -476,6 +522,7 @@ mod prop {
             4 => (0u8..6, any::<u32>(), any::<u8>()).prop_map(|(kind, raw_ts, advance)| Op::Push { kind, raw_ts, advance }),
             3 => (0usize..4, 1u8..20).prop_map(|(viewer, max_frames)| Op::Batch { viewer, max_frames }),
             1 => any::<bool>().prop_map(|gop_cache| Op::AddViewer { gop_cache }),
+            1 => Just(Op::Sweep),
         ]
     }
 
@@ -507,6 +554,14 @@ mod prop {
                         let v = shard.add_viewer(id, ViewerOptions { gop_cache, ..Default::default() }).unwrap();
                         viewers.push((v, None, false));
                     }
+                    Op::Sweep => {
+                        let mut closing = Vec::new();
+                        shard.sweep_slow(now, &mut closing);
+                        for (v, _) in closing {
+                            shard.remove_viewer(v);
+                            viewers.retain(|(id, _, _)| *id != v);
+                        }
+                    }
                     Op::Batch { viewer, max_frames } => {
                         let Some(slot) = viewers.get_mut(viewer) else { continue };
                         let mut out = Vec::new();
@@ -531,6 +586,47 @@ mod prop {
             }
             let (frames, bytes) = shard.ring_usage(id).unwrap();
             prop_assert!(frames <= 64 && bytes <= 4096);
+        }
+
+        #[test]
+        fn early_trimming_never_drops_what_a_viewer_needs(ops in proptest::collection::vec(op(), 1..300)) {
+            let roomy = RingLimits { max_frames: 1 << 20, max_bytes: 1 << 30, max_age_ms: u64::MAX / 4 };
+            let (mut shard, id) = owner_shard(ShardConfig { ring: roomy, ..Default::default() });
+            let patient = ViewerLimits { hard_lag_ms: u64::MAX / 4, hard_lag_bytes: u64::MAX / 4, ..Default::default() };
+            let mut viewers: Vec<ViewerId> = Vec::new();
+            let mut now = 0u64;
+            let mut ts = 0u32;
+            for op in ops {
+                match op {
+                    Op::Push { kind, raw_ts, advance } => {
+                        now += u64::from(advance);
+                        ts = ts.wrapping_add(raw_ts % 50);
+                        let frame = match kind {
+                            0 => video(ts, true),
+                            1 | 2 => video(ts, false),
+                            3 => audio(ts),
+                            4 => video_header(ts, 1),
+                            _ => metadata(ts),
+                        };
+                        shard.push_frame(id, frame, now).unwrap();
+                    }
+                    Op::AddViewer { gop_cache } => {
+                        let options = ViewerOptions { gop_cache, limits: patient, ..Default::default() };
+                        viewers.push(shard.add_viewer(id, options).unwrap());
+                    }
+                    Op::Sweep => {
+                        let mut closing = Vec::new();
+                        shard.sweep_slow(now, &mut closing);
+                        prop_assert!(closing.is_empty(), "{closing:?}");
+                    }
+                    Op::Batch { viewer, max_frames } => {
+                        let Some(v) = viewers.get(viewer) else { continue };
+                        let mut out = Vec::new();
+                        let status = shard.next_batch(*v, now, usize::from(max_frames), 1 << 20, &mut out);
+                        prop_assert!(!matches!(status, BatchStatus::Close(_)), "{status:?}");
+                    }
+                }
+            }
         }
 
         #[test]
@@ -618,4 +714,42 @@ fn frames_during_grace_need_a_resume() {
     shard.resume(id, 2).unwrap();
     shard.push_frame(id, audio(20), 10).unwrap();
     assert!(shard.tick(5_000).is_empty(), "resumed streams do not expire");
+}
+
+#[test]
+fn tiny_batches_keep_the_same_order() {
+    let (mut shard, id) = owner_shard(ShardConfig::default());
+    push_headers(&mut shard, id, 0, 0);
+    push_gops(&mut shard, id, 2, 4, 0, 0);
+    let big = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    let small = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    let (expected, _) = drain(&mut shard, big, 0);
+    let mut got = Vec::new();
+    for max_frames in [0, 1, 2, 0, 1, 3].into_iter().cycle() {
+        let before = got.len();
+        let status = shard.next_batch(small, 0, max_frames, 1, &mut got);
+        if status == BatchStatus::Idle {
+            break;
+        }
+        assert_eq!(status, BatchStatus::Ready);
+        assert!(got.len() - before <= max_frames.max(1), "frame cap");
+        assert_eq!(got.len() - before, 1, "byte cap lets exactly one frame through");
+    }
+    let seqs = |v: &[OutFrame]| v.iter().map(|f| (f.entry.seq(), f.timestamp)).collect::<Vec<_>>();
+    assert_eq!(seqs(&got), seqs(&expected));
+}
+
+#[test]
+fn reused_viewer_slots_do_not_confuse_ids() {
+    let (mut shard, id) = owner_shard(ShardConfig::default());
+    let old = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    assert_eq!(drain(&mut shard, old, 0).1, BatchStatus::Idle, "parked");
+    shard.remove_viewer(old).unwrap();
+    let new = shard.add_viewer(id, ViewerOptions::default()).unwrap();
+    assert_ne!(old, new);
+    assert_eq!(shard.next_batch(old, 0, 1, 1, &mut Vec::new()), BatchStatus::Close(CloseReason::Gone));
+    assert!(shard.remove_viewer(old).is_none());
+    assert_eq!(shard.viewer_count(), 1);
+    let pushed = shard.push_frame(id, audio(0), 0).unwrap();
+    assert!(pushed.wake.is_empty(), "the removed viewer's parked entry does not wake its successor");
 }

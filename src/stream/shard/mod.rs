@@ -5,179 +5,29 @@
 //! which viewers to wake (only those that had run dry), which cores to
 //! forward frames to, and which streams ended.
 
+//!
+//! `types` holds the public vocabulary, `cross_core` the replication side
+//! (owner answering subscriptions, replica applying snapshots and frames).
+
+mod cross_core;
+mod types;
+
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 use crate::protocol::flv::frame::TimestampUnwrapper;
-use crate::protocol::Frame;
+use crate::protocol::{Frame, FrameKind};
 
 use super::directory::StreamId;
 use super::key::StreamKey;
 use super::replication::{CoreMsg, CoreSet};
-use super::ring::{Ring, RingEntry, RingLimits};
+use super::ring::{Ring, RingEntry};
 use super::stats::{note_codecs, RateMeter, ShardCounters, StreamStats};
-use super::timestamps::{StreamClock, TimestampPolicy};
+use super::timestamps::StreamClock;
 use super::viewer::{BatchRequest, BatchStatus, CloseReason, OutFrame, Viewer, ViewerCounters, ViewerOptions};
 
-/// Shard-wide limits and policies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ShardConfig {
-    /// Caps of each stream's ring.
-    pub ring: RingLimits,
-    /// Timestamp correction of owned streams.
-    pub timestamps: TimestampPolicy,
-    /// Most streams (owned + replicas) on this core.
-    pub max_streams: usize,
-    /// Most viewers on this core.
-    pub max_viewers: usize,
-    /// Most frames in a snapshot applied to a replica.
-    pub max_snapshot_frames: usize,
-}
-
-impl Default for ShardConfig {
-    fn default() -> Self {
-        ShardConfig {
-            ring: RingLimits::default(),
-            timestamps: TimestampPolicy::default(),
-            max_streams: 10_000,
-            max_viewers: 100_000,
-            max_snapshot_frames: 4_096,
-        }
-    }
-}
-
-/// Whether this core owns a stream or mirrors it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// The publisher is on this core; `generation` is its directory claim's.
-    Owner {
-        /// The claim generation of the current publisher.
-        generation: u64,
-    },
-    /// Frames come from `owner_core` as [`CoreMsg`]s.
-    Replica {
-        /// The owner core.
-        owner_core: usize,
-    },
-}
-
-/// Identifies a viewer on one shard. Stale ids (of removed viewers) are
-/// recognised, never confused with a newer viewer in the same slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ViewerId {
-    index: u32,
-    generation: u32,
-}
-
-/// Whether [`Shard::open_stream`] created the stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Opened {
-    /// Newly created. For a replica, send the returned `Subscribe` to its owner.
-    New,
-    /// A replica of it already existed (no new subscription needed).
-    Existing,
-}
-
-/// Why a shard operation was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ShardError {
-    /// No such stream on this core.
-    #[error("no stream {0} on this core")]
-    UnknownStream(StreamId),
-    /// The stream exists with another role, or as an owner already.
-    #[error("stream {0} already open on this core")]
-    AlreadyOpen(StreamId),
-    /// Too many streams.
-    #[error("too many streams on this core: limit {limit}")]
-    TooManyStreams {
-        /// The limit.
-        limit: usize,
-    },
-    /// Too many viewers.
-    #[error("too many viewers on this core: limit {limit}")]
-    TooManyViewers {
-        /// The limit.
-        limit: usize,
-    },
-    /// The stream has ended; it takes no frames or viewers.
-    #[error("stream {0} has ended")]
-    Ended(StreamId),
-    /// The stream's publisher left (grace period); a new one must [`Shard::resume`] it first.
-    #[error("stream {0} has no publisher; resume it first")]
-    NoPublisher(StreamId),
-    /// The operation needs the other role (e.g. a publisher push on a replica).
-    #[error("stream {0} is not {1} on this core")]
-    WrongRole(StreamId, &'static str),
-    /// A publisher whose claim was replaced.
-    #[error("stream {stream_id}: generation {given} is not the current publisher's ({current})")]
-    StaleGeneration {
-        /// The stream.
-        stream_id: StreamId,
-        /// The generation given.
-        given: u64,
-        /// The current one.
-        current: u64,
-    },
-}
-
-/// The result of pushing a frame.
-#[derive(Debug)]
-pub struct Pushed<'a> {
-    /// Viewers that had run dry and now have data: schedule a batch for each.
-    pub wake: &'a [ViewerId],
-    /// Cores to forward the frame to, as `CoreMsg::Frame { frame: entry.frame().clone() }`.
-    pub replicate_to: CoreSet,
-    /// The stored entry (its frame carries the corrected timestamp).
-    pub entry: Rc<RingEntry>,
-}
-
-/// A stream that ended (or whose grace period expired).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EndedStream {
-    /// The stream.
-    pub stream_id: StreamId,
-    /// Its key (release the directory claim for it if owned).
-    pub key: StreamKey,
-    /// Its role on this core.
-    pub role: Role,
-    /// Idle viewers to wake so they see `Finished`; busy ones see it on their next batch.
-    pub wake: Vec<ViewerId>,
-    /// Replica cores to send `CoreMsg::StreamEnd` to.
-    pub notify: CoreSet,
-}
-
-/// The result of removing a viewer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RemovedViewer {
-    /// Its stream.
-    pub stream_id: StreamId,
-    /// What it had been sent.
-    pub counters: ViewerCounters,
-    /// Set when it was a replica's last viewer: the replica was dropped and
-    /// this message must go to the owner core.
-    pub unsubscribe: Option<(usize, CoreMsg)>,
-}
-
-/// What the server must do after [`Shard::handle`].
-#[derive(Debug)]
-pub enum Handled<'a> {
-    /// Nothing further.
-    Nothing,
-    /// Send `msg` to `to_core`.
-    Reply {
-        /// Destination core.
-        to_core: usize,
-        /// The message.
-        msg: CoreMsg,
-    },
-    /// Wake these viewers.
-    Wake(&'a [ViewerId]),
-    /// A replica stream ended.
-    Ended(EndedStream),
-    /// The publisher of this owned stream lost its key to another core: close its
-    /// connection; the stream has been ended.
-    Kick(EndedStream),
-}
+pub use types::{EndedStream, Handled, Opened, Pushed, RemovedViewer, Role, ShardConfig, ShardError, ViewerId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Liveness {
@@ -205,9 +55,34 @@ struct Stream {
     viewers: usize,
     /// Viewers that returned `Idle`, to wake on the next frame.
     parked: Vec<ViewerId>,
+    /// Scratch for `sweep_slow`: the lowest sequence number any viewer needs.
+    floor_scratch: u64,
     subscribers: CoreSet,
     stats: StreamStats,
     meter: RateMeter,
+}
+
+/// Hashes a [`StreamId`] by one multiply. Ids are handed out sequentially by
+/// the directory, never chosen by peers, so a keyed hash (SipHash) would only
+/// cost time on every viewer batch.
+#[derive(Default)]
+struct StreamIdHasher(u64);
+
+impl Hasher for StreamIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing spreads sequential ids over the high bits hashbrown uses.
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 struct ViewerSlot {
@@ -219,7 +94,7 @@ struct ViewerSlot {
 pub struct Shard {
     core: usize,
     config: ShardConfig,
-    streams: HashMap<StreamId, Stream>,
+    streams: HashMap<StreamId, Stream, BuildHasherDefault<StreamIdHasher>>,
     slots: Vec<ViewerSlot>,
     free: Vec<u32>,
     viewer_count: usize,
@@ -235,7 +110,7 @@ impl Shard {
         Shard {
             core,
             config,
-            streams: HashMap::new(),
+            streams: HashMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             viewer_count: 0,
@@ -271,6 +146,11 @@ impl Shard {
         if self.streams.len() >= self.config.max_streams {
             return Err(ShardError::TooManyStreams { limit: self.config.max_streams });
         }
+        if matches!(role, Role::Replica { .. }) && self.viewer_count >= self.config.max_viewers {
+            // A replica exists only for a viewer about to be added; refusing now
+            // avoids a subscribed replica left with no viewer to ever remove it.
+            return Err(ShardError::TooManyViewers { limit: self.config.max_viewers });
+        }
         let (timing, seeded) = match role {
             Role::Owner { .. } => (Timing::Owner(StreamClock::new(self.config.timestamps)), true),
             Role::Replica { .. } => (Timing::Replica(TimestampUnwrapper::default()), false),
@@ -304,6 +184,7 @@ impl Shard {
                 seeded,
                 viewers: 0,
                 parked: Vec::new(),
+                floor_scratch: u64::MAX,
                 subscribers: CoreSet::EMPTY,
                 stats,
                 meter: RateMeter::default(),
@@ -335,7 +216,10 @@ impl Shard {
         let Timing::Owner(clock) = &mut s.timing else {
             return Err(ShardError::WrongRole(stream_id, "owned"));
         };
-        let stream_ts = clock.correct(frame.timestamp);
+        let stream_ts = match frame.kind {
+            FrameKind::Script => clock.stamp_untimed(frame.timestamp),
+            FrameKind::Audio | FrameKind::Video => clock.correct(frame.timestamp),
+        };
         s.stats.timestamp_rebases = clock.rebases();
         frame.timestamp = stream_ts as u32;
         let entry = Self::append(s, &mut self.counters, frame, stream_ts, now_ms);
@@ -359,6 +243,10 @@ impl Shard {
         s.meter.record(&frame, now_ms);
         s.stats.bitrate_bps = s.meter.bitrate_bps;
         s.stats.fps_x100 = s.meter.fps_x100;
+        if s.viewers == 0 {
+            // Nobody reads here: keep only the GOP cache for the next viewer or replica.
+            s.ring.set_reader_floor(u64::MAX);
+        }
         let evicted_before = s.ring.evicted();
         let entry = s.ring.push(frame, stream_ts, now_ms);
         counters.ring_evictions += s.ring.evicted() - evicted_before;
@@ -453,12 +341,22 @@ impl Shard {
     /// Checks every positioned viewer against its hard bounds and appends those
     /// to close. Run it periodically (e.g. once a second): a viewer whose
     /// socket is stuck never asks for its next batch, so this is how it gets
-    /// closed. O(viewers).
+    /// closed. It also tells each ring how far back its remaining viewers
+    /// read, so history nobody needs is freed early. O(streams + viewers).
     pub fn sweep_slow(&mut self, now_ms: u64, out: &mut Vec<(ViewerId, CloseReason)>) {
+        for s in self.streams.values_mut() {
+            s.floor_scratch = u64::MAX;
+        }
         for (index, slot) in self.slots.iter_mut().enumerate() {
             let Some((stream_id, viewer, _)) = slot.entry.as_mut() else { continue };
-            let Some(s) = self.streams.get(stream_id) else { continue };
-            if let Err(reason) = viewer.check_hard_bounds(&s.ring, now_ms) {
+            let Some(s) = self.streams.get_mut(stream_id) else { continue };
+            let verdict = viewer.check_hard_bounds(&s.ring, now_ms);
+            if verdict.is_ok() {
+                if let Some(seq) = viewer.needs_from() {
+                    s.floor_scratch = s.floor_scratch.min(seq);
+                }
+            }
+            if let Err(reason) = verdict {
                 let id = ViewerId { index: index as u32, generation: slot.generation };
                 match reason {
                     CloseReason::LagTime { .. } => self.counters.closed_lag_time += 1,
@@ -469,6 +367,9 @@ impl Shard {
                 tracing::debug!(key = %s.key, %reason, "closing stuck viewer");
                 out.push((id, reason));
             }
+        }
+        for s in self.streams.values_mut() {
+            s.ring.set_reader_floor(s.floor_scratch);
         }
     }
 
@@ -505,9 +406,9 @@ impl Shard {
         s.viewers += 1;
         s.stats.viewers = s.viewers;
         let viewer = Viewer::new(options);
-        let id = match self.free.pop() {
-            Some(index) => {
-                let slot = &mut self.slots[index as usize];
+        let reusable = self.free.pop().and_then(|index| Some((index, self.slots.get_mut(index as usize)?)));
+        let id = match reusable {
+            Some((index, slot)) => {
                 slot.entry = Some((stream_id, viewer, false));
                 ViewerId { index, generation: slot.generation }
             }
@@ -573,10 +474,19 @@ impl Shard {
         let Some(s) = self.streams.get_mut(stream_id) else {
             return BatchStatus::Close(CloseReason::Gone);
         };
-        let request =
-            BatchRequest { now_ms, max_frames, max_bytes, ended: s.liveness == Liveness::Ended, ready: s.seeded };
+        let request = BatchRequest {
+            now_ms,
+            // A batch always makes progress when a frame is due.
+            max_frames: max_frames.max(1),
+            max_bytes,
+            ended: s.liveness == Liveness::Ended,
+            ready: s.seeded,
+        };
         let before = *viewer.counters();
         let status = viewer.next_batch(&s.ring, request, out);
+        if let Some(seq) = viewer.needs_from() {
+            s.ring.lower_reader_floor(seq);
+        }
         let after = *viewer.counters();
         let c = &mut self.counters;
         c.frames_out += after.frames_sent - before.frames_sent;
@@ -661,119 +571,7 @@ impl Shard {
     pub fn ring_usage(&self, stream_id: StreamId) -> Option<(usize, usize)> {
         self.streams.get(&stream_id).map(|s| (s.ring.len(), s.ring.held_bytes()))
     }
-
-    // ---- cross-core replication ----
-
-    /// Owner side of `Subscribe`: records the subscriber and returns the
-    /// `Snapshot` to send back, or `StreamEnd` if the stream is not (or no
-    /// longer) here under that key.
-    pub fn handle_subscribe(&mut self, stream_id: StreamId, key: &StreamKey, from_core: usize) -> CoreMsg {
-        match self.streams.get_mut(&stream_id) {
-            Some(s) if s.key == *key && s.liveness != Liveness::Ended && matches!(s.role, Role::Owner { .. }) => {
-                s.subscribers.insert(from_core);
-                CoreMsg::Snapshot { stream_id, frames: s.ring.snapshot(), has_video: s.ring.has_video() }
-            }
-            _ => CoreMsg::StreamEnd { stream_id },
-        }
-    }
-
-    /// Owner side of `Unsubscribe`.
-    pub fn handle_unsubscribe(&mut self, stream_id: StreamId, from_core: usize) {
-        if let Some(s) = self.streams.get_mut(&stream_id) {
-            s.subscribers.remove(from_core);
-        }
-    }
-
-    /// Replica side of `Snapshot`: seeds the ring so viewers start at the
-    /// owner's GOP keyframe. Returns viewers to wake.
-    pub fn apply_snapshot(
-        &mut self,
-        stream_id: StreamId,
-        frames: Vec<Frame>,
-        has_video: bool,
-        now_ms: u64,
-    ) -> &[ViewerId] {
-        self.wake.clear();
-        let Some(s) = self.streams.get_mut(&stream_id) else { return &self.wake };
-        if s.seeded || !matches!(s.role, Role::Replica { .. }) {
-            return &self.wake;
-        }
-        let skip = frames.len().saturating_sub(self.config.max_snapshot_frames);
-        for frame in frames.into_iter().skip(skip) {
-            Self::append_replica(s, &mut self.counters, frame, now_ms);
-        }
-        if has_video {
-            s.ring.mark_has_video();
-        }
-        s.seeded = true;
-        Self::drain_parked(s, &mut self.slots, &mut self.wake);
-        &self.wake
-    }
-
-    /// Replica side of `Frame`. Frames before the snapshot are ignored (the
-    /// owner answers a subscription with the snapshot before any frame).
-    pub fn apply_frame(&mut self, stream_id: StreamId, frame: Frame, now_ms: u64) -> &[ViewerId] {
-        self.wake.clear();
-        let Some(s) = self.streams.get_mut(&stream_id) else { return &self.wake };
-        if !s.seeded || s.liveness == Liveness::Ended || !matches!(s.role, Role::Replica { .. }) {
-            return &self.wake;
-        }
-        Self::append_replica(s, &mut self.counters, frame, now_ms);
-        Self::drain_parked(s, &mut self.slots, &mut self.wake);
-        &self.wake
-    }
-
-    fn append_replica(s: &mut Stream, counters: &mut ShardCounters, frame: Frame, now_ms: u64) {
-        let stream_ts = match &mut s.timing {
-            Timing::Replica(unwrapper) => u64::try_from(unwrapper.unwrap(frame.timestamp)).unwrap_or(0),
-            Timing::Owner(_) => return,
-        };
-        Self::append(s, counters, frame, stream_ts, now_ms);
-    }
-
-    /// Replica side of `StreamEnd`.
-    pub fn apply_stream_end(&mut self, stream_id: StreamId) -> Option<EndedStream> {
-        match self.streams.get(&stream_id)?.role {
-            Role::Replica { .. } => self.end_stream(stream_id),
-            Role::Owner { .. } => None,
-        }
-    }
-
-    /// Applies any message from another core.
-    pub fn handle(&mut self, msg: CoreMsg, now_ms: u64) -> Handled<'_> {
-        match msg {
-            CoreMsg::Subscribe { stream_id, key, from_core } => {
-                Handled::Reply { to_core: from_core, msg: self.handle_subscribe(stream_id, &key, from_core) }
-            }
-            CoreMsg::Unsubscribe { stream_id, from_core } => {
-                self.handle_unsubscribe(stream_id, from_core);
-                Handled::Nothing
-            }
-            CoreMsg::Snapshot { stream_id, frames, has_video } => {
-                Handled::Wake(self.apply_snapshot(stream_id, frames, has_video, now_ms))
-            }
-            CoreMsg::Frame { stream_id, frame } => Handled::Wake(self.apply_frame(stream_id, frame, now_ms)),
-            CoreMsg::StreamEnd { stream_id } => match self.apply_stream_end(stream_id) {
-                Some(ended) => Handled::Ended(ended),
-                None => Handled::Nothing,
-            },
-            CoreMsg::Kick { stream_id, generation } => {
-                let current = match self.streams.get(&stream_id).map(|s| s.role) {
-                    Some(Role::Owner { generation: g }) => g,
-                    _ => return Handled::Nothing,
-                };
-                if current != generation {
-                    return Handled::Nothing;
-                }
-                match self.end_stream(stream_id) {
-                    Some(ended) => Handled::Kick(ended),
-                    None => Handled::Nothing,
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
-#[path = "shard_tests.rs"]
 mod tests;

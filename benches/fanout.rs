@@ -1,0 +1,605 @@
+//! Fan-out benchmark: one sender thread pinned to core 0 sends the same frames
+//! to N loopback viewers, drained by a reader process pinned to core 1.
+//!
+//! Modes, compared in the same run:
+//! * `epoll`: the classic loop: one `writev([hdr, payload])` syscall per frame per
+//!   viewer, epoll (edge-triggered) for writability.
+//! * `uring`: the ringcast design: each viewer's queued frames in one gathered
+//!   `sendmsg` (up to 64 frames / 1 MiB), every viewer's send in one submit.
+//! * `zc`: as `uring` with `SENDMSG_ZC`, to justify copying sends by default.
+//!
+//! Figures are per second of sender-thread CPU time (`CLOCK_THREAD_CPUTIME_ID`),
+//! so they measure the sender's cost, not how fast the reader drains.
+//!
+//! Run: `cargo bench --bench fanout -- --viewers 100,1000,10000 --seconds 3`
+//! The readers live in a child process (this binary with `--reader`) so 10000
+//! viewers need only 10000 fds per process.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Parser;
+use ringcast::runtime::{Reactor, ReactorConfig};
+
+/// Frames one gathered send may carry (the DESIGN.md cap).
+const MAX_FRAMES_PER_SEND: usize = 64;
+/// Bytes one gathered send may carry.
+const MAX_BYTES_PER_SEND: usize = 1 << 20;
+/// How far the producer may run ahead of the slowest viewer, in frames.
+const WINDOW: u64 = 256;
+/// FLV PreviousTagSize + tag header.
+const HDR: usize = 15;
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Viewer counts to run, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    viewers: Vec<usize>,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Stream profiles: `normal` (600 kbps, 25 fps) and/or `high` (~6 Mbps, 60 fps).
+    #[arg(long, value_delimiter = ',', default_value = "normal,high")]
+    profile: Vec<String>,
+    /// Modes to compare: epoll, uring, zc.
+    #[arg(long, value_delimiter = ',', default_value = "epoll,uring,zc")]
+    modes: Vec<String>,
+    /// Internal: run as the reader child, connecting `n` sockets to `addr`.
+    #[arg(long, num_args = 2, value_names = ["ADDR", "N"])]
+    reader: Option<Vec<String>>,
+    /// Cap on frames per gathered send (io_uring modes), at most 64.
+    #[arg(long, default_value_t = MAX_FRAMES_PER_SEND)]
+    max_frames: usize,
+    /// Cap on bytes per gathered send (io_uring modes).
+    #[arg(long, default_value_t = MAX_BYTES_PER_SEND)]
+    max_bytes: usize,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// One media frame: what every viewer gets (after its own 15-byte header).
+#[derive(Clone)]
+struct Frame {
+    tag_type: u8,
+    timestamp: u32,
+    payload: Bytes,
+}
+
+/// Produces a realistic frame sequence from a small pool of payloads.
+struct Source {
+    video_fps: u32,
+    video_size: usize,
+    keyframe_size: usize,
+    audio_size: usize,
+    audio_interval_ms: f64,
+    video_n: u64,
+    audio_n: u64,
+    pool_video: Vec<Bytes>,
+    pool_key: Bytes,
+    pool_audio: Bytes,
+}
+
+impl Source {
+    fn new(profile: &str) -> Source {
+        let (video_fps, video_size, keyframe_size, audio_size) = match profile {
+            "high" => (60, 12_000, 64 * 1024, 400),
+            _ => (25, 2_900, 16 * 1024, 186),
+        };
+        let filled = |len: usize, seed: u8| Bytes::from((0..len).map(|i| (i as u8).wrapping_mul(seed)).collect::<Vec<_>>());
+        Source {
+            video_fps,
+            video_size,
+            keyframe_size,
+            audio_size,
+            audio_interval_ms: 1024.0 * 1000.0 / 44_100.0,
+            video_n: 0,
+            audio_n: 0,
+            pool_video: (0..16).map(|i| filled(video_size - 200 + i * 25, i as u8 + 3)).collect(),
+            pool_key: filled(keyframe_size, 7),
+            pool_audio: filled(audio_size, 5),
+        }
+    }
+
+    fn bitrate_kbps(&self) -> f64 {
+        let fps = f64::from(self.video_fps);
+        let video = (fps - 1.0) * self.video_size as f64 + self.keyframe_size as f64;
+        let audio = 1000.0 / self.audio_interval_ms * self.audio_size as f64;
+        (video + audio) * 8.0 / 1000.0
+    }
+
+    fn next(&mut self) -> Frame {
+        let video_ts = self.video_n as f64 * 1000.0 / f64::from(self.video_fps);
+        let audio_ts = self.audio_n as f64 * self.audio_interval_ms;
+        if video_ts <= audio_ts {
+            let key = self.video_n % u64::from(self.video_fps) == 0;
+            let payload = if key {
+                self.pool_key.clone()
+            } else {
+                let i = (self.video_n as usize) % self.pool_video.len();
+                self.pool_video.get(i).cloned().unwrap_or_default()
+            };
+            self.video_n += 1;
+            Frame { tag_type: 9, timestamp: video_ts as u32, payload }
+        } else {
+            self.audio_n += 1;
+            Frame { tag_type: 8, timestamp: audio_ts as u32, payload: self.pool_audio.clone() }
+        }
+    }
+}
+
+/// Frames not yet sent to every viewer; `frames[i]` has sequence `base + i`.
+struct FrameRing {
+    frames: VecDeque<Frame>,
+    base: u64,
+}
+
+impl FrameRing {
+    fn head(&self) -> u64 {
+        self.base + self.frames.len() as u64
+    }
+    fn get(&self, seq: u64) -> &Frame {
+        &self.frames[(seq - self.base) as usize]
+    }
+    /// Drops frames every viewer is past.
+    fn trim(&mut self, min_next: u64) {
+        while self.base < min_next && self.frames.pop_front().is_some() {
+            self.base += 1;
+        }
+    }
+}
+
+/// Per-viewer state: a cursor into the ring plus header scratch and send buffers.
+struct Viewer {
+    fd: RawFd,
+    /// Next frame to send.
+    next: u64,
+    /// Bytes of frame `next` (header + payload) already sent.
+    offset: usize,
+    /// Previous tag's size, for the PreviousTagSize field.
+    prev_tag_size: u32,
+    writable: bool,
+    in_flight: bool,
+    hdrs: Box<[[u8; HDR]; MAX_FRAMES_PER_SEND]>,
+    iov: Box<[libc::iovec; 2 * MAX_FRAMES_PER_SEND]>,
+    msg: Box<libc::msghdr>,
+}
+
+impl Viewer {
+    fn new(fd: RawFd) -> Viewer {
+        let empty = libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 };
+        Viewer {
+            fd,
+            next: 0,
+            offset: 0,
+            prev_tag_size: 0,
+            writable: true,
+            in_flight: false,
+            hdrs: Box::new([[0; HDR]; MAX_FRAMES_PER_SEND]),
+            iov: Box::new([empty; 2 * MAX_FRAMES_PER_SEND]),
+            // SAFETY: msghdr is plain old data.
+            msg: Box::new(unsafe { std::mem::zeroed() }),
+        }
+    }
+
+    /// Writes the per-viewer FLV prefix for `frame` into header slot `slot`.
+    fn write_header(&mut self, slot: usize, frame: &Frame, prev_tag_size: u32) {
+        let len = frame.payload.len() as u32;
+        let ts = frame.timestamp;
+        let h = &mut self.hdrs[slot];
+        h[0..4].copy_from_slice(&prev_tag_size.to_be_bytes());
+        h[4] = frame.tag_type;
+        h[5..8].copy_from_slice(&len.to_be_bytes()[1..]);
+        h[8..11].copy_from_slice(&ts.to_be_bytes()[1..]);
+        h[11] = (ts >> 24) as u8;
+        h[12..15].copy_from_slice(&[0, 0, 0]);
+    }
+
+    /// Fills `iov`/`msg` with up to the send caps of frames from the cursor.
+    /// Returns the number of iovecs used (0: nothing to send).
+    fn build_send(&mut self, ring: &FrameRing, caps: (usize, usize)) -> usize {
+        let (max_frames, max_bytes) = (caps.0.clamp(1, MAX_FRAMES_PER_SEND), caps.1.max(1));
+        let mut n_iov = 0;
+        let mut bytes = 0;
+        let mut prev = self.prev_tag_size;
+        let mut seq = self.next;
+        let mut skip = self.offset;
+        let mut slot = 0;
+        while seq < ring.head() && slot < max_frames && bytes < max_bytes {
+            let frame = ring.get(seq);
+            self.write_header(slot, frame, prev);
+            let hdr_ptr = self.hdrs[slot].as_ptr();
+            let parts: [(*const u8, usize); 2] = [(hdr_ptr, HDR), (frame.payload.as_ptr(), frame.payload.len())];
+            for (ptr, len) in parts {
+                if skip >= len {
+                    skip -= len;
+                    continue;
+                }
+                // SAFETY: skip < len, inside the part.
+                self.iov[n_iov] = libc::iovec { iov_base: unsafe { ptr.add(skip) } as *mut _, iov_len: len - skip };
+                bytes += len - skip;
+                skip = 0;
+                n_iov += 1;
+            }
+            prev = frame.payload.len() as u32 + 11;
+            seq += 1;
+            slot += 1;
+        }
+        self.msg.msg_iov = self.iov.as_mut_ptr();
+        self.msg.msg_iovlen = n_iov;
+        n_iov
+    }
+
+    /// Moves the cursor forward by `sent` bytes; returns frames completed.
+    fn advance(&mut self, ring: &FrameRing, mut sent: usize) -> u64 {
+        let mut done = 0;
+        while sent > 0 && self.next < ring.head() {
+            let total = HDR + ring.get(self.next).payload.len();
+            let left = total - self.offset;
+            if sent >= left {
+                sent -= left;
+                self.prev_tag_size = ring.get(self.next).payload.len() as u32 + 11;
+                self.next += 1;
+                self.offset = 0;
+                done += 1;
+            } else {
+                self.offset += sent;
+                sent = 0;
+            }
+        }
+        done
+    }
+}
+
+/// What one measurement produced.
+struct Outcome {
+    deliveries: u64,
+    bytes: u64,
+    cpu: Duration,
+    wall: Duration,
+    sends_per_submit: f64,
+}
+
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Keeps the frame ring `WINDOW` frames ahead of the slowest viewer.
+struct Producer {
+    min_next: u64,
+    /// Send completions since the slowest cursor was last computed.
+    progress_since_scan: usize,
+}
+
+impl Producer {
+    /// Tops the ring up; returns true if new frames were added. The O(viewers) scan
+    /// for the slowest cursor runs only when the window is full and enough cursors
+    /// moved since the last scan (a sixteenth of the viewers), so its cost per send
+    /// stays constant whatever the viewer count.
+    fn produce(&mut self, ring: &mut FrameRing, source: &mut Source, viewers: &[Viewer]) -> bool {
+        if ring.head() - self.min_next >= WINDOW && self.progress_since_scan * 16 >= viewers.len() {
+            self.min_next = viewers.iter().map(|v| v.next).min().unwrap_or(0);
+            self.progress_since_scan = 0;
+            ring.trim(self.min_next);
+        }
+        let head = ring.head();
+        while ring.head() - self.min_next < WINDOW {
+            ring.frames.push_back(source.next());
+        }
+        ring.head() > head
+    }
+}
+
+fn run_epoll(viewers: &mut [Viewer], source: &mut Source, seconds: f64) -> Outcome {
+    // SAFETY: plain syscalls on fds we own; results checked.
+    let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    assert!(epfd >= 0);
+    for (i, v) in viewers.iter().enumerate() {
+        let mut ev = libc::epoll_event { events: (libc::EPOLLOUT | libc::EPOLLET) as u32, u64: i as u64 };
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, v.fd, &mut ev) }, 0);
+    }
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    let mut ring = FrameRing { frames: VecDeque::new(), base: 0 };
+    let (mut deliveries, mut bytes) = (0u64, 0u64);
+    let start = Instant::now();
+    let cpu0 = thread_cpu_time();
+    let deadline = start + Duration::from_secs_f64(seconds);
+    let mut producer = Producer { min_next: 0, progress_since_scan: 0 };
+    // Viewers that may write: all at first, then those epoll reports writable.
+    let mut ready: Vec<usize> = (0..viewers.len()).collect();
+    let mut still_ready = Vec::with_capacity(viewers.len());
+    // Writable viewers with nothing left to send, revisited when frames arrive.
+    let mut caught_up: Vec<usize> = Vec::with_capacity(viewers.len());
+    while Instant::now() < deadline {
+        if producer.produce(&mut ring, source, viewers) {
+            ready.append(&mut caught_up);
+        }
+        let mut progress = false;
+        for (k, &i) in ready.iter().enumerate() {
+            // A turn over thousands of viewers can be long; stop on time. Unvisited
+            // viewers stay writable and are not lost: they go back on the ready list.
+            if k % 256 == 255 && Instant::now() >= deadline {
+                still_ready.extend_from_slice(&ready[k..]);
+                break;
+            }
+            let Some(v) = viewers.get_mut(i) else { continue };
+            while v.writable && v.next < ring.head() {
+                let frame = ring.get(v.next);
+                v.write_header(0, frame, v.prev_tag_size);
+                let mut iov = [
+                    libc::iovec { iov_base: v.hdrs[0].as_ptr() as *mut _, iov_len: HDR },
+                    libc::iovec { iov_base: frame.payload.as_ptr() as *mut _, iov_len: frame.payload.len() },
+                ];
+                // Skip what a partial write already sent.
+                let mut skip = v.offset;
+                let mut first = 0;
+                for (k, part) in iov.iter_mut().enumerate() {
+                    if skip >= part.iov_len {
+                        skip -= part.iov_len;
+                        first = k + 1;
+                    } else {
+                        // SAFETY: skip < iov_len.
+                        part.iov_base = unsafe { part.iov_base.cast::<u8>().add(skip) }.cast();
+                        part.iov_len -= skip;
+                        break;
+                    }
+                }
+                // SAFETY: iovecs point into live header scratch and payload.
+                let n = unsafe { libc::writev(v.fd, iov[first..].as_ptr(), (2 - first) as i32) };
+                if n < 0 {
+                    v.writable = false;
+                    break;
+                }
+                bytes += n as u64;
+                deliveries += v.advance(&ring, n as usize);
+                progress = true;
+            }
+            producer.progress_since_scan += 1;
+            if v.writable {
+                caught_up.push(i);
+            }
+        }
+        std::mem::swap(&mut ready, &mut still_ready);
+        still_ready.clear();
+        let timeout = if progress { 0 } else { 10 };
+        // SAFETY: events buffer is live and sized.
+        let n = unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), events.len() as i32, timeout) };
+        if n <= 0 && !progress {
+            // Idle turn: make sure the next one rescans for the slowest cursor.
+            producer.progress_since_scan = viewers.len();
+        }
+        for ev in events.iter().take(n.max(0) as usize) {
+            if let Some(v) = viewers.get_mut(ev.u64 as usize) {
+                if !v.writable {
+                    v.writable = true;
+                    ready.push(ev.u64 as usize);
+                }
+            }
+        }
+    }
+    let cpu = thread_cpu_time() - cpu0;
+    // SAFETY: closing our epoll fd.
+    unsafe { libc::close(epfd) };
+    Outcome { deliveries, bytes, cpu, wall: start.elapsed(), sends_per_submit: 1.0 }
+}
+
+fn run_uring(viewers: &mut [Viewer], source: &mut Source, seconds: f64, zero_copy: bool, caps: (usize, usize)) -> Outcome {
+    let cfg = ReactorConfig { entries: 4096, recv_buffers: 2, recv_buffer_size: 64, ..ReactorConfig::default() };
+    let mut reactor = Reactor::new(&cfg).expect("io_uring");
+    let mut ring = FrameRing { frames: VecDeque::new(), base: 0 };
+    let (mut deliveries, mut bytes) = (0u64, 0u64);
+    let start = Instant::now();
+    let cpu0 = thread_cpu_time();
+    let deadline = start + Duration::from_secs_f64(seconds);
+    let mut stopping = false;
+    let mut producer = Producer { min_next: 0, progress_since_scan: 0 };
+    let mut in_flight = 0usize;
+    // Idle viewers with nothing left to send, revisited when frames arrive.
+    let mut caught_up: Vec<usize> = Vec::with_capacity(viewers.len());
+    // Viewers with no send in flight: all at first, then those whose send completed.
+    let mut idle: Vec<usize> = (0..viewers.len()).collect();
+    let mut still_idle = Vec::with_capacity(viewers.len());
+    loop {
+        if !stopping && Instant::now() >= deadline {
+            stopping = true;
+        }
+        if stopping && in_flight == 0 {
+            break;
+        }
+        if !stopping {
+            if producer.produce(&mut ring, source, viewers) {
+                idle.append(&mut caught_up);
+            }
+            for &i in &idle {
+                let Some(v) = viewers.get_mut(i) else { continue };
+                if v.next >= ring.head() || v.build_send(&ring, caps) == 0 {
+                    caught_up.push(i);
+                    continue;
+                }
+                v.in_flight = true;
+                in_flight += 1;
+                let msg: *const libc::msghdr = &*v.msg;
+                // SAFETY: msg, iovecs, header scratch (all boxed in the viewer) and
+                // payloads (held by the ring until every cursor passes) outlive the send.
+                let res = unsafe {
+                    if zero_copy {
+                        reactor.sendmsg_zc(v.fd, msg, i as u64)
+                    } else {
+                        reactor.sendmsg(v.fd, msg, i as u64)
+                    }
+                };
+                res.expect("queue send");
+            }
+            std::mem::swap(&mut idle, &mut still_idle);
+            still_idle.clear();
+        }
+        reactor.submit_and_wait(1, Some(Duration::from_millis(10))).expect("submit");
+        let completed_before = deliveries;
+        reactor.drain_completions(|_, c| {
+            let Some(v) = viewers.get_mut(c.user_data as usize) else { return };
+            let finished = if c.is_notification() {
+                // Zero-copy: the kernel let go of the buffers; the next send may go.
+                true
+            } else {
+                if c.result > 0 {
+                    bytes += c.result as u64;
+                    deliveries += v.advance(&ring, c.result as usize);
+                }
+                // Without MORE no notification follows (copy send, or ZC fell back).
+                !c.more()
+            };
+            if finished {
+                producer.progress_since_scan += 1;
+                v.in_flight = false;
+                in_flight -= 1;
+                idle.push(c.user_data as usize);
+            }
+        });
+        if deliveries == completed_before {
+            // Idle turn: make sure the next one rescans for the slowest cursor.
+            producer.progress_since_scan = viewers.len();
+        }
+    }
+    let cpu = thread_cpu_time() - cpu0;
+    Outcome { deliveries, bytes, cpu, wall: start.elapsed(), sends_per_submit: reactor.stats().sends_per_submit() }
+}
+
+/// The reader child: connect, then drain every socket with epoll until all close.
+fn reader_main(addr: &str, n: usize) {
+    let _ = core_affinity::set_for_current(core_affinity::CoreId { id: 1 });
+    raise_fd_limit();
+    let addr: SocketAddr = addr.parse().expect("addr");
+    let streams: Vec<TcpStream> = (0..n).map(|_| TcpStream::connect(addr).expect("connect")).collect();
+    // SAFETY: plain syscalls; results checked.
+    let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    for (i, s) in streams.iter().enumerate() {
+        s.set_nonblocking(true).expect("nonblocking");
+        let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLET) as u32, u64: i as u64 };
+        // SAFETY: as above.
+        unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, s.as_raw_fd(), &mut ev) };
+    }
+    println!("ready");
+    std::io::stdout().flush().expect("stdout");
+    let mut open = n;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    while open > 0 {
+        // SAFETY: as above.
+        let k = unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), events.len() as i32, 1000) };
+        for ev in events.iter().take(k.max(0) as usize) {
+            let fd = streams[ev.u64 as usize].as_raw_fd();
+            loop {
+                // SAFETY: buf is live and sized.
+                let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+                if r == 0 {
+                    open -= 1;
+                    // SAFETY: as above.
+                    unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+                    break;
+                }
+                if r < 0 {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: valid out-pointer; raising the soft limit to the hard one.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}
+
+/// Spawns the reader child and accepts its `n` connections.
+fn connect_viewers(n: usize) -> (Child, Vec<Viewer>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut child = Command::new(std::env::current_exe().expect("exe"))
+        .args(["--reader", &addr.to_string(), &n.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn reader");
+    let mut viewers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (s, _) = listener.accept().expect("accept");
+        s.set_nonblocking(true).expect("nonblocking");
+        s.set_nodelay(true).expect("nodelay");
+        viewers.push(Viewer::new(s.into_raw_fd()));
+    }
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        BufReader::new(out).read_line(&mut line).expect("reader ready");
+    }
+    (child, viewers)
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Some(reader) = &args.reader {
+        let n = reader.get(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+        reader_main(reader.first().map_or("", String::as_str), n);
+        return;
+    }
+    raise_fd_limit();
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: 0 }) {
+        eprintln!("warning: could not pin the sender to core 0");
+    }
+    println!(
+        "{:<7} {:>7} {:<6} {:>6} {:>6} {:>12} {:>10} {:>9} {:>9} {:>7}",
+        "profile", "viewers", "mode", "wall_s", "cpu_s", "frames/cpu-s", "GB/cpu-s", "frames/s", "send/sub", "vs epoll"
+    );
+    for profile in &args.profile {
+        for &n in &args.viewers {
+            let mut baseline = None;
+            for mode in &args.modes {
+                let (mut child, mut viewers) = connect_viewers(n);
+                let mut source = Source::new(profile);
+                let out = match mode.as_str() {
+                    "epoll" => run_epoll(&mut viewers, &mut source, args.seconds),
+                    "uring" => run_uring(&mut viewers, &mut source, args.seconds, false, (args.max_frames, args.max_bytes)),
+                    "zc" => run_uring(&mut viewers, &mut source, args.seconds, true, (args.max_frames, args.max_bytes)),
+                    other => panic!("unknown mode {other}"),
+                };
+                for v in &viewers {
+                    // SAFETY: closing the fds we accepted; the reader sees EOF and exits.
+                    unsafe { libc::close(v.fd) };
+                }
+                let _ = child.wait();
+                let cpu = out.cpu.as_secs_f64().max(1e-9);
+                let per_cpu = out.deliveries as f64 / cpu;
+                if mode == "epoll" {
+                    baseline = Some(per_cpu);
+                }
+                let ratio = baseline.map_or(String::from("-"), |b| format!("{:.2}x", per_cpu / b));
+                println!(
+                    "{:<7} {:>7} {:<6} {:>6.2} {:>6.2} {:>12.0} {:>10.2} {:>9.0} {:>9.1} {:>7}",
+                    profile,
+                    n,
+                    mode,
+                    out.wall.as_secs_f64(),
+                    cpu,
+                    per_cpu,
+                    out.bytes as f64 / cpu / 1e9,
+                    out.deliveries as f64 / out.wall.as_secs_f64(),
+                    out.sends_per_submit,
+                    ratio
+                );
+            }
+        }
+        println!("({profile}: {:.0} kbps per viewer)", Source::new(profile).bitrate_kbps());
+    }
+}

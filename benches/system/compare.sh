@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Whole-system comparison on this machine, in one run: ringcast and nginx-rtmp side by
+# side, each pinned to CPU 0 with loadgen's publisher and viewers on CPU 1.
+#
+#   benches/system/compare.sh [VIEWERS] [DURATION] [BITRATE]
+#   defaults: 10000 viewers, 30s, 600k video (+64k audio)
+#
+# Prints one line per run (server, protocol, viewers) with what the viewers saw, and
+# leaves loadgen's JSON reports in $OUT (default target/compare). Every process is
+# bounded in time and killed at the end. Loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+VIEWERS=${1:-10000}
+DURATION=${2:-30s}
+BITRATE=${3:-600k}
+OUT=${OUT:-target/compare}
+mkdir -p "$OUT"
+cargo build --release -q -p ringcast -p loadgen
+RC=target/release/ringcast
+LG=target/release/loadgen
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Runs loadgen's publisher + viewers against one server; $1 name, $2 publish url, $3 play url.
+measure() {
+  local name=$1 pub=$2 play=$3
+  taskset -c 1 $LG publish --url "$pub" --bitrate "$BITRATE" --duration 600s --cores 1 >"$OUT/$name.publish.log" 2>&1 &
+  local lp=$!; pids+=("$lp")
+  sleep 3
+  taskset -c 1 $LG play --url "$play" --viewers "$VIEWERS" --ramp 2000 --sample 0.1 \
+      --duration "$DURATION" --cores 1 --json "$OUT/$name.json" >"$OUT/$name.play.log" 2>&1 || true
+  kill "$lp" 2>/dev/null || true
+  python3 - "$name" "$OUT/$name.json" <<'PY'
+import json, sys
+name, path = sys.argv[1], sys.argv[2]
+try:
+    r = json.load(open(path))
+except Exception as e:
+    print(f"{name:28s} no report ({e})"); sys.exit(0)
+def g(*keys, d=None):
+    v = r
+    for k in keys:
+        if not isinstance(v, dict) or k not in v: return d
+        v = v[k]
+    return v
+print(f"{name:28s} " + json.dumps({k: r[k] for k in r if not isinstance(r[k], (list,))}, default=str)[:600])
+PY
+}
+
+# ringcast, one core.
+RTMP=$(free_port); HTTP=$(free_port)
+taskset -c 0 $RC serve --cores 1 --rtmp 127.0.0.1:$RTMP --http 127.0.0.1:$HTTP >"$OUT/ringcast.log" 2>&1 &
+pids+=($!); sleep 1
+measure "ringcast-http-flv-$VIEWERS" "rtmp://127.0.0.1:$RTMP/live/bench" "http://127.0.0.1:$HTTP/live/bench.flv"
+measure "ringcast-rtmp-$VIEWERS" "rtmp://127.0.0.1:$RTMP/live/bench2" "rtmp://127.0.0.1:$RTMP/live/bench2"
+kill "${pids[0]}"; sleep 1
+
+# nginx-rtmp (Debian libnginx-mod-rtmp), one worker on CPU 0: RTMP only (it has no HTTP-FLV).
+NG=$(mktemp -d); NRTMP=$(free_port)
+cat >"$NG/nginx.conf" <<CONF
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+worker_processes 1;
+worker_cpu_affinity 01;
+worker_rlimit_nofile 20000;
+error_log $NG/error.log warn;
+pid $NG/nginx.pid;
+events { worker_connections 19000; }
+rtmp { server { listen 127.0.0.1:$NRTMP; chunk_size 4096; application live { live on; } } }
+CONF
+nginx -p "$NG" -c "$NG/nginx.conf" -g 'daemon off;' >"$OUT/nginx.log" 2>&1 &
+pids+=($!); sleep 1
+measure "nginx-rtmp-rtmp-$VIEWERS" "rtmp://127.0.0.1:$NRTMP/live/bench" "rtmp://127.0.0.1:$NRTMP/live/bench"

@@ -1,0 +1,88 @@
+//! loadgen against a real RTMP server (nginx-rtmp by default; set
+//! LOADGEN_TEST_RTMP_URL / LOADGEN_TEST_SERVER_PID to aim at ringcast), at small
+//! scale: its counts agree with ffprobe on the same stream, and a frozen server
+//! shows up as stalls.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// Viewers and ffprobe join before the publisher, so all of them see the whole stream
+/// from its first frame to its last: ffprobe's frame count and keyframe spacing must
+/// equal every loadgen viewer's, frame for frame.
+#[test]
+fn viewer_counts_equal_ffprobe_of_the_same_stream() {
+    let server = RtmpServer::start();
+    let dir = TempDir::new("rtmp-count");
+    let file = dir.path("src.flv");
+    make_flv(&file, 2, 25);
+    let url = format!("{}/count{}", server.app_url, free_port());
+    let viewers = 20u64;
+
+    let viewers_json = dir.path("viewers.json");
+    let play = loadgen_bg(
+        &["play", "--url", &url, "--viewers", &viewers.to_string(), "--ramp", "0", "--duration", "6s", "--setup-timeout", "6s"],
+        &viewers_json,
+    );
+    // ffprobe decodes the live stream and exits once it has been idle for 2.5 s.
+    let probe_url = url.clone();
+    let probe = std::thread::spawn(move || ffprobe_keyflags(&probe_url, &["-rw_timeout", "2500000"]));
+    std::thread::sleep(Duration::from_millis(1000));
+
+    let publish = loadgen(&["publish", "--url", &url, "--source", file.to_str().unwrap(), "--duration", "3s"], &dir);
+    let report = report_of(play, &viewers_json);
+    let probe = probe.join().unwrap();
+
+    assert!(count(&publish, "published_frames") > 100);
+    assert!(probe.len() >= 50, "ffprobe decoded {} frames", probe.len());
+    assert_eq!(count(&report, "viewers_playing"), viewers);
+    assert_eq!(count(&report, "video_frames"), viewers * probe.len() as u64, "each viewer saw every frame ffprobe saw");
+    assert_eq!(count(&report, "keyframes"), viewers * probe.iter().filter(|&&k| k).count() as u64);
+    assert_eq!(count(&report, "stamped_frames"), count(&report, "video_frames"));
+    assert_eq!(count(&report, "missing_frames"), 0);
+    let gops = gop_lengths(&probe);
+    assert_eq!(report["gop_frames"]["min"].as_f64().unwrap(), *gops.iter().min().unwrap() as f64);
+    assert_eq!(report["gop_frames"]["max"].as_f64().unwrap(), *gops.iter().max().unwrap() as f64);
+    assert_eq!(report["gop_frames"]["count"].as_u64().unwrap(), viewers * gops.len() as u64);
+    // The publisher left before the viewers' run ended: each saw the stream end once.
+    for (phase, kind, n) in failures(&report) {
+        assert_eq!((phase.as_str(), kind.as_str(), n), ("Streaming", "EarlyEof", viewers));
+    }
+}
+
+/// SIGSTOP the server for 2 s mid-run: every viewer must report one stall of about
+/// 2 s, and no failures.
+#[test]
+fn a_frozen_server_shows_up_as_stalls() {
+    let server = RtmpServer::start();
+    let Some(pid) = server.media_pid else {
+        eprintln!("no server pid to freeze (set LOADGEN_TEST_SERVER_PID); skipping");
+        return;
+    };
+    let dir = TempDir::new("rtmp-stall");
+    let url = format!("{}/stall{}", server.app_url, free_port());
+    let viewers = 20u64;
+    let json = dir.path("run.json");
+    let run = loadgen_bg(
+        &[
+            "run", "--publish-url", &url, "--play-url", &url, "--viewers", &viewers.to_string(), "--ramp", "0",
+            "--play-delay", "1s", "--duration", "7s", "--bitrate", "300k",
+        ],
+        &json,
+    );
+    std::thread::sleep(Duration::from_millis(3500));
+    // SAFETY: signalling a process this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    std::thread::sleep(Duration::from_secs(2));
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let report = report_of(run, &json);
+    assert_eq!(count(&report, "viewers_playing"), viewers);
+    assert_eq!(count(&report, "stalls"), viewers, "one stall per viewer");
+    let stall = &report["stall_ms"];
+    assert!(stall["min"].as_f64().unwrap() >= 1800.0 && stall["max"].as_f64().unwrap() <= 2600.0, "{stall}");
+    assert!(count(&report, "byte_stalls") >= viewers);
+    assert!(report["latency_ms"]["max"].as_f64().unwrap() >= 1800.0, "frames sent during the freeze arrive late");
+    assert!(failures(&report).is_empty(), "{:?}", failures(&report));
+}
