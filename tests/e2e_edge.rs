@@ -236,3 +236,70 @@ fn unknown_stream_is_a_clean_404_and_is_not_asked_again_at_once() {
     let status = refused.wait_for(Duration::from_secs(15));
     assert!(status.is_some_and(|s| !s.success()), "publishing is refused on this edge");
 }
+
+/// nginx-rtmp as a third-party RTMP origin, stopped with SIGTERM (its workers go too).
+struct NginxRtmp {
+    proc: Proc,
+    port: u16,
+}
+
+impl NginxRtmp {
+    const MODULE: &'static str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+
+    fn start() -> Option<NginxRtmp> {
+        if !std::path::Path::new(Self::MODULE).exists() {
+            eprintln!("SKIPPED: {} missing (apt-get install libnginx-mod-rtmp)", Self::MODULE);
+            return None;
+        }
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("ringcast-nginx-rtmp-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "load_module {};\ndaemon off;\npid {}/nginx.pid;\nerror_log {}/error.log warn;\nevents {{}}\n\
+                 rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}\n",
+                Self::MODULE,
+                dir.display(),
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nginx");
+        let nginx = NginxRtmp { proc: Proc { child, name: "nginx-rtmp".into() }, port };
+        assert!(
+            eventually(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
+            "nginx-rtmp did not listen"
+        );
+        Some(nginx)
+    }
+}
+
+impl Drop for NginxRtmp {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.proc.pid() as i32, libc::SIGTERM) };
+        self.proc.wait_for(Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn edge_pulls_from_an_nginx_rtmp_origin() {
+    let Some(nginx) = NginxRtmp::start() else { return };
+    let mut publisher = publish(&format!("rtmp://127.0.0.1:{}/live/third", nginx.port), 30);
+    std::thread::sleep(Duration::from_secs(2));
+    let edge = Server::start(1, &edge_toml(&[format!("rtmp://127.0.0.1:{}/live", nginx.port)], "30s"));
+    let decoded = pull_decode(&edge.flv_url("live", "third"), 50, Duration::from_secs(30));
+    assert!(decoded.video_frames >= 50, "decoded {} frames via nginx-rtmp: {}", decoded.video_frames, decoded.errors);
+    assert_eq!(metric(&edge, "ringcast_origin_pull_attempts_total"), 1.0);
+    publisher.kill();
+}
