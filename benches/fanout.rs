@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
-use ringcast::runtime::{Reactor, ReactorConfig};
+use ringcast::runtime::{GatherSend, Reactor, ReactorConfig};
 
 /// Frames one gathered send may carry (the DESIGN.md cap).
 const MAX_FRAMES_PER_SEND: usize = 64;
@@ -117,6 +117,8 @@ impl Source {
         let video_ts = self.video_n as f64 * 1000.0 / f64::from(self.video_fps);
         let audio_ts = self.audio_n as f64 * self.audio_interval_ms;
         if video_ts <= audio_ts {
+            // `is_multiple_of` needs Rust 1.87; the crate's MSRV is 1.80.
+            #[allow(clippy::manual_is_multiple_of)]
             let key = self.video_n % u64::from(self.video_fps) == 0;
             let payload = if key {
                 self.pool_key.clone()
@@ -165,14 +167,16 @@ struct Viewer {
     prev_tag_size: u32,
     writable: bool,
     in_flight: bool,
-    hdrs: Box<[[u8; HDR]; MAX_FRAMES_PER_SEND]>,
-    iov: Box<[libc::iovec; 2 * MAX_FRAMES_PER_SEND]>,
-    msg: Box<libc::msghdr>,
+    /// Header scratch for the epoll path's writev.
+    hdrs: Box<[[u8; HDR]; 1]>,
+    /// The io_uring paths' gathered send (the production type).
+    gather: GatherSend,
+    frames_in_send: u64,
+    prev_after_send: u32,
 }
 
 impl Viewer {
     fn new(fd: RawFd) -> Viewer {
-        let empty = libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 };
         Viewer {
             fd,
             next: 0,
@@ -180,10 +184,10 @@ impl Viewer {
             prev_tag_size: 0,
             writable: true,
             in_flight: false,
-            hdrs: Box::new([[0; HDR]; MAX_FRAMES_PER_SEND]),
-            iov: Box::new([empty; 2 * MAX_FRAMES_PER_SEND]),
-            // SAFETY: msghdr is plain old data.
-            msg: Box::new(unsafe { std::mem::zeroed() }),
+            hdrs: Box::new([[0; HDR]; 1]),
+            gather: GatherSend::new(),
+            frames_in_send: 0,
+            prev_after_send: 0,
         }
     }
 
@@ -200,39 +204,42 @@ impl Viewer {
         h[12..15].copy_from_slice(&[0, 0, 0]);
     }
 
-    /// Fills `iov`/`msg` with up to the send caps of frames from the cursor.
-    /// Returns the number of iovecs used (0: nothing to send).
-    fn build_send(&mut self, ring: &FrameRing, caps: (usize, usize)) -> usize {
+    /// Fills the viewer's `GatherSend` with frames from its cursor, up to the caps,
+    /// exactly as the server does: a copy of the 15-byte prefix, then the shared body.
+    /// Returns the number of frames queued.
+    fn fill_gather(&mut self, ring: &FrameRing, caps: (usize, usize)) -> u64 {
         let (max_frames, max_bytes) = (caps.0.clamp(1, MAX_FRAMES_PER_SEND), caps.1.max(1));
-        let mut n_iov = 0;
-        let mut bytes = 0;
+        self.gather.clear();
         let mut prev = self.prev_tag_size;
         let mut seq = self.next;
-        let mut skip = self.offset;
-        let mut slot = 0;
-        while seq < ring.head() && slot < max_frames && bytes < max_bytes {
+        let mut frames = 0;
+        while seq < ring.head() && frames < max_frames && self.gather.remaining() < max_bytes {
             let frame = ring.get(seq);
-            self.write_header(slot, frame, prev);
-            let hdr_ptr = self.hdrs[slot].as_ptr();
-            let parts: [(*const u8, usize); 2] = [(hdr_ptr, HDR), (frame.payload.as_ptr(), frame.payload.len())];
-            for (ptr, len) in parts {
-                if skip >= len {
-                    skip -= len;
-                    continue;
-                }
-                // SAFETY: skip < len, inside the part.
-                self.iov[n_iov] = libc::iovec { iov_base: unsafe { ptr.add(skip) } as *mut _, iov_len: len - skip };
-                bytes += len - skip;
-                skip = 0;
-                n_iov += 1;
+            if !self.gather.has_room(2, HDR + frame.payload.len()) {
+                break;
+            }
+            self.write_header(0, frame, prev);
+            let queued = self.gather.push_header(&self.hdrs[0]).and_then(|()| self.gather.push_shared(frame.payload.clone()));
+            if queued.is_err() {
+                break;
             }
             prev = frame.payload.len() as u32 + 11;
             seq += 1;
-            slot += 1;
+            frames += 1;
         }
-        self.msg.msg_iov = self.iov.as_mut_ptr();
-        self.msg.msg_iovlen = n_iov;
-        n_iov
+        self.frames_in_send = frames as u64;
+        self.prev_after_send = prev;
+        frames as u64
+    }
+
+    /// The gathered send fully went out: move the cursor past its frames.
+    fn finish_gather(&mut self) -> u64 {
+        let done = self.frames_in_send;
+        self.next += done;
+        self.prev_tag_size = self.prev_after_send;
+        self.frames_in_send = 0;
+        self.gather.clear();
+        done
     }
 
     /// Moves the cursor forward by `sent` bytes; returns frames completed.
@@ -421,47 +428,42 @@ fn run_uring(viewers: &mut [Viewer], source: &mut Source, seconds: f64, zero_cop
             }
             for &i in &idle {
                 let Some(v) = viewers.get_mut(i) else { continue };
-                if v.next >= ring.head() || v.build_send(&ring, caps) == 0 {
+                if v.next >= ring.head() || v.fill_gather(&ring, caps) == 0 {
                     caught_up.push(i);
                     continue;
                 }
                 v.in_flight = true;
                 in_flight += 1;
-                let msg: *const libc::msghdr = &*v.msg;
-                // SAFETY: msg, iovecs, header scratch (all boxed in the viewer) and
-                // payloads (held by the ring until every cursor passes) outlive the send.
-                let res = unsafe {
-                    if zero_copy {
-                        reactor.sendmsg_zc(v.fd, msg, i as u64)
-                    } else {
-                        reactor.sendmsg(v.fd, msg, i as u64)
-                    }
-                };
-                res.expect("queue send");
+                submit_gather(&mut reactor, v, i, zero_copy);
             }
             std::mem::swap(&mut idle, &mut still_idle);
             still_idle.clear();
         }
         reactor.submit_and_wait(1, Some(Duration::from_millis(10))).expect("submit");
         let completed_before = deliveries;
-        reactor.drain_completions(|_, c| {
+        reactor.drain_completions(|r, c| {
             let Some(v) = viewers.get_mut(c.user_data as usize) else { return };
-            let finished = if c.is_notification() {
-                // Zero-copy: the kernel let go of the buffers; the next send may go.
-                true
-            } else {
-                if c.result > 0 {
-                    bytes += c.result as u64;
-                    deliveries += v.advance(&ring, c.result as usize);
-                }
-                // Without MORE no notification follows (copy send, or ZC fell back).
-                !c.more()
-            };
-            if finished {
+            if !c.is_notification() && c.result > 0 {
+                bytes += c.result as u64;
+                v.gather.advance(c.result as usize).expect("sent no more than queued");
+            }
+            // A copy send is over at its CQE; a zero-copy one at its notification
+            // (or at its CQE when no notification follows).
+            if !c.is_notification() && c.more() {
+                return;
+            }
+            if c.result < 0 && !c.is_notification() {
+                panic!("send failed: {:?}", c.error());
+            }
+            if v.gather.is_empty() {
+                deliveries += v.finish_gather();
                 producer.progress_since_scan += 1;
                 v.in_flight = false;
                 in_flight -= 1;
                 idle.push(c.user_data as usize);
+            } else {
+                // Short send: the remainder goes again, same buffers.
+                submit_gather(r, v, c.user_data as usize, zero_copy);
             }
         });
         if deliveries == completed_before {
@@ -471,6 +473,20 @@ fn run_uring(viewers: &mut [Viewer], source: &mut Source, seconds: f64, zero_cop
     }
     let cpu = thread_cpu_time() - cpu0;
     Outcome { deliveries, bytes, cpu, wall: start.elapsed(), sends_per_submit: reactor.stats().sends_per_submit() }
+}
+
+fn submit_gather(reactor: &mut Reactor, v: &mut Viewer, index: usize, zero_copy: bool) {
+    let msg = v.gather.msghdr();
+    // SAFETY: the GatherSend (boxed buffers, held payload refs) is not touched until
+    // this send's last completion.
+    let res = unsafe {
+        if zero_copy {
+            reactor.sendmsg_zc(v.fd, msg, index as u64)
+        } else {
+            reactor.sendmsg(v.fd, msg, index as u64)
+        }
+    };
+    res.expect("queue send");
 }
 
 /// The reader child: connect, then drain every socket with epoll until all close.

@@ -253,6 +253,11 @@ pub struct RuntimeConfig {
     pub max_bytes_per_send: usize,
     /// Capacity of each cross-core queue, messages.
     pub cross_core_queue: usize,
+    /// Viewers woken by new frames are sent to once per window, so frames that
+    /// arrive within it (audio next to video) leave in one gathered send. Adds at
+    /// most this much latency; `"0ms"` sends every frame at once.
+    #[serde(with = "humantime_serde")]
+    pub send_merge_window: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -263,8 +268,9 @@ impl Default for RuntimeConfig {
             recv_buffer_size: 16 << 10,
             defer_taskrun: true,
             max_frames_per_send: 64,
-            max_bytes_per_send: 1 << 20,
+            max_bytes_per_send: 128 << 10,
             cross_core_queue: 8192,
+            send_merge_window: Duration::from_millis(20),
         }
     }
 }
@@ -347,6 +353,7 @@ impl Config {
         check(r.recv_buffer_size >= 1024, "runtime.recv_buffer_size", "must be at least 1024")?;
         check((1..=512).contains(&r.max_frames_per_send), "runtime.max_frames_per_send", "must be 1..=512")?;
         check(r.cross_core_queue >= 64, "runtime.cross_core_queue", "must be at least 64")?;
+        check(r.send_merge_window <= Duration::from_millis(500), "runtime.send_merge_window", "must be at most 500ms")?;
         check(self.server.max_connections >= 1, "server.max_connections", "must be at least 1")?;
         for origin in &self.edge.origins {
             check(

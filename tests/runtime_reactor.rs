@@ -7,7 +7,8 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use ringcast::runtime::socket::{local_addr, raw_fd, reuseport_listener};
-use ringcast::runtime::{Reactor, ReactorConfig};
+use bytes::Bytes;
+use ringcast::runtime::{GatherSend, Reactor, ReactorConfig};
 
 const ACCEPT: u64 = 1 << 32;
 const RECV: u64 = 2 << 32;
@@ -15,29 +16,6 @@ const SEND: u64 = 3 << 32;
 
 fn config(recv_buffers: u16, recv_buffer_size: u32) -> ReactorConfig {
     ReactorConfig { entries: 64, recv_buffers, recv_buffer_size, ..ReactorConfig::default() }
-}
-
-/// One pending gathered reply: the msghdr and iovecs must outlive the send.
-struct Reply {
-    header: [u8; 4],
-    body: Vec<u8>,
-    iov: [libc::iovec; 2],
-    msg: libc::msghdr,
-}
-
-impl Reply {
-    fn new(body: Vec<u8>) -> Box<Reply> {
-        let header = (body.len() as u32).to_be_bytes();
-        // SAFETY: msghdr is plain old data; zero is a valid empty value.
-        let msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        let empty = libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 };
-        let mut reply = Box::new(Reply { header, body, iov: [empty, empty], msg });
-        reply.iov[0] = libc::iovec { iov_base: reply.header.as_mut_ptr().cast(), iov_len: 4 };
-        reply.iov[1] = libc::iovec { iov_base: reply.body.as_mut_ptr().cast(), iov_len: reply.body.len() };
-        reply.msg.msg_iov = reply.iov.as_mut_ptr();
-        reply.msg.msg_iovlen = 2;
-        reply
-    }
 }
 
 #[test]
@@ -69,7 +47,8 @@ fn echo_with_multishot_accept_recv_and_gathered_sendmsg() {
     });
 
     let mut conn: Option<RawFd> = None;
-    let mut in_flight: Option<Box<Reply>> = None;
+    let mut reply = GatherSend::new();
+    let mut in_flight = false;
     let mut pending: Vec<u8> = Vec::new();
     let mut eof = false;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -102,17 +81,26 @@ fn echo_with_multishot_accept_recv_and_gathered_sendmsg() {
                     pending.extend_from_slice(&data);
                 }
                 SEND => {
-                    let reply = in_flight.take().unwrap();
-                    assert_eq!(c.result as usize, 4 + reply.body.len());
+                    assert!(c.result > 0, "send failed: {:?}", c.error());
+                    if reply.advance(c.result as usize).unwrap() {
+                        reply.clear();
+                        in_flight = false;
+                    } else {
+                        // Short send: submit the remainder.
+                        // SAFETY: `reply` stays put until this send completes.
+                        unsafe { reactor.sendmsg(conn.unwrap(), reply.msghdr(), SEND).unwrap() };
+                    }
                 }
                 other => panic!("unexpected completion {other:#x}"),
             }
         }
-        if in_flight.is_none() && !pending.is_empty() {
-            let reply = Reply::new(std::mem::take(&mut pending));
-            // SAFETY: reply is boxed and kept in `in_flight` until its completion.
-            unsafe { reactor.sendmsg(conn.unwrap(), &reply.msg, SEND).unwrap() };
-            in_flight = Some(reply);
+        if !in_flight && !pending.is_empty() {
+            let body = Bytes::from(std::mem::take(&mut pending));
+            reply.push_header(&(body.len() as u32).to_be_bytes()).unwrap();
+            reply.push_shared(body).unwrap();
+            // SAFETY: `reply` is not touched until this send completes.
+            unsafe { reactor.sendmsg(conn.unwrap(), reply.msghdr(), SEND).unwrap() };
+            in_flight = true;
         }
     }
     let echoed = client.join().unwrap();
@@ -253,4 +241,35 @@ fn cancel_fd_ends_a_multishot_recv_and_eof_is_final() {
     assert!(cancelled && cancel_done && eof);
     assert_eq!(reactor.stats().rearms, 0);
     drop(first);
+}
+
+#[test]
+fn every_ring_mode_submits_waits_and_times_out() {
+    let modes = [
+        ("defer_taskrun", ReactorConfig { defer_taskrun: true, ..config(2, 64) }),
+        ("coop_taskrun", ReactorConfig { defer_taskrun: false, ..config(2, 64) }),
+        ("sqpoll", ReactorConfig { sqpoll: true, ..config(2, 64) }),
+    ];
+    for (name, cfg) in modes {
+        let mut reactor = Reactor::new(&cfg).unwrap();
+        let f = reactor.features();
+        match name {
+            "defer_taskrun" => assert!(f.defer_taskrun && f.single_issuer, "{f:?}"),
+            "coop_taskrun" => assert!(f.coop_taskrun && !f.defer_taskrun, "{f:?}"),
+            // SQPOLL may be refused (privileges); then a fallback mode is used.
+            _ => assert!(f.sqpoll || f.coop_taskrun || f.defer_taskrun, "{f:?}"),
+        }
+        // An empty wait returns at the timeout rather than hanging.
+        let started = Instant::now();
+        reactor.submit_and_wait(1, Some(Duration::from_millis(20))).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2), "{name}: wait honoured the timeout");
+        reactor.close(-1, 5).unwrap();
+        let mut got = None;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while got.is_none() && Instant::now() < deadline {
+            reactor.submit_and_wait(1, Some(Duration::from_millis(50))).unwrap();
+            reactor.drain_completions(|_, c| got = Some((c.user_data, c.result)));
+        }
+        assert_eq!(got, Some((5, -libc::EBADF)), "{name}");
+    }
 }

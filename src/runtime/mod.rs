@@ -2,40 +2,66 @@
 //! aligned buffer pools, and lock-free cross-core queues with wake-ups.
 //! It moves bytes and knows nothing of protocols.
 //!
-//! # Using the reactor
+//! # Pieces
+//!
+//! | module | what |
+//! |---|---|
+//! | [`reactor`] | [`Reactor`]: one io_uring per core (SINGLE_ISSUER + DEFER_TASKRUN when the kernel allows), provided-buffer ring for multishot recv, gathered sendmsg, bounded backlog |
+//! | [`gather`] | [`gather::GatherSend`]: one connection's `[header copy, shared body, ...]` sendmsg, kept alive until completion, resumable after a short send |
+//! | [`socket`] | `SO_REUSEPORT` listeners per core, `TCP_NODELAY` / `SO_SNDBUF` helpers |
+//! | [`arena`] | [`arena::AlignedArena`]: 64-byte aligned payload buffers carved from 4 MiB blocks (`PayloadAllocator`) |
+//! | [`spsc`] | bounded lock-free single-producer single-consumer ring |
+//! | [`mesh`] | one SPSC per ordered core pair plus an eventfd wake-up per core (why eventfd: see the module) |
+//! | [`timer`] | hashed timer wheel, 10 ms ticks, for handshake/idle deadlines |
+//! | [`cores`] | one pinned thread per selected core, `ringcast-core-N` |
+//!
+//! # A core's loop
 //!
 //! ```text
-//! let mut r = Reactor::new(&ReactorConfig::default())?;      // on the core thread
-//! r.accept_multishot(listener_fd, UD_ACCEPT)?;
+//! let mut r = Reactor::new(&cfg)?;                       // on the core thread itself
+//! r.accept_multishot(listener_fd, ud(ACCEPT))?;
+//! unsafe { r.read_eventfd(link.wake_fd(), &mut wake_buf, ud(WAKE))? };
 //! loop {
-//!     r.submit_and_wait(1, Some(timer.next_deadline()))?;    // one io_uring_enter per turn
+//!     r.submit_and_wait(1, timer.next_wake_ms(now).map(Duration::from_millis))?; // one syscall per turn
 //!     r.drain_completions(|r, c| match kind(c.user_data) {
-//!         Accept => r.recv_multishot(c.result, ud(conn, Recv))?,
-//!         Recv   => { if let Some(id) = c.buffer_id() {
-//!                         feed(r.recv_buffer(id, c.result as usize)); r.recycle_buffer(id); } }
-//!         Send   => { /* free the msghdr/iovecs/bytes of that send */ }
+//!         ACCEPT => { set_nodelay(c.result)?; r.recv_multishot(c.result, ud(conn, RECV))? }
+//!         RECV if c.result > 0 => { let id = c.buffer_id().unwrap();
+//!                                   feed(r.recv_buffer(id, c.result as usize)); r.recycle_buffer(id); }
+//!         RECV => { /* 0 = EOF, <0 = error: more() is false, the op is over */ }
+//!         SEND => { /* release that send's msghdr/iovecs/frames; queue the next */ }
+//!         WAKE => { /* re-arm read_eventfd */ }
 //!     });
+//!     link.drain(|from, msg| ...); timer.expire(now, |key| ...);
+//!     /* queue one gathered sendmsg per ready viewer */ link.flush_wakeups();
 //! }
 //! ```
 //!
-//! * Operations are queued into the SQ (or a bounded backlog when the SQ is full, in
-//!   order) and reach the kernel at the next `submit_and_wait`: one syscall per turn.
+//! * Queuing never blocks and never drops: an op goes into the SQ; if it is full the
+//!   reactor submits to make room, and only if the kernel refuses (`EBUSY`) does it
+//!   wait, in order, in a bounded backlog. `SubmitError::BacklogFull` names the limit.
 //! * Multishot accept/recv are kept alive by the reactor: when the kernel stops one
-//!   without an error (CQ pressure) or because the buffer ring ran dry (`ENOBUFS`,
-//!   hidden from the caller, re-armed after a buffer is recycled), it is re-armed.
-//!   The caller sees `more() == false` only when the operation is really over
-//!   (EOF `0`, error, `-ECANCELED`).
-//! * `sendmsg`/`send` pointers must stay valid until their completion; keep one send
-//!   in flight per socket.
-//! * Close a connection with `cancel_fd` then `close`.
+//!   without an error the caller should act on (CQ pressure), or because the buffer
+//!   ring ran dry (`ENOBUFS`, hidden from the caller and re-armed as soon as a buffer
+//!   is recycled), it is re-armed. The caller sees `more() == false` only when the
+//!   operation is really over (EOF `0`, an error, `-ECANCELED`). `user_data` of live
+//!   multishots must be unique (pack a generation into it).
+//! * `sendmsg`/`send` pointers must stay valid until their completion is drained; keep
+//!   one send in flight per socket (the kernel does not order concurrent sends).
+//! * To close a connection: `cancel_fd`, then `close` (close alone leaves a multishot
+//!   recv armed on the socket until it errors).
 
 pub mod arena;
 pub mod buf_ring;
 pub mod cores;
+pub mod gather;
 pub mod mesh;
 pub mod reactor;
 pub mod socket;
 pub mod spsc;
 pub mod timer;
 
+pub use arena::AlignedArena;
+pub use gather::GatherSend;
+pub use mesh::{CoreLink, Mesh};
 pub use reactor::{Completion, Reactor, ReactorConfig, ReactorFeatures, ReactorStats, SubmitError};
+pub use timer::{TimerId, TimerWheel};

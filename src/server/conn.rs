@@ -90,9 +90,51 @@ pub struct Conn {
     pub deadline_ms: u64,
     /// The connection is queued in the core's ready list.
     pub queued: bool,
+    /// The connection waits in the merge-window list.
+    pub woken: bool,
+}
+
+/// What a new connection starts with.
+pub struct ConnSetup {
+    /// The socket.
+    pub fd: RawFd,
+    /// The peer's address.
+    pub peer: Option<SocketAddr>,
+    /// Which listener (or, for outbound connections, which side) it belongs to.
+    pub listener: Listener,
+    /// Protocol state.
+    pub proto: Proto,
+    /// Most frames one gathered send carries.
+    pub max_frames: usize,
+    /// Most control bytes queued.
+    pub control_limit: usize,
+    /// Close at this time (ms) unless something pushes it on.
+    pub deadline_ms: u64,
+    /// What its close is counted as unless another reason comes first.
+    pub close_reason: CloseReason,
 }
 
 impl Conn {
+    /// A fresh connection in slab generation `generation`.
+    pub fn new(setup: ConnSetup, generation: u32) -> Conn {
+        Conn {
+            fd: setup.fd,
+            generation,
+            peer: setup.peer,
+            listener: setup.listener,
+            proto: setup.proto,
+            outbox: Outbox::new(setup.max_frames, setup.control_limit),
+            viewer: None,
+            close_after_flush: false,
+            closing: false,
+            close_reason: setup.close_reason,
+            inflight: 0,
+            deadline_ms: setup.deadline_ms,
+            queued: false,
+            woken: false,
+        }
+    }
+
     /// Marked to close after its sends, and no viewer stream is still running on it.
     pub fn done_after_flush(&self) -> bool {
         self.close_after_flush && self.viewer.as_ref().is_none_or(|v| v.finished)

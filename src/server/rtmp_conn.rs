@@ -271,7 +271,7 @@ impl CoreState {
         };
         for id in wake {
             if let Some(&conn) = self.viewer_conns.get(&id) {
-                self.mark_ready(conn);
+                self.wake_viewer(conn);
             }
         }
         if let Some(frame) = forward {
@@ -417,7 +417,7 @@ impl CoreState {
             Next::Wake(ids) => {
                 for id in ids {
                     if let Some(&conn) = self.viewer_conns.get(&id) {
-                        self.mark_ready(conn);
+                        self.wake_viewer(conn);
                     }
                 }
             }

@@ -7,9 +7,9 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::conn::{Conn, Hold, Proto, Slab};
+use super::conn::{Conn, ConnSetup, Hold, Proto, Slab};
 use super::http_conn::HttpConn;
-use super::outbox::{Outbox, SendProgress};
+use super::outbox::SendProgress;
 use super::report::CoreReport;
 use super::rtmp_conn::RtmpConn;
 use super::shared::Shared;
@@ -21,7 +21,7 @@ use crate::runtime::{Completion, Reactor, ReactorConfig};
 use crate::stream::{OutFrame, Shard, ShardConfig, StreamId, ViewerId};
 
 /// Most control bytes (command replies, acks, HTTP heads) queued per connection.
-const CONTROL_LIMIT: usize = 256 << 10;
+pub(crate) const CONTROL_LIMIT: usize = 256 << 10;
 /// How often timeouts, grace periods and the API report are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// How often viewers whose sends never complete are checked against the hard lag.
@@ -81,6 +81,10 @@ pub struct CoreState {
     pub batch: Vec<OutFrame>,
     /// Viewers waiting for their stream to go live.
     pub pending: Vec<super::pending::Pending>,
+    /// Viewers woken in the current merge window.
+    woken: Vec<u32>,
+    /// When the current merge window ends.
+    merge_deadline: Option<Instant>,
     /// Edge mode: origin pulls run by this core and viewers waiting for one.
     pub edge: super::edge::EdgeCore,
     mesh_inbox: Vec<MeshMsg>,
@@ -106,6 +110,40 @@ impl CoreState {
                 self.ready.push(slot);
             }
         }
+    }
+
+    /// A viewer has new frames: it is sent to at the end of the merge window, so
+    /// frames arriving meanwhile leave in the same gathered send.
+    pub fn wake_viewer(&mut self, slot: u32) {
+        let window = self.shared.config.runtime.send_merge_window;
+        if window.is_zero() {
+            self.mark_ready(slot);
+            return;
+        }
+        let Some(conn) = self.conns.at(slot) else { return };
+        if conn.queued || conn.woken || conn.closing {
+            return;
+        }
+        conn.woken = true;
+        self.woken.push(slot);
+        self.merge_deadline.get_or_insert_with(|| Instant::now() + window);
+    }
+
+    /// Moves the viewers woken during a merge window that has ended to the ready list.
+    fn end_merge_window(&mut self, now: Instant) {
+        if self.merge_deadline.is_none_or(|d| d > now) {
+            return;
+        }
+        self.merge_deadline = None;
+        let woken = std::mem::take(&mut self.woken);
+        for &slot in &woken {
+            if let Some(conn) = self.conns.at(slot) {
+                conn.woken = false;
+            }
+            self.mark_ready(slot);
+        }
+        self.woken = woken;
+        self.woken.clear();
     }
 
     /// Queues `slot` to be closed.
@@ -184,6 +222,8 @@ impl Worker {
             edge: super::edge::EdgeCore::new(cfg),
             mesh_inbox: Vec::new(),
             pending: Vec::new(),
+            woken: Vec::new(),
+            merge_deadline: None,
             epoch: shared.epoch,
             wake_buf: Box::new(0),
             shutting_down: None,
@@ -214,12 +254,14 @@ impl Worker {
                     break;
                 }
             }
+            state.end_merge_window(Instant::now());
             state.flush_ready(reactor);
             state.flush_mesh_backlog();
             state.mesh.flush_wakeups();
             let sends_before = reactor.stats().sends;
             let want = usize::from(state.ready.is_empty());
-            reactor.submit_and_wait(want, Some(MAX_WAIT))?;
+            let wait = state.merge_deadline.map_or(MAX_WAIT, |d| d.saturating_duration_since(Instant::now()).min(MAX_WAIT));
+            reactor.submit_and_wait(want, Some(wait))?;
             let waited = turn_start.elapsed();
             state.metrics.reactor.record_submit(reactor.stats().sends - sends_before);
             reactor.drain_completions(|r, c| state.on_completion(r, c));
@@ -327,21 +369,17 @@ impl CoreState {
             _ => Proto::Http(HttpConn::default()),
         };
         let peer = peer_addr(fd);
-        let slot = self.conns.insert(|generation| Conn {
+        let setup = ConnSetup {
             fd,
-            generation,
             peer,
             listener: kind,
             proto,
-            outbox: Outbox::new(max_frames, CONTROL_LIMIT),
-            viewer: None,
-            close_after_flush: false,
-            closing: false,
-            close_reason: CloseReason::PeerClosed,
-            inflight: 0,
+            max_frames,
+            control_limit: CONTROL_LIMIT,
             deadline_ms,
-            queued: false,
-        });
+            close_reason: CloseReason::PeerClosed,
+        };
+        let slot = self.conns.insert(|generation| Conn::new(setup, generation));
         let Some(conn) = self.conns.at(slot) else { return };
         let token = Token::new(Op::Recv, slot, conn.generation).pack();
         match r.recv_multishot(fd, token) {

@@ -14,8 +14,7 @@ use crate::edge::origin::OriginScheme;
 use crate::edge::upstream::{Upstream, UpstreamEvent, UpstreamLimits};
 use crate::metrics::{CloseReason, FailureSide, IngestSource, Listener};
 use crate::runtime::{Completion, Reactor};
-use crate::server::conn::{Conn, Proto};
-use crate::server::outbox::Outbox;
+use crate::server::conn::{Conn, ConnSetup, Proto};
 use crate::server::token::{Op, Token};
 use crate::server::worker::CoreState;
 use crate::stream::StreamKey;
@@ -102,21 +101,17 @@ impl CoreState {
             not_found: false,
         };
         let max_frames = self.shared.config.runtime.max_frames_per_send;
-        let slot = self.conns.insert(|generation| Conn {
+        let setup = ConnSetup {
             fd,
-            generation,
             peer: Some(addr),
             listener,
             proto: Proto::Origin(Box::new(oc)),
-            outbox: Outbox::new(max_frames, CONTROL_LIMIT),
-            viewer: None,
-            close_after_flush: false,
-            closing: false,
-            close_reason: CloseReason::IoError,
-            inflight: 0,
+            max_frames,
+            control_limit: CONTROL_LIMIT,
             deadline_ms: now + CONNECT_TIMEOUT_MS,
-            queued: false,
-        });
+            close_reason: CloseReason::IoError,
+        };
+        let slot = self.conns.insert(|generation| Conn::new(setup, generation));
         let Some(conn) = self.conns.at(slot) else { return Err("slot vanished") };
         let generation = conn.generation;
         if let Some(entry) = self.edge.pulls.get_mut(key) {
