@@ -303,3 +303,25 @@ fn edge_pulls_from_an_nginx_rtmp_origin() {
     assert_eq!(metric(&edge, "ringcast_origin_pull_attempts_total"), 1.0);
     publisher.kill();
 }
+
+#[test]
+fn push_relay_forwards_published_streams_and_reconnects() {
+    let (b_rtmp, b_http) = (free_port(), free_port());
+    let mut target = start_on(b_rtmp, b_http, "");
+    let origin = Server::start(1, &format!("[[relay.push]]\nurl = \"rtmp://127.0.0.1:{b_rtmp}/live\"\n"));
+    let mut publisher = publish(&origin.rtmp_url("live", "relayed"), 40);
+    let live_on_target = || http_request(b_http, "GET", "/api/v1/streams/live/relayed").0 == 200;
+    assert!(eventually(Duration::from_secs(10), live_on_target), "relay published to the target");
+    let flv = format!("http://127.0.0.1:{b_http}/live/relayed.flv");
+    let decoded = pull_decode(&flv, 50, Duration::from_secs(30));
+    assert!(decoded.video_frames >= 50, "decoded {} frames from the target: {}", decoded.video_frames, decoded.errors);
+
+    target.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    target = start_on(b_rtmp, b_http, "");
+    assert!(eventually(Duration::from_secs(15), live_on_target), "relay reconnected to the restarted target");
+    let again = pull_decode(&flv, 25, Duration::from_secs(30));
+    assert!(again.video_frames >= 25, "decoded {} frames after the reconnect: {}", again.video_frames, again.errors);
+    publisher.kill();
+    target.kill();
+}
