@@ -24,12 +24,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
-use ringcast::runtime::{GatherSend, Reactor, ReactorConfig};
+use ringcast::runtime::outbox::SendProgress;
+use ringcast::runtime::{Outbox, Reactor, ReactorConfig};
 
 /// Frames one gathered send may carry (the DESIGN.md cap).
 const MAX_FRAMES_PER_SEND: usize = 64;
 /// Bytes one gathered send may carry.
-const MAX_BYTES_PER_SEND: usize = 1 << 20;
+const MAX_BYTES_PER_SEND: usize = 128 << 10;
 /// How far the producer may run ahead of the slowest viewer, in frames.
 const WINDOW: u64 = 256;
 /// FLV PreviousTagSize + tag header.
@@ -58,7 +59,8 @@ struct Args {
     /// Cap on bytes per gathered send (io_uring modes).
     #[arg(long, default_value_t = MAX_BYTES_PER_SEND)]
     max_bytes: usize,
-    /// Passed by `cargo bench`; ignored.
+    /// Passed by `cargo bench`. Without it (`cargo test` runs this binary too) the
+    /// bench does a short smoke run: 100 viewers, 0.2 s, each mode once.
     #[arg(long, hide = true)]
     bench: bool,
 }
@@ -170,7 +172,7 @@ struct Viewer {
     /// Header scratch for the epoll path's writev.
     hdrs: Box<[[u8; HDR]; 1]>,
     /// The io_uring paths' gathered send (the production type).
-    gather: GatherSend,
+    gather: Outbox<Bytes>,
     frames_in_send: u64,
     prev_after_send: u32,
 }
@@ -185,7 +187,7 @@ impl Viewer {
             writable: true,
             in_flight: false,
             hdrs: Box::new([[0; HDR]; 1]),
-            gather: GatherSend::new(),
+            gather: Outbox::new(MAX_FRAMES_PER_SEND, 0),
             frames_in_send: 0,
             prev_after_send: 0,
         }
@@ -204,23 +206,28 @@ impl Viewer {
         h[12..15].copy_from_slice(&[0, 0, 0]);
     }
 
-    /// Fills the viewer's `GatherSend` with frames from its cursor, up to the caps,
+    /// Fills the viewer's `Outbox` with frames from its cursor, up to the caps,
     /// exactly as the server does: a copy of the 15-byte prefix, then the shared body.
     /// Returns the number of frames queued.
     fn fill_gather(&mut self, ring: &FrameRing, caps: (usize, usize)) -> u64 {
         let (max_frames, max_bytes) = (caps.0.clamp(1, MAX_FRAMES_PER_SEND), caps.1.max(1));
-        self.gather.clear();
+        self.gather.begin();
         let mut prev = self.prev_tag_size;
         let mut seq = self.next;
         let mut frames = 0;
-        while seq < ring.head() && frames < max_frames && self.gather.remaining() < max_bytes {
+        while seq < ring.head() && frames < max_frames && self.gather.bytes_queued() < max_bytes {
             let frame = ring.get(seq);
-            if !self.gather.has_room(2, HDR + frame.payload.len()) {
-                break;
-            }
             self.write_header(0, frame, prev);
-            let queued = self.gather.push_header(&self.hdrs[0]).and_then(|()| self.gather.push_shared(frame.payload.clone()));
-            if queued.is_err() {
+            let header = self.hdrs[0];
+            let queued = self.gather.push_frame(
+                |scratch| {
+                    scratch[..HDR].copy_from_slice(&header);
+                    HDR
+                },
+                &frame.payload,
+                frame.payload.clone(),
+            );
+            if !queued {
                 break;
             }
             prev = frame.payload.len() as u32 + 11;
@@ -229,6 +236,9 @@ impl Viewer {
         }
         self.frames_in_send = frames as u64;
         self.prev_after_send = prev;
+        if frames > 0 {
+            let _ = self.gather.finish();
+        }
         frames as u64
     }
 
@@ -238,7 +248,7 @@ impl Viewer {
         self.next += done;
         self.prev_tag_size = self.prev_after_send;
         self.frames_in_send = 0;
-        self.gather.clear();
+        self.gather.release();
         done
     }
 
@@ -445,7 +455,7 @@ fn run_uring(viewers: &mut [Viewer], source: &mut Source, seconds: f64, zero_cop
             let Some(v) = viewers.get_mut(c.user_data as usize) else { return };
             if !c.is_notification() && c.result > 0 {
                 bytes += c.result as u64;
-                v.gather.advance(c.result as usize).expect("sent no more than queued");
+                let _: SendProgress = v.gather.on_sent(c.result as usize);
             }
             // A copy send is over at its CQE; a zero-copy one at its notification
             // (or at its CQE when no notification follows).
@@ -455,7 +465,7 @@ fn run_uring(viewers: &mut [Viewer], source: &mut Source, seconds: f64, zero_cop
             if c.result < 0 && !c.is_notification() {
                 panic!("send failed: {:?}", c.error());
             }
-            if v.gather.is_empty() {
+            if !v.gather.is_busy() {
                 deliveries += v.finish_gather();
                 producer.progress_since_scan += 1;
                 v.in_flight = false;
@@ -477,7 +487,7 @@ fn run_uring(viewers: &mut [Viewer], source: &mut Source, seconds: f64, zero_cop
 
 fn submit_gather(reactor: &mut Reactor, v: &mut Viewer, index: usize, zero_copy: bool) {
     let msg = v.gather.msghdr();
-    // SAFETY: the GatherSend (boxed buffers, held payload refs) is not touched until
+    // SAFETY: the Outbox (boxed header, iovecs, scratch, held payload refs) is not touched until
     // this send's last completion.
     let res = unsafe {
         if zero_copy {
@@ -564,7 +574,12 @@ fn connect_viewers(n: usize) -> (Child, Vec<Viewer>) {
 }
 
 fn main() {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if !args.bench && args.reader.is_none() {
+        args.viewers = vec![100];
+        args.seconds = 0.2;
+        args.profile = vec!["normal".into()];
+    }
     if let Some(reader) = &args.reader {
         let n = reader.get(1).and_then(|n| n.parse().ok()).unwrap_or(0);
         reader_main(reader.first().map_or("", String::as_str), n);

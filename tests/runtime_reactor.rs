@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use ringcast::runtime::socket::{local_addr, raw_fd, reuseport_listener};
 use bytes::Bytes;
-use ringcast::runtime::{GatherSend, Reactor, ReactorConfig};
+use ringcast::runtime::outbox::SendProgress;
+use ringcast::runtime::{Outbox, Reactor, ReactorConfig};
 
 const ACCEPT: u64 = 1 << 32;
 const RECV: u64 = 2 << 32;
@@ -47,7 +48,7 @@ fn echo_with_multishot_accept_recv_and_gathered_sendmsg() {
     });
 
     let mut conn: Option<RawFd> = None;
-    let mut reply = GatherSend::new();
+    let mut reply: Outbox<Bytes> = Outbox::new(4, 64);
     let mut in_flight = false;
     let mut pending: Vec<u8> = Vec::new();
     let mut eof = false;
@@ -82,8 +83,7 @@ fn echo_with_multishot_accept_recv_and_gathered_sendmsg() {
                 }
                 SEND => {
                     assert!(c.result > 0, "send failed: {:?}", c.error());
-                    if reply.advance(c.result as usize).unwrap() {
-                        reply.clear();
+                    if reply.on_sent(c.result as usize) == SendProgress::Complete {
                         in_flight = false;
                     } else {
                         // Short send: submit the remainder.
@@ -96,10 +96,19 @@ fn echo_with_multishot_accept_recv_and_gathered_sendmsg() {
         }
         if !in_flight && !pending.is_empty() {
             let body = Bytes::from(std::mem::take(&mut pending));
-            reply.push_header(&(body.len() as u32).to_be_bytes()).unwrap();
-            reply.push_shared(body).unwrap();
+            let len = (body.len() as u32).to_be_bytes();
+            reply.begin();
+            assert!(reply.push_frame(
+                |scratch| {
+                    scratch[..4].copy_from_slice(&len);
+                    4
+                },
+                &body.clone(),
+                body,
+            ));
+            let msg = reply.finish().expect("bytes to send");
             // SAFETY: `reply` is not touched until this send completes.
-            unsafe { reactor.sendmsg(conn.unwrap(), reply.msghdr(), SEND).unwrap() };
+            unsafe { reactor.sendmsg(conn.unwrap(), msg, SEND).unwrap() };
             in_flight = true;
         }
     }

@@ -7,7 +7,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`reactor`] | [`Reactor`]: one io_uring per core (SINGLE_ISSUER + DEFER_TASKRUN when the kernel allows), provided-buffer ring for multishot recv, gathered sendmsg, bounded backlog |
-//! | [`gather`] | [`gather::GatherSend`]: one connection's `[header copy, shared body, ...]` sendmsg, kept alive until completion, resumable after a short send |
+//! | [`outbox`] | [`outbox::Outbox`]: one connection's gathered `sendmsg` (control bytes, then per-frame prefixes written into its scratch and shared bodies), kept alive until completion, resumable after a short send |
 //! | [`socket`] | `SO_REUSEPORT` listeners per core, `TCP_NODELAY` / `SO_SNDBUF` helpers |
 //! | [`arena`] | [`arena::AlignedArena`]: 64-byte aligned payload buffers carved from 4 MiB blocks (`PayloadAllocator`) |
 //! | [`spsc`] | bounded lock-free single-producer single-consumer ring |
@@ -53,15 +53,15 @@
 pub mod arena;
 pub mod buf_ring;
 pub mod cores;
-pub mod gather;
 pub mod mesh;
+pub mod outbox;
 pub mod reactor;
 pub mod socket;
 pub mod spsc;
 pub mod timer;
 
 pub use arena::AlignedArena;
-pub use gather::GatherSend;
+pub use outbox::Outbox;
 pub use mesh::{CoreLink, Mesh};
 pub use reactor::{Completion, Reactor, ReactorConfig, ReactorFeatures, ReactorStats, SubmitError};
 pub use timer::{TimerId, TimerWheel};

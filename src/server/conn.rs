@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::egress_flv::FlvEgress;
 use super::egress_rtmp::RtmpEgress;
 use super::http_conn::HttpConn;
-use super::outbox::Outbox;
+use crate::runtime::outbox::Outbox;
 use super::edge::origin_conn::OriginConn;
 use super::edge::relay::RelayConn;
 use super::rtmp_conn::RtmpConn;

@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use super::api::{self, ApiAction};
 use super::conn::{Egress, Proto};
 use super::egress_flv::FlvEgress;
-use super::outbox::PREFIX_SLOT;
+use crate::runtime::outbox::PREFIX_SLOT;
 use super::pending::WaitingPlay;
 use super::viewer_send::PlayError;
 use super::worker::CoreState;

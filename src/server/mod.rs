@@ -12,7 +12,6 @@ pub mod edge;
 pub mod egress_flv;
 pub mod egress_rtmp;
 pub mod http_conn;
-pub mod outbox;
 pub mod pending;
 pub mod report;
 pub mod rtmp_conn;

@@ -3,7 +3,7 @@
 
 use super::conn::{Egress, Hold, ViewerState};
 use super::egress_rtmp::RtmpFrameBytes;
-use super::outbox::PREFIX_SLOT;
+use crate::runtime::outbox::PREFIX_SLOT;
 use super::worker::CoreState;
 use super::MeshMsg;
 use crate::config::TimestampMode;
@@ -147,7 +147,7 @@ impl CoreState {
 }
 
 /// Adds one frame to a viewer's send. False if it could not be framed.
-fn push_frame(outbox: &mut super::outbox::Outbox<Hold>, egress: &mut Egress, out: crate::stream::OutFrame) -> bool {
+fn push_frame(outbox: &mut crate::runtime::outbox::Outbox<Hold>, egress: &mut Egress, out: crate::stream::OutFrame) -> bool {
     let frame = out.entry.frame();
     let (kind, ts, payload) = (frame.kind, out.timestamp, &frame.payload);
     // SAFETY: the body bytes live in the ring entry's heap allocation, which `out`

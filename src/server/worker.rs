@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::conn::{Conn, ConnSetup, Hold, Proto, Slab};
 use super::http_conn::HttpConn;
-use super::outbox::SendProgress;
+use crate::runtime::outbox::SendProgress;
 use super::report::CoreReport;
 use super::rtmp_conn::RtmpConn;
 use super::shared::Shared;
