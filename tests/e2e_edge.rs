@@ -163,6 +163,8 @@ fn killed_origin_keeps_viewers_and_they_resume_with_monotonic_timestamps() {
     assert!(monotonic, "timestamps stayed monotonic across the upstream loss");
     assert!(metric(&edge, "ringcast_origin_pull_recoveries_total") >= 1.0);
     assert!(metric(&edge, "ringcast_origin_pull_failures_total") >= 1.0);
+    assert!(labeled_metric(&edge, "ringcast_failures_total", "side=\"origin\"") >= 1.0);
+    assert!(metric(&edge, "ringcast_origin_pull_attempts_total") >= 2.0, "first pull plus the reconnect");
     publisher.kill();
     origin.kill();
 }
