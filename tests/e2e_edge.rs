@@ -327,3 +327,47 @@ fn push_relay_forwards_published_streams_and_reconnects() {
     publisher.kill();
     target.kill();
 }
+
+/// A TCP "origin" that answers every connection with `reply` and then junk, then closes.
+fn hostile_origin(reply: &'static [u8]) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16) {
+            let Ok(mut s) = stream else { continue };
+            use std::io::Write;
+            let _ = s.write_all(reply);
+            let junk: Vec<u8> = (0..64 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+            let _ = s.write_all(&junk);
+        }
+    });
+    port
+}
+
+#[test]
+fn hostile_origins_fail_cleanly_and_the_edge_keeps_serving() {
+    let rtmp_junk = hostile_origin(b"\x03");
+    // A head that never ends (junk where headers should be).
+    let http_junk = hostile_origin(b"HTTP/1.1 200 OK\r\n");
+    let origin = Server::start(1, "");
+    let mut publisher = publish(&origin.rtmp_url("live", "safe"), 30);
+    wait_live(&origin, "live", "safe", Duration::from_secs(10));
+    let edge = Server::start(
+        1,
+        &edge_toml(&[format!("rtmp://127.0.0.1:{rtmp_junk}/live"), format!("http://127.0.0.1:{http_junk}")], "30s"),
+    );
+    let started = Instant::now();
+    let (status, _) = edge.http_get("/live/x.flv");
+    assert_eq!(status, 503, "no origin could serve it");
+    assert!(started.elapsed() < Duration::from_secs(11), "bounded by the start timeout: {:?}", started.elapsed());
+    assert!(metric(&edge, "ringcast_origin_pull_failures_total") >= 2.0);
+
+    // The same edge still relays a healthy origin.
+    let good = Server::start(1, &edge_toml(&[rtmp_origin(&origin)], "30s"));
+    let decoded = pull_decode(&good.flv_url("live", "safe"), 25, Duration::from_secs(30));
+    assert!(decoded.video_frames >= 25, "{}", decoded.errors);
+    let mut edge = edge;
+    assert!(edge.alive(), "the edge survived hostile origins");
+    assert_eq!(edge.http_get("/api/v1/streams").0, 200);
+    publisher.kill();
+}
