@@ -51,6 +51,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Edge mode: pulling streams from origins.
     pub edge: EdgeConfig,
+    /// Push relay: forwarding streams published here to other servers.
+    pub relay: RelayConfig,
 }
 
 /// Which cores run reactors: `"all"`, a count, or an explicit list.
@@ -312,6 +314,22 @@ impl Default for EdgeConfig {
     }
 }
 
+/// Push relay: every stream published here is also published to each target.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Targets (`[[relay.push]]`), e.g. a redundant origin.
+    pub push: Vec<RelayPush>,
+}
+
+/// One push target.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RelayPush {
+    /// `rtmp://host[:port][/app]`; without an app the stream's own app is used.
+    pub url: String,
+}
+
 impl Config {
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
@@ -355,6 +373,9 @@ impl Config {
         check(r.cross_core_queue >= 64, "runtime.cross_core_queue", "must be at least 64")?;
         check(r.send_merge_window <= Duration::from_millis(500), "runtime.send_merge_window", "must be at most 500ms")?;
         check(self.server.max_connections >= 1, "server.max_connections", "must be at least 1")?;
+        for push in &self.relay.push {
+            check(push.url.starts_with("rtmp://"), "relay.push.url", "must start with rtmp://")?;
+        }
         for origin in &self.edge.origins {
             check(
                 origin.starts_with("rtmp://") || origin.starts_with("http://"),

@@ -2,79 +2,14 @@
 //! started with origins configured), ffmpeg publishing and decoding.
 
 mod common;
+mod edge_support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use edge_support::*;
 use ringcast::protocol::FrameKind;
-
-/// `[edge]` TOML pulling from `origins`, closing idle pulls after `idle_close`.
-fn edge_toml(origins: &[String], idle_close: &str) -> String {
-    let list: Vec<String> = origins.iter().map(|o| format!("\"{o}\"")).collect();
-    format!("[edge]\norigins = [{}]\nidle_close = \"{idle_close}\"\n", list.join(", "))
-}
-
-/// The origin URL of a ringcast server for edges: RTMP (`rtmp://…/live`) or HTTP-FLV.
-fn rtmp_origin(server: &Server) -> String {
-    format!("rtmp://127.0.0.1:{}/live", server.rtmp_port)
-}
-
-fn http_origin(server: &Server) -> String {
-    format!("http://127.0.0.1:{}", server.http_port)
-}
-
-/// Total viewers of `app/name` on `server` per its API (None if not live).
-fn viewers(server: &Server, app: &str, name: &str) -> Option<u64> {
-    let (status, body) = server.http_get(&format!("/api/v1/streams/{app}/{name}"));
-    if status != 200 {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    let c = &v["viewers"];
-    Some(c["http_flv"].as_u64()? + c["rtmp"].as_u64()? + c["hls"].as_u64().unwrap_or(0))
-}
-
-/// The stream's API snapshot as JSON.
-fn stream_json(server: &Server, app: &str, name: &str) -> serde_json::Value {
-    let (status, body) = server.http_get(&format!("/api/v1/streams/{app}/{name}"));
-    assert_eq!(status, 200, "stream {app}/{name} not listed: {body}");
-    serde_json::from_str(&body).unwrap()
-}
-
-/// Sum of a Prometheus metric's samples (all label sets).
-fn metric(server: &Server, name: &str) -> f64 {
-    let (_, body) = server.http_get("/metrics");
-    body.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// Polls `f` until it returns true or `limit` passes.
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    f()
-}
-
-/// Reads video frames from an HTTP-FLV viewer until `n` pictures came (or the stream ends).
-fn read_pictures(viewer: &mut FlvViewer, n: usize) -> usize {
-    let mut got = 0;
-    while got < n {
-        match viewer.next_frame() {
-            Some(f) if f.kind == FrameKind::Video && !f.sequence_header => got += 1,
-            Some(_) => {}
-            None => break,
-        }
-    }
-    got
-}
 
 /// Starts a ringcast on given ports (so a test can restart it in place).
 fn start_on(rtmp_port: u16, http_port: u16, toml: &str) -> Proc {
@@ -132,15 +67,6 @@ fn edge_serves_http_flv_and_rtmp_from_one_upstream_pull() {
     assert!(labeled_metric(&edge, "ringcast_received_frames_total", "source=\"origin\"") > 100.0);
     assert!(labeled_metric(&edge, "ringcast_received_bytes_total", "source=\"origin\"") > 10_000.0);
     publisher.kill();
-}
-
-/// A metric's samples whose labels contain `label`, summed.
-fn labeled_metric(server: &Server, name: &str, label: &str) -> f64 {
-    let (_, body) = server.http_get("/metrics");
-    body.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[test]
@@ -237,6 +163,8 @@ fn killed_origin_keeps_viewers_and_they_resume_with_monotonic_timestamps() {
     assert!(monotonic, "timestamps stayed monotonic across the upstream loss");
     assert!(metric(&edge, "ringcast_origin_pull_recoveries_total") >= 1.0);
     assert!(metric(&edge, "ringcast_origin_pull_failures_total") >= 1.0);
+    assert!(labeled_metric(&edge, "ringcast_failures_total", "side=\"origin\"") >= 1.0);
+    assert!(metric(&edge, "ringcast_origin_pull_attempts_total") >= 2.0, "first pull plus the reconnect");
     publisher.kill();
     origin.kill();
 }
@@ -309,4 +237,137 @@ fn unknown_stream_is_a_clean_404_and_is_not_asked_again_at_once() {
     let mut refused = publish(&edge.rtmp_url("live", "local"), 5);
     let status = refused.wait_for(Duration::from_secs(15));
     assert!(status.is_some_and(|s| !s.success()), "publishing is refused on this edge");
+}
+
+/// nginx-rtmp as a third-party RTMP origin, stopped with SIGTERM (its workers go too).
+struct NginxRtmp {
+    proc: Proc,
+    port: u16,
+}
+
+impl NginxRtmp {
+    const MODULE: &'static str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+
+    fn start() -> Option<NginxRtmp> {
+        if !std::path::Path::new(Self::MODULE).exists() {
+            eprintln!("SKIPPED: {} missing (apt-get install libnginx-mod-rtmp)", Self::MODULE);
+            return None;
+        }
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("ringcast-nginx-rtmp-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "load_module {};\ndaemon off;\npid {}/nginx.pid;\nerror_log {}/error.log warn;\nevents {{}}\n\
+                 rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}\n",
+                Self::MODULE,
+                dir.display(),
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nginx");
+        let nginx = NginxRtmp { proc: Proc { child, name: "nginx-rtmp".into() }, port };
+        assert!(
+            eventually(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
+            "nginx-rtmp did not listen"
+        );
+        Some(nginx)
+    }
+}
+
+impl Drop for NginxRtmp {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.proc.pid() as i32, libc::SIGTERM) };
+        self.proc.wait_for(Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn edge_pulls_from_an_nginx_rtmp_origin() {
+    let Some(nginx) = NginxRtmp::start() else { return };
+    let mut publisher = publish(&format!("rtmp://127.0.0.1:{}/live/third", nginx.port), 30);
+    std::thread::sleep(Duration::from_secs(2));
+    let edge = Server::start(1, &edge_toml(&[format!("rtmp://127.0.0.1:{}/live", nginx.port)], "30s"));
+    let decoded = pull_decode(&edge.flv_url("live", "third"), 50, Duration::from_secs(30));
+    assert!(decoded.video_frames >= 50, "decoded {} frames via nginx-rtmp: {}", decoded.video_frames, decoded.errors);
+    assert_eq!(metric(&edge, "ringcast_origin_pull_attempts_total"), 1.0);
+    publisher.kill();
+}
+
+#[test]
+fn push_relay_forwards_published_streams_and_reconnects() {
+    let (b_rtmp, b_http) = (free_port(), free_port());
+    let mut target = start_on(b_rtmp, b_http, "");
+    let origin = Server::start(1, &format!("[[relay.push]]\nurl = \"rtmp://127.0.0.1:{b_rtmp}/live\"\n"));
+    let mut publisher = publish(&origin.rtmp_url("live", "relayed"), 40);
+    let live_on_target = || http_request(b_http, "GET", "/api/v1/streams/live/relayed").0 == 200;
+    assert!(eventually(Duration::from_secs(10), live_on_target), "relay published to the target");
+    let flv = format!("http://127.0.0.1:{b_http}/live/relayed.flv");
+    let decoded = pull_decode(&flv, 50, Duration::from_secs(30));
+    assert!(decoded.video_frames >= 50, "decoded {} frames from the target: {}", decoded.video_frames, decoded.errors);
+
+    target.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    target = start_on(b_rtmp, b_http, "");
+    assert!(eventually(Duration::from_secs(15), live_on_target), "relay reconnected to the restarted target");
+    let again = pull_decode(&flv, 25, Duration::from_secs(30));
+    assert!(again.video_frames >= 25, "decoded {} frames after the reconnect: {}", again.video_frames, again.errors);
+    publisher.kill();
+    target.kill();
+}
+
+/// A TCP "origin" that answers every connection with `reply` and then junk, then closes.
+fn hostile_origin(reply: &'static [u8]) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16) {
+            let Ok(mut s) = stream else { continue };
+            use std::io::Write;
+            let _ = s.write_all(reply);
+            let junk: Vec<u8> = (0..64 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+            let _ = s.write_all(&junk);
+        }
+    });
+    port
+}
+
+#[test]
+fn hostile_origins_fail_cleanly_and_the_edge_keeps_serving() {
+    let rtmp_junk = hostile_origin(b"\x03");
+    // A head that never ends (junk where headers should be).
+    let http_junk = hostile_origin(b"HTTP/1.1 200 OK\r\n");
+    let origin = Server::start(1, "");
+    let mut publisher = publish(&origin.rtmp_url("live", "safe"), 30);
+    wait_live(&origin, "live", "safe", Duration::from_secs(10));
+    let edge = Server::start(
+        1,
+        &edge_toml(&[format!("rtmp://127.0.0.1:{rtmp_junk}/live"), format!("http://127.0.0.1:{http_junk}")], "30s"),
+    );
+    let started = Instant::now();
+    let (status, _) = edge.http_get("/live/x.flv");
+    assert_eq!(status, 503, "no origin could serve it");
+    assert!(started.elapsed() < Duration::from_secs(11), "bounded by the start timeout: {:?}", started.elapsed());
+    assert!(metric(&edge, "ringcast_origin_pull_failures_total") >= 2.0);
+
+    // The same edge still relays a healthy origin.
+    let good = Server::start(1, &edge_toml(&[rtmp_origin(&origin)], "30s"));
+    let decoded = pull_decode(&good.flv_url("live", "safe"), 25, Duration::from_secs(30));
+    assert!(decoded.video_frames >= 25, "{}", decoded.errors);
+    let mut edge = edge;
+    assert!(edge.alive(), "the edge survived hostile origins");
+    assert_eq!(edge.http_get("/api/v1/streams").0, 200);
+    publisher.kill();
 }

@@ -134,7 +134,11 @@ impl Origin {
 
     /// What to ask this origin for `key`, passing `query` (a play token) upstream.
     pub fn request_for(&self, key: &StreamKey, query: Option<&str>) -> UpstreamRequest {
-        let query = query.filter(|q| !q.is_empty() && q.len() <= MAX_QUERY_LEN).map(str::to_owned);
+        // Only plain visible ASCII goes upstream: a CR, LF or space from an RTMP
+        // play name must not reach an HTTP request line.
+        let query = query
+            .filter(|q| !q.is_empty() && q.len() <= MAX_QUERY_LEN && q.bytes().all(|b| b.is_ascii_graphic()))
+            .map(str::to_owned);
         match self.scheme {
             OriginScheme::Rtmp => {
                 let app = if self.path.is_empty() { key.app().to_owned() } else { self.path.clone() };
@@ -149,12 +153,12 @@ impl Origin {
                 let mut path = String::with_capacity(64);
                 if !self.path.is_empty() {
                     path.push('/');
-                    path.push_str(&self.path);
+                    push_encoded(&mut path, &self.path);
                 }
                 path.push('/');
-                path.push_str(key.app());
+                push_encoded(&mut path, key.app());
                 path.push('/');
-                path.push_str(key.name());
+                push_encoded(&mut path, key.name());
                 path.push_str(".flv");
                 if let Some(q) = &query {
                     path.push('?');
@@ -162,6 +166,18 @@ impl Origin {
                 }
                 UpstreamRequest::Http { path_and_query: path, host: self.authority() }
             }
+        }
+    }
+}
+
+/// Appends `s` to a URL path, percent-encoding every byte that is not allowed
+/// there as-is (`/` stays: an app may have several segments).
+fn push_encoded(path: &mut String, s: &str) {
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
+            path.push(char::from(b));
+        } else {
+            path.push_str(&format!("%{b:02X}"));
         }
     }
 }
@@ -243,6 +259,21 @@ mod tests {
         assert_eq!(Origin::parse("http://[::1"), Err(OriginError::NoHost));
         let long = format!("http://{}", "a".repeat(MAX_URL_LEN));
         assert!(matches!(Origin::parse(&long), Err(OriginError::TooLong { limit: MAX_URL_LEN, .. })));
+    }
+
+    #[test]
+    fn names_are_percent_encoded_and_unsafe_queries_dropped() {
+        let o = Origin::parse("http://h:1").unwrap();
+        let key = StreamKey::new("live/sub", "my cam%").unwrap();
+        assert_eq!(
+            o.request_for(&key, Some("a=1\r\nX-Evil: 1")),
+            UpstreamRequest::Http { path_and_query: "/live/sub/my%20cam%25.flv".into(), host: "h:1".into() }
+        );
+        let rtmp = Origin::parse("rtmp://h/live").unwrap();
+        match rtmp.request_for(&key, Some("t=a b")) {
+            UpstreamRequest::Rtmp { query, .. } => assert_eq!(query, None),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::egress_rtmp::RtmpEgress;
 use super::http_conn::HttpConn;
 use crate::runtime::outbox::Outbox;
 use super::edge::origin_conn::OriginConn;
+use super::edge::relay::RelayConn;
 use super::rtmp_conn::RtmpConn;
 use crate::metrics::{CloseReason, Listener, Protocol};
 use crate::stream::{OutFrame, ViewerId};
@@ -50,6 +51,8 @@ pub enum Proto {
     Rtmp(Box<RtmpConn>),
     /// An upstream connection of an origin pull (edge mode).
     Origin(Box<OriginConn>),
+    /// A push relay publishing a local stream to another server.
+    Relay(Box<RelayConn>),
 }
 
 /// A viewer attached to a connection.

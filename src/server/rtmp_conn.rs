@@ -153,7 +153,7 @@ impl CoreState {
     fn session(&mut self, slot: u32) -> Option<&mut RtmpConn> {
         match &mut self.conns.at(slot)?.proto {
             Proto::Rtmp(rc) => Some(rc),
-            Proto::Http(_) | Proto::Origin(_) => None,
+            Proto::Http(_) | Proto::Origin(_) | Proto::Relay(_) => None,
         }
     }
 
@@ -236,6 +236,7 @@ impl CoreState {
         let peer = self.conns.at(slot).and_then(|c| c.peer);
         self.report.publisher_started(claim.stream_id, peer);
         tracing::info!(core = self.core, %key, stream_id = %claim.stream_id, ?peer, "publishing");
+        self.start_relays(&key);
         if let Some(rc) = self.session(slot) {
             let _ = rc.session.accept_publish(msg_stream, &mut rc.out);
             rc.publishing = Some(Publishing { msg_stream, key, claim });
@@ -292,6 +293,7 @@ impl CoreState {
         self.metrics.publishers.dec();
         self.report.publisher_stopped(claim.stream_id);
         tracing::info!(core = self.core, %key, "publisher left");
+        self.stop_relays(&key);
         let grace = self.shared.config.stream.publisher_grace.as_millis() as u64;
         self.shared.directory.publisher_left(&key, &claim);
         if let Some(ended) = self.shard.publisher_left(claim.stream_id, claim.generation, now, grace) {

@@ -87,6 +87,8 @@ pub struct CoreState {
     merge_deadline: Option<Instant>,
     /// Edge mode: origin pulls run by this core and viewers waiting for one.
     pub edge: super::edge::EdgeCore,
+    /// Push relays of streams published on this core.
+    pub relays: super::edge::relay::Relays,
     mesh_inbox: Vec<MeshMsg>,
     epoch: Instant,
     wake_buf: Box<u64>,
@@ -220,6 +222,7 @@ impl Worker {
             report: CoreReport::default(),
             batch: Vec::with_capacity(cfg.runtime.max_frames_per_send),
             edge: super::edge::EdgeCore::new(cfg),
+            relays: super::edge::relay::Relays::new(cfg),
             mesh_inbox: Vec::new(),
             pending: Vec::new(),
             woken: Vec::new(),
@@ -268,6 +271,7 @@ impl Worker {
             state.drain_mesh();
             if state.shutting_down.is_none() {
                 state.submit_origin_connects(reactor);
+                state.submit_relay_connects(reactor);
             }
             state.close_pending(reactor);
             let now = Instant::now();
@@ -318,7 +322,7 @@ impl CoreState {
             Op::Send => self.on_send(r, token, c),
             Op::Close => self.on_closed(token),
             Op::Wake => arm_wake(r, self),
-            Op::Connect => self.on_origin_connected(r, token, c),
+            Op::Connect => self.on_outbound_connected(r, token, c),
             Op::Ignore => {}
         }
     }
@@ -440,6 +444,7 @@ impl CoreState {
             }
             Proto::Http(_) => self.on_http_data(slot, data, listener),
             Proto::Origin(_) => self.on_origin_data(slot, data),
+            Proto::Relay(_) => self.on_relay_data(slot, data),
         }
     }
 
@@ -553,6 +558,7 @@ impl CoreState {
         }
         self.end_publishing(slot, now);
         self.origin_conn_closed(slot);
+        self.relay_conn_closed(slot);
     }
 
     /// Drops a viewer from the shard and its bookkeeping.

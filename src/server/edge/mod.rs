@@ -10,7 +10,9 @@
 //!   core's connection slab like any other (same recv/send/close paths).
 
 pub mod origin_conn;
+pub mod outbound;
 pub mod pulls;
+pub mod relay;
 pub mod viewers;
 
 use std::collections::HashMap;

@@ -1,32 +1,23 @@
 //! Upstream connections to origins. They live in the core's connection slab as
-//! [`Proto::Origin`], so receives, sends, timeouts and closes take the same
-//! paths as every other connection; this file opens them (`IORING_OP_CONNECT`),
-//! feeds their bytes to the [`Upstream`] session and reports their end to the
-//! pull.
-
-use std::os::fd::IntoRawFd;
+//! [`Proto::Origin`] (opened by [`super::outbound`]), so receives, sends,
+//! timeouts and closes take the same paths as every other connection; this
+//! file feeds their bytes to the [`Upstream`] session and reports their end to
+//! the pull.
 
 use bytes::BytesMut;
 use rand::SeedableRng;
-use socket2::{Domain, Protocol as SockProtocol, SockAddr, Socket, Type};
+use socket2::SockAddr;
 
 use crate::edge::origin::OriginScheme;
 use crate::edge::upstream::{Upstream, UpstreamEvent, UpstreamLimits};
 use crate::metrics::{CloseReason, FailureSide, IngestSource, Listener};
-use crate::runtime::{Completion, Reactor};
-use crate::server::conn::{Conn, ConnSetup, Proto};
-use crate::server::token::{Op, Token};
+use crate::runtime::Reactor;
+use crate::server::conn::Proto;
 use crate::server::worker::CoreState;
 use crate::stream::StreamKey;
 
-/// Longest a TCP connect to an origin may take.
-pub const CONNECT_TIMEOUT_MS: u64 = 3_000;
-/// Longest from connected to the origin accepting the play request.
-pub const HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
 /// A live upstream that sends nothing for this long is dead.
 pub const MEDIA_TIMEOUT_MS: u64 = 10_000;
-/// Most control bytes (acks, the request) queued towards an origin.
-const CONTROL_LIMIT: usize = 64 << 10;
 
 /// One upstream connection's state.
 pub struct OriginConn {
@@ -80,18 +71,10 @@ impl CoreState {
         };
         let mut rng = rand::rngs::SmallRng::from_entropy();
         let upstream = Upstream::new(&origin.request_for(key, query.as_deref()), limits, &mut rng, now);
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(SockProtocol::TCP))
-            .map_err(|_| "cannot create socket")?;
-        let _ = socket.set_nodelay(true);
-        if !self.shared.try_open_connection() {
-            return Err("connection limit reached");
-        }
         let listener = match origin.scheme {
             OriginScheme::Rtmp => Listener::Rtmp,
             OriginScheme::Http => Listener::Http,
         };
-        self.metrics.open_connections.inc(listener);
-        let fd = socket.into_raw_fd();
         let oc = OriginConn {
             key: key.clone(),
             upstream,
@@ -100,66 +83,12 @@ impl CoreState {
             events: Vec::new(),
             not_found: false,
         };
-        let max_frames = self.shared.config.runtime.max_frames_per_send;
-        let setup = ConnSetup {
-            fd,
-            peer: Some(addr),
-            listener,
-            proto: Proto::Origin(Box::new(oc)),
-            max_frames,
-            control_limit: CONTROL_LIMIT,
-            deadline_ms: now + CONNECT_TIMEOUT_MS,
-            close_reason: CloseReason::IoError,
-        };
-        let slot = self.conns.insert(|generation| Conn::new(setup, generation));
-        let Some(conn) = self.conns.at(slot) else { return Err("slot vanished") };
-        let generation = conn.generation;
+        let conn = self.open_outbound(r, addr, listener, Proto::Origin(Box::new(oc)))?;
         if let Some(entry) = self.edge.pulls.get_mut(key) {
-            entry.conn = Some((slot, generation));
-        }
-        let Proto::Origin(oc) = &conn.proto else { return Err("not an origin connection") };
-        let token = Token::new(Op::Connect, slot, generation).pack();
-        // SAFETY: the address is boxed inside the connection, which stays in the
-        // slab until every operation on it (this connect included) has completed.
-        match unsafe { r.connect(fd, oc.addr.as_ptr(), oc.addr.len(), token) } {
-            Ok(()) => conn.inflight += 1,
-            Err(_) => self.close_later(slot, CloseReason::IoError),
+            entry.conn = Some(conn);
         }
         tracing::debug!(core = self.core, %key, origin = %origin.url, "connecting to origin");
         Ok(())
-    }
-
-    /// A connect finished: start the session, or let the close report the failure.
-    pub(crate) fn on_origin_connected(&mut self, r: &mut Reactor, token: Token, c: Completion) {
-        let now = self.now_ms();
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else { return };
-        conn.inflight = conn.inflight.saturating_sub(1);
-        if conn.closing {
-            self.maybe_free(token.slot);
-            return;
-        }
-        if c.result < 0 {
-            tracing::debug!(core = self.core, errno = -c.result, "origin connect failed");
-            self.close_later(token.slot, CloseReason::IoError);
-            return;
-        }
-        conn.deadline_ms = now + HANDSHAKE_TIMEOUT_MS;
-        let Proto::Origin(oc) = &mut conn.proto else { return };
-        let started = oc.upstream.start(&mut oc.out);
-        let out = oc.out.split();
-        if started.is_err() || conn.outbox.queue_control(&out).is_err() {
-            self.close_later(token.slot, CloseReason::ProtocolError);
-            return;
-        }
-        let recv = Token::new(Op::Recv, token.slot, token.generation).pack();
-        match r.recv_multishot(conn.fd, recv) {
-            Ok(()) => conn.inflight += 1,
-            Err(_) => {
-                self.close_later(token.slot, CloseReason::IoError);
-                return;
-            }
-        }
-        self.mark_ready(token.slot);
     }
 
     /// Bytes from an origin.
@@ -273,5 +202,16 @@ impl CoreState {
 impl OriginConn {
     fn upstream_started(&self) -> bool {
         self.upstream.is_started()
+    }
+
+    /// The origin's address.
+    pub(crate) fn addr(&self) -> &SockAddr {
+        &self.addr
+    }
+
+    /// The opening bytes (RTMP C0+C1 or the HTTP request); `None` if they cannot be written.
+    pub(crate) fn start(&mut self) -> Option<BytesMut> {
+        self.upstream.start(&mut self.out).ok()?;
+        Some(self.out.split())
     }
 }

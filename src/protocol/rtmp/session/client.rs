@@ -531,6 +531,20 @@ impl ClientSession {
     pub fn out_chunk_size(&self) -> u32 {
         self.transport.encoder.chunk_size()
     }
+
+    /// The message stream being published or played, once started.
+    pub fn active_stream_id(&self) -> Option<u32> {
+        match self.phase {
+            Phase::Active { stream_id } => Some(stream_id),
+            _ => None,
+        }
+    }
+
+    /// The chunk stream ids this session writes media on, so media can be
+    /// encoded outside it (a relay sending shared encodings).
+    pub fn csids(&self) -> super::csid::OutputCsids {
+        self.transport.csids
+    }
 }
 
 /// The status object of an `_error`, or a generic one with `fallback` as its code.

@@ -1,0 +1,258 @@
+//! Push relay (`[[relay.push]] url = "rtmp://…"`): every stream published on
+//! this box is also published to each target, e.g. a redundant origin.
+//!
+//! A relay connection publishes with the protocol core's RTMP
+//! [`ClientSession`]; once the target accepts, the connection becomes a viewer
+//! of the stream with an RTMP egress on the session's message stream, so it
+//! gets the same shared encodings, GOP start and slow-viewer bounds as any
+//! viewer. A lost relay reconnects with the edge's backoff (1, 2, 4 … 30 s)
+//! for as long as the stream is published here.
+
+use std::collections::HashMap;
+
+use bytes::BytesMut;
+use rand::SeedableRng;
+use socket2::SockAddr;
+
+use super::OriginTarget;
+use crate::config::Config;
+use crate::edge::backoff::Backoff;
+use crate::metrics::{CloseReason, Listener};
+use crate::protocol::rtmp::chunk::ChunkLimits;
+use crate::protocol::rtmp::session::client::{ClientEvent, ClientMode, ClientSession, ClientSessionConfig};
+use crate::runtime::Reactor;
+use crate::server::conn::{Egress, Proto};
+use crate::server::egress_rtmp::RtmpEgress;
+use crate::server::worker::CoreState;
+use crate::stream::StreamKey;
+
+/// One relay connection's state.
+pub struct RelayConn {
+    /// The stream it forwards.
+    pub key: StreamKey,
+    session: ClientSession,
+    addr: Box<SockAddr>,
+    out: BytesMut,
+    events: Vec<ClientEvent>,
+}
+
+impl RelayConn {
+    /// The target's address.
+    pub(crate) fn addr(&self) -> &SockAddr {
+        &self.addr
+    }
+
+    /// The opening bytes (C0+C1); `None` if they cannot be written.
+    pub(crate) fn start(&mut self) -> Option<BytesMut> {
+        self.session.start(&mut self.out).ok()?;
+        Some(self.out.split())
+    }
+}
+
+/// A relay of one stream to one target.
+#[derive(Debug)]
+pub struct RelayEntry {
+    conn: Option<(u32, u32)>,
+    backoff: Backoff,
+    /// When to (re)connect; `None` while connected or connecting.
+    retry_at_ms: Option<u64>,
+}
+
+/// This core's relays.
+pub struct Relays {
+    targets: Vec<OriginTarget>,
+    /// (stream, target index) → relay.
+    entries: HashMap<(StreamKey, usize), RelayEntry>,
+}
+
+impl Relays {
+    /// The configured targets (inactive when there are none).
+    pub fn new(config: &Config) -> Relays {
+        Relays {
+            targets: config.relay.push.iter().map(|p| OriginTarget::new(&p.url)).collect(),
+            entries: HashMap::new(),
+        }
+    }
+}
+
+impl CoreState {
+    /// A publisher started (or resumed) `key` here: relay it to every target.
+    pub(crate) fn start_relays(&mut self, key: &StreamKey) {
+        let now = self.now_ms();
+        for target in 0..self.relays.targets.len() {
+            self.relays.entries.entry((key.clone(), target)).or_insert(RelayEntry {
+                conn: None,
+                backoff: Backoff::default(),
+                retry_at_ms: Some(now),
+            });
+        }
+    }
+
+    /// The publisher of `key` left: stop relaying it.
+    pub(crate) fn stop_relays(&mut self, key: &StreamKey) {
+        for target in 0..self.relays.targets.len() {
+            if let Some(entry) = self.relays.entries.remove(&(key.clone(), target)) {
+                if let Some((slot, _)) = entry.conn {
+                    self.close_later(slot, CloseReason::StreamEnded);
+                }
+            }
+        }
+    }
+
+    /// Opens the relay connections that are due.
+    pub(crate) fn submit_relay_connects(&mut self, r: &mut Reactor) {
+        if self.relays.entries.is_empty() {
+            return;
+        }
+        let now = self.now_ms();
+        let due: Vec<(StreamKey, usize)> = self
+            .relays
+            .entries
+            .iter()
+            .filter(|(_, e)| e.conn.is_none() && e.retry_at_ms.is_some_and(|t| t <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (key, target) in due {
+            match self.open_relay_conn(r, &key, target) {
+                Ok(conn) => {
+                    if let Some(entry) = self.relays.entries.get_mut(&(key, target)) {
+                        entry.conn = Some(conn);
+                        entry.retry_at_ms = None;
+                    }
+                }
+                Err(reason) => {
+                    tracing::info!(core = self.core, %key, target, reason, "relay connect failed");
+                    self.relay_failed(&key, target, now);
+                }
+            }
+        }
+    }
+
+    fn open_relay_conn(&mut self, r: &mut Reactor, key: &StreamKey, index: usize) -> Result<(u32, u32), &'static str> {
+        let now = self.now_ms();
+        let target = self.relays.targets.get_mut(index).ok_or("no such target")?;
+        let origin = target.origin.clone().ok_or("unusable relay URL")?;
+        if target.addr.is_none() {
+            target.addr = super::resolve(&origin);
+        }
+        let addr = target.addr.ok_or("relay host does not resolve")?;
+        let app = if origin.path.is_empty() { key.app().to_owned() } else { origin.path.clone() };
+        let tc_url = format!("rtmp://{}/{}", origin.authority(), app);
+        let mut config = ClientSessionConfig::new(&app, &tc_url, key.name(), ClientMode::Publish);
+        config.chunk_limits = ChunkLimits {
+            max_chunk_size: self.shared.config.limits.max_chunk_size,
+            max_message_len: self.shared.config.limits.max_message_size,
+            ..ChunkLimits::default()
+        };
+        config.out_chunk_size = self.shared.config.limits.out_chunk_size;
+        let mut rng = rand::rngs::SmallRng::from_entropy();
+        let rc = RelayConn {
+            key: key.clone(),
+            session: ClientSession::new(config, &mut rng, now),
+            addr: Box::new(SockAddr::from(addr)),
+            out: BytesMut::new(),
+            events: Vec::new(),
+        };
+        tracing::debug!(core = self.core, %key, url = %origin.url, "relaying");
+        self.open_outbound(r, addr, Listener::Rtmp, Proto::Relay(Box::new(rc)))
+    }
+
+    /// Bytes from a relay target.
+    pub(crate) fn on_relay_data(&mut self, slot: u32, data: &[u8]) {
+        let now = self.now_ms();
+        let Some(conn) = self.conns.at(slot) else { return };
+        let Proto::Relay(rc) = &mut conn.proto else { return };
+        let result = rc.session.handle_input(data, now, &mut rc.out, &mut rc.events);
+        let events = std::mem::take(&mut rc.events);
+        let out = rc.out.split();
+        let key = rc.key.clone();
+        if !out.is_empty() {
+            if conn.outbox.queue_control(&out).is_err() {
+                self.close_later(slot, CloseReason::ProtocolError);
+                return;
+            }
+            self.mark_ready(slot);
+        }
+        if let Err(e) = result {
+            tracing::info!(core = self.core, %key, error = %e, "relay target broke the protocol");
+            self.close_later(slot, CloseReason::ProtocolError);
+            return;
+        }
+        for event in events {
+            match event {
+                ClientEvent::PublishStarted => self.relay_started(slot, &key),
+                ClientEvent::StatusError { code, description } => {
+                    tracing::info!(core = self.core, %key, code, description, "relay target refused");
+                    self.close_later(slot, CloseReason::ProtocolError);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The target accepted the publish: the connection becomes a viewer of the stream.
+    fn relay_started(&mut self, slot: u32, key: &StreamKey) {
+        let Some(conn) = self.conns.at(slot) else { return };
+        let Proto::Relay(rc) = &conn.proto else { return };
+        let Some(stream_id) = rc.session.active_stream_id() else { return };
+        let egress = RtmpEgress::new(stream_id, rc.session.out_chunk_size(), rc.session.csids());
+        let generation = conn.generation;
+        match self.start_viewer(slot, key, Egress::Rtmp(egress)) {
+            Ok(()) => {
+                tracing::info!(core = self.core, %key, "relay publishing");
+                for entry in self.relays.entries.values_mut() {
+                    if entry.conn == Some((slot, generation)) {
+                        entry.backoff.reset();
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::info!(core = self.core, %key, error = %e, "relay cannot follow the stream");
+                self.close_later(slot, CloseReason::StreamEnded);
+            }
+        }
+    }
+
+    /// A relay connection is closing: if its stream is still relayed, retry later.
+    pub(crate) fn relay_conn_closed(&mut self, slot: u32) {
+        let now = self.now_ms();
+        let Some(conn) = self.conns.at(slot) else { return };
+        let generation = conn.generation;
+        let Proto::Relay(rc) = &conn.proto else { return };
+        let key = rc.key.clone();
+        let target = (0..self.relays.targets.len())
+            .find(|&t| self.relays.entries.get(&(key.clone(), t)).is_some_and(|e| e.conn == Some((slot, generation))));
+        if let Some(target) = target {
+            self.relay_failed(&key, target, now);
+        }
+    }
+
+    fn relay_failed(&mut self, key: &StreamKey, target: usize, now: u64) {
+        if let Some(entry) = self.relays.entries.get_mut(&(key.clone(), target)) {
+            entry.conn = None;
+            let delay = entry.backoff.next_delay_ms();
+            entry.retry_at_ms = Some(now + delay);
+            tracing::info!(core = self.core, %key, target, delay_ms = delay, "relay lost; retrying");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_come_from_relay_push_entries() {
+        let config = Config::from_toml(
+            "[[relay.push]]\nurl = \"rtmp://127.0.0.1:1936/live\"\n[[relay.push]]\nurl = \"rtmp://b\"\n",
+        )
+        .unwrap();
+        let relays = Relays::new(&config);
+        assert_eq!(relays.targets.len(), 2);
+        assert_eq!(relays.targets[0].addr, Some("127.0.0.1:1936".parse().unwrap()));
+        assert_eq!(relays.targets[1].origin.as_ref().map(|o| o.port), Some(1935));
+        let err = Config::from_toml("[[relay.push]]\nurl = \"http://x\"\n").unwrap_err();
+        assert!(err.to_string().contains("relay.push.url"), "{err}");
+        assert!(Relays::new(&Config::default()).targets.is_empty());
+    }
+}

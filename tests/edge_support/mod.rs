@@ -1,0 +1,85 @@
+//! Helpers shared by the edge-mode end-to-end tests: edge configs, API and
+//! metrics queries, polling.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use super::common::{FlvViewer, Server};
+use ringcast::protocol::FrameKind;
+
+/// `[edge]` TOML pulling from `origins`, closing idle pulls after `idle_close`.
+pub fn edge_toml(origins: &[String], idle_close: &str) -> String {
+    let list: Vec<String> = origins.iter().map(|o| format!("\"{o}\"")).collect();
+    format!("[edge]\norigins = [{}]\nidle_close = \"{idle_close}\"\n", list.join(", "))
+}
+
+/// The origin URL of a ringcast server for edges: RTMP (`rtmp://…/live`) or HTTP-FLV.
+pub fn rtmp_origin(server: &Server) -> String {
+    format!("rtmp://127.0.0.1:{}/live", server.rtmp_port)
+}
+
+pub fn http_origin(server: &Server) -> String {
+    format!("http://127.0.0.1:{}", server.http_port)
+}
+
+/// Total viewers of `app/name` on `server` per its API (None if not live).
+pub fn viewers(server: &Server, app: &str, name: &str) -> Option<u64> {
+    let (status, body) = server.http_get(&format!("/api/v1/streams/{app}/{name}"));
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let c = &v["viewers"];
+    Some(c["http_flv"].as_u64()? + c["rtmp"].as_u64()? + c["hls"].as_u64().unwrap_or(0))
+}
+
+/// The stream's API snapshot as JSON.
+pub fn stream_json(server: &Server, app: &str, name: &str) -> serde_json::Value {
+    let (status, body) = server.http_get(&format!("/api/v1/streams/{app}/{name}"));
+    assert_eq!(status, 200, "stream {app}/{name} not listed: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Sum of a Prometheus metric's samples (all label sets).
+pub fn metric(server: &Server, name: &str) -> f64 {
+    let (_, body) = server.http_get("/metrics");
+    body.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Polls `f` until it returns true or `limit` passes.
+pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f()
+}
+
+/// Reads video frames from an HTTP-FLV viewer until `n` pictures came (or the stream ends).
+pub fn read_pictures(viewer: &mut FlvViewer, n: usize) -> usize {
+    let mut got = 0;
+    while got < n {
+        match viewer.next_frame() {
+            Some(f) if f.kind == FrameKind::Video && !f.sequence_header => got += 1,
+            Some(_) => {}
+            None => break,
+        }
+    }
+    got
+}
+
+/// A metric's samples whose labels contain `label`, summed.
+pub fn labeled_metric(server: &Server, name: &str, label: &str) -> f64 {
+    let (_, body) = server.http_get("/metrics");
+    body.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
