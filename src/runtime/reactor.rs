@@ -248,12 +248,8 @@ impl Reactor {
         msg: *const libc::msghdr,
         user_data: u64,
     ) -> Result<(), SubmitError> {
-        self.stats.sends += 1;
-        let entry = opcode::SendMsg::new(types::Fd(fd), msg)
-            .flags(libc::MSG_NOSIGNAL as u32)
-            .build()
-            .user_data(user_data);
-        self.push(entry)
+        let entry = opcode::SendMsg::new(types::Fd(fd), msg).flags(libc::MSG_NOSIGNAL as u32);
+        self.push_send(entry.build(), user_data)
     }
 
     /// Queues a `send` of `len` bytes at `buf` with `MSG_NOSIGNAL`.
@@ -267,12 +263,8 @@ impl Reactor {
         len: u32,
         user_data: u64,
     ) -> Result<(), SubmitError> {
-        self.stats.sends += 1;
-        let entry = opcode::Send::new(types::Fd(fd), buf, len)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(user_data);
-        self.push(entry)
+        let entry = opcode::Send::new(types::Fd(fd), buf, len).flags(libc::MSG_NOSIGNAL);
+        self.push_send(entry.build(), user_data)
     }
 
     /// Queues a zero-copy `sendmsg`. Two CQEs come back: the result (with `more()` set)
@@ -286,12 +278,14 @@ impl Reactor {
         msg: *const libc::msghdr,
         user_data: u64,
     ) -> Result<(), SubmitError> {
+        let entry = opcode::SendMsgZc::new(types::Fd(fd), msg).flags(libc::MSG_NOSIGNAL as u32);
+        self.push_send(entry.build(), user_data)
+    }
+
+    /// Counts a send (queued or refused, as every caller's attempt) and queues it.
+    fn push_send(&mut self, entry: squeue::Entry, user_data: u64) -> Result<(), SubmitError> {
         self.stats.sends += 1;
-        let entry = opcode::SendMsgZc::new(types::Fd(fd), msg)
-            .flags(libc::MSG_NOSIGNAL as u32)
-            .build()
-            .user_data(user_data);
-        self.push(entry)
+        self.push(entry.user_data(user_data))
     }
 
     /// Queues a `connect` of `fd` to the socket address at `addr` (`IORING_OP_CONNECT`).
