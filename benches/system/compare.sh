@@ -26,37 +26,38 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # Runs loadgen's publisher + viewers against one server; $1 name, $2 publish url, $3 play url.
 measure() {
-  local name=$1 pub=$2 play=$3
+  local name=$1 pub=$2 play=$3 spid=$4 t0 t1
   taskset -c 1 $LG publish --url "$pub" --bitrate "$BITRATE" --duration 600s --cores 1 >"$OUT/$name.publish.log" 2>&1 &
   local lp=$!; pids+=("$lp")
   sleep 3
-  taskset -c 1 $LG play --url "$play" --viewers "$VIEWERS" --ramp 2000 --sample 0.1 \
+  t0=$(awk '{print $14+$15}' /proc/$spid/stat)
+  taskset -c 1 $LG play --url "$play" --viewers "$VIEWERS" --ramp "${RAMP:-1000}" --sample 0.1 \
       --duration "$DURATION" --cores 1 --json "$OUT/$name.json" >"$OUT/$name.play.log" 2>&1 || true
+  t1=$(awk '{print $14+$15}' /proc/$spid/stat)
   kill "$lp" 2>/dev/null || true
-  python3 - "$name" "$OUT/$name.json" <<'PY'
+  echo "$(( t1 - t0 ))" > "$OUT/$name.cpu"
+  python3 - "$name" "$OUT/$name.json" "$OUT/$name.cpu" <<'PY'
 import json, sys
-name, path = sys.argv[1], sys.argv[2]
+name, path, cpu = sys.argv[1], sys.argv[2], int(open(sys.argv[3]).read()) / 100
 try:
     r = json.load(open(path))
 except Exception as e:
-    print(f"{name:28s} no report ({e})"); sys.exit(0)
-def g(*keys, d=None):
-    v = r
-    for k in keys:
-        if not isinstance(v, dict) or k not in v: return d
-        v = v[k]
-    return v
-print(f"{name:28s} " + json.dumps({k: r[k] for k in r if not isinstance(r[k], (list,))}, default=str)[:600])
+    print(f"{name:26s} no report ({e})"); sys.exit(0)
+c, lat, st = r.get("counters", {}), r.get("latency_ms", {}), r.get("startup_ms", {})
+fails = sum(f.get("count", 0) for f in r.get("failures", [])) if isinstance(r.get("failures"), list) else r.get("failures")
+print(f"{name:26s} server_cpu={cpu:6.2f}s peak={r.get('peak_viewers')} up_at_end={c.get('viewers_up')} "
+      f"mbit_s={r.get('mean_mbps', 0):.0f} lat_p50={lat.get('p50', 0):.0f}ms lat_p99={lat.get('p99', 0):.0f}ms "
+      f"startup_p50={st.get('p50', 0):.0f}ms stalls={c.get('stalls')} missing={c.get('missing_frames')} failures={fails}")
 PY
 }
 
 # ringcast, one core.
 RTMP=$(free_port); HTTP=$(free_port)
 taskset -c 0 $RC serve --cores 1 --rtmp 127.0.0.1:$RTMP --http 127.0.0.1:$HTTP >"$OUT/ringcast.log" 2>&1 &
-pids+=($!); sleep 1
-measure "ringcast-http-flv-$VIEWERS" "rtmp://127.0.0.1:$RTMP/live/bench" "http://127.0.0.1:$HTTP/live/bench.flv"
-measure "ringcast-rtmp-$VIEWERS" "rtmp://127.0.0.1:$RTMP/live/bench2" "rtmp://127.0.0.1:$RTMP/live/bench2"
-kill "${pids[0]}"; sleep 1
+RCP=$!; pids+=($RCP); sleep 1
+measure "ringcast-http-flv-$VIEWERS" "rtmp://127.0.0.1:$RTMP/live/bench" "http://127.0.0.1:$HTTP/live/bench.flv" $RCP
+measure "ringcast-rtmp-$VIEWERS" "rtmp://127.0.0.1:$RTMP/live/bench2" "rtmp://127.0.0.1:$RTMP/live/bench2" $RCP
+kill $RCP; sleep 1
 
 # nginx-rtmp (Debian libnginx-mod-rtmp), one worker on CPU 0: RTMP only (it has no HTTP-FLV).
 NG=$(mktemp -d); NRTMP=$(free_port)
@@ -68,8 +69,10 @@ worker_rlimit_nofile 20000;
 error_log $NG/error.log warn;
 pid $NG/nginx.pid;
 events { worker_connections 19000; }
+# nginx-rtmp keeps a fixed listen backlog (511): viewers ramp at RAMP/s so accepts keep up.
 rtmp { server { listen 127.0.0.1:$NRTMP; chunk_size 4096; application live { live on; } } }
 CONF
 nginx -p "$NG" -c "$NG/nginx.conf" -g 'daemon off;' >"$OUT/nginx.log" 2>&1 &
-pids+=($!); sleep 1
-measure "nginx-rtmp-rtmp-$VIEWERS" "rtmp://127.0.0.1:$NRTMP/live/bench" "rtmp://127.0.0.1:$NRTMP/live/bench"
+NGP=$!; pids+=($NGP); sleep 1
+NGW=$(pgrep -P $NGP | head -1)   # the worker does the work; CPU is read from it
+measure "nginx-rtmp-rtmp-$VIEWERS" "rtmp://127.0.0.1:$NRTMP/live/bench" "rtmp://127.0.0.1:$NRTMP/live/bench" $NGW
