@@ -30,6 +30,9 @@ use viewers::Waiter;
 pub const NEGATIVE_TTL_MS: u64 = 2_000;
 /// Most keys remembered as unknown per core.
 pub const MAX_NEGATIVE: usize = 4_096;
+/// Shortest idle close honoured: a viewer told to start on another core must
+/// have time to subscribe before its pull can be judged unwatched.
+pub const MIN_IDLE_CLOSE_MS: u64 = 1_000;
 
 /// One configured origin, resolved once at start.
 #[derive(Clone, Debug)]
@@ -89,7 +92,7 @@ impl EdgeCore {
         EdgeCore {
             origins: edge.origins.iter().map(|u| OriginTarget::new(u)).collect(),
             timing: PullTiming {
-                idle_close_ms: edge.idle_close.as_millis() as u64,
+                idle_close_ms: (edge.idle_close.as_millis() as u64).max(MIN_IDLE_CLOSE_MS),
                 start_timeout_ms: edge.start_timeout.as_millis() as u64,
             },
             pulls: HashMap::new(),
@@ -139,6 +142,15 @@ mod tests {
         assert_eq!(e.origins[1].addr, Some("[::1]:8080".parse().unwrap()));
         assert!(e.origins[2].origin.is_none(), "port 0 is refused");
         assert!(!edge(&[]).enabled());
+    }
+
+    #[test]
+    fn idle_close_has_a_floor() {
+        let mut config = Config::default();
+        config.edge.idle_close = std::time::Duration::ZERO;
+        assert_eq!(EdgeCore::new(&config).timing.idle_close_ms, MIN_IDLE_CLOSE_MS);
+        config.edge.idle_close = std::time::Duration::from_secs(30);
+        assert_eq!(EdgeCore::new(&config).timing.idle_close_ms, 30_000);
     }
 
     #[test]
