@@ -185,7 +185,7 @@ mod tests {
     #[test]
     fn loops_with_increasing_timestamps_and_same_gop() {
         let mut src = FileSource::from_flv(&file()).unwrap();
-        assert_eq!(src.sequence_headers().len(), 2);
+        assert_eq!(src.sequence_headers().len(), 3, "metadata, AVC and AAC headers");
         let per_loop = src.frames_per_loop();
         let mut last = 0u64;
         let mut keys = Vec::new();

@@ -126,7 +126,7 @@ impl HttpFlvViewer {
             }
             let chunked = resp.headers.iter().any(|h| {
                 h.name.eq_ignore_ascii_case("transfer-encoding")
-                    && std::str::from_utf8(h.value).map_or(false, |v| v.to_ascii_lowercase().contains("chunked"))
+                    && std::str::from_utf8(h.value).is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
             });
             // Body bytes that arrived with the head: those past it in this read.
             let head_bytes_before = head.len() - take;

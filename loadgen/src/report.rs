@@ -165,6 +165,8 @@ pub struct Report {
     pub stall_ms: Percentiles,
     /// Video frames per GOP as received.
     pub gop_frames: Percentiles,
+    /// loadgen's own loop turns, ms: near the stall threshold means loadgen is the limit.
+    pub loadgen_turn_ms: Percentiles,
     /// Per second.
     pub timeline: Vec<Second>,
 }
@@ -190,6 +192,7 @@ impl Report {
             startup_ms: Percentiles::of(&total.hist.startup_ms, 1.0),
             stall_ms: Percentiles::of(&total.hist.stall_ms, 1.0),
             gop_frames: Percentiles::of(&total.hist.gop_frames, 1.0),
+            loadgen_turn_ms: Percentiles::of(&total.hist.turn_us, 1000.0),
             timeline: merger.timeline(),
         }
     }
@@ -213,6 +216,7 @@ impl Report {
             ("startup ms", &self.startup_ms),
             ("stall ms", &self.stall_ms),
             ("GOP frames", &self.gop_frames),
+            ("loadgen turn ms", &self.loadgen_turn_ms),
         ] {
             let _ = writeln!(
                 s,

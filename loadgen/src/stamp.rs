@@ -111,7 +111,7 @@ pub fn stamp_avc_tag(
     out: &mut Vec<u8>,
 ) -> Result<(), StampError> {
     let size = check_len_size(nal_len_size)?;
-    let is_avc_coded = avc_tag.first().map_or(false, |b| b & 0x0f == 7) && avc_tag.get(1) == Some(&1);
+    let is_avc_coded = avc_tag.first().is_some_and(|b| b & 0x0f == 7) && avc_tag.get(1) == Some(&1);
     if !is_avc_coded || avc_tag.len() < AVC_TAG_HEADER_LEN {
         return Err(StampError::NotAvcCodedFrame);
     }

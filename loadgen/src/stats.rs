@@ -173,6 +173,9 @@ impl Failures {
     }
 }
 
+/// How many histograms [`Histograms`] holds (and a report line carries).
+const HISTOGRAMS: usize = 5;
+
 /// The distributions loadgen reports.
 #[derive(Clone, Debug)]
 pub struct Histograms {
@@ -184,6 +187,9 @@ pub struct Histograms {
     pub stall_ms: Histogram<u64>,
     /// Video frames from one keyframe to the next (GOP length as received).
     pub gop_frames: Histogram<u64>,
+    /// How long each worker loop turn took to handle its completions and timers, µs:
+    /// if this nears the stall threshold, loadgen itself is the bottleneck.
+    pub turn_us: Histogram<u64>,
 }
 
 fn histogram(high: u64) -> Histogram<u64> {
@@ -198,6 +204,7 @@ impl Default for Histograms {
             startup_ms: histogram(3_600_000),
             stall_ms: histogram(3_600_000),
             gop_frames: histogram(1_000_000),
+            turn_us: histogram(600_000_000),
         }
     }
 }
@@ -217,12 +224,12 @@ pub enum StatsError {
 }
 
 impl Histograms {
-    fn each_mut(&mut self) -> [&mut Histogram<u64>; 4] {
-        [&mut self.latency_us, &mut self.startup_ms, &mut self.stall_ms, &mut self.gop_frames]
+    fn each_mut(&mut self) -> [&mut Histogram<u64>; HISTOGRAMS] {
+        [&mut self.latency_us, &mut self.startup_ms, &mut self.stall_ms, &mut self.gop_frames, &mut self.turn_us]
     }
 
-    fn each(&self) -> [&Histogram<u64>; 4] {
-        [&self.latency_us, &self.startup_ms, &self.stall_ms, &self.gop_frames]
+    fn each(&self) -> [&Histogram<u64>; HISTOGRAMS] {
+        [&self.latency_us, &self.startup_ms, &self.stall_ms, &self.gop_frames, &self.turn_us]
     }
 
     /// Adds `other`'s samples into `self`, exactly.
@@ -280,7 +287,7 @@ impl Interval {
 
     /// Encodes this interval as one JSON line (no trailing newline) for `second`.
     pub fn to_line(&self, second: u32) -> Result<String, StatsError> {
-        let mut hist = Vec::with_capacity(4);
+        let mut hist = Vec::with_capacity(HISTOGRAMS);
         let mut buf = Vec::new();
         for h in self.hist.each() {
             buf.clear();
@@ -300,8 +307,8 @@ impl Interval {
         for (p, k, n) in wire.failures {
             out.failures.0[p as usize][k as usize] += n;
         }
-        if wire.hist.len() != 4 {
-            return Err(StatsError::Decode(format!("{} histograms, expected 4", wire.hist.len())));
+        if wire.hist.len() != HISTOGRAMS {
+            return Err(StatsError::Decode(format!("{} histograms, expected {HISTOGRAMS}", wire.hist.len())));
         }
         let mut de = Deserializer::new();
         for (slot, b64) in out.hist.each_mut().into_iter().zip(wire.hist.iter()) {
@@ -383,7 +390,7 @@ mod tests {
     fn garbage_lines_are_errors_not_panics() {
         assert!(Interval::from_line("").is_err());
         assert!(Interval::from_line("{\"second\":1}").is_err());
-        let bad_hist = r#"{"second":1,"counters":{"viewers_up":0,"publishers_up":0,"viewers_started":0,"viewers_playing":0,"bytes_received":0,"video_frames":0,"keyframes":0,"audio_frames":0,"stamped_frames":0,"missing_frames":0,"sequence_resets":0,"stalls":0,"byte_stalls":0,"published_frames":0,"published_bytes":0},"failures":[],"hist":["AAAA","!!","",""]}"#;
+        let bad_hist = r#"{"second":1,"counters":{"viewers_up":0,"publishers_up":0,"viewers_started":0,"viewers_playing":0,"bytes_received":0,"video_frames":0,"keyframes":0,"audio_frames":0,"stamped_frames":0,"missing_frames":0,"sequence_resets":0,"stalls":0,"byte_stalls":0,"published_frames":0,"published_bytes":0},"failures":[],"hist":["AAAA","!!","","",""]}"#;
         assert!(matches!(Interval::from_line(bad_hist), Err(StatsError::Decode(_))));
     }
 }

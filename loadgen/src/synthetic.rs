@@ -8,6 +8,7 @@
 //! picture. That is enough to load a relay, which never decodes.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use ringcast::protocol::flv::metadata::{CodecId, Metadata};
 use ringcast::protocol::{Frame, FrameKind};
 use thiserror::Error;
 
@@ -125,7 +126,30 @@ impl SyntheticSource {
         self.gop_frames
     }
 
-    /// The codec configuration frames a publisher sends before any media frame.
+    /// `onMetaData` describing the stream, as encoders send it first.
+    fn metadata(&self) -> Option<Frame> {
+        let has_audio = self.config.audio_bitrate > 0;
+        let meta = Metadata {
+            duration: Some(0.0),
+            width: Some(640.0),
+            height: Some(360.0),
+            videodatarate: Some(self.config.video_bitrate as f64 / 1000.0),
+            framerate: Some(f64::from(self.config.fps)),
+            videocodecid: Some(CodecId::Legacy(7)),
+            audiodatarate: has_audio.then(|| self.config.audio_bitrate as f64 / 1000.0),
+            audiosamplerate: has_audio.then_some(AAC_SAMPLE_RATE as f64),
+            audiosamplesize: has_audio.then_some(16.0),
+            stereo: has_audio.then_some(true),
+            audiocodecid: has_audio.then_some(CodecId::Legacy(10)),
+            encoder: Some("ringcast-loadgen synthetic".into()),
+            ..Metadata::default()
+        };
+        // Encoding a fixed set of numbers and short strings cannot fail; skip it if it did.
+        meta.to_payload().ok().map(|p| Frame::new(FrameKind::Script, 0, p))
+    }
+
+    /// Metadata and the codec configuration frames a publisher sends before any
+    /// media frame.
     pub fn sequence_headers(&self) -> Vec<Frame> {
         let mut avc = BytesMut::with_capacity(16 + SPS.len() + PPS.len());
         avc.put_slice(&[0x17, 0x00, 0, 0, 0]);
@@ -136,7 +160,8 @@ impl SyntheticSource {
         avc.put_u8(1);
         avc.put_u16(PPS.len() as u16);
         avc.put_slice(&PPS);
-        let mut frames = vec![Frame::new(FrameKind::Video, 0, avc.freeze())];
+        let mut frames: Vec<Frame> = self.metadata().into_iter().collect();
+        frames.push(Frame::new(FrameKind::Video, 0, avc.freeze()));
         if self.config.audio_bitrate > 0 {
             let aac = Bytes::from_static(&[0xaf, 0x00, AUDIO_SPECIFIC_CONFIG[0], AUDIO_SPECIFIC_CONFIG[1]]);
             frames.push(Frame::new(FrameKind::Audio, 0, aac));
@@ -208,6 +233,7 @@ impl SyntheticSource {
 mod tests {
     use super::*;
     use ringcast::protocol::flv::codec::{AudioCodec, AudioTagInfo, VideoCodec, VideoTagInfo};
+    use ringcast::protocol::flv::config::{parse_audio_sequence_header, parse_video_sequence_header};
 
     fn config() -> SyntheticConfig {
         SyntheticConfig { video_bitrate: 600_000, audio_bitrate: 64_000, fps: 25, gop_ms: 1000 }
@@ -216,9 +242,18 @@ mod tests {
     #[test]
     fn sequence_headers_are_real_avcc_and_asc() {
         let src = SyntheticSource::new(config()).unwrap();
-        let hdrs = src.sequence_headers();
-        assert_eq!(hdrs.len(), 2);
+        let mut hdrs = src.sequence_headers();
+        assert_eq!(hdrs.len(), 3);
+        let meta = hdrs.remove(0);
+        assert_eq!(meta.kind, FrameKind::Script);
+        let parsed = Metadata::parse(&meta.payload, Default::default()).unwrap();
+        assert_eq!((parsed.width, parsed.height, parsed.framerate), (Some(640.0), Some(360.0), Some(25.0)));
         assert!(hdrs.iter().all(|f| f.sequence_header));
+        // ringcast's own codec-config parsers read them as 640x360 AVC and AAC-LC stereo.
+        let video = parse_video_sequence_header(&hdrs[0].payload).unwrap();
+        assert_eq!(video.dimensions(), (640, 360));
+        let audio = parse_audio_sequence_header(&hdrs[1].payload).unwrap();
+        assert_eq!((audio.object_type, audio.sample_rate, audio.channels), (2, 44_100, 2));
         let avc = &hdrs[0].payload;
         assert_eq!(VideoTagInfo::parse(avc).unwrap().codec, Some(VideoCodec::Avc));
         assert_eq!(avc[5], 1, "configurationVersion");

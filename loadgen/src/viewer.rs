@@ -208,7 +208,8 @@ mod tests {
         let (headers, bodies) = stream();
         let mut iv = Interval::default();
         let mut v = ViewerMeter::new(at(0), true, &mut iv);
-        v.on_frame(FrameKind::Video, &headers[0].payload, at(100), &mut iv);
+        let avc_header = headers.iter().find(|f| f.kind == FrameKind::Video).unwrap();
+        v.on_frame(FrameKind::Video, &avc_header.payload, at(100), &mut iv);
         assert!(!v.playing());
         for (seq, body) in bodies.iter().enumerate() {
             if seq == 30 || seq == 31 {

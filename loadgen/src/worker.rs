@@ -107,6 +107,24 @@ impl Conn {
     }
 }
 
+/// Sizes the provided-buffer ring for `clients` connections: (buffers, bytes each).
+///
+/// Every connection with unread data holds a buffer until its completion is handled;
+/// when the ring runs dry the reactor parks receives with ENOBUFS and re-arms all of
+/// them at the next recycle, a storm that grows with the number of connections. So
+/// the ring gets two buffers per connection (up to the 32768 the kernel allows), and
+/// buffers shrink from 16 KiB towards 2 KiB so the ring stays near [`RING_BUDGET`]:
+/// at the low bitrates of big runs a frame fits in 2 KiB anyway.
+pub fn recv_ring_size(clients: u64) -> (u16, u32) {
+    let buffers = clients.saturating_mul(2).clamp(2048, 32768).next_power_of_two().min(32768);
+    let size = (RING_BUDGET / buffers).clamp(2048, 16 * 1024);
+    (buffers as u16, size as u32)
+}
+
+/// Bytes of receive buffers one worker aims for (the ring is shared by all its
+/// connections, so per viewer this shrinks as viewers grow).
+pub const RING_BUDGET: u64 = 32 << 20;
+
 /// Runs `spec` to its end, writing interval lines to `out`.
 pub fn run(spec: &WorkerSpec, out: &mut dyn Write) -> anyhow::Result<()> {
     if let Some(core) = spec.core {
@@ -128,7 +146,10 @@ struct Worker<'a> {
     targets: Vec<Target>,
     source: Option<SourceTemplate>,
     reactor: Reactor,
+    /// Connections by index (the `user_data` key); never removed, so indices stay valid.
     conns: Vec<Conn>,
+    /// Clients started so far (some may have failed before getting a connection).
+    started: u64,
     arena: SharedArena,
     rng: rand::rngs::SmallRng,
     events: Vec<ClientEvent>,
@@ -149,7 +170,8 @@ impl<'a> Worker<'a> {
             }
             Role::Publishers { source: SourceSpec::File { path } } => Some(SourceTemplate::File(FileSource::open(path)?)),
         };
-        let cfg = ReactorConfig { recv_buffers: 2048, recv_buffer_size: 16 * 1024, ..ReactorConfig::default() };
+        let (recv_buffers, recv_buffer_size) = recv_ring_size(spec.count);
+        let cfg = ReactorConfig { recv_buffers, recv_buffer_size, ..ReactorConfig::default() };
         let reactor = Reactor::new(&cfg).context("creating the io_uring reactor")?;
         Ok(Worker {
             spec,
@@ -157,6 +179,7 @@ impl<'a> Worker<'a> {
             source,
             reactor,
             conns: Vec::with_capacity(spec.count as usize),
+            started: 0,
             arena: SharedArena::default(),
             rng: rand::rngs::SmallRng::from_entropy(),
             events: Vec::new(),
@@ -168,6 +191,8 @@ impl<'a> Worker<'a> {
     fn run(mut self, out: &mut dyn Write) -> anyhow::Result<()> {
         let end_us = self.spec.duration_ms * 1000;
         let mut second = 0u64;
+        // Time spent handling the previous turn's completions, added to this turn's.
+        let mut drained_us = 0u64;
         loop {
             let t = now(self.origin);
             let started = t.unix_us >= self.spec.start_unix_us;
@@ -190,10 +215,13 @@ impl<'a> Worker<'a> {
                 .flatten()
                 .min()
                 .unwrap_or(0);
+            let busy_us = now(self.origin).mono_us.saturating_sub(t.mono_us) + drained_us;
+            self.iv.hist.turn_us.saturating_record(busy_us.max(1));
             self.reactor.submit_and_wait(1, Some(Duration::from_micros(wait_us.max(100))))?;
             let t = now(self.origin);
             let (conns, iv, events) = (&mut self.conns, &mut self.iv, &mut self.events);
             self.reactor.drain_completions(|r, c| on_completion(r, c, conns, iv, events, t));
+            drained_us = now(self.origin).mono_us.saturating_sub(t.mono_us);
         }
         let t = now(self.origin);
         for i in 0..self.conns.len() {
@@ -214,6 +242,7 @@ impl<'a> Worker<'a> {
         writeln!(out, "{}", self.iv.to_line(second as u32)?)?;
         out.flush()?;
         let _ = self.reactor.submit_and_wait(0, None);
+        tracing::info!(first = self.spec.first, clients = self.conns.len(), stats = ?self.reactor.stats(), "worker done");
         Ok(())
     }
 
@@ -223,7 +252,7 @@ impl<'a> Worker<'a> {
             return Some(self.spec.start_unix_us - t.unix_us);
         }
         for _ in 0..MAX_STARTS_PER_TURN {
-            let k = self.conns.len() as u64;
+            let k = self.started;
             if k >= self.spec.count {
                 return None;
             }
@@ -231,6 +260,8 @@ impl<'a> Worker<'a> {
             if at > run_us {
                 return Some(at - run_us);
             }
+            // Counted before starting: a client that fails to start is not retried.
+            self.started += 1;
             self.start_client(k, t);
         }
         Some(0)
@@ -306,9 +337,7 @@ impl<'a> Worker<'a> {
 
     /// Sends publishers' due frames; returns µs until the next frame is due.
     fn pump_publishers(&mut self, t: Now) -> Option<u64> {
-        if self.source.is_none() {
-            return None;
-        }
+        self.source.as_ref()?;
         let mut next: Option<u64> = None;
         for i in 0..self.conns.len() {
             let conn = &mut self.conns[i];
@@ -465,5 +494,25 @@ fn on_sent(r: &mut Reactor, c: Completion, conn: &mut Conn, index: usize, iv: &m
     if res.is_err() {
         let phase = conn.phase();
         fail_client(r, conn, index, iv, phase, FailureKind::Io);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_sizes_are_powers_of_two_within_kernel_limits() {
+        assert_eq!(recv_ring_size(1), (2048, 16 * 1024));
+        assert_eq!(recv_ring_size(1500), (4096, 8 * 1024));
+        assert_eq!(recv_ring_size(4000), (8192, 4 * 1024));
+        assert_eq!(recv_ring_size(9000), (32768, 2048));
+        assert_eq!(recv_ring_size(u64::MAX), (32768, 2048));
+    }
+
+    #[test]
+    fn user_data_keeps_index_and_op_apart() {
+        let ud = user_data(123_456, OP_RECV);
+        assert_eq!((ud >> OP_BITS, ud & ((1 << OP_BITS) - 1)), (123_456, OP_RECV));
     }
 }

@@ -79,9 +79,12 @@ fn a_frozen_server_shows_up_as_stalls() {
     unsafe { libc::kill(pid, libc::SIGCONT) };
     let report = report_of(run, &json);
     assert_eq!(count(&report, "viewers_playing"), viewers);
-    assert_eq!(count(&report, "stalls"), viewers, "one stall per viewer");
+    // One ~2 s stall per viewer; a loaded test machine may add a few short ones.
+    let stalls = count(&report, "stalls");
+    assert!((viewers..=2 * viewers).contains(&stalls), "{stalls} stalls for {viewers} viewers");
     let stall = &report["stall_ms"];
-    assert!(stall["min"].as_f64().unwrap() >= 1800.0 && stall["max"].as_f64().unwrap() <= 2600.0, "{stall}");
+    let (p50, max) = (stall["p50"].as_f64().unwrap(), stall["max"].as_f64().unwrap());
+    assert!((1800.0..=2600.0).contains(&p50) && max <= 4000.0, "{stall}");
     assert!(count(&report, "byte_stalls") >= viewers);
     assert!(report["latency_ms"]["max"].as_f64().unwrap() >= 1800.0, "frames sent during the freeze arrive late");
     assert!(failures(&report).is_empty(), "{:?}", failures(&report));

@@ -203,3 +203,43 @@ pub fn failures(report: &serde_json::Value) -> Vec<(String, String, u64)> {
         .map(|f| (f["phase"].as_str().unwrap().to_string(), f["kind"].as_str().unwrap().to_string(), f["count"].as_u64().unwrap()))
         .collect()
 }
+
+/// ringcast itself, from the workspace's build (next to the loadgen binary), on
+/// fresh ports and one core; `None` when it was not built.
+pub struct Ringcast {
+    /// `rtmp://127.0.0.1:PORT/live`.
+    pub rtmp_app: String,
+    /// `http://127.0.0.1:PORT/live`.
+    pub http_app: String,
+    /// The server process, to SIGSTOP.
+    pub pid: i32,
+    _child: Guard,
+}
+
+impl Ringcast {
+    pub fn start() -> Option<Ringcast> {
+        let exe = Path::new(env!("CARGO_BIN_EXE_loadgen")).with_file_name("ringcast");
+        if !exe.exists() {
+            eprintln!("{} not built; skipping", exe.display());
+            return None;
+        }
+        let (rtmp, http) = (free_port(), free_port());
+        let child = Command::new(exe)
+            .args(["serve", "--cores", "1", "--rtmp", &format!("127.0.0.1:{rtmp}"), "--http", &format!("127.0.0.1:{http}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ringcast");
+        let pid = child.id() as i32;
+        let guard = Guard(child);
+        wait_for_port(rtmp);
+        wait_for_port(http);
+        Some(Ringcast {
+            rtmp_app: format!("rtmp://127.0.0.1:{rtmp}/live"),
+            http_app: format!("http://127.0.0.1:{http}/live"),
+            pid,
+            _child: guard,
+        })
+    }
+}
