@@ -7,14 +7,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real peers the tests drive: ffmpeg/ffprobe (publish, play, decode), Prometheus
-# and promtool (scrape + lint), nginx with the RTMP module (loadgen baseline).
+# and promtool (scrape + lint), nginx with the RTMP module (loadgen baseline, a
+# third-party origin) and the stream module (consistent-hash front), python3 with
+# venv (tuning/check, the Grafana generator, the k8s schema validator from PyPI).
 need_apt=()
 command -v ffmpeg     >/dev/null || need_apt+=(ffmpeg)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v promtool   >/dev/null || need_apt+=(prometheus)
 command -v nginx      >/dev/null || need_apt+=(nginx)
-[ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need_apt+=(libnginx-mod-rtmp)
+[ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ]   || need_apt+=(libnginx-mod-rtmp)
+[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || need_apt+=(libnginx-mod-stream)
+command -v prlimit    >/dev/null || need_apt+=(util-linux)
 command -v python3    >/dev/null || need_apt+=(python3)
+python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
 if ((${#need_apt[@]})); then
   echo "== installing: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
