@@ -40,7 +40,7 @@ fn edge_serves_http_flv_and_rtmp_from_one_upstream_pull() {
     let origin = Server::start(1, "");
     let mut publisher = publish(&origin.rtmp_url("live", "cam"), 40);
     wait_live(&origin, "live", "cam", Duration::from_secs(10));
-    let edge = Server::start(2, &edge_toml(&[rtmp_origin(&origin)], "30s"));
+    let edge = start_edge_cli(2, &[rtmp_origin(&origin)]);
 
     let flv_url = edge.flv_url("live", "cam");
     let rtmp_url = edge.rtmp_url("live", "cam");

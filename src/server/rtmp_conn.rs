@@ -433,6 +433,7 @@ impl CoreState {
                     }
                     self.report.publisher_stopped(ended.stream_id);
                     self.close_later(slot, CloseReason::Kicked);
+                    self.stop_relays(&ended.key);
                 }
                 self.stream_ended(ended);
             }

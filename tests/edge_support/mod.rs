@@ -83,3 +83,32 @@ pub fn labeled_metric(server: &Server, name: &str, label: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// Starts a ringcast edge on free loopback ports with the origins given as
+/// `--origin` flags (the command line operators use), waiting until it listens.
+pub fn start_edge_cli(cores: usize, origins: &[String]) -> Server {
+    let (rtmp_port, http_port) = (super::common::free_port(), super::common::free_port());
+    let dir = std::env::temp_dir().join(format!("ringcast-edge-cli-{}-{rtmp_port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ringcast"));
+    cmd.arg("serve")
+        .args(["--rtmp", &format!("127.0.0.1:{rtmp_port}"), "--http", &format!("127.0.0.1:{http_port}")])
+        .args(["--cores", &cores.to_string()]);
+    for origin in origins {
+        cmd.args(["--origin", origin]);
+    }
+    let child = cmd
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn ringcast");
+    let server =
+        Server { proc: super::common::Proc { child, name: "ringcast edge".into() }, rtmp_port, http_port, dir };
+    for port in [rtmp_port, http_port] {
+        assert!(
+            eventually(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
+            "edge did not listen on {port}"
+        );
+    }
+    server
+}

@@ -30,16 +30,24 @@ use viewers::Waiter;
 pub const NEGATIVE_TTL_MS: u64 = 2_000;
 /// Most keys remembered as unknown per core.
 pub const MAX_NEGATIVE: usize = 4_096;
+/// Shortest idle close honoured: a viewer told to start on another core must
+/// have time to subscribe before its pull can be judged unwatched.
+pub const MIN_IDLE_CLOSE_MS: u64 = 1_000;
 
-/// One configured origin, resolved once at start.
+/// A name lookup running off the core thread: `None` until it finished.
+type Lookup = std::sync::Arc<std::sync::Mutex<Option<Option<SocketAddr>>>>;
+
+/// One configured origin (or relay target), resolved once at start.
 #[derive(Clone, Debug)]
 pub struct OriginTarget {
     /// The URL as configured.
     pub url: String,
     /// The parsed URL, `None` if it did not parse (every attempt on it fails).
     pub origin: Option<Origin>,
-    /// Its address, `None` if the name did not resolve at start (retried per attempt).
+    /// Its address, `None` until its name resolves.
     pub addr: Option<SocketAddr>,
+    /// A lookup in flight for a name that did not resolve at start.
+    lookup: Option<Lookup>,
 }
 
 impl OriginTarget {
@@ -52,7 +60,38 @@ impl OriginTarget {
             }
         };
         let addr = origin.as_ref().and_then(resolve);
-        OriginTarget { url: url.to_owned(), origin, addr }
+        OriginTarget { url: url.to_owned(), origin, addr, lookup: None }
+    }
+
+    /// The address to connect to. A name that did not resolve at start is
+    /// looked up again on a helper thread, never on the core: until that lookup
+    /// answers, attempts fail (and are retried by their backoff).
+    pub(crate) fn address(&mut self) -> Result<SocketAddr, &'static str> {
+        if let Some(addr) = self.addr {
+            return Ok(addr);
+        }
+        let origin = self.origin.as_ref().ok_or("unusable URL")?;
+        if let Some(lookup) = &self.lookup {
+            let done = lookup.lock().unwrap_or_else(|e| e.into_inner()).take();
+            return match done {
+                None => Err("host name lookup in progress"),
+                Some(result) => {
+                    self.lookup = None;
+                    self.addr = result;
+                    result.ok_or("host name does not resolve")
+                }
+            };
+        }
+        let lookup: Lookup = Default::default();
+        let (slot, origin) = (lookup.clone(), origin.clone());
+        let spawned = std::thread::Builder::new().name("ringcast-dns".into()).spawn(move || {
+            let result = resolve(&origin);
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        });
+        if spawned.is_ok() {
+            self.lookup = Some(lookup);
+        }
+        Err("host name lookup started")
     }
 }
 
@@ -89,7 +128,7 @@ impl EdgeCore {
         EdgeCore {
             origins: edge.origins.iter().map(|u| OriginTarget::new(u)).collect(),
             timing: PullTiming {
-                idle_close_ms: edge.idle_close.as_millis() as u64,
+                idle_close_ms: (edge.idle_close.as_millis() as u64).max(MIN_IDLE_CLOSE_MS),
                 start_timeout_ms: edge.start_timeout.as_millis() as u64,
             },
             pulls: HashMap::new(),
@@ -139,6 +178,35 @@ mod tests {
         assert_eq!(e.origins[1].addr, Some("[::1]:8080".parse().unwrap()));
         assert!(e.origins[2].origin.is_none(), "port 0 is refused");
         assert!(!edge(&[]).enabled());
+    }
+
+    #[test]
+    fn unresolved_names_are_looked_up_off_the_core() {
+        let mut target = OriginTarget::new("rtmp://localhost:19350/live");
+        assert!(target.addr.is_some(), "resolved at start");
+        target.addr = None;
+        assert_eq!(target.address(), Err("host name lookup started"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let addr = loop {
+            match target.address() {
+                Ok(addr) => break addr,
+                Err(e) => assert!(std::time::Instant::now() < deadline, "lookup never finished: {e}"),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert_eq!(addr.port(), 19350);
+        assert!(addr.ip().is_loopback());
+        let mut bad = OriginTarget::new("rtmp://h:0/live");
+        assert_eq!(bad.address(), Err("unusable URL"));
+    }
+
+    #[test]
+    fn idle_close_has_a_floor() {
+        let mut config = Config::default();
+        config.edge.idle_close = std::time::Duration::ZERO;
+        assert_eq!(EdgeCore::new(&config).timing.idle_close_ms, MIN_IDLE_CLOSE_MS);
+        config.edge.idle_close = std::time::Duration::from_secs(30);
+        assert_eq!(EdgeCore::new(&config).timing.idle_close_ms, 30_000);
     }
 
     #[test]

@@ -60,10 +60,7 @@ impl CoreState {
         let now = self.now_ms();
         let target = self.edge.origins.get_mut(index).ok_or("no such origin")?;
         let origin = target.origin.clone().ok_or("unusable origin URL")?;
-        if target.addr.is_none() {
-            target.addr = super::resolve(&origin);
-        }
-        let addr = target.addr.ok_or("origin host does not resolve")?;
+        let addr = target.address()?;
         let query = self.edge.pulls.get(key).and_then(|e| e.query.clone());
         let limits = UpstreamLimits {
             max_chunk_size: self.shared.config.limits.max_chunk_size,

@@ -132,10 +132,7 @@ impl CoreState {
         let now = self.now_ms();
         let target = self.relays.targets.get_mut(index).ok_or("no such target")?;
         let origin = target.origin.clone().ok_or("unusable relay URL")?;
-        if target.addr.is_none() {
-            target.addr = super::resolve(&origin);
-        }
-        let addr = target.addr.ok_or("relay host does not resolve")?;
+        let addr = target.address()?;
         let app = if origin.path.is_empty() { key.app().to_owned() } else { origin.path.clone() };
         let tc_url = format!("rtmp://{}/{}", origin.authority(), app);
         let mut config = ClientSessionConfig::new(&app, &tc_url, key.name(), ClientMode::Publish);
