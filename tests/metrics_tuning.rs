@@ -67,6 +67,28 @@ impl FakeBox {
             .output()
             .expect("run tuning/check (python3)")
     }
+
+    /// Runs the checker for `viewers` under the given RLIMIT_NOFILE and
+    /// RLIMIT_MEMLOCK (plus `extra` flags); returns its exit code and report.
+    fn verdict(
+        &self,
+        viewers: &str,
+        nofile: &str,
+        memlock: &str,
+        extra: &[&str],
+    ) -> (Option<i32>, String) {
+        let mut args = vec![
+            "--viewers",
+            viewers,
+            "--nofile",
+            nofile,
+            "--memlock",
+            memlock,
+        ];
+        args.extend_from_slice(extra);
+        let out = self.check(&args);
+        (out.status.code(), stdout(&out))
+    }
 }
 
 impl Drop for FakeBox {
@@ -117,6 +139,15 @@ fn status_of(report: &str, setting: &str) -> Option<String> {
         })
 }
 
+/// Asserts the report rates `setting` as `status` (`ok`, `WARN` or `FAIL`).
+fn assert_status(report: &str, setting: &str, status: &str) {
+    assert_eq!(
+        status_of(report, setting).as_deref(),
+        Some(status),
+        "{setting} in:\n{report}"
+    );
+}
+
 const GIB_IN_KIB: u64 = 1024 * 1024;
 
 #[test]
@@ -128,30 +159,16 @@ fn box_tuned_with_the_kit_holds_100k_viewers_with_no_warnings() {
         Some(100_000),
     );
     let nofile = unit_nofile();
-    let out = fake.check(&[
-        "--viewers",
-        "100000",
-        "--bitrate-kbps",
-        "500",
-        "--cores",
-        "16",
-        "--nofile",
-        &nofile,
-        "--memlock",
-        "unlimited",
-    ]);
-    let report = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{report}");
+    let bitrate_and_cores = ["--bitrate-kbps", "500", "--cores", "16"];
+    let (code, report) = fake.verdict("100000", &nofile, "unlimited", &bitrate_and_cores);
+    assert_eq!(code, Some(0), "{report}");
     assert!(report.contains("can hold 100000 viewers"), "{report}");
     assert!(
         !report.contains("WARN") && !report.contains("FAIL"),
         "kit and checker disagree:\n{report}"
     );
-    assert_eq!(
-        status_of(&report, "net.ipv4.tcp_notsent_lowat").as_deref(),
-        Some("ok")
-    );
-    assert_eq!(status_of(&report, "NIC egress").as_deref(), Some("ok"));
+    assert_status(&report, "net.ipv4.tcp_notsent_lowat", "ok");
+    assert_status(&report, "NIC egress", "ok");
 }
 
 #[test]
@@ -159,97 +176,40 @@ fn untuned_limits_fail_and_name_the_setting() {
     let mut sysctls = recommended_sysctls();
     sysctls.insert("fs.file-max".into(), "65536".into());
     let fake = FakeBox::new("filemax", &sysctls, 64 * GIB_IN_KIB, Some(100_000));
-    let out = fake.check(&[
-        "--viewers",
-        "100000",
-        "--bitrate-kbps",
-        "500",
-        "--nofile",
-        "1048576",
-        "--memlock",
-        "unlimited",
-    ]);
-    let report = stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "{report}");
-    assert_eq!(
-        status_of(&report, "fs.file-max").as_deref(),
-        Some("FAIL"),
-        "{report}"
-    );
+    let bitrate = ["--bitrate-kbps", "500"];
+    let (code, report) = fake.verdict("100000", "1048576", "unlimited", &bitrate);
+    assert_eq!(code, Some(1), "{report}");
+    assert_status(&report, "fs.file-max", "FAIL");
     assert!(
         report.contains("CANNOT hold 100000 viewers: fs.file-max"),
         "{report}"
     );
 
-    let out = fake.check(&[
-        "--viewers",
-        "100000",
-        "--bitrate-kbps",
-        "500",
-        "--nofile",
-        "1024",
-        "--memlock",
-        "unlimited",
-    ]);
-    let report = stdout(&out);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        status_of(&report, "RLIMIT_NOFILE").as_deref(),
-        Some("FAIL"),
-        "{report}"
-    );
+    let (code, report) = fake.verdict("100000", "1024", "unlimited", &bitrate);
+    assert_eq!(code, Some(1));
+    assert_status(&report, "RLIMIT_NOFILE", "FAIL");
 }
 
 #[test]
 fn memory_bandwidth_and_io_uring_are_capacity_limits() {
     let sysctls = recommended_sysctls();
     let small = FakeBox::new("mem", &sysctls, 2 * GIB_IN_KIB, Some(100_000));
-    let out = small.check(&[
-        "--viewers",
-        "50000",
-        "--nofile",
-        "1048576",
-        "--memlock",
-        "unlimited",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        status_of(&stdout(&out), "MemTotal").as_deref(),
-        Some("FAIL")
-    );
+    let (code, report) = small.verdict("50000", "1048576", "unlimited", &[]);
+    assert_eq!(code, Some(1));
+    assert_status(&report, "MemTotal", "FAIL");
 
     // 1000 viewers x 2.5 Mb/s = 2.5 Gb/s does not fit a 1 Gb/s link (veth0 ignored).
     let slow = FakeBox::new("nic", &sysctls, 64 * GIB_IN_KIB, Some(1000));
-    let out = slow.check(&[
-        "--viewers",
-        "1000",
-        "--nofile",
-        "1048576",
-        "--memlock",
-        "unlimited",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        status_of(&stdout(&out), "NIC egress").as_deref(),
-        Some("FAIL")
-    );
+    let (code, report) = slow.verdict("1000", "1048576", "unlimited", &[]);
+    assert_eq!(code, Some(1));
+    assert_status(&report, "NIC egress", "FAIL");
 
     let mut no_uring = sysctls.clone();
     no_uring.insert("kernel.io_uring_disabled".into(), "2".into());
     let off = FakeBox::new("uring", &no_uring, 64 * GIB_IN_KIB, Some(100_000));
-    let out = off.check(&[
-        "--viewers",
-        "10",
-        "--nofile",
-        "1048576",
-        "--memlock",
-        "unlimited",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        status_of(&stdout(&out), "kernel.io_uring_disabled").as_deref(),
-        Some("FAIL")
-    );
+    let (code, report) = off.verdict("10", "1048576", "unlimited", &[]);
+    assert_eq!(code, Some(1));
+    assert_status(&report, "kernel.io_uring_disabled", "FAIL");
 }
 
 #[test]
@@ -266,28 +226,11 @@ fn untuned_defaults_only_warn_for_a_small_audience() {
         defaults.insert(k.to_owned(), v.to_owned());
     }
     let fake = FakeBox::new("defaults", &defaults, 8 * GIB_IN_KIB, Some(10_000));
-    let out = fake.check(&[
-        "--viewers",
-        "500",
-        "--nofile",
-        "65536",
-        "--memlock",
-        "8388608",
-    ]);
-    let report = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{report}");
-    assert_eq!(
-        status_of(&report, "net.ipv4.tcp_notsent_lowat").as_deref(),
-        Some("WARN")
-    );
-    assert_eq!(
-        status_of(&report, "net.core.default_qdisc").as_deref(),
-        Some("WARN")
-    );
-    assert_eq!(
-        status_of(&report, "RLIMIT_MEMLOCK").as_deref(),
-        Some("WARN")
-    );
+    let (code, report) = fake.verdict("500", "65536", "8388608", &[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_status(&report, "net.ipv4.tcp_notsent_lowat", "WARN");
+    assert_status(&report, "net.core.default_qdisc", "WARN");
+    assert_status(&report, "RLIMIT_MEMLOCK", "WARN");
 }
 
 #[test]

@@ -53,6 +53,7 @@
 pub mod arena;
 pub mod buf_ring;
 pub mod cores;
+pub mod int_hash;
 pub mod mesh;
 pub mod outbox;
 pub mod reactor;

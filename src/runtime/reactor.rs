@@ -7,8 +7,7 @@
 //! see (the kernel stops one after CQ pressure, or the buffer ring ran dry), the
 //! reactor re-arms it itself and reports the completion with `more()` still true.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use thiserror::Error;
 
 use super::buf_ring::BufRing;
+use super::int_hash::IntHashMap;
 
 /// The buffer group id our provided-buffer ring is registered under.
 const BUFFER_GROUP: u16 = 0;
@@ -151,26 +151,6 @@ pub enum SubmitError {
     },
 }
 
-/// Hashes the caller's `user_data` with one multiply: the table is consulted on every
-/// single-shot completion (a send has no MORE flag), so SipHash would cost per send.
-#[derive(Default)]
-struct U64Hasher(u64);
-
-impl Hasher for U64Hasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        // Fibonacci hashing; hashbrown uses the top bits, which this mixes well.
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
 /// Which multishot operation a `user_data` stands for, to re-arm it.
 #[derive(Clone, Copy, Debug)]
 enum Multishot {
@@ -187,8 +167,10 @@ pub struct Reactor {
     /// Operations waiting for SQ space, in order; nothing skips ahead of them.
     backlog: VecDeque<squeue::Entry>,
     backlog_limit: usize,
-    /// Live multishot operations by user_data, consulted only when one stops.
-    multishot: HashMap<u64, Multishot, BuildHasherDefault<U64Hasher>>,
+    /// Live multishot operations by user_data, consulted only when one stops. The
+    /// table is consulted on every single-shot completion too (a send has no MORE
+    /// flag), hence the cheap hasher.
+    multishot: IntHashMap<u64, Multishot>,
     /// Receives stopped by ENOBUFS, re-armed once the caller recycles a buffer.
     starved: Vec<(u64, RawFd)>,
     /// Completions of the current drain, reused to avoid allocating per turn.
@@ -220,7 +202,7 @@ impl Reactor {
             features,
             backlog: VecDeque::new(),
             backlog_limit: cfg.backlog_limit.max(1),
-            multishot: HashMap::default(),
+            multishot: IntHashMap::default(),
             starved: Vec::new(),
             batch: Vec::with_capacity(cfg.entries as usize),
             stats: ReactorStats::default(),
@@ -266,12 +248,8 @@ impl Reactor {
         msg: *const libc::msghdr,
         user_data: u64,
     ) -> Result<(), SubmitError> {
-        self.stats.sends += 1;
-        let entry = opcode::SendMsg::new(types::Fd(fd), msg)
-            .flags(libc::MSG_NOSIGNAL as u32)
-            .build()
-            .user_data(user_data);
-        self.push(entry)
+        let entry = opcode::SendMsg::new(types::Fd(fd), msg).flags(libc::MSG_NOSIGNAL as u32);
+        self.push_send(entry.build(), user_data)
     }
 
     /// Queues a `send` of `len` bytes at `buf` with `MSG_NOSIGNAL`.
@@ -285,12 +263,8 @@ impl Reactor {
         len: u32,
         user_data: u64,
     ) -> Result<(), SubmitError> {
-        self.stats.sends += 1;
-        let entry = opcode::Send::new(types::Fd(fd), buf, len)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(user_data);
-        self.push(entry)
+        let entry = opcode::Send::new(types::Fd(fd), buf, len).flags(libc::MSG_NOSIGNAL);
+        self.push_send(entry.build(), user_data)
     }
 
     /// Queues a zero-copy `sendmsg`. Two CQEs come back: the result (with `more()` set)
@@ -304,12 +278,14 @@ impl Reactor {
         msg: *const libc::msghdr,
         user_data: u64,
     ) -> Result<(), SubmitError> {
+        let entry = opcode::SendMsgZc::new(types::Fd(fd), msg).flags(libc::MSG_NOSIGNAL as u32);
+        self.push_send(entry.build(), user_data)
+    }
+
+    /// Counts a send (queued or refused, as every caller's attempt) and queues it.
+    fn push_send(&mut self, entry: squeue::Entry, user_data: u64) -> Result<(), SubmitError> {
         self.stats.sends += 1;
-        let entry = opcode::SendMsgZc::new(types::Fd(fd), msg)
-            .flags(libc::MSG_NOSIGNAL as u32)
-            .build()
-            .user_data(user_data);
-        self.push(entry)
+        self.push(entry.user_data(user_data))
     }
 
     /// Queues a `connect` of `fd` to the socket address at `addr` (`IORING_OP_CONNECT`).

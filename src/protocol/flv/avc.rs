@@ -3,6 +3,7 @@
 //! picture size.
 
 use super::config::CodecConfigError;
+use super::crop::{cropped_size, CropSyntax};
 use super::nal_bits::NalBitReader;
 
 /// Largest picture width/height in macroblocks accepted (16384 pixels), far
@@ -137,42 +138,31 @@ pub fn parse_avc_sps(nal: &[u8]) -> Result<AvcSps, CodecConfigError> {
     let field_factor = if frame_mbs_only { 1 } else { 2 };
     let width = width_mbs * 16;
     let height = height_map_units * 16 * field_factor;
-    let (mut crop_x, mut crop_y) = (0, 0);
-    if r.bit()? {
-        let chroma_array_type = if separate_colour_plane {
-            0
-        } else {
-            chroma_format_idc
-        };
-        let (sub_w, sub_h) = match chroma_array_type {
-            1 => (2, 2),
-            2 => (2, 1),
-            _ => (1, 1),
-        };
-        let unit_x = sub_w;
-        let unit_y = sub_h * field_factor;
-        let limit = MAX_MBS * 16;
-        let left = r.ue_max("frame_crop_left_offset", limit)?;
-        let right = r.ue_max("frame_crop_right_offset", limit)?;
-        let top = r.ue_max("frame_crop_top_offset", limit)?;
-        let bottom = r.ue_max("frame_crop_bottom_offset", limit)?;
-        crop_x = unit_x * (left + right);
-        crop_y = unit_y * (top + bottom);
-    }
-    if crop_x >= width || crop_y >= height {
-        return Err(CodecConfigError::ValueOutOfRange {
-            field: "frame cropping",
-            value: u64::from(crop_x.max(crop_y)),
-            limit: u64::from(width.min(height)),
-        });
-    }
+    let (width, height) = cropped_size(
+        &mut r,
+        &CropSyntax {
+            offsets: [
+                "frame_crop_left_offset",
+                "frame_crop_right_offset",
+                "frame_crop_top_offset",
+                "frame_crop_bottom_offset",
+            ],
+            max_offset: MAX_MBS * 16,
+            window: "frame cropping",
+        },
+        chroma_format_idc,
+        separate_colour_plane,
+        field_factor,
+        width,
+        height,
+    )?;
     Ok(AvcSps {
         profile_idc,
         level_idc,
         chroma_format_idc: chroma_format_idc as u8,
         bit_depth: bit_depth as u8,
-        width: width - crop_x,
-        height: height - crop_y,
+        width,
+        height,
     })
 }
 

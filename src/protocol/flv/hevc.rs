@@ -3,6 +3,7 @@
 //! the picture size.
 
 use super::config::CodecConfigError;
+use super::crop::{cropped_size, CropSyntax};
 use super::nal_bits::NalBitReader;
 
 /// Fixed part of an hvcC record before its NAL unit arrays.
@@ -108,36 +109,28 @@ pub fn parse_hevc_sps(nal: &[u8]) -> Result<HevcSps, CodecConfigError> {
     let separate_colour_plane = chroma_format_idc == 3 && r.bit()?;
     let coded_width = r.ue_max("pic_width_in_luma_samples", MAX_DIMENSION)?;
     let coded_height = r.ue_max("pic_height_in_luma_samples", MAX_DIMENSION)?;
-    let (mut crop_x, mut crop_y) = (0, 0);
-    if r.bit()? {
-        let chroma_array_type = if separate_colour_plane {
-            0
-        } else {
-            chroma_format_idc
-        };
-        let (sub_w, sub_h) = match chroma_array_type {
-            1 => (2, 2),
-            2 => (2, 1),
-            _ => (1, 1),
-        };
-        let left = r.ue_max("conf_win_left_offset", MAX_DIMENSION)?;
-        let right = r.ue_max("conf_win_right_offset", MAX_DIMENSION)?;
-        let top = r.ue_max("conf_win_top_offset", MAX_DIMENSION)?;
-        let bottom = r.ue_max("conf_win_bottom_offset", MAX_DIMENSION)?;
-        crop_x = sub_w * (left + right);
-        crop_y = sub_h * (top + bottom);
-    }
-    if crop_x >= coded_width || crop_y >= coded_height {
-        return Err(CodecConfigError::ValueOutOfRange {
-            field: "conformance window",
-            value: u64::from(crop_x.max(crop_y)),
-            limit: u64::from(coded_width.min(coded_height)),
-        });
-    }
+    let (width, height) = cropped_size(
+        &mut r,
+        &CropSyntax {
+            offsets: [
+                "conf_win_left_offset",
+                "conf_win_right_offset",
+                "conf_win_top_offset",
+                "conf_win_bottom_offset",
+            ],
+            max_offset: MAX_DIMENSION,
+            window: "conformance window",
+        },
+        chroma_format_idc,
+        separate_colour_plane,
+        1,
+        coded_width,
+        coded_height,
+    )?;
     Ok(HevcSps {
         chroma_format_idc: chroma_format_idc as u8,
-        width: coded_width - crop_x,
-        height: coded_height - crop_y,
+        width,
+        height,
     })
 }
 

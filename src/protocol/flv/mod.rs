@@ -7,6 +7,7 @@ pub mod aac;
 pub mod avc;
 pub mod codec;
 pub mod config;
+mod crop;
 pub mod demux;
 pub mod error;
 pub mod frame;

@@ -156,6 +156,28 @@ fn build_packet2(
     packet[SIGNED_LEN..].copy_from_slice(&signature);
 }
 
+/// Fills `packet2` as the answer to the peer's C1/S1: signed with `signer_name`'s
+/// key when the peer signed `peer_packet1` with `peer_name`'s key (a complex
+/// handshake, whose scheme is returned), else an echo of it (a simple handshake).
+fn answer_packet1(
+    peer_packet1: &[u8; HANDSHAKE_PACKET_LEN],
+    peer_name: &[u8],
+    signer_name: &[u8],
+    random: &[u8; SIGNED_LEN],
+    packet2: &mut [u8; HANDSHAKE_PACKET_LEN],
+) -> Option<DigestScheme> {
+    match find_digest(peer_packet1, peer_name) {
+        Some((scheme, peer_digest)) => {
+            build_packet2(packet2, random, signer_name, &peer_digest);
+            Some(scheme)
+        }
+        None => {
+            packet2.copy_from_slice(&peer_packet1[..]);
+            None
+        }
+    }
+}
+
 /// Whether `packet` is a complex S2/C2 answering our `own_digest`.
 fn packet2_signed(
     packet: &[u8; HANDSHAKE_PACKET_LEN],
@@ -182,23 +204,102 @@ fn fill(buf: &mut [u8], filled: &mut usize, input: &[u8]) -> usize {
     n
 }
 
+/// How far reading the peer's half of the handshake got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ServerStage {
-    /// Waiting for C0.
+enum PeerStage {
+    /// Waiting for C0/S0.
     Version,
-    /// Collecting C1.
-    C1,
-    /// S0–S2 written; discarding C2.
-    C2,
+    /// Collecting C1/S1.
+    Packet1,
+    /// Collecting C2/S2.
+    Packet2,
     Done,
+}
+
+/// What one [`PeerPackets::read`] call completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeerProgress {
+    /// The input ran out (or the handshake was already read).
+    NeedInput,
+    /// C1/S1 is complete: the caller answers it, then reads on.
+    Packet1,
+    /// C2/S2 is complete: the peer's half is read.
+    Packet2,
+}
+
+/// Reads the peer's half of a handshake (version byte, packet 1, packet 2), which
+/// has the same shape on both sides.
+struct PeerPackets {
+    stage: PeerStage,
+    packet1: Box<[u8; HANDSHAKE_PACKET_LEN]>,
+    packet1_len: usize,
+    /// Packet 2, kept only by a side that checks it; otherwise only counted.
+    packet2: Option<Box<[u8; HANDSHAKE_PACKET_LEN]>>,
+    packet2_len: usize,
+}
+
+impl PeerPackets {
+    fn new(keep_packet2: bool) -> Self {
+        PeerPackets {
+            stage: PeerStage::Version,
+            packet1: Box::new([0u8; HANDSHAKE_PACKET_LEN]),
+            packet1_len: 0,
+            packet2: keep_packet2.then(|| Box::new([0u8; HANDSHAKE_PACKET_LEN])),
+            packet2_len: 0,
+        }
+    }
+
+    /// Consumes `input[*pos..]`, advancing `pos`, until a packet completes or the
+    /// input runs out.
+    fn read(&mut self, input: &[u8], pos: &mut usize) -> Result<PeerProgress, HandshakeError> {
+        loop {
+            let rest = input.get(*pos..).unwrap_or_default();
+            match self.stage {
+                PeerStage::Version => {
+                    let Some(&v) = rest.first() else {
+                        return Ok(PeerProgress::NeedInput);
+                    };
+                    check_version(v)?;
+                    *pos += 1;
+                    self.stage = PeerStage::Packet1;
+                }
+                PeerStage::Packet1 => {
+                    *pos += fill(&mut self.packet1[..], &mut self.packet1_len, rest);
+                    if self.packet1_len < HANDSHAKE_PACKET_LEN {
+                        return Ok(PeerProgress::NeedInput);
+                    }
+                    self.stage = PeerStage::Packet2;
+                    return Ok(PeerProgress::Packet1);
+                }
+                PeerStage::Packet2 => {
+                    *pos += match &mut self.packet2 {
+                        Some(packet2) => fill(&mut packet2[..], &mut self.packet2_len, rest),
+                        None => {
+                            let n = (HANDSHAKE_PACKET_LEN - self.packet2_len).min(rest.len());
+                            self.packet2_len += n;
+                            n
+                        }
+                    };
+                    if self.packet2_len < HANDSHAKE_PACKET_LEN {
+                        return Ok(PeerProgress::NeedInput);
+                    }
+                    self.stage = PeerStage::Done;
+                    return Ok(PeerProgress::Packet2);
+                }
+                PeerStage::Done => return Ok(PeerProgress::NeedInput),
+            }
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.stage == PeerStage::Done
+    }
 }
 
 /// The server side: reads C0+C1, answers S0+S1+S2, then reads C2.
 pub struct ServerHandshake {
-    stage: ServerStage,
-    c1: Box<[u8; HANDSHAKE_PACKET_LEN]>,
-    c1_len: usize,
-    c2_len: usize,
+    /// C0, C1 and C2; C2's content is not checked: many encoders get it wrong.
+    client: PeerPackets,
     /// Random bytes for S1 and S2, drawn up front so no RNG is held.
     s1_random: Box<[u8; HANDSHAKE_PACKET_LEN - 8]>,
     s2_random: Box<[u8; SIGNED_LEN]>,
@@ -209,7 +310,7 @@ pub struct ServerHandshake {
 impl std::fmt::Debug for ServerHandshake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerHandshake")
-            .field("stage", &self.stage)
+            .field("stage", &self.client.stage)
             .field("complex", &self.complex)
             .finish()
     }
@@ -223,10 +324,7 @@ impl ServerHandshake {
         let mut s2_random = Box::new([0u8; SIGNED_LEN]);
         rng.fill_bytes(&mut s2_random[..]);
         Self {
-            stage: ServerStage::Version,
-            c1: Box::new([0u8; HANDSHAKE_PACKET_LEN]),
-            c1_len: 0,
-            c2_len: 0,
+            client: PeerPackets::new(false),
             s1_random,
             s2_random,
             epoch_ms,
@@ -247,64 +345,33 @@ impl ServerHandshake {
         out: &mut BytesMut,
     ) -> Result<HandshakeStatus, HandshakeError> {
         let mut pos = 0;
-        loop {
-            let rest = &input[pos..];
-            match self.stage {
-                ServerStage::Version => {
-                    let Some(&v) = rest.first() else { break };
-                    check_version(v)?;
-                    pos += 1;
-                    self.stage = ServerStage::C1;
-                }
-                ServerStage::C1 => {
-                    pos += fill(&mut self.c1[..], &mut self.c1_len, rest);
-                    if self.c1_len < HANDSHAKE_PACKET_LEN {
-                        break;
-                    }
-                    self.answer(out);
-                    self.stage = ServerStage::C2;
-                }
-                ServerStage::C2 => {
-                    // C2's content is not checked: many encoders get it wrong.
-                    let n = (HANDSHAKE_PACKET_LEN - self.c2_len).min(rest.len());
-                    self.c2_len += n;
-                    pos += n;
-                    if self.c2_len < HANDSHAKE_PACKET_LEN {
-                        break;
-                    }
-                    self.stage = ServerStage::Done;
-                }
-                ServerStage::Done => break,
-            }
+        while self.client.read(input, &mut pos)? == PeerProgress::Packet1 {
+            self.answer(out);
         }
         Ok(HandshakeStatus {
             consumed: pos,
-            done: self.stage == ServerStage::Done,
+            done: self.client.done(),
         })
     }
 
     fn answer(&mut self, out: &mut BytesMut) {
-        let mut s1 = [0u8; HANDSHAKE_PACKET_LEN];
         let mut s2 = [0u8; HANDSHAKE_PACKET_LEN];
-        match find_digest(&self.c1, PLAYER_NAME) {
-            Some((scheme, c1_digest)) => {
-                debug!(?scheme, "complex handshake");
-                self.complex = Some(scheme);
-                build_packet1(
-                    &mut s1,
-                    &self.s1_random,
-                    self.epoch_ms,
-                    SERVER_VERSION,
-                    Some((scheme, SERVER_NAME)),
-                );
-                build_packet2(&mut s2, &self.s2_random, SERVER_NAME, &c1_digest);
-            }
-            None => {
-                debug!("simple handshake");
-                build_packet1(&mut s1, &self.s1_random, self.epoch_ms, [0; 4], None);
-                s2.copy_from_slice(&self.c1[..]);
-            }
-        }
+        self.complex = answer_packet1(
+            &self.client.packet1,
+            PLAYER_NAME,
+            SERVER_NAME,
+            &self.s2_random,
+            &mut s2,
+        );
+        debug!(scheme = ?self.complex, "client handshake (no scheme: simple)");
+        // A complex client gets a signed S1 in its own scheme; a simple one gets
+        // a zero version, which tells it no digest is there.
+        let (version, signing) = match self.complex {
+            Some(scheme) => (SERVER_VERSION, Some((scheme, &SERVER_NAME[..]))),
+            None => ([0; 4], None),
+        };
+        let mut s1 = [0u8; HANDSHAKE_PACKET_LEN];
+        build_packet1(&mut s1, &self.s1_random, self.epoch_ms, version, signing);
         out.reserve(1 + 2 * HANDSHAKE_PACKET_LEN);
         out.put_u8(RTMP_VERSION);
         out.extend_from_slice(&s1);
@@ -312,29 +379,15 @@ impl ServerHandshake {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ClientStage {
-    /// C0+C1 not yet written.
-    Start,
-    /// Waiting for S0.
-    Version,
-    /// Collecting S1.
-    S1,
-    /// C2 written; collecting S2.
-    S2,
-    Done,
-}
-
 /// The client side (origin pull, loadgen): writes a complex C0+C1, accepts a
 /// complex or simple server, answers C2, then reads S2.
 pub struct ClientHandshake {
-    stage: ClientStage,
+    /// C0+C1 written.
+    started: bool,
     c1: Box<[u8; HANDSHAKE_PACKET_LEN]>,
     c1_digest: [u8; DIGEST_LEN],
-    s1: Box<[u8; HANDSHAKE_PACKET_LEN]>,
-    s1_len: usize,
-    s2: Box<[u8; HANDSHAKE_PACKET_LEN]>,
-    s2_len: usize,
+    /// S0, S1 and S2 (kept, to check its signature).
+    server: PeerPackets,
     /// Random bytes for C2.
     random: [u8; SIGNED_LEN],
     server_complex: bool,
@@ -344,7 +397,8 @@ pub struct ClientHandshake {
 impl std::fmt::Debug for ClientHandshake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientHandshake")
-            .field("stage", &self.stage)
+            .field("started", &self.started)
+            .field("stage", &self.server.stage)
             .field("server_complex", &self.server_complex)
             .finish()
     }
@@ -372,13 +426,10 @@ impl ClientHandshake {
         let mut random = [0u8; SIGNED_LEN];
         rng.fill_bytes(&mut random);
         Self {
-            stage: ClientStage::Start,
+            started: false,
             c1,
             c1_digest,
-            s1: Box::new([0u8; HANDSHAKE_PACKET_LEN]),
-            s1_len: 0,
-            s2: Box::new([0u8; HANDSHAKE_PACKET_LEN]),
-            s2_len: 0,
+            server: PeerPackets::new(true),
             random,
             server_complex: false,
             s2_signed: false,
@@ -402,68 +453,48 @@ impl ClientHandshake {
         input: &[u8],
         out: &mut BytesMut,
     ) -> Result<HandshakeStatus, HandshakeError> {
+        if !self.started {
+            out.reserve(1 + HANDSHAKE_PACKET_LEN);
+            out.put_u8(RTMP_VERSION);
+            out.extend_from_slice(&self.c1[..]);
+            self.started = true;
+        }
         let mut pos = 0;
         loop {
-            let rest = &input[pos..];
-            match self.stage {
-                ClientStage::Start => {
-                    out.reserve(1 + HANDSHAKE_PACKET_LEN);
-                    out.put_u8(RTMP_VERSION);
-                    out.extend_from_slice(&self.c1[..]);
-                    self.stage = ClientStage::Version;
-                }
-                ClientStage::Version => {
-                    let Some(&v) = rest.first() else { break };
-                    check_version(v)?;
-                    pos += 1;
-                    self.stage = ClientStage::S1;
-                }
-                ClientStage::S1 => {
-                    pos += fill(&mut self.s1[..], &mut self.s1_len, rest);
-                    if self.s1_len < HANDSHAKE_PACKET_LEN {
-                        break;
-                    }
-                    self.answer(out);
-                    self.stage = ClientStage::S2;
-                }
-                ClientStage::S2 => {
-                    pos += fill(&mut self.s2[..], &mut self.s2_len, rest);
-                    if self.s2_len < HANDSHAKE_PACKET_LEN {
-                        break;
-                    }
-                    self.s2_signed = self.check_s2();
-                    self.stage = ClientStage::Done;
-                }
-                ClientStage::Done => break,
+            match self.server.read(input, &mut pos)? {
+                PeerProgress::Packet1 => self.answer(out),
+                PeerProgress::Packet2 => self.s2_signed = self.check_s2(),
+                PeerProgress::NeedInput => break,
             }
         }
         Ok(HandshakeStatus {
             consumed: pos,
-            done: self.stage == ClientStage::Done,
+            done: self.server.done(),
         })
     }
 
     fn answer(&mut self, out: &mut BytesMut) {
         let mut c2 = [0u8; HANDSHAKE_PACKET_LEN];
-        match find_digest(&self.s1, SERVER_NAME) {
-            Some((scheme, s1_digest)) => {
-                debug!(?scheme, "server answered a complex handshake");
-                self.server_complex = true;
-                build_packet2(&mut c2, &self.random, PLAYER_NAME, &s1_digest);
-            }
-            None => {
-                debug!("server answered a simple handshake");
-                c2.copy_from_slice(&self.s1[..]);
-            }
-        }
+        let scheme = answer_packet1(
+            &self.server.packet1,
+            SERVER_NAME,
+            PLAYER_NAME,
+            &self.random,
+            &mut c2,
+        );
+        debug!(?scheme, "server handshake (no scheme: simple)");
+        self.server_complex = scheme.is_some();
         out.extend_from_slice(&c2);
     }
 
     /// S2 is only checked for the log: servers that sign S1 but echo C1 in S2
     /// (or sign it wrongly) still stream fine, so they are accepted.
     fn check_s2(&self) -> bool {
-        let signed = packet2_signed(&self.s2, SERVER_NAME, &self.c1_digest);
-        let echoed = self.s2[..] == self.c1[..];
+        let Some(s2) = &self.server.packet2 else {
+            return false;
+        };
+        let signed = packet2_signed(s2, SERVER_NAME, &self.c1_digest);
+        let echoed = s2[..] == self.c1[..];
         if !signed && !echoed {
             debug!(
                 server_complex = self.server_complex,
@@ -538,7 +569,7 @@ mod tests {
         assert!(client.server_signed_s2());
         // S1's digest is in the client's scheme too.
         assert_eq!(
-            find_digest(&client.s1, SERVER_NAME).map(|d| d.0),
+            find_digest(&client.server.packet1, SERVER_NAME).map(|d| d.0),
             Some(DigestScheme::Scheme1)
         );
     }

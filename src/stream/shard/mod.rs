@@ -12,12 +12,11 @@
 mod cross_core;
 mod types;
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 use crate::protocol::flv::frame::TimestampUnwrapper;
 use crate::protocol::{Frame, FrameKind};
+use crate::runtime::int_hash::IntHashMap;
 
 use super::directory::StreamId;
 use super::key::StreamKey;
@@ -62,29 +61,6 @@ struct Stream {
     meter: RateMeter,
 }
 
-/// Hashes a [`StreamId`] by one multiply. Ids are handed out sequentially by
-/// the directory, never chosen by peers, so a keyed hash (SipHash) would only
-/// cost time on every viewer batch.
-#[derive(Default)]
-struct StreamIdHasher(u64);
-
-impl Hasher for StreamIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        // Fibonacci hashing spreads sequential ids over the high bits hashbrown uses.
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
 struct ViewerSlot {
     generation: u32,
     entry: Option<(StreamId, Viewer, bool)>,
@@ -94,7 +70,9 @@ struct ViewerSlot {
 pub struct Shard {
     core: usize,
     config: ShardConfig,
-    streams: HashMap<StreamId, Stream, BuildHasherDefault<StreamIdHasher>>,
+    /// Streams by id; ids are handed out sequentially by the directory, never chosen
+    /// by peers, so the cheap hasher is safe.
+    streams: IntHashMap<StreamId, Stream>,
     slots: Vec<ViewerSlot>,
     free: Vec<u32>,
     viewer_count: usize,
@@ -110,7 +88,7 @@ impl Shard {
         Shard {
             core,
             config,
-            streams: HashMap::default(),
+            streams: IntHashMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             viewer_count: 0,

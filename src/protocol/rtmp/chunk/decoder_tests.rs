@@ -29,6 +29,19 @@ fn decode_bytewise(bytes: &[u8]) -> Vec<RtmpMessage> {
     out
 }
 
+/// The bytes of invalid-input fixture `name` (`tests/data/rtmp/<name>.bin`).
+macro_rules! fixture {
+    ($name:literal) => {
+        &include_bytes!(concat!("../../../../tests/data/rtmp/", $name, ".bin"))[..]
+    };
+}
+
+/// Decoding `wire` whole and byte by byte both yield `want`.
+fn assert_decodes_to(wire: &[u8], want: &[RtmpMessage]) {
+    assert_eq!(decode(wire).unwrap(), want);
+    assert_eq!(decode_bytewise(wire), want);
+}
+
 fn u24(v: u32) -> [u8; 3] {
     let b = v.to_be_bytes();
     [b[1], b[2], b[3]]
@@ -73,8 +86,7 @@ fn fmt_0_1_2_3_accumulate_timestamps() {
         msg(4, 1053, 9, 1, b"fg"),
         msg(4, 1086, 9, 1, b"hi"),
     ];
-    assert_eq!(decode(&w).unwrap(), want);
-    assert_eq!(decode_bytewise(&w), want);
+    assert_decodes_to(&w, &want);
 }
 
 #[test]
@@ -110,39 +122,35 @@ fn two_and_three_byte_basic_headers() {
         msg(64 + 0x0210, 8, 9, 1, b"b"),
         msg(65599, 9, 9, 1, &[b'c'; 130]),
     ];
-    assert_eq!(decode(&w).unwrap(), want);
-    assert_eq!(decode_bytewise(&w), want);
+    assert_decodes_to(&w, &want);
+}
+
+/// A 200-byte video message on csid 6 at extended timestamp `ts`, in a 128-byte
+/// chunk of 1s and a fmt 3 continuation of 72 2s, which repeats the extended
+/// timestamp only when `repeat_in_continuation`.
+fn extended_timestamp_message(ts: u32, repeat_in_continuation: bool) -> (Vec<u8>, RtmpMessage) {
+    let mut w = fmt0(6, 0xFF_FFFF, 200, 9, 1);
+    w.extend_from_slice(&ts.to_be_bytes());
+    w.extend_from_slice(&[1; 128]);
+    w.push(0xC6);
+    if repeat_in_continuation {
+        w.extend_from_slice(&ts.to_be_bytes());
+    }
+    w.extend_from_slice(&[2; 72]);
+    let payload = [[1; 128].as_slice(), &[2; 72]].concat();
+    (w, msg(6, ts, 9, 1, &payload))
 }
 
 #[test]
 fn extended_timestamp_repeated_in_fmt3_continuations() {
-    let ts = 0x0123_4567u32;
-    let mut w = fmt0(6, 0xFF_FFFF, 200, 9, 1);
-    w.extend_from_slice(&ts.to_be_bytes());
-    w.extend_from_slice(&[1; 128]);
-    w.push(0xC6);
-    w.extend_from_slice(&ts.to_be_bytes());
-    w.extend_from_slice(&[2; 72]);
-    let mut payload = vec![1; 128];
-    payload.extend_from_slice(&[2; 72]);
-    let want = vec![msg(6, ts, 9, 1, &payload)];
-    assert_eq!(decode(&w).unwrap(), want);
-    assert_eq!(decode_bytewise(&w), want);
+    let (w, want) = extended_timestamp_message(0x0123_4567, true);
+    assert_decodes_to(&w, &[want]);
 }
 
 #[test]
 fn extended_timestamp_not_repeated_by_the_peer_is_tolerated() {
-    let ts = 0x0123_4567u32;
-    let mut w = fmt0(6, 0xFF_FFFF, 200, 9, 1);
-    w.extend_from_slice(&ts.to_be_bytes());
-    w.extend_from_slice(&[1; 128]);
-    w.push(0xC6);
-    w.extend_from_slice(&[2; 72]);
-    let mut payload = vec![1; 128];
-    payload.extend_from_slice(&[2; 72]);
-    let want = vec![msg(6, ts, 9, 1, &payload)];
-    assert_eq!(decode(&w).unwrap(), want);
-    assert_eq!(decode_bytewise(&w), want);
+    let (w, want) = extended_timestamp_message(0x0123_4567, false);
+    assert_decodes_to(&w, &[want]);
 }
 
 #[test]
@@ -163,8 +171,7 @@ fn extended_delta_on_fmt1_and_fmt3_new_message() {
         msg(7, 0x0100_000A, 8, 1, b"b"),
         msg(7, 0x0200_000A, 8, 1, b"c"),
     ];
-    assert_eq!(decode(&w).unwrap(), want);
-    assert_eq!(decode_bytewise(&w), want);
+    assert_decodes_to(&w, &want);
 }
 
 #[test]
@@ -181,8 +188,7 @@ fn interleaved_chunk_streams() {
     w.push(0xC6);
     w.extend_from_slice(&[9; 44]);
     let want = vec![msg(4, 0, 8, 1, &[8; 130]), msg(6, 0, 9, 1, &[9; 300])];
-    assert_eq!(decode(&w).unwrap(), want);
-    assert_eq!(decode_bytewise(&w), want);
+    assert_decodes_to(&w, &want);
 }
 
 #[test]
@@ -266,15 +272,59 @@ fn payload_buffer_comes_from_the_allocator_at_full_size() {
     assert_eq!(out[0].payload.len(), 300);
 }
 
+/// Each fixture that breaks one rule fails with the error naming it.
 #[test]
-fn fixture_chunk_size_zero() {
-    let f = include_bytes!("../../../../tests/data/rtmp/chunk_size_zero.bin");
-    assert_eq!(decode(f), Err(ChunkError::ChunkSizeZero));
+fn fixtures_fail_with_the_error_naming_the_rule_broken() {
+    let cases = [
+        (fixture!("chunk_size_zero"), ChunkError::ChunkSizeZero),
+        (
+            fixture!("message_too_large"),
+            ChunkError::MessageTooLarge {
+                csid: 6,
+                len: 0x50_0000,
+                limit: 4 * 1024 * 1024,
+            },
+        ),
+        (
+            fixture!("fmt1_without_fmt0"),
+            ChunkError::NoPriorHeader { csid: 4, fmt: 1 },
+        ),
+        (
+            fixture!("csid0_form_fmt3_without_fmt0"),
+            ChunkError::NoPriorHeader { csid: 69, fmt: 3 },
+        ),
+        (
+            fixture!("csid1_form_fmt2_without_fmt0"),
+            ChunkError::NoPriorHeader { csid: 336, fmt: 2 },
+        ),
+        (
+            fixture!("fmt0_during_assembly"),
+            ChunkError::HeaderDuringAssembly {
+                csid: 4,
+                fmt: 0,
+                remaining: 72,
+            },
+        ),
+        (
+            fixture!("set_chunk_size_short"),
+            ChunkError::ShortControlMessage { type_id: 1, len: 2 },
+        ),
+        (
+            fixture!("assembling_too_much"),
+            ChunkError::AssemblingTooMuch {
+                len: 20 * 1024 * 1024,
+                limit: 16 * 1024 * 1024,
+            },
+        ),
+    ];
+    for (bytes, error) in cases {
+        assert_eq!(decode(bytes), Err(error));
+    }
 }
 
 #[test]
 fn fixture_chunk_size_2pow31_minus1() {
-    let f = include_bytes!("../../../../tests/data/rtmp/chunk_size_2pow31_minus1.bin");
+    let f = fixture!("chunk_size_2pow31_minus1");
     assert_eq!(
         decode(f),
         Err(ChunkError::ChunkSizeTooLarge {
@@ -297,48 +347,8 @@ fn fixture_chunk_size_2pow31_minus1() {
 }
 
 #[test]
-fn fixture_message_too_large() {
-    let f = include_bytes!("../../../../tests/data/rtmp/message_too_large.bin");
-    assert_eq!(
-        decode(f),
-        Err(ChunkError::MessageTooLarge {
-            csid: 6,
-            len: 0x50_0000,
-            limit: 4 * 1024 * 1024
-        })
-    );
-}
-
-#[test]
-fn fixture_fmt1_without_fmt0() {
-    let f = include_bytes!("../../../../tests/data/rtmp/fmt1_without_fmt0.bin");
-    assert_eq!(
-        decode(f),
-        Err(ChunkError::NoPriorHeader { csid: 4, fmt: 1 })
-    );
-}
-
-#[test]
-fn fixture_csid0_form_fmt3_without_fmt0() {
-    let f = include_bytes!("../../../../tests/data/rtmp/csid0_form_fmt3_without_fmt0.bin");
-    assert_eq!(
-        decode(f),
-        Err(ChunkError::NoPriorHeader { csid: 69, fmt: 3 })
-    );
-}
-
-#[test]
-fn fixture_csid1_form_fmt2_without_fmt0() {
-    let f = include_bytes!("../../../../tests/data/rtmp/csid1_form_fmt2_without_fmt0.bin");
-    assert_eq!(
-        decode(f),
-        Err(ChunkError::NoPriorHeader { csid: 336, fmt: 2 })
-    );
-}
-
-#[test]
 fn fixture_too_many_chunk_streams() {
-    let f = include_bytes!("../../../../tests/data/rtmp/too_many_chunk_streams.bin");
+    let f = fixture!("too_many_chunk_streams");
     assert_eq!(
         decode(f),
         Err(ChunkError::TooManyChunkStreams { limit: 64 })
@@ -348,40 +358,6 @@ fn fixture_too_many_chunk_streams() {
         ..ChunkLimits::default()
     };
     assert_eq!(decode_with(f, roomy).map(|m| m.len()), Ok(65));
-}
-
-#[test]
-fn fixture_fmt0_during_assembly() {
-    let f = include_bytes!("../../../../tests/data/rtmp/fmt0_during_assembly.bin");
-    assert_eq!(
-        decode(f),
-        Err(ChunkError::HeaderDuringAssembly {
-            csid: 4,
-            fmt: 0,
-            remaining: 72
-        })
-    );
-}
-
-#[test]
-fn fixture_set_chunk_size_short() {
-    let f = include_bytes!("../../../../tests/data/rtmp/set_chunk_size_short.bin");
-    assert_eq!(
-        decode(f),
-        Err(ChunkError::ShortControlMessage { type_id: 1, len: 2 })
-    );
-}
-
-#[test]
-fn fixture_assembling_too_much() {
-    let f = include_bytes!("../../../../tests/data/rtmp/assembling_too_much.bin");
-    assert_eq!(
-        decode(f),
-        Err(ChunkError::AssemblingTooMuch {
-            len: 20 * 1024 * 1024,
-            limit: 16 * 1024 * 1024
-        })
-    );
 }
 
 mod arbitrary_input {

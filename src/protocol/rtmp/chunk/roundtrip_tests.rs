@@ -17,6 +17,17 @@ fn decode_split(bytes: &[u8], split: usize, limits: ChunkLimits) -> Vec<RtmpMess
     out
 }
 
+/// Set Chunk Size on the control chunk stream, as peers send it in-band.
+fn set_chunk_size(size: u32) -> RtmpMessage {
+    RtmpMessage {
+        csid: 2,
+        timestamp: 0,
+        type_id: type_id::SET_CHUNK_SIZE,
+        stream_id: 0,
+        payload: Bytes::copy_from_slice(&size.to_be_bytes()),
+    }
+}
+
 fn message_strategy() -> impl Strategy<Value = RtmpMessage> {
     (
         prop_oneof![2u32..8, 60u32..70, 318u32..322, 65590u32..=65599],
@@ -69,13 +80,7 @@ proptest! {
             // Change the chunk size now and then, mid-stream, the way a server does.
             if i % 5 == 0 {
                 let size = chunk_sizes[i / 5 % chunk_sizes.len()];
-                let set = RtmpMessage {
-                    csid: 2,
-                    timestamp: 0,
-                    type_id: type_id::SET_CHUNK_SIZE,
-                    stream_id: 0,
-                    payload: Bytes::copy_from_slice(&size.to_be_bytes()),
-                };
+                let set = set_chunk_size(size);
                 enc.encode(&set, &mut wire).unwrap();
                 expected.push(set);
             }
@@ -104,13 +109,7 @@ proptest! {
         let n = write_first_header(csid, timestamp, shared.payload_len(), 9, stream_id, &mut hdr).unwrap();
         // The viewer's chunk size goes out first, as it would on a real connection.
         let mut enc = ChunkEncoder::new();
-        let set = RtmpMessage {
-            csid: 2,
-            timestamp: 0,
-            type_id: type_id::SET_CHUNK_SIZE,
-            stream_id: 0,
-            payload: Bytes::copy_from_slice(&chunk_size.to_be_bytes()),
-        };
+        let set = set_chunk_size(chunk_size);
         enc.encode(&set, &mut wire).unwrap();
         wire.extend_from_slice(&hdr[..n]);
         wire.extend_from_slice(shared.body());

@@ -9,13 +9,12 @@ use bytes::BytesMut;
 use rand::RngCore;
 use tracing::debug;
 
-use super::aggregate;
-use super::transport::Transport;
+use super::transport::{script_frame, Transport};
 use super::SessionError;
-use crate::protocol::flv::frame::{Frame, FrameKind};
+use crate::protocol::flv::frame::Frame;
 use crate::protocol::rtmp::amf0::Amf0Value;
 use crate::protocol::rtmp::chunk::ChunkLimits;
-use crate::protocol::rtmp::command::data::{self, DataMessage};
+use crate::protocol::rtmp::command::data;
 use crate::protocol::rtmp::command::status::code;
 use crate::protocol::rtmp::command::{
     Command, CommandConfig, Connect, Play, Publish, PublishType, Response, StatusInfo, StatusLevel,
@@ -134,20 +133,18 @@ pub struct ClientSession {
     transport: Transport,
     next_transaction: f64,
     eof_reported: bool,
-    aggregate_frames: Vec<Frame>,
 }
 
 impl ClientSession {
     /// A session that will start its handshake on [`ClientSession::start`].
     pub fn new(config: ClientSessionConfig, rng: &mut impl RngCore, now_ms: u64) -> Self {
-        let transport = Transport::new(config.chunk_limits);
+        let transport = Transport::new(config.chunk_limits, config.max_aggregate_frames);
         ClientSession {
             phase: Phase::Handshake(Box::new(ClientHandshake::new(rng, now_ms as u32))),
             config,
             transport,
             next_transaction: 1.0,
             eof_reported: false,
-            aggregate_frames: Vec::new(),
         }
     }
 
@@ -170,21 +167,13 @@ impl ClientSession {
         let mut pos = 0;
         if let Phase::Handshake(hs) = &mut self.phase {
             let status = hs.handle(input, out)?;
-            pos = status.consumed;
-            self.transport.add_handshake_bytes(status.consumed);
-            if !status.done {
+            let Some(chunks_start) = self.transport.handshake_step(status) else {
                 return Ok(());
-            }
+            };
+            pos = chunks_start;
             self.send_connect(out)?;
         }
-        loop {
-            let rest = input.get(pos..).unwrap_or_default();
-            let decoded = self
-                .transport
-                .decoder
-                .decode(rest, &mut self.transport.alloc)?;
-            pos += decoded.consumed;
-            let Some(msg) = decoded.message else { break };
+        while let Some(msg) = self.transport.next_message(input, &mut pos)? {
             self.on_message(msg, out, events)?;
             self.transport.acknowledge(out)?;
         }
@@ -244,35 +233,24 @@ impl ClientSession {
     ) -> Result<(), SessionError> {
         match msg.type_id {
             type_id::SET_CHUNK_SIZE..=type_id::SET_PEER_BANDWIDTH => {
-                if let Some(ctrl) = ControlMessage::from_message(&msg)? {
-                    if let ControlMessage::UserControl(UserControlEvent::StreamEof { stream_id }) =
-                        &ctrl
-                    {
-                        if self.playing_stream() == Some(*stream_id) {
-                            self.report_eof(events);
-                        }
+                let ctrl = self.transport.on_control(&msg, out)?;
+                if let Some(ControlMessage::UserControl(UserControlEvent::StreamEof {
+                    stream_id,
+                })) = ctrl
+                {
+                    if self.playing_stream() == Some(stream_id) {
+                        self.report_eof(events);
                     }
-                    self.transport.on_control(ctrl, out)?;
                 }
             }
             type_id::COMMAND_AMF0 | type_id::COMMAND_AMF3 => {
                 let cmd = Command::decode(msg.type_id, &msg.payload, &self.config.commands)?;
                 self.on_command(cmd, out, events)?;
             }
-            type_id::AUDIO | type_id::VIDEO => {
+            type_id::AUDIO | type_id::VIDEO | type_id::AGGREGATE => {
                 self.require_playing(msg.stream_id, msg.type_id)?;
-                let kind = if msg.type_id == type_id::AUDIO {
-                    FrameKind::Audio
-                } else {
-                    FrameKind::Video
-                };
-                if !msg.payload.is_empty() {
-                    events.push(ClientEvent::Media(Frame::new(
-                        kind,
-                        msg.timestamp,
-                        msg.payload,
-                    )));
-                }
+                self.transport
+                    .media_frames(msg, |frame| events.push(ClientEvent::Media(frame)))?;
             }
             type_id::DATA_AMF0 | type_id::DATA_AMF3 => {
                 if self.playing_stream() != Some(msg.stream_id) {
@@ -282,39 +260,12 @@ impl ClientSession {
                     );
                     return Ok(());
                 }
-                let body = match data::parse_data_message(
-                    msg.type_id,
-                    &msg.payload,
-                    self.config.commands.amf0,
-                )? {
-                    DataMessage::Metadata(body) => body,
-                    DataMessage::Other { handler, body } => {
-                        if handler == data::RTMP_SAMPLE_ACCESS || handler == "onStatus" {
-                            return Ok(());
-                        }
-                        body
-                    }
-                    DataMessage::ClearMetadata => return Ok(()),
-                };
-                events.push(ClientEvent::Media(Frame::new(
-                    FrameKind::Script,
-                    msg.timestamp,
-                    body,
-                )));
-            }
-            type_id::AGGREGATE => {
-                self.require_playing(msg.stream_id, msg.type_id)?;
-                let mut frames = std::mem::take(&mut self.aggregate_frames);
-                frames.clear();
-                let split = aggregate::split(
-                    &msg.payload,
-                    msg.timestamp,
-                    self.config.max_aggregate_frames,
-                    &mut frames,
-                );
-                events.extend(frames.drain(..).map(ClientEvent::Media));
-                self.aggregate_frames = frames;
-                split?;
+                // A player relays metadata and custom script data; sample access and
+                // status data are for the player itself.
+                let ignored = [data::RTMP_SAMPLE_ACCESS, "onStatus"];
+                if let Some((frame, _)) = script_frame(&msg, self.config.commands.amf0, &ignored)? {
+                    events.push(ClientEvent::Media(frame));
+                }
             }
             other => debug!(type_id = other, "ignoring rtmp message type"),
         }

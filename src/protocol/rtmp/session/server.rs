@@ -11,14 +11,13 @@ use bytes::BytesMut;
 use rand::RngCore;
 use tracing::debug;
 
-use super::aggregate;
 use super::csid::OutputCsids;
-use super::transport::Transport;
+use super::transport::{script_frame, Transport};
 use super::SessionError;
-use crate::protocol::flv::frame::{Frame, FrameKind};
+use crate::protocol::flv::frame::Frame;
 use crate::protocol::rtmp::amf0::Amf0Value;
 use crate::protocol::rtmp::chunk::{ChunkEncoder, ChunkLimits};
-use crate::protocol::rtmp::command::data::{self, DataMessage};
+use crate::protocol::rtmp::command::data;
 use crate::protocol::rtmp::command::status::code;
 use crate::protocol::rtmp::command::{
     Command, CommandConfig, Connect, Response, StatusInfo, StatusLevel, StreamName,
@@ -183,8 +182,6 @@ pub struct ServerSession {
     next_stream_id: u32,
     /// Input received while a decision was pending.
     backlog: BytesMut,
-    /// Scratch for split aggregate messages.
-    aggregate_frames: Vec<Frame>,
 }
 
 impl ServerSession {
@@ -193,11 +190,10 @@ impl ServerSession {
         ServerSession {
             config,
             phase: Phase::Handshake(Box::new(ServerHandshake::new(rng, now_ms as u32))),
-            transport: Transport::new(config.chunk_limits),
+            transport: Transport::new(config.chunk_limits, config.max_aggregate_frames),
             streams: Vec::new(),
             next_stream_id: 1,
             backlog: BytesMut::new(),
-            aggregate_frames: Vec::new(),
         }
     }
 
@@ -254,24 +250,19 @@ impl ServerSession {
         let mut pos = 0;
         if let Phase::Handshake(hs) = &mut self.phase {
             let status = hs.handle(input, out)?;
-            pos = status.consumed;
-            self.transport.add_handshake_bytes(status.consumed);
-            if !status.done {
+            let Some(chunks_start) = self.transport.handshake_step(status) else {
                 return Ok(());
-            }
+            };
+            pos = chunks_start;
             self.phase = Phase::AwaitingConnect;
         }
         loop {
-            let rest = input.get(pos..).unwrap_or_default();
             if self.awaiting_decision() {
-                return self.buffer(rest);
+                return self.buffer(input.get(pos..).unwrap_or_default());
             }
-            let decoded = self
-                .transport
-                .decoder
-                .decode(rest, &mut self.transport.alloc)?;
-            pos += decoded.consumed;
-            let Some(msg) = decoded.message else { break };
+            let Some(msg) = self.transport.next_message(input, &mut pos)? else {
+                break;
+            };
             self.on_message(msg, out, events)?;
             self.transport.acknowledge(out)?;
         }
@@ -301,51 +292,24 @@ impl ServerSession {
     ) -> Result<(), SessionError> {
         match msg.type_id {
             type_id::SET_CHUNK_SIZE..=type_id::SET_PEER_BANDWIDTH => {
-                if let Some(ctrl) = ControlMessage::from_message(&msg)? {
-                    self.transport.on_control(ctrl, out)?;
-                }
+                self.transport.on_control(&msg, out)?;
             }
             type_id::COMMAND_AMF0 | type_id::COMMAND_AMF3 => {
                 let cmd = Command::decode(msg.type_id, &msg.payload, &self.config.commands)?;
                 self.on_command(cmd, msg.stream_id, out, events)?;
             }
-            type_id::AUDIO | type_id::VIDEO => {
-                let kind = if msg.type_id == type_id::AUDIO {
-                    FrameKind::Audio
-                } else {
-                    FrameKind::Video
-                };
+            type_id::AUDIO | type_id::VIDEO | type_id::AGGREGATE => {
                 self.require_publishing(msg.stream_id, msg.type_id)?;
-                if !msg.payload.is_empty() {
-                    let frame = Frame::new(kind, msg.timestamp, msg.payload);
+                let stream_id = msg.stream_id;
+                self.transport.media_frames(msg, |frame| {
                     events.push(ServerEvent::Media {
-                        stream_id: msg.stream_id,
+                        stream_id,
                         frame,
                         metadata: false,
-                    });
-                }
+                    })
+                })?;
             }
             type_id::DATA_AMF0 | type_id::DATA_AMF3 => self.on_data(msg, events)?,
-            type_id::AGGREGATE => {
-                self.require_publishing(msg.stream_id, msg.type_id)?;
-                let mut frames = std::mem::take(&mut self.aggregate_frames);
-                frames.clear();
-                let split = aggregate::split(
-                    &msg.payload,
-                    msg.timestamp,
-                    self.config.max_aggregate_frames,
-                    &mut frames,
-                );
-                for frame in frames.drain(..) {
-                    events.push(ServerEvent::Media {
-                        stream_id: msg.stream_id,
-                        frame,
-                        metadata: false,
-                    });
-                }
-                self.aggregate_frames = frames;
-                split?;
-            }
             other => debug!(type_id = other, "ignoring rtmp message type"),
         }
         Ok(())
@@ -378,27 +342,14 @@ impl ServerSession {
             );
             return Ok(());
         }
-        let parsed =
-            data::parse_data_message(msg.type_id, &msg.payload, self.config.commands.amf0)?;
-        let (payload, metadata) = match parsed {
-            DataMessage::Metadata(body) => (body, true),
-            DataMessage::Other { handler, body } => {
-                if handler == data::RTMP_SAMPLE_ACCESS {
-                    return Ok(());
-                }
-                (body, false)
-            }
-            DataMessage::ClearMetadata => {
-                debug!(stream_id = msg.stream_id, "@clearDataFrame ignored");
-                return Ok(());
-            }
-        };
-        let frame = Frame::new(FrameKind::Script, msg.timestamp, payload);
-        events.push(ServerEvent::Media {
-            stream_id: msg.stream_id,
-            frame,
-            metadata,
-        });
+        let ignored = [data::RTMP_SAMPLE_ACCESS];
+        if let Some((frame, metadata)) = script_frame(&msg, self.config.commands.amf0, &ignored)? {
+            events.push(ServerEvent::Media {
+                stream_id: msg.stream_id,
+                frame,
+                metadata,
+            });
+        }
         Ok(())
     }
 

@@ -1,18 +1,22 @@
 //! The part of a session both sides share once the handshake is done: the chunk
-//! codec, acknowledgement accounting, ping answers and typed writers.
+//! codec, acknowledgement accounting, ping answers, turning media messages into
+//! frames, and typed writers.
 
 use bytes::BytesMut;
 use tracing::debug;
 
+use super::aggregate;
 use super::csid::OutputCsids;
 use super::SessionError;
 use crate::protocol::flv::frame::{Frame, FrameKind};
 use crate::protocol::payload::HeapAllocator;
-use crate::protocol::rtmp::amf0::Amf0Value;
+use crate::protocol::rtmp::amf0::{Amf0Limits, Amf0Value};
 use crate::protocol::rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits};
+use crate::protocol::rtmp::command::data::DataMessage;
 use crate::protocol::rtmp::command::write_on_status;
 use crate::protocol::rtmp::command::{data, Command, StatusInfo};
 use crate::protocol::rtmp::control::{ControlMessage, UserControlEvent};
+use crate::protocol::rtmp::handshake::HandshakeStatus;
 use crate::protocol::rtmp::message::{type_id, RtmpMessage};
 
 /// Chunk codec plus the bookkeeping every RTMP peer owes the other.
@@ -28,10 +32,14 @@ pub(super) struct Transport {
     peer_window: Option<u32>,
     /// `bytes_received()` when the last Acknowledgement was sent.
     last_ack: u64,
+    /// Most frames one aggregate message may carry.
+    max_aggregate_frames: usize,
+    /// Scratch for split aggregate messages, kept to reuse its allocation.
+    aggregate_frames: Vec<Frame>,
 }
 
 impl Transport {
-    pub fn new(limits: ChunkLimits) -> Self {
+    pub fn new(limits: ChunkLimits, max_aggregate_frames: usize) -> Self {
         Transport {
             decoder: ChunkDecoder::new(limits),
             encoder: ChunkEncoder::new(),
@@ -40,11 +48,30 @@ impl Transport {
             handshake_bytes: 0,
             peer_window: None,
             last_ack: 0,
+            max_aggregate_frames,
+            aggregate_frames: Vec::new(),
         }
     }
 
-    pub fn add_handshake_bytes(&mut self, n: usize) {
-        self.handshake_bytes += n as u64;
+    /// Counts the bytes a handshake step consumed (they count towards
+    /// acknowledgements); once the handshake is done, returns where the chunk
+    /// stream starts in that step's input.
+    pub fn handshake_step(&mut self, status: HandshakeStatus) -> Option<usize> {
+        self.handshake_bytes += status.consumed as u64;
+        status.done.then_some(status.consumed)
+    }
+
+    /// Decodes the next message from `input[*pos..]`, advancing `pos` past what
+    /// the decoder consumed; `None` when the rest is an incomplete message.
+    pub fn next_message(
+        &mut self,
+        input: &[u8],
+        pos: &mut usize,
+    ) -> Result<Option<RtmpMessage>, SessionError> {
+        let rest = input.get(*pos..).unwrap_or_default();
+        let decoded = self.decoder.decode(rest, &mut self.alloc)?;
+        *pos += decoded.consumed;
+        Ok(decoded.message)
     }
 
     pub fn bytes_received(&self) -> u64 {
@@ -65,22 +92,58 @@ impl Transport {
         Ok(())
     }
 
-    /// Applies a control message (types 1–6). Set Chunk Size and Abort were already
-    /// applied by the decoder; pings are answered.
+    /// Applies a control message (types 1–6) and returns it, for the session to act on
+    /// events only it understands. Set Chunk Size and Abort were already applied by
+    /// the decoder; pings are answered.
     pub fn on_control(
         &mut self,
-        ctrl: ControlMessage,
+        msg: &RtmpMessage,
         out: &mut BytesMut,
-    ) -> Result<(), SessionError> {
-        match ctrl {
-            ControlMessage::WindowAckSize(size) if size > 0 => self.peer_window = Some(size),
+    ) -> Result<Option<ControlMessage>, SessionError> {
+        let Some(ctrl) = ControlMessage::from_message(msg)? else {
+            return Ok(None);
+        };
+        match &ctrl {
+            ControlMessage::WindowAckSize(size) if *size > 0 => self.peer_window = Some(*size),
             ControlMessage::UserControl(UserControlEvent::PingRequest(ts)) => {
-                let pong = ControlMessage::UserControl(UserControlEvent::PingResponse(ts));
+                let pong = ControlMessage::UserControl(UserControlEvent::PingResponse(*ts));
                 self.write_control(&pong, out)?;
             }
             other => debug!(?other, "rtmp control message"),
         }
-        Ok(())
+        Ok(Some(ctrl))
+    }
+
+    /// Passes the frames of an audio, video or aggregate message to `emit`, in order.
+    /// Empty audio/video messages carry no frame. A malformed aggregate still emits
+    /// the frames before the fault, then fails.
+    pub fn media_frames(
+        &mut self,
+        msg: RtmpMessage,
+        mut emit: impl FnMut(Frame),
+    ) -> Result<(), SessionError> {
+        if msg.type_id != type_id::AGGREGATE {
+            let kind = if msg.type_id == type_id::AUDIO {
+                FrameKind::Audio
+            } else {
+                FrameKind::Video
+            };
+            if !msg.payload.is_empty() {
+                emit(Frame::new(kind, msg.timestamp, msg.payload));
+            }
+            return Ok(());
+        }
+        let mut frames = std::mem::take(&mut self.aggregate_frames);
+        frames.clear();
+        let split = aggregate::split(
+            &msg.payload,
+            msg.timestamp,
+            self.max_aggregate_frames,
+            &mut frames,
+        );
+        frames.drain(..).for_each(&mut emit);
+        self.aggregate_frames = frames;
+        split
     }
 
     pub fn write(&mut self, msg: &RtmpMessage, out: &mut BytesMut) -> Result<(), SessionError> {
@@ -187,4 +250,31 @@ impl Transport {
         };
         self.write(&msg, out)
     }
+}
+
+/// The Script frame a data message (types 15/18) carries and whether it is the
+/// stream's metadata (`@setDataFrame` removed). `None` for `@clearDataFrame` and for
+/// messages whose handler is in `ignored_handlers` (they carry nothing to relay).
+pub(super) fn script_frame(
+    msg: &RtmpMessage,
+    amf0: Amf0Limits,
+    ignored_handlers: &[&str],
+) -> Result<Option<(Frame, bool)>, SessionError> {
+    let (payload, metadata) = match data::parse_data_message(msg.type_id, &msg.payload, amf0)? {
+        DataMessage::Metadata(body) => (body, true),
+        DataMessage::Other { handler, body } => {
+            if ignored_handlers.contains(&handler.as_str()) {
+                return Ok(None);
+            }
+            (body, false)
+        }
+        DataMessage::ClearMetadata => {
+            debug!(stream_id = msg.stream_id, "@clearDataFrame ignored");
+            return Ok(None);
+        }
+    };
+    Ok(Some((
+        Frame::new(FrameKind::Script, msg.timestamp, payload),
+        metadata,
+    )))
 }
