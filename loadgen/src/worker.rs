@@ -287,7 +287,7 @@ impl<'a> Worker<'a> {
                     Ok(Proto::HttpFlv(HttpFlvViewer::new(self.arena.clone())))
                 } else {
                     let s = session(target, ClientMode::Play, &mut self.rng, t.mono_us / 1000);
-                    RtmpViewer::start(s, &mut out).map(Proto::Rtmp)
+                    RtmpViewer::start(s, self.arena.clone(), &mut out).map(Proto::Rtmp)
                 };
                 (Some(meter), proto)
             }
