@@ -6,6 +6,7 @@
 //! dozen bytes per viewer and it never allocates.
 
 use ringcast::protocol::flv::codec::{VideoCodec, VideoTagInfo};
+use ringcast::protocol::flv::config::{parse_video_sequence_header, VideoConfig};
 use ringcast::protocol::FrameKind;
 
 use crate::stamp::find_stamp;
@@ -85,11 +86,8 @@ impl ViewerMeter {
     fn on_video(&mut self, payload: &[u8], now: Now, iv: &mut Interval) {
         let Some(info) = VideoTagInfo::parse(payload) else { return };
         if info.sequence_header {
-            if info.codec == Some(VideoCodec::Avc) && !info.enhanced {
-                // avcC lengthSizeMinusOne sits at byte 4 of the record, after the 5-byte tag header.
-                if let Some(b) = payload.get(9) {
-                    self.nal_len_size = (b & 0x03) + 1;
-                }
+            if let Ok(VideoConfig::Avc(avc)) = parse_video_sequence_header(payload) {
+                self.nal_len_size = avc.nal_length_size;
             }
             return;
         }
