@@ -233,6 +233,24 @@ mod tests {
     }
 
     #[test]
+    fn nal_length_size_comes_from_the_avc_sequence_header() {
+        use ringcast::protocol::flv::tag_body::{avc_tag_header, write_avc_sequence_header, AvcPacketType};
+        let mut header = bytes::BytesMut::new();
+        write_avc_sequence_header(&crate::synthetic::SPS, &crate::synthetic::PPS, 2, &mut header).unwrap();
+        let mut frame = avc_tag_header(true, AvcPacketType::Nalu, 0).unwrap().to_vec();
+        frame.extend_from_slice(&[0, 4, 0x65, 1, 2, 3]);
+        let mut stamped = Vec::new();
+        stamp_avc_tag(&frame, 2, Stamp { sent_unix_us: at(0).unix_us, sequence: 0 }, &mut stamped).unwrap();
+        let mut iv = Interval::default();
+        let mut v = ViewerMeter::new(at(0), true, &mut iv);
+        v.on_frame(FrameKind::Video, &stamped, at(5), &mut iv);
+        assert_eq!(iv.counters.stamped_frames, 0, "read with the default 4-byte lengths, the stamp is not found");
+        v.on_frame(FrameKind::Video, &header, at(10), &mut iv);
+        v.on_frame(FrameKind::Video, &stamped, at(20), &mut iv);
+        assert_eq!(iv.counters.stamped_frames, 1);
+    }
+
+    #[test]
     fn a_two_second_freeze_is_one_stall() {
         let (_, bodies) = stream();
         let mut iv = Interval::default();
