@@ -8,6 +8,7 @@ use rand::RngCore;
 
 use super::http_flv::{HttpFlvClient, HttpFlvError};
 use super::origin::UpstreamRequest;
+use crate::protocol::payload::PayloadAllocator;
 use crate::protocol::rtmp::chunk::ChunkLimits;
 use crate::protocol::rtmp::command::status::code;
 use crate::protocol::rtmp::session::client::{ClientEvent, ClientMode, ClientSession, ClientSessionConfig};
@@ -107,11 +108,12 @@ impl Upstream {
         &mut self,
         input: &[u8],
         now_ms: u64,
+        alloc: &mut impl PayloadAllocator,
         out: &mut BytesMut,
         events: &mut Vec<UpstreamEvent>,
     ) -> Result<(), UpstreamError> {
         let before = events.len();
-        let result = self.handle(input, now_ms, out, events);
+        let result = self.handle(input, now_ms, alloc, out, events);
         self.started |= events.get(before..).unwrap_or_default().contains(&UpstreamEvent::Started);
         result
     }
@@ -120,6 +122,7 @@ impl Upstream {
         &mut self,
         input: &[u8],
         now_ms: u64,
+        alloc: &mut impl PayloadAllocator,
         out: &mut BytesMut,
         events: &mut Vec<UpstreamEvent>,
     ) -> Result<(), UpstreamError> {
@@ -127,7 +130,7 @@ impl Upstream {
             Session::Http(client) => Ok(client.handle_input(input, events)?),
             Session::Rtmp { session, events: raw } => {
                 raw.clear();
-                let result = session.handle_input(input, now_ms, out, raw);
+                let result = session.handle_input_in(input, now_ms, alloc, out, raw);
                 for event in raw.drain(..) {
                     match event {
                         ClientEvent::PlayStarted => events.push(UpstreamEvent::Started),
@@ -151,6 +154,7 @@ impl Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::payload::HeapAllocator;
     use crate::protocol::rtmp::session::server::{PlayRejection, ServerEvent, ServerSession, ServerSessionConfig};
     use crate::protocol::FrameKind;
     use rand::rngs::SmallRng;
@@ -193,7 +197,7 @@ mod tests {
                     }
                 }
             }
-            up.handle_input(&to_client, 0, &mut to_server, &mut events).unwrap();
+            up.handle_input(&to_client, 0, &mut HeapAllocator, &mut to_server, &mut events).unwrap();
             if to_client.is_empty() && to_server.is_empty() {
                 break;
             }
@@ -238,6 +242,6 @@ mod tests {
         up.start(&mut out).unwrap();
         let garbage = vec![0x42u8; 4000];
         let mut events = Vec::new();
-        assert!(up.handle_input(&garbage, 0, &mut out, &mut events).is_err());
+        assert!(up.handle_input(&garbage, 0, &mut HeapAllocator, &mut out, &mut events).is_err());
     }
 }

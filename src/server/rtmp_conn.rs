@@ -73,7 +73,8 @@ impl CoreState {
         loop {
             let Some(conn) = self.conns.at(slot) else { return };
             let Proto::Rtmp(rc) = &mut conn.proto else { return };
-            let result = rc.session.handle_input(input, now, &mut rc.out, &mut rc.events);
+            // Published frames are written once, into this core's aligned arena.
+            let result = rc.session.handle_input_in(input, now, &mut self.arena, &mut rc.out, &mut rc.events);
             input = &[];
             if let Err(e) = result {
                 tracing::debug!(core = self.core, peer = ?conn.peer, error = %e, "closing RTMP connection");

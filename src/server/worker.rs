@@ -17,11 +17,14 @@ use super::token::{Op, Token};
 use super::{signals, MeshMsg};
 use crate::metrics::{AcceptErrorKind, CloseReason, CoreMetrics, Listener, RefuseReason};
 use crate::runtime::mesh::CoreLink;
+use crate::runtime::arena::AlignedArena;
 use crate::runtime::{Completion, Reactor, ReactorConfig};
 use crate::stream::{OutFrame, Shard, ShardConfig, StreamId, ViewerId};
 
 /// Most control bytes (command replies, acks, HTTP heads) queued per connection.
 pub(crate) const CONTROL_LIMIT: usize = 256 << 10;
+/// Size of each block of a core's payload arena.
+const ARENA_BLOCK: usize = 4 << 20;
 /// How often timeouts, grace periods and the API report are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// How often viewers whose sends never complete are checked against the hard lag.
@@ -79,6 +82,9 @@ pub struct CoreState {
     pub report: CoreReport,
     /// Reusable batch buffer for viewer sends.
     pub batch: Vec<OutFrame>,
+    /// Where ingested frame payloads are assembled: 64-byte-aligned pieces of
+    /// preallocated blocks (aligned sources make the kernel's copies faster).
+    pub arena: AlignedArena,
     /// Viewers waiting for their stream to go live.
     pub pending: Vec<super::pending::Pending>,
     /// Viewers woken in the current merge window.
@@ -221,6 +227,7 @@ impl Worker {
             listeners,
             report: CoreReport::default(),
             batch: Vec::with_capacity(cfg.runtime.max_frames_per_send),
+            arena: AlignedArena::new(ARENA_BLOCK),
             edge: super::edge::EdgeCore::new(cfg),
             relays: super::edge::relay::Relays::new(cfg),
             mesh_inbox: Vec::new(),

@@ -95,7 +95,7 @@ impl CoreState {
         let Some(conn) = self.conns.at(slot) else { return };
         let generation = conn.generation;
         let Proto::Origin(oc) = &mut conn.proto else { return };
-        let result = oc.upstream.handle_input(data, now, &mut oc.out, &mut oc.events);
+        let result = oc.upstream.handle_input(data, now, &mut self.arena, &mut oc.out, &mut oc.events);
         let mut events = std::mem::take(&mut oc.events);
         let key = oc.key.clone();
         let out = oc.out.split();

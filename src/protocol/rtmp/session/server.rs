@@ -15,6 +15,7 @@ use super::csid::OutputCsids;
 use super::transport::{script_frame, Transport};
 use super::SessionError;
 use crate::protocol::flv::frame::Frame;
+use crate::protocol::payload::{HeapAllocator, PayloadAllocator};
 use crate::protocol::rtmp::amf0::Amf0Value;
 use crate::protocol::rtmp::chunk::{ChunkEncoder, ChunkLimits};
 use crate::protocol::rtmp::command::data;
@@ -204,7 +205,21 @@ impl ServerSession {
     pub fn handle_input(
         &mut self,
         input: &[u8],
+        now_ms: u64,
+        out: &mut BytesMut,
+        events: &mut Vec<ServerEvent>,
+    ) -> Result<(), SessionError> {
+        self.handle_input_in(input, now_ms, &mut HeapAllocator, out, events)
+    }
+
+    /// [`ServerSession::handle_input`] with every message payload (so every
+    /// published frame's payload) assembled in a buffer from `alloc`: the server
+    /// passes its per-core aligned arena, so frames are written once into it.
+    pub fn handle_input_in(
+        &mut self,
+        input: &[u8],
         _now_ms: u64,
+        alloc: &mut impl PayloadAllocator,
         out: &mut BytesMut,
         events: &mut Vec<ServerEvent>,
     ) -> Result<(), SessionError> {
@@ -212,11 +227,11 @@ impl ServerSession {
             return self.buffer(input);
         }
         if self.backlog.is_empty() {
-            return self.process(input, out, events);
+            return self.process(input, alloc, out, events);
         }
         let mut data = std::mem::take(&mut self.backlog);
         data.extend_from_slice(input);
-        self.process(&data, out, events)
+        self.process(&data, alloc, out, events)
     }
 
     /// True while a publish/play request awaits `accept_*` / `reject_*`.
@@ -244,6 +259,7 @@ impl ServerSession {
     fn process(
         &mut self,
         input: &[u8],
+        alloc: &mut impl PayloadAllocator,
         out: &mut BytesMut,
         events: &mut Vec<ServerEvent>,
     ) -> Result<(), SessionError> {
@@ -260,7 +276,7 @@ impl ServerSession {
             if self.awaiting_decision() {
                 return self.buffer(input.get(pos..).unwrap_or_default());
             }
-            let Some(msg) = self.transport.next_message(input, &mut pos)? else {
+            let Some(msg) = self.transport.next_message_in(input, &mut pos, alloc)? else {
                 break;
             };
             self.on_message(msg, out, events)?;

@@ -9,7 +9,7 @@ use super::aggregate;
 use super::csid::OutputCsids;
 use super::SessionError;
 use crate::protocol::flv::frame::{Frame, FrameKind};
-use crate::protocol::payload::{HeapAllocator, PayloadAllocator};
+use crate::protocol::payload::PayloadAllocator;
 use crate::protocol::rtmp::amf0::{Amf0Limits, Amf0Value};
 use crate::protocol::rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits};
 use crate::protocol::rtmp::command::data::DataMessage;
@@ -24,7 +24,6 @@ use crate::protocol::rtmp::message::{type_id, RtmpMessage};
 pub(super) struct Transport {
     pub decoder: ChunkDecoder,
     pub encoder: ChunkEncoder,
-    pub alloc: HeapAllocator,
     pub csids: OutputCsids,
     /// Handshake bytes, which count towards acknowledgement sequence numbers.
     handshake_bytes: u64,
@@ -43,7 +42,6 @@ impl Transport {
         Transport {
             decoder: ChunkDecoder::new(limits),
             encoder: ChunkEncoder::new(),
-            alloc: HeapAllocator,
             csids: OutputCsids::default(),
             handshake_bytes: 0,
             peer_window: None,
@@ -62,17 +60,8 @@ impl Transport {
     }
 
     /// Decodes the next message from `input[*pos..]`, advancing `pos` past what
-    /// the decoder consumed; `None` when the rest is an incomplete message.
-    pub fn next_message(
-        &mut self,
-        input: &[u8],
-        pos: &mut usize,
-    ) -> Result<Option<RtmpMessage>, SessionError> {
-        let mut alloc = self.alloc;
-        self.next_message_in(input, pos, &mut alloc)
-    }
-
-    /// [`Transport::next_message`] with payloads assembled in buffers from `alloc`.
+    /// the decoder consumed, with its payload assembled in a buffer from `alloc`;
+    /// `None` when the rest is an incomplete message.
     pub fn next_message_in(
         &mut self,
         input: &[u8],
