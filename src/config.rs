@@ -260,6 +260,10 @@ pub struct RuntimeConfig {
     /// most this much latency; `"0ms"` sends every frame at once.
     #[serde(with = "humantime_serde")]
     pub send_merge_window: Duration,
+    /// Send with `SENDMSG_ZC` (zero-copy) instead of copying `sendmsg`. Off by
+    /// default: on loopback the kernel copies anyway and zero-copy costs more CPU
+    /// (see the fan-out benchmark); worth measuring on a real NIC with large frames.
+    pub zero_copy_send: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -273,6 +277,7 @@ impl Default for RuntimeConfig {
             max_bytes_per_send: 128 << 10,
             cross_core_queue: 8192,
             send_merge_window: Duration::from_millis(20),
+            zero_copy_send: false,
         }
     }
 }

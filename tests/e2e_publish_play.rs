@@ -55,3 +55,15 @@ fn viewers_wait_for_a_publisher_when_configured() {
     assert_eq!(server.http_get("/live/never.flv").0, 404);
     assert!(started.elapsed() >= Duration::from_secs(7), "answered before the wait was over");
 }
+
+#[test]
+fn zero_copy_sends_deliver_decodable_streams() {
+    let server = Server::start(1, "[runtime]\nzero_copy_send = true\n");
+    let mut publisher = publish(&server.rtmp_url("live", "zc"), 30);
+    wait_live(&server, "live", "zc", Duration::from_secs(10));
+    for url in [server.flv_url("live", "zc"), server.rtmp_url("live", "zc")] {
+        let got = pull_decode(&url, 100, Duration::from_secs(20));
+        assert!(got.ok && got.video_frames >= 100 && got.errors.trim().is_empty(), "{url}: {got:?}");
+    }
+    publisher.kill();
+}

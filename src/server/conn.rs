@@ -95,6 +95,8 @@ pub struct Conn {
     pub queued: bool,
     /// The connection waits in the merge-window list.
     pub woken: bool,
+    /// A zero-copy send's result, held until its buffer notification arrives.
+    pub zc_result: Option<i32>,
 }
 
 /// What a new connection starts with.
@@ -135,6 +137,7 @@ impl Conn {
             deadline_ms: setup.deadline_ms,
             queued: false,
             woken: false,
+            zc_result: None,
         }
     }
 

@@ -458,7 +458,19 @@ impl CoreState {
     fn on_send(&mut self, r: &mut Reactor, token: Token, c: Completion) {
         let now = self.now_ms();
         let Some(conn) = self.conns.get_mut(token.slot, token.generation) else { return };
+        // Zero-copy sends complete twice: the result, then (flagged MORE) a
+        // notification once the kernel no longer reads the buffers. The outbox
+        // must stay untouched until that notification.
+        let result = if c.is_notification() {
+            conn.zc_result.take().unwrap_or(0)
+        } else if c.more() {
+            conn.zc_result = Some(c.result);
+            return;
+        } else {
+            c.result
+        };
         conn.inflight = conn.inflight.saturating_sub(1);
+        let c = Completion { result, ..c };
         if c.result < 0 || conn.closing {
             conn.outbox.release();
             if !conn.closing {
@@ -487,8 +499,7 @@ impl CoreState {
         match conn.outbox.on_sent(c.result as usize) {
             SendProgress::Partial => {
                 let msg = conn.outbox.msghdr();
-                // SAFETY: the outbox keeps the header, iovecs and bodies alive until completion.
-                match unsafe { r.sendmsg(conn.fd, msg, c.user_data) } {
+                match submit_send(r, conn.fd, msg, c.user_data, self.shared.config.runtime.zero_copy_send) {
                     Ok(()) => conn.inflight += 1,
                     Err(_) => {
                         conn.outbox.release();
@@ -681,8 +692,7 @@ impl CoreState {
         match conn.outbox.finish() {
             Some(msg) => {
                 let token = Token::new(Op::Send, slot, conn.generation).pack();
-                // SAFETY: the outbox keeps the header, iovecs and bodies alive until completion.
-                match unsafe { r.sendmsg(conn.fd, msg, token) } {
+                match submit_send(r, conn.fd, msg, token, self.shared.config.runtime.zero_copy_send) {
                     Ok(()) => conn.inflight += 1,
                     Err(_) => {
                         conn.outbox.release();
@@ -696,6 +706,25 @@ impl CoreState {
                     self.close_later(slot, reason);
                 }
             }
+        }
+    }
+}
+
+/// Queues a gathered send: a copying `sendmsg`, or `SENDMSG_ZC` when configured.
+fn submit_send(
+    r: &mut Reactor,
+    fd: RawFd,
+    msg: *const libc::msghdr,
+    user_data: u64,
+    zero_copy: bool,
+) -> Result<(), crate::runtime::SubmitError> {
+    // SAFETY: the connection's outbox keeps the header, iovecs and bodies alive and
+    // untouched until the send's last completion (the notification for zero-copy).
+    unsafe {
+        if zero_copy {
+            r.sendmsg_zc(fd, msg, user_data)
+        } else {
+            r.sendmsg(fd, msg, user_data)
         }
     }
 }
