@@ -7,6 +7,7 @@
 //! through the mesh ([`MeshMsg`]) and the stream directory.
 
 pub mod api;
+pub mod completions;
 pub mod conn;
 pub mod edge;
 pub mod egress_flv;

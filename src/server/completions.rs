@@ -1,0 +1,331 @@
+//! What a core does with each completion: accepted sockets become connections,
+//! received bytes go to their session, finished sends free their frames and
+//! queue the next, and closes release the slot once nothing is in flight.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::conn::{Conn, ConnSetup, Hold, Proto};
+use super::http_conn::HttpConn;
+use super::rtmp_conn::RtmpConn;
+use super::token::{Op, Token};
+use super::worker::{CoreState, ACCEPT_PAUSE, CONTROL_LIMIT};
+use super::MeshMsg;
+use crate::metrics::{AcceptErrorKind, CloseReason, Listener, RefuseReason};
+use crate::runtime::outbox::SendProgress;
+use crate::runtime::{Completion, Reactor};
+use crate::stream::ViewerId;
+
+pub(super) fn arm_accept(r: &mut Reactor, state: &mut CoreState, index: usize) {
+    let fd = state.listeners[index].socket.as_raw_fd();
+    let token = Token::new(Op::Accept, index as u32, 0).pack();
+    if let Err(e) = r.accept_multishot(fd, token) {
+        tracing::error!(core = state.core, error = %e, "cannot arm accept");
+    }
+}
+
+pub(super) fn arm_wake(r: &mut Reactor, state: &mut CoreState) {
+    let token = Token::new(Op::Wake, 0, 0).pack();
+    let buf: *mut u64 = &mut *state.wake_buf;
+    // SAFETY: wake_buf is boxed and lives as long as the core state.
+    if let Err(e) = unsafe { r.read_eventfd(state.mesh.wake_fd(), buf, token) } {
+        tracing::error!(core = state.core, error = %e, "cannot arm cross-core wake-up");
+    }
+}
+
+impl CoreState {
+    pub(super) fn on_completion(&mut self, r: &mut Reactor, c: Completion) {
+        let Some(token) = Token::unpack(c.user_data) else { return };
+        match token.op {
+            Op::Accept => self.on_accept(r, token.slot as usize, c),
+            Op::Recv => self.on_recv(r, token, c),
+            Op::Send => self.on_send(r, token, c),
+            Op::Close => self.on_closed(token),
+            Op::Wake => arm_wake(r, self),
+            Op::Connect => self.on_outbound_connected(r, token, c),
+            Op::Ignore => {}
+        }
+    }
+
+    fn on_accept(&mut self, r: &mut Reactor, index: usize, c: Completion) {
+        if c.result < 0 {
+            let errno = -c.result;
+            self.metrics.accept_errors.inc(AcceptErrorKind::from_errno(errno));
+            let now = Instant::now();
+            if self.last_accept_warning.is_none_or(|t| now - t >= Duration::from_secs(1)) {
+                self.last_accept_warning = Some(now);
+                tracing::warn!(core = self.core, errno, "accept failed; pausing accepts");
+            }
+            if !c.more() {
+                if let Some(l) = self.listeners.get_mut(index) {
+                    l.paused_until = Some(now + ACCEPT_PAUSE);
+                }
+            }
+            return;
+        }
+        if !c.more() && self.shutting_down.is_none() {
+            // The kernel ended the multishot accept; arm it again.
+            arm_accept(r, self, index);
+        }
+        let fd = c.result as RawFd;
+        let Some(kind) = self.listeners.get(index).map(|l| l.kind) else {
+            unsafe { libc::close(fd) };
+            return;
+        };
+        if self.shutting_down.is_some() || !self.shared.try_open_connection() {
+            self.metrics.connections_refused.inc(RefuseReason::ConnectionLimit);
+            unsafe { libc::close(fd) };
+            return;
+        }
+        self.metrics.connections_accepted.inc(kind);
+        self.metrics.open_connections.inc(kind);
+        let _ = crate::runtime::socket::set_nodelay(fd);
+        let send_buffer = self.shared.config.viewer.socket_send_buffer;
+        if send_buffer > 0 {
+            let _ = crate::runtime::socket::set_send_buffer(fd, send_buffer);
+        }
+        let now = self.now_ms();
+        let cfg = &self.shared.config;
+        let deadline_ms = now + cfg.limits.handshake_timeout.as_millis() as u64;
+        let max_frames = cfg.runtime.max_frames_per_send;
+        let proto = match kind {
+            Listener::Rtmp => Proto::Rtmp(Box::new(RtmpConn::new(&self.shared, now))),
+            _ => Proto::Http(HttpConn::default()),
+        };
+        let peer = peer_addr(fd);
+        let setup = ConnSetup {
+            fd,
+            peer,
+            listener: kind,
+            proto,
+            max_frames,
+            control_limit: CONTROL_LIMIT,
+            deadline_ms,
+            close_reason: CloseReason::PeerClosed,
+        };
+        let slot = self.conns.insert(|generation| Conn::new(setup, generation));
+        let Some(conn) = self.conns.at(slot) else { return };
+        let token = Token::new(Op::Recv, slot, conn.generation).pack();
+        match r.recv_multishot(fd, token) {
+            Ok(()) => conn.inflight += 1,
+            Err(_) => self.close_later(slot, CloseReason::IoError),
+        }
+    }
+
+    fn on_recv(&mut self, r: &mut Reactor, token: Token, c: Completion) {
+        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+            if let Some(id) = c.buffer_id() {
+                r.recycle_buffer(id);
+            }
+            return;
+        };
+        if !c.more() {
+            conn.inflight = conn.inflight.saturating_sub(1);
+        }
+        if c.result <= 0 {
+            let reason = if c.result == 0 || c.result == -libc::ECONNRESET {
+                CloseReason::PeerClosed
+            } else if c.result == -libc::ECANCELED {
+                conn.close_reason
+            } else {
+                CloseReason::IoError
+            };
+            self.close_later(token.slot, reason);
+            if let Some(id) = c.buffer_id() {
+                r.recycle_buffer(id);
+            }
+            self.maybe_free(token.slot);
+            return;
+        }
+        let Some(id) = c.buffer_id() else { return };
+        let closing = conn.closing;
+        if !closing {
+            // Sessions copy what they keep; the buffer goes back to the kernel right after.
+            if let Some(data) = r.recv_buffer(id, c.result as usize) {
+                self.on_data(token.slot, data);
+            }
+        }
+        r.recycle_buffer(id);
+        if !c.more() {
+            // Multishot receive ended without EOF/error (cancelled): nothing to re-arm.
+            self.maybe_free(token.slot);
+        }
+    }
+
+    fn on_data(&mut self, slot: u32, data: &[u8]) {
+        let Some(conn) = self.conns.at(slot) else { return };
+        let listener = conn.listener;
+        match &conn.proto {
+            Proto::Rtmp(rc) => {
+                if rc.publishing.is_some() {
+                    self.metrics.bytes_received.add(crate::metrics::IngestSource::Publisher, data.len() as u64);
+                }
+                self.on_rtmp_data(slot, data);
+            }
+            Proto::Http(_) => self.on_http_data(slot, data, listener),
+            Proto::Origin(_) => self.on_origin_data(slot, data),
+            Proto::Relay(_) => self.on_relay_data(slot, data),
+        }
+    }
+
+    fn on_send(&mut self, r: &mut Reactor, token: Token, c: Completion) {
+        let now = self.now_ms();
+        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else { return };
+        // Zero-copy sends complete twice: the result, then (flagged MORE) a
+        // notification once the kernel no longer reads the buffers. The outbox
+        // must stay untouched until that notification.
+        let result = if c.is_notification() {
+            conn.zc_result.take().unwrap_or(0)
+        } else if c.more() {
+            conn.zc_result = Some(c.result);
+            return;
+        } else {
+            c.result
+        };
+        conn.inflight = conn.inflight.saturating_sub(1);
+        let c = Completion { result, ..c };
+        if c.result < 0 || conn.closing {
+            conn.outbox.release();
+            if !conn.closing {
+                let reason = if c.result == -libc::EPIPE || c.result == -libc::ECONNRESET {
+                    CloseReason::PeerClosed
+                } else {
+                    CloseReason::IoError
+                };
+                self.close_later(token.slot, reason);
+            }
+            self.maybe_free(token.slot);
+            return;
+        }
+        if let Some(viewer) = &conn.viewer {
+            self.metrics.bytes_sent.add(viewer.egress.protocol(), c.result as u64);
+        }
+        if c.result as usize >= conn.outbox.bytes_queued() {
+            // The whole send left: its frames are delivered (to the kernel).
+            for hold in conn.outbox.held() {
+                if let Hold::Frame(out) = hold {
+                    let ms = now.saturating_sub(out.entry.arrival_ms());
+                    self.metrics.server_latency.observe_ns(ms * 1_000_000);
+                }
+            }
+        }
+        match conn.outbox.on_sent(c.result as usize) {
+            SendProgress::Partial => {
+                let msg = conn.outbox.msghdr();
+                match submit_send(r, conn.fd, msg, c.user_data, self.shared.config.runtime.zero_copy_send) {
+                    Ok(()) => conn.inflight += 1,
+                    Err(_) => {
+                        conn.outbox.release();
+                        self.close_later(token.slot, CloseReason::IoError);
+                    }
+                }
+            }
+            SendProgress::Complete => {
+                if conn.done_after_flush() && !conn.outbox.has_control() {
+                    let reason = conn.close_reason;
+                    self.close_later(token.slot, reason);
+                } else {
+                    // More may be waiting: control bytes or frames that arrived meanwhile.
+                    self.mark_ready(token.slot);
+                }
+            }
+        }
+    }
+
+    fn on_closed(&mut self, token: Token) {
+        if let Some(conn) = self.conns.get_mut(token.slot, token.generation) {
+            conn.inflight = conn.inflight.saturating_sub(1);
+        }
+        self.maybe_free(token.slot);
+    }
+
+    /// Submits the close of every connection queued for it.
+    pub(super) fn close_pending(&mut self, r: &mut Reactor) {
+        while let Some((slot, reason)) = self.to_close.pop() {
+            self.close_now(r, slot, reason);
+        }
+    }
+
+    /// Starts closing `slot`: detaches it from streams, cancels its operations and
+    /// closes the socket. The slot is freed once every operation has finished.
+    pub fn close_now(&mut self, r: &mut Reactor, slot: u32, reason: CloseReason) {
+        let Some(conn) = self.conns.at(slot) else { return };
+        if conn.closing {
+            return;
+        }
+        conn.closing = true;
+        conn.close_reason = reason;
+        let (fd, generation, listener) = (conn.fd, conn.generation, conn.listener);
+        self.detach(slot);
+        self.metrics.connections_closed.inc(reason);
+        self.metrics.open_connections.dec(listener);
+        let Some(conn) = self.conns.at(slot) else { return };
+        let _ = r.cancel_fd(fd, Token::new(Op::Ignore, slot, generation).pack());
+        match r.close(fd, Token::new(Op::Close, slot, generation).pack()) {
+            Ok(()) => conn.inflight += 1,
+            Err(_) => unsafe {
+                libc::close(fd);
+            },
+        }
+        self.maybe_free(slot);
+    }
+
+    /// Frees the slot once the connection is closing and nothing is in flight.
+    pub(super) fn maybe_free(&mut self, slot: u32) {
+        let free = self.conns.at(slot).is_some_and(|c| c.closing && c.inflight == 0);
+        if free {
+            self.conns.remove(slot);
+            self.shared.connection_closed();
+        }
+    }
+
+    /// Removes a connection's viewer and publisher roles.
+    fn detach(&mut self, slot: u32) {
+        let now = self.now_ms();
+        let Some(conn) = self.conns.at(slot) else { return };
+        if let Some(viewer) = conn.viewer.take() {
+            let protocol = viewer.egress.protocol();
+            self.remove_viewer(viewer.id, protocol);
+        }
+        self.end_publishing(slot, now);
+        self.origin_conn_closed(slot);
+        self.relay_conn_closed(slot);
+    }
+
+    /// Drops a viewer from the shard and its bookkeeping.
+    pub fn remove_viewer(&mut self, id: ViewerId, protocol: crate::metrics::Protocol) {
+        self.viewer_conns.remove(&id);
+        if let Some(removed) = self.shard.remove_viewer(id) {
+            self.metrics.viewers.dec(protocol);
+            self.report.viewer_left(removed.stream_id, protocol);
+            if let Some((to, msg)) = removed.unsubscribe {
+                self.send_to_core(to, MeshMsg::Stream(msg));
+            }
+        }
+    }
+}
+
+/// Queues a gathered send: a copying `sendmsg`, or `SENDMSG_ZC` when configured.
+pub(super) fn submit_send(
+    r: &mut Reactor,
+    fd: RawFd,
+    msg: *const libc::msghdr,
+    user_data: u64,
+    zero_copy: bool,
+) -> Result<(), crate::runtime::SubmitError> {
+    // SAFETY: the connection's outbox keeps the header, iovecs and bodies alive and
+    // untouched until the send's last completion (the notification for zero-copy).
+    unsafe {
+        if zero_copy {
+            r.sendmsg_zc(fd, msg, user_data)
+        } else {
+            r.sendmsg(fd, msg, user_data)
+        }
+    }
+}
+
+fn peer_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
+    // SAFETY: borrowing the fd only for the duration of the call.
+    let sock = std::mem::ManuallyDrop::new(unsafe { <socket2::Socket as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    sock.peer_addr().ok().and_then(|a| a.as_socket())
+}
