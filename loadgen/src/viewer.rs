@@ -95,14 +95,7 @@ impl ViewerMeter {
             return;
         }
         iv.counters.video_frames += 1;
-        if let Some(last) = self.last_video_us {
-            let gap = now.mono_us.saturating_sub(last);
-            if gap > STALL_THRESHOLD_US {
-                iv.counters.stalls += 1;
-                iv.hist.stall_ms.saturating_record(gap / 1000);
-            }
-        }
-        self.last_video_us = Some(now.mono_us);
+        self.close_video_gap(now, iv);
         if info.keyframe {
             iv.counters.keyframes += 1;
             if !self.playing {
@@ -132,14 +125,22 @@ impl ViewerMeter {
 
     /// Closes the books at the end of the run: a stall still going on counts too.
     pub fn finish(&mut self, now: Now, iv: &mut Interval) {
+        if self.last_video_us.is_some() {
+            self.close_video_gap(now, iv);
+        }
+    }
+
+    /// Ends the gap since the last picture at `now`, counting it as a stall if it
+    /// was longer than the threshold.
+    fn close_video_gap(&mut self, now: Now, iv: &mut Interval) {
         if let Some(last) = self.last_video_us {
             let gap = now.mono_us.saturating_sub(last);
             if gap > STALL_THRESHOLD_US {
                 iv.counters.stalls += 1;
                 iv.hist.stall_ms.saturating_record(gap / 1000);
             }
-            self.last_video_us = Some(now.mono_us);
         }
+        self.last_video_us = Some(now.mono_us);
     }
 }
 
