@@ -17,8 +17,10 @@ fn counts_agree_with_ffprobe(scheme: &str) {
     let Some(server) = Ringcast::start() else { return };
     let dir = TempDir::new(&format!("ringcast-count-{scheme}"));
     let file = dir.path("src.flv");
-    // 2 s GOPs; joining 3 s after the publisher starts lands well inside the second.
-    make_flv(&file, 4, 50);
+    // 4 s GOPs; joining 5 s after the publisher starts lands inside the second GOP
+    // with 3 s to spare, so loadgen and a slow-starting ffprobe (a loaded CI box)
+    // still join at the same cached keyframe.
+    make_flv(&file, 8, 100);
     let name = format!("count{}", free_port());
     let publish_url = format!("{}/{name}", server.rtmp_app);
     let play_url = match scheme {
@@ -26,12 +28,12 @@ fn counts_agree_with_ffprobe(scheme: &str) {
         _ => publish_url.clone(),
     };
     let publish_json = dir.path("publish.json");
-    let publish = loadgen_bg(&["publish", "--url", &publish_url, "--source", file.to_str().unwrap(), "--duration", "5s"], &publish_json);
-    std::thread::sleep(Duration::from_millis(3000));
+    let publish = loadgen_bg(&["publish", "--url", &publish_url, "--source", file.to_str().unwrap(), "--duration", "9s"], &publish_json);
+    std::thread::sleep(Duration::from_millis(5000));
 
     let viewers = 20u64;
     let viewers_json = dir.path("viewers.json");
-    let play = loadgen_bg(&["play", "--url", &play_url, "--viewers", &viewers.to_string(), "--ramp", "0", "--duration", "4s"], &viewers_json);
+    let play = loadgen_bg(&["play", "--url", &play_url, "--viewers", &viewers.to_string(), "--ramp", "0", "--duration", "6s"], &viewers_json);
     let probe = ffprobe_keyflags(&play_url, &["-rw_timeout", "1500000"]);
     let report = report_of(play, &viewers_json);
     report_of(publish, &publish_json);
