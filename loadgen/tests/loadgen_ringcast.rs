@@ -33,7 +33,8 @@ fn counts_agree_with_ffprobe(scheme: &str) {
 
     let viewers = 20u64;
     let viewers_json = dir.path("viewers.json");
-    let play = loadgen_bg(&["play", "--url", &play_url, "--viewers", &viewers.to_string(), "--ramp", "0", "--duration", "6s"], &viewers_json);
+    // The viewers' window outlasts the stream: they end at its end (EarlyEof), as ffprobe does.
+    let play = loadgen_bg(&["play", "--url", &play_url, "--viewers", &viewers.to_string(), "--ramp", "0", "--duration", "15s"], &viewers_json);
     let probe = ffprobe_keyflags(&play_url, &["-rw_timeout", "1500000"]);
     let report = report_of(play, &viewers_json);
     report_of(publish, &publish_json);
