@@ -392,7 +392,14 @@ fn send_inflight(reactor: &mut Reactor, conn: &mut Conn, index: usize) -> Result
 
 fn close(reactor: &mut Reactor, conn: &mut Conn, index: usize) {
     if conn.fd >= 0 {
-        let _ = reactor.cancel_fd(conn.fd, user_data(index, OP_CANCEL));
+        // `shutdown` ends the armed receive (EOF) and pending sends in O(1); a
+        // cancel by fd scans every pending request, so closing 10k clients at the
+        // end of a run took seconds of kernel time. Only an unconnected socket (a
+        // connect in flight) needs the cancel.
+        // SAFETY: shutting down a socket this client owns.
+        if unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) } != 0 {
+            let _ = reactor.cancel_fd(conn.fd, user_data(index, OP_CANCEL));
+        }
         let _ = reactor.close(conn.fd, user_data(index, OP_CLOSE));
         conn.fd = -1;
     }

@@ -47,8 +47,10 @@
 //!   multishots must be unique (pack a generation into it).
 //! * `sendmsg`/`send` pointers must stay valid until their completion is drained; keep
 //!   one send in flight per socket (the kernel does not order concurrent sends).
-//! * To close a connection: `cancel_fd`, then `close` (close alone leaves a multishot
-//!   recv armed on the socket until it errors).
+//! * To close a connection: `shutdown(SHUT_RDWR)` (ends its multishot recv with EOF
+//!   and fails pending sends, O(1)), then `close`; `cancel_fd` only for a socket that
+//!   is not connected yet. Close alone leaves a multishot recv armed until it errors;
+//!   `cancel_fd` works too but scans every pending request of the ring per call.
 
 pub mod arena;
 pub mod buf_ring;

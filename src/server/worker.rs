@@ -69,7 +69,7 @@ pub struct CoreState {
     /// Connections with something to send, flushed at the end of the turn.
     pub ready: Vec<u32>,
     /// Connections to close at the end of the current completion batch.
-    pub to_close: Vec<(u32, CloseReason)>,
+    pub to_close: Vec<(u32, u32, CloseReason)>,
     /// Cross-core links.
     pub mesh: CoreLink<MeshMsg>,
     /// Messages waiting for room in a full cross-core ring, per target core.
@@ -152,9 +152,14 @@ impl CoreState {
         self.woken.clear();
     }
 
-    /// Queues `slot` to be closed.
+    /// Queues `slot` to be closed. The generation goes with it: the slot may be
+    /// freed and reused by a new connection before the queue is processed.
     pub fn close_later(&mut self, slot: u32, reason: CloseReason) {
-        self.to_close.push((slot, reason));
+        if let Some(conn) = self.conns.at(slot) {
+            if !conn.closing {
+                self.to_close.push((slot, conn.generation, reason));
+            }
+        }
     }
 
     /// Sends `msg` to another core, keeping order; backs up (bounded) when its ring is full.
