@@ -210,6 +210,15 @@ fn record_captures() {
     std::fs::write(capture_path("ffmpeg_play.bin"), &play).unwrap();
 }
 
+/// Records the 10 s, 2 Mbps publish capture the chunk benchmark replays:
+/// `cargo test --test rtmp_capture -- --ignored record_bench_capture`.
+#[test]
+#[ignore = "needs ffmpeg; rewrites the committed benchmark capture"]
+fn record_bench_capture() {
+    let publish = recorder::record_publish_2mbps();
+    std::fs::write(capture_path("ffmpeg_publish_2mbps.bin"), &publish).unwrap();
+}
+
 /// ClientSession against a real server: publishes the captured frames to
 /// nginx-rtmp while another ClientSession plays them back.
 /// `RINGCAST_NGINX_RTMP=127.0.0.1:1935 cargo test --test rtmp_capture -- --ignored nginx`
@@ -344,13 +353,9 @@ mod recorder {
         sock.write_all(bytes)
     }
 
+    /// Records ffmpeg publishing 1.5 s of a small test pattern (`ffmpeg_publish.bin`).
     pub fn record_publish() -> Vec<u8> {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!(
-            "rtmp://127.0.0.1:{}/live/test",
-            listener.local_addr().unwrap().port()
-        );
-        let mut child = ffmpeg(&[
+        record_ffmpeg_publish(&[
             "-re",
             "-f",
             "lavfi",
@@ -368,10 +373,45 @@ mod recorder {
             "aac",
             "-t",
             "1.5",
+        ])
+    }
+
+    /// Records ffmpeg publishing 10 s of 720p30 video at 2 Mbps plus AAC
+    /// (`ffmpeg_publish_2mbps.bin`), the live-stream shape `benches/chunk.rs` replays.
+    pub fn record_publish_2mbps() -> Vec<u8> {
+        record_ffmpeg_publish(&[
+            "-re",
             "-f",
-            "flv",
-            &url,
-        ]);
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine",
+            "-c:v",
+            "libx264",
+            "-b:v",
+            "2M",
+            "-g",
+            "30",
+            "-c:a",
+            "aac",
+            "-t",
+            "10",
+        ])
+    }
+
+    /// Serves one ffmpeg publish whose input and codec options are `source_args`.
+    fn record_ffmpeg_publish(source_args: &[&str]) -> Vec<u8> {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "rtmp://127.0.0.1:{}/live/test",
+            listener.local_addr().unwrap().port()
+        );
+        let mut args = source_args.to_vec();
+        args.extend(["-f", "flv", &url]);
+        let mut child = ffmpeg(&args);
         let captured = serve(&listener, |_, _, _| {});
         let _ = child.wait();
         captured

@@ -172,6 +172,71 @@ fn recv_recovers_after_the_buffer_ring_runs_dry() {
     assert!(stats.rearms >= stats.enobufs);
 }
 
+/// Many connections on a tiny ring: every turn the caller holds all buffers across
+/// the wait, so most receives starve. Re-arming is bounded by the free buffers, so a
+/// turn never re-arms (or earns ENOBUFS for) more receives than the ring has buffers,
+/// however many sockets wait; and every byte still arrives, in order, on every socket.
+#[test]
+fn starved_receives_are_rearmed_no_faster_than_buffers_free_up() {
+    const CONNS: usize = 32;
+    const BUFFERS: u16 = 4;
+    const PER_CONN: usize = 2048;
+    let listener = reuseport_listener("127.0.0.1:0".parse().unwrap(), 64).unwrap();
+    let addr = local_addr(&listener).unwrap();
+    let mut reactor = Reactor::new(&config(BUFFERS, 64)).unwrap();
+    reactor.accept_multishot(raw_fd(&listener), ACCEPT).unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut socks: Vec<TcpStream> = (0..CONNS).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let data: Vec<u8> = (0..PER_CONN).map(|i| (i % 251) as u8).collect();
+        for s in &mut socks {
+            s.write_all(&data).unwrap();
+        }
+    });
+
+    let mut received: std::collections::HashMap<u64, Vec<u8>> = std::collections::HashMap::new();
+    let mut eofs = 0;
+    let mut held: Vec<u16> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // A turn runs from giving buffers back to draining the next completions.
+    let mut turn_start = reactor.stats();
+    while eofs < CONNS && Instant::now() < deadline {
+        reactor.submit_and_wait(1, Some(Duration::from_millis(200))).unwrap();
+        reactor.drain_completions(|r, c| match c.user_data {
+            ACCEPT => r.recv_multishot(c.result, RECV | c.result as u64).unwrap(),
+            ud if ud & RECV == RECV => {
+                assert!(c.result >= 0, "ENOBUFS must not reach the caller: {:?}", c.error());
+                if c.result == 0 {
+                    eofs += 1;
+                } else {
+                    let id = c.buffer_id().unwrap();
+                    let bytes = r.recv_buffer(id, c.result as usize).unwrap();
+                    received.entry(ud).or_default().extend_from_slice(bytes);
+                    held.push(id);
+                }
+            }
+            _ => {}
+        });
+        let rearms = reactor.stats().rearms - turn_start.rearms;
+        assert!(rearms <= u64::from(BUFFERS), "{rearms} re-arms in one turn with {BUFFERS} buffers");
+        turn_start = reactor.stats();
+        for id in held.drain(..) {
+            reactor.recycle_buffer(id);
+        }
+    }
+    writer.join().unwrap();
+    let stats = reactor.stats();
+    assert_eq!(eofs, CONNS, "EOF on every socket: {stats:?}");
+    assert_eq!(received.len(), CONNS);
+    for bytes in received.values() {
+        assert_eq!(bytes.len(), PER_CONN);
+        assert!(bytes.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8), "bytes in order");
+    }
+    assert!(stats.enobufs > 0, "the ring did run dry: {stats:?}");
+    // Each re-arm is paid for by a free buffer: at most one ENOBUFS per re-arm beyond the
+    // first arming of each socket.
+    assert!(stats.enobufs <= stats.rearms + CONNS as u64, "{stats:?}");
+}
+
 #[test]
 fn a_full_submission_queue_drops_nothing() {
     let mut reactor = Reactor::new(&ReactorConfig {

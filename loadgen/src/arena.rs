@@ -1,6 +1,7 @@
-//! One payload arena per worker thread, shared by all its viewers' demuxers.
+//! One payload arena per worker thread, shared by all its viewers' decoders.
 //!
-//! Demuxers assemble each frame into a buffer from a [`PayloadAllocator`]. Giving
+//! Decoders (HTTP-FLV viewers' FLV demuxers, RTMP viewers' `ClientSession`s) assemble
+//! each frame or message into a buffer from a [`PayloadAllocator`]. Giving
 //! every frame its own heap allocation would cost one malloc per frame per viewer;
 //! instead buffers are carved from a large block, and because viewers drop their
 //! frames as soon as they are measured, the block is usually unique again when it
@@ -16,7 +17,7 @@ use ringcast::protocol::payload::PayloadAllocator;
 /// Size of each block carved into frame buffers.
 pub const BLOCK_SIZE: usize = 1 << 20;
 
-/// A cheap handle to the worker's arena; clone one into each demuxer.
+/// A cheap handle to the worker's arena; clone one into each viewer's decoder.
 #[derive(Clone, Debug)]
 pub struct SharedArena(Rc<RefCell<BytesMut>>);
 

@@ -5,6 +5,7 @@
 //! frames (payloads are refcounted, so every loop reuses the same bytes).
 
 use ringcast::protocol::flv::{FlvDemuxer, FlvError, FlvLimits};
+use ringcast::protocol::flv::config::{parse_video_sequence_header, VideoConfig};
 use ringcast::protocol::{Frame, FrameKind};
 use thiserror::Error;
 
@@ -77,10 +78,10 @@ impl FileSource {
             if f.sequence_header || f.kind == FrameKind::Script {
                 // Keep the first of each kind: a mid-file repeat would restart decoders.
                 if !headers.iter().any(|h: &Frame| h.kind == f.kind) {
-                    if f.kind == FrameKind::Video {
-                        if let Some(b) = f.payload.get(9) {
-                            nal_len_size = (b & 0x03) + 1;
-                        }
+                    if let (FrameKind::Video, Ok(VideoConfig::Avc(avc))) =
+                        (f.kind, parse_video_sequence_header(&f.payload))
+                    {
+                        nal_len_size = avc.nal_length_size;
                     }
                     headers.push(f);
                 }

@@ -1,12 +1,18 @@
-//! The HTTP-FLV viewer protocol, sans-IO: a GET request out, then the response head
-//! (parsed by `httparse`), then an endless FLV body, chunked or not, demuxed by
-//! ringcast's own [`FlvDemuxer`] for sampled viewers and only counted for the rest.
+//! The HTTP-FLV viewer protocol, sans-IO: a GET request out, then the response head,
+//! then an endless FLV body, chunked or not, demuxed by ringcast's own [`FlvDemuxer`]
+//! for sampled viewers and only counted for the rest. The request writer, the bounded
+//! head parser and the chunked decoder are ringcast's (`protocol::http`), so loadgen
+//! has no HTTP code of its own.
 
+use bytes::BytesMut;
 use ringcast::protocol::flv::{FlvDemuxer, FlvError, FlvLimits};
+use ringcast::protocol::http::chunked::{ChunkedDecoder, ChunkedEvent, ChunkedLimits};
+use ringcast::protocol::http::client::{
+    parse_response_head, write_get_request, ClientError, ResponseBody, ResponseLimits,
+};
 use thiserror::Error;
 
 use crate::arena::SharedArena;
-use crate::chunked::{ChunkedError, Dechunker};
 use crate::stats::{FailureKind, Interval, Phase};
 use crate::target::Target;
 use crate::viewer::{Now, ViewerMeter};
@@ -15,6 +21,10 @@ use crate::viewer::{Now, ViewerMeter};
 pub const MAX_HEAD_LEN: usize = 8 * 1024;
 /// Most response headers accepted.
 const MAX_HEADERS: usize = 32;
+/// What this viewer calls itself in `User-Agent`.
+const USER_AGENT: &str = "ringcast-loadgen";
+
+const HEAD_LIMITS: ResponseLimits = ResponseLimits { max_head: MAX_HEAD_LEN, max_headers: MAX_HEADERS };
 
 /// Why an HTTP-FLV viewer gave up.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -22,22 +32,13 @@ pub enum HttpFlvError {
     /// The server answered with something other than 200.
     #[error("HTTP status {0}")]
     Status(u16),
-    /// The response head exceeds [`MAX_HEAD_LEN`].
-    #[error("response head longer than {limit} bytes")]
-    HeadTooLarge {
-        /// [`MAX_HEAD_LEN`].
-        limit: usize,
-    },
-    /// The response head is not HTTP.
-    #[error("malformed response head: {0}")]
-    BadHead(String),
-    /// The chunked framing is broken.
+    /// The response head or the chunked framing is broken or over a limit.
     #[error(transparent)]
-    Chunked(#[from] ChunkedError),
+    Http(#[from] ClientError),
     /// The FLV body is broken.
     #[error(transparent)]
     Flv(#[from] FlvError),
-    /// The server ended the body (zero-size chunk) while the run goes on.
+    /// The server ended the chunked body (zero-size chunk) while the run goes on.
     #[error("body ended")]
     Ended,
 }
@@ -47,23 +48,18 @@ impl HttpFlvError {
     pub fn classify(&self) -> (Phase, FailureKind) {
         match self {
             HttpFlvError::Status(_) => (Phase::Request, FailureKind::HttpStatus),
-            HttpFlvError::HeadTooLarge { .. } | HttpFlvError::BadHead(_) => (Phase::Request, FailureKind::Protocol),
-            HttpFlvError::Chunked(_) | HttpFlvError::Flv(_) => (Phase::Streaming, FailureKind::Protocol),
+            HttpFlvError::Http(
+                ClientError::Malformed { .. } | ClientError::HeadTooLarge { .. } | ClientError::TooManyHeaders { .. },
+            ) => (Phase::Request, FailureKind::Protocol),
+            HttpFlvError::Http(_) | HttpFlvError::Flv(_) => (Phase::Streaming, FailureKind::Protocol),
             HttpFlvError::Ended => (Phase::Streaming, FailureKind::EarlyEof),
         }
     }
 }
 
 /// Writes the GET request for `target` into `out`.
-pub fn write_request(target: &Target, out: &mut Vec<u8>) {
-    out.clear();
-    out.extend_from_slice(
-        format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringcast-loadgen\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-            target.path, target.authority
-        )
-        .as_bytes(),
-    );
+pub fn write_request(target: &Target, out: &mut BytesMut) {
+    write_get_request(&target.path, &target.authority, USER_AGENT, out);
 }
 
 #[derive(Debug)]
@@ -73,7 +69,7 @@ enum Body {
     /// Counting body bytes only.
     Counted,
     /// Demuxing the body.
-    Parsed { dechunk: Option<Dechunker>, demux: Box<FlvDemuxer<SharedArena>> },
+    Parsed { dechunk: Option<ChunkedDecoder>, demux: Box<FlvDemuxer<SharedArena>> },
 }
 
 /// One HTTP-FLV viewer's protocol state.
@@ -108,46 +104,33 @@ impl HttpFlvViewer {
         meter.on_bytes(data.len(), now, iv);
         let mut body = data;
         if let Body::Head(head) = &mut self.body {
-            let take = data.len().min(MAX_HEAD_LEN + 1 - head.len().min(MAX_HEAD_LEN + 1));
-            head.extend_from_slice(&data[..take]);
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut resp = httparse::Response::new(&mut headers);
-            let consumed = match resp.parse(head) {
-                Ok(httparse::Status::Complete(n)) => n,
-                Ok(httparse::Status::Partial) if head.len() > MAX_HEAD_LEN => {
-                    return Err(HttpFlvError::HeadTooLarge { limit: MAX_HEAD_LEN })
-                }
-                Ok(httparse::Status::Partial) => return Ok(()),
-                Err(e) => return Err(HttpFlvError::BadHead(e.to_string())),
-            };
-            let status = resp.code.unwrap_or(0);
-            if status != 200 {
-                return Err(HttpFlvError::Status(status));
+            // Never hold more than the limit plus one byte: enough for the parser to tell "too large".
+            let take = data.len().min((MAX_HEAD_LEN + 1).saturating_sub(head.len()));
+            head.extend_from_slice(data.get(..take).unwrap_or_default());
+            let Some(resp) = parse_response_head(head, &HEAD_LIMITS)? else { return Ok(()) };
+            if resp.status != 200 {
+                return Err(HttpFlvError::Status(resp.status));
             }
-            let chunked = resp.headers.iter().any(|h| {
-                h.name.eq_ignore_ascii_case("transfer-encoding")
-                    && std::str::from_utf8(h.value).is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
-            });
             // Body bytes that arrived with the head: those past it in this read.
             let head_bytes_before = head.len() - take;
-            body = data.get(consumed.saturating_sub(head_bytes_before)..).unwrap_or_default();
+            body = data.get(resp.head_len.saturating_sub(head_bytes_before)..).unwrap_or_default();
             self.body = if meter.sampled() {
                 let demux = FlvDemuxer::with_allocator(FlvLimits::default(), self.arena.clone());
-                Body::Parsed { dechunk: chunked.then(Dechunker::default), demux: Box::new(demux) }
+                let dechunk = (resp.body == ResponseBody::Chunked).then(|| ChunkedDecoder::new(ChunkedLimits::default()));
+                Body::Parsed { dechunk, demux: Box::new(demux) }
             } else {
                 Body::Counted
             };
         }
         if let Body::Parsed { dechunk, demux } = &mut self.body {
             match dechunk {
-                Some(d) => {
-                    while let Some(piece) = d.next_piece(&mut body)? {
-                        demux_into(demux, piece, now, meter, iv)?;
+                Some(d) => loop {
+                    match d.decode(&mut body)? {
+                        ChunkedEvent::Data(piece) => demux_into(demux, piece, now, meter, iv)?,
+                        ChunkedEvent::NeedMore => break,
+                        ChunkedEvent::End => return Err(HttpFlvError::Ended),
                     }
-                    if d.done() {
-                        return Err(HttpFlvError::Ended);
-                    }
-                }
+                },
                 None => demux_into(demux, body, now, meter, iv)?,
             }
         }
@@ -270,12 +253,16 @@ mod tests {
         assert_eq!(res, Err(HttpFlvError::Status(404)));
         assert_eq!(HttpFlvError::Status(404).classify(), (Phase::Request, FailureKind::HttpStatus));
         let (res, _) = run(b"SSH-2.0-OpenSSH\r\n\r\n", 64, true);
-        assert!(matches!(res, Err(HttpFlvError::BadHead(_))));
+        assert!(matches!(res, Err(HttpFlvError::Http(ClientError::Malformed { .. }))));
+        assert_eq!(res.unwrap_err().classify(), (Phase::Request, FailureKind::Protocol));
         let endless = vec![b'a'; MAX_HEAD_LEN * 2];
         let mut wire = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
         wire.extend_from_slice(&endless);
         let (res, _) = run(&wire, 1000, true);
-        assert_eq!(res, Err(HttpFlvError::HeadTooLarge { limit: MAX_HEAD_LEN }));
+        assert!(
+            matches!(res, Err(HttpFlvError::Http(ClientError::HeadTooLarge { limit: MAX_HEAD_LEN, .. }))),
+            "{res:?}"
+        );
         let (res, _) = run(b"HTTP/1.1 200 OK\r\n\r\nNOTFLV!!!!!!", 3, true);
         assert!(matches!(res, Err(HttpFlvError::Flv(_))));
         let (res, _) = run(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 3, true);
@@ -284,7 +271,7 @@ mod tests {
 
     #[test]
     fn request_names_path_and_host() {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         write_request(&Target::parse("http://127.0.0.1:8080/live/x.flv").unwrap(), &mut out);
         assert!(out.starts_with(b"GET /live/x.flv HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"));
         assert!(out.ends_with(b"\r\n\r\n"));

@@ -13,7 +13,6 @@
 #![warn(missing_docs)]
 
 pub mod arena;
-pub mod chunked;
 pub mod cli;
 pub mod filesource;
 pub mod httpflv;

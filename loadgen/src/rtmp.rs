@@ -7,6 +7,7 @@ use ringcast::protocol::rtmp::session::client::{ClientEvent, ClientMode, ClientS
 use ringcast::protocol::rtmp::session::SessionError;
 use ringcast::protocol::{Frame, FrameKind};
 
+use crate::arena::SharedArena;
 use crate::filesource::FileSource;
 use crate::stamp::{stamp_avc_tag, Stamp};
 use crate::stats::{FailureKind, Interval, Phase};
@@ -44,15 +45,18 @@ fn phase_after(event: &ClientEvent, phase: Phase) -> Phase {
 #[derive(Debug)]
 pub struct RtmpViewer {
     session: Box<ClientSession>,
+    /// The worker's arena: every message payload is carved from it, so frames cost
+    /// no malloc each.
+    arena: SharedArena,
     phase: Phase,
     got_media: bool,
 }
 
 impl RtmpViewer {
-    /// Starts the handshake, writing C0+C1 into `out`.
-    pub fn start(mut session: ClientSession, out: &mut BytesMut) -> Result<Self, (Phase, FailureKind)> {
+    /// Starts the handshake, writing C0+C1 into `out`; payloads will come from `arena`.
+    pub fn start(mut session: ClientSession, arena: SharedArena, out: &mut BytesMut) -> Result<Self, (Phase, FailureKind)> {
         session.start(out).map_err(|e| session_failure(Phase::Handshake, &e))?;
-        Ok(RtmpViewer { session: Box::new(session), phase: Phase::Handshake, got_media: false })
+        Ok(RtmpViewer { session: Box::new(session), arena, phase: Phase::Handshake, got_media: false })
     }
 
     /// The phase a connection loss now would count under.
@@ -77,7 +81,7 @@ impl RtmpViewer {
     ) -> Result<(), (Phase, FailureKind)> {
         meter.on_bytes(data.len(), now, iv);
         events.clear();
-        let res = self.session.handle_input(data, now.mono_us / 1000, out, events);
+        let res = self.session.handle_input_in(data, now.mono_us / 1000, &mut self.arena, out, events);
         for event in events.drain(..) {
             self.phase = phase_after(&event, self.phase);
             match event {
@@ -283,7 +287,7 @@ mod tests {
                 &mut to_ingest,
             )
             .unwrap();
-            let viewer = RtmpViewer::start(session(&target, ClientMode::Play, &mut rng, 0), &mut to_egress).unwrap();
+            let viewer = RtmpViewer::start(session(&target, ClientMode::Play, &mut rng, 0), SharedArena::default(), &mut to_egress).unwrap();
             let mut iv = Interval::default();
             let meter = ViewerMeter::new(now(0), true, &mut iv);
             Relay {

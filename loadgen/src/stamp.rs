@@ -7,6 +7,7 @@
 //! know, relays pass NAL units through untouched, and each viewer can read the
 //! publisher's wall-clock send time and a per-publisher sequence number back out.
 
+use ringcast::protocol::flv::tag_body::AVC_TAG_HEADER_LEN;
 use thiserror::Error;
 
 /// Identifies our SEI among the others (x264 writes its own version string as one).
@@ -28,8 +29,6 @@ const MAX_SEI_NAL_LEN: usize = 3 + STAMP_PAYLOAD_LEN + STAMP_PAYLOAD_LEN / 2 + 1
 /// How many NAL units of a frame are examined when looking for the stamp: we put it
 /// first (or right after an AUD), so a frame that lacks it is given up on quickly.
 const MAX_NALS_SCANNED: usize = 4;
-/// Legacy FLV AVC video tag header: frame type/codec, AVCPacketType, composition time.
-const AVC_TAG_HEADER_LEN: usize = 5;
 
 /// What the publisher wrote into a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,27 +7,32 @@
 //! camera output; the slice data itself is filler, so decoders will not show a
 //! picture. That is enough to load a relay, which never decodes.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use ringcast::protocol::flv::metadata::{CodecId, Metadata};
+use ringcast::protocol::flv::tag_body::{
+    aac_tag_header, avc_tag_header, write_aac_sequence_header, write_avc_sequence_header, AacPacketType,
+    AvcPacketType, AAC_TAG_HEADER_LEN, AVC_TAG_HEADER_LEN,
+};
 use ringcast::protocol::{Frame, FrameKind};
 use thiserror::Error;
 
 /// SPS of 640x360 H.264 Main profile level 3.0, as written by x264.
-const SPS: [u8; 24] = [
+pub(crate) const SPS: [u8; 24] = [
     0x67, 0x4d, 0x40, 0x1e, 0xec, 0xa0, 0x50, 0x17, 0xfc, 0xb8, 0x08, 0x80, 0x00, 0x00, 0x03, 0x00,
     0x80, 0x00, 0x00, 0x1e, 0x07, 0x8b, 0x16, 0xcb,
 ];
 /// The matching PPS.
-const PPS: [u8; 5] = [0x68, 0xeb, 0xe3, 0xcb, 0x20];
-/// AAC-LC, 44.1 kHz, stereo.
-const AUDIO_SPECIFIC_CONFIG: [u8; 2] = [0x12, 0x10];
+pub(crate) const PPS: [u8; 5] = [0x68, 0xeb, 0xe3, 0xcb, 0x20];
+/// AAC-LC (object type 2), stereo (channel configuration 2), at [`AAC_SAMPLE_RATE`].
+const AAC_OBJECT_TYPE: u8 = 2;
+const AAC_CHANNEL_CONFIG: u8 = 2;
 /// AAC samples per frame and sample rate: one audio frame every ~23.2 ms.
 const AAC_FRAME_SAMPLES: u64 = 1024;
 const AAC_SAMPLE_RATE: u64 = 44_100;
 /// NAL unit length prefix size our avcC declares (lengthSizeMinusOne = 3).
 pub const NAL_LENGTH_SIZE: u8 = 4;
 /// FLV AVC tag header + NAL length + NAL header: the smallest video tag we make.
-const MIN_VIDEO_TAG: usize = 5 + 4 + 1;
+const MIN_VIDEO_TAG: usize = AVC_TAG_HEADER_LEN + NAL_LENGTH_SIZE as usize + 1;
 /// An IDR frame is this many times the size of a non-IDR frame, like real encoders.
 const KEYFRAME_WEIGHT: u64 = 4;
 /// Bounds that keep a typo from asking for absurd frames.
@@ -108,7 +113,7 @@ impl SyntheticSource {
         let interframe = gop_bytes / (KEYFRAME_WEIGHT + gop_frames - 1);
         let interframe_bytes = (interframe as usize).max(MIN_VIDEO_TAG);
         let keyframe_bytes = ((gop_bytes - interframe * (gop_frames - 1)) as usize).max(MIN_VIDEO_TAG);
-        let audio_frame_bytes = (config.audio_bitrate * AAC_FRAME_SAMPLES / AAC_SAMPLE_RATE / 8) as usize + 2;
+        let audio_frame_bytes = (config.audio_bitrate * AAC_FRAME_SAMPLES / AAC_SAMPLE_RATE / 8) as usize + AAC_TAG_HEADER_LEN;
         Ok(SyntheticSource {
             config,
             gop_frames,
@@ -151,20 +156,17 @@ impl SyntheticSource {
     /// Metadata and the codec configuration frames a publisher sends before any
     /// media frame.
     pub fn sequence_headers(&self) -> Vec<Frame> {
-        let mut avc = BytesMut::with_capacity(16 + SPS.len() + PPS.len());
-        avc.put_slice(&[0x17, 0x00, 0, 0, 0]);
-        // AVCDecoderConfigurationRecord (ISO 14496-15 5.2.4.1).
-        avc.put_slice(&[1, SPS[1], SPS[2], SPS[3], 0xfc | (NAL_LENGTH_SIZE - 1), 0xe0 | 1]);
-        avc.put_u16(SPS.len() as u16);
-        avc.put_slice(&SPS);
-        avc.put_u8(1);
-        avc.put_u16(PPS.len() as u16);
-        avc.put_slice(&PPS);
         let mut frames: Vec<Frame> = self.metadata().into_iter().collect();
-        frames.push(Frame::new(FrameKind::Video, 0, avc.freeze()));
-        if self.config.audio_bitrate > 0 {
-            let aac = Bytes::from_static(&[0xaf, 0x00, AUDIO_SPECIFIC_CONFIG[0], AUDIO_SPECIFIC_CONFIG[1]]);
-            frames.push(Frame::new(FrameKind::Audio, 0, aac));
+        // Fixed, valid parameters: the writers cannot refuse them; skip a header if they did.
+        let mut avc = BytesMut::new();
+        if write_avc_sequence_header(&SPS, &PPS, NAL_LENGTH_SIZE, &mut avc).is_ok() {
+            frames.push(Frame::new(FrameKind::Video, 0, avc.freeze()));
+        }
+        let mut aac = BytesMut::new();
+        if self.config.audio_bitrate > 0
+            && write_aac_sequence_header(AAC_OBJECT_TYPE, AAC_SAMPLE_RATE as u32, AAC_CHANNEL_CONFIG, &mut aac).is_ok()
+        {
+            frames.push(Frame::new(FrameKind::Audio, 0, aac.freeze()));
         }
         frames
     }
@@ -194,7 +196,7 @@ impl SyntheticSource {
             let ts = self.audio_ts(self.next_audio);
             self.next_audio += 1;
             let mut body = BytesMut::with_capacity(self.audio_frame_bytes);
-            body.put_slice(&[0xaf, 0x01]);
+            body.put_slice(&aac_tag_header(AacPacketType::Raw));
             self.fill(&mut body, self.audio_frame_bytes);
             return Frame::new(FrameKind::Audio, ts as u32, body.freeze());
         }
@@ -202,8 +204,10 @@ impl SyntheticSource {
         self.next_video += 1;
         let size = if keyframe { self.keyframe_bytes } else { self.interframe_bytes };
         let mut body = BytesMut::with_capacity(size);
-        body.put_slice(&[if keyframe { 0x17 } else { 0x27 }, 0x01, 0, 0, 0]);
-        body.put_u32((size - 9) as u32);
+        // Composition time 0 is always in range.
+        let header = avc_tag_header(keyframe, AvcPacketType::Nalu, 0).unwrap_or_default();
+        body.put_slice(&header);
+        body.put_u32((size - AVC_TAG_HEADER_LEN - NAL_LENGTH_SIZE as usize) as u32);
         // IDR slice (type 5, nal_ref_idc 3) or non-IDR slice (type 1, nal_ref_idc 2).
         body.put_u8(if keyframe { 0x65 } else { 0x41 });
         self.fill(&mut body, size);

@@ -6,6 +6,7 @@
 //! dozen bytes per viewer and it never allocates.
 
 use ringcast::protocol::flv::codec::{VideoCodec, VideoTagInfo};
+use ringcast::protocol::flv::config::{parse_video_sequence_header, VideoConfig};
 use ringcast::protocol::FrameKind;
 
 use crate::stamp::find_stamp;
@@ -85,11 +86,8 @@ impl ViewerMeter {
     fn on_video(&mut self, payload: &[u8], now: Now, iv: &mut Interval) {
         let Some(info) = VideoTagInfo::parse(payload) else { return };
         if info.sequence_header {
-            if info.codec == Some(VideoCodec::Avc) && !info.enhanced {
-                // avcC lengthSizeMinusOne sits at byte 4 of the record, after the 5-byte tag header.
-                if let Some(b) = payload.get(9) {
-                    self.nal_len_size = (b & 0x03) + 1;
-                }
+            if let Ok(VideoConfig::Avc(avc)) = parse_video_sequence_header(payload) {
+                self.nal_len_size = avc.nal_length_size;
             }
             return;
         }
@@ -232,6 +230,24 @@ mod tests {
         assert_eq!(iv.hist.gop_frames.len(), 3);
         assert_eq!(iv.hist.gop_frames.min(), 23);
         assert_eq!(iv.hist.gop_frames.max(), 25);
+    }
+
+    #[test]
+    fn nal_length_size_comes_from_the_avc_sequence_header() {
+        use ringcast::protocol::flv::tag_body::{avc_tag_header, write_avc_sequence_header, AvcPacketType};
+        let mut header = bytes::BytesMut::new();
+        write_avc_sequence_header(&crate::synthetic::SPS, &crate::synthetic::PPS, 2, &mut header).unwrap();
+        let mut frame = avc_tag_header(true, AvcPacketType::Nalu, 0).unwrap().to_vec();
+        frame.extend_from_slice(&[0, 4, 0x65, 1, 2, 3]);
+        let mut stamped = Vec::new();
+        stamp_avc_tag(&frame, 2, Stamp { sent_unix_us: at(0).unix_us, sequence: 0 }, &mut stamped).unwrap();
+        let mut iv = Interval::default();
+        let mut v = ViewerMeter::new(at(0), true, &mut iv);
+        v.on_frame(FrameKind::Video, &stamped, at(5), &mut iv);
+        assert_eq!(iv.counters.stamped_frames, 0, "read with the default 4-byte lengths, the stamp is not found");
+        v.on_frame(FrameKind::Video, &header, at(10), &mut iv);
+        v.on_frame(FrameKind::Video, &stamped, at(20), &mut iv);
+        assert_eq!(iv.counters.stamped_frames, 1);
     }
 
     #[test]

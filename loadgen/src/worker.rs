@@ -283,13 +283,11 @@ impl<'a> Worker<'a> {
                 let sampled = is_sampled(self.spec.global_index(k), *sample);
                 let meter = ViewerMeter::new(t, sampled, &mut self.iv);
                 let proto = if scheme == Scheme::HttpFlv {
-                    let mut req = Vec::new();
-                    write_request(target, &mut req);
-                    out.extend_from_slice(&req);
+                    write_request(target, &mut out);
                     Ok(Proto::HttpFlv(HttpFlvViewer::new(self.arena.clone())))
                 } else {
                     let s = session(target, ClientMode::Play, &mut self.rng, t.mono_us / 1000);
-                    RtmpViewer::start(s, &mut out).map(Proto::Rtmp)
+                    RtmpViewer::start(s, self.arena.clone(), &mut out).map(Proto::Rtmp)
                 };
                 (Some(meter), proto)
             }

@@ -171,8 +171,9 @@ pub struct Reactor {
     /// table is consulted on every single-shot completion too (a send has no MORE
     /// flag), hence the cheap hasher.
     multishot: IntHashMap<u64, Multishot>,
-    /// Receives stopped by ENOBUFS, re-armed once the caller recycles a buffer.
-    starved: Vec<(u64, RawFd)>,
+    /// Receives stopped by ENOBUFS, oldest first, re-armed as the caller recycles
+    /// buffers (see `rearm_starved`).
+    starved: VecDeque<(u64, RawFd)>,
     /// Completions of the current drain, reused to avoid allocating per turn.
     batch: Vec<Completion>,
     stats: ReactorStats,
@@ -203,7 +204,7 @@ impl Reactor {
             backlog: VecDeque::new(),
             backlog_limit: cfg.backlog_limit.max(1),
             multishot: IntHashMap::default(),
-            starved: Vec::new(),
+            starved: VecDeque::new(),
             batch: Vec::with_capacity(cfg.entries as usize),
             stats: ReactorStats::default(),
             created: Instant::now(),
@@ -409,13 +410,12 @@ impl Reactor {
     }
 
     /// Returns a received buffer to the kernel. Unknown or already recycled ids are
-    /// ignored (and logged), so a double recycle cannot corrupt the ring.
+    /// ignored (and logged), so a double recycle cannot corrupt the ring. Receives
+    /// the empty ring stopped are re-armed by the next `submit_and_wait`.
     pub fn recycle_buffer(&mut self, buffer_id: u16) {
         if !self.buffers.recycle(buffer_id) {
             tracing::warn!(buffer_id, "recycle of a buffer the caller does not hold");
-            return;
         }
-        self.rearm_starved();
     }
 
     /// Size of each receive buffer.
@@ -520,7 +520,7 @@ impl Reactor {
         match (kind, completion.result) {
             (Multishot::Recv(fd), r) if r == -libc::ENOBUFS => {
                 self.stats.enobufs += 1;
-                self.starved.push((completion.user_data, fd));
+                self.starved.push_back((completion.user_data, fd));
                 None
             }
             // The kernel stopped a healthy multishot (e.g. CQ pressure): keep it going.
@@ -568,16 +568,20 @@ impl Reactor {
         });
     }
 
+    /// Re-arms starved receives, oldest first, at most one per buffer the kernel has
+    /// free. Each starved socket has data waiting, so a re-armed receive takes at least
+    /// one buffer at once: re-arming more than there are buffers only buys ENOBUFS
+    /// completions (one per surplus socket, every loop turn, a storm under load). Called
+    /// once per loop turn, just before submitting, when every buffer the caller gave
+    /// back this turn is counted and the CQEs of the last turn were drained.
     fn rearm_starved(&mut self) {
-        if self.starved.is_empty() || !self.buffers.kernel_has_buffers() {
-            return;
-        }
-        let mut starved = std::mem::take(&mut self.starved);
-        for (user_data, fd) in starved.drain(..) {
+        let free = usize::from(self.buffers.entries()).saturating_sub(self.buffers.held());
+        let budget = free.min(self.starved.len());
+        for _ in 0..budget {
+            let Some((user_data, fd)) = self.starved.pop_front() else { break };
             self.stats.rearms += 1;
             let _ = self.requeue(recv_entry(fd, user_data), user_data);
         }
-        self.starved = starved;
     }
 }
 

@@ -4,7 +4,7 @@
 use super::config::CodecConfigError;
 
 /// Sample rates by `samplingFrequencyIndex` (indices 13 and 14 are reserved).
-const SAMPLE_RATES: [u32; 13] = [
+pub(crate) const SAMPLE_RATES: [u32; 13] = [
     96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
 ];
 /// Escape value of `samplingFrequencyIndex`: an explicit 24-bit rate follows.

@@ -15,6 +15,7 @@ pub mod hevc;
 pub mod metadata;
 pub mod nal_bits;
 pub mod tag;
+pub mod tag_body;
 
 pub use demux::{FlvDemuxer, FlvLimits, UnknownTagPolicy};
 pub use error::FlvError;

@@ -44,25 +44,21 @@ impl Command {
             Command::Result(r) => response(out, "_result", r)?,
             Command::Error(r) => response(out, "_error", r)?,
             Command::OnBwDone => header(out, "onBWDone", 0.0)?,
+            // The three stream-name announcements share one shape: command name,
+            // transaction id, null, stream name.
             Command::ReleaseStream {
                 transaction_id,
                 name,
-            } => {
-                header(out, "releaseStream", *transaction_id)?;
-                encode::write_string(out, &name.to_wire())?;
             }
-            Command::FcPublish {
+            | Command::FcPublish {
+                transaction_id,
+                name,
+            }
+            | Command::FcUnpublish {
                 transaction_id,
                 name,
             } => {
-                header(out, "FCPublish", *transaction_id)?;
-                encode::write_string(out, &name.to_wire())?;
-            }
-            Command::FcUnpublish {
-                transaction_id,
-                name,
-            } => {
-                header(out, "FCUnpublish", *transaction_id)?;
+                header(out, self.name(), *transaction_id)?;
                 encode::write_string(out, &name.to_wire())?;
             }
             Command::CreateStream { transaction_id } => {

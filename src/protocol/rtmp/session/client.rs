@@ -12,6 +12,7 @@ use tracing::debug;
 use super::transport::{script_frame, Transport};
 use super::SessionError;
 use crate::protocol::flv::frame::Frame;
+use crate::protocol::payload::{HeapAllocator, PayloadAllocator};
 use crate::protocol::rtmp::amf0::Amf0Value;
 use crate::protocol::rtmp::chunk::ChunkLimits;
 use crate::protocol::rtmp::command::data;
@@ -157,10 +158,27 @@ impl ClientSession {
     }
 
     /// Consumes bytes from the server, appending replies to `out` and events to `events`.
+    /// Message payloads are heap-allocated, one buffer each; see
+    /// [`ClientSession::handle_input_in`] to supply them from an arena.
     pub fn handle_input(
         &mut self,
         input: &[u8],
+        now_ms: u64,
+        out: &mut BytesMut,
+        events: &mut Vec<ClientEvent>,
+    ) -> Result<(), SessionError> {
+        self.handle_input_in(input, now_ms, &mut HeapAllocator, out, events)
+    }
+
+    /// [`ClientSession::handle_input`] with every message payload (and so every
+    /// media frame's payload) assembled in a buffer from `alloc`, so a client with
+    /// many connections (loadgen's viewers) can carve them from one arena instead of
+    /// allocating per message.
+    pub fn handle_input_in(
+        &mut self,
+        input: &[u8],
         _now_ms: u64,
+        alloc: &mut impl PayloadAllocator,
         out: &mut BytesMut,
         events: &mut Vec<ClientEvent>,
     ) -> Result<(), SessionError> {
@@ -173,7 +191,7 @@ impl ClientSession {
             pos = chunks_start;
             self.send_connect(out)?;
         }
-        while let Some(msg) = self.transport.next_message(input, &mut pos)? {
+        while let Some(msg) = self.transport.next_message_in(input, &mut pos, alloc)? {
             self.on_message(msg, out, events)?;
             self.transport.acknowledge(out)?;
         }

@@ -10,7 +10,7 @@ use super::server::{
 };
 use super::SessionError;
 use crate::protocol::flv::frame::{Frame, FrameKind};
-use crate::protocol::payload::HeapAllocator;
+use crate::protocol::payload::{HeapAllocator, PayloadAllocator};
 use crate::protocol::rtmp::amf0::{encode, Amf0Value};
 use crate::protocol::rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits};
 use crate::protocol::rtmp::command::data;
@@ -237,6 +237,46 @@ fn client_plays_what_the_server_writes_and_sees_eof() {
         pair.client_events, expected,
         "StreamEOF and UnpublishNotify give one StreamEof"
     );
+}
+
+/// Carves every buffer from one block and records the sizes asked for, to show
+/// where a session put its payloads.
+struct BlockAllocator {
+    block: BytesMut,
+    requests: Vec<usize>,
+}
+
+impl PayloadAllocator for BlockAllocator {
+    fn allocate(&mut self, len: usize) -> BytesMut {
+        self.requests.push(len);
+        let rest = self.block.split_off(len);
+        std::mem::replace(&mut self.block, rest)
+    }
+}
+
+#[test]
+fn a_playing_client_assembles_payloads_in_the_callers_allocator() {
+    let mut pair = Pair::new(ClientMode::Play, ServerSessionConfig::default());
+    pair.start().unwrap();
+    pair.client_events.clear();
+    let mut out = BytesMut::new();
+    for f in sample_frames() {
+        pair.server.write_frame(1, &f, &mut out).unwrap();
+    }
+    let mut alloc = BlockAllocator { block: BytesMut::with_capacity(64 * 1024), requests: Vec::new() };
+    let block = alloc.block.as_ptr() as usize..alloc.block.as_ptr() as usize + 64 * 1024;
+    pair.client
+        .handle_input_in(&out, 0, &mut alloc, &mut BytesMut::new(), &mut pair.client_events)
+        .unwrap();
+    let expected: Vec<ClientEvent> = sample_frames().into_iter().map(ClientEvent::Media).collect();
+    assert_eq!(pair.client_events, expected);
+    let payload_lens: Vec<usize> = sample_frames().iter().map(|f| f.payload.len()).collect();
+    assert_eq!(alloc.requests, payload_lens, "one buffer per message, of its exact size");
+    for ev in &pair.client_events {
+        let ClientEvent::Media(frame) = ev else { unreachable!() };
+        let at = frame.payload.as_ptr() as usize;
+        assert!(block.contains(&at), "payload at {at:#x} is outside the caller's block");
+    }
 }
 
 #[test]

@@ -635,13 +635,11 @@ impl ServerSession {
         description: &str,
         out: &mut BytesMut,
     ) -> Result<(), SessionError> {
-        self.take_pending(stream_id, true)?;
         let status_code = match reason {
             PublishRejection::BadName => code::PUBLISH_BAD_NAME,
             PublishRejection::Denied => code::PUBLISH_DENIED,
         };
-        let info = StatusInfo::new(StatusLevel::Error, status_code, description);
-        self.transport.write_status(stream_id, &info, &[], out)
+        self.refuse(stream_id, true, status_code, description, out)
     }
 
     /// Accepts a requested play: StreamBegin, `NetStream.Play.Reset` (when asked),
@@ -686,11 +684,24 @@ impl ServerSession {
         description: &str,
         out: &mut BytesMut,
     ) -> Result<(), SessionError> {
-        self.take_pending(stream_id, false)?;
         let status_code = match reason {
             PlayRejection::StreamNotFound => code::PLAY_STREAM_NOT_FOUND,
             PlayRejection::Failed => code::PLAY_FAILED,
         };
+        self.refuse(stream_id, false, status_code, description, out)
+    }
+
+    /// Ends a pending publish (or play) request with an error `onStatus` carrying
+    /// `status_code`; the stream becomes idle.
+    fn refuse(
+        &mut self,
+        stream_id: u32,
+        publish: bool,
+        status_code: &str,
+        description: &str,
+        out: &mut BytesMut,
+    ) -> Result<(), SessionError> {
+        self.take_pending(stream_id, publish)?;
         let info = StatusInfo::new(StatusLevel::Error, status_code, description);
         self.transport.write_status(stream_id, &info, &[], out)
     }

@@ -9,7 +9,7 @@ use super::aggregate;
 use super::csid::OutputCsids;
 use super::SessionError;
 use crate::protocol::flv::frame::{Frame, FrameKind};
-use crate::protocol::payload::HeapAllocator;
+use crate::protocol::payload::{HeapAllocator, PayloadAllocator};
 use crate::protocol::rtmp::amf0::{Amf0Limits, Amf0Value};
 use crate::protocol::rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits};
 use crate::protocol::rtmp::command::data::DataMessage;
@@ -68,8 +68,19 @@ impl Transport {
         input: &[u8],
         pos: &mut usize,
     ) -> Result<Option<RtmpMessage>, SessionError> {
+        let mut alloc = self.alloc;
+        self.next_message_in(input, pos, &mut alloc)
+    }
+
+    /// [`Transport::next_message`] with payloads assembled in buffers from `alloc`.
+    pub fn next_message_in(
+        &mut self,
+        input: &[u8],
+        pos: &mut usize,
+        alloc: &mut impl PayloadAllocator,
+    ) -> Result<Option<RtmpMessage>, SessionError> {
         let rest = input.get(*pos..).unwrap_or_default();
-        let decoded = self.decoder.decode(rest, &mut self.alloc)?;
+        let decoded = self.decoder.decode(rest, alloc)?;
         *pos += decoded.consumed;
         Ok(decoded.message)
     }
