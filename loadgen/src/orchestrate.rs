@@ -38,27 +38,54 @@ pub struct Split {
 /// Splits `clients` into at least one process per core (when there are enough
 /// clients) and enough processes that none exceeds `per_process_cap`.
 pub fn split(clients: u64, per_process_cap: u64, cores: u64) -> Split {
+    split_over(clients, per_process_cap, cores, 1)
+}
+
+/// Like [`split`], with the process count rounded up to a multiple of `targets`, so
+/// that interleaved global indices give each process exactly one target (see
+/// [`plan_over`]).
+pub fn split_over(clients: u64, per_process_cap: u64, cores: u64, targets: u64) -> Split {
     if clients == 0 {
         return Split { processes: 0, per_process: 0 };
     }
     let cap = per_process_cap.max(1);
-    let processes = clients.div_ceil(cap).max(cores.min(clients)).max(1);
+    let targets = targets.max(1);
+    let processes = clients.div_ceil(cap).max(cores.min(clients)).max(1).next_multiple_of(targets);
     Split { processes, per_process: clients.div_ceil(processes) }
 }
 
 /// Builds worker specs for `clients` of `role`, interleaving global indices so every
 /// worker ramps at the same pace; `template` supplies the shared fields.
 pub fn plan(template: &WorkerSpec, clients: u64, per_process_cap: u64, cores: &[usize], core_offset: usize) -> Vec<WorkerSpec> {
-    let s = split(clients, per_process_cap, cores.len() as u64);
+    plan_over(template, std::slice::from_ref(&template.url), clients, per_process_cap, cores, core_offset)
+}
+
+/// Like [`plan`], spreading clients round-robin over `urls`: global client `k` uses
+/// `urls[k mod n]`. Workers get global indices `w, w + W, w + 2W, ...` and `W` is a
+/// multiple of `n`, so each worker has a single URL (`urls[w mod n]`) and the worker
+/// itself needs to know nothing about the others. Workers left with no client (fewer
+/// clients than URLs) are not started.
+pub fn plan_over(
+    template: &WorkerSpec,
+    urls: &[String],
+    clients: u64,
+    per_process_cap: u64,
+    cores: &[usize],
+    core_offset: usize,
+) -> Vec<WorkerSpec> {
+    let n = urls.len().max(1) as u64;
+    let s = split_over(clients, per_process_cap, cores.len() as u64, n);
     (0..s.processes)
         .map(|w| WorkerSpec {
+            url: urls.get((w % n) as usize).unwrap_or(&template.url).clone(),
             first: w,
             step: s.processes,
-            count: (clients - w).div_ceil(s.processes),
+            count: clients.saturating_sub(w).div_ceil(s.processes),
             core: cores.get((w as usize + core_offset) % cores.len().max(1)).copied(),
             source_ips: clients.div_ceil(CONNECTIONS_PER_SOURCE_IP).clamp(1, 250) as u8,
             ..template.clone()
         })
+        .filter(|w| w.count > 0)
         .collect()
 }
 
@@ -216,5 +243,60 @@ mod tests {
         assert_eq!(seen, (0..100_003).collect::<Vec<_>>());
         assert!(workers.iter().all(|w| w.count <= 19_488 && w.source_ips == 6));
         assert_eq!(workers.iter().map(|w| w.core).collect::<Vec<_>>()[..3], [Some(0), Some(1), Some(0)]);
+    }
+
+    #[test]
+    fn process_count_rounds_up_to_a_multiple_of_the_urls() {
+        assert_eq!(split_over(100_000, 19_488, 2, 6), Split { processes: 6, per_process: 16_667 });
+        assert_eq!(split_over(10_000, 19_488, 2, 6), Split { processes: 6, per_process: 1667 });
+        assert_eq!(split_over(100_000, 19_488, 1, 4), Split { processes: 8, per_process: 12_500 });
+        assert_eq!(split_over(3, 19_488, 2, 6), Split { processes: 6, per_process: 1 });
+    }
+
+    fn template() -> WorkerSpec {
+        WorkerSpec {
+            role: Role::Viewers { sample: 1.0 },
+            url: "http://127.0.0.1/x.flv".into(),
+            streams: 1,
+            first: 0,
+            step: 1,
+            count: 0,
+            ramp_per_sec: 0.0,
+            start_unix_us: 0,
+            start_delay_ms: 0,
+            duration_ms: 1,
+            source_ips: 1,
+            core: None,
+            setup_timeout_ms: 1,
+        }
+    }
+
+    #[test]
+    fn viewer_k_plays_url_k_mod_n_across_all_workers() {
+        let urls: Vec<String> = (0..6).map(|e| format!("http://127.0.0.1:{}/live/x.flv", 8100 + e)).collect();
+        let workers = plan_over(&template(), &urls, 100_003, 19_488, &[0, 1], 0);
+        assert_eq!(workers.len(), 6);
+        let mut by_url = vec![0u64; urls.len()];
+        let mut seen = Vec::new();
+        for w in &workers {
+            for k in 0..w.count {
+                let g = w.global_index(k);
+                assert_eq!(w.url, urls[(g % 6) as usize], "viewer {g}");
+                by_url[(g % 6) as usize] += 1;
+                seen.push(g);
+            }
+            assert!(w.count <= 19_488);
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..100_003).collect::<Vec<_>>());
+        assert_eq!(by_url, [16_668, 16_667, 16_667, 16_667, 16_667, 16_667]);
+    }
+
+    #[test]
+    fn fewer_viewers_than_urls_starts_only_the_workers_with_viewers() {
+        let urls: Vec<String> = (0..4).map(|e| format!("rtmp://127.0.0.1:{}/live/x", 1940 + e)).collect();
+        let workers = plan_over(&template(), &urls, 2, 19_488, &[0, 1], 0);
+        let got: Vec<(u64, u64, &str)> = workers.iter().map(|w| (w.first, w.count, w.url.as_str())).collect();
+        assert_eq!(got, [(0, 1, urls[0].as_str()), (1, 1, urls[1].as_str())]);
     }
 }
