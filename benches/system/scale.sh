@@ -14,9 +14,14 @@
 #   RAMP=2000          viewers started per second (the play run lasts VIEWERS/RAMP + DURATION)
 #   SAMPLE=0.02        fraction of viewers that parse frames (latency, missing, stalls)
 #   PROTO=http         viewers' protocol at the edges: http (HTTP-FLV) or rtmp
-#   SERVER_CPUS=0      taskset list for the origin and every edge (each runs one reactor)
-#   LOADGEN_CPUS=1     taskset list for the publisher and the viewers' worker processes
+#   SERVER_CPUS=0      CPUs for the servers, comma list: each server runs one reactor
+#                      pinned to one CPU, the origin on the first, edge e on entry e mod n
+#   LOADGEN_CPUS=1     CPUs for loadgen, comma list: its worker processes are pinned
+#                      round-robin over them, the publisher to the last
 #   OUT=target/scale   where logs, loadgen's JSON report and the API samples go
+#   MERGE_WINDOW=20ms  the edges' runtime.send_merge_window (ringcast's default is 20ms):
+#                      a viewer woken by a new frame is sent to once per window, so
+#                      frames within it leave in one gathered send (SRS's mw_latency)
 #   NO_BUILD=1         skip `cargo build --release`
 #
 # Profile: the low-bitrate one from loadgen/README.md (32 kbit/s video, no audio, 5 fps,
@@ -36,6 +41,7 @@ PROTO=${PROTO:-http}
 SERVER_CPUS=${SERVER_CPUS:-0}
 LOADGEN_CPUS=${LOADGEN_CPUS:-1}
 OUT=${OUT:-target/scale}
+MERGE_WINDOW=${MERGE_WINDOW:-20ms}
 STREAM=s
 PROFILE=(--bitrate 32k --audio-bitrate 0 --fps 5 --gop 2s)
 
@@ -45,6 +51,10 @@ die() { echo "scale.sh: $*" >&2; exit 2; }
 [[ $HOLD =~ ^([0-9]+)s$ ]] || die "DURATION must be whole seconds, like 30s"
 HOLD_S=${BASH_REMATCH[1]}
 [[ $PROTO == http || $PROTO == rtmp ]] || die "PROTO must be http or rtmp"
+[[ $SERVER_CPUS =~ ^[0-9]+(,[0-9]+)*$ && $LOADGEN_CPUS =~ ^[0-9]+(,[0-9]+)*$ ]] || die "CPU lists look like 0 or 0,1"
+IFS=, read -r -a SCPUS <<<"$SERVER_CPUS"
+IFS=, read -r -a LCPUS <<<"$LOADGEN_CPUS"
+[[ $MERGE_WINDOW =~ ^[0-9]+ms$ ]] || die "MERGE_WINDOW must be milliseconds, like 20ms"
 # An edge needs a descriptor per viewer plus its own; keep a margin under the limit.
 NOFILE=$(ulimit -Hn)
 PER_EDGE=$(( (VIEWERS + EDGES - 1) / EDGES ))
@@ -70,13 +80,15 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 api_up() { for _ in $(seq 50); do curl -sf -m 1 "http://127.0.0.1:$1/api/v1/streams" >/dev/null && return 0; sleep 0.1; done; return 1; }
 
 echo "# $VIEWERS viewers over $EDGES edges ($PER_EDGE each, $PROTO), ramp $RAMP/s (${RAMP_S}s) then ${HOLD_S}s held; sample $SAMPLE"
+printf '[runtime]\nsend_merge_window = "%s"\n' "$MERGE_WINDOW" >"$OUT/edge.toml"
+echo "# edges: send_merge_window $MERGE_WINDOW"
 echo "# servers on CPU $SERVER_CPUS, loadgen on CPU $LOADGEN_CPUS; open-file limit $NOFILE per process"
 echo "# sysctl: somaxconn=$(sysctl -n net.core.somaxconn) syn_backlog=$(sysctl -n net.ipv4.tcp_max_syn_backlog)" \
      "port_range=$(sysctl -n net.ipv4.ip_local_port_range | tr '\t' '-') tcp_mem=$(sysctl -n net.ipv4.tcp_mem | tr '\t' ' ')"
 
 # Origin: one reactor, publishers only.
 O_RTMP=$(free_port); O_HTTP=$(free_port)
-taskset -c "$SERVER_CPUS" $RC serve --cores 1 --rtmp 127.0.0.1:$O_RTMP --http 127.0.0.1:$O_HTTP \
+taskset -c "${SCPUS[0]}" $RC serve --cores 1 --rtmp 127.0.0.1:$O_RTMP --http 127.0.0.1:$O_HTTP \
   >"$OUT/origin.server.log" 2>&1 &
 pids+=($!); echo "origin $! $O_HTTP" >"$OUT/procs"
 api_up "$O_HTTP" || die "origin did not start; see $OUT/origin.server.log"
@@ -85,7 +97,7 @@ api_up "$O_HTTP" || die "origin did not start; see $OUT/origin.server.log"
 urls=()
 for e in $(seq 1 "$EDGES"); do
   E_RTMP=$(free_port); E_HTTP=$(free_port)
-  taskset -c "$SERVER_CPUS" $RC serve --cores 1 --rtmp 127.0.0.1:$E_RTMP --http 127.0.0.1:$E_HTTP \
+  taskset -c "${SCPUS[$(( e % ${#SCPUS[@]} ))]}" $RC serve --config "$OUT/edge.toml" --cores 1 --rtmp 127.0.0.1:$E_RTMP --http 127.0.0.1:$E_HTTP \
     --origin "rtmp://127.0.0.1:$O_RTMP/live" >"$OUT/edge$e.server.log" 2>&1 &
   pids+=($!); echo "edge$e $! $E_HTTP" >>"$OUT/procs"
   api_up "$E_HTTP" || die "edge $e did not start; see $OUT/edge$e.server.log"
@@ -93,8 +105,8 @@ for e in $(seq 1 "$EDGES"); do
 done
 
 # One publisher into the origin, outliving the viewers.
-timeout $(( PLAY_S + 90 )) taskset -c "$LOADGEN_CPUS" $LG publish --url "rtmp://127.0.0.1:$O_RTMP/live/$STREAM" \
-  "${PROFILE[@]}" --duration $(( PLAY_S + 30 ))s --cores 1 >"$OUT/publish.log" 2>&1 &
+timeout $(( PLAY_S + 90 )) taskset -c "${LCPUS[-1]}" $LG publish --url "rtmp://127.0.0.1:$O_RTMP/live/$STREAM" \
+  "${PROFILE[@]}" --duration $(( PLAY_S + 30 ))s >"$OUT/publish.log" 2>&1 &
 pids+=($!)
 sleep 3
 
@@ -115,7 +127,7 @@ IFS=, ; URLS="${urls[*]}"; unset IFS
 set +e
 /usr/bin/time -f '%e %U %S %M' -o "$OUT/loadgen.time" \
   timeout $(( PLAY_S + 60 )) taskset -c "$LOADGEN_CPUS" $LG play --url "$URLS" --viewers "$VIEWERS" \
-  --ramp "$RAMP" --sample "$SAMPLE" --setup-timeout 20s --duration ${PLAY_S}s --cores 1 \
+  --ramp "$RAMP" --sample "$SAMPLE" --setup-timeout 20s --duration ${PLAY_S}s --cores ${#LCPUS[@]} \
   --json "$OUT/play.json" >"$OUT/play.log" 2>&1
 rc=$?
 set -e
@@ -124,7 +136,7 @@ set -e
 # Server cost, read before anything is stopped: CPU since start and peak RSS (VmHWM).
 TCK=$(getconf CLK_TCK)
 while read -r name pid port; do
-  cpu=$(awk -v t="$TCK" '{printf "%.2f", ($14 + $15) / t}' "/proc/$pid/stat" 2>/dev/null || echo "?")
+  cpu=$(awk -v t="$TCK" '{printf "%.2f %.2f", $14 / t, $15 / t}' "/proc/$pid/stat" 2>/dev/null || echo "? ?")
   hwm=$(awk '/^VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status" 2>/dev/null || echo "?")
   echo "$name $pid $port $cpu $hwm"
 done <"$OUT/procs" >"$OUT/procs.cost"
@@ -168,10 +180,11 @@ ok = origin and max(origin) == edges
 print(f"origin viewers of live/s (pulls): max {max(origin) if origin else '?'}, last {origin[-1] if origin else '?'}"
       f" — {'= ' if ok else 'expected '}{edges} edges")
 print("edge viewers at peak: " + " ".join(f"{k}={v}" for k, v in sorted(edge_peak.items(), key=lambda kv: int(kv[0][4:]))))
-print("server process      CPU s   peak RSS MB")
+print("server process      CPU s (user + sys)   peak RSS MB")
 for line in open(f"{out}/procs.cost"):
-    name, pid, port, cpu, hwm = line.split()
-    print(f"  {name:16s} {cpu:>7s}   {hwm:>8s}")
+    name, pid, port, user, sys_, hwm = line.split()
+    total = f"{float(user) + float(sys_):.2f}" if "?" not in (user, sys_) else "?"
+    print(f"  {name:16s} {total:>7s} ({user} + {sys_})   {hwm:>8s}")
 try:
     wall, user, sys_, rss = open(f"{out}/loadgen.time").read().split()[-4:]
     print(f"loadgen (all workers): {float(user) + float(sys_):.1f} CPU s ({user} user) in {wall} s, largest process {int(rss) // 1024} MB")
