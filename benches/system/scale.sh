@@ -122,11 +122,12 @@ sleep 3
 ) &
 pids+=($!)
 
-# Every viewer through one loadgen run; bash's `time` covers its waited-for workers.
+# Every viewer through one loadgen run; `time` covers its waited-for workers. Its
+# workers need a while to hang up at the end (see GRACE_PER_CLIENT in loadgen).
 IFS=, ; URLS="${urls[*]}"; unset IFS
 set +e
 /usr/bin/time -f '%e %U %S %M' -o "$OUT/loadgen.time" \
-  timeout $(( PLAY_S + 60 )) taskset -c "$LOADGEN_CPUS" $LG play --url "$URLS" --viewers "$VIEWERS" \
+  timeout $(( PLAY_S + 45 + PER_EDGE * 4 / 1000 )) taskset -c "$LOADGEN_CPUS" $LG play --url "$URLS" --viewers "$VIEWERS" \
   --ramp "$RAMP" --sample "$SAMPLE" --setup-timeout 20s --duration ${PLAY_S}s --cores ${#LCPUS[@]} \
   --json "$OUT/play.json" >"$OUT/play.log" 2>&1
 rc=$?
