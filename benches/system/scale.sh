@@ -19,6 +19,8 @@
 #   LOADGEN_CPUS=1     CPUs for loadgen, comma list: its worker processes are pinned
 #                      round-robin over them, the publisher to the last
 #   OUT=target/scale   where logs, loadgen's JSON report and the API samples go
+#   FPS=5              the publisher's frame rate (same 32 kbit/s): each frame is one send
+#                      per viewer, and on loopback a send's TCP work is most of the cost
 #   MERGE_WINDOW=20ms  the edges' runtime.send_merge_window (ringcast's default is 20ms):
 #                      a viewer woken by a new frame is sent to once per window, so
 #                      frames within it leave in one gathered send (SRS's mw_latency)
@@ -43,9 +45,11 @@ LOADGEN_CPUS=${LOADGEN_CPUS:-1}
 OUT=${OUT:-target/scale}
 MERGE_WINDOW=${MERGE_WINDOW:-20ms}
 STREAM=s
-PROFILE=(--bitrate 32k --audio-bitrate 0 --fps 5 --gop 2s)
+FPS=${FPS:-5}
 
 die() { echo "scale.sh: $*" >&2; exit 2; }
+[[ $FPS =~ ^[0-9]+$ && $FPS -ge 1 && $FPS -le 60 ]] || die "FPS must be 1..60"
+PROFILE=(--bitrate 32k --audio-bitrate 0 --fps "$FPS" --gop 2s)
 [[ $VIEWERS =~ ^[0-9]+$ && $VIEWERS -gt 0 ]] || die "VIEWERS must be a positive integer"
 [[ $EDGES =~ ^[0-9]+$ && $EDGES -ge 1 && $EDGES -le 64 ]] || die "EDGES must be 1..64"
 [[ $HOLD =~ ^([0-9]+)s$ ]] || die "DURATION must be whole seconds, like 30s"
@@ -79,7 +83,7 @@ trap cleanup EXIT INT TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 api_up() { for _ in $(seq 50); do curl -sf -m 1 "http://127.0.0.1:$1/api/v1/streams" >/dev/null && return 0; sleep 0.1; done; return 1; }
 
-echo "# $VIEWERS viewers over $EDGES edges ($PER_EDGE each, $PROTO), ramp $RAMP/s (${RAMP_S}s) then ${HOLD_S}s held; sample $SAMPLE"
+echo "# $VIEWERS viewers over $EDGES edges ($PER_EDGE each, $PROTO), ramp $RAMP/s (${RAMP_S}s) then ${HOLD_S}s held; sample $SAMPLE; 32 kbit/s $FPS fps 2 s GOP"
 printf '[runtime]\nsend_merge_window = "%s"\n' "$MERGE_WINDOW" >"$OUT/edge.toml"
 echo "# edges: send_merge_window $MERGE_WINDOW"
 echo "# servers on CPU $SERVER_CPUS, loadgen on CPU $LOADGEN_CPUS; open-file limit $NOFILE per process"
