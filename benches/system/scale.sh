@@ -114,12 +114,15 @@ timeout $(( PLAY_S + 90 )) taskset -c "${LCPUS[-1]}" $LG publish --url "rtmp://1
 pids+=($!)
 sleep 3
 
-# API samples every 2 s while viewers play: the origin's count is the number of pulls.
+# Samples every 2 s while viewers play: each server's CPU ticks so far and its API view
+# of the stream (the origin's viewer count is the number of pulls). The last sample is
+# the servers' CPU before viewers hang up.
 (
-  end=$(( SECONDS + PLAY_S + 10 ))
+  end=$(( SECONDS + PLAY_S ))
   while (( SECONDS < end )); do
-    while read -r name _ port; do
-      printf '%s %s %s\n' "$SECONDS" "$name" "$(curl -s -m 2 "http://127.0.0.1:$port/api/v1/streams/live/$STREAM" || true)"
+    while read -r name pid port; do
+      printf '%s %s %s %s\n' "$SECONDS" "$name" "$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)" \
+        "$(curl -s -m 2 "http://127.0.0.1:$port/api/v1/streams/live/$STREAM" || true)"
     done <"$OUT/procs" >>"$OUT/api.log"
     sleep 2
   done
@@ -146,9 +149,9 @@ while read -r name pid port; do
   echo "$name $pid $port $cpu $hwm"
 done <"$OUT/procs" >"$OUT/procs.cost"
 
-python3 - "$OUT" "$EDGES" "$VIEWERS" <<'PY'
+python3 - "$OUT" "$EDGES" "$VIEWERS" "$TCK" <<'PY'
 import json, sys
-out, edges, viewers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out, edges, viewers, tck = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 try:
     r = json.load(open(f"{out}/play.json"))
 except Exception as e:
@@ -168,12 +171,15 @@ if r:
     t = r["loadgen_turn_ms"]
     print(f"loadgen turn: p99 {t['p99']:.0f} ms, max {t['max']:.0f} ms (near 500 ms, loadgen's own delays are in the stalls)")
 # API samples: the origin's viewers are the edges' pulls; edges' viewers at their peak.
-origin, edge_peak = [], {}
+origin, edge_peak, cpu_playing = [], {}, {}
 for line in open(f"{out}/api.log"):
-    parts = line.split(" ", 2)
-    if len(parts) < 3 or not parts[2].strip().startswith("{"):
+    parts = line.split(" ", 3)
+    if len(parts) < 3:
         continue
-    v = json.loads(parts[2]).get("viewers")
+    cpu_playing[parts[1]] = int(parts[2]) / tck
+    if len(parts) < 4 or not parts[3].strip().startswith("{"):
+        continue
+    v = json.loads(parts[3]).get("viewers")
     if v is None:  # not live (yet): an error object
         continue
     n = v.get("http_flv", 0) + v.get("rtmp", 0) + v.get("hls", 0)
@@ -185,11 +191,11 @@ ok = origin and max(origin) == edges
 print(f"origin viewers of live/s (pulls): max {max(origin) if origin else '?'}, last {origin[-1] if origin else '?'}"
       f" — {'= ' if ok else 'expected '}{edges} edges")
 print("edge viewers at peak: " + " ".join(f"{k}={v}" for k, v in sorted(edge_peak.items(), key=lambda kv: int(kv[0][4:]))))
-print("server process      CPU s (user + sys)   peak RSS MB")
+print("server process   CPU s (user + sys)    of which while viewers played   peak RSS MB")
 for line in open(f"{out}/procs.cost"):
     name, pid, port, user, sys_, hwm = line.split()
     total = f"{float(user) + float(sys_):.2f}" if "?" not in (user, sys_) else "?"
-    print(f"  {name:16s} {total:>7s} ({user} + {sys_})   {hwm:>8s}")
+    print(f"  {name:12s} {total:>7s} ({user} + {sys_})   {cpu_playing.get(name, 0):>10.2f}   {hwm:>16s}")
 try:
     wall, user, sys_, rss = open(f"{out}/loadgen.time").read().split()[-4:]
     print(f"loadgen (all workers): {float(user) + float(sys_):.1f} CPU s ({user} user) in {wall} s, largest process {int(rss) // 1024} MB")
