@@ -183,7 +183,7 @@ pub fn execute(
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         if let Some((s, iv)) = merger.latest_complete(workers.len()) {
-            if last_printed.map_or(true, |p| s > p) {
+            if last_printed.is_none_or(|p| s > p) {
                 let _ = writeln!(progress, "{}", progress_line(s, iv, viewers_total));
                 last_printed = Some(s);
             }
@@ -200,7 +200,7 @@ pub fn execute(
     }
     // Seconds that completed after the last progress tick (the final lines).
     for second in merger.timeline() {
-        if last_printed.map_or(true, |p| second.second > p) {
+        if last_printed.is_none_or(|p| second.second > p) {
             let _ = writeln!(progress, "{}", progress_line_of(&second, viewers_total));
         }
     }
