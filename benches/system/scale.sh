@@ -31,7 +31,7 @@
 # and killed on exit (trap). Loopback only. Prints viewers connected, failures by kind,
 # startup and latency percentiles, stalls, missing frames, CPU seconds and peak RSS of
 # every server process (from /proc), and the origin's viewer count for the stream,
-# which must equal EDGES: one pull per edge.
+# which must equal EDGES: one pull per edge (the exit status is 1 when it does not).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VIEWERS=${1:-10000}
@@ -201,4 +201,5 @@ try:
     print(f"loadgen (all workers): {float(user) + float(sys_):.1f} CPU s ({user} user) in {wall} s, largest process {int(rss) // 1024} MB")
 except Exception:
     pass
+sys.exit(0 if ok else 1)
 PY
