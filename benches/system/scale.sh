@@ -134,7 +134,7 @@ pids+=($!)
 IFS=, ; URLS="${urls[*]}"; unset IFS
 set +e
 /usr/bin/time -f '%e %U %S %M' -o "$OUT/loadgen.time" \
-  timeout $(( PLAY_S + 45 + PER_EDGE * 4 / 1000 )) taskset -c "$LOADGEN_CPUS" $LG play --url "$URLS" --viewers "$VIEWERS" \
+  timeout $(( PLAY_S + 45 + PER_EDGE / 1000 + 30 )) taskset -c "$LOADGEN_CPUS" $LG play --url "$URLS" --viewers "$VIEWERS" \
   --ramp "$RAMP" --sample "$SAMPLE" --setup-timeout 20s --duration ${PLAY_S}s --cores ${#LCPUS[@]} \
   --json "$OUT/play.json" >"$OUT/play.log" 2>&1
 rc=$?
@@ -149,9 +149,9 @@ while read -r name pid port; do
   echo "$name $pid $port $cpu $hwm"
 done <"$OUT/procs" >"$OUT/procs.cost"
 
-python3 - "$OUT" "$EDGES" "$VIEWERS" "$TCK" <<'PY'
+python3 - "$OUT" "$EDGES" "$VIEWERS" "$TCK" "$PLAY_S" <<'PY'
 import json, sys
-out, edges, viewers, tck = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+out, edges, viewers, tck, play_s = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 try:
     r = json.load(open(f"{out}/play.json"))
 except Exception as e:
@@ -160,8 +160,12 @@ if r:
     c = r["counters"]
     lat, st = r["latency_ms"], r["startup_ms"]
     fails = r.get("failures") or []
-    print(f"viewers connected: peak {r['peak_viewers']} of {viewers}, up at end {c['viewers_up']}, "
+    # The last full second: workers still hanging up when killed never send the final one.
+    up_end = next((s["viewers_up"] for s in r["timeline"] if s["second"] == play_s - 2), "?")
+    print(f"viewers connected: peak {r['peak_viewers']} of {viewers}, up 2 s before the end {up_end}, "
           f"sampled viewers that got a keyframe {c['viewers_playing']}, {r['mean_mbps']:.0f} Mbit/s mean")
+    if "workers_killed_after_run" in r["settings"]:
+        print(f"loadgen workers killed while hanging up after the run: {r['settings']['workers_killed_after_run']}")
     print("failures: " + (", ".join(f"{f['phase']}/{f['kind']} {f['count']}" for f in fails) if fails else "none"))
     pct = lambda h: f"p50 {h['p50']:.0f}  p90 {h['p90']:.0f}  p99 {h['p99']:.0f}  max {h['max']:.0f} ms ({h['count']} samples)"
     print(f"startup: {pct(st)}")
