@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::orchestrate::{execute, per_process_cap, plan, start_time_us};
+use crate::orchestrate::{execute, per_process_cap, plan, plan_over, start_time_us};
 use crate::report::Report;
 use crate::spec::{Role, WorkerSpec};
 use crate::target::Target;
@@ -64,12 +64,17 @@ pub struct OutputArgs {
     pub per_process: Option<u64>,
 }
 
+/// Most play URLs one run spreads its viewers over.
+pub const MAX_PLAY_URLS: usize = 64;
+
 /// `loadgen play`.
 #[derive(Debug, Args)]
 pub struct PlayArgs {
     /// http://127.0.0.1:8080/live/x.flv or rtmp://127.0.0.1/live/x; `{i}` = stream index.
-    #[arg(long)]
-    pub url: String,
+    /// Repeat it (or give a comma list) to spread viewers over several servers:
+    /// viewer k plays url[k mod n].
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub url: Vec<String>,
     /// Viewers in total.
     #[arg(long, default_value_t = 100)]
     pub viewers: u64,
@@ -154,9 +159,10 @@ pub struct RunArgs {
     /// Where publishers send: rtmp://127.0.0.1/live/s{i}.
     #[arg(long)]
     pub publish_url: String,
-    /// Where viewers play: http://127.0.0.1:8080/live/s{i}.flv or rtmp://127.0.0.1/live/s{i}.
-    #[arg(long)]
-    pub play_url: String,
+    /// Where viewers play: http://127.0.0.1:8080/live/s{i}.flv or rtmp://127.0.0.1/live/s{i};
+    /// repeat it (or give a comma list) to spread viewers: viewer k plays url[k mod n].
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub play_url: Vec<String>,
     /// Viewers in total, spread evenly over the streams.
     #[arg(long, default_value_t = 100)]
     pub viewers: u64,
@@ -219,15 +225,24 @@ fn settings(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
 }
 
-/// Plans `play`'s workers.
+/// Plans `play`'s workers: viewers round-robin over the URLs, one URL per worker.
 pub fn plan_play(args: &PlayArgs, start_unix_us: u64, cap: u64, cores: &[usize]) -> anyhow::Result<Vec<WorkerSpec>> {
-    Target::parse(&args.url)?;
+    let first = match args.url.as_slice() {
+        [] => anyhow::bail!("no play URL given"),
+        urls if urls.len() > MAX_PLAY_URLS => {
+            anyhow::bail!("{} play URLs exceed the limit {MAX_PLAY_URLS}", urls.len())
+        }
+        [first, ..] => first,
+    };
+    for url in &args.url {
+        Target::parse(url).with_context(|| format!("play URL {url}"))?;
+    }
     if !(0.0..=1.0).contains(&args.sample) {
         anyhow::bail!("--sample {} outside 0..=1", args.sample);
     }
     let template = WorkerSpec {
         role: Role::Viewers { sample: args.sample },
-        url: args.url.clone(),
+        url: first.clone(),
         streams: args.streams.max(1),
         first: 0,
         step: 1,
@@ -240,7 +255,7 @@ pub fn plan_play(args: &PlayArgs, start_unix_us: u64, cap: u64, cores: &[usize])
         core: None,
         setup_timeout_ms: args.setup_timeout,
     };
-    Ok(plan(&template, args.viewers, cap, cores, 0))
+    Ok(plan_over(&template, &args.url, args.viewers, cap, cores, 0))
 }
 
 fn finish(report: &Report, output: &OutputArgs) -> anyhow::Result<()> {
@@ -271,7 +286,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
                 &workers,
                 settings(&[
                     ("mode", "play".into()),
-                    ("url", args.url.clone()),
+                    ("url", args.url.join(",")),
                     ("viewers", args.viewers.to_string()),
                     ("ramp", args.ramp.to_string()),
                     ("sample", args.sample.to_string()),
@@ -330,7 +345,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
                 settings(&[
                     ("mode", "run".into()),
                     ("publish_url", args.publish_url.clone()),
-                    ("play_url", args.play_url.clone()),
+                    ("play_url", args.play_url.join(",")),
                     ("viewers", args.viewers.to_string()),
                     ("ramp", args.ramp.to_string()),
                     ("sample", args.sample.to_string()),
@@ -343,5 +358,55 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             )?;
             finish(&report, &args.output)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn play_args(argv: &[&str]) -> PlayArgs {
+        let mut full = vec!["loadgen", "play"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_from(full).map(|c| c.command) {
+            Ok(Command::Play(p)) => p,
+            other => panic!("expected play args, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn url_repeats_or_takes_a_comma_list() {
+        let a = play_args(&["--url", "http://127.0.0.1:8101/live/x.flv", "--url", "rtmp://127.0.0.1:1936/live/x"]);
+        assert_eq!(a.url, ["http://127.0.0.1:8101/live/x.flv", "rtmp://127.0.0.1:1936/live/x"]);
+        let b = play_args(&["--url", "http://127.0.0.1:8101/a.flv,http://127.0.0.1:8102/a.flv,http://127.0.0.1:8103/a.flv"]);
+        assert_eq!(b.url.len(), 3);
+        assert_eq!(b.url[2], "http://127.0.0.1:8103/a.flv");
+        assert!(Cli::try_parse_from(["loadgen", "play", "--viewers", "3"]).is_err(), "--url is required");
+    }
+
+    #[test]
+    fn plan_play_spreads_viewers_round_robin_over_the_urls() {
+        let urls: Vec<String> = (0..3).map(|e| format!("http://127.0.0.1:{}/live/x.flv", 8101 + e)).collect();
+        let joined = urls.join(",");
+        let args = play_args(&["--url", &joined, "--viewers", "10", "--ramp", "0"]);
+        let workers = plan_play(&args, 0, 19_488, &[0, 1]).unwrap();
+        let mut assigned: Vec<(u64, String)> = workers
+            .iter()
+            .flat_map(|w| (0..w.count).map(move |k| (w.global_index(k), w.url.clone())))
+            .collect();
+        assigned.sort();
+        let expected: Vec<(u64, String)> = (0..10).map(|g| (g, urls[(g % 3) as usize].clone())).collect();
+        assert_eq!(assigned, expected);
+    }
+
+    #[test]
+    fn plan_play_refuses_bad_or_too_many_urls() {
+        let bad = play_args(&["--url", "http://127.0.0.1:8101/x.flv,http://10.0.0.1/x.flv"]);
+        let err = plan_play(&bad, 0, 100, &[0]).unwrap_err();
+        assert!(format!("{err:#}").contains("10.0.0.1"), "{err:#}");
+        let many: Vec<String> = (0..=MAX_PLAY_URLS).map(|e| format!("http://127.0.0.1:{}/x.flv", 9000 + e)).collect();
+        let too_many = play_args(&["--url", &many.join(",")]);
+        let err = plan_play(&too_many, 0, 100, &[0]).unwrap_err();
+        assert!(err.to_string().contains("exceed the limit 64"), "{err}");
     }
 }
