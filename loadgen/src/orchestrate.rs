@@ -246,21 +246,7 @@ mod tests {
 
     #[test]
     fn plan_covers_every_client_exactly_once() {
-        let template = WorkerSpec {
-            role: Role::Viewers { sample: 1.0 },
-            url: "http://127.0.0.1/x.flv".into(),
-            streams: 1,
-            first: 0,
-            step: 1,
-            count: 0,
-            ramp_per_sec: 0.0,
-            start_unix_us: 0,
-            start_delay_ms: 0,
-            duration_ms: 1,
-            source_ips: 1,
-            core: None,
-            setup_timeout_ms: 1,
-        };
+        let template = template();
         let workers = plan(&template, 100_003, 19_488, &[0, 1], 0);
         let mut seen: Vec<u64> =
             workers.iter().flat_map(|w| (0..w.count).map(move |k| w.global_index(k))).collect();
