@@ -126,7 +126,7 @@ impl CoreState {
                 self.on_publisher_frame(slot, frame, now);
                 self.set_deadline(slot, now + idle);
             }
-            ServerEvent::Unpublished { .. } => self.end_publishing(slot, now),
+            ServerEvent::Unpublished { stream_id } => self.end_publishing_on(slot, stream_id, now),
             ServerEvent::PlayStopped { stream_id } | ServerEvent::StreamDeleted { stream_id } => {
                 let Some(conn) = self.conns.at(slot) else { return };
                 let Proto::Rtmp(rc) = &mut conn.proto else { return };
@@ -138,7 +138,7 @@ impl CoreState {
                     }
                     self.set_deadline(slot, now + idle);
                 }
-                self.end_publishing(slot, now);
+                self.end_publishing_on(slot, stream_id, now);
             }
         }
     }
@@ -280,6 +280,15 @@ impl CoreState {
             for core in replicate_to.iter() {
                 self.send_to_core(core, MeshMsg::Stream(CoreMsg::Frame { stream_id, frame: frame.clone() }));
             }
+        }
+    }
+
+    /// Ends the publishing on `slot` if it is on message stream `msg_stream`: an
+    /// event about another stream of the same connection (one it plays) leaves it.
+    fn end_publishing_on(&mut self, slot: u32, msg_stream: u32, now: u64) {
+        let on_it = self.session(slot).and_then(|rc| rc.publishing.as_ref()).is_some_and(|p| p.msg_stream == msg_stream);
+        if on_it {
+            self.end_publishing(slot, now);
         }
     }
 
