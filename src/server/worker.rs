@@ -378,12 +378,13 @@ impl CoreState {
 
     /// Sends every ready connection's queued bytes: one gathered send each.
     fn flush_ready(&mut self, r: &mut Reactor) {
-        let ready = std::mem::take(&mut self.ready);
+        let mut ready = std::mem::take(&mut self.ready);
         for &slot in &ready {
             self.flush_one(r, slot);
         }
-        let mut ready = ready;
         ready.clear();
+        // Flushing may queue connections again (e.g. a finished viewer); keep those,
+        // otherwise reuse this turn's allocation.
         if self.ready.is_empty() {
             self.ready = ready;
         }
