@@ -93,7 +93,13 @@ impl Source {
             "high" => (60, 12_000, 64 * 1024, 400),
             _ => (25, 2_900, 16 * 1024, 186),
         };
-        let filled = |len: usize, seed: u8| Bytes::from((0..len).map(|i| (i as u8).wrapping_mul(seed)).collect::<Vec<_>>());
+        let filled = |len: usize, seed: u8| {
+            Bytes::from(
+                (0..len)
+                    .map(|i| (i as u8).wrapping_mul(seed))
+                    .collect::<Vec<_>>(),
+            )
+        };
         Source {
             video_fps,
             video_size,
@@ -102,7 +108,9 @@ impl Source {
             audio_interval_ms: 1024.0 * 1000.0 / 44_100.0,
             video_n: 0,
             audio_n: 0,
-            pool_video: (0..16).map(|i| filled(video_size - 200 + i * 25, i as u8 + 3)).collect(),
+            pool_video: (0..16)
+                .map(|i| filled(video_size - 200 + i * 25, i as u8 + 3))
+                .collect(),
             pool_key: filled(keyframe_size, 7),
             pool_audio: filled(audio_size, 5),
         }
@@ -129,10 +137,18 @@ impl Source {
                 self.pool_video.get(i).cloned().unwrap_or_default()
             };
             self.video_n += 1;
-            Frame { tag_type: 9, timestamp: video_ts as u32, payload }
+            Frame {
+                tag_type: 9,
+                timestamp: video_ts as u32,
+                payload,
+            }
         } else {
             self.audio_n += 1;
-            Frame { tag_type: 8, timestamp: audio_ts as u32, payload: self.pool_audio.clone() }
+            Frame {
+                tag_type: 8,
+                timestamp: audio_ts as u32,
+                payload: self.pool_audio.clone(),
+            }
         }
     }
 }
@@ -283,7 +299,10 @@ struct Outcome {
 }
 
 fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
@@ -320,17 +339,29 @@ fn run_epoll(viewers: &mut [Viewer], source: &mut Source, seconds: f64) -> Outco
     let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     assert!(epfd >= 0);
     for (i, v) in viewers.iter().enumerate() {
-        let mut ev = libc::epoll_event { events: (libc::EPOLLOUT | libc::EPOLLET) as u32, u64: i as u64 };
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLOUT | libc::EPOLLET) as u32,
+            u64: i as u64,
+        };
         // SAFETY: as above.
-        assert_eq!(unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, v.fd, &mut ev) }, 0);
+        assert_eq!(
+            unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, v.fd, &mut ev) },
+            0
+        );
     }
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
-    let mut ring = FrameRing { frames: VecDeque::new(), base: 0 };
+    let mut ring = FrameRing {
+        frames: VecDeque::new(),
+        base: 0,
+    };
     let (mut deliveries, mut bytes) = (0u64, 0u64);
     let start = Instant::now();
     let cpu0 = thread_cpu_time();
     let deadline = start + Duration::from_secs_f64(seconds);
-    let mut producer = Producer { min_next: 0, progress_since_scan: 0 };
+    let mut producer = Producer {
+        min_next: 0,
+        progress_since_scan: 0,
+    };
     // Viewers that may write: all at first, then those epoll reports writable.
     let mut ready: Vec<usize> = (0..viewers.len()).collect();
     let mut still_ready = Vec::with_capacity(viewers.len());
@@ -348,13 +379,21 @@ fn run_epoll(viewers: &mut [Viewer], source: &mut Source, seconds: f64) -> Outco
                 still_ready.extend_from_slice(&ready[k..]);
                 break;
             }
-            let Some(v) = viewers.get_mut(i) else { continue };
+            let Some(v) = viewers.get_mut(i) else {
+                continue;
+            };
             while v.writable && v.next < ring.head() {
                 let frame = ring.get(v.next);
                 v.write_header(0, frame, v.prev_tag_size);
                 let mut iov = [
-                    libc::iovec { iov_base: v.hdrs[0].as_ptr() as *mut _, iov_len: HDR },
-                    libc::iovec { iov_base: frame.payload.as_ptr() as *mut _, iov_len: frame.payload.len() },
+                    libc::iovec {
+                        iov_base: v.hdrs[0].as_ptr() as *mut _,
+                        iov_len: HDR,
+                    },
+                    libc::iovec {
+                        iov_base: frame.payload.as_ptr() as *mut _,
+                        iov_len: frame.payload.len(),
+                    },
                 ];
                 // Skip what a partial write already sent.
                 let mut skip = v.offset;
@@ -389,7 +428,8 @@ fn run_epoll(viewers: &mut [Viewer], source: &mut Source, seconds: f64) -> Outco
         still_ready.clear();
         let timeout = if progress { 0 } else { 10 };
         // SAFETY: events buffer is live and sized.
-        let n = unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), events.len() as i32, timeout) };
+        let n =
+            unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), events.len() as i32, timeout) };
         if n <= 0 && !progress {
             // Idle turn: make sure the next one rescans for the slowest cursor.
             producer.progress_since_scan = viewers.len();
@@ -406,19 +446,42 @@ fn run_epoll(viewers: &mut [Viewer], source: &mut Source, seconds: f64) -> Outco
     let cpu = thread_cpu_time() - cpu0;
     // SAFETY: closing our epoll fd.
     unsafe { libc::close(epfd) };
-    Outcome { deliveries, bytes, cpu, wall: start.elapsed(), sends_per_submit: 1.0 }
+    Outcome {
+        deliveries,
+        bytes,
+        cpu,
+        wall: start.elapsed(),
+        sends_per_submit: 1.0,
+    }
 }
 
-fn run_uring(viewers: &mut [Viewer], source: &mut Source, seconds: f64, zero_copy: bool, caps: (usize, usize)) -> Outcome {
-    let cfg = ReactorConfig { entries: 4096, recv_buffers: 2, recv_buffer_size: 64, ..ReactorConfig::default() };
+fn run_uring(
+    viewers: &mut [Viewer],
+    source: &mut Source,
+    seconds: f64,
+    zero_copy: bool,
+    caps: (usize, usize),
+) -> Outcome {
+    let cfg = ReactorConfig {
+        entries: 4096,
+        recv_buffers: 2,
+        recv_buffer_size: 64,
+        ..ReactorConfig::default()
+    };
     let mut reactor = Reactor::new(&cfg).expect("io_uring");
-    let mut ring = FrameRing { frames: VecDeque::new(), base: 0 };
+    let mut ring = FrameRing {
+        frames: VecDeque::new(),
+        base: 0,
+    };
     let (mut deliveries, mut bytes) = (0u64, 0u64);
     let start = Instant::now();
     let cpu0 = thread_cpu_time();
     let deadline = start + Duration::from_secs_f64(seconds);
     let mut stopping = false;
-    let mut producer = Producer { min_next: 0, progress_since_scan: 0 };
+    let mut producer = Producer {
+        min_next: 0,
+        progress_since_scan: 0,
+    };
     let mut in_flight = 0usize;
     // Idle viewers with nothing left to send, revisited when frames arrive.
     let mut caught_up: Vec<usize> = Vec::with_capacity(viewers.len());
@@ -437,7 +500,9 @@ fn run_uring(viewers: &mut [Viewer], source: &mut Source, seconds: f64, zero_cop
                 idle.append(&mut caught_up);
             }
             for &i in &idle {
-                let Some(v) = viewers.get_mut(i) else { continue };
+                let Some(v) = viewers.get_mut(i) else {
+                    continue;
+                };
                 if v.next >= ring.head() || v.fill_gather(&ring, caps) == 0 {
                     caught_up.push(i);
                     continue;
@@ -449,10 +514,14 @@ fn run_uring(viewers: &mut [Viewer], source: &mut Source, seconds: f64, zero_cop
             std::mem::swap(&mut idle, &mut still_idle);
             still_idle.clear();
         }
-        reactor.submit_and_wait(1, Some(Duration::from_millis(10))).expect("submit");
+        reactor
+            .submit_and_wait(1, Some(Duration::from_millis(10)))
+            .expect("submit");
         let completed_before = deliveries;
         reactor.drain_completions(|r, c| {
-            let Some(v) = viewers.get_mut(c.user_data as usize) else { return };
+            let Some(v) = viewers.get_mut(c.user_data as usize) else {
+                return;
+            };
             if !c.is_notification() && c.result > 0 {
                 bytes += c.result as u64;
                 let _: SendProgress = v.gather.on_sent(c.result as usize);
@@ -482,7 +551,13 @@ fn run_uring(viewers: &mut [Viewer], source: &mut Source, seconds: f64, zero_cop
         }
     }
     let cpu = thread_cpu_time() - cpu0;
-    Outcome { deliveries, bytes, cpu, wall: start.elapsed(), sends_per_submit: reactor.stats().sends_per_submit() }
+    Outcome {
+        deliveries,
+        bytes,
+        cpu,
+        wall: start.elapsed(),
+        sends_per_submit: reactor.stats().sends_per_submit(),
+    }
 }
 
 fn submit_gather(reactor: &mut Reactor, v: &mut Viewer, index: usize, zero_copy: bool) {
@@ -504,12 +579,17 @@ fn reader_main(addr: &str, n: usize) {
     let _ = core_affinity::set_for_current(core_affinity::CoreId { id: 1 });
     raise_fd_limit();
     let addr: SocketAddr = addr.parse().expect("addr");
-    let streams: Vec<TcpStream> = (0..n).map(|_| TcpStream::connect(addr).expect("connect")).collect();
+    let streams: Vec<TcpStream> = (0..n)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
     // SAFETY: plain syscalls; results checked.
     let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     for (i, s) in streams.iter().enumerate() {
         s.set_nonblocking(true).expect("nonblocking");
-        let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLET) as u32, u64: i as u64 };
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+            u64: i as u64,
+        };
         // SAFETY: as above.
         unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, s.as_raw_fd(), &mut ev) };
     }
@@ -541,7 +621,10 @@ fn reader_main(addr: &str, n: usize) {
 }
 
 fn raise_fd_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: valid out-pointer; raising the soft limit to the hard one.
     unsafe {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
@@ -568,7 +651,9 @@ fn connect_viewers(n: usize) -> (Child, Vec<Viewer>) {
     }
     let mut line = String::new();
     if let Some(out) = child.stdout.take() {
-        BufReader::new(out).read_line(&mut line).expect("reader ready");
+        BufReader::new(out)
+            .read_line(&mut line)
+            .expect("reader ready");
     }
     (child, viewers)
 }
@@ -591,7 +676,16 @@ fn main() {
     }
     println!(
         "{:<7} {:>7} {:<6} {:>6} {:>6} {:>12} {:>10} {:>9} {:>9} {:>7}",
-        "profile", "viewers", "mode", "wall_s", "cpu_s", "frames/cpu-s", "GB/cpu-s", "frames/s", "send/sub", "vs epoll"
+        "profile",
+        "viewers",
+        "mode",
+        "wall_s",
+        "cpu_s",
+        "frames/cpu-s",
+        "GB/cpu-s",
+        "frames/s",
+        "send/sub",
+        "vs epoll"
     );
     for profile in &args.profile {
         for &n in &args.viewers {
@@ -601,8 +695,20 @@ fn main() {
                 let mut source = Source::new(profile);
                 let out = match mode.as_str() {
                     "epoll" => run_epoll(&mut viewers, &mut source, args.seconds),
-                    "uring" => run_uring(&mut viewers, &mut source, args.seconds, false, (args.max_frames, args.max_bytes)),
-                    "zc" => run_uring(&mut viewers, &mut source, args.seconds, true, (args.max_frames, args.max_bytes)),
+                    "uring" => run_uring(
+                        &mut viewers,
+                        &mut source,
+                        args.seconds,
+                        false,
+                        (args.max_frames, args.max_bytes),
+                    ),
+                    "zc" => run_uring(
+                        &mut viewers,
+                        &mut source,
+                        args.seconds,
+                        true,
+                        (args.max_frames, args.max_bytes),
+                    ),
                     other => panic!("unknown mode {other}"),
                 };
                 for v in &viewers {
@@ -631,6 +737,9 @@ fn main() {
                 );
             }
         }
-        println!("({profile}: {:.0} kbps per viewer)", Source::new(profile).bitrate_kbps());
+        println!(
+            "({profile}: {:.0} kbps per viewer)",
+            Source::new(profile).bitrate_kbps()
+        );
     }
 }

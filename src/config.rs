@@ -76,14 +76,20 @@ impl Default for CoreSelection {
 impl CoreSelection {
     /// Resolves to concrete core ids, given the ids available to the process.
     pub fn resolve(&self, available: &[usize]) -> Result<Vec<usize>, ConfigError> {
-        let invalid = |reason: String| ConfigError::Invalid { field: "server.cores", reason };
+        let invalid = |reason: String| ConfigError::Invalid {
+            field: "server.cores",
+            reason,
+        };
         match self {
             CoreSelection::Named(s) if s == "all" => Ok(available.to_vec()),
-            CoreSelection::Named(s) => Err(invalid(format!("expected \"all\", a number or a list, got {s:?}"))),
+            CoreSelection::Named(s) => Err(invalid(format!(
+                "expected \"all\", a number or a list, got {s:?}"
+            ))),
             CoreSelection::Count(0) => Err(invalid("must be at least 1".into())),
-            CoreSelection::Count(n) if *n > available.len() => {
-                Err(invalid(format!("{n} cores asked, {} available", available.len())))
-            }
+            CoreSelection::Count(n) if *n > available.len() => Err(invalid(format!(
+                "{n} cores asked, {} available",
+                available.len()
+            ))),
             CoreSelection::Count(n) => Ok(available[..*n].to_vec()),
             CoreSelection::List(ids) if ids.is_empty() => Err(invalid("empty list".into())),
             CoreSelection::List(ids) => match ids.iter().find(|id| !available.contains(id)) {
@@ -346,8 +352,10 @@ impl Config {
 
     /// Reads, parses and validates a TOML file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Config::from_toml(&text)
     }
 
@@ -357,30 +365,97 @@ impl Config {
             if ok {
                 Ok(())
             } else {
-                Err(ConfigError::Invalid { field, reason: reason.into() })
+                Err(ConfigError::Invalid {
+                    field,
+                    reason: reason.into(),
+                })
             }
         }
         let l = &self.limits;
-        check(l.max_chunk_size >= 128 && l.max_chunk_size <= 0x7fff_ffff, "limits.max_chunk_size", "must be 128..=2147483647")?;
-        check((128..=65536).contains(&l.out_chunk_size), "limits.out_chunk_size", "must be 128..=65536")?;
-        check(l.max_message_size >= 1024 && l.max_message_size <= 64 << 20, "limits.max_message_size", "must be 1 KiB..=64 MiB")?;
-        check(!l.handshake_timeout.is_zero(), "limits.handshake_timeout", "must be above zero")?;
-        check(!l.idle_timeout.is_zero(), "limits.idle_timeout", "must be above zero")?;
+        check(
+            l.max_chunk_size >= 128 && l.max_chunk_size <= 0x7fff_ffff,
+            "limits.max_chunk_size",
+            "must be 128..=2147483647",
+        )?;
+        check(
+            (128..=65536).contains(&l.out_chunk_size),
+            "limits.out_chunk_size",
+            "must be 128..=65536",
+        )?;
+        check(
+            l.max_message_size >= 1024 && l.max_message_size <= 64 << 20,
+            "limits.max_message_size",
+            "must be 1 KiB..=64 MiB",
+        )?;
+        check(
+            !l.handshake_timeout.is_zero(),
+            "limits.handshake_timeout",
+            "must be above zero",
+        )?;
+        check(
+            !l.idle_timeout.is_zero(),
+            "limits.idle_timeout",
+            "must be above zero",
+        )?;
         let v = &self.viewer;
-        check(v.soft_lag <= v.hard_lag, "viewer.soft_lag", "must not exceed viewer.hard_lag")?;
-        check(v.soft_lag_bytes <= v.hard_lag_bytes, "viewer.soft_lag_bytes", "must not exceed viewer.hard_lag_bytes")?;
+        check(
+            v.soft_lag <= v.hard_lag,
+            "viewer.soft_lag",
+            "must not exceed viewer.hard_lag",
+        )?;
+        check(
+            v.soft_lag_bytes <= v.hard_lag_bytes,
+            "viewer.soft_lag_bytes",
+            "must not exceed viewer.hard_lag_bytes",
+        )?;
         let s = &self.stream;
-        check(s.ring_max_frames >= 16, "stream.ring_max_frames", "must be at least 16")?;
-        check(s.ring_max_bytes >= 1 << 20, "stream.ring_max_bytes", "must be at least 1 MiB")?;
+        check(
+            s.ring_max_frames >= 16,
+            "stream.ring_max_frames",
+            "must be at least 16",
+        )?;
+        check(
+            s.ring_max_bytes >= 1 << 20,
+            "stream.ring_max_bytes",
+            "must be at least 1 MiB",
+        )?;
         let r = &self.runtime;
-        check(r.recv_buffers.is_power_of_two(), "runtime.recv_buffers", "must be a power of two")?;
-        check(r.recv_buffer_size >= 1024, "runtime.recv_buffer_size", "must be at least 1024")?;
-        check((1..=512).contains(&r.max_frames_per_send), "runtime.max_frames_per_send", "must be 1..=512")?;
-        check(r.cross_core_queue >= 64, "runtime.cross_core_queue", "must be at least 64")?;
-        check(r.send_merge_window <= Duration::from_millis(500), "runtime.send_merge_window", "must be at most 500ms")?;
-        check(self.server.max_connections >= 1, "server.max_connections", "must be at least 1")?;
+        check(
+            r.recv_buffers.is_power_of_two(),
+            "runtime.recv_buffers",
+            "must be a power of two",
+        )?;
+        check(
+            r.recv_buffer_size >= 1024,
+            "runtime.recv_buffer_size",
+            "must be at least 1024",
+        )?;
+        check(
+            (1..=512).contains(&r.max_frames_per_send),
+            "runtime.max_frames_per_send",
+            "must be 1..=512",
+        )?;
+        check(
+            r.cross_core_queue >= 64,
+            "runtime.cross_core_queue",
+            "must be at least 64",
+        )?;
+        check(
+            r.send_merge_window <= Duration::from_millis(500),
+            "runtime.send_merge_window",
+            "must be at most 500ms",
+        )?;
+        check(
+            self.server.max_connections >= 1,
+            "server.max_connections",
+            "must be at least 1",
+        )?;
         for push in &self.relay.push {
-            check(push.url.starts_with("rtmp://"), "relay.push.url", "must start with rtmp://")?;
+            check(
+                push.url.starts_with("rtmp://"),
+                "relay.push.url",
+                "must start with rtmp://",
+            )?;
         }
         for origin in &self.edge.origins {
             check(
@@ -423,7 +498,10 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_ranges_are_errors() {
-        assert!(matches!(Config::from_toml("[server]\nnope = 1\n"), Err(ConfigError::Parse(_))));
+        assert!(matches!(
+            Config::from_toml("[server]\nnope = 1\n"),
+            Err(ConfigError::Parse(_))
+        ));
         let err = Config::from_toml("[limits]\nout_chunk_size = 1\n").unwrap_err();
         assert!(err.to_string().contains("limits.out_chunk_size"), "{err}");
         let err = Config::from_toml("[viewer]\nsoft_lag = \"20s\"\n").unwrap_err();

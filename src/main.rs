@@ -67,10 +67,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::CheckConfig { file } => {
             let config = Config::load(&file)?;
-            print!("{}", toml::to_string_pretty(&config).context("rendering config")?);
+            print!(
+                "{}",
+                toml::to_string_pretty(&config).context("rendering config")?
+            );
             Ok(())
         }
-        Command::Serve { config, rtmp, http, cores, origins } => {
+        Command::Serve {
+            config,
+            rtmp,
+            http,
+            cores,
+            origins,
+        } => {
             let mut config = match config {
                 Some(path) => Config::load(&path)?,
                 None => Config::default(),

@@ -12,10 +12,19 @@ fn block(yaml: &str, key: &str) -> String {
     let mut lines = yaml.lines().skip_while(|l| l.trim() != format!("{key}: |"));
     let header = lines.next().unwrap_or_else(|| panic!("no block {key}"));
     let key_indent = header.len() - header.trim_start().len();
-    let body: Vec<&str> =
-        lines.take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > key_indent).collect();
-    let indent = body.iter().filter(|l| !l.trim().is_empty()).map(|l| l.len() - l.trim_start().len()).min().unwrap();
-    body.iter().map(|l| l.get(indent..).unwrap_or("")).collect::<Vec<_>>().join("\n")
+    let body: Vec<&str> = lines
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > key_indent)
+        .collect();
+    let indent = body
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap();
+    body.iter()
+        .map(|l| l.get(indent..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn read(name: &str) -> String {
@@ -24,7 +33,9 @@ fn read(name: &str) -> String {
 
 #[test]
 fn manifests_pass_strict_schema_validation() {
-    let out = Command::new(Path::new(DIR).join("check.sh")).output().expect("run deploy/k8s/check.sh");
+    let out = Command::new(Path::new(DIR).join("check.sh"))
+        .output()
+        .expect("run deploy/k8s/check.sh");
     assert!(
         out.status.success(),
         "kubernetes-validate failed:\n{}{}",
@@ -36,9 +47,14 @@ fn manifests_pass_strict_schema_validation() {
 #[test]
 fn embedded_ringcast_configs_load() {
     let config = read("10-config.yaml");
-    let origin = ringcast::config::Config::from_toml(&block(&config, "origin.toml")).expect("origin.toml");
-    assert!(origin.edge.origins.is_empty(), "the origin pulls from nobody");
-    let edge = ringcast::config::Config::from_toml(&block(&config, "edge.toml")).expect("edge.toml");
+    let origin =
+        ringcast::config::Config::from_toml(&block(&config, "origin.toml")).expect("origin.toml");
+    assert!(
+        origin.edge.origins.is_empty(),
+        "the origin pulls from nobody"
+    );
+    let edge =
+        ringcast::config::Config::from_toml(&block(&config, "edge.toml")).expect("edge.toml");
     assert!(!edge.edge.allow_publish);
     let daemonset = read("30-edge.yaml");
     let origins: Vec<&str> = daemonset
@@ -63,7 +79,15 @@ fn embedded_prometheus_config_passes_promtool() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("prometheus.yml");
     std::fs::write(&path, block(&read("40-prometheus.yaml"), "prometheus.yml")).unwrap();
-    let out = Command::new("promtool").args(["check", "config"]).arg(&path).output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "promtool: {text}");
 }

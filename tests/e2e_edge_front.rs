@@ -12,21 +12,39 @@ use std::time::{Duration, Instant};
 use common::*;
 use edge_support::*;
 
-const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/nginx/ringcast-front.conf");
+const CONFIG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/deploy/nginx/ringcast-front.conf"
+);
 const STREAM_MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
 
 /// The deploy config with its sample edges and ports replaced by loopback ones.
 fn render(edges: &[&Server; 2], http_port: u16, rtmp_port: u16) -> String {
     let config = std::fs::read_to_string(CONFIG).unwrap();
     let rendered = config
-        .replace("10.0.1.1:8080", &format!("127.0.0.1:{}", edges[0].http_port))
-        .replace("10.0.1.2:8080", &format!("127.0.0.1:{}", edges[1].http_port))
-        .replace("10.0.1.1:1935", &format!("127.0.0.1:{}", edges[0].rtmp_port))
-        .replace("10.0.1.2:1935", &format!("127.0.0.1:{}", edges[1].rtmp_port))
+        .replace(
+            "10.0.1.1:8080",
+            &format!("127.0.0.1:{}", edges[0].http_port),
+        )
+        .replace(
+            "10.0.1.2:8080",
+            &format!("127.0.0.1:{}", edges[1].http_port),
+        )
+        .replace(
+            "10.0.1.1:1935",
+            &format!("127.0.0.1:{}", edges[0].rtmp_port),
+        )
+        .replace(
+            "10.0.1.2:1935",
+            &format!("127.0.0.1:{}", edges[1].rtmp_port),
+        )
         .replace("listen 80 ", &format!("listen 127.0.0.1:{http_port} "))
         .replace("listen 1935 ", &format!("listen 127.0.0.1:{rtmp_port} "));
     assert_ne!(rendered, config);
-    assert!(!rendered.contains("server 10.0.1."), "every sample edge was replaced");
+    assert!(
+        !rendered.contains("server 10.0.1."),
+        "every sample edge was replaced"
+    );
     rendered
 }
 
@@ -45,16 +63,31 @@ impl Drop for Nginx {
 
 /// Starts nginx on the rendered config and waits until it answers.
 fn start_nginx(config: &str, http_port: u16) -> Nginx {
-    let dir = std::env::temp_dir().join(format!("ringcast-front-{}-{http_port}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("ringcast-front-{}-{http_port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("nginx.conf");
     std::fs::write(&path, config).unwrap();
-    let globals = format!("daemon off; pid {0}/nginx.pid; error_log {0}/error.log warn;", dir.display());
+    let globals = format!(
+        "daemon off; pid {0}/nginx.pid; error_log {0}/error.log warn;",
+        dir.display()
+    );
     let check = run_bounded(
-        Command::new("nginx").arg("-t").arg("-c").arg(&path).arg("-p").arg(&dir).arg("-g").arg(&globals),
+        Command::new("nginx")
+            .arg("-t")
+            .arg("-c")
+            .arg(&path)
+            .arg("-p")
+            .arg(&dir)
+            .arg("-g")
+            .arg(&globals),
         Duration::from_secs(10),
     );
-    assert!(check.status.success(), "nginx -t: {}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "nginx -t: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let child = Command::new("nginx")
         .arg("-c")
         .arg(&path)
@@ -67,9 +100,16 @@ fn start_nginx(config: &str, http_port: u16) -> Nginx {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn nginx");
-    let nginx = Nginx(Proc { child, name: "nginx".into() });
+    let nginx = Nginx(Proc {
+        child,
+        name: "nginx".into(),
+    });
     assert!(
-        eventually(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok()),
+        eventually(Duration::from_secs(10), || std::net::TcpStream::connect((
+            "127.0.0.1",
+            http_port
+        ))
+        .is_ok()),
         "nginx front did not listen"
     );
     assert_eq!(http_request(http_port, "GET", "/healthz").0, 200);
@@ -79,13 +119,23 @@ fn start_nginx(config: &str, http_port: u16) -> Nginx {
 /// Which edge (0 or 1) the front sends `/live/{name}.flv` to: asks for the
 /// (not yet published) stream and sees which edge answered 404.
 fn edge_for(name: &str, front_http: u16, edges: &[&Server; 2]) -> usize {
-    let refused = |e: &Server| labeled_metric(e, "ringcast_connections_refused_total", "reason=\"stream_not_found\"");
+    let refused = |e: &Server| {
+        labeled_metric(
+            e,
+            "ringcast_connections_refused_total",
+            "reason=\"stream_not_found\"",
+        )
+    };
     let before: Vec<f64> = edges.iter().map(|e| refused(e)).collect();
     let (status, _) = http_request(front_http, "GET", &format!("/live/{name}.flv"));
     assert_eq!(status, 404, "unpublished stream through the front");
     let after: Vec<f64> = edges.iter().map(|e| refused(e)).collect();
     let hit: Vec<usize> = (0..2).filter(|&i| after[i] > before[i]).collect();
-    assert_eq!(hit.len(), 1, "exactly one edge answered for {name}: {before:?} -> {after:?}");
+    assert_eq!(
+        hit.len(),
+        1,
+        "exactly one edge answered for {name}: {before:?} -> {after:?}"
+    );
     hit[0]
 }
 
@@ -107,15 +157,25 @@ fn consistent_hash_front_sends_each_streams_viewers_to_one_edge() {
     for i in 0..64 {
         let name = format!("front{i}");
         let edge = edge_for(&name, front_http, &edges);
-        assert_eq!(edge_for(&name, front_http, &edges), edge, "the same stream always reaches the same edge");
+        assert_eq!(
+            edge_for(&name, front_http, &edges),
+            edge,
+            "the same stream always reaches the same edge"
+        );
         names[edge].get_or_insert(name);
         if names.iter().all(Option::is_some) {
             break;
         }
     }
-    let names: Vec<String> = names.into_iter().map(|n| n.expect("64 names all hashed to one edge")).collect();
+    let names: Vec<String> = names
+        .into_iter()
+        .map(|n| n.expect("64 names all hashed to one edge"))
+        .collect();
     let probed_at = Instant::now();
-    let mut publishers: Vec<Proc> = names.iter().map(|n| publish(&origin.rtmp_url("live", n), 30)).collect();
+    let mut publishers: Vec<Proc> = names
+        .iter()
+        .map(|n| publish(&origin.rtmp_url("live", n), 30))
+        .collect();
     for n in &names {
         wait_live(&origin, "live", n, Duration::from_secs(10));
     }
@@ -125,22 +185,48 @@ fn consistent_hash_front_sends_each_streams_viewers_to_one_edge() {
     let mut viewers_held = Vec::new();
     for (edge, name) in names.iter().enumerate() {
         for token in 0..3 {
-            let mut v = FlvViewer::connect(front_http, &format!("/live/{name}.flv?token=viewer{token}"));
-            assert_eq!(read_pictures(&mut v, 5), 5, "viewer {token} of {name} via the front");
+            let mut v =
+                FlvViewer::connect(front_http, &format!("/live/{name}.flv?token=viewer{token}"));
+            assert_eq!(
+                read_pictures(&mut v, 5),
+                5,
+                "viewer {token} of {name} via the front"
+            );
             viewers_held.push(v);
         }
         let other = 1 - edge;
         assert!(
-            eventually(Duration::from_secs(5), || viewers(edges[edge], "live", name) == Some(3)),
+            eventually(Duration::from_secs(5), || viewers(
+                edges[edge],
+                "live",
+                name
+            ) == Some(3)),
             "all three viewers of {name} on edge {edge}: {:?}",
             viewers(edges[edge], "live", name)
         );
-        assert_eq!(viewers(edges[other], "live", name), None, "edge {other} never pulled {name}");
-        assert_eq!(viewers(&origin, "live", name), Some(1), "one pull of {name} at the origin");
+        assert_eq!(
+            viewers(edges[other], "live", name),
+            None,
+            "edge {other} never pulled {name}"
+        );
+        assert_eq!(
+            viewers(&origin, "live", name),
+            Some(1),
+            "one pull of {name} at the origin"
+        );
     }
 
-    let rtmp = pull_decode(&format!("rtmp://127.0.0.1:{front_rtmp}/live/{}", names[0]), 25, Duration::from_secs(30));
-    assert!(rtmp.video_frames >= 25, "RTMP through the stream proxy: {} frames: {}", rtmp.video_frames, rtmp.errors);
+    let rtmp = pull_decode(
+        &format!("rtmp://127.0.0.1:{front_rtmp}/live/{}", names[0]),
+        25,
+        Duration::from_secs(30),
+    );
+    assert!(
+        rtmp.video_frames >= 25,
+        "RTMP through the stream proxy: {} frames: {}",
+        rtmp.video_frames,
+        rtmp.errors
+    );
     drop(viewers_held);
     for p in &mut publishers {
         p.kill();

@@ -16,13 +16,25 @@ fn check_config_accepts_good_files_and_names_the_bad_field() {
     std::fs::create_dir_all(&dir).unwrap();
     let good = dir.join("good.toml");
     std::fs::write(&good, "[server]\ncores = 1\n[viewer]\nhard_lag = \"5s\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ringcast")).arg("check-config").arg(&good).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_ringcast"))
+        .arg("check-config")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("hard_lag = \"5s\""));
 
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[limits]\nout_chunk_size = 3\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ringcast")).arg("check-config").arg(&bad).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringcast"))
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("limits.out_chunk_size"));
 }
@@ -31,8 +43,9 @@ fn check_config_accepts_good_files_and_names_the_bad_field() {
 fn accepting_pauses_at_the_descriptor_limit_and_resumes() {
     let server = Server::start_limited(1, "", Some(128));
     // Far more connections than the server may open descriptors for.
-    let flood: Vec<TcpStream> =
-        (0..400).filter_map(|_| TcpStream::connect(("127.0.0.1", server.http_port)).ok()).collect();
+    let flood: Vec<TcpStream> = (0..400)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", server.http_port)).ok())
+        .collect();
     std::thread::sleep(Duration::from_millis(500));
     let (_, metrics) = server.http_get("/metrics");
     drop(flood);
@@ -44,7 +57,10 @@ fn accepting_pauses_at_the_descriptor_limit_and_resumes() {
             assert!(body.contains("\"cores\":1"), "{body}");
             break;
         }
-        assert!(Instant::now() < deadline, "server never recovered from EMFILE");
+        assert!(
+            Instant::now() < deadline,
+            "server never recovered from EMFILE"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let _ = metrics;
@@ -66,8 +82,14 @@ fn a_publisher_returning_within_the_grace_period_continues_the_stream() {
     let mut last_ts = 0u32;
     let mut pictures = 0;
     while pictures < 30 {
-        let f = viewer.next_frame().expect("frames before the publisher leaves");
-        assert!(f.timestamp >= last_ts, "monotonic: {} after {last_ts}", f.timestamp);
+        let f = viewer
+            .next_frame()
+            .expect("frames before the publisher leaves");
+        assert!(
+            f.timestamp >= last_ts,
+            "monotonic: {} after {last_ts}",
+            f.timestamp
+        );
         last_ts = f.timestamp;
         if f.kind == FrameKind::Video && !f.sequence_header {
             pictures += 1;
@@ -79,8 +101,14 @@ fn a_publisher_returning_within_the_grace_period_continues_the_stream() {
     // The same viewer connection keeps going: more pictures, timestamps never go back.
     let mut after = 0;
     while after < 50 {
-        let f = viewer.next_frame().expect("viewer ended instead of waiting for the publisher");
-        assert!(f.timestamp >= last_ts, "monotonic across the publisher change: {} after {last_ts}", f.timestamp);
+        let f = viewer
+            .next_frame()
+            .expect("viewer ended instead of waiting for the publisher");
+        assert!(
+            f.timestamp >= last_ts,
+            "monotonic across the publisher change: {} after {last_ts}",
+            f.timestamp
+        );
         last_ts = f.timestamp;
         if f.kind == FrameKind::Video && !f.sequence_header {
             after += 1;
@@ -98,9 +126,16 @@ fn sigterm_ends_viewers_cleanly_and_exits() {
     assert!(viewer.next_frame().is_some());
     unsafe { libc::kill(server.proc.pid() as i32, libc::SIGTERM) };
     let started = Instant::now();
-    let status = server.proc.wait_for(Duration::from_secs(10)).expect("server did not exit after SIGTERM");
+    let status = server
+        .proc
+        .wait_for(Duration::from_secs(10))
+        .expect("server did not exit after SIGTERM");
     assert!(status.success(), "exit status {status:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "shutdown took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
     // The viewer's body ended (EOF), it was not left hanging.
     let deadline = Instant::now() + Duration::from_secs(5);
     while viewer.next_frame().is_some() {

@@ -15,14 +15,29 @@ fn ffmpeg_publish_then_pull_http_flv_and_rtmp() {
 
     let flv = pull_decode(&server.flv_url("live", "e2e"), 100, Duration::from_secs(20));
     assert!(flv.ok && flv.video_frames >= 100, "HTTP-FLV: {flv:?}");
-    assert!(flv.errors.trim().is_empty(), "HTTP-FLV decode errors: {}", flv.errors);
+    assert!(
+        flv.errors.trim().is_empty(),
+        "HTTP-FLV decode errors: {}",
+        flv.errors
+    );
 
-    let rtmp = pull_decode(&server.rtmp_url("live", "e2e"), 100, Duration::from_secs(20));
+    let rtmp = pull_decode(
+        &server.rtmp_url("live", "e2e"),
+        100,
+        Duration::from_secs(20),
+    );
     assert!(rtmp.ok && rtmp.video_frames >= 100, "RTMP: {rtmp:?}");
-    assert!(rtmp.errors.trim().is_empty(), "RTMP decode errors: {}", rtmp.errors);
+    assert!(
+        rtmp.errors.trim().is_empty(),
+        "RTMP decode errors: {}",
+        rtmp.errors
+    );
 
     let (vcodec, w, h, acodec) = probe(&server.flv_url("live", "e2e"));
-    assert_eq!((vcodec.as_str(), w, h, acodec.as_str()), ("h264", 320, 240, "aac"));
+    assert_eq!(
+        (vcodec.as_str(), w, h, acodec.as_str()),
+        ("h264", 320, 240, "aac")
+    );
 
     publisher.kill();
 }
@@ -47,13 +62,22 @@ fn viewers_wait_for_a_publisher_when_configured() {
     std::thread::sleep(Duration::from_secs(2));
     let mut publisher = publish(&server.rtmp_url("live", "later"), 30);
     let (flv, rtmp) = (flv.join().unwrap(), rtmp.join().unwrap());
-    assert!(flv.ok && flv.video_frames >= 50, "HTTP-FLV viewer that waited: {flv:?}");
-    assert!(rtmp.ok && rtmp.video_frames >= 50, "RTMP viewer that waited: {rtmp:?}");
+    assert!(
+        flv.ok && flv.video_frames >= 50,
+        "HTTP-FLV viewer that waited: {flv:?}"
+    );
+    assert!(
+        rtmp.ok && rtmp.video_frames >= 50,
+        "RTMP viewer that waited: {rtmp:?}"
+    );
     publisher.kill();
     // Nobody publishes this one: 404 once the wait is over.
     let started = std::time::Instant::now();
     assert_eq!(server.http_get("/live/never.flv").0, 404);
-    assert!(started.elapsed() >= Duration::from_secs(7), "answered before the wait was over");
+    assert!(
+        started.elapsed() >= Duration::from_secs(7),
+        "answered before the wait was over"
+    );
 }
 
 #[test]
@@ -63,7 +87,10 @@ fn zero_copy_sends_deliver_decodable_streams() {
     wait_live(&server, "live", "zc", Duration::from_secs(10));
     for url in [server.flv_url("live", "zc"), server.rtmp_url("live", "zc")] {
         let got = pull_decode(&url, 100, Duration::from_secs(20));
-        assert!(got.ok && got.video_frames >= 100 && got.errors.trim().is_empty(), "{url}: {got:?}");
+        assert!(
+            got.ok && got.video_frames >= 100 && got.errors.trim().is_empty(),
+            "{url}: {got:?}"
+        );
     }
     publisher.kill();
 }

@@ -17,15 +17,23 @@ fn publisher_killed_mid_stream_ends_viewers_and_the_key_is_free_again() {
 
     // A second publisher on the same key is refused while the first is live.
     let mut second = publish(&server.rtmp_url("live", "k"), 5);
-    let status = second.wait_for(Duration::from_secs(15)).expect("second publisher should be refused quickly");
-    assert!(!status.success(), "second publisher on a taken key must fail");
+    let status = second
+        .wait_for(Duration::from_secs(15))
+        .expect("second publisher should be refused quickly");
+    assert!(
+        !status.success(),
+        "second publisher on a taken key must fail"
+    );
 
     let mut viewer = FlvViewer::connect(server.http_port, "/live/k.flv");
     assert!(viewer.next_frame().is_some());
     first.kill();
     let deadline = Instant::now() + Duration::from_secs(10);
     while viewer.next_frame().is_some() {
-        assert!(Instant::now() < deadline, "viewer kept receiving after the publisher died");
+        assert!(
+            Instant::now() < deadline,
+            "viewer kept receiving after the publisher died"
+        );
     }
     // The key is free: a new publisher goes live and decodes.
     let mut third = publish(&server.rtmp_url("live", "k"), 30);
@@ -44,7 +52,11 @@ fn idle_and_garbage_connections_are_closed_while_others_are_served() {
     // 5,000 connections that never send a byte, half on each port.
     let idle: Vec<TcpStream> = (0..5000)
         .map(|i| {
-            let port = if i % 2 == 0 { server.rtmp_port } else { server.http_port };
+            let port = if i % 2 == 0 {
+                server.rtmp_port
+            } else {
+                server.http_port
+            };
             TcpStream::connect(("127.0.0.1", port)).expect("connect idle")
         })
         .collect();
@@ -53,12 +65,17 @@ fn idle_and_garbage_connections_are_closed_while_others_are_served() {
     for _ in 0..20 {
         let mut s = TcpStream::connect(("127.0.0.1", server.rtmp_port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let junk: Vec<u8> = (0..1537u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let junk: Vec<u8> = (0..1537u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         let mut bad = vec![0x42u8];
         bad.extend_from_slice(&junk);
         let _ = s.write_all(&bad);
         let mut sink = Vec::new();
-        assert!(s.read_to_end(&mut sink).is_ok(), "garbage handshake must be closed, not left hanging");
+        assert!(
+            s.read_to_end(&mut sink).is_ok(),
+            "garbage handshake must be closed, not left hanging"
+        );
     }
 
     // The server keeps serving a real viewer throughout.

@@ -12,7 +12,9 @@ use ringcast::protocol::FrameKind;
 /// Reads frames until the first coded video frame; returns it and when it came.
 fn first_picture(viewer: &mut FlvViewer) -> (ringcast::protocol::Frame, Duration) {
     loop {
-        let frame = viewer.next_frame().expect("stream ended before any picture");
+        let frame = viewer
+            .next_frame()
+            .expect("stream ended before any picture");
         if frame.kind == FrameKind::Video && !frame.sequence_header {
             return (frame, viewer.connected_at.elapsed());
         }
@@ -40,10 +42,16 @@ fn mid_gop_join_starts_with_a_keyframe_within_200ms() {
             }
         }
         let (frame, after) = first_video.unwrap();
-        assert!(saw_video_sequence_header, "AVC sequence header must precede pictures");
+        assert!(
+            saw_video_sequence_header,
+            "AVC sequence header must precede pictures"
+        );
         assert!(frame.keyframe, "first picture must be a keyframe");
         assert_eq!(frame.timestamp, 0, "output timeline starts at 0 per viewer");
-        assert!(after < Duration::from_millis(200), "first picture after {after:?}");
+        assert!(
+            after < Duration::from_millis(200),
+            "first picture after {after:?}"
+        );
     }
     publisher.kill();
 }
@@ -81,13 +89,28 @@ fn viewers_on_both_cores_receive_every_frame() {
     let (status, body) = server.http_get("/api/v1/streams/live/xcore");
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let by_core: Vec<u64> = v["viewers_by_core"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+    let by_core: Vec<u64> = v["viewers_by_core"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
     assert_eq!(by_core.iter().sum::<u64>(), 16, "{body}");
-    assert!(by_core.iter().all(|&n| n > 0), "SO_REUSEPORT spread viewers over both cores: {by_core:?}");
+    assert!(
+        by_core.iter().all(|&n| n > 0),
+        "SO_REUSEPORT spread viewers over both cores: {by_core:?}"
+    );
     drop(viewers);
     // A real decoder on the second core's replica too.
-    let flv = pull_decode(&server.flv_url("live", "xcore"), 50, Duration::from_secs(20));
-    assert!(flv.ok && flv.video_frames >= 50 && flv.errors.trim().is_empty(), "{flv:?}");
+    let flv = pull_decode(
+        &server.flv_url("live", "xcore"),
+        50,
+        Duration::from_secs(20),
+    );
+    assert!(
+        flv.ok && flv.video_frames >= 50 && flv.errors.trim().is_empty(),
+        "{flv:?}"
+    );
     publisher.kill();
 }
 
@@ -103,16 +126,22 @@ fn a_viewer_that_never_reads_is_capped_then_closed() {
     // Fifty viewers that never read, each with a tiny receive buffer.
     let stuck: Vec<std::net::TcpStream> = (0..50)
         .map(|_| {
-            let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            let sock =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
             sock.set_recv_buffer_size(4096).unwrap();
-            sock.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], server.http_port)).into()).unwrap();
+            sock.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], server.http_port)).into())
+                .unwrap();
             let mut s: std::net::TcpStream = sock.into();
             std::io::Write::write_all(&mut s, b"GET /live/slow.flv HTTP/1.0\r\n\r\n").unwrap();
             s
         })
         .collect();
     // A healthy viewer alongside keeps receiving throughout.
-    let healthy = pull_decode(&server.flv_url("live", "slow"), 150, Duration::from_secs(20));
+    let healthy = pull_decode(
+        &server.flv_url("live", "slow"),
+        150,
+        Duration::from_secs(20),
+    );
     assert!(healthy.ok && healthy.video_frames >= 150, "{healthy:?}");
     let rss_after = server.rss_bytes();
     assert!(
@@ -126,7 +155,10 @@ fn a_viewer_that_never_reads_is_capped_then_closed() {
         let mut sink = Vec::new();
         let started = Instant::now();
         let res = s.read_to_end(&mut sink);
-        assert!(res.is_ok() || started.elapsed() < Duration::from_secs(5), "stuck viewer not closed: {res:?}");
+        assert!(
+            res.is_ok() || started.elapsed() < Duration::from_secs(5),
+            "stuck viewer not closed: {res:?}"
+        );
         assert!(res.is_ok(), "stuck viewer was never closed: {res:?}");
     }
     let (_, metrics) = server.http_get("/metrics");

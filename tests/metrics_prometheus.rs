@@ -128,7 +128,11 @@ fn prometheus_scrapes_ringcast_and_returns_a_series() {
     let prom = PrometheusServer::start(&target, "/metrics");
     let publishers = wait_for_value(&prom, "ringcast_publishers{job=\"ringcast\"}", |v| v == 1.0);
     assert_eq!(publishers, 1.0);
-    let frames = wait_for_value(&prom, "ringcast_received_frames_total{source=\"publisher\",job=\"ringcast\"}", |v| v > 0.0);
+    let frames = wait_for_value(
+        &prom,
+        "ringcast_received_frames_total{source=\"publisher\",job=\"ringcast\"}",
+        |v| v > 0.0,
+    );
     assert!(frames > 0.0, "ingest frames counted: {frames}");
 
     // The live exposition passes promtool's linter too.
@@ -141,7 +145,12 @@ fn prometheus_scrapes_ringcast_and_returns_a_series() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("promtool");
-    promtool.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     let out = promtool.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -165,5 +174,8 @@ fn wait_for_value(prom: &PrometheusServer, promql: &str, ok: impl Fn(f64) -> boo
         }
         thread::sleep(Duration::from_millis(250));
     }
-    panic!("{promql} never came back through Prometheus in {DEADLINE:?}: {last}\nprometheus log:\n{}", prom.log());
+    panic!(
+        "{promql} never came back through Prometheus in {DEADLINE:?}: {last}\nprometheus log:\n{}",
+        prom.log()
+    );
 }

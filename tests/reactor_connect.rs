@@ -13,8 +13,13 @@ use socket2::{Domain, SockAddr, Socket, Type};
 const CONNECT: u64 = 7;
 
 fn reactor() -> Reactor {
-    Reactor::new(&ReactorConfig { entries: 16, recv_buffers: 8, recv_buffer_size: 4096, ..ReactorConfig::default() })
-        .unwrap()
+    Reactor::new(&ReactorConfig {
+        entries: 16,
+        recv_buffers: 8,
+        recv_buffer_size: 4096,
+        ..ReactorConfig::default()
+    })
+    .unwrap()
 }
 
 /// Connects `socket` to `addr` through the reactor and returns the completion.
@@ -26,7 +31,9 @@ fn connect(reactor: &mut Reactor, socket: &Socket, addr: SocketAddr) -> Completi
     let mut done = None;
     while done.is_none() {
         assert!(Instant::now() < deadline, "connect never completed");
-        reactor.submit_and_wait(1, Some(Duration::from_millis(100))).unwrap();
+        reactor
+            .submit_and_wait(1, Some(Duration::from_millis(100)))
+            .unwrap();
         reactor.drain_completions(|_, c| {
             if c.user_data == CONNECT {
                 done = Some(c);

@@ -13,11 +13,20 @@ const ROUNDS: u64 = 2_000;
 /// Runs one core: answers every `n` with `n + 1` until `n` reaches `ROUNDS`.
 /// Returns (items received, wake completions seen, elapsed).
 fn play(slot: CoreSlot, mut link: CoreLink<u64>) -> (u64, u64, Duration) {
-    let cfg = ReactorConfig { entries: 32, recv_buffers: 2, recv_buffer_size: 64, ..ReactorConfig::default() };
+    let cfg = ReactorConfig {
+        entries: 32,
+        recv_buffers: 2,
+        recv_buffer_size: 64,
+        ..ReactorConfig::default()
+    };
     let mut reactor = Reactor::new(&cfg).unwrap();
     let mut counter = Box::new(0u64);
     // SAFETY: `counter` is boxed and outlives the reactor's use of it (the loop).
-    unsafe { reactor.read_eventfd(link.wake_fd(), &mut *counter, WAKE).unwrap() };
+    unsafe {
+        reactor
+            .read_eventfd(link.wake_fd(), &mut *counter, WAKE)
+            .unwrap()
+    };
     let peer = 1 - slot.index;
     let started = Instant::now();
     if slot.index == 0 {
@@ -28,7 +37,9 @@ fn play(slot: CoreSlot, mut link: CoreLink<u64>) -> (u64, u64, Duration) {
     let deadline = started + Duration::from_secs(20);
     let mut done = false;
     while !done && Instant::now() < deadline {
-        reactor.submit_and_wait(1, Some(Duration::from_millis(200))).unwrap();
+        reactor
+            .submit_and_wait(1, Some(Duration::from_millis(200)))
+            .unwrap();
         let mut rearm = false;
         reactor.drain_completions(|_, c| {
             assert_eq!(c.user_data, WAKE);
@@ -38,7 +49,11 @@ fn play(slot: CoreSlot, mut link: CoreLink<u64>) -> (u64, u64, Duration) {
         });
         if rearm {
             // SAFETY: as above.
-            unsafe { reactor.read_eventfd(link.wake_fd(), &mut *counter, WAKE).unwrap() };
+            unsafe {
+                reactor
+                    .read_eventfd(link.wake_fd(), &mut *counter, WAKE)
+                    .unwrap()
+            };
         }
         let mut replies = Vec::new();
         link.drain(|from, n| {
@@ -63,7 +78,11 @@ fn play(slot: CoreSlot, mut link: CoreLink<u64>) -> (u64, u64, Duration) {
 fn two_cores_ping_pong_with_wakeups() {
     let links = Mesh::new::<u64>(2, 64).unwrap();
     // Pinned to two CPUs when the machine has them; otherwise both share one.
-    let cores = if Cores::All.resolve().unwrap().len() >= 2 { Cores::Count(2) } else { Cores::List(vec![0, 0]) };
+    let cores = if Cores::All.resolve().unwrap().len() >= 2 {
+        Cores::Count(2)
+    } else {
+        Cores::List(vec![0, 0])
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
     let threads = CoreThreads::spawn(&cores, links, move |slot, link| {
@@ -80,10 +99,17 @@ fn two_cores_ping_pong_with_wakeups() {
     results.sort_by_key(|(i, _)| *i);
     let total: u64 = results.iter().map(|(_, (r, _, _))| r).sum();
     // Items 0..=ROUNDS each cross once.
-    assert_eq!(total, ROUNDS + 1, "every hop arrived exactly once: {results:?}");
+    assert_eq!(
+        total,
+        ROUNDS + 1,
+        "every hop arrived exactly once: {results:?}"
+    );
     for (index, (received, wakes, elapsed)) in &results {
         // The peer waits for each reply before sending, so hops mostly need a wake each.
-        assert!(*wakes >= received / 2, "core {index}: {wakes} wakes for {received} items");
+        assert!(
+            *wakes >= received / 2,
+            "core {index}: {wakes} wakes for {received} items"
+        );
         eprintln!(
             "core {index}: {received} items, {wakes} wakes, {:.1} us per round trip",
             elapsed.as_secs_f64() * 1e6 / (ROUNDS / 2) as f64

@@ -6,9 +6,9 @@ use std::net::TcpStream;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use ringcast::runtime::socket::{local_addr, raw_fd, reuseport_listener};
 use bytes::Bytes;
 use ringcast::runtime::outbox::SendProgress;
+use ringcast::runtime::socket::{local_addr, raw_fd, reuseport_listener};
 use ringcast::runtime::{Outbox, Reactor, ReactorConfig};
 
 const ACCEPT: u64 = 1 << 32;
@@ -16,7 +16,12 @@ const RECV: u64 = 2 << 32;
 const SEND: u64 = 3 << 32;
 
 fn config(recv_buffers: u16, recv_buffer_size: u32) -> ReactorConfig {
-    ReactorConfig { entries: 64, recv_buffers, recv_buffer_size, ..ReactorConfig::default() }
+    ReactorConfig {
+        entries: 64,
+        recv_buffers,
+        recv_buffer_size,
+        ..ReactorConfig::default()
+    }
 }
 
 #[test]
@@ -54,7 +59,9 @@ fn echo_with_multishot_accept_recv_and_gathered_sendmsg() {
     let mut eof = false;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !eof && Instant::now() < deadline {
-        reactor.submit_and_wait(1, Some(Duration::from_millis(100))).unwrap();
+        reactor
+            .submit_and_wait(1, Some(Duration::from_millis(100)))
+            .unwrap();
         let mut events = Vec::new();
         reactor.drain_completions(|r, c| {
             if c.user_data == RECV {
@@ -88,7 +95,11 @@ fn echo_with_multishot_accept_recv_and_gathered_sendmsg() {
                     } else {
                         // Short send: submit the remainder.
                         // SAFETY: `reply` stays put until this send completes.
-                        unsafe { reactor.sendmsg(conn.unwrap(), reply.msghdr(), SEND).unwrap() };
+                        unsafe {
+                            reactor
+                                .sendmsg(conn.unwrap(), reply.msghdr(), SEND)
+                                .unwrap()
+                        };
                     }
                 }
                 other => panic!("unexpected completion {other:#x}"),
@@ -118,7 +129,9 @@ fn echo_with_multishot_accept_recv_and_gathered_sendmsg() {
     let stats = reactor.stats();
     assert!(stats.sends > 0 && stats.completions > stats.sends);
     reactor.close(conn.unwrap(), 99).unwrap();
-    reactor.submit_and_wait(1, Some(Duration::from_secs(1))).unwrap();
+    reactor
+        .submit_and_wait(1, Some(Duration::from_secs(1)))
+        .unwrap();
     let mut closed = false;
     reactor.drain_completions(|_, c| closed |= c.user_data == 99 && c.result == 0);
     assert!(closed);
@@ -143,11 +156,17 @@ fn recv_recovers_after_the_buffer_ring_runs_dry() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut eof = false;
     while !eof && Instant::now() < deadline {
-        reactor.submit_and_wait(1, Some(Duration::from_millis(500))).unwrap();
+        reactor
+            .submit_and_wait(1, Some(Duration::from_millis(500)))
+            .unwrap();
         reactor.drain_completions(|r, c| match c.user_data {
             ACCEPT => r.recv_multishot(c.result, RECV).unwrap(),
             RECV => {
-                assert!(c.result >= 0, "ENOBUFS must not reach the caller: {:?}", c.error());
+                assert!(
+                    c.result >= 0,
+                    "ENOBUFS must not reach the caller: {:?}",
+                    c.error()
+                );
                 if c.result == 0 {
                     eof = true;
                 } else {
@@ -164,9 +183,20 @@ fn recv_recovers_after_the_buffer_ring_runs_dry() {
         }
     }
     writer.join().unwrap();
-    assert!(eof, "no EOF after {} bytes: {:?}", received.len(), reactor.stats());
+    assert!(
+        eof,
+        "no EOF after {} bytes: {:?}",
+        received.len(),
+        reactor.stats()
+    );
     assert_eq!(received.len(), total);
-    assert!(received.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8), "bytes in order");
+    assert!(
+        received
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == (i % 251) as u8),
+        "bytes in order"
+    );
     let stats = reactor.stats();
     assert!(stats.enobufs > 0, "the ring did run dry: {stats:?}");
     assert!(stats.rearms >= stats.enobufs);
@@ -186,7 +216,9 @@ fn starved_receives_are_rearmed_no_faster_than_buffers_free_up() {
     let mut reactor = Reactor::new(&config(BUFFERS, 64)).unwrap();
     reactor.accept_multishot(raw_fd(&listener), ACCEPT).unwrap();
     let writer = std::thread::spawn(move || {
-        let mut socks: Vec<TcpStream> = (0..CONNS).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let mut socks: Vec<TcpStream> = (0..CONNS)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
         let data: Vec<u8> = (0..PER_CONN).map(|i| (i % 251) as u8).collect();
         for s in &mut socks {
             s.write_all(&data).unwrap();
@@ -200,11 +232,17 @@ fn starved_receives_are_rearmed_no_faster_than_buffers_free_up() {
     // A turn runs from giving buffers back to draining the next completions.
     let mut turn_start = reactor.stats();
     while eofs < CONNS && Instant::now() < deadline {
-        reactor.submit_and_wait(1, Some(Duration::from_millis(200))).unwrap();
+        reactor
+            .submit_and_wait(1, Some(Duration::from_millis(200)))
+            .unwrap();
         reactor.drain_completions(|r, c| match c.user_data {
             ACCEPT => r.recv_multishot(c.result, RECV | c.result as u64).unwrap(),
             ud if ud & RECV == RECV => {
-                assert!(c.result >= 0, "ENOBUFS must not reach the caller: {:?}", c.error());
+                assert!(
+                    c.result >= 0,
+                    "ENOBUFS must not reach the caller: {:?}",
+                    c.error()
+                );
                 if c.result == 0 {
                     eofs += 1;
                 } else {
@@ -217,7 +255,10 @@ fn starved_receives_are_rearmed_no_faster_than_buffers_free_up() {
             _ => {}
         });
         let rearms = reactor.stats().rearms - turn_start.rearms;
-        assert!(rearms <= u64::from(BUFFERS), "{rearms} re-arms in one turn with {BUFFERS} buffers");
+        assert!(
+            rearms <= u64::from(BUFFERS),
+            "{rearms} re-arms in one turn with {BUFFERS} buffers"
+        );
         turn_start = reactor.stats();
         for id in held.drain(..) {
             reactor.recycle_buffer(id);
@@ -229,7 +270,10 @@ fn starved_receives_are_rearmed_no_faster_than_buffers_free_up() {
     assert_eq!(received.len(), CONNS);
     for bytes in received.values() {
         assert_eq!(bytes.len(), PER_CONN);
-        assert!(bytes.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8), "bytes in order");
+        assert!(
+            bytes.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8),
+            "bytes in order"
+        );
     }
     assert!(stats.enobufs > 0, "the ring did run dry: {stats:?}");
     // Each re-arm is paid for by a free buffer: at most one ENOBUFS per re-arm beyond the
@@ -256,14 +300,20 @@ fn a_full_submission_queue_drops_nothing() {
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     while seen.len() < queued as usize && Instant::now() < deadline {
-        reactor.submit_and_wait(1, Some(Duration::from_millis(100))).unwrap();
+        reactor
+            .submit_and_wait(1, Some(Duration::from_millis(100)))
+            .unwrap();
         reactor.drain_completions(|_, c| {
             assert_eq!(c.result, -libc::EBADF);
             seen.push(c.user_data);
         });
     }
     seen.sort_unstable();
-    assert_eq!(seen, (0..queued).collect::<Vec<_>>(), "nothing dropped or duplicated");
+    assert_eq!(
+        seen,
+        (0..queued).collect::<Vec<_>>(),
+        "nothing dropped or duplicated"
+    );
     assert_eq!(reactor.backlog_len(), 0);
 }
 
@@ -278,7 +328,9 @@ fn cancel_fd_ends_a_multishot_recv_and_eof_is_final() {
     let mut accepted = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     while accepted.len() < 2 && Instant::now() < deadline {
-        reactor.submit_and_wait(1, Some(Duration::from_millis(100))).unwrap();
+        reactor
+            .submit_and_wait(1, Some(Duration::from_millis(100)))
+            .unwrap();
         reactor.drain_completions(|_, c| {
             assert_eq!(c.user_data, ACCEPT);
             accepted.push(c.result);
@@ -293,7 +345,9 @@ fn cancel_fd_ends_a_multishot_recv_and_eof_is_final() {
     let (mut cancelled, mut cancel_done, mut eof) = (false, false, false);
     let deadline = Instant::now() + Duration::from_secs(5);
     while !(cancelled && cancel_done && eof) && Instant::now() < deadline {
-        reactor.submit_and_wait(1, Some(Duration::from_millis(100))).unwrap();
+        reactor
+            .submit_and_wait(1, Some(Duration::from_millis(100)))
+            .unwrap();
         reactor.drain_completions(|_, c| match c.user_data {
             RECV => {
                 assert_eq!(c.result, -libc::ECANCELED);
@@ -320,9 +374,27 @@ fn cancel_fd_ends_a_multishot_recv_and_eof_is_final() {
 #[test]
 fn every_ring_mode_submits_waits_and_times_out() {
     let modes = [
-        ("defer_taskrun", ReactorConfig { defer_taskrun: true, ..config(2, 64) }),
-        ("coop_taskrun", ReactorConfig { defer_taskrun: false, ..config(2, 64) }),
-        ("sqpoll", ReactorConfig { sqpoll: true, ..config(2, 64) }),
+        (
+            "defer_taskrun",
+            ReactorConfig {
+                defer_taskrun: true,
+                ..config(2, 64)
+            },
+        ),
+        (
+            "coop_taskrun",
+            ReactorConfig {
+                defer_taskrun: false,
+                ..config(2, 64)
+            },
+        ),
+        (
+            "sqpoll",
+            ReactorConfig {
+                sqpoll: true,
+                ..config(2, 64)
+            },
+        ),
     ];
     for (name, cfg) in modes {
         let mut reactor = Reactor::new(&cfg).unwrap();
@@ -335,13 +407,20 @@ fn every_ring_mode_submits_waits_and_times_out() {
         }
         // An empty wait returns at the timeout rather than hanging.
         let started = Instant::now();
-        reactor.submit_and_wait(1, Some(Duration::from_millis(20))).unwrap();
-        assert!(started.elapsed() < Duration::from_secs(2), "{name}: wait honoured the timeout");
+        reactor
+            .submit_and_wait(1, Some(Duration::from_millis(20)))
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{name}: wait honoured the timeout"
+        );
         reactor.close(-1, 5).unwrap();
         let mut got = None;
         let deadline = Instant::now() + Duration::from_secs(2);
         while got.is_none() && Instant::now() < deadline {
-            reactor.submit_and_wait(1, Some(Duration::from_millis(50))).unwrap();
+            reactor
+                .submit_and_wait(1, Some(Duration::from_millis(50)))
+                .unwrap();
             reactor.drain_completions(|_, c| got = Some((c.user_data, c.result)));
         }
         assert_eq!(got, Some((5, -libc::EBADF)), "{name}");

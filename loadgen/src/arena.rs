@@ -70,7 +70,10 @@ mod tests {
             buf.extend_from_slice(&[0; 1000]);
             drop(buf.freeze());
         }
-        assert!(reused, "the first block was reclaimed rather than reallocated");
+        assert!(
+            reused,
+            "the first block was reclaimed rather than reallocated"
+        );
     }
 
     #[test]

@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+use crate::filesource::FileSource;
 use crate::orchestrate::{execute, per_process_cap, plan, plan_over, start_time_us};
 use crate::report::Report;
-use crate::spec::{Role, WorkerSpec};
-use crate::target::Target;
-use crate::filesource::FileSource;
 use crate::spec::SourceSpec;
+use crate::spec::{Role, WorkerSpec};
 use crate::synthetic::{SyntheticConfig, SyntheticSource};
+use crate::target::Target;
 use crate::units::{parse_bitrate, parse_duration_ms};
 
 /// Simulated viewers and publishers for live-streaming servers on this machine.
@@ -142,13 +142,26 @@ impl MediaArgs {
                 fps: self.fps,
                 gop_ms: u32::try_from(self.gop).context("--gop too long")?,
             };
-            if let SourceSpec::Synthetic { video_bitrate, audio_bitrate, fps, gop_ms } = spec {
-                SyntheticSource::new(SyntheticConfig { video_bitrate, audio_bitrate, fps, gop_ms })?;
+            if let SourceSpec::Synthetic {
+                video_bitrate,
+                audio_bitrate,
+                fps,
+                gop_ms,
+            } = spec
+            {
+                SyntheticSource::new(SyntheticConfig {
+                    video_bitrate,
+                    audio_bitrate,
+                    fps,
+                    gop_ms,
+                })?;
             }
             Ok(spec)
         } else {
             FileSource::open(&self.source)?;
-            Ok(SourceSpec::File { path: self.source.clone() })
+            Ok(SourceSpec::File {
+                path: self.source.clone(),
+            })
         }
     }
 }
@@ -187,13 +200,21 @@ pub struct RunArgs {
 }
 
 /// Plans the publishers of `publish`/`run`: one per stream, all in one process.
-pub fn plan_publish(url: &str, media: &MediaArgs, start_unix_us: u64, duration_ms: u64, cores: &[usize]) -> anyhow::Result<Vec<WorkerSpec>> {
+pub fn plan_publish(
+    url: &str,
+    media: &MediaArgs,
+    start_unix_us: u64,
+    duration_ms: u64,
+    cores: &[usize],
+) -> anyhow::Result<Vec<WorkerSpec>> {
     let target = Target::parse(url)?;
     if target.scheme != crate::target::Scheme::Rtmp {
         anyhow::bail!("publishing needs an rtmp:// URL, got {url}");
     }
     let template = WorkerSpec {
-        role: Role::Publishers { source: media.source()? },
+        role: Role::Publishers {
+            source: media.source()?,
+        },
         url: url.to_string(),
         streams: media.streams.max(1),
         first: 0,
@@ -208,11 +229,21 @@ pub fn plan_publish(url: &str, media: &MediaArgs, start_unix_us: u64, duration_m
         setup_timeout_ms: 10_000,
     };
     // Publishers are few and light: one process, on the last core, away from viewers'.
-    Ok(plan(&template, media.streams.max(1) as u64, u64::MAX, &cores[cores.len().saturating_sub(1)..], 0))
+    Ok(plan(
+        &template,
+        media.streams.max(1) as u64,
+        u64::MAX,
+        &cores[cores.len().saturating_sub(1)..],
+        0,
+    ))
 }
 
 fn cores(requested: Option<usize>) -> Vec<usize> {
-    let all: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let all: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     let n = requested.unwrap_or(all.len()).clamp(1, all.len().max(1));
     if all.is_empty() {
         vec![0]
@@ -222,11 +253,19 @@ fn cores(requested: Option<usize>) -> Vec<usize> {
 }
 
 fn settings(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 /// Plans `play`'s workers: viewers round-robin over the URLs, one URL per worker.
-pub fn plan_play(args: &PlayArgs, start_unix_us: u64, cap: u64, cores: &[usize]) -> anyhow::Result<Vec<WorkerSpec>> {
+pub fn plan_play(
+    args: &PlayArgs,
+    start_unix_us: u64,
+    cap: u64,
+    cores: &[usize],
+) -> anyhow::Result<Vec<WorkerSpec>> {
     let first = match args.url.as_slice() {
         [] => anyhow::bail!("no play URL given"),
         urls if urls.len() > MAX_PLAY_URLS => {
@@ -241,7 +280,9 @@ pub fn plan_play(args: &PlayArgs, start_unix_us: u64, cap: u64, cores: &[usize])
         anyhow::bail!("--sample {} outside 0..=1", args.sample);
     }
     let template = WorkerSpec {
-        role: Role::Viewers { sample: args.sample },
+        role: Role::Viewers {
+            sample: args.sample,
+        },
         url: first.clone(),
         streams: args.streams.max(1),
         first: 0,
@@ -261,10 +302,12 @@ pub fn plan_play(args: &PlayArgs, start_unix_us: u64, cap: u64, cores: &[usize])
 fn finish(report: &Report, output: &OutputArgs) -> anyhow::Result<()> {
     print!("{}", report.table());
     if let Some(path) = &output.json {
-        std::fs::write(path, serde_json::to_string_pretty(report)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &output.svg {
-        std::fs::write(path, report.svg()?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, report.svg()?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
@@ -300,7 +343,13 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Publish(args) => {
             let cores = cores(args.output.cores);
-            let workers = plan_publish(&args.url, &args.media, start_time_us(), args.output.duration, &cores)?;
+            let workers = plan_publish(
+                &args.url,
+                &args.media,
+                start_time_us(),
+                args.output.duration,
+                &cores,
+            )?;
             let report = execute(
                 &workers,
                 settings(&[
@@ -318,7 +367,13 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             let cores = cores(args.output.cores);
             let start = start_time_us();
             // Publishers outlive the viewers by a second so no viewer sees the stream end.
-            let mut workers = plan_publish(&args.publish_url, &args.media, start, args.output.duration + 1000, &cores)?;
+            let mut workers = plan_publish(
+                &args.publish_url,
+                &args.media,
+                start,
+                args.output.duration + 1000,
+                &cores,
+            )?;
             let play = PlayArgs {
                 url: args.play_url.clone(),
                 viewers: args.viewers,
@@ -376,17 +431,36 @@ mod tests {
 
     #[test]
     fn url_repeats_or_takes_a_comma_list() {
-        let a = play_args(&["--url", "http://127.0.0.1:8101/live/x.flv", "--url", "rtmp://127.0.0.1:1936/live/x"]);
-        assert_eq!(a.url, ["http://127.0.0.1:8101/live/x.flv", "rtmp://127.0.0.1:1936/live/x"]);
-        let b = play_args(&["--url", "http://127.0.0.1:8101/a.flv,http://127.0.0.1:8102/a.flv,http://127.0.0.1:8103/a.flv"]);
+        let a = play_args(&[
+            "--url",
+            "http://127.0.0.1:8101/live/x.flv",
+            "--url",
+            "rtmp://127.0.0.1:1936/live/x",
+        ]);
+        assert_eq!(
+            a.url,
+            [
+                "http://127.0.0.1:8101/live/x.flv",
+                "rtmp://127.0.0.1:1936/live/x"
+            ]
+        );
+        let b = play_args(&[
+            "--url",
+            "http://127.0.0.1:8101/a.flv,http://127.0.0.1:8102/a.flv,http://127.0.0.1:8103/a.flv",
+        ]);
         assert_eq!(b.url.len(), 3);
         assert_eq!(b.url[2], "http://127.0.0.1:8103/a.flv");
-        assert!(Cli::try_parse_from(["loadgen", "play", "--viewers", "3"]).is_err(), "--url is required");
+        assert!(
+            Cli::try_parse_from(["loadgen", "play", "--viewers", "3"]).is_err(),
+            "--url is required"
+        );
     }
 
     #[test]
     fn plan_play_spreads_viewers_round_robin_over_the_urls() {
-        let urls: Vec<String> = (0..3).map(|e| format!("http://127.0.0.1:{}/live/x.flv", 8101 + e)).collect();
+        let urls: Vec<String> = (0..3)
+            .map(|e| format!("http://127.0.0.1:{}/live/x.flv", 8101 + e))
+            .collect();
         let joined = urls.join(",");
         let args = play_args(&["--url", &joined, "--viewers", "10", "--ramp", "0"]);
         let workers = plan_play(&args, 0, 19_488, &[0, 1]).unwrap();
@@ -395,7 +469,9 @@ mod tests {
             .flat_map(|w| (0..w.count).map(move |k| (w.global_index(k), w.url.clone())))
             .collect();
         assigned.sort();
-        let expected: Vec<(u64, String)> = (0..10).map(|g| (g, urls[(g % 3) as usize].clone())).collect();
+        let expected: Vec<(u64, String)> = (0..10)
+            .map(|g| (g, urls[(g % 3) as usize].clone()))
+            .collect();
         assert_eq!(assigned, expected);
     }
 
@@ -404,7 +480,9 @@ mod tests {
         let bad = play_args(&["--url", "http://127.0.0.1:8101/x.flv,http://10.0.0.1/x.flv"]);
         let err = plan_play(&bad, 0, 100, &[0]).unwrap_err();
         assert!(format!("{err:#}").contains("10.0.0.1"), "{err:#}");
-        let many: Vec<String> = (0..=MAX_PLAY_URLS).map(|e| format!("http://127.0.0.1:{}/x.flv", 9000 + e)).collect();
+        let many: Vec<String> = (0..=MAX_PLAY_URLS)
+            .map(|e| format!("http://127.0.0.1:{}/x.flv", 9000 + e))
+            .collect();
         let too_many = play_args(&["--url", &many.join(",")]);
         let err = plan_play(&too_many, 0, 100, &[0]).unwrap_err();
         assert!(err.to_string().contains("exceed the limit 64"), "{err}");

@@ -4,8 +4,8 @@
 //! The file is demuxed once with ringcast's [`FlvDemuxer`] and kept in memory as
 //! frames (payloads are refcounted, so every loop reuses the same bytes).
 
-use ringcast::protocol::flv::{FlvDemuxer, FlvError, FlvLimits};
 use ringcast::protocol::flv::config::{parse_video_sequence_header, VideoConfig};
+use ringcast::protocol::flv::{FlvDemuxer, FlvError, FlvLimits};
 use ringcast::protocol::{Frame, FrameKind};
 use thiserror::Error;
 
@@ -57,10 +57,17 @@ pub struct FileSource {
 impl FileSource {
     /// Reads and demuxes `path`.
     pub fn open(path: &str) -> Result<Self, FileSourceError> {
-        let io = |source| FileSourceError::Io { path: path.to_string(), source };
+        let io = |source| FileSourceError::Io {
+            path: path.to_string(),
+            source,
+        };
         let len = std::fs::metadata(path).map_err(io)?.len();
         if len > MAX_FILE_BYTES {
-            return Err(FileSourceError::TooLarge { path: path.into(), len, limit: MAX_FILE_BYTES });
+            return Err(FileSourceError::TooLarge {
+                path: path.into(),
+                len,
+                limit: MAX_FILE_BYTES,
+            });
         }
         let bytes = std::fs::read(path).map_err(io)?;
         Self::from_flv(&bytes)
@@ -89,12 +96,18 @@ impl FileSource {
                 media.push(f);
             }
         }
-        let video: Vec<u32> = media.iter().filter(|f| f.kind == FrameKind::Video).map(|f| f.timestamp).collect();
+        let video: Vec<u32> = media
+            .iter()
+            .filter(|f| f.kind == FrameKind::Video)
+            .map(|f| f.timestamp)
+            .collect();
         let (Some(&first_v), Some(&last_v)) = (video.first(), video.last()) else {
             return Err(FileSourceError::NoVideo);
         };
         let frame_ms = if video.len() > 1 {
-            (ringcast::protocol::flv::frame::timestamp_delta(last_v, first_v).max(0) as u64 / (video.len() as u64 - 1)).max(1)
+            (ringcast::protocol::flv::frame::timestamp_delta(last_v, first_v).max(0) as u64
+                / (video.len() as u64 - 1))
+                .max(1)
         } else {
             40
         };
@@ -105,18 +118,34 @@ impl FileSource {
             return Err(FileSourceError::NoVideo);
         };
         let first_ts = media[first_key].timestamp;
-        let loop_ms = ringcast::protocol::flv::frame::timestamp_delta(last_v, first_ts).max(0) as u64 + frame_ms;
+        let loop_ms = ringcast::protocol::flv::frame::timestamp_delta(last_v, first_ts).max(0)
+            as u64
+            + frame_ms;
         media.retain(|f| {
             let offset = ringcast::protocol::flv::frame::timestamp_delta(f.timestamp, first_ts);
             offset >= 0 && (offset as u64) < loop_ms
         });
         media.drain(..media.iter().position(|f| f.keyframe).unwrap_or(0));
-        Ok(FileSource { headers, media, loop_ms, first_ts, next: 0, loops: 0, nal_len_size })
+        Ok(FileSource {
+            headers,
+            media,
+            loop_ms,
+            first_ts,
+            next: 0,
+            loops: 0,
+            nal_len_size,
+        })
     }
 
     /// Metadata and sequence headers, sent once before the media.
     pub fn sequence_headers(&self) -> Vec<Frame> {
-        self.headers.iter().map(|f| Frame { timestamp: 0, ..f.clone() }).collect()
+        self.headers
+            .iter()
+            .map(|f| Frame {
+                timestamp: 0,
+                ..f.clone()
+            })
+            .collect()
     }
 
     /// The AVC NAL length size the file's avcC declares.
@@ -130,7 +159,8 @@ impl FileSource {
     }
 
     fn rebased(&self, f: &Frame) -> u64 {
-        let offset = ringcast::protocol::flv::frame::timestamp_delta(f.timestamp, self.first_ts).max(0) as u64;
+        let offset = ringcast::protocol::flv::frame::timestamp_delta(f.timestamp, self.first_ts)
+            .max(0) as u64;
         self.loops * self.loop_ms + offset
     }
 
@@ -146,7 +176,10 @@ impl FileSource {
             return Frame::new(FrameKind::Script, 0, bytes::Bytes::new());
         };
         let ts = self.rebased(f);
-        let frame = Frame { timestamp: ts as u32, ..f.clone() };
+        let frame = Frame {
+            timestamp: ts as u32,
+            ..f.clone()
+        };
         self.next += 1;
         if self.next == self.media.len() {
             self.next = 0;
@@ -169,9 +202,13 @@ mod tests {
         let mut hdr = [0u8; FILE_HEADER_WITH_PTS0_LEN];
         write_file_header(true, true, &mut hdr);
         let mut out = BytesMut::from(&hdr[..]);
-        let mut src =
-            SyntheticSource::new(SyntheticConfig { video_bitrate: 100_000, audio_bitrate: 32_000, fps: 25, gop_ms: 1000 })
-                .unwrap();
+        let mut src = SyntheticSource::new(SyntheticConfig {
+            video_bitrate: 100_000,
+            audio_bitrate: 32_000,
+            fps: 25,
+            gop_ms: 1000,
+        })
+        .unwrap();
         for f in src.sequence_headers() {
             encode_tag(&f, &mut out).unwrap();
         }
@@ -186,7 +223,11 @@ mod tests {
     #[test]
     fn loops_with_increasing_timestamps_and_same_gop() {
         let mut src = FileSource::from_flv(&file()).unwrap();
-        assert_eq!(src.sequence_headers().len(), 3, "metadata, AVC and AAC headers");
+        assert_eq!(
+            src.sequence_headers().len(),
+            3,
+            "metadata, AVC and AAC headers"
+        );
         let per_loop = src.frames_per_loop();
         let mut last = 0u64;
         let mut keys = Vec::new();
@@ -205,7 +246,10 @@ mod tests {
             }
         }
         assert_eq!(video, 150);
-        assert_eq!(keys.iter().map(|k| k.0).collect::<Vec<_>>(), [0, 25, 50, 75, 100, 125]);
+        assert_eq!(
+            keys.iter().map(|k| k.0).collect::<Vec<_>>(),
+            [0, 25, 50, 75, 100, 125]
+        );
         // Keyframes stay 1 s apart across the loop seam.
         assert!(keys.windows(2).all(|w| w[1].1 - w[0].1 == 1000), "{keys:?}");
         assert_eq!(keys[0].1, 0, "rebased to start at 0");
@@ -213,10 +257,19 @@ mod tests {
 
     #[test]
     fn rejects_files_it_cannot_loop() {
-        assert!(matches!(FileSource::from_flv(b"NOTFLV!!!!!!!"), Err(FileSourceError::Flv(_))));
+        assert!(matches!(
+            FileSource::from_flv(b"NOTFLV!!!!!!!"),
+            Err(FileSourceError::Flv(_))
+        ));
         let mut hdr = [0u8; FILE_HEADER_WITH_PTS0_LEN];
         write_file_header(true, true, &mut hdr);
-        assert!(matches!(FileSource::from_flv(&hdr), Err(FileSourceError::NoVideo)));
-        assert!(matches!(FileSource::open("/nonexistent.flv"), Err(FileSourceError::Io { .. })));
+        assert!(matches!(
+            FileSource::from_flv(&hdr),
+            Err(FileSourceError::NoVideo)
+        ));
+        assert!(matches!(
+            FileSource::open("/nonexistent.flv"),
+            Err(FileSourceError::Io { .. })
+        ));
     }
 }

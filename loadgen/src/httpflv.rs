@@ -24,7 +24,10 @@ const MAX_HEADERS: usize = 32;
 /// What this viewer calls itself in `User-Agent`.
 const USER_AGENT: &str = "ringcast-loadgen";
 
-const HEAD_LIMITS: ResponseLimits = ResponseLimits { max_head: MAX_HEAD_LEN, max_headers: MAX_HEADERS };
+const HEAD_LIMITS: ResponseLimits = ResponseLimits {
+    max_head: MAX_HEAD_LEN,
+    max_headers: MAX_HEADERS,
+};
 
 /// Why an HTTP-FLV viewer gave up.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -49,9 +52,13 @@ impl HttpFlvError {
         match self {
             HttpFlvError::Status(_) => (Phase::Request, FailureKind::HttpStatus),
             HttpFlvError::Http(
-                ClientError::Malformed { .. } | ClientError::HeadTooLarge { .. } | ClientError::TooManyHeaders { .. },
+                ClientError::Malformed { .. }
+                | ClientError::HeadTooLarge { .. }
+                | ClientError::TooManyHeaders { .. },
             ) => (Phase::Request, FailureKind::Protocol),
-            HttpFlvError::Http(_) | HttpFlvError::Flv(_) => (Phase::Streaming, FailureKind::Protocol),
+            HttpFlvError::Http(_) | HttpFlvError::Flv(_) => {
+                (Phase::Streaming, FailureKind::Protocol)
+            }
             HttpFlvError::Ended => (Phase::Streaming, FailureKind::EarlyEof),
         }
     }
@@ -69,7 +76,10 @@ enum Body {
     /// Counting body bytes only.
     Counted,
     /// Demuxing the body.
-    Parsed { dechunk: Option<ChunkedDecoder>, demux: Box<FlvDemuxer<SharedArena>> },
+    Parsed {
+        dechunk: Option<ChunkedDecoder>,
+        demux: Box<FlvDemuxer<SharedArena>>,
+    },
 }
 
 /// One HTTP-FLV viewer's protocol state.
@@ -82,7 +92,10 @@ pub struct HttpFlvViewer {
 impl HttpFlvViewer {
     /// A viewer that has sent its request and awaits the response.
     pub fn new(arena: SharedArena) -> Self {
-        HttpFlvViewer { body: Body::Head(Vec::new()), arena }
+        HttpFlvViewer {
+            body: Body::Head(Vec::new()),
+            arena,
+        }
     }
 
     /// The phase a connection loss now would count under.
@@ -105,19 +118,29 @@ impl HttpFlvViewer {
         let mut body = data;
         if let Body::Head(head) = &mut self.body {
             // Never hold more than the limit plus one byte: enough for the parser to tell "too large".
-            let take = data.len().min((MAX_HEAD_LEN + 1).saturating_sub(head.len()));
+            let take = data
+                .len()
+                .min((MAX_HEAD_LEN + 1).saturating_sub(head.len()));
             head.extend_from_slice(data.get(..take).unwrap_or_default());
-            let Some(resp) = parse_response_head(head, &HEAD_LIMITS)? else { return Ok(()) };
+            let Some(resp) = parse_response_head(head, &HEAD_LIMITS)? else {
+                return Ok(());
+            };
             if resp.status != 200 {
                 return Err(HttpFlvError::Status(resp.status));
             }
             // Body bytes that arrived with the head: those past it in this read.
             let head_bytes_before = head.len() - take;
-            body = data.get(resp.head_len.saturating_sub(head_bytes_before)..).unwrap_or_default();
+            body = data
+                .get(resp.head_len.saturating_sub(head_bytes_before)..)
+                .unwrap_or_default();
             self.body = if meter.sampled() {
                 let demux = FlvDemuxer::with_allocator(FlvLimits::default(), self.arena.clone());
-                let dechunk = (resp.body == ResponseBody::Chunked).then(|| ChunkedDecoder::new(ChunkedLimits::default()));
-                Body::Parsed { dechunk, demux: Box::new(demux) }
+                let dechunk = (resp.body == ResponseBody::Chunked)
+                    .then(|| ChunkedDecoder::new(ChunkedLimits::default()));
+                Body::Parsed {
+                    dechunk,
+                    demux: Box::new(demux),
+                }
             } else {
                 Body::Counted
             };
@@ -161,7 +184,10 @@ mod tests {
     use crate::synthetic::{SyntheticConfig, SyntheticSource, NAL_LENGTH_SIZE};
 
     fn now(ms: u64) -> Now {
-        Now { mono_us: ms * 1000, unix_us: 1_000_000_000 + ms * 1000 }
+        Now {
+            mono_us: ms * 1000,
+            unix_us: 1_000_000_000 + ms * 1000,
+        }
     }
 
     /// An FLV stream of 50 stamped video frames (25 fps, 1 s GOP) plus audio.
@@ -184,7 +210,10 @@ mod tests {
         while seq < 50 {
             let mut f = src.next_frame();
             if f.kind == ringcast::protocol::FrameKind::Video {
-                let stamp = Stamp { sent_unix_us: 1_000_000_000, sequence: seq };
+                let stamp = Stamp {
+                    sent_unix_us: 1_000_000_000,
+                    sequence: seq,
+                };
                 stamp_avc_tag(&f.payload, NAL_LENGTH_SIZE, stamp, &mut stamped).unwrap();
                 f.payload = bytes::Bytes::copy_from_slice(&stamped);
                 seq += 1;
@@ -228,7 +257,15 @@ mod tests {
                 let (res, iv) = run(wire, read_size, true);
                 res.unwrap();
                 let c = iv.counters;
-                assert_eq!((c.video_frames, c.keyframes, c.stamped_frames, c.missing_frames), (50, 2, 50, 0));
+                assert_eq!(
+                    (
+                        c.video_frames,
+                        c.keyframes,
+                        c.stamped_frames,
+                        c.missing_frames
+                    ),
+                    (50, 2, 50, 0)
+                );
                 assert!(c.audio_frames > 80);
                 assert_eq!(c.bytes_received, wire.len() as u64);
                 assert_eq!(c.viewers_playing, 1);
@@ -249,30 +286,56 @@ mod tests {
 
     #[test]
     fn failures_are_classified() {
-        let (res, _) = run(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 5, true);
+        let (res, _) = run(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+            5,
+            true,
+        );
         assert_eq!(res, Err(HttpFlvError::Status(404)));
-        assert_eq!(HttpFlvError::Status(404).classify(), (Phase::Request, FailureKind::HttpStatus));
+        assert_eq!(
+            HttpFlvError::Status(404).classify(),
+            (Phase::Request, FailureKind::HttpStatus)
+        );
         let (res, _) = run(b"SSH-2.0-OpenSSH\r\n\r\n", 64, true);
-        assert!(matches!(res, Err(HttpFlvError::Http(ClientError::Malformed { .. }))));
-        assert_eq!(res.unwrap_err().classify(), (Phase::Request, FailureKind::Protocol));
+        assert!(matches!(
+            res,
+            Err(HttpFlvError::Http(ClientError::Malformed { .. }))
+        ));
+        assert_eq!(
+            res.unwrap_err().classify(),
+            (Phase::Request, FailureKind::Protocol)
+        );
         let endless = vec![b'a'; MAX_HEAD_LEN * 2];
         let mut wire = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
         wire.extend_from_slice(&endless);
         let (res, _) = run(&wire, 1000, true);
         assert!(
-            matches!(res, Err(HttpFlvError::Http(ClientError::HeadTooLarge { limit: MAX_HEAD_LEN, .. }))),
+            matches!(
+                res,
+                Err(HttpFlvError::Http(ClientError::HeadTooLarge {
+                    limit: MAX_HEAD_LEN,
+                    ..
+                }))
+            ),
             "{res:?}"
         );
         let (res, _) = run(b"HTTP/1.1 200 OK\r\n\r\nNOTFLV!!!!!!", 3, true);
         assert!(matches!(res, Err(HttpFlvError::Flv(_))));
-        let (res, _) = run(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 3, true);
+        let (res, _) = run(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            3,
+            true,
+        );
         assert_eq!(res, Err(HttpFlvError::Ended));
     }
 
     #[test]
     fn request_names_path_and_host() {
         let mut out = BytesMut::new();
-        write_request(&Target::parse("http://127.0.0.1:8080/live/x.flv").unwrap(), &mut out);
+        write_request(
+            &Target::parse("http://127.0.0.1:8080/live/x.flv").unwrap(),
+            &mut out,
+        );
         assert!(out.starts_with(b"GET /live/x.flv HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"));
         assert!(out.ends_with(b"\r\n\r\n"));
     }

@@ -15,7 +15,11 @@ use crate::stats::FailureKind;
 /// port need several; `IP_BIND_ADDRESS_NO_PORT` defers the port choice to connect
 /// time, letting the kernel reuse a port towards different destinations.
 pub fn start_connect(server: SocketAddr, source_octet: u8) -> io::Result<RawFd> {
-    let socket = Socket::new(Domain::for_address(server), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(server),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
     if server.is_ipv4() && source_octet > 1 {
         let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
         let one: libc::c_int = 1;
@@ -47,7 +51,9 @@ pub fn start_connect(server: SocketAddr, source_octet: u8) -> io::Result<RawFd> 
 /// Which failure kind a socket errno stands for.
 pub fn classify_errno(errno: i32) -> FailureKind {
     match errno {
-        libc::ECONNREFUSED | libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EADDRNOTAVAIL => FailureKind::Refused,
+        libc::ECONNREFUSED | libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EADDRNOTAVAIL => {
+            FailureKind::Refused
+        }
         libc::ETIMEDOUT => FailureKind::Timeout,
         _ => FailureKind::Io,
     }
@@ -55,7 +61,10 @@ pub fn classify_errno(errno: i32) -> FailureKind {
 
 /// Raises this process's open-file soft limit to its hard limit; returns the new limit.
 pub fn raise_nofile_limit() -> io::Result<u64> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: plain getrlimit/setrlimit with a valid struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {

@@ -54,18 +54,41 @@ pub fn split(clients: u64, per_process_cap: u64, cores: u64) -> Split {
 /// [`plan_over`]).
 pub fn split_over(clients: u64, per_process_cap: u64, cores: u64, targets: u64) -> Split {
     if clients == 0 {
-        return Split { processes: 0, per_process: 0 };
+        return Split {
+            processes: 0,
+            per_process: 0,
+        };
     }
     let cap = per_process_cap.max(1);
     let targets = targets.max(1);
-    let processes = clients.div_ceil(cap).max(cores.min(clients)).max(1).next_multiple_of(targets);
-    Split { processes, per_process: clients.div_ceil(processes) }
+    let processes = clients
+        .div_ceil(cap)
+        .max(cores.min(clients))
+        .max(1)
+        .next_multiple_of(targets);
+    Split {
+        processes,
+        per_process: clients.div_ceil(processes),
+    }
 }
 
 /// Builds worker specs for `clients` of `role`, interleaving global indices so every
 /// worker ramps at the same pace; `template` supplies the shared fields.
-pub fn plan(template: &WorkerSpec, clients: u64, per_process_cap: u64, cores: &[usize], core_offset: usize) -> Vec<WorkerSpec> {
-    plan_over(template, std::slice::from_ref(&template.url), clients, per_process_cap, cores, core_offset)
+pub fn plan(
+    template: &WorkerSpec,
+    clients: u64,
+    per_process_cap: u64,
+    cores: &[usize],
+    core_offset: usize,
+) -> Vec<WorkerSpec> {
+    plan_over(
+        template,
+        std::slice::from_ref(&template.url),
+        clients,
+        per_process_cap,
+        cores,
+        core_offset,
+    )
 }
 
 /// Like [`plan`], spreading clients round-robin over `urls`: global client `k` uses
@@ -89,7 +112,9 @@ pub fn plan_over(
             first: w,
             step: s.processes,
             count: clients.saturating_sub(w).div_ceil(s.processes),
-            core: cores.get((w as usize + core_offset) % cores.len().max(1)).copied(),
+            core: cores
+                .get((w as usize + core_offset) % cores.len().max(1))
+                .copied(),
             source_ips: clients.div_ceil(CONNECTIONS_PER_SOURCE_IP).clamp(1, 250) as u8,
             ..template.clone()
         })
@@ -99,9 +124,16 @@ pub fn plan_over(
 
 /// The open-file hard limit: how many sockets one worker may hold, less a margin.
 pub fn per_process_cap() -> u64 {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit with a valid struct.
-    let hard = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 { lim.rlim_max } else { 1024 };
+    let hard = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_max
+    } else {
+        1024
+    };
     hard.saturating_sub(FD_MARGIN).max(1)
 }
 
@@ -113,7 +145,9 @@ pub fn grace(largest_worker: u64) -> Duration {
 
 /// µs since the UNIX epoch at which a run planned now should start.
 pub fn start_time_us() -> u64 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
     now + STARTUP_DELAY.as_micros() as u64
 }
 
@@ -135,7 +169,11 @@ fn progress_line(second: u32, iv: &crate::stats::Interval, viewers_total: u64) -
 }
 
 fn progress_line_of(s: &Second, viewers_total: u64) -> String {
-    let p99 = if s.latency_ms.count == 0 { "-".to_string() } else { format!("{:.1}", s.latency_ms.p99) };
+    let p99 = if s.latency_ms.count == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.1}", s.latency_ms.p99)
+    };
     format!(
         "[{:>4}s] viewers up {:>7}/{:<7} publishers {:>3}  failures {:>5}  in {:>8.1} Mbit/s  p99 latency {:>7} ms  stalls {:>4}  missing {:>5}",
         s.second, s.viewers_up, viewers_total, s.publishers_up, s.failures, s.mbps, p99, s.stalls, s.missing_frames,
@@ -148,9 +186,16 @@ pub fn execute(
     mut settings: BTreeMap<String, String>,
     progress: &mut dyn Write,
 ) -> anyhow::Result<Report> {
-    let viewers_total: u64 =
-        workers.iter().filter(|w| matches!(w.role, Role::Viewers { .. })).map(|w| w.count).sum();
-    let run_end = workers.iter().map(|w| w.start_unix_us / 1000 + w.duration_ms).max().unwrap_or(0);
+    let viewers_total: u64 = workers
+        .iter()
+        .filter(|w| matches!(w.role, Role::Viewers { .. }))
+        .map(|w| w.count)
+        .sum();
+    let run_end = workers
+        .iter()
+        .map(|w| w.start_unix_us / 1000 + w.duration_ms)
+        .max()
+        .unwrap_or(0);
     let grace_ms = grace(workers.iter().map(|w| w.count).max().unwrap_or(0)).as_millis() as u64;
     let (tx, rx) = mpsc::channel::<String>();
     let mut children = Vec::new();
@@ -191,7 +236,9 @@ pub fn execute(
                 last_printed = Some(s);
             }
         }
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         if now_ms > run_end + grace_ms {
             for (c, k) in children.iter_mut().zip(killed.iter_mut()) {
                 if !*k && matches!(c.try_wait(), Ok(None)) {
@@ -224,7 +271,10 @@ pub fn execute(
     }
     if killed_after_run > 0 {
         // Their last partial second is missing, so the final viewers-up gauge is short.
-        settings.insert("workers_killed_after_run".into(), killed_after_run.to_string());
+        settings.insert(
+            "workers_killed_after_run".into(),
+            killed_after_run.to_string(),
+        );
     }
     let first_start = workers.iter().map(|w| w.start_unix_us).min().unwrap_or(0);
     let duration_s = (run_end as f64 - first_start as f64 / 1000.0).max(0.0) / 1000.0;
@@ -238,9 +288,27 @@ mod tests {
 
     #[test]
     fn splits_under_the_fd_cap_and_over_cores() {
-        assert_eq!(split(100_000, 19_488, 2), Split { processes: 6, per_process: 16_667 });
-        assert_eq!(split(1000, 19_488, 2), Split { processes: 2, per_process: 500 });
-        assert_eq!(split(1, 19_488, 8), Split { processes: 1, per_process: 1 });
+        assert_eq!(
+            split(100_000, 19_488, 2),
+            Split {
+                processes: 6,
+                per_process: 16_667
+            }
+        );
+        assert_eq!(
+            split(1000, 19_488, 2),
+            Split {
+                processes: 2,
+                per_process: 500
+            }
+        );
+        assert_eq!(
+            split(1, 19_488, 8),
+            Split {
+                processes: 1,
+                per_process: 1
+            }
+        );
         assert_eq!(split(0, 19_488, 2).processes, 0);
     }
 
@@ -248,27 +316,61 @@ mod tests {
     fn plan_covers_every_client_exactly_once() {
         let template = template();
         let workers = plan(&template, 100_003, 19_488, &[0, 1], 0);
-        let mut seen: Vec<u64> =
-            workers.iter().flat_map(|w| (0..w.count).map(move |k| w.global_index(k))).collect();
+        let mut seen: Vec<u64> = workers
+            .iter()
+            .flat_map(|w| (0..w.count).map(move |k| w.global_index(k)))
+            .collect();
         seen.sort_unstable();
         assert_eq!(seen, (0..100_003).collect::<Vec<_>>());
-        assert!(workers.iter().all(|w| w.count <= 19_488 && w.source_ips == 6));
-        assert_eq!(workers.iter().map(|w| w.core).collect::<Vec<_>>()[..3], [Some(0), Some(1), Some(0)]);
+        assert!(workers
+            .iter()
+            .all(|w| w.count <= 19_488 && w.source_ips == 6));
+        assert_eq!(
+            workers.iter().map(|w| w.core).collect::<Vec<_>>()[..3],
+            [Some(0), Some(1), Some(0)]
+        );
     }
 
     #[test]
     fn grace_grows_with_the_largest_worker() {
         assert_eq!(grace(0), Duration::from_secs(15));
         assert_eq!(grace(16_667), Duration::from_millis(15_000 + 16_667));
-        assert!(grace(u64::MAX) > Duration::from_secs(3600), "saturates instead of overflowing");
+        assert!(
+            grace(u64::MAX) > Duration::from_secs(3600),
+            "saturates instead of overflowing"
+        );
     }
 
     #[test]
     fn process_count_rounds_up_to_a_multiple_of_the_urls() {
-        assert_eq!(split_over(100_000, 19_488, 2, 6), Split { processes: 6, per_process: 16_667 });
-        assert_eq!(split_over(10_000, 19_488, 2, 6), Split { processes: 6, per_process: 1667 });
-        assert_eq!(split_over(100_000, 19_488, 1, 4), Split { processes: 8, per_process: 12_500 });
-        assert_eq!(split_over(3, 19_488, 2, 6), Split { processes: 6, per_process: 1 });
+        assert_eq!(
+            split_over(100_000, 19_488, 2, 6),
+            Split {
+                processes: 6,
+                per_process: 16_667
+            }
+        );
+        assert_eq!(
+            split_over(10_000, 19_488, 2, 6),
+            Split {
+                processes: 6,
+                per_process: 1667
+            }
+        );
+        assert_eq!(
+            split_over(100_000, 19_488, 1, 4),
+            Split {
+                processes: 8,
+                per_process: 12_500
+            }
+        );
+        assert_eq!(
+            split_over(3, 19_488, 2, 6),
+            Split {
+                processes: 6,
+                per_process: 1
+            }
+        );
     }
 
     fn template() -> WorkerSpec {
@@ -291,7 +393,9 @@ mod tests {
 
     #[test]
     fn viewer_k_plays_url_k_mod_n_across_all_workers() {
-        let urls: Vec<String> = (0..6).map(|e| format!("http://127.0.0.1:{}/live/x.flv", 8100 + e)).collect();
+        let urls: Vec<String> = (0..6)
+            .map(|e| format!("http://127.0.0.1:{}/live/x.flv", 8100 + e))
+            .collect();
         let workers = plan_over(&template(), &urls, 100_003, 19_488, &[0, 1], 0);
         assert_eq!(workers.len(), 6);
         let mut by_url = vec![0u64; urls.len()];
@@ -312,9 +416,14 @@ mod tests {
 
     #[test]
     fn fewer_viewers_than_urls_starts_only_the_workers_with_viewers() {
-        let urls: Vec<String> = (0..4).map(|e| format!("rtmp://127.0.0.1:{}/live/x", 1940 + e)).collect();
+        let urls: Vec<String> = (0..4)
+            .map(|e| format!("rtmp://127.0.0.1:{}/live/x", 1940 + e))
+            .collect();
         let workers = plan_over(&template(), &urls, 2, 19_488, &[0, 1], 0);
-        let got: Vec<(u64, u64, &str)> = workers.iter().map(|w| (w.first, w.count, w.url.as_str())).collect();
+        let got: Vec<(u64, u64, &str)> = workers
+            .iter()
+            .map(|w| (w.first, w.count, w.url.as_str()))
+            .collect();
         assert_eq!(got, [(0, 1, urls[0].as_str()), (1, 1, urls[1].as_str())]);
     }
 }

@@ -107,7 +107,11 @@ impl Merger {
 
     /// The newest second for which all `workers` have reported.
     pub fn latest_complete(&self, workers: usize) -> Option<(u32, &Interval)> {
-        let (&s, _) = self.lines_per_second.iter().rev().find(|(_, &n)| n >= workers)?;
+        let (&s, _) = self
+            .lines_per_second
+            .iter()
+            .rev()
+            .find(|(_, &n)| n >= workers)?;
         self.seconds.get(&s).map(|iv| (s, iv))
     }
 
@@ -122,12 +126,19 @@ impl Merger {
 
     /// The timeline.
     pub fn timeline(&self) -> Vec<Second> {
-        self.seconds.iter().map(|(&s, iv)| Second::of(s, iv)).collect()
+        self.seconds
+            .iter()
+            .map(|(&s, iv)| Second::of(s, iv))
+            .collect()
     }
 
     /// The highest viewers-up gauge of any second.
     pub fn peak_viewers(&self) -> u64 {
-        self.seconds.values().map(|iv| iv.counters.viewers_up).max().unwrap_or(0)
+        self.seconds
+            .values()
+            .map(|iv| iv.counters.viewers_up)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -179,7 +190,11 @@ impl Report {
             .failures
             .entries()
             .into_iter()
-            .map(|(p, k, n)| FailureEntry { phase: p.to_string(), kind: k.to_string(), count: n })
+            .map(|(p, k, n)| FailureEntry {
+                phase: p.to_string(),
+                kind: k.to_string(),
+                count: n,
+            })
             .collect();
         Report {
             settings,
@@ -187,7 +202,11 @@ impl Report {
             peak_viewers: merger.peak_viewers(),
             counters: total.counters,
             failures,
-            mean_mbps: if duration_s > 0.0 { total.counters.bytes_received as f64 * 8.0 / 1e6 / duration_s } else { 0.0 },
+            mean_mbps: if duration_s > 0.0 {
+                total.counters.bytes_received as f64 * 8.0 / 1e6 / duration_s
+            } else {
+                0.0
+            },
             latency_ms: Percentiles::of(&total.hist.latency_us, 1000.0),
             startup_ms: Percentiles::of(&total.hist.startup_ms, 1.0),
             stall_ms: Percentiles::of(&total.hist.stall_ms, 1.0),
@@ -201,16 +220,48 @@ impl Report {
     pub fn table(&self) -> String {
         let c = &self.counters;
         let mut s = String::new();
-        let _ = writeln!(s, "loadgen: {:.1} s, peak {} viewers, {} publishers at end", self.duration_s, self.peak_viewers, c.publishers_up);
-        let _ = writeln!(s, "  viewers started   {:>12}   playing (got a keyframe) {}", c.viewers_started, c.viewers_playing);
-        let _ = writeln!(s, "  received          {:>12} B   mean {:.1} Mbit/s", c.bytes_received, self.mean_mbps);
-        let _ = writeln!(s, "  video frames      {:>12}   keyframes {}   audio frames {}", c.video_frames, c.keyframes, c.audio_frames);
-        let _ = writeln!(s, "  stamped frames    {:>12}   missing {}   sequence resets {}", c.stamped_frames, c.missing_frames, c.sequence_resets);
-        let _ = writeln!(s, "  stalls (>500 ms)  {:>12}   byte-level stalls {}", c.stalls, c.byte_stalls);
+        let _ = writeln!(
+            s,
+            "loadgen: {:.1} s, peak {} viewers, {} publishers at end",
+            self.duration_s, self.peak_viewers, c.publishers_up
+        );
+        let _ = writeln!(
+            s,
+            "  viewers started   {:>12}   playing (got a keyframe) {}",
+            c.viewers_started, c.viewers_playing
+        );
+        let _ = writeln!(
+            s,
+            "  received          {:>12} B   mean {:.1} Mbit/s",
+            c.bytes_received, self.mean_mbps
+        );
+        let _ = writeln!(
+            s,
+            "  video frames      {:>12}   keyframes {}   audio frames {}",
+            c.video_frames, c.keyframes, c.audio_frames
+        );
+        let _ = writeln!(
+            s,
+            "  stamped frames    {:>12}   missing {}   sequence resets {}",
+            c.stamped_frames, c.missing_frames, c.sequence_resets
+        );
+        let _ = writeln!(
+            s,
+            "  stalls (>500 ms)  {:>12}   byte-level stalls {}",
+            c.stalls, c.byte_stalls
+        );
         if c.published_frames > 0 {
-            let _ = writeln!(s, "  published         {:>12} frames, {} B", c.published_frames, c.published_bytes);
+            let _ = writeln!(
+                s,
+                "  published         {:>12} frames, {} B",
+                c.published_frames, c.published_bytes
+            );
         }
-        let _ = writeln!(s, "  {:<18}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>10}", "", "p50", "p90", "p99", "p99.9", "max", "mean", "samples");
+        let _ = writeln!(
+            s,
+            "  {:<18}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>10}",
+            "", "p50", "p90", "p99", "p99.9", "max", "mean", "samples"
+        );
         for (name, p) in [
             ("latency ms", &self.latency_ms),
             ("startup ms", &self.startup_ms),
@@ -228,7 +279,11 @@ impl Report {
             let _ = writeln!(s, "  failures          none");
         } else {
             for f in &self.failures {
-                let _ = writeln!(s, "  failure  {:<10} {:<11} {:>10}", f.phase, f.kind, f.count);
+                let _ = writeln!(
+                    s,
+                    "  failure  {:<10} {:<11} {:>10}",
+                    f.phase, f.kind, f.count
+                );
             }
         }
         s
@@ -243,7 +298,13 @@ impl Report {
             root.fill(&WHITE)?;
             let (top, bottom) = root.split_vertically(320);
             let last = self.timeline.last().map_or(1, |s| s.second.max(1)) as f64;
-            let peak = self.timeline.iter().map(|s| s.viewers_up).max().unwrap_or(1).max(1) as f64;
+            let peak = self
+                .timeline
+                .iter()
+                .map(|s| s.viewers_up)
+                .max()
+                .unwrap_or(1)
+                .max(1) as f64;
             let mut viewers = ChartBuilder::on(&top)
                 .caption("viewers connected", ("sans-serif", 18))
                 .margin(10)
@@ -252,10 +313,16 @@ impl Report {
                 .build_cartesian_2d(0f64..last, 0f64..peak * 1.1)?;
             viewers.configure_mesh().x_desc("s").draw()?;
             viewers.draw_series(LineSeries::new(
-                self.timeline.iter().map(|s| (s.second as f64, s.viewers_up as f64)),
+                self.timeline
+                    .iter()
+                    .map(|s| (s.second as f64, s.viewers_up as f64)),
                 &BLUE,
             ))?;
-            let lat_max = self.timeline.iter().map(|s| s.latency_ms.p99).fold(1.0f64, f64::max);
+            let lat_max = self
+                .timeline
+                .iter()
+                .map(|s| s.latency_ms.p99)
+                .fold(1.0f64, f64::max);
             let mut latency = ChartBuilder::on(&bottom)
                 .caption("latency ms (p50, p90, p99)", ("sans-serif", 18))
                 .margin(10)
@@ -263,12 +330,13 @@ impl Report {
                 .y_label_area_size(60)
                 .build_cartesian_2d(0f64..last, 0f64..lat_max * 1.1)?;
             latency.configure_mesh().x_desc("s").draw()?;
-            let with_samples: Vec<&Second> = self.timeline.iter().filter(|s| s.latency_ms.count > 0).collect();
-            for (pick, color, label) in [
-                (0usize, GREEN, "p50"),
-                (1, BLUE, "p90"),
-                (2, RED, "p99"),
-            ] {
+            let with_samples: Vec<&Second> = self
+                .timeline
+                .iter()
+                .filter(|s| s.latency_ms.count > 0)
+                .collect();
+            for (pick, color, label) in [(0usize, GREEN, "p50"), (1, BLUE, "p90"), (2, RED, "p99")]
+            {
                 let series = with_samples.iter().map(|s| {
                     let l = &s.latency_ms;
                     (s.second as f64, [l.p50, l.p90, l.p99][pick])
@@ -278,7 +346,11 @@ impl Report {
                     .label(label)
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
             }
-            latency.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
+            latency
+                .configure_series_labels()
+                .border_style(BLACK)
+                .background_style(WHITE)
+                .draw()?;
             root.present()?;
         }
         Ok(svg)
@@ -322,9 +394,19 @@ mod tests {
         assert_eq!(r.peak_viewers, 15);
         assert_eq!(r.counters.viewers_up, 10, "gauge from the last second");
         assert_eq!(r.latency_ms.count, 4);
-        assert_eq!(r.failures, vec![FailureEntry { phase: "Request".into(), kind: "HttpStatus".into(), count: 1 }]);
+        assert_eq!(
+            r.failures,
+            vec![FailureEntry {
+                phase: "Request".into(),
+                kind: "HttpStatus".into(),
+                count: 1
+            }]
+        );
         let table = r.table();
-        assert!(table.contains("latency ms") && table.contains("HttpStatus"), "{table}");
+        assert!(
+            table.contains("latency ms") && table.contains("HttpStatus"),
+            "{table}"
+        );
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["timeline"][1]["second"], 1);
     }
@@ -333,12 +415,16 @@ mod tests {
     fn svg_plot_has_both_panels() {
         let mut m = Merger::default();
         for s in 0..5 {
-            m.add_line(&line(s, 10 * s as u64, &[100 + s as u64, 300], false)).unwrap();
+            m.add_line(&line(s, 10 * s as u64, &[100 + s as u64, 300], false))
+                .unwrap();
         }
         let svg = Report::build(&m, BTreeMap::new(), 5.0).svg().unwrap();
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("viewers connected") && svg.contains("p99"));
-        assert!(svg.matches("<polyline").count() >= 4, "one viewers line and three latency lines");
+        assert!(
+            svg.matches("<polyline").count() >= 4,
+            "one viewers line and three latency lines"
+        );
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! to measure and when to send).
 
 use bytes::{Bytes, BytesMut};
-use ringcast::protocol::rtmp::session::client::{ClientEvent, ClientMode, ClientSession, ClientSessionConfig};
+use ringcast::protocol::rtmp::session::client::{
+    ClientEvent, ClientMode, ClientSession, ClientSessionConfig,
+};
 use ringcast::protocol::rtmp::session::SessionError;
 use ringcast::protocol::{Frame, FrameKind};
 
@@ -22,12 +24,21 @@ const MAX_FRAMES_PER_PUMP: usize = 256;
 /// A session failure, counted under the phase the connection was in.
 fn session_failure(phase: Phase, e: &SessionError) -> (Phase, FailureKind) {
     tracing::debug!(error = %e, ?phase, "rtmp session error");
-    let phase = if matches!(e, SessionError::Handshake(_)) { Phase::Handshake } else { phase };
+    let phase = if matches!(e, SessionError::Handshake(_)) {
+        Phase::Handshake
+    } else {
+        phase
+    };
     (phase, FailureKind::Protocol)
 }
 
 /// Builds a session for `target` in `mode`.
-pub fn session(target: &Target, mode: ClientMode, rng: &mut impl rand::RngCore, now_ms: u64) -> ClientSession {
+pub fn session(
+    target: &Target,
+    mode: ClientMode,
+    rng: &mut impl rand::RngCore,
+    now_ms: u64,
+) -> ClientSession {
     let config = ClientSessionConfig::new(&target.path, &target.tc_url(), &target.stream, mode);
     ClientSession::new(config, rng, now_ms)
 }
@@ -54,9 +65,20 @@ pub struct RtmpViewer {
 
 impl RtmpViewer {
     /// Starts the handshake, writing C0+C1 into `out`; payloads will come from `arena`.
-    pub fn start(mut session: ClientSession, arena: SharedArena, out: &mut BytesMut) -> Result<Self, (Phase, FailureKind)> {
-        session.start(out).map_err(|e| session_failure(Phase::Handshake, &e))?;
-        Ok(RtmpViewer { session: Box::new(session), arena, phase: Phase::Handshake, got_media: false })
+    pub fn start(
+        mut session: ClientSession,
+        arena: SharedArena,
+        out: &mut BytesMut,
+    ) -> Result<Self, (Phase, FailureKind)> {
+        session
+            .start(out)
+            .map_err(|e| session_failure(Phase::Handshake, &e))?;
+        Ok(RtmpViewer {
+            session: Box::new(session),
+            arena,
+            phase: Phase::Handshake,
+            got_media: false,
+        })
     }
 
     /// The phase a connection loss now would count under.
@@ -81,7 +103,9 @@ impl RtmpViewer {
     ) -> Result<(), (Phase, FailureKind)> {
         meter.on_bytes(data.len(), now, iv);
         events.clear();
-        let res = self.session.handle_input_in(data, now.mono_us / 1000, &mut self.arena, out, events);
+        let res =
+            self.session
+                .handle_input_in(data, now.mono_us / 1000, &mut self.arena, out, events);
         for event in events.drain(..) {
             self.phase = phase_after(&event, self.phase);
             match event {
@@ -96,7 +120,8 @@ impl RtmpViewer {
                     return Err((self.phase, FailureKind::Rejected));
                 }
                 ClientEvent::StreamEof => return Err((Phase::Streaming, FailureKind::EarlyEof)),
-                ClientEvent::Connected | ClientEvent::PlayStarted | ClientEvent::PublishStarted => {}
+                ClientEvent::Connected | ClientEvent::PlayStarted | ClientEvent::PublishStarted => {
+                }
             }
         }
         res.map_err(|e| session_failure(self.phase, &e))
@@ -157,9 +182,22 @@ pub struct Publisher {
 
 impl Publisher {
     /// Starts the handshake, writing C0+C1 into `out`.
-    pub fn start(mut session: ClientSession, source: MediaSource, out: &mut BytesMut) -> Result<Self, (Phase, FailureKind)> {
-        session.start(out).map_err(|e| session_failure(Phase::Handshake, &e))?;
-        Ok(Publisher { session: Box::new(session), source, phase: Phase::Handshake, epoch_us: None, sequence: 0, scratch: Vec::new() })
+    pub fn start(
+        mut session: ClientSession,
+        source: MediaSource,
+        out: &mut BytesMut,
+    ) -> Result<Self, (Phase, FailureKind)> {
+        session
+            .start(out)
+            .map_err(|e| session_failure(Phase::Handshake, &e))?;
+        Ok(Publisher {
+            session: Box::new(session),
+            source,
+            phase: Phase::Handshake,
+            epoch_us: None,
+            sequence: 0,
+            scratch: Vec::new(),
+        })
     }
 
     /// The phase a connection loss now would count under.
@@ -182,7 +220,9 @@ impl Publisher {
         events: &mut Vec<ClientEvent>,
     ) -> Result<(), (Phase, FailureKind)> {
         events.clear();
-        let res = self.session.handle_input(data, now.mono_us / 1000, out, events);
+        let res = self
+            .session
+            .handle_input(data, now.mono_us / 1000, out, events);
         for event in events.drain(..) {
             self.phase = phase_after(&event, self.phase);
             match event {
@@ -204,8 +244,15 @@ impl Publisher {
     }
 
     /// Sends every frame that is due by `now`; returns µs until the next one is due.
-    pub fn pump(&mut self, now: Now, iv: &mut Interval, out: &mut BytesMut) -> Result<Option<u64>, (Phase, FailureKind)> {
-        let Some(epoch) = self.epoch_us else { return Ok(None) };
+    pub fn pump(
+        &mut self,
+        now: Now,
+        iv: &mut Interval,
+        out: &mut BytesMut,
+    ) -> Result<Option<u64>, (Phase, FailureKind)> {
+        let Some(epoch) = self.epoch_us else {
+            return Ok(None);
+        };
         let elapsed_ms = now.mono_us.saturating_sub(epoch) / 1000;
         for _ in 0..MAX_FRAMES_PER_PUMP {
             let due = self.source.next_timestamp();
@@ -214,9 +261,19 @@ impl Publisher {
             }
             let mut frame = self.source.next_frame();
             if frame.kind == FrameKind::Video && !frame.sequence_header {
-                let stamp = Stamp { sent_unix_us: now.unix_us, sequence: self.sequence };
+                let stamp = Stamp {
+                    sent_unix_us: now.unix_us,
+                    sequence: self.sequence,
+                };
                 // Non-AVC or malformed frames go out unstamped; viewers then see no stamp.
-                if stamp_avc_tag(&frame.payload, self.source.nal_len_size(), stamp, &mut self.scratch).is_ok() {
+                if stamp_avc_tag(
+                    &frame.payload,
+                    self.source.nal_len_size(),
+                    stamp,
+                    &mut self.scratch,
+                )
+                .is_ok()
+                {
                     frame.payload = Bytes::copy_from_slice(&self.scratch);
                     self.sequence += 1;
                 }
@@ -226,8 +283,15 @@ impl Publisher {
         Ok(Some(0))
     }
 
-    fn send(&mut self, frame: &Frame, iv: &mut Interval, out: &mut BytesMut) -> Result<(), (Phase, FailureKind)> {
-        self.session.send_frame(frame, out).map_err(|e| session_failure(self.phase, &e))?;
+    fn send(
+        &mut self,
+        frame: &Frame,
+        iv: &mut Interval,
+        out: &mut BytesMut,
+    ) -> Result<(), (Phase, FailureKind)> {
+        self.session
+            .send_frame(frame, out)
+            .map_err(|e| session_failure(self.phase, &e))?;
         iv.counters.published_frames += 1;
         iv.counters.published_bytes += frame.payload.len() as u64;
         Ok(())
@@ -271,14 +335,22 @@ mod tests {
     }
 
     fn now(ms: u64) -> Now {
-        Now { mono_us: ms * 1000, unix_us: 1_700_000_000_000_000 + ms * 1000 }
+        Now {
+            mono_us: ms * 1000,
+            unix_us: 1_700_000_000_000_000 + ms * 1000,
+        }
     }
 
     impl Relay {
         fn new(reject_publish: bool) -> Self {
             let mut rng = SmallRng::seed_from_u64(1);
             let target = Target::parse("rtmp://127.0.0.1/live/x").unwrap();
-            let cfg = SyntheticConfig { video_bitrate: 200_000, audio_bitrate: 32_000, fps: 25, gop_ms: 1000 };
+            let cfg = SyntheticConfig {
+                video_bitrate: 200_000,
+                audio_bitrate: 32_000,
+                fps: 25,
+                gop_ms: 1000,
+            };
             let mut to_ingest = BytesMut::new();
             let mut to_egress = BytesMut::new();
             let publisher = Publisher::start(
@@ -287,7 +359,12 @@ mod tests {
                 &mut to_ingest,
             )
             .unwrap();
-            let viewer = RtmpViewer::start(session(&target, ClientMode::Play, &mut rng, 0), SharedArena::default(), &mut to_egress).unwrap();
+            let viewer = RtmpViewer::start(
+                session(&target, ClientMode::Play, &mut rng, 0),
+                SharedArena::default(),
+                &mut to_egress,
+            )
+            .unwrap();
             let mut iv = Interval::default();
             let meter = ViewerMeter::new(now(0), true, &mut iv);
             Relay {
@@ -309,32 +386,49 @@ mod tests {
         }
 
         /// Runs one 10 ms tick: pumps the publisher and moves bytes until all is quiet.
-        fn tick(&mut self, ms: u64, drop_video: &dyn Fn(u64) -> bool) -> Result<(), (Phase, FailureKind)> {
+        fn tick(
+            &mut self,
+            ms: u64,
+            drop_video: &dyn Fn(u64) -> bool,
+        ) -> Result<(), (Phase, FailureKind)> {
             let t = now(ms);
-            self.publisher.pump(t, &mut self.publish_iv, &mut self.to_ingest)?;
+            self.publisher
+                .pump(t, &mut self.publish_iv, &mut self.to_ingest)?;
             let mut events = Vec::new();
             for _ in 0..32 {
                 let mut server_events = Vec::new();
                 let input = std::mem::take(&mut self.to_ingest);
-                self.ingest.handle_input(&input, ms, &mut self.to_publisher, &mut server_events).unwrap();
+                self.ingest
+                    .handle_input(&input, ms, &mut self.to_publisher, &mut server_events)
+                    .unwrap();
                 for ev in server_events {
                     match ev {
-                        ServerEvent::PublishRequested { stream_id, .. } if self.reject_publish => self
-                            .ingest
-                            .reject_publish(stream_id, PublishRejection::Denied, "no", &mut self.to_publisher)
-                            .unwrap(),
-                        ServerEvent::PublishRequested { stream_id, .. } => {
-                            self.ingest.accept_publish(stream_id, &mut self.to_publisher).unwrap()
+                        ServerEvent::PublishRequested { stream_id, .. } if self.reject_publish => {
+                            self.ingest
+                                .reject_publish(
+                                    stream_id,
+                                    PublishRejection::Denied,
+                                    "no",
+                                    &mut self.to_publisher,
+                                )
+                                .unwrap()
                         }
+                        ServerEvent::PublishRequested { stream_id, .. } => self
+                            .ingest
+                            .accept_publish(stream_id, &mut self.to_publisher)
+                            .unwrap(),
                         ServerEvent::Media { frame, .. } => {
-                            let dropped = if frame.kind == FrameKind::Video && !frame.sequence_header {
-                                self.video_seen += 1;
-                                drop_video(self.video_seen - 1)
-                            } else {
-                                false
-                            };
+                            let dropped =
+                                if frame.kind == FrameKind::Video && !frame.sequence_header {
+                                    self.video_seen += 1;
+                                    drop_video(self.video_seen - 1)
+                                } else {
+                                    false
+                                };
                             if let (Some(sid), false) = (self.play_stream, dropped) {
-                                self.egress.write_frame(sid, &frame, &mut self.to_viewer).unwrap();
+                                self.egress
+                                    .write_frame(sid, &frame, &mut self.to_viewer)
+                                    .unwrap();
                             }
                         }
                         _ => {}
@@ -342,22 +436,43 @@ mod tests {
                 }
                 let mut server_events = Vec::new();
                 let input = std::mem::take(&mut self.to_egress);
-                self.egress.handle_input(&input, ms, &mut self.to_viewer, &mut server_events).unwrap();
+                self.egress
+                    .handle_input(&input, ms, &mut self.to_viewer, &mut server_events)
+                    .unwrap();
                 for ev in server_events {
                     if let ServerEvent::PlayRequested { stream_id, .. } = ev {
-                        self.egress.accept_play(stream_id, &mut self.to_viewer).unwrap();
+                        self.egress
+                            .accept_play(stream_id, &mut self.to_viewer)
+                            .unwrap();
                         self.play_stream = Some(stream_id);
                     }
                 }
                 let input = std::mem::take(&mut self.to_viewer);
                 if !input.is_empty() {
-                    self.viewer.on_bytes(&input, t, &mut self.meter, &mut self.iv, &mut self.to_egress, &mut events)?;
+                    self.viewer.on_bytes(
+                        &input,
+                        t,
+                        &mut self.meter,
+                        &mut self.iv,
+                        &mut self.to_egress,
+                        &mut events,
+                    )?;
                 }
                 let input = std::mem::take(&mut self.to_publisher);
                 if !input.is_empty() {
-                    self.publisher.on_bytes(&input, t, &mut self.publish_iv, &mut self.to_ingest, &mut events)?;
+                    self.publisher.on_bytes(
+                        &input,
+                        t,
+                        &mut self.publish_iv,
+                        &mut self.to_ingest,
+                        &mut events,
+                    )?;
                 }
-                if self.to_ingest.is_empty() && self.to_egress.is_empty() && self.to_viewer.is_empty() && self.to_publisher.is_empty() {
+                if self.to_ingest.is_empty()
+                    && self.to_egress.is_empty()
+                    && self.to_viewer.is_empty()
+                    && self.to_publisher.is_empty()
+                {
                     return Ok(());
                 }
             }
@@ -377,7 +492,11 @@ mod tests {
         // The viewer joined before the first frame, so it saw every video frame.
         assert_eq!(c.video_frames, relay.video_seen);
         assert_eq!(c.stamped_frames, c.video_frames);
-        assert!(c.video_frames >= 74, "{} frames in 3 s at 25 fps", c.video_frames);
+        assert!(
+            c.video_frames >= 74,
+            "{} frames in 3 s at 25 fps",
+            c.video_frames
+        );
         assert_eq!(c.keyframes, 3);
         assert_eq!((c.missing_frames, c.stalls), (0, 0));
         assert!(c.audio_frames > 100);
@@ -412,7 +531,10 @@ mod tests {
                 break;
             }
         }
-        assert!(matches!(result, Err((_, FailureKind::Rejected))), "{result:?}");
+        assert!(
+            matches!(result, Err((_, FailureKind::Rejected))),
+            "{result:?}"
+        );
         assert!(!relay.publisher.publishing());
     }
 }

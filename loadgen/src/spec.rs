@@ -127,12 +127,28 @@ mod tests {
         let s = spec();
         let idx: Vec<u64> = (0..s.count).map(|k| s.global_index(k)).collect();
         assert_eq!(idx, [1, 4, 7, 10]);
-        assert_eq!(s.start_offset_us(1), 40_000, "global viewer 4 at 100/s starts at 40 ms");
-        assert_eq!((0..4).map(|k| s.stream_of(k)).collect::<Vec<_>>(), [1, 0, 1, 0]);
-        assert_eq!((0..4).map(|k| s.source_octet(k)).collect::<Vec<_>>(), [2, 1, 4, 3]);
-        let all_at_once = WorkerSpec { ramp_per_sec: 0.0, ..spec() };
+        assert_eq!(
+            s.start_offset_us(1),
+            40_000,
+            "global viewer 4 at 100/s starts at 40 ms"
+        );
+        assert_eq!(
+            (0..4).map(|k| s.stream_of(k)).collect::<Vec<_>>(),
+            [1, 0, 1, 0]
+        );
+        assert_eq!(
+            (0..4).map(|k| s.source_octet(k)).collect::<Vec<_>>(),
+            [2, 1, 4, 3]
+        );
+        let all_at_once = WorkerSpec {
+            ramp_per_sec: 0.0,
+            ..spec()
+        };
         assert_eq!(all_at_once.start_offset_us(3), 0);
-        let delayed = WorkerSpec { start_delay_ms: 2000, ..spec() };
+        let delayed = WorkerSpec {
+            start_delay_ms: 2000,
+            ..spec()
+        };
         assert_eq!(delayed.start_offset_us(1), 2_040_000);
     }
 
@@ -140,7 +156,12 @@ mod tests {
     fn round_trips_through_json() {
         let s = WorkerSpec {
             role: Role::Publishers {
-                source: SourceSpec::Synthetic { video_bitrate: 1, audio_bitrate: 2, fps: 3, gop_ms: 4 },
+                source: SourceSpec::Synthetic {
+                    video_bitrate: 1,
+                    audio_bitrate: 2,
+                    fps: 3,
+                    gop_ms: 4,
+                },
             },
             ..spec()
         };

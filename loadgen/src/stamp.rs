@@ -120,7 +120,11 @@ pub fn stamp_avc_tag(
         if nal_type == Some(NAL_TYPE_AUD) {
             let end = insert_at + size + first_len;
             if end > avc_tag.len() {
-                return Err(StampError::NalOverrun { len: first_len, offset: insert_at, available: avc_tag.len() });
+                return Err(StampError::NalOverrun {
+                    len: first_len,
+                    offset: insert_at,
+                    available: avc_tag.len(),
+                });
             }
             insert_at = end;
         }
@@ -178,7 +182,10 @@ fn parse_stamp_sei(nal: &[u8]) -> Option<Stamp> {
         n += 1;
         zeros = if b == 0 { zeros + 1 } else { 0 };
     }
-    if n < rbsp.len() || rbsp[0] != SEI_USER_DATA_UNREGISTERED || rbsp[1] as usize != STAMP_PAYLOAD_LEN {
+    if n < rbsp.len()
+        || rbsp[0] != SEI_USER_DATA_UNREGISTERED
+        || rbsp[1] as usize != STAMP_PAYLOAD_LEN
+    {
         return None;
     }
     let payload = &rbsp[2..];
@@ -187,7 +194,10 @@ fn parse_stamp_sei(nal: &[u8]) -> Option<Stamp> {
     }
     let sent_unix_us = u64::from_be_bytes(payload[16..24].try_into().ok()?);
     let sequence = u64::from_be_bytes(payload[24..32].try_into().ok()?);
-    Some(Stamp { sent_unix_us, sequence })
+    Some(Stamp {
+        sent_unix_us,
+        sequence,
+    })
 }
 
 #[cfg(test)]
@@ -207,10 +217,22 @@ mod tests {
     fn round_trips_including_values_that_need_escaping() {
         let tag = avc_tag(true, &[&[0x65, 0x88, 0x84, 0x00, 0x10]]);
         for stamp in [
-            Stamp { sent_unix_us: 0, sequence: 0 },
-            Stamp { sent_unix_us: 1_763_700_000_123_456, sequence: 1 },
-            Stamp { sent_unix_us: 0x0000_0003_0000_0001, sequence: 0x0300_0000_0000_0002 },
-            Stamp { sent_unix_us: u64::MAX, sequence: u64::MAX },
+            Stamp {
+                sent_unix_us: 0,
+                sequence: 0,
+            },
+            Stamp {
+                sent_unix_us: 1_763_700_000_123_456,
+                sequence: 1,
+            },
+            Stamp {
+                sent_unix_us: 0x0000_0003_0000_0001,
+                sequence: 0x0300_0000_0000_0002,
+            },
+            Stamp {
+                sent_unix_us: u64::MAX,
+                sequence: u64::MAX,
+            },
         ] {
             let mut out = Vec::new();
             stamp_avc_tag(&tag, 4, stamp, &mut out).unwrap();
@@ -224,12 +246,24 @@ mod tests {
     fn escaped_sei_contains_no_start_code_emulation() {
         let tag = avc_tag(false, &[&[0x41, 0x9a]]);
         let mut out = Vec::new();
-        stamp_avc_tag(&tag, 4, Stamp { sent_unix_us: 0, sequence: 0 }, &mut out).unwrap();
+        stamp_avc_tag(
+            &tag,
+            4,
+            Stamp {
+                sent_unix_us: 0,
+                sequence: 0,
+            },
+            &mut out,
+        )
+        .unwrap();
         let sei_len = u32::from_be_bytes(out[5..9].try_into().unwrap()) as usize;
         let sei = &out[9..9 + sei_len];
         assert_eq!(sei[0], 0x06);
         for w in sei.windows(3) {
-            assert!(!(w[0] == 0 && w[1] == 0 && w[2] <= 3 && w[2] != 3), "emulated start code in {sei:02x?}");
+            assert!(
+                !(w[0] == 0 && w[1] == 0 && w[2] <= 3 && w[2] != 3),
+                "emulated start code in {sei:02x?}"
+            );
         }
         assert_eq!(*sei.last().unwrap(), 0x80);
     }
@@ -238,7 +272,10 @@ mod tests {
     fn sei_goes_after_an_access_unit_delimiter() {
         let tag = avc_tag(true, &[&[0x09, 0xf0], &[0x65, 0x88]]);
         let mut out = Vec::new();
-        let stamp = Stamp { sent_unix_us: 42, sequence: 7 };
+        let stamp = Stamp {
+            sent_unix_us: 42,
+            sequence: 7,
+        };
         stamp_avc_tag(&tag, 4, stamp, &mut out).unwrap();
         assert_eq!(&out[5..11], &[0, 0, 0, 2, 0x09, 0xf0]);
         assert_eq!(out[15] & 0x1f, 6);
@@ -250,7 +287,10 @@ mod tests {
         let mut tag = vec![0x27, 1, 0, 0, 0];
         tag.extend_from_slice(&[0, 2, 0x41, 0x9a]);
         let mut out = Vec::new();
-        let stamp = Stamp { sent_unix_us: 9, sequence: 3 };
+        let stamp = Stamp {
+            sent_unix_us: 9,
+            sequence: 3,
+        };
         stamp_avc_tag(&tag, 2, stamp, &mut out).unwrap();
         assert_eq!(find_stamp(&out, 2), Some(stamp));
     }
@@ -258,12 +298,27 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_stamp() {
         let mut out = Vec::new();
-        let s = Stamp { sent_unix_us: 1, sequence: 1 };
-        assert_eq!(stamp_avc_tag(&[0x17, 0, 1, 2, 3], 4, s, &mut out), Err(StampError::NotAvcCodedFrame));
-        assert_eq!(stamp_avc_tag(&[0xaf, 1], 4, s, &mut out), Err(StampError::NotAvcCodedFrame));
-        assert_eq!(stamp_avc_tag(&avc_tag(true, &[]), 3, s, &mut out), Err(StampError::BadNalLengthSize(3)));
+        let s = Stamp {
+            sent_unix_us: 1,
+            sequence: 1,
+        };
+        assert_eq!(
+            stamp_avc_tag(&[0x17, 0, 1, 2, 3], 4, s, &mut out),
+            Err(StampError::NotAvcCodedFrame)
+        );
+        assert_eq!(
+            stamp_avc_tag(&[0xaf, 1], 4, s, &mut out),
+            Err(StampError::NotAvcCodedFrame)
+        );
+        assert_eq!(
+            stamp_avc_tag(&avc_tag(true, &[]), 3, s, &mut out),
+            Err(StampError::BadNalLengthSize(3))
+        );
         let aud_overrun = [0x17, 1, 0, 0, 0, 0, 0, 0, 9, 0x09];
-        assert!(matches!(stamp_avc_tag(&aud_overrun, 4, s, &mut out), Err(StampError::NalOverrun { .. })));
+        assert!(matches!(
+            stamp_avc_tag(&aud_overrun, 4, s, &mut out),
+            Err(StampError::NalOverrun { .. })
+        ));
     }
 
     #[test]
@@ -275,11 +330,23 @@ mod tests {
         foreign.push(0x80);
         assert_eq!(find_stamp(&avc_tag(true, &[&foreign]), 4), None);
         let mut out = Vec::new();
-        stamp_avc_tag(&avc_tag(true, &[&[0x65]]), 4, Stamp { sent_unix_us: 5, sequence: 5 }, &mut out).unwrap();
+        stamp_avc_tag(
+            &avc_tag(true, &[&[0x65]]),
+            4,
+            Stamp {
+                sent_unix_us: 5,
+                sequence: 5,
+            },
+            &mut out,
+        )
+        .unwrap();
         for cut in 0..out.len() - 6 {
             assert_eq!(find_stamp(&out[..cut], 4), None, "cut at {cut}");
         }
         assert_eq!(find_stamp(&[], 4), None);
-        assert_eq!(find_stamp(&[0x17, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff], 4), None);
+        assert_eq!(
+            find_stamp(&[0x17, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff], 4),
+            None
+        );
     }
 }

@@ -46,7 +46,12 @@ pub enum FailureKind {
 }
 
 impl Phase {
-    const ALL: [Phase; 4] = [Phase::Connect, Phase::Handshake, Phase::Request, Phase::Streaming];
+    const ALL: [Phase; 4] = [
+        Phase::Connect,
+        Phase::Handshake,
+        Phase::Request,
+        Phase::Streaming,
+    ];
 }
 
 impl FailureKind {
@@ -194,7 +199,8 @@ pub struct Histograms {
 
 fn histogram(high: u64) -> Histogram<u64> {
     // Bounds are constants known valid for hdrhistogram, so this cannot fail.
-    Histogram::new_with_bounds(1, high, 3).unwrap_or_else(|_| unreachable!("constant histogram bounds"))
+    Histogram::new_with_bounds(1, high, 3)
+        .unwrap_or_else(|_| unreachable!("constant histogram bounds"))
 }
 
 impl Default for Histograms {
@@ -225,11 +231,23 @@ pub enum StatsError {
 
 impl Histograms {
     fn each_mut(&mut self) -> [&mut Histogram<u64>; HISTOGRAMS] {
-        [&mut self.latency_us, &mut self.startup_ms, &mut self.stall_ms, &mut self.gop_frames, &mut self.turn_us]
+        [
+            &mut self.latency_us,
+            &mut self.startup_ms,
+            &mut self.stall_ms,
+            &mut self.gop_frames,
+            &mut self.turn_us,
+        ]
     }
 
     fn each(&self) -> [&Histogram<u64>; HISTOGRAMS] {
-        [&self.latency_us, &self.startup_ms, &self.stall_ms, &self.gop_frames, &self.turn_us]
+        [
+            &self.latency_us,
+            &self.startup_ms,
+            &self.stall_ms,
+            &self.gop_frames,
+            &self.turn_us,
+        ]
     }
 
     /// Adds `other`'s samples into `self`, exactly.
@@ -280,7 +298,11 @@ impl Interval {
     /// Clears deltas and histograms for the next interval; gauges are kept.
     pub fn reset(&mut self) {
         let gauges = (self.counters.viewers_up, self.counters.publishers_up);
-        self.counters = Counters { viewers_up: gauges.0, publishers_up: gauges.1, ..Counters::default() };
+        self.counters = Counters {
+            viewers_up: gauges.0,
+            publishers_up: gauges.1,
+            ..Counters::default()
+        };
         self.failures = Failures::default();
         self.hist.reset();
     }
@@ -296,27 +318,39 @@ impl Interval {
                 .map_err(|e| StatsError::Decode(format!("serialise: {e:?}")))?;
             hist.push(base64::engine::general_purpose::STANDARD.encode(&buf));
         }
-        let wire = WireInterval { second, counters: self.counters, failures: self.failures.entries(), hist };
+        let wire = WireInterval {
+            second,
+            counters: self.counters,
+            failures: self.failures.entries(),
+            hist,
+        };
         Ok(serde_json::to_string(&wire)?)
     }
 
     /// Decodes a line written by [`Interval::to_line`]; returns its second too.
     pub fn from_line(line: &str) -> Result<(u32, Interval), StatsError> {
         let wire: WireInterval = serde_json::from_str(line)?;
-        let mut out = Interval { counters: wire.counters, ..Interval::default() };
+        let mut out = Interval {
+            counters: wire.counters,
+            ..Interval::default()
+        };
         for (p, k, n) in wire.failures {
             out.failures.0[p as usize][k as usize] += n;
         }
         if wire.hist.len() != HISTOGRAMS {
-            return Err(StatsError::Decode(format!("{} histograms, expected {HISTOGRAMS}", wire.hist.len())));
+            return Err(StatsError::Decode(format!(
+                "{} histograms, expected {HISTOGRAMS}",
+                wire.hist.len()
+            )));
         }
         let mut de = Deserializer::new();
         for (slot, b64) in out.hist.each_mut().into_iter().zip(wire.hist.iter()) {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64)
                 .map_err(|e| StatsError::Decode(e.to_string()))?;
-            let h: Histogram<u64> =
-                de.deserialize(&mut bytes.as_slice()).map_err(|e| StatsError::Decode(format!("{e:?}")))?;
+            let h: Histogram<u64> = de
+                .deserialize(&mut bytes.as_slice())
+                .map_err(|e| StatsError::Decode(format!("{e:?}")))?;
             slot.add(&h).map_err(StatsError::Merge)?;
         }
         Ok((wire.second, out))
@@ -368,7 +402,10 @@ mod tests {
         assert_eq!(merged.hist.latency_us, whole.latency_us);
         assert_eq!(merged.counters.bytes_received, 40);
         for q in [0.5, 0.99, 0.999] {
-            assert_eq!(merged.hist.latency_us.value_at_quantile(q), whole.latency_us.value_at_quantile(q));
+            assert_eq!(
+                merged.hist.latency_us.value_at_quantile(q),
+                whole.latency_us.value_at_quantile(q)
+            );
         }
     }
 
@@ -381,7 +418,14 @@ mod tests {
         a.failures.record(Phase::Streaming, FailureKind::EarlyEof);
         a.hist.stall_ms.record(700).unwrap();
         a.reset();
-        assert_eq!((a.counters.viewers_up, a.counters.publishers_up, a.counters.stalls), (5, 1, 0));
+        assert_eq!(
+            (
+                a.counters.viewers_up,
+                a.counters.publishers_up,
+                a.counters.stalls
+            ),
+            (5, 1, 0)
+        );
         assert_eq!(a.failures.total(), 0);
         assert_eq!(a.hist.stall_ms.len(), 0);
     }
@@ -391,6 +435,9 @@ mod tests {
         assert!(Interval::from_line("").is_err());
         assert!(Interval::from_line("{\"second\":1}").is_err());
         let bad_hist = r#"{"second":1,"counters":{"viewers_up":0,"publishers_up":0,"viewers_started":0,"viewers_playing":0,"bytes_received":0,"video_frames":0,"keyframes":0,"audio_frames":0,"stamped_frames":0,"missing_frames":0,"sequence_resets":0,"stalls":0,"byte_stalls":0,"published_frames":0,"published_bytes":0},"failures":[],"hist":["AAAA","!!","","",""]}"#;
-        assert!(matches!(Interval::from_line(bad_hist), Err(StatsError::Decode(_))));
+        assert!(matches!(
+            Interval::from_line(bad_hist),
+            Err(StatsError::Decode(_))
+        ));
     }
 }

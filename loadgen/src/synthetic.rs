@@ -10,8 +10,8 @@
 use bytes::{BufMut, BytesMut};
 use ringcast::protocol::flv::metadata::{CodecId, Metadata};
 use ringcast::protocol::flv::tag_body::{
-    aac_tag_header, avc_tag_header, write_aac_sequence_header, write_avc_sequence_header, AacPacketType,
-    AvcPacketType, AAC_TAG_HEADER_LEN, AVC_TAG_HEADER_LEN,
+    aac_tag_header, avc_tag_header, write_aac_sequence_header, write_avc_sequence_header,
+    AacPacketType, AvcPacketType, AAC_TAG_HEADER_LEN, AVC_TAG_HEADER_LEN,
 };
 use ringcast::protocol::{Frame, FrameKind};
 use thiserror::Error;
@@ -99,21 +99,33 @@ impl SyntheticSource {
     /// Checks `config` and precomputes frame sizes.
     pub fn new(config: SyntheticConfig) -> Result<Self, SyntheticConfigError> {
         if config.fps == 0 || config.fps > MAX_FPS {
-            return Err(SyntheticConfigError::Fps { fps: config.fps, limit: MAX_FPS });
+            return Err(SyntheticConfigError::Fps {
+                fps: config.fps,
+                limit: MAX_FPS,
+            });
         }
         let gop_frames = config.gop_ms as u64 * config.fps as u64 / 1000;
         if gop_frames == 0 || config.gop_ms > MAX_GOP_MS {
-            return Err(SyntheticConfigError::Gop { gop_ms: config.gop_ms, limit: MAX_GOP_MS });
+            return Err(SyntheticConfigError::Gop {
+                gop_ms: config.gop_ms,
+                limit: MAX_GOP_MS,
+            });
         }
         if config.video_bitrate > MAX_VIDEO_BITRATE {
-            return Err(SyntheticConfigError::Bitrate { bitrate: config.video_bitrate, limit: MAX_VIDEO_BITRATE });
+            return Err(SyntheticConfigError::Bitrate {
+                bitrate: config.video_bitrate,
+                limit: MAX_VIDEO_BITRATE,
+            });
         }
         // Bytes per GOP split so that one keyframe weighs KEYFRAME_WEIGHT interframes.
         let gop_bytes = config.video_bitrate / 8 * gop_frames / config.fps as u64;
         let interframe = gop_bytes / (KEYFRAME_WEIGHT + gop_frames - 1);
         let interframe_bytes = (interframe as usize).max(MIN_VIDEO_TAG);
-        let keyframe_bytes = ((gop_bytes - interframe * (gop_frames - 1)) as usize).max(MIN_VIDEO_TAG);
-        let audio_frame_bytes = (config.audio_bitrate * AAC_FRAME_SAMPLES / AAC_SAMPLE_RATE / 8) as usize + AAC_TAG_HEADER_LEN;
+        let keyframe_bytes =
+            ((gop_bytes - interframe * (gop_frames - 1)) as usize).max(MIN_VIDEO_TAG);
+        let audio_frame_bytes = (config.audio_bitrate * AAC_FRAME_SAMPLES / AAC_SAMPLE_RATE / 8)
+            as usize
+            + AAC_TAG_HEADER_LEN;
         Ok(SyntheticSource {
             config,
             gop_frames,
@@ -150,7 +162,9 @@ impl SyntheticSource {
             ..Metadata::default()
         };
         // Encoding a fixed set of numbers and short strings cannot fail; skip it if it did.
-        meta.to_payload().ok().map(|p| Frame::new(FrameKind::Script, 0, p))
+        meta.to_payload()
+            .ok()
+            .map(|p| Frame::new(FrameKind::Script, 0, p))
     }
 
     /// Metadata and the codec configuration frames a publisher sends before any
@@ -164,7 +178,13 @@ impl SyntheticSource {
         }
         let mut aac = BytesMut::new();
         if self.config.audio_bitrate > 0
-            && write_aac_sequence_header(AAC_OBJECT_TYPE, AAC_SAMPLE_RATE as u32, AAC_CHANNEL_CONFIG, &mut aac).is_ok()
+            && write_aac_sequence_header(
+                AAC_OBJECT_TYPE,
+                AAC_SAMPLE_RATE as u32,
+                AAC_CHANNEL_CONFIG,
+                &mut aac,
+            )
+            .is_ok()
         {
             frames.push(Frame::new(FrameKind::Audio, 0, aac.freeze()));
         }
@@ -202,7 +222,11 @@ impl SyntheticSource {
         }
         let keyframe = self.next_video % self.gop_frames == 0;
         self.next_video += 1;
-        let size = if keyframe { self.keyframe_bytes } else { self.interframe_bytes };
+        let size = if keyframe {
+            self.keyframe_bytes
+        } else {
+            self.interframe_bytes
+        };
         let mut body = BytesMut::with_capacity(size);
         // Composition time 0 is always in range.
         let header = avc_tag_header(keyframe, AvcPacketType::Nalu, 0).unwrap_or_default();
@@ -237,10 +261,17 @@ impl SyntheticSource {
 mod tests {
     use super::*;
     use ringcast::protocol::flv::codec::{AudioCodec, AudioTagInfo, VideoCodec, VideoTagInfo};
-    use ringcast::protocol::flv::config::{parse_audio_sequence_header, parse_video_sequence_header};
+    use ringcast::protocol::flv::config::{
+        parse_audio_sequence_header, parse_video_sequence_header,
+    };
 
     fn config() -> SyntheticConfig {
-        SyntheticConfig { video_bitrate: 600_000, audio_bitrate: 64_000, fps: 25, gop_ms: 1000 }
+        SyntheticConfig {
+            video_bitrate: 600_000,
+            audio_bitrate: 64_000,
+            fps: 25,
+            gop_ms: 1000,
+        }
     }
 
     #[test]
@@ -251,26 +282,39 @@ mod tests {
         let meta = hdrs.remove(0);
         assert_eq!(meta.kind, FrameKind::Script);
         let parsed = Metadata::parse(&meta.payload, Default::default()).unwrap();
-        assert_eq!((parsed.width, parsed.height, parsed.framerate), (Some(640.0), Some(360.0), Some(25.0)));
+        assert_eq!(
+            (parsed.width, parsed.height, parsed.framerate),
+            (Some(640.0), Some(360.0), Some(25.0))
+        );
         assert!(hdrs.iter().all(|f| f.sequence_header));
         // ringcast's own codec-config parsers read them as 640x360 AVC and AAC-LC stereo.
         let video = parse_video_sequence_header(&hdrs[0].payload).unwrap();
         assert_eq!(video.dimensions(), (640, 360));
         let audio = parse_audio_sequence_header(&hdrs[1].payload).unwrap();
-        assert_eq!((audio.object_type, audio.sample_rate, audio.channels), (2, 44_100, 2));
+        assert_eq!(
+            (audio.object_type, audio.sample_rate, audio.channels),
+            (2, 44_100, 2)
+        );
         let avc = &hdrs[0].payload;
-        assert_eq!(VideoTagInfo::parse(avc).unwrap().codec, Some(VideoCodec::Avc));
+        assert_eq!(
+            VideoTagInfo::parse(avc).unwrap().codec,
+            Some(VideoCodec::Avc)
+        );
         assert_eq!(avc[5], 1, "configurationVersion");
         assert_eq!(avc[9] & 0x03, NAL_LENGTH_SIZE - 1);
         assert_eq!(avc[10] & 0x1f, 1, "one SPS");
         assert_eq!(&avc[13..13 + SPS.len()], &SPS);
-        assert_eq!(AudioTagInfo::parse(&hdrs[1].payload).unwrap().codec, AudioCodec::Aac);
+        assert_eq!(
+            AudioTagInfo::parse(&hdrs[1].payload).unwrap().codec,
+            AudioCodec::Aac
+        );
     }
 
     #[test]
     fn hits_bitrate_gop_and_frame_rate_over_ten_seconds() {
         let mut src = SyntheticSource::new(config()).unwrap();
-        let (mut video_bytes, mut audio_bytes, mut video, mut keys) = (0usize, 0usize, 0u64, Vec::new());
+        let (mut video_bytes, mut audio_bytes, mut video, mut keys) =
+            (0usize, 0usize, 0u64, Vec::new());
         let mut last_ts = 0u32;
         while src.next_timestamp() < 10_000 {
             let f = src.next_frame();
@@ -290,14 +334,24 @@ mod tests {
         assert_eq!(video, 250);
         assert_eq!(keys, (0..10).map(|k| k * 25).collect::<Vec<_>>());
         let video_bps = video_bytes as f64 * 8.0 / 10.0;
-        assert!((video_bps - 600_000.0).abs() < 6_000.0, "video {video_bps} bit/s");
+        assert!(
+            (video_bps - 600_000.0).abs() < 6_000.0,
+            "video {video_bps} bit/s"
+        );
         let audio_bps = audio_bytes as f64 * 8.0 / 10.0;
-        assert!((audio_bps - 64_000.0).abs() < 2_000.0, "audio {audio_bps} bit/s");
+        assert!(
+            (audio_bps - 64_000.0).abs() < 2_000.0,
+            "audio {audio_bps} bit/s"
+        );
     }
 
     #[test]
     fn frames_are_one_slice_nal_without_start_code_emulation() {
-        let mut src = SyntheticSource::new(SyntheticConfig { audio_bitrate: 0, ..config() }).unwrap();
+        let mut src = SyntheticSource::new(SyntheticConfig {
+            audio_bitrate: 0,
+            ..config()
+        })
+        .unwrap();
         for i in 0..30 {
             let f = src.next_frame();
             assert_eq!(f.kind, FrameKind::Video);
@@ -313,13 +367,32 @@ mod tests {
     #[test]
     fn rejects_impossible_configs() {
         let bad_fps = SyntheticConfig { fps: 0, ..config() };
-        assert!(matches!(SyntheticSource::new(bad_fps), Err(SyntheticConfigError::Fps { .. })));
-        let bad_gop = SyntheticConfig { gop_ms: 10, ..config() };
-        assert!(matches!(SyntheticSource::new(bad_gop), Err(SyntheticConfigError::Gop { .. })));
-        let bad_rate = SyntheticConfig { video_bitrate: u64::MAX, ..config() };
-        assert!(matches!(SyntheticSource::new(bad_rate), Err(SyntheticConfigError::Bitrate { .. })));
+        assert!(matches!(
+            SyntheticSource::new(bad_fps),
+            Err(SyntheticConfigError::Fps { .. })
+        ));
+        let bad_gop = SyntheticConfig {
+            gop_ms: 10,
+            ..config()
+        };
+        assert!(matches!(
+            SyntheticSource::new(bad_gop),
+            Err(SyntheticConfigError::Gop { .. })
+        ));
+        let bad_rate = SyntheticConfig {
+            video_bitrate: u64::MAX,
+            ..config()
+        };
+        assert!(matches!(
+            SyntheticSource::new(bad_rate),
+            Err(SyntheticConfigError::Bitrate { .. })
+        ));
         // Tiny bitrates still make well-formed frames.
-        let mut tiny = SyntheticSource::new(SyntheticConfig { video_bitrate: 8, ..config() }).unwrap();
+        let mut tiny = SyntheticSource::new(SyntheticConfig {
+            video_bitrate: 8,
+            ..config()
+        })
+        .unwrap();
         assert!(tiny.next_frame().payload.len() >= MIN_VIDEO_TAG);
     }
 }

@@ -67,7 +67,10 @@ impl Target {
     /// Parses `url` and checks that it points at loopback.
     pub fn parse(url: &str) -> Result<Target, TargetError> {
         if url.len() > MAX_URL_LEN {
-            return Err(TargetError::TooLong { len: url.len(), limit: MAX_URL_LEN });
+            return Err(TargetError::TooLong {
+                len: url.len(),
+                limit: MAX_URL_LEN,
+            });
         }
         let (scheme, rest, default_port) = if let Some(r) = url.strip_prefix("http://") {
             (Scheme::HttpFlv, r, 80)
@@ -80,11 +83,13 @@ impl Target {
             Some(i) => rest.split_at(i),
             None => (rest, "/"),
         };
-        let (host, port) = split_host_port(authority, default_port).ok_or_else(|| TargetError::Port(url.into()))?;
+        let (host, port) = split_host_port(authority, default_port)
+            .ok_or_else(|| TargetError::Port(url.into()))?;
         let ip: IpAddr = if host.eq_ignore_ascii_case("localhost") {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         } else {
-            host.parse().map_err(|_| TargetError::Host(host.to_string()))?
+            host.parse()
+                .map_err(|_| TargetError::Host(host.to_string()))?
         };
         if !ip.is_loopback() {
             return Err(TargetError::NotLoopback(ip));
@@ -100,11 +105,19 @@ impl Target {
             }),
             Scheme::Rtmp => {
                 let trimmed = path.trim_start_matches('/');
-                let (app, stream) = trimmed.rsplit_once('/').ok_or_else(|| TargetError::RtmpPath(url.into()))?;
+                let (app, stream) = trimmed
+                    .rsplit_once('/')
+                    .ok_or_else(|| TargetError::RtmpPath(url.into()))?;
                 if app.is_empty() || stream.is_empty() {
                     return Err(TargetError::RtmpPath(url.into()));
                 }
-                Ok(Target { scheme, addr, authority: authority.to_string(), path: app.into(), stream: stream.into() })
+                Ok(Target {
+                    scheme,
+                    addr,
+                    authority: authority.to_string(),
+                    path: app.into(),
+                    stream: stream.into(),
+                })
             }
         }
     }
@@ -147,13 +160,22 @@ mod tests {
     #[test]
     fn parses_http_and_rtmp_loopback_urls() {
         let h = Target::parse("http://127.0.0.1:8080/live/x.flv").unwrap();
-        assert_eq!((h.scheme, h.addr.port(), h.path.as_str()), (Scheme::HttpFlv, 8080, "/live/x.flv"));
+        assert_eq!(
+            (h.scheme, h.addr.port(), h.path.as_str()),
+            (Scheme::HttpFlv, 8080, "/live/x.flv")
+        );
         let r = Target::parse("rtmp://localhost/live/x").unwrap();
-        assert_eq!((r.scheme, r.addr.port(), r.path.as_str(), r.stream.as_str()), (Scheme::Rtmp, 1935, "live", "x"));
+        assert_eq!(
+            (r.scheme, r.addr.port(), r.path.as_str(), r.stream.as_str()),
+            (Scheme::Rtmp, 1935, "live", "x")
+        );
         assert_eq!(r.tc_url(), "rtmp://localhost/live");
         let v6 = Target::parse("rtmp://[::1]:1936/app/s").unwrap();
         assert_eq!(v6.addr, "[::1]:1936".parse().unwrap());
-        assert!(Target::parse("http://127.9.9.9/a.flv").is_ok(), "all of 127/8 is loopback");
+        assert!(
+            Target::parse("http://127.9.9.9/a.flv").is_ok(),
+            "all of 127/8 is loopback"
+        );
     }
 
     #[test]
@@ -162,14 +184,31 @@ mod tests {
             Target::parse("http://10.0.0.1/x.flv"),
             Err(TargetError::NotLoopback("10.0.0.1".parse().unwrap()))
         );
-        let msg = Target::parse("rtmp://192.168.1.2/live/x").unwrap_err().to_string();
+        let msg = Target::parse("rtmp://192.168.1.2/live/x")
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("refusing non-loopback"), "{msg}");
-        assert!(matches!(Target::parse("http://example.com/x.flv"), Err(TargetError::Host(_))));
-        assert!(matches!(Target::parse("srt://127.0.0.1/x"), Err(TargetError::Scheme(_))));
-        assert!(matches!(Target::parse("rtmp://127.0.0.1/live"), Err(TargetError::RtmpPath(_))));
-        assert!(matches!(Target::parse("rtmp://127.0.0.1:99999/live/x"), Err(TargetError::Port(_))));
+        assert!(matches!(
+            Target::parse("http://example.com/x.flv"),
+            Err(TargetError::Host(_))
+        ));
+        assert!(matches!(
+            Target::parse("srt://127.0.0.1/x"),
+            Err(TargetError::Scheme(_))
+        ));
+        assert!(matches!(
+            Target::parse("rtmp://127.0.0.1/live"),
+            Err(TargetError::RtmpPath(_))
+        ));
+        assert!(matches!(
+            Target::parse("rtmp://127.0.0.1:99999/live/x"),
+            Err(TargetError::Port(_))
+        ));
         let long = format!("http://127.0.0.1/{}", "a".repeat(MAX_URL_LEN));
-        assert!(matches!(Target::parse(&long), Err(TargetError::TooLong { .. })));
+        assert!(matches!(
+            Target::parse(&long),
+            Err(TargetError::TooLong { .. })
+        ));
     }
 
     #[test]

@@ -84,7 +84,9 @@ impl ViewerMeter {
     }
 
     fn on_video(&mut self, payload: &[u8], now: Now, iv: &mut Interval) {
-        let Some(info) = VideoTagInfo::parse(payload) else { return };
+        let Some(info) = VideoTagInfo::parse(payload) else {
+            return;
+        };
         if info.sequence_header {
             if let Ok(VideoConfig::Avc(avc)) = parse_video_sequence_header(payload) {
                 self.nal_len_size = avc.nal_length_size;
@@ -101,7 +103,9 @@ impl ViewerMeter {
             if !self.playing {
                 self.playing = true;
                 iv.counters.viewers_playing += 1;
-                iv.hist.startup_ms.saturating_record(now.mono_us.saturating_sub(self.started_us) / 1000);
+                iv.hist
+                    .startup_ms
+                    .saturating_record(now.mono_us.saturating_sub(self.started_us) / 1000);
             }
             if let Some(n) = self.frames_since_keyframe {
                 iv.hist.gop_frames.saturating_record(n);
@@ -113,9 +117,13 @@ impl ViewerMeter {
         }
         if let Some(stamp) = find_stamp(payload, self.nal_len_size) {
             iv.counters.stamped_frames += 1;
-            iv.hist.latency_us.saturating_record(now.unix_us.saturating_sub(stamp.sent_unix_us).max(1));
+            iv.hist
+                .latency_us
+                .saturating_record(now.unix_us.saturating_sub(stamp.sent_unix_us).max(1));
             match self.last_sequence {
-                Some(last) if stamp.sequence > last => iv.counters.missing_frames += stamp.sequence - last - 1,
+                Some(last) if stamp.sequence > last => {
+                    iv.counters.missing_frames += stamp.sequence - last - 1
+                }
                 Some(_) => iv.counters.sequence_resets += 1,
                 None => {}
             }
@@ -149,9 +157,14 @@ impl ViewerMeter {
 /// and ffprobe does not count as frames.
 fn carries_picture(payload: &[u8], info: &VideoTagInfo) -> bool {
     use ringcast::protocol::flv::codec::ex_packet_type;
-    let Some(&b0) = payload.first() else { return false };
+    let Some(&b0) = payload.first() else {
+        return false;
+    };
     if info.enhanced {
-        matches!(b0 & 0x0f, ex_packet_type::CODED_FRAMES | ex_packet_type::CODED_FRAMES_X)
+        matches!(
+            b0 & 0x0f,
+            ex_packet_type::CODED_FRAMES | ex_packet_type::CODED_FRAMES_X
+        )
     } else if matches!(info.codec, Some(VideoCodec::Avc | VideoCodec::Hevc)) {
         payload.get(1) == Some(&1)
     } else {
@@ -178,7 +191,10 @@ mod tests {
     use crate::synthetic::{SyntheticConfig, SyntheticSource, NAL_LENGTH_SIZE};
 
     fn at(ms: u64) -> Now {
-        Now { mono_us: ms * 1000, unix_us: 1_700_000_000_000_000 + ms * 1000 }
+        Now {
+            mono_us: ms * 1000,
+            unix_us: 1_700_000_000_000_000 + ms * 1000,
+        }
     }
 
     /// A 25 fps, 1 s GOP stream, stamped as a publisher would, with sequence numbers.
@@ -195,7 +211,10 @@ mod tests {
         for seq in 0..100u64 {
             let f = src.next_frame();
             let mut out = Vec::new();
-            let stamp = Stamp { sent_unix_us: at(seq * 40).unix_us, sequence: seq };
+            let stamp = Stamp {
+                sent_unix_us: at(seq * 40).unix_us,
+                sequence: seq,
+            };
             stamp_avc_tag(&f.payload, NAL_LENGTH_SIZE, stamp, &mut out).unwrap();
             bodies.push(out);
         }
@@ -224,8 +243,14 @@ mod tests {
         assert_eq!(c.missing_frames, 2);
         assert_eq!(c.stalls, 0);
         assert_eq!(iv.hist.startup_ms.max(), 150);
-        assert!(iv.hist.latency_us.equivalent(iv.hist.latency_us.min(), 150_000));
-        assert!(iv.hist.latency_us.equivalent(iv.hist.latency_us.max(), 150_000));
+        assert!(iv
+            .hist
+            .latency_us
+            .equivalent(iv.hist.latency_us.min(), 150_000));
+        assert!(iv
+            .hist
+            .latency_us
+            .equivalent(iv.hist.latency_us.max(), 150_000));
         assert_eq!(iv.hist.latency_us.len(), 98);
         // Three whole GOPs between four keyframes; the second lost frames 30 and 31.
         assert_eq!(iv.hist.gop_frames.len(), 3);
@@ -235,17 +260,39 @@ mod tests {
 
     #[test]
     fn nal_length_size_comes_from_the_avc_sequence_header() {
-        use ringcast::protocol::flv::tag_body::{avc_tag_header, write_avc_sequence_header, AvcPacketType};
+        use ringcast::protocol::flv::tag_body::{
+            avc_tag_header, write_avc_sequence_header, AvcPacketType,
+        };
         let mut header = bytes::BytesMut::new();
-        write_avc_sequence_header(&crate::synthetic::SPS, &crate::synthetic::PPS, 2, &mut header).unwrap();
-        let mut frame = avc_tag_header(true, AvcPacketType::Nalu, 0).unwrap().to_vec();
+        write_avc_sequence_header(
+            &crate::synthetic::SPS,
+            &crate::synthetic::PPS,
+            2,
+            &mut header,
+        )
+        .unwrap();
+        let mut frame = avc_tag_header(true, AvcPacketType::Nalu, 0)
+            .unwrap()
+            .to_vec();
         frame.extend_from_slice(&[0, 4, 0x65, 1, 2, 3]);
         let mut stamped = Vec::new();
-        stamp_avc_tag(&frame, 2, Stamp { sent_unix_us: at(0).unix_us, sequence: 0 }, &mut stamped).unwrap();
+        stamp_avc_tag(
+            &frame,
+            2,
+            Stamp {
+                sent_unix_us: at(0).unix_us,
+                sequence: 0,
+            },
+            &mut stamped,
+        )
+        .unwrap();
         let mut iv = Interval::default();
         let mut v = ViewerMeter::new(at(0), true, &mut iv);
         v.on_frame(FrameKind::Video, &stamped, at(5), &mut iv);
-        assert_eq!(iv.counters.stamped_frames, 0, "read with the default 4-byte lengths, the stamp is not found");
+        assert_eq!(
+            iv.counters.stamped_frames, 0,
+            "read with the default 4-byte lengths, the stamp is not found"
+        );
         v.on_frame(FrameKind::Video, &header, at(10), &mut iv);
         v.on_frame(FrameKind::Video, &stamped, at(20), &mut iv);
         assert_eq!(iv.counters.stamped_frames, 1);
@@ -267,7 +314,10 @@ mod tests {
         v.finish(at(49 * 40 + 2000 + 100), &mut iv);
         assert_eq!(iv.counters.stalls, 1);
         assert_eq!(iv.counters.byte_stalls, 1);
-        assert_eq!(iv.hist.stall_ms.max(), iv.hist.stall_ms.highest_equivalent(2040));
+        assert_eq!(
+            iv.hist.stall_ms.max(),
+            iv.hist.stall_ms.highest_equivalent(2040)
+        );
         assert_eq!(iv.counters.missing_frames, 0);
     }
 
@@ -279,7 +329,10 @@ mod tests {
         v.on_frame(FrameKind::Video, &bodies[0], at(10), &mut iv);
         v.finish(at(3010), &mut iv);
         assert_eq!(iv.counters.stalls, 1);
-        assert_eq!(iv.hist.stall_ms.max(), iv.hist.stall_ms.highest_equivalent(3000));
+        assert_eq!(
+            iv.hist.stall_ms.max(),
+            iv.hist.stall_ms.highest_equivalent(3000)
+        );
     }
 
     #[test]
@@ -289,14 +342,22 @@ mod tests {
         let mut v = ViewerMeter::new(at(0), true, &mut iv);
         v.on_frame(FrameKind::Video, &bodies[50], at(0), &mut iv);
         v.on_frame(FrameKind::Video, &bodies[0], at(40), &mut iv);
-        assert_eq!((iv.counters.missing_frames, iv.counters.sequence_resets), (0, 1));
+        assert_eq!(
+            (iv.counters.missing_frames, iv.counters.sequence_resets),
+            (0, 1)
+        );
     }
 
     #[test]
     fn garbage_video_and_audio_never_panic() {
         let mut iv = Interval::default();
         let mut v = ViewerMeter::new(at(0), true, &mut iv);
-        for body in [&[][..], &[0x17], &[0x17, 0x00], &[0x17, 0x01, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 6]] {
+        for body in [
+            &[][..],
+            &[0x17],
+            &[0x17, 0x00],
+            &[0x17, 0x01, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 6],
+        ] {
             v.on_frame(FrameKind::Video, body, at(1), &mut iv);
             v.on_frame(FrameKind::Audio, body, at(1), &mut iv);
         }
@@ -308,9 +369,19 @@ mod tests {
         let mut iv = Interval::default();
         let mut v = ViewerMeter::new(at(0), true, &mut iv);
         v.on_frame(FrameKind::Video, &[0x17, 0x02, 0, 0, 0], at(1), &mut iv);
-        v.on_frame(FrameKind::Video, &[0x94, b'a', b'v', b'c', b'1'], at(1), &mut iv);
+        v.on_frame(
+            FrameKind::Video,
+            &[0x94, b'a', b'v', b'c', b'1'],
+            at(1),
+            &mut iv,
+        );
         assert_eq!(iv.counters.video_frames, 0);
-        v.on_frame(FrameKind::Video, &[0x93, b'a', b'v', b'c', b'1', 0, 0, 0, 1, 0x65], at(2), &mut iv);
+        v.on_frame(
+            FrameKind::Video,
+            &[0x93, b'a', b'v', b'c', b'1', 0, 0, 0, 1, 0x65],
+            at(2),
+            &mut iv,
+        );
         assert_eq!((iv.counters.video_frames, iv.counters.keyframes), (1, 1));
     }
 

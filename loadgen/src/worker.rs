@@ -46,8 +46,13 @@ fn user_data(index: usize, op: u64) -> u64 {
 
 /// Reads both clocks.
 fn now(origin: Instant) -> Now {
-    let unix_us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
-    Now { mono_us: origin.elapsed().as_micros() as u64, unix_us }
+    let unix_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    Now {
+        mono_us: origin.elapsed().as_micros() as u64,
+        unix_us,
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -97,7 +102,10 @@ impl Conn {
     }
 
     fn set_up(&self) -> bool {
-        let sampled_playing = self.meter.as_ref().map(|m| m.sampled().then(|| m.playing()));
+        let sampled_playing = self
+            .meter
+            .as_ref()
+            .map(|m| m.sampled().then(|| m.playing()));
         match (&self.proto, sampled_playing) {
             (_, Some(Some(playing))) => playing,
             (Proto::HttpFlv(h), _) => h.phase() == Phase::Streaming,
@@ -116,7 +124,11 @@ impl Conn {
 /// buffers shrink from 16 KiB towards 2 KiB so the ring stays near [`RING_BUDGET`]:
 /// at the low bitrates of big runs a frame fits in 2 KiB anyway.
 pub fn recv_ring_size(clients: u64) -> (u16, u32) {
-    let buffers = clients.saturating_mul(2).clamp(2048, 32768).next_power_of_two().min(32768);
+    let buffers = clients
+        .saturating_mul(2)
+        .clamp(2048, 32768)
+        .next_power_of_two()
+        .min(32768);
     let size = (RING_BUDGET / buffers).clamp(2048, 16 * 1024);
     (buffers as u16, size as u32)
 }
@@ -160,18 +172,39 @@ struct Worker<'a> {
 impl<'a> Worker<'a> {
     fn new(spec: &'a WorkerSpec) -> anyhow::Result<Self> {
         let base = Target::parse(&spec.url)?;
-        let targets = (0..spec.streams.max(1)).map(|i| base.for_stream(i)).collect();
+        let targets = (0..spec.streams.max(1))
+            .map(|i| base.for_stream(i))
+            .collect();
         let source = match &spec.role {
             Role::Viewers { .. } => None,
-            Role::Publishers { source: SourceSpec::Synthetic { video_bitrate, audio_bitrate, fps, gop_ms } } => {
-                let cfg = SyntheticConfig { video_bitrate: *video_bitrate, audio_bitrate: *audio_bitrate, fps: *fps, gop_ms: *gop_ms };
+            Role::Publishers {
+                source:
+                    SourceSpec::Synthetic {
+                        video_bitrate,
+                        audio_bitrate,
+                        fps,
+                        gop_ms,
+                    },
+            } => {
+                let cfg = SyntheticConfig {
+                    video_bitrate: *video_bitrate,
+                    audio_bitrate: *audio_bitrate,
+                    fps: *fps,
+                    gop_ms: *gop_ms,
+                };
                 SyntheticSource::new(cfg)?;
                 Some(SourceTemplate::Synthetic(cfg))
             }
-            Role::Publishers { source: SourceSpec::File { path } } => Some(SourceTemplate::File(FileSource::open(path)?)),
+            Role::Publishers {
+                source: SourceSpec::File { path },
+            } => Some(SourceTemplate::File(FileSource::open(path)?)),
         };
         let (recv_buffers, recv_buffer_size) = recv_ring_size(spec.count);
-        let cfg = ReactorConfig { recv_buffers, recv_buffer_size, ..ReactorConfig::default() };
+        let cfg = ReactorConfig {
+            recv_buffers,
+            recv_buffer_size,
+            ..ReactorConfig::default()
+        };
         let reactor = Reactor::new(&cfg).context("creating the io_uring reactor")?;
         Ok(Worker {
             spec,
@@ -210,17 +243,24 @@ impl<'a> Worker<'a> {
             let next_start = self.start_due(t, run_us);
             let next_frame = self.pump_publishers(t);
             let until_second = 1_000_000 - run_us % 1_000_000;
-            let wait_us = [next_start, next_frame, Some(until_second), Some(MAX_WAIT.as_micros() as u64)]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(0);
+            let wait_us = [
+                next_start,
+                next_frame,
+                Some(until_second),
+                Some(MAX_WAIT.as_micros() as u64),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(0);
             let busy_us = now(self.origin).mono_us.saturating_sub(t.mono_us) + drained_us;
             self.iv.hist.turn_us.saturating_record(busy_us.max(1));
-            self.reactor.submit_and_wait(1, Some(Duration::from_micros(wait_us.max(100))))?;
+            self.reactor
+                .submit_and_wait(1, Some(Duration::from_micros(wait_us.max(100))))?;
             let t = now(self.origin);
             let (conns, iv, events) = (&mut self.conns, &mut self.iv, &mut self.events);
-            self.reactor.drain_completions(|r, c| on_completion(r, c, conns, iv, events, t));
+            self.reactor
+                .drain_completions(|r, c| on_completion(r, c, conns, iv, events, t));
             drained_us = now(self.origin).mono_us.saturating_sub(t.mono_us);
         }
         let t = now(self.origin);
@@ -269,7 +309,9 @@ impl<'a> Worker<'a> {
 
     fn new_source(&self) -> Option<MediaSource> {
         match self.source.as_ref()? {
-            SourceTemplate::Synthetic(cfg) => SyntheticSource::new(*cfg).ok().map(MediaSource::Synthetic),
+            SourceTemplate::Synthetic(cfg) => {
+                SyntheticSource::new(*cfg).ok().map(MediaSource::Synthetic)
+            }
             SourceTemplate::File(f) => Some(MediaSource::File(f.clone())),
         }
     }
@@ -294,7 +336,9 @@ impl<'a> Worker<'a> {
             (Role::Publishers { .. }, _) => {
                 let s = session(target, ClientMode::Publish, &mut self.rng, t.mono_us / 1000);
                 let proto = match self.new_source() {
-                    Some(src) => Publisher::start(s, src, &mut out).map(|p| Proto::Publish(Box::new(p))),
+                    Some(src) => {
+                        Publisher::start(s, src, &mut out).map(|p| Proto::Publish(Box::new(p)))
+                    }
                     None => Err((Phase::Connect, FailureKind::Protocol)),
                 };
                 (None, proto)
@@ -320,7 +364,10 @@ impl<'a> Worker<'a> {
         match start_connect(target.addr, self.spec.source_octet(k)) {
             Ok(fd) => conn.fd = fd,
             Err(e) => {
-                self.iv.failures.record(Phase::Connect, e.raw_os_error().map_or(FailureKind::Io, classify_errno));
+                self.iv.failures.record(
+                    Phase::Connect,
+                    e.raw_os_error().map_or(FailureKind::Io, classify_errno),
+                );
                 conn.state = ConnState::Closed;
                 self.conns.push(conn);
                 return;
@@ -329,7 +376,14 @@ impl<'a> Worker<'a> {
         self.conns.push(conn);
         let conn = &mut self.conns[index];
         if flush(&mut self.reactor, conn, index).is_err() {
-            fail(&mut self.reactor, conn, index, &mut self.iv, Phase::Connect, FailureKind::Io);
+            fail(
+                &mut self.reactor,
+                conn,
+                index,
+                &mut self.iv,
+                Phase::Connect,
+                FailureKind::Io,
+            );
         }
     }
 
@@ -339,25 +393,36 @@ impl<'a> Worker<'a> {
         let mut next: Option<u64> = None;
         for i in 0..self.conns.len() {
             let conn = &mut self.conns[i];
-            let Proto::Publish(p) = &mut conn.proto else { continue };
+            let Proto::Publish(p) = &mut conn.proto else {
+                continue;
+            };
             if conn.state != ConnState::Open {
                 continue;
             }
             let res = p.pump(t, &mut self.iv, &mut conn.pending);
             let res = res.and_then(|due| {
                 if conn.pending.len() > MAX_PENDING_OUT {
-                    tracing::warn!(index = i, pending = conn.pending.len(), "publisher cannot send in real time");
+                    tracing::warn!(
+                        index = i,
+                        pending = conn.pending.len(),
+                        "publisher cannot send in real time"
+                    );
                     return Err((Phase::Streaming, FailureKind::Timeout));
                 }
-                flush(&mut self.reactor, conn, i).map_err(|_| (Phase::Streaming, FailureKind::Io))?;
+                flush(&mut self.reactor, conn, i)
+                    .map_err(|_| (Phase::Streaming, FailureKind::Io))?;
                 Ok(due)
             });
             match res {
-                Ok(due) => next = match (next, due) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                },
-                Err((phase, kind)) => fail_client(&mut self.reactor, conn, i, &mut self.iv, phase, kind),
+                Ok(due) => {
+                    next = match (next, due) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    }
+                }
+                Err((phase, kind)) => {
+                    fail_client(&mut self.reactor, conn, i, &mut self.iv, phase, kind)
+                }
             }
         }
         next
@@ -365,16 +430,30 @@ impl<'a> Worker<'a> {
 
     fn check_setup_deadlines(&mut self, t: Now) {
         for (i, conn) in self.conns.iter_mut().enumerate() {
-            if conn.state != ConnState::Closed && t.mono_us > conn.setup_deadline_us && !conn.set_up() {
+            if conn.state != ConnState::Closed
+                && t.mono_us > conn.setup_deadline_us
+                && !conn.set_up()
+            {
                 let phase = conn.phase();
-                fail(&mut self.reactor, conn, i, &mut self.iv, phase, FailureKind::Timeout);
+                fail(
+                    &mut self.reactor,
+                    conn,
+                    i,
+                    &mut self.iv,
+                    phase,
+                    FailureKind::Timeout,
+                );
             }
         }
     }
 }
 
 /// Starts sending `pending` if nothing is in flight.
-fn flush(reactor: &mut Reactor, conn: &mut Conn, index: usize) -> Result<(), ringcast::runtime::SubmitError> {
+fn flush(
+    reactor: &mut Reactor,
+    conn: &mut Conn,
+    index: usize,
+) -> Result<(), ringcast::runtime::SubmitError> {
     if conn.sending || conn.pending.is_empty() || conn.fd < 0 {
         return Ok(());
     }
@@ -383,11 +462,22 @@ fn flush(reactor: &mut Reactor, conn: &mut Conn, index: usize) -> Result<(), rin
     send_inflight(reactor, conn, index)
 }
 
-fn send_inflight(reactor: &mut Reactor, conn: &mut Conn, index: usize) -> Result<(), ringcast::runtime::SubmitError> {
+fn send_inflight(
+    reactor: &mut Reactor,
+    conn: &mut Conn,
+    index: usize,
+) -> Result<(), ringcast::runtime::SubmitError> {
     conn.sending = true;
     // SAFETY: `inflight` is neither modified nor dropped while the send is in flight:
     // it is only touched again from this send's completion, and conns are never removed.
-    unsafe { reactor.send(conn.fd, conn.inflight.as_ptr(), conn.inflight.len() as u32, user_data(index, OP_SEND)) }
+    unsafe {
+        reactor.send(
+            conn.fd,
+            conn.inflight.as_ptr(),
+            conn.inflight.len() as u32,
+            user_data(index, OP_SEND),
+        )
+    }
 }
 
 fn close(reactor: &mut Reactor, conn: &mut Conn, index: usize) {
@@ -406,7 +496,14 @@ fn close(reactor: &mut Reactor, conn: &mut Conn, index: usize) {
     conn.state = ConnState::Closed;
 }
 
-fn fail(reactor: &mut Reactor, conn: &mut Conn, index: usize, iv: &mut Interval, phase: Phase, kind: FailureKind) {
+fn fail(
+    reactor: &mut Reactor,
+    conn: &mut Conn,
+    index: usize,
+    iv: &mut Interval,
+    phase: Phase,
+    kind: FailureKind,
+) {
     if conn.state == ConnState::Closed {
         return;
     }
@@ -419,15 +516,30 @@ fn fail(reactor: &mut Reactor, conn: &mut Conn, index: usize, iv: &mut Interval,
 }
 
 /// Like [`fail`], keeping the publishers-up gauge right.
-fn fail_client(reactor: &mut Reactor, conn: &mut Conn, index: usize, iv: &mut Interval, phase: Phase, kind: FailureKind) {
-    let was_publishing = matches!(&conn.proto, Proto::Publish(p) if p.publishing()) && conn.state == ConnState::Open;
+fn fail_client(
+    reactor: &mut Reactor,
+    conn: &mut Conn,
+    index: usize,
+    iv: &mut Interval,
+    phase: Phase,
+    kind: FailureKind,
+) {
+    let was_publishing =
+        matches!(&conn.proto, Proto::Publish(p) if p.publishing()) && conn.state == ConnState::Open;
     fail(reactor, conn, index, iv, phase, kind);
     if was_publishing {
         iv.counters.publishers_up -= 1;
     }
 }
 
-fn on_completion(r: &mut Reactor, c: Completion, conns: &mut [Conn], iv: &mut Interval, events: &mut Vec<ClientEvent>, t: Now) {
+fn on_completion(
+    r: &mut Reactor,
+    c: Completion,
+    conns: &mut [Conn],
+    iv: &mut Interval,
+    events: &mut Vec<ClientEvent>,
+    t: Now,
+) {
     let index = (c.user_data >> OP_BITS) as usize;
     let op = c.user_data & ((1 << OP_BITS) - 1);
     let Some(conn) = conns.get_mut(index) else {
@@ -442,7 +554,11 @@ fn on_completion(r: &mut Reactor, c: Completion, conns: &mut [Conn], iv: &mut In
             let Some(id) = c.buffer_id() else {
                 if conn.state != ConnState::Closed {
                     let phase = conn.phase();
-                    let kind = if c.result == 0 { FailureKind::EarlyEof } else { classify_errno(-c.result) };
+                    let kind = if c.result == 0 {
+                        FailureKind::EarlyEof
+                    } else {
+                        classify_errno(-c.result)
+                    };
                     fail_client(r, conn, index, iv, phase, kind);
                 }
                 return;
@@ -456,7 +572,8 @@ fn on_completion(r: &mut Reactor, c: Completion, conns: &mut [Conn], iv: &mut In
                 None => Err((conn.phase(), FailureKind::Io)),
             };
             r.recycle_buffer(id);
-            let result = result.and_then(|()| flush(r, conn, index).map_err(|_| (conn.phase(), FailureKind::Io)));
+            let result = result
+                .and_then(|()| flush(r, conn, index).map_err(|_| (conn.phase(), FailureKind::Io)));
             if let Err((phase, kind)) = result {
                 fail_client(r, conn, index, iv, phase, kind);
             }
@@ -465,9 +582,17 @@ fn on_completion(r: &mut Reactor, c: Completion, conns: &mut [Conn], iv: &mut In
     }
 }
 
-fn on_data(conn: &mut Conn, data: &[u8], t: Now, iv: &mut Interval, events: &mut Vec<ClientEvent>) -> Result<(), (Phase, FailureKind)> {
+fn on_data(
+    conn: &mut Conn,
+    data: &[u8],
+    t: Now,
+    iv: &mut Interval,
+    events: &mut Vec<ClientEvent>,
+) -> Result<(), (Phase, FailureKind)> {
     match (&mut conn.proto, conn.meter.as_mut()) {
-        (Proto::HttpFlv(h), Some(meter)) => h.on_bytes(data, t, meter, iv).map_err(|e| e.classify()),
+        (Proto::HttpFlv(h), Some(meter)) => {
+            h.on_bytes(data, t, meter, iv).map_err(|e| e.classify())
+        }
         (Proto::Rtmp(v), Some(meter)) => v.on_bytes(data, t, meter, iv, &mut conn.pending, events),
         (Proto::Publish(p), _) => p.on_bytes(data, t, iv, &mut conn.pending, events),
         (_, None) => Ok(()),
@@ -489,13 +614,20 @@ fn on_sent(r: &mut Reactor, c: Completion, conn: &mut Conn, index: usize, iv: &m
         if conn.meter.is_some() {
             iv.counters.viewers_up += 1;
         }
-        if r.recv_multishot(conn.fd, user_data(index, OP_RECV)).is_err() {
+        if r.recv_multishot(conn.fd, user_data(index, OP_RECV))
+            .is_err()
+        {
             fail_client(r, conn, index, iv, Phase::Handshake, FailureKind::Io);
             return;
         }
     }
-    conn.inflight.advance((c.result as usize).min(conn.inflight.len()));
-    let res = if conn.inflight.is_empty() { flush(r, conn, index) } else { send_inflight(r, conn, index) };
+    conn.inflight
+        .advance((c.result as usize).min(conn.inflight.len()));
+    let res = if conn.inflight.is_empty() {
+        flush(r, conn, index)
+    } else {
+        send_inflight(r, conn, index)
+    };
     if res.is_err() {
         let phase = conn.phase();
         fail_client(r, conn, index, iv, phase, FailureKind::Io);
@@ -518,6 +650,9 @@ mod tests {
     #[test]
     fn user_data_keeps_index_and_op_apart() {
         let ud = user_data(123_456, OP_RECV);
-        assert_eq!((ud >> OP_BITS, ud & ((1 << OP_BITS) - 1)), (123_456, OP_RECV));
+        assert_eq!(
+            (ud >> OP_BITS, ud & ((1 << OP_BITS) - 1)),
+            (123_456, OP_RECV)
+        );
     }
 }

@@ -32,18 +32,31 @@ fn frame_and_keyframe_counts_agree_with_ffprobe() {
                 .expect("ffmpeg installed");
             let _guard = Guard(server);
             wait_for_port_or_listener(port);
-            let report = loadgen(&["play", "--url", &url, "--viewers", "1", "--duration", "3s"], &dir);
+            let report = loadgen(
+                &["play", "--url", &url, "--viewers", "1", "--duration", "3s"],
+                &dir,
+            );
             check(&report, &expected);
             // ffmpeg closes after the last frame, before the run ends: an early EOF.
             let failures = report["failures"].as_array().unwrap();
             assert_eq!(failures.len(), 1, "{failures:?}");
-            assert_eq!((failures[0]["phase"].as_str(), failures[0]["kind"].as_str()), (Some("Streaming"), Some("EarlyEof")));
+            assert_eq!(
+                (failures[0]["phase"].as_str(), failures[0]["kind"].as_str()),
+                (Some("Streaming"), Some("EarlyEof"))
+            );
             return;
         }
     };
-    let report = loadgen(&["play", "--url", &url, "--viewers", "1", "--duration", "5s"], &dir);
+    let report = loadgen(
+        &["play", "--url", &url, "--viewers", "1", "--duration", "5s"],
+        &dir,
+    );
     check(&report, &expected);
-    assert!(report["failures"].as_array().unwrap().is_empty(), "{}", report["failures"]);
+    assert!(
+        report["failures"].as_array().unwrap().is_empty(),
+        "{}",
+        report["failures"]
+    );
 }
 
 /// ffmpeg's listener accepts exactly one client, so probing it with a connect would
@@ -61,10 +74,26 @@ fn wait_for_port_or_listener(port: u16) {
 
 fn check(report: &serde_json::Value, expected: &[bool]) {
     assert_eq!(count(report, "viewers_playing"), 1);
-    assert_eq!(count(report, "video_frames"), expected.len() as u64, "every frame ffprobe decodes");
-    assert_eq!(count(report, "keyframes"), expected.iter().filter(|&&k| k).count() as u64);
+    assert_eq!(
+        count(report, "video_frames"),
+        expected.len() as u64,
+        "every frame ffprobe decodes"
+    );
+    assert_eq!(
+        count(report, "keyframes"),
+        expected.iter().filter(|&&k| k).count() as u64
+    );
     let gops = gop_lengths(expected);
-    assert_eq!(report["gop_frames"]["min"].as_f64().unwrap(), *gops.iter().min().unwrap() as f64);
-    assert_eq!(report["gop_frames"]["max"].as_f64().unwrap(), *gops.iter().max().unwrap() as f64);
-    assert_eq!(report["gop_frames"]["count"].as_u64().unwrap(), gops.len() as u64);
+    assert_eq!(
+        report["gop_frames"]["min"].as_f64().unwrap(),
+        *gops.iter().min().unwrap() as f64
+    );
+    assert_eq!(
+        report["gop_frames"]["max"].as_f64().unwrap(),
+        *gops.iter().max().unwrap() as f64
+    );
+    assert_eq!(
+        report["gop_frames"]["count"].as_u64().unwrap(),
+        gops.len() as u64
+    );
 }

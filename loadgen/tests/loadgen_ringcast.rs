@@ -14,7 +14,9 @@ use std::time::Duration;
 use common::*;
 
 fn counts_agree_with_ffprobe(scheme: &str) {
-    let Some(server) = Ringcast::start() else { return };
+    let Some(server) = Ringcast::start() else {
+        return;
+    };
     let dir = TempDir::new(&format!("ringcast-count-{scheme}"));
     let file = dir.path("src.flv");
     // 4 s GOPs; joining 5 s after the publisher starts lands inside the second GOP
@@ -28,13 +30,37 @@ fn counts_agree_with_ffprobe(scheme: &str) {
         _ => publish_url.clone(),
     };
     let publish_json = dir.path("publish.json");
-    let publish = loadgen_bg(&["publish", "--url", &publish_url, "--source", file.to_str().unwrap(), "--duration", "9s"], &publish_json);
+    let publish = loadgen_bg(
+        &[
+            "publish",
+            "--url",
+            &publish_url,
+            "--source",
+            file.to_str().unwrap(),
+            "--duration",
+            "9s",
+        ],
+        &publish_json,
+    );
     std::thread::sleep(Duration::from_millis(5000));
 
     let viewers = 20u64;
     let viewers_json = dir.path("viewers.json");
     // The viewers' window outlasts the stream: they end at its end (EarlyEof), as ffprobe does.
-    let play = loadgen_bg(&["play", "--url", &play_url, "--viewers", &viewers.to_string(), "--ramp", "0", "--duration", "15s"], &viewers_json);
+    let play = loadgen_bg(
+        &[
+            "play",
+            "--url",
+            &play_url,
+            "--viewers",
+            &viewers.to_string(),
+            "--ramp",
+            "0",
+            "--duration",
+            "15s",
+        ],
+        &viewers_json,
+    );
     let probe = ffprobe_keyflags(&play_url, &["-rw_timeout", "1500000"]);
     let report = report_of(play, &viewers_json);
     report_of(publish, &publish_json);
@@ -42,18 +68,35 @@ fn counts_agree_with_ffprobe(scheme: &str) {
     assert!(probe.len() >= 40, "ffprobe decoded {} frames", probe.len());
     assert!(probe[0], "ffprobe starts at a keyframe");
     assert_eq!(count(&report, "viewers_playing"), viewers);
-    assert_eq!(count(&report, "video_frames"), viewers * probe.len() as u64, "each viewer saw every frame ffprobe saw");
-    assert_eq!(count(&report, "keyframes"), viewers * probe.iter().filter(|&&k| k).count() as u64);
-    assert_eq!(count(&report, "stamped_frames"), count(&report, "video_frames"));
+    assert_eq!(
+        count(&report, "video_frames"),
+        viewers * probe.len() as u64,
+        "each viewer saw every frame ffprobe saw"
+    );
+    assert_eq!(
+        count(&report, "keyframes"),
+        viewers * probe.iter().filter(|&&k| k).count() as u64
+    );
+    assert_eq!(
+        count(&report, "stamped_frames"),
+        count(&report, "video_frames")
+    );
     assert_eq!(count(&report, "missing_frames"), 0);
     let gops = gop_lengths(&probe);
-    assert_eq!(report["gop_frames"]["count"].as_u64().unwrap(), viewers * gops.len() as u64);
+    assert_eq!(
+        report["gop_frames"]["count"].as_u64().unwrap(),
+        viewers * gops.len() as u64
+    );
     if let (Some(min), Some(max)) = (gops.iter().min(), gops.iter().max()) {
         assert_eq!(report["gop_frames"]["min"].as_f64().unwrap(), *min as f64);
         assert_eq!(report["gop_frames"]["max"].as_f64().unwrap(), *max as f64);
     }
     for (phase, kind, n) in failures(&report) {
-        assert_eq!((phase.as_str(), kind.as_str(), n), ("Streaming", "EarlyEof", viewers), "the stream ended once");
+        assert_eq!(
+            (phase.as_str(), kind.as_str(), n),
+            ("Streaming", "EarlyEof", viewers),
+            "the stream ended once"
+        );
     }
 }
 
@@ -69,16 +112,30 @@ fn rtmp_counts_agree_with_ffprobe() {
 
 #[test]
 fn a_frozen_ringcast_shows_up_as_stalls() {
-    let Some(server) = Ringcast::start() else { return };
+    let Some(server) = Ringcast::start() else {
+        return;
+    };
     let dir = TempDir::new("ringcast-stall");
     let name = format!("stall{}", free_port());
     let viewers = 20u64;
     let json = dir.path("run.json");
     let run = loadgen_bg(
         &[
-            "run", "--publish-url", &format!("{}/{name}", server.rtmp_app), "--play-url",
-            &format!("{}/{name}.flv", server.http_app), "--viewers", &viewers.to_string(), "--ramp", "0",
-            "--play-delay", "1s", "--duration", "7s", "--bitrate", "300k",
+            "run",
+            "--publish-url",
+            &format!("{}/{name}", server.rtmp_app),
+            "--play-url",
+            &format!("{}/{name}.flv", server.http_app),
+            "--viewers",
+            &viewers.to_string(),
+            "--ramp",
+            "0",
+            "--play-delay",
+            "1s",
+            "--duration",
+            "7s",
+            "--bitrate",
+            "300k",
         ],
         &json,
     );
@@ -91,9 +148,15 @@ fn a_frozen_ringcast_shows_up_as_stalls() {
     assert_eq!(count(&report, "viewers_playing"), viewers);
     // One ~2 s stall per viewer; a loaded test machine may add a few short ones.
     let stalls = count(&report, "stalls");
-    assert!((viewers..=2 * viewers).contains(&stalls), "{stalls} stalls for {viewers} viewers");
+    assert!(
+        (viewers..=2 * viewers).contains(&stalls),
+        "{stalls} stalls for {viewers} viewers"
+    );
     let stall = &report["stall_ms"];
-    let (p50, max) = (stall["p50"].as_f64().unwrap(), stall["max"].as_f64().unwrap());
+    let (p50, max) = (
+        stall["p50"].as_f64().unwrap(),
+        stall["max"].as_f64().unwrap(),
+    );
     assert!((1800.0..=2600.0).contains(&p50) && max <= 4000.0, "{stall}");
     assert!(failures(&report).is_empty(), "{:?}", failures(&report));
 }

@@ -23,32 +23,78 @@ fn viewer_counts_equal_ffprobe_of_the_same_stream() {
 
     let viewers_json = dir.path("viewers.json");
     let play = loadgen_bg(
-        &["play", "--url", &url, "--viewers", &viewers.to_string(), "--ramp", "0", "--duration", "6s", "--setup-timeout", "6s"],
+        &[
+            "play",
+            "--url",
+            &url,
+            "--viewers",
+            &viewers.to_string(),
+            "--ramp",
+            "0",
+            "--duration",
+            "6s",
+            "--setup-timeout",
+            "6s",
+        ],
         &viewers_json,
     );
     // ffprobe decodes the live stream and exits once it has been idle for 2.5 s.
     let probe_url = url.clone();
-    let probe = std::thread::spawn(move || ffprobe_keyflags(&probe_url, &["-rw_timeout", "2500000"]));
+    let probe =
+        std::thread::spawn(move || ffprobe_keyflags(&probe_url, &["-rw_timeout", "2500000"]));
     std::thread::sleep(Duration::from_millis(1000));
 
-    let publish = loadgen(&["publish", "--url", &url, "--source", file.to_str().unwrap(), "--duration", "3s"], &dir);
+    let publish = loadgen(
+        &[
+            "publish",
+            "--url",
+            &url,
+            "--source",
+            file.to_str().unwrap(),
+            "--duration",
+            "3s",
+        ],
+        &dir,
+    );
     let report = report_of(play, &viewers_json);
     let probe = probe.join().unwrap();
 
     assert!(count(&publish, "published_frames") > 100);
     assert!(probe.len() >= 50, "ffprobe decoded {} frames", probe.len());
     assert_eq!(count(&report, "viewers_playing"), viewers);
-    assert_eq!(count(&report, "video_frames"), viewers * probe.len() as u64, "each viewer saw every frame ffprobe saw");
-    assert_eq!(count(&report, "keyframes"), viewers * probe.iter().filter(|&&k| k).count() as u64);
-    assert_eq!(count(&report, "stamped_frames"), count(&report, "video_frames"));
+    assert_eq!(
+        count(&report, "video_frames"),
+        viewers * probe.len() as u64,
+        "each viewer saw every frame ffprobe saw"
+    );
+    assert_eq!(
+        count(&report, "keyframes"),
+        viewers * probe.iter().filter(|&&k| k).count() as u64
+    );
+    assert_eq!(
+        count(&report, "stamped_frames"),
+        count(&report, "video_frames")
+    );
     assert_eq!(count(&report, "missing_frames"), 0);
     let gops = gop_lengths(&probe);
-    assert_eq!(report["gop_frames"]["min"].as_f64().unwrap(), *gops.iter().min().unwrap() as f64);
-    assert_eq!(report["gop_frames"]["max"].as_f64().unwrap(), *gops.iter().max().unwrap() as f64);
-    assert_eq!(report["gop_frames"]["count"].as_u64().unwrap(), viewers * gops.len() as u64);
+    assert_eq!(
+        report["gop_frames"]["min"].as_f64().unwrap(),
+        *gops.iter().min().unwrap() as f64
+    );
+    assert_eq!(
+        report["gop_frames"]["max"].as_f64().unwrap(),
+        *gops.iter().max().unwrap() as f64
+    );
+    assert_eq!(
+        report["gop_frames"]["count"].as_u64().unwrap(),
+        viewers * gops.len() as u64
+    );
     // The publisher left before the viewers' run ended: each saw the stream end once.
     for (phase, kind, n) in failures(&report) {
-        assert_eq!((phase.as_str(), kind.as_str(), n), ("Streaming", "EarlyEof", viewers));
+        assert_eq!(
+            (phase.as_str(), kind.as_str(), n),
+            ("Streaming", "EarlyEof", viewers)
+        );
     }
 }
 
@@ -67,8 +113,21 @@ fn a_frozen_server_shows_up_as_stalls() {
     let json = dir.path("run.json");
     let run = loadgen_bg(
         &[
-            "run", "--publish-url", &url, "--play-url", &url, "--viewers", &viewers.to_string(), "--ramp", "0",
-            "--play-delay", "1s", "--duration", "7s", "--bitrate", "300k",
+            "run",
+            "--publish-url",
+            &url,
+            "--play-url",
+            &url,
+            "--viewers",
+            &viewers.to_string(),
+            "--ramp",
+            "0",
+            "--play-delay",
+            "1s",
+            "--duration",
+            "7s",
+            "--bitrate",
+            "300k",
         ],
         &json,
     );
@@ -81,11 +140,20 @@ fn a_frozen_server_shows_up_as_stalls() {
     assert_eq!(count(&report, "viewers_playing"), viewers);
     // One ~2 s stall per viewer; a loaded test machine may add a few short ones.
     let stalls = count(&report, "stalls");
-    assert!((viewers..=2 * viewers).contains(&stalls), "{stalls} stalls for {viewers} viewers");
+    assert!(
+        (viewers..=2 * viewers).contains(&stalls),
+        "{stalls} stalls for {viewers} viewers"
+    );
     let stall = &report["stall_ms"];
-    let (p50, max) = (stall["p50"].as_f64().unwrap(), stall["max"].as_f64().unwrap());
+    let (p50, max) = (
+        stall["p50"].as_f64().unwrap(),
+        stall["max"].as_f64().unwrap(),
+    );
     assert!((1800.0..=2600.0).contains(&p50) && max <= 4000.0, "{stall}");
     assert!(count(&report, "byte_stalls") >= viewers);
-    assert!(report["latency_ms"]["max"].as_f64().unwrap() >= 1800.0, "frames sent during the freeze arrive late");
+    assert!(
+        report["latency_ms"]["max"].as_f64().unwrap() >= 1800.0,
+        "frames sent during the freeze arrive late"
+    );
     assert!(failures(&report).is_empty(), "{:?}", failures(&report));
 }

@@ -24,7 +24,11 @@ impl Backoff {
     /// Delays starting at `first_ms`, doubling up to `max_ms` (at least `first_ms`).
     pub fn new(first_ms: u64, max_ms: u64) -> Self {
         let first_ms = first_ms.max(1);
-        Backoff { first_ms, max_ms: max_ms.max(first_ms), next_ms: first_ms }
+        Backoff {
+            first_ms,
+            max_ms: max_ms.max(first_ms),
+            next_ms: first_ms,
+        }
     }
 
     /// The delay before the next attempt; each call doubles the following one.
@@ -48,7 +52,10 @@ mod tests {
     fn doubles_to_the_cap_and_resets() {
         let mut b = Backoff::default();
         let delays: Vec<u64> = (0..8).map(|_| b.next_delay_ms()).collect();
-        assert_eq!(delays, [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]);
+        assert_eq!(
+            delays,
+            [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]
+        );
         b.reset();
         assert_eq!(b.next_delay_ms(), 1_000);
     }
@@ -60,6 +67,10 @@ mod tests {
         assert_eq!(b.next_delay_ms(), 1);
         let mut huge = Backoff::new(u64::MAX / 2 + 1, u64::MAX);
         huge.next_delay_ms();
-        assert_eq!(huge.next_delay_ms(), u64::MAX, "saturates instead of overflowing");
+        assert_eq!(
+            huge.next_delay_ms(),
+            u64::MAX,
+            "saturates instead of overflowing"
+        );
     }
 }

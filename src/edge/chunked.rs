@@ -47,7 +47,9 @@ pub struct ChunkedDecoder {
 
 impl Default for ChunkedDecoder {
     fn default() -> Self {
-        ChunkedDecoder { state: State::SizeLine { line: Vec::new() } }
+        ChunkedDecoder {
+            state: State::SizeLine { line: Vec::new() },
+        }
     }
 }
 
@@ -58,7 +60,11 @@ impl ChunkedDecoder {
     }
 
     /// Consumes `input`, calling `body` with each run of body bytes in order.
-    pub fn decode(&mut self, mut input: &[u8], mut body: impl FnMut(&[u8])) -> Result<(), ChunkedError> {
+    pub fn decode(
+        &mut self,
+        mut input: &[u8],
+        mut body: impl FnMut(&[u8]),
+    ) -> Result<(), ChunkedError> {
         while !input.is_empty() {
             match &mut self.state {
                 State::Done => return Ok(()),
@@ -66,7 +72,9 @@ impl ChunkedDecoder {
                     let end = input.iter().position(|&b| b == b'\n');
                     let take = end.map_or(input.len(), |i| i + 1);
                     if line.len() + take > MAX_SIZE_LINE {
-                        return Err(ChunkedError::SizeLineTooLong { limit: MAX_SIZE_LINE });
+                        return Err(ChunkedError::SizeLineTooLong {
+                            limit: MAX_SIZE_LINE,
+                        });
                     }
                     line.extend_from_slice(input.get(..take).unwrap_or_default());
                     input = input.get(take..).unwrap_or_default();
@@ -74,10 +82,16 @@ impl ChunkedDecoder {
                         continue;
                     }
                     let size = parse_size(line)?;
-                    self.state = if size == 0 { State::Done } else { State::Data { remaining: size } };
+                    self.state = if size == 0 {
+                        State::Done
+                    } else {
+                        State::Data { remaining: size }
+                    };
                 }
                 State::Data { remaining } => {
-                    let n = input.len().min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                    let n = input
+                        .len()
+                        .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
                     let (data, rest) = input.split_at(n);
                     body(data);
                     input = rest;
@@ -87,7 +101,9 @@ impl ChunkedDecoder {
                     }
                 }
                 State::DataEnd { seen } => {
-                    let Some((&b, rest)) = input.split_first() else { break };
+                    let Some((&b, rest)) = input.split_first() else {
+                        break;
+                    };
                     let want = if *seen == 0 { b'\r' } else { b'\n' };
                     if b != want {
                         return Err(ChunkedError::MissingCrlf);
@@ -112,7 +128,10 @@ fn parse_size(line: &[u8]) -> Result<u64, ChunkedError> {
     }
     let size = u64::from_str_radix(hex, 16).map_err(|_| ChunkedError::BadSize)?;
     if size > MAX_CHUNK {
-        return Err(ChunkedError::ChunkTooLarge { len: size, limit: MAX_CHUNK });
+        return Err(ChunkedError::ChunkTooLarge {
+            len: size,
+            limit: MAX_CHUNK,
+        });
     }
     Ok(size)
 }
@@ -134,7 +153,11 @@ mod tests {
     fn decodes_in_any_split() {
         let wire = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n";
         for step in 1..wire.len() {
-            assert_eq!(decode_split(wire, step).unwrap(), (b"hello, world".to_vec(), true), "step {step}");
+            assert_eq!(
+                decode_split(wire, step).unwrap(),
+                (b"hello, world".to_vec(), true),
+                "step {step}"
+            );
         }
     }
 
@@ -142,12 +165,23 @@ mod tests {
     fn malformed_bodies_are_typed_errors() {
         assert_eq!(decode_split(b"zz\r\n", 4), Err(ChunkedError::BadSize));
         assert_eq!(decode_split(b"\r\n", 4), Err(ChunkedError::BadSize));
-        assert_eq!(decode_split(b"2\r\nabXY", 8), Err(ChunkedError::MissingCrlf));
+        assert_eq!(
+            decode_split(b"2\r\nabXY", 8),
+            Err(ChunkedError::MissingCrlf)
+        );
         let long = vec![b'1'; MAX_SIZE_LINE + 1];
-        assert_eq!(decode_split(&long, 7), Err(ChunkedError::SizeLineTooLong { limit: MAX_SIZE_LINE }));
+        assert_eq!(
+            decode_split(&long, 7),
+            Err(ChunkedError::SizeLineTooLong {
+                limit: MAX_SIZE_LINE
+            })
+        );
         assert_eq!(
             decode_split(b"ffffffffff\r\n", 64),
-            Err(ChunkedError::ChunkTooLarge { len: 0xff_ffff_ffff, limit: MAX_CHUNK })
+            Err(ChunkedError::ChunkTooLarge {
+                len: 0xff_ffff_ffff,
+                limit: MAX_CHUNK
+            })
         );
     }
 }

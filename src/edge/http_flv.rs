@@ -69,7 +69,10 @@ impl HttpFlvClient {
             "GET {path_and_query} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: ringcast-edge\r\nAccept: */*\r\nConnection: close\r\n\r\n"
         )
         .into_bytes();
-        let limits = FlvLimits { max_tag_size: max_tag, ..FlvLimits::default() };
+        let limits = FlvLimits {
+            max_tag_size: max_tag,
+            ..FlvLimits::default()
+        };
         HttpFlvClient {
             request,
             state: State::Head(BytesMut::new()),
@@ -84,7 +87,11 @@ impl HttpFlvClient {
     }
 
     /// Consumes bytes from the origin, appending what happened to `events`.
-    pub fn handle_input(&mut self, input: &[u8], events: &mut Vec<UpstreamEvent>) -> Result<(), HttpFlvError> {
+    pub fn handle_input(
+        &mut self,
+        input: &[u8],
+        events: &mut Vec<UpstreamEvent>,
+    ) -> Result<(), HttpFlvError> {
         let body_start = match &mut self.state {
             State::Finished => return Ok(()),
             State::Body(_) => 0,
@@ -101,7 +108,11 @@ impl HttpFlvClient {
                 match status {
                     200 => {
                         events.push(UpstreamEvent::Started);
-                        let body = if chunked { Body::Chunked(ChunkedDecoder::default()) } else { Body::Identity };
+                        let body = if chunked {
+                            Body::Chunked(ChunkedDecoder::default())
+                        } else {
+                            Body::Identity
+                        };
                         self.state = State::Body(body);
                         head_len.saturating_sub(before)
                     }
@@ -119,7 +130,9 @@ impl HttpFlvClient {
     }
 
     fn body(&mut self, input: &[u8], events: &mut Vec<UpstreamEvent>) -> Result<(), HttpFlvError> {
-        let State::Body(body) = &mut self.state else { return Ok(()) };
+        let State::Body(body) = &mut self.state else {
+            return Ok(());
+        };
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         let (bytes, ended): (&[u8], bool) = match body {
@@ -164,7 +177,8 @@ fn parse_head(buf: &[u8]) -> Result<Option<(u16, usize, bool)>, HttpFlvError> {
     let status = response.code.unwrap_or(0);
     let chunked = response.headers.iter().any(|h| {
         h.name.eq_ignore_ascii_case("transfer-encoding")
-            && std::str::from_utf8(h.value).is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
+            && std::str::from_utf8(h.value)
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
     });
     Ok(Some((status, head_len, chunked)))
 }
@@ -181,7 +195,14 @@ mod tests {
         let mut prev = 0u32;
         for (i, body) in tags.iter().enumerate() {
             let mut prefix = [0u8; 15];
-            write_tag_prefix(prev, FrameKind::Video, i as u32 * 40, body.len() as u32, &mut prefix).unwrap();
+            write_tag_prefix(
+                prev,
+                FrameKind::Video,
+                i as u32 * 40,
+                body.len() as u32,
+                &mut prefix,
+            )
+            .unwrap();
             out.extend_from_slice(&prefix);
             out.extend_from_slice(body);
             prev = body.len() as u32 + 11;
@@ -205,7 +226,10 @@ mod tests {
         let mut out = BytesMut::new();
         c.start(&mut out);
         let text = String::from_utf8(out.to_vec()).unwrap();
-        assert!(text.starts_with("GET /live/cam.flv?t=1 HTTP/1.1\r\nHost: o:8080\r\n"), "{text}");
+        assert!(
+            text.starts_with("GET /live/cam.flv?t=1 HTTP/1.1\r\nHost: o:8080\r\n"),
+            "{text}"
+        );
         assert!(text.ends_with("\r\n\r\n"));
     }
 
@@ -218,10 +242,14 @@ mod tests {
         let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20);
         let mut events = Vec::new();
         for b in &wire {
-            c.handle_input(std::slice::from_ref(b), &mut events).unwrap();
+            c.handle_input(std::slice::from_ref(b), &mut events)
+                .unwrap();
         }
         assert_eq!(events.first(), Some(&UpstreamEvent::Started));
-        assert_eq!(frames(&events), vec![(0, key.to_vec()), (40, inter.to_vec())]);
+        assert_eq!(
+            frames(&events),
+            vec![(0, key.to_vec()), (40, inter.to_vec())]
+        );
     }
 
     #[test]
@@ -246,7 +274,11 @@ mod tests {
     fn not_found_and_other_statuses() {
         let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20);
         let mut events = Vec::new();
-        c.handle_input(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found", &mut events).unwrap();
+        c.handle_input(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found",
+            &mut events,
+        )
+        .unwrap();
         assert_eq!(events, vec![UpstreamEvent::NotFound]);
         let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20);
         assert_eq!(
@@ -268,10 +300,19 @@ mod tests {
         let mut endless = b"HTTP/1.1 200 OK\r\n".to_vec();
         endless.extend(b"X-A: b\r\n".repeat(MAX_HEAD / 8 + 1));
         let err = c.handle_input(&endless, &mut events).unwrap_err();
-        assert!(matches!(err, HttpFlvError::HeadTooLarge { limit: MAX_HEAD } | HttpFlvError::BadHead(_)), "{err}");
+        assert!(
+            matches!(
+                err,
+                HttpFlvError::HeadTooLarge { limit: MAX_HEAD } | HttpFlvError::BadHead(_)
+            ),
+            "{err}"
+        );
         let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 16);
         let mut wire = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
         wire.extend(flv(&[&[0u8; 64]]));
-        assert!(matches!(c.handle_input(&wire, &mut events), Err(HttpFlvError::Flv(FlvError::TagTooLarge { .. }))));
+        assert!(matches!(
+            c.handle_input(&wire, &mut events),
+            Err(HttpFlvError::Flv(FlvError::TagTooLarge { .. }))
+        ));
     }
 }

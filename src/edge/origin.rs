@@ -99,9 +99,15 @@ impl Origin {
     /// Parses and validates an origin URL.
     pub fn parse(url: &str) -> Result<Origin, OriginError> {
         if url.len() > MAX_URL_LEN {
-            return Err(OriginError::TooLong { len: url.len(), limit: MAX_URL_LEN });
+            return Err(OriginError::TooLong {
+                len: url.len(),
+                limit: MAX_URL_LEN,
+            });
         }
-        if let Some(c) = url.chars().find(|c| c.is_control() || matches!(c, ' ' | '?' | '#')) {
+        if let Some(c) = url
+            .chars()
+            .find(|c| c.is_control() || matches!(c, ' ' | '?' | '#'))
+        {
             return Err(OriginError::Character(c));
         }
         let (scheme, rest) = if let Some(rest) = url.strip_prefix("rtmp://") {
@@ -118,9 +124,19 @@ impl Origin {
         }
         let port = match port {
             None => scheme.default_port(),
-            Some(p) => p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| OriginError::Port(p.to_owned()))?,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| OriginError::Port(p.to_owned()))?,
         };
-        Ok(Origin { url: url.to_owned(), scheme, host: host.to_owned(), port, path: path.trim_matches('/').to_owned() })
+        Ok(Origin {
+            url: url.to_owned(),
+            scheme,
+            host: host.to_owned(),
+            port,
+            path: path.trim_matches('/').to_owned(),
+        })
     }
 
     /// `host:port` as written in a URL or `Host` header (IPv6 bracketed).
@@ -137,11 +153,17 @@ impl Origin {
         // Only plain visible ASCII goes upstream: a CR, LF or space from an RTMP
         // play name must not reach an HTTP request line.
         let query = query
-            .filter(|q| !q.is_empty() && q.len() <= MAX_QUERY_LEN && q.bytes().all(|b| b.is_ascii_graphic()))
+            .filter(|q| {
+                !q.is_empty() && q.len() <= MAX_QUERY_LEN && q.bytes().all(|b| b.is_ascii_graphic())
+            })
             .map(str::to_owned);
         match self.scheme {
             OriginScheme::Rtmp => {
-                let app = if self.path.is_empty() { key.app().to_owned() } else { self.path.clone() };
+                let app = if self.path.is_empty() {
+                    key.app().to_owned()
+                } else {
+                    self.path.clone()
+                };
                 UpstreamRequest::Rtmp {
                     tc_url: format!("rtmp://{}/{}", self.authority(), app),
                     app,
@@ -164,7 +186,10 @@ impl Origin {
                     path.push('?');
                     path.push_str(q);
                 }
-                UpstreamRequest::Http { path_and_query: path, host: self.authority() }
+                UpstreamRequest::Http {
+                    path_and_query: path,
+                    host: self.authority(),
+                }
             }
         }
     }
@@ -224,7 +249,9 @@ mod tests {
         let bare = Origin::parse("rtmp://mid.example").unwrap();
         assert_eq!(bare.port, 1935);
         match bare.request_for(&key(), None) {
-            UpstreamRequest::Rtmp { app, tc_url, query, .. } => {
+            UpstreamRequest::Rtmp {
+                app, tc_url, query, ..
+            } => {
                 assert_eq!(app, "live", "the viewer's app is used");
                 assert_eq!(tc_url, "rtmp://mid.example:1935/live");
                 assert_eq!(query, None);
@@ -236,16 +263,25 @@ mod tests {
     #[test]
     fn http_origin_paths() {
         let o = Origin::parse("http://[::1]:8080/").unwrap();
-        assert_eq!((o.host.as_str(), o.port, o.path.as_str()), ("::1", 8080, ""));
+        assert_eq!(
+            (o.host.as_str(), o.port, o.path.as_str()),
+            ("::1", 8080, "")
+        );
         assert_eq!(
             o.request_for(&key(), Some("t=1")),
-            UpstreamRequest::Http { path_and_query: "/live/cam.flv?t=1".into(), host: "[::1]:8080".into() }
+            UpstreamRequest::Http {
+                path_and_query: "/live/cam.flv?t=1".into(),
+                host: "[::1]:8080".into()
+            }
         );
         let prefixed = Origin::parse("http://o.example/flv/").unwrap();
         assert_eq!(prefixed.port, 80);
         assert_eq!(
             prefixed.request_for(&key(), Some("")),
-            UpstreamRequest::Http { path_and_query: "/flv/live/cam.flv".into(), host: "o.example:80".into() }
+            UpstreamRequest::Http {
+                path_and_query: "/flv/live/cam.flv".into(),
+                host: "o.example:80".into()
+            }
         );
     }
 
@@ -253,12 +289,27 @@ mod tests {
     fn bad_urls_name_the_problem() {
         assert_eq!(Origin::parse("ftp://x"), Err(OriginError::Scheme));
         assert_eq!(Origin::parse("rtmp://:1935/live"), Err(OriginError::NoHost));
-        assert_eq!(Origin::parse("rtmp://h:0/live"), Err(OriginError::Port("0".into())));
-        assert_eq!(Origin::parse("rtmp://h:99999"), Err(OriginError::Port("99999".into())));
-        assert_eq!(Origin::parse("http://h/a?b"), Err(OriginError::Character('?')));
+        assert_eq!(
+            Origin::parse("rtmp://h:0/live"),
+            Err(OriginError::Port("0".into()))
+        );
+        assert_eq!(
+            Origin::parse("rtmp://h:99999"),
+            Err(OriginError::Port("99999".into()))
+        );
+        assert_eq!(
+            Origin::parse("http://h/a?b"),
+            Err(OriginError::Character('?'))
+        );
         assert_eq!(Origin::parse("http://[::1"), Err(OriginError::NoHost));
         let long = format!("http://{}", "a".repeat(MAX_URL_LEN));
-        assert!(matches!(Origin::parse(&long), Err(OriginError::TooLong { limit: MAX_URL_LEN, .. })));
+        assert!(matches!(
+            Origin::parse(&long),
+            Err(OriginError::TooLong {
+                limit: MAX_URL_LEN,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -267,7 +318,10 @@ mod tests {
         let key = StreamKey::new("live/sub", "my cam%").unwrap();
         assert_eq!(
             o.request_for(&key, Some("a=1\r\nX-Evil: 1")),
-            UpstreamRequest::Http { path_and_query: "/live/sub/my%20cam%25.flv".into(), host: "h:1".into() }
+            UpstreamRequest::Http {
+                path_and_query: "/live/sub/my%20cam%25.flv".into(),
+                host: "h:1".into()
+            }
         );
         let rtmp = Origin::parse("rtmp://h/live").unwrap();
         match rtmp.request_for(&key, Some("t=a b")) {
@@ -282,7 +336,10 @@ mod tests {
         let q = "x".repeat(MAX_QUERY_LEN + 1);
         assert_eq!(
             o.request_for(&key(), Some(&q)),
-            UpstreamRequest::Http { path_and_query: "/live/cam.flv".into(), host: "h:1".into() }
+            UpstreamRequest::Http {
+                path_and_query: "/live/cam.flv".into(),
+                host: "h:1".into()
+            }
         );
     }
 }

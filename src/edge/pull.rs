@@ -77,10 +77,20 @@ pub struct Pull {
 impl Pull {
     /// A pull for `origins` origins asked for by a viewer on `from_core`; returns
     /// it with its first action (connect to the first origin).
-    pub fn new(origins: usize, timing: PullTiming, from_core: usize, now_ms: u64, out: &mut Vec<PullAction>) -> Pull {
+    pub fn new(
+        origins: usize,
+        timing: PullTiming,
+        from_core: usize,
+        now_ms: u64,
+        out: &mut Vec<PullAction>,
+    ) -> Pull {
         let mut waiting = CoreSet::EMPTY;
         waiting.insert(from_core);
-        let phase = if origins == 0 { Phase::Finished } else { Phase::Connecting { origin: 0 } };
+        let phase = if origins == 0 {
+            Phase::Finished
+        } else {
+            Phase::Connecting { origin: 0 }
+        };
         let pull = Pull {
             origins,
             timing,
@@ -107,7 +117,9 @@ impl Pull {
     /// The origin index in use (connecting, live or next to retry).
     pub fn origin(&self) -> Option<usize> {
         match self.phase {
-            Phase::Connecting { origin } | Phase::Live { origin } | Phase::Retrying { origin, .. } => Some(origin),
+            Phase::Connecting { origin }
+            | Phase::Live { origin }
+            | Phase::Retrying { origin, .. } => Some(origin),
             Phase::Finished => None,
         }
     }
@@ -146,7 +158,9 @@ impl Pull {
 
     /// The origin accepted the play request.
     pub fn upstream_started(&mut self, now_ms: u64, out: &mut Vec<PullAction>) {
-        let Phase::Connecting { origin } = self.phase else { return };
+        let Phase::Connecting { origin } = self.phase else {
+            return;
+        };
         self.phase = Phase::Live { origin };
         self.backoff.reset();
         out.push(PullAction::OpenStream);
@@ -188,7 +202,10 @@ impl Pull {
             return;
         }
         let until_ms = now_ms.saturating_add(self.backoff.next_delay_ms());
-        self.phase = Phase::Retrying { origin: next, until_ms };
+        self.phase = Phase::Retrying {
+            origin: next,
+            until_ms,
+        };
     }
 
     fn give_up(&mut self, out: &mut Vec<PullAction>) {
@@ -220,7 +237,9 @@ impl Pull {
         if audience > 0 {
             self.idle_since_ms = None;
         } else {
-            let since = *self.idle_since_ms.get_or_insert(now_ms.max(self.last_ready_ms));
+            let since = *self
+                .idle_since_ms
+                .get_or_insert(now_ms.max(self.last_ready_ms));
             if now_ms.saturating_sub(since) >= self.timing.idle_close_ms {
                 out.push(PullAction::CloseUpstream);
                 out.push(PullAction::Finish);
@@ -249,7 +268,10 @@ impl Pull {
 mod tests {
     use super::*;
 
-    const TIMING: PullTiming = PullTiming { idle_close_ms: 30_000, start_timeout_ms: 10_000 };
+    const TIMING: PullTiming = PullTiming {
+        idle_close_ms: 30_000,
+        start_timeout_ms: 10_000,
+    };
 
     fn cores(list: &[usize]) -> CoreSet {
         let mut set = CoreSet::EMPTY;
@@ -272,12 +294,22 @@ mod tests {
         let mut out = Vec::new();
         p.request(3, 5, &mut out);
         p.request(1, 6, &mut out);
-        assert!(out.is_empty(), "no second connect, nobody told yet: {out:?}");
+        assert!(
+            out.is_empty(),
+            "no second connect, nobody told yet: {out:?}"
+        );
         p.upstream_started(50, &mut out);
-        assert_eq!(out, vec![PullAction::OpenStream, PullAction::Ready(cores(&[1, 3]))]);
+        assert_eq!(
+            out,
+            vec![PullAction::OpenStream, PullAction::Ready(cores(&[1, 3]))]
+        );
         out.clear();
         p.request(0, 60, &mut out);
-        assert_eq!(out, vec![PullAction::Ready(cores(&[0]))], "later viewers start at once");
+        assert_eq!(
+            out,
+            vec![PullAction::Ready(cores(&[0]))],
+            "later viewers start at once"
+        );
         assert!(!p.media(), "a first start is not a recovery");
     }
 
@@ -286,13 +318,24 @@ mod tests {
         let (mut p, _) = start(3);
         let mut out = Vec::new();
         p.upstream_failed(false, 10, &mut out);
-        assert_eq!(out, vec![PullAction::Connect { origin: 1 }], "next origin at once");
+        assert_eq!(
+            out,
+            vec![PullAction::Connect { origin: 1 }],
+            "next origin at once"
+        );
         out.clear();
         p.upstream_failed(true, 20, &mut out);
         assert_eq!(out, vec![PullAction::Connect { origin: 2 }]);
         out.clear();
         p.upstream_failed(false, 30, &mut out);
-        assert_eq!(out, vec![PullAction::NotFound(cores(&[1])), PullAction::CloseUpstream, PullAction::Finish]);
+        assert_eq!(
+            out,
+            vec![
+                PullAction::NotFound(cores(&[1])),
+                PullAction::CloseUpstream,
+                PullAction::Finish
+            ]
+        );
         assert!(p.is_finished());
     }
 
@@ -307,7 +350,14 @@ mod tests {
         slow.tick(9_999, 0, &mut out);
         assert!(out.is_empty());
         slow.tick(10_000, 0, &mut out);
-        assert_eq!(out, vec![PullAction::Unavailable(cores(&[1])), PullAction::CloseUpstream, PullAction::Finish]);
+        assert_eq!(
+            out,
+            vec![
+                PullAction::Unavailable(cores(&[1])),
+                PullAction::CloseUpstream,
+                PullAction::Finish
+            ]
+        );
     }
 
     #[test]
@@ -322,7 +372,11 @@ mod tests {
         p.tick(1_999, 1, &mut out);
         assert!(out.is_empty(), "waits 1 s");
         p.tick(2_000, 1, &mut out);
-        assert_eq!(out, vec![PullAction::Connect { origin: 1 }], "next origin in the list");
+        assert_eq!(
+            out,
+            vec![PullAction::Connect { origin: 1 }],
+            "next origin in the list"
+        );
         out.clear();
         p.upstream_failed(false, 2_100, &mut out);
         assert!(out.is_empty(), "a failed retry is not another loss");
@@ -338,7 +392,11 @@ mod tests {
         out.clear();
         p.upstream_failed(false, 5_000, &mut out);
         p.tick(5_999, 1, &mut out);
-        assert_eq!(out, vec![PullAction::UpstreamLost], "backoff was reset by the success");
+        assert_eq!(
+            out,
+            vec![PullAction::UpstreamLost],
+            "backoff was reset by the success"
+        );
         out.clear();
         p.tick(6_000, 1, &mut out);
         assert_eq!(out, vec![PullAction::Connect { origin: 1 }]);
@@ -367,7 +425,10 @@ mod tests {
         assert!(p.is_finished());
         out.clear();
         p.request(2, 120_001, &mut out);
-        assert!(out.is_empty(), "a finished pull never answers; the server makes a new one");
+        assert!(
+            out.is_empty(),
+            "a finished pull never answers; the server makes a new one"
+        );
     }
 
     #[test]
@@ -390,6 +451,9 @@ mod tests {
     fn no_origins_is_unavailable_at_once() {
         let (p, out) = start(0);
         assert!(p.is_finished());
-        assert_eq!(out, vec![PullAction::Unavailable(cores(&[1])), PullAction::Finish]);
+        assert_eq!(
+            out,
+            vec![PullAction::Unavailable(cores(&[1])), PullAction::Finish]
+        );
     }
 }

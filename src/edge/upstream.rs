@@ -11,7 +11,9 @@ use super::origin::UpstreamRequest;
 use crate::protocol::payload::PayloadAllocator;
 use crate::protocol::rtmp::chunk::ChunkLimits;
 use crate::protocol::rtmp::command::status::code;
-use crate::protocol::rtmp::session::client::{ClientEvent, ClientMode, ClientSession, ClientSessionConfig};
+use crate::protocol::rtmp::session::client::{
+    ClientEvent, ClientMode, ClientSession, ClientSessionConfig,
+};
 use crate::protocol::rtmp::session::SessionError;
 use crate::protocol::Frame;
 
@@ -57,7 +59,10 @@ pub struct UpstreamLimits {
 }
 
 enum Session {
-    Rtmp { session: Box<ClientSession>, events: Vec<ClientEvent> },
+    Rtmp {
+        session: Box<ClientSession>,
+        events: Vec<ClientEvent>,
+    },
     Http(Box<HttpFlvClient>),
 }
 
@@ -69,9 +74,19 @@ pub struct Upstream {
 
 impl Upstream {
     /// A session asking for `request` (see [`super::origin::Origin::request_for`]).
-    pub fn new(request: &UpstreamRequest, limits: UpstreamLimits, rng: &mut impl RngCore, now_ms: u64) -> Self {
+    pub fn new(
+        request: &UpstreamRequest,
+        limits: UpstreamLimits,
+        rng: &mut impl RngCore,
+        now_ms: u64,
+    ) -> Self {
         let session = match request {
-            UpstreamRequest::Rtmp { app, tc_url, stream, query } => {
+            UpstreamRequest::Rtmp {
+                app,
+                tc_url,
+                stream,
+                query,
+            } => {
                 let mut config = ClientSessionConfig::new(app, tc_url, stream, ClientMode::Play);
                 config.query = query.clone();
                 config.flash_ver = "LNX 9,0,124,2".to_owned();
@@ -80,13 +95,24 @@ impl Upstream {
                     max_message_len: limits.max_message_len,
                     ..ChunkLimits::default()
                 };
-                Session::Rtmp { session: Box::new(ClientSession::new(config, rng, now_ms)), events: Vec::new() }
+                Session::Rtmp {
+                    session: Box::new(ClientSession::new(config, rng, now_ms)),
+                    events: Vec::new(),
+                }
             }
-            UpstreamRequest::Http { path_and_query, host } => {
-                Session::Http(Box::new(HttpFlvClient::new(path_and_query, host, limits.max_message_len)))
-            }
+            UpstreamRequest::Http {
+                path_and_query,
+                host,
+            } => Session::Http(Box::new(HttpFlvClient::new(
+                path_and_query,
+                host,
+                limits.max_message_len,
+            ))),
         };
-        Upstream { session, started: false }
+        Upstream {
+            session,
+            started: false,
+        }
     }
 
     /// True once the origin accepted the play request.
@@ -114,7 +140,10 @@ impl Upstream {
     ) -> Result<(), UpstreamError> {
         let before = events.len();
         let result = self.handle(input, now_ms, alloc, out, events);
-        self.started |= events.get(before..).unwrap_or_default().contains(&UpstreamEvent::Started);
+        self.started |= events
+            .get(before..)
+            .unwrap_or_default()
+            .contains(&UpstreamEvent::Started);
         result
     }
 
@@ -128,7 +157,10 @@ impl Upstream {
     ) -> Result<(), UpstreamError> {
         match &mut self.session {
             Session::Http(client) => Ok(client.handle_input(input, events)?),
-            Session::Rtmp { session, events: raw } => {
+            Session::Rtmp {
+                session,
+                events: raw,
+            } => {
                 raw.clear();
                 let result = session.handle_input_in(input, now_ms, alloc, out, raw);
                 for event in raw.drain(..) {
@@ -136,7 +168,9 @@ impl Upstream {
                         ClientEvent::PlayStarted => events.push(UpstreamEvent::Started),
                         ClientEvent::Media(frame) => events.push(UpstreamEvent::Frame(frame)),
                         ClientEvent::StreamEof => events.push(UpstreamEvent::Ended),
-                        ClientEvent::StatusError { code: status, .. } if status == code::PLAY_STREAM_NOT_FOUND => {
+                        ClientEvent::StatusError { code: status, .. }
+                            if status == code::PLAY_STREAM_NOT_FOUND =>
+                        {
                             events.push(UpstreamEvent::NotFound)
                         }
                         ClientEvent::StatusError { code, description } => {
@@ -155,12 +189,17 @@ impl Upstream {
 mod tests {
     use super::*;
     use crate::protocol::payload::HeapAllocator;
-    use crate::protocol::rtmp::session::server::{PlayRejection, ServerEvent, ServerSession, ServerSessionConfig};
+    use crate::protocol::rtmp::session::server::{
+        PlayRejection, ServerEvent, ServerSession, ServerSessionConfig,
+    };
     use crate::protocol::FrameKind;
     use rand::rngs::SmallRng;
     use rand::SeedableRng;
 
-    const LIMITS: UpstreamLimits = UpstreamLimits { max_chunk_size: 1 << 20, max_message_len: 4 << 20 };
+    const LIMITS: UpstreamLimits = UpstreamLimits {
+        max_chunk_size: 1 << 20,
+        max_message_len: 4 << 20,
+    };
 
     fn rtmp_request() -> UpstreamRequest {
         UpstreamRequest::Rtmp {
@@ -183,7 +222,9 @@ mod tests {
         for _ in 0..64 {
             let mut to_client = BytesMut::new();
             let start = server_events.len();
-            server.handle_input(&to_server, 0, &mut to_client, &mut server_events).unwrap();
+            server
+                .handle_input(&to_server, 0, &mut to_client, &mut server_events)
+                .unwrap();
             to_server.clear();
             for e in &server_events[start..] {
                 if let &ServerEvent::PlayRequested { stream_id, .. } = e {
@@ -193,11 +234,25 @@ mod tests {
                             server.write_frame(stream_id, f, &mut to_client).unwrap();
                         }
                     } else {
-                        server.reject_play(stream_id, PlayRejection::StreamNotFound, "nope", &mut to_client).unwrap();
+                        server
+                            .reject_play(
+                                stream_id,
+                                PlayRejection::StreamNotFound,
+                                "nope",
+                                &mut to_client,
+                            )
+                            .unwrap();
                     }
                 }
             }
-            up.handle_input(&to_client, 0, &mut HeapAllocator, &mut to_server, &mut events).unwrap();
+            up.handle_input(
+                &to_client,
+                0,
+                &mut HeapAllocator,
+                &mut to_server,
+                &mut events,
+            )
+            .unwrap();
             if to_client.is_empty() && to_server.is_empty() {
                 break;
             }
@@ -207,8 +262,16 @@ mod tests {
 
     #[test]
     fn rtmp_play_passes_the_query_and_delivers_frames() {
-        let key = Frame::new(FrameKind::Video, 0, bytes::Bytes::from_static(&[0x17, 1, 0, 0, 0, 9, 9]));
-        let audio = Frame::new(FrameKind::Audio, 23, bytes::Bytes::from_static(&[0xaf, 1, 5]));
+        let key = Frame::new(
+            FrameKind::Video,
+            0,
+            bytes::Bytes::from_static(&[0x17, 1, 0, 0, 0, 9, 9]),
+        );
+        let audio = Frame::new(
+            FrameKind::Audio,
+            23,
+            bytes::Bytes::from_static(&[0xaf, 1, 5]),
+        );
         let (events, server_events) = run(true, &[key.clone(), audio.clone()]);
         let query = server_events.iter().find_map(|e| match e {
             ServerEvent::PlayRequested { name, query, .. } => Some((name.clone(), query.clone())),
@@ -224,8 +287,14 @@ mod tests {
             })
             .collect();
         assert_eq!(got.len(), 2);
-        assert_eq!((got[0].payload.clone(), got[0].keyframe), (key.payload, true));
-        assert_eq!((got[1].timestamp, got[1].payload.clone()), (23, audio.payload));
+        assert_eq!(
+            (got[0].payload.clone(), got[0].keyframe),
+            (key.payload, true)
+        );
+        assert_eq!(
+            (got[1].timestamp, got[1].payload.clone()),
+            (23, audio.payload)
+        );
     }
 
     #[test]
@@ -242,6 +311,8 @@ mod tests {
         up.start(&mut out).unwrap();
         let garbage = vec![0x42u8; 4000];
         let mut events = Vec::new();
-        assert!(up.handle_input(&garbage, 0, &mut HeapAllocator, &mut out, &mut events).is_err());
+        assert!(up
+            .handle_input(&garbage, 0, &mut HeapAllocator, &mut out, &mut events)
+            .is_err());
     }
 }

@@ -97,7 +97,10 @@ impl AlignedArena {
         // try_reclaim succeeds only when no piece of a block is alive any more: it
         // then moves the view back to the start of the allocation without allocating.
         let total = self.block_size + ALIGN;
-        let reclaimable = self.retired.iter_mut().position(|block| block.try_reclaim(total));
+        let reclaimable = self
+            .retired
+            .iter_mut()
+            .position(|block| block.try_reclaim(total));
         if let Some(mut block) = reclaimable.and_then(|i| self.retired.remove(i)) {
             // SAFETY: the whole allocation was zero-initialised when created, and
             // pieces only ever wrote initialised bytes into it.
@@ -150,7 +153,11 @@ mod tests {
             assert!(piece.capacity() >= len);
             assert!(piece.is_empty());
         }
-        assert_eq!(arena.stats().oversize, 1, "only the 300 KiB request exceeds a quarter block");
+        assert_eq!(
+            arena.stats().oversize,
+            1,
+            "only the 300 KiB request exceeds a quarter block"
+        );
     }
 
     #[test]
@@ -198,7 +205,10 @@ mod tests {
         let stats = arena.stats();
         // The window spans about two blocks; once retired blocks outnumber it they
         // come back empty and are reused, so allocation stops after warm-up.
-        assert!(stats.blocks_allocated <= 1 + RETIRED_BLOCKS as u64, "{stats:?}");
+        assert!(
+            stats.blocks_allocated <= 1 + RETIRED_BLOCKS as u64,
+            "{stats:?}"
+        );
         assert!(stats.blocks_reclaimed > 200, "{stats:?}");
     }
 }

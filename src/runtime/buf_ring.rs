@@ -70,7 +70,9 @@ impl BufRing {
         if entries == 0 || !entries.is_power_of_two() || entries > MAX_RING_ENTRIES {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("recv_buffers must be a power of two in 1..={MAX_RING_ENTRIES}, got {entries}"),
+                format!(
+                    "recv_buffers must be a power of two in 1..={MAX_RING_ENTRIES}, got {entries}"
+                ),
             ));
         }
         if buffer_size == 0 || buffer_size > MAX_BUFFER_SIZE {
@@ -82,7 +84,9 @@ impl BufRing {
         let ring_len = usize::from(entries) * std::mem::size_of::<BufRingEntry>();
         let buffers_len = usize::from(entries)
             .checked_mul(buffer_size as usize)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "buffer pool size overflows"))?;
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "buffer pool size overflows")
+            })?;
         let mut ring = BufRing {
             ring: Mapping::new(ring_len)?,
             buffers: Mapping::new(buffers_len)?,

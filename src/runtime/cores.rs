@@ -88,7 +88,10 @@ impl Cores {
             Cores::All => available,
             Cores::Count(n) => {
                 if *n > available.len() {
-                    return Err(CoresError::TooMany { requested: *n, available: available.len() });
+                    return Err(CoresError::TooMany {
+                        requested: *n,
+                        available: available.len(),
+                    });
                 }
                 available.into_iter().take(*n).collect()
             }
@@ -123,10 +126,15 @@ impl CoreThreads {
     {
         let cpus = cores.resolve()?;
         if states.len() != cpus.len() {
-            return Err(CoresError::StateCount { states: states.len(), cores: cpus.len() });
+            return Err(CoresError::StateCount {
+                states: states.len(),
+                cores: cpus.len(),
+            });
         }
         let f = std::sync::Arc::new(f);
-        let mut threads = CoreThreads { handles: Vec::with_capacity(cpus.len()) };
+        let mut threads = CoreThreads {
+            handles: Vec::with_capacity(cpus.len()),
+        };
         for (index, (cpu, state)) in cpus.into_iter().zip(states).enumerate() {
             let f = std::sync::Arc::clone(&f);
             let slot = CoreSlot { index, cpu };
@@ -199,18 +207,34 @@ mod tests {
     fn selections_are_validated() {
         let n = Cores::All.resolve().unwrap().len();
         assert_eq!(Cores::Count(1).resolve().unwrap().len(), 1);
-        assert!(matches!(Cores::Count(n + 1).resolve(), Err(CoresError::TooMany { .. })));
-        assert!(matches!(Cores::Count(0).resolve(), Err(CoresError::NoCores)));
-        assert!(matches!(Cores::List(vec![100_000]).resolve(), Err(CoresError::UnknownCpu { cpu: 100_000 })));
+        assert!(matches!(
+            Cores::Count(n + 1).resolve(),
+            Err(CoresError::TooMany { .. })
+        ));
+        assert!(matches!(
+            Cores::Count(0).resolve(),
+            Err(CoresError::NoCores)
+        ));
+        assert!(matches!(
+            Cores::List(vec![100_000]).resolve(),
+            Err(CoresError::UnknownCpu { cpu: 100_000 })
+        ));
         assert!(matches!(
             CoreThreads::spawn(&Cores::Count(1), vec![1, 2], |_, _: i32| {}),
-            Err(CoresError::StateCount { states: 2, cores: 1 })
+            Err(CoresError::StateCount {
+                states: 2,
+                cores: 1
+            })
         ));
     }
 
     #[test]
     fn a_panicking_core_is_reported() {
-        let threads = CoreThreads::spawn(&Cores::Count(1), vec![()], |_, ()| panic!("boom")).unwrap();
-        assert!(matches!(threads.join(), Err(CoresError::Panicked { index: 0 })));
+        let threads =
+            CoreThreads::spawn(&Cores::Count(1), vec![()], |_, ()| panic!("boom")).unwrap();
+        assert!(matches!(
+            threads.join(),
+            Err(CoresError::Panicked { index: 0 })
+        ));
     }
 }

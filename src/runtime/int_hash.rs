@@ -45,7 +45,11 @@ mod tests {
             h.finish() >> 57
         };
         let buckets: std::collections::HashSet<u64> = (0..64).map(top).collect();
-        assert!(buckets.len() > 32, "only {} of 128 top-bit buckets", buckets.len());
+        assert!(
+            buckets.len() > 32,
+            "only {} of 128 top-bit buckets",
+            buckets.len()
+        );
     }
 
     #[test]

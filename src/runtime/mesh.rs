@@ -61,7 +61,10 @@ impl Waker {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: fd is a fresh descriptor we own.
-        Ok(Waker { fd: unsafe { OwnedFd::from_raw_fd(fd) }, notified: AtomicBool::new(false) })
+        Ok(Waker {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            notified: AtomicBool::new(false),
+        })
     }
 
     /// Writes the eventfd unless a wake is already pending; true if it wrote.
@@ -92,12 +95,20 @@ impl Mesh {
     #[allow(clippy::new_ret_no_self)]
     pub fn new<T: Send>(n: usize, capacity: usize) -> Result<Vec<CoreLink<T>>, MeshError> {
         if n == 0 || n > MAX_CORES {
-            return Err(MeshError::TooManyCores { cores: n, limit: MAX_CORES });
+            return Err(MeshError::TooManyCores {
+                cores: n,
+                limit: MAX_CORES,
+            });
         }
-        let wakers: Arc<[Waker]> = (0..n).map(|_| Waker::new()).collect::<io::Result<Vec<_>>>()?.into();
+        let wakers: Arc<[Waker]> = (0..n)
+            .map(|_| Waker::new())
+            .collect::<io::Result<Vec<_>>>()?
+            .into();
         // rings[from][to]
-        let mut producers: Vec<Vec<Option<Producer<T>>>> = (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
-        let mut consumers: Vec<Vec<Option<Consumer<T>>>> = (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        let mut producers: Vec<Vec<Option<Producer<T>>>> =
+            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        let mut consumers: Vec<Vec<Option<Consumer<T>>>> =
+            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
         for from in 0..n {
             for to in 0..n {
                 if from == to {
@@ -220,7 +231,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_shapes() {
-        assert!(matches!(Mesh::new::<u8>(0, 8), Err(MeshError::TooManyCores { .. })));
+        assert!(matches!(
+            Mesh::new::<u8>(0, 8),
+            Err(MeshError::TooManyCores { .. })
+        ));
         assert!(matches!(Mesh::new::<u8>(2, 3), Err(MeshError::Ring(_))));
     }
 
@@ -238,7 +252,10 @@ mod tests {
             let mut got = Vec::new();
             link.drain(|from, item| got.push((from, item)));
             got.sort_unstable();
-            let want: Vec<_> = (0..3).filter(|&f| f != core).map(|f| (f, (f, core))).collect();
+            let want: Vec<_> = (0..3)
+                .filter(|&f| f != core)
+                .map(|f| (f, (f, core)))
+                .collect();
             assert_eq!(got, want);
         }
     }
@@ -251,14 +268,22 @@ mod tests {
         }
         assert_eq!(links[0].flush_wakeups(), 1, "one wake for ten items");
         links[0].send(1, 10).unwrap();
-        assert_eq!(links[0].flush_wakeups(), 0, "target not drained yet: already notified");
+        assert_eq!(
+            links[0].flush_wakeups(),
+            0,
+            "target not drained yet: already notified"
+        );
         let mut counter = 0u64;
         // SAFETY: reading 8 bytes into a live u64 from our eventfd.
         let n = unsafe { libc::read(links[1].wake_fd(), (&mut counter as *mut u64).cast(), 8) };
         assert_eq!((n, counter), (8, 1));
         assert_eq!(links[1].drain(|_, _| {}), 11);
         links[0].send(1, 11).unwrap();
-        assert_eq!(links[0].flush_wakeups(), 1, "drained, so it may sleep again: wake");
+        assert_eq!(
+            links[0].flush_wakeups(),
+            1,
+            "drained, so it may sleep again: wake"
+        );
         assert_eq!(links[0].flush_wakeups(), 0, "nothing sent since");
     }
 

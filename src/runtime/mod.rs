@@ -64,7 +64,7 @@ pub mod spsc;
 pub mod timer;
 
 pub use arena::AlignedArena;
-pub use outbox::Outbox;
 pub use mesh::{CoreLink, Mesh};
+pub use outbox::Outbox;
 pub use reactor::{Completion, Reactor, ReactorConfig, ReactorFeatures, ReactorStats, SubmitError};
 pub use timer::{TimerId, TimerWheel};

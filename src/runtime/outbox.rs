@@ -94,7 +94,11 @@ impl<H> Outbox<H> {
     pub fn queue_control(&mut self, bytes: &[u8]) -> Result<(), ControlOverflow> {
         let queued = self.control_pending.len();
         if queued + bytes.len() > self.control_limit {
-            return Err(ControlOverflow { queued, adding: bytes.len(), limit: self.control_limit });
+            return Err(ControlOverflow {
+                queued,
+                adding: bytes.len(),
+                limit: self.control_limit,
+            });
         }
         self.control_pending.extend_from_slice(bytes);
         Ok(())
@@ -136,7 +140,12 @@ impl<H> Outbox<H> {
     /// returns how many it wrote; `body` must stay valid as long as `hold` lives.
     ///
     /// Returns false (and adds nothing) when the send is full.
-    pub fn push_frame(&mut self, write_prefix: impl FnOnce(&mut [u8]) -> usize, body: &[u8], hold: H) -> bool {
+    pub fn push_frame(
+        &mut self,
+        write_prefix: impl FnOnce(&mut [u8]) -> usize,
+        body: &[u8],
+        hold: H,
+    ) -> bool {
         if !self.has_room() {
             return false;
         }
@@ -172,7 +181,10 @@ impl<H> Outbox<H> {
     }
 
     fn push_iov(&mut self, ptr: *const u8, len: usize) {
-        self.iov.push(libc::iovec { iov_base: ptr as *mut libc::c_void, iov_len: len });
+        self.iov.push(libc::iovec {
+            iov_base: ptr as *mut libc::c_void,
+            iov_len: len,
+        });
         self.bytes_in_send += len;
     }
 
@@ -250,7 +262,9 @@ mod tests {
             let iovs = unsafe { std::slice::from_raw_parts(hdr.msg_iov, hdr.msg_iovlen as usize) };
             let mut flat = Vec::new();
             for iov in iovs {
-                flat.extend_from_slice(unsafe { std::slice::from_raw_parts(iov.iov_base as *const u8, iov.iov_len) });
+                flat.extend_from_slice(unsafe {
+                    std::slice::from_raw_parts(iov.iov_base as *const u8, iov.iov_len)
+                });
             }
             let take = flat.len().min(chunk_limit);
             let n = unsafe { libc::write(fd, flat.as_ptr() as *const _, take) };
@@ -280,7 +294,10 @@ mod tests {
             );
             assert!(pushed);
         }
-        assert!(!outbox.push_frame(|_| 0, b"x", Bytes::new()), "fifth frame must not fit");
+        assert!(
+            !outbox.push_frame(|_| 0, b"x", Bytes::new()),
+            "fifth frame must not fit"
+        );
         assert_eq!(outbox.bytes_queued(), 4 + 4 * 13);
         send_all(&mut outbox, a.as_raw_fd(), 7);
         assert!(!outbox.is_busy());
@@ -304,7 +321,14 @@ mod tests {
         let mut outbox: Outbox<()> = Outbox::new(1, 8);
         outbox.queue_control(b"12345").unwrap();
         let err = outbox.queue_control(b"6789").unwrap_err();
-        assert_eq!(err, ControlOverflow { queued: 5, adding: 4, limit: 8 });
+        assert_eq!(
+            err,
+            ControlOverflow {
+                queued: 5,
+                adding: 4,
+                limit: 8
+            }
+        );
     }
 
     #[test]

@@ -225,7 +225,8 @@ impl Reactor {
 
     /// Accepts connections on `listener` until cancelled; each CQE's result is a new fd.
     pub fn accept_multishot(&mut self, listener: RawFd, user_data: u64) -> Result<(), SubmitError> {
-        self.multishot.insert(user_data, Multishot::Accept(listener));
+        self.multishot
+            .insert(user_data, Multishot::Accept(listener));
         self.push(accept_entry(listener, user_data))
     }
 
@@ -302,21 +303,31 @@ impl Reactor {
         len: libc::socklen_t,
         user_data: u64,
     ) -> Result<(), SubmitError> {
-        let entry = opcode::Connect::new(types::Fd(fd), addr, len).build().user_data(user_data);
+        let entry = opcode::Connect::new(types::Fd(fd), addr, len)
+            .build()
+            .user_data(user_data);
         self.push(entry)
     }
 
     /// Closes `fd`; any multishot still armed on it is forgotten (cancel it first).
     pub fn close(&mut self, fd: RawFd, user_data: u64) -> Result<(), SubmitError> {
         self.forget_starved(fd);
-        self.push(opcode::Close::new(types::Fd(fd)).build().user_data(user_data))
+        self.push(
+            opcode::Close::new(types::Fd(fd))
+                .build()
+                .user_data(user_data),
+        )
     }
 
     /// Cancels every operation in flight on `fd`; they complete with `-ECANCELED`.
     pub fn cancel_fd(&mut self, fd: RawFd, user_data: u64) -> Result<(), SubmitError> {
         self.forget_starved(fd);
         let builder = types::CancelBuilder::fd(types::Fd(fd)).all();
-        self.push(opcode::AsyncCancel2::new(builder).build().user_data(user_data))
+        self.push(
+            opcode::AsyncCancel2::new(builder)
+                .build()
+                .user_data(user_data),
+        )
     }
 
     /// Reads the 8-byte counter of eventfd `efd` into `*buf`: a cross-core wake-up.
@@ -337,7 +348,12 @@ impl Reactor {
 
     /// Posts a CQE with `user_data`/`result` into another ring (`IORING_OP_MSG_RING`),
     /// without producing a completion on ours.
-    pub fn msg_ring(&mut self, target_ring_fd: RawFd, result: i32, user_data: u64) -> Result<(), SubmitError> {
+    pub fn msg_ring(
+        &mut self,
+        target_ring_fd: RawFd,
+        result: i32,
+        user_data: u64,
+    ) -> Result<(), SubmitError> {
         let entry = opcode::MsgRingData::new(types::Fd(target_ring_fd), result, user_data, None)
             .build()
             .flags(squeue::Flags::SKIP_SUCCESS);
@@ -453,7 +469,10 @@ impl Reactor {
             }
         }
         if self.backlog.len() >= self.backlog_limit {
-            return Err(SubmitError::BacklogFull { len: self.backlog.len(), limit: self.backlog_limit });
+            return Err(SubmitError::BacklogFull {
+                len: self.backlog.len(),
+                limit: self.backlog_limit,
+            });
         }
         self.stats.backlogged += 1;
         self.backlog.push_back(entry);
@@ -471,7 +490,12 @@ impl Reactor {
         }
     }
 
-    fn enter(&mut self, to_submit: usize, want: usize, timeout: Option<Duration>) -> io::Result<usize> {
+    fn enter(
+        &mut self,
+        to_submit: usize,
+        want: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
         let submitter = self.ring.submitter();
         if self.features.sqpoll {
             return match timeout {
@@ -578,7 +602,9 @@ impl Reactor {
         let free = usize::from(self.buffers.entries()).saturating_sub(self.buffers.held());
         let budget = free.min(self.starved.len());
         for _ in 0..budget {
-            let Some((user_data, fd)) = self.starved.pop_front() else { break };
+            let Some((user_data, fd)) = self.starved.pop_front() else {
+                break;
+            };
             self.stats.rearms += 1;
             let _ = self.requeue(recv_entry(fd, user_data), user_data);
         }
@@ -593,15 +619,21 @@ impl Drop for Reactor {
 }
 
 fn accept_entry(listener: RawFd, user_data: u64) -> squeue::Entry {
-    opcode::AcceptMulti::new(types::Fd(listener)).build().user_data(user_data)
+    opcode::AcceptMulti::new(types::Fd(listener))
+        .build()
+        .user_data(user_data)
 }
 
 fn recv_entry(fd: RawFd, user_data: u64) -> squeue::Entry {
-    opcode::RecvMulti::new(types::Fd(fd), BUFFER_GROUP).build().user_data(user_data)
+    opcode::RecvMulti::new(types::Fd(fd), BUFFER_GROUP)
+        .build()
+        .user_data(user_data)
 }
 
 fn timespec(d: Duration) -> types::Timespec {
-    types::Timespec::new().sec(d.as_secs()).nsec(d.subsec_nanos())
+    types::Timespec::new()
+        .sec(d.as_secs())
+        .nsec(d.subsec_nanos())
 }
 
 fn build_ring(cfg: &ReactorConfig) -> io::Result<(IoUring, ReactorFeatures)> {
@@ -649,5 +681,6 @@ fn build_ring(cfg: &ReactorConfig) -> io::Result<(IoUring, ReactorFeatures)> {
             }
         }
     }
-    Err(last_err.unwrap_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no io_uring mode tried")))
+    Err(last_err
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no io_uring mode tried")))
 }

@@ -15,7 +15,11 @@ pub const DEFAULT_BACKLOG: i32 = 4096;
 /// Binds a nonblocking `SO_REUSEPORT` TCP listener on `addr` (IPv4 or IPv6).
 /// IPv6 listeners are v6-only so a separate IPv4 listener can share the port.
 pub fn reuseport_listener(addr: SocketAddr, backlog: i32) -> io::Result<Socket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.cloexec(),
+        Some(Protocol::TCP),
+    )?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }

@@ -80,9 +80,14 @@ unsafe impl<T: Send> Send for Consumer<T> {}
 /// Creates a ring holding up to `capacity` items (a power of two).
 pub fn channel<T>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), SpscError> {
     if !capacity.is_power_of_two() || capacity > MAX_CAPACITY {
-        return Err(SpscError::BadCapacity { capacity, limit: MAX_CAPACITY });
+        return Err(SpscError::BadCapacity {
+            capacity,
+            limit: MAX_CAPACITY,
+        });
     }
-    let slots = (0..capacity).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect();
+    let slots = (0..capacity)
+        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+        .collect();
     let shared = Arc::new(Shared {
         head: CachePadded::new(AtomicUsize::new(0)),
         tail: CachePadded::new(AtomicUsize::new(0)),
@@ -90,8 +95,16 @@ pub fn channel<T>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), SpscErr
         mask: capacity - 1,
     });
     Ok((
-        Producer { shared: Arc::clone(&shared), cached_head: Cell::new(0), tail: Cell::new(0) },
-        Consumer { shared, cached_tail: Cell::new(0), head: Cell::new(0) },
+        Producer {
+            shared: Arc::clone(&shared),
+            cached_head: Cell::new(0),
+            tail: Cell::new(0),
+        },
+        Consumer {
+            shared,
+            cached_tail: Cell::new(0),
+            head: Cell::new(0),
+        },
     ))
 }
 
@@ -101,7 +114,8 @@ impl<T> Producer<T> {
         let tail = self.tail.get();
         let capacity = self.shared.mask + 1;
         if tail.wrapping_sub(self.cached_head.get()) >= capacity {
-            self.cached_head.set(self.shared.head.load(Ordering::Acquire));
+            self.cached_head
+                .set(self.shared.head.load(Ordering::Acquire));
             if tail.wrapping_sub(self.cached_head.get()) >= capacity {
                 return Err(item);
             }
@@ -119,7 +133,9 @@ impl<T> Producer<T> {
 
     /// Items currently queued (a snapshot; the consumer may be draining).
     pub fn len(&self) -> usize {
-        self.tail.get().wrapping_sub(self.shared.head.load(Ordering::Acquire))
+        self.tail
+            .get()
+            .wrapping_sub(self.shared.head.load(Ordering::Acquire))
     }
 
     /// True when nothing is queued.
@@ -138,7 +154,8 @@ impl<T> Consumer<T> {
     pub fn pop(&self) -> Option<T> {
         let head = self.head.get();
         if head == self.cached_tail.get() {
-            self.cached_tail.set(self.shared.tail.load(Ordering::Acquire));
+            self.cached_tail
+                .set(self.shared.tail.load(Ordering::Acquire));
             if head == self.cached_tail.get() {
                 return None;
             }
@@ -176,7 +193,10 @@ impl<T> Consumer<T> {
 
     /// Items currently ready (a snapshot).
     pub fn len(&self) -> usize {
-        self.shared.tail.load(Ordering::Acquire).wrapping_sub(self.head.get())
+        self.shared
+            .tail
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.head.get())
     }
 
     /// True when nothing is ready.
@@ -203,7 +223,10 @@ mod tests {
         assert!(channel::<u8>(0).is_err());
         assert_eq!(
             channel::<u8>(MAX_CAPACITY * 2).err(),
-            Some(SpscError::BadCapacity { capacity: MAX_CAPACITY * 2, limit: MAX_CAPACITY })
+            Some(SpscError::BadCapacity {
+                capacity: MAX_CAPACITY * 2,
+                limit: MAX_CAPACITY
+            })
         );
     }
 

@@ -63,7 +63,11 @@ impl TimerWheel {
                 deadline_tick: 0,
                 key: 0,
                 prev: NIL,
-                next: if i + 1 < capacity { (i + 1) as u32 } else { NIL },
+                next: if i + 1 < capacity {
+                    (i + 1) as u32
+                } else {
+                    NIL
+                },
                 generation: 0,
                 armed: false,
             })
@@ -89,7 +93,9 @@ impl TimerWheel {
     pub fn insert(&mut self, deadline_ms: u64, key: u64) -> Result<TimerId, TimerError> {
         let index = self.free;
         let Some(node) = self.nodes.get_mut(index as usize) else {
-            return Err(TimerError::Full { limit: self.nodes.len() });
+            return Err(TimerError::Full {
+                limit: self.nodes.len(),
+            });
         };
         self.free = node.next;
         // Round up so a timer never fires early; never schedule into the past tick

@@ -35,7 +35,9 @@ pub(super) fn arm_wake(r: &mut Reactor, state: &mut CoreState) {
 
 impl CoreState {
     pub(super) fn on_completion(&mut self, r: &mut Reactor, c: Completion) {
-        let Some(token) = Token::unpack(c.user_data) else { return };
+        let Some(token) = Token::unpack(c.user_data) else {
+            return;
+        };
         match token.op {
             Op::Accept => self.on_accept(r, token.slot as usize, c),
             Op::Recv => self.on_recv(r, token, c),
@@ -50,9 +52,14 @@ impl CoreState {
     fn on_accept(&mut self, r: &mut Reactor, index: usize, c: Completion) {
         if c.result < 0 {
             let errno = -c.result;
-            self.metrics.accept_errors.inc(AcceptErrorKind::from_errno(errno));
+            self.metrics
+                .accept_errors
+                .inc(AcceptErrorKind::from_errno(errno));
             let now = Instant::now();
-            if self.last_accept_warning.is_none_or(|t| now - t >= Duration::from_secs(1)) {
+            if self
+                .last_accept_warning
+                .is_none_or(|t| now - t >= Duration::from_secs(1))
+            {
                 self.last_accept_warning = Some(now);
                 tracing::warn!(core = self.core, errno, "accept failed; pausing accepts");
             }
@@ -73,7 +80,9 @@ impl CoreState {
             return;
         };
         if self.shutting_down.is_some() || !self.shared.try_open_connection() {
-            self.metrics.connections_refused.inc(RefuseReason::ConnectionLimit);
+            self.metrics
+                .connections_refused
+                .inc(RefuseReason::ConnectionLimit);
             unsafe { libc::close(fd) };
             return;
         }
@@ -104,7 +113,9 @@ impl CoreState {
             close_reason: CloseReason::PeerClosed,
         };
         let slot = self.conns.insert(|generation| Conn::new(setup, generation));
-        let Some(conn) = self.conns.at(slot) else { return };
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
         tracing::debug!(core = self.core, slot, fd, ?peer, ?kind, "accepted");
         let token = Token::new(Op::Recv, slot, conn.generation).pack();
         match r.recv_multishot(fd, token) {
@@ -124,7 +135,13 @@ impl CoreState {
             conn.inflight = conn.inflight.saturating_sub(1);
         }
         if c.result <= 0 {
-            tracing::debug!(core = self.core, slot = token.slot, result = c.result, more = c.more(), "receive ended");
+            tracing::debug!(
+                core = self.core,
+                slot = token.slot,
+                result = c.result,
+                more = c.more(),
+                "receive ended"
+            );
             let reason = if c.result == 0 || c.result == -libc::ECONNRESET {
                 CloseReason::PeerClosed
             } else if c.result == -libc::ECANCELED {
@@ -155,12 +172,16 @@ impl CoreState {
     }
 
     fn on_data(&mut self, slot: u32, data: &[u8]) {
-        let Some(conn) = self.conns.at(slot) else { return };
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
         let listener = conn.listener;
         match &conn.proto {
             Proto::Rtmp(rc) => {
                 if rc.publishing.is_some() {
-                    self.metrics.bytes_received.add(crate::metrics::IngestSource::Publisher, data.len() as u64);
+                    self.metrics
+                        .bytes_received
+                        .add(crate::metrics::IngestSource::Publisher, data.len() as u64);
                 }
                 self.on_rtmp_data(slot, data);
             }
@@ -172,7 +193,9 @@ impl CoreState {
 
     fn on_send(&mut self, r: &mut Reactor, token: Token, c: Completion) {
         let now = self.now_ms();
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else { return };
+        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+            return;
+        };
         // Zero-copy sends complete twice: the result, then (flagged MORE) a
         // notification once the kernel no longer reads the buffers. The outbox
         // must stay untouched until that notification.
@@ -200,7 +223,9 @@ impl CoreState {
             return;
         }
         if let Some(viewer) = &conn.viewer {
-            self.metrics.bytes_sent.add(viewer.egress.protocol(), c.result as u64);
+            self.metrics
+                .bytes_sent
+                .add(viewer.egress.protocol(), c.result as u64);
         }
         if c.result as usize >= conn.outbox.bytes_queued() {
             // The whole send left: its frames are delivered (to the kernel).
@@ -214,7 +239,13 @@ impl CoreState {
         match conn.outbox.on_sent(c.result as usize) {
             SendProgress::Partial => {
                 let msg = conn.outbox.msghdr();
-                match submit_send(r, conn.fd, msg, c.user_data, self.shared.config.runtime.zero_copy_send) {
+                match submit_send(
+                    r,
+                    conn.fd,
+                    msg,
+                    c.user_data,
+                    self.shared.config.runtime.zero_copy_send,
+                ) {
                     Ok(()) => conn.inflight += 1,
                     Err(_) => {
                         conn.outbox.release();
@@ -253,7 +284,9 @@ impl CoreState {
     /// Starts closing `slot`: detaches it from streams, cancels its operations and
     /// closes the socket. The slot is freed once every operation has finished.
     pub fn close_now(&mut self, r: &mut Reactor, slot: u32, reason: CloseReason) {
-        let Some(conn) = self.conns.at(slot) else { return };
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
         if conn.closing {
             return;
         }
@@ -264,7 +297,9 @@ impl CoreState {
         self.detach(slot);
         self.metrics.connections_closed.inc(reason);
         self.metrics.open_connections.dec(listener);
-        let Some(conn) = self.conns.at(slot) else { return };
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
         // Ending the socket's armed operations: `shutdown` makes the multishot
         // receive complete with EOF and any pending send fail, in O(1). A cancel by
         // fd would do the same but scans every pending request of the ring, which
@@ -286,7 +321,10 @@ impl CoreState {
 
     /// Frees the slot once the connection is closing and nothing is in flight.
     pub(super) fn maybe_free(&mut self, slot: u32) {
-        let free = self.conns.at(slot).is_some_and(|c| c.closing && c.inflight == 0);
+        let free = self
+            .conns
+            .at(slot)
+            .is_some_and(|c| c.closing && c.inflight == 0);
         if free {
             self.conns.remove(slot);
             self.shared.connection_closed();
@@ -296,7 +334,9 @@ impl CoreState {
     /// Removes a connection's viewer and publisher roles.
     fn detach(&mut self, slot: u32) {
         let now = self.now_ms();
-        let Some(conn) = self.conns.at(slot) else { return };
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
         if let Some(viewer) = conn.viewer.take() {
             let protocol = viewer.egress.protocol();
             self.remove_viewer(viewer.id, protocol);
@@ -340,6 +380,8 @@ pub(super) fn submit_send(
 
 fn peer_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
     // SAFETY: borrowing the fd only for the duration of the call.
-    let sock = std::mem::ManuallyDrop::new(unsafe { <socket2::Socket as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    let sock = std::mem::ManuallyDrop::new(unsafe {
+        <socket2::Socket as std::os::fd::FromRawFd>::from_raw_fd(fd)
+    });
     sock.peer_addr().ok().and_then(|a| a.as_socket())
 }

@@ -5,14 +5,14 @@ use std::os::fd::RawFd;
 
 use bytes::Bytes;
 
+use super::edge::origin_conn::OriginConn;
+use super::edge::relay::RelayConn;
 use super::egress_flv::FlvEgress;
 use super::egress_rtmp::RtmpEgress;
 use super::http_conn::HttpConn;
-use crate::runtime::outbox::Outbox;
-use super::edge::origin_conn::OriginConn;
-use super::edge::relay::RelayConn;
 use super::rtmp_conn::RtmpConn;
 use crate::metrics::{CloseReason, Listener, Protocol};
+use crate::runtime::outbox::Outbox;
 use crate::stream::{OutFrame, ViewerId};
 
 /// What keeps the bytes of one gathered-send element alive until the kernel took them.
@@ -170,7 +170,10 @@ impl Slab {
             slot.conn = Some(make(slot.generation));
             index
         } else {
-            self.slots.push(Slot { generation: 0, conn: Some(make(0)) });
+            self.slots.push(Slot {
+                generation: 0,
+                conn: Some(make(0)),
+            });
             (self.slots.len() - 1) as u32
         }
     }
@@ -185,7 +188,9 @@ impl Slab {
 
     /// The connection in `index`, whatever its generation.
     pub fn at(&mut self, index: u32) -> Option<&mut Conn> {
-        self.slots.get_mut(index as usize).and_then(|s| s.conn.as_mut())
+        self.slots
+            .get_mut(index as usize)
+            .and_then(|s| s.conn.as_mut())
     }
 
     /// Removes the connection in `index`.
@@ -209,12 +214,19 @@ impl Slab {
     /// Slot indices of open connections whose deadline is at or before `now_ms`.
     pub fn expired(&self, now_ms: u64) -> impl Iterator<Item = u32> + '_ {
         self.slots.iter().enumerate().filter_map(move |(i, s)| {
-            s.conn.as_ref().filter(|c| !c.closing && c.deadline_ms <= now_ms).map(|_| i as u32)
+            s.conn
+                .as_ref()
+                .filter(|c| !c.closing && c.deadline_ms <= now_ms)
+                .map(|_| i as u32)
         })
     }
 
     /// Slot indices of live connections.
     pub fn indices(&self) -> impl Iterator<Item = u32> + '_ {
-        self.slots.iter().enumerate().filter(|(_, s)| s.conn.is_some()).map(|(i, _)| i as u32)
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.conn.is_some())
+            .map(|(i, _)| i as u32)
     }
 }

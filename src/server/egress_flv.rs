@@ -5,7 +5,9 @@
 //! | tag header]`, at most 27 bytes, into the viewer's scratch.
 
 use crate::protocol::flv::tag::{self, FILE_HEADER_LEN, TAG_PREFIX_LEN};
-use crate::protocol::http::response::{write_chunk_size_line, CHUNK_END, CHUNK_SIZE_LINE_MAX, LAST_CHUNK};
+use crate::protocol::http::response::{
+    write_chunk_size_line, CHUNK_END, CHUNK_SIZE_LINE_MAX, LAST_CHUNK,
+};
 use crate::protocol::FrameKind;
 
 /// Most bytes [`FlvEgress::frame_prefix`] writes.
@@ -23,7 +25,11 @@ impl FlvEgress {
     /// Framing for a response with `Transfer-Encoding: chunked` (HTTP/1.1) or a
     /// close-delimited identity body (HTTP/1.0).
     pub fn new(chunked: bool) -> Self {
-        FlvEgress { chunked, prev_tag_size: 0, chunk_open: false }
+        FlvEgress {
+            chunked,
+            prev_tag_size: 0,
+            chunk_open: false,
+        }
     }
 
     /// The FLV file header (as its own HTTP chunk when chunked). Returns bytes written.
@@ -42,7 +48,13 @@ impl FlvEgress {
 
     /// The per-viewer bytes before a tag body of `body_len` bytes, or None when the
     /// body does not fit an FLV tag (24-bit size).
-    pub fn frame_prefix(&mut self, kind: FrameKind, timestamp: u32, body_len: usize, out: &mut [u8]) -> Option<usize> {
+    pub fn frame_prefix(
+        &mut self,
+        kind: FrameKind,
+        timestamp: u32,
+        body_len: usize,
+        out: &mut [u8],
+    ) -> Option<usize> {
         let body_len = u32::try_from(body_len).ok()?;
         let mut prefix = [0u8; TAG_PREFIX_LEN];
         tag::write_tag_prefix(self.prev_tag_size, kind, timestamp, body_len, &mut prefix).ok()?;
@@ -84,7 +96,6 @@ fn chunk_line(len: usize, out: &mut [u8]) -> usize {
     n
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,7 +114,8 @@ mod tests {
         let mut out = Vec::new();
         loop {
             let line_end = s.windows(2).position(|w| w == b"\r\n").unwrap();
-            let len = usize::from_str_radix(std::str::from_utf8(&s[..line_end]).unwrap(), 16).unwrap();
+            let len =
+                usize::from_str_radix(std::str::from_utf8(&s[..line_end]).unwrap(), 16).unwrap();
             s = &s[line_end + 2..];
             if len == 0 {
                 assert_eq!(s, b"\r\n");
@@ -151,5 +163,4 @@ mod tests {
             }
         }
     }
-
 }

@@ -47,7 +47,12 @@ impl RtmpEgress {
         let mut private = ChunkEncoder::new();
         // The chunk size was validated by the session when it announced it.
         let _ = private.set_chunk_size(chunk_size);
-        RtmpEgress { stream_id, chunk_size, csids, private }
+        RtmpEgress {
+            stream_id,
+            chunk_size,
+            csids,
+            private,
+        }
     }
 
     /// The chunk size this viewer's bytes are built for.
@@ -72,10 +77,20 @@ impl RtmpEgress {
         let shareable = timestamp < EXTENDED_TIMESTAMP_MARKER || payload_len <= chunk_size;
         if shareable && (body.len() >= frame.payload.len()) {
             let mut header = [0u8; MAX_CHUNK_HEADER_LEN];
-            let n = write_first_header(csid, timestamp, payload_len, frame.kind.tag_type(), self.stream_id, &mut header)
-                .ok()?;
+            let n = write_first_header(
+                csid,
+                timestamp,
+                payload_len,
+                frame.kind.tag_type(),
+                self.stream_id,
+                &mut header,
+            )
+            .ok()?;
             scratch.get_mut(..n)?.copy_from_slice(&header[..n]);
-            return Some(RtmpFrameBytes::Shared { prefix_len: n, body });
+            return Some(RtmpFrameBytes::Shared {
+                prefix_len: n,
+                body,
+            });
         }
         let msg = RtmpMessage {
             csid,
@@ -87,7 +102,9 @@ impl RtmpEgress {
         // The private encoder must start this csid with a full header: the peer's
         // last header on it came from a shared send.
         self.private.forget_chunk_stream(csid);
-        let mut out = BytesMut::with_capacity(frame.payload.len() + frame.payload.len() / chunk_size as usize * 5 + 32);
+        let mut out = BytesMut::with_capacity(
+            frame.payload.len() + frame.payload.len() / chunk_size as usize * 5 + 32,
+        );
         self.private.encode(&msg, &mut out).ok()?;
         Some(RtmpFrameBytes::Private(out.freeze()))
     }
@@ -96,7 +113,9 @@ impl RtmpEgress {
 /// The shared chunk body of `frame`, or empty when it cannot be chunked (the
 /// caller then falls back to a private encode, which reports the error).
 fn shared_body(frame: &Frame, chunk_size: u32, csid: u32) -> Bytes {
-    SharedChunks::encode(&frame.payload, chunk_size, csid).map(|s| s.body().clone()).unwrap_or_default()
+    SharedChunks::encode(&frame.payload, chunk_size, csid)
+        .map(|s| s.body().clone())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -112,7 +131,13 @@ mod tests {
         // Tell the decoder the chunk size the way a peer would learn it.
         let mut set = BytesMut::new();
         let mut enc = ChunkEncoder::new();
-        let sc = RtmpMessage { csid: 2, timestamp: 0, type_id: 1, stream_id: 0, payload: Bytes::copy_from_slice(&chunk_size.to_be_bytes()) };
+        let sc = RtmpMessage {
+            csid: 2,
+            timestamp: 0,
+            type_id: 1,
+            stream_id: 0,
+            payload: Bytes::copy_from_slice(&chunk_size.to_be_bytes()),
+        };
         enc.encode(&sc, &mut set).unwrap();
         let mut all = set.to_vec();
         all.extend_from_slice(wire);
@@ -127,7 +152,11 @@ mod tests {
         let mut ring = Ring::new(RingLimits::default());
         let mut payload = vec![0x17u8, 1, 0, 0, 0];
         payload.resize(10_000, 7);
-        let entry = ring.push(Frame::new(FrameKind::Video, 0, Bytes::from(payload.clone())), 0, 0);
+        let entry = ring.push(
+            Frame::new(FrameKind::Video, 0, Bytes::from(payload.clone())),
+            0,
+            0,
+        );
         let mut egress = RtmpEgress::new(1, 4096, OutputCsids::default());
         let mut wire = Vec::new();
         for ts in [40u32, 0x00FF_FFFF + 10] {
@@ -147,7 +176,10 @@ mod tests {
         let msgs = decode_all(4096, &wire);
         assert_eq!(msgs.len(), 2);
         for (m, ts) in msgs.iter().zip([40u32, 0x00FF_FFFF + 10]) {
-            assert_eq!((m.timestamp, m.type_id, m.stream_id, &m.payload[..]), (ts, 9, 1, &payload[..]));
+            assert_eq!(
+                (m.timestamp, m.type_id, m.stream_id, &m.payload[..]),
+                (ts, 9, 1, &payload[..])
+            );
         }
     }
 }

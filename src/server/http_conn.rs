@@ -6,13 +6,13 @@ use bytes::BytesMut;
 use super::api::{self, ApiAction};
 use super::conn::{Egress, Proto};
 use super::egress_flv::FlvEgress;
-use crate::runtime::outbox::PREFIX_SLOT;
 use super::pending::WaitingPlay;
 use super::viewer_send::PlayError;
 use super::worker::CoreState;
 use crate::metrics::{CloseReason, Listener, RefuseReason};
 use crate::protocol::http::request::{Method, Parsed, Request, RequestParser};
 use crate::protocol::http::response::{self, BodyFraming, ResponseContext};
+use crate::runtime::outbox::PREFIX_SLOT;
 use crate::stream::StreamKey;
 
 /// Most bytes buffered while a request head is incomplete (the parser's 8 KiB
@@ -47,16 +47,26 @@ fn flv_target(path: &str) -> Option<(&str, &str)> {
 impl CoreState {
     /// Bytes from an HTTP client.
     pub(super) fn on_http_data(&mut self, slot: u32, data: &[u8], listener: Listener) {
-        let Some(conn) = self.conns.at(slot) else { return };
-        let Proto::Http(http) = &mut conn.proto else { return };
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
+        let Proto::Http(http) = &mut conn.proto else {
+            return;
+        };
         if http.streaming || conn.close_after_flush {
             return;
         }
-        let take = data.len().min(MAX_BUFFERED.saturating_sub(http.buf.len()) + 1);
+        let take = data
+            .len()
+            .min(MAX_BUFFERED.saturating_sub(http.buf.len()) + 1);
         http.buf.extend_from_slice(&data[..take]);
         loop {
-            let Some(conn) = self.conns.at(slot) else { return };
-            let Proto::Http(http) = &mut conn.proto else { return };
+            let Some(conn) = self.conns.at(slot) else {
+                return;
+            };
+            let Proto::Http(http) = &mut conn.proto else {
+                return;
+            };
             match http.parser.parse(&http.buf) {
                 Ok(Parsed::Partial) => return,
                 Ok(Parsed::Complete(req)) => {
@@ -70,7 +80,11 @@ impl CoreState {
                 Err(e) => {
                     tracing::debug!(core = self.core, error = %e, "bad HTTP request");
                     let mut out = BytesMut::new();
-                    response::write_error(&ResponseContext::for_bad_request(), e.status(), &mut out);
+                    response::write_error(
+                        &ResponseContext::for_bad_request(),
+                        e.status(),
+                        &mut out,
+                    );
                     self.respond_and_close(slot, &out, CloseReason::ProtocolError);
                     return;
                 }
@@ -105,8 +119,16 @@ impl CoreState {
                 &shared.metrics,
                 || shared.snapshot(),
             );
-            let extra: Vec<(&str, &str)> = api.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            response::write_response(&ctx, api.status, api.content_type, &api.body, &extra, &mut out);
+            let extra: Vec<(&str, &str)> =
+                api.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            response::write_response(
+                &ctx,
+                api.status,
+                api.content_type,
+                &api.body,
+                &extra,
+                &mut out,
+            );
             if let Some(ApiAction::KickPublisher { app, name }) = api.action {
                 self.kick_publisher(&app, &name);
             }
@@ -114,7 +136,14 @@ impl CoreState {
         self.respond(slot, &out, ctx.keep_alive)
     }
 
-    fn on_flv_request(&mut self, slot: u32, req: &Request, ctx: ResponseContext, app: String, name: String) -> bool {
+    fn on_flv_request(
+        &mut self,
+        slot: u32,
+        req: &Request,
+        ctx: ResponseContext,
+        app: String,
+        name: String,
+    ) -> bool {
         let mut out = BytesMut::new();
         if !matches!(req.method, Method::Get | Method::Head) {
             response::write_method_not_allowed(&ctx, "GET, HEAD, OPTIONS", &mut out);
@@ -143,7 +172,9 @@ impl CoreState {
 
     /// Answers an HTTP-FLV request with an error `status`, then closes.
     pub(super) fn refuse_flv(&mut self, slot: u32, ctx: ResponseContext, status: u16) {
-        self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
+        self.metrics
+            .connections_refused
+            .inc(RefuseReason::StreamNotFound);
         let mut out = BytesMut::new();
         response::write_error(&ctx, status, &mut out);
         self.respond(slot, &out, false);
@@ -152,7 +183,12 @@ impl CoreState {
     /// Makes the connection a viewer of `key` if it is live; otherwise it waits
     /// for a publisher (when configured) or gets a 404. False: no further request
     /// is read on this connection.
-    pub(super) fn start_flv_viewer(&mut self, slot: u32, ctx: ResponseContext, key: &StreamKey) -> bool {
+    pub(super) fn start_flv_viewer(
+        &mut self,
+        slot: u32,
+        ctx: ResponseContext,
+        key: &StreamKey,
+    ) -> bool {
         if self.shared.directory.lookup(key).is_some() {
             return self.begin_flv_play(slot, ctx, key);
         }
@@ -163,7 +199,12 @@ impl CoreState {
     }
 
     /// Writes the HTTP-FLV head and starts the viewer of a live stream.
-    pub(super) fn begin_flv_play(&mut self, slot: u32, ctx: ResponseContext, key: &StreamKey) -> bool {
+    pub(super) fn begin_flv_play(
+        &mut self,
+        slot: u32,
+        ctx: ResponseContext,
+        key: &StreamKey,
+    ) -> bool {
         let mut out = BytesMut::new();
         let framing = response::write_flv_head(&ctx, &mut out);
         if framing == BodyFraming::None {
@@ -191,7 +232,9 @@ impl CoreState {
     fn respond(&mut self, slot: u32, bytes: &[u8], keep_alive: bool) -> bool {
         let idle = self.shared.config.limits.idle_timeout.as_millis() as u64;
         let now = self.now_ms();
-        let Some(conn) = self.conns.at(slot) else { return false };
+        let Some(conn) = self.conns.at(slot) else {
+            return false;
+        };
         if conn.outbox.queue_control(bytes).is_err() {
             self.close_later(slot, CloseReason::ProtocolError);
             return false;

@@ -84,7 +84,11 @@ pub enum ServeError {
 /// Runs the server until SIGTERM/SIGINT, then shuts down gracefully.
 pub fn serve(config: Config) -> Result<(), ServeError> {
     signals::install().map_err(ServeError::Signals)?;
-    let available: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let available: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     let cpus = config.server.cores.resolve(&available)?;
     let n = cpus.len();
     let wanted_fds = (config.server.max_connections as u64).saturating_add(64 * n as u64 + 64);
@@ -98,14 +102,18 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     let links = Mesh::new::<MeshMsg>(n, config.runtime.cross_core_queue)?;
     let mut per_core = Vec::with_capacity(n);
     let backlog = config.server.backlog as i32;
-    let mut ports = vec![(config.server.rtmp_listen, Listener::Rtmp), (config.server.http_listen, Listener::Http)];
+    let mut ports = vec![
+        (config.server.rtmp_listen, Listener::Rtmp),
+        (config.server.http_listen, Listener::Http),
+    ];
     if let Some(admin) = config.api.admin_listen {
         ports.push((admin, Listener::Admin));
     }
     for link in links {
         let mut listeners = Vec::new();
         for &(addr, kind) in &ports {
-            let socket = reuseport_listener(addr, backlog).map_err(|source| ServeError::Bind { addr, source })?;
+            let socket = reuseport_listener(addr, backlog)
+                .map_err(|source| ServeError::Bind { addr, source })?;
             listeners.push(CoreListener::new(socket, kind));
         }
         per_core.push((link, listeners));
@@ -120,14 +128,22 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     let failure: Arc<Mutex<Option<ServeError>>> = Arc::new(Mutex::new(None));
     let threads = {
         let (shared, failure) = (shared.clone(), failure.clone());
-        CoreThreads::spawn(&Cores::List(cpus), per_core, move |slot, (link, listeners)| {
-            let result = Worker::new(slot.index, shared.clone(), link, listeners).and_then(Worker::run);
-            if let Err(source) = result {
-                tracing::error!(core = slot.index, error = %source, "core failed; shutting down");
-                *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(ServeError::Core { core: slot.index, source });
-                signals::request();
-            }
-        })?
+        CoreThreads::spawn(
+            &Cores::List(cpus),
+            per_core,
+            move |slot, (link, listeners)| {
+                let result =
+                    Worker::new(slot.index, shared.clone(), link, listeners).and_then(Worker::run);
+                if let Err(source) = result {
+                    tracing::error!(core = slot.index, error = %source, "core failed; shutting down");
+                    *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(ServeError::Core {
+                        core: slot.index,
+                        source,
+                    });
+                    signals::request();
+                }
+            },
+        )?
     };
     threads.join()?;
     let failed = failure.lock().unwrap_or_else(|e| e.into_inner()).take();

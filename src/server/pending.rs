@@ -51,11 +51,19 @@ impl CoreState {
             return false;
         }
         let deadline_ms = self.now_ms() + wait;
-        let Some(conn) = self.conns.at(slot) else { return false };
+        let Some(conn) = self.conns.at(slot) else {
+            return false;
+        };
         // The connection's own deadline must not cut the wait short.
         conn.deadline_ms = conn.deadline_ms.max(deadline_ms + 1_000);
         let generation = conn.generation;
-        self.pending.push(Pending { slot, generation, key, play, deadline_ms });
+        self.pending.push(Pending {
+            slot,
+            generation,
+            key,
+            play,
+            deadline_ms,
+        });
         true
     }
 
@@ -66,7 +74,11 @@ impl CoreState {
         }
         let pending = std::mem::take(&mut self.pending);
         for p in pending {
-            if self.conns.get_mut(p.slot, p.generation).is_none_or(|c| c.closing) {
+            if self
+                .conns
+                .get_mut(p.slot, p.generation)
+                .is_none_or(|c| c.closing)
+            {
                 continue;
             }
             let live = self.shared.directory.lookup(&p.key).is_some();

@@ -72,9 +72,18 @@ impl CoreState {
     /// Publishes this core's report and refreshes gauges that are cheaper to
     /// recompute than to track.
     pub(super) fn publish_report(&mut self, _now_ms: u64) {
-        let owned: Vec<StreamStats> = self.shard.all_stats().filter(|s| s.owned).cloned().collect();
-        let gop_bytes: usize =
-            self.shard.all_stats().filter_map(|s| self.shard.ring_usage(s.stream_id)).map(|(_, bytes)| bytes).sum();
+        let owned: Vec<StreamStats> = self
+            .shard
+            .all_stats()
+            .filter(|s| s.owned)
+            .cloned()
+            .collect();
+        let gop_bytes: usize = self
+            .shard
+            .all_stats()
+            .filter_map(|s| self.shard.ring_usage(s.stream_id))
+            .map(|(_, bytes)| bytes)
+            .sum();
         self.metrics.gop_cache_bytes.set(gop_bytes as i64);
         self.shared.publish_report(
             self.core,
@@ -89,13 +98,18 @@ impl CoreState {
 }
 
 /// Builds the API's stream list from the directory and every core's report.
-pub fn stream_snapshots(listings: &[Listing], reports: &[CorePublished], epoch: Instant) -> Vec<StreamSnapshot> {
+pub fn stream_snapshots(
+    listings: &[Listing],
+    reports: &[CorePublished],
+    epoch: Instant,
+) -> Vec<StreamSnapshot> {
     let now_ms = epoch.elapsed().as_millis() as u64;
     let mut out: Vec<StreamSnapshot> = listings
         .iter()
         .map(|l| {
             let owner = reports.get(l.claim.owner_core);
-            let stats = owner.and_then(|r| r.owned.iter().find(|s| s.stream_id == l.claim.stream_id));
+            let stats =
+                owner.and_then(|r| r.owned.iter().find(|s| s.stream_id == l.claim.stream_id));
             let viewers_by_core: Vec<u64> = reports
                 .iter()
                 .map(|r| r.viewers.get(&l.claim.stream_id).map_or(0, |v| v.total()))
@@ -107,7 +121,8 @@ pub fn stream_snapshots(listings: &[Listing], reports: &[CorePublished], epoch: 
             StreamSnapshot {
                 app: l.key.app().to_owned(),
                 name: l.key.name().to_owned(),
-                publisher_addr: owner.and_then(|r| r.publishers.get(&l.claim.stream_id).copied().flatten()),
+                publisher_addr: owner
+                    .and_then(|r| r.publishers.get(&l.claim.stream_id).copied().flatten()),
                 origin: owner.and_then(|r| r.origins.get(&l.claim.stream_id).cloned()),
                 video: stats.and_then(|s| {
                     s.video_codec.map(|c| VideoInfo {

@@ -6,17 +6,17 @@ use rand::SeedableRng;
 
 use super::conn::{Egress, Proto};
 use super::egress_rtmp::RtmpEgress;
-use super::shared::Shared;
 use super::pending::WaitingPlay;
+use super::shared::Shared;
 use super::viewer_send::PlayError;
 use super::worker::CoreState;
 use super::MeshMsg;
 use crate::metrics::{CloseReason, IngestSource, RefuseReason};
+use crate::protocol::flv::config::parse_video_sequence_header;
 use crate::protocol::rtmp::chunk::ChunkLimits;
 use crate::protocol::rtmp::session::server::{
     PlayRejection, PublishRejection, ServerEvent, ServerSession, ServerSessionConfig,
 };
-use crate::protocol::flv::config::parse_video_sequence_header;
 use crate::protocol::{Frame, FrameKind};
 use crate::stream::{Claim, CoreMsg, EndedStream, PublishPolicy, Role, StreamId, StreamKey};
 
@@ -71,10 +71,20 @@ impl CoreState {
         let now = self.now_ms();
         let mut input = data;
         loop {
-            let Some(conn) = self.conns.at(slot) else { return };
-            let Proto::Rtmp(rc) = &mut conn.proto else { return };
+            let Some(conn) = self.conns.at(slot) else {
+                return;
+            };
+            let Proto::Rtmp(rc) = &mut conn.proto else {
+                return;
+            };
             // Published frames are written once, into this core's aligned arena.
-            let result = rc.session.handle_input_in(input, now, &mut self.arena, &mut rc.out, &mut rc.events);
+            let result = rc.session.handle_input_in(
+                input,
+                now,
+                &mut self.arena,
+                &mut rc.out,
+                &mut rc.events,
+            );
             input = &[];
             if let Err(e) = result {
                 tracing::debug!(core = self.core, peer = ?conn.peer, error = %e, "closing RTMP connection");
@@ -85,8 +95,12 @@ impl CoreState {
             for event in events {
                 self.on_rtmp_event(slot, event, now);
             }
-            let Some(conn) = self.conns.at(slot) else { return };
-            let Proto::Rtmp(rc) = &mut conn.proto else { return };
+            let Some(conn) = self.conns.at(slot) else {
+                return;
+            };
+            let Proto::Rtmp(rc) = &mut conn.proto else {
+                return;
+            };
             // A publish/play decision may have left input buffered in the session.
             if !rc.session.has_backlog() || rc.session.awaiting_decision() {
                 break;
@@ -97,8 +111,12 @@ impl CoreState {
 
     /// Moves what the session wrote into the connection's outbox.
     fn flush_session_output(&mut self, slot: u32) {
-        let Some(conn) = self.conns.at(slot) else { return };
-        let Proto::Rtmp(rc) = &mut conn.proto else { return };
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
+        let Proto::Rtmp(rc) = &mut conn.proto else {
+            return;
+        };
         if rc.out.is_empty() {
             return;
         }
@@ -112,24 +130,40 @@ impl CoreState {
 
     fn on_rtmp_event(&mut self, slot: u32, event: ServerEvent, now: u64) {
         let limits = &self.shared.config.limits;
-        let (idle, first_media) = (limits.idle_timeout.as_millis() as u64, limits.first_media_timeout.as_millis() as u64);
+        let (idle, first_media) = (
+            limits.idle_timeout.as_millis() as u64,
+            limits.first_media_timeout.as_millis() as u64,
+        );
         match event {
             ServerEvent::Connected(_) => self.set_deadline(slot, now + idle),
-            ServerEvent::PublishRequested { stream_id, app, name, .. } => {
+            ServerEvent::PublishRequested {
+                stream_id,
+                app,
+                name,
+                ..
+            } => {
                 self.on_publish(slot, stream_id, &app, &name);
                 self.set_deadline(slot, now + first_media);
             }
-            ServerEvent::PlayRequested { stream_id, app, name, query, .. } => {
-                self.on_play(slot, stream_id, &app, &name, query)
-            }
+            ServerEvent::PlayRequested {
+                stream_id,
+                app,
+                name,
+                query,
+                ..
+            } => self.on_play(slot, stream_id, &app, &name, query),
             ServerEvent::Media { frame, .. } => {
                 self.on_publisher_frame(slot, frame, now);
                 self.set_deadline(slot, now + idle);
             }
             ServerEvent::Unpublished { stream_id } => self.end_publishing_on(slot, stream_id, now),
             ServerEvent::PlayStopped { stream_id } | ServerEvent::StreamDeleted { stream_id } => {
-                let Some(conn) = self.conns.at(slot) else { return };
-                let Proto::Rtmp(rc) = &mut conn.proto else { return };
+                let Some(conn) = self.conns.at(slot) else {
+                    return;
+                };
+                let Proto::Rtmp(rc) = &mut conn.proto else {
+                    return;
+                };
                 if rc.playing == Some(stream_id) {
                     rc.playing = None;
                     if let Some(viewer) = conn.viewer.take() {
@@ -160,7 +194,9 @@ impl CoreState {
 
     fn reject_publish(&mut self, slot: u32, msg_stream: u32, why: PublishRejection, text: &str) {
         if let Some(rc) = self.session(slot) {
-            let _ = rc.session.reject_publish(msg_stream, why, text, &mut rc.out);
+            let _ = rc
+                .session
+                .reject_publish(msg_stream, why, text, &mut rc.out);
         }
         if let Some(conn) = self.conns.at(slot) {
             conn.close_after_flush = true;
@@ -171,7 +207,12 @@ impl CoreState {
     fn on_publish(&mut self, slot: u32, msg_stream: u32, app: &str, name: &str) {
         let now = self.now_ms();
         if self.session(slot).is_some_and(|rc| rc.publishing.is_some()) {
-            self.reject_publish(slot, msg_stream, PublishRejection::BadName, "already publishing");
+            self.reject_publish(
+                slot,
+                msg_stream,
+                PublishRejection::BadName,
+                "already publishing",
+            );
             return;
         }
         let key = match StreamKey::new(app, name) {
@@ -182,15 +223,26 @@ impl CoreState {
             }
         };
         if self.edge_enabled() && !self.shared.config.edge.allow_publish {
-            self.metrics.connections_refused.inc(RefuseReason::Unauthorized);
-            self.reject_publish(slot, msg_stream, PublishRejection::Denied, "publishing is disabled on this edge");
+            self.metrics
+                .connections_refused
+                .inc(RefuseReason::Unauthorized);
+            self.reject_publish(
+                slot,
+                msg_stream,
+                PublishRejection::Denied,
+                "publishing is disabled on this edge",
+            );
             return;
         }
-        let policy = PublishPolicy { takeover: self.shared.config.stream.takeover };
+        let policy = PublishPolicy {
+            takeover: self.shared.config.stream.takeover,
+        };
         let granted = match self.shared.directory.claim(&key, self.core, policy) {
             Ok(granted) => granted,
             Err(e) => {
-                self.metrics.connections_refused.inc(RefuseReason::DuplicatePublish);
+                self.metrics
+                    .connections_refused
+                    .inc(RefuseReason::DuplicatePublish);
                 tracing::info!(core = self.core, %key, error = %e, "publish refused");
                 self.reject_publish(slot, msg_stream, PublishRejection::BadName, &e.to_string());
                 return;
@@ -213,7 +265,10 @@ impl CoreState {
             }
             previous => {
                 if let Some(prev) = previous {
-                    let kick = CoreMsg::Kick { stream_id: prev.stream_id, generation: prev.generation };
+                    let kick = CoreMsg::Kick {
+                        stream_id: prev.stream_id,
+                        generation: prev.generation,
+                    };
                     if prev.owner_core == self.core {
                         self.on_stream_msg(kick);
                     } else {
@@ -221,7 +276,14 @@ impl CoreState {
                     }
                 }
                 self.shard
-                    .open_stream(key.clone(), claim.stream_id, Role::Owner { generation: claim.generation }, now)
+                    .open_stream(
+                        key.clone(),
+                        claim.stream_id,
+                        Role::Owner {
+                            generation: claim.generation,
+                        },
+                        now,
+                    )
                     .map(|_| ())
             }
         };
@@ -240,12 +302,20 @@ impl CoreState {
         self.start_relays(&key);
         if let Some(rc) = self.session(slot) {
             let _ = rc.session.accept_publish(msg_stream, &mut rc.out);
-            rc.publishing = Some(Publishing { msg_stream, key, claim });
+            rc.publishing = Some(Publishing {
+                msg_stream,
+                key,
+                claim,
+            });
         }
     }
 
     fn on_publisher_frame(&mut self, slot: u32, frame: Frame, now: u64) {
-        let Some(stream_id) = self.session(slot).and_then(|rc| rc.publishing.as_ref()).map(|p| p.claim.stream_id) else {
+        let Some(stream_id) = self
+            .session(slot)
+            .and_then(|rc| rc.publishing.as_ref())
+            .map(|p| p.claim.stream_id)
+        else {
             return;
         };
         self.metrics.frames_received.inc(IngestSource::Publisher);
@@ -263,7 +333,8 @@ impl CoreState {
         }
         let (wake, replicate_to, forward) = match self.shard.push_frame(stream_id, frame, now) {
             Ok(pushed) => {
-                let forward = (!pushed.replicate_to.is_empty()).then(|| pushed.entry.frame().clone());
+                let forward =
+                    (!pushed.replicate_to.is_empty()).then(|| pushed.entry.frame().clone());
                 (pushed.wake.to_vec(), pushed.replicate_to, forward)
             }
             Err(e) => {
@@ -278,7 +349,13 @@ impl CoreState {
         }
         if let Some(frame) = forward {
             for core in replicate_to.iter() {
-                self.send_to_core(core, MeshMsg::Stream(CoreMsg::Frame { stream_id, frame: frame.clone() }));
+                self.send_to_core(
+                    core,
+                    MeshMsg::Stream(CoreMsg::Frame {
+                        stream_id,
+                        frame: frame.clone(),
+                    }),
+                );
             }
         }
     }
@@ -286,7 +363,10 @@ impl CoreState {
     /// Ends the publishing on `slot` if it is on message stream `msg_stream`: an
     /// event about another stream of the same connection (one it plays) leaves it.
     fn end_publishing_on(&mut self, slot: u32, msg_stream: u32, now: u64) {
-        let on_it = self.session(slot).and_then(|rc| rc.publishing.as_ref()).is_some_and(|p| p.msg_stream == msg_stream);
+        let on_it = self
+            .session(slot)
+            .and_then(|rc| rc.publishing.as_ref())
+            .is_some_and(|p| p.msg_stream == msg_stream);
         if on_it {
             self.end_publishing(slot, now);
         }
@@ -295,7 +375,9 @@ impl CoreState {
     /// The publisher on `slot` (if any) stopped: its stream ends, or waits for a
     /// new publisher during the grace period.
     pub fn end_publishing(&mut self, slot: u32, now: u64) {
-        let Some(publishing) = self.session(slot).and_then(|rc| rc.publishing.take()) else { return };
+        let Some(publishing) = self.session(slot).and_then(|rc| rc.publishing.take()) else {
+            return;
+        };
         let Publishing { key, claim, .. } = publishing;
         if self.publishers.get(&claim.stream_id) == Some(&slot) {
             self.publishers.remove(&claim.stream_id);
@@ -306,7 +388,10 @@ impl CoreState {
         self.stop_relays(&key);
         let grace = self.shared.config.stream.publisher_grace.as_millis() as u64;
         self.shared.directory.publisher_left(&key, &claim);
-        if let Some(ended) = self.shard.publisher_left(claim.stream_id, claim.generation, now, grace) {
+        if let Some(ended) =
+            self.shard
+                .publisher_left(claim.stream_id, claim.generation, now, grace)
+        {
             self.stream_ended(ended);
         }
     }
@@ -315,7 +400,11 @@ impl CoreState {
     /// they finish, and tell replicas.
     pub fn stream_ended(&mut self, ended: EndedStream) {
         if let Role::Owner { generation } = ended.role {
-            let claim = Claim { stream_id: ended.stream_id, owner_core: self.core, generation };
+            let claim = Claim {
+                stream_id: ended.stream_id,
+                owner_core: self.core,
+                generation,
+            };
             self.shared.directory.release(&ended.key, &claim);
         }
         for id in &ended.wake {
@@ -324,28 +413,53 @@ impl CoreState {
             }
         }
         for core in ended.notify.iter() {
-            self.send_to_core(core, MeshMsg::Stream(CoreMsg::StreamEnd { stream_id: ended.stream_id }));
+            self.send_to_core(
+                core,
+                MeshMsg::Stream(CoreMsg::StreamEnd {
+                    stream_id: ended.stream_id,
+                }),
+            );
         }
         self.metrics.streams.set(self.shard.stream_count() as i64);
     }
 
-    fn on_play(&mut self, slot: u32, msg_stream: u32, app: &str, name: &str, query: Option<String>) {
+    fn on_play(
+        &mut self,
+        slot: u32,
+        msg_stream: u32,
+        app: &str,
+        name: &str,
+        query: Option<String>,
+    ) {
         match StreamKey::new(app, name) {
             Ok(key) if self.edge_enabled() => {
                 // Held until the key's pull core answers (the session buffers input meanwhile).
                 self.edge_hold_viewer(slot, key, query, WaitingPlay::Rtmp { msg_stream });
             }
             Ok(key) => self.start_rtmp_play(slot, msg_stream, &key),
-            Err(_) => self.refuse_rtmp_play(slot, msg_stream, PlayRejection::StreamNotFound, "stream not found"),
+            Err(_) => self.refuse_rtmp_play(
+                slot,
+                msg_stream,
+                PlayRejection::StreamNotFound,
+                "stream not found",
+            ),
         }
     }
 
     /// Refuses a play request, then closes once the refusal is sent.
-    pub(super) fn refuse_rtmp_play(&mut self, slot: u32, msg_stream: u32, why: PlayRejection, text: &str) {
+    pub(super) fn refuse_rtmp_play(
+        &mut self,
+        slot: u32,
+        msg_stream: u32,
+        why: PlayRejection,
+        text: &str,
+    ) {
         if let Some(rc) = self.session(slot) {
             let _ = rc.session.reject_play(msg_stream, why, text, &mut rc.out);
         }
-        self.metrics.connections_refused.inc(RefuseReason::StreamNotFound);
+        self.metrics
+            .connections_refused
+            .inc(RefuseReason::StreamNotFound);
         if let Some(conn) = self.conns.at(slot) {
             conn.close_after_flush = true;
         }
@@ -358,7 +472,12 @@ impl CoreState {
         if self.shared.directory.lookup(key).is_some() {
             self.begin_rtmp_play(slot, msg_stream, key);
         } else if !self.wait_for_stream(slot, key.clone(), WaitingPlay::Rtmp { msg_stream }) {
-            self.refuse_rtmp_play(slot, msg_stream, PlayRejection::StreamNotFound, "stream not found");
+            self.refuse_rtmp_play(
+                slot,
+                msg_stream,
+                PlayRejection::StreamNotFound,
+                "stream not found",
+            );
         }
     }
 
@@ -372,7 +491,9 @@ impl CoreState {
         self.flush_session_output(slot);
         if let Err(e) = self.start_viewer(slot, key, Egress::Rtmp(egress)) {
             tracing::info!(core = self.core, error = %e, "play failed");
-            if let (PlayError::NotFound(_) | PlayError::Refused(_), Some(rc)) = (e, self.session(slot)) {
+            if let (PlayError::NotFound(_) | PlayError::Refused(_), Some(rc)) =
+                (e, self.session(slot))
+            {
                 rc.playing = None;
                 let _ = rc.session.send_unpublish_notify(msg_stream, &mut rc.out);
             }
@@ -396,9 +517,22 @@ impl CoreState {
 
     /// Kicks the publisher of `app/name` (API `DELETE`), wherever it runs.
     pub fn kick_publisher(&mut self, app: &str, name: &str) {
-        let Ok(key) = StreamKey::new(app, name) else { return };
-        let Some(listing) = self.shared.directory.list().into_iter().find(|l| l.key == key) else { return };
-        let kick = CoreMsg::Kick { stream_id: listing.claim.stream_id, generation: listing.claim.generation };
+        let Ok(key) = StreamKey::new(app, name) else {
+            return;
+        };
+        let Some(listing) = self
+            .shared
+            .directory
+            .list()
+            .into_iter()
+            .find(|l| l.key == key)
+        else {
+            return;
+        };
+        let kick = CoreMsg::Kick {
+            stream_id: listing.claim.stream_id,
+            generation: listing.claim.generation,
+        };
         if listing.claim.owner_core == self.core {
             self.on_stream_msg(kick);
         } else {

@@ -41,7 +41,9 @@ impl Shared {
             api,
             metrics,
             epoch: Instant::now(),
-            reports: (0..cores).map(|_| Mutex::new(CorePublished::default())).collect(),
+            reports: (0..cores)
+                .map(|_| Mutex::new(CorePublished::default()))
+                .collect(),
             open_connections: AtomicUsize::new(0),
             config,
         }
@@ -77,12 +79,24 @@ impl Shared {
 
     /// Everything the API shows, assembled from the directory and every core's report.
     pub fn snapshot(&self) -> ServerSnapshot {
-        let reports: Vec<CorePublished> =
-            self.reports.iter().map(|m| m.lock().unwrap_or_else(|e| e.into_inner()).clone()).collect();
+        let reports: Vec<CorePublished> = self
+            .reports
+            .iter()
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect();
         let mut limits = std::collections::BTreeMap::new();
-        limits.insert("max_connections".to_owned(), self.config.server.max_connections as u64);
-        limits.insert("max_message_size".to_owned(), u64::from(self.config.limits.max_message_size));
-        limits.insert("hard_lag_ms".to_owned(), self.config.viewer.hard_lag.as_millis() as u64);
+        limits.insert(
+            "max_connections".to_owned(),
+            self.config.server.max_connections as u64,
+        );
+        limits.insert(
+            "max_message_size".to_owned(),
+            u64::from(self.config.limits.max_message_size),
+        );
+        limits.insert(
+            "hard_lag_ms".to_owned(),
+            self.config.viewer.hard_lag.as_millis() as u64,
+        );
         ServerSnapshot {
             server: api::ServerInfo {
                 version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -53,7 +53,11 @@ pub struct Token {
 impl Token {
     /// A token for `op` on `slot` at `generation` (only the low 24 bits are kept).
     pub fn new(op: Op, slot: u32, generation: u32) -> Token {
-        Token { op, slot, generation: generation & 0xff_ffff }
+        Token {
+            op,
+            slot,
+            generation: generation & 0xff_ffff,
+        }
     }
 
     /// Packs into 64 bits: op (8) | generation (24) | slot (32).
@@ -63,7 +67,11 @@ impl Token {
 
     /// Unpacks; None for a value no token produced.
     pub fn unpack(v: u64) -> Option<Token> {
-        Some(Token { op: Op::from_u8((v >> 56) as u8)?, slot: v as u32, generation: ((v >> 32) & 0xff_ffff) as u32 })
+        Some(Token {
+            op: Op::from_u8((v >> 56) as u8)?,
+            slot: v as u32,
+            generation: ((v >> 32) & 0xff_ffff) as u32,
+        })
     }
 }
 
@@ -73,7 +81,15 @@ mod tests {
 
     #[test]
     fn round_trip_and_generation_wraps_to_24_bits() {
-        for op in [Op::Accept, Op::Recv, Op::Send, Op::Close, Op::Wake, Op::Ignore, Op::Connect] {
+        for op in [
+            Op::Accept,
+            Op::Recv,
+            Op::Send,
+            Op::Close,
+            Op::Wake,
+            Op::Ignore,
+            Op::Connect,
+        ] {
             let t = Token::new(op, u32::MAX - 3, 0x1234_5678);
             assert_eq!(Token::unpack(t.pack()), Some(t));
             assert_eq!(t.generation, 0x34_5678);

@@ -3,11 +3,11 @@
 
 use super::conn::{Egress, Hold, ViewerState};
 use super::egress_rtmp::RtmpFrameBytes;
-use crate::runtime::outbox::PREFIX_SLOT;
 use super::worker::CoreState;
 use super::MeshMsg;
 use crate::config::TimestampMode;
 use crate::metrics::{CloseReason, DropReason};
+use crate::runtime::outbox::PREFIX_SLOT;
 use crate::stream::{
     BatchStatus, Opened, Role, StreamKey, TimelineMode, ViewerLimits, ViewerOptions,
 };
@@ -43,13 +43,23 @@ impl CoreState {
     }
 
     /// Makes connection `slot` a viewer of `key` with the given framing.
-    pub fn start_viewer(&mut self, slot: u32, key: &StreamKey, egress: Egress) -> Result<(), PlayError> {
+    pub fn start_viewer(
+        &mut self,
+        slot: u32,
+        key: &StreamKey,
+        egress: Egress,
+    ) -> Result<(), PlayError> {
         let now_ms = self.now_ms();
         let Some((stream_id, owner)) = self.shared.directory.lookup(key) else {
             return Err(PlayError::NotFound(key.clone()));
         };
         if owner != self.core {
-            let opened = self.shard.open_stream(key.clone(), stream_id, Role::Replica { owner_core: owner }, now_ms)?;
+            let opened = self.shard.open_stream(
+                key.clone(),
+                stream_id,
+                Role::Replica { owner_core: owner },
+                now_ms,
+            )?;
             if opened == Opened::New {
                 if let Some((to, msg)) = self.shard.subscribe_msg(stream_id) {
                     self.send_to_core(to, MeshMsg::Stream(msg));
@@ -62,7 +72,11 @@ impl CoreState {
         self.metrics.viewers.inc(protocol);
         self.report.viewer_joined(stream_id, protocol);
         if let Some(conn) = self.conns.at(slot) {
-            conn.viewer = Some(ViewerState { id, egress, finished: false });
+            conn.viewer = Some(ViewerState {
+                id,
+                egress,
+                finished: false,
+            });
             // Viewers send nothing we wait for: the slow-viewer bounds govern them.
             conn.deadline_ms = u64::MAX;
         }
@@ -76,8 +90,11 @@ impl CoreState {
         let mut batch = std::mem::take(&mut self.batch);
         let mut outcome = BatchStatus::Idle;
         while let Some(conn) = self.conns.at(slot) {
-            let Some(viewer) = conn.viewer.as_ref() else { break };
-            if viewer.finished || !conn.outbox.has_room() || conn.outbox.bytes_queued() >= max_bytes {
+            let Some(viewer) = conn.viewer.as_ref() else {
+                break;
+            };
+            if viewer.finished || !conn.outbox.has_room() || conn.outbox.bytes_queued() >= max_bytes
+            {
                 break;
             }
             let room = conn.outbox.frames_room();
@@ -88,10 +105,16 @@ impl CoreState {
             outcome = self.shard.next_batch(id, now_ms, room, budget, &mut batch);
             let dropped = self.shard.counters().dropped_slow - before;
             if dropped > 0 {
-                self.metrics.frames_dropped.add(DropReason::SlowViewer, dropped);
+                self.metrics
+                    .frames_dropped
+                    .add(DropReason::SlowViewer, dropped);
             }
-            let Some(conn) = self.conns.at(slot) else { break };
-            let Some(viewer) = conn.viewer.as_mut() else { break };
+            let Some(conn) = self.conns.at(slot) else {
+                break;
+            };
+            let Some(viewer) = conn.viewer.as_mut() else {
+                break;
+            };
             let protocol = viewer.egress.protocol();
             let mut sent = 0u64;
             for out in batch.drain(..) {
@@ -115,7 +138,14 @@ impl CoreState {
                 if let Some(conn) = self.conns.at(slot) {
                     conn.outbox.release();
                 }
-                self.close_later(slot, if reason.is_slow() { CloseReason::SlowViewer } else { CloseReason::StreamEnded });
+                self.close_later(
+                    slot,
+                    if reason.is_slow() {
+                        CloseReason::SlowViewer
+                    } else {
+                        CloseReason::StreamEnded
+                    },
+                );
             }
             BatchStatus::Ready | BatchStatus::Idle => {}
         }
@@ -124,8 +154,12 @@ impl CoreState {
     /// Ends a viewer cleanly: the end-of-stream bytes of its protocol, then close
     /// (HTTP) or back to an idle session (RTMP).
     pub fn finish_viewer(&mut self, slot: u32) {
-        let Some(conn) = self.conns.at(slot) else { return };
-        let Some(viewer) = conn.viewer.as_mut() else { return };
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
+        let Some(viewer) = conn.viewer.as_mut() else {
+            return;
+        };
         if viewer.finished {
             return;
         }
@@ -147,16 +181,23 @@ impl CoreState {
 }
 
 /// Adds one frame to a viewer's send. False if it could not be framed.
-fn push_frame(outbox: &mut crate::runtime::outbox::Outbox<Hold>, egress: &mut Egress, out: crate::stream::OutFrame) -> bool {
+fn push_frame(
+    outbox: &mut crate::runtime::outbox::Outbox<Hold>,
+    egress: &mut Egress,
+    out: crate::stream::OutFrame,
+) -> bool {
     let frame = out.entry.frame();
     let (kind, ts, payload) = (frame.kind, out.timestamp, &frame.payload);
     // SAFETY: the body bytes live in the ring entry's heap allocation, which `out`
     // (moved into the outbox as its hold) keeps alive until the send completes.
-    let body = |b: &[u8]| -> &'static [u8] { unsafe { std::slice::from_raw_parts(b.as_ptr(), b.len()) } };
+    let body =
+        |b: &[u8]| -> &'static [u8] { unsafe { std::slice::from_raw_parts(b.as_ptr(), b.len()) } };
     match egress {
         Egress::Flv(flv) => {
             let mut prefix = [0u8; PREFIX_SLOT];
-            let Some(n) = flv.frame_prefix(kind, ts, payload.len(), &mut prefix) else { return false };
+            let Some(n) = flv.frame_prefix(kind, ts, payload.len(), &mut prefix) else {
+                return false;
+            };
             let payload = body(payload);
             outbox.push_frame(
                 |s| {
@@ -170,7 +211,10 @@ fn push_frame(outbox: &mut crate::runtime::outbox::Outbox<Hold>, egress: &mut Eg
         Egress::Rtmp(rtmp) => {
             let mut scratch = [0u8; PREFIX_SLOT];
             match rtmp.frame(&out.entry, ts, &mut scratch) {
-                Some(RtmpFrameBytes::Shared { prefix_len, body: shared }) => {
+                Some(RtmpFrameBytes::Shared {
+                    prefix_len,
+                    body: shared,
+                }) => {
                     let shared = body(shared);
                     outbox.push_frame(
                         |s| {

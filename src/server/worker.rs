@@ -14,8 +14,8 @@ use super::shared::Shared;
 use super::token::{Op, Token};
 use super::{signals, MeshMsg};
 use crate::metrics::{CloseReason, CoreMetrics, Listener};
-use crate::runtime::mesh::CoreLink;
 use crate::runtime::arena::AlignedArena;
+use crate::runtime::mesh::CoreLink;
 use crate::runtime::{Reactor, ReactorConfig};
 use crate::stream::{OutFrame, Shard, ShardConfig, StreamId, ViewerId};
 
@@ -46,7 +46,11 @@ pub struct CoreListener {
 impl CoreListener {
     /// Wraps a bound, listening socket.
     pub fn new(socket: socket2::Socket, kind: Listener) -> Self {
-        CoreListener { socket, kind, paused_until: None }
+        CoreListener {
+            socket,
+            kind,
+            paused_until: None,
+        }
     }
 }
 
@@ -126,13 +130,16 @@ impl CoreState {
             self.mark_ready(slot);
             return;
         }
-        let Some(conn) = self.conns.at(slot) else { return };
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
         if conn.queued || conn.woken || conn.closing {
             return;
         }
         conn.woken = true;
         self.woken.push(slot);
-        self.merge_deadline.get_or_insert_with(|| Instant::now() + window);
+        self.merge_deadline
+            .get_or_insert_with(|| Instant::now() + window);
     }
 
     /// Moves the viewers woken during a merge window that has ended to the ready list.
@@ -174,7 +181,9 @@ impl CoreState {
         } else {
             // The target core is hopelessly behind; its replicas will see a gap and
             // their viewers skip to the next keyframe.
-            self.metrics.frames_dropped.inc(crate::metrics::DropReason::QueueCap);
+            self.metrics
+                .frames_dropped
+                .inc(crate::metrics::DropReason::QueueCap);
         }
     }
 
@@ -212,7 +221,10 @@ impl Worker {
             defer_taskrun: cfg.runtime.defer_taskrun,
             ..ReactorConfig::default()
         })?;
-        let metrics = shared.metrics.core(core).ok_or_else(|| std::io::Error::other("no metrics block for core"))?;
+        let metrics = shared
+            .metrics
+            .core(core)
+            .ok_or_else(|| std::io::Error::other("no metrics block for core"))?;
         let shard = Shard::new(core, shard_config(&shared));
         let cores = mesh.cores();
         let now = Instant::now();
@@ -273,10 +285,15 @@ impl Worker {
             state.mesh.flush_wakeups();
             let sends_before = reactor.stats().sends;
             let want = usize::from(state.ready.is_empty());
-            let wait = state.merge_deadline.map_or(MAX_WAIT, |d| d.saturating_duration_since(Instant::now()).min(MAX_WAIT));
+            let wait = state.merge_deadline.map_or(MAX_WAIT, |d| {
+                d.saturating_duration_since(Instant::now()).min(MAX_WAIT)
+            });
             reactor.submit_and_wait(want, Some(wait))?;
             let waited = turn_start.elapsed();
-            state.metrics.reactor.record_submit(reactor.stats().sends - sends_before);
+            state
+                .metrics
+                .reactor
+                .record_submit(reactor.stats().sends - sends_before);
             reactor.drain_completions(|r, c| state.on_completion(r, c));
             state.drain_mesh();
             if state.shutting_down.is_none() {
@@ -290,7 +307,10 @@ impl Worker {
                 state.sweep(reactor, now);
             }
             let busy = turn_start.elapsed().saturating_sub(waited.min(MAX_WAIT));
-            state.metrics.reactor.record_turn(busy.as_nanos() as u64, waited.as_nanos() as u64);
+            state
+                .metrics
+                .reactor
+                .record_turn(busy.as_nanos() as u64, waited.as_nanos() as u64);
         }
         tracing::info!(core = state.core, "core stopped");
         Ok(())
@@ -308,14 +328,20 @@ fn shard_config(shared: &Shared) -> ShardConfig {
 
 impl CoreState {
     fn begin_shutdown(&mut self, r: &mut Reactor) {
-        tracing::info!(core = self.core, connections = self.conns.len(), "shutting down");
+        tracing::info!(
+            core = self.core,
+            connections = self.conns.len(),
+            "shutting down"
+        );
         self.shutting_down = Some(Instant::now());
         for l in &self.listeners {
             let _ = r.cancel_fd(l.socket.as_raw_fd(), Token::new(Op::Ignore, 0, 0).pack());
         }
         let slots: Vec<u32> = self.conns.indices().collect();
         for slot in slots {
-            let Some(conn) = self.conns.at(slot) else { continue };
+            let Some(conn) = self.conns.at(slot) else {
+                continue;
+            };
             if conn.viewer.is_some() {
                 // Viewers get a clean end of stream, then close.
                 self.finish_viewer(slot);
@@ -329,7 +355,9 @@ impl CoreState {
     fn sweep(&mut self, r: &mut Reactor, now: Instant) {
         let now_ms = self.now_ms();
         for index in 0..self.listeners.len() {
-            if self.listeners[index].paused_until.is_some_and(|t| t <= now) && self.shutting_down.is_none() {
+            if self.listeners[index].paused_until.is_some_and(|t| t <= now)
+                && self.shutting_down.is_none()
+            {
                 self.listeners[index].paused_until = None;
                 arm_accept(r, self, index);
             }
@@ -357,7 +385,9 @@ impl CoreState {
         let mut stuck = Vec::new();
         self.shard.sweep_slow(now_ms, &mut stuck);
         for (id, reason) in stuck {
-            let Some(&slot) = self.viewer_conns.get(&id) else { continue };
+            let Some(&slot) = self.viewer_conns.get(&id) else {
+                continue;
+            };
             self.metrics.slow_viewer_closes.inc();
             tracing::info!(core = self.core, %reason, "closing stuck viewer");
             self.close_later(slot, CloseReason::SlowViewer);
@@ -392,7 +422,9 @@ impl CoreState {
 
     fn flush_one(&mut self, r: &mut Reactor, slot: u32) {
         let now_ms = self.now_ms();
-        let Some(conn) = self.conns.at(slot) else { return };
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
         conn.queued = false;
         if conn.closing || conn.outbox.is_busy() {
             return;
@@ -401,7 +433,9 @@ impl CoreState {
         if conn.viewer.is_some() {
             self.fill_viewer_send(slot, now_ms);
         }
-        let Some(conn) = self.conns.at(slot) else { return };
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
         if conn.closing {
             conn.outbox.release();
             return;
@@ -409,7 +443,13 @@ impl CoreState {
         match conn.outbox.finish() {
             Some(msg) => {
                 let token = Token::new(Op::Send, slot, conn.generation).pack();
-                match submit_send(r, conn.fd, msg, token, self.shared.config.runtime.zero_copy_send) {
+                match submit_send(
+                    r,
+                    conn.fd,
+                    msg,
+                    token,
+                    self.shared.config.runtime.zero_copy_send,
+                ) {
                     Ok(()) => conn.inflight += 1,
                     Err(_) => {
                         conn.outbox.release();

@@ -113,7 +113,11 @@ impl Directory {
     /// An empty directory holding at most `max_streams` keys.
     pub fn new(max_streams: usize) -> Self {
         Directory {
-            inner: Mutex::new(Inner { next_stream_id: 1, next_generation: 1, entries: HashMap::new() }),
+            inner: Mutex::new(Inner {
+                next_stream_id: 1,
+                next_generation: 1,
+                entries: HashMap::new(),
+            }),
             max_streams,
         }
     }
@@ -121,7 +125,9 @@ impl Directory {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave an entry half-written (each
         // critical section is one map operation), so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Claims `key` for a publisher on `core`.
@@ -132,16 +138,26 @@ impl Directory {
     /// is kept if the new publisher is on the owner core (so that core resumes
     /// the same stream and its viewers stay), otherwise a new stream id is made
     /// on `core` and the old owner must end its stream.
-    pub fn claim(&self, key: &StreamKey, core: usize, policy: PublishPolicy) -> Result<Granted, DirectoryError> {
+    pub fn claim(
+        &self,
+        key: &StreamKey,
+        core: usize,
+        policy: PublishPolicy,
+    ) -> Result<Granted, DirectoryError> {
         let mut inner = self.lock();
         let generation = inner.next_generation;
         let previous = match inner.entries.get(key) {
             Some(e) if e.publishing && !policy.takeover => {
-                return Err(DirectoryError::Taken { key: key.clone(), owner_core: e.claim.owner_core });
+                return Err(DirectoryError::Taken {
+                    key: key.clone(),
+                    owner_core: e.claim.owner_core,
+                });
             }
             Some(e) => Some(e.claim),
             None if inner.entries.len() >= self.max_streams => {
-                return Err(DirectoryError::Full { limit: self.max_streams });
+                return Err(DirectoryError::Full {
+                    limit: self.max_streams,
+                });
             }
             None => None,
         };
@@ -154,8 +170,18 @@ impl Directory {
             }
         };
         inner.next_generation += 1;
-        let claim = Claim { stream_id, owner_core: core, generation };
-        inner.entries.insert(key.clone(), Entry { claim, publishing: true });
+        let claim = Claim {
+            stream_id,
+            owner_core: core,
+            generation,
+        };
+        inner.entries.insert(
+            key.clone(),
+            Entry {
+                claim,
+                publishing: true,
+            },
+        );
         tracing::debug!(%key, %stream_id, core, takeover = previous.is_some(), "stream claimed");
         Ok(Granted { claim, previous })
     }
@@ -191,7 +217,10 @@ impl Directory {
 
     /// The stream id and owner core for `key`, if it is published (or in grace).
     pub fn lookup(&self, key: &StreamKey) -> Option<(StreamId, usize)> {
-        self.lock().entries.get(key).map(|e| (e.claim.stream_id, e.claim.owner_core))
+        self.lock()
+            .entries
+            .get(key)
+            .map(|e| (e.claim.stream_id, e.claim.owner_core))
     }
 
     /// All keys, sorted, for the API.
@@ -200,7 +229,11 @@ impl Directory {
             .lock()
             .entries
             .iter()
-            .map(|(key, e)| Listing { key: key.clone(), claim: e.claim, publishing: e.publishing })
+            .map(|(key, e)| Listing {
+                key: key.clone(),
+                claim: e.claim,
+                publishing: e.publishing,
+            })
             .collect();
         all.sort_by(|a, b| a.key.cmp(&b.key));
         all
@@ -232,11 +265,17 @@ mod tests {
         assert_eq!(g.previous, None);
         assert_eq!(d.lookup(&key("a")), Some((g.claim.stream_id, 1)));
         let other = d.claim(&key("b"), 0, PublishPolicy::default()).unwrap();
-        assert_ne!(other.claim.stream_id, g.claim.stream_id, "stream ids are unique");
+        assert_ne!(
+            other.claim.stream_id, g.claim.stream_id,
+            "stream ids are unique"
+        );
         assert!(d.release(&key("a"), &g.claim));
         assert_eq!(d.lookup(&key("a")), None);
         let again = d.claim(&key("a"), 1, PublishPolicy::default()).unwrap();
-        assert_ne!(again.claim.stream_id, g.claim.stream_id, "ids are never reused");
+        assert_ne!(
+            again.claim.stream_id, g.claim.stream_id,
+            "ids are never reused"
+        );
     }
 
     #[test]
@@ -245,18 +284,32 @@ mod tests {
         d.claim(&key("a"), 1, PublishPolicy::default()).unwrap();
         assert_eq!(
             d.claim(&key("a"), 0, PublishPolicy::default()),
-            Err(DirectoryError::Taken { key: key("a"), owner_core: 1 })
+            Err(DirectoryError::Taken {
+                key: key("a"),
+                owner_core: 1
+            })
         );
     }
 
     #[test]
     fn takeover_returns_previous_and_old_release_is_ignored() {
         let d = Directory::default();
-        let old = d.claim(&key("a"), 1, PublishPolicy::default()).unwrap().claim;
-        let new = d.claim(&key("a"), 0, PublishPolicy { takeover: true }).unwrap();
+        let old = d
+            .claim(&key("a"), 1, PublishPolicy::default())
+            .unwrap()
+            .claim;
+        let new = d
+            .claim(&key("a"), 0, PublishPolicy { takeover: true })
+            .unwrap();
         assert_eq!(new.previous, Some(old));
-        assert_ne!(new.claim.stream_id, old.stream_id, "another core starts a new stream");
-        assert!(!d.release(&key("a"), &old), "the kicked publisher cannot remove its successor");
+        assert_ne!(
+            new.claim.stream_id, old.stream_id,
+            "another core starts a new stream"
+        );
+        assert!(
+            !d.release(&key("a"), &old),
+            "the kicked publisher cannot remove its successor"
+        );
         assert!(!d.publisher_left(&key("a"), &old));
         assert_eq!(d.lookup(&key("a")), Some((new.claim.stream_id, 0)));
         assert!(d.release(&key("a"), &new.claim));
@@ -265,7 +318,10 @@ mod tests {
     #[test]
     fn same_core_takeover_and_grace_resume_keep_the_stream() {
         let d = Directory::default();
-        let first = d.claim(&key("a"), 2, PublishPolicy::default()).unwrap().claim;
+        let first = d
+            .claim(&key("a"), 2, PublishPolicy::default())
+            .unwrap()
+            .claim;
         assert!(d.publisher_left(&key("a"), &first));
         assert!(!d.list()[0].publishing);
         let resumed = d.claim(&key("a"), 2, PublishPolicy::default()).unwrap();
@@ -279,7 +335,10 @@ mod tests {
     fn full_directory_is_refused() {
         let d = Directory::new(1);
         d.claim(&key("a"), 0, PublishPolicy::default()).unwrap();
-        assert_eq!(d.claim(&key("b"), 0, PublishPolicy::default()), Err(DirectoryError::Full { limit: 1 }));
+        assert_eq!(
+            d.claim(&key("b"), 0, PublishPolicy::default()),
+            Err(DirectoryError::Full { limit: 1 })
+        );
     }
 
     #[test]
@@ -288,10 +347,17 @@ mod tests {
         let handles: Vec<_> = (0..4)
             .map(|core| {
                 let d = d.clone();
-                std::thread::spawn(move || d.claim(&key("race"), core, PublishPolicy::default()).is_ok())
+                std::thread::spawn(move || {
+                    d.claim(&key("race"), core, PublishPolicy::default())
+                        .is_ok()
+                })
             })
             .collect();
-        let winners = handles.into_iter().filter_map(|h| h.join().ok()).filter(|w| *w).count();
+        let winners = handles
+            .into_iter()
+            .filter_map(|h| h.join().ok())
+            .filter(|w| *w)
+            .count();
         assert_eq!(winners, 1);
     }
 }

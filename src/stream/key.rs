@@ -95,7 +95,10 @@ impl StreamKey {
         full.push_str(app);
         full.push('/');
         full.push_str(name);
-        Ok(StreamKey { full: full.into(), split: app.len() })
+        Ok(StreamKey {
+            full: full.into(),
+            split: app.len(),
+        })
     }
 
     /// Parses `app/name` (the last `/` separates the name), e.g. from an HTTP path
@@ -125,7 +128,11 @@ impl StreamKey {
 
 fn validate_part(part_str: &str, part: KeyPart, limit: usize) -> Result<(), KeyError> {
     if part_str.len() > limit {
-        return Err(KeyError::TooLong { part, len: part_str.len(), limit });
+        return Err(KeyError::TooLong {
+            part,
+            len: part_str.len(),
+            limit,
+        });
     }
     if let Some(&byte) = part_str.as_bytes().iter().find(|b| b.is_ascii_control()) {
         return Err(KeyError::ControlChar { part, byte });
@@ -174,26 +181,66 @@ mod tests {
         let a = StreamKey::new("live", "x").unwrap();
         let b = a.clone();
         assert!(Arc::ptr_eq(&a.full, &b.full));
-        let set: HashSet<_> = [a, StreamKey::new("live", "x").unwrap()].into_iter().collect();
+        let set: HashSet<_> = [a, StreamKey::new("live", "x").unwrap()]
+            .into_iter()
+            .collect();
         assert_eq!(set.len(), 1);
     }
 
     #[test]
     fn rejects_bad_keys_naming_the_problem() {
-        assert_eq!(StreamKey::new("", "x"), Err(KeyError::Empty { part: KeyPart::App }));
-        assert_eq!(StreamKey::new("live", ""), Err(KeyError::Empty { part: KeyPart::Name }));
-        assert_eq!(StreamKey::new("a//b", "x"), Err(KeyError::Empty { part: KeyPart::App }));
-        assert_eq!(StreamKey::new("live", "a\0b"), Err(KeyError::ControlChar { part: KeyPart::Name, byte: 0 }));
-        assert_eq!(StreamKey::new("li\nve", "x"), Err(KeyError::ControlChar { part: KeyPart::App, byte: b'\n' }));
-        assert_eq!(StreamKey::new("live", ".."), Err(KeyError::DotSegment { part: KeyPart::Name }));
-        assert_eq!(StreamKey::new("../etc", "x"), Err(KeyError::DotSegment { part: KeyPart::App }));
+        assert_eq!(
+            StreamKey::new("", "x"),
+            Err(KeyError::Empty { part: KeyPart::App })
+        );
+        assert_eq!(
+            StreamKey::new("live", ""),
+            Err(KeyError::Empty {
+                part: KeyPart::Name
+            })
+        );
+        assert_eq!(
+            StreamKey::new("a//b", "x"),
+            Err(KeyError::Empty { part: KeyPart::App })
+        );
+        assert_eq!(
+            StreamKey::new("live", "a\0b"),
+            Err(KeyError::ControlChar {
+                part: KeyPart::Name,
+                byte: 0
+            })
+        );
+        assert_eq!(
+            StreamKey::new("li\nve", "x"),
+            Err(KeyError::ControlChar {
+                part: KeyPart::App,
+                byte: b'\n'
+            })
+        );
+        assert_eq!(
+            StreamKey::new("live", ".."),
+            Err(KeyError::DotSegment {
+                part: KeyPart::Name
+            })
+        );
+        assert_eq!(
+            StreamKey::new("../etc", "x"),
+            Err(KeyError::DotSegment { part: KeyPart::App })
+        );
         assert_eq!(StreamKey::new("live", "a/b"), Err(KeyError::SlashInName));
         let long = "n".repeat(MAX_NAME_LEN + 1);
         assert_eq!(
             StreamKey::new("live", &long),
-            Err(KeyError::TooLong { part: KeyPart::Name, len: MAX_NAME_LEN + 1, limit: MAX_NAME_LEN })
+            Err(KeyError::TooLong {
+                part: KeyPart::Name,
+                len: MAX_NAME_LEN + 1,
+                limit: MAX_NAME_LEN
+            })
         );
-        assert!(StreamKey::new("live", "my..stream").is_ok(), "'..' inside a segment is harmless");
+        assert!(
+            StreamKey::new("live", "my..stream").is_ok(),
+            "'..' inside a segment is harmless"
+        );
         assert!(StreamKey::parse("nodelimiter").is_err());
     }
 }

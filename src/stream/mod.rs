@@ -50,7 +50,10 @@ pub use directory::{Claim, Directory, DirectoryError, Granted, Listing, PublishP
 pub use key::{KeyError, StreamKey};
 pub use replication::{CoreMsg, CoreSet};
 pub use ring::{EncodingSlot, RingEntry, RingLimits, StartContext};
-pub use shard::{EndedStream, Handled, Opened, Pushed, RemovedViewer, Role, Shard, ShardConfig, ShardError, ViewerId};
+pub use shard::{
+    EndedStream, Handled, Opened, Pushed, RemovedViewer, Role, Shard, ShardConfig, ShardError,
+    ViewerId,
+};
 pub use stats::{ShardCounters, StreamStats};
 pub use timestamps::{StreamClock, TimelineMode, TimestampPolicy, ViewerTimeline};
 pub use viewer::{BatchStatus, CloseReason, OutFrame, ViewerCounters, ViewerLimits, ViewerOptions};

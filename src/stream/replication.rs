@@ -77,7 +77,9 @@ impl CoreSet {
 
     /// Adds `core`; false if it is out of range or already present.
     pub fn insert(&mut self, core: usize) -> bool {
-        let Some(bit) = Self::bit(core) else { return false };
+        let Some(bit) = Self::bit(core) else {
+            return false;
+        };
         let added = self.0 & bit == 0;
         self.0 |= bit;
         added
@@ -85,7 +87,9 @@ impl CoreSet {
 
     /// Removes `core`; false if it was not present.
     pub fn remove(&mut self, core: usize) -> bool {
-        let Some(bit) = Self::bit(core) else { return false };
+        let Some(bit) = Self::bit(core) else {
+            return false;
+        };
         let had = self.0 & bit != 0;
         self.0 &= !bit;
         had

@@ -58,7 +58,9 @@ pub struct StartContext {
 impl StartContext {
     /// The context entries in send order (metadata, audio, video), present ones only.
     pub fn entries(&self) -> impl Iterator<Item = &Rc<RingEntry>> {
-        [&self.metadata, &self.audio_header, &self.video_header].into_iter().flatten()
+        [&self.metadata, &self.audio_header, &self.video_header]
+            .into_iter()
+            .flatten()
     }
 
     /// The `index`th present entry in send order.
@@ -131,7 +133,11 @@ pub struct RingLimits {
 
 impl Default for RingLimits {
     fn default() -> Self {
-        RingLimits { max_frames: 16_384, max_bytes: 64 << 20, max_age_ms: 15_000 }
+        RingLimits {
+            max_frames: 16_384,
+            max_bytes: 64 << 20,
+            max_age_ms: 15_000,
+        }
     }
 }
 
@@ -205,7 +211,8 @@ impl Ring {
     }
 
     fn update_context(&mut self, entry: &Rc<RingEntry>, kind: FrameKind, is_header: bool) {
-        let is_metadata = kind == FrameKind::Script && entry.frame.payload.starts_with(METADATA_PREFIX);
+        let is_metadata =
+            kind == FrameKind::Script && entry.frame.payload.starts_with(METADATA_PREFIX);
         if !is_header && !is_metadata {
             return;
         }
@@ -219,7 +226,10 @@ impl Ring {
             FrameKind::Script => next.metadata = Some(entry.clone()),
             FrameKind::Audio => next.audio_header = Some(entry.clone()),
             FrameKind::Video => {
-                let unchanged = old.video_header.as_ref().is_some_and(|h| h.frame.payload == entry.frame.payload);
+                let unchanged = old
+                    .video_header
+                    .as_ref()
+                    .is_some_and(|h| h.frame.payload == entry.frame.payload);
                 if !unchanged {
                     // The cached GOP was coded against the old configuration.
                     self.last_keyframe_seq = None;
@@ -235,7 +245,8 @@ impl Ring {
             let over_count = self.entries.len() > self.limits.max_frames;
             let over_bytes = self.held_bytes > self.limits.max_bytes;
             let in_gop = self.last_keyframe_seq.is_some_and(|k| front.seq >= k);
-            let too_old = now_ms.saturating_sub(front.arrival_ms) > self.limits.max_age_ms && !in_gop;
+            let too_old =
+                now_ms.saturating_sub(front.arrival_ms) > self.limits.max_age_ms && !in_gop;
             let unneeded = front.seq < self.reader_floor && !in_gop;
             if !(over_count || over_bytes || too_old || unneeded) {
                 break;
@@ -335,7 +346,11 @@ impl Ring {
     /// current context when there is no GOP), with stream-time timestamps.
     pub fn snapshot(&self) -> Vec<Frame> {
         let (context, from, start_ts) = match self.gop_start() {
-            Some(k) => (k.start.clone().unwrap_or_else(|| self.context.clone()), k.seq, k.frame.timestamp),
+            Some(k) => (
+                k.start.clone().unwrap_or_else(|| self.context.clone()),
+                k.seq,
+                k.frame.timestamp,
+            ),
             None => {
                 let last_ts = self.entries.back().map_or(0, |e| e.frame.timestamp);
                 (self.context.clone(), self.next_seq, last_ts)
@@ -343,8 +358,13 @@ impl Ring {
         };
         // The context is sent "at" the start frame. Its own timestamps may be
         // hours older, too far for the replica to unwrap against the next frame.
-        let mut frames: Vec<Frame> =
-            context.entries().map(|e| Frame { timestamp: start_ts, ..e.frame.clone() }).collect();
+        let mut frames: Vec<Frame> = context
+            .entries()
+            .map(|e| Frame {
+                timestamp: start_ts,
+                ..e.frame.clone()
+            })
+            .collect();
         let first = self.first_seq();
         let skip = usize::try_from(from.saturating_sub(first)).unwrap_or(usize::MAX);
         frames.extend(self.entries.iter().skip(skip).map(|e| e.frame.clone()));
@@ -361,16 +381,32 @@ pub(crate) mod tests {
 
     pub(crate) fn video(ts: u32, key: bool) -> Frame {
         let b0 = if key { 0x17 } else { 0x27 };
-        Frame::new(FrameKind::Video, ts, Bytes::from(vec![b0, 1, 0, 0, 0, 0xAA, 0xBB]))
+        Frame::new(
+            FrameKind::Video,
+            ts,
+            Bytes::from(vec![b0, 1, 0, 0, 0, 0xAA, 0xBB]),
+        )
     }
     pub(crate) fn video_header(ts: u32, variant: u8) -> Frame {
-        Frame::new(FrameKind::Video, ts, Bytes::from(vec![0x17, 0, 0, 0, 0, variant]))
+        Frame::new(
+            FrameKind::Video,
+            ts,
+            Bytes::from(vec![0x17, 0, 0, 0, 0, variant]),
+        )
     }
     pub(crate) fn audio(ts: u32) -> Frame {
-        Frame::new(FrameKind::Audio, ts, Bytes::from_static(&[0xaf, 1, 0x21, 0x22]))
+        Frame::new(
+            FrameKind::Audio,
+            ts,
+            Bytes::from_static(&[0xaf, 1, 0x21, 0x22]),
+        )
     }
     pub(crate) fn audio_header(ts: u32) -> Frame {
-        Frame::new(FrameKind::Audio, ts, Bytes::from_static(&[0xaf, 0, 0x12, 0x10]))
+        Frame::new(
+            FrameKind::Audio,
+            ts,
+            Bytes::from_static(&[0xaf, 0, 0x12, 0x10]),
+        )
     }
     pub(crate) fn metadata(ts: u32) -> Frame {
         let mut body = METADATA_PREFIX.to_vec();
@@ -395,12 +431,25 @@ pub(crate) mod tests {
         push(&mut r, video(40, false), 40);
         assert_eq!(r.gop_start().map(|e| e.seq()), Some(k.seq()));
         let ctx = k.start_context().unwrap();
-        let kinds: Vec<_> = ctx.entries().map(|e| (e.frame().kind, e.frame().sequence_header)).collect();
-        assert_eq!(kinds, vec![(FrameKind::Script, false), (FrameKind::Audio, true), (FrameKind::Video, true)]);
+        let kinds: Vec<_> = ctx
+            .entries()
+            .map(|e| (e.frame().kind, e.frame().sequence_header))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (FrameKind::Script, false),
+                (FrameKind::Audio, true),
+                (FrameKind::Video, true)
+            ]
+        );
         let snap = r.snapshot();
         assert_eq!(snap.len(), 3 + 3);
         assert!(snap[3].keyframe);
-        assert!(snap.iter().all(|f| f.timestamp >= snap[3].timestamp), "context sent at the keyframe's time");
+        assert!(
+            snap.iter().all(|f| f.timestamp >= snap[3].timestamp),
+            "context sent at the keyframe's time"
+        );
     }
 
     #[test]
@@ -416,7 +465,11 @@ pub(crate) mod tests {
 
     #[test]
     fn bounded_by_frames_bytes_and_age() {
-        let limits = RingLimits { max_frames: 10, max_bytes: 1000, max_age_ms: 100 };
+        let limits = RingLimits {
+            max_frames: 10,
+            max_bytes: 1000,
+            max_age_ms: 100,
+        };
         let mut r = Ring::new(limits);
         for i in 0..100u32 {
             push(&mut r, audio(i), 0);
@@ -436,7 +489,11 @@ pub(crate) mod tests {
 
     #[test]
     fn age_limit_keeps_gop_but_caps_evict_it() {
-        let limits = RingLimits { max_frames: 5, max_bytes: 1 << 20, max_age_ms: 100 };
+        let limits = RingLimits {
+            max_frames: 5,
+            max_bytes: 1 << 20,
+            max_age_ms: 100,
+        };
         let mut r = Ring::new(limits);
         push(&mut r, video(0, true), 0);
         push(&mut r, video(500, false), 500);
@@ -480,7 +537,11 @@ pub(crate) mod tests {
             Bytes::new()
         });
         assert_eq!(calls, 1);
-        assert_eq!(e.encoding(EncodingSlot::S1, |_| Bytes::from_static(b"x")).as_ref(), b"x");
+        assert_eq!(
+            e.encoding(EncodingSlot::S1, |_| Bytes::from_static(b"x"))
+                .as_ref(),
+            b"x"
+        );
         assert!(EncodingSlot::new(ENCODING_SLOTS).is_none());
     }
 }

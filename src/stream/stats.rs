@@ -130,7 +130,11 @@ mod tests {
     #[test]
     fn rate_meter_measures_a_window() {
         let mut m = RateMeter::default();
-        let f = Frame::new(FrameKind::Video, 0, Bytes::from(vec![0x27, 1, 0, 0, 0, 0, 0, 0, 0, 0]));
+        let f = Frame::new(
+            FrameKind::Video,
+            0,
+            Bytes::from(vec![0x27, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
+        );
         for i in 0..=25u64 {
             m.record(&f, i * 40);
         }

@@ -24,7 +24,11 @@ pub struct TimestampPolicy {
 
 impl Default for TimestampPolicy {
     fn default() -> Self {
-        TimestampPolicy { max_backward_ms: 500, max_forward_ms: 10_000, default_step_ms: 10 }
+        TimestampPolicy {
+            max_backward_ms: 500,
+            max_forward_ms: 10_000,
+            default_step_ms: 10,
+        }
     }
 }
 
@@ -75,7 +79,11 @@ impl StreamClock {
                 let distance = i64::from(raw) - last_out;
                 let jump = distance > i64::from(self.policy.max_forward_ms)
                     || distance < -i64::from(self.policy.max_backward_ms);
-                let out = if self.resuming || jump { last_out + self.step } else { i64::from(raw).max(last_out) };
+                let out = if self.resuming || jump {
+                    last_out + self.step
+                } else {
+                    i64::from(raw).max(last_out)
+                };
                 self.resuming = false;
                 self.offset = out - i64::from(raw);
                 self.last_raw = Some((raw, i64::from(raw)));
@@ -86,7 +94,9 @@ impl StreamClock {
                 let unwrapped = prev_unwrapped + delta;
                 self.last_raw = Some((raw, unwrapped));
                 let last_out = last_out.unwrap_or(0);
-                if delta > i64::from(self.policy.max_forward_ms) || delta < -i64::from(self.policy.max_backward_ms) {
+                if delta > i64::from(self.policy.max_forward_ms)
+                    || delta < -i64::from(self.policy.max_backward_ms)
+                {
                     self.rebases += 1;
                     tracing::debug!(raw, delta, "stream timestamp jump rebased");
                     self.offset = last_out + self.step - unwrapped;
@@ -147,7 +157,11 @@ pub struct ViewerTimeline {
 impl ViewerTimeline {
     /// A timeline whose first frame is at stream time `start`.
     pub fn new(mode: TimelineMode, start: u64) -> Self {
-        ViewerTimeline { mode, base: start, last: start }
+        ViewerTimeline {
+            mode,
+            base: start,
+            last: start,
+        }
     }
 
     /// The output timestamp for a frame at stream time `stream_ts`. Never goes
@@ -175,7 +189,10 @@ mod tests {
     #[test]
     fn normal_stream_is_unchanged() {
         let mut c = StreamClock::new(TimestampPolicy::default());
-        assert_eq!(run(&mut c, &[1000, 1023, 1033, 1046, 1066]), vec![1000, 1023, 1033, 1046, 1066]);
+        assert_eq!(
+            run(&mut c, &[1000, 1023, 1033, 1046, 1066]),
+            vec![1000, 1023, 1033, 1046, 1066]
+        );
         assert_eq!(c.rebases(), 0);
     }
 
@@ -230,22 +247,38 @@ mod tests {
         assert_eq!(c.correct(80), 80);
         let mut late = StreamClock::new(TimestampPolicy::default());
         assert_eq!(late.stamp_untimed(5_000), 5_000);
-        assert_eq!(late.correct(4_900), 5_000, "never before an earlier untimed frame");
+        assert_eq!(
+            late.correct(4_900),
+            5_000,
+            "never before an earlier untimed frame"
+        );
         let mut far = StreamClock::new(TimestampPolicy::default());
         far.stamp_untimed(5);
-        assert_eq!(far.correct(2_426_963_549), 15, "a jump from untimed frames is rebased too");
+        assert_eq!(
+            far.correct(2_426_963_549),
+            15,
+            "a jump from untimed frames is rebased too"
+        );
         assert_eq!(c.rebases(), 0);
     }
 
     #[test]
     fn viewer_timeline_zero_based_and_source() {
         let mut z = ViewerTimeline::new(TimelineMode::ZeroBased, 7000);
-        assert_eq!(z.map(6000), 0, "start-up headers older than the start frame map to 0");
+        assert_eq!(
+            z.map(6000),
+            0,
+            "start-up headers older than the start frame map to 0"
+        );
         assert_eq!(z.map(7000), 0);
         assert_eq!(z.map(7040), 40);
         let mut s = ViewerTimeline::new(TimelineMode::Source, 7000);
         assert_eq!(s.map(7040), 7040);
-        assert_eq!(s.map(1 << 32), 0, "source timeline wraps like the wire format");
+        assert_eq!(
+            s.map(1 << 32),
+            0,
+            "source timeline wraps like the wire format"
+        );
     }
 
     proptest::proptest! {

@@ -28,7 +28,12 @@ pub struct ViewerLimits {
 
 impl Default for ViewerLimits {
     fn default() -> Self {
-        ViewerLimits { soft_lag_ms: 3_000, soft_lag_bytes: 8 << 20, hard_lag_ms: 10_000, hard_lag_bytes: 32 << 20 }
+        ViewerLimits {
+            soft_lag_ms: 3_000,
+            soft_lag_bytes: 8 << 20,
+            hard_lag_ms: 10_000,
+            hard_lag_bytes: 32 << 20,
+        }
     }
 }
 
@@ -45,7 +50,11 @@ pub struct ViewerOptions {
 
 impl Default for ViewerOptions {
     fn default() -> Self {
-        ViewerOptions { gop_cache: true, timeline: TimelineMode::ZeroBased, limits: ViewerLimits::default() }
+        ViewerOptions {
+            gop_cache: true,
+            timeline: TimelineMode::ZeroBased,
+            limits: ViewerLimits::default(),
+        }
     }
 }
 
@@ -206,16 +215,29 @@ impl Viewer {
     }
 
     /// Appends up to the caps' worth of frames to `out`.
-    pub(crate) fn next_batch(&mut self, ring: &Ring, req: BatchRequest, out: &mut Vec<OutFrame>) -> BatchStatus {
+    pub(crate) fn next_batch(
+        &mut self,
+        ring: &Ring,
+        req: BatchRequest,
+        out: &mut Vec<OutFrame>,
+    ) -> BatchStatus {
         if matches!(self.phase, Phase::Starting) {
             if !req.ready {
-                return if req.ended { BatchStatus::Finished } else { BatchStatus::Idle };
+                return if req.ended {
+                    BatchStatus::Finished
+                } else {
+                    BatchStatus::Idle
+                };
             }
             self.position(ring, req.now_ms);
         }
         if let Phase::Waiting { keyframe_only } = self.phase {
             if !self.find_start(ring, keyframe_only, req.now_ms) {
-                return if req.ended { BatchStatus::Finished } else { BatchStatus::Idle };
+                return if req.ended {
+                    BatchStatus::Finished
+                } else {
+                    BatchStatus::Idle
+                };
             }
         }
         if let Err(reason) = self.check_lag(ring, req.now_ms) {
@@ -230,7 +252,10 @@ impl Viewer {
         }
         while self.cursor < ring.next_seq() && out.len() - start_len < req.max_frames {
             let Some(entry) = ring.get(self.cursor) else {
-                return BatchStatus::Close(CloseReason::Evicted { needed: self.cursor, oldest: ring.first_seq() });
+                return BatchStatus::Close(CloseReason::Evicted {
+                    needed: self.cursor,
+                    oldest: ring.first_seq(),
+                });
             };
             let frame = entry.frame();
             if frame.is_droppable() && (self.skipping || !self.video_started) {
@@ -272,15 +297,23 @@ impl Viewer {
             }
         }
         self.cursor = ring.next_seq();
-        self.phase = Phase::Waiting { keyframe_only: ring.has_video() };
+        self.phase = Phase::Waiting {
+            keyframe_only: ring.has_video(),
+        };
     }
 
     /// Starts at `entry`, sending first the metadata and headers current then
     /// (those not already due in-band from `entry` on).
     fn start_at(&mut self, entry: &Rc<RingEntry>, ring: &Ring, now_ms: u64) {
-        let context = entry.start_context().cloned().unwrap_or_else(|| ring.context().clone());
+        let context = entry
+            .start_context()
+            .cloned()
+            .unwrap_or_else(|| ring.context().clone());
         self.cursor = entry.seq();
-        self.timeline = Some(ViewerTimeline::new(self.options.timeline, entry.stream_ts()));
+        self.timeline = Some(ViewerTimeline::new(
+            self.options.timeline,
+            entry.stream_ts(),
+        ));
         self.preamble = Some((context, 0));
         self.allowance_ms = now_ms.saturating_sub(entry.arrival_ms());
         self.allowance_bytes = ring.bytes_from(entry.seq());
@@ -306,7 +339,11 @@ impl Viewer {
 
     /// The hard-bound part of the lag check, for viewers that are not asking
     /// for batches (stuck sockets). Only positioned viewers can lag.
-    pub(crate) fn check_hard_bounds(&mut self, ring: &Ring, now_ms: u64) -> Result<(), CloseReason> {
+    pub(crate) fn check_hard_bounds(
+        &mut self,
+        ring: &Ring,
+        now_ms: u64,
+    ) -> Result<(), CloseReason> {
         if !matches!(self.phase, Phase::Live) {
             return Ok(());
         }
@@ -325,7 +362,10 @@ impl Viewer {
             return Ok(());
         }
         let Some(entry) = ring.get(self.cursor) else {
-            return Err(CloseReason::Evicted { needed: self.cursor, oldest: ring.first_seq() });
+            return Err(CloseReason::Evicted {
+                needed: self.cursor,
+                oldest: ring.first_seq(),
+            });
         };
         let lag_ms = now_ms.saturating_sub(entry.arrival_ms());
         let lag_bytes = ring.bytes_from(self.cursor);
@@ -335,21 +375,39 @@ impl Viewer {
         let over_bytes = lag_bytes - self.allowance_bytes;
         let limits = &self.options.limits;
         if over_ms > limits.hard_lag_ms {
-            return Err(CloseReason::LagTime { lag_ms: over_ms, limit_ms: limits.hard_lag_ms });
+            return Err(CloseReason::LagTime {
+                lag_ms: over_ms,
+                limit_ms: limits.hard_lag_ms,
+            });
         }
         if over_bytes > limits.hard_lag_bytes {
-            return Err(CloseReason::LagBytes { lag_bytes: over_bytes, limit_bytes: limits.hard_lag_bytes });
+            return Err(CloseReason::LagBytes {
+                lag_bytes: over_bytes,
+                limit_bytes: limits.hard_lag_bytes,
+            });
         }
         if !self.skipping && (over_ms > limits.soft_lag_ms || over_bytes > limits.soft_lag_bytes) {
-            tracing::debug!(over_ms, over_bytes, "viewer past soft bound, skipping to next keyframe");
+            tracing::debug!(
+                over_ms,
+                over_bytes,
+                "viewer past soft bound, skipping to next keyframe"
+            );
             self.skipping = true;
         }
         Ok(())
     }
 
-    fn send_preamble(&mut self, req: BatchRequest, out: &mut Vec<OutFrame>, bytes: &mut usize, start_len: usize) {
+    fn send_preamble(
+        &mut self,
+        req: BatchRequest,
+        out: &mut Vec<OutFrame>,
+        bytes: &mut usize,
+        start_len: usize,
+    ) {
         while let Some((context, sent)) = self.preamble.take() {
-            let Some(entry) = context.get(sent).cloned() else { break };
+            let Some(entry) = context.get(sent).cloned() else {
+                break;
+            };
             if entry.seq() >= self.cursor {
                 // It comes in-band at its own place.
                 self.preamble = Some((context, sent + 1));
@@ -368,13 +426,17 @@ impl Viewer {
 
     fn emit(&mut self, entry: &Rc<RingEntry>, out: &mut Vec<OutFrame>, bytes: &mut usize) {
         let len = entry.frame().payload.len();
-        let timeline =
-            self.timeline.get_or_insert_with(|| ViewerTimeline::new(self.options.timeline, entry.stream_ts()));
+        let timeline = self
+            .timeline
+            .get_or_insert_with(|| ViewerTimeline::new(self.options.timeline, entry.stream_ts()));
         let timestamp = timeline.map(entry.stream_ts());
         *bytes += len;
         self.counters.frames_sent += 1;
         self.counters.bytes_sent += len as u64;
-        out.push(OutFrame { entry: entry.clone(), timestamp });
+        out.push(OutFrame {
+            entry: entry.clone(),
+            timestamp,
+        });
     }
 }
 
@@ -385,7 +447,11 @@ mod tests {
     #[test]
     fn a_viewer_is_small_and_fixed_size() {
         // Lag is a cursor distance, never a queue: this size is all a viewer costs.
-        assert!(std::mem::size_of::<Viewer>() <= 192, "{} bytes", std::mem::size_of::<Viewer>());
+        assert!(
+            std::mem::size_of::<Viewer>() <= 192,
+            "{} bytes",
+            std::mem::size_of::<Viewer>()
+        );
     }
 
     #[test]

@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 
 /// A free loopback TCP port (bound then released; good enough for tests).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A child process killed on drop.
@@ -80,14 +84,19 @@ impl Server {
     pub fn start_limited(cores: usize, extra_toml: &str, nofile: Option<u64>) -> Server {
         let rtmp_port = free_port();
         let http_port = free_port();
-        let dir = std::env::temp_dir().join(format!("ringcast-test-{}-{}", std::process::id(), rtmp_port));
+        let dir = std::env::temp_dir().join(format!(
+            "ringcast-test-{}-{}",
+            std::process::id(),
+            rtmp_port
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("ringcast.toml");
         std::fs::write(&config, extra_toml).unwrap();
         let mut cmd = match nofile {
             Some(n) => {
                 let mut c = Command::new("prlimit");
-                c.arg(format!("--nofile={n}:{n}")).arg(env!("CARGO_BIN_EXE_ringcast"));
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg(env!("CARGO_BIN_EXE_ringcast"));
                 c
             }
             None => Command::new(env!("CARGO_BIN_EXE_ringcast")),
@@ -102,15 +111,29 @@ impl Server {
             .arg(format!("127.0.0.1:{http_port}"))
             .arg("--cores")
             .arg(cores.to_string())
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn ringcast");
-        let server = Server { proc: Proc { child, name: "ringcast".into() }, rtmp_port, http_port, dir };
+        let server = Server {
+            proc: Proc {
+                child,
+                name: "ringcast".into(),
+            },
+            rtmp_port,
+            http_port,
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         for port in [rtmp_port, http_port] {
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(Instant::now() < deadline, "ringcast did not listen on {port}");
+                assert!(
+                    Instant::now() < deadline,
+                    "ringcast did not listen on {port}"
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -154,8 +177,15 @@ pub fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -166,7 +196,18 @@ pub fn publish(url: &str, seconds: u32) -> Proc {
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .args(["-c:a", "aac", "-b:a", "64k"])
         .args(["-t", &seconds.to_string(), "-f", "flv", url])
         .stdin(Stdio::null())
@@ -174,12 +215,20 @@ pub fn publish(url: &str, seconds: u32) -> Proc {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn ffmpeg (is it installed?)");
-    Proc { child, name: format!("ffmpeg publish {url}") }
+    Proc {
+        child,
+        name: format!("ffmpeg publish {url}"),
+    }
 }
 
 /// Runs a command to completion within `limit`, killing it past that.
 pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let pid = child.id();
     let killer = std::thread::spawn(move || {
         let deadline = Instant::now() + limit;
@@ -218,23 +267,45 @@ pub fn pull_decode(url: &str, frames: u32, limit: Duration) -> Decoded {
         limit,
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let video_frames = stdout.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).count() as u64;
-    Decoded { video_frames, errors: String::from_utf8_lossy(&out.stderr).to_string(), ok: out.status.success() }
+    let video_frames = stdout
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count() as u64;
+    Decoded {
+        video_frames,
+        errors: String::from_utf8_lossy(&out.stderr).to_string(),
+        ok: out.status.success(),
+    }
 }
 
 /// ffprobe's view of a live URL: (video codec, width, height, audio codec).
 pub fn probe(url: &str) -> (String, u32, u32, String) {
     let out = run_bounded(
         Command::new("ffprobe")
-            .args(["-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height"])
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_type,codec_name,width,height",
+            ])
             .args(["-of", "json", url]),
         Duration::from_secs(20),
     );
-    assert!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let streams = v["streams"].as_array().cloned().unwrap_or_default();
-    let video = streams.iter().find(|s| s["codec_type"] == "video").expect("no video stream");
-    let audio = streams.iter().find(|s| s["codec_type"] == "audio").expect("no audio stream");
+    let video = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .expect("no video stream");
+    let audio = streams
+        .iter()
+        .find(|s| s["codec_type"] == "audio")
+        .expect("no audio stream");
     (
         video["codec_name"].as_str().unwrap_or("").to_string(),
         video["width"].as_u64().unwrap_or(0) as u32,
@@ -251,7 +322,10 @@ pub fn wait_live(server: &Server, app: &str, name: &str, limit: Duration) {
         if status == 200 {
             return;
         }
-        assert!(Instant::now() < deadline, "stream {app}/{name} never went live");
+        assert!(
+            Instant::now() < deadline,
+            "stream {app}/{name} never went live"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -276,7 +350,9 @@ impl FlvViewer {
     pub fn connect(port: u16, path: &str) -> FlvViewer {
         let connected_at = Instant::now();
         let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
         FlvViewer {
             stream,
@@ -295,7 +371,10 @@ impl FlvViewer {
             if self.head_done {
                 let mut input = &self.pending[..];
                 let before = input.len();
-                let frame = self.demux.decode(&mut input).expect("valid FLV from server");
+                let frame = self
+                    .demux
+                    .decode(&mut input)
+                    .expect("valid FLV from server");
                 let used = before - input.len();
                 self.pending.drain(..used);
                 if frame.is_some() {
@@ -303,8 +382,14 @@ impl FlvViewer {
                 }
             } else if let Some(end) = self.pending.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&self.pending[..end]).to_string();
-                self.status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-                self.chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+                self.status = head
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                self.chunked = head
+                    .to_ascii_lowercase()
+                    .contains("transfer-encoding: chunked");
                 assert!(!self.chunked, "HTTP/1.0 request must get an identity body");
                 self.pending.drain(..end + 4);
                 self.head_done = true;

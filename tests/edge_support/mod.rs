@@ -11,7 +11,10 @@ use ringcast::protocol::FrameKind;
 /// `[edge]` TOML pulling from `origins`, closing idle pulls after `idle_close`.
 pub fn edge_toml(origins: &[String], idle_close: &str) -> String {
     let list: Vec<String> = origins.iter().map(|o| format!("\"{o}\"")).collect();
-    format!("[edge]\norigins = [{}]\nidle_close = \"{idle_close}\"\n", list.join(", "))
+    format!(
+        "[edge]\norigins = [{}]\nidle_close = \"{idle_close}\"\n",
+        list.join(", ")
+    )
 }
 
 /// The origin URL of a ringcast server for edges: RTMP (`rtmp://…/live`) or HTTP-FLV.
@@ -88,25 +91,47 @@ pub fn labeled_metric(server: &Server, name: &str, label: &str) -> f64 {
 /// `--origin` flags (the command line operators use), waiting until it listens.
 pub fn start_edge_cli(cores: usize, origins: &[String]) -> Server {
     let (rtmp_port, http_port) = (super::common::free_port(), super::common::free_port());
-    let dir = std::env::temp_dir().join(format!("ringcast-edge-cli-{}-{rtmp_port}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "ringcast-edge-cli-{}-{rtmp_port}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ringcast"));
     cmd.arg("serve")
-        .args(["--rtmp", &format!("127.0.0.1:{rtmp_port}"), "--http", &format!("127.0.0.1:{http_port}")])
+        .args([
+            "--rtmp",
+            &format!("127.0.0.1:{rtmp_port}"),
+            "--http",
+            &format!("127.0.0.1:{http_port}"),
+        ])
         .args(["--cores", &cores.to_string()]);
     for origin in origins {
         cmd.args(["--origin", origin]);
     }
     let child = cmd
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(std::process::Stdio::null())
         .spawn()
         .expect("spawn ringcast");
-    let server =
-        Server { proc: super::common::Proc { child, name: "ringcast edge".into() }, rtmp_port, http_port, dir };
+    let server = Server {
+        proc: super::common::Proc {
+            child,
+            name: "ringcast edge".into(),
+        },
+        rtmp_port,
+        http_port,
+        dir,
+    };
     for port in [rtmp_port, http_port] {
         assert!(
-            eventually(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
+            eventually(Duration::from_secs(10), || std::net::TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
             "edge did not listen on {port}"
         );
     }

@@ -13,7 +13,10 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
         let p = std::env::temp_dir().join(format!("loadgen-{tag}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
@@ -41,7 +44,11 @@ impl Drop for Guard {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Waits until something accepts TCP connections on `port`.
@@ -59,10 +66,43 @@ pub fn wait_for_port(port: u16) {
 /// Encodes `seconds` of 25 fps H.264 (keyframe every `gop` frames) + AAC into an FLV.
 pub fn make_flv(path: &Path, seconds: u32, gop: u32) {
     let status = Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", &seconds.to_string()])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", &gop.to_string(), "-keyint_min", &gop.to_string()])
-        .args(["-sc_threshold", "0", "-b:v", "300k", "-c:a", "aac", "-b:a", "64k"])
+        .args([
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-t",
+            &seconds.to_string(),
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            &gop.to_string(),
+            "-keyint_min",
+            &gop.to_string(),
+        ])
+        .args([
+            "-sc_threshold",
+            "0",
+            "-b:v",
+            "300k",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+        ])
         .arg(path)
         .status()
         .expect("ffmpeg installed");
@@ -74,7 +114,15 @@ pub fn ffprobe_keyflags(input: &str, extra: &[&str]) -> Vec<bool> {
     let out = Command::new("ffprobe")
         .args(["-v", "error"])
         .args(extra)
-        .args(["-select_streams", "v:0", "-show_frames", "-show_entries", "frame=key_frame", "-of", "csv=p=0"])
+        .args([
+            "-select_streams",
+            "v:0",
+            "-show_frames",
+            "-show_entries",
+            "frame=key_frame",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(input)
         .output()
         .expect("ffprobe installed");
@@ -90,7 +138,12 @@ pub fn ffprobe_keyflags(input: &str, extra: &[&str]) -> Vec<bool> {
 
 /// Distances (in frames) between consecutive keyframes.
 pub fn gop_lengths(keyflags: &[bool]) -> Vec<u64> {
-    let keys: Vec<usize> = keyflags.iter().enumerate().filter(|(_, &k)| k).map(|(i, _)| i).collect();
+    let keys: Vec<usize> = keyflags
+        .iter()
+        .enumerate()
+        .filter(|(_, &k)| k)
+        .map(|(i, _)| i)
+        .collect();
     keys.windows(2).map(|w| (w[1] - w[0]) as u64).collect()
 }
 
@@ -115,7 +168,9 @@ pub fn loadgen(args: &[&str], dir: &TempDir) -> serde_json::Value {
 }
 
 pub fn count(report: &serde_json::Value, name: &str) -> u64 {
-    report["counters"][name].as_u64().unwrap_or_else(|| panic!("no counter {name}"))
+    report["counters"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter {name}"))
 }
 
 /// An RTMP server for a test: nginx-rtmp started in a temp dir, or the server named by
@@ -133,8 +188,15 @@ pub struct RtmpServer {
 impl RtmpServer {
     pub fn start() -> RtmpServer {
         if let Ok(url) = std::env::var("LOADGEN_TEST_RTMP_URL") {
-            let pid = std::env::var("LOADGEN_TEST_SERVER_PID").ok().and_then(|p| p.parse().ok());
-            return RtmpServer { app_url: url, media_pid: pid, _nginx: None, _dir: None };
+            let pid = std::env::var("LOADGEN_TEST_SERVER_PID")
+                .ok()
+                .and_then(|p| p.parse().ok());
+            return RtmpServer {
+                app_url: url,
+                media_pid: pid,
+                _nginx: None,
+                _dir: None,
+            };
         }
         let dir = TempDir::new("nginx");
         let port = free_port();
@@ -157,7 +219,12 @@ impl RtmpServer {
         let guard = Guard(child);
         wait_for_port(port);
         let worker = nginx_worker(master);
-        RtmpServer { app_url: format!("rtmp://127.0.0.1:{port}/live"), media_pid: worker, _nginx: Some(guard), _dir: Some(dir) }
+        RtmpServer {
+            app_url: format!("rtmp://127.0.0.1:{port}/live"),
+            media_pid: worker,
+            _nginx: Some(guard),
+            _dir: Some(dir),
+        }
     }
 }
 
@@ -165,8 +232,13 @@ impl RtmpServer {
 fn nginx_worker(master: i32) -> Option<i32> {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")).unwrap_or_default();
-        if let Some(pid) = children.split_whitespace().next().and_then(|p| p.parse().ok()) {
+        let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+            .unwrap_or_default();
+        if let Some(pid) = children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+        {
             return Some(pid);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -200,7 +272,13 @@ pub fn failures(report: &serde_json::Value) -> Vec<(String, String, u64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["phase"].as_str().unwrap().to_string(), f["kind"].as_str().unwrap().to_string(), f["count"].as_u64().unwrap()))
+        .map(|f| {
+            (
+                f["phase"].as_str().unwrap().to_string(),
+                f["kind"].as_str().unwrap().to_string(),
+                f["count"].as_u64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -225,7 +303,15 @@ impl Ringcast {
         }
         let (rtmp, http) = (free_port(), free_port());
         let child = Command::new(exe)
-            .args(["serve", "--cores", "1", "--rtmp", &format!("127.0.0.1:{rtmp}"), "--http", &format!("127.0.0.1:{http}")])
+            .args([
+                "serve",
+                "--cores",
+                "1",
+                "--rtmp",
+                &format!("127.0.0.1:{rtmp}"),
+                "--http",
+                &format!("127.0.0.1:{http}"),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

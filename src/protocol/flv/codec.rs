@@ -139,7 +139,10 @@ impl AudioTagInfo {
             11 => (AudioCodec::Speex, false),
             f => (AudioCodec::Other(f), false),
         };
-        Some(AudioTagInfo { codec, sequence_header })
+        Some(AudioTagInfo {
+            codec,
+            sequence_header,
+        })
     }
 }
 
@@ -181,8 +184,16 @@ mod tests {
 
     #[test]
     fn aac_sequence_header() {
-        assert!(AudioTagInfo::parse(&[0xaf, 0x00, 0x12, 0x10]).unwrap().sequence_header);
-        assert!(!AudioTagInfo::parse(&[0xaf, 0x01, 0x21]).unwrap().sequence_header);
+        assert!(
+            AudioTagInfo::parse(&[0xaf, 0x00, 0x12, 0x10])
+                .unwrap()
+                .sequence_header
+        );
+        assert!(
+            !AudioTagInfo::parse(&[0xaf, 0x01, 0x21])
+                .unwrap()
+                .sequence_header
+        );
         assert!(AudioTagInfo::parse(&[0xaf]).is_none());
     }
 }

@@ -65,7 +65,10 @@ impl Frame {
         let (keyframe, sequence_header) = match kind {
             FrameKind::Video => {
                 let info = super::codec::VideoTagInfo::parse(&payload);
-                (info.map_or(false, |i| i.keyframe), info.map_or(false, |i| i.sequence_header))
+                (
+                    info.map_or(false, |i| i.keyframe),
+                    info.map_or(false, |i| i.sequence_header),
+                )
             }
             FrameKind::Audio => (
                 false,
@@ -73,7 +76,13 @@ impl Frame {
             ),
             FrameKind::Script => (false, false),
         };
-        Frame { timestamp, kind, keyframe, sequence_header, payload }
+        Frame {
+            timestamp,
+            kind,
+            keyframe,
+            sequence_header,
+            payload,
+        }
     }
 
     /// True for a video frame that is neither a keyframe nor a sequence header:
@@ -127,7 +136,11 @@ mod tests {
         let mut u = TimestampUnwrapper::default();
         assert_eq!(u.unwrap(u32::MAX - 20), (u32::MAX - 20) as i64);
         assert_eq!(u.unwrap(10), u32::MAX as i64 + 11);
-        assert_eq!(u.unwrap(5), u32::MAX as i64 + 6, "small backward step stays small");
+        assert_eq!(
+            u.unwrap(5),
+            u32::MAX as i64 + 6,
+            "small backward step stays small"
+        );
     }
 
     #[test]

@@ -134,7 +134,14 @@ pub fn write_avc_sequence_header(
     out.reserve(AVC_TAG_HEADER_LEN + 11 + sps.len() + pps.len());
     out.put_slice(&avc_tag_header(true, AvcPacketType::SequenceHeader, 0)?);
     // configurationVersion 1, then reserved bits set around lengthSizeMinusOne and numOfSPS.
-    out.put_slice(&[1, profile, compatibility, level, 0xFC | (nal_length_size - 1), 0xE0 | 1]);
+    out.put_slice(&[
+        1,
+        profile,
+        compatibility,
+        level,
+        0xFC | (nal_length_size - 1),
+        0xE0 | 1,
+    ]);
     out.put_u16(sps_len);
     out.put_slice(sps);
     out.put_u8(1);
@@ -178,7 +185,9 @@ pub fn write_aac_sequence_header(
         });
     }
     // 5 bits object type, 4 bits rate index, 4 bits channels, 3 bits GASpecificConfig zeros.
-    let asc = (u16::from(object_type) << 11) | ((rate_index as u16) << 7) | (u16::from(channel_config) << 3);
+    let asc = (u16::from(object_type) << 11)
+        | ((rate_index as u16) << 7)
+        | (u16::from(channel_config) << 3);
     out.put_slice(&aac_tag_header(AacPacketType::SequenceHeader));
     out.put_u16(asc);
     Ok(())
@@ -192,8 +201,8 @@ mod tests {
 
     /// SPS of 640x360 H.264 Main profile level 3.0, as written by x264.
     const SPS: [u8; 24] = [
-        0x67, 0x4d, 0x40, 0x1e, 0xec, 0xa0, 0x50, 0x17, 0xfc, 0xb8, 0x08, 0x80, 0x00, 0x00,
-        0x03, 0x00, 0x80, 0x00, 0x00, 0x1e, 0x07, 0x8b, 0x16, 0xcb,
+        0x67, 0x4d, 0x40, 0x1e, 0xec, 0xa0, 0x50, 0x17, 0xfc, 0xb8, 0x08, 0x80, 0x00, 0x00, 0x03,
+        0x00, 0x80, 0x00, 0x00, 0x1e, 0x07, 0x8b, 0x16, 0xcb,
     ];
     const PPS: [u8; 5] = [0x68, 0xeb, 0xe3, 0xcb, 0x20];
 
@@ -204,7 +213,11 @@ mod tests {
         let info = VideoTagInfo::parse(&out).unwrap();
         assert_eq!(info.codec, Some(VideoCodec::Avc));
         assert!(info.sequence_header);
-        assert_eq!(out.first(), Some(&0x17), "frame type 1 (key), codec 7, as encoders write it");
+        assert_eq!(
+            out.first(),
+            Some(&0x17),
+            "frame type 1 (key), codec 7, as encoders write it"
+        );
         let config = parse_video_sequence_header(&out).unwrap();
         assert_eq!(config.dimensions(), (640, 360));
         assert_eq!(config.profile_idc(), 77);
@@ -239,11 +252,18 @@ mod tests {
     fn aac_sequence_header_reads_back_through_the_parsers() {
         let mut out = BytesMut::new();
         write_aac_sequence_header(2, 44_100, 2, &mut out).unwrap();
-        assert_eq!(&out[..], &[0xAF, 0, 0x12, 0x10], "the ASC every AAC-LC stereo 44.1k encoder writes");
+        assert_eq!(
+            &out[..],
+            &[0xAF, 0, 0x12, 0x10],
+            "the ASC every AAC-LC stereo 44.1k encoder writes"
+        );
         let info = AudioTagInfo::parse(&out).unwrap();
         assert_eq!(info.codec, AudioCodec::Aac);
         let asc = parse_audio_sequence_header(&out).unwrap();
-        assert_eq!((asc.object_type, asc.sample_rate, asc.channels), (2, 44_100, 2));
+        assert_eq!(
+            (asc.object_type, asc.sample_rate, asc.channels),
+            (2, 44_100, 2)
+        );
         assert_eq!(aac_tag_header(AacPacketType::Raw), [0xAF, 1]);
     }
 
@@ -261,19 +281,31 @@ mod tests {
         let huge = vec![0x68; 70_000];
         assert_eq!(
             write_avc_sequence_header(&SPS, &huge, 4, &mut out),
-            Err(TagBodyError::ParameterSetTooLarge { len: 70_000, limit: 65_535 })
+            Err(TagBodyError::ParameterSetTooLarge {
+                len: 70_000,
+                limit: 65_535
+            })
         );
         assert_eq!(
             write_aac_sequence_header(2, 44_000, 2, &mut out),
-            Err(TagBodyError::UnsupportedAac { what: "sample rate", value: 44_000 })
+            Err(TagBodyError::UnsupportedAac {
+                what: "sample rate",
+                value: 44_000
+            })
         );
         assert_eq!(
             write_aac_sequence_header(31, 44_100, 2, &mut out),
-            Err(TagBodyError::UnsupportedAac { what: "object type", value: 31 })
+            Err(TagBodyError::UnsupportedAac {
+                what: "object type",
+                value: 31
+            })
         );
         assert_eq!(
             write_aac_sequence_header(2, 44_100, 8, &mut out),
-            Err(TagBodyError::UnsupportedAac { what: "channel configuration", value: 8 })
+            Err(TagBodyError::UnsupportedAac {
+                what: "channel configuration",
+                value: 8
+            })
         );
         assert!(out.is_empty(), "nothing written on error");
     }

@@ -60,7 +60,12 @@ impl OriginTarget {
             }
         };
         let addr = origin.as_ref().and_then(resolve);
-        OriginTarget { url: url.to_owned(), origin, addr, lookup: None }
+        OriginTarget {
+            url: url.to_owned(),
+            origin,
+            addr,
+            lookup: None,
+        }
     }
 
     /// The address to connect to. A name that did not resolve at start is
@@ -84,10 +89,12 @@ impl OriginTarget {
         }
         let lookup: Lookup = Default::default();
         let (slot, origin) = (lookup.clone(), origin.clone());
-        let spawned = std::thread::Builder::new().name("ringcast-dns".into()).spawn(move || {
-            let result = resolve(&origin);
-            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-        });
+        let spawned = std::thread::Builder::new()
+            .name("ringcast-dns".into())
+            .spawn(move || {
+                let result = resolve(&origin);
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+            });
         if spawned.is_ok() {
             self.lookup = Some(lookup);
         }
@@ -97,7 +104,10 @@ impl OriginTarget {
 
 /// Resolves an origin's host (a blocking lookup for names; instant for IP literals).
 pub(crate) fn resolve(origin: &Origin) -> Option<SocketAddr> {
-    (origin.host.as_str(), origin.port).to_socket_addrs().ok()?.next()
+    (origin.host.as_str(), origin.port)
+        .to_socket_addrs()
+        .ok()?
+        .next()
 }
 
 /// A connect the pull core decided on, submitted when the reactor is at hand.
@@ -172,7 +182,11 @@ mod tests {
 
     #[test]
     fn origins_resolve_at_start() {
-        let e = edge(&["rtmp://127.0.0.1:19350/live", "http://[::1]:8080", "rtmp://bad:0"]);
+        let e = edge(&[
+            "rtmp://127.0.0.1:19350/live",
+            "http://[::1]:8080",
+            "rtmp://bad:0",
+        ]);
         assert!(e.enabled());
         assert_eq!(e.origins[0].addr, Some("127.0.0.1:19350".parse().unwrap()));
         assert_eq!(e.origins[1].addr, Some("[::1]:8080".parse().unwrap()));
@@ -190,7 +204,10 @@ mod tests {
         let addr = loop {
             match target.address() {
                 Ok(addr) => break addr,
-                Err(e) => assert!(std::time::Instant::now() < deadline, "lookup never finished: {e}"),
+                Err(e) => assert!(
+                    std::time::Instant::now() < deadline,
+                    "lookup never finished: {e}"
+                ),
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         };
@@ -204,7 +221,10 @@ mod tests {
     fn idle_close_has_a_floor() {
         let mut config = Config::default();
         config.edge.idle_close = std::time::Duration::ZERO;
-        assert_eq!(EdgeCore::new(&config).timing.idle_close_ms, MIN_IDLE_CLOSE_MS);
+        assert_eq!(
+            EdgeCore::new(&config).timing.idle_close_ms,
+            MIN_IDLE_CLOSE_MS
+        );
         config.edge.idle_close = std::time::Duration::from_secs(30);
         assert_eq!(EdgeCore::new(&config).timing.idle_close_ms, 30_000);
     }

@@ -40,11 +40,9 @@ impl CoreState {
         }
         let connects = std::mem::take(&mut self.edge.connects);
         for c in connects {
-            let wanted = self
-                .edge
-                .pulls
-                .get(&c.key)
-                .is_some_and(|e| e.conn.is_none() && e.pull.origin() == Some(c.origin) && !e.pull.is_finished());
+            let wanted = self.edge.pulls.get(&c.key).is_some_and(|e| {
+                e.conn.is_none() && e.pull.origin() == Some(c.origin) && !e.pull.is_finished()
+            });
             if !wanted {
                 continue;
             }
@@ -56,7 +54,12 @@ impl CoreState {
         }
     }
 
-    fn open_origin_conn(&mut self, r: &mut Reactor, key: &StreamKey, index: usize) -> Result<(), &'static str> {
+    fn open_origin_conn(
+        &mut self,
+        r: &mut Reactor,
+        key: &StreamKey,
+        index: usize,
+    ) -> Result<(), &'static str> {
         let now = self.now_ms();
         let target = self.edge.origins.get_mut(index).ok_or("no such origin")?;
         let origin = target.origin.clone().ok_or("unusable origin URL")?;
@@ -67,7 +70,12 @@ impl CoreState {
             max_message_len: self.shared.config.limits.max_message_size,
         };
         let mut rng = rand::rngs::SmallRng::from_entropy();
-        let upstream = Upstream::new(&origin.request_for(key, query.as_deref()), limits, &mut rng, now);
+        let upstream = Upstream::new(
+            &origin.request_for(key, query.as_deref()),
+            limits,
+            &mut rng,
+            now,
+        );
         let listener = match origin.scheme {
             OriginScheme::Rtmp => Listener::Rtmp,
             OriginScheme::Http => Listener::Http,
@@ -91,11 +99,19 @@ impl CoreState {
     /// Bytes from an origin.
     pub(crate) fn on_origin_data(&mut self, slot: u32, data: &[u8]) {
         let now = self.now_ms();
-        self.metrics.bytes_received.add(IngestSource::Origin, data.len() as u64);
-        let Some(conn) = self.conns.at(slot) else { return };
+        self.metrics
+            .bytes_received
+            .add(IngestSource::Origin, data.len() as u64);
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
         let generation = conn.generation;
-        let Proto::Origin(oc) = &mut conn.proto else { return };
-        let result = oc.upstream.handle_input(data, now, &mut self.arena, &mut oc.out, &mut oc.events);
+        let Proto::Origin(oc) = &mut conn.proto else {
+            return;
+        };
+        let result =
+            oc.upstream
+                .handle_input(data, now, &mut self.arena, &mut oc.out, &mut oc.events);
         let mut events = std::mem::take(&mut oc.events);
         let key = oc.key.clone();
         let out = oc.out.split();
@@ -106,7 +122,11 @@ impl CoreState {
             }
             self.mark_ready(slot);
         }
-        let current = self.edge.pulls.get(&key).is_some_and(|e| e.conn == Some((slot, generation)));
+        let current = self
+            .edge
+            .pulls
+            .get(&key)
+            .is_some_and(|e| e.conn == Some((slot, generation)));
         if !current {
             self.close_later(slot, CloseReason::StreamEnded);
             return;
@@ -125,12 +145,16 @@ impl CoreState {
                     self.edge.actions = actions;
                 }
                 UpstreamEvent::Frame(frame) => {
-                    let Some(entry) = self.edge.pulls.get_mut(&key) else { break };
+                    let Some(entry) = self.edge.pulls.get_mut(&key) else {
+                        break;
+                    };
                     if entry.pull.media() {
                         self.metrics.origin_pull_recoveries.inc();
                         tracing::info!(core = self.core, %key, "origin pull recovered");
                     }
-                    let Some((stream_id, _)) = entry.stream else { continue };
+                    let Some((stream_id, _)) = entry.stream else {
+                        continue;
+                    };
                     self.metrics.frames_received.inc(IngestSource::Origin);
                     self.push_owned_frame(stream_id, frame, now);
                 }
@@ -167,11 +191,19 @@ impl CoreState {
     /// An origin connection is closing (any reason): if it was its pull's
     /// current upstream, the pull learns it failed.
     pub(crate) fn origin_conn_closed(&mut self, slot: u32) {
-        let Some(conn) = self.conns.at(slot) else { return };
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
         let generation = conn.generation;
-        let Proto::Origin(oc) = &conn.proto else { return };
+        let Proto::Origin(oc) = &conn.proto else {
+            return;
+        };
         let (key, not_found) = (oc.key.clone(), oc.not_found);
-        let current = self.edge.pulls.get(&key).is_some_and(|e| e.conn == Some((slot, generation)));
+        let current = self
+            .edge
+            .pulls
+            .get(&key)
+            .is_some_and(|e| e.conn == Some((slot, generation)));
         if !current {
             return;
         }

@@ -42,8 +42,12 @@ impl CoreState {
         proto: Proto,
     ) -> Result<(u32, u32), &'static str> {
         let now = self.now_ms();
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(SockProtocol::TCP))
-            .map_err(|_| "cannot create socket")?;
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM,
+            Some(SockProtocol::TCP),
+        )
+        .map_err(|_| "cannot create socket")?;
         let _ = socket.set_nodelay(true);
         if !self.shared.try_open_connection() {
             return Err("connection limit reached");
@@ -62,9 +66,13 @@ impl CoreState {
             close_reason: CloseReason::IoError,
         };
         let slot = self.conns.insert(|generation| Conn::new(setup, generation));
-        let Some(conn) = self.conns.at(slot) else { return Err("slot vanished") };
+        let Some(conn) = self.conns.at(slot) else {
+            return Err("slot vanished");
+        };
         let generation = conn.generation;
-        let Some(sockaddr) = peer_sockaddr(&conn.proto) else { return Err("not an outbound connection") };
+        let Some(sockaddr) = peer_sockaddr(&conn.proto) else {
+            return Err("not an outbound connection");
+        };
         let token = Token::new(Op::Connect, slot, generation).pack();
         // SAFETY: the address is boxed inside the connection, which stays in the
         // slab until every operation on it (this connect included) has completed.
@@ -79,7 +87,9 @@ impl CoreState {
     /// starts; on failure the close reports it to the owner (pull or relay).
     pub(crate) fn on_outbound_connected(&mut self, r: &mut Reactor, token: Token, c: Completion) {
         let now = self.now_ms();
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else { return };
+        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+            return;
+        };
         conn.inflight = conn.inflight.saturating_sub(1);
         if conn.closing {
             self.maybe_free(token.slot);

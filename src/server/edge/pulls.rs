@@ -43,8 +43,22 @@ impl CoreState {
             self.send_edge(from_core, EdgeMsg::Unavailable { key: key.clone() });
         } else {
             tracing::info!(core = self.core, %key, "starting origin pull");
-            let pull = Pull::new(self.edge.origins.len(), self.edge.timing, from_core, now, &mut actions);
-            self.edge.pulls.insert(key.clone(), PullEntry { pull, query, conn: None, stream: None });
+            let pull = Pull::new(
+                self.edge.origins.len(),
+                self.edge.timing,
+                from_core,
+                now,
+                &mut actions,
+            );
+            self.edge.pulls.insert(
+                key.clone(),
+                PullEntry {
+                    pull,
+                    query,
+                    conn: None,
+                    stream: None,
+                },
+            );
         }
         self.apply_pull_actions(&key, &mut actions);
         self.edge.actions = actions;
@@ -59,7 +73,10 @@ impl CoreState {
             i += 1;
             match action {
                 PullAction::Connect { origin } => {
-                    self.edge.connects.push(super::PendingConnect { key: key.clone(), origin });
+                    self.edge.connects.push(super::PendingConnect {
+                        key: key.clone(),
+                        origin,
+                    });
                 }
                 PullAction::OpenStream => {
                     if !self.open_pulled_stream(key, now) {
@@ -68,22 +85,33 @@ impl CoreState {
                         }
                     }
                 }
-                PullAction::Ready(cores) => self.tell_cores(cores, key, |key| EdgeMsg::Ready { key }),
+                PullAction::Ready(cores) => {
+                    self.tell_cores(cores, key, |key| EdgeMsg::Ready { key })
+                }
                 PullAction::NotFound(cores) => {
                     self.edge.remember_missing(key, now);
                     self.tell_cores(cores, key, |key| EdgeMsg::NotFound { key });
                 }
-                PullAction::Unavailable(cores) => self.tell_cores(cores, key, |key| EdgeMsg::Unavailable { key }),
+                PullAction::Unavailable(cores) => {
+                    self.tell_cores(cores, key, |key| EdgeMsg::Unavailable { key })
+                }
                 PullAction::UpstreamLost => self.pulled_stream_lost(key, now),
                 PullAction::CloseUpstream => {
-                    if let Some((slot, _)) = self.edge.pulls.get_mut(key).and_then(|e| e.conn.take()) {
+                    if let Some((slot, _)) =
+                        self.edge.pulls.get_mut(key).and_then(|e| e.conn.take())
+                    {
                         self.close_later(slot, CloseReason::StreamEnded);
                     }
                 }
                 PullAction::Finish => self.end_pulled_stream(key),
             }
         }
-        if self.edge.pulls.get(key).is_some_and(|e| e.pull.is_finished()) {
+        if self
+            .edge
+            .pulls
+            .get(key)
+            .is_some_and(|e| e.pull.is_finished())
+        {
             if let Some(entry) = self.edge.pulls.remove(key) {
                 if let Some((slot, _)) = entry.conn {
                     self.close_later(slot, CloseReason::StreamEnded);
@@ -102,7 +130,11 @@ impl CoreState {
     /// Claims `key` and opens its stream, or resumes it after an upstream loss.
     /// False if the key belongs to someone else now (a local publisher).
     fn open_pulled_stream(&mut self, key: &StreamKey, now: u64) -> bool {
-        let granted = match self.shared.directory.claim(key, self.core, PublishPolicy::default()) {
+        let granted = match self
+            .shared
+            .directory
+            .claim(key, self.core, PublishPolicy::default())
+        {
             Ok(granted) => granted,
             Err(e) => {
                 tracing::info!(core = self.core, %key, error = %e, "pulled stream's key is taken; dropping the pull");
@@ -116,7 +148,10 @@ impl CoreState {
             }
             Some(prev) => {
                 // A stream of this key in grace on another core gives way.
-                let kick = CoreMsg::Kick { stream_id: prev.stream_id, generation: prev.generation };
+                let kick = CoreMsg::Kick {
+                    stream_id: prev.stream_id,
+                    generation: prev.generation,
+                };
                 if prev.owner_core == self.core {
                     self.on_stream_msg(kick);
                 } else {
@@ -127,8 +162,13 @@ impl CoreState {
             None => false,
         };
         if !resumed {
-            let role = Role::Owner { generation: claim.generation };
-            if let Err(e) = self.shard.open_stream(key.clone(), claim.stream_id, role, now) {
+            let role = Role::Owner {
+                generation: claim.generation,
+            };
+            if let Err(e) = self
+                .shard
+                .open_stream(key.clone(), claim.stream_id, role, now)
+            {
                 tracing::warn!(core = self.core, %key, error = %e, "cannot open pulled stream");
                 self.shared.directory.release(key, &claim);
                 return false;
@@ -146,22 +186,33 @@ impl CoreState {
 
     fn current_origin_url(&self, key: &StreamKey) -> String {
         let origin = self.edge.pulls.get(key).and_then(|e| e.pull.origin());
-        origin.and_then(|i| self.edge.origins.get(i)).map(|o| o.url.clone()).unwrap_or_default()
+        origin
+            .and_then(|i| self.edge.origins.get(i))
+            .map(|o| o.url.clone())
+            .unwrap_or_default()
     }
 
     /// The upstream broke: the stream waits (viewers stay) for the next one.
     fn pulled_stream_lost(&mut self, key: &StreamKey, now: u64) {
-        let Some((stream_id, claim)) = self.edge.pulls.get(key).and_then(|e| e.stream) else { return };
+        let Some((stream_id, claim)) = self.edge.pulls.get(key).and_then(|e| e.stream) else {
+            return;
+        };
         tracing::info!(core = self.core, %key, "origin pull lost; viewers wait for a reconnect");
         self.shared.directory.publisher_left(key, &claim);
-        if let Some(ended) = self.shard.publisher_left(stream_id, claim.generation, now, LOST_GRACE_MS) {
+        if let Some(ended) =
+            self.shard
+                .publisher_left(stream_id, claim.generation, now, LOST_GRACE_MS)
+        {
             self.stream_ended(ended);
         }
     }
 
     /// Ends the pulled stream (if it is still ours): viewers finish, the key is released.
     fn end_pulled_stream(&mut self, key: &StreamKey) {
-        let Some((stream_id, claim)) = self.edge.pulls.get_mut(key).and_then(|e| e.stream.take()) else { return };
+        let Some((stream_id, claim)) = self.edge.pulls.get_mut(key).and_then(|e| e.stream.take())
+        else {
+            return;
+        };
         self.report.origin_stopped(stream_id);
         if self.shared.directory.lookup(key) != Some((stream_id, self.core)) {
             return;
@@ -184,14 +235,20 @@ impl CoreState {
         let mut actions = std::mem::take(&mut self.edge.actions);
         for key in keys {
             actions.clear();
-            let Some(entry) = self.edge.pulls.get(&key) else { continue };
+            let Some(entry) = self.edge.pulls.get(&key) else {
+                continue;
+            };
             let stream = entry.stream;
-            let audience = stream.and_then(|(id, _)| self.shard.audience(id)).unwrap_or(0);
+            let audience = stream
+                .and_then(|(id, _)| self.shard.audience(id))
+                .unwrap_or(0);
             let ours = match stream {
                 None => true,
                 Some((id, _)) => self.shared.directory.lookup(&key) == Some((id, self.core)),
             };
-            let Some(entry) = self.edge.pulls.get_mut(&key) else { continue };
+            let Some(entry) = self.edge.pulls.get_mut(&key) else {
+                continue;
+            };
             if ours {
                 entry.pull.tick(now, audience, &mut actions);
             } else {

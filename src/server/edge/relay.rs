@@ -19,7 +19,9 @@ use crate::config::Config;
 use crate::edge::backoff::Backoff;
 use crate::metrics::{CloseReason, Listener};
 use crate::protocol::rtmp::chunk::ChunkLimits;
-use crate::protocol::rtmp::session::client::{ClientEvent, ClientMode, ClientSession, ClientSessionConfig};
+use crate::protocol::rtmp::session::client::{
+    ClientEvent, ClientMode, ClientSession, ClientSessionConfig,
+};
 use crate::runtime::Reactor;
 use crate::server::conn::{Egress, Proto};
 use crate::server::egress_rtmp::RtmpEgress;
@@ -69,7 +71,12 @@ impl Relays {
     /// The configured targets (inactive when there are none).
     pub fn new(config: &Config) -> Relays {
         Relays {
-            targets: config.relay.push.iter().map(|p| OriginTarget::new(&p.url)).collect(),
+            targets: config
+                .relay
+                .push
+                .iter()
+                .map(|p| OriginTarget::new(&p.url))
+                .collect(),
             entries: HashMap::new(),
         }
     }
@@ -80,11 +87,14 @@ impl CoreState {
     pub(crate) fn start_relays(&mut self, key: &StreamKey) {
         let now = self.now_ms();
         for target in 0..self.relays.targets.len() {
-            self.relays.entries.entry((key.clone(), target)).or_insert(RelayEntry {
-                conn: None,
-                backoff: Backoff::default(),
-                retry_at_ms: Some(now),
-            });
+            self.relays
+                .entries
+                .entry((key.clone(), target))
+                .or_insert(RelayEntry {
+                    conn: None,
+                    backoff: Backoff::default(),
+                    retry_at_ms: Some(now),
+                });
         }
     }
 
@@ -128,12 +138,21 @@ impl CoreState {
         }
     }
 
-    fn open_relay_conn(&mut self, r: &mut Reactor, key: &StreamKey, index: usize) -> Result<(u32, u32), &'static str> {
+    fn open_relay_conn(
+        &mut self,
+        r: &mut Reactor,
+        key: &StreamKey,
+        index: usize,
+    ) -> Result<(u32, u32), &'static str> {
         let now = self.now_ms();
         let target = self.relays.targets.get_mut(index).ok_or("no such target")?;
         let origin = target.origin.clone().ok_or("unusable relay URL")?;
         let addr = target.address()?;
-        let app = if origin.path.is_empty() { key.app().to_owned() } else { origin.path.clone() };
+        let app = if origin.path.is_empty() {
+            key.app().to_owned()
+        } else {
+            origin.path.clone()
+        };
         let tc_url = format!("rtmp://{}/{}", origin.authority(), app);
         let mut config = ClientSessionConfig::new(&app, &tc_url, key.name(), ClientMode::Publish);
         config.chunk_limits = ChunkLimits {
@@ -157,9 +176,15 @@ impl CoreState {
     /// Bytes from a relay target.
     pub(crate) fn on_relay_data(&mut self, slot: u32, data: &[u8]) {
         let now = self.now_ms();
-        let Some(conn) = self.conns.at(slot) else { return };
-        let Proto::Relay(rc) = &mut conn.proto else { return };
-        let result = rc.session.handle_input(data, now, &mut rc.out, &mut rc.events);
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
+        let Proto::Relay(rc) = &mut conn.proto else {
+            return;
+        };
+        let result = rc
+            .session
+            .handle_input(data, now, &mut rc.out, &mut rc.events);
         let events = std::mem::take(&mut rc.events);
         let out = rc.out.split();
         let key = rc.key.clone();
@@ -189,9 +214,15 @@ impl CoreState {
 
     /// The target accepted the publish: the connection becomes a viewer of the stream.
     fn relay_started(&mut self, slot: u32, key: &StreamKey) {
-        let Some(conn) = self.conns.at(slot) else { return };
-        let Proto::Relay(rc) = &conn.proto else { return };
-        let Some(stream_id) = rc.session.active_stream_id() else { return };
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
+        let Proto::Relay(rc) = &conn.proto else {
+            return;
+        };
+        let Some(stream_id) = rc.session.active_stream_id() else {
+            return;
+        };
         let egress = RtmpEgress::new(stream_id, rc.session.out_chunk_size(), rc.session.csids());
         let generation = conn.generation;
         match self.start_viewer(slot, key, Egress::Rtmp(egress)) {
@@ -213,12 +244,20 @@ impl CoreState {
     /// A relay connection is closing: if its stream is still relayed, retry later.
     pub(crate) fn relay_conn_closed(&mut self, slot: u32) {
         let now = self.now_ms();
-        let Some(conn) = self.conns.at(slot) else { return };
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
         let generation = conn.generation;
-        let Proto::Relay(rc) = &conn.proto else { return };
+        let Proto::Relay(rc) = &conn.proto else {
+            return;
+        };
         let key = rc.key.clone();
-        let target = (0..self.relays.targets.len())
-            .find(|&t| self.relays.entries.get(&(key.clone(), t)).is_some_and(|e| e.conn == Some((slot, generation))));
+        let target = (0..self.relays.targets.len()).find(|&t| {
+            self.relays
+                .entries
+                .get(&(key.clone(), t))
+                .is_some_and(|e| e.conn == Some((slot, generation)))
+        });
         if let Some(target) = target {
             self.relay_failed(&key, target, now);
         }
@@ -246,8 +285,14 @@ mod tests {
         .unwrap();
         let relays = Relays::new(&config);
         assert_eq!(relays.targets.len(), 2);
-        assert_eq!(relays.targets[0].addr, Some("127.0.0.1:1936".parse().unwrap()));
-        assert_eq!(relays.targets[1].origin.as_ref().map(|o| o.port), Some(1935));
+        assert_eq!(
+            relays.targets[0].addr,
+            Some("127.0.0.1:1936".parse().unwrap())
+        );
+        assert_eq!(
+            relays.targets[1].origin.as_ref().map(|o| o.port),
+            Some(1935)
+        );
         let err = Config::from_toml("[[relay.push]]\nurl = \"http://x\"\n").unwrap_err();
         assert!(err.to_string().contains("relay.push.url"), "{err}");
         assert!(Relays::new(&Config::default()).targets.is_empty());

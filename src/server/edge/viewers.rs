@@ -28,14 +28,22 @@ impl CoreState {
     }
 
     /// Holds a play request for `key` until its pull core answers.
-    pub(crate) fn edge_hold_viewer(&mut self, slot: u32, key: StreamKey, query: Option<String>, how: WaitingPlay) {
+    pub(crate) fn edge_hold_viewer(
+        &mut self,
+        slot: u32,
+        key: StreamKey,
+        query: Option<String>,
+        how: WaitingPlay,
+    ) {
         let now = self.now_ms();
         if self.edge.known_missing(&key, now) {
             self.refuse_held_play(slot, how, Refusal::NotFound);
             return;
         }
         let start_timeout = self.edge.timing.start_timeout_ms;
-        let Some(conn) = self.conns.at(slot) else { return };
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
         let generation = conn.generation;
         // The sweep's own deadline only backs up the start timeout below.
         conn.deadline_ms = now + start_timeout + 2_000;
@@ -48,11 +56,23 @@ impl CoreState {
             return;
         }
         let first = waiting.is_empty();
-        waiting.push(Waiter { slot, generation, how, deadline_ms: now + start_timeout });
+        waiting.push(Waiter {
+            slot,
+            generation,
+            how,
+            deadline_ms: now + start_timeout,
+        });
         if first {
             let to = pull_core(&key, self.shared.cores());
             tracing::debug!(core = self.core, %key, pull_core = to, "viewer waits for pull");
-            self.send_edge(to, EdgeMsg::Request { key, query, from_core: self.core });
+            self.send_edge(
+                to,
+                EdgeMsg::Request {
+                    key,
+                    query,
+                    from_core: self.core,
+                },
+            );
         }
     }
 
@@ -68,7 +88,11 @@ impl CoreState {
     /// Applies an edge message from another core (or this one).
     pub fn on_edge_msg(&mut self, msg: EdgeMsg) {
         match msg {
-            EdgeMsg::Request { key, query, from_core } => self.edge_request(key, query, from_core),
+            EdgeMsg::Request {
+                key,
+                query,
+                from_core,
+            } => self.edge_request(key, query, from_core),
             EdgeMsg::Ready { key } => self.release_waiters(&key, None),
             EdgeMsg::NotFound { key } => {
                 let now = self.now_ms();
@@ -81,7 +105,9 @@ impl CoreState {
 
     /// Starts (or refuses) every viewer of `key` waiting on this core.
     fn release_waiters(&mut self, key: &StreamKey, refusal: Option<Refusal>) {
-        let Some(waiting) = self.edge.waiters.remove(key) else { return };
+        let Some(waiting) = self.edge.waiters.remove(key) else {
+            return;
+        };
         for w in waiting {
             if !self.waiter_alive(&w) {
                 continue;
@@ -94,7 +120,9 @@ impl CoreState {
     }
 
     fn waiter_alive(&mut self, w: &Waiter) -> bool {
-        self.conns.get_mut(w.slot, w.generation).is_some_and(|c| !c.closing && c.viewer.is_none())
+        self.conns
+            .get_mut(w.slot, w.generation)
+            .is_some_and(|c| !c.closing && c.viewer.is_none())
     }
 
     /// Refuses held viewers whose start timeout passed, and forgets closed ones.
@@ -106,7 +134,10 @@ impl CoreState {
         let mut waiters = std::mem::take(&mut self.edge.waiters);
         for list in waiters.values_mut() {
             list.retain(|w| {
-                let alive = self.conns.get_mut(w.slot, w.generation).is_some_and(|c| !c.closing);
+                let alive = self
+                    .conns
+                    .get_mut(w.slot, w.generation)
+                    .is_some_and(|c| !c.closing);
                 if alive && w.deadline_ms <= now_ms {
                     expired.push(w.clone());
                 }
@@ -116,7 +147,11 @@ impl CoreState {
         waiters.retain(|_, list| !list.is_empty());
         self.edge.waiters = waiters;
         for w in expired {
-            tracing::info!(core = self.core, slot = w.slot, "viewer waited too long for its origin");
+            tracing::info!(
+                core = self.core,
+                slot = w.slot,
+                "viewer waited too long for its origin"
+            );
             self.refuse_held_play(w.slot, w.how, Refusal::Unavailable);
         }
     }

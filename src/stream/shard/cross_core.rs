@@ -13,11 +13,24 @@ impl Shard {
     /// Owner side of `Subscribe`: records the subscriber and returns the
     /// `Snapshot` to send back, or `StreamEnd` if the stream is not (or no
     /// longer) here under that key.
-    pub fn handle_subscribe(&mut self, stream_id: StreamId, key: &StreamKey, from_core: usize) -> CoreMsg {
+    pub fn handle_subscribe(
+        &mut self,
+        stream_id: StreamId,
+        key: &StreamKey,
+        from_core: usize,
+    ) -> CoreMsg {
         match self.streams.get_mut(&stream_id) {
-            Some(s) if s.key == *key && s.liveness != Liveness::Ended && matches!(s.role, Role::Owner { .. }) => {
+            Some(s)
+                if s.key == *key
+                    && s.liveness != Liveness::Ended
+                    && matches!(s.role, Role::Owner { .. }) =>
+            {
                 s.subscribers.insert(from_core);
-                CoreMsg::Snapshot { stream_id, frames: s.ring.snapshot(), has_video: s.ring.has_video() }
+                CoreMsg::Snapshot {
+                    stream_id,
+                    frames: s.ring.snapshot(),
+                    has_video: s.ring.has_video(),
+                }
             }
             _ => CoreMsg::StreamEnd { stream_id },
         }
@@ -40,7 +53,9 @@ impl Shard {
         now_ms: u64,
     ) -> &[ViewerId] {
         self.wake.clear();
-        let Some(s) = self.streams.get_mut(&stream_id) else { return &self.wake };
+        let Some(s) = self.streams.get_mut(&stream_id) else {
+            return &self.wake;
+        };
         if s.seeded || !matches!(s.role, Role::Replica { .. }) {
             return &self.wake;
         }
@@ -60,7 +75,9 @@ impl Shard {
     /// owner answers a subscription with the snapshot before any frame).
     pub fn apply_frame(&mut self, stream_id: StreamId, frame: Frame, now_ms: u64) -> &[ViewerId] {
         self.wake.clear();
-        let Some(s) = self.streams.get_mut(&stream_id) else { return &self.wake };
+        let Some(s) = self.streams.get_mut(&stream_id) else {
+            return &self.wake;
+        };
         if !s.seeded || s.liveness == Liveness::Ended || !matches!(s.role, Role::Replica { .. }) {
             return &self.wake;
         }
@@ -71,7 +88,9 @@ impl Shard {
 
     fn append_replica(s: &mut Stream, counters: &mut ShardCounters, frame: Frame, now_ms: u64) {
         let stream_ts = match &mut s.timing {
-            Timing::Replica(unwrapper) => u64::try_from(unwrapper.unwrap(frame.timestamp)).unwrap_or(0),
+            Timing::Replica(unwrapper) => {
+                u64::try_from(unwrapper.unwrap(frame.timestamp)).unwrap_or(0)
+            }
             Timing::Owner(_) => return,
         };
         Self::append(s, counters, frame, stream_ts, now_ms);
@@ -88,22 +107,37 @@ impl Shard {
     /// Applies any message from another core.
     pub fn handle(&mut self, msg: CoreMsg, now_ms: u64) -> Handled<'_> {
         match msg {
-            CoreMsg::Subscribe { stream_id, key, from_core } => {
-                Handled::Reply { to_core: from_core, msg: self.handle_subscribe(stream_id, &key, from_core) }
-            }
-            CoreMsg::Unsubscribe { stream_id, from_core } => {
+            CoreMsg::Subscribe {
+                stream_id,
+                key,
+                from_core,
+            } => Handled::Reply {
+                to_core: from_core,
+                msg: self.handle_subscribe(stream_id, &key, from_core),
+            },
+            CoreMsg::Unsubscribe {
+                stream_id,
+                from_core,
+            } => {
                 self.handle_unsubscribe(stream_id, from_core);
                 Handled::Nothing
             }
-            CoreMsg::Snapshot { stream_id, frames, has_video } => {
-                Handled::Wake(self.apply_snapshot(stream_id, frames, has_video, now_ms))
+            CoreMsg::Snapshot {
+                stream_id,
+                frames,
+                has_video,
+            } => Handled::Wake(self.apply_snapshot(stream_id, frames, has_video, now_ms)),
+            CoreMsg::Frame { stream_id, frame } => {
+                Handled::Wake(self.apply_frame(stream_id, frame, now_ms))
             }
-            CoreMsg::Frame { stream_id, frame } => Handled::Wake(self.apply_frame(stream_id, frame, now_ms)),
             CoreMsg::StreamEnd { stream_id } => match self.apply_stream_end(stream_id) {
                 Some(ended) => Handled::Ended(ended),
                 None => Handled::Nothing,
             },
-            CoreMsg::Kick { stream_id, generation } => {
+            CoreMsg::Kick {
+                stream_id,
+                generation,
+            } => {
                 let current = match self.streams.get(&stream_id).map(|s| s.role) {
                     Some(Role::Owner { generation: g }) => g,
                     _ => return Handled::Nothing,

@@ -24,9 +24,13 @@ use super::replication::{CoreMsg, CoreSet};
 use super::ring::{Ring, RingEntry};
 use super::stats::{note_codecs, RateMeter, ShardCounters, StreamStats};
 use super::timestamps::StreamClock;
-use super::viewer::{BatchRequest, BatchStatus, CloseReason, OutFrame, Viewer, ViewerCounters, ViewerOptions};
+use super::viewer::{
+    BatchRequest, BatchStatus, CloseReason, OutFrame, Viewer, ViewerCounters, ViewerOptions,
+};
 
-pub use types::{EndedStream, Handled, Opened, Pushed, RemovedViewer, Role, ShardConfig, ShardError, ViewerId};
+pub use types::{
+    EndedStream, Handled, Opened, Pushed, RemovedViewer, Role, ShardConfig, ShardError, ViewerId,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Liveness {
@@ -115,22 +119,31 @@ impl Shard {
     ) -> Result<Opened, ShardError> {
         if let Some(existing) = self.streams.get(&stream_id) {
             return match (existing.role, role) {
-                (Role::Replica { .. }, Role::Replica { .. }) if existing.liveness != Liveness::Ended => {
+                (Role::Replica { .. }, Role::Replica { .. })
+                    if existing.liveness != Liveness::Ended =>
+                {
                     Ok(Opened::Existing)
                 }
                 _ => Err(ShardError::AlreadyOpen(stream_id)),
             };
         }
         if self.streams.len() >= self.config.max_streams {
-            return Err(ShardError::TooManyStreams { limit: self.config.max_streams });
+            return Err(ShardError::TooManyStreams {
+                limit: self.config.max_streams,
+            });
         }
         if matches!(role, Role::Replica { .. }) && self.viewer_count >= self.config.max_viewers {
             // A replica exists only for a viewer about to be added; refusing now
             // avoids a subscribed replica left with no viewer to ever remove it.
-            return Err(ShardError::TooManyViewers { limit: self.config.max_viewers });
+            return Err(ShardError::TooManyViewers {
+                limit: self.config.max_viewers,
+            });
         }
         let (timing, seeded) = match role {
-            Role::Owner { .. } => (Timing::Owner(StreamClock::new(self.config.timestamps)), true),
+            Role::Owner { .. } => (
+                Timing::Owner(StreamClock::new(self.config.timestamps)),
+                true,
+            ),
             Role::Replica { .. } => (Timing::Replica(TimestampUnwrapper::default()), false),
         };
         let stats = StreamStats {
@@ -176,16 +189,29 @@ impl Shard {
     pub fn subscribe_msg(&self, stream_id: StreamId) -> Option<(usize, CoreMsg)> {
         let s = self.streams.get(&stream_id)?;
         match s.role {
-            Role::Replica { owner_core } => {
-                Some((owner_core, CoreMsg::Subscribe { stream_id, key: s.key.clone(), from_core: self.core }))
-            }
+            Role::Replica { owner_core } => Some((
+                owner_core,
+                CoreMsg::Subscribe {
+                    stream_id,
+                    key: s.key.clone(),
+                    from_core: self.core,
+                },
+            )),
             Role::Owner { .. } => None,
         }
     }
 
     /// Adds a publisher's frame to an owned stream.
-    pub fn push_frame(&mut self, stream_id: StreamId, mut frame: Frame, now_ms: u64) -> Result<Pushed<'_>, ShardError> {
-        let s = self.streams.get_mut(&stream_id).ok_or(ShardError::UnknownStream(stream_id))?;
+    pub fn push_frame(
+        &mut self,
+        stream_id: StreamId,
+        mut frame: Frame,
+        now_ms: u64,
+    ) -> Result<Pushed<'_>, ShardError> {
+        let s = self
+            .streams
+            .get_mut(&stream_id)
+            .ok_or(ShardError::UnknownStream(stream_id))?;
         match s.liveness {
             Liveness::Publishing => {}
             Liveness::Grace { .. } => return Err(ShardError::NoPublisher(stream_id)),
@@ -203,7 +229,11 @@ impl Shard {
         let entry = Self::append(s, &mut self.counters, frame, stream_ts, now_ms);
         let replicate_to = s.subscribers;
         Self::drain_parked(s, &mut self.slots, &mut self.wake);
-        Ok(Pushed { wake: &self.wake, replicate_to, entry })
+        Ok(Pushed {
+            wake: &self.wake,
+            replicate_to,
+            entry,
+        })
     }
 
     fn append(
@@ -235,7 +265,9 @@ impl Shard {
     fn drain_parked(s: &mut Stream, slots: &mut [ViewerSlot], wake: &mut Vec<ViewerId>) {
         wake.clear();
         for id in s.parked.drain(..) {
-            let Some(slot) = slots.get_mut(id.index as usize) else { continue };
+            let Some(slot) = slots.get_mut(id.index as usize) else {
+                continue;
+            };
             if slot.generation != id.generation {
                 continue;
             }
@@ -259,7 +291,9 @@ impl Shard {
     ) -> Option<EndedStream> {
         let s = self.streams.get_mut(&stream_id)?;
         match s.role {
-            Role::Owner { generation: current } if current == generation => {}
+            Role::Owner {
+                generation: current,
+            } if current == generation => {}
             _ => return None,
         }
         if s.liveness != Liveness::Publishing {
@@ -271,7 +305,10 @@ impl Shard {
         }
         let deadline_ms = now_ms.saturating_add(grace_ms);
         s.liveness = Liveness::Grace { deadline_ms };
-        self.next_grace_deadline = Some(self.next_grace_deadline.map_or(deadline_ms, |d| d.min(deadline_ms)));
+        self.next_grace_deadline = Some(
+            self.next_grace_deadline
+                .map_or(deadline_ms, |d| d.min(deadline_ms)),
+        );
         tracing::debug!(key = %s.key, %stream_id, grace_ms, "publisher left, stream waiting");
         None
     }
@@ -279,7 +316,10 @@ impl Shard {
     /// A new publisher (claim `generation`) continues an owned stream: its
     /// timestamps continue the stream timeline, and viewers stay.
     pub fn resume(&mut self, stream_id: StreamId, generation: u64) -> Result<(), ShardError> {
-        let s = self.streams.get_mut(&stream_id).ok_or(ShardError::UnknownStream(stream_id))?;
+        let s = self
+            .streams
+            .get_mut(&stream_id)
+            .ok_or(ShardError::UnknownStream(stream_id))?;
         if s.liveness == Liveness::Ended {
             return Err(ShardError::Ended(stream_id));
         }
@@ -313,7 +353,10 @@ impl Shard {
             }
         }
         self.next_grace_deadline = next;
-        expired.into_iter().filter_map(|id| self.end_stream(id)).collect()
+        expired
+            .into_iter()
+            .filter_map(|id| self.end_stream(id))
+            .collect()
     }
 
     /// Checks every positioned viewer against its hard bounds and appends those
@@ -326,8 +369,12 @@ impl Shard {
             s.floor_scratch = u64::MAX;
         }
         for (index, slot) in self.slots.iter_mut().enumerate() {
-            let Some((stream_id, viewer, _)) = slot.entry.as_mut() else { continue };
-            let Some(s) = self.streams.get_mut(stream_id) else { continue };
+            let Some((stream_id, viewer, _)) = slot.entry.as_mut() else {
+                continue;
+            };
+            let Some(s) = self.streams.get_mut(stream_id) else {
+                continue;
+            };
             let verdict = viewer.check_hard_bounds(&s.ring, now_ms);
             if verdict.is_ok() {
                 if let Some(seq) = viewer.needs_from() {
@@ -335,7 +382,10 @@ impl Shard {
                 }
             }
             if let Err(reason) = verdict {
-                let id = ViewerId { index: index as u32, generation: slot.generation };
+                let id = ViewerId {
+                    index: index as u32,
+                    generation: slot.generation,
+                };
                 match reason {
                     CloseReason::LagTime { .. } => self.counters.closed_lag_time += 1,
                     CloseReason::LagBytes { .. } => self.counters.closed_lag_bytes += 1,
@@ -362,7 +412,13 @@ impl Shard {
         s.stats.publishing = false;
         let notify = std::mem::take(&mut s.subscribers);
         Self::drain_parked(s, &mut self.slots, &mut self.wake);
-        let ended = EndedStream { stream_id, key: s.key.clone(), role: s.role, wake: self.wake.clone(), notify };
+        let ended = EndedStream {
+            stream_id,
+            key: s.key.clone(),
+            role: s.role,
+            wake: self.wake.clone(),
+            notify,
+        };
         if s.viewers == 0 {
             self.streams.remove(&stream_id);
         }
@@ -373,27 +429,48 @@ impl Shard {
 
     /// Adds a viewer to a stream. It is positioned on its first
     /// [`Shard::next_batch`] (call it right away).
-    pub fn add_viewer(&mut self, stream_id: StreamId, options: ViewerOptions) -> Result<ViewerId, ShardError> {
+    pub fn add_viewer(
+        &mut self,
+        stream_id: StreamId,
+        options: ViewerOptions,
+    ) -> Result<ViewerId, ShardError> {
         if self.viewer_count >= self.config.max_viewers {
-            return Err(ShardError::TooManyViewers { limit: self.config.max_viewers });
+            return Err(ShardError::TooManyViewers {
+                limit: self.config.max_viewers,
+            });
         }
-        let s = self.streams.get_mut(&stream_id).ok_or(ShardError::UnknownStream(stream_id))?;
+        let s = self
+            .streams
+            .get_mut(&stream_id)
+            .ok_or(ShardError::UnknownStream(stream_id))?;
         if s.liveness == Liveness::Ended {
             return Err(ShardError::Ended(stream_id));
         }
         s.viewers += 1;
         s.stats.viewers = s.viewers;
         let viewer = Viewer::new(options);
-        let reusable = self.free.pop().and_then(|index| Some((index, self.slots.get_mut(index as usize)?)));
+        let reusable = self
+            .free
+            .pop()
+            .and_then(|index| Some((index, self.slots.get_mut(index as usize)?)));
         let id = match reusable {
             Some((index, slot)) => {
                 slot.entry = Some((stream_id, viewer, false));
-                ViewerId { index, generation: slot.generation }
+                ViewerId {
+                    index,
+                    generation: slot.generation,
+                }
             }
             None => {
                 let index = self.slots.len() as u32;
-                self.slots.push(ViewerSlot { generation: 0, entry: Some((stream_id, viewer, false)) });
-                ViewerId { index, generation: 0 }
+                self.slots.push(ViewerSlot {
+                    generation: 0,
+                    entry: Some((stream_id, viewer, false)),
+                });
+                ViewerId {
+                    index,
+                    generation: 0,
+                }
             }
         };
         self.viewer_count += 1;
@@ -413,8 +490,14 @@ impl Shard {
         self.free.push(id.index);
         self.viewer_count -= 1;
         self.counters.viewers_removed += 1;
-        let mut removed = RemovedViewer { stream_id, counters: *viewer.counters(), unsubscribe: None };
-        let Some(s) = self.streams.get_mut(&stream_id) else { return Some(removed) };
+        let mut removed = RemovedViewer {
+            stream_id,
+            counters: *viewer.counters(),
+            unsubscribe: None,
+        };
+        let Some(s) = self.streams.get_mut(&stream_id) else {
+            return Some(removed);
+        };
         s.viewers = s.viewers.saturating_sub(1);
         s.stats.viewers = s.viewers;
         if s.viewers > 0 {
@@ -426,7 +509,13 @@ impl Shard {
             }
             (_, Role::Replica { owner_core }) => {
                 self.streams.remove(&stream_id);
-                removed.unsubscribe = Some((owner_core, CoreMsg::Unsubscribe { stream_id, from_core: self.core }));
+                removed.unsubscribe = Some((
+                    owner_core,
+                    CoreMsg::Unsubscribe {
+                        stream_id,
+                        from_core: self.core,
+                    },
+                ));
             }
             _ => {}
         }
@@ -443,7 +532,11 @@ impl Shard {
         max_bytes: usize,
         out: &mut Vec<OutFrame>,
     ) -> BatchStatus {
-        let Some(slot) = self.slots.get_mut(id.index as usize).filter(|s| s.generation == id.generation) else {
+        let Some(slot) = self
+            .slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+        else {
             return BatchStatus::Close(CloseReason::Gone);
         };
         let Some((stream_id, viewer, parked)) = slot.entry.as_mut() else {
@@ -502,7 +595,10 @@ impl Shard {
 
     /// The viewer's counters.
     pub fn viewer_counters(&self, id: ViewerId) -> Option<ViewerCounters> {
-        let slot = self.slots.get(id.index as usize).filter(|s| s.generation == id.generation)?;
+        let slot = self
+            .slots
+            .get(id.index as usize)
+            .filter(|s| s.generation == id.generation)?;
         slot.entry.as_ref().map(|(_, v, _)| *v.counters())
     }
 
@@ -542,12 +638,16 @@ impl Shard {
     /// Who still watches a stream this core owns: its viewers here plus the
     /// cores replicating it (each has at least one viewer). `None` if unknown.
     pub fn audience(&self, stream_id: StreamId) -> Option<usize> {
-        self.streams.get(&stream_id).map(|s| s.viewers + s.subscribers.len())
+        self.streams
+            .get(&stream_id)
+            .map(|s| s.viewers + s.subscribers.len())
     }
 
     /// Frames and bytes held by a stream's ring (for tests and stats).
     pub fn ring_usage(&self, stream_id: StreamId) -> Option<(usize, usize)> {
-        self.streams.get(&stream_id).map(|s| (s.ring.len(), s.ring.held_bytes()))
+        self.streams
+            .get(&stream_id)
+            .map(|s| (s.ring.len(), s.ring.held_bytes()))
     }
 }
 

@@ -20,7 +20,10 @@ fn key(name: &str) -> StreamKey {
 fn owner_shard(config: ShardConfig) -> (Shard, StreamId) {
     let mut shard = Shard::new(0, config);
     let id = StreamId(1);
-    assert_eq!(shard.open_stream(key("s"), id, Role::Owner { generation: 1 }, 0), Ok(Opened::New));
+    assert_eq!(
+        shard.open_stream(key("s"), id, Role::Owner { generation: 1 }, 0),
+        Ok(Opened::New)
+    );
     (shard, id)
 }
 
@@ -33,7 +36,14 @@ fn push_headers(shard: &mut Shard, id: StreamId, ts: u32, now: u64) {
 
 /// Pushes `gops` GOPs of `len` video frames (40 ms apart), each followed by an
 /// audio frame, starting at `ts`/`now`. Returns the next ts and now.
-fn push_gops(shard: &mut Shard, id: StreamId, gops: usize, len: usize, mut ts: u32, mut now: u64) -> (u32, u64) {
+fn push_gops(
+    shard: &mut Shard,
+    id: StreamId,
+    gops: usize,
+    len: usize,
+    mut ts: u32,
+    mut now: u64,
+) -> (u32, u64) {
     for _ in 0..gops {
         for i in 0..len {
             shard.push_frame(id, video(ts, i == 0), now).unwrap();
@@ -79,8 +89,15 @@ fn new_viewer_gets_metadata_headers_then_gop_keyframe() {
             (FrameKind::Video, true, false),
         ]
     );
-    assert_eq!(out.len(), 3 + 20, "metadata, 2 headers, last GOP of 10 video + 10 audio");
-    assert!(out.iter().all(|f| f.timestamp <= 400), "zero-based timeline");
+    assert_eq!(
+        out.len(),
+        3 + 20,
+        "metadata, 2 headers, last GOP of 10 video + 10 audio"
+    );
+    assert!(
+        out.iter().all(|f| f.timestamp <= 400),
+        "zero-based timeline"
+    );
     assert_eq!(out[3].timestamp, 0, "keyframe at 0");
     assert_eq!(out[0].timestamp, 0, "headers take the keyframe's time");
     // next frame wakes the parked viewer
@@ -92,7 +109,10 @@ fn new_viewer_gets_metadata_headers_then_gop_keyframe() {
     // a viewer that got frames and has not asked again is busy, not parked
     shard.push_frame(id, audio(ts), now).unwrap();
     let mut out = Vec::new();
-    assert_eq!(shard.next_batch(v, now, 64, BIG, &mut out), BatchStatus::Ready);
+    assert_eq!(
+        shard.next_batch(v, now, 64, BIG, &mut out),
+        BatchStatus::Ready
+    );
     let pushed = shard.push_frame(id, audio(ts + 10), now).unwrap();
     assert!(pushed.wake.is_empty());
 }
@@ -102,17 +122,27 @@ fn gop_cache_off_waits_for_next_keyframe() {
     let (mut shard, id) = owner_shard(ShardConfig::default());
     push_headers(&mut shard, id, 0, 0);
     let (ts, now) = push_gops(&mut shard, id, 1, 10, 0, 0);
-    let options = ViewerOptions { gop_cache: false, ..Default::default() };
+    let options = ViewerOptions {
+        gop_cache: false,
+        ..Default::default()
+    };
     let v = shard.add_viewer(id, options).unwrap();
     assert_eq!(drain(&mut shard, v, now).1, BatchStatus::Idle);
     let (ts, now) = push_gops(&mut shard, id, 0, 0, ts, now);
     shard.push_frame(id, video(ts, false), now).unwrap();
     shard.push_frame(id, audio(ts), now).unwrap();
-    assert!(drain(&mut shard, v, now).0.is_empty(), "still waiting for a keyframe");
+    assert!(
+        drain(&mut shard, v, now).0.is_empty(),
+        "still waiting for a keyframe"
+    );
     push_gops(&mut shard, id, 1, 3, ts + 40, now + 40);
     let (out, _) = drain(&mut shard, v, now + 200);
     let kinds: Vec<_> = out.iter().map(describe).collect();
-    assert_eq!(kinds[3], (FrameKind::Video, true, false), "preamble then keyframe");
+    assert_eq!(
+        kinds[3],
+        (FrameKind::Video, true, false),
+        "preamble then keyframe"
+    );
     assert_eq!(out[3].timestamp, 0);
     assert_eq!(out.len(), 3 + 6);
     assert!(shard.viewer_counters(v).unwrap().skipped_before_start >= 2);
@@ -128,7 +158,11 @@ fn audio_only_stream_starts_live() {
     let v = shard.add_viewer(id, ViewerOptions::default()).unwrap();
     let (out, status) = drain(&mut shard, v, 0);
     assert!(out.is_empty());
-    assert_eq!(status, BatchStatus::Idle, "starts with the next frame, no keyframe needed");
+    assert_eq!(
+        status,
+        BatchStatus::Idle,
+        "starts with the next frame, no keyframe needed"
+    );
     assert_eq!(shard.push_frame(id, audio(115), 0).unwrap().wake, &[v]);
     let (out, _) = drain(&mut shard, v, 0);
     assert_eq!(out.len(), 2);
@@ -144,8 +178,19 @@ fn soft_bound_skips_only_non_key_video_until_keyframe() {
     let (mut shard, id) = owner_shard(ShardConfig::default());
     push_headers(&mut shard, id, 0, 0);
     let (ts, now) = push_gops(&mut shard, id, 1, 10, 0, 0);
-    let limits = ViewerLimits { soft_lag_ms: 300, ..Default::default() };
-    let v = shard.add_viewer(id, ViewerOptions { limits, ..Default::default() }).unwrap();
+    let limits = ViewerLimits {
+        soft_lag_ms: 300,
+        ..Default::default()
+    };
+    let v = shard
+        .add_viewer(
+            id,
+            ViewerOptions {
+                limits,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     drain(&mut shard, v, now);
     // Falls behind: push 5 inter frames then a new GOP without reading.
     let mut ts = ts;
@@ -160,7 +205,9 @@ fn soft_bound_skips_only_non_key_video_until_keyframe() {
     let (out, _) = drain(&mut shard, v, now + 1000);
     let first_key = out.iter().position(|f| f.entry.frame().keyframe).unwrap();
     assert!(
-        out[..first_key].iter().all(|f| f.entry.frame().kind == FrameKind::Audio),
+        out[..first_key]
+            .iter()
+            .all(|f| f.entry.frame().kind == FrameKind::Audio),
         "only audio before the keyframe"
     );
     assert_eq!(first_key, 5);
@@ -177,39 +224,82 @@ fn hard_bound_closes() {
     let (mut shard, id) = owner_shard(ShardConfig::default());
     push_headers(&mut shard, id, 0, 0);
     let (ts, now) = push_gops(&mut shard, id, 1, 10, 0, 0);
-    let limits = ViewerLimits { soft_lag_ms: 100, hard_lag_ms: 1_000, ..Default::default() };
-    let v = shard.add_viewer(id, ViewerOptions { limits, ..Default::default() }).unwrap();
+    let limits = ViewerLimits {
+        soft_lag_ms: 100,
+        hard_lag_ms: 1_000,
+        ..Default::default()
+    };
+    let v = shard
+        .add_viewer(
+            id,
+            ViewerOptions {
+                limits,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     drain(&mut shard, v, now);
     let (_, now) = push_gops(&mut shard, id, 2, 10, ts, now);
     let (out, status) = drain(&mut shard, v, now + 500);
     assert!(out.is_empty());
-    assert!(matches!(status, BatchStatus::Close(CloseReason::LagTime { limit_ms: 1_000, .. })), "{status:?}");
+    assert!(
+        matches!(
+            status,
+            BatchStatus::Close(CloseReason::LagTime {
+                limit_ms: 1_000,
+                ..
+            })
+        ),
+        "{status:?}"
+    );
     assert_eq!(shard.counters().closed_lag_time, 1);
     let removed = shard.remove_viewer(v).unwrap();
     assert_eq!(removed.stream_id, id);
-    assert_eq!(shard.next_batch(v, now, 1, 1, &mut Vec::new()), BatchStatus::Close(CloseReason::Gone));
+    assert_eq!(
+        shard.next_batch(v, now, 1, 1, &mut Vec::new()),
+        BatchStatus::Close(CloseReason::Gone)
+    );
     assert_eq!(shard.remove_viewer(v), None, "stale id");
 }
 
 #[test]
 fn ring_eviction_closes_a_stuck_viewer() {
-    let config = ShardConfig { ring: RingLimits { max_frames: 30, ..Default::default() }, ..Default::default() };
+    let config = ShardConfig {
+        ring: RingLimits {
+            max_frames: 30,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     let (mut shard, id) = owner_shard(config);
     push_headers(&mut shard, id, 0, 0);
     let (ts, now) = push_gops(&mut shard, id, 1, 10, 0, 0);
     let v = shard.add_viewer(id, ViewerOptions::default()).unwrap();
     let mut out = Vec::new();
-    assert_eq!(shard.next_batch(v, now, 2, BIG, &mut out), BatchStatus::Ready);
+    assert_eq!(
+        shard.next_batch(v, now, 2, BIG, &mut out),
+        BatchStatus::Ready
+    );
     push_gops(&mut shard, id, 3, 10, ts, now);
     let status = shard.next_batch(v, now, 64, BIG, &mut out);
-    assert!(matches!(status, BatchStatus::Close(CloseReason::Evicted { .. })), "{status:?}");
+    assert!(
+        matches!(status, BatchStatus::Close(CloseReason::Evicted { .. })),
+        "{status:?}"
+    );
     assert_eq!(shard.counters().closed_evicted, 1);
 }
 
 #[test]
 fn never_reading_viewer_does_not_pin_memory() {
-    let limits = RingLimits { max_frames: 100, max_bytes: 10_000, max_age_ms: 1_000 };
-    let (mut shard, id) = owner_shard(ShardConfig { ring: limits, ..Default::default() });
+    let limits = RingLimits {
+        max_frames: 100,
+        max_bytes: 10_000,
+        max_age_ms: 1_000,
+    };
+    let (mut shard, id) = owner_shard(ShardConfig {
+        ring: limits,
+        ..Default::default()
+    });
     push_headers(&mut shard, id, 0, 0);
     let first = Rc::downgrade(&shard.push_frame(id, video(0, true), 0).unwrap().entry);
     let v = shard.add_viewer(id, ViewerOptions::default()).unwrap();
@@ -218,23 +308,42 @@ fn never_reading_viewer_does_not_pin_memory() {
     out.clear();
     push_gops(&mut shard, id, 100, 25, 40, 40);
     let (frames, bytes) = shard.ring_usage(id).unwrap();
-    assert!(frames <= 100 && bytes <= 10_000, "{frames} frames, {bytes} bytes");
-    assert!(first.upgrade().is_none(), "evicted entries are freed although the viewer never read them");
+    assert!(
+        frames <= 100 && bytes <= 10_000,
+        "{frames} frames, {bytes} bytes"
+    );
+    assert!(
+        first.upgrade().is_none(),
+        "evicted entries are freed although the viewer never read them"
+    );
 }
 
 #[test]
 fn timestamps_are_corrected_and_viewer_timelines_monotonic() {
     let (mut shard, id) = owner_shard(ShardConfig::default());
     push_headers(&mut shard, id, u32::MAX - 100, 0);
-    shard.push_frame(id, video(u32::MAX - 100, true), 0).unwrap();
-    let source = ViewerOptions { timeline: TimelineMode::Source, ..Default::default() };
+    shard
+        .push_frame(id, video(u32::MAX - 100, true), 0)
+        .unwrap();
+    let source = ViewerOptions {
+        timeline: TimelineMode::Source,
+        ..Default::default()
+    };
     let vz = shard.add_viewer(id, ViewerOptions::default()).unwrap();
     let vs = shard.add_viewer(id, source).unwrap();
     drain(&mut shard, vz, 0);
     drain(&mut shard, vs, 0);
     // wrap, a restart to 0 (backward jump) and a huge forward jump
-    for raw in [u32::MAX - 60, u32::MAX - 20, 19, 59, u32::MAX - 5_000, u32::MAX - 4_960, 1_000_000_000, 1_000_000_040]
-    {
+    for raw in [
+        u32::MAX - 60,
+        u32::MAX - 20,
+        19,
+        59,
+        u32::MAX - 5_000,
+        u32::MAX - 4_960,
+        1_000_000_000,
+        1_000_000_040,
+    ] {
         shard.push_frame(id, video(raw, false), 0).unwrap();
     }
     let (z, _) = drain(&mut shard, vz, 0);
@@ -246,16 +355,33 @@ fn timestamps_are_corrected_and_viewer_timelines_monotonic() {
     assert_eq!(ss, zs, "source timeline is the corrected stream time");
     let late = shard.add_viewer(id, ViewerOptions::default()).unwrap();
     let (out, _) = drain(&mut shard, late, 0);
-    assert_eq!(out.iter().find(|f| f.entry.frame().keyframe).map(|f| f.timestamp), Some(0));
+    assert_eq!(
+        out.iter()
+            .find(|f| f.entry.frame().keyframe)
+            .map(|f| f.timestamp),
+        Some(0)
+    );
 }
 
 #[test]
 fn publisher_grace_resume_keeps_viewers_and_continuity() {
     let dir = Directory::default();
-    let first = dir.claim(&key("s"), 0, PublishPolicy::default()).unwrap().claim;
+    let first = dir
+        .claim(&key("s"), 0, PublishPolicy::default())
+        .unwrap()
+        .claim;
     let mut shard = Shard::new(0, ShardConfig::default());
     let id = first.stream_id;
-    shard.open_stream(key("s"), id, Role::Owner { generation: first.generation }, 0).unwrap();
+    shard
+        .open_stream(
+            key("s"),
+            id,
+            Role::Owner {
+                generation: first.generation,
+            },
+            0,
+        )
+        .unwrap();
     push_headers(&mut shard, id, 0, 0);
     let (_, now) = push_gops(&mut shard, id, 1, 5, 0, 0);
     let v = shard.add_viewer(id, ViewerOptions::default()).unwrap();
@@ -266,7 +392,10 @@ fn publisher_grace_resume_keeps_viewers_and_continuity() {
     assert_eq!(shard.publisher_left(id, first.generation, now, 5_000), None);
     assert!(shard.tick(now + 1_000).is_empty());
     let second = dir.claim(&key("s"), 0, PublishPolicy::default()).unwrap();
-    assert_eq!(second.claim.stream_id, id, "same core resumes the same stream");
+    assert_eq!(
+        second.claim.stream_id, id,
+        "same core resumes the same stream"
+    );
     shard.resume(id, second.claim.generation).unwrap();
     // the new encoder starts its clock at 0 again
     push_headers(&mut shard, id, 0, now + 2_000);
@@ -274,13 +403,30 @@ fn publisher_grace_resume_keeps_viewers_and_continuity() {
     let (after, status) = drain(&mut shard, v, now + 2_200);
     assert_eq!(status, BatchStatus::Idle);
     let stamps: Vec<u32> = after.iter().map(|f| f.timestamp).collect();
-    assert!(stamps.windows(2).all(|w| w[0] <= w[1]) && stamps[0] >= last_ts, "{last_ts} then {stamps:?}");
-    let first_media = after.iter().find(|f| f.entry.frame().kind != FrameKind::Script).unwrap();
-    assert_eq!(first_media.timestamp, last_ts + 5, "continues one step after the last frame");
-    assert_eq!(shard.publisher_left(id, first.generation, now, 0), None, "the old publisher's late leave is ignored");
+    assert!(
+        stamps.windows(2).all(|w| w[0] <= w[1]) && stamps[0] >= last_ts,
+        "{last_ts} then {stamps:?}"
+    );
+    let first_media = after
+        .iter()
+        .find(|f| f.entry.frame().kind != FrameKind::Script)
+        .unwrap();
+    assert_eq!(
+        first_media.timestamp,
+        last_ts + 5,
+        "continues one step after the last frame"
+    );
+    assert_eq!(
+        shard.publisher_left(id, first.generation, now, 0),
+        None,
+        "the old publisher's late leave is ignored"
+    );
 
     // now leave for good: expiry ends the stream and viewers finish
-    assert_eq!(shard.publisher_left(id, second.claim.generation, now + 3_000, 1_000), None);
+    assert_eq!(
+        shard.publisher_left(id, second.claim.generation, now + 3_000, 1_000),
+        None
+    );
     let ended = shard.tick(now + 4_000);
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0].wake, vec![v], "the idle viewer is woken to finish");
@@ -288,7 +434,11 @@ fn publisher_grace_resume_keeps_viewers_and_continuity() {
     assert_eq!(drain(&mut shard, v, now + 4_000).1, BatchStatus::Finished);
     assert!(shard.push_frame(id, audio(0), now).is_err());
     shard.remove_viewer(v).unwrap();
-    assert_eq!(shard.stream_count(), 0, "ended stream dropped with its last viewer");
+    assert_eq!(
+        shard.stream_count(),
+        0,
+        "ended stream dropped with its last viewer"
+    );
 }
 
 #[test]
@@ -310,40 +460,83 @@ fn ended_stream_delivers_the_rest_then_finishes() {
 #[test]
 fn cross_core_takeover_kicks_the_old_owner() {
     let dir = Directory::default();
-    let old = dir.claim(&key("s"), 0, PublishPolicy::default()).unwrap().claim;
+    let old = dir
+        .claim(&key("s"), 0, PublishPolicy::default())
+        .unwrap()
+        .claim;
     let mut core0 = Shard::new(0, ShardConfig::default());
-    core0.open_stream(key("s"), old.stream_id, Role::Owner { generation: old.generation }, 0).unwrap();
-    let v = core0.add_viewer(old.stream_id, ViewerOptions::default()).unwrap();
+    core0
+        .open_stream(
+            key("s"),
+            old.stream_id,
+            Role::Owner {
+                generation: old.generation,
+            },
+            0,
+        )
+        .unwrap();
+    let v = core0
+        .add_viewer(old.stream_id, ViewerOptions::default())
+        .unwrap();
     assert_eq!(drain(&mut core0, v, 0).1, BatchStatus::Idle);
-    let new = dir.claim(&key("s"), 1, PublishPolicy { takeover: true }).unwrap();
+    let new = dir
+        .claim(&key("s"), 1, PublishPolicy { takeover: true })
+        .unwrap();
     let prev = new.previous.unwrap();
     assert_ne!(new.claim.stream_id, prev.stream_id);
-    let kick = CoreMsg::Kick { stream_id: prev.stream_id, generation: prev.generation };
+    let kick = CoreMsg::Kick {
+        stream_id: prev.stream_id,
+        generation: prev.generation,
+    };
     match core0.handle(kick, 0) {
         Handled::Kick(ended) => assert_eq!(ended.wake, vec![v]),
         other => panic!("expected a kick, got {other:?}"),
     }
     assert!(!dir.release(&key("s"), &old));
     assert_eq!(dir.lookup(&key("s")), Some((new.claim.stream_id, 1)));
-    let stale = CoreMsg::Kick { stream_id: prev.stream_id, generation: prev.generation };
-    assert!(matches!(core0.handle(stale, 0), Handled::Nothing), "a repeated kick is a no-op");
+    let stale = CoreMsg::Kick {
+        stream_id: prev.stream_id,
+        generation: prev.generation,
+    };
+    assert!(
+        matches!(core0.handle(stale, 0), Handled::Nothing),
+        "a repeated kick is a no-op"
+    );
 }
 
 #[test]
 fn same_core_takeover_keeps_viewers() {
     let dir = Directory::default();
-    let old = dir.claim(&key("s"), 0, PublishPolicy::default()).unwrap().claim;
+    let old = dir
+        .claim(&key("s"), 0, PublishPolicy::default())
+        .unwrap()
+        .claim;
     let mut shard = Shard::new(0, ShardConfig::default());
     let id = old.stream_id;
-    shard.open_stream(key("s"), id, Role::Owner { generation: old.generation }, 0).unwrap();
+    shard
+        .open_stream(
+            key("s"),
+            id,
+            Role::Owner {
+                generation: old.generation,
+            },
+            0,
+        )
+        .unwrap();
     push_headers(&mut shard, id, 0, 0);
     push_gops(&mut shard, id, 1, 2, 0, 0);
     let v = shard.add_viewer(id, ViewerOptions::default()).unwrap();
     drain(&mut shard, v, 0);
-    let new = dir.claim(&key("s"), 0, PublishPolicy { takeover: true }).unwrap();
+    let new = dir
+        .claim(&key("s"), 0, PublishPolicy { takeover: true })
+        .unwrap();
     assert_eq!(new.claim.stream_id, id);
     shard.resume(id, new.claim.generation).unwrap();
-    assert_eq!(shard.publisher_left(id, old.generation, 0, 0), None, "kicked publisher's leave is ignored");
+    assert_eq!(
+        shard.publisher_left(id, old.generation, 0, 0),
+        None,
+        "kicked publisher's leave is ignored"
+    );
     shard.push_frame(id, video(999_999, true), 100).unwrap();
     let (out, _) = drain(&mut shard, v, 100);
     assert_eq!(out.len(), 1);
@@ -364,9 +557,16 @@ fn replica_viewer_sees_what_an_owner_viewer_sees() {
     push_headers(&mut owner, id, 1_000, 0);
     let (ts, now) = push_gops(&mut owner, id, 2, 7, 1_000, 0);
 
-    assert_eq!(replica.open_stream(key("s"), id, Role::Replica { owner_core: 0 }, now), Ok(Opened::New));
+    assert_eq!(
+        replica.open_stream(key("s"), id, Role::Replica { owner_core: 0 }, now),
+        Ok(Opened::New)
+    );
     let rv = replica.add_viewer(id, ViewerOptions::default()).unwrap();
-    assert_eq!(drain(&mut replica, rv, now).1, BatchStatus::Idle, "no snapshot yet");
+    assert_eq!(
+        drain(&mut replica, rv, now).1,
+        BatchStatus::Idle,
+        "no snapshot yet"
+    );
     let (to, sub) = replica.subscribe_msg(id).unwrap();
     assert_eq!(to, 0);
     let (to, snapshot) = deliver(&mut owner, sub, now).unwrap();
@@ -383,10 +583,17 @@ fn replica_viewer_sees_what_an_owner_viewer_sees() {
         if i == 12 {
             t = 5; // encoder restart
         }
-        let frame = if i % 2 == 0 { video(t, i % 10 == 0) } else { audio(t) };
+        let frame = if i % 2 == 0 {
+            video(t, i % 10 == 0)
+        } else {
+            audio(t)
+        };
         let pushed = owner.push_frame(id, frame, now + u64::from(i)).unwrap();
         assert_eq!(pushed.replicate_to.iter().collect::<Vec<_>>(), vec![1]);
-        forwarded.push(CoreMsg::Frame { stream_id: id, frame: pushed.entry.frame().clone() });
+        forwarded.push(CoreMsg::Frame {
+            stream_id: id,
+            frame: pushed.entry.frame().clone(),
+        });
         t += 20;
     }
     for msg in forwarded {
@@ -395,7 +602,9 @@ fn replica_viewer_sees_what_an_owner_viewer_sees() {
     o.extend(drain(&mut owner, ov, now + 30).0);
     r.extend(drain(&mut replica, rv, now + 30).0);
     let view = |v: &[OutFrame]| -> Vec<(u32, bytes::Bytes)> {
-        v.iter().map(|f| (f.timestamp, f.entry.frame().payload.clone())).collect()
+        v.iter()
+            .map(|f| (f.timestamp, f.entry.frame().payload.clone()))
+            .collect()
     };
     assert_eq!(view(&o), view(&r));
     assert_eq!(o.len(), 3 + 14 + 30);
@@ -406,7 +615,11 @@ fn replica_viewer_sees_what_an_owner_viewer_sees() {
     assert_eq!(to, 0);
     assert_eq!(replica.stream_count(), 0);
     deliver(&mut owner, unsub, now);
-    assert!(owner.push_frame(id, audio(0), now).unwrap().replicate_to.is_empty());
+    assert!(owner
+        .push_frame(id, audio(0), now)
+        .unwrap()
+        .replicate_to
+        .is_empty());
 }
 
 #[test]
@@ -414,12 +627,18 @@ fn replica_ends_with_the_owner() {
     let (mut owner, id) = owner_shard(ShardConfig::default());
     let mut replica = Shard::new(1, ShardConfig::default());
     push_headers(&mut owner, id, 0, 0);
-    replica.open_stream(key("s"), id, Role::Replica { owner_core: 0 }, 0).unwrap();
+    replica
+        .open_stream(key("s"), id, Role::Replica { owner_core: 0 }, 0)
+        .unwrap();
     let rv = replica.add_viewer(id, ViewerOptions::default()).unwrap();
     let (_, sub) = replica.subscribe_msg(id).unwrap();
     let (_, snap) = deliver(&mut owner, sub, 0).unwrap();
     deliver(&mut replica, snap, 0);
-    assert_eq!(drain(&mut replica, rv, 0).1, BatchStatus::Idle, "waiting for a keyframe");
+    assert_eq!(
+        drain(&mut replica, rv, 0).1,
+        BatchStatus::Idle,
+        "waiting for a keyframe"
+    );
     let ended = owner.end_stream(id).unwrap();
     assert_eq!(ended.notify.iter().collect::<Vec<_>>(), vec![1]);
     match replica.handle(CoreMsg::StreamEnd { stream_id: id }, 0) {
@@ -427,25 +646,53 @@ fn replica_ends_with_the_owner() {
         other => panic!("{other:?}"),
     }
     assert_eq!(drain(&mut replica, rv, 0).1, BatchStatus::Finished);
-    assert_eq!(replica.remove_viewer(rv).unwrap().unsubscribe, None, "owner already gone");
+    assert_eq!(
+        replica.remove_viewer(rv).unwrap().unsubscribe,
+        None,
+        "owner already gone"
+    );
     // subscribing to an unknown stream is answered with StreamEnd
     let answer = owner.handle_subscribe(StreamId(99), &key("s"), 1);
-    assert_eq!(answer, CoreMsg::StreamEnd { stream_id: StreamId(99) });
+    assert_eq!(
+        answer,
+        CoreMsg::StreamEnd {
+            stream_id: StreamId(99)
+        }
+    );
 }
 
 #[test]
 fn limits_are_enforced() {
-    let config = ShardConfig { max_streams: 1, max_viewers: 1, ..Default::default() };
+    let config = ShardConfig {
+        max_streams: 1,
+        max_viewers: 1,
+        ..Default::default()
+    };
     let (mut shard, id) = owner_shard(config);
     assert_eq!(
         shard.open_stream(key("t"), StreamId(2), Role::Owner { generation: 2 }, 0),
         Err(ShardError::TooManyStreams { limit: 1 })
     );
-    assert_eq!(shard.open_stream(key("s"), id, Role::Replica { owner_core: 1 }, 0), Err(ShardError::AlreadyOpen(id)));
+    assert_eq!(
+        shard.open_stream(key("s"), id, Role::Replica { owner_core: 1 }, 0),
+        Err(ShardError::AlreadyOpen(id))
+    );
     shard.add_viewer(id, ViewerOptions::default()).unwrap();
-    assert_eq!(shard.add_viewer(id, ViewerOptions::default()), Err(ShardError::TooManyViewers { limit: 1 }));
-    assert_eq!(shard.push_frame(StreamId(7), audio(0), 0).err(), Some(ShardError::UnknownStream(StreamId(7))));
-    let mut full = Shard::new(1, ShardConfig { max_viewers: 0, ..Default::default() });
+    assert_eq!(
+        shard.add_viewer(id, ViewerOptions::default()),
+        Err(ShardError::TooManyViewers { limit: 1 })
+    );
+    assert_eq!(
+        shard.push_frame(StreamId(7), audio(0), 0).err(),
+        Some(ShardError::UnknownStream(StreamId(7)))
+    );
+    let mut full = Shard::new(
+        1,
+        ShardConfig {
+            max_viewers: 0,
+            ..Default::default()
+        },
+    );
     assert_eq!(
         full.open_stream(key("s"), id, Role::Replica { owner_core: 0 }, 0),
         Err(ShardError::TooManyViewers { limit: 0 }),
@@ -460,8 +707,14 @@ fn stats_report_codecs_and_rates() {
     push_gops(&mut shard, id, 3, 10, 0, 0);
     shard.set_video_size(id, 1280, 720);
     let stats = shard.stats(id).unwrap();
-    assert_eq!(stats.video_codec, Some(crate::protocol::flv::codec::VideoCodec::Avc));
-    assert_eq!(stats.audio_codec, Some(crate::protocol::flv::codec::AudioCodec::Aac));
+    assert_eq!(
+        stats.video_codec,
+        Some(crate::protocol::flv::codec::VideoCodec::Avc)
+    );
+    assert_eq!(
+        stats.audio_codec,
+        Some(crate::protocol::flv::codec::AudioCodec::Aac)
+    );
     assert_eq!(stats.fps_x100, 2_500);
     assert_eq!(stats.frames_in, 63);
     assert_eq!((stats.width, stats.height), (Some(1280), Some(720)));
@@ -473,10 +726,18 @@ fn a_stream_without_viewers_holds_only_its_gop() {
     let (mut shard, id) = owner_shard(ShardConfig::default());
     push_headers(&mut shard, id, 0, 0);
     push_gops(&mut shard, id, 5, 10, 0, 0);
-    assert_eq!(shard.ring_usage(id).unwrap().0, 20, "the last GOP: 10 video + 10 audio");
+    assert_eq!(
+        shard.ring_usage(id).unwrap().0,
+        20,
+        "the last GOP: 10 video + 10 audio"
+    );
     let v = shard.add_viewer(id, ViewerOptions::default()).unwrap();
     let (out, _) = drain(&mut shard, v, 400);
-    assert_eq!(out.len(), 3 + 20, "context and GOP are still there for a new viewer");
+    assert_eq!(
+        out.len(),
+        3 + 20,
+        "context and GOP are still there for a new viewer"
+    );
 }
 
 #[test]
@@ -495,14 +756,21 @@ fn history_follows_the_slowest_viewer() {
         shard.sweep_slow(now, &mut closing);
     }
     assert!(closing.is_empty());
-    assert!(shard.ring_usage(id).unwrap().0 >= 80, "the slow viewer's backlog is kept");
+    assert!(
+        shard.ring_usage(id).unwrap().0 >= 80,
+        "the slow viewer's backlog is kept"
+    );
     let (out, status) = drain(&mut shard, slow, now);
     assert_eq!(status, BatchStatus::Idle);
     slow_got += out.len();
     assert_eq!(slow_got, 3 + 20 + 80, "nothing it needed was dropped");
     shard.sweep_slow(now, &mut closing);
     push_gops(&mut shard, id, 1, 10, ts, now);
-    assert_eq!(shard.ring_usage(id).unwrap().0, 20, "all caught up: one GOP left");
+    assert_eq!(
+        shard.ring_usage(id).unwrap().0,
+        20,
+        "all caught up: one GOP left"
+    );
 }
 
 mod prop {
@@ -687,10 +955,37 @@ fn sweep_closes_a_viewer_that_stopped_asking() {
     let (mut shard, id) = owner_shard(ShardConfig::default());
     push_headers(&mut shard, id, 0, 0);
     let (ts, now) = push_gops(&mut shard, id, 1, 10, 0, 0);
-    let limits = ViewerLimits { hard_lag_ms: 1_000, ..Default::default() };
-    let stuck = shard.add_viewer(id, ViewerOptions { limits, ..Default::default() }).unwrap();
-    let fine = shard.add_viewer(id, ViewerOptions { limits, ..Default::default() }).unwrap();
-    let unpositioned = shard.add_viewer(id, ViewerOptions { limits, ..Default::default() }).unwrap();
+    let limits = ViewerLimits {
+        hard_lag_ms: 1_000,
+        ..Default::default()
+    };
+    let stuck = shard
+        .add_viewer(
+            id,
+            ViewerOptions {
+                limits,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let fine = shard
+        .add_viewer(
+            id,
+            ViewerOptions {
+                limits,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let unpositioned = shard
+        .add_viewer(
+            id,
+            ViewerOptions {
+                limits,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     drain(&mut shard, stuck, now);
     drain(&mut shard, fine, now);
     let (_, now) = push_gops(&mut shard, id, 2, 10, ts, now);
@@ -709,11 +1004,17 @@ fn frames_during_grace_need_a_resume() {
     let (mut shard, id) = owner_shard(ShardConfig::default());
     shard.push_frame(id, audio(0), 0).unwrap();
     assert_eq!(shard.publisher_left(id, 1, 0, 1_000), None);
-    assert_eq!(shard.push_frame(id, audio(20), 10).err(), Some(ShardError::NoPublisher(id)));
+    assert_eq!(
+        shard.push_frame(id, audio(20), 10).err(),
+        Some(ShardError::NoPublisher(id))
+    );
     assert!(shard.tick(999).is_empty(), "not due yet");
     shard.resume(id, 2).unwrap();
     shard.push_frame(id, audio(20), 10).unwrap();
-    assert!(shard.tick(5_000).is_empty(), "resumed streams do not expire");
+    assert!(
+        shard.tick(5_000).is_empty(),
+        "resumed streams do not expire"
+    );
 }
 
 #[test]
@@ -733,9 +1034,17 @@ fn tiny_batches_keep_the_same_order() {
         }
         assert_eq!(status, BatchStatus::Ready);
         assert!(got.len() - before <= max_frames.max(1), "frame cap");
-        assert_eq!(got.len() - before, 1, "byte cap lets exactly one frame through");
+        assert_eq!(
+            got.len() - before,
+            1,
+            "byte cap lets exactly one frame through"
+        );
     }
-    let seqs = |v: &[OutFrame]| v.iter().map(|f| (f.entry.seq(), f.timestamp)).collect::<Vec<_>>();
+    let seqs = |v: &[OutFrame]| {
+        v.iter()
+            .map(|f| (f.entry.seq(), f.timestamp))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(seqs(&got), seqs(&expected));
 }
 
@@ -747,9 +1056,15 @@ fn reused_viewer_slots_do_not_confuse_ids() {
     shard.remove_viewer(old).unwrap();
     let new = shard.add_viewer(id, ViewerOptions::default()).unwrap();
     assert_ne!(old, new);
-    assert_eq!(shard.next_batch(old, 0, 1, 1, &mut Vec::new()), BatchStatus::Close(CloseReason::Gone));
+    assert_eq!(
+        shard.next_batch(old, 0, 1, 1, &mut Vec::new()),
+        BatchStatus::Close(CloseReason::Gone)
+    );
     assert!(shard.remove_viewer(old).is_none());
     assert_eq!(shard.viewer_count(), 1);
     let pushed = shard.push_frame(id, audio(0), 0).unwrap();
-    assert!(pushed.wake.is_empty(), "the removed viewer's parked entry does not wake its successor");
+    assert!(
+        pushed.wake.is_empty(),
+        "the removed viewer's parked entry does not wake its successor"
+    );
 }

@@ -263,19 +263,39 @@ fn a_playing_client_assembles_payloads_in_the_callers_allocator() {
     for f in sample_frames() {
         pair.server.write_frame(1, &f, &mut out).unwrap();
     }
-    let mut alloc = BlockAllocator { block: BytesMut::with_capacity(64 * 1024), requests: Vec::new() };
+    let mut alloc = BlockAllocator {
+        block: BytesMut::with_capacity(64 * 1024),
+        requests: Vec::new(),
+    };
     let block = alloc.block.as_ptr() as usize..alloc.block.as_ptr() as usize + 64 * 1024;
     pair.client
-        .handle_input_in(&out, 0, &mut alloc, &mut BytesMut::new(), &mut pair.client_events)
+        .handle_input_in(
+            &out,
+            0,
+            &mut alloc,
+            &mut BytesMut::new(),
+            &mut pair.client_events,
+        )
         .unwrap();
-    let expected: Vec<ClientEvent> = sample_frames().into_iter().map(ClientEvent::Media).collect();
+    let expected: Vec<ClientEvent> = sample_frames()
+        .into_iter()
+        .map(ClientEvent::Media)
+        .collect();
     assert_eq!(pair.client_events, expected);
     let payload_lens: Vec<usize> = sample_frames().iter().map(|f| f.payload.len()).collect();
-    assert_eq!(alloc.requests, payload_lens, "one buffer per message, of its exact size");
+    assert_eq!(
+        alloc.requests, payload_lens,
+        "one buffer per message, of its exact size"
+    );
     for ev in &pair.client_events {
-        let ClientEvent::Media(frame) = ev else { unreachable!() };
+        let ClientEvent::Media(frame) = ev else {
+            unreachable!()
+        };
         let at = frame.payload.as_ptr() as usize;
-        assert!(block.contains(&at), "payload at {at:#x} is outside the caller's block");
+        assert!(
+            block.contains(&at),
+            "payload at {at:#x} is outside the caller's block"
+        );
     }
 }
 
