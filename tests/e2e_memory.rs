@@ -34,7 +34,7 @@ fn a_thousand_idle_streams_hold_memory_for_what_they_keep() {
         .map(|i| audio_frame(23 * i as u32, FRAME_BYTES))
         .collect();
     for i in 0..STREAMS {
-        let mut p = RawPublisher::connect(
+        let mut p = RawClient::publish(
             server.rtmp_port,
             "live",
             &format!("idle{i}"),

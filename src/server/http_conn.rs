@@ -6,8 +6,8 @@ use bytes::BytesMut;
 use super::api::{self, ApiAction};
 use super::conn::{Egress, Proto};
 use super::egress_flv::FlvEgress;
+use super::failures::play_refusal;
 use super::pending::WaitingPlay;
-use super::viewer_send::PlayError;
 use super::worker::CoreState;
 use crate::metrics::{CloseReason, Listener, RefuseReason};
 use crate::protocol::http::request::{Method, Parsed, Request, RequestParser};
@@ -219,8 +219,10 @@ impl CoreState {
         }
         match self.start_viewer(slot, key, Egress::Flv(egress)) {
             Ok(()) => false,
-            Err(PlayError::NotFound(_)) | Err(PlayError::Refused(_)) => {
-                // Raced with the publisher leaving: the head is queued, so end the body.
+            Err(e) => {
+                // A limit, or a race with the publisher leaving: the head is
+                // queued, so end the body.
+                self.metrics.connections_refused.inc(play_refusal(&e));
                 self.close_later(slot, CloseReason::StreamEnded);
                 false
             }

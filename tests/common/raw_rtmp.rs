@@ -14,29 +14,54 @@ use ringcast::protocol::rtmp::session::client::{
 };
 use ringcast::protocol::{Frame, FrameKind};
 
-/// A connected publisher whose socket stays open until it is dropped.
-pub struct RawPublisher {
+/// A connected RTMP client (publishing or playing) whose socket stays open
+/// until it is dropped.
+pub struct RawClient {
     /// The connection to the server.
     pub sock: TcpStream,
     session: ClientSession,
     out: BytesMut,
 }
 
-impl RawPublisher {
+impl RawClient {
     /// Connects to `127.0.0.1:port`, publishes `app/name` and waits (up to
     /// `limit`) for `NetStream.Publish.Start`. `Err` carries the events seen
     /// when the server refused or closed instead.
-    pub fn connect(
+    pub fn publish(
         port: u16,
         app: &str,
         name: &str,
         limit: Duration,
-    ) -> Result<RawPublisher, Vec<ClientEvent>> {
+    ) -> Result<RawClient, Vec<ClientEvent>> {
+        Self::connect(port, app, name, ClientMode::Publish, limit)
+    }
+
+    /// As [`RawClient::publish`], playing: waits for `NetStream.Play.Start`.
+    pub fn play(
+        port: u16,
+        app: &str,
+        name: &str,
+        limit: Duration,
+    ) -> Result<RawClient, Vec<ClientEvent>> {
+        Self::connect(port, app, name, ClientMode::Play, limit)
+    }
+
+    fn connect(
+        port: u16,
+        app: &str,
+        name: &str,
+        mode: ClientMode,
+        limit: Duration,
+    ) -> Result<RawClient, Vec<ClientEvent>> {
+        let started = match mode {
+            ClientMode::Publish => ClientEvent::PublishStarted,
+            ClientMode::Play => ClientEvent::PlayStarted,
+        };
         let mut sock = TcpStream::connect(("127.0.0.1", port)).map_err(|_| Vec::new())?;
         sock.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
         let tc_url = format!("rtmp://127.0.0.1:{port}/{app}");
-        let config = ClientSessionConfig::new(app, &tc_url, name, ClientMode::Publish);
+        let config = ClientSessionConfig::new(app, &tc_url, name, mode);
         let mut session = ClientSession::new(config, &mut SmallRng::seed_from_u64(7), 0);
         let mut out = BytesMut::new();
         session.start(&mut out).unwrap();
@@ -48,8 +73,8 @@ impl RawPublisher {
                 return Err(events);
             }
             out.clear();
-            if events.contains(&ClientEvent::PublishStarted) {
-                return Ok(RawPublisher { sock, session, out });
+            if events.contains(&started) {
+                return Ok(RawClient { sock, session, out });
             }
             if events
                 .iter()
@@ -74,6 +99,17 @@ impl RawPublisher {
                 return Err(events);
             }
         }
+    }
+
+    /// Ends the stream politely (`FCUnpublish` / `deleteStream`) and closes.
+    pub fn close_politely(mut self) {
+        self.session.close(&mut self.out).unwrap();
+        let _ = self.sock.write_all(&self.out);
+    }
+
+    /// Writes `bytes` as they are, outside the session (to break the protocol).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.sock.write_all(bytes)
     }
 
     /// Sends `frames` and flushes them to the socket.
