@@ -1,7 +1,6 @@
 //! Metrics that tell the truth: failures are counted on the side that failed,
 //! ordinary ends are not, and refusals carry the limit that caused them. Each
 //! test provokes the event with a real peer and reads `/metrics`.
-//! (Origin-side failures: `tests/e2e_edge.rs`.)
 
 mod common;
 
@@ -166,4 +165,29 @@ fn a_connection_past_max_connections_is_refused_as_connection_limit() {
         1.0,
     );
     assert!(n >= 1.0);
+}
+
+#[test]
+fn a_viewer_whose_origin_is_down_is_refused_as_origin_unavailable() {
+    // An origin address nothing listens on.
+    let dead = format!("rtmp://127.0.0.1:{}/live", free_port());
+    let edge = Server::start(
+        1,
+        &format!("[edge]\norigins = [\"{dead}\"]\nstart_timeout = \"1s\"\n"),
+    );
+    let mut viewer = FlvViewer::connect(edge.http_port, "/live/cam.flv");
+    viewer.stream.set_read_timeout(Some(LIMIT)).unwrap();
+    assert!(viewer.next_frame().is_none());
+    assert_eq!(viewer.status, 503, "refused as unavailable");
+    let n = wait_metric(
+        &edge,
+        "ringcast_connections_refused_total",
+        "reason=\"origin_unavailable\"",
+        1.0,
+    );
+    assert_eq!(n, 1.0);
+    assert!(
+        wait_metric(&edge, "ringcast_failures_total", "side=\"origin\"", 1.0) >= 1.0,
+        "the pull attempts failed on the origin side"
+    );
 }

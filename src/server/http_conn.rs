@@ -172,9 +172,11 @@ impl CoreState {
 
     /// Answers an HTTP-FLV request with an error `status`, then closes.
     pub(super) fn refuse_flv(&mut self, slot: u32, ctx: ResponseContext, status: u16) {
-        self.metrics
-            .connections_refused
-            .inc(RefuseReason::StreamNotFound);
+        let reason = match status {
+            503 => RefuseReason::OriginUnavailable,
+            _ => RefuseReason::StreamNotFound,
+        };
+        self.metrics.connections_refused.inc(reason);
         let mut out = BytesMut::new();
         response::write_error(&ctx, status, &mut out);
         self.respond(slot, &out, false);

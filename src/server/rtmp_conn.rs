@@ -457,9 +457,11 @@ impl CoreState {
         if let Some(rc) = self.session(slot) {
             let _ = rc.session.reject_play(msg_stream, why, text, &mut rc.out);
         }
-        self.metrics
-            .connections_refused
-            .inc(RefuseReason::StreamNotFound);
+        let reason = match why {
+            PlayRejection::Failed => RefuseReason::OriginUnavailable,
+            _ => RefuseReason::StreamNotFound,
+        };
+        self.metrics.connections_refused.inc(reason);
         if let Some(conn) = self.conns.at(slot) {
             conn.close_after_flush = true;
         }
