@@ -14,7 +14,8 @@ use crate::stream::{DirectoryError, ShardError};
 pub enum Role {
     /// An RTMP connection still publishing (no unpublish came first).
     Publisher,
-    /// A connection attached to a stream as a viewer (RTMP play or HTTP-FLV).
+    /// A connection attached to a stream as a viewer: RTMP play, HTTP-FLV, or
+    /// a push relay once its target accepted (it is counted as a viewer too).
     Viewer,
     /// Anything else: handshakes, API requests, refused requests, origin
     /// pulls (their failures are counted by the pull, see `origin_conn`).
