@@ -112,6 +112,10 @@ pub struct ServerConfig {
     pub cores: CoreSelection,
     /// Most connections open at once, all cores together.
     pub max_connections: usize,
+    /// Most live streams at once, all cores together; a publish past it is refused.
+    pub max_streams: usize,
+    /// Most viewers attached on one core; a play past it is refused.
+    pub max_viewers_per_core: usize,
     /// Listen backlog.
     pub backlog: u32,
     /// How long a graceful shutdown may take before connections are cut.
@@ -126,6 +130,8 @@ impl Default for ServerConfig {
             http_listen: "0.0.0.0:8080".parse().expect("valid literal"),
             cores: CoreSelection::default(),
             max_connections: 100_000,
+            max_streams: 100_000,
+            max_viewers_per_core: 100_000,
             backlog: 4096,
             shutdown_timeout: Duration::from_secs(5),
         }
@@ -448,6 +454,16 @@ impl Config {
         check(
             self.server.max_connections >= 1,
             "server.max_connections",
+            "must be at least 1",
+        )?;
+        check(
+            self.server.max_streams >= 1,
+            "server.max_streams",
+            "must be at least 1",
+        )?;
+        check(
+            self.server.max_viewers_per_core >= 1,
+            "server.max_viewers_per_core",
             "must be at least 1",
         )?;
         for push in &self.relay.push {

@@ -9,12 +9,16 @@
 //! Also here: [`check_rlimits`], the start-up check that the process may open as
 //! many descriptors and lock as much memory as its configuration needs.
 
+mod collector;
+mod families;
 mod labels;
 mod local;
 mod per_core;
 mod registry;
 mod rlimits;
 
+pub use self::collector::GaugeSample;
+pub use self::families::exported_family_names;
 pub use self::labels::{
     AcceptErrorKind, CloseReason, DropReason, FailureSide, IngestSource, LabelValue,
     LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason,
@@ -25,7 +29,7 @@ pub use self::local::{
 };
 pub use self::per_core::{CoreMetrics, ReactorMetrics, REACTOR_WINDOW_NS};
 pub use self::registry::{
-    exported_family_names, GaugeSample, MetricsError, MetricsRegistry, MAX_CORES, MAX_GAUGE_FNS,
-    MAX_GAUGE_FN_SAMPLES, METRICS_CONTENT_TYPE,
+    MetricsError, MetricsRegistry, MAX_CORES, MAX_GAUGE_FNS, MAX_GAUGE_FN_SAMPLES,
+    METRICS_CONTENT_TYPE,
 };
 pub use self::rlimits::{check_rlimits, raise_nofile_limit, RlimitError};

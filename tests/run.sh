@@ -18,6 +18,7 @@ command -v nginx      >/dev/null || need_apt+=(nginx)
 [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ]   || need_apt+=(libnginx-mod-rtmp)
 [ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || need_apt+=(libnginx-mod-stream)
 command -v prlimit    >/dev/null || need_apt+=(util-linux)
+command -v unshare    >/dev/null || need_apt+=(util-linux)
 command -v python3    >/dev/null || need_apt+=(python3)
 python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
 if ((${#need_apt[@]})); then

@@ -1,7 +1,7 @@
-//! Edge mode, sans-IO parts: origin URLs, upstream sessions (RTMP play and
-//! HTTP-FLV GET), reconnect backoff, and the per-stream pull decisions. The
-//! server glue that opens sockets and feeds frames into the stream layer is
-//! `crate::server::edge`.
+//! Edge mode, sans-IO parts: origin URLs and when to look their names up again,
+//! upstream sessions (RTMP play and HTTP-FLV GET), reconnect backoff, and the
+//! per-stream pull decisions. The server glue that opens sockets and feeds
+//! frames into the stream layer is `crate::server::edge`.
 //!
 //! Exactly one upstream per stream per process: every decision about a key is
 //! made on its *pull core*, [`pull_core`] (a hash of the key over the cores).
@@ -13,6 +13,7 @@ pub mod chunked;
 pub mod http_flv;
 pub mod origin;
 pub mod pull;
+pub mod resolve;
 pub mod upstream;
 
 use crate::stream::StreamKey;

@@ -89,6 +89,8 @@ label_enum! {
         DuplicatePublish => "duplicate_publish",
         /// A viewer asked for a stream that does not exist (and no origin has it).
         StreamNotFound => "stream_not_found",
+        /// A held viewer's stream could not be pulled: every origin failed.
+        OriginUnavailable => "origin_unavailable",
     }
 }
 

@@ -294,6 +294,7 @@ impl CoreState {
         conn.close_reason = reason;
         let (fd, generation, listener) = (conn.fd, conn.generation, conn.listener);
         tracing::debug!(core = self.core, slot, fd, peer = ?conn.peer, ?reason, "closing connection");
+        self.count_close_failure(slot, reason);
         self.detach(slot);
         self.metrics.connections_closed.inc(reason);
         self.metrics.open_connections.dec(listener);

@@ -6,8 +6,8 @@ use bytes::BytesMut;
 use super::api::{self, ApiAction};
 use super::conn::{Egress, Proto};
 use super::egress_flv::FlvEgress;
+use super::failures::play_refusal;
 use super::pending::WaitingPlay;
-use super::viewer_send::PlayError;
 use super::worker::CoreState;
 use crate::metrics::{CloseReason, Listener, RefuseReason};
 use crate::protocol::http::request::{Method, Parsed, Request, RequestParser};
@@ -172,9 +172,11 @@ impl CoreState {
 
     /// Answers an HTTP-FLV request with an error `status`, then closes.
     pub(super) fn refuse_flv(&mut self, slot: u32, ctx: ResponseContext, status: u16) {
-        self.metrics
-            .connections_refused
-            .inc(RefuseReason::StreamNotFound);
+        let reason = match status {
+            503 => RefuseReason::OriginUnavailable,
+            _ => RefuseReason::StreamNotFound,
+        };
+        self.metrics.connections_refused.inc(reason);
         let mut out = BytesMut::new();
         response::write_error(&ctx, status, &mut out);
         self.respond(slot, &out, false);
@@ -219,8 +221,10 @@ impl CoreState {
         }
         match self.start_viewer(slot, key, Egress::Flv(egress)) {
             Ok(()) => false,
-            Err(PlayError::NotFound(_)) | Err(PlayError::Refused(_)) => {
-                // Raced with the publisher leaving: the head is queued, so end the body.
+            Err(e) => {
+                // A limit, or a race with the publisher leaving: the head is
+                // queued, so end the body.
+                self.metrics.connections_refused.inc(play_refusal(&e));
                 self.close_later(slot, CloseReason::StreamEnded);
                 false
             }

@@ -12,6 +12,7 @@ pub mod conn;
 pub mod edge;
 pub mod egress_flv;
 pub mod egress_rtmp;
+pub mod failures;
 pub mod http_conn;
 pub mod pending;
 pub mod report;

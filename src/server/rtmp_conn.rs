@@ -6,6 +6,7 @@ use rand::SeedableRng;
 
 use super::conn::{Egress, Proto};
 use super::egress_rtmp::RtmpEgress;
+use super::failures::{claim_refusal, play_refusal, shard_refusal};
 use super::pending::WaitingPlay;
 use super::shared::Shared;
 use super::viewer_send::PlayError;
@@ -240,9 +241,7 @@ impl CoreState {
         let granted = match self.shared.directory.claim(&key, self.core, policy) {
             Ok(granted) => granted,
             Err(e) => {
-                self.metrics
-                    .connections_refused
-                    .inc(RefuseReason::DuplicatePublish);
+                self.metrics.connections_refused.inc(claim_refusal(&e));
                 tracing::info!(core = self.core, %key, error = %e, "publish refused");
                 self.reject_publish(slot, msg_stream, PublishRejection::BadName, &e.to_string());
                 return;
@@ -288,6 +287,7 @@ impl CoreState {
             }
         };
         if let Err(e) = opened {
+            self.metrics.connections_refused.inc(shard_refusal(&e));
             tracing::warn!(core = self.core, %key, error = %e, "cannot open stream");
             self.shared.directory.release(&key, &claim);
             self.reject_publish(slot, msg_stream, PublishRejection::Denied, &e.to_string());
@@ -457,9 +457,11 @@ impl CoreState {
         if let Some(rc) = self.session(slot) {
             let _ = rc.session.reject_play(msg_stream, why, text, &mut rc.out);
         }
-        self.metrics
-            .connections_refused
-            .inc(RefuseReason::StreamNotFound);
+        let reason = match why {
+            PlayRejection::Failed => RefuseReason::OriginUnavailable,
+            _ => RefuseReason::StreamNotFound,
+        };
+        self.metrics.connections_refused.inc(reason);
         if let Some(conn) = self.conns.at(slot) {
             conn.close_after_flush = true;
         }
@@ -491,6 +493,7 @@ impl CoreState {
         self.flush_session_output(slot);
         if let Err(e) = self.start_viewer(slot, key, Egress::Rtmp(egress)) {
             tracing::info!(core = self.core, error = %e, "play failed");
+            self.metrics.connections_refused.inc(play_refusal(&e));
             if let (PlayError::NotFound(_) | PlayError::Refused(_), Some(rc)) =
                 (e, self.session(slot))
             {

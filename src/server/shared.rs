@@ -37,7 +37,7 @@ impl Shared {
             ..ApiConfig::with_token(config.api.token.as_deref())
         };
         Shared {
-            directory: Directory::new(config.server.max_connections.max(1)),
+            directory: Directory::new(config.server.max_streams.max(1)),
             api,
             metrics,
             epoch: Instant::now(),
@@ -88,6 +88,14 @@ impl Shared {
         limits.insert(
             "max_connections".to_owned(),
             self.config.server.max_connections as u64,
+        );
+        limits.insert(
+            "max_streams".to_owned(),
+            self.config.server.max_streams as u64,
+        );
+        limits.insert(
+            "max_viewers_per_core".to_owned(),
+            self.config.server.max_viewers_per_core as u64,
         );
         limits.insert(
             "max_message_size".to_owned(),

@@ -322,7 +322,8 @@ fn shard_config(shared: &Shared) -> ShardConfig {
     let mut sc = ShardConfig::default();
     sc.ring.max_frames = c.stream.ring_max_frames;
     sc.ring.max_bytes = c.stream.ring_max_bytes;
-    sc.max_viewers = c.server.max_connections;
+    sc.max_streams = c.server.max_streams;
+    sc.max_viewers = c.server.max_viewers_per_core;
     sc
 }
 

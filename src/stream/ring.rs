@@ -180,13 +180,21 @@ impl Ring {
 
     /// Appends a frame (its `timestamp` already set to the stream time wrapped
     /// to 32 bits), then evicts what the limits no longer allow.
-    pub fn push(&mut self, frame: Frame, stream_ts: u64, now_ms: u64) -> Rc<RingEntry> {
+    pub fn push(&mut self, mut frame: Frame, stream_ts: u64, now_ms: u64) -> Rc<RingEntry> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let len = frame.payload.len();
         let kind = frame.kind;
         let is_key = frame.keyframe;
         let is_header = frame.sequence_header;
+        let is_metadata = kind == FrameKind::Script && frame.payload.starts_with(METADATA_PREFIX);
+        if is_header || is_metadata {
+            // The start context keeps this for the stream's lifetime. Its payload
+            // usually shares a large arena block with other frames; a few
+            // hundred bytes must not keep megabytes alive, so it gets its own
+            // exact-size allocation (a rare copy: headers change seldom).
+            frame.payload = Bytes::copy_from_slice(&frame.payload);
+        }
         if kind == FrameKind::Video {
             self.has_video = true;
         }
@@ -205,15 +213,13 @@ impl Ring {
         if is_key {
             self.last_keyframe_seq = Some(seq);
         }
-        self.update_context(&entry, kind, is_header);
+        self.update_context(&entry, kind, is_header || is_metadata);
         self.evict(now_ms);
         entry
     }
 
-    fn update_context(&mut self, entry: &Rc<RingEntry>, kind: FrameKind, is_header: bool) {
-        let is_metadata =
-            kind == FrameKind::Script && entry.frame.payload.starts_with(METADATA_PREFIX);
-        if !is_header && !is_metadata {
+    fn update_context(&mut self, entry: &Rc<RingEntry>, kind: FrameKind, is_context: bool) {
+        if !is_context {
             return;
         }
         let old = &*self.context;
@@ -450,6 +456,40 @@ pub(crate) mod tests {
             snap.iter().all(|f| f.timestamp >= snap[3].timestamp),
             "context sent at the keyframe's time"
         );
+    }
+
+    #[test]
+    fn context_frames_do_not_share_the_buffer_they_arrived_in() {
+        // `backing` stands in for an arena block: every payload is a slice of
+        // it, so an entry keeping its slice would keep the whole block alive.
+        let meta = metadata(0);
+        let header = video_header(0, 1);
+        let h_at = 4096;
+        let mut backing = vec![0u8; 64 << 10];
+        backing[..meta.payload.len()].copy_from_slice(&meta.payload);
+        backing[h_at..h_at + header.payload.len()].copy_from_slice(&header.payload);
+        let block = Bytes::from(backing);
+        let in_block = |p: &Bytes| {
+            let start = block.as_ptr() as usize;
+            (start..start + block.len()).contains(&(p.as_ptr() as usize))
+        };
+        let meta_len = meta.payload.len();
+        let header_len = header.payload.len();
+        let mut r = Ring::new(RingLimits::default());
+        let carved = |f: Frame, at: usize, len: usize| Frame {
+            payload: block.slice(at..at + len),
+            ..f
+        };
+        push(&mut r, carved(meta.clone(), 0, meta_len), 0);
+        push(&mut r, carved(header.clone(), h_at, header_len), 0);
+        let media = push(&mut r, carved(video(0, false), 8192, 1000), 0);
+        let ctx = r.context();
+        let kept: Vec<_> = ctx.entries().map(|e| e.frame().payload.clone()).collect();
+        assert_eq!(kept, vec![meta.payload, header.payload], "same bytes");
+        for p in &kept {
+            assert!(!in_block(p), "a context entry pins its block");
+        }
+        assert!(in_block(&media.frame().payload), "media is not copied");
     }
 
     #[test]

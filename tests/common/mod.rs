@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod raw_rtmp;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;

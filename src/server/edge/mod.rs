@@ -8,21 +8,23 @@
 //!   the stream in the directory and shard, retry, close when idle.
 //! * [`origin_conn`]: the upstream connections themselves, living in the
 //!   core's connection slab like any other (same recv/send/close paths).
+//! * [`target`]: configured origins and the process's resolver thread, so
+//!   host names are looked up again without blocking a core.
 
 pub mod origin_conn;
 pub mod outbound;
 pub mod pulls;
 pub mod relay;
+pub mod target;
 pub mod viewers;
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
 
 use crate::config::Config;
-use crate::edge::origin::Origin;
 use crate::edge::pull::{PullAction, PullTiming};
 use crate::stream::StreamKey;
 use pulls::PullEntry;
+pub use target::OriginTarget;
 use viewers::Waiter;
 
 /// How long "no origin has it" is remembered, so a burst of viewers for an
@@ -33,82 +35,6 @@ pub const MAX_NEGATIVE: usize = 4_096;
 /// Shortest idle close honoured: a viewer told to start on another core must
 /// have time to subscribe before its pull can be judged unwatched.
 pub const MIN_IDLE_CLOSE_MS: u64 = 1_000;
-
-/// A name lookup running off the core thread: `None` until it finished.
-type Lookup = std::sync::Arc<std::sync::Mutex<Option<Option<SocketAddr>>>>;
-
-/// One configured origin (or relay target), resolved once at start.
-#[derive(Clone, Debug)]
-pub struct OriginTarget {
-    /// The URL as configured.
-    pub url: String,
-    /// The parsed URL, `None` if it did not parse (every attempt on it fails).
-    pub origin: Option<Origin>,
-    /// Its address, `None` until its name resolves.
-    pub addr: Option<SocketAddr>,
-    /// A lookup in flight for a name that did not resolve at start.
-    lookup: Option<Lookup>,
-}
-
-impl OriginTarget {
-    fn new(url: &str) -> OriginTarget {
-        let origin = match Origin::parse(url) {
-            Ok(o) => Some(o),
-            Err(e) => {
-                tracing::error!(url, error = %e, "unusable origin URL");
-                None
-            }
-        };
-        let addr = origin.as_ref().and_then(resolve);
-        OriginTarget {
-            url: url.to_owned(),
-            origin,
-            addr,
-            lookup: None,
-        }
-    }
-
-    /// The address to connect to. A name that did not resolve at start is
-    /// looked up again on a helper thread, never on the core: until that lookup
-    /// answers, attempts fail (and are retried by their backoff).
-    pub(crate) fn address(&mut self) -> Result<SocketAddr, &'static str> {
-        if let Some(addr) = self.addr {
-            return Ok(addr);
-        }
-        let origin = self.origin.as_ref().ok_or("unusable URL")?;
-        if let Some(lookup) = &self.lookup {
-            let done = lookup.lock().unwrap_or_else(|e| e.into_inner()).take();
-            return match done {
-                None => Err("host name lookup in progress"),
-                Some(result) => {
-                    self.lookup = None;
-                    self.addr = result;
-                    result.ok_or("host name does not resolve")
-                }
-            };
-        }
-        let lookup: Lookup = Default::default();
-        let (slot, origin) = (lookup.clone(), origin.clone());
-        let spawned = std::thread::Builder::new()
-            .name("ringcast-dns".into())
-            .spawn(move || {
-                let result = resolve(&origin);
-                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-            });
-        if spawned.is_ok() {
-            self.lookup = Some(lookup);
-        }
-        Err("host name lookup started")
-    }
-}
-
-/// Resolves an origin's host (a blocking lookup for names; instant for IP literals).
-pub(crate) fn resolve(origin: &Origin) -> Option<SocketAddr> {
-    (origin.host.as_str(), origin.port)
-        .to_socket_addrs()
-        .ok()?
-        .next()
-}
 
 /// A connect the pull core decided on, submitted when the reactor is at hand.
 #[derive(Clone, Debug)]
@@ -181,40 +107,20 @@ mod tests {
     }
 
     #[test]
-    fn origins_resolve_at_start() {
-        let e = edge(&[
+    fn origins_come_from_the_config() {
+        let mut e = edge(&[
             "rtmp://127.0.0.1:19350/live",
             "http://[::1]:8080",
             "rtmp://bad:0",
         ]);
         assert!(e.enabled());
-        assert_eq!(e.origins[0].addr, Some("127.0.0.1:19350".parse().unwrap()));
-        assert_eq!(e.origins[1].addr, Some("[::1]:8080".parse().unwrap()));
+        assert_eq!(
+            e.origins[0].address(0),
+            Ok("127.0.0.1:19350".parse().unwrap())
+        );
+        assert_eq!(e.origins[1].address(0), Ok("[::1]:8080".parse().unwrap()));
         assert!(e.origins[2].origin.is_none(), "port 0 is refused");
         assert!(!edge(&[]).enabled());
-    }
-
-    #[test]
-    fn unresolved_names_are_looked_up_off_the_core() {
-        let mut target = OriginTarget::new("rtmp://localhost:19350/live");
-        assert!(target.addr.is_some(), "resolved at start");
-        target.addr = None;
-        assert_eq!(target.address(), Err("host name lookup started"));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let addr = loop {
-            match target.address() {
-                Ok(addr) => break addr,
-                Err(e) => assert!(
-                    std::time::Instant::now() < deadline,
-                    "lookup never finished: {e}"
-                ),
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        };
-        assert_eq!(addr.port(), 19350);
-        assert!(addr.ip().is_loopback());
-        let mut bad = OriginTarget::new("rtmp://h:0/live");
-        assert_eq!(bad.address(), Err("unusable URL"));
     }
 
     #[test]

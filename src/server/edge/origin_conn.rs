@@ -4,11 +4,14 @@
 //! file feeds their bytes to the [`Upstream`] session and reports their end to
 //! the pull.
 
+use std::net::SocketAddr;
+
 use bytes::BytesMut;
 use rand::SeedableRng;
 use socket2::SockAddr;
 
 use crate::edge::origin::OriginScheme;
+use crate::edge::resolve::Dial;
 use crate::edge::upstream::{Upstream, UpstreamEvent, UpstreamLimits};
 use crate::metrics::{CloseReason, FailureSide, IngestSource, Listener};
 use crate::runtime::Reactor;
@@ -33,8 +36,14 @@ pub struct OriginConn {
 }
 
 impl CoreState {
-    /// Opens the connections the pulls asked for since the last turn.
+    /// Opens the connections the pulls asked for since the last turn. Origin
+    /// names are looked up again when due (every turn checks, nothing blocks);
+    /// a connect whose fresh lookup is still in flight waits for a later turn.
     pub(crate) fn submit_origin_connects(&mut self, r: &mut Reactor) {
+        let now = self.now_ms();
+        for target in &mut self.edge.origins {
+            target.poll(now);
+        }
         if self.edge.connects.is_empty() {
             return;
         }
@@ -46,8 +55,20 @@ impl CoreState {
             if !wanted {
                 continue;
             }
+            let dial = self.edge.origins.get(c.origin).map(|t| t.dial(now));
+            let addr = match dial {
+                Some(Dial::Wait) => {
+                    self.edge.connects.push(c);
+                    continue;
+                }
+                Some(Dial::To(addr)) => Ok(addr),
+                Some(Dial::Fail(why)) => Err(why),
+                None => Err("no such origin"),
+            };
             self.metrics.origin_pull_attempts.inc();
-            if let Err(reason) = self.open_origin_conn(r, &c.key, c.origin) {
+            if let Err(reason) =
+                addr.and_then(|addr| self.open_origin_conn(r, &c.key, c.origin, addr))
+            {
                 tracing::info!(core = self.core, key = %c.key, origin = c.origin, reason, "origin connect failed");
                 self.origin_attempt_failed(&c.key, false);
             }
@@ -59,11 +80,11 @@ impl CoreState {
         r: &mut Reactor,
         key: &StreamKey,
         index: usize,
+        addr: SocketAddr,
     ) -> Result<(), &'static str> {
         let now = self.now_ms();
-        let target = self.edge.origins.get_mut(index).ok_or("no such origin")?;
+        let target = self.edge.origins.get(index).ok_or("no such origin")?;
         let origin = target.origin.clone().ok_or("unusable origin URL")?;
-        let addr = target.address()?;
         let query = self.edge.pulls.get(key).and_then(|e| e.query.clone());
         let limits = UpstreamLimits {
             max_chunk_size: self.shared.config.limits.max_chunk_size,
@@ -221,6 +242,12 @@ impl CoreState {
         actions.clear();
         if let Some(entry) = self.edge.pulls.get_mut(key) {
             tracing::info!(core = self.core, %key, not_found, origin = ?entry.pull.origin(), "origin pull failed");
+            // Not a "no such stream": the origin may have moved or this address
+            // may be dead, so its name is looked up again before the next try.
+            let failed = entry.pull.origin().filter(|_| !not_found);
+            if let Some(target) = failed.and_then(|i| self.edge.origins.get_mut(i)) {
+                target.connect_failed();
+            }
             entry.pull.upstream_failed(not_found, now, &mut actions);
         }
         self.apply_pull_actions(key, &mut actions);

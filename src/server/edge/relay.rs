@@ -147,7 +147,7 @@ impl CoreState {
         let now = self.now_ms();
         let target = self.relays.targets.get_mut(index).ok_or("no such target")?;
         let origin = target.origin.clone().ok_or("unusable relay URL")?;
-        let addr = target.address()?;
+        let addr = target.address(now)?;
         let app = if origin.path.is_empty() {
             key.app().to_owned()
         } else {
@@ -285,9 +285,10 @@ mod tests {
         .unwrap();
         let relays = Relays::new(&config);
         assert_eq!(relays.targets.len(), 2);
+        let mut relays = relays;
         assert_eq!(
-            relays.targets[0].addr,
-            Some("127.0.0.1:1936".parse().unwrap())
+            relays.targets[0].address(0),
+            Ok("127.0.0.1:1936".parse().unwrap())
         );
         assert_eq!(
             relays.targets[1].origin.as_ref().map(|o| o.port),

@@ -1,0 +1,201 @@
+//! The collectors run at scrape time: one sums every core's single-writer
+//! [`CoreMetrics`] cells into the families of [`super::families`], the other
+//! reads a callback gauge.
+
+use std::sync::Arc;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, MetricFamily, MetricType};
+
+use super::families::*;
+use super::labels::{
+    AcceptErrorKind, CloseReason, DropReason, FailureSide, IngestSource, LabelValue, Listener,
+    Protocol, RefuseReason,
+};
+use super::local::HistogramTotals;
+use super::per_core::CoreMetrics;
+use super::registry::MAX_GAUGE_FN_SAMPLES;
+
+const NS_PER_SEC: f64 = 1e9;
+
+/// Sums every core's [`CoreMetrics`] at collect time.
+pub(super) struct CoreSumCollector {
+    pub(super) cores: Vec<Arc<CoreMetrics>>,
+    pub(super) descs: Vec<Desc>,
+}
+
+impl CoreSumCollector {
+    fn total(&self, f: &Family, get: impl Fn(&CoreMetrics) -> f64) -> MetricFamily {
+        let v = self.cores.iter().map(|c| get(c)).sum();
+        family_of(f, vec![sample(f.kind, &[], v)])
+    }
+
+    fn by_label<L: LabelValue>(
+        &self,
+        f: &Family,
+        get: impl Fn(&CoreMetrics, L) -> f64,
+    ) -> MetricFamily {
+        let metrics = L::ALL
+            .iter()
+            .map(|&l| {
+                let v = self.cores.iter().map(|c| get(c, l)).sum();
+                sample(f.kind, &[(L::LABEL, l.as_str())], v)
+            })
+            .collect();
+        family_of(f, metrics)
+    }
+
+    fn per_core(&self, f: &Family, get: impl Fn(&CoreMetrics) -> f64) -> MetricFamily {
+        let metrics = self
+            .cores
+            .iter()
+            .map(|c| {
+                let core = c.core().to_string();
+                sample(f.kind, &[("core", &core)], get(c))
+            })
+            .collect();
+        family_of(f, metrics)
+    }
+
+    fn latency(&self) -> MetricFamily {
+        let mut totals = HistogramTotals::default();
+        for c in &self.cores {
+            c.server_latency.accumulate_into(&mut totals);
+        }
+        let buckets = totals
+            .cumulative_seconds()
+            .into_iter()
+            .map(|(bound, count)| {
+                let mut b = proto::Bucket::default();
+                b.set_upper_bound(bound);
+                b.set_cumulative_count(count);
+                b
+            })
+            .collect();
+        let mut h = proto::Histogram::default();
+        h.set_sample_count(totals.count());
+        h.set_sample_sum(totals.sum_ns as f64 / NS_PER_SEC);
+        h.set_bucket(buckets);
+        let mut m = proto::Metric::default();
+        m.set_histogram(h);
+        family_of(&LATENCY, vec![m])
+    }
+}
+
+impl Collector for CoreSumCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let secs = |ns: u64| ns as f64 / NS_PER_SEC;
+        vec![
+            family_of(
+                &BUILD_INFO,
+                vec![sample(
+                    MetricType::GAUGE,
+                    &[("version", env!("CARGO_PKG_VERSION"))],
+                    1.0,
+                )],
+            ),
+            family_of(
+                &CORES,
+                vec![sample(MetricType::GAUGE, &[], self.cores.len() as f64)],
+            ),
+            self.total(&PUBLISHERS, |c| c.publishers.get() as f64),
+            self.total(&STREAMS, |c| c.streams.get() as f64),
+            self.by_label(&VIEWERS, |c, l: Protocol| c.viewers.get(l) as f64),
+            self.by_label(&OPEN_CONNECTIONS, |c, l: Listener| {
+                c.open_connections.get(l) as f64
+            }),
+            self.by_label(&ACCEPTED, |c, l: Listener| {
+                c.connections_accepted.get(l) as f64
+            }),
+            self.by_label(&REFUSED, |c, l: RefuseReason| {
+                c.connections_refused.get(l) as f64
+            }),
+            self.by_label(&CLOSED, |c, l: CloseReason| {
+                c.connections_closed.get(l) as f64
+            }),
+            self.by_label(&RECEIVED_BYTES, |c, l: IngestSource| {
+                c.bytes_received.get(l) as f64
+            }),
+            self.by_label(&RECEIVED_FRAMES, |c, l: IngestSource| {
+                c.frames_received.get(l) as f64
+            }),
+            self.by_label(&SENT_BYTES, |c, l: Protocol| c.bytes_sent.get(l) as f64),
+            self.by_label(&SENT_FRAMES, |c, l: Protocol| c.frames_sent.get(l) as f64),
+            self.by_label(&DROPPED_FRAMES, |c, l: DropReason| {
+                c.frames_dropped.get(l) as f64
+            }),
+            self.total(&SLOW_CLOSES, |c| c.slow_viewer_closes.get() as f64),
+            self.total(&GOP_BYTES, |c| c.gop_cache_bytes.get() as f64),
+            self.per_core(&BUSY_RATIO, |c| c.reactor.busy_ratio()),
+            self.per_core(&SENDS_PER_SUBMIT, |c| c.reactor.sends_per_submit()),
+            self.per_core(&BUSY_SECONDS, |c| secs(c.reactor.busy_ns())),
+            self.per_core(&IDLE_SECONDS, |c| secs(c.reactor.idle_ns())),
+            self.per_core(&SUBMITS, |c| c.reactor.submits() as f64),
+            self.per_core(&SENDS, |c| c.reactor.sends() as f64),
+            self.latency(),
+            self.by_label(&ACCEPT_ERRORS, |c, l: AcceptErrorKind| {
+                c.accept_errors.get(l) as f64
+            }),
+            self.by_label(&FAILURES, |c, l: FailureSide| c.failures.get(l) as f64),
+            self.total(&PULL_ATTEMPTS, |c| c.origin_pull_attempts.get() as f64),
+            self.total(&PULL_FAILURES, |c| c.origin_pull_failures.get() as f64),
+            self.total(&PULL_RECOVERIES, |c| c.origin_pull_recoveries.get() as f64),
+        ]
+    }
+}
+
+/// One sample returned by a callback gauge: label values (in the order of the
+/// label names given at registration) and the value.
+pub type GaugeSample = (Vec<String>, f64);
+
+pub(super) type GaugeFn = Box<dyn Fn() -> Vec<GaugeSample> + Send + Sync>;
+
+/// A gauge whose value is read from a callback at scrape time, for state that
+/// already lives somewhere else (the stream directory, the config).
+pub(super) struct GaugeFnCollector {
+    pub(super) desc: Desc,
+    pub(super) labels: Vec<String>,
+    pub(super) read: GaugeFn,
+}
+
+impl Collector for GaugeFnCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut samples = (self.read)();
+        if samples.len() > MAX_GAUGE_FN_SAMPLES {
+            tracing::warn!(
+                metric = %self.desc.fq_name,
+                samples = samples.len(),
+                limit = MAX_GAUGE_FN_SAMPLES,
+                "callback gauge returned too many samples; truncating"
+            );
+            samples.truncate(MAX_GAUGE_FN_SAMPLES);
+        }
+        let metrics = samples
+            .into_iter()
+            .filter(|(values, _)| values.len() == self.labels.len())
+            .map(|(values, v)| {
+                let pairs: Vec<(&str, &str)> = self
+                    .labels
+                    .iter()
+                    .map(String::as_str)
+                    .zip(values.iter().map(String::as_str))
+                    .collect();
+                sample(MetricType::GAUGE, &pairs, v)
+            })
+            .collect();
+        let mut mf = MetricFamily::default();
+        mf.set_name(self.desc.fq_name.clone());
+        mf.set_help(self.desc.help.clone());
+        mf.set_field_type(MetricType::GAUGE);
+        mf.set_metric(metrics);
+        vec![mf]
+    }
+}

@@ -1,0 +1,311 @@
+//! The metric families this crate exports (name, help, type, label names) and
+//! the helpers that build a family's samples; the collector fills them in at
+//! scrape time. A new metric is a `family!` here, an entry in [`FAMILIES`] and a
+//! line in the collector.
+
+use std::collections::HashMap;
+
+use prometheus::core::Desc;
+use prometheus::proto::{self, MetricFamily, MetricType};
+
+use super::labels::{
+    AcceptErrorKind, CloseReason, DropReason, FailureSide, IngestSource, LabelValue, Listener,
+    Protocol, RefuseReason,
+};
+
+/// One metric family this crate exports: its name, help, type and label names.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Family {
+    pub(super) name: &'static str,
+    pub(super) help: &'static str,
+    pub(super) kind: MetricType,
+    pub(super) labels: &'static [&'static str],
+}
+
+macro_rules! family {
+    ($ident:ident, $name:literal, $kind:ident, [$($label:expr),*], $help:literal) => {
+        pub(super) const $ident: Family = Family {
+            name: $name,
+            help: $help,
+            kind: MetricType::$kind,
+            labels: &[$($label),*],
+        };
+    };
+}
+
+family!(
+    BUILD_INFO,
+    "ringcast_build_info",
+    GAUGE,
+    ["version"],
+    "Always 1; the version label says which ringcast build is running."
+);
+family!(CORES, "ringcast_cores", GAUGE, [], "Reactor cores running.");
+family!(
+    PUBLISHERS,
+    "ringcast_publishers",
+    GAUGE,
+    [],
+    "Publishers connected."
+);
+family!(
+    STREAMS,
+    "ringcast_streams",
+    GAUGE,
+    [],
+    "Live streams (publisher or origin pull), counted on their owning core."
+);
+family!(
+    VIEWERS,
+    "ringcast_viewers",
+    GAUGE,
+    [Protocol::LABEL],
+    "Viewers attached, by egress protocol."
+);
+family!(
+    OPEN_CONNECTIONS,
+    "ringcast_open_connections",
+    GAUGE,
+    [Listener::LABEL],
+    "Open client connections, by listener."
+);
+family!(
+    ACCEPTED,
+    "ringcast_connections_accepted_total",
+    COUNTER,
+    [Listener::LABEL],
+    "Connections accepted, by listener."
+);
+family!(
+    REFUSED,
+    "ringcast_connections_refused_total",
+    COUNTER,
+    [RefuseReason::LABEL],
+    "Connections or publish/play requests refused, by reason."
+);
+family!(
+    CLOSED,
+    "ringcast_connections_closed_total",
+    COUNTER,
+    [CloseReason::LABEL],
+    "Connections closed, by reason."
+);
+family!(
+    RECEIVED_BYTES,
+    "ringcast_received_bytes_total",
+    COUNTER,
+    [IngestSource::LABEL],
+    "Media payload bytes ingested, by source."
+);
+family!(
+    RECEIVED_FRAMES,
+    "ringcast_received_frames_total",
+    COUNTER,
+    [IngestSource::LABEL],
+    "Media frames ingested, by source."
+);
+family!(
+    SENT_BYTES,
+    "ringcast_sent_bytes_total",
+    COUNTER,
+    [Protocol::LABEL],
+    "Bytes sent to viewers including per-viewer headers, by protocol."
+);
+family!(
+    SENT_FRAMES,
+    "ringcast_sent_frames_total",
+    COUNTER,
+    [Protocol::LABEL],
+    "Frames sent to viewers, one per viewer per frame, by protocol."
+);
+family!(
+    DROPPED_FRAMES,
+    "ringcast_dropped_frames_total",
+    COUNTER,
+    [DropReason::LABEL],
+    "Frames not delivered to a viewer, by reason."
+);
+family!(
+    SLOW_CLOSES,
+    "ringcast_slow_viewer_closes_total",
+    COUNTER,
+    [],
+    "Viewers closed for lagging past the hard bound."
+);
+family!(
+    GOP_BYTES,
+    "ringcast_gop_cache_bytes",
+    GAUGE,
+    [],
+    "Bytes held by GOP caches, replicas on other cores included."
+);
+family!(
+    BUSY_RATIO,
+    "ringcast_reactor_busy_ratio",
+    GAUGE,
+    ["core"],
+    "Fraction of the last second the reactor spent working rather than waiting."
+);
+family!(
+    SENDS_PER_SUBMIT,
+    "ringcast_reactor_sends_per_submit",
+    GAUGE,
+    ["core"],
+    "Mean sends per io_uring submission over the last second."
+);
+family!(
+    BUSY_SECONDS,
+    "ringcast_reactor_busy_seconds_total",
+    COUNTER,
+    ["core"],
+    "Time the reactor spent working."
+);
+family!(
+    IDLE_SECONDS,
+    "ringcast_reactor_idle_seconds_total",
+    COUNTER,
+    ["core"],
+    "Time the reactor spent waiting for completions."
+);
+family!(
+    SUBMITS,
+    "ringcast_reactor_submits_total",
+    COUNTER,
+    ["core"],
+    "io_uring submissions."
+);
+family!(
+    SENDS,
+    "ringcast_reactor_sends_total",
+    COUNTER,
+    ["core"],
+    "Send operations submitted."
+);
+family!(
+    LATENCY,
+    "ringcast_server_latency_seconds",
+    HISTOGRAM,
+    [],
+    "Time from a frame's arrival to the completion of a viewer send carrying it."
+);
+family!(
+    ACCEPT_ERRORS,
+    "ringcast_accept_errors_total",
+    COUNTER,
+    [AcceptErrorKind::LABEL],
+    "Failed accepts, by errno class."
+);
+family!(
+    FAILURES,
+    "ringcast_failures_total",
+    COUNTER,
+    [FailureSide::LABEL],
+    "Sessions ended by an error, by side."
+);
+family!(
+    PULL_ATTEMPTS,
+    "ringcast_origin_pull_attempts_total",
+    COUNTER,
+    [],
+    "Origin pulls started, retries included."
+);
+family!(
+    PULL_FAILURES,
+    "ringcast_origin_pull_failures_total",
+    COUNTER,
+    [],
+    "Origin pulls that failed to connect or broke."
+);
+family!(
+    PULL_RECOVERIES,
+    "ringcast_origin_pull_recoveries_total",
+    COUNTER,
+    [],
+    "Origin pulls that delivered media again after failing."
+);
+
+/// Every family the core collector emits, in output order.
+pub(super) const FAMILIES: &[Family] = &[
+    BUILD_INFO,
+    CORES,
+    PUBLISHERS,
+    STREAMS,
+    VIEWERS,
+    OPEN_CONNECTIONS,
+    ACCEPTED,
+    REFUSED,
+    CLOSED,
+    RECEIVED_BYTES,
+    RECEIVED_FRAMES,
+    SENT_BYTES,
+    SENT_FRAMES,
+    DROPPED_FRAMES,
+    SLOW_CLOSES,
+    GOP_BYTES,
+    BUSY_RATIO,
+    SENDS_PER_SUBMIT,
+    BUSY_SECONDS,
+    IDLE_SECONDS,
+    SUBMITS,
+    SENDS,
+    LATENCY,
+    ACCEPT_ERRORS,
+    FAILURES,
+    PULL_ATTEMPTS,
+    PULL_FAILURES,
+    PULL_RECOVERIES,
+];
+
+/// Names of every metric family the per-core collector exports (for dashboards
+/// and tests that check references against what is really exported).
+pub fn exported_family_names() -> impl Iterator<Item = &'static str> {
+    FAMILIES.iter().map(|f| f.name)
+}
+
+pub(super) fn desc_for(f: &Family) -> Result<Desc, prometheus::Error> {
+    Desc::new(
+        f.name.to_owned(),
+        f.help.to_owned(),
+        f.labels.iter().map(|l| (*l).to_owned()).collect(),
+        HashMap::new(),
+    )
+}
+
+fn label_pairs(pairs: &[(&str, &str)]) -> Vec<proto::LabelPair> {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let mut lp = proto::LabelPair::default();
+            lp.set_name((*k).to_owned());
+            lp.set_value((*v).to_owned());
+            lp
+        })
+        .collect()
+}
+
+pub(super) fn sample(kind: MetricType, labels: &[(&str, &str)], value: f64) -> proto::Metric {
+    let mut m = proto::Metric::default();
+    m.set_label(label_pairs(labels));
+    match kind {
+        MetricType::COUNTER => {
+            let mut c = proto::Counter::default();
+            c.set_value(value);
+            m.set_counter(c);
+        }
+        _ => {
+            let mut g = proto::Gauge::default();
+            g.set_value(value);
+            m.set_gauge(g);
+        }
+    }
+    m
+}
+
+pub(super) fn family_of(f: &Family, metrics: Vec<proto::Metric>) -> MetricFamily {
+    let mut mf = MetricFamily::default();
+    mf.set_name(f.name.to_owned());
+    mf.set_help(f.help.to_owned());
+    mf.set_field_type(f.kind);
+    mf.set_metric(metrics);
+    mf
+}
