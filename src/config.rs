@@ -265,8 +265,14 @@ pub struct RuntimeConfig {
     pub max_frames_per_send: usize,
     /// Most bytes one viewer send gathers.
     pub max_bytes_per_send: usize,
-    /// Capacity of each cross-core queue, messages.
+    /// Capacity of each cross-core media ring (one per ordered core pair), messages; a power of two.
     pub cross_core_queue: usize,
+    /// Capacity of each cross-core control ring, messages; a power of two. Control
+    /// messages are never dropped: past the ring they wait in an unbounded queue.
+    pub cross_core_control_queue: usize,
+    /// Most media messages waiting behind a full media ring, per target core; past
+    /// it frames are dropped (counted as `queue_cap`) and the replica resyncs.
+    pub cross_core_backlog: usize,
     /// Viewers woken by new frames are sent to once per window, so frames that
     /// arrive within it leave in one gathered send. Adds at most this much latency.
     /// Off by default: measured at 10k viewers of a 600 kb/s stream, 20 ms saved no
@@ -289,6 +295,8 @@ impl Default for RuntimeConfig {
             max_frames_per_send: 64,
             max_bytes_per_send: 128 << 10,
             cross_core_queue: 8192,
+            cross_core_control_queue: 1024,
+            cross_core_backlog: 1 << 16,
             send_merge_window: Duration::ZERO,
             zero_copy_send: false,
         }
@@ -445,6 +453,16 @@ impl Config {
             r.cross_core_queue >= 64,
             "runtime.cross_core_queue",
             "must be at least 64",
+        )?;
+        check(
+            r.cross_core_queue.is_power_of_two(),
+            "runtime.cross_core_queue",
+            "must be a power of two",
+        )?;
+        check(
+            r.cross_core_control_queue.is_power_of_two(),
+            "runtime.cross_core_control_queue",
+            "must be a power of two",
         )?;
         check(
             r.send_merge_window <= Duration::from_millis(500),

@@ -129,10 +129,13 @@ timeseries_row([
 row("Delivery quality")
 timeseries_row([
     ("Server latency", "s", [quantile(0.5), quantile(0.9), quantile(0.99)],
-     "Frame received to viewer send completed."),
+     "Frame received (on the core that ingested it) to viewer send completed, cross-core hop "
+     "included; microsecond resolution, buckets from 10 µs."),
     ("Dropped frames / s", "short",
      [(f"sum by (reason) (rate(ringcast_dropped_frames_total{{{SEL}}}[{RATE}]))", "{{reason}}")],
-     "slow_viewer: skipped non-keyframes for lagging viewers; queue_cap: a bounded queue was full."),
+     "slow_viewer: skipped non-keyframes for lagging viewers; queue_cap: a bounded queue was full "
+     "(per-send cap, cross-core media backlog); mesh_gap: frames a cross-core replica missed or "
+     "skipped until the next keyframe."),
     ("Slow viewer closes / s", "short",
      [(f"sum(rate(ringcast_slow_viewer_closes_total{{{SEL}}}[{RATE}]))", "closes")], ""),
 ])

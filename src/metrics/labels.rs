@@ -131,8 +131,11 @@ label_enum! {
     DropReason, label = "reason" {
         /// The viewer lagged past the soft bound and non-keyframe video was skipped.
         SlowViewer => "slow_viewer",
-        /// A bounded queue (per-send cap, cross-core ring) was full.
+        /// A bounded queue (per-send cap, cross-core media backlog) was full; counted by the sending core.
         QueueCap => "queue_cap",
+        /// A replica missed frames across cores (a sequence gap) or skipped them
+        /// while resyncing at the next keyframe; counted by the replica's core.
+        MeshGap => "mesh_gap",
     }
 }
 

@@ -119,11 +119,14 @@ impl LocalRatio {
     }
 }
 
-/// Upper bounds, in nanoseconds, of the server-latency histogram buckets: 50 µs to
-/// 10 s. Fine at the low end because an edge that is keeping up relays a frame in
-/// well under a millisecond; coarse at the top because anything past a second is a
-/// viewer that is about to be cut off as slow.
-pub const LATENCY_BUCKETS_NS: [u64; 16] = [
+/// Upper bounds, in nanoseconds, of the server-latency histogram buckets: 10 µs to
+/// 10 s. Observations have microsecond resolution; the buckets are fine at the low
+/// end because an edge that is keeping up relays a frame (cross-core hop included)
+/// in tens to hundreds of µs; coarse at the top because anything past a second is
+/// a viewer that is about to be cut off as slow.
+pub const LATENCY_BUCKETS_NS: [u64; 18] = [
+    10_000,
+    25_000,
     50_000,
     100_000,
     250_000,
@@ -251,8 +254,8 @@ mod tests {
     #[test]
     fn histogram_puts_bounds_in_their_own_bucket() {
         let h = LocalHistogram::new();
-        h.observe_ns(50_000); // exactly the first bound: le=0.00005 includes it
-        h.observe_ns(50_001); // just past it: second bucket
+        h.observe_ns(10_000); // exactly the first bound: le=0.00001 includes it
+        h.observe_ns(10_001); // just past it: second bucket
         h.observe_ns(0);
         h.observe_ns(u64::MAX / 2); // past every bound: overflow
         let mut t = HistogramTotals::default();
@@ -263,7 +266,7 @@ mod tests {
         assert_eq!(t.count(), 4);
         let cum = t.cumulative_seconds();
         assert_eq!(cum.len(), LATENCY_BUCKET_COUNT);
-        assert_eq!(cum[0], (0.00005, 2));
+        assert_eq!(cum[0], (0.00001, 2));
         assert_eq!(cum[1].1, 3);
         assert_eq!(cum.last().map(|c| c.1), Some(3)); // overflow not in finite buckets
     }

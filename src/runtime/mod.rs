@@ -32,7 +32,7 @@
 //!         WAKE => { /* re-arm read_eventfd */ }
 //!     });
 //!     link.drain(|from, msg| ...); timer.expire(now, |key| ...);
-//!     /* queue one gathered sendmsg per ready viewer */ link.flush_wakeups();
+//!     /* queue one gathered sendmsg per ready viewer */ link.flush_backlogs(); link.flush_wakeups();
 //! }
 //! ```
 //!

@@ -169,6 +169,23 @@ impl<T> Consumer<T> {
         Some(item)
     }
 
+    /// The next item without taking it, if any (re-reads the producer's tail
+    /// when the cached view is empty, like [`Consumer::pop`]).
+    pub fn peek(&self) -> Option<&T> {
+        let head = self.head.get();
+        if head == self.cached_tail.get() {
+            self.cached_tail
+                .set(self.shared.tail.load(Ordering::Acquire));
+            if head == self.cached_tail.get() {
+                return None;
+            }
+        }
+        let slot = self.shared.slots.get(head & self.shared.mask)?;
+        // SAFETY: head < tail, so the producer wrote this slot and released it, and
+        // it stays untouched until the consumer (which `&self` borrows) pops it.
+        Some(unsafe { (*slot.get()).assume_init_ref() })
+    }
+
     /// Dequeues up to `max` items into `f`, publishing the new head once at the end
     /// so a batch costs one store on the shared line. Returns how many were taken.
     pub fn pop_batch(&self, max: usize, mut f: impl FnMut(T)) -> usize {
@@ -244,6 +261,17 @@ mod tests {
         assert_eq!(got, [1, 2, 3, 4]);
         assert_eq!(rx.pop(), None);
         assert!(tx.is_empty());
+    }
+
+    #[test]
+    fn peek_shows_the_head_without_taking_it() {
+        let (tx, rx) = channel(2).unwrap();
+        assert_eq!(rx.peek(), None);
+        tx.push(5).unwrap();
+        assert_eq!(rx.peek(), Some(&5));
+        assert_eq!(rx.peek(), Some(&5));
+        assert_eq!(rx.pop(), Some(5));
+        assert_eq!(rx.peek(), None);
     }
 
     #[test]

@@ -50,6 +50,10 @@ impl CoreState {
     }
 
     fn on_accept(&mut self, r: &mut Reactor, index: usize, c: Completion) {
+        if c.result == -libc::ECANCELED {
+            // Cancelled on purpose (shutdown, or control back-pressure, which set the pause).
+            return;
+        }
         if c.result < 0 {
             let errno = -c.result;
             self.metrics
@@ -192,7 +196,7 @@ impl CoreState {
     }
 
     fn on_send(&mut self, r: &mut Reactor, token: Token, c: Completion) {
-        let now = self.now_ms();
+        let now_us = self.now_us();
         let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
             return;
         };
@@ -231,8 +235,12 @@ impl CoreState {
             // The whole send left: its frames are delivered (to the kernel).
             for hold in conn.outbox.held() {
                 if let Hold::Frame(out) = hold {
-                    let ms = now.saturating_sub(out.entry.arrival_ms());
-                    self.metrics.server_latency.observe_ns(ms * 1_000_000);
+                    // From the frame reaching this server (on whichever core
+                    // ingested it) to this send completing: includes the mesh hop.
+                    let us = now_us.saturating_sub(out.entry.arrived_us());
+                    self.metrics
+                        .server_latency
+                        .observe_ns(us.saturating_mul(1_000));
                 }
             }
         }

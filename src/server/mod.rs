@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use crate::config::Config;
 use crate::metrics::{check_rlimits, Listener, MetricsRegistry};
 use crate::runtime::cores::{CoreThreads, Cores};
-use crate::runtime::mesh::Mesh;
+use crate::runtime::mesh::{Lane, Mesh, MeshConfig};
 use crate::runtime::socket::reuseport_listener;
 use crate::stream::CoreMsg;
 use shared::Shared;
@@ -42,6 +42,18 @@ pub enum MeshMsg {
     Stream(CoreMsg),
     /// Edge mode: viewers asking a key's pull core, and its answers.
     Edge(crate::edge::EdgeMsg),
+}
+
+impl MeshMsg {
+    /// The mesh lane it takes: frames may be dropped when a core falls hopelessly
+    /// behind (the replica sees the sequence gap and resyncs); everything else is
+    /// control and never dropped.
+    pub fn lane(&self) -> Lane {
+        match self {
+            MeshMsg::Stream(msg) if msg.is_media() => Lane::Media,
+            _ => Lane::Control,
+        }
+    }
 }
 
 /// Why the server could not start or stopped badly.
@@ -100,7 +112,12 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         tracing::warn!("{warning}");
     }
     let metrics = MetricsRegistry::new(n)?;
-    let links = Mesh::new::<MeshMsg>(n, config.runtime.cross_core_queue)?;
+    let mesh = MeshConfig {
+        media_ring: config.runtime.cross_core_queue,
+        control_ring: config.runtime.cross_core_control_queue,
+        media_backlog: config.runtime.cross_core_backlog,
+    };
+    let links = Mesh::new::<MeshMsg>(n, mesh)?;
     let mut per_core = Vec::with_capacity(n);
     let backlog = config.server.backlog as i32;
     let mut ports = vec![

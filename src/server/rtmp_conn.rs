@@ -331,31 +331,27 @@ impl CoreState {
                 self.shard.set_video_size(stream_id, width, height);
             }
         }
-        let (wake, replicate_to, forward) = match self.shard.push_frame(stream_id, frame, now) {
-            Ok(pushed) => {
-                let forward =
-                    (!pushed.replicate_to.is_empty()).then(|| pushed.entry.frame().clone());
-                (pushed.wake.to_vec(), pushed.replicate_to, forward)
-            }
-            Err(e) => {
-                tracing::debug!(core = self.core, error = %e, "frame refused");
-                return;
-            }
-        };
+        let arrived_us = self.now_us();
+        let (wake, replicate_to, forward) =
+            match self.shard.push_frame_at(stream_id, frame, now, arrived_us) {
+                Ok(pushed) => {
+                    let forward = (!pushed.replicate_to.is_empty())
+                        .then(|| CoreMsg::frame(stream_id, &pushed.entry));
+                    (pushed.wake.to_vec(), pushed.replicate_to, forward)
+                }
+                Err(e) => {
+                    tracing::debug!(core = self.core, error = %e, "frame refused");
+                    return;
+                }
+            };
         for id in wake {
             if let Some(&conn) = self.viewer_conns.get(&id) {
                 self.wake_viewer(conn);
             }
         }
-        if let Some(frame) = forward {
+        if let Some(msg) = forward {
             for core in replicate_to.iter() {
-                self.send_to_core(
-                    core,
-                    MeshMsg::Stream(CoreMsg::Frame {
-                        stream_id,
-                        frame: frame.clone(),
-                    }),
-                );
+                self.send_to_core(core, MeshMsg::Stream(msg.clone()));
             }
         }
     }
@@ -553,6 +549,7 @@ impl CoreState {
             Ended(EndedStream),
             Kick(EndedStream),
         }
+        let gaps_before = self.shard.counters().mesh_gap;
         let next = match self.shard.handle(msg, now) {
             crate::stream::Handled::Nothing => Next::Nothing,
             crate::stream::Handled::Reply { to_core, msg } => Next::Reply(to_core, msg),
@@ -560,6 +557,12 @@ impl CoreState {
             crate::stream::Handled::Ended(ended) => Next::Ended(ended),
             crate::stream::Handled::Kick(ended) => Next::Kick(ended),
         };
+        let gap = self.shard.counters().mesh_gap - gaps_before;
+        if gap > 0 {
+            self.metrics
+                .frames_dropped
+                .add(crate::metrics::DropReason::MeshGap, gap);
+        }
         match next {
             Next::Nothing => {}
             Next::Reply(to, msg) => self.send_to_core(to, MeshMsg::Stream(msg)),

@@ -2,7 +2,7 @@
 //! through the stream shard, and send every ready connection's queued bytes in
 //! one gathered `sendmsg`, all submitted with one `io_uring_enter` per turn.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use super::token::{Op, Token};
 use super::{signals, MeshMsg};
 use crate::metrics::{CloseReason, CoreMetrics, Listener};
 use crate::runtime::arena::AlignedArena;
-use crate::runtime::mesh::CoreLink;
+use crate::runtime::mesh::{CoreLink, Refused};
 use crate::runtime::{Reactor, ReactorConfig};
 use crate::stream::{OutFrame, Shard, ShardConfig, StreamId, ViewerId};
 
@@ -29,10 +29,12 @@ const SWEEP_EVERY: Duration = Duration::from_millis(100);
 const SLOW_SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// After an accept error (EMFILE...), accepting pauses this long.
 pub(super) const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
+/// Control messages backed up behind full control rings (all peers) past which
+/// this core stops accepting connections until they drain: control is never
+/// dropped, so new work that would make more of it is held back instead.
+const CONTROL_BACKPRESSURE: usize = 4096;
 /// Longest a turn sleeps waiting for completions.
 const MAX_WAIT: Duration = Duration::from_millis(50);
-/// Most messages waiting for room in one cross-core ring before frames are dropped.
-const MESH_BACKLOG: usize = 1 << 16;
 
 /// A listening socket of this core.
 pub struct CoreListener {
@@ -76,8 +78,6 @@ pub struct CoreState {
     pub to_close: Vec<(u32, u32, CloseReason)>,
     /// Cross-core links.
     pub mesh: CoreLink<MeshMsg>,
-    /// Messages waiting for room in a full cross-core ring, per target core.
-    pub mesh_backlog: Vec<VecDeque<MeshMsg>>,
     /// The listeners.
     pub listeners: Vec<CoreListener>,
     /// What this core tells the API.
@@ -110,6 +110,12 @@ impl CoreState {
     /// Milliseconds since this core started: the clock every sans-IO layer gets.
     pub fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Microseconds on the same clock (shared by every core, so a frame's arrival
+    /// time stays meaningful on the core that replicates it).
+    pub fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
     }
 
     /// Queues `slot` for a send at the end of the turn.
@@ -169,32 +175,48 @@ impl CoreState {
         }
     }
 
-    /// Sends `msg` to another core, keeping order; backs up (bounded) when its ring is full.
+    /// Sends `msg` to another core on its lane (control is never dropped; see
+    /// `runtime::mesh`). A frame the target is hopelessly behind on is dropped and
+    /// counted; its replica sees the sequence gap and resyncs at a keyframe.
     pub fn send_to_core(&mut self, to: usize, msg: MeshMsg) {
-        let backlog = &mut self.mesh_backlog[to];
-        if backlog.is_empty() {
-            if let Err(msg) = self.mesh.send(to, msg) {
-                backlog.push_back(msg);
-            }
-        } else if backlog.len() < MESH_BACKLOG {
-            backlog.push_back(msg);
-        } else {
-            // The target core is hopelessly behind; its replicas will see a gap and
-            // their viewers skip to the next keyframe.
-            self.metrics
+        match self.mesh.send(to, msg.lane(), msg) {
+            Ok(()) => {}
+            Err(Refused::Full(_)) => self
+                .metrics
                 .frames_dropped
-                .inc(crate::metrics::DropReason::QueueCap);
+                .inc(crate::metrics::DropReason::QueueCap),
+            Err(Refused::NoRoute(msg)) => {
+                tracing::error!(core = self.core, to, ?msg, "mesh message for no core")
+            }
         }
     }
 
-    fn flush_mesh_backlog(&mut self) {
-        for to in 0..self.mesh_backlog.len() {
-            while let Some(msg) = self.mesh_backlog[to].pop_front() {
-                if let Err(msg) = self.mesh.send(to, msg) {
-                    self.mesh_backlog[to].push_front(msg);
-                    break;
-                }
+    /// Back-pressure for the never-dropped control lane: while more than
+    /// [`CONTROL_BACKPRESSURE`] control messages wait for a peer core, accepting
+    /// stops (the kernel's listen backlog holds new clients); the sweep re-arms
+    /// accepts once a pause passes with the backlog below the mark.
+    fn hold_accepts_while_control_backs_up(&mut self, r: &mut Reactor) {
+        let (control, _) = self.mesh.backlog();
+        if control <= CONTROL_BACKPRESSURE || self.shutting_down.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        for l in &mut self.listeners {
+            if l.paused_until.is_none() {
+                let _ = r.cancel_fd(l.socket.as_raw_fd(), Token::new(Op::Ignore, 0, 0).pack());
             }
+            l.paused_until = Some(now + ACCEPT_PAUSE);
+        }
+        if self
+            .last_accept_warning
+            .is_none_or(|t| now - t >= Duration::from_secs(1))
+        {
+            self.last_accept_warning = Some(now);
+            tracing::warn!(
+                core = self.core,
+                control,
+                "cross-core control backlog; pausing accepts"
+            );
         }
     }
 }
@@ -226,7 +248,6 @@ impl Worker {
             .core(core)
             .ok_or_else(|| std::io::Error::other("no metrics block for core"))?;
         let shard = Shard::new(core, shard_config(&shared));
-        let cores = mesh.cores();
         let now = Instant::now();
         let state = CoreState {
             core,
@@ -238,7 +259,6 @@ impl Worker {
             ready: Vec::new(),
             to_close: Vec::new(),
             mesh,
-            mesh_backlog: (0..cores).map(|_| VecDeque::new()).collect(),
             listeners,
             report: CoreReport::default(),
             batch: Vec::with_capacity(cfg.runtime.max_frames_per_send),
@@ -281,7 +301,8 @@ impl Worker {
             }
             state.end_merge_window(Instant::now());
             state.flush_ready(reactor);
-            state.flush_mesh_backlog();
+            state.mesh.flush_backlogs();
+            state.hold_accepts_while_control_backs_up(reactor);
             state.mesh.flush_wakeups();
             let sends_before = reactor.stats().sends;
             let want = usize::from(state.ready.is_empty());

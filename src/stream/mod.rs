@@ -10,7 +10,8 @@
 //!   it [`CoreMsg::Kick`]; else [`Shard::open_stream`] with [`Role::Owner`]. Each
 //!   frame goes to [`Shard::push_frame`]: copy the returned `wake` ids into your
 //!   own reusable buffer (the slice borrows the shard), wake those viewers, and
-//!   forward `CoreMsg::Frame` to the `replicate_to` cores. When the publisher leaves,
+//!   forward [`CoreMsg::frame`] to the `replicate_to` cores (the only message the
+//!   mesh may drop: [`CoreMsg::is_media`]). When the publisher leaves,
 //!   [`Directory::publisher_left`] + [`Shard::publisher_left`] (grace), and
 //!   [`Shard::tick`] ends expired streams (then [`Directory::release`] and send
 //!   `StreamEnd` to `notify`).

@@ -9,6 +9,8 @@
 
 use crate::protocol::Frame;
 
+use super::ring::RingEntry;
+
 use super::directory::StreamId;
 use super::key::StreamKey;
 
@@ -44,13 +46,26 @@ pub enum CoreMsg {
         /// The stream has had video (so replica viewers wait for a keyframe
         /// even if `frames` holds none).
         has_video: bool,
+        /// Sequence number of the first `Frame` that follows the snapshot.
+        next_seq: u64,
     },
-    /// Owner → replica: a new frame (stream-time timestamp).
+    /// Owner → replica: a new frame (stream-time timestamp). The only message
+    /// the mesh may drop (see [`CoreMsg::is_media`]).
     Frame {
         /// The stream.
         stream_id: StreamId,
+        /// Per-stream sequence number (the owner ring's): a replica that sees
+        /// it jump knows it missed frames and resyncs at the next keyframe.
+        seq: u64,
+        /// When the frame reached the server, µs on the clock all cores share,
+        /// so the replica's latency histogram includes the hop.
+        arrived_us: u64,
         /// The frame.
         frame: Frame,
+        /// For a keyframe: the metadata and sequence headers current when it
+        /// arrived (empty otherwise), so a replica resyncing at it after a gap
+        /// has them even if the frames that carried them were lost.
+        start: Vec<Frame>,
     },
     /// Owner → replica: the stream ended (or was never there).
     StreamEnd {
@@ -65,6 +80,29 @@ pub enum CoreMsg {
         /// The claim generation that was replaced.
         generation: u64,
     },
+}
+
+impl CoreMsg {
+    /// The `Frame` message forwarding an owner's ring entry.
+    pub fn frame(stream_id: StreamId, entry: &RingEntry) -> CoreMsg {
+        let start = entry
+            .start_context()
+            .map(|c| c.entries().map(|e| e.frame().clone()).collect())
+            .unwrap_or_default();
+        CoreMsg::Frame {
+            stream_id,
+            seq: entry.seq(),
+            arrived_us: entry.arrived_us(),
+            frame: entry.frame().clone(),
+            start,
+        }
+    }
+
+    /// True for media (`Frame`), which the mesh may drop when a core falls
+    /// hopelessly behind; every other message is control and must arrive.
+    pub fn is_media(&self) -> bool {
+        matches!(self, CoreMsg::Frame { .. })
+    }
 }
 
 /// A set of core indices below [`MAX_CORES`], one bit each.

@@ -75,6 +75,9 @@ pub struct RingEntry {
     seq: u64,
     stream_ts: u64,
     arrival_ms: u64,
+    /// When the frame reached this server, µs on the shared server clock (on the
+    /// ingesting core: a replica keeps the owner's value, so latency counts the hop).
+    arrived_us: u64,
     /// Bytes pushed into the ring before this entry (for O(1) byte lag).
     byte_offset: u64,
     frame: Frame,
@@ -103,6 +106,12 @@ impl RingEntry {
     /// When the frame was pushed (the `now_ms` given to the push).
     pub fn arrival_ms(&self) -> u64 {
         self.arrival_ms
+    }
+
+    /// When the frame reached this server (µs on the clock every core shares),
+    /// for the frame-received → send-completed latency.
+    pub fn arrived_us(&self) -> u64 {
+        self.arrived_us
     }
 
     /// The start-up context, if this is a keyframe.
@@ -180,7 +189,19 @@ impl Ring {
 
     /// Appends a frame (its `timestamp` already set to the stream time wrapped
     /// to 32 bits), then evicts what the limits no longer allow.
-    pub fn push(&mut self, mut frame: Frame, stream_ts: u64, now_ms: u64) -> Rc<RingEntry> {
+    pub fn push(&mut self, frame: Frame, stream_ts: u64, now_ms: u64) -> Rc<RingEntry> {
+        self.push_arrived(frame, stream_ts, now_ms, now_ms.saturating_mul(1_000))
+    }
+
+    /// [`Ring::push`] of a frame that reached the server at `arrived_us` (finer
+    /// than `now_ms`, or earlier: on another core).
+    pub fn push_arrived(
+        &mut self,
+        mut frame: Frame,
+        stream_ts: u64,
+        now_ms: u64,
+        arrived_us: u64,
+    ) -> Rc<RingEntry> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let len = frame.payload.len();
@@ -202,6 +223,7 @@ impl Ring {
             seq,
             stream_ts,
             arrival_ms: now_ms,
+            arrived_us,
             byte_offset: self.pushed_bytes,
             start: is_key.then(|| self.context.clone()),
             frame,

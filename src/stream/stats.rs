@@ -112,6 +112,9 @@ pub struct ShardCounters {
     pub closed_evicted: u64,
     /// Frames evicted from rings (all streams).
     pub ring_evictions: u64,
+    /// Replicas: frames missed across cores (sequence gaps) plus those skipped
+    /// while resyncing at the next keyframe.
+    pub mesh_gap: u64,
     /// Streams opened (owned or replicated).
     pub streams_opened: u64,
     /// Streams ended.

@@ -55,6 +55,10 @@ struct Stream {
     liveness: Liveness,
     /// A replica has received its snapshot; until then viewers cannot be positioned.
     seeded: bool,
+    /// Replica: the owner's sequence number of the next `Frame` expected.
+    expect_seq: u64,
+    /// Replica: frames were missed; feed nothing that needs them until a keyframe.
+    resyncing: bool,
     viewers: usize,
     /// Viewers that returned `Idle`, to wake on the next frame.
     parked: Vec<ViewerId>,
@@ -173,6 +177,8 @@ impl Shard {
                 timing,
                 liveness: Liveness::Publishing,
                 seeded,
+                expect_seq: 0,
+                resyncing: false,
                 viewers: 0,
                 parked: Vec::new(),
                 floor_scratch: u64::MAX,
@@ -205,8 +211,20 @@ impl Shard {
     pub fn push_frame(
         &mut self,
         stream_id: StreamId,
+        frame: Frame,
+        now_ms: u64,
+    ) -> Result<Pushed<'_>, ShardError> {
+        self.push_frame_at(stream_id, frame, now_ms, now_ms.saturating_mul(1_000))
+    }
+
+    /// [`Shard::push_frame`] of a frame that reached the server at `arrived_us`
+    /// (µs on the clock all cores share), for the latency histogram.
+    pub fn push_frame_at(
+        &mut self,
+        stream_id: StreamId,
         mut frame: Frame,
         now_ms: u64,
+        arrived_us: u64,
     ) -> Result<Pushed<'_>, ShardError> {
         let s = self
             .streams
@@ -226,7 +244,7 @@ impl Shard {
         };
         s.stats.timestamp_rebases = clock.rebases();
         frame.timestamp = stream_ts as u32;
-        let entry = Self::append(s, &mut self.counters, frame, stream_ts, now_ms);
+        let entry = Self::append(s, &mut self.counters, frame, stream_ts, now_ms, arrived_us);
         let replicate_to = s.subscribers;
         Self::drain_parked(s, &mut self.slots, &mut self.wake);
         Ok(Pushed {
@@ -242,6 +260,7 @@ impl Shard {
         frame: Frame,
         stream_ts: u64,
         now_ms: u64,
+        arrived_us: u64,
     ) -> Rc<RingEntry> {
         counters.frames_in += 1;
         counters.bytes_in += frame.payload.len() as u64;
@@ -256,7 +275,7 @@ impl Shard {
             s.ring.set_reader_floor(u64::MAX);
         }
         let evicted_before = s.ring.evicted();
-        let entry = s.ring.push(frame, stream_ts, now_ms);
+        let entry = s.ring.push_arrived(frame, stream_ts, now_ms, arrived_us);
         counters.ring_evictions += s.ring.evicted() - evicted_before;
         entry
     }

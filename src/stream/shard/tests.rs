@@ -590,10 +590,7 @@ fn replica_viewer_sees_what_an_owner_viewer_sees() {
         };
         let pushed = owner.push_frame(id, frame, now + u64::from(i)).unwrap();
         assert_eq!(pushed.replicate_to.iter().collect::<Vec<_>>(), vec![1]);
-        forwarded.push(CoreMsg::Frame {
-            stream_id: id,
-            frame: pushed.entry.frame().clone(),
-        });
+        forwarded.push(CoreMsg::frame(id, &pushed.entry));
         t += 20;
     }
     for msg in forwarded {
@@ -620,6 +617,168 @@ fn replica_viewer_sees_what_an_owner_viewer_sees() {
         .unwrap()
         .replicate_to
         .is_empty());
+}
+
+/// Subscribes a new replica shard (core 1) with one viewer to the owner's stream.
+fn subscribed_replica(owner: &mut Shard, id: StreamId, now: u64) -> (Shard, ViewerId) {
+    let mut replica = Shard::new(1, ShardConfig::default());
+    replica
+        .open_stream(key("s"), id, Role::Replica { owner_core: 0 }, now)
+        .unwrap();
+    let rv = replica.add_viewer(id, ViewerOptions::default()).unwrap();
+    let (_, sub) = replica.subscribe_msg(id).unwrap();
+    let (_, snap) = deliver(owner, sub, now).unwrap();
+    deliver(&mut replica, snap, now);
+    (replica, rv)
+}
+
+#[test]
+fn replica_resyncs_at_the_next_keyframe_after_a_mesh_gap() {
+    let (mut owner, id) = owner_shard(ShardConfig::default());
+    push_headers(&mut owner, id, 0, 0);
+    let (mut ts, now) = push_gops(&mut owner, id, 1, 4, 0, 0);
+    let (mut replica, rv) = subscribed_replica(&mut owner, id, now);
+    let (start, _) = drain(&mut replica, rv, now);
+    assert_eq!(start.len(), 3 + 8, "context and the GOP");
+
+    // Two GOPs of [key, P, audio, P, audio, P] with a new video sequence header
+    // inside the first; frames 1..=2 are lost on the way (a full cross-core queue).
+    let mut sent = Vec::new();
+    for i in 0..13u32 {
+        let frame = match i {
+            0 | 7 => video(ts, true),
+            4 => video_header(ts, 2),
+            2 | 5 | 9 | 11 => audio(ts),
+            _ => video(ts, false),
+        };
+        let pushed = owner.push_frame(id, frame, now).unwrap();
+        if !(1..=2).contains(&i) {
+            sent.push(CoreMsg::frame(id, &pushed.entry));
+        }
+        ts += 20;
+    }
+    for msg in sent {
+        deliver(&mut replica, msg, now);
+    }
+    let (out, _) = drain(&mut replica, rv, now);
+    let got: Vec<_> = out.iter().map(describe).collect();
+    // The P and audio frames after the gap needed the lost ones: skipped, not
+    // sent; the sequence header is state, so it still gets through.
+    assert_eq!(
+        got,
+        vec![
+            (FrameKind::Video, true, false),
+            (FrameKind::Video, false, true),
+            (FrameKind::Video, true, false),
+            (FrameKind::Video, false, false),
+            (FrameKind::Audio, false, false),
+            (FrameKind::Video, false, false),
+            (FrameKind::Audio, false, false),
+            (FrameKind::Video, false, false),
+        ]
+    );
+    assert_eq!(
+        out[2].timestamp + 100,
+        out.last().unwrap().timestamp,
+        "the second GOP, whole"
+    );
+    // 2 missed + 3 skipped while waiting for the keyframe.
+    assert_eq!(replica.counters().mesh_gap, 5);
+    assert_eq!(owner.counters().mesh_gap, 0);
+}
+
+#[test]
+fn a_header_lost_in_a_gap_comes_back_with_the_resync_keyframe() {
+    let (mut owner, id) = owner_shard(ShardConfig::default());
+    push_headers(&mut owner, id, 0, 0);
+    let (ts, now) = push_gops(&mut owner, id, 1, 4, 0, 0);
+    let (mut replica, rv) = subscribed_replica(&mut owner, id, now);
+    drain(&mut replica, rv, now);
+    // The encoder restarts with a new configuration; its header and first
+    // frames are lost on the way, the next keyframe arrives.
+    let new_header = video_header(ts, 7);
+    owner.push_frame(id, new_header.clone(), now).unwrap();
+    owner.push_frame(id, video(ts, true), now).unwrap();
+    owner.push_frame(id, video(ts + 40, false), now).unwrap();
+    let key = CoreMsg::frame(
+        id,
+        &owner
+            .push_frame(id, video(ts + 80, true), now)
+            .unwrap()
+            .entry,
+    );
+    deliver(&mut replica, key, now);
+    let (out, _) = drain(&mut replica, rv, now);
+    let got: Vec<_> = out.iter().map(describe).collect();
+    assert_eq!(
+        got,
+        vec![
+            (FrameKind::Video, false, true),
+            (FrameKind::Video, true, false)
+        ]
+    );
+    assert_eq!(
+        out[0].entry.frame().payload,
+        new_header.payload,
+        "the owner's current header"
+    );
+    assert_eq!(replica.counters().mesh_gap, 3);
+}
+
+#[test]
+fn replica_ignores_frames_already_in_its_snapshot() {
+    let (mut owner, id) = owner_shard(ShardConfig::default());
+    push_headers(&mut owner, id, 0, 0);
+    let (_, now) = push_gops(&mut owner, id, 1, 4, 0, 0);
+    let old = CoreMsg::frame(
+        id,
+        &owner.push_frame(id, video(500, false), now).unwrap().entry,
+    );
+    let (mut replica, rv) = subscribed_replica(&mut owner, id, now);
+    let (start, _) = drain(&mut replica, rv, now);
+    deliver(&mut replica, old, now);
+    assert_eq!(
+        drain(&mut replica, rv, now).1,
+        BatchStatus::Idle,
+        "no duplicate"
+    );
+    assert_eq!(start.len(), 3 + 8 + 1);
+    assert_eq!(replica.counters().mesh_gap, 0);
+}
+
+#[test]
+fn replica_frames_keep_the_owners_arrival_time() {
+    let (mut owner, id) = owner_shard(ShardConfig::default());
+    push_headers(&mut owner, id, 0, 0);
+    let (mut replica, rv) = subscribed_replica(&mut owner, id, 0);
+    drain(&mut replica, rv, 0);
+    let pushed = owner.push_frame_at(id, video(0, true), 5, 5_123).unwrap();
+    assert_eq!(pushed.entry.arrived_us(), 5_123);
+    let msg = CoreMsg::frame(id, &pushed.entry);
+    // Applied 2 ms later on the replica's core: the latency still counts from 5_123 µs.
+    deliver(&mut replica, msg, 7);
+    let (out, _) = drain(&mut replica, rv, 7);
+    let key = out.iter().find(|f| f.entry.frame().keyframe).unwrap();
+    assert_eq!(key.entry.arrived_us(), 5_123);
+}
+
+#[test]
+fn audio_only_replica_does_not_wait_for_a_keyframe_after_a_gap() {
+    let (mut owner, id) = owner_shard(ShardConfig::default());
+    owner.push_frame(id, audio_header(0), 0).unwrap();
+    let (mut replica, rv) = subscribed_replica(&mut owner, id, 0);
+    drain(&mut replica, rv, 0);
+    owner.push_frame(id, audio(20), 0).unwrap();
+    let kept = CoreMsg::frame(id, &owner.push_frame(id, audio(40), 0).unwrap().entry);
+    deliver(&mut replica, kept, 0);
+    let (out, _) = drain(&mut replica, rv, 0);
+    let media: Vec<_> = out
+        .iter()
+        .filter(|f| !f.entry.frame().sequence_header)
+        .collect();
+    assert_eq!(media.len(), 1, "the frame after the gap is fed at once");
+    assert_eq!(media[0].entry.frame().timestamp, 40);
+    assert_eq!(replica.counters().mesh_gap, 1);
 }
 
 #[test]
@@ -932,7 +1091,7 @@ mod prop {
                 let msgs: Vec<CoreMsg> = pushed
                     .replicate_to
                     .iter()
-                    .map(|_| CoreMsg::Frame { stream_id: id, frame: pushed.entry.frame().clone() })
+                    .map(|_| CoreMsg::frame(id, &pushed.entry))
                     .collect();
                 for msg in msgs {
                     deliver(&mut replica, msg, 0);

@@ -115,7 +115,7 @@ pub enum ShardError {
 pub struct Pushed<'a> {
     /// Viewers that had run dry and now have data: schedule a batch for each.
     pub wake: &'a [ViewerId],
-    /// Cores to forward the frame to, as `CoreMsg::Frame { frame: entry.frame().clone() }`.
+    /// Cores to forward the frame to, as [`CoreMsg::frame`]`(stream_id, &entry)`.
     pub replicate_to: CoreSet,
     /// The stored entry (its frame carries the corrected timestamp).
     pub entry: Rc<RingEntry>,
