@@ -222,6 +222,13 @@ family!(
     "Send operations submitted."
 );
 family!(
+    FIXED_SENDS,
+    "ringcast_reactor_fixed_buffer_sends_total",
+    COUNTER,
+    ["core"],
+    "Zero-copy sends made from the core's registered region (fixed buffer)."
+);
+family!(
     LATENCY,
     "ringcast_server_latency_seconds",
     HISTOGRAM,
@@ -288,6 +295,7 @@ const FAMILIES: &[Family] = &[
     IDLE_SECONDS,
     SUBMITS,
     SENDS,
+    FIXED_SENDS,
     LATENCY,
     ACCEPT_ERRORS,
     FAILURES,
@@ -470,6 +478,7 @@ impl Collector for CoreSumCollector {
             self.per_core(&IDLE_SECONDS, |c| secs(c.reactor.idle_ns())),
             self.per_core(&SUBMITS, |c| c.reactor.submits() as f64),
             self.per_core(&SENDS, |c| c.reactor.sends() as f64),
+            self.per_core(&FIXED_SENDS, |c| c.reactor.fixed_sends() as f64),
             self.latency(),
             self.by_label(&ACCEPT_ERRORS, |c, l: AcceptErrorKind| {
                 c.accept_errors.get(l) as f64
