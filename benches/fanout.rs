@@ -6,7 +6,12 @@
 //!   viewer, epoll (edge-triggered) for writability.
 //! * `uring`: the ringcast design: each viewer's queued frames in one gathered
 //!   `sendmsg` (up to 64 frames / 1 MiB), every viewer's send in one submit.
-//! * `zc`: as `uring` with `SENDMSG_ZC`, to justify copying sends by default.
+//! * `zc`: as `uring` with `SENDMSG_ZC` (the kernel pins the pages of every iovec per send).
+//! * `zcreg`: as `zc` from a registered region (`runtime::region`, what the server does
+//!   with `runtime.zero_copy_send`): each viewer's prefix scratch is a slot of the region,
+//!   each frame body is copied into it once when produced (that copy is in the measured
+//!   CPU time), and sends name the region as fixed buffer (`IORING_RECVSEND_FIXED_BUF`),
+//!   so the kernel skips the per-send page pinning.
 //!
 //! Figures are per second of sender-thread CPU time (`CLOCK_THREAD_CPUTIME_ID`),
 //! so they measure the sender's cost, not how fast the reader drains.
@@ -25,6 +30,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::Parser;
 use ringcast::runtime::outbox::SendProgress;
+use ringcast::runtime::region::{RegionConfig, SendRegion};
 use ringcast::runtime::{Outbox, Reactor, ReactorConfig};
 
 /// Frames one gathered send may carry (the DESIGN.md cap).
@@ -47,8 +53,8 @@ struct Args {
     /// Stream profiles: `normal` (600 kbps, 25 fps) and/or `high` (~6 Mbps, 60 fps).
     #[arg(long, value_delimiter = ',', default_value = "normal,high")]
     profile: Vec<String>,
-    /// Modes to compare: epoll, uring, zc.
-    #[arg(long, value_delimiter = ',', default_value = "epoll,uring,zc")]
+    /// Modes to compare: epoll, uring, zc, zcreg.
+    #[arg(long, value_delimiter = ',', default_value = "epoll,uring,zc,zcreg")]
     modes: Vec<String>,
     /// Internal: run as the reader child, connecting `n` sockets to `addr`.
     #[arg(long, num_args = 2, value_names = ["ADDR", "N"])]
@@ -189,6 +195,10 @@ struct Viewer {
     hdrs: Box<[[u8; HDR]; 1]>,
     /// The io_uring paths' gathered send (the production type).
     gather: Outbox<Bytes>,
+    /// The header of the send `fill_gather` assembled, to submit.
+    msg: Option<*const libc::msghdr>,
+    /// A zero-copy send's result, held until its notification.
+    zc_result: i32,
     frames_in_send: u64,
     prev_after_send: u32,
 }
@@ -204,6 +214,8 @@ impl Viewer {
             in_flight: false,
             hdrs: Box::new([[0; HDR]; 1]),
             gather: Outbox::new(MAX_FRAMES_PER_SEND, 0),
+            msg: None,
+            zc_result: 0,
             frames_in_send: 0,
             prev_after_send: 0,
         }
@@ -227,7 +239,7 @@ impl Viewer {
     /// Returns the number of frames queued.
     fn fill_gather(&mut self, ring: &FrameRing, caps: (usize, usize)) -> u64 {
         let (max_frames, max_bytes) = (caps.0.clamp(1, MAX_FRAMES_PER_SEND), caps.1.max(1));
-        self.gather.begin();
+        self.gather.begin().expect("no send in flight");
         let mut prev = self.prev_tag_size;
         let mut seq = self.next;
         let mut frames = 0;
@@ -240,7 +252,6 @@ impl Viewer {
                     scratch[..HDR].copy_from_slice(&header);
                     HDR
                 },
-                &frame.payload,
                 frame.payload.clone(),
             );
             if !queued {
@@ -252,9 +263,11 @@ impl Viewer {
         }
         self.frames_in_send = frames as u64;
         self.prev_after_send = prev;
-        if frames > 0 {
-            let _ = self.gather.finish();
-        }
+        self.msg = if frames > 0 {
+            self.gather.finish()
+        } else {
+            None
+        };
         frames as u64
     }
 
@@ -264,7 +277,7 @@ impl Viewer {
         self.next += done;
         self.prev_tag_size = self.prev_after_send;
         self.frames_in_send = 0;
-        self.gather.release();
+        self.gather.release().expect("the send completed");
         done
     }
 
@@ -296,6 +309,18 @@ struct Outcome {
     cpu: Duration,
     wall: Duration,
     sends_per_submit: f64,
+    /// Send operations queued.
+    sends: u64,
+    /// Sends that named a registered buffer.
+    fixed_sends: u64,
+}
+
+/// How the io_uring modes send.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SendMode {
+    Copy,
+    ZeroCopy,
+    ZeroCopyRegistered,
 }
 
 fn thread_cpu_time() -> Duration {
@@ -320,7 +345,15 @@ impl Producer {
     /// for the slowest cursor runs only when the window is full and enough cursors
     /// moved since the last scan (a sixteenth of the viewers), so its cost per send
     /// stays constant whatever the viewer count.
-    fn produce(&mut self, ring: &mut FrameRing, source: &mut Source, viewers: &[Viewer]) -> bool {
+    /// With a region, each new frame's payload is copied into it once (as the server
+    /// stages a frame once per core), so the registered sends can carry it.
+    fn produce(
+        &mut self,
+        ring: &mut FrameRing,
+        source: &mut Source,
+        viewers: &[Viewer],
+        mut region: Option<&mut SendRegion>,
+    ) -> bool {
         if ring.head() - self.min_next >= WINDOW && self.progress_since_scan * 16 >= viewers.len() {
             self.min_next = viewers.iter().map(|v| v.next).min().unwrap_or(0);
             self.progress_since_scan = 0;
@@ -328,7 +361,11 @@ impl Producer {
         }
         let head = ring.head();
         while ring.head() - self.min_next < WINDOW {
-            ring.frames.push_back(source.next());
+            let mut frame = source.next();
+            if let Some(staged) = region.as_deref_mut().and_then(|r| r.stage(&frame.payload)) {
+                frame.payload = staged;
+            }
+            ring.frames.push_back(frame);
         }
         ring.head() > head
     }
@@ -368,7 +405,7 @@ fn run_epoll(viewers: &mut [Viewer], source: &mut Source, seconds: f64) -> Outco
     // Writable viewers with nothing left to send, revisited when frames arrive.
     let mut caught_up: Vec<usize> = Vec::with_capacity(viewers.len());
     while Instant::now() < deadline {
-        if producer.produce(&mut ring, source, viewers) {
+        if producer.produce(&mut ring, source, viewers, None) {
             ready.append(&mut caught_up);
         }
         let mut progress = false;
@@ -452,6 +489,8 @@ fn run_epoll(viewers: &mut [Viewer], source: &mut Source, seconds: f64) -> Outco
         cpu,
         wall: start.elapsed(),
         sends_per_submit: 1.0,
+        sends: 0,
+        fixed_sends: 0,
     }
 }
 
@@ -459,7 +498,7 @@ fn run_uring(
     viewers: &mut [Viewer],
     source: &mut Source,
     seconds: f64,
-    zero_copy: bool,
+    mode: SendMode,
     caps: (usize, usize),
 ) -> Outcome {
     let cfg = ReactorConfig {
@@ -469,6 +508,24 @@ fn run_uring(
         ..ReactorConfig::default()
     };
     let mut reactor = Reactor::new(&cfg).expect("io_uring");
+    let mut region = (mode == SendMode::ZeroCopyRegistered).then(|| {
+        let cfg = RegionConfig {
+            scratch_slots: viewers.len(),
+            scratch_slot_size: 32 * MAX_FRAMES_PER_SEND,
+            staging_bytes: 64 << 20,
+            block_size: 1 << 20,
+        };
+        let mut region = SendRegion::new(cfg).expect("region");
+        reactor
+            .register_region(region.mem())
+            .expect("register the region (RLIMIT_MEMLOCK?)");
+        for v in viewers.iter_mut() {
+            let slot = region.scratch().expect("a scratch slot per viewer");
+            v.gather = Outbox::with_region_scratch(MAX_FRAMES_PER_SEND, 0, slot);
+        }
+        region
+    });
+    let zero_copy = mode != SendMode::Copy;
     let mut ring = FrameRing {
         frames: VecDeque::new(),
         base: 0,
@@ -496,7 +553,7 @@ fn run_uring(
             break;
         }
         if !stopping {
-            if producer.produce(&mut ring, source, viewers) {
+            if producer.produce(&mut ring, source, viewers, region.as_mut()) {
                 idle.append(&mut caught_up);
             }
             for &i in &idle {
@@ -509,7 +566,8 @@ fn run_uring(
                 }
                 v.in_flight = true;
                 in_flight += 1;
-                submit_gather(&mut reactor, v, i, zero_copy);
+                let msg = v.msg.take().expect("an assembled send");
+                submit_gather(&mut reactor, v, msg, i, zero_copy);
             }
             std::mem::swap(&mut idle, &mut still_idle);
             still_idle.clear();
@@ -522,27 +580,35 @@ fn run_uring(
             let Some(v) = viewers.get_mut(c.user_data as usize) else {
                 return;
             };
-            if !c.is_notification() && c.result > 0 {
-                bytes += c.result as u64;
-                let _: SendProgress = v.gather.on_sent(c.result as usize);
-            }
             // A copy send is over at its CQE; a zero-copy one at its notification
-            // (or at its CQE when no notification follows).
+            // (the kernel reads the buffers until then), or at its CQE when no
+            // notification follows. Only then does the outbox learn the result.
             if !c.is_notification() && c.more() {
+                v.zc_result = c.result;
                 return;
             }
-            if c.result < 0 && !c.is_notification() {
-                panic!("send failed: {:?}", c.error());
+            let result = if c.is_notification() {
+                v.zc_result
+            } else {
+                c.result
+            };
+            if result < 0 {
+                panic!(
+                    "send failed: {:?}",
+                    std::io::Error::from_raw_os_error(-result)
+                );
             }
-            if !v.gather.is_busy() {
+            bytes += result as u64;
+            let _: SendProgress = v.gather.on_sent(result as usize);
+            if let Some(msg) = v.gather.resume() {
+                // Short send: the remainder goes again, same buffers.
+                submit_gather(r, v, msg, c.user_data as usize, zero_copy);
+            } else {
                 deliveries += v.finish_gather();
                 producer.progress_since_scan += 1;
                 v.in_flight = false;
                 in_flight -= 1;
                 idle.push(c.user_data as usize);
-            } else {
-                // Short send: the remainder goes again, same buffers.
-                submit_gather(r, v, c.user_data as usize, zero_copy);
             }
         });
         if deliveries == completed_before {
@@ -551,22 +617,33 @@ fn run_uring(
         }
     }
     let cpu = thread_cpu_time() - cpu0;
+    let stats = reactor.stats();
     Outcome {
         deliveries,
         bytes,
         cpu,
         wall: start.elapsed(),
-        sends_per_submit: reactor.stats().sends_per_submit(),
+        sends_per_submit: stats.sends_per_submit(),
+        sends: stats.sends,
+        fixed_sends: stats.fixed_sends,
     }
 }
 
-fn submit_gather(reactor: &mut Reactor, v: &mut Viewer, index: usize, zero_copy: bool) {
-    let msg = v.gather.msghdr();
-    // SAFETY: the Outbox (boxed header, iovecs, scratch, held payload refs) is not touched until
-    // this send's last completion.
+fn submit_gather(
+    reactor: &mut Reactor,
+    v: &mut Viewer,
+    msg: *const libc::msghdr,
+    index: usize,
+    zero_copy: bool,
+) {
+    // SAFETY: `msg` is the in-flight header of `v.gather`, which refuses to touch it
+    // (or its iovecs, scratch and held payloads) until this send's last completion.
     let res = unsafe {
         if zero_copy {
-            reactor.sendmsg_zc(v.fd, msg, index as u64)
+            // Fixed-buffer when every iovec lies in the registered region (zcreg mode).
+            reactor
+                .sendmsg_zc_registered(v.fd, msg, index as u64)
+                .map(|_| ())
         } else {
             reactor.sendmsg(v.fd, msg, index as u64)
         }
@@ -675,7 +752,7 @@ fn main() {
         eprintln!("warning: could not pin the sender to core 0");
     }
     println!(
-        "{:<7} {:>7} {:<6} {:>6} {:>6} {:>12} {:>10} {:>9} {:>9} {:>7}",
+        "{:<7} {:>7} {:<6} {:>6} {:>6} {:>12} {:>10} {:>9} {:>9} {:>7} {:>6}",
         "profile",
         "viewers",
         "mode",
@@ -685,13 +762,15 @@ fn main() {
         "GB/cpu-s",
         "frames/s",
         "send/sub",
-        "vs epoll"
+        "vs epoll",
+        "fixed"
     );
     for profile in &args.profile {
         for &n in &args.viewers {
             let mut baseline = None;
             for mode in &args.modes {
                 let (mut child, mut viewers) = connect_viewers(n);
+                let caps = (args.max_frames, args.max_bytes);
                 let mut source = Source::new(profile);
                 let out = match mode.as_str() {
                     "epoll" => run_epoll(&mut viewers, &mut source, args.seconds),
@@ -699,15 +778,22 @@ fn main() {
                         &mut viewers,
                         &mut source,
                         args.seconds,
-                        false,
-                        (args.max_frames, args.max_bytes),
+                        SendMode::Copy,
+                        caps,
                     ),
                     "zc" => run_uring(
                         &mut viewers,
                         &mut source,
                         args.seconds,
-                        true,
-                        (args.max_frames, args.max_bytes),
+                        SendMode::ZeroCopy,
+                        caps,
+                    ),
+                    "zcreg" => run_uring(
+                        &mut viewers,
+                        &mut source,
+                        args.seconds,
+                        SendMode::ZeroCopyRegistered,
+                        caps,
                     ),
                     other => panic!("unknown mode {other}"),
                 };
@@ -723,7 +809,7 @@ fn main() {
                 }
                 let ratio = baseline.map_or(String::from("-"), |b| format!("{:.2}x", per_cpu / b));
                 println!(
-                    "{:<7} {:>7} {:<6} {:>6.2} {:>6.2} {:>12.0} {:>10.2} {:>9.0} {:>9.1} {:>7}",
+                    "{:<7} {:>7} {:<6} {:>6.2} {:>6.2} {:>12.0} {:>10.2} {:>9.0} {:>9.1} {:>7} {:>5.0}%",
                     profile,
                     n,
                     mode,
@@ -733,7 +819,8 @@ fn main() {
                     out.bytes as f64 / cpu / 1e9,
                     out.deliveries as f64 / out.wall.as_secs_f64(),
                     out.sends_per_submit,
-                    ratio
+                    ratio,
+                    100.0 * out.fixed_sends as f64 / out.sends.max(1) as f64
                 );
             }
         }

@@ -282,7 +282,18 @@ pub struct RuntimeConfig {
     /// Send with `SENDMSG_ZC` (zero-copy) instead of copying `sendmsg`. Off by
     /// default: on loopback the kernel copies anyway and zero-copy costs more CPU
     /// (see the fan-out benchmark); worth measuring on a real NIC with large frames.
+    /// With it on, each core registers a send region (below) with its ring and
+    /// sends from it with fixed-buffer `SENDMSG_ZC` when a send's bytes all lie in it.
     pub zero_copy_send: bool,
+    /// Zero-copy only: viewers per core whose prefix scratch lives in the registered
+    /// region (`max_frames_per_send * 32` bytes each); further viewers send without
+    /// fixed buffers. 0 disables the region.
+    pub registered_viewers: usize,
+    /// Zero-copy only: bytes of the registered region per core holding the copy of
+    /// each frame body its viewers send (made once per core, in 1 MiB blocks). The
+    /// region (this plus the viewers' scratch) is pinned memory: see README. 0
+    /// disables the region.
+    pub registered_staging_bytes: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -299,6 +310,8 @@ impl Default for RuntimeConfig {
             cross_core_backlog: 1 << 16,
             send_merge_window: Duration::ZERO,
             zero_copy_send: false,
+            registered_viewers: 8192,
+            registered_staging_bytes: 32 << 20,
         }
     }
 }

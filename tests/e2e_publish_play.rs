@@ -80,16 +80,37 @@ fn viewers_wait_for_a_publisher_when_configured() {
     );
 }
 
+/// Zero-copy sends made from the registered region, summed over cores.
+fn fixed_buffer_sends(server: &Server) -> f64 {
+    let (status, metrics) = server.http_get("/metrics");
+    assert_eq!(status, 200);
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("ringcast_reactor_fixed_buffer_sends_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 #[test]
 fn zero_copy_sends_deliver_decodable_streams() {
+    // zero_copy_send registers each core's send region and sends from it with
+    // fixed-buffer SENDMSG_ZC; both protocols must decode, and the counter must show
+    // that fixed-buffer sends really carried them.
     let server = Server::start(1, "[runtime]\nzero_copy_send = true\n");
     let mut publisher = publish(&server.rtmp_url("live", "zc"), 30);
     wait_live(&server, "live", "zc", Duration::from_secs(10));
     for url in [server.flv_url("live", "zc"), server.rtmp_url("live", "zc")] {
+        let before = fixed_buffer_sends(&server);
         let got = pull_decode(&url, 100, Duration::from_secs(20));
         assert!(
             got.ok && got.video_frames >= 100 && got.errors.trim().is_empty(),
             "{url}: {got:?}"
+        );
+        let after = fixed_buffer_sends(&server);
+        assert!(
+            after - before >= 20.0,
+            "{url}: only {} fixed-buffer sends ({before} -> {after})",
+            after - before
         );
     }
     publisher.kill();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ringcast::runtime::outbox::SendProgress;
+use ringcast::runtime::region::{RegionConfig, SendRegion};
 use ringcast::runtime::socket::{local_addr, raw_fd, reuseport_listener};
 use ringcast::runtime::{Outbox, Reactor, ReactorConfig};
 
@@ -97,7 +98,7 @@ fn echo_with_multishot_accept_recv_and_gathered_sendmsg() {
                         // SAFETY: `reply` stays put until this send completes.
                         unsafe {
                             reactor
-                                .sendmsg(conn.unwrap(), reply.msghdr(), SEND)
+                                .sendmsg(conn.unwrap(), reply.resume().unwrap(), SEND)
                                 .unwrap()
                         };
                     }
@@ -108,13 +109,12 @@ fn echo_with_multishot_accept_recv_and_gathered_sendmsg() {
         if !in_flight && !pending.is_empty() {
             let body = Bytes::from(std::mem::take(&mut pending));
             let len = (body.len() as u32).to_be_bytes();
-            reply.begin();
+            reply.begin().unwrap();
             assert!(reply.push_frame(
                 |scratch| {
                     scratch[..4].copy_from_slice(&len);
                     4
                 },
-                &body.clone(),
                 body,
             ));
             let msg = reply.finish().expect("bytes to send");
@@ -425,4 +425,156 @@ fn every_ring_mode_submits_waits_and_times_out() {
         }
         assert_eq!(got, Some((5, -libc::EBADF)), "{name}");
     }
+}
+
+/// A connected loopback TCP pair: (our raw fd, kept alive by the stream; the peer).
+fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (b, _) = listener.accept().unwrap();
+    (a, b)
+}
+
+/// Waits for the send's final completion (for zero-copy: the notification) and
+/// returns the byte count of its result CQE.
+fn wait_send(reactor: &mut Reactor, user_data: u64) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut result = None;
+    while Instant::now() < deadline {
+        reactor
+            .submit_and_wait(1, Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut done = false;
+        reactor.drain_completions(|_, c| {
+            assert_eq!(c.user_data, user_data);
+            if c.is_notification() {
+                done = true;
+            } else {
+                result = Some(c.result);
+                done |= !c.more();
+            }
+        });
+        if done {
+            return result.expect("a result before the notification");
+        }
+    }
+    panic!("no completion for the send within 10 s");
+}
+
+#[test]
+fn fixed_buffer_zero_copy_sends_from_the_registered_region() {
+    let mut reactor = Reactor::new(&config(2, 64)).unwrap();
+    let cfg = RegionConfig {
+        scratch_slots: 4,
+        scratch_slot_size: 4 * 32,
+        staging_bytes: 1 << 20,
+        block_size: 1 << 20,
+    };
+    let mut region = SendRegion::new(cfg).unwrap();
+    reactor.register_region(region.mem()).unwrap();
+    let (ours, mut peer) = tcp_pair();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&ours);
+
+    // Prefixes in the region's scratch, bodies staged into it: the fixed path.
+    let mut outbox: Outbox<Bytes> = Outbox::with_region_scratch(4, 64, region.scratch().unwrap());
+    outbox.begin().unwrap();
+    let mut expected = Vec::new();
+    for i in 0..3u8 {
+        let body = region.stage(&vec![b'a' + i; 5000]).unwrap();
+        expected.extend_from_slice(&[b'<', i, b'>']);
+        expected.extend_from_slice(&body);
+        assert!(outbox.push_frame(
+            |s| {
+                s[..3].copy_from_slice(&[b'<', i, b'>']);
+                3
+            },
+            body,
+        ));
+    }
+    let msg = outbox.finish().unwrap();
+    // SAFETY: the outbox is in flight until the notification below.
+    let fixed = unsafe { reactor.sendmsg_zc_registered(fd, msg, SEND).unwrap() };
+    assert!(fixed, "every iovec lies in the region");
+    let n = wait_send(&mut reactor, SEND);
+    assert_eq!(
+        n as usize,
+        expected.len(),
+        "the kernel accepted the fixed-buffer send"
+    );
+    assert_eq!(outbox.on_sent(n as usize), SendProgress::Complete);
+
+    // A heap body: the same call takes the non-fixed path, which still works.
+    outbox.begin().unwrap();
+    assert!(outbox.push_frame(|_| 0, Bytes::from_static(b"heap body")));
+    let msg = outbox.finish().unwrap();
+    // SAFETY: as above.
+    let fixed = unsafe { reactor.sendmsg_zc_registered(fd, msg, SEND + 1).unwrap() };
+    assert!(!fixed, "a body outside the region cannot go fixed");
+    assert_eq!(wait_send(&mut reactor, SEND + 1), 9);
+    assert_eq!(outbox.on_sent(9), SendProgress::Complete);
+    expected.extend_from_slice(b"heap body");
+    assert_eq!(reactor.stats().fixed_sends, 1);
+
+    let mut got = vec![0u8; expected.len()];
+    peer.read_exact(&mut got).unwrap();
+    assert_eq!(got, expected);
+
+    // The ring's registration keeps the region's memory alive until the ring is gone.
+    let mem = region.mem().clone();
+    drop(outbox);
+    drop(region);
+    assert_eq!(
+        std::sync::Arc::strong_count(&mem),
+        2,
+        "ours and the reactor's"
+    );
+    drop(reactor);
+    assert_eq!(
+        std::sync::Arc::strong_count(&mem),
+        1,
+        "released once the ring is closed"
+    );
+}
+
+#[test]
+fn quiesce_cancels_and_waits_for_a_send_the_peer_never_reads() {
+    let mut reactor = Reactor::new(&config(2, 64)).unwrap();
+    let (ours, _peer) = tcp_pair();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&ours);
+    let body = Bytes::from(vec![7u8; 64 << 20]);
+    let mut outbox: Outbox<Bytes> = Outbox::new(1, 0);
+    outbox.begin().unwrap();
+    assert!(outbox.push_frame(|_| 0, body.clone()));
+    let msg = outbox.finish().unwrap();
+    // SAFETY: the outbox is in flight until its completion below.
+    unsafe { reactor.sendmsg(fd, msg, SEND).unwrap() };
+    reactor.submit_and_wait(0, None).unwrap();
+    // 64 MiB cannot fit the socket buffers of a peer that never reads.
+    assert!(reactor.in_kernel() >= 1);
+    let mut results = Vec::new();
+    assert!(
+        reactor.quiesce(Duration::from_secs(10), |_, c| results.push(c)),
+        "the kernel let go in time"
+    );
+    assert_eq!(reactor.in_kernel(), 0);
+    let send = results
+        .iter()
+        .find(|c| c.user_data == SEND)
+        .expect("the send's completion was handed over");
+    if send.result < 0 {
+        outbox.on_failed();
+    } else {
+        // A partial send that completed before the cancel reached it.
+        assert!((send.result as usize) < body.len());
+        assert_eq!(outbox.on_sent(send.result as usize), SendProgress::Partial);
+        outbox.release().unwrap();
+    }
+    assert!(
+        body.is_unique(),
+        "the outbox let go of the body after the completion"
+    );
+    assert_eq!(
+        reactor.accept_multishot(fd, ACCEPT),
+        Err(ringcast::runtime::SubmitError::Quiescing)
+    );
 }

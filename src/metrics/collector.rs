@@ -136,6 +136,7 @@ impl Collector for CoreSumCollector {
             self.per_core(&IDLE_SECONDS, |c| secs(c.reactor.idle_ns())),
             self.per_core(&SUBMITS, |c| c.reactor.submits() as f64),
             self.per_core(&SENDS, |c| c.reactor.sends() as f64),
+            self.per_core(&FIXED_SENDS, |c| c.reactor.fixed_sends() as f64),
             self.latency(),
             self.by_label(&ACCEPT_ERRORS, |c, l: AcceptErrorKind| {
                 c.accept_errors.get(l) as f64

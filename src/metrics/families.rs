@@ -182,6 +182,13 @@ family!(
     "Send operations submitted."
 );
 family!(
+    FIXED_SENDS,
+    "ringcast_reactor_fixed_buffer_sends_total",
+    COUNTER,
+    ["core"],
+    "Zero-copy sends made from the core's registered region (fixed buffer)."
+);
+family!(
     LATENCY,
     "ringcast_server_latency_seconds",
     HISTOGRAM,
@@ -248,6 +255,7 @@ pub(super) const FAMILIES: &[Family] = &[
     IDLE_SECONDS,
     SUBMITS,
     SENDS,
+    FIXED_SENDS,
     LATENCY,
     ACCEPT_ERRORS,
     FAILURES,

@@ -117,6 +117,7 @@ pub struct ReactorMetrics {
     idle_ns: LocalCounter,
     submits: LocalCounter,
     sends: LocalCounter,
+    fixed_sends: LocalCounter,
     busy_ratio: LocalRatio,
     sends_per_submit: LocalRatio,
     window_busy_ns: LocalCounter,
@@ -167,6 +168,18 @@ impl ReactorMetrics {
         self.sends.add(sends);
         self.window_submits.inc();
         self.window_sends.add(sends);
+    }
+
+    /// Records `n` sends made from the registered region (fixed-buffer
+    /// `SENDMSG_ZC`). Owner core only.
+    #[inline]
+    pub fn record_fixed_sends(&self, n: u64) {
+        self.fixed_sends.add(n);
+    }
+
+    /// Cumulative fixed-buffer zero-copy sends.
+    pub fn fixed_sends(&self) -> u64 {
+        self.fixed_sends.get()
     }
 
     /// Cumulative nanoseconds spent busy.

@@ -6,6 +6,10 @@
 //! frame carved from it drops. When the current block is used up and nothing
 //! else references it any more, it is reclaimed in place instead of allocating
 //! a new one: a steady stream whose frames die young reuses one block forever.
+//!
+//! The arena is not what zero-copy sends register with the ring: a `BytesMut` can
+//! only live in its own allocation, so its blocks cannot sit inside one registered
+//! buffer with the viewers' scratch; `runtime::region` holds a per-core copy instead.
 
 use std::collections::VecDeque;
 

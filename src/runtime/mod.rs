@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`reactor`] | [`Reactor`]: one io_uring per core (SINGLE_ISSUER + DEFER_TASKRUN when the kernel allows), provided-buffer ring for multishot recv, gathered sendmsg, bounded backlog |
 //! | [`outbox`] | [`outbox::Outbox`]: one connection's gathered `sendmsg` (control bytes, then per-frame prefixes written into its scratch and shared bodies), kept alive until completion, resumable after a short send |
+//! | [`region`] | [`region::SendRegion`]: a core's registered send region (per-viewer scratch + per-core copies of frame bodies) for fixed-buffer `SENDMSG_ZC` |
 //! | [`socket`] | `SO_REUSEPORT` listeners per core, `TCP_NODELAY` / `SO_SNDBUF` helpers |
 //! | [`arena`] | [`arena::AlignedArena`]: 64-byte aligned payload buffers carved from 4 MiB blocks (`PayloadAllocator`) |
 //! | [`spsc`] | bounded lock-free single-producer single-consumer ring |
@@ -47,6 +48,15 @@
 //!   multishots must be unique (pack a generation into it).
 //! * `sendmsg`/`send` pointers must stay valid until their completion is drained; keep
 //!   one send in flight per socket (the kernel does not order concurrent sends).
+//!   [`outbox::Outbox`] enforces both, in every build.
+//! * Teardown order: the ring goes before the memory it points at. The reactor owns
+//!   the ring, the provided-buffer ring and (an `Arc` of) the registered region, and
+//!   its `Drop` cancels everything in flight, waits for the completions, unregisters,
+//!   closes the ring, and only then lets that memory go. Memory owned elsewhere that
+//!   the kernel reads or writes (outboxes, a wake-up counter) belongs to the caller's
+//!   state, which must drain the reactor with [`Reactor::quiesce`] before dropping it
+//!   (the server's `Worker` does so in its `Drop`); an outbox dropped with a send still
+//!   in flight leaks its buffers rather than free them.
 //! * To close a connection: `shutdown(SHUT_RDWR)` (ends its multishot recv with EOF
 //!   and fails pending sends, O(1)), then `close`; `cancel_fd` only for a socket that
 //!   is not connected yet. Close alone leaves a multishot recv armed until it errors;
@@ -59,6 +69,7 @@ pub mod int_hash;
 pub mod mesh;
 pub mod outbox;
 pub mod reactor;
+pub mod region;
 pub mod socket;
 pub mod spsc;
 pub mod timer;

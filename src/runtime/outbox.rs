@@ -3,18 +3,55 @@
 //! Each send carries, in order: control bytes the session queued (command
 //! responses, acks), then up to `max_frames` media frames, each as a small
 //! per-viewer prefix (written into this outbox's scratch) followed by the shared
-//! frame body. Bodies are never copied: the outbox holds a handle (`H`) that keeps
-//! each body alive until the kernel has taken the bytes.
+//! frame body. Bodies are never copied: the outbox owns a handle (`H`, a
+//! [`SendBody`]) for each one and reads the body's bytes from that handle, so a
+//! body cannot be dropped while the outbox points at it.
 //!
-//! All memory the kernel reads (`msghdr`, iovecs, scratch) is heap-allocated once
-//! per connection and never moves, so the outbox itself may move (e.g. inside a
-//! slab) while a send is in flight.
+//! Sound by construction:
+//! * Everything the kernel reads during a send (`msghdr`, iovecs, scratch,
+//!   control bytes, the handles of the bodies) lives in one boxed [`KernelMem`]
+//!   that never moves, so the outbox itself may move (e.g. inside a slab).
+//! * The outbox is a state machine (`Idle → Assembling → InFlight → (Resumable →
+//!   InFlight)* → Idle`) checked in every build, not only in debug: while a send is
+//!   handed to the kernel, `begin`, `push_*`, `finish` and `release` refuse, so the
+//!   memory cannot be refilled, cleared or freed before the send's completion.
+//!   Only the completion (`on_sent`, `on_failed`) ends the in-flight state.
+//! * An outbox dropped with a send in flight leaks its `KernelMem` (and logs)
+//!   instead of freeing memory the kernel may still read.
+
+use std::mem::ManuallyDrop;
 
 use bytes::{Bytes, BytesMut};
+
+use super::region::ScratchSlot;
 
 /// Bytes of scratch reserved per frame for its prefix (HTTP chunk line + FLV
 /// PreviousTagSize + tag header is 27; an RTMP first chunk header at most 18).
 pub const PREFIX_SLOT: usize = 32;
+
+/// A handle that keeps bytes to send alive.
+///
+/// # Safety
+/// The slice `body()` returns must stay at the same address, with the same
+/// contents, for as long as the handle lives, even when the handle itself moves.
+pub unsafe trait SendBody {
+    /// The bytes to send after this element's prefix (may be empty).
+    fn body(&self) -> &[u8];
+}
+
+// SAFETY: a `Bytes`' data is immutable and never moves with the handle.
+unsafe impl SendBody for Bytes {
+    fn body(&self) -> &[u8] {
+        self
+    }
+}
+
+// SAFETY: no bytes.
+unsafe impl SendBody for () {
+    fn body(&self) -> &[u8] {
+        &[]
+    }
+}
 
 /// The outbox refused more control bytes.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -28,61 +65,164 @@ pub struct ControlOverflow {
     pub limit: usize,
 }
 
+/// An operation was refused because the kernel holds a send of this outbox.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a send is in flight: its memory is the kernel's until its completion")]
+pub struct SendInFlight;
+
 /// What happened after the kernel reported `n` bytes sent.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SendProgress {
     /// Everything in the send left; the outbox is free.
     Complete,
-    /// Only part left; submit [`Outbox::msghdr`] again for the rest.
+    /// Only part left; submit [`Outbox::resume`]'s header for the rest.
     Partial,
+    /// No send was in flight: the completion is not this outbox's (ignored).
+    NotInFlight,
+}
+
+/// Where an outbox is in its send cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Nothing gathered, nothing in flight.
+    Idle,
+    /// A send is being gathered (`begin` .. `finish`).
+    Assembling,
+    /// The kernel holds the send (or its remainder).
+    InFlight,
+    /// A short send completed; the remainder waits to be resubmitted.
+    Resumable,
+}
+
+/// Scratch for the per-frame prefixes: heap memory, or a slot of the core's
+/// registered region (then sends whose bodies are in the region too can name it).
+enum Scratch {
+    Heap(Box<[u8]>),
+    Region(ScratchSlot),
+}
+
+impl Scratch {
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            Scratch::Heap(b) => b,
+            Scratch::Region(slot) => slot.bytes_mut(),
+        }
+    }
+}
+
+/// Everything the kernel reads during a send. Boxed so it never moves.
+struct KernelMem<H> {
+    msg: libc::msghdr,
+    iov: Vec<libc::iovec>,
+    scratch: Scratch,
+    held: Vec<H>,
+    control_inflight: Bytes,
 }
 
 /// One connection's outgoing state.
 pub struct Outbox<H> {
-    msg: Box<libc::msghdr>,
-    iov: Vec<libc::iovec>,
-    scratch: Box<[u8]>,
-    held: Vec<H>,
+    mem: ManuallyDrop<Box<KernelMem<H>>>,
     control_pending: BytesMut,
-    control_inflight: Bytes,
     control_limit: usize,
     max_frames: usize,
     frames: usize,
     first_unsent: usize,
-    busy: bool,
+    state: State,
     bytes_in_send: usize,
+    /// A region scratch slot was asked for once (given or not): not asked again.
+    scratch_asked: bool,
 }
 
-// SAFETY: the raw pointers in `msg`/`iov` point only into memory this struct owns
-// (`iov`, `scratch`, `control_inflight`) or keeps alive through `held`.
+// SAFETY: the raw pointers in `mem.msg`/`mem.iov` point only into memory this
+// struct owns (`mem`) or keeps alive through `mem.held`.
 unsafe impl<H: Send> Send for Outbox<H> {}
 
-impl<H> Outbox<H> {
+impl<H: SendBody> Outbox<H> {
     /// An outbox gathering at most `max_frames` frames per send and queueing at most
-    /// `control_limit` bytes of control data.
+    /// `control_limit` bytes of control data, with heap scratch.
     pub fn new(max_frames: usize, control_limit: usize) -> Self {
         let max_frames = max_frames.max(1);
+        Self::with_scratch(
+            max_frames,
+            control_limit,
+            Scratch::Heap(vec![0u8; PREFIX_SLOT * max_frames].into_boxed_slice()),
+        )
+    }
+
+    /// As [`Outbox::new`], with scratch in a registered region's slot. The slot must
+    /// hold at least `PREFIX_SLOT * max_frames` bytes; `max_frames` is cut to fit.
+    pub fn with_region_scratch(
+        max_frames: usize,
+        control_limit: usize,
+        mut slot: ScratchSlot,
+    ) -> Self {
+        let max_frames = max_frames
+            .max(1)
+            .min(slot.bytes_mut().len() / PREFIX_SLOT)
+            .max(1);
+        if slot.bytes_mut().len() < PREFIX_SLOT {
+            return Self::new(max_frames, control_limit);
+        }
+        Self::with_scratch(max_frames, control_limit, Scratch::Region(slot))
+    }
+
+    fn with_scratch(max_frames: usize, control_limit: usize, scratch: Scratch) -> Self {
         // SAFETY: msghdr is plain old data; all-zero is a valid empty header.
         let msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        Outbox {
-            msg: Box::new(msg),
+        let mem = KernelMem {
+            msg,
             iov: Vec::with_capacity(1 + 2 * max_frames),
-            scratch: vec![0u8; PREFIX_SLOT * max_frames].into_boxed_slice(),
+            scratch,
             held: Vec::with_capacity(max_frames),
-            control_pending: BytesMut::new(),
             control_inflight: Bytes::new(),
+        };
+        Outbox {
+            mem: ManuallyDrop::new(Box::new(mem)),
+            control_pending: BytesMut::new(),
             control_limit,
             max_frames,
             frames: 0,
             first_unsent: 0,
-            busy: false,
+            state: State::Idle,
             bytes_in_send: 0,
+            scratch_asked: false,
         }
     }
 
-    /// A send is in flight; nothing may be added until it completes.
+    /// A send is in flight (or its remainder waits to be resumed); nothing may be
+    /// gathered until it completes.
     pub fn is_busy(&self) -> bool {
-        self.busy
+        matches!(self.state, State::InFlight | State::Resumable)
+    }
+
+    /// Its scratch lives in a registered region.
+    pub fn has_region_scratch(&self) -> bool {
+        matches!(self.mem.scratch, Scratch::Region(_))
+    }
+
+    /// True once per outbox while its scratch is on the heap and no prefix is in
+    /// use (idle, or assembling with no frame yet): the moment to call
+    /// [`Outbox::adopt_scratch`].
+    pub fn wants_region_scratch(&self) -> bool {
+        let unused =
+            self.state == State::Idle || (self.state == State::Assembling && self.frames == 0);
+        !self.scratch_asked && unused && !self.has_region_scratch()
+    }
+
+    /// Moves the prefix scratch into a registered region's slot (`None`: the region
+    /// had none; not asked again). Refused unless [`Outbox::wants_region_scratch`];
+    /// a slot smaller than this outbox's scratch is refused too.
+    pub fn adopt_scratch(&mut self, slot: Option<ScratchSlot>) -> Result<(), SendInFlight> {
+        if !self.wants_region_scratch() {
+            return Err(SendInFlight);
+        }
+        self.scratch_asked = true;
+        if let Some(mut slot) = slot {
+            if slot.bytes_mut().len() >= PREFIX_SLOT * self.max_frames {
+                self.mem.scratch = Scratch::Region(slot);
+            }
+        }
+        Ok(())
     }
 
     /// Control bytes waiting for the next send.
@@ -90,7 +230,8 @@ impl<H> Outbox<H> {
         !self.control_pending.is_empty()
     }
 
-    /// Queues control bytes (session output) for the next send.
+    /// Queues control bytes (session output) for the next send. Allowed while a
+    /// send is in flight: queued bytes are not the kernel's until `begin`.
     pub fn queue_control(&mut self, bytes: &[u8]) -> Result<(), ControlOverflow> {
         let queued = self.control_pending.len();
         if queued + bytes.len() > self.control_limit {
@@ -105,61 +246,66 @@ impl<H> Outbox<H> {
     }
 
     /// Starts assembling a send: moves queued control bytes to the front.
-    ///
-    /// Must not be called while busy.
-    pub fn begin(&mut self) {
-        debug_assert!(!self.busy, "begin() while a send is in flight");
-        self.iov.clear();
-        self.held.clear();
-        self.frames = 0;
-        self.first_unsent = 0;
-        self.bytes_in_send = 0;
-        self.control_inflight = self.control_pending.split().freeze();
-        if !self.control_inflight.is_empty() {
-            let (ptr, len) = (self.control_inflight.as_ptr(), self.control_inflight.len());
+    /// Refused while a send is in flight.
+    pub fn begin(&mut self) -> Result<(), SendInFlight> {
+        if self.is_busy() {
+            return Err(SendInFlight);
+        }
+        self.clear();
+        self.state = State::Assembling;
+        self.mem.control_inflight = self.control_pending.split().freeze();
+        if !self.mem.control_inflight.is_empty() {
+            let (ptr, len) = (
+                self.mem.control_inflight.as_ptr(),
+                self.mem.control_inflight.len(),
+            );
             self.push_iov(ptr, len);
         }
+        Ok(())
     }
 
     /// Room for another frame in this send.
     pub fn has_room(&self) -> bool {
-        self.frames < self.max_frames
+        self.state == State::Assembling && self.frames < self.max_frames
     }
 
     /// How many more frames fit in this send.
     pub fn frames_room(&self) -> usize {
-        self.max_frames - self.frames
+        if self.state == State::Assembling {
+            self.max_frames - self.frames
+        } else {
+            0
+        }
     }
 
-    /// Bytes gathered into the send being assembled.
+    /// Bytes gathered into the send being assembled (or still unsent of the one in flight).
     pub fn bytes_queued(&self) -> usize {
         self.bytes_in_send
     }
 
     /// Adds a frame: `write_prefix` fills at most [`PREFIX_SLOT`] bytes of scratch and
-    /// returns how many it wrote; `body` must stay valid as long as `hold` lives.
+    /// returns how many it wrote; then `hold.body()` is sent, kept alive by `hold`.
     ///
-    /// Returns false (and adds nothing) when the send is full.
-    pub fn push_frame(
-        &mut self,
-        write_prefix: impl FnOnce(&mut [u8]) -> usize,
-        body: &[u8],
-        hold: H,
-    ) -> bool {
+    /// Returns false (and adds nothing) when the send is full or not being assembled.
+    pub fn push_frame(&mut self, write_prefix: impl FnOnce(&mut [u8]) -> usize, hold: H) -> bool {
         if !self.has_room() {
             return false;
         }
-        let slot = self.frames * PREFIX_SLOT;
-        let scratch = &mut self.scratch[slot..slot + PREFIX_SLOT];
-        let n = write_prefix(scratch).min(PREFIX_SLOT);
+        let at = self.frames * PREFIX_SLOT;
+        let slot = &mut self.mem.scratch.bytes_mut()[at..at + PREFIX_SLOT];
+        let n = write_prefix(slot).min(PREFIX_SLOT);
+        let prefix = slot.as_ptr();
         if n > 0 {
-            let ptr = scratch.as_ptr();
-            self.push_iov(ptr, n);
+            self.push_iov(prefix, n);
         }
-        if !body.is_empty() {
-            self.push_iov(body.as_ptr(), body.len());
+        // The handle moves into `held` first; the body is read from where it now lives
+        // (SendBody: the bytes do not move with the handle).
+        self.mem.held.push(hold);
+        let body = self.mem.held.last().map_or(&[][..], |h| h.body());
+        let (ptr, len) = (body.as_ptr(), body.len());
+        if len > 0 {
+            self.push_iov(ptr, len);
         }
-        self.held.push(hold);
         self.frames += 1;
         true
     }
@@ -175,13 +321,12 @@ impl<H> Outbox<H> {
                 scratch[..bytes.len()].copy_from_slice(bytes);
                 bytes.len()
             },
-            &[],
             hold,
         )
     }
 
     fn push_iov(&mut self, ptr: *const u8, len: usize) {
-        self.iov.push(libc::iovec {
+        self.mem.iov.push(libc::iovec {
             iov_base: ptr as *mut libc::c_void,
             iov_len: len,
         });
@@ -189,34 +334,52 @@ impl<H> Outbox<H> {
     }
 
     /// Finishes assembling. Returns the header to submit, or None when there is
-    /// nothing to send. The pointer stays valid until the send completes.
+    /// nothing to send (or no send was being assembled). From here the send is in
+    /// flight: the header and everything it points to stay valid and untouched
+    /// until `on_sent` or `on_failed` reports its completion.
     pub fn finish(&mut self) -> Option<*const libc::msghdr> {
-        if self.bytes_in_send == 0 {
-            self.held.clear();
+        if self.state != State::Assembling {
             return None;
         }
-        self.busy = true;
-        Some(self.msghdr())
+        if self.bytes_in_send == 0 {
+            self.clear();
+            return None;
+        }
+        self.state = State::InFlight;
+        Some(self.header())
     }
 
-    /// The header for the unsent remainder of the in-flight send.
-    pub fn msghdr(&mut self) -> *const libc::msghdr {
-        let rest = &mut self.iov[self.first_unsent..];
-        self.msg.msg_iov = rest.as_mut_ptr();
-        self.msg.msg_iovlen = rest.len() as _;
-        &*self.msg
+    /// After a [`SendProgress::Partial`]: the header for the unsent remainder, now in
+    /// flight again. None in any other state.
+    pub fn resume(&mut self) -> Option<*const libc::msghdr> {
+        if self.state != State::Resumable {
+            return None;
+        }
+        self.state = State::InFlight;
+        Some(self.header())
+    }
+
+    fn header(&mut self) -> *const libc::msghdr {
+        let mem = &mut **self.mem;
+        let rest = &mut mem.iov[self.first_unsent..];
+        mem.msg.msg_iov = rest.as_mut_ptr();
+        mem.msg.msg_iovlen = rest.len() as _;
+        &mem.msg
     }
 
     /// What the in-flight send holds, in order.
     pub fn held(&self) -> &[H] {
-        &self.held
+        &self.mem.held
     }
 
-    /// Records that the kernel took `n` bytes of the in-flight send.
+    /// The kernel's completion: it took `n` bytes of the in-flight send.
     pub fn on_sent(&mut self, mut n: usize) -> SendProgress {
+        if self.state != State::InFlight {
+            return SendProgress::NotInFlight;
+        }
         self.bytes_in_send = self.bytes_in_send.saturating_sub(n);
-        while n > 0 && self.first_unsent < self.iov.len() {
-            let iov = &mut self.iov[self.first_unsent];
+        while n > 0 && self.first_unsent < self.mem.iov.len() {
+            let iov = &mut self.mem.iov[self.first_unsent];
             if n >= iov.iov_len {
                 n -= iov.iov_len;
                 self.first_unsent += 1;
@@ -227,53 +390,103 @@ impl<H> Outbox<H> {
                 n = 0;
             }
         }
-        if self.first_unsent >= self.iov.len() {
-            self.release();
+        if self.first_unsent >= self.mem.iov.len() {
+            self.clear();
             SendProgress::Complete
         } else {
+            self.state = State::Resumable;
             SendProgress::Partial
         }
     }
 
-    /// Drops everything in flight (the connection is closing).
-    pub fn release(&mut self) {
-        self.busy = false;
-        self.iov.clear();
-        self.held.clear();
+    /// The send is over without (all of) its bytes leaving: its completion reported
+    /// an error, or it was never handed to the kernel (queueing it failed). Drops
+    /// everything it held. Only call when the kernel does not hold the send.
+    pub fn on_failed(&mut self) {
+        self.clear();
+    }
+
+    /// Drops what is being assembled (or a remainder that will not be resumed).
+    /// Refused while the kernel holds a send.
+    pub fn release(&mut self) -> Result<(), SendInFlight> {
+        if self.state == State::InFlight {
+            return Err(SendInFlight);
+        }
+        self.clear();
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.state = State::Idle;
+        let mem = &mut **self.mem;
+        mem.iov.clear();
+        mem.held.clear();
+        mem.control_inflight = Bytes::new();
         self.frames = 0;
         self.first_unsent = 0;
         self.bytes_in_send = 0;
-        self.control_inflight = Bytes::new();
+    }
+}
+
+impl<H> Drop for Outbox<H> {
+    fn drop(&mut self) {
+        if self.state == State::InFlight {
+            // The kernel may still read this memory: never free it.
+            tracing::error!("outbox dropped with a send in flight; leaking its buffers");
+            return;
+        }
+        // SAFETY: dropped once, here, and `mem` is not used afterwards.
+        unsafe { ManuallyDrop::drop(&mut self.mem) };
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::region::{RegionConfig, SendRegion};
     use std::io::Read;
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// The iovecs of the header the outbox handed out, as (ptr, len).
+    fn iovecs(msg: *const libc::msghdr) -> Vec<(*const u8, usize)> {
+        // SAFETY: the outbox keeps the header and its iovecs alive while in flight.
+        let hdr = unsafe { &*msg };
+        let iovs = unsafe { std::slice::from_raw_parts(hdr.msg_iov, hdr.msg_iovlen) };
+        iovs.iter()
+            .map(|v| (v.iov_base as *const u8, v.iov_len))
+            .collect()
+    }
 
     fn send_all(outbox: &mut Outbox<Bytes>, fd: i32, chunk_limit: usize) {
         let mut msg = outbox.finish().expect("something to send");
         loop {
             // Emulate a short write by sending at most chunk_limit bytes.
-            let hdr = unsafe { &*msg };
-            let iovs = unsafe { std::slice::from_raw_parts(hdr.msg_iov, hdr.msg_iovlen as usize) };
             let mut flat = Vec::new();
-            for iov in iovs {
-                flat.extend_from_slice(unsafe {
-                    std::slice::from_raw_parts(iov.iov_base as *const u8, iov.iov_len)
-                });
+            for (ptr, len) in iovecs(msg) {
+                flat.extend_from_slice(unsafe { std::slice::from_raw_parts(ptr, len) });
             }
             let take = flat.len().min(chunk_limit);
             let n = unsafe { libc::write(fd, flat.as_ptr() as *const _, take) };
             assert!(n > 0);
             match outbox.on_sent(n as usize) {
                 SendProgress::Complete => break,
-                SendProgress::Partial => msg = outbox.msghdr(),
+                SendProgress::Partial => msg = outbox.resume().expect("a remainder"),
+                SendProgress::NotInFlight => panic!("the send was in flight"),
             }
         }
+    }
+
+    fn prefixed(outbox: &mut Outbox<Bytes>, tag: u8, body: Bytes) -> bool {
+        outbox.push_frame(
+            |s| {
+                s[..3].copy_from_slice(&[b'<', tag, b'>']);
+                3
+            },
+            body,
+        )
     }
 
     #[test]
@@ -281,21 +494,16 @@ mod tests {
         let (a, mut b) = UnixStream::pair().unwrap();
         let mut outbox: Outbox<Bytes> = Outbox::new(4, 1024);
         outbox.queue_control(b"CTRL").unwrap();
-        outbox.begin();
+        outbox.begin().unwrap();
         for i in 0..4u8 {
-            let body = Bytes::from(vec![b'a' + i; 10]);
-            let pushed = outbox.push_frame(
-                |s| {
-                    s[..3].copy_from_slice(&[b'<', b'0' + i, b'>']);
-                    3
-                },
-                &body.clone(),
-                body,
-            );
-            assert!(pushed);
+            assert!(prefixed(
+                &mut outbox,
+                b'0' + i,
+                Bytes::from(vec![b'a' + i; 10])
+            ));
         }
         assert!(
-            !outbox.push_frame(|_| 0, b"x", Bytes::new()),
+            !outbox.push_frame(|_| 0, Bytes::from_static(b"x")),
             "fifth frame must not fit"
         );
         assert_eq!(outbox.bytes_queued(), 4 + 4 * 13);
@@ -309,7 +517,7 @@ mod tests {
             .copied()
             .chain((0..4u8).flat_map(|i| {
                 let mut v = vec![b'<', b'0' + i, b'>'];
-                v.extend(std::iter::repeat(b'a' + i).take(10));
+                v.extend(std::iter::repeat_n(b'a' + i, 10));
                 v
             }))
             .collect();
@@ -334,8 +542,133 @@ mod tests {
     #[test]
     fn empty_send_is_none_and_outbox_stays_free() {
         let mut outbox: Outbox<()> = Outbox::new(2, 8);
-        outbox.begin();
+        outbox.begin().unwrap();
         assert!(outbox.finish().is_none());
         assert!(!outbox.is_busy());
+    }
+
+    #[test]
+    fn a_send_in_flight_cannot_be_refilled_cleared_or_resubmitted() {
+        let mut outbox: Outbox<Bytes> = Outbox::new(4, 1024);
+        outbox.begin().unwrap();
+        assert!(prefixed(&mut outbox, b'0', Bytes::from_static(b"body")));
+        let msg = outbox.finish().unwrap();
+        let before = iovecs(msg);
+        // Everything that would touch the kernel's memory is refused.
+        assert_eq!(outbox.begin(), Err(SendInFlight));
+        assert_eq!(outbox.release(), Err(SendInFlight));
+        assert!(!prefixed(&mut outbox, b'1', Bytes::from_static(b"more")));
+        assert!(
+            outbox.finish().is_none(),
+            "no second header for the same send"
+        );
+        assert!(
+            outbox.resume().is_none(),
+            "nothing to resume before a completion"
+        );
+        assert_eq!(iovecs(msg), before, "header and iovecs unchanged");
+        assert_eq!(outbox.held().len(), 1);
+        // Control bytes may still queue: they are not part of the send.
+        outbox.queue_control(b"later").unwrap();
+        // A short completion: the remainder may be resumed or dropped, not refilled.
+        assert_eq!(outbox.on_sent(2), SendProgress::Partial);
+        assert_eq!(outbox.begin(), Err(SendInFlight));
+        let rest = outbox.resume().unwrap();
+        assert_eq!(iovecs(rest).iter().map(|v| v.1).sum::<usize>(), 5);
+        assert_eq!(
+            outbox.release(),
+            Err(SendInFlight),
+            "resumed: in flight again"
+        );
+        assert_eq!(outbox.on_sent(5), SendProgress::Complete);
+        assert_eq!(outbox.on_sent(5), SendProgress::NotInFlight);
+        outbox.begin().unwrap();
+    }
+
+    #[test]
+    fn dropping_an_outbox_with_a_send_in_flight_keeps_its_bodies_alive() {
+        struct Tracked(Arc<AtomicBool>);
+        impl AsRef<[u8]> for Tracked {
+            fn as_ref(&self) -> &[u8] {
+                b"frame body"
+            }
+        }
+        impl Drop for Tracked {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let freed = Arc::new(AtomicBool::new(false));
+        let mut idle: Outbox<Bytes> = Outbox::new(2, 64);
+        idle.begin().unwrap();
+        assert!(prefixed(
+            &mut idle,
+            b'0',
+            Bytes::from_owner(Tracked(freed.clone()))
+        ));
+        idle.release().unwrap();
+        assert!(freed.load(Ordering::SeqCst), "released when not in flight");
+
+        let freed = Arc::new(AtomicBool::new(false));
+        let mut busy: Outbox<Bytes> = Outbox::new(2, 64);
+        busy.begin().unwrap();
+        assert!(prefixed(
+            &mut busy,
+            b'0',
+            Bytes::from_owner(Tracked(freed.clone()))
+        ));
+        busy.finish().unwrap();
+        drop(busy);
+        assert!(
+            !freed.load(Ordering::SeqCst),
+            "the kernel may still read it: leaked, not freed"
+        );
+    }
+
+    #[test]
+    fn a_failed_send_frees_its_bodies() {
+        let body = Bytes::from(vec![1u8; 100]);
+        let mut outbox: Outbox<Bytes> = Outbox::new(2, 64);
+        outbox.begin().unwrap();
+        assert!(prefixed(&mut outbox, b'0', body.clone()));
+        outbox.finish().unwrap();
+        outbox.on_failed();
+        assert!(!outbox.is_busy());
+        assert!(outbox.held().is_empty());
+        assert!(body.is_unique(), "the outbox let go of its handle");
+    }
+
+    #[test]
+    fn region_scratch_and_staged_bodies_put_every_iovec_in_the_region() {
+        let cfg = RegionConfig {
+            scratch_slots: 2,
+            scratch_slot_size: 4 * PREFIX_SLOT,
+            staging_bytes: 1 << 16,
+            block_size: 1 << 16,
+        };
+        let mut region = SendRegion::new(cfg).unwrap();
+        let mut outbox: Outbox<Bytes> =
+            Outbox::with_region_scratch(64, 64, region.scratch().unwrap());
+        assert!(outbox.has_region_scratch());
+        outbox.begin().unwrap();
+        for i in 0..4u8 {
+            let staged = region.stage(&[i; 1000]).unwrap();
+            assert!(prefixed(&mut outbox, b'0' + i, staged));
+        }
+        assert!(!outbox.has_room(), "max_frames cut to what the slot holds");
+        let msg = outbox.finish().unwrap();
+        let iovs = iovecs(msg);
+        assert_eq!(iovs.len(), 8);
+        assert!(iovs.iter().all(|&(p, l)| region.mem().contains(p, l)));
+        // A heap body breaks the rule: the caller must then use the non-fixed path.
+        let mut other: Outbox<Bytes> =
+            Outbox::with_region_scratch(4, 64, region.scratch().unwrap());
+        other.begin().unwrap();
+        assert!(prefixed(&mut other, b'x', Bytes::from(vec![9u8; 10])));
+        let iovs = iovecs(other.finish().unwrap());
+        assert!(region.mem().contains(iovs[0].0, iovs[0].1));
+        assert!(!region.mem().contains(iovs[1].0, iovs[1].1));
+        other.on_failed();
+        outbox.on_failed();
     }
 }

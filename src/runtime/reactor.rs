@@ -9,7 +9,9 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
@@ -17,11 +19,22 @@ use thiserror::Error;
 
 use super::buf_ring::BufRing;
 use super::int_hash::IntHashMap;
+use super::region::{RegionMem, REGION_BUF_INDEX};
 
 /// The buffer group id our provided-buffer ring is registered under.
 const BUFFER_GROUP: u16 = 0;
 /// `IORING_CQE_F_MORE` (the crate keeps its sys bindings private).
 const CQE_F_MORE: u32 = 1 << 1;
+/// `IORING_RECVSEND_FIXED_BUF`, in the SQE's `ioprio` of a send: the iovecs are
+/// inside the registered buffer `buf_index` (for `SENDMSG_ZC`: kernel 6.15+).
+const RECVSEND_FIXED_BUF: u16 = 1 << 2;
+/// Byte offset of `buf_index` in an SQE (`struct io_uring_sqe`, the kernel ABI).
+const SQE_BUF_INDEX_OFFSET: usize = 40;
+/// `user_data` of the reactor's own cancel-everything in [`Reactor::quiesce`]; callers
+/// must not use it.
+pub const QUIESCE_USER_DATA: u64 = u64::MAX;
+/// How long dropping a reactor waits for the kernel to finish what it holds.
+const DROP_QUIESCE_LIMIT: Duration = Duration::from_secs(2);
 
 /// How the reactor's ring is set up.
 #[derive(Clone, Debug)]
@@ -82,6 +95,8 @@ pub struct ReactorStats {
     pub completions: u64,
     /// Send/sendmsg operations queued.
     pub sends: u64,
+    /// Of those, zero-copy sends from the registered region (`IORING_RECVSEND_FIXED_BUF`).
+    pub fixed_sends: u64,
     /// Multishot operations the reactor re-armed after they stopped.
     pub rearms: u64,
     /// Multishot receives that stopped because the buffer ring was empty.
@@ -149,6 +164,9 @@ pub enum SubmitError {
         /// The configured `backlog_limit`.
         limit: usize,
     },
+    /// The reactor is being torn down ([`Reactor::quiesce`]): nothing new is queued.
+    #[error("reactor is quiescing: no new operations")]
+    Quiescing,
 }
 
 /// Which multishot operation a `user_data` stands for, to re-arm it.
@@ -160,12 +178,27 @@ enum Multishot {
 
 /// The per-core io_uring event loop core. Not `Send`: create it on the thread that uses it
 /// (`SINGLE_ISSUER` requires that anyway).
+///
+/// Teardown order (its `Drop`): cancel everything, wait until the kernel holds no
+/// operation ([`Reactor::quiesce`]), unregister the buffer ring and the region,
+/// close the ring, and only then free the memory the ring pointed at (`buffers`;
+/// `region` is an `Arc` whose memory also outlives every staged copy). If the
+/// kernel does not finish in time that memory is leaked, never freed under it.
+/// `ring` and `buffers` are `ManuallyDrop` so this order does not depend on the
+/// order of the fields.
 pub struct Reactor {
-    ring: IoUring,
-    buffers: BufRing,
+    ring: ManuallyDrop<IoUring>,
+    buffers: ManuallyDrop<BufRing>,
+    /// The registered send region (fixed buffer [`REGION_BUF_INDEX`]), if any.
+    region: Option<Arc<RegionMem>>,
+    /// Operations the kernel holds: SQEs handed over minus final CQEs (no `MORE`).
+    in_kernel: u64,
+    /// Set by [`Reactor::quiesce`]: new operations are refused.
+    quiescing: bool,
     features: ReactorFeatures,
-    /// Operations waiting for SQ space, in order; nothing skips ahead of them.
-    backlog: VecDeque<squeue::Entry>,
+    /// Operations waiting for SQ space, in order; nothing skips ahead of them. The
+    /// flag says whether the op produces a final CQE (counted in `in_kernel`).
+    backlog: VecDeque<(squeue::Entry, bool)>,
     backlog_limit: usize,
     /// Live multishot operations by user_data, consulted only when one stops. The
     /// table is consulted on every single-shot completion too (a send has no MORE
@@ -198,8 +231,11 @@ impl Reactor {
             )?;
         }
         Ok(Reactor {
-            ring,
-            buffers,
+            ring: ManuallyDrop::new(ring),
+            buffers: ManuallyDrop::new(buffers),
+            region: None,
+            in_kernel: 0,
+            quiescing: false,
             features,
             backlog: VecDeque::new(),
             backlog_limit: cfg.backlog_limit.max(1),
@@ -284,6 +320,119 @@ impl Reactor {
         self.push_send(entry.build(), user_data)
     }
 
+    /// Registers `region` as fixed buffer [`REGION_BUF_INDEX`] (pinning it; see
+    /// `runtime::region` for the cost). The reactor keeps the memory alive until its
+    /// ring is gone. Fails when a region is already registered or the kernel refuses
+    /// (e.g. `ENOMEM` from `RLIMIT_MEMLOCK`).
+    pub fn register_region(&mut self, region: &Arc<RegionMem>) -> io::Result<()> {
+        if self.region.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a send region is already registered",
+            ));
+        }
+        let (ptr, len) = region.range();
+        let iov = [libc::iovec {
+            iov_base: ptr as *mut libc::c_void,
+            iov_len: len,
+        }];
+        // SAFETY: the memory stays allocated while `self.region` holds its Arc, which is
+        // released only after the ring is closed (Drop).
+        unsafe { self.ring.submitter().register_buffers(&iov)? };
+        self.region = Some(region.clone());
+        Ok(())
+    }
+
+    /// Queues a zero-copy `sendmsg` that names the registered region
+    /// (`IORING_RECVSEND_FIXED_BUF`) when every iovec of `msg` lies inside it, and a
+    /// plain [`Reactor::sendmsg_zc`] otherwise (the kernel would fail a fixed send
+    /// with any iovec outside the buffer). Returns whether the fixed path was taken.
+    ///
+    /// # Safety
+    /// As [`Reactor::sendmsg_zc`].
+    pub unsafe fn sendmsg_zc_registered(
+        &mut self,
+        fd: RawFd,
+        msg: *const libc::msghdr,
+        user_data: u64,
+    ) -> Result<bool, SubmitError> {
+        // SAFETY: the caller guarantees `msg` and its iovec array are valid.
+        let fixed = self
+            .region
+            .as_ref()
+            .is_some_and(|region| unsafe { all_iovecs_in(msg, region) });
+        let mut entry = opcode::SendMsgZc::new(types::Fd(fd), msg).flags(libc::MSG_NOSIGNAL as u32);
+        if fixed {
+            entry = entry.ioprio(RECVSEND_FIXED_BUF);
+        }
+        let entry = if fixed {
+            with_buf_index(entry.build(), REGION_BUF_INDEX)
+        } else {
+            entry.build()
+        };
+        self.push_send(entry, user_data)?;
+        if fixed {
+            self.stats.fixed_sends += 1;
+        }
+        Ok(fixed)
+    }
+
+    /// Cancels every operation the kernel holds, refuses new ones, and drains
+    /// completions (each handed to `f`, which may no longer queue anything) until
+    /// the kernel holds nothing or `limit` passes. Returns true when it holds nothing:
+    /// only then may memory those operations point at be freed. Call it before
+    /// dropping state the kernel reads or writes; the reactor's own `Drop` calls it too.
+    pub fn quiesce(
+        &mut self,
+        limit: Duration,
+        mut f: impl FnMut(&mut Reactor, Completion),
+    ) -> bool {
+        self.quiescing = true;
+        // Queued behind a full SQ: never handed to the kernel, just dropped.
+        self.backlog.clear();
+        self.starved.clear();
+        if self.in_kernel == 0 {
+            return true;
+        }
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+            .build()
+            .user_data(QUIESCE_USER_DATA);
+        // SAFETY: no pointers in a cancel.
+        if unsafe { self.ring.submission().push(&cancel) }.is_ok() {
+            self.in_kernel += 1;
+        }
+        let deadline = Instant::now() + limit;
+        while self.in_kernel > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if self
+                .submit_and_wait(1, Some(left.min(Duration::from_millis(50))))
+                .is_err()
+            {
+                break;
+            }
+            self.drain_completions(|r, c| {
+                if c.user_data != QUIESCE_USER_DATA {
+                    f(r, c)
+                }
+            });
+        }
+        if self.in_kernel > 0 {
+            tracing::error!(
+                in_kernel = self.in_kernel,
+                "io_uring operations still in flight after quiesce"
+            );
+        }
+        self.in_kernel == 0
+    }
+
+    /// Operations the kernel holds (handed over, final completion not yet drained).
+    pub fn in_kernel(&self) -> u64 {
+        self.in_kernel
+    }
+
     /// Counts a send (queued or refused, as every caller's attempt) and queues it.
     fn push_send(&mut self, entry: squeue::Entry, user_data: u64) -> Result<(), SubmitError> {
         self.stats.sends += 1;
@@ -357,7 +506,8 @@ impl Reactor {
         let entry = opcode::MsgRingData::new(types::Fd(target_ring_fd), result, user_data, None)
             .build()
             .flags(squeue::Flags::SKIP_SUCCESS);
-        self.push(entry)
+        // No CQE on success: not counted as held by the kernel.
+        self.push_counted(entry, false)
     }
 
     /// Submits everything queued and waits until `want` completions are ready or
@@ -410,6 +560,8 @@ impl Reactor {
             if batch.is_empty() {
                 break;
             }
+            let finished = batch.iter().filter(|c| !c.more()).count() as u64;
+            self.in_kernel = self.in_kernel.saturating_sub(finished);
             self.stats.completions += batch.len() as u64;
             for completion in batch.drain(..) {
                 if let Some(completion) = self.observe(completion) {
@@ -452,10 +604,19 @@ impl Reactor {
     }
 
     fn push(&mut self, entry: squeue::Entry) -> Result<(), SubmitError> {
+        self.push_counted(entry, true)
+    }
+
+    /// Queues `entry`; `counted`: it ends with a final CQE (tracked in `in_kernel`).
+    fn push_counted(&mut self, entry: squeue::Entry, counted: bool) -> Result<(), SubmitError> {
+        if self.quiescing {
+            return Err(SubmitError::Quiescing);
+        }
         if self.backlog.is_empty() {
             // SAFETY: the entry's pointers are valid per the contract of the public
             // method that built it.
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                self.in_kernel += u64::from(counted);
                 return Ok(());
             }
             // The SQ is full: hand it to the kernel and retry once.
@@ -464,6 +625,7 @@ impl Reactor {
                 self.stats.submits += 1;
                 // SAFETY: as above.
                 if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                    self.in_kernel += u64::from(counted);
                     return Ok(());
                 }
             }
@@ -475,17 +637,18 @@ impl Reactor {
             });
         }
         self.stats.backlogged += 1;
-        self.backlog.push_back(entry);
+        self.backlog.push_back((entry, counted));
         Ok(())
     }
 
     fn flush_backlog(&mut self) {
         let mut sq = self.ring.submission();
-        while let Some(entry) = self.backlog.front() {
+        while let Some((entry, counted)) = self.backlog.front() {
             // SAFETY: entries were valid when queued and their owners keep them alive.
             if unsafe { sq.push(entry) }.is_err() {
                 break;
             }
+            self.in_kernel += u64::from(*counted);
             self.backlog.pop_front();
         }
     }
@@ -613,9 +776,55 @@ impl Reactor {
 
 impl Drop for Reactor {
     fn drop(&mut self) {
-        // Stop the kernel from picking buffers before their memory goes away.
+        // 1. Nothing in the kernel any more (or give up and leak, below).
+        let quiet = self.quiesce(DROP_QUIESCE_LIMIT, |_, _| {});
+        // 2. Stop the kernel from picking buffers or reading the region.
         let _ = self.ring.submitter().unregister_buf_ring(BUFFER_GROUP);
+        if self.region.is_some() {
+            let _ = self.ring.submitter().unregister_buffers();
+        }
+        // 3. Close the ring.
+        // SAFETY: dropped once, here; not used afterwards.
+        unsafe { ManuallyDrop::drop(&mut self.ring) };
+        // 4. Only now the memory it pointed at.
+        if quiet {
+            // SAFETY: dropped once, here; not used afterwards.
+            unsafe { ManuallyDrop::drop(&mut self.buffers) };
+        } else {
+            tracing::error!("leaking the receive buffers and send region of a reactor the kernel did not release");
+            std::mem::forget(self.region.take());
+        }
     }
+}
+
+/// True when every iovec of `msg` lies inside `region`.
+///
+/// # Safety
+/// `msg` and its iovec array must be valid for reads.
+unsafe fn all_iovecs_in(msg: *const libc::msghdr, region: &RegionMem) -> bool {
+    // SAFETY: per the caller.
+    let hdr = unsafe { &*msg };
+    if hdr.msg_iov.is_null() {
+        return false;
+    }
+    // SAFETY: per the caller, `msg_iov` points at `msg_iovlen` iovecs.
+    let iovs = unsafe { std::slice::from_raw_parts(hdr.msg_iov, hdr.msg_iovlen) };
+    !iovs.is_empty()
+        && iovs
+            .iter()
+            .all(|v| region.contains(v.iov_base as *const u8, v.iov_len))
+}
+
+/// Sets the SQE's `buf_index`, which the crate's `SendMsgZc` builder does not expose.
+fn with_buf_index(entry: squeue::Entry, index: u16) -> squeue::Entry {
+    const _: () = assert!(std::mem::size_of::<squeue::Entry>() == 64);
+    // SAFETY: `squeue::Entry` is `#[repr(C)]` around `struct io_uring_sqe` (64 bytes, the
+    // kernel ABI, size checked above), so it and `[u8; 64]` have the same size and every
+    // bit pattern of an SQE is a valid value of both; `buf_index` is the u16 at byte 40.
+    let mut raw: [u8; 64] = unsafe { std::mem::transmute(entry) };
+    raw[SQE_BUF_INDEX_OFFSET..SQE_BUF_INDEX_OFFSET + 2].copy_from_slice(&index.to_ne_bytes());
+    // SAFETY: as above.
+    unsafe { std::mem::transmute::<[u8; 64], squeue::Entry>(raw) }
 }
 
 fn accept_entry(listener: RawFd, user_data: u64) -> squeue::Entry {
@@ -683,4 +892,92 @@ fn build_ring(cfg: &ReactorConfig) -> io::Result<(IoUring, ReactorFeatures)> {
     }
     Err(last_err
         .unwrap_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no io_uring mode tried")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buf_index_lands_where_the_crate_puts_it() {
+        // The crate sets buf_index for SendZc; ours must write the same bytes.
+        let buf = [0u8; 4];
+        let theirs = opcode::SendZc::new(types::Fd(3), buf.as_ptr(), 4)
+            .buf_index(Some(0x1234))
+            .build();
+        let ours = with_buf_index(
+            opcode::SendZc::new(types::Fd(3), buf.as_ptr(), 4).build(),
+            0x1234,
+        );
+        // SAFETY: as in with_buf_index.
+        let (a, b) = unsafe {
+            (
+                std::mem::transmute::<squeue::Entry, [u8; 64]>(theirs),
+                std::mem::transmute::<squeue::Entry, [u8; 64]>(ours),
+            )
+        };
+        assert_eq!(
+            a[SQE_BUF_INDEX_OFFSET..SQE_BUF_INDEX_OFFSET + 2],
+            b[SQE_BUF_INDEX_OFFSET..SQE_BUF_INDEX_OFFSET + 2]
+        );
+        assert_eq!(u16::from_ne_bytes([b[40], b[41]]), 0x1234);
+    }
+
+    #[test]
+    fn the_kernel_honours_the_fixed_buffer_flag() {
+        use crate::runtime::region::{RegionConfig, SendRegion};
+        use std::os::fd::AsRawFd;
+        let mut reactor = Reactor::new(&ReactorConfig {
+            entries: 8,
+            recv_buffers: 2,
+            recv_buffer_size: 64,
+            ..ReactorConfig::default()
+        })
+        .unwrap();
+        let cfg = RegionConfig {
+            scratch_slots: 1,
+            scratch_slot_size: 64,
+            staging_bytes: 1 << 16,
+            block_size: 1 << 16,
+        };
+        let region = SendRegion::new(cfg).unwrap();
+        reactor.register_region(region.mem()).unwrap();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        // A heap iovec named as fixed buffer 0: the kernel must refuse it, which shows
+        // it reads the flag (and so checks the iovecs of the sends we do mark fixed).
+        let heap = [1u8; 100];
+        let mut iov = [libc::iovec {
+            iov_base: heap.as_ptr() as *mut libc::c_void,
+            iov_len: heap.len(),
+        }];
+        // SAFETY: all-zero msghdr is valid; pointers set below outlive the wait.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = 1;
+        let entry = opcode::SendMsgZc::new(types::Fd(a.as_raw_fd()), &msg)
+            .ioprio(RECVSEND_FIXED_BUF)
+            .build();
+        reactor
+            .push_send(with_buf_index(entry, REGION_BUF_INDEX), 7)
+            .unwrap();
+        let mut result = None;
+        for _ in 0..100 {
+            reactor
+                .submit_and_wait(1, Some(Duration::from_millis(100)))
+                .unwrap();
+            reactor.drain_completions(|_, c| {
+                if !c.is_notification() {
+                    result = Some(c.result);
+                }
+            });
+            if result.is_some() && reactor.in_kernel() == 0 {
+                break;
+            }
+        }
+        assert_eq!(
+            result,
+            Some(-libc::EFAULT),
+            "an iovec outside the registered buffer is refused"
+        );
+    }
 }

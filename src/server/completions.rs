@@ -28,8 +28,9 @@ pub(super) fn arm_wake(r: &mut Reactor, state: &mut CoreState) {
     let token = Token::new(Op::Wake, 0, 0).pack();
     let buf: *mut u64 = &mut *state.wake_buf;
     // SAFETY: wake_buf is boxed and lives as long as the core state.
-    if let Err(e) = unsafe { r.read_eventfd(state.mesh.wake_fd(), buf, token) } {
-        tracing::error!(core = state.core, error = %e, "cannot arm cross-core wake-up");
+    match unsafe { r.read_eventfd(state.mesh.wake_fd(), buf, token) } {
+        Ok(()) | Err(crate::runtime::SubmitError::Quiescing) => {}
+        Err(e) => tracing::error!(core = state.core, error = %e, "cannot arm cross-core wake-up"),
     }
 }
 
@@ -214,7 +215,8 @@ impl CoreState {
         conn.inflight = conn.inflight.saturating_sub(1);
         let c = Completion { result, ..c };
         if c.result < 0 || conn.closing {
-            conn.outbox.release();
+            // The send's completion: the kernel is done with it.
+            conn.outbox.on_failed();
             if !conn.closing {
                 let reason = if c.result == -libc::EPIPE || c.result == -libc::ECONNRESET {
                     CloseReason::PeerClosed
@@ -234,7 +236,7 @@ impl CoreState {
         if c.result as usize >= conn.outbox.bytes_queued() {
             // The whole send left: its frames are delivered (to the kernel).
             for hold in conn.outbox.held() {
-                if let Hold::Frame(out) = hold {
+                if let Hold::Frame(out, _) = hold {
                     // From the frame reaching this server (on whichever core
                     // ingested it) to this send completing: includes the mesh hop.
                     let us = now_us.saturating_sub(out.entry.arrived_us());
@@ -246,7 +248,9 @@ impl CoreState {
         }
         match conn.outbox.on_sent(c.result as usize) {
             SendProgress::Partial => {
-                let msg = conn.outbox.msghdr();
+                let Some(msg) = conn.outbox.resume() else {
+                    return;
+                };
                 match submit_send(
                     r,
                     conn.fd,
@@ -256,11 +260,13 @@ impl CoreState {
                 ) {
                     Ok(()) => conn.inflight += 1,
                     Err(_) => {
-                        conn.outbox.release();
+                        // Never reached the kernel.
+                        conn.outbox.on_failed();
                         self.close_later(token.slot, CloseReason::IoError);
                     }
                 }
             }
+            SendProgress::NotInFlight => {}
             SendProgress::Complete => {
                 if conn.done_after_flush() && !conn.outbox.has_control() {
                     let reason = conn.close_reason;
@@ -368,7 +374,8 @@ impl CoreState {
     }
 }
 
-/// Queues a gathered send: a copying `sendmsg`, or `SENDMSG_ZC` when configured.
+/// Queues a gathered send: a copying `sendmsg`, or `SENDMSG_ZC` when configured,
+/// from the core's registered region when every iovec of the send lies in it.
 pub(super) fn submit_send(
     r: &mut Reactor,
     fd: RawFd,
@@ -376,11 +383,12 @@ pub(super) fn submit_send(
     user_data: u64,
     zero_copy: bool,
 ) -> Result<(), crate::runtime::SubmitError> {
-    // SAFETY: the connection's outbox keeps the header, iovecs and bodies alive and
-    // untouched until the send's last completion (the notification for zero-copy).
+    // SAFETY: `msg` comes from the connection's outbox (`finish`/`resume`), which is
+    // now in flight: it keeps the header, iovecs and bodies alive and refuses to touch
+    // them until the send's last completion (the notification for zero-copy).
     unsafe {
         if zero_copy {
-            r.sendmsg_zc(fd, msg, user_data)
+            r.sendmsg_zc_registered(fd, msg, user_data).map(|_| ())
         } else {
             r.sendmsg(fd, msg, user_data)
         }

@@ -12,19 +12,46 @@ use super::egress_rtmp::RtmpEgress;
 use super::http_conn::HttpConn;
 use super::rtmp_conn::RtmpConn;
 use crate::metrics::{CloseReason, Listener, Protocol};
-use crate::runtime::outbox::Outbox;
-use crate::stream::{OutFrame, ViewerId};
+use crate::runtime::outbox::{Outbox, SendBody};
+use crate::stream::{EncodingSlot, OutFrame, ViewerId};
 
-/// What keeps the bytes of one gathered-send element alive until the kernel took them.
+/// What keeps the bytes of one gathered-send element alive until the kernel took
+/// them, and says which bytes they are (the outbox reads the body from here).
 pub enum Hold {
     /// Bytes in the outbox scratch or control buffer: nothing to keep.
     Nothing,
-    /// A shared frame (its payload and cached encodings).
-    Frame(OutFrame),
+    /// A shared frame (its payload and cached encodings); the body sent is one of them.
+    Frame(OutFrame, FrameBody),
     /// Bytes encoded for this viewer alone.
     Bytes(Bytes),
 }
 
+/// Which of a shared frame's byte strings a [`Hold::Frame`] sends.
+#[derive(Clone, Copy, Debug)]
+pub enum FrameBody {
+    /// The frame's payload (the FLV tag body).
+    Payload,
+    /// An encoding cached on the ring entry (set before the hold is built).
+    Encoding(EncodingSlot),
+}
+
+// SAFETY: every variant's bytes are immutable and stay put while the hold lives,
+// wherever the hold moves: a `Bytes`' data never moves; a frame's payload and its
+// cached encodings live in the `Rc<RingEntry>` that `OutFrame` keeps alive, and a
+// cached encoding, once set, is never replaced (a `OnceCell` behind a shared `Rc`).
+unsafe impl SendBody for Hold {
+    fn body(&self) -> &[u8] {
+        match self {
+            Hold::Nothing => &[],
+            Hold::Frame(out, FrameBody::Payload) => &out.entry.frame().payload,
+            // Already set by whoever built the hold; the closure only runs if not.
+            Hold::Frame(out, FrameBody::Encoding(slot)) => {
+                out.entry.encoding(*slot, |_| Bytes::new())
+            }
+            Hold::Bytes(bytes) => bytes,
+        }
+    }
+}
 /// How a viewer's frames are framed on the wire.
 pub enum Egress {
     /// HTTP-FLV.

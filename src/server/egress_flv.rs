@@ -9,6 +9,11 @@ use crate::protocol::http::response::{
     write_chunk_size_line, CHUNK_END, CHUNK_SIZE_LINE_MAX, LAST_CHUNK,
 };
 use crate::protocol::FrameKind;
+use crate::stream::EncodingSlot;
+
+/// The ring-entry cache slot holding the frame payload copied into the core's
+/// registered send region (zero-copy sends with fixed buffers).
+pub const STAGED_PAYLOAD_SLOT: EncodingSlot = EncodingSlot::S1;
 
 /// Most bytes [`FlvEgress::frame_prefix`] writes.
 pub const MAX_PREFIX: usize = CHUNK_END.len() + CHUNK_SIZE_LINE_MAX + TAG_PREFIX_LEN;

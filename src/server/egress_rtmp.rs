@@ -15,6 +15,7 @@ use crate::protocol::rtmp::chunk::{
 use crate::protocol::rtmp::message::RtmpMessage;
 use crate::protocol::rtmp::session::csid::OutputCsids;
 use crate::protocol::Frame;
+use crate::runtime::region::SendRegion;
 use crate::stream::{EncodingSlot, RingEntry};
 
 /// The ring-entry cache slot holding the shared RTMP chunk body.
@@ -62,17 +63,22 @@ impl RtmpEgress {
 
     /// The bytes for `entry` sent at `timestamp`, writing a first header into
     /// `scratch` when the shared body can be used. None if the frame cannot be
-    /// encoded (payload over the RTMP message limit).
+    /// encoded (payload over the RTMP message limit). The shared body is built once
+    /// per core, in `region` when given (so fixed-buffer sends can carry it).
     pub fn frame<'a>(
         &mut self,
         entry: &'a RingEntry,
         timestamp: u32,
         scratch: &mut [u8],
+        region: Option<&mut SendRegion>,
     ) -> Option<RtmpFrameBytes<'a>> {
         let frame = entry.frame();
         let csid = self.csids.for_kind(frame.kind);
         let (chunk_size, payload_len) = (self.chunk_size, frame.payload.len() as u32);
-        let body = entry.encoding(RTMP_SLOT, |f| shared_body(f, chunk_size, csid));
+        let body = entry.encoding(RTMP_SLOT, |f| {
+            let body = shared_body(f, chunk_size, csid);
+            region.and_then(|r| r.stage(&body)).unwrap_or(body)
+        });
         // Same rule as `SharedChunks::usable_for`: continuation chunks carry no extended timestamp.
         let shareable = timestamp < EXTENDED_TIMESTAMP_MARKER || payload_len <= chunk_size;
         if shareable && (body.len() >= frame.payload.len()) {
@@ -161,7 +167,7 @@ mod tests {
         let mut wire = Vec::new();
         for ts in [40u32, 0x00FF_FFFF + 10] {
             let mut scratch = [0u8; 32];
-            match egress.frame(&entry, ts, &mut scratch).unwrap() {
+            match egress.frame(&entry, ts, &mut scratch, None).unwrap() {
                 RtmpFrameBytes::Shared { prefix_len, body } => {
                     assert!(ts < 0x00FF_FFFF, "small timestamps use the shared body");
                     wire.extend_from_slice(&scratch[..prefix_len]);

@@ -1,15 +1,17 @@
 //! Viewers on a core: attaching one to a stream (local or replicated from the
 //! owner core), filling its gathered send from the shard, and ending it.
 
-use super::conn::{Egress, Hold, ViewerState};
-use super::egress_rtmp::RtmpFrameBytes;
+use super::conn::{Egress, FrameBody, Hold, ViewerState};
+use super::egress_flv::STAGED_PAYLOAD_SLOT;
+use super::egress_rtmp::{RtmpFrameBytes, RTMP_SLOT};
 use super::worker::CoreState;
 use super::MeshMsg;
 use crate::config::TimestampMode;
 use crate::metrics::{CloseReason, DropReason};
-use crate::runtime::outbox::PREFIX_SLOT;
+use crate::runtime::outbox::{Outbox, PREFIX_SLOT};
+use crate::runtime::region::SendRegion;
 use crate::stream::{
-    BatchStatus, Opened, Role, StreamKey, TimelineMode, ViewerLimits, ViewerOptions,
+    BatchStatus, Opened, OutFrame, Role, StreamKey, TimelineMode, ViewerLimits, ViewerOptions,
 };
 
 /// Why a play request could not be served.
@@ -116,9 +118,17 @@ impl CoreState {
                 break;
             };
             let protocol = viewer.egress.protocol();
+            if let Some(region) = self.region.as_mut() {
+                adopt_region_scratch(&mut conn.outbox, region);
+            }
             let mut sent = 0u64;
             for out in batch.drain(..) {
-                if push_frame(&mut conn.outbox, &mut viewer.egress, out) {
+                if push_frame(
+                    &mut conn.outbox,
+                    &mut viewer.egress,
+                    out,
+                    self.region.as_mut(),
+                ) {
                     sent += 1;
                 }
             }
@@ -136,7 +146,8 @@ impl CoreState {
                     tracing::info!(core = self.core, %reason, "closing slow viewer");
                 }
                 if let Some(conn) = self.conns.at(slot) {
-                    conn.outbox.release();
+                    // Only what was being gathered: this runs before the send is submitted.
+                    let _ = conn.outbox.release();
                 }
                 self.close_later(
                     slot,
@@ -180,54 +191,64 @@ impl CoreState {
     }
 }
 
-/// Adds one frame to a viewer's send. False if it could not be framed.
+/// Moves a viewer's prefix scratch into the registered region (once, on its first
+/// batch) so its sends can be fixed-buffer; stays on the heap when the region's
+/// slots are all taken.
+fn adopt_region_scratch(outbox: &mut Outbox<Hold>, region: &mut SendRegion) {
+    if outbox.wants_region_scratch() {
+        let _ = outbox.adopt_scratch(region.scratch());
+    }
+}
+
+/// Adds one frame to a viewer's send. False if it could not be framed. With a
+/// region and region scratch, the body sent is the core's copy in the region (made
+/// by the first viewer that sends the frame), so the whole send can be fixed-buffer.
 fn push_frame(
-    outbox: &mut crate::runtime::outbox::Outbox<Hold>,
+    outbox: &mut Outbox<Hold>,
     egress: &mut Egress,
-    out: crate::stream::OutFrame,
+    out: OutFrame,
+    region: Option<&mut SendRegion>,
 ) -> bool {
-    let frame = out.entry.frame();
-    let (kind, ts, payload) = (frame.kind, out.timestamp, &frame.payload);
-    // SAFETY: the body bytes live in the ring entry's heap allocation, which `out`
-    // (moved into the outbox as its hold) keeps alive until the send completes.
-    let body =
-        |b: &[u8]| -> &'static [u8] { unsafe { std::slice::from_raw_parts(b.as_ptr(), b.len()) } };
+    let region = region.filter(|_| outbox.has_region_scratch());
+    let ts = out.timestamp;
     match egress {
         Egress::Flv(flv) => {
+            let frame = out.entry.frame();
             let mut prefix = [0u8; PREFIX_SLOT];
-            let Some(n) = flv.frame_prefix(kind, ts, payload.len(), &mut prefix) else {
+            let Some(n) = flv.frame_prefix(frame.kind, ts, frame.payload.len(), &mut prefix) else {
                 return false;
             };
-            let payload = body(payload);
+            let body = match region {
+                Some(region) => {
+                    out.entry.encoding(STAGED_PAYLOAD_SLOT, |f| {
+                        region
+                            .stage(&f.payload)
+                            .unwrap_or_else(|| f.payload.clone())
+                    });
+                    FrameBody::Encoding(STAGED_PAYLOAD_SLOT)
+                }
+                None => FrameBody::Payload,
+            };
             outbox.push_frame(
                 |s| {
                     s[..n].copy_from_slice(&prefix[..n]);
                     n
                 },
-                payload,
-                Hold::Frame(out),
+                Hold::Frame(out, body),
             )
         }
         Egress::Rtmp(rtmp) => {
             let mut scratch = [0u8; PREFIX_SLOT];
-            match rtmp.frame(&out.entry, ts, &mut scratch) {
-                Some(RtmpFrameBytes::Shared {
-                    prefix_len,
-                    body: shared,
-                }) => {
-                    let shared = body(shared);
-                    outbox.push_frame(
-                        |s| {
-                            s[..prefix_len].copy_from_slice(&scratch[..prefix_len]);
-                            prefix_len
-                        },
-                        shared,
-                        Hold::Frame(out),
-                    )
-                }
+            match rtmp.frame(&out.entry, ts, &mut scratch, region) {
+                Some(RtmpFrameBytes::Shared { prefix_len, .. }) => outbox.push_frame(
+                    |s| {
+                        s[..prefix_len].copy_from_slice(&scratch[..prefix_len]);
+                        prefix_len
+                    },
+                    Hold::Frame(out, FrameBody::Encoding(RTMP_SLOT)),
+                ),
                 Some(RtmpFrameBytes::Private(bytes)) => {
-                    let private = body(&bytes);
-                    outbox.push_frame(|_| 0, private, Hold::Bytes(bytes))
+                    outbox.push_frame(|_| 0, Hold::Bytes(bytes))
                 }
                 None => false,
             }

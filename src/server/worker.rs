@@ -16,6 +16,8 @@ use super::{signals, MeshMsg};
 use crate::metrics::{CloseReason, CoreMetrics, Listener};
 use crate::runtime::arena::AlignedArena;
 use crate::runtime::mesh::{CoreLink, Refused};
+use crate::runtime::outbox::PREFIX_SLOT;
+use crate::runtime::region::{RegionConfig, SendRegion};
 use crate::runtime::{Reactor, ReactorConfig};
 use crate::stream::{OutFrame, Shard, ShardConfig, StreamId, ViewerId};
 
@@ -35,6 +37,10 @@ pub(super) const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
 const CONTROL_BACKPRESSURE: usize = 4096;
 /// Longest a turn sleeps waiting for completions.
 const MAX_WAIT: Duration = Duration::from_millis(50);
+/// Staging blocks of a core's registered send region; larger frames are not staged.
+const REGION_BLOCK: usize = 1 << 20;
+/// How long a stopping core waits for the kernel to finish its operations.
+const QUIESCE_LIMIT: Duration = Duration::from_secs(2);
 
 /// A listening socket of this core.
 pub struct CoreListener {
@@ -87,6 +93,9 @@ pub struct CoreState {
     /// Where ingested frame payloads are assembled: 64-byte-aligned pieces of
     /// preallocated blocks (aligned sources make the kernel's copies faster).
     pub arena: AlignedArena,
+    /// Zero-copy sends: the region registered with this core's ring (viewer scratch
+    /// and per-core copies of frame bodies), if configured and accepted.
+    pub region: Option<SendRegion>,
     /// Viewers waiting for their stream to go live.
     pub pending: Vec<super::pending::Pending>,
     /// Viewers woken in the current merge window.
@@ -222,9 +231,34 @@ impl CoreState {
 }
 
 /// A core: its reactor and its state.
+///
+/// The kernel reads and writes memory of both: the reactor's own (receive buffers,
+/// registered region; its `Drop` orders that) and the state's (outboxes of sends in
+/// flight, the wake-up counter). So `Drop` first drains the reactor into the state
+/// ([`Reactor::quiesce`]: everything cancelled, every completion handled), and only
+/// then do the fields drop: the reactor (closing the ring) before the state.
 pub struct Worker {
     reactor: Reactor,
     state: CoreState,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let Worker { reactor, state } = self;
+        // Only sends own memory of the state that must learn of their end (the
+        // outboxes); other completions of a stopping core need no handling.
+        let drained = reactor.quiesce(QUIESCE_LIMIT, |r, c| {
+            if Token::unpack(c.user_data).is_some_and(|t| t.op == Op::Send) {
+                state.on_completion(r, c);
+            }
+        });
+        if !drained {
+            tracing::error!(
+                core = state.core,
+                "kernel still holds operations; their buffers are leaked"
+            );
+        }
+    }
 }
 
 impl Worker {
@@ -243,6 +277,8 @@ impl Worker {
             defer_taskrun: cfg.runtime.defer_taskrun,
             ..ReactorConfig::default()
         })?;
+        let mut reactor = reactor;
+        let region = send_region(core, &shared, &mut reactor);
         let metrics = shared
             .metrics
             .core(core)
@@ -263,6 +299,7 @@ impl Worker {
             report: CoreReport::default(),
             batch: Vec::with_capacity(cfg.runtime.max_frames_per_send),
             arena: AlignedArena::new(ARENA_BLOCK),
+            region,
             edge: super::edge::EdgeCore::new(cfg),
             relays: super::edge::relay::Relays::new(cfg),
             mesh_inbox: Vec::new(),
@@ -300,11 +337,12 @@ impl Worker {
                 }
             }
             state.end_merge_window(Instant::now());
+            // Sends queued by this turn's flush count towards this turn's submit.
+            let (sends_before, fixed_before) = (reactor.stats().sends, reactor.stats().fixed_sends);
             state.flush_ready(reactor);
             state.mesh.flush_backlogs();
             state.hold_accepts_while_control_backs_up(reactor);
             state.mesh.flush_wakeups();
-            let sends_before = reactor.stats().sends;
             let want = usize::from(state.ready.is_empty());
             let wait = state.merge_deadline.map_or(MAX_WAIT, |d| {
                 d.saturating_duration_since(Instant::now()).min(MAX_WAIT)
@@ -320,6 +358,10 @@ impl Worker {
             if state.shutting_down.is_none() {
                 state.submit_origin_connects(reactor);
                 state.submit_relay_connects(reactor);
+                state
+                    .metrics
+                    .reactor
+                    .record_fixed_sends(reactor.stats().fixed_sends - fixed_before);
             }
             state.close_pending(reactor);
             let now = Instant::now();
@@ -335,6 +377,37 @@ impl Worker {
         }
         tracing::info!(core = state.core, "core stopped");
         Ok(())
+    }
+}
+
+/// The core's registered send region, when zero-copy sends are on and the kernel
+/// accepts the registration (else sends go without fixed buffers).
+fn send_region(core: usize, shared: &Shared, reactor: &mut Reactor) -> Option<SendRegion> {
+    let rt = &shared.config.runtime;
+    if !rt.zero_copy_send || rt.registered_viewers == 0 || rt.registered_staging_bytes == 0 {
+        return None;
+    }
+    let cfg = RegionConfig {
+        scratch_slots: rt.registered_viewers,
+        scratch_slot_size: PREFIX_SLOT * rt.max_frames_per_send.max(1),
+        staging_bytes: rt.registered_staging_bytes,
+        block_size: REGION_BLOCK,
+    };
+    let registered = SendRegion::new(cfg)
+        .and_then(|region| reactor.register_region(region.mem()).map(|()| region));
+    match registered {
+        Ok(region) => {
+            tracing::info!(
+                core,
+                bytes = cfg.total_bytes(),
+                "send region registered for fixed-buffer zero-copy sends"
+            );
+            Some(region)
+        }
+        Err(e) => {
+            tracing::warn!(core, bytes = cfg.total_bytes(), error = %e, "cannot register the send region (RLIMIT_MEMLOCK?); zero-copy sends go without fixed buffers");
+            None
+        }
     }
 }
 
@@ -448,10 +521,9 @@ impl CoreState {
             return;
         };
         conn.queued = false;
-        if conn.closing || conn.outbox.is_busy() {
+        if conn.closing || conn.outbox.begin().is_err() {
             return;
         }
-        conn.outbox.begin();
         if conn.viewer.is_some() {
             self.fill_viewer_send(slot, now_ms);
         }
@@ -459,7 +531,7 @@ impl CoreState {
             return;
         };
         if conn.closing {
-            conn.outbox.release();
+            let _ = conn.outbox.release();
             return;
         }
         match conn.outbox.finish() {
@@ -474,7 +546,8 @@ impl CoreState {
                 ) {
                     Ok(()) => conn.inflight += 1,
                     Err(_) => {
-                        conn.outbox.release();
+                        // Never reached the kernel.
+                        conn.outbox.on_failed();
                         self.close_later(slot, CloseReason::IoError);
                     }
                 }
