@@ -8,9 +8,12 @@
 //! - [`stream`]: the registry of live streams, per-core GOP rings and viewer cursors.
 //!   It routes frames and knows nothing of sockets.
 //! - [`server`]: listeners and sessions, gluing the three together.
+//!
+//! [`fuzzing`] holds the fuzz targets' bodies (shared with the corpus replay test).
 
 pub mod config;
 pub mod edge;
+pub mod fuzzing;
 pub mod metrics;
 pub mod protocol;
 pub mod runtime;

@@ -96,3 +96,92 @@ fn idle_and_garbage_connections_are_closed_while_others_are_served() {
     assert!(server.alive());
     publisher.kill();
 }
+
+/// Publishes `live/{name}` with ringcast's own RTMP client session over a
+/// blocking socket; returns once the server answered `NetStream.Publish.Start`.
+fn rtmp_publisher(
+    port: u16,
+    name: &str,
+) -> (
+    TcpStream,
+    ringcast::protocol::rtmp::session::client::ClientSession,
+) {
+    use rand::SeedableRng;
+    use ringcast::protocol::rtmp::session::client::{
+        ClientEvent, ClientMode, ClientSession, ClientSessionConfig,
+    };
+    let tc_url = format!("rtmp://127.0.0.1:{port}/live");
+    let config = ClientSessionConfig::new("live", &tc_url, name, ClientMode::Publish);
+    let mut session = ClientSession::new(config, &mut rand::rngs::SmallRng::seed_from_u64(1), 0);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut out = bytes::BytesMut::new();
+    session.start(&mut out).unwrap();
+    let mut buf = [0u8; 16 << 10];
+    let mut events = Vec::new();
+    loop {
+        s.write_all(&out).unwrap();
+        out.clear();
+        let n = s
+            .read(&mut buf)
+            .expect("server answers the publish within 15 s");
+        assert!(n > 0, "server closed during the publish negotiation");
+        session
+            .handle_input(buf.get(..n).unwrap(), 0, &mut out, &mut events)
+            .unwrap();
+        if events.contains(&ClientEvent::PublishStarted) {
+            s.write_all(&out).unwrap();
+            return (s, session);
+        }
+    }
+}
+
+/// Reads until the server closes the connection; fails after a generous bound.
+fn expect_closed(s: &mut TcpStream, what: &str) {
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("{what} not closed by the server: {e}"),
+        }
+    }
+}
+
+#[test]
+fn silent_publishers_are_closed_at_the_first_media_and_idle_timeouts() {
+    let mut server = Server::start(
+        1,
+        "[limits]\nfirst_media_timeout = \"1s\"\nidle_timeout = \"2s\"\n",
+    );
+    // Publishes, never sends a frame: the first-media deadline closes it.
+    let (mut quiet, _session) = rtmp_publisher(server.rtmp_port, "quiet");
+    expect_closed(&mut quiet, "a publisher that never sent media");
+    // Sends a keyframe, then nothing: the idle deadline closes it.
+    let (mut stalled, mut session) = rtmp_publisher(server.rtmp_port, "stalled");
+    let key = ringcast::protocol::Frame::new(
+        ringcast::protocol::FrameKind::Video,
+        0,
+        bytes::Bytes::from_static(&[0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88]),
+    );
+    let mut out = bytes::BytesMut::new();
+    session.send_frame(&key, &mut out).unwrap();
+    stalled.write_all(&out).unwrap();
+    wait_live(&server, "live", "stalled", Duration::from_secs(10));
+    expect_closed(&mut stalled, "a publisher gone silent");
+    let (_, metrics) = server.http_get("/metrics");
+    let timeouts: f64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("ringcast_connections_closed_total{") && l.contains("reason=\"timeout\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        timeouts >= 2.0,
+        "both closes are counted as timeouts:\n{metrics}"
+    );
+    assert!(server.alive());
+}

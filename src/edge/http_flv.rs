@@ -5,7 +5,7 @@
 use bytes::BytesMut;
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
-use super::upstream::UpstreamEvent;
+use super::upstream::{UpstreamEvent, UpstreamTimeouts};
 use crate::protocol::flv::demux::{FlvDemuxer, FlvLimits};
 use crate::protocol::flv::error::FlvError;
 use crate::protocol::Frame;
@@ -39,6 +39,14 @@ pub enum HttpFlvError {
     /// The FLV body broke.
     #[error(transparent)]
     Flv(#[from] FlvError),
+    /// The origin did not get through `phase` (response head, body) in time.
+    #[error("{phase} timeout: nothing within {limit_ms} ms")]
+    TimedOut {
+        /// What the client waited for.
+        phase: &'static str,
+        /// The limit that passed, in ms.
+        limit_ms: u64,
+    },
 }
 
 enum Body {
@@ -60,11 +68,17 @@ pub struct HttpFlvClient {
     demux: FlvDemuxer,
     /// Body bytes de-chunked in the current call, waiting for the demuxer.
     scratch: Vec<u8>,
+    timeouts: UpstreamTimeouts,
+    /// When the request was written (the head deadline's start).
+    started_ms: u64,
+    /// When the last input arrived (the body's idle deadline's start).
+    last_input_ms: u64,
 }
 
 impl HttpFlvClient {
-    /// A client that will `GET path_and_query` from `host`, accepting tags up to `max_tag` bytes.
-    pub fn new(path_and_query: &str, host: &str, max_tag: u32) -> Self {
+    /// A client that will `GET path_and_query` from `host`, accepting tags up to
+    /// `max_tag` bytes, with the response head and body bounded by `timeouts`.
+    pub fn new(path_and_query: &str, host: &str, max_tag: u32, timeouts: UpstreamTimeouts) -> Self {
         let request = format!(
             "GET {path_and_query} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: ringcast-edge\r\nAccept: */*\r\nConnection: close\r\n\r\n"
         )
@@ -78,20 +92,55 @@ impl HttpFlvClient {
             state: State::Head(BytesMut::new()),
             demux: FlvDemuxer::new(limits),
             scratch: Vec::new(),
+            timeouts,
+            started_ms: 0,
+            last_input_ms: 0,
         }
     }
 
-    /// Writes the request; call once, right after connecting.
-    pub fn start(&mut self, out: &mut BytesMut) {
+    /// Writes the request at `now_ms` (which starts the head deadline); call
+    /// once, right after connecting.
+    pub fn start(&mut self, now_ms: u64, out: &mut BytesMut) {
+        self.started_ms = now_ms;
+        self.last_input_ms = now_ms;
         out.extend_from_slice(&self.request);
     }
 
-    /// Consumes bytes from the origin, appending what happened to `events`.
+    /// When the client next needs [`HttpFlvClient::handle_timeout`]: the head
+    /// deadline, then the body's idle one.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.wait()
+            .map(|(_, since, limit)| since.saturating_add(limit))
+    }
+
+    /// Checks the deadline at `now_ms`: [`HttpFlvError::TimedOut`] once it passed.
+    pub fn handle_timeout(&mut self, now_ms: u64) -> Result<(), HttpFlvError> {
+        match self.wait() {
+            Some((phase, since, limit_ms)) if now_ms >= since.saturating_add(limit_ms) => {
+                Err(HttpFlvError::TimedOut { phase, limit_ms })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn wait(&self) -> Option<(&'static str, u64, u64)> {
+        match self.state {
+            State::Head(_) => Some(("response head", self.started_ms, self.timeouts.start_ms)),
+            State::Body(_) => Some(("body", self.last_input_ms, self.timeouts.idle_ms)),
+            State::Finished => None,
+        }
+    }
+
+    /// Consumes bytes from the origin at `now_ms`, appending what happened to `events`.
     pub fn handle_input(
         &mut self,
         input: &[u8],
+        now_ms: u64,
         events: &mut Vec<UpstreamEvent>,
     ) -> Result<(), HttpFlvError> {
+        if !input.is_empty() {
+            self.last_input_ms = now_ms;
+        }
         let body_start = match &mut self.state {
             State::Finished => return Ok(()),
             State::Body(_) => 0,
@@ -189,6 +238,11 @@ mod tests {
     use crate::protocol::flv::tag::write_tag_prefix;
     use crate::protocol::FrameKind;
 
+    const T: UpstreamTimeouts = UpstreamTimeouts {
+        start_ms: 5_000,
+        idle_ms: 10_000,
+    };
+
     /// An FLV body: header, then video tags with the given bodies.
     fn flv(tags: &[&[u8]]) -> Vec<u8> {
         let mut out = b"FLV\x01\x05\x00\x00\x00\x09".to_vec();
@@ -222,9 +276,9 @@ mod tests {
 
     #[test]
     fn writes_the_get() {
-        let mut c = HttpFlvClient::new("/live/cam.flv?t=1", "o:8080", 1 << 20);
+        let mut c = HttpFlvClient::new("/live/cam.flv?t=1", "o:8080", 1 << 20, T);
         let mut out = BytesMut::new();
-        c.start(&mut out);
+        c.start(0, &mut out);
         let text = String::from_utf8(out.to_vec()).unwrap();
         assert!(
             text.starts_with("GET /live/cam.flv?t=1 HTTP/1.1\r\nHost: o:8080\r\n"),
@@ -239,10 +293,10 @@ mod tests {
         let inter = [0x27u8, 1, 0, 0, 0, 0xbb];
         let mut wire = b"HTTP/1.0 200 OK\r\nContent-Type: video/x-flv\r\n\r\n".to_vec();
         wire.extend(flv(&[&key, &inter]));
-        let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20);
+        let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20, T);
         let mut events = Vec::new();
         for b in &wire {
-            c.handle_input(std::slice::from_ref(b), &mut events)
+            c.handle_input(std::slice::from_ref(b), 0, &mut events)
                 .unwrap();
         }
         assert_eq!(events.first(), Some(&UpstreamEvent::Started));
@@ -263,43 +317,44 @@ mod tests {
             wire.extend_from_slice(b"\r\n");
         }
         wire.extend_from_slice(b"0\r\n\r\n");
-        let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20);
+        let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20, T);
         let mut events = Vec::new();
-        c.handle_input(&wire, &mut events).unwrap();
+        c.handle_input(&wire, 0, &mut events).unwrap();
         assert_eq!(frames(&events).len(), 1);
         assert_eq!(events.last(), Some(&UpstreamEvent::Ended));
     }
 
     #[test]
     fn not_found_and_other_statuses() {
-        let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20);
+        let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20, T);
         let mut events = Vec::new();
         c.handle_input(
             b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found",
+            0,
             &mut events,
         )
         .unwrap();
         assert_eq!(events, vec![UpstreamEvent::NotFound]);
-        let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20);
+        let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20, T);
         assert_eq!(
-            c.handle_input(b"HTTP/1.1 503 Busy\r\n\r\n", &mut events),
+            c.handle_input(b"HTTP/1.1 503 Busy\r\n\r\n", 0, &mut events),
             Err(HttpFlvError::Status { status: 503 })
         );
     }
 
     #[test]
     fn hostile_input_is_bounded() {
-        let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20);
+        let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20, T);
         let mut events = Vec::new();
         let junk = vec![b'a'; MAX_HEAD + 10];
         assert!(matches!(
-            c.handle_input(&junk, &mut events),
+            c.handle_input(&junk, 0, &mut events),
             Err(HttpFlvError::BadHead(_)) | Err(HttpFlvError::HeadTooLarge { .. })
         ));
-        let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20);
+        let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20, T);
         let mut endless = b"HTTP/1.1 200 OK\r\n".to_vec();
         endless.extend(b"X-A: b\r\n".repeat(MAX_HEAD / 8 + 1));
-        let err = c.handle_input(&endless, &mut events).unwrap_err();
+        let err = c.handle_input(&endless, 0, &mut events).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -307,12 +362,58 @@ mod tests {
             ),
             "{err}"
         );
-        let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 16);
+        let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 16, T);
         let mut wire = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
         wire.extend(flv(&[&[0u8; 64]]));
         assert!(matches!(
-            c.handle_input(&wire, &mut events),
+            c.handle_input(&wire, 0, &mut events),
             Err(HttpFlvError::Flv(FlvError::TagTooLarge { .. }))
         ));
+    }
+
+    #[test]
+    fn head_then_body_deadlines_on_a_fake_clock() {
+        const BASE: u64 = 9_000_000;
+        let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20, T);
+        let mut out = BytesMut::new();
+        c.start(BASE + 1_000, &mut out);
+        let mut events = Vec::new();
+        c.handle_input(b"HTTP/1.1 200 OK\r\n", BASE + 5_000, &mut events)
+            .unwrap();
+        assert_eq!(
+            c.poll_timeout(),
+            Some(BASE + 6_000),
+            "a partial head does not extend it"
+        );
+        assert_eq!(
+            c.handle_timeout(BASE + 6_000),
+            Err(HttpFlvError::TimedOut {
+                phase: "response head",
+                limit_ms: 5_000
+            })
+        );
+        c.handle_input(b"\r\n", BASE + 5_500, &mut events).unwrap();
+        assert_eq!(
+            c.poll_timeout(),
+            Some(BASE + 15_500),
+            "then idle from the last input"
+        );
+        c.handle_input(b"FLV", BASE + 12_000, &mut events).unwrap();
+        assert_eq!(c.handle_timeout(BASE + 21_999), Ok(()));
+        assert_eq!(
+            c.handle_timeout(BASE + 22_000),
+            Err(HttpFlvError::TimedOut {
+                phase: "body",
+                limit_ms: 10_000
+            })
+        );
+        let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20, T);
+        c.handle_input(b"HTTP/1.1 404 Not Found\r\n\r\n", BASE, &mut events)
+            .unwrap();
+        assert_eq!(
+            c.poll_timeout(),
+            None,
+            "a finished client waits for nothing"
+        );
     }
 }

@@ -220,10 +220,34 @@ impl Pull {
         self.phase = Phase::Finished;
     }
 
-    /// Periodic check: retries that are due, the start timeout, and idle close.
+    /// When the pull next needs [`Pull::handle_timeout`]: the start timeout, a
+    /// retry that falls due, or the end of the idle window. Whether it is watched
+    /// is only learnt in `handle_timeout`, so a watched live pull has no deadline
+    /// of its own and the server also calls it on its periodic pass.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        if self.phase == Phase::Finished {
+            return None;
+        }
+        if !self.started {
+            return Some(self.created_ms.saturating_add(self.timing.start_timeout_ms));
+        }
+        let idle = self
+            .idle_since_ms
+            .map(|since| since.saturating_add(self.timing.idle_close_ms));
+        let retry = match self.phase {
+            Phase::Retrying { until_ms, .. } => Some(until_ms),
+            _ => None,
+        };
+        match (idle, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Time passes: retries that are due, the start timeout, and idle close.
     /// `audience` counts viewers of the stream on every core (local viewers plus
     /// subscribed cores).
-    pub fn tick(&mut self, now_ms: u64, audience: usize, out: &mut Vec<PullAction>) {
+    pub fn handle_timeout(&mut self, now_ms: u64, audience: usize, out: &mut Vec<PullAction>) {
         if self.phase == Phase::Finished {
             return;
         }
@@ -347,9 +371,9 @@ mod tests {
         assert_eq!(out[0], PullAction::Unavailable(cores(&[1])));
         let (mut slow, _) = start(1);
         out.clear();
-        slow.tick(9_999, 0, &mut out);
+        slow.handle_timeout(9_999, 0, &mut out);
         assert!(out.is_empty());
-        slow.tick(10_000, 0, &mut out);
+        slow.handle_timeout(10_000, 0, &mut out);
         assert_eq!(
             out,
             vec![
@@ -369,9 +393,9 @@ mod tests {
         p.upstream_failed(false, 1_000, &mut out);
         assert_eq!(out, vec![PullAction::UpstreamLost]);
         out.clear();
-        p.tick(1_999, 1, &mut out);
+        p.handle_timeout(1_999, 1, &mut out);
         assert!(out.is_empty(), "waits 1 s");
-        p.tick(2_000, 1, &mut out);
+        p.handle_timeout(2_000, 1, &mut out);
         assert_eq!(
             out,
             vec![PullAction::Connect { origin: 1 }],
@@ -380,9 +404,9 @@ mod tests {
         out.clear();
         p.upstream_failed(false, 2_100, &mut out);
         assert!(out.is_empty(), "a failed retry is not another loss");
-        p.tick(4_099, 1, &mut out);
+        p.handle_timeout(4_099, 1, &mut out);
         assert!(out.is_empty(), "then 2 s");
-        p.tick(4_100, 1, &mut out);
+        p.handle_timeout(4_100, 1, &mut out);
         assert_eq!(out, vec![PullAction::Connect { origin: 0 }]);
         out.clear();
         p.upstream_started(4_200, &mut out);
@@ -391,14 +415,14 @@ mod tests {
         assert!(!p.media());
         out.clear();
         p.upstream_failed(false, 5_000, &mut out);
-        p.tick(5_999, 1, &mut out);
+        p.handle_timeout(5_999, 1, &mut out);
         assert_eq!(
             out,
             vec![PullAction::UpstreamLost],
             "backoff was reset by the success"
         );
         out.clear();
-        p.tick(6_000, 1, &mut out);
+        p.handle_timeout(6_000, 1, &mut out);
         assert_eq!(out, vec![PullAction::Connect { origin: 1 }]);
     }
 
@@ -408,19 +432,19 @@ mod tests {
         let mut out = Vec::new();
         p.upstream_started(0, &mut out);
         out.clear();
-        p.tick(1_000, 0, &mut out);
-        p.tick(30_999, 0, &mut out);
+        p.handle_timeout(1_000, 0, &mut out);
+        p.handle_timeout(30_999, 0, &mut out);
         assert!(out.is_empty(), "not before idle_close");
         p.request(2, 31_000, &mut out);
         assert_eq!(out, vec![PullAction::Ready(cores(&[2]))]);
         out.clear();
-        p.tick(31_001, 0, &mut out);
-        p.tick(60_999, 0, &mut out);
+        p.handle_timeout(31_001, 0, &mut out);
+        p.handle_timeout(60_999, 0, &mut out);
         assert!(out.is_empty(), "a viewer told to start re-arms the window");
-        p.tick(61_001, 1, &mut out);
-        p.tick(90_000, 0, &mut out);
+        p.handle_timeout(61_001, 1, &mut out);
+        p.handle_timeout(90_000, 0, &mut out);
         assert!(out.is_empty());
-        p.tick(120_000, 0, &mut out);
+        p.handle_timeout(120_000, 0, &mut out);
         assert_eq!(out, vec![PullAction::CloseUpstream, PullAction::Finish]);
         assert!(p.is_finished());
         out.clear();
@@ -438,13 +462,47 @@ mod tests {
         p.upstream_started(0, &mut out);
         p.upstream_failed(false, 100, &mut out);
         out.clear();
-        p.tick(1_100, 0, &mut out);
+        p.handle_timeout(1_100, 0, &mut out);
         assert_eq!(out, vec![PullAction::Connect { origin: 0 }]);
         out.clear();
-        p.tick(31_099, 0, &mut out);
+        p.handle_timeout(31_099, 0, &mut out);
         assert!(out.is_empty());
-        p.tick(31_100, 0, &mut out);
+        p.handle_timeout(31_100, 0, &mut out);
         assert_eq!(out, vec![PullAction::CloseUpstream, PullAction::Finish]);
+    }
+
+    #[test]
+    fn poll_timeout_names_the_next_deadline_on_a_fake_clock() {
+        const BASE: u64 = 2_000_000;
+        let mut out = Vec::new();
+        let mut p = Pull::new(1, TIMING, 0, BASE, &mut out);
+        assert_eq!(p.poll_timeout(), Some(BASE + 10_000), "start timeout");
+        p.upstream_started(BASE + 500, &mut out);
+        assert_eq!(
+            p.poll_timeout(),
+            None,
+            "live: nothing due until the audience is sampled"
+        );
+        p.handle_timeout(BASE + 1_000, 0, &mut out);
+        assert_eq!(
+            p.poll_timeout(),
+            Some(BASE + 31_000),
+            "unwatched: the idle window"
+        );
+        p.upstream_failed(false, BASE + 2_000, &mut out);
+        assert_eq!(
+            p.poll_timeout(),
+            Some(BASE + 3_000),
+            "the retry comes first"
+        );
+        out.clear();
+        p.handle_timeout(BASE + 3_000, 0, &mut out);
+        assert_eq!(out, vec![PullAction::Connect { origin: 0 }]);
+        assert_eq!(p.poll_timeout(), Some(BASE + 31_000));
+        out.clear();
+        p.handle_timeout(BASE + 31_000, 0, &mut out);
+        assert_eq!(out, vec![PullAction::CloseUpstream, PullAction::Finish]);
+        assert_eq!(p.poll_timeout(), None);
     }
 
     #[test]

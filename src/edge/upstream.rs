@@ -12,7 +12,7 @@ use crate::protocol::payload::PayloadAllocator;
 use crate::protocol::rtmp::chunk::ChunkLimits;
 use crate::protocol::rtmp::command::status::code;
 use crate::protocol::rtmp::session::client::{
-    ClientEvent, ClientMode, ClientSession, ClientSessionConfig,
+    ClientEvent, ClientMode, ClientSession, ClientSessionConfig, ClientTimeouts,
 };
 use crate::protocol::rtmp::session::SessionError;
 use crate::protocol::Frame;
@@ -56,6 +56,17 @@ pub struct UpstreamLimits {
     pub max_chunk_size: u32,
     /// Largest RTMP message / FLV tag accepted.
     pub max_message_len: u32,
+    /// How long the origin may take to start, and to stay silent once started.
+    pub timeouts: UpstreamTimeouts,
+}
+
+/// Deadlines of an upstream session, in ms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpstreamTimeouts {
+    /// From [`Upstream::start`] (connected) until the origin accepted the play.
+    pub start_ms: u64,
+    /// Once started: longest time without any bytes from the origin.
+    pub idle_ms: u64,
 }
 
 enum Session {
@@ -95,6 +106,10 @@ impl Upstream {
                     max_message_len: limits.max_message_len,
                     ..ChunkLimits::default()
                 };
+                config.timeouts = ClientTimeouts {
+                    start_ms: Some(limits.timeouts.start_ms),
+                    idle_ms: Some(limits.timeouts.idle_ms),
+                };
                 Session::Rtmp {
                     session: Box::new(ClientSession::new(config, rng, now_ms)),
                     events: Vec::new(),
@@ -107,6 +122,7 @@ impl Upstream {
                 path_and_query,
                 host,
                 limits.max_message_len,
+                limits.timeouts,
             ))),
         };
         Upstream {
@@ -120,13 +136,32 @@ impl Upstream {
         self.started
     }
 
-    /// Writes the opening bytes (RTMP C0+C1, or the HTTP request); call once connected.
-    pub fn start(&mut self, out: &mut BytesMut) -> Result<(), UpstreamError> {
+    /// Writes the opening bytes (RTMP C0+C1, or the HTTP request); call once
+    /// connected, at `now_ms`, which starts the start deadline.
+    pub fn start(&mut self, now_ms: u64, out: &mut BytesMut) -> Result<(), UpstreamError> {
         match &mut self.session {
-            Session::Rtmp { session, .. } => session.start(out)?,
-            Session::Http(client) => client.start(out),
+            Session::Rtmp { session, .. } => session.start_at(now_ms, out)?,
+            Session::Http(client) => client.start(now_ms, out),
         }
         Ok(())
+    }
+
+    /// When the session next needs [`Upstream::handle_timeout`]: the start
+    /// deadline until the origin accepted, then the idle one.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        match &self.session {
+            Session::Rtmp { session, .. } => session.poll_timeout(),
+            Session::Http(client) => client.poll_timeout(),
+        }
+    }
+
+    /// Checks the deadline at `now_ms`: a timeout error (naming the phase and
+    /// its limit) once it passed; then the upstream connection is closed.
+    pub fn handle_timeout(&mut self, now_ms: u64) -> Result<(), UpstreamError> {
+        match &mut self.session {
+            Session::Rtmp { session, .. } => Ok(session.handle_timeout(now_ms)?),
+            Session::Http(client) => Ok(client.handle_timeout(now_ms)?),
+        }
     }
 
     /// Consumes bytes from the origin: replies go to `out`, what happened to `events`.
@@ -156,7 +191,7 @@ impl Upstream {
         events: &mut Vec<UpstreamEvent>,
     ) -> Result<(), UpstreamError> {
         match &mut self.session {
-            Session::Http(client) => Ok(client.handle_input(input, events)?),
+            Session::Http(client) => Ok(client.handle_input(input, now_ms, events)?),
             Session::Rtmp {
                 session,
                 events: raw,
@@ -199,6 +234,10 @@ mod tests {
     const LIMITS: UpstreamLimits = UpstreamLimits {
         max_chunk_size: 1 << 20,
         max_message_len: 4 << 20,
+        timeouts: UpstreamTimeouts {
+            start_ms: 5_000,
+            idle_ms: 10_000,
+        },
     };
 
     fn rtmp_request() -> UpstreamRequest {
@@ -218,7 +257,7 @@ mod tests {
         let mut server = ServerSession::new(ServerSessionConfig::default(), &mut rng, 0);
         let (mut events, mut server_events) = (Vec::new(), Vec::new());
         let mut to_server = BytesMut::new();
-        up.start(&mut to_server).unwrap();
+        up.start(0, &mut to_server).unwrap();
         for _ in 0..64 {
             let mut to_client = BytesMut::new();
             let start = server_events.len();
@@ -308,11 +347,58 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(5);
         let mut up = Upstream::new(&rtmp_request(), LIMITS, &mut rng, 0);
         let mut out = BytesMut::new();
-        up.start(&mut out).unwrap();
+        up.start(0, &mut out).unwrap();
         let garbage = vec![0x42u8; 4000];
         let mut events = Vec::new();
         assert!(up
             .handle_input(&garbage, 0, &mut HeapAllocator, &mut out, &mut events)
             .is_err());
+    }
+
+    #[test]
+    fn rtmp_upstream_deadlines_on_a_fake_clock() {
+        const BASE: u64 = 3_000_000;
+        let mut rng = SmallRng::seed_from_u64(6);
+        let mut up = Upstream::new(&rtmp_request(), LIMITS, &mut rng, BASE);
+        let mut out = BytesMut::new();
+        up.start(BASE + 2_000, &mut out).unwrap();
+        assert_eq!(
+            up.poll_timeout(),
+            Some(BASE + 7_000),
+            "start counts from connected"
+        );
+        assert!(up.handle_timeout(BASE + 6_999).is_ok());
+        let err = up.handle_timeout(BASE + 7_000).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                UpstreamError::Rtmp(SessionError::TimedOut {
+                    phase: "start",
+                    limit_ms: 5_000
+                })
+            ),
+            "{err}"
+        );
+        let http = UpstreamRequest::Http {
+            path_and_query: "/live/cam.flv".into(),
+            host: "o".into(),
+        };
+        let mut up = Upstream::new(&http, LIMITS, &mut rng, BASE);
+        up.start(BASE, &mut out).unwrap();
+        let mut events = Vec::new();
+        up.handle_input(
+            b"HTTP/1.1 200 OK\r\n\r\n",
+            BASE + 100,
+            &mut HeapAllocator,
+            &mut out,
+            &mut events,
+        )
+        .unwrap();
+        assert!(up.is_started());
+        assert_eq!(up.poll_timeout(), Some(BASE + 10_100));
+        assert!(matches!(
+            up.handle_timeout(BASE + 10_100),
+            Err(UpstreamError::Http(HttpFlvError::TimedOut { .. }))
+        ));
     }
 }

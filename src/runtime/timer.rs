@@ -1,8 +1,10 @@
 //! A hashed timer wheel for per-connection deadlines (handshake, idle).
 //!
 //! Deadlines are rounded up to a tick (10 ms by default) and hashed into one of
-//! `slots` buckets by tick. Timers live in one preallocated slab linked into
-//! their bucket, so insert and cancel are O(1) and a tick allocates nothing.
+//! `slots` buckets by tick. Timers live in one slab linked into their bucket, so
+//! insert and cancel are O(1) and a tick allocates nothing. The slab grows on
+//! demand up to its capacity and its nodes are reused after that, so a core
+//! holds memory for the most timers it ever had armed at once, never more.
 //! Deadlines further out than one revolution stay in their bucket until their
 //! tick comes round. Time is passed in (milliseconds from any fixed origin).
 
@@ -46,6 +48,8 @@ pub struct TimerWheel {
     nodes: Vec<Node>,
     /// Singly linked through `next` over free nodes.
     free: u32,
+    /// Most nodes the slab may grow to.
+    capacity: usize,
     /// Every tick `< current_tick` has been expired.
     current_tick: u64,
     len: usize,
@@ -53,30 +57,17 @@ pub struct TimerWheel {
 
 impl TimerWheel {
     /// A wheel of `slots` buckets (rounded up to a power of two) of `tick_ms` each,
-    /// holding at most `capacity` timers. Memory is allocated here, once.
+    /// holding at most `capacity` timers (their nodes are allocated as needed).
     pub fn new(tick_ms: u64, slots: usize, capacity: usize, now_ms: u64) -> TimerWheel {
         let tick_ms = tick_ms.max(1);
         let slots = slots.clamp(1, 1 << 20).next_power_of_two();
         let capacity = capacity.clamp(1, NIL as usize - 1);
-        let nodes = (0..capacity)
-            .map(|i| Node {
-                deadline_tick: 0,
-                key: 0,
-                prev: NIL,
-                next: if i + 1 < capacity {
-                    (i + 1) as u32
-                } else {
-                    NIL
-                },
-                generation: 0,
-                armed: false,
-            })
-            .collect();
         TimerWheel {
             tick_ms,
             buckets: vec![NIL; slots],
-            nodes,
-            free: 0,
+            nodes: Vec::new(),
+            free: NIL,
+            capacity,
             current_tick: now_ms / tick_ms,
             len: 0,
         }
@@ -91,10 +82,22 @@ impl TimerWheel {
     /// Arms a timer firing at `deadline_ms` (no earlier; up to one tick later),
     /// reporting `key` from [`TimerWheel::expire`].
     pub fn insert(&mut self, deadline_ms: u64, key: u64) -> Result<TimerId, TimerError> {
+        if self.free == NIL && self.nodes.len() < self.capacity {
+            self.free = self.nodes.len() as u32;
+            let node = Node {
+                deadline_tick: 0,
+                key: 0,
+                prev: NIL,
+                next: NIL,
+                generation: 0,
+                armed: false,
+            };
+            self.nodes.push(node);
+        }
         let index = self.free;
         let Some(node) = self.nodes.get_mut(index as usize) else {
             return Err(TimerError::Full {
-                limit: self.nodes.len(),
+                limit: self.capacity,
             });
         };
         self.free = node.next;
@@ -271,6 +274,18 @@ mod tests {
         w.insert(30, 3).unwrap();
         w.insert(40, 4).unwrap();
         assert_eq!(w.len(), 2);
+    }
+
+    #[test]
+    fn the_slab_grows_to_the_most_armed_at_once() {
+        let mut w = TimerWheel::with_capacity(1_000, 0);
+        for round in 0..10u64 {
+            let ids: Vec<TimerId> = (0..5).map(|k| w.insert(100 + round, k).unwrap()).collect();
+            for id in ids {
+                w.cancel(id).unwrap();
+            }
+        }
+        assert_eq!(w.nodes.len(), 5, "cancelled nodes are reused");
     }
 
     #[test]

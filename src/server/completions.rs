@@ -99,12 +99,10 @@ impl CoreState {
             let _ = crate::runtime::socket::set_send_buffer(fd, send_buffer);
         }
         let now = self.now_ms();
-        let cfg = &self.shared.config;
-        let deadline_ms = now + cfg.limits.handshake_timeout.as_millis() as u64;
-        let max_frames = cfg.runtime.max_frames_per_send;
+        let max_frames = self.shared.config.runtime.max_frames_per_send;
         let proto = match kind {
             Listener::Rtmp => Proto::Rtmp(Box::new(RtmpConn::new(&self.shared, now))),
-            _ => Proto::Http(HttpConn::default()),
+            _ => Proto::Http(HttpConn::new(&self.shared, now)),
         };
         let peer = peer_addr(fd);
         let setup = ConnSetup {
@@ -114,10 +112,11 @@ impl CoreState {
             proto,
             max_frames,
             control_limit: CONTROL_LIMIT,
-            deadline_ms,
+            connect_deadline_ms: None,
             close_reason: CloseReason::PeerClosed,
         };
         let slot = self.conns.insert(|generation| Conn::new(setup, generation));
+        self.arm_timer(slot);
         let Some(conn) = self.conns.at(slot) else {
             return;
         };
@@ -194,6 +193,7 @@ impl CoreState {
             Proto::Origin(_) => self.on_origin_data(slot, data),
             Proto::Relay(_) => self.on_relay_data(slot, data),
         }
+        self.arm_timer(slot);
     }
 
     fn on_send(&mut self, r: &mut Reactor, token: Token, c: Completion) {
@@ -309,6 +309,7 @@ impl CoreState {
         let (fd, generation, listener) = (conn.fd, conn.generation, conn.listener);
         tracing::debug!(core = self.core, slot, fd, peer = ?conn.peer, ?reason, "closing connection");
         self.count_close_failure(slot, reason);
+        self.cancel_timer(slot);
         self.detach(slot);
         self.metrics.connections_closed.inc(reason);
         self.metrics.open_connections.dec(listener);

@@ -13,6 +13,7 @@ use super::http_conn::HttpConn;
 use super::rtmp_conn::RtmpConn;
 use crate::metrics::{CloseReason, Listener, Protocol};
 use crate::runtime::outbox::{Outbox, SendBody};
+use crate::runtime::TimerId;
 use crate::stream::{EncodingSlot, OutFrame, ViewerId};
 
 /// What keeps the bytes of one gathered-send element alive until the kernel took
@@ -116,8 +117,11 @@ pub struct Conn {
     pub close_reason: CloseReason,
     /// Operations submitted and not yet finished (multishot recv counts once).
     pub inflight: u32,
-    /// Close at this time (ms on the core clock) unless something pushes it on.
-    pub deadline_ms: u64,
+    /// An outbound connection's TCP connect must finish by then (ms on the core
+    /// clock); every other deadline is its session's (`poll_timeout`).
+    pub connect_deadline_ms: Option<u64>,
+    /// Its entry in the core's timer wheel and the deadline it was armed for.
+    pub timer: Option<(TimerId, u64)>,
     /// The connection is queued in the core's ready list.
     pub queued: bool,
     /// The connection waits in the merge-window list.
@@ -140,8 +144,8 @@ pub struct ConnSetup {
     pub max_frames: usize,
     /// Most control bytes queued.
     pub control_limit: usize,
-    /// Close at this time (ms) unless something pushes it on.
-    pub deadline_ms: u64,
+    /// An outbound connect's deadline (ms); `None` for accepted connections.
+    pub connect_deadline_ms: Option<u64>,
     /// What its close is counted as unless another reason comes first.
     pub close_reason: CloseReason,
 }
@@ -161,7 +165,8 @@ impl Conn {
             closing: false,
             close_reason: setup.close_reason,
             inflight: 0,
-            deadline_ms: setup.deadline_ms,
+            connect_deadline_ms: setup.connect_deadline_ms,
+            timer: None,
             queued: false,
             woken: false,
             zc_result: None,
@@ -236,16 +241,6 @@ impl Slab {
     /// No connection alive.
     pub fn is_empty(&self) -> bool {
         self.live == 0
-    }
-
-    /// Slot indices of open connections whose deadline is at or before `now_ms`.
-    pub fn expired(&self, now_ms: u64) -> impl Iterator<Item = u32> + '_ {
-        self.slots.iter().enumerate().filter_map(move |(i, s)| {
-            s.conn
-                .as_ref()
-                .filter(|c| !c.closing && c.deadline_ms <= now_ms)
-                .map(|_| i as u32)
-        })
     }
 
     /// Slot indices of live connections.

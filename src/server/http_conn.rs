@@ -8,32 +8,48 @@ use super::conn::{Egress, Proto};
 use super::egress_flv::FlvEgress;
 use super::failures::play_refusal;
 use super::pending::WaitingPlay;
+use super::shared::Shared;
 use super::worker::CoreState;
 use crate::metrics::{CloseReason, Listener, RefuseReason};
-use crate::protocol::http::request::{Method, Parsed, Request, RequestParser};
+use crate::protocol::http::connection::{HttpConnection, HttpTimeouts};
+use crate::protocol::http::request::{Method, Request, RequestParser};
 use crate::protocol::http::response::{self, BodyFraming, ResponseContext};
 use crate::runtime::outbox::PREFIX_SLOT;
 use crate::stream::StreamKey;
 
-/// Most bytes buffered while a request head is incomplete (the parser's 8 KiB
-/// head limit decides; this only bounds what a client can make us hold).
-const MAX_BUFFERED: usize = 16 << 10;
-
-/// One HTTP connection's protocol state.
-#[derive(Default)]
+/// One HTTP connection's protocol state: its sans-IO request state and deadlines.
 pub struct HttpConn {
-    buf: BytesMut,
-    parser: RequestParser,
-    /// A streaming response started: further input is ignored.
-    streaming: bool,
+    state: HttpConnection,
 }
 
 impl HttpConn {
+    /// A connection accepted at `now_ms`: its first request head is due within
+    /// `limits.handshake_timeout`, later ones within `limits.idle_timeout`.
+    pub fn new(shared: &Shared, now_ms: u64) -> Self {
+        let limits = &shared.config.limits;
+        let timeouts = HttpTimeouts {
+            head_ms: limits.handshake_timeout.as_millis() as u64,
+            idle_ms: limits.idle_timeout.as_millis() as u64,
+        };
+        HttpConn {
+            state: HttpConnection::new(RequestParser::default(), timeouts, now_ms),
+        }
+    }
+
     /// The response is held (waiting for a publisher or an origin) or streaming:
     /// ignore further input.
     pub(crate) fn hold(&mut self) {
-        self.streaming = true;
-        self.buf = BytesMut::new();
+        self.state.hold();
+    }
+
+    /// The connection's next deadline.
+    pub(crate) fn poll_timeout(&self) -> Option<u64> {
+        self.state.poll_timeout()
+    }
+
+    /// Checks its deadlines at `now_ms`; why it must close, if one passed.
+    pub(crate) fn handle_timeout(&mut self, now_ms: u64) -> Result<(), String> {
+        self.state.handle_timeout(now_ms).map_err(|e| e.to_string())
     }
 }
 
@@ -53,13 +69,10 @@ impl CoreState {
         let Proto::Http(http) = &mut conn.proto else {
             return;
         };
-        if http.streaming || conn.close_after_flush {
+        if http.state.is_held() || conn.close_after_flush {
             return;
         }
-        let take = data
-            .len()
-            .min(MAX_BUFFERED.saturating_sub(http.buf.len()) + 1);
-        http.buf.extend_from_slice(&data[..take]);
+        http.state.push(data);
         loop {
             let Some(conn) = self.conns.at(slot) else {
                 return;
@@ -67,11 +80,9 @@ impl CoreState {
             let Proto::Http(http) = &mut conn.proto else {
                 return;
             };
-            match http.parser.parse(&http.buf) {
-                Ok(Parsed::Partial) => return,
-                Ok(Parsed::Complete(req)) => {
-                    let consumed = req.head_len.min(http.buf.len());
-                    let _ = http.buf.split_to(consumed);
+            match http.state.next_request() {
+                Ok(None) => return,
+                Ok(Some(req)) => {
                     let keep_going = self.on_request(slot, req, listener);
                     if !keep_going {
                         return;
@@ -234,7 +245,6 @@ impl CoreState {
     /// Queues a complete response; keeps the connection for the next request or
     /// closes it after the send.
     fn respond(&mut self, slot: u32, bytes: &[u8], keep_alive: bool) -> bool {
-        let idle = self.shared.config.limits.idle_timeout.as_millis() as u64;
         let now = self.now_ms();
         let Some(conn) = self.conns.at(slot) else {
             return false;
@@ -243,12 +253,14 @@ impl CoreState {
             self.close_later(slot, CloseReason::ProtocolError);
             return false;
         }
-        if keep_alive {
-            conn.deadline_ms = now + idle;
-        } else {
+        if let Proto::Http(http) = &mut conn.proto {
+            http.state.answered(now, keep_alive);
+        }
+        if !keep_alive {
             conn.close_after_flush = true;
         }
         self.mark_ready(slot);
+        self.arm_timer(slot);
         keep_alive
     }
 

@@ -19,6 +19,7 @@ pub mod report;
 pub mod rtmp_conn;
 pub mod shared;
 pub mod signals;
+pub mod timers;
 pub mod token;
 pub mod viewer_send;
 pub mod worker;

@@ -51,11 +51,10 @@ impl CoreState {
             return false;
         }
         let deadline_ms = self.now_ms() + wait;
+        // The session has no deadline while its request is held: this wait bounds it.
         let Some(conn) = self.conns.at(slot) else {
             return false;
         };
-        // The connection's own deadline must not cut the wait short.
-        conn.deadline_ms = conn.deadline_ms.max(deadline_ms + 1_000);
         let generation = conn.generation;
         self.pending.push(Pending {
             slot,

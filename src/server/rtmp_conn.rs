@@ -17,6 +17,7 @@ use crate::protocol::flv::config::parse_video_sequence_header;
 use crate::protocol::rtmp::chunk::ChunkLimits;
 use crate::protocol::rtmp::session::server::{
     PlayRejection, PublishRejection, ServerEvent, ServerSession, ServerSessionConfig,
+    ServerTimeouts,
 };
 use crate::protocol::{Frame, FrameKind};
 use crate::stream::{Claim, CoreMsg, EndedStream, PublishPolicy, Role, StreamId, StreamKey};
@@ -53,6 +54,11 @@ impl RtmpConn {
                 ..ChunkLimits::default()
             },
             out_chunk_size: limits.out_chunk_size,
+            timeouts: ServerTimeouts {
+                handshake_ms: limits.handshake_timeout.as_millis() as u64,
+                first_media_ms: limits.first_media_timeout.as_millis() as u64,
+                idle_ms: limits.idle_timeout.as_millis() as u64,
+            },
             ..ServerSessionConfig::default()
         };
         let mut rng = rand::rngs::SmallRng::from_entropy();
@@ -63,6 +69,18 @@ impl RtmpConn {
             publishing: None,
             playing: None,
         }
+    }
+
+    /// The session's next deadline (handshake, first media, idle).
+    pub(crate) fn poll_timeout(&self) -> Option<u64> {
+        self.session.poll_timeout()
+    }
+
+    /// Checks the session's deadline at `now_ms`; why it must close, if it passed.
+    pub(crate) fn handle_timeout(&mut self, now_ms: u64) -> Result<(), String> {
+        self.session
+            .handle_timeout(now_ms)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -110,8 +128,10 @@ impl CoreState {
         self.flush_session_output(slot);
     }
 
-    /// Moves what the session wrote into the connection's outbox.
+    /// Moves what the session wrote into the connection's outbox (and re-arms
+    /// its deadline, which what the session just did may have moved).
     fn flush_session_output(&mut self, slot: u32) {
+        self.arm_timer(slot);
         let Some(conn) = self.conns.at(slot) else {
             return;
         };
@@ -130,22 +150,14 @@ impl CoreState {
     }
 
     fn on_rtmp_event(&mut self, slot: u32, event: ServerEvent, now: u64) {
-        let limits = &self.shared.config.limits;
-        let (idle, first_media) = (
-            limits.idle_timeout.as_millis() as u64,
-            limits.first_media_timeout.as_millis() as u64,
-        );
         match event {
-            ServerEvent::Connected(_) => self.set_deadline(slot, now + idle),
+            ServerEvent::Connected(_) => {}
             ServerEvent::PublishRequested {
                 stream_id,
                 app,
                 name,
                 ..
-            } => {
-                self.on_publish(slot, stream_id, &app, &name);
-                self.set_deadline(slot, now + first_media);
-            }
+            } => self.on_publish(slot, stream_id, &app, &name),
             ServerEvent::PlayRequested {
                 stream_id,
                 app,
@@ -153,10 +165,7 @@ impl CoreState {
                 query,
                 ..
             } => self.on_play(slot, stream_id, &app, &name, query),
-            ServerEvent::Media { frame, .. } => {
-                self.on_publisher_frame(slot, frame, now);
-                self.set_deadline(slot, now + idle);
-            }
+            ServerEvent::Media { frame, .. } => self.on_publisher_frame(slot, frame, now),
             ServerEvent::Unpublished { stream_id } => self.end_publishing_on(slot, stream_id, now),
             ServerEvent::PlayStopped { stream_id } | ServerEvent::StreamDeleted { stream_id } => {
                 let Some(conn) = self.conns.at(slot) else {
@@ -171,17 +180,8 @@ impl CoreState {
                         let protocol = viewer.egress.protocol();
                         self.remove_viewer(viewer.id, protocol);
                     }
-                    self.set_deadline(slot, now + idle);
                 }
                 self.end_publishing_on(slot, stream_id, now);
-            }
-        }
-    }
-
-    fn set_deadline(&mut self, slot: u32, deadline_ms: u64) {
-        if let Some(conn) = self.conns.at(slot) {
-            if conn.viewer.is_none() {
-                conn.deadline_ms = deadline_ms;
             }
         }
     }

@@ -74,13 +74,13 @@ impl CoreState {
         self.metrics.viewers.inc(protocol);
         self.report.viewer_joined(stream_id, protocol);
         if let Some(conn) = self.conns.at(slot) {
+            // Viewers send nothing we wait for: their sessions have no deadline
+            // while they play, and the slow-viewer bounds govern them.
             conn.viewer = Some(ViewerState {
                 id,
                 egress,
                 finished: false,
             });
-            // Viewers send nothing we wait for: the slow-viewer bounds govern them.
-            conn.deadline_ms = u64::MAX;
         }
         self.mark_ready(slot);
         Ok(())

@@ -18,14 +18,15 @@ use crate::runtime::arena::AlignedArena;
 use crate::runtime::mesh::{CoreLink, Refused};
 use crate::runtime::outbox::PREFIX_SLOT;
 use crate::runtime::region::{RegionConfig, SendRegion};
-use crate::runtime::{Reactor, ReactorConfig};
+use crate::runtime::{Reactor, ReactorConfig, TimerWheel};
 use crate::stream::{OutFrame, Shard, ShardConfig, StreamId, ViewerId};
 
 /// Most control bytes (command replies, acks, HTTP heads) queued per connection.
 pub(crate) const CONTROL_LIMIT: usize = 256 << 10;
 /// Size of each block of a core's payload arena.
 const ARENA_BLOCK: usize = 4 << 20;
-/// How often timeouts, grace periods and the API report are checked.
+/// How often grace periods, held viewers, pulls and the API report are checked
+/// (connection deadlines are the timer wheel's).
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// How often viewers whose sends never complete are checked against the hard lag.
 const SLOW_SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -106,6 +107,10 @@ pub struct CoreState {
     pub edge: super::edge::EdgeCore,
     /// Push relays of streams published on this core.
     pub relays: super::edge::relay::Relays,
+    /// One entry per connection with a deadline, at its next one (`server::timers`).
+    pub(super) timers: TimerWheel,
+    /// Keys fired by the wheel this turn (kept to reuse its allocation).
+    pub(super) fired_timers: Vec<u64>,
     mesh_inbox: Vec<MeshMsg>,
     pub(super) epoch: Instant,
     pub(super) wake_buf: Box<u64>,
@@ -302,6 +307,9 @@ impl Worker {
             region,
             edge: super::edge::EdgeCore::new(cfg),
             relays: super::edge::relay::Relays::new(cfg),
+            // Outbound connections (pulls, relays) have deadlines too: room for them.
+            timers: TimerWheel::with_capacity(cfg.server.max_connections.saturating_mul(2), 0),
+            fired_timers: Vec::new(),
             mesh_inbox: Vec::new(),
             pending: Vec::new(),
             woken: Vec::new(),
@@ -363,6 +371,7 @@ impl Worker {
                     .reactor
                     .record_fixed_sends(reactor.stats().fixed_sends - fixed_before);
             }
+            state.expire_timers(reactor);
             state.close_pending(reactor);
             let now = Instant::now();
             if now >= state.next_sweep {
@@ -446,7 +455,7 @@ impl CoreState {
         }
     }
 
-    /// Periodic work: timeouts, grace periods, paused accepts, the API report.
+    /// Periodic work: grace periods, paused accepts, held viewers, pulls, the API report.
     fn sweep(&mut self, r: &mut Reactor, now: Instant) {
         let now_ms = self.now_ms();
         for index in 0..self.listeners.len() {
@@ -456,10 +465,6 @@ impl CoreState {
                 self.listeners[index].paused_until = None;
                 arm_accept(r, self, index);
             }
-        }
-        let expired: Vec<u32> = self.conns.expired(now_ms).collect();
-        for slot in expired {
-            self.close_now(r, slot, CloseReason::Timeout);
         }
         for ended in self.shard.tick(now_ms) {
             self.stream_ended(ended);

@@ -12,10 +12,11 @@ use socket2::SockAddr;
 
 use crate::edge::origin::OriginScheme;
 use crate::edge::resolve::Dial;
-use crate::edge::upstream::{Upstream, UpstreamEvent, UpstreamLimits};
+use crate::edge::upstream::{Upstream, UpstreamEvent, UpstreamLimits, UpstreamTimeouts};
 use crate::metrics::{CloseReason, FailureSide, IngestSource, Listener};
 use crate::runtime::Reactor;
 use crate::server::conn::Proto;
+use crate::server::edge::outbound::HANDSHAKE_TIMEOUT_MS;
 use crate::server::worker::CoreState;
 use crate::stream::StreamKey;
 
@@ -89,6 +90,10 @@ impl CoreState {
         let limits = UpstreamLimits {
             max_chunk_size: self.shared.config.limits.max_chunk_size,
             max_message_len: self.shared.config.limits.max_message_size,
+            timeouts: UpstreamTimeouts {
+                start_ms: HANDSHAKE_TIMEOUT_MS,
+                idle_ms: MEDIA_TIMEOUT_MS,
+            },
         };
         let mut rng = rand::rngs::SmallRng::from_entropy();
         let upstream = Upstream::new(
@@ -195,9 +200,6 @@ impl CoreState {
         if let Some(conn) = self.conns.at(slot) {
             if let Proto::Origin(oc) = &mut conn.proto {
                 oc.events = events;
-                if oc.upstream_started() {
-                    conn.deadline_ms = now + MEDIA_TIMEOUT_MS;
-                }
             }
         }
         if let Err(e) = result {
@@ -256,8 +258,18 @@ impl CoreState {
 }
 
 impl OriginConn {
-    fn upstream_started(&self) -> bool {
-        self.upstream.is_started()
+    /// The upstream session's next deadline: the origin must accept the play
+    /// within [`HANDSHAKE_TIMEOUT_MS`] of the connect, then send something at
+    /// least every [`MEDIA_TIMEOUT_MS`].
+    pub(crate) fn poll_timeout(&self) -> Option<u64> {
+        self.upstream.poll_timeout()
+    }
+
+    /// Checks the upstream's deadline at `now_ms`; why it must close, if it passed.
+    pub(crate) fn handle_timeout(&mut self, now_ms: u64) -> Result<(), String> {
+        self.upstream
+            .handle_timeout(now_ms)
+            .map_err(|e| e.to_string())
     }
 
     /// The origin's address.
@@ -265,9 +277,10 @@ impl OriginConn {
         &self.addr
     }
 
-    /// The opening bytes (RTMP C0+C1 or the HTTP request); `None` if they cannot be written.
-    pub(crate) fn start(&mut self) -> Option<BytesMut> {
-        self.upstream.start(&mut self.out).ok()?;
+    /// The opening bytes (RTMP C0+C1 or the HTTP request), connected at
+    /// `now_ms`; `None` if they cannot be written.
+    pub(crate) fn start(&mut self, now_ms: u64) -> Option<BytesMut> {
+        self.upstream.start(now_ms, &mut self.out).ok()?;
         Some(self.out.split())
     }
 }

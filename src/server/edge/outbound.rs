@@ -62,10 +62,11 @@ impl CoreState {
             proto,
             max_frames: self.shared.config.runtime.max_frames_per_send,
             control_limit: CONTROL_LIMIT,
-            deadline_ms: now + CONNECT_TIMEOUT_MS,
+            connect_deadline_ms: Some(now + CONNECT_TIMEOUT_MS),
             close_reason: CloseReason::IoError,
         };
         let slot = self.conns.insert(|generation| Conn::new(setup, generation));
+        self.arm_timer(slot);
         let Some(conn) = self.conns.at(slot) else {
             return Err("slot vanished");
         };
@@ -100,10 +101,11 @@ impl CoreState {
             self.close_later(token.slot, CloseReason::IoError);
             return;
         }
-        conn.deadline_ms = now + HANDSHAKE_TIMEOUT_MS;
+        // From here on the session's start deadline (HANDSHAKE_TIMEOUT_MS) applies.
+        conn.connect_deadline_ms = None;
         let opening = match &mut conn.proto {
-            Proto::Origin(oc) => oc.start(),
-            Proto::Relay(rc) => rc.start(),
+            Proto::Origin(oc) => oc.start(now),
+            Proto::Relay(rc) => rc.start(now),
             Proto::Http(_) | Proto::Rtmp(_) => None,
         };
         let queued = opening.is_some_and(|bytes| conn.outbox.queue_control(&bytes).is_ok());
@@ -120,5 +122,6 @@ impl CoreState {
             }
         }
         self.mark_ready(token.slot);
+        self.arm_timer(token.slot);
     }
 }

@@ -250,7 +250,7 @@ impl CoreState {
                 continue;
             };
             if ours {
-                entry.pull.tick(now, audience, &mut actions);
+                entry.pull.handle_timeout(now, audience, &mut actions);
             } else {
                 tracing::info!(core = self.core, %key, "pulled stream was taken over or deleted; closing its upstream");
                 if let Some((id, _)) = entry.stream.take() {

@@ -14,13 +14,14 @@ use bytes::BytesMut;
 use rand::SeedableRng;
 use socket2::SockAddr;
 
+use super::outbound::HANDSHAKE_TIMEOUT_MS;
 use super::OriginTarget;
 use crate::config::Config;
 use crate::edge::backoff::Backoff;
 use crate::metrics::{CloseReason, Listener};
 use crate::protocol::rtmp::chunk::ChunkLimits;
 use crate::protocol::rtmp::session::client::{
-    ClientEvent, ClientMode, ClientSession, ClientSessionConfig,
+    ClientEvent, ClientMode, ClientSession, ClientSessionConfig, ClientTimeouts,
 };
 use crate::runtime::Reactor;
 use crate::server::conn::{Egress, Proto};
@@ -44,10 +45,23 @@ impl RelayConn {
         &self.addr
     }
 
-    /// The opening bytes (C0+C1); `None` if they cannot be written.
-    pub(crate) fn start(&mut self) -> Option<BytesMut> {
-        self.session.start(&mut self.out).ok()?;
+    /// The opening bytes (C0+C1), connected at `now_ms`; `None` if they cannot be written.
+    pub(crate) fn start(&mut self, now_ms: u64) -> Option<BytesMut> {
+        self.session.start_at(now_ms, &mut self.out).ok()?;
         Some(self.out.split())
+    }
+
+    /// The session's next deadline: publishing must start within
+    /// [`HANDSHAKE_TIMEOUT_MS`] of the connect; then none (it is a viewer).
+    pub(crate) fn poll_timeout(&self) -> Option<u64> {
+        self.session.poll_timeout()
+    }
+
+    /// Checks the session's deadline at `now_ms`; why it must close, if it passed.
+    pub(crate) fn handle_timeout(&mut self, now_ms: u64) -> Result<(), String> {
+        self.session
+            .handle_timeout(now_ms)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -161,6 +175,10 @@ impl CoreState {
             ..ChunkLimits::default()
         };
         config.out_chunk_size = self.shared.config.limits.out_chunk_size;
+        config.timeouts = ClientTimeouts {
+            start_ms: Some(HANDSHAKE_TIMEOUT_MS),
+            idle_ms: None,
+        };
         let mut rng = rand::rngs::SmallRng::from_entropy();
         let rc = RelayConn {
             key: key.clone(),

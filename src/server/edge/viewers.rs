@@ -45,8 +45,7 @@ impl CoreState {
             return;
         };
         let generation = conn.generation;
-        // The sweep's own deadline only backs up the start timeout below.
-        conn.deadline_ms = now + start_timeout + 2_000;
+        // The session has no deadline while its request is held: the start timeout below bounds it.
         if let Proto::Http(http) = &mut conn.proto {
             http.hold();
         }

@@ -9,6 +9,7 @@ use bytes::BytesMut;
 use rand::RngCore;
 use tracing::debug;
 
+use super::deadline::Wait;
 use super::transport::{script_frame, Transport};
 use super::SessionError;
 use crate::protocol::flv::frame::Frame;
@@ -59,6 +60,17 @@ pub struct ClientSessionConfig {
     pub commands: CommandConfig,
     /// Most frames one aggregate message may carry.
     pub max_aggregate_frames: usize,
+    /// Start and idle deadlines (none by default).
+    pub timeouts: ClientTimeouts,
+}
+
+/// Deadlines of a client session, in ms; `None` waits forever.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientTimeouts {
+    /// From [`ClientSession::start_at`] until publishing or playing has started.
+    pub start_ms: Option<u64>,
+    /// While playing: longest time without any input from the server.
+    pub idle_ms: Option<u64>,
 }
 
 impl ClientSessionConfig {
@@ -76,6 +88,7 @@ impl ClientSessionConfig {
             chunk_limits: ChunkLimits::default(),
             commands: CommandConfig::default(),
             max_aggregate_frames: 1024,
+            timeouts: ClientTimeouts::default(),
         }
     }
 }
@@ -134,6 +147,10 @@ pub struct ClientSession {
     transport: Transport,
     next_transaction: f64,
     eof_reported: bool,
+    /// When the start deadline began (creation, or [`ClientSession::start_at`]).
+    started_ms: u64,
+    /// When the last input arrived (the idle deadline's start).
+    last_input_ms: u64,
 }
 
 impl ClientSession {
@@ -146,6 +163,38 @@ impl ClientSession {
             transport,
             next_transaction: 1.0,
             eof_reported: false,
+            started_ms: now_ms,
+            last_input_ms: now_ms,
+        }
+    }
+
+    /// [`ClientSession::start`] at `now_ms`, which starts the start deadline
+    /// (the time taken to connect does not count against it).
+    pub fn start_at(&mut self, now_ms: u64, out: &mut BytesMut) -> Result<(), SessionError> {
+        self.started_ms = now_ms;
+        self.last_input_ms = now_ms;
+        self.start(out)
+    }
+
+    /// When the session next needs [`ClientSession::handle_timeout`]: the start
+    /// deadline until publishing or playing started, then (playing) the idle one.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.wait().map(|w| w.deadline())
+    }
+
+    /// Checks the deadline at `now_ms`: [`SessionError::TimedOut`] once it passed;
+    /// then the connection must be closed.
+    pub fn handle_timeout(&mut self, now_ms: u64) -> Result<(), SessionError> {
+        self.wait().map_or(Ok(()), |w| w.check(now_ms))
+    }
+
+    fn wait(&self) -> Option<Wait> {
+        let t = self.config.timeouts;
+        match self.phase {
+            Phase::Finished => None,
+            Phase::Active { .. } if self.config.mode == ClientMode::Publish => None,
+            Phase::Active { .. } => t.idle_ms.map(|l| Wait::new("idle", self.last_input_ms, l)),
+            _ => t.start_ms.map(|l| Wait::new("start", self.started_ms, l)),
         }
     }
 
@@ -177,11 +226,14 @@ impl ClientSession {
     pub fn handle_input_in(
         &mut self,
         input: &[u8],
-        _now_ms: u64,
+        now_ms: u64,
         alloc: &mut impl PayloadAllocator,
         out: &mut BytesMut,
         events: &mut Vec<ClientEvent>,
     ) -> Result<(), SessionError> {
+        if !input.is_empty() {
+            self.last_input_ms = now_ms;
+        }
         let mut pos = 0;
         if let Phase::Handshake(hs) = &mut self.phase {
             let status = hs.handle(input, out)?;
@@ -520,4 +572,115 @@ impl ClientSession {
 fn error_status(r: &Response, fallback: &str) -> StatusInfo {
     r.status()
         .unwrap_or_else(|| StatusInfo::new(StatusLevel::Error, fallback, "request failed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::rtmp::session::server::{ServerEvent, ServerSession, ServerSessionConfig};
+    use rand::rngs::SmallRng;
+    use rand::SeedableRng;
+
+    /// A fake clock: every instant is this base plus an offset.
+    const BASE: u64 = 5_000_000;
+
+    fn client(mode: ClientMode) -> ClientSession {
+        let mut config = ClientSessionConfig::new("live", "rtmp://h/live", "cam", mode);
+        config.timeouts = ClientTimeouts {
+            start_ms: Some(5_000),
+            idle_ms: Some(10_000),
+        };
+        ClientSession::new(config, &mut SmallRng::seed_from_u64(7), BASE)
+    }
+
+    /// Runs the client against a server that accepts everything, all at `now`.
+    fn negotiate(c: &mut ClientSession, now: u64) {
+        let mut s = ServerSession::new(
+            ServerSessionConfig::default(),
+            &mut SmallRng::seed_from_u64(8),
+            now,
+        );
+        let mut to_server = BytesMut::new();
+        c.start_at(now, &mut to_server).unwrap();
+        for _ in 0..32 {
+            let (mut to_client, mut events) = (BytesMut::new(), Vec::new());
+            s.handle_input(&to_server, now, &mut to_client, &mut events)
+                .unwrap();
+            to_server.clear();
+            for e in events {
+                match e {
+                    ServerEvent::PlayRequested { stream_id, .. } => {
+                        s.accept_play(stream_id, &mut to_client).unwrap()
+                    }
+                    ServerEvent::PublishRequested { stream_id, .. } => {
+                        s.accept_publish(stream_id, &mut to_client).unwrap()
+                    }
+                    _ => {}
+                }
+            }
+            c.handle_input(&to_client, now, &mut to_server, &mut Vec::new())
+                .unwrap();
+            if to_client.is_empty() && to_server.is_empty() {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn start_deadline_counts_from_start_at_and_idle_from_the_last_input() {
+        let mut c = client(ClientMode::Play);
+        assert_eq!(
+            c.poll_timeout(),
+            Some(BASE + 5_000),
+            "from creation until started"
+        );
+        let mut out = BytesMut::new();
+        c.start_at(BASE + 3_000, &mut out).unwrap();
+        assert_eq!(
+            c.poll_timeout(),
+            Some(BASE + 8_000),
+            "the connect does not count"
+        );
+        assert_eq!(c.handle_timeout(BASE + 7_999), Ok(()));
+        assert_eq!(
+            c.handle_timeout(BASE + 8_000),
+            Err(SessionError::TimedOut {
+                phase: "start",
+                limit_ms: 5_000
+            })
+        );
+
+        let mut c = client(ClientMode::Play);
+        negotiate(&mut c, BASE + 1_000);
+        assert!(c.is_active());
+        assert_eq!(c.poll_timeout(), Some(BASE + 11_000));
+        // Any input (here a stray ack) pushes the idle deadline.
+        let mut s = ServerSession::new(
+            ServerSessionConfig::default(),
+            &mut SmallRng::seed_from_u64(9),
+            0,
+        );
+        let mut ack = BytesMut::new();
+        s.write_control(&ControlMessage::Acknowledgement(1), &mut ack)
+            .unwrap();
+        c.handle_input(&ack, BASE + 9_000, &mut out, &mut Vec::new())
+            .unwrap();
+        assert_eq!(c.poll_timeout(), Some(BASE + 19_000));
+        assert_eq!(
+            c.handle_timeout(BASE + 19_000),
+            Err(SessionError::TimedOut {
+                phase: "idle",
+                limit_ms: 10_000
+            })
+        );
+    }
+
+    #[test]
+    fn a_publishing_client_has_no_idle_deadline() {
+        let mut c = client(ClientMode::Publish);
+        negotiate(&mut c, BASE);
+        assert!(c.is_active());
+        assert_eq!(c.poll_timeout(), None);
+        assert_eq!(c.handle_timeout(u64::MAX), Ok(()));
+    }
 }

@@ -82,4 +82,13 @@ pub enum SessionError {
         /// The state the call needs.
         expected: &'static str,
     },
+    /// A deadline of the session passed: the peer did not get through `phase`
+    /// (handshake, first media, idle...) within `limit_ms`.
+    #[error("{phase} timeout: nothing within {limit_ms} ms")]
+    TimedOut {
+        /// What the session was waiting for.
+        phase: &'static str,
+        /// The limit that passed, in ms.
+        limit_ms: u64,
+    },
 }

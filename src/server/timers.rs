@@ -1,0 +1,116 @@
+//! Connection deadlines, driven from the core's one [`TimerWheel`](crate::runtime::TimerWheel).
+//!
+//! The deadlines themselves live in the sans-IO sessions (`poll_timeout` /
+//! `handle_timeout`: handshake, first media, idle, origin start...); only the
+//! TCP connect of an outbound connection has one of the server's own. Each
+//! connection has at most one wheel entry, at its next deadline. A deadline that
+//! moves later leaves the entry alone: when it fires, the connection is asked
+//! again and re-armed at its new deadline, so a publisher's stream of frames
+//! touches the wheel once per idle period, not once per frame. A deadline that
+//! moves earlier (or appears) re-arms at once; `CoreState::arm_timer` is
+//! called wherever a session may have moved it.
+
+use super::conn::{Conn, Proto};
+use super::worker::CoreState;
+use crate::metrics::CloseReason;
+use crate::runtime::Reactor;
+
+impl Conn {
+    /// The connection's next deadline (ms on the core clock), if any.
+    pub(super) fn next_deadline(&self) -> Option<u64> {
+        let session = match &self.proto {
+            Proto::Rtmp(rc) => rc.poll_timeout(),
+            Proto::Http(http) => http.poll_timeout(),
+            Proto::Origin(oc) => oc.poll_timeout(),
+            Proto::Relay(rc) => rc.poll_timeout(),
+        };
+        match (self.connect_deadline_ms, session) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Hands `now_ms` to the connection's deadlines: why it must close, if one passed.
+    fn handle_timeout(&mut self, now_ms: u64) -> Result<(), String> {
+        if self.connect_deadline_ms.is_some_and(|d| now_ms >= d) {
+            return Err("connect timeout".to_owned());
+        }
+        match &mut self.proto {
+            Proto::Rtmp(rc) => rc.handle_timeout(now_ms),
+            Proto::Http(http) => http.handle_timeout(now_ms),
+            Proto::Origin(oc) => oc.handle_timeout(now_ms),
+            Proto::Relay(rc) => rc.handle_timeout(now_ms),
+        }
+    }
+}
+
+/// The wheel key of a connection: its slot and generation, so an entry left by
+/// a closed connection never fires on the slot's next one.
+fn key(slot: u32, generation: u32) -> u64 {
+    (u64::from(generation) << 32) | u64::from(slot)
+}
+
+impl CoreState {
+    /// Makes sure `slot` has a wheel entry no later than its next deadline.
+    pub(crate) fn arm_timer(&mut self, slot: u32) {
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
+        if conn.closing {
+            return;
+        }
+        let want = conn.next_deadline();
+        match (conn.timer, want) {
+            // Fires first, then re-arms at the later deadline.
+            (Some((_, armed)), Some(want)) if armed <= want => return,
+            (None, None) => return,
+            (Some((id, _)), _) => {
+                self.timers.cancel(id);
+                conn.timer = None;
+            }
+            (None, Some(_)) => {}
+        }
+        let Some(deadline) = want else { return };
+        match self.timers.insert(deadline, key(slot, conn.generation)) {
+            Ok(id) => conn.timer = Some((id, deadline)),
+            Err(e) => {
+                tracing::error!(core = self.core, slot, error = %e, "cannot arm a connection deadline; closing it");
+                self.close_later(slot, CloseReason::IoError);
+            }
+        }
+    }
+
+    /// Drops `slot`'s wheel entry (it is closing).
+    pub(crate) fn cancel_timer(&mut self, slot: u32) {
+        if let Some((id, _)) = self.conns.at(slot).and_then(|c| c.timer.take()) {
+            self.timers.cancel(id);
+        }
+    }
+
+    /// Fires every due entry: connections whose deadline passed close with
+    /// [`CloseReason::Timeout`]; the others are re-armed at their new deadline.
+    pub(super) fn expire_timers(&mut self, r: &mut Reactor) {
+        let now = self.now_ms();
+        let mut fired = std::mem::take(&mut self.fired_timers);
+        self.timers.expire(now, |key| fired.push(key));
+        for &key in &fired {
+            let (slot, generation) = (key as u32, (key >> 32) as u32);
+            let Some(conn) = self.conns.get_mut(slot, generation) else {
+                continue;
+            };
+            conn.timer = None;
+            if conn.closing {
+                continue;
+            }
+            match conn.handle_timeout(now) {
+                Ok(()) => self.arm_timer(slot),
+                Err(why) => {
+                    tracing::debug!(core = self.core, slot, peer = ?conn.peer, %why, "closing connection");
+                    self.close_now(r, slot, CloseReason::Timeout);
+                }
+            }
+        }
+        fired.clear();
+        self.fired_timers = fired;
+    }
+}
