@@ -8,10 +8,14 @@
 //! - [`stream`]: the registry of live streams, per-core GOP rings and viewer cursors.
 //!   It routes frames and knows nothing of sockets.
 //! - [`server`]: listeners and sessions, gluing the three together.
+//!
+//! [`payload`] (the payload allocator trait) sits below both the protocol layer and
+//! the runtime, so that neither imports the other.
 
 pub mod config;
 pub mod edge;
 pub mod metrics;
+pub mod payload;
 pub mod protocol;
 pub mod runtime;
 pub mod server;
