@@ -10,11 +10,14 @@
 //! - [`server`]: listeners and sessions, gluing the three together.
 //!
 //! [`fuzzing`] holds the fuzz targets' bodies (shared with the corpus replay test).
+//! [`payload`] (the payload allocator trait) sits below both the protocol layer and
+//! the runtime, so that neither imports the other.
 
 pub mod config;
 pub mod edge;
 pub mod fuzzing;
 pub mod metrics;
+pub mod payload;
 pub mod protocol;
 pub mod runtime;
 pub mod server;

@@ -7,6 +7,7 @@
 //! made on its *pull core*, [`pull_core`] (a hash of the key over the cores).
 //! Viewers on other cores ask it with [`EdgeMsg::Request`] and wait for
 //! [`EdgeMsg::Ready`] (or a refusal) before anything is written to them.
+#![forbid(unsafe_code)]
 
 pub mod backoff;
 pub mod chunked;

@@ -5,10 +5,18 @@
 //! are passed in, events and output bytes come out into caller-provided buffers.
 //! Every parser enforces explicit limits and reports a typed error naming the
 //! limit that was broken.
+//!
+//! Input never makes this code panic, and the compiler keeps it so: no `unsafe`,
+//! no indexing or slicing (read through [`reader::Reader`], or `get`), no
+//! `unwrap`/`expect` outside tests (`clippy.toml` allows them in tests).
+#![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod flv;
 pub mod http;
 pub mod payload;
+pub mod reader;
 pub mod rtmp;
+pub mod writer;
 
 pub use flv::frame::{Frame, FrameKind};

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 
 use bytes::BytesMut;
 
-use crate::protocol::payload::PayloadAllocator;
+use crate::payload::PayloadAllocator;
 
 /// Alignment of every piece: one cache line, so payloads never share a line with
 /// a neighbour written by the decoder at the same time, and SIMD copies are aligned.

@@ -36,6 +36,7 @@
 //! [`RingLimits`] (frames, bytes, age); streams with no viewers on a core keep
 //! only the GOP cache there.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod directory;

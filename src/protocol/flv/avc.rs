@@ -5,6 +5,7 @@
 use super::config::CodecConfigError;
 use super::crop::{cropped_size, CropSyntax};
 use super::nal_bits::NalBitReader;
+use crate::protocol::reader::Reader;
 
 /// Largest picture width/height in macroblocks accepted (16384 pixels), far
 /// beyond any level's limit, so size arithmetic cannot overflow.
@@ -60,12 +61,11 @@ pub fn parse_avc_config(record: &[u8]) -> Result<AvcConfig, CodecConfigError> {
     if num_sps & 0x1F == 0 {
         return Err(CodecConfigError::NoParameterSet { what: "SPS" });
     }
-    let [l0, l1, rest @ ..] = rest else {
-        return Err(truncated);
-    };
-    let sps = rest
-        .get(..usize::from(u16::from_be_bytes([*l0, *l1])))
-        .ok_or(truncated)?;
+    let mut r = Reader::new(rest);
+    let sps = r
+        .be_u16()
+        .and_then(|len| r.take(usize::from(len)))
+        .map_err(|_| truncated)?;
     Ok(AvcConfig {
         profile_idc: *profile_idc,
         constraint_flags: *constraint_flags,

@@ -20,6 +20,8 @@ use super::tag::{
     TAG_PREFIX_LEN,
 };
 use crate::protocol::payload::{HeapAllocator, PayloadAllocator};
+use crate::protocol::reader::Reader;
+use crate::protocol::writer::copy_prefix;
 
 /// What to do with tags whose type is not audio, video or script.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,9 +193,10 @@ impl<A: PayloadAllocator> FlvDemuxer<A> {
                     if !fill(buf, have, input) {
                         return Ok(None);
                     }
-                    let (pts, hdr) = buf.split_at(PREV_TAG_SIZE_LEN);
-                    let prev = u32::from_be_bytes(pts.try_into().unwrap_or_default());
-                    let hdr: [u8; TAG_HEADER_LEN] = hdr.try_into().unwrap_or_default();
+                    // The prefix is exactly PreviousTagSize + tag header, so both reads succeed.
+                    let mut prefix = Reader::new(&buf[..]);
+                    let prev = prefix.be_u32().unwrap_or_default();
+                    let hdr: [u8; TAG_HEADER_LEN] = prefix.array().unwrap_or_default();
                     self.check_prev_tag_size(prev)?;
                     self.start_tag(TagHeader::decode(&hdr))?;
                 }
@@ -203,11 +206,9 @@ impl<A: PayloadAllocator> FlvDemuxer<A> {
                     len,
                     buf,
                 } => {
-                    let want = *len - buf.len();
-                    let n = want.min(input.len());
-                    let (chunk, rest) = input.split_at(n);
-                    buf.extend_from_slice(chunk);
-                    *input = rest;
+                    let mut r = Reader::new(input);
+                    buf.extend_from_slice(r.take_up_to(*len - buf.len()));
+                    *input = r.rest();
                     if buf.len() < *len {
                         return Ok(None);
                     }
@@ -323,11 +324,9 @@ impl<A: PayloadAllocator> FlvDemuxer<A> {
 /// Copies from `input` into `buf[*have..]`; true once `buf` is full.
 fn fill(buf: &mut [u8], have: &mut usize, input: &mut &[u8]) -> bool {
     let dst = buf.get_mut(*have..).unwrap_or_default();
-    let n = dst.len().min(input.len());
-    let (src, rest) = input.split_at(n);
-    dst.get_mut(..n).unwrap_or_default().copy_from_slice(src);
-    *input = rest;
-    *have += n;
+    let mut r = Reader::new(input);
+    *have += copy_prefix(dst, r.take_up_to(dst.len()));
+    *input = r.rest();
     *have == buf.len()
 }
 

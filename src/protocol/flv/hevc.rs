@@ -5,6 +5,7 @@
 use super::config::CodecConfigError;
 use super::crop::{cropped_size, CropSyntax};
 use super::nal_bits::NalBitReader;
+use crate::protocol::reader::{Reader, ShortInput};
 
 /// Fixed part of an hvcC record before its NAL unit arrays.
 const HVCC_FIXED_LEN: usize = 23;
@@ -46,36 +47,32 @@ pub fn parse_hevc_config(record: &[u8]) -> Result<HevcConfig, CodecConfigError> 
     let truncated = CodecConfigError::Truncated {
         what: "HEVCDecoderConfigurationRecord",
     };
-    let fixed = record.get(..HVCC_FIXED_LEN).ok_or(truncated)?;
-    let (&version, &ptl, &level_idc, &length_byte, &num_arrays) = match (
-        fixed.first(),
-        fixed.get(1),
-        fixed.get(12),
-        fixed.get(21),
-        fixed.get(22),
-    ) {
-        (Some(a), Some(b), Some(c), Some(d), Some(e)) => (a, b, c, d, e),
-        _ => return Err(truncated),
-    };
+    let mut r = Reader::new(record);
+    let mut fixed = Reader::new(r.take(HVCC_FIXED_LEN).map_err(|_| truncated)?);
+    // configurationVersion, general_profile_space/tier/profile_idc, then (after
+    // 10 bytes of compatibility/constraint flags) general_level_idc; after 8
+    // more, lengthSizeMinusOne and numOfArrays.
+    let (version, ptl, level_idc, length_byte, num_arrays) = (|| {
+        let version = fixed.u8()?;
+        let ptl = fixed.u8()?;
+        fixed.skip(10)?;
+        let level_idc = fixed.u8()?;
+        fixed.skip(8)?;
+        Ok::<_, ShortInput>((version, ptl, level_idc, fixed.u8()?, fixed.u8()?))
+    })()
+    .map_err(|_| truncated)?;
     if version != 1 {
         return Err(CodecConfigError::UnsupportedVersion { version });
     }
-    let mut rest = record.get(HVCC_FIXED_LEN..).unwrap_or_default();
     let mut sps = None;
     // Each array and NAL unit consumes at least 2 bytes, so these loops are
     // bounded by the record's length.
     for _ in 0..num_arrays {
-        let [type_byte, n0, n1, tail @ ..] = rest else {
-            return Err(truncated);
-        };
-        rest = tail;
-        for _ in 0..u16::from_be_bytes([*n0, *n1]) {
-            let [l0, l1, tail @ ..] = rest else {
-                return Err(truncated);
-            };
-            let len = usize::from(u16::from_be_bytes([*l0, *l1]));
-            let nal = tail.get(..len).ok_or(truncated)?;
-            rest = tail.get(len..).unwrap_or_default();
+        let type_byte = r.u8().map_err(|_| truncated)?;
+        let nal_count = r.be_u16().map_err(|_| truncated)?;
+        for _ in 0..nal_count {
+            let len = r.be_u16().map_err(|_| truncated)?;
+            let nal = r.take(usize::from(len)).map_err(|_| truncated)?;
             if type_byte & 0x3F == NAL_SPS && sps.is_none() {
                 sps = Some(nal);
             }

@@ -227,7 +227,7 @@ fn handler_name(v: Amf0Value) -> Result<String, MetadataError> {
 pub fn strip_set_data_frame(payload: &Bytes, limits: Amf0Limits) -> Result<Bytes, MetadataError> {
     let mut d = Amf0Decoder::new(payload, limits);
     if handler_name(d.decode()?)? == SET_DATA_FRAME {
-        Ok(payload.slice(d.position()..))
+        Ok(payload.slice_ref(d.remaining()))
     } else {
         Ok(payload.clone())
     }

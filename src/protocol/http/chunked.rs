@@ -3,6 +3,7 @@
 //! never copied; size lines and trailers are bounded.
 
 use super::client::ClientError;
+use crate::protocol::reader::Reader;
 
 /// Limits for [`ChunkedDecoder`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,12 +90,10 @@ impl ChunkedDecoder {
                 if input.is_empty() {
                     return Ok(ChunkedEvent::NeedMore);
                 }
-                let n = usize::try_from(remaining)
-                    .unwrap_or(usize::MAX)
-                    .min(input.len());
-                let (data, rest) = input.split_at(n);
-                *input = rest;
-                let remaining = remaining - n as u64;
+                let mut r = Reader::new(input);
+                let data = r.take_up_to(usize::try_from(remaining).unwrap_or(usize::MAX));
+                *input = r.rest();
+                let remaining = remaining - data.len() as u64;
                 self.state = if remaining == 0 {
                     State::DataCr
                 } else {

@@ -101,7 +101,7 @@ pub fn write_chunk_size_line(len: u32, out: &mut [u8; CHUNK_SIZE_LINE_MAX]) -> u
     let digits = ((32 - len.leading_zeros() as usize).div_ceil(4)).max(1);
     let mut n = len;
     for slot in out.iter_mut().take(digits).rev() {
-        *slot = HEX[(n & 0xF) as usize];
+        *slot = HEX.get((n & 0xF) as usize).copied().unwrap_or(b'0');
         n >>= 4;
     }
     if let Some(crlf) = out.get_mut(digits..digits + 2) {

@@ -8,6 +8,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
+use crate::protocol::reader::Reader;
+
 use super::message::{type_id, RtmpMessage};
 
 /// The chunk stream id control messages are sent on.
@@ -111,11 +113,10 @@ pub enum ControlMessage {
 }
 
 fn u32_at(payload: &[u8], at: usize, type_id: u8, need: usize) -> Result<u32, ControlError> {
-    payload
-        .get(at..at + 4)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_be_bytes)
-        .ok_or(ControlError::TooShort {
+    let mut r = Reader::new(payload);
+    r.skip(at)
+        .and_then(|()| r.be_u32())
+        .map_err(|_| ControlError::TooShort {
             type_id,
             len: payload.len(),
             need,
@@ -200,10 +201,9 @@ impl ControlMessage {
 
 fn parse_event(payload: &Bytes) -> Result<UserControlEvent, ControlError> {
     let t = type_id::USER_CONTROL;
-    let event_type = payload
-        .get(..2)
-        .map(|b| u16::from_be_bytes([b[0], b[1]]))
-        .ok_or(ControlError::TooShort {
+    let event_type = Reader::new(payload)
+        .be_u16()
+        .map_err(|_| ControlError::TooShort {
             type_id: t,
             len: payload.len(),
             need: 2,
@@ -230,7 +230,7 @@ fn parse_event(payload: &Bytes) -> Result<UserControlEvent, ControlError> {
         7 => UserControlEvent::PingResponse(u32_at(p, 2, t, 6)?),
         other => UserControlEvent::Unknown {
             event_type: other,
-            data: payload.slice(2..),
+            data: payload.slice_ref(payload.get(2..).unwrap_or_default()),
         },
     })
 }

@@ -1,6 +1,7 @@
 //! Bounded AMF0 decoding from a byte slice.
 
 use super::{marker, Amf0Error, Amf0Value};
+use crate::protocol::reader::{Reader, ShortInput};
 
 /// Bounds the work and memory one AMF0 body may cost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,8 +33,8 @@ impl Default for Amf0Limits {
 /// whole body, e.g. a command name followed by its arguments.
 #[derive(Debug)]
 pub struct Amf0Decoder<'a> {
-    input: &'a [u8],
-    pos: usize,
+    input: Reader<'a>,
+    input_len: usize,
     limits: Amf0Limits,
     values: usize,
 }
@@ -42,8 +43,8 @@ impl<'a> Amf0Decoder<'a> {
     /// A decoder positioned at the start of `input`.
     pub fn new(input: &'a [u8], limits: Amf0Limits) -> Self {
         Amf0Decoder {
-            input,
-            pos: 0,
+            input: Reader::new(input),
+            input_len: input.len(),
             limits,
             values: 0,
         }
@@ -51,24 +52,24 @@ impl<'a> Amf0Decoder<'a> {
 
     /// Bytes consumed so far.
     pub fn position(&self) -> usize {
-        self.pos
+        self.input.consumed()
     }
 
     /// The bytes not consumed yet.
     pub fn remaining(&self) -> &'a [u8] {
-        self.input.get(self.pos..).unwrap_or_default()
+        self.input.rest()
     }
 
     /// True once every byte has been consumed.
     pub fn is_empty(&self) -> bool {
-        self.pos >= self.input.len()
+        self.input.is_empty()
     }
 
     /// Decodes the next value.
     pub fn decode(&mut self) -> Result<Amf0Value, Amf0Error> {
-        if self.input.len() > self.limits.max_input_len {
+        if self.input_len > self.limits.max_input_len {
             return Err(Amf0Error::InputTooLarge {
-                len: self.input.len(),
+                len: self.input_len,
                 limit: self.limits.max_input_len,
             });
         }
@@ -84,42 +85,37 @@ impl<'a> Amf0Decoder<'a> {
         Ok(out)
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Amf0Error> {
-        let end = self.pos.checked_add(n);
-        match end.and_then(|end| self.input.get(self.pos..end)) {
-            Some(bytes) => {
-                self.pos += n;
-                Ok(bytes)
-            }
-            None => Err(Amf0Error::Truncated {
-                offset: self.pos,
-                needed: n.saturating_sub(self.input.len().saturating_sub(self.pos)),
-            }),
+    /// A short read as the typed error: where the bytes would start and how
+    /// many were missing.
+    fn truncated(&self, short: ShortInput) -> Amf0Error {
+        Amf0Error::Truncated {
+            offset: self.input.consumed(),
+            needed: short.needed.saturating_sub(short.available),
         }
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], Amf0Error> {
-        let bytes = self.take(N)?;
-        let mut out = [0u8; N];
-        out.copy_from_slice(bytes);
-        Ok(out)
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Amf0Error> {
+        self.input.take(n).map_err(|e| self.truncated(e))
     }
 
     fn u8(&mut self) -> Result<u8, Amf0Error> {
-        let [byte] = self.array::<1>()?;
-        Ok(byte)
+        self.input.u8().map_err(|e| self.truncated(e))
     }
 
     fn u16(&mut self) -> Result<u16, Amf0Error> {
-        Ok(u16::from_be_bytes(self.array()?))
+        self.input.be_u16().map_err(|e| self.truncated(e))
+    }
+
+    fn i16(&mut self) -> Result<i16, Amf0Error> {
+        self.input.be_i16().map_err(|e| self.truncated(e))
     }
 
     fn u32(&mut self) -> Result<u32, Amf0Error> {
-        Ok(u32::from_be_bytes(self.array()?))
+        self.input.be_u32().map_err(|e| self.truncated(e))
     }
 
     fn f64(&mut self) -> Result<f64, Amf0Error> {
-        Ok(f64::from_be_bytes(self.array()?))
+        self.input.be_f64().map_err(|e| self.truncated(e))
     }
 
     fn utf8(&mut self, len: usize) -> Result<String, Amf0Error> {
@@ -129,7 +125,7 @@ impl<'a> Amf0Decoder<'a> {
                 limit: self.limits.max_string_len,
             });
         }
-        let offset = self.pos;
+        let offset = self.position();
         let bytes = self.take(len)?;
         std::str::from_utf8(bytes)
             .map(str::to_owned)
@@ -158,7 +154,7 @@ impl<'a> Amf0Decoder<'a> {
 
     fn value(&mut self, depth: usize) -> Result<Amf0Value, Amf0Error> {
         self.count_value()?;
-        let offset = self.pos;
+        let offset = self.position();
         let m = self.u8()?;
         Ok(match m {
             marker::NUMBER => Amf0Value::Number(self.f64()?),
@@ -189,8 +185,7 @@ impl<'a> Amf0Decoder<'a> {
                 // the count before anything is allocated for it.
                 let limit = self
                     .input
-                    .len()
-                    .saturating_sub(self.pos)
+                    .remaining()
                     .min(self.limits.max_values.saturating_sub(self.values));
                 if count as usize > limit {
                     return Err(Amf0Error::ArrayTooLong { count, limit });
@@ -205,7 +200,7 @@ impl<'a> Amf0Decoder<'a> {
             marker::UNDEFINED => Amf0Value::Undefined,
             marker::DATE => {
                 let ms = self.f64()?;
-                let tz = i16::from_be_bytes(self.array()?);
+                let tz = self.i16()?;
                 Amf0Value::Date { ms, tz }
             }
             marker::OBJECT_END => return Err(Amf0Error::UnexpectedObjectEnd { offset }),
@@ -232,8 +227,8 @@ impl<'a> Amf0Decoder<'a> {
         let mut props = Vec::new();
         loop {
             let key_len = self.u16()? as usize;
-            if key_len == 0 && self.remaining().first() == Some(&marker::OBJECT_END) {
-                self.pos += 1;
+            if key_len == 0 && self.input.peek() == Some(marker::OBJECT_END) {
+                self.input.take_up_to(1);
                 return Ok(props);
             }
             let key = self.utf8(key_len)?;

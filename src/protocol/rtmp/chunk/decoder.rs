@@ -10,12 +10,14 @@ use tracing::{debug, trace};
 
 use super::error::ChunkError;
 use super::header::{
-    parse_basic_header, read_u24, read_u32, DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP_MARKER,
-    MAX_CHUNK_HEADER_LEN, MESSAGE_HEADER_LEN,
+    message_header_len, parse_basic_header, DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP_MARKER,
+    MAX_CHUNK_HEADER_LEN,
 };
 use super::limits::ChunkLimits;
 use crate::protocol::payload::PayloadAllocator;
+use crate::protocol::reader::Reader;
 use crate::protocol::rtmp::message::{type_id, RtmpMessage};
+use crate::protocol::writer::copy_prefix;
 
 /// What one [`ChunkDecoder::decode`] call did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +60,15 @@ enum HeaderOutcome {
         len: usize,
         message: Option<RtmpMessage>,
     },
+}
+
+/// Stream `i`: an index the decoder handed out (streams are only added, never
+/// removed), so the error is unreachable; it closes the connection rather than
+/// panic if that ever changed.
+fn stream_at(streams: &mut [ChunkStream], i: usize) -> Result<&mut ChunkStream, ChunkError> {
+    streams
+        .get_mut(i)
+        .ok_or(ChunkError::UnknownStreamIndex { index: i })
 }
 
 /// Room for leftover bytes plus enough new input to finish any header.
@@ -131,19 +142,18 @@ impl ChunkDecoder {
         // Leftover bytes go first, topped up from the input in a small stash so a
         // header cut across reads parses as if it had arrived whole.
         while self.pending_len > 0 {
-            let old = self.pending_len;
-            let extra = (input.len() - consumed).min(STASH_LEN - old);
             let mut stash = [0u8; STASH_LEN];
-            stash[..old].copy_from_slice(&self.pending[..old]);
-            stash[old..old + extra].copy_from_slice(&input[consumed..consumed + extra]);
+            let pending = self.pending.get(..self.pending_len).unwrap_or_default();
+            let old = copy_prefix(&mut stash, pending);
+            let top_up = input.get(consumed..).unwrap_or_default();
+            let extra = copy_prefix(stash.get_mut(old..).unwrap_or_default(), top_up);
             self.pending_len = 0;
-            let (used, message) = self.run(&stash[..old + extra], alloc)?;
+            let (used, message) = self.run(stash.get(..old + extra).unwrap_or_default(), alloc)?;
             if let Some(message) = message {
                 if used < old {
                     // Some leftover bytes are still unprocessed; keep them pending.
-                    let rest = old - used;
-                    self.pending[..rest].copy_from_slice(&stash[used..old]);
-                    self.pending_len = rest;
+                    let rest = stash.get(used..old).unwrap_or_default();
+                    self.pending_len = copy_prefix(&mut self.pending, rest);
                 } else {
                     consumed += used - old;
                 }
@@ -158,7 +168,7 @@ impl ChunkDecoder {
                 break;
             }
         }
-        let (used, message) = self.run(&input[consumed..], alloc)?;
+        let (used, message) = self.run(input.get(consumed..).unwrap_or_default(), alloc)?;
         consumed += used;
         self.bytes_received += consumed as u64;
         Ok(Decoded { consumed, message })
@@ -191,52 +201,53 @@ impl ChunkDecoder {
         data: &[u8],
         alloc: &mut impl PayloadAllocator,
     ) -> Result<(usize, Option<RtmpMessage>), ChunkError> {
-        let mut pos = 0;
+        let mut data = Reader::new(data);
         loop {
             match self.phase {
                 Phase::Body { stream, remaining } => {
-                    let avail = &data[pos..];
-                    if avail.is_empty() {
-                        return Ok((pos, None));
+                    if data.is_empty() {
+                        return Ok((data.consumed(), None));
                     }
-                    let take = remaining.min(avail.len());
-                    let s = &mut self.streams[stream];
+                    let Some(s) = self.streams.get_mut(stream) else {
+                        self.phase = Phase::Header;
+                        continue;
+                    };
                     let Some(buf) = s.assembling.as_mut() else {
                         // Aborted mid-chunk cannot happen: aborts apply between messages.
                         self.phase = Phase::Header;
                         continue;
                     };
-                    buf.extend_from_slice(&avail[..take]);
-                    pos += take;
-                    if take < remaining {
+                    let chunk = data.take_up_to(remaining);
+                    buf.extend_from_slice(chunk);
+                    if chunk.len() < remaining {
                         self.phase = Phase::Body {
                             stream,
-                            remaining: remaining - take,
+                            remaining: remaining - chunk.len(),
                         };
-                        return Ok((pos, None));
+                        return Ok((data.consumed(), None));
                     }
                     self.phase = Phase::Header;
                     if buf.len() >= s.len as usize {
                         let message = self.finish(stream)?;
-                        return Ok((pos, Some(message)));
+                        return Ok((data.consumed(), Some(message)));
                     }
                 }
                 Phase::Header => {
-                    let rest = &data[pos..];
+                    let rest = data.rest();
                     if rest.is_empty() {
-                        return Ok((pos, None));
+                        return Ok((data.consumed(), None));
                     }
                     match self.read_header(rest, alloc)? {
                         HeaderOutcome::Incomplete => {
-                            let n = rest.len().min(MAX_CHUNK_HEADER_LEN);
-                            self.pending[..n].copy_from_slice(&rest[..n]);
-                            self.pending_len = n;
-                            return Ok((data.len(), None));
+                            // A header is at most MAX_CHUNK_HEADER_LEN bytes, so
+                            // an incomplete one fits in `pending` whole.
+                            self.pending_len = copy_prefix(&mut self.pending, rest);
+                            return Ok((data.consumed() + rest.len(), None));
                         }
                         HeaderOutcome::Parsed { len, message } => {
-                            pos += len;
+                            data.take_up_to(len);
                             if message.is_some() {
-                                return Ok((pos, message));
+                                return Ok((data.consumed(), message));
                             }
                         }
                     }
@@ -272,25 +283,27 @@ impl ChunkDecoder {
         if fmt == 3 {
             return self.read_fmt3(rest, csid, basic_len, idx, alloc);
         }
-        let fields_len = MESSAGE_HEADER_LEN[usize::from(fmt)];
-        let Some(fields) = rest.get(basic_len..basic_len + fields_len) else {
-            return Ok(HeaderOutcome::Incomplete);
+        let mut header = Reader::new(rest);
+        let mut fields = match header
+            .skip(basic_len)
+            .and_then(|()| header.take(message_header_len(fmt)))
+        {
+            Ok(fields) => Reader::new(fields),
+            Err(_) => return Ok(HeaderOutcome::Incomplete),
         };
-        let ts_field = read_u24(fields).unwrap_or_default();
+        let ts_field = fields.be_u24().unwrap_or_default();
         let extended = ts_field == EXTENDED_TIMESTAMP_MARKER;
-        let mut len = basic_len + fields_len;
         let time = if extended {
-            let Some(ext) = rest.get(len..len + 4).and_then(read_u32) else {
+            let Ok(ext) = header.be_u32() else {
                 return Ok(HeaderOutcome::Incomplete);
             };
-            len += 4;
             ext
         } else {
             ts_field
         };
-        match idx {
-            Some(i) => {
-                let s = &self.streams[i];
+        let len = header.consumed();
+        match idx.and_then(|i| self.streams.get(i)) {
+            Some(s) => {
                 if let Some(buf) = &s.assembling {
                     return Err(ChunkError::HeaderDuringAssembly {
                         csid,
@@ -303,19 +316,11 @@ impl ChunkDecoder {
             None => {}
         }
         let (msg_len, msg_type) = if fmt <= 1 {
-            let l = fields.get(3..).and_then(read_u24).unwrap_or_default();
-            (Some(l), fields.get(6).copied())
+            (Some(fields.be_u24().unwrap_or_default()), fields.u8().ok())
         } else {
             (None, None)
         };
-        let msg_stream = if fmt == 0 {
-            fields
-                .get(7..11)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_le_bytes)
-        } else {
-            None
-        };
+        let msg_stream = if fmt == 0 { fields.le_u32().ok() } else { None };
         if let Some(l) = msg_len {
             if l > self.limits.max_message_len {
                 return Err(ChunkError::MessageTooLarge {
@@ -329,7 +334,7 @@ impl ChunkDecoder {
             Some(i) => i,
             None => self.add_stream(csid)?,
         };
-        let s = &mut self.streams[i];
+        let s = stream_at(&mut self.streams, i)?;
         s.timestamp = if fmt == 0 {
             time
         } else {
@@ -364,13 +369,14 @@ impl ChunkDecoder {
             return Err(ChunkError::NoPriorHeader { csid, fmt: 3 });
         };
         let chunk_size = self.chunk_size as usize;
-        let s = &mut self.streams[i];
+        let s = stream_at(&mut self.streams, i)?;
         let mut len = basic_len;
         if s.extended {
             // The spec repeats the extended timestamp in fmt 3 chunks after a header
             // that had one; some peers omit it. Like SRS, take the 4 bytes as the
             // field only when they equal the value it would repeat.
-            let Some(ext) = rest.get(basic_len..basic_len + 4).and_then(read_u32) else {
+            let mut after = Reader::new(rest);
+            let Ok(ext) = after.skip(basic_len).and_then(|()| after.be_u32()) else {
                 return Ok(HeaderOutcome::Incomplete);
             };
             if ext == s.delta {
@@ -419,9 +425,9 @@ impl ChunkDecoder {
         i: usize,
         alloc: &mut impl PayloadAllocator,
     ) -> Result<Option<RtmpMessage>, ChunkError> {
-        let len = self.streams[i].len as usize;
+        let len = stream_at(&mut self.streams, i)?.len as usize;
         if len == 0 {
-            self.streams[i].assembling = Some(BytesMut::new());
+            stream_at(&mut self.streams, i)?.assembling = Some(BytesMut::new());
             self.phase = Phase::Header;
             return self.finish(i).map(Some);
         }
@@ -432,8 +438,8 @@ impl ChunkDecoder {
                 limit: self.limits.max_assembling_bytes,
             });
         }
+        stream_at(&mut self.streams, i)?.assembling = Some(alloc.allocate(len));
         self.assembling_bytes = held;
-        self.streams[i].assembling = Some(alloc.allocate(len));
         self.phase = Phase::Body {
             stream: i,
             remaining: len.min(self.chunk_size as usize),
@@ -444,7 +450,7 @@ impl ChunkDecoder {
     /// Hands out stream `i`'s completed message, applying it first if it
     /// changes how the chunk stream parses.
     fn finish(&mut self, i: usize) -> Result<RtmpMessage, ChunkError> {
-        let s = &mut self.streams[i];
+        let s = stream_at(&mut self.streams, i)?;
         let payload: Bytes = s
             .assembling
             .take()
@@ -467,10 +473,12 @@ impl ChunkDecoder {
     }
 
     fn apply_set_chunk_size(&mut self, payload: &[u8]) -> Result<(), ChunkError> {
-        let size = read_u32(payload).ok_or(ChunkError::ShortControlMessage {
-            type_id: type_id::SET_CHUNK_SIZE,
-            len: payload.len(),
-        })?;
+        let size = Reader::new(payload)
+            .be_u32()
+            .map_err(|_| ChunkError::ShortControlMessage {
+                type_id: type_id::SET_CHUNK_SIZE,
+                len: payload.len(),
+            })?;
         let limit = self.limits.effective_max_chunk_size();
         if size == 0 {
             return Err(ChunkError::ChunkSizeZero);
@@ -484,13 +492,16 @@ impl ChunkDecoder {
     }
 
     fn apply_abort(&mut self, payload: &[u8]) -> Result<(), ChunkError> {
-        let csid = read_u32(payload).ok_or(ChunkError::ShortControlMessage {
-            type_id: type_id::ABORT,
-            len: payload.len(),
-        })?;
-        if let Some(i) = self.find(csid) {
-            if let Some(buf) = self.streams[i].assembling.take() {
-                let reserved = self.streams[i].len as usize;
+        let csid = Reader::new(payload)
+            .be_u32()
+            .map_err(|_| ChunkError::ShortControlMessage {
+                type_id: type_id::ABORT,
+                len: payload.len(),
+            })?;
+        let found = self.find(csid).and_then(|i| self.streams.get_mut(i));
+        if let Some(s) = found {
+            if let Some(buf) = s.assembling.take() {
+                let reserved = s.len as usize;
                 self.assembling_bytes = self.assembling_bytes.saturating_sub(reserved);
                 debug!(csid, dropped = buf.len(), "peer aborted a message");
             }

@@ -6,11 +6,13 @@ use bytes::BytesMut;
 
 use super::error::EncodeError;
 use super::header::{
-    check_csid, write_basic_header, write_header, HeaderFields, DEFAULT_CHUNK_SIZE,
+    check_csid, put_basic_header, write_header, HeaderFields, DEFAULT_CHUNK_SIZE,
     MAX_CHUNK_HEADER_LEN, MAX_MESSAGE_LEN,
 };
 use super::limits::ABSOLUTE_MAX_CHUNK_SIZE;
+use crate::protocol::reader::Reader;
 use crate::protocol::rtmp::message::{type_id, RtmpMessage};
+use crate::protocol::writer::Writer;
 
 /// The last header sent on one chunk stream.
 #[derive(Debug, Clone, Copy)]
@@ -84,9 +86,8 @@ impl ChunkEncoder {
             });
         }
         let new_chunk_size = if msg.type_id == type_id::SET_CHUNK_SIZE {
-            match payload.get(..4) {
-                Some(b) => {
-                    let size = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            match Reader::new(payload).be_u32().ok() {
+                Some(size) => {
                     if size == 0 || size > ABSOLUTE_MAX_CHUNK_SIZE {
                         return Err(EncodeError::InvalidChunkSize {
                             size,
@@ -102,26 +103,29 @@ impl ChunkEncoder {
         };
         let len = payload.len() as u32;
         let prev_idx = self.streams.iter().position(|s| s.csid == msg.csid);
-        let fields = self.choose_header(prev_idx.map(|i| self.streams[i]), msg, len);
+        let prev = prev_idx.and_then(|i| self.streams.get(i)).copied();
+        let fields = self.choose_header(prev, msg, len);
 
         let mut hdr = [0u8; MAX_CHUNK_HEADER_LEN];
         let hdr_len = write_header(&fields, &mut hdr);
+        let hdr = hdr.get(..hdr_len).unwrap_or_default();
         let mut cont = [0u8; MAX_CHUNK_HEADER_LEN];
-        let mut cont_len = write_basic_header(3, msg.csid, &mut cont);
+        let mut cont_w = Writer::new(&mut cont);
+        put_basic_header(&mut cont_w, 3, msg.csid);
         if fields.extended() {
-            cont[cont_len..cont_len + 4].copy_from_slice(&fields.time.to_be_bytes());
-            cont_len += 4;
+            cont_w.be_u32(fields.time);
         }
+        let cont = cont_w.into_written();
         let chunk_size = self.chunk_size as usize;
         let extra_chunks = payload.len().saturating_sub(1) / chunk_size;
-        out.reserve(hdr_len + payload.len() + extra_chunks * cont_len);
-        out.extend_from_slice(&hdr[..hdr_len]);
+        out.reserve(hdr.len() + payload.len() + extra_chunks * cont.len());
+        out.extend_from_slice(hdr);
         let mut chunks = payload.chunks(chunk_size);
         if let Some(first) = chunks.next() {
             out.extend_from_slice(first);
         }
         for chunk in chunks {
-            out.extend_from_slice(&cont[..cont_len]);
+            out.extend_from_slice(cont);
             out.extend_from_slice(chunk);
         }
 
@@ -133,8 +137,8 @@ impl ChunkEncoder {
             type_id: msg.type_id,
             stream_id: msg.stream_id,
         };
-        match prev_idx {
-            Some(i) => self.streams[i] = sent,
+        match prev_idx.and_then(|i| self.streams.get_mut(i)) {
+            Some(slot) => *slot = sent,
             None => self.streams.push(sent),
         }
         if let Some(size) = new_chunk_size {

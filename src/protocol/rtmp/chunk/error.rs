@@ -66,6 +66,13 @@ pub enum ChunkError {
         /// Its payload length.
         len: usize,
     },
+    /// The decoder lost track of one of its own chunk streams (a bug, never
+    /// the peer's input); the connection closes instead of the process panicking.
+    #[error("chunk stream index {index} not found")]
+    UnknownStreamIndex {
+        /// The index.
+        index: usize,
+    },
 }
 
 /// A message the encoder cannot put on the wire (a caller bug, not a peer's).

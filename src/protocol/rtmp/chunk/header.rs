@@ -2,6 +2,8 @@
 //! 0/3/7/11 byte message header, and the optional 4-byte extended timestamp.
 
 use super::error::EncodeError;
+use crate::protocol::reader::Reader;
+use crate::protocol::writer::Writer;
 
 /// Smallest chunk stream id a message may use (0 and 1 select the wider basic headers).
 pub const MIN_CSID: u32 = 2;
@@ -15,9 +17,6 @@ pub const EXTENDED_TIMESTAMP_MARKER: u32 = 0x00FF_FFFF;
 pub const MAX_CHUNK_HEADER_LEN: usize = 18;
 /// Largest message the 24-bit length field can carry.
 pub const MAX_MESSAGE_LEN: u32 = 0x00FF_FFFF;
-
-/// Message header length for each fmt (0..=3).
-pub(crate) const MESSAGE_HEADER_LEN: [usize; 4] = [11, 7, 3, 0];
 
 /// Fails unless `csid` can be written in a basic header.
 pub(crate) fn check_csid(csid: u32) -> Result<(), EncodeError> {
@@ -35,51 +34,50 @@ pub(crate) fn write_basic_header(
     csid: u32,
     out: &mut [u8; MAX_CHUNK_HEADER_LEN],
 ) -> usize {
+    let mut w = Writer::new(out);
+    put_basic_header(&mut w, fmt, csid);
+    w.len()
+}
+
+/// Appends the basic header for a valid csid to `w`.
+pub(crate) fn put_basic_header(w: &mut Writer<'_>, fmt: u8, csid: u32) {
     let fmt_bits = (fmt & 0x03) << 6;
     if csid < 64 {
-        out[0] = fmt_bits | csid as u8;
-        1
+        w.u8(fmt_bits | csid as u8);
     } else if csid < 64 + 256 {
-        out[0] = fmt_bits;
-        out[1] = (csid - 64) as u8;
-        2
+        w.u8(fmt_bits);
+        w.u8((csid - 64) as u8);
     } else {
-        let id = (csid - 64) as u16;
-        out[0] = fmt_bits | 1;
-        out[1..3].copy_from_slice(&id.to_le_bytes());
-        3
+        w.u8(fmt_bits | 1);
+        w.le_u16((csid - 64) as u16);
     }
 }
 
 /// Parses a basic header: `Some((fmt, csid, len))`, or `None` when `buf` is too short.
 pub(crate) fn parse_basic_header(buf: &[u8]) -> Option<(u8, u32, usize)> {
-    let first = *buf.first()?;
+    let mut r = Reader::new(buf);
+    let first = r.u8().ok()?;
     let fmt = first >> 6;
-    match first & 0x3F {
-        0 => Some((fmt, u32::from(*buf.get(1)?) + 64, 2)),
+    let csid = match first & 0x3F {
+        0 => u32::from(r.u8().ok()?) + 64,
         1 => {
-            let lo = u32::from(*buf.get(1)?);
-            let hi = u32::from(*buf.get(2)?);
-            Some((fmt, hi * 256 + lo + 64, 3))
+            let lo = u32::from(r.u8().ok()?);
+            let hi = u32::from(r.u8().ok()?);
+            hi * 256 + lo + 64
         }
-        id => Some((fmt, u32::from(id), 1)),
+        id => u32::from(id),
+    };
+    Some((fmt, csid, r.consumed()))
+}
+
+/// Message header length for `fmt` (its two bits: 0..=3).
+pub(crate) fn message_header_len(fmt: u8) -> usize {
+    match fmt {
+        0 => 11,
+        1 => 7,
+        2 => 3,
+        _ => 0,
     }
-}
-
-/// Reads a big-endian 24-bit field.
-pub(crate) fn read_u24(b: &[u8]) -> Option<u32> {
-    let b = b.get(..3)?;
-    Some(u32::from_be_bytes([0, b[0], b[1], b[2]]))
-}
-
-/// Reads a big-endian 32-bit field.
-pub(crate) fn read_u32(b: &[u8]) -> Option<u32> {
-    let b: [u8; 4] = b.get(..4)?.try_into().ok()?;
-    Some(u32::from_be_bytes(b))
-}
-
-fn put_u24(out: &mut [u8], v: u32) {
-    out.copy_from_slice(&v.to_be_bytes()[1..4]);
 }
 
 /// The fields of one chunk header as the encoder chooses them.
@@ -111,26 +109,22 @@ impl HeaderFields {
 /// the extended field is written when `h.time` needs it (the sender's header
 /// this chunk repeats had one).
 pub(crate) fn write_header(h: &HeaderFields, out: &mut [u8; MAX_CHUNK_HEADER_LEN]) -> usize {
-    let mut n = write_basic_header(h.fmt, h.csid, out);
-    let ts_field = h.time.min(EXTENDED_TIMESTAMP_MARKER);
+    let mut w = Writer::new(out);
+    put_basic_header(&mut w, h.fmt, h.csid);
     if h.fmt <= 2 {
-        put_u24(&mut out[n..n + 3], ts_field);
-        n += 3;
+        w.be_u24(h.time.min(EXTENDED_TIMESTAMP_MARKER));
     }
     if h.fmt <= 1 {
-        put_u24(&mut out[n..n + 3], h.len);
-        out[n + 3] = h.type_id;
-        n += 4;
+        w.be_u24(h.len);
+        w.u8(h.type_id);
     }
     if h.fmt == 0 {
-        out[n..n + 4].copy_from_slice(&h.stream_id.to_le_bytes());
-        n += 4;
+        w.le_u32(h.stream_id);
     }
     if h.extended() {
-        out[n..n + 4].copy_from_slice(&h.time.to_be_bytes());
-        n += 4;
+        w.be_u32(h.time);
     }
-    n
+    w.len()
 }
 
 /// Writes the fmt 0 header that starts a message whose body is a

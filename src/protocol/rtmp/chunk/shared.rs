@@ -58,7 +58,7 @@ impl SharedChunks {
                 buf.extend_from_slice(first);
             }
             for chunk in chunks {
-                buf.extend_from_slice(&cont[..cont_len]);
+                buf.extend_from_slice(cont.get(..cont_len).unwrap_or_default());
                 buf.extend_from_slice(chunk);
             }
             buf.freeze()

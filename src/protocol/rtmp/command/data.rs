@@ -48,7 +48,8 @@ pub fn parse_data_message(
         });
     }
     let body = amf0_body(message_type, payload, type_id::DATA_AMF3)?;
-    let mut start = payload.len() - body.len();
+    // What is forwarded: the whole AMF0 body, or what follows `@setDataFrame`.
+    let mut forwarded = body;
     let mut decoder = Amf0Decoder::new(body, limits);
     let mut handler = decoder
         .decode()?
@@ -59,14 +60,15 @@ pub fn parse_data_message(
         return Ok(DataMessage::ClearMetadata);
     }
     if handler == SET_DATA_FRAME {
-        start += decoder.position();
+        forwarded = decoder.remaining();
         handler = decoder
             .decode()?
             .as_str()
             .ok_or(CommandError::MissingName)?
             .to_owned();
     }
-    let body = payload.slice(start..);
+    // `forwarded` lies inside `payload`, so this shares its buffer.
+    let body = payload.slice_ref(forwarded);
     if handler == ON_METADATA {
         Ok(DataMessage::Metadata(body))
     } else {

@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use super::SessionError;
 use crate::protocol::flv::frame::{Frame, FrameKind};
+use crate::protocol::reader::Reader;
 
 /// FLV tag header length (type, size, timestamp, timestamp ext, stream id).
 const TAG_HEADER_LEN: usize = 11;
@@ -23,38 +24,33 @@ pub(super) fn split(
     max_frames: usize,
     frames: &mut Vec<Frame>,
 ) -> Result<(), SessionError> {
-    let mut pos = 0;
+    let mut r = Reader::new(payload);
     let mut offset: Option<u32> = None;
     let mut count = 0;
-    while pos < payload.len() {
-        let header: [u8; TAG_HEADER_LEN] = payload
-            .get(pos..pos + TAG_HEADER_LEN)
-            .and_then(|h| h.try_into().ok())
-            .ok_or_else(|| invalid("truncated tag header"))?;
+    while !r.is_empty() {
+        let header: [u8; TAG_HEADER_LEN] =
+            r.array().map_err(|_| invalid("truncated tag header"))?;
         let [tag_type, s0, s1, s2, t0, t1, t2, t_ext, ..] = header;
         let size = u32::from_be_bytes([0, s0, s1, s2]) as usize;
         let tag_ts = u32::from_be_bytes([t_ext, t0, t1, t2]);
-        let body_start = pos + TAG_HEADER_LEN;
-        let body_end = body_start
-            .checked_add(size)
-            .ok_or_else(|| invalid("tag size overflows"))?;
-        if body_end > payload.len() {
-            return Err(invalid("tag body runs past the message"));
-        }
+        let body = r
+            .take(size)
+            .map_err(|_| invalid("tag body runs past the message"))?;
         count += 1;
         if count > max_frames {
             return Err(invalid("too many tags"));
         }
         let base = *offset.get_or_insert(timestamp.wrapping_sub(tag_ts));
         if let Some(kind) = FrameKind::from_tag_type(tag_type) {
+            // `body` was read from `payload`, so it shares its buffer.
             frames.push(Frame::new(
                 kind,
                 tag_ts.wrapping_add(base),
-                payload.slice(body_start..body_end),
+                payload.slice_ref(body),
             ));
         }
         // The back pointer may be missing after the last tag; nothing else may be.
-        pos = (body_end + BACK_POINTER_LEN).min(payload.len());
+        r.take_up_to(BACK_POINTER_LEN);
     }
     Ok(())
 }
