@@ -259,6 +259,8 @@ mod tests {
         loop {
             // Emulate a short write by sending at most chunk_limit bytes.
             let hdr = unsafe { &*msg };
+            // msg_iovlen is size_t on glibc but c_int on musl: keep the cast.
+            #[allow(clippy::unnecessary_cast)]
             let iovs = unsafe { std::slice::from_raw_parts(hdr.msg_iov, hdr.msg_iovlen as usize) };
             let mut flat = Vec::new();
             for iov in iovs {
@@ -309,7 +311,7 @@ mod tests {
             .copied()
             .chain((0..4u8).flat_map(|i| {
                 let mut v = vec![b'<', b'0' + i, b'>'];
-                v.extend(std::iter::repeat(b'a' + i).take(10));
+                v.extend(std::iter::repeat_n(b'a' + i, 10));
                 v
             }))
             .collect();
