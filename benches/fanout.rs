@@ -133,9 +133,7 @@ impl Source {
         let video_ts = self.video_n as f64 * 1000.0 / f64::from(self.video_fps);
         let audio_ts = self.audio_n as f64 * self.audio_interval_ms;
         if video_ts <= audio_ts {
-            // `is_multiple_of` needs Rust 1.87; the crate's MSRV is 1.80.
-            #[allow(clippy::manual_is_multiple_of)]
-            let key = self.video_n % u64::from(self.video_fps) == 0;
+            let key = self.video_n.is_multiple_of(u64::from(self.video_fps));
             let payload = if key {
                 self.pool_key.clone()
             } else {

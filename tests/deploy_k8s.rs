@@ -5,6 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
+#[path = "common/require.rs"]
+mod require;
+
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/k8s");
 
 /// The block scalar `key: |` of a YAML file (indented deeper than the key).
@@ -33,6 +36,8 @@ fn read(name: &str) -> String {
 
 #[test]
 fn manifests_pass_strict_schema_validation() {
+    // check.sh builds a venv and pip-installs the validator into it.
+    require::command("python3", "python3");
     let out = Command::new(Path::new(DIR).join("check.sh"))
         .output()
         .expect("run deploy/k8s/check.sh");
@@ -71,10 +76,7 @@ fn embedded_ringcast_configs_load() {
 
 #[test]
 fn embedded_prometheus_config_passes_promtool() {
-    if Command::new("promtool").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: promtool not installed");
-        return;
-    }
+    require::command("promtool", "prometheus");
     let dir = std::env::temp_dir().join(format!("ringcast-k8s-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("prometheus.yml");

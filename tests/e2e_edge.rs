@@ -67,7 +67,7 @@ fn edge_serves_http_flv_and_rtmp_from_one_upstream_pull() {
     assert_eq!(raw.status, 200);
 
     assert!(
-        eventually(Duration::from_secs(10), || viewers(&edge, "live", "cam")
+        eventually(Duration::from_secs(30), || viewers(&edge, "live", "cam")
             == Some(3)),
         "edge should show the three clients, has {:?}",
         viewers(&edge, "live", "cam")
@@ -137,7 +137,7 @@ fn simultaneous_first_viewers_on_different_cores_share_one_pull() {
             .collect()
     };
     assert!(
-        eventually(Duration::from_secs(3), || by_core().iter().sum::<u64>()
+        eventually(Duration::from_secs(30), || by_core().iter().sum::<u64>()
             == 12),
         "all viewers listed: {:?}",
         by_core()
@@ -165,7 +165,7 @@ fn killed_origin_keeps_viewers_and_they_resume_with_monotonic_timestamps() {
     let mut origin = start_on(rtmp_port, http_port, "");
     let url = format!("rtmp://127.0.0.1:{rtmp_port}/live/loss");
     let mut publisher = publish(&url, 60);
-    std::thread::sleep(Duration::from_secs(2));
+    wait_live_on(http_port, "live", "loss", Duration::from_secs(30));
     let edge = Server::start(
         1,
         &edge_toml(&[format!("rtmp://127.0.0.1:{rtmp_port}/live")], "30s"),
@@ -177,59 +177,65 @@ fn killed_origin_keeps_viewers_and_they_resume_with_monotonic_timestamps() {
         .unwrap();
     assert_eq!(read_pictures(&mut viewer, 25), 25);
 
-    let reader = std::thread::spawn(move || {
-        // Arrival of every picture, until 40 came after a gap of over a second.
-        let mut seen: Vec<Instant> = Vec::new();
-        let mut last_ts = None::<u32>;
-        let mut monotonic = true;
-        let mut after_gap = None::<usize>;
-        while let Some(f) = viewer.next_frame() {
-            if f.kind != FrameKind::Video || f.sequence_header {
-                continue;
-            }
-            if let Some(prev) = last_ts {
-                monotonic &= f.timestamp >= prev;
-            }
-            last_ts = Some(f.timestamp);
-            let now = Instant::now();
-            if after_gap.is_none()
-                && seen
-                    .last()
-                    .is_some_and(|&t| now - t > Duration::from_secs(1))
-            {
-                after_gap = Some(0);
-            }
-            seen.push(now);
-            if let Some(n) = after_gap.as_mut() {
-                *n += 1;
-                if *n >= 40 {
-                    break;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // The reader counts pictures, and those after `restarted` is set apart.
+    let pictures = Arc::new(AtomicUsize::new(0));
+    let restarted = Arc::new(AtomicBool::new(false));
+    let reader = std::thread::spawn({
+        let (pictures, restarted) = (pictures.clone(), restarted.clone());
+        move || {
+            let mut last_ts = None::<u32>;
+            let mut monotonic = true;
+            let mut after = 0usize;
+            let mut first_after = None::<Instant>;
+            while let Some(f) = viewer.next_frame() {
+                if f.kind != FrameKind::Video || f.sequence_header {
+                    continue;
+                }
+                if let Some(prev) = last_ts {
+                    monotonic &= f.timestamp >= prev;
+                }
+                last_ts = Some(f.timestamp);
+                pictures.fetch_add(1, Ordering::Relaxed);
+                if restarted.load(Ordering::Relaxed) {
+                    first_after.get_or_insert_with(Instant::now);
+                    after += 1;
+                    if after >= 40 {
+                        break;
+                    }
                 }
             }
+            (monotonic, after, first_after)
         }
-        (seen, monotonic, after_gap.unwrap_or(0))
     });
-    std::thread::sleep(Duration::from_secs(1));
+    wait_until(
+        "the reader's first pictures",
+        Duration::from_secs(30),
+        || pictures.load(Ordering::Relaxed) >= 5,
+    );
     origin.kill();
     publisher.kill();
-    let killed_at = Instant::now();
-    std::thread::sleep(Duration::from_secs(2));
-    origin = start_on(rtmp_port, http_port, "");
-    publisher = publish(&url, 60);
-    let (seen, monotonic, after_gap) = reader.join().unwrap();
-    assert_eq!(
-        after_gap, 40,
-        "the viewer stayed connected and decoded 40 pictures after the gap"
+    // The outage lasts until the edge has seen its pull fail.
+    wait_until(
+        "the edge to count the lost pull",
+        Duration::from_secs(30),
+        || metric(&edge, "ringcast_origin_pull_failures_total") >= 1.0,
     );
-    let resumed_at = seen
-        .iter()
-        .copied()
-        .find(|t| *t > killed_at + Duration::from_millis(500));
-    let resumed_at = resumed_at.expect("viewer never got pictures after the origin came back");
+    origin = start_on(rtmp_port, http_port, "");
+    restarted.store(true, Ordering::Relaxed);
+    let restarted_at = Instant::now();
+    publisher = publish(&url, 60);
+    let (monotonic, after, first_after) = reader.join().unwrap();
+    assert_eq!(
+        after, 40,
+        "the viewer stayed connected and decoded 40 pictures after the origin came back"
+    );
+    let resumed = first_after.expect("no picture after the restart") - restarted_at;
+    // Generous: ffmpeg's restart plus the edge's reconnect backoff, on a loaded machine.
     assert!(
-        resumed_at - killed_at < Duration::from_secs(15),
-        "resumed {:?} after the kill",
-        resumed_at - killed_at
+        resumed < Duration::from_secs(30),
+        "resumed {resumed:?} after the origin restarted"
     );
     assert!(
         monotonic,
@@ -251,16 +257,25 @@ fn idle_pull_closes_after_idle_close_and_a_viewer_inside_the_window_reuses_it() 
     let origin = Server::start(1, "");
     let mut publisher = publish(&origin.rtmp_url("live", "idle"), 40);
     wait_live(&origin, "live", "idle", Duration::from_secs(10));
-    let edge = Server::start(1, &edge_toml(&[rtmp_origin(&origin)], "3s"));
+    // Long enough that "not closed yet" checks right after a viewer leaves have
+    // seconds of margin on a loaded machine.
+    const IDLE: Duration = Duration::from_secs(8);
+    let edge = Server::start(1, &edge_toml(&[rtmp_origin(&origin)], "8s"));
 
     let mut first = FlvViewer::connect(edge.http_port, "/live/idle.flv");
     assert_eq!(read_pictures(&mut first, 5), 5);
     drop(first);
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(
-        viewers(&origin, "live", "idle"),
-        Some(1),
-        "pull kept inside idle_close"
+    // The edge has seen the viewer go: its pull is idle now, and kept.
+    wait_until(
+        "the edge to count the viewer gone",
+        Duration::from_secs(30),
+        || viewers(&edge, "live", "idle") == Some(0),
+    );
+    // The API shows each core's latest report, so wait for the origin's too.
+    wait_until(
+        "the origin to show the edge's pull",
+        Duration::from_secs(30),
+        || viewers(&origin, "live", "idle") == Some(1),
     );
 
     let mut second = FlvViewer::connect(edge.http_port, "/live/idle.flv");
@@ -270,24 +285,27 @@ fn idle_pull_closes_after_idle_close_and_a_viewer_inside_the_window_reuses_it() 
         1.0,
         "the viewer reused the pull"
     );
-    drop(second);
+    // `left` is taken before the viewer goes, so the idle time the server measures
+    // is never longer than `left.elapsed()`.
     let left = Instant::now();
-    std::thread::sleep(Duration::from_millis(2000));
-    assert_eq!(
-        viewers(&origin, "live", "idle"),
-        Some(1),
-        "not closed before idle_close"
+    drop(second);
+    wait_until(
+        "the edge to count the viewer gone",
+        Duration::from_secs(30),
+        || viewers(&edge, "live", "idle") == Some(0),
     );
-    assert!(
-        eventually(Duration::from_secs(4), || viewers(&origin, "live", "idle")
-            == Some(0)),
-        "pull closed after idle_close"
-    );
+    if left.elapsed() < IDLE / 2 {
+        assert_eq!(
+            viewers(&origin, "live", "idle"),
+            Some(1),
+            "not closed before idle_close"
+        );
+    }
+    wait_until("the idle pull to close", Duration::from_secs(60), || {
+        viewers(&origin, "live", "idle") == Some(0)
+    });
     let closed_after = left.elapsed();
-    assert!(
-        closed_after >= Duration::from_secs(3),
-        "closed after {closed_after:?}"
-    );
+    assert!(closed_after >= IDLE, "closed after {closed_after:?}");
     assert_eq!(
         viewers(&edge, "live", "idle"),
         None,
@@ -345,8 +363,9 @@ fn unknown_stream_is_a_clean_404_and_is_not_asked_again_at_once() {
     let started = Instant::now();
     let (status, _) = edge.http_get("/live/nothing.flv");
     assert_eq!(status, 404);
+    // Well under the 10 s pull start timeout: the edge did not wait for one.
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(8),
         "answered in {:?}",
         started.elapsed()
     );
@@ -382,14 +401,9 @@ struct NginxRtmp {
 impl NginxRtmp {
     const MODULE: &'static str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 
-    fn start() -> Option<NginxRtmp> {
-        if !std::path::Path::new(Self::MODULE).exists() {
-            eprintln!(
-                "SKIPPED: {} missing (apt-get install libnginx-mod-rtmp)",
-                Self::MODULE
-            );
-            return None;
-        }
+    fn start() -> NginxRtmp {
+        require::file(Self::MODULE, "libnginx-mod-rtmp");
+        require::command("nginx", "nginx");
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("ringcast-nginx-rtmp-{}-{port}", std::process::id()));
@@ -424,14 +438,14 @@ impl NginxRtmp {
             port,
         };
         assert!(
-            eventually(Duration::from_secs(10), || std::net::TcpStream::connect((
+            eventually(Duration::from_secs(30), || std::net::TcpStream::connect((
                 "127.0.0.1",
                 port
             ))
             .is_ok()),
             "nginx-rtmp did not listen"
         );
-        Some(nginx)
+        nginx
     }
 }
 
@@ -444,11 +458,12 @@ impl Drop for NginxRtmp {
 
 #[test]
 fn edge_pulls_from_an_nginx_rtmp_origin() {
-    let Some(nginx) = NginxRtmp::start() else {
-        return;
-    };
-    let mut publisher = publish(&format!("rtmp://127.0.0.1:{}/live/third", nginx.port), 30);
-    std::thread::sleep(Duration::from_secs(2));
+    let nginx = NginxRtmp::start();
+    let source = format!("rtmp://127.0.0.1:{}/live/third", nginx.port);
+    let mut publisher = publish(&source, 30);
+    // nginx-rtmp has no API: a player that got codecs from it means it is live.
+    let (vcodec, ..) = probe(&source);
+    assert_eq!(vcodec, "h264", "nginx-rtmp serves the published stream");
     let edge = Server::start(
         1,
         &edge_toml(&[format!("rtmp://127.0.0.1:{}/live", nginx.port)], "30s"),
@@ -475,7 +490,7 @@ fn push_relay_forwards_published_streams_and_reconnects() {
     let mut publisher = publish(&origin.rtmp_url("live", "relayed"), 40);
     let live_on_target = || http_request(b_http, "GET", "/api/v1/streams/live/relayed").0 == 200;
     assert!(
-        eventually(Duration::from_secs(10), live_on_target),
+        eventually(Duration::from_secs(30), live_on_target),
         "relay published to the target"
     );
     let flv = format!("http://127.0.0.1:{b_http}/live/relayed.flv");
@@ -487,11 +502,11 @@ fn push_relay_forwards_published_streams_and_reconnects() {
         decoded.errors
     );
 
+    // Killed and reaped: its sockets are closed, so the relay's connection is gone.
     target.kill();
-    std::thread::sleep(Duration::from_millis(500));
     target = start_on(b_rtmp, b_http, "");
     assert!(
-        eventually(Duration::from_secs(15), live_on_target),
+        eventually(Duration::from_secs(30), live_on_target),
         "relay reconnected to the restarted target"
     );
     let again = pull_decode(&flv, 25, Duration::from_secs(30));
@@ -544,8 +559,9 @@ fn hostile_origins_fail_cleanly_and_the_edge_keeps_serving() {
     let started = Instant::now();
     let (status, _) = edge.http_get("/live/x.flv");
     assert_eq!(status, 503, "no origin could serve it");
+    // One 10 s start timeout plus slack for a loaded machine (not two timeouts).
     assert!(
-        started.elapsed() < Duration::from_secs(11),
+        started.elapsed() < Duration::from_secs(18),
         "bounded by the start timeout: {:?}",
         started.elapsed()
     );

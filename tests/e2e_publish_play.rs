@@ -59,7 +59,10 @@ fn viewers_wait_for_a_publisher_when_configured() {
     // Both viewers ask before anyone publishes.
     let flv = std::thread::spawn(move || pull_decode(&flv_url, 50, Duration::from_secs(30)));
     let rtmp = std::thread::spawn(move || pull_decode(&rtmp_url, 50, Duration::from_secs(30)));
-    std::thread::sleep(Duration::from_secs(2));
+    // Both are connected (and this scrape) before anyone publishes.
+    wait_until("both viewers to connect", Duration::from_secs(30), || {
+        metric_on(server.http_port, "ringcast_open_connections") >= 3.0
+    });
     let mut publisher = publish(&server.rtmp_url("live", "later"), 30);
     let (flv, rtmp) = (flv.join().unwrap(), rtmp.join().unwrap());
     assert!(
@@ -113,5 +116,22 @@ fn zero_copy_sends_deliver_decodable_streams() {
             after - before
         );
     }
+    publisher.kill();
+}
+
+/// The status page's play URLs name the ports this server listens on (the test
+/// harness picks free ports, never the defaults 1935/8080).
+#[test]
+fn status_page_play_urls_use_the_configured_ports() {
+    let server = Server::start(1, "");
+    let mut publisher = publish(&server.rtmp_url("live", "page"), 30);
+    wait_live(&server, "live", "page", Duration::from_secs(30));
+    let (status, html) = server.http_get("/");
+    assert_eq!(status, 200, "{html}");
+    // http_request sends `Host: localhost`.
+    let rtmp = format!("rtmp://localhost:{}/live/page", server.rtmp_port);
+    let flv = format!("http://localhost:{}/live/page.flv", server.http_port);
+    assert!(html.contains(&rtmp), "no {rtmp} in {html}");
+    assert!(html.contains(&flv), "no {flv} in {html}");
     publisher.kill();
 }

@@ -11,46 +11,70 @@ use ringcast::protocol::FrameKind;
 
 /// Reads frames until the first coded video frame; returns it and when it came.
 fn first_picture(viewer: &mut FlvViewer) -> (ringcast::protocol::Frame, Duration) {
+    let frame = next_picture(viewer);
+    (frame, viewer.connected_at.elapsed())
+}
+
+/// Reads until the next coded picture (skipping audio and sequence headers).
+fn next_picture(viewer: &mut FlvViewer) -> ringcast::protocol::Frame {
     loop {
-        let frame = viewer
-            .next_frame()
-            .expect("stream ended before any picture");
+        let frame = viewer.next_frame().expect("stream ended early");
         if frame.kind == FrameKind::Video && !frame.sequence_header {
-            return (frame, viewer.connected_at.elapsed());
+            return frame;
         }
     }
 }
 
+/// A viewer joining mid-GOP starts at once on the cached keyframe, not on the next
+/// one. A watcher viewer connected earlier tells where the live stream is: the
+/// joiner connects only after the watcher has read a keyframe and `k` pictures
+/// past it, so if the joiner's first picture is that same keyframe (same bytes) it
+/// can only have come from the GOP cache. No wall clock involved.
 #[test]
-fn mid_gop_join_starts_with_a_keyframe_within_200ms() {
+fn mid_gop_join_starts_with_the_cached_keyframe() {
     let server = Server::start(1, "");
     let mut publisher = publish(&server.rtmp_url("live", "gop"), 30);
-    wait_live(&server, "live", "gop", Duration::from_secs(10));
-    for offset_ms in [1300u64, 370, 610] {
-        std::thread::sleep(Duration::from_millis(offset_ms));
+    wait_live(&server, "live", "gop", Duration::from_secs(30));
+    let mut watcher = FlvViewer::connect(server.http_port, "/live/gop.flv");
+    for k in [8usize, 17, 3] {
+        // Position the watcher k pictures past a keyframe (25-frame GOP).
+        let keyframe = loop {
+            let frame = next_picture(&mut watcher);
+            if frame.keyframe {
+                break frame;
+            }
+        };
+        for _ in 0..k {
+            assert!(!next_picture(&mut watcher).keyframe, "GOP shorter than {k}");
+        }
         let mut viewer = FlvViewer::connect(server.http_port, "/live/gop.flv");
         let mut saw_video_sequence_header = false;
-        let mut first_video = None;
-        while first_video.is_none() {
+        let first = loop {
             let frame = viewer.next_frame().expect("stream ended early");
             if frame.kind == FrameKind::Video {
                 if frame.sequence_header {
                     saw_video_sequence_header = true;
                 } else {
-                    first_video = Some((frame, viewer.connected_at.elapsed()));
+                    break frame;
                 }
             }
-        }
-        let (frame, after) = first_video.unwrap();
+        };
         assert!(
             saw_video_sequence_header,
             "AVC sequence header must precede pictures"
         );
-        assert!(frame.keyframe, "first picture must be a keyframe");
-        assert_eq!(frame.timestamp, 0, "output timeline starts at 0 per viewer");
+        assert!(first.keyframe, "first picture must be a keyframe");
+        assert_eq!(first.timestamp, 0, "output timeline starts at 0 per viewer");
         assert!(
-            after < Duration::from_millis(200),
-            "first picture after {after:?}"
+            first.payload == keyframe.payload,
+            "joined {k} pictures into a GOP: the first picture is not the cached keyframe \
+             (the server waited for the next one)"
+        );
+        // The joiner then gets the cached pictures the watcher already had.
+        let second = next_picture(&mut viewer);
+        assert!(
+            !second.keyframe,
+            "the cached GOP continues after its keyframe"
         );
     }
     publisher.kill();

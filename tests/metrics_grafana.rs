@@ -5,6 +5,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
+#[path = "common/require.rs"]
+mod require;
+
 use ringcast::metrics::exported_family_names;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -103,11 +106,7 @@ fn panels_have_unique_ids_and_fit_the_grid() {
 
 #[test]
 fn every_query_is_valid_promql() {
-    let promtool = "/usr/bin/promtool";
-    if !Path::new(promtool).exists() {
-        eprintln!("SKIPPED: {promtool} not installed; cannot parse the dashboard's PromQL");
-        return;
-    }
+    let promtool = require::command("promtool", "prometheus");
     // A rule file with one recording rule per query: `promtool check rules` parses them.
     let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
     for (i, expr) in exprs(&dashboard()).iter().enumerate() {

@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -117,10 +117,7 @@ fn query(prom: SocketAddr, promql: &str) -> Result<Option<f64>, String> {
 /// Starts Prometheus against `target` and polls `promql` until it returns a value.
 #[test]
 fn prometheus_scrapes_ringcast_and_returns_a_series() {
-    if !Path::new(PROMETHEUS).exists() {
-        eprintln!("SKIPPED: {PROMETHEUS} not installed (Debian package `prometheus`)");
-        return;
-    }
+    common::require::file(PROMETHEUS, "prometheus");
     let server = common::Server::start(1, "");
     let mut publisher = common::publish(&server.rtmp_url("live", "prom"), 60);
     common::wait_live(&server, "live", "prom", Duration::from_secs(10));

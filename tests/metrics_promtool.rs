@@ -3,6 +3,9 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+#[path = "common/require.rs"]
+mod require;
+
 use ringcast::metrics::{
     AcceptErrorKind, CloseReason, DropReason, FailureSide, IngestSource, Listener, MetricsRegistry,
     Protocol, RefuseReason,
@@ -51,12 +54,7 @@ fn busy_registry() -> MetricsRegistry {
 
 #[test]
 fn rendered_metrics_pass_promtool_check() {
-    if !std::path::Path::new(PROMTOOL).exists() {
-        eprintln!(
-            "SKIPPED: {PROMTOOL} not installed (Debian package `prometheus`); cannot lint /metrics"
-        );
-        return;
-    }
+    require::file(PROMTOOL, "prometheus");
     let text = busy_registry().render().expect("render");
     let mut child = Command::new(PROMTOOL)
         .args(["check", "metrics"])

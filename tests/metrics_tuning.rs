@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "common/require.rs"]
+mod require;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// A fake `/proc` + `/sys` in a temp dir, removed on drop.
@@ -273,16 +276,7 @@ fn limits_file_matches_the_unit() {
 
 #[test]
 fn systemd_unit_verifies() {
-    let Ok(which) = Command::new("sh")
-        .args(["-c", "command -v systemd-analyze"])
-        .output()
-    else {
-        return;
-    };
-    if !which.status.success() {
-        eprintln!("SKIPPED: systemd-analyze not installed");
-        return;
-    }
+    require::command("systemd-analyze", "systemd");
     let unit =
         std::fs::read_to_string(Path::new(ROOT).join("tuning/ringcast.service")).expect("unit");
     // The binary is not installed here; point ExecStart at one that exists.

@@ -4,6 +4,9 @@
 
 use std::path::PathBuf;
 
+#[path = "common/require.rs"]
+mod require;
+
 use bytes::BytesMut;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -219,14 +222,113 @@ fn record_bench_capture() {
     std::fs::write(capture_path("ffmpeg_publish_2mbps.bin"), &publish).unwrap();
 }
 
+/// nginx with the RTMP module on free loopback ports (`application live`), and
+/// its `rtmp_stat` page; killed on drop.
+struct NginxRtmp {
+    child: std::process::Child,
+    rtmp_port: u16,
+    stat_port: u16,
+    dir: PathBuf,
+}
+
+impl NginxRtmp {
+    const MODULE: &'static str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+
+    fn start() -> NginxRtmp {
+        require::file(Self::MODULE, "libnginx-mod-rtmp");
+        require::command("nginx", "nginx");
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (rtmp_port, stat_port) = (port(), port());
+        let dir = std::env::temp_dir().join(format!(
+            "ringcast-capture-nginx-{}-{rtmp_port}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = format!(
+            "load_module {};\ndaemon off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+             error_log {d}/error.log warn;\nevents {{}}\n\
+             rtmp {{ server {{ listen 127.0.0.1:{rtmp_port}; application live {{ live on; }} }} }}\n\
+             http {{ access_log off; client_body_temp_path {d}/body; \
+             server {{ listen 127.0.0.1:{stat_port}; location /stat {{ rtmp_stat all; }} }} }}\n",
+            Self::MODULE,
+            d = dir.display()
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = std::process::Command::new("nginx")
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn nginx");
+        let nginx = NginxRtmp {
+            child,
+            rtmp_port,
+            stat_port,
+            dir,
+        };
+        wait_until("nginx to listen", || {
+            [rtmp_port, stat_port]
+                .iter()
+                .all(|&p| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok())
+        });
+        nginx
+    }
+
+    /// Clients of stream `name` per `rtmp_stat` (0 while it has none).
+    fn clients(&self, name: &str) -> usize {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.stat_port)) else {
+            return 0;
+        };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+        let _ = s.write_all(b"GET /stat HTTP/1.0\r\n\r\n");
+        let mut xml = String::new();
+        let _ = s.read_to_string(&mut xml);
+        xml.split_once(&format!("<name>{name}</name>"))
+            .and_then(|(_, rest)| rest.split_once("<nclients>"))
+            .and_then(|(_, rest)| rest.split_once('<'))
+            .and_then(|(n, _)| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for NginxRtmp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Polls `condition` every 50 ms for up to 30 s; panics naming `what` after that.
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// ClientSession against a real server: publishes the captured frames to
-/// nginx-rtmp while another ClientSession plays them back.
-/// `RINGCAST_NGINX_RTMP=127.0.0.1:1935 cargo test --test rtmp_capture -- --ignored nginx`
+/// nginx-rtmp (started here) while another ClientSession plays them back.
 #[test]
-#[ignore = "needs a running nginx with the rtmp module (application live)"]
 fn client_sessions_publish_and_play_through_nginx() {
     use ringcast::protocol::rtmp::session::client::{ClientEvent, ClientMode};
-    let addr = std::env::var("RINGCAST_NGINX_RTMP").unwrap_or_else(|_| "127.0.0.1:1935".into());
+    let nginx = NginxRtmp::start();
+    let addr = format!("127.0.0.1:{}", nginx.rtmp_port);
     let frames = recorder::frames_of(&load("ffmpeg_publish.bin"));
     let play_addr = addr.clone();
     let player = std::thread::spawn(move || {
@@ -238,7 +340,8 @@ fn client_sessions_publish_and_play_through_nginx() {
                 >= 30
         })
     });
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // The player is on the stream before the publisher starts.
+    wait_until("the player on nginx", || nginx.clients("interop") >= 1);
     let published = recorder::run_client(&addr, ClientMode::Publish, frames, |_| false);
     assert_eq!(
         &published[..2],
@@ -499,7 +602,21 @@ mod recorder {
                 session.close(&mut out).unwrap();
                 sock.write_all(&out).unwrap();
                 out.clear();
-                std::thread::sleep(Duration::from_millis(500));
+                // Half-close and drain until the server closes too, so nothing
+                // unread turns the close into a reset that loses the tail.
+                let _ = sock.shutdown(std::net::Shutdown::Write);
+                let drain_until = Instant::now() + Duration::from_secs(10);
+                sock.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                while Instant::now() < drain_until {
+                    match sock.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(e)
+                            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                        Err(_) => break,
+                    }
+                }
                 break;
             }
             if done(&events) {

@@ -9,9 +9,12 @@ cd "$(dirname "$0")/.."
 # Real peers the tests drive: ffmpeg/ffprobe (publish, play, decode), Prometheus
 # and promtool (scrape + lint), nginx with the RTMP module (loadgen baseline, a
 # third-party origin) and the stream module (consistent-hash front), python3 with
-# venv (tuning/check, the Grafana generator, the k8s schema validator from PyPI).
+# venv + ensurepip (tuning/check, the Grafana generator, the k8s schema validator
+# from PyPI), systemd-analyze (the unit file), prlimit (fd-limit tests).
+# A test whose tool is missing fails naming it (tests/common/require.rs).
 need_apt=()
 command -v ffmpeg     >/dev/null || need_apt+=(ffmpeg)
+command -v ffprobe    >/dev/null || need_apt+=(ffmpeg)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v promtool   >/dev/null || need_apt+=(prometheus)
 command -v nginx      >/dev/null || need_apt+=(nginx)
@@ -20,13 +23,40 @@ command -v nginx      >/dev/null || need_apt+=(nginx)
 command -v prlimit    >/dev/null || need_apt+=(util-linux)
 command -v unshare    >/dev/null || need_apt+=(util-linux)
 command -v python3    >/dev/null || need_apt+=(python3)
-python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 if ((${#need_apt[@]})); then
   echo "== installing: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+
+if command -v rustup >/dev/null; then
+  cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+  cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+echo "== cargo clippy (-D warnings; incompatible_msrv checks std APIs against rust-version)"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== rust-version covers every locked dependency's own rust-version"
+metadata=$(mktemp)
+trap 'rm -f "$metadata"' EXIT
+cargo metadata --format-version 1 --locked >"$metadata"
+python3 - "$metadata" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+ver = lambda v: tuple(int(x) for x in v.split("."))
+ours = {p["rust_version"] for p in m["packages"] if p["id"] in m["workspace_members"]}
+assert len(ours) == 1 and None not in ours, "workspace packages disagree on rust-version: %s" % ours
+ours = ours.pop()
+too_new = ["%s %s needs %s" % (p["name"], p["version"], p["rust_version"]) for p in m["packages"]
+           if p["rust_version"] and ver(p["rust_version"]) > ver(ours)]
+assert not too_new, "rust-version %s is below: %s" % (ours, ", ".join(too_new))
+print("rust-version %s: ok" % ours)
+PY
 
 echo "== cargo test (workspace)"
 cargo test --workspace --all-targets

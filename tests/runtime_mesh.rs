@@ -103,11 +103,7 @@ fn two_cores_ping_pong_with_wakeups() {
         let result = play(slot, link);
         tx.lock().unwrap().send((slot.index, result)).unwrap();
     });
-    let threads = match threads {
-        Ok(t) => t,
-        // A one-CPU machine dedups [0, 0] into one core: nothing to ping-pong with.
-        Err(e) => return eprintln!("skipping: {e}"),
-    };
+    let threads = threads.expect("spawn two pinned cores");
     threads.join().unwrap();
     let mut results: Vec<_> = rx.iter().collect();
     results.sort_by_key(|(i, _)| *i);

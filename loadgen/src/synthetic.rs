@@ -220,7 +220,7 @@ impl SyntheticSource {
             self.fill(&mut body, self.audio_frame_bytes);
             return Frame::new(FrameKind::Audio, ts as u32, body.freeze());
         }
-        let keyframe = self.next_video % self.gop_frames == 0;
+        let keyframe = self.next_video.is_multiple_of(self.gop_frames);
         self.next_video += 1;
         let size = if keyframe {
             self.keyframe_bytes

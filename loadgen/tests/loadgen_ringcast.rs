@@ -14,9 +14,7 @@ use std::time::Duration;
 use common::*;
 
 fn counts_agree_with_ffprobe(scheme: &str) {
-    let Some(server) = Ringcast::start() else {
-        return;
-    };
+    let server = Ringcast::start();
     let dir = TempDir::new(&format!("ringcast-count-{scheme}"));
     let file = dir.path("src.flv");
     // 4 s GOPs; joining 5 s after the publisher starts lands inside the second GOP
@@ -42,7 +40,12 @@ fn counts_agree_with_ffprobe(scheme: &str) {
         ],
         &publish_json,
     );
-    std::thread::sleep(Duration::from_millis(5000));
+    // Join inside the second GOP: once the server has had the stream for 5 s.
+    wait_until(
+        "5 s of the stream on the server",
+        Duration::from_secs(60),
+        || server.uptime_secs(&name).is_some_and(|s| s >= 5),
+    );
 
     let viewers = 20u64;
     let viewers_json = dir.path("viewers.json");
@@ -112,9 +115,7 @@ fn rtmp_counts_agree_with_ffprobe() {
 
 #[test]
 fn a_frozen_ringcast_shows_up_as_stalls() {
-    let Some(server) = Ringcast::start() else {
-        return;
-    };
+    let server = Ringcast::start();
     let dir = TempDir::new("ringcast-stall");
     let name = format!("stall{}", free_port());
     let viewers = 20u64;
@@ -139,9 +140,19 @@ fn a_frozen_ringcast_shows_up_as_stalls() {
         ],
         &json,
     );
-    std::thread::sleep(Duration::from_millis(3500));
+    wait_until("every viewer to join", Duration::from_secs(60), || {
+        server.metric("ringcast_viewers") == viewers as f64
+    });
+    // ... and to have live frames flowing (ten more each) before the freeze.
+    let sent = server.metric("ringcast_sent_frames_total");
+    wait_until(
+        "frames flowing to the viewers",
+        Duration::from_secs(60),
+        || server.metric("ringcast_sent_frames_total") >= sent + 10.0 * viewers as f64,
+    );
     // SAFETY: signalling a process this test started.
     unsafe { libc::kill(server.pid, libc::SIGSTOP) };
+    // The injected fault: the server frozen for 2 s.
     std::thread::sleep(Duration::from_secs(2));
     unsafe { libc::kill(server.pid, libc::SIGCONT) };
     let report = report_of(run, &json);

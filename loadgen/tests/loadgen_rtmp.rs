@@ -18,7 +18,8 @@ fn viewer_counts_equal_ffprobe_of_the_same_stream() {
     let dir = TempDir::new("rtmp-count");
     let file = dir.path("src.flv");
     make_flv(&file, 2, 25);
-    let url = format!("{}/count{}", server.app_url, free_port());
+    let name = format!("count{}", free_port());
+    let url = format!("{}/{name}", server.app_url);
     let viewers = 20u64;
 
     let viewers_json = dir.path("viewers.json");
@@ -42,7 +43,12 @@ fn viewer_counts_equal_ffprobe_of_the_same_stream() {
     let probe_url = url.clone();
     let probe =
         std::thread::spawn(move || ffprobe_keyflags(&probe_url, &["-rw_timeout", "2500000"]));
-    std::thread::sleep(Duration::from_millis(1000));
+    // Every viewer and ffprobe have asked for the stream before it is published.
+    wait_until(
+        "20 viewers and ffprobe to ask",
+        Duration::from_secs(60),
+        || server.clients(&name) > viewers as usize,
+    );
 
     let publish = loadgen(
         &[
@@ -103,12 +109,12 @@ fn viewer_counts_equal_ffprobe_of_the_same_stream() {
 #[test]
 fn a_frozen_server_shows_up_as_stalls() {
     let server = RtmpServer::start();
-    let Some(pid) = server.media_pid else {
-        eprintln!("no server pid to freeze (set LOADGEN_TEST_SERVER_PID); skipping");
-        return;
-    };
+    let pid = server.media_pid.expect(
+        "no server pid to freeze: with LOADGEN_TEST_RTMP_URL set LOADGEN_TEST_SERVER_PID too",
+    );
     let dir = TempDir::new("rtmp-stall");
-    let url = format!("{}/stall{}", server.app_url, free_port());
+    let name = format!("stall{}", free_port());
+    let url = format!("{}/{name}", server.app_url);
     let viewers = 20u64;
     let json = dir.path("run.json");
     let run = loadgen_bg(
@@ -131,9 +137,28 @@ fn a_frozen_server_shows_up_as_stalls() {
         ],
         &json,
     );
-    std::thread::sleep(Duration::from_millis(3500));
+    // The publisher and every viewer on the stream, and then 60 kB more for each
+    // viewer (1.3 s of 300k video + 64k audio, longer than the 1 s GOP): nginx-rtmp
+    // starts a player at the next keyframe, so by then every viewer is playing.
+    wait_until(
+        "publisher and viewers on the stream",
+        Duration::from_secs(60),
+        || server.clients(&name) > viewers as usize,
+    );
+    if let Some(before) = server.bytes_out(&name) {
+        wait_until(
+            "media flowing to the viewers",
+            Duration::from_secs(60),
+            || {
+                server
+                    .bytes_out(&name)
+                    .is_some_and(|b| b >= before + 60_000 * viewers)
+            },
+        );
+    }
     // SAFETY: signalling a process this test started.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
+    // The injected fault: the server frozen for 2 s.
     std::thread::sleep(Duration::from_secs(2));
     unsafe { libc::kill(pid, libc::SIGCONT) };
     let report = report_of(run, &json);

@@ -623,7 +623,7 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 17;
                 x ^= x << 5;
-                let control = x % 4 == 0;
+                let control = x.is_multiple_of(4);
                 let lane = if control { Lane::Control } else { Lane::Media };
                 assert!(tx.send(1, lane, (control, n)).is_ok());
                 tx.flush_backlogs();

@@ -367,6 +367,8 @@ impl CoreState {
         self.viewer_conns.remove(&id);
         if let Some(removed) = self.shard.remove_viewer(id) {
             self.metrics.viewers.dec(protocol);
+            // The last viewer of an ended stream (or of a replica) removes it.
+            self.metrics.streams.set(self.shard.stream_count() as i64);
             self.report.viewer_left(removed.stream_id, protocol);
             if let Some((to, msg)) = removed.unsubscribe {
                 self.send_to_core(to, MeshMsg::Stream(msg));

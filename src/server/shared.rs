@@ -34,6 +34,10 @@ impl Shared {
         let api = ApiConfig {
             public_metrics: true,
             public_status_page: false,
+            play_urls: api::PlayUrlConfig::for_listeners(
+                config.server.rtmp_listen,
+                config.server.http_listen,
+            ),
             ..ApiConfig::with_token(config.api.token.as_deref())
         };
         Shared {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod raw_rtmp;
+pub mod require;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -316,20 +317,51 @@ pub fn probe(url: &str) -> (String, u32, u32, String) {
     )
 }
 
-/// Waits until the server's API lists `app/name` as live.
-pub fn wait_live(server: &Server, app: &str, name: &str, limit: Duration) {
+/// Polls `condition` every 50 ms until it holds; panics naming `what` if it
+/// still does not after `limit`. Limits are generous (tens of seconds): a loaded
+/// machine makes a test slower, never red.
+pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
-    loop {
-        let (status, _) = server.http_get(&format!("/api/v1/streams/{app}/{name}"));
-        if status == 200 {
-            return;
-        }
+    while !condition() {
         assert!(
             Instant::now() < deadline,
-            "stream {app}/{name} never went live"
+            "timed out after {limit:?} waiting for: {what}"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits until the server's API lists `app/name` as live. `limit` is raised to at
+/// least 30 s: ffmpeg's start (x264 init, RTMP handshake, first keyframe) takes
+/// seconds on a loaded machine.
+pub fn wait_live(server: &Server, app: &str, name: &str, limit: Duration) {
+    wait_live_on(server.http_port, app, name, limit);
+}
+
+/// [`wait_live`] for a server known only by its HTTP port.
+pub fn wait_live_on(http_port: u16, app: &str, name: &str, limit: Duration) {
+    let path = format!("/api/v1/streams/{app}/{name}");
+    wait_until(
+        &format!("stream {app}/{name} live on :{http_port}"),
+        limit.max(Duration::from_secs(30)),
+        || http_request(http_port, "GET", &path).0 == 200,
+    );
+}
+
+/// Sum of a Prometheus metric's samples (every label set) on the server at `http_port`.
+pub fn metric_on(http_port: u16, name: &str) -> f64 {
+    let (_, body) = http_request(http_port, "GET", "/metrics");
+    body.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Number of descriptors process `pid` has open.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// A raw HTTP-FLV viewer: connects, sends the GET, parses the response head and

@@ -8,6 +8,63 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Polls `condition` every 50 ms until it holds; panics naming `what` after
+/// `limit`. Tests wait on what they can observe, with generous limits, instead of
+/// sleeping a fixed time.
+pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `GET path` on a loopback HTTP port (HTTP/1.0, body to EOF); (status, body).
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Established TCP connections whose local port is `port` (the server side of
+/// each client), from /proc/net/tcp.
+pub fn established_on(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3
+                && f[3] == "01"
+                && f[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+                    == Some(port)
+        })
+        .count()
+}
+
 /// A temporary directory removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -181,11 +238,33 @@ pub struct RtmpServer {
     pub app_url: String,
     /// The process that moves the media (nginx's worker).
     pub media_pid: Option<i32>,
+    /// nginx's `rtmp_stat` HTTP port (None for an external server).
+    stat_port: Option<u16>,
     _nginx: Option<Guard>,
     _dir: Option<TempDir>,
 }
 
 impl RtmpServer {
+    /// Clients of stream `name` (players and publisher) per nginx's rtmp_stat; for
+    /// an external server, established connections to its port (a weaker signal).
+    pub fn clients(&self, name: &str) -> usize {
+        let Some(stat) = self.stat_port else {
+            let port = self
+                .app_url
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.split('/').next()?.parse().ok())
+                .unwrap_or(1935);
+            return established_on(port);
+        };
+        stat_value(stat, name, "nclients") as usize
+    }
+
+    /// Bytes nginx has sent for stream `name` (rtmp_stat); None for an external server.
+    pub fn bytes_out(&self, name: &str) -> Option<u64> {
+        Some(stat_value(self.stat_port?, name, "bytes_out"))
+    }
+
     pub fn start() -> RtmpServer {
         if let Ok(url) = std::env::var("LOADGEN_TEST_RTMP_URL") {
             let pid = std::env::var("LOADGEN_TEST_SERVER_PID")
@@ -194,16 +273,26 @@ impl RtmpServer {
             return RtmpServer {
                 app_url: url,
                 media_pid: pid,
+                stat_port: None,
                 _nginx: None,
                 _dir: None,
             };
         }
+        let module = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+        assert!(
+            Path::new(module).exists(),
+            "{module} missing: install the Debian package `libnginx-mod-rtmp` (./tests/run.sh does)"
+        );
         let dir = TempDir::new("nginx");
         let port = free_port();
+        let stat_port = free_port();
+        // rtmp_stat tells when players have asked for a stream (tests wait on it).
         let conf = format!(
             "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\nworker_processes 1;\n\
              events {{ worker_connections 1024; }}\n\
-             rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}\n"
+             rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}\n\
+             http {{ access_log off; client_body_temp_path body; \
+             server {{ listen 127.0.0.1:{stat_port}; location /stat {{ rtmp_stat all; }} }} }}\n"
         );
         std::fs::write(dir.path("nginx.conf"), conf).unwrap();
         let prefix = dir.0.to_str().unwrap().to_string();
@@ -214,18 +303,30 @@ impl RtmpServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("nginx installed");
+            .expect("spawn nginx: install the Debian package `nginx` (./tests/run.sh does)");
         let master = child.id() as i32;
         let guard = Guard(child);
         wait_for_port(port);
+        wait_for_port(stat_port);
         let worker = nginx_worker(master);
         RtmpServer {
             app_url: format!("rtmp://127.0.0.1:{port}/live"),
             media_pid: worker,
+            stat_port: Some(stat_port),
             _nginx: Some(guard),
             _dir: Some(dir),
         }
     }
+}
+
+/// The first `<tag>` value inside stream `name` of nginx's rtmp_stat XML (0 if absent).
+fn stat_value(stat_port: u16, name: &str, tag: &str) -> u64 {
+    let (_, xml) = http_get(stat_port, "/stat");
+    xml.split_once(&format!("<name>{name}</name>"))
+        .and_then(|(_, rest)| rest.split_once(&format!("<{tag}>")))
+        .and_then(|(_, rest)| rest.split_once('<'))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The single worker process of the nginx master `master`.
@@ -283,7 +384,8 @@ pub fn failures(report: &serde_json::Value) -> Vec<(String, String, u64)> {
 }
 
 /// ringcast itself, from the workspace's build (next to the loadgen binary), on
-/// fresh ports and one core; `None` when it was not built.
+/// fresh ports and one core. Fails when the binary was not built
+/// (`cargo test --workspace` builds it; `-p loadgen` alone does not).
 pub struct Ringcast {
     /// `rtmp://127.0.0.1:PORT/live`.
     pub rtmp_app: String,
@@ -291,16 +393,38 @@ pub struct Ringcast {
     pub http_app: String,
     /// The server process, to SIGSTOP.
     pub pid: i32,
+    /// Its HTTP port (API and /metrics).
+    pub http_port: u16,
     _child: Guard,
 }
 
 impl Ringcast {
-    pub fn start() -> Option<Ringcast> {
-        let exe = Path::new(env!("CARGO_BIN_EXE_loadgen")).with_file_name("ringcast");
-        if !exe.exists() {
-            eprintln!("{} not built; skipping", exe.display());
+    /// Seconds `live/name` has been live per the API (None while it is not).
+    pub fn uptime_secs(&self, name: &str) -> Option<u64> {
+        let (status, body) = http_get(self.http_port, &format!("/api/v1/streams/live/{name}"));
+        if status != 200 {
             return None;
         }
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["uptime_secs"].as_u64()
+    }
+
+    /// Sum of a metric's samples (every label set), from /metrics.
+    pub fn metric(&self, name: &str) -> f64 {
+        let (_, body) = http_get(self.http_port, "/metrics");
+        body.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    pub fn start() -> Ringcast {
+        let exe = Path::new(env!("CARGO_BIN_EXE_loadgen")).with_file_name("ringcast");
+        assert!(
+            exe.exists(),
+            "{} not built: run `cargo build -p ringcast` (or test with --workspace)",
+            exe.display()
+        );
         let (rtmp, http) = (free_port(), free_port());
         let child = Command::new(exe)
             .args([
@@ -321,11 +445,12 @@ impl Ringcast {
         let guard = Guard(child);
         wait_for_port(rtmp);
         wait_for_port(http);
-        Some(Ringcast {
+        Ringcast {
             rtmp_app: format!("rtmp://127.0.0.1:{rtmp}/live"),
             http_app: format!("http://127.0.0.1:{http}/live"),
             pid,
+            http_port: http,
             _child: guard,
-        })
+        }
     }
 }

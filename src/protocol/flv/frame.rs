@@ -66,13 +66,13 @@ impl Frame {
             FrameKind::Video => {
                 let info = super::codec::VideoTagInfo::parse(&payload);
                 (
-                    info.map_or(false, |i| i.keyframe),
-                    info.map_or(false, |i| i.sequence_header),
+                    info.is_some_and(|i| i.keyframe),
+                    info.is_some_and(|i| i.sequence_header),
                 )
             }
             FrameKind::Audio => (
                 false,
-                super::codec::AudioTagInfo::parse(&payload).map_or(false, |i| i.sequence_header),
+                super::codec::AudioTagInfo::parse(&payload).is_some_and(|i| i.sequence_header),
             ),
             FrameKind::Script => (false, false),
         };

@@ -3,6 +3,7 @@
 //! leave it open without JavaScript.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 
 use super::path::encode_segment;
 use super::snapshot::{ServerSnapshot, StreamSnapshot};
@@ -19,8 +20,6 @@ pub struct PlayUrlConfig {
     pub rtmp_port: u16,
     /// Port of the HTTP listener serving HTTP-FLV.
     pub http_port: u16,
-    /// Whether HLS is served (adds an `.m3u8` link).
-    pub hls: bool,
 }
 
 impl Default for PlayUrlConfig {
@@ -29,7 +28,6 @@ impl Default for PlayUrlConfig {
             default_host: "localhost".to_owned(),
             rtmp_port: 1935,
             http_port: 8080,
-            hls: false,
         }
     }
 }
@@ -55,6 +53,18 @@ pub fn host_from_header(host: Option<&str>) -> Option<&str> {
     ok.then_some(name)
 }
 
+impl PlayUrlConfig {
+    /// Play URLs on the ports the server listens on, so the page never shows a
+    /// default port the server does not use.
+    pub fn for_listeners(rtmp: SocketAddr, http: SocketAddr) -> Self {
+        Self {
+            rtmp_port: rtmp.port(),
+            http_port: http.port(),
+            ..Self::default()
+        }
+    }
+}
+
 /// Escapes text for HTML element content and double-quoted attributes.
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -78,8 +88,6 @@ pub struct PlayUrls {
     pub rtmp: String,
     /// `http://host:port/app/name.flv`.
     pub http_flv: String,
-    /// `http://host:port/app/name.m3u8`, when HLS is on.
-    pub hls: Option<String>,
 }
 
 /// Builds the play URLs of `app`/`name` on `host`.
@@ -88,9 +96,6 @@ pub fn play_urls(host: &str, cfg: &PlayUrlConfig, app: &str, name: &str) -> Play
     PlayUrls {
         rtmp: format!("rtmp://{host}:{}/{app}/{name}", cfg.rtmp_port),
         http_flv: format!("http://{host}:{}/{app}/{name}.flv", cfg.http_port),
-        hls: cfg
-            .hls
-            .then(|| format!("http://{host}:{}/{app}/{name}.m3u8", cfg.http_port)),
     }
 }
 
@@ -166,7 +171,7 @@ pub fn render_status_page(
          code{{font-size:.9em}}</style></head><body>\n\
          <h1>ringcast {version}</h1>\n\
          <p>{cores} cores · up {uptime} · {open} connections · {streams} streams · \
-         {total} viewers ({flv} HTTP-FLV, {rtmp} RTMP, {hls} HLS)</p>\n",
+         {total} viewers ({flv} HTTP-FLV, {rtmp} RTMP)</p>\n",
         version = escape_html(&srv.version),
         cores = srv.cores,
         uptime = format_duration(srv.uptime_secs),
@@ -175,14 +180,13 @@ pub fn render_status_page(
         total = viewers.total(),
         flv = viewers.http_flv,
         rtmp = viewers.rtmp,
-        hls = viewers.hls,
     );
     if snapshot.streams.is_empty() {
         html.push_str("<p>No live streams.</p>\n");
     } else {
         html.push_str(
             "<table><tr><th>stream</th><th>source</th><th>video</th><th>audio</th><th>bitrate in</th>\
-             <th>viewers (flv/rtmp/hls)</th><th>core</th><th>uptime</th><th>play</th></tr>\n",
+             <th>viewers (flv/rtmp)</th><th>core</th><th>uptime</th><th>play</th></tr>\n",
         );
         for s in &snapshot.streams {
             let play = play_urls(host, urls, &s.app, &s.name);
@@ -194,7 +198,7 @@ pub fn render_status_page(
             let _ = write!(
                 html,
                 "<tr><td>{app}/{name}</td><td>{source}</td><td>{video}</td><td>{audio}</td><td>{bitrate}</td>\
-                 <td>{total} ({flv}/{rtmp}/{hls})</td><td>{core}</td><td>{uptime}</td>\
+                 <td>{total} ({flv}/{rtmp})</td><td>{core}</td><td>{uptime}</td>\
                  <td><a href=\"{flv_url}\">HTTP-FLV</a> <code>{rtmp_url}</code>",
                 app = escape_html(&s.app),
                 name = escape_html(&s.name),
@@ -205,15 +209,11 @@ pub fn render_status_page(
                 total = s.viewers.total(),
                 flv = s.viewers.http_flv,
                 rtmp = s.viewers.rtmp,
-                hls = s.viewers.hls,
                 core = s.core,
                 uptime = format_duration(s.uptime_secs),
                 flv_url = escape_html(&play.http_flv),
                 rtmp_url = escape_html(&play.rtmp),
             );
-            if let Some(hls) = &play.hls {
-                let _ = write!(html, " <a href=\"{}\">HLS</a>", escape_html(hls));
-            }
             html.push_str("</td></tr>\n");
         }
         html.push_str("</table>\n");
@@ -272,10 +272,24 @@ mod tests {
         assert!(html.contains("rtmp://edge.example:1935/live/cam1"));
         assert!(html.contains("h264 1280×720 @30.00"));
         assert!(html.contains("2.50 Mb/s"));
-        assert!(html.contains("4 (3/1/0)"));
+        assert!(html.contains("4 (3/1)"));
+        assert!(!html.contains("HLS"), "HLS is not served");
         assert!(html.contains("up 1h 2m"));
         assert!(html.contains("192.0.2.7:50000"));
         assert!(!html.contains(".m3u8"));
+    }
+
+    #[test]
+    fn play_urls_use_the_listeners_ports() {
+        let cfg = PlayUrlConfig::for_listeners(
+            "0.0.0.0:19350".parse().unwrap(),
+            "[::]:8081".parse().unwrap(),
+        );
+        let html = render_status_page(&snapshot_with("live", "cam1"), "edge.example", &cfg, 5);
+        assert!(html.contains("rtmp://edge.example:19350/live/cam1"));
+        assert!(html.contains("href=\"http://edge.example:8081/live/cam1.flv\""));
+        assert!(!html.contains(":1935/"), "no default RTMP port: {html}");
+        assert!(!html.contains(":8080/"), "no default HTTP port: {html}");
     }
 
     #[test]
@@ -323,13 +337,10 @@ mod tests {
     }
 
     #[test]
-    fn hls_link_when_enabled_and_formats() {
-        let cfg = PlayUrlConfig {
-            hls: true,
-            ..PlayUrlConfig::default()
-        };
-        let urls = play_urls("h", &cfg, "live", "a b");
-        assert_eq!(urls.hls.as_deref(), Some("http://h:8080/live/a%20b.m3u8"));
+    fn play_urls_encode_names_and_formats() {
+        let urls = play_urls("h", &PlayUrlConfig::default(), "live", "a b");
+        assert_eq!(urls.http_flv, "http://h:8080/live/a%20b.flv");
+        assert_eq!(urls.rtmp, "rtmp://h:1935/live/a%20b");
         assert_eq!(format_duration(90_000), "1d 1h");
         assert_eq!(format_duration(59), "59s");
         assert_eq!(format_bitrate(128_000), "128 kb/s");
