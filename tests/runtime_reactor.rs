@@ -281,6 +281,115 @@ fn starved_receives_are_rearmed_no_faster_than_buffers_free_up() {
     assert!(stats.enobufs <= stats.rearms + CONNS as u64, "{stats:?}");
 }
 
+/// Hundreds of connections with data waiting on a one-buffer ring whose buffer the
+/// caller keeps, so every receive but one is parked (ENOBUFS); then every socket is
+/// shut down and closed the way the server closes a connection. Each receive armed
+/// must still end with exactly one final completion (a parked one with a synthetic
+/// `-ECANCELED`), so a caller counting operations in flight per connection reaches
+/// zero on every one of them.
+#[test]
+fn receives_parked_when_their_socket_closes_still_complete() {
+    const CONNS: usize = 300;
+    const CLOSE: u64 = 4 << 32;
+    let listener = reuseport_listener("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
+    let addr = local_addr(&listener).unwrap();
+    // A CQ with room for every completion, so no multishot is stopped (and re-armed)
+    // for CQ pressure and the re-arm count is the receives' alone.
+    let mut reactor = Reactor::new(&ReactorConfig {
+        entries: 1024,
+        ..config(1, 64)
+    })
+    .unwrap();
+    reactor.accept_multishot(raw_fd(&listener), ACCEPT).unwrap();
+    // Every client has bytes waiting before its receive is armed.
+    let clients: Vec<TcpStream> = (0..CONNS)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(&[7u8; 32]).unwrap();
+            s
+        })
+        .collect();
+
+    let mut fds: Vec<RawFd> = Vec::new();
+    // Operations in flight per connection, as the server counts them.
+    let mut inflight = vec![0u32; CONNS];
+    let mut held: Vec<u16> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Parked now: each ENOBUFS parks a receive, each re-arm takes one back.
+    let parked = |r: &Reactor| r.stats().enobufs.saturating_sub(r.stats().rearms);
+    while (fds.len() < CONNS || parked(&reactor) < (CONNS - 1) as u64) && Instant::now() < deadline
+    {
+        reactor
+            .submit_and_wait(1, Some(Duration::from_millis(100)))
+            .unwrap();
+        reactor.drain_completions(|r, c| match c.user_data {
+            ACCEPT => {
+                assert!(c.result >= 0, "accept failed: {:?}", c.error());
+                let index = fds.len();
+                fds.push(c.result);
+                r.recv_multishot(c.result, RECV | index as u64).unwrap();
+                inflight[index] += 1;
+            }
+            ud if ud & RECV == RECV => {
+                assert!(
+                    c.more() && c.result > 0,
+                    "no receive ends before its socket closes: {c:?}"
+                );
+                // Kept, never recycled: nothing parked can be re-armed.
+                held.push(c.buffer_id().unwrap());
+            }
+            other => panic!("unexpected {other:#x}"),
+        });
+    }
+    let stats = reactor.stats();
+    assert_eq!(fds.len(), CONNS, "{stats:?}");
+    assert_eq!(
+        parked(&reactor),
+        (CONNS - 1) as u64,
+        "all but one receive parked: {stats:?}"
+    );
+    assert_eq!(held.len(), 1);
+
+    for (index, &fd) in fds.iter().enumerate() {
+        // SAFETY: shutting down a socket this test accepted and still owns.
+        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        reactor.close(fd, CLOSE | index as u64).unwrap();
+        inflight[index] += 1;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while inflight.iter().any(|&n| n > 0) && Instant::now() < deadline {
+        reactor
+            .submit_and_wait(1, Some(Duration::from_millis(100)))
+            .unwrap();
+        reactor.drain_completions(|_, c| {
+            let index = (c.user_data & 0xffff_ffff) as usize;
+            match c.user_data & !0xffff_ffff {
+                CLOSE => assert_eq!(c.result, 0, "close failed: {:?}", c.error()),
+                RECV if c.more() => return,
+                // EOF from the shutdown, a parked receive dropped (ECANCELED), or the
+                // kernel's last try finding no buffer after the close (ENOBUFS).
+                RECV => assert!(
+                    [0, -libc::ECANCELED, -libc::ENOBUFS].contains(&c.result),
+                    "a receive ends with EOF, cancelled or out of buffers: {c:?}"
+                ),
+                other => panic!("unexpected {other:#x}"),
+            }
+            assert!(
+                inflight[index] > 0,
+                "a second final completion for connection {index}: {c:?}"
+            );
+            inflight[index] -= 1;
+        });
+    }
+    let left: Vec<usize> = (0..CONNS).filter(|&i| inflight[i] > 0).collect();
+    assert!(
+        left.is_empty(),
+        "{} connections never finished: {left:?}",
+        left.len()
+    );
+    drop(clients);
+}
+
 #[test]
 fn a_full_submission_queue_drops_nothing() {
     let mut reactor = Reactor::new(&ReactorConfig {
@@ -315,6 +424,101 @@ fn a_full_submission_queue_drops_nothing() {
         "nothing dropped or duplicated"
     );
     assert_eq!(reactor.backlog_len(), 0);
+}
+
+/// Far more completions at once than the CQ ring holds (16 here): the kernel parks
+/// the rest in its overflow list. One drain must still hand every one of them over,
+/// so nothing (like the final completion of a multishot accept that CQ pressure
+/// stopped) waits behind a backlog that a busy loop could never catch up with.
+#[test]
+fn one_drain_delivers_completions_that_overflowed_the_cq() {
+    let mut reactor = Reactor::new(&ReactorConfig {
+        entries: 4,
+        recv_buffers: 2,
+        recv_buffer_size: 64,
+        backlog_limit: 1024,
+        ..ReactorConfig::default()
+    })
+    .unwrap();
+    let queued: u64 = 300;
+    for ud in 0..queued {
+        // Closing an invalid fd completes at once with -EBADF.
+        reactor.close(-1, ud).unwrap();
+    }
+    reactor.submit_and_wait(0, None).unwrap();
+    let mut seen = Vec::new();
+    reactor.drain_completions(|_, c| {
+        assert_eq!(c.result, -libc::EBADF);
+        seen.push(c.user_data);
+    });
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (0..queued).collect::<Vec<_>>(),
+        "all in one drain: {:?}",
+        reactor.stats()
+    );
+    assert!(
+        reactor.stats().overflow_flushes > 0,
+        "the CQ did overflow: {:?}",
+        reactor.stats()
+    );
+}
+
+/// A server whose every loop turn produces more completions than its CQ holds (a
+/// frame fanned out to more viewers than the ring has entries) must keep accepting.
+/// While completions wait in the kernel's overflow list, a multishot accept cannot
+/// post and stops after each connection; it is re-armed only once its final
+/// completion is drained. Left in the overflow list, that took turns and accepted one
+/// connection per re-arm; drained each turn, the backlog of connections is taken in
+/// a few turns.
+#[test]
+fn accepts_keep_up_while_every_turn_overflows_the_cq() {
+    const CLIENTS: usize = 60;
+    const TURNS: usize = 12;
+    let listener = reuseport_listener("127.0.0.1:0".parse().unwrap(), 256).unwrap();
+    let addr = local_addr(&listener).unwrap();
+    let mut reactor = Reactor::new(&ReactorConfig {
+        entries: 4,
+        recv_buffers: 2,
+        recv_buffer_size: 64,
+        backlog_limit: 4096,
+        ..ReactorConfig::default()
+    })
+    .unwrap();
+    // Connected before the first accept: all wait in the listen queue.
+    let clients: Vec<TcpStream> = (0..CLIENTS)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    reactor.accept_multishot(raw_fd(&listener), ACCEPT).unwrap();
+    let mut accepted: Vec<RawFd> = Vec::new();
+    for turn in 0..TURNS {
+        // This turn's "sends": more completions than the 16-entry CQ.
+        for i in 0..40u64 {
+            reactor.close(-1, (turn as u64) << 16 | i).unwrap();
+        }
+        reactor.submit_and_wait(0, None).unwrap();
+        reactor.drain_completions(|_, c| {
+            if c.user_data == ACCEPT {
+                assert!(c.result >= 0, "accept failed: {:?}", c.error());
+                accepted.push(c.result);
+            }
+        });
+        if accepted.len() == CLIENTS {
+            break;
+        }
+    }
+    assert_eq!(
+        accepted.len(),
+        CLIENTS,
+        "accepted in {TURNS} turns: {:?}",
+        reactor.stats()
+    );
+    for fd in accepted {
+        // SAFETY: closing fds this test accepted.
+        unsafe { libc::close(fd) };
+    }
+    drop(clients);
 }
 
 #[test]

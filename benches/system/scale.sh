@@ -24,6 +24,8 @@
 #   MERGE_WINDOW=20ms  the edges' runtime.send_merge_window (ringcast's default is 20ms):
 #                      a viewer woken by a new frame is sent to once per window, so
 #                      frames within it leave in one gathered send (SRS's mw_latency)
+#   EDGE_RUNTIME=      extra lines for the edges' [runtime] table, e.g. 'ring_entries = 256'
+#                      (CQ = 4 x ring_entries: a small CQ reproduces CQ overflow at low counts)
 #   NO_BUILD=1         skip `cargo build --release`
 #
 # Profile: the low-bitrate one from loadgen/README.md (32 kbit/s video, no audio, 5 fps,
@@ -84,8 +86,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 api_up() { for _ in $(seq 50); do curl -sf -m 1 "http://127.0.0.1:$1/api/v1/streams" >/dev/null && return 0; sleep 0.1; done; return 1; }
 
 echo "# $VIEWERS viewers over $EDGES edges ($PER_EDGE each, $PROTO), ramp $RAMP/s (${RAMP_S}s) then ${HOLD_S}s held; sample $SAMPLE; 32 kbit/s $FPS fps 2 s GOP"
-printf '[runtime]\nsend_merge_window = "%s"\n' "$MERGE_WINDOW" >"$OUT/edge.toml"
-echo "# edges: send_merge_window $MERGE_WINDOW"
+printf '[runtime]\nsend_merge_window = "%s"\n%b\n' "$MERGE_WINDOW" "${EDGE_RUNTIME:-}" >"$OUT/edge.toml"
+echo "# edges: send_merge_window $MERGE_WINDOW ${EDGE_RUNTIME:-}"
 echo "# servers on CPU $SERVER_CPUS, loadgen on CPU $LOADGEN_CPUS; open-file limit $NOFILE per process"
 echo "# sysctl: somaxconn=$(sysctl -n net.core.somaxconn) syn_backlog=$(sysctl -n net.ipv4.tcp_max_syn_backlog)" \
      "port_range=$(sysctl -n net.ipv4.ip_local_port_range | tr '\t' '-') tcp_mem=$(sysctl -n net.ipv4.tcp_mem | tr '\t' ' ')"
@@ -170,6 +172,8 @@ if r:
     pct = lambda h: f"p50 {h['p50']:.0f}  p90 {h['p90']:.0f}  p99 {h['p99']:.0f}  max {h['max']:.0f} ms ({h['count']} samples)"
     print(f"startup: {pct(st)}")
     print(f"latency: {pct(lat)}")
+    if c.get("late_reads"):
+        print(f"setup deadlines passed with the answer unread (loadgen behind, judged again): {c['late_reads']}")
     print(f"stalls: {c['stalls']} (>500 ms without video, sampled) + {c['byte_stalls']} byte-level; "
           f"missing frames {c['missing_frames']} of {c['stamped_frames']}")
     t = r["loadgen_turn_ms"]

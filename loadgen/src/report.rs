@@ -250,6 +250,13 @@ impl Report {
             "  stalls (>500 ms)  {:>12}   byte-level stalls {}",
             c.stalls, c.byte_stalls
         );
+        if c.late_reads > 0 {
+            let _ = writeln!(
+                s,
+                "  setup deadlines passed with the answer unread (loadgen lag) {}",
+                c.late_reads
+            );
+        }
         if c.published_frames > 0 {
             let _ = writeln!(
                 s,

@@ -94,9 +94,11 @@ impl WorkerSpec {
         (self.global_index(k) % self.streams.max(1) as u64) as u32
     }
 
-    /// Source address octet for client `k` (127.0.0.x).
+    /// Source address octet for client `k` (127.0.0.x): round-robin over this worker's
+    /// own clients, so every worker uses every address whatever the worker count
+    /// (by global index, 6 workers and 6 addresses gave each worker one address).
     pub fn source_octet(&self, k: u64) -> u8 {
-        (1 + self.global_index(k) % self.source_ips.max(1) as u64) as u8
+        (1 + k % self.source_ips.max(1) as u64) as u8
     }
 }
 
@@ -137,8 +139,8 @@ mod tests {
             [1, 0, 1, 0]
         );
         assert_eq!(
-            (0..4).map(|k| s.source_octet(k)).collect::<Vec<_>>(),
-            [2, 1, 4, 3]
+            (0..5).map(|k| s.source_octet(k)).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 1]
         );
         let all_at_once = WorkerSpec {
             ramp_per_sec: 0.0,

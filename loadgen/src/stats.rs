@@ -111,6 +111,10 @@ pub struct Counters {
     pub published_frames: u64,
     /// Bytes of media sent by publishers (tag bodies).
     pub published_bytes: u64,
+    /// Setup deadlines passed while the server's bytes sat unread in the client's
+    /// socket: loadgen's own lag, judged again a second later instead of failing.
+    #[serde(default)]
+    pub late_reads: u64,
 }
 
 impl Counters {
@@ -131,6 +135,7 @@ impl Counters {
         self.byte_stalls += o.byte_stalls;
         self.published_frames += o.published_frames;
         self.published_bytes += o.published_bytes;
+        self.late_reads += o.late_reads;
     }
 }
 

@@ -6,6 +6,13 @@
 //! alive: when a multishot accept/recv ends without an error the caller should
 //! see (the kernel stops one after CQ pressure, or the buffer ring ran dry), the
 //! reactor re-arms it itself and reports the completion with `more()` still true.
+//!
+//! Every multishot receive the caller armed ends with exactly one completion whose
+//! `more()` is false, even when the kernel never sees its end: a receive parked for
+//! lack of buffers and then dropped by [`Reactor::close`]/[`Reactor::cancel_fd`]
+//! ends with a synthetic `-ECANCELED`, and one the reactor could not re-arm (the
+//! backlog was full) ends with its own result or `-ENOBUFS`. So a caller that counts
+//! operations in flight per connection can free the connection on that count alone.
 
 use std::collections::VecDeque;
 use std::io;
@@ -35,6 +42,10 @@ const SQE_BUF_INDEX_OFFSET: usize = 40;
 pub const QUIESCE_USER_DATA: u64 = u64::MAX;
 /// How long dropping a reactor waits for the kernel to finish what it holds.
 const DROP_QUIESCE_LIMIT: Duration = Duration::from_secs(2);
+/// Most times one drain asks the kernel to move overflowed completions into the CQ
+/// ring, each flush moving up to a ring's worth: bounds the drain however fast
+/// completions keep coming.
+const MAX_OVERFLOW_FLUSHES: u32 = 64;
 
 /// How the reactor's ring is set up.
 #[derive(Clone, Debug)]
@@ -101,6 +112,9 @@ pub struct ReactorStats {
     pub rearms: u64,
     /// Multishot receives that stopped because the buffer ring was empty.
     pub enobufs: u64,
+    /// Times a drain found completions parked in the kernel's overflow list (the CQ
+    /// ring was full) and had them moved into the ring.
+    pub overflow_flushes: u64,
     /// Operations that went through the backlog because the SQ was full.
     pub backlogged: u64,
     /// Time spent outside `io_uring_enter` waits since the reactor was created.
@@ -170,10 +184,16 @@ pub enum SubmitError {
 }
 
 /// Which multishot operation a `user_data` stands for, to re-arm it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Multishot {
     Accept(RawFd),
+    /// A receive armed in the kernel.
     Recv(RawFd),
+    /// A receive parked in `starved`: not in the kernel.
+    Starved(RawFd),
+    /// A receive whose fd the caller closed or cancelled: it is never re-armed, since
+    /// the fd number may already name another socket; its next final CQE ends it.
+    Closing,
 }
 
 /// The per-core io_uring event loop core. Not `Send`: create it on the thread that uses it
@@ -204,9 +224,16 @@ pub struct Reactor {
     /// table is consulted on every single-shot completion too (a send has no MORE
     /// flag), hence the cheap hasher.
     multishot: IntHashMap<u64, Multishot>,
+    /// The live multishot receive of each fd (one per fd, as the server arms them), so
+    /// closing an fd finds its receive without scanning.
+    recv_fds: IntHashMap<RawFd, u64>,
     /// Receives stopped by ENOBUFS, oldest first, re-armed as the caller recycles
     /// buffers (see `rearm_starved`).
     starved: VecDeque<(u64, RawFd)>,
+    /// Final completions the kernel will never post (receives dropped while parked,
+    /// or not re-armed), handed to the caller by the next `drain_completions`.
+    /// Bounded: at most one per live multishot receive.
+    synthetic: VecDeque<Completion>,
     /// Completions of the current drain, reused to avoid allocating per turn.
     batch: Vec<Completion>,
     stats: ReactorStats,
@@ -240,7 +267,9 @@ impl Reactor {
             backlog: VecDeque::new(),
             backlog_limit: cfg.backlog_limit.max(1),
             multishot: IntHashMap::default(),
+            recv_fds: IntHashMap::default(),
             starved: VecDeque::new(),
+            synthetic: VecDeque::new(),
             batch: Vec::with_capacity(cfg.entries as usize),
             stats: ReactorStats::default(),
             created: Instant::now(),
@@ -263,15 +292,26 @@ impl Reactor {
     pub fn accept_multishot(&mut self, listener: RawFd, user_data: u64) -> Result<(), SubmitError> {
         self.multishot
             .insert(user_data, Multishot::Accept(listener));
-        self.push(accept_entry(listener, user_data))
+        self.push_multishot(accept_entry(listener, user_data), user_data)
     }
 
     /// Receives on `fd` until EOF, error or cancel, into buffers from the provided ring.
     /// Each data CQE carries a `buffer_id()`: read it with [`Reactor::recv_buffer`], then
-    /// [`Reactor::recycle_buffer`] it. `user_data` must be unique among live multishots.
+    /// [`Reactor::recycle_buffer`] it. `user_data` must be unique among live multishots,
+    /// and an fd has at most one receive armed at a time.
     pub fn recv_multishot(&mut self, fd: RawFd, user_data: u64) -> Result<(), SubmitError> {
         self.multishot.insert(user_data, Multishot::Recv(fd));
-        self.push(recv_entry(fd, user_data))
+        self.recv_fds.insert(fd, user_data);
+        self.push_multishot(recv_entry(fd, user_data), user_data)
+    }
+
+    /// Queues a newly armed multishot; one that could not be queued is not tracked.
+    fn push_multishot(&mut self, entry: squeue::Entry, user_data: u64) -> Result<(), SubmitError> {
+        let res = self.push(entry);
+        if res.is_err() {
+            self.retire(user_data);
+        }
+        res
     }
 
     /// Queues a `sendmsg` with `MSG_NOSIGNAL`.
@@ -458,9 +498,11 @@ impl Reactor {
         self.push(entry)
     }
 
-    /// Closes `fd`; any multishot still armed on it is forgotten (cancel it first).
+    /// Closes `fd`; any multishot still armed on it is forgotten (cancel it first). A
+    /// receive parked for lack of buffers on `fd` ends with a synthetic `-ECANCELED`
+    /// completion from the next `drain_completions`.
     pub fn close(&mut self, fd: RawFd, user_data: u64) -> Result<(), SubmitError> {
-        self.forget_starved(fd);
+        self.retire_recv_of(fd);
         self.push(
             opcode::Close::new(types::Fd(fd))
                 .build()
@@ -468,9 +510,10 @@ impl Reactor {
         )
     }
 
-    /// Cancels every operation in flight on `fd`; they complete with `-ECANCELED`.
+    /// Cancels every operation in flight on `fd`; they complete with `-ECANCELED`
+    /// (a parked receive too, synthetically, from the next `drain_completions`).
     pub fn cancel_fd(&mut self, fd: RawFd, user_data: u64) -> Result<(), SubmitError> {
-        self.forget_starved(fd);
+        self.retire_recv_of(fd);
         let builder = types::CancelBuilder::fd(types::Fd(fd)).all();
         self.push(
             opcode::AsyncCancel2::new(builder)
@@ -515,6 +558,8 @@ impl Reactor {
     /// timeouts are not errors: drain whatever is there.
     pub fn submit_and_wait(&mut self, want: usize, timeout: Option<Duration>) -> io::Result<usize> {
         self.rearm_starved();
+        // Synthetic completions are ready now: nothing to wait for.
+        let want = if self.synthetic.is_empty() { want } else { 0 };
         let mut submitted = 0usize;
         loop {
             self.flush_backlog();
@@ -548,16 +593,39 @@ impl Reactor {
 
     /// Calls `f` for each ready completion. `f` gets the reactor back, so it can read
     /// and recycle buffers and queue new operations while handling a completion.
+    /// Synthetic final completions (see the module doc) come first, including those
+    /// that `f` itself causes by closing an fd.
+    ///
+    /// Completions the kernel could not post because the CQ ring was full wait in its
+    /// overflow list, in order, and enter the ring only on an `io_uring_enter` with
+    /// GETEVENTS. A drain keeps flushing them until none are left (bounded by
+    /// [`MAX_OVERFLOW_FLUSHES`]): otherwise, once a loop turn's completions outnumber
+    /// the ring (a frame fanned out to more viewers than the CQ holds), the backlog grows
+    /// every turn and everything behind it is delayed without bound, such as the final
+    /// completion of a multishot accept the CQ pressure stopped, which the reactor must
+    /// see to re-arm it: measured as a server that stopped accepting once its viewers
+    /// outnumbered its CQ while its cores were busy (requests then time out unanswered).
     pub fn drain_completions(&mut self, mut f: impl FnMut(&mut Reactor, Completion)) {
         let mut batch = std::mem::take(&mut self.batch);
+        let mut flushes = 0;
         loop {
+            while let Some(completion) = self.synthetic.pop_front() {
+                f(self, completion);
+            }
             batch.clear();
             batch.extend(self.ring.completion().map(|cqe| Completion {
                 user_data: cqe.user_data(),
                 result: cqe.result(),
                 flags: cqe.flags(),
             }));
-            if batch.is_empty() {
+            if batch.is_empty() && self.synthetic.is_empty() {
+                if flushes < MAX_OVERFLOW_FLUSHES
+                    && self.ring.submission().cq_overflow()
+                    && self.flush_overflow()
+                {
+                    flushes += 1;
+                    continue;
+                }
                 break;
             }
             let finished = batch.iter().filter(|c| !c.more()).count() as u64;
@@ -570,6 +638,20 @@ impl Reactor {
             }
         }
         self.batch = batch;
+    }
+
+    /// Asks the kernel to move overflowed completions into the (drained) CQ ring.
+    fn flush_overflow(&mut self) -> bool {
+        self.stats.overflow_flushes += 1;
+        let flags = io_uring::EnterFlags::GETEVENTS.bits();
+        // SAFETY: no argument pointer; submits nothing and waits for nothing.
+        let res = unsafe {
+            self.ring
+                .submitter()
+                .enter::<libc::sigset_t>(0, 0, flags, None)
+        };
+        res.is_ok()
+            || matches!(res, Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR) | Some(libc::ETIME)))
     }
 
     /// The first `len` bytes of a received buffer the caller still holds.
@@ -707,25 +789,47 @@ impl Reactor {
         match (kind, completion.result) {
             (Multishot::Recv(fd), r) if r == -libc::ENOBUFS => {
                 self.stats.enobufs += 1;
+                self.multishot
+                    .insert(completion.user_data, Multishot::Starved(fd));
                 self.starved.push_back((completion.user_data, fd));
                 None
             }
             // The kernel stopped a healthy multishot (e.g. CQ pressure): keep it going.
+            // If it cannot be re-armed, the caller sees this completion as its last.
             (Multishot::Recv(fd), r) if r > 0 => {
                 self.stats.rearms += 1;
-                let _ = self.requeue(recv_entry(fd, completion.user_data), completion.user_data);
-                completion.flags |= CQE_F_MORE;
+                if self
+                    .requeue(recv_entry(fd, completion.user_data), completion.user_data)
+                    .is_ok()
+                {
+                    completion.flags |= CQE_F_MORE;
+                }
                 Some(completion)
             }
             (Multishot::Accept(fd), r) if r >= 0 => {
                 self.stats.rearms += 1;
-                let _ = self.requeue(accept_entry(fd, completion.user_data), completion.user_data);
-                completion.flags |= CQE_F_MORE;
+                if self
+                    .requeue(accept_entry(fd, completion.user_data), completion.user_data)
+                    .is_ok()
+                {
+                    completion.flags |= CQE_F_MORE;
+                }
                 Some(completion)
             }
             _ => {
-                self.multishot.remove(&completion.user_data);
+                self.retire(completion.user_data);
                 Some(completion)
+            }
+        }
+    }
+
+    /// Stops tracking a multishot that is over.
+    fn retire(&mut self, user_data: u64) {
+        if let Some(Multishot::Recv(fd) | Multishot::Starved(fd)) =
+            self.multishot.remove(&user_data)
+        {
+            if self.recv_fds.get(&fd) == Some(&user_data) {
+                self.recv_fds.remove(&fd);
             }
         }
     }
@@ -735,24 +839,36 @@ impl Reactor {
         let res = self.push(entry);
         if let Err(e) = &res {
             tracing::error!(user_data, error = %e, "could not re-arm multishot");
-            self.multishot.remove(&user_data);
+            self.retire(user_data);
         }
         res
     }
 
-    /// A starved receive is not in the kernel, so no final CQE will retire it: drop
-    /// it here when its fd goes away.
-    fn forget_starved(&mut self, fd: RawFd) {
-        let starved = &mut self.starved;
-        let multishot = &mut self.multishot;
-        starved.retain(|&(user_data, starved_fd)| {
-            if starved_fd == fd {
-                multishot.remove(&user_data);
-                false
-            } else {
-                true
+    /// The caller is closing (or cancelling) `fd`. A starved receive on it is not in
+    /// the kernel, so no final CQE will retire it: drop it here and post its final
+    /// completion ourselves, as a cancel would have (`-ECANCELED`), so the caller's
+    /// count of operations in flight on the connection still reaches zero. A receive
+    /// still in the kernel is marked so it is never re-armed: its next final CQE
+    /// (EOF, error, or an ENOBUFS that would otherwise park it) ends it.
+    fn retire_recv_of(&mut self, fd: RawFd) {
+        let Some(user_data) = self.recv_fds.remove(&fd) else {
+            return;
+        };
+        match self.multishot.get(&user_data).copied() {
+            Some(Multishot::Starved(_)) => {
+                self.multishot.remove(&user_data);
+                self.starved.retain(|&(parked, _)| parked != user_data);
+                self.synthetic.push_back(Completion {
+                    user_data,
+                    result: -libc::ECANCELED,
+                    flags: 0,
+                });
             }
-        });
+            Some(Multishot::Recv(_)) => {
+                self.multishot.insert(user_data, Multishot::Closing);
+            }
+            _ => {}
+        }
     }
 
     /// Re-arms starved receives, oldest first, at most one per buffer the kernel has
@@ -769,7 +885,15 @@ impl Reactor {
                 break;
             };
             self.stats.rearms += 1;
-            let _ = self.requeue(recv_entry(fd, user_data), user_data);
+            self.multishot.insert(user_data, Multishot::Recv(fd));
+            if self.requeue(recv_entry(fd, user_data), user_data).is_err() {
+                // Not armed and never will be: end it with the error that parked it.
+                self.synthetic.push_back(Completion {
+                    user_data,
+                    result: -libc::ENOBUFS,
+                    flags: 0,
+                });
+            }
         }
     }
 }
@@ -979,5 +1103,130 @@ mod tests {
             Some(-libc::EFAULT),
             "an iovec outside the registered buffer is refused"
         );
+    }
+
+    fn small() -> Reactor {
+        let cfg = ReactorConfig {
+            entries: 4,
+            recv_buffers: 2,
+            recv_buffer_size: 64,
+            ..Default::default()
+        };
+        Reactor::new(&cfg).unwrap()
+    }
+
+    /// A reactor whose backlog is full, so every further push fails.
+    fn jammed() -> Reactor {
+        let mut r = small();
+        r.backlog_limit = 1;
+        r.backlog
+            .push_back((opcode::Nop::new().build().user_data(u64::MAX), false));
+        r
+    }
+
+    #[test]
+    fn a_starved_receive_that_cannot_be_rearmed_ends_with_enobufs() {
+        let mut r = jammed();
+        r.multishot.insert(7, Multishot::Starved(-1));
+        r.recv_fds.insert(-1, 7);
+        r.starved.push_back((7, -1));
+        r.rearm_starved();
+        let mut seen = Vec::new();
+        r.drain_completions(|_, c| seen.push(c));
+        assert_eq!(
+            seen,
+            [Completion {
+                user_data: 7,
+                result: -libc::ENOBUFS,
+                flags: 0
+            }]
+        );
+        assert!(r.multishot.is_empty() && r.starved.is_empty() && r.recv_fds.is_empty());
+    }
+
+    #[test]
+    fn a_stopped_receive_that_cannot_be_rearmed_is_reported_as_final() {
+        let mut r = jammed();
+        r.multishot.insert(9, Multishot::Recv(-1));
+        let c = r
+            .observe(Completion {
+                user_data: 9,
+                result: 100,
+                flags: 0,
+            })
+            .unwrap();
+        assert!(
+            !c.more(),
+            "the caller must not believe the receive is still armed"
+        );
+        assert!(r.multishot.is_empty());
+        r.multishot.insert(10, Multishot::Accept(-1));
+        let c = r
+            .observe(Completion {
+                user_data: 10,
+                result: 5,
+                flags: 0,
+            })
+            .unwrap();
+        assert!(!c.more());
+    }
+
+    #[test]
+    fn a_multishot_that_cannot_be_queued_is_not_tracked() {
+        let mut r = jammed();
+        assert!(r.recv_multishot(-1, 3).is_err());
+        assert!(r.accept_multishot(-1, 4).is_err());
+        assert!(r.multishot.is_empty() && r.recv_fds.is_empty());
+    }
+
+    #[test]
+    fn closing_a_starved_fd_posts_its_final_completion_once() {
+        let mut r = small();
+        // Negative fds: nothing here is ever submitted, but never name a real fd.
+        for (ud, fd) in [(1, -2), (2, -3)] {
+            r.multishot.insert(ud, Multishot::Starved(fd));
+            r.recv_fds.insert(fd, ud);
+            r.starved.push_back((ud, fd));
+        }
+        r.close(-2, 50).unwrap();
+        let mut seen = Vec::new();
+        r.drain_completions(|_, c| seen.push((c.user_data, c.result)));
+        assert_eq!(seen, [(1, -libc::ECANCELED)]);
+        assert_eq!(r.starved, [(2, -3)]);
+        r.cancel_fd(-2, 51).unwrap();
+        r.drain_completions(|_, c| panic!("nothing more is synthetic: {c:?}"));
+    }
+
+    #[test]
+    fn a_receive_whose_fd_closed_is_never_parked_or_rearmed() {
+        let mut r = small();
+        r.multishot.insert(1, Multishot::Recv(-2));
+        r.recv_fds.insert(-2, 1);
+        r.multishot.insert(2, Multishot::Recv(-3));
+        r.recv_fds.insert(-3, 2);
+        r.close(-2, 50).unwrap();
+        r.close(-3, 51).unwrap();
+        // The kernel ran the receive once more after the close was queued and found no
+        // buffer: re-arming it later could read whatever socket reuses the fd number.
+        let c = r
+            .observe(Completion {
+                user_data: 1,
+                result: -libc::ENOBUFS,
+                flags: 0,
+            })
+            .unwrap();
+        assert_eq!(c.result, -libc::ENOBUFS);
+        assert!(r.starved.is_empty());
+        // Stopped with data (CQ pressure): reported as final, not re-armed.
+        let c = r
+            .observe(Completion {
+                user_data: 2,
+                result: 10,
+                flags: 0,
+            })
+            .unwrap();
+        assert!(!c.more());
+        assert_eq!(r.stats().rearms, 0);
+        assert!(r.multishot.is_empty() && r.recv_fds.is_empty());
     }
 }

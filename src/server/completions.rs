@@ -20,7 +20,9 @@ pub(super) fn arm_accept(r: &mut Reactor, state: &mut CoreState, index: usize) {
     let fd = state.listeners[index].socket.as_raw_fd();
     let token = Token::new(Op::Accept, index as u32, 0).pack();
     if let Err(e) = r.accept_multishot(fd, token) {
-        tracing::error!(core = state.core, error = %e, "cannot arm accept");
+        tracing::error!(core = state.core, error = %e, "cannot arm accept; retrying after a pause");
+        // The sweep re-arms paused listeners, so a full backlog cannot stop accepts for good.
+        state.listeners[index].paused_until = Some(Instant::now() + ACCEPT_PAUSE);
     }
 }
 
@@ -170,7 +172,10 @@ impl CoreState {
         }
         r.recycle_buffer(id);
         if !c.more() {
-            // Multishot receive ended without EOF/error (cancelled): nothing to re-arm.
+            // A final completion carrying data: the reactor could not re-arm the
+            // receive (its backlog was full). Nothing would ever read this socket
+            // again, so close it rather than leave it deaf until its deadline.
+            self.close_later(token.slot, CloseReason::IoError);
             self.maybe_free(token.slot);
         }
     }

@@ -36,6 +36,18 @@ use crate::stream::CoreMsg;
 use shared::Shared;
 use worker::{CoreListener, Worker};
 
+/// Exit status of the process when a core thread panicked (Rust's own panic status).
+pub const CORE_PANIC_EXIT_CODE: i32 = 101;
+
+/// The text a panic was raised with, when it has one.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(non-string panic payload)")
+}
+
 /// What cores send each other.
 #[derive(Debug)]
 pub enum MeshMsg {
@@ -151,8 +163,17 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
             &Cores::List(cpus),
             per_core,
             move |slot, (link, listeners)| {
-                let result =
-                    Worker::new(slot.index, shared.clone(), link, listeners).and_then(Worker::run);
+                let run = || {
+                    Worker::new(slot.index, shared.clone(), link, listeners).and_then(Worker::run)
+                };
+                // A core that panicked leaves keys in the directory that no core serves and
+                // cores waiting on its mesh links: nothing sane can go on, so the process
+                // ends at once with a failure status and the supervisor restarts it.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|payload| {
+                let message = panic_message(payload.as_ref());
+                tracing::error!(core = slot.index, cpu = slot.cpu, panic = %message, "core {} panicked; ending the process", slot.index);
+                std::process::exit(CORE_PANIC_EXIT_CODE)
+            });
                 if let Err(source) = result {
                     tracing::error!(core = slot.index, error = %source, "core failed; shutting down");
                     *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(ServeError::Core {

@@ -333,8 +333,18 @@ impl Worker {
         }
         arm_wake(reactor, state);
         tracing::info!(core = state.core, features = ?reactor.features(), "core running");
+        #[cfg(debug_assertions)]
+        let injected_panic = fault::panic_deadline(state.core);
         loop {
             let turn_start = Instant::now();
+            #[cfg(debug_assertions)]
+            if injected_panic.is_some_and(|at| turn_start >= at) {
+                panic!(
+                    "fault injection: {} asked core {} to panic",
+                    fault::PANIC_CORE_ENV,
+                    state.core
+                );
+            }
             if signals::requested() && state.shutting_down.is_none() {
                 state.begin_shutdown(reactor);
             }
@@ -416,6 +426,44 @@ fn send_region(core: usize, shared: &Shared, reactor: &mut Reactor) -> Option<Se
         Err(e) => {
             tracing::warn!(core, bytes = cfg.total_bytes(), error = %e, "cannot register the send region (RLIMIT_MEMLOCK?); zero-copy sends go without fixed buffers");
             None
+        }
+    }
+}
+
+/// Fault injection for tests of the panic policy; compiled into debug builds only.
+#[cfg(debug_assertions)]
+mod fault {
+    use std::time::{Duration, Instant};
+
+    /// `RINGCAST_DEBUG_PANIC_CORE=N` or `N@MS`: core N panics MS milliseconds (default
+    /// 0) after its loop starts.
+    pub const PANIC_CORE_ENV: &str = "RINGCAST_DEBUG_PANIC_CORE";
+
+    /// When `core` is to panic, if the environment asks for it.
+    pub fn panic_deadline(core: usize) -> Option<Instant> {
+        let spec = std::env::var(PANIC_CORE_ENV).ok()?;
+        let (target, delay) = parse(&spec)?;
+        (target == core).then(|| Instant::now() + delay)
+    }
+
+    fn parse(spec: &str) -> Option<(usize, Duration)> {
+        let (core, ms) = spec.split_once('@').unwrap_or((spec, "0"));
+        Some((
+            core.trim().parse().ok()?,
+            Duration::from_millis(ms.trim().parse().ok()?),
+        ))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn specs() {
+            assert_eq!(parse("1"), Some((1, Duration::ZERO)));
+            assert_eq!(parse("0@250"), Some((0, Duration::from_millis(250))));
+            assert_eq!(parse("x"), None);
+            assert_eq!(parse("1@"), None);
         }
     }
 }
