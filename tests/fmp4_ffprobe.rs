@@ -1,0 +1,258 @@
+//! ffprobe/ffmpeg as the oracle for ringcast's fMP4 muxer: real frames (the
+//! committed FLV fixtures demuxed by ringcast's own FLV demuxer, and HEVC made by
+//! ffmpeg's libx265) go through `protocol::fmp4`, are written to a temp dir as
+//! `init.mp4` followed by the concatenated chunks (what a player appends), and
+//! must decode with no error, with the right codec, size and frame count.
+//!
+//! A missing ffmpeg/ffprobe fails the test naming the tool; it never skips.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ringcast::protocol::flv::{FlvDemuxer, FlvLimits};
+use ringcast::protocol::fmp4::{write_chunk, write_init, ChunkInput, ChunkLimits, Track};
+use ringcast::protocol::{Frame, FrameKind};
+
+/// Runs a tool with a deadline; returns (stdout, stderr). Panics naming the
+/// tool when it is not installed or fails.
+fn run(tool: &str, args: &[&str]) -> (String, String) {
+    let mut child = Command::new(tool)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{tool} is required for this test and could not start: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("{tool} {args:?} ran past 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{tool} {args:?} failed: {stderr}");
+    (stdout, stderr)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ringcast-fmp4-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Packages `frames` (coded frames of one track, decode order) as chunks of at
+/// most `per_chunk` frames, the way a packager cuts parts, and writes
+/// `init + chunks` to `path`. Returns the number of chunks.
+fn package(track: &Track, frames: &[Frame], per_chunk: usize, last_ms: u32, path: &Path) -> usize {
+    let mut file = write_init(track).unwrap().to_vec();
+    let groups: Vec<&[Frame]> = frames.chunks(per_chunk).collect();
+    let base = frames[0].timestamp;
+    for (i, g) in groups.iter().enumerate() {
+        let last_duration_ms = match groups.get(i + 1) {
+            Some(next) => next[0].timestamp - g[g.len() - 1].timestamp,
+            None => last_ms,
+        };
+        let chunk = write_chunk(
+            track,
+            &ChunkInput {
+                sequence_number: i as u32 + 1,
+                frames: g,
+                first_dts_ms: u64::from(g[0].timestamp - base),
+                last_duration_ms,
+            },
+            &ChunkLimits::default(),
+        )
+        .unwrap();
+        // Gathered form: header then the shared sample slices.
+        file.extend_from_slice(&chunk.header);
+        for s in &chunk.samples {
+            file.extend_from_slice(s);
+        }
+    }
+    std::fs::write(path, file).unwrap();
+    groups.len()
+}
+
+/// ffprobe's view of stream 0: (codec_name, width, height, sample_rate, decoded frames).
+fn probe(path: &Path) -> serde_json::Value {
+    let p = path.to_str().unwrap();
+    let (out, _) = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_name,width,height,sample_rate,channels,nb_read_frames",
+            "-of",
+            "json",
+            p,
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["streams"][0].clone()
+}
+
+/// ffprobe's packets of stream 0: (dts, pts, keyframe), in file order.
+fn packets(path: &Path) -> Vec<(i64, i64, bool)> {
+    let (out, _) = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "0",
+            "-show_entries",
+            "packet=dts,pts,flags",
+            "-of",
+            "json",
+            path.to_str().unwrap(),
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["packets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["dts"].as_i64().unwrap(),
+                p["pts"].as_i64().unwrap(),
+                p["flags"].as_str().unwrap().starts_with('K'),
+            )
+        })
+        .collect()
+}
+
+/// Checks ffprobe's timestamps against the frames packaged: DTS = the frame's
+/// timestamp on the 90 kHz timeline (so tfdt chained across chunks), PTS = DTS +
+/// composition offset, keyframe flags exactly on the FLV keyframes.
+fn check_video_timing(path: &Path, frames: &[Frame]) {
+    let pk = packets(path);
+    assert_eq!(pk.len(), frames.len());
+    let base = frames[0].timestamp;
+    for (i, ((dts, pts, key), f)) in pk.iter().zip(frames).enumerate() {
+        let cts = i64::from(i32::from_be_bytes([f.payload[2], f.payload[3], f.payload[4], 0]) >> 8);
+        assert_eq!(*dts, i64::from(f.timestamp - base) * 90, "dts of frame {i}");
+        assert_eq!(
+            *pts,
+            (i64::from(f.timestamp - base) + cts) * 90,
+            "pts of frame {i}"
+        );
+        assert_eq!(*key, f.keyframe, "keyframe flag of frame {i}");
+    }
+}
+
+/// Decodes every frame with ffmpeg; any message at level `error` fails.
+fn decode_clean(path: &Path) {
+    let (_, stderr) = run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-i",
+            path.to_str().unwrap(),
+            "-f",
+            "null",
+            "-",
+        ],
+    );
+    assert!(stderr.trim().is_empty(), "ffmpeg decode errors: {stderr}");
+}
+
+/// The committed fixture's frames: (video seq hdr, audio seq hdr, video, audio).
+fn fixture(name: &str) -> (Frame, Frame, Vec<Frame>, Vec<Frame>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/flv")
+        .join(name);
+    let data = std::fs::read(path).unwrap();
+    let mut d = FlvDemuxer::new(FlvLimits::default());
+    let mut frames = Vec::new();
+    d.decode_all(&data, &mut frames).unwrap();
+    let find = |kind| {
+        frames
+            .iter()
+            .find(|f: &&Frame| f.kind == kind && f.sequence_header)
+            .unwrap()
+            .clone()
+    };
+    let coded = |kind| -> Vec<Frame> {
+        frames
+            .iter()
+            .filter(|f| f.kind == kind && !f.sequence_header && f.payload.get(1) == Some(&1))
+            .cloned()
+            .collect()
+    };
+    (
+        find(FrameKind::Video),
+        find(FrameKind::Audio),
+        coded(FrameKind::Video),
+        coded(FrameKind::Audio),
+    )
+}
+
+/// Repeats a closed GOP (it starts with an IDR) `times` times on one timeline,
+/// so a short committed fixture yields a long enough stream.
+fn looped(frames: &[Frame], times: u32, step_ms: u32) -> Vec<Frame> {
+    let span = frames[frames.len() - 1].timestamp - frames[0].timestamp + step_ms;
+    (0..times)
+        .flat_map(|i| {
+            frames
+                .iter()
+                .map(move |f| Frame::new(f.kind, f.timestamp + i * span, f.payload.clone()))
+        })
+        .collect()
+}
+
+fn check_avc_fixture(name: &str, loops: u32, width: u64, height: u64, rate: &str) {
+    let (vseq, aseq, video, audio) = fixture(name);
+    assert!(video[0].keyframe, "fixture GOP starts with an IDR");
+    let dir = temp_dir(name);
+
+    let video = looped(&video, loops, 40);
+    let track = Track::from_sequence_header(1, &vseq).unwrap();
+    let vpath = dir.join("video.mp4");
+    // 8 frames at 25 fps: 320 ms parts, under a 1/3 s PART-TARGET.
+    let chunks = package(&track, &video, 8, 40, &vpath);
+    assert!(chunks > 10);
+    decode_clean(&vpath);
+    let s = probe(&vpath);
+    assert_eq!(s["codec_name"], "h264");
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(width), Some(height))
+    );
+    let n: usize = s["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    assert_eq!(n, video.len(), "every packaged frame decodes");
+    assert!(n >= 100, "{n} frames");
+    check_video_timing(&vpath, &video);
+
+    let audio_track = Track::from_sequence_header(2, &aseq).unwrap();
+    let step = (1024 * 1000 / audio_track.timescale) as u32;
+    let audio = looped(&audio, loops, step);
+    let apath = dir.join("audio.mp4");
+    package(&audio_track, &audio, 16, step, &apath);
+    decode_clean(&apath);
+    let s = probe(&apath);
+    assert_eq!(s["codec_name"], "aac");
+    assert_eq!(s["sample_rate"], rate);
+    let n: usize = s["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    assert_eq!(n, audio.len(), "every packaged AAC frame decodes");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn avc420_and_aac48k_fixture_decodes() {
+    check_avc_fixture("avc420_aac_320x180.flv", 12, 320, 180, "48000");
+}
+
+#[test]
+fn avc444_and_aac44k_fixture_decodes() {
+    check_avc_fixture("avc444_aac_320x240.flv", 5, 320, 240, "44100");
+}
