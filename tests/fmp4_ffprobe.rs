@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use ringcast::protocol::flv::{FlvDemuxer, FlvLimits};
 use ringcast::protocol::fmp4::{write_chunk, write_init, ChunkInput, ChunkLimits, Track};
 use ringcast::protocol::{Frame, FrameKind};
@@ -79,7 +80,7 @@ fn package(track: &Track, frames: &[Frame], per_chunk: usize, last_ms: u32, path
     groups.len()
 }
 
-/// ffprobe's view of stream 0: (codec_name, width, height, sample_rate, decoded frames).
+/// ffprobe's view of stream 0: codec, tag, size, sample rate, channels, decoded frames.
 fn probe(path: &Path) -> serde_json::Value {
     let p = path.to_str().unwrap();
     let (out, _) = run(
@@ -89,7 +90,7 @@ fn probe(path: &Path) -> serde_json::Value {
             "error",
             "-count_frames",
             "-show_entries",
-            "stream=codec_name,width,height,sample_rate,channels,nb_read_frames",
+            "stream=codec_name,codec_tag_string,width,height,sample_rate,channels,nb_read_frames",
             "-of",
             "json",
             p,
@@ -224,6 +225,7 @@ fn check_avc_fixture(name: &str, loops: u32, width: u64, height: u64, rate: &str
     decode_clean(&vpath);
     let s = probe(&vpath);
     assert_eq!(s["codec_name"], "h264");
+    assert_eq!(s["codec_tag_string"], "avc1");
     assert_eq!(
         (s["width"].as_u64(), s["height"].as_u64()),
         (Some(width), Some(height))
@@ -241,6 +243,7 @@ fn check_avc_fixture(name: &str, loops: u32, width: u64, height: u64, rate: &str
     decode_clean(&apath);
     let s = probe(&apath);
     assert_eq!(s["codec_name"], "aac");
+    assert_eq!(s["codec_tag_string"], "mp4a");
     assert_eq!(s["sample_rate"], rate);
     let n: usize = s["nb_read_frames"].as_str().unwrap().parse().unwrap();
     assert_eq!(n, audio.len(), "every packaged AAC frame decodes");
@@ -255,4 +258,179 @@ fn avc420_and_aac48k_fixture_decodes() {
 #[test]
 fn avc444_and_aac44k_fixture_decodes() {
     check_avc_fixture("avc444_aac_320x240.flv", 5, 320, 240, "44100");
+}
+
+/// Splits an Annex B byte stream into NAL units (start codes removed).
+fn annexb_nals(data: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i..i + 3] == [0, 0, 1] {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    starts
+        .iter()
+        .enumerate()
+        .map(|(k, &s)| {
+            let mut end = starts.get(k + 1).map_or(data.len(), |n| n - 3);
+            // A 4-byte start code leaves a zero byte before the next unit.
+            while end > s && data[end - 1] == 0 {
+                end -= 1;
+            }
+            &data[s..end]
+        })
+        .collect()
+}
+
+/// Removes emulation-prevention bytes (`00 00 03` → `00 00`).
+fn unescape(nal: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(nal.len());
+    let mut zeros = 0;
+    for &b in nal {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        out.push(b);
+    }
+    out
+}
+
+/// An HEVCDecoderConfigurationRecord (ISO 14496-15 §8.3.3) for 8-bit 4:2:0,
+/// 4-byte lengths, with the profile/tier/level copied from the SPS.
+fn hvcc(vps: &[u8], sps: &[u8], pps: &[u8]) -> Vec<u8> {
+    let rbsp = unescape(&sps[2..]);
+    // rbsp[0]: vps id, max_sub_layers, nesting; rbsp[1..13]: general profile_tier_level.
+    let ptl = &rbsp[1..13];
+    let mut r = vec![1];
+    r.extend_from_slice(ptl);
+    r.extend_from_slice(&[0xF0, 0x00, 0xFC, 0xFD, 0xF8, 0xF8, 0x00, 0x00, 0x0F, 3]);
+    for (kind, nal) in [(32u8, vps), (33, sps), (34, pps)] {
+        r.push(0x80 | kind);
+        r.extend_from_slice(&1u16.to_be_bytes());
+        r.extend_from_slice(&(nal.len() as u16).to_be_bytes());
+        r.extend_from_slice(nal);
+    }
+    r
+}
+
+/// HEVC from libx265 → Enhanced RTMP tag bodies (`hvc1` SequenceStart with an
+/// hvcC, CodedFrames / CodedFramesX) → ringcast's own FLV codec parsing
+/// ([`Frame::new`], [`Track`]) → fMP4 → ffprobe.
+#[test]
+fn hevc_from_x265_via_enhanced_rtmp_decodes() {
+    let dir = temp_dir("hevc");
+    let raw = dir.join("in.hevc");
+    run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+            "-t",
+            "4.8",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx265",
+            "-x265-params",
+            "keyint=25:min-keyint=25:bframes=0:log-level=error",
+            "-f",
+            "hevc",
+            raw.to_str().unwrap(),
+        ],
+    );
+    let data = std::fs::read(&raw).unwrap();
+    let nals = annexb_nals(&data);
+    let nal_type = |n: &[u8]| (n[0] >> 1) & 0x3F;
+    let find = |t| *nals.iter().find(|n| nal_type(n) == t).unwrap();
+    let record = hvcc(find(32), find(33), find(34));
+
+    let mut seq = vec![0x90, b'h', b'v', b'c', b'1'];
+    seq.extend_from_slice(&record);
+    let seq = Frame::new(FrameKind::Video, 0, Bytes::from(seq));
+    assert!(seq.sequence_header);
+
+    // Access units: a new one starts at a slice whose first_slice_segment_in_pic_flag is set.
+    let mut units: Vec<Vec<&[u8]>> = Vec::new();
+    let mut pending: Vec<&[u8]> = Vec::new();
+    for n in nals {
+        let t = nal_type(n);
+        match t {
+            32..=35 => {} // parameter sets live in hvcC (hvc1); AUDs are not carried
+            0..=31 => {
+                if n[2] & 0x80 != 0 {
+                    units.push(std::mem::take(&mut pending));
+                }
+                units.last_mut().unwrap().push(n);
+            }
+            _ => pending.push(n), // SEI and the like: belong to the next picture
+        }
+    }
+    let frames: Vec<Frame> = units
+        .iter()
+        .enumerate()
+        .map(|(i, au)| {
+            let irap = au.iter().any(|n| (16..=23).contains(&nal_type(n)));
+            // Keyframes as CodedFrames with a zero composition time, others as CodedFramesX.
+            let mut body = if irap {
+                vec![0x91, b'h', b'v', b'c', b'1', 0, 0, 0]
+            } else {
+                vec![0xA3, b'h', b'v', b'c', b'1']
+            };
+            for n in au {
+                body.extend_from_slice(&(n.len() as u32).to_be_bytes());
+                body.extend_from_slice(n);
+            }
+            Frame::new(FrameKind::Video, i as u32 * 40, Bytes::from(body))
+        })
+        .collect();
+    assert!(frames.len() >= 100, "{} access units", frames.len());
+    assert_eq!(
+        frames.iter().filter(|f| f.keyframe).count(),
+        frames.len().div_ceil(25)
+    );
+
+    let track = Track::from_sequence_header(1, &seq).unwrap();
+    assert_eq!(
+        track.media,
+        ringcast::protocol::fmp4::TrackMedia::Video {
+            width: 320,
+            height: 240
+        }
+    );
+    let path = dir.join("hevc.mp4");
+    package(&track, &frames, 8, 40, &path);
+    decode_clean(&path);
+    let s = probe(&path);
+    assert_eq!(s["codec_name"], "hevc");
+    assert_eq!(s["codec_tag_string"], "hvc1");
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(320), Some(240))
+    );
+    let n: usize = s["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    assert_eq!(n, frames.len());
+    let pk = packets(&path);
+    assert_eq!(pk.len(), frames.len());
+    for ((dts, pts, key), f) in pk.iter().zip(&frames) {
+        assert_eq!(
+            (*dts, *pts, *key),
+            (
+                i64::from(f.timestamp) * 90,
+                i64::from(f.timestamp) * 90,
+                f.keyframe
+            )
+        );
+    }
+    std::fs::remove_dir_all(dir).ok();
 }
