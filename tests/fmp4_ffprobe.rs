@@ -434,3 +434,142 @@ fn hevc_from_x265_via_enhanced_rtmp_decodes() {
     }
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Splits a low-overhead AV1 temporal unit into OBUs: (type, whole OBU bytes, payload).
+fn obus(mut tu: &[u8]) -> Vec<(u8, &[u8], &[u8])> {
+    let mut out = Vec::new();
+    while !tu.is_empty() {
+        let header = tu[0];
+        assert!(header & 0x02 != 0, "IVF OBUs carry size fields");
+        let mut at = 1 + usize::from(header & 0x04 != 0);
+        let mut size = 0usize;
+        for i in 0..8 {
+            let b = tu[at];
+            at += 1;
+            size |= usize::from(b & 0x7F) << (7 * i);
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        out.push(((header >> 3) & 0x0F, &tu[..at + size], &tu[at..at + size]));
+        tu = &tu[at + size..];
+    }
+    out
+}
+
+/// AV1 from libaom → Enhanced RTMP `av01` tag bodies (SequenceStart with an
+/// av1C whose configOBUs hold the sequence header) → fMP4 → ffprobe (dav1d / libaom).
+#[test]
+fn av1_from_libaom_via_enhanced_rtmp_decodes() {
+    let dir = temp_dir("av1");
+    let ivf = dir.join("in.ivf");
+    run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+            "-t",
+            "4.8",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libaom-av1",
+            "-usage",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-lag-in-frames",
+            "0",
+            "-g",
+            "25",
+            "-b:v",
+            "200k",
+            ivf.to_str().unwrap(),
+        ],
+    );
+    let data = std::fs::read(&ivf).unwrap();
+    assert_eq!(&data[..4], b"DKIF");
+    let header_len = usize::from(u16::from_le_bytes([data[6], data[7]]));
+    let mut rest = &data[header_len..];
+    let mut tus = Vec::new();
+    while rest.len() >= 12 {
+        let size = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+        tus.push(&rest[12..12 + size]);
+        rest = &rest[12 + size..];
+    }
+
+    // The sequence header OBU, and av1C's profile/level byte from its first fields.
+    let (_, seq_obu, seq_payload) = obus(tus[0]).into_iter().find(|o| o.0 == 1).unwrap();
+    let profile = seq_payload[0] >> 5;
+    assert_eq!(
+        seq_payload[0] & 0x1C,
+        0,
+        "not still, not reduced, no timing info"
+    );
+    // After profile(3) still(1) reduced(1) timing(1) delay(1) count(5) idc(12): level(5), bits 24..29.
+    let level = (u32::from_be_bytes(seq_payload[..4].try_into().unwrap()) >> 3) & 0x1F;
+    assert_eq!(seq_payload[0] & 0x02, 0, "no initial display delay info");
+    let mut av1c = vec![0x81, profile << 5 | level as u8, 0x0C, 0x00];
+    av1c.extend_from_slice(seq_obu);
+    let mut seq = vec![0x90, b'a', b'v', b'0', b'1'];
+    seq.extend_from_slice(&av1c);
+    let seq = Frame::new(FrameKind::Video, 0, Bytes::from(seq));
+
+    let frames: Vec<Frame> = tus
+        .iter()
+        .enumerate()
+        .map(|(i, tu)| {
+            let obus = obus(tu);
+            // frame (6) or frame header (3): show_existing_frame = 0, frame_type = KEY_FRAME (0).
+            let first = obus.iter().find(|o| o.0 == 6 || o.0 == 3).unwrap().2[0];
+            let key = first & 0xE0 == 0;
+            let mut body = if key {
+                vec![0x91, b'a', b'v', b'0', b'1']
+            } else {
+                vec![0xA1, b'a', b'v', b'0', b'1']
+            };
+            // Temporal delimiters are left out of ISOBMFF samples (AV1-ISOBMFF §2.4).
+            for (t, whole, _) in &obus {
+                if *t != 2 {
+                    body.extend_from_slice(whole);
+                }
+            }
+            Frame::new(FrameKind::Video, i as u32 * 40, Bytes::from(body))
+        })
+        .collect();
+    assert!(frames.len() >= 100, "{} temporal units", frames.len());
+    assert!(frames[0].keyframe);
+    assert!(frames.iter().filter(|f| f.keyframe).count() >= 2);
+
+    let track = Track::from_sequence_header(1, &seq).unwrap();
+    assert_eq!(
+        track.media,
+        ringcast::protocol::fmp4::TrackMedia::Video {
+            width: 320,
+            height: 240
+        }
+    );
+    let path = dir.join("av1.mp4");
+    package(&track, &frames, 8, 40, &path);
+    decode_clean(&path);
+    let s = probe(&path);
+    assert_eq!(s["codec_name"], "av1");
+    assert_eq!(s["codec_tag_string"], "av01");
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(320), Some(240))
+    );
+    let n: usize = s["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    assert_eq!(n, frames.len());
+    let pk = packets(&path);
+    assert_eq!(pk.len(), frames.len());
+    for ((dts, _, key), f) in pk.iter().zip(&frames) {
+        assert_eq!((*dts, *key), (i64::from(f.timestamp) * 90, f.keyframe));
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
