@@ -236,7 +236,7 @@ fn check_avc_fixture(name: &str, loops: u32, width: u64, height: u64, rate: &str
     check_video_timing(&vpath, &video);
 
     let audio_track = Track::from_sequence_header(2, &aseq).unwrap();
-    let step = (1024 * 1000 / audio_track.timescale) as u32;
+    let step = 1024 * 1000 / audio_track.timescale;
     let audio = looped(&audio, loops, step);
     let apath = dir.join("audio.mp4");
     package(&audio_track, &audio, 16, step, &apath);

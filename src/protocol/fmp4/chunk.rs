@@ -268,3 +268,140 @@ pub fn write_chunk(
         starts_with_sync,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::protocol::fmp4::track::{Fmp4Codec, TrackMedia};
+    use crate::protocol::FrameKind;
+
+    fn video_track() -> Track {
+        Track {
+            track_id: 1,
+            codec: Fmp4Codec::Avc,
+            timescale: 90_000,
+            media: TrackMedia::Video {
+                width: 16,
+                height: 16,
+            },
+            config: Bytes::new(),
+        }
+    }
+
+    fn avc(ts: u32, key: bool, cts: i32, data: &[u8]) -> Frame {
+        let c = cts.to_be_bytes();
+        let mut p = vec![if key { 0x17 } else { 0x27 }, 1, c[1], c[2], c[3]];
+        p.extend_from_slice(data);
+        Frame::new(FrameKind::Video, ts, Bytes::from(p))
+    }
+
+    #[test]
+    fn moof_layout_byte_by_byte() {
+        let frames = [avc(1000, true, 80, &[1, 2, 3]), avc(1040, false, -40, &[4])];
+        let input = ChunkInput {
+            sequence_number: 9,
+            frames: &frames,
+            first_dts_ms: 5_000,
+            last_duration_ms: 40,
+        };
+        let c = write_chunk(&video_track(), &input, &ChunkLimits::default()).unwrap();
+        #[rustfmt::skip]
+        let expected: Vec<u8> = [
+            &[0, 0, 0, 0x78][..], b"moof",
+            &[0, 0, 0, 16], b"mfhd", &[0, 0, 0, 0], &[0, 0, 0, 9],
+            &[0, 0, 0, 0x60], b"traf",
+            &[0, 0, 0, 16], b"tfhd", &[0, 2, 0, 0], &[0, 0, 0, 1],
+            &[0, 0, 0, 20], b"tfdt", &[1, 0, 0, 0], &450_000u64.to_be_bytes(),
+            &[0, 0, 0, 52], b"trun", &[1, 0, 0x0F, 0x01], &[0, 0, 0, 2],
+            &[0, 0, 0, 0x78 + 8],
+            // sample 1: 40 ms, 3 bytes, sync, +80 ms
+            &3600u32.to_be_bytes(), &[0, 0, 0, 3], &[2, 0, 0, 0], &7200i32.to_be_bytes(),
+            // sample 2: 40 ms (caller's last duration), 1 byte, non-sync, -40 ms
+            &3600u32.to_be_bytes(), &[0, 0, 0, 1], &[1, 1, 0, 0], &(-3600i32).to_be_bytes(),
+            &[0, 0, 0, 12], b"mdat",
+        ]
+        .concat();
+        assert_eq!(c.header.as_ref(), expected.as_slice());
+        assert_eq!(
+            c.samples,
+            vec![Bytes::from_static(&[1, 2, 3]), Bytes::from_static(&[4])]
+        );
+        assert_eq!(c.base_media_decode_time, 450_000);
+        assert_eq!(c.duration, 7200);
+        assert!(c.starts_with_sync);
+        assert_eq!(c.len(), expected.len() + 4);
+        assert_eq!(&c.to_bytes()[expected.len()..], &[1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn audio_ticks_come_from_absolute_milliseconds() {
+        let track = Track {
+            track_id: 2,
+            codec: Fmp4Codec::Aac,
+            timescale: 44_100,
+            media: TrackMedia::Audio {
+                sample_rate: 44_100,
+                channels: 1,
+            },
+            config: Bytes::new(),
+        };
+        let frames: Vec<Frame> = [0u32, 23, 46]
+            .iter()
+            .map(|&t| Frame::new(FrameKind::Audio, t, Bytes::from_static(&[0xAF, 1, 0x21])))
+            .collect();
+        let limits = ChunkLimits::default();
+        let one = write_chunk(
+            &track,
+            &ChunkInput {
+                sequence_number: 1,
+                frames: &frames[..2],
+                first_dts_ms: 1_001,
+                last_duration_ms: 23,
+            },
+            &limits,
+        )
+        .unwrap();
+        let two = write_chunk(
+            &track,
+            &ChunkInput {
+                sequence_number: 2,
+                frames: &frames[2..],
+                first_dts_ms: 1_047,
+                last_duration_ms: 23,
+            },
+            &limits,
+        )
+        .unwrap();
+        // 1001 ms -> 44144.1 -> 44144; 1047 ms -> 46172.7 -> 46172.
+        assert_eq!(one.base_media_decode_time, 44_144);
+        assert_eq!(two.base_media_decode_time, 46_172);
+        assert_eq!(
+            one.base_media_decode_time + one.duration,
+            two.base_media_decode_time
+        );
+    }
+
+    #[test]
+    fn durations_that_do_not_fit_are_refused() {
+        let frames = [avc(0, true, 0, &[1])];
+        let mut input = ChunkInput {
+            sequence_number: 0,
+            frames: &frames,
+            first_dts_ms: 0,
+            last_duration_ms: u32::MAX,
+        };
+        assert_eq!(
+            write_chunk(&video_track(), &input, &ChunkLimits::default()),
+            Err(Fmp4Error::TimeOutOfRange {
+                what: "sample duration"
+            })
+        );
+        input.last_duration_ms = 40;
+        input.first_dts_ms = u64::MAX;
+        assert!(matches!(
+            write_chunk(&video_track(), &input, &ChunkLimits::default()),
+            Err(Fmp4Error::TimeOutOfRange { .. })
+        ));
+    }
+}

@@ -280,3 +280,142 @@ fn descriptor_header(w: &mut BoxWriter, tag: u8, len: usize) -> Result<(), Fmp4E
     w.u8(0x80 | ((l >> 7) & 0x7F) as u8)?;
     w.u8((l & 0x7F) as u8)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn aac_track() -> Track {
+        Track {
+            track_id: 2,
+            codec: Fmp4Codec::Aac,
+            timescale: 48_000,
+            media: TrackMedia::Audio {
+                sample_rate: 48_000,
+                channels: 2,
+            },
+            config: Bytes::from_static(&[0x11, 0x90]),
+        }
+    }
+
+    /// The child box `path` (a chain of types, each searched inside the previous
+    /// box's body after `skip` header bytes) within `data`.
+    fn find<'a>(mut data: &'a [u8], path: &[(&[u8; 4], usize)]) -> &'a [u8] {
+        for (kind, skip) in path {
+            loop {
+                let size = u32::from_be_bytes(data[..4].try_into().unwrap()) as usize;
+                if &data[4..8] == *kind {
+                    data = &data[8 + skip..size];
+                    break;
+                }
+                data = &data[size..];
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn ftyp_is_iso6_cmfc() {
+        let init = write_init(&aac_track()).unwrap();
+        assert_eq!(
+            &init[..28],
+            b"\0\0\0\x1cftypiso6\0\0\0\0iso6cmfcmp41".as_slice()
+        );
+    }
+
+    #[test]
+    fn esds_carries_the_audio_specific_config() {
+        let init = write_init(&aac_track()).unwrap();
+        let esds = find(
+            &init,
+            &[
+                (b"moov", 0),
+                (b"trak", 0),
+                (b"mdia", 0),
+                (b"minf", 0),
+                (b"stbl", 0),
+                (b"stsd", 8),
+                (b"mp4a", 28),
+                (b"esds", 4),
+            ],
+        );
+        #[rustfmt::skip]
+        let expected = [
+            0x03, 0x80, 0x80, 0x80, 0x22, 0, 0, 0,             // ES_Descriptor, 34 bytes
+            0x04, 0x80, 0x80, 0x80, 0x14, 0x40, 0x15, 0, 0, 0, // DecoderConfig: AAC, audio
+            0, 0, 0, 0, 0, 0, 0, 0,                            // bitrates
+            0x05, 0x80, 0x80, 0x80, 0x02, 0x11, 0x90,          // the ASC
+            0x06, 0x80, 0x80, 0x80, 0x01, 0x02,                // SLConfig predefined 2
+        ];
+        assert_eq!(esds, expected.as_slice());
+    }
+
+    #[test]
+    fn mp4a_entry_fields() {
+        let init = write_init(&aac_track()).unwrap();
+        let mp4a = find(
+            &init,
+            &[
+                (b"moov", 0),
+                (b"trak", 0),
+                (b"mdia", 0),
+                (b"minf", 0),
+                (b"stbl", 0),
+                (b"stsd", 8),
+                (b"mp4a", 0),
+            ],
+        );
+        assert_eq!(&mp4a[6..8], &[0, 1], "data_reference_index");
+        assert_eq!(&mp4a[16..18], &[0, 2], "channels");
+        assert_eq!(&mp4a[18..20], &[0, 16], "sample size");
+        assert_eq!(
+            &mp4a[24..28],
+            &(48_000u32 << 16).to_be_bytes(),
+            "16.16 rate"
+        );
+    }
+
+    #[test]
+    fn track_and_timescale_fields() {
+        let init = write_init(&aac_track()).unwrap();
+        let mvhd = find(&init, &[(b"moov", 0), (b"mvhd", 4)]);
+        assert_eq!(&mvhd[8..12], &1000u32.to_be_bytes());
+        assert_eq!(&mvhd[92..96], &3u32.to_be_bytes(), "next_track_ID");
+        let tkhd = find(&init, &[(b"moov", 0), (b"trak", 0), (b"tkhd", 4)]);
+        assert_eq!(&tkhd[8..12], &2u32.to_be_bytes(), "track_ID");
+        assert_eq!(&tkhd[32..34], &[1, 0], "audio volume 1.0");
+        let mdhd = find(
+            &init,
+            &[(b"moov", 0), (b"trak", 0), (b"mdia", 0), (b"mdhd", 4)],
+        );
+        assert_eq!(&mdhd[8..12], &48_000u32.to_be_bytes());
+        assert_eq!(&mdhd[16..18], &[0x55, 0xC4], "und");
+        let trex = find(&init, &[(b"moov", 0), (b"mvex", 0), (b"trex", 4)]);
+        assert_eq!(
+            trex,
+            [0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn refuses_track_id_zero_and_oversized_pictures() {
+        let mut t = aac_track();
+        t.track_id = 0;
+        assert!(write_init(&t).is_err());
+        let video = Track {
+            track_id: 1,
+            codec: Fmp4Codec::Avc,
+            timescale: 90_000,
+            media: TrackMedia::Video {
+                width: 70_000,
+                height: 10,
+            },
+            config: Bytes::new(),
+        };
+        assert_eq!(
+            write_init(&video),
+            Err(Fmp4Error::TimeOutOfRange { what: "tkhd width" })
+        );
+    }
+}
