@@ -533,12 +533,8 @@ fn av1_from_libaom_via_enhanced_rtmp_decodes() {
             } else {
                 vec![0xA1, b'a', b'v', b'0', b'1']
             };
-            // Temporal delimiters are left out of ISOBMFF samples (AV1-ISOBMFF §2.4).
-            for (t, whole, _) in &obus {
-                if *t != 2 {
-                    body.extend_from_slice(whole);
-                }
-            }
+            // The whole temporal unit, temporal delimiter included, as a publisher sends it.
+            body.extend_from_slice(tu);
             Frame::new(FrameKind::Video, i as u32 * 40, Bytes::from(body))
         })
         .collect();
@@ -554,6 +550,20 @@ fn av1_from_libaom_via_enhanced_rtmp_decodes() {
             height: 240
         }
     );
+    // The muxer drops the leading temporal delimiter (AV1-ISOBMFF §2.4).
+    assert_eq!(&frames[0].payload[5..7], &[0x12, 0x00]);
+    let first = ringcast::protocol::fmp4::write_chunk(
+        &track,
+        &ChunkInput {
+            sequence_number: 0,
+            frames: &frames[..1],
+            first_dts_ms: 0,
+            last_duration_ms: 40,
+        },
+        &ChunkLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(first.samples[0].as_ref(), &frames[0].payload[7..]);
     let path = dir.join("av1.mp4");
     package(&track, &frames, 8, 40, &path);
     decode_clean(&path);

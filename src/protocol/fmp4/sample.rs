@@ -93,8 +93,12 @@ pub fn sample_from_frame(
             ex_packet_type::CODED_FRAMES | ex_packet_type::CODED_FRAMES_X => (5, 0),
             _ => return Err(not_coded),
         };
+        let mut data = body.slice(start.min(body.len())..);
+        if codec == Fmp4Codec::Av1 {
+            data = strip_temporal_delimiters(data);
+        }
         return Ok(SampleData {
-            data: body.slice(start.min(body.len())..),
+            data,
             cts_ms,
             sync: frame.keyframe,
         });
@@ -118,6 +122,25 @@ pub fn sample_from_frame(
         cts_ms,
         sync: frame.keyframe,
     })
+}
+
+/// AV1 OBU type of a temporal delimiter.
+const OBU_TEMPORAL_DELIMITER: u8 = 2;
+
+/// Drops the temporal delimiter OBUs that lead an AV1 temporal unit: AV1-ISOBMFF
+/// §2.4 says samples should not carry them. They come first in a temporal unit,
+/// so this is a re-slice, not a copy. Anything unparseable is left as it is.
+fn strip_temporal_delimiters(mut data: Bytes) -> Bytes {
+    // [header][leb128 size=0] with has_size_field set: the form encoders write.
+    while let [header, size, ..] = data.as_ref() {
+        let is_td =
+            (header >> 3) & 0x0F == OBU_TEMPORAL_DELIMITER && header & 0x06 == 0x02 && *size == 0;
+        if !is_td {
+            break;
+        }
+        data = data.slice(2..);
+    }
+    data
 }
 
 fn kind_name(codec: Fmp4Codec) -> &'static str {
@@ -185,10 +208,11 @@ mod tests {
         let x = video(&[0xA3, b'h', b'v', b'c', b'1', 0xBB]);
         let s = sample_from_frame(Fmp4Codec::Hevc, &x, 0).unwrap();
         assert_eq!((s.data.as_ref(), s.cts_ms, s.sync), (&[0xBB][..], 0, false));
-        // av01 CodedFrames has no composition time field.
-        let av1 = video(&[0x91, b'a', b'v', b'0', b'1', 0x12, 0x00]);
+        // av01 CodedFrames has no composition time field; the leading
+        // temporal delimiter (0x12 0x00) is dropped.
+        let av1 = video(&[0x91, b'a', b'v', b'0', b'1', 0x12, 0x00, 0x32, 0x01, 0x07]);
         let s = sample_from_frame(Fmp4Codec::Av1, &av1, 0).unwrap();
-        assert_eq!(s.data.as_ref(), &[0x12, 0x00]);
+        assert_eq!(s.data.as_ref(), &[0x32, 0x01, 0x07]);
         let multitrack = video(&[0x96, b'h', b'v', b'c', b'1']);
         assert_eq!(
             sample_from_frame(Fmp4Codec::Hevc, &multitrack, 0),

@@ -204,6 +204,16 @@ fn refused_codecs_are_typed() {
         Track::from_sequence_header(1, &vp9),
         Err(Fmp4Error::UnsupportedVideoCodec(_))
     ));
+    let multitrack = Frame::new(FrameKind::Video, 0, Bytes::from_static(b"\x96\x00hvc1"));
+    assert_eq!(
+        Track::from_sequence_header(1, &multitrack),
+        Err(Fmp4Error::UnsupportedPacketType(6))
+    );
+    let ts_av1 = Frame::new(FrameKind::Video, 0, Bytes::from_static(b"\x95av01\x00"));
+    assert_eq!(
+        Track::from_sequence_header(1, &ts_av1),
+        Err(Fmp4Error::UnsupportedPacketType(5))
+    );
     let oversized = {
         let mut b = vec![0x17, 0, 0, 0, 0];
         b.resize(5 + track::MAX_CONFIG_RECORD + 1, 0);

@@ -25,6 +25,10 @@ pub const MAX_CONFIG_RECORD: usize = 64 * 1024;
 /// Length of the FLV video tag header before a configuration record, in both
 /// legacy (`[codec][packet type][cts:3]`) and Enhanced RTMP (`[flags][FourCC:4]`) forms.
 const VIDEO_HEADER_LEN: usize = 5;
+/// Enhanced RTMP multitrack and ModEx packet types: their headers differ and
+/// this muxer refuses them.
+const EX_MULTITRACK: u8 = 6;
+const EX_MODEX: u8 = 7;
 
 /// Codecs the muxer writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -110,6 +114,10 @@ impl Track {
         let info = VideoTagInfo::parse(body).ok_or(CodecConfigError::Truncated {
             what: "video tag header",
         })?;
+        let packet_type = body.first().map_or(0, |b| b & 0x0F);
+        if info.enhanced && (packet_type == EX_MULTITRACK || packet_type == EX_MODEX) {
+            return Err(Fmp4Error::UnsupportedPacketType(packet_type));
+        }
         let codec = match info.codec {
             Some(VideoCodec::Avc) => Fmp4Codec::Avc,
             Some(VideoCodec::Hevc) => Fmp4Codec::Hevc,
@@ -117,7 +125,6 @@ impl Track {
             other => return Err(Fmp4Error::UnsupportedVideoCodec(other)),
         };
         if info.enhanced {
-            let packet_type = body.first().map_or(0, |b| b & 0x0F);
             if packet_type != ex_packet_type::SEQUENCE_START {
                 return Err(if info.sequence_header {
                     // AV1's MPEG-2 TS form of the sequence start.
