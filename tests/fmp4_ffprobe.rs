@@ -47,6 +47,53 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Reads `init + chunks` back with mp4-atom (an independent parser): one track,
+/// every chunk one traf/trun, `tfdt` chained across chunks, samples counted,
+/// durations summing to the span, sync flags exactly on the keyframes.
+fn check_with_mp4_atom(track: &Track, file: &[u8], frames: &[Frame], total_ticks: u64) {
+    use mp4_atom::{Decode, Ftyp, Mdat, Moof, Moov};
+    let mut buf = file;
+    Ftyp::decode(&mut buf).unwrap();
+    let moov = Moov::decode(&mut buf).unwrap();
+    assert_eq!(moov.trak.len(), 1);
+    assert_eq!(moov.trak[0].tkhd.track_id, track.track_id);
+    assert_eq!(moov.trak[0].mdia.mdhd.timescale, track.timescale);
+    let mut next_tfdt = 0;
+    let mut index = 0;
+    let mut sequence = 0;
+    while !buf.is_empty() {
+        let moof = Moof::decode(&mut buf).unwrap();
+        let mdat = Mdat::decode(&mut buf).unwrap();
+        assert!(
+            moof.mfhd.sequence_number > sequence,
+            "mfhd numbers increase"
+        );
+        sequence = moof.mfhd.sequence_number;
+        let [traf] = moof.traf.as_slice() else {
+            panic!("one traf per moof")
+        };
+        let [trun] = traf.trun.as_slice() else {
+            panic!("one trun per traf")
+        };
+        assert_eq!(
+            traf.tfdt.as_ref().unwrap().base_media_decode_time,
+            next_tfdt
+        );
+        let mut bytes = 0;
+        for e in trun.samples.iter() {
+            let sync = e.flags.unwrap() & 0x0001_0000 == 0;
+            let expect_sync = frames[index].kind == FrameKind::Audio || frames[index].keyframe;
+            assert_eq!(sync, expect_sync, "sync flag of sample {index}");
+            next_tfdt += u64::from(e.duration.unwrap());
+            bytes += e.size.unwrap() as usize;
+            index += 1;
+        }
+        assert_eq!(bytes, mdat.data.len());
+    }
+    assert_eq!(index, frames.len(), "one sample per frame");
+    assert_eq!(next_tfdt, total_ticks, "durations sum to the span");
+}
+
 /// Packages `frames` (coded frames of one track, decode order) as chunks of at
 /// most `per_chunk` frames, the way a packager cuts parts, and writes
 /// `init + chunks` to `path`. Returns the number of chunks.
@@ -76,6 +123,13 @@ fn package(track: &Track, frames: &[Frame], per_chunk: usize, last_ms: u32, path
             file.extend_from_slice(s);
         }
     }
+    let span_ms = u64::from(frames[frames.len() - 1].timestamp - base + last_ms);
+    check_with_mp4_atom(
+        track,
+        &file,
+        frames,
+        span_ms * u64::from(track.timescale) / 1000,
+    );
     std::fs::write(path, file).unwrap();
     groups.len()
 }

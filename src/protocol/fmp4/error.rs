@@ -74,6 +74,9 @@ pub enum Fmp4Error {
         /// The field.
         what: &'static str,
     },
+    /// `track_ID` 0 is reserved by ISO 14496-12.
+    #[error("track_ID 0 is reserved")]
+    ZeroTrackId,
     /// The box header bytes would exceed their bound.
     #[error("box header bytes exceed {limit}")]
     HeaderTooLarge {

@@ -24,7 +24,7 @@ const COMPATIBLE_BRANDS: [&[u8; 4]; 3] = [b"iso6", b"cmfc", b"mp41"];
 /// Writes the init segment (`ftyp` + `moov`) of `track`.
 pub fn write_init(track: &Track) -> Result<Bytes, Fmp4Error> {
     if track.track_id == 0 {
-        return Err(Fmp4Error::TimeOutOfRange { what: "track_ID 0" });
+        return Err(Fmp4Error::ZeroTrackId);
     }
     let mut w = BoxWriter::new(MAX_INIT_SIZE);
     w.start(b"ftyp")?;
@@ -402,7 +402,7 @@ mod tests {
     fn refuses_track_id_zero_and_oversized_pictures() {
         let mut t = aac_track();
         t.track_id = 0;
-        assert!(write_init(&t).is_err());
+        assert_eq!(write_init(&t), Err(Fmp4Error::ZeroTrackId));
         let video = Track {
             track_id: 1,
             codec: Fmp4Codec::Avc,
