@@ -6,7 +6,7 @@
 //!
 //! A missing ffmpeg/ffprobe fails the test naming the tool; it never skips.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,7 +20,8 @@ use ringcast::protocol::{Frame, FrameKind};
 /// Runs a tool with a deadline; returns (stdout, stderr). Panics naming the
 /// tool when it is not installed or fails.
 fn run(tool: &str, args: &[&str]) -> (String, String) {
-    let mut child = Command::new(tool)
+    let exe = common::require::command(tool, "ffmpeg");
+    let mut child = Command::new(exe)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

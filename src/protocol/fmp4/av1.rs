@@ -151,7 +151,6 @@ pub fn av1c_dimensions(av1c: &[u8]) -> Result<(u32, u32), CodecConfigError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     /// Writes MSB-first bits, to build sequence headers field by field.

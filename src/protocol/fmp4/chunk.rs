@@ -271,7 +271,6 @@ pub fn write_chunk(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use crate::protocol::fmp4::track::{Fmp4Codec, TrackMedia};
     use crate::protocol::FrameKind;

@@ -283,7 +283,6 @@ fn descriptor_header(w: &mut BoxWriter, tag: u8, len: usize) -> Result<(), Fmp4E
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     fn aac_track() -> Track {

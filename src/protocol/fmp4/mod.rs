@@ -10,13 +10,6 @@
 //! (`av01`, Enhanced RTMP) and AAC (`mp4a`). Anything else is refused per track
 //! with [`Fmp4Error::UnsupportedVideoCodec`] / [`Fmp4Error::UnsupportedAudioCodec`].
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    unsafe_code
-)]
-
 pub mod av1;
 pub mod chunk;
 pub mod error;

@@ -153,7 +153,6 @@ fn kind_name(codec: Fmp4Codec) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn video(payload: &[u8]) -> Frame {

@@ -1,8 +1,6 @@
 //! Box-by-box checks of init segments and chunks against an independent parser
 //! (`mp4-atom`), fed with real frames from the committed FLV fixtures.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use bytes::Bytes;
 use mp4_atom::{Codec, Decode, Ftyp, Mdat, Moof, Moov};
 
