@@ -231,11 +231,15 @@ pub fn write_chunk(
         })?;
         if with_cts {
             let pts_ms = i128::from(dts) + i128::from(s.cts_ms);
-            let pts = if pts_ms < 0 {
-                -i128::from(ticks(pts_ms.unsigned_abs() as u64, timescale)?)
-            } else {
-                i128::from(ticks(pts_ms as u64, timescale)?)
+            let out_of_range = || Fmp4Error::TimeOutOfRange {
+                what: "composition time",
             };
+            let abs_ticks = i128::from(ticks(
+                u64::try_from(pts_ms.unsigned_abs()).map_err(|_| out_of_range())?,
+                timescale,
+            )?);
+            // A negative PTS (B-frames right at the timeline's origin) rounds symmetrically.
+            let pts = if pts_ms < 0 { -abs_ticks } else { abs_ticks };
             w.i32(i32::try_from(pts - i128::from(start)).map_err(|_| {
                 Fmp4Error::TimeOutOfRange {
                     what: "composition offset",
@@ -379,6 +383,38 @@ mod tests {
             one.base_media_decode_time + one.duration,
             two.base_media_decode_time
         );
+    }
+
+    proptest::proptest! {
+        /// Arbitrary tag bodies and times never panic: a chunk or a typed error.
+        #[test]
+        fn arbitrary_frames_never_panic(
+            bodies in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24), 1..12),
+            steps in proptest::collection::vec(proptest::prelude::any::<u16>(), 12),
+            first_dts_ms in proptest::prelude::any::<u64>(),
+            last_duration_ms in proptest::prelude::any::<u32>(),
+            audio in proptest::prelude::any::<bool>(),
+        ) {
+            let mut ts = 0u32;
+            let frames: Vec<Frame> = bodies
+                .into_iter()
+                .zip(&steps)
+                .map(|(b, step)| {
+                    ts = ts.wrapping_add(u32::from(*step));
+                    let kind = if audio { FrameKind::Audio } else { FrameKind::Video };
+                    Frame::new(kind, ts, Bytes::from(b))
+                })
+                .collect();
+            let mut track = video_track();
+            if audio {
+                track.codec = Fmp4Codec::Aac;
+                track.timescale = 44_100;
+            }
+            let input = ChunkInput { sequence_number: 1, frames: &frames, first_dts_ms, last_duration_ms };
+            if let Ok(c) = write_chunk(&track, &input, &ChunkLimits::default()) {
+                proptest::prop_assert_eq!(c.samples.len(), frames.len());
+            }
+        }
     }
 
     #[test]

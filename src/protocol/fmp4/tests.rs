@@ -414,3 +414,22 @@ fn limits_and_bad_input_are_typed_errors() {
         Err(Fmp4Error::NotACodedFrame { index: 1, .. })
     ));
 }
+
+proptest::proptest! {
+    /// Arbitrary sequence-header bodies never panic the track parser, and any
+    /// track it accepts yields an init segment mp4-atom reads.
+    #[test]
+    fn arbitrary_sequence_headers_never_panic(
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        video in proptest::prelude::any::<bool>(),
+    ) {
+        let kind = if video { FrameKind::Video } else { FrameKind::Audio };
+        let frame = Frame::new(kind, 0, Bytes::from(body));
+        if let Ok(track) = Track::from_sequence_header(1, &frame) {
+            if let Ok(init) = write_init(&track) {
+                let mut buf: &[u8] = &init;
+                proptest::prop_assert!(Ftyp::decode(&mut buf).is_ok());
+            }
+        }
+    }
+}
