@@ -302,6 +302,16 @@ fn check_avc_fixture(name: &str, loops: u32, width: u64, height: u64, rate: &str
     assert_eq!(s["sample_rate"], rate);
     let n: usize = s["nb_read_frames"].as_str().unwrap().parse().unwrap();
     assert_eq!(n, audio.len(), "every packaged AAC frame decodes");
+    assert!(n >= 100, "{n} audio frames");
+    // Audio DTS: each frame's millisecond time on the sample-rate timeline.
+    let rate = u64::from(audio_track.timescale);
+    let base = audio[0].timestamp;
+    let pk = packets(&apath);
+    assert_eq!(pk.len(), audio.len());
+    for ((dts, _, key), f) in pk.iter().zip(&audio) {
+        assert_eq!(*dts as u64, u64::from(f.timestamp - base) * rate / 1000);
+        assert!(key, "every AAC frame is a sync sample");
+    }
     std::fs::remove_dir_all(dir).ok();
 }
 
