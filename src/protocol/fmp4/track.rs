@@ -152,7 +152,12 @@ impl Track {
                 let c = parse_hevc_config(&config)?;
                 (c.sps.width, c.sps.height)
             }
-            Fmp4Codec::Av1 | Fmp4Codec::Aac => av1c_dimensions(&config)?,
+            Fmp4Codec::Av1 => av1c_dimensions(&config)?,
+            Fmp4Codec::Aac => {
+                return Err(Fmp4Error::Internal {
+                    what: "audio codec chosen for a video tag",
+                })
+            }
         };
         Ok(Track {
             track_id,
