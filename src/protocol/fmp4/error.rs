@@ -26,7 +26,7 @@ pub enum Fmp4Error {
     ConfigTooLarge {
         /// Record size.
         size: usize,
-        /// The limit ([`super::init::MAX_CONFIG_RECORD`]).
+        /// The limit ([`super::track::MAX_CONFIG_RECORD`]).
         limit: usize,
     },
     /// A frame given as a sample is not a coded frame of the track's codec.
