@@ -13,6 +13,7 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod flv;
+pub mod fmp4;
 pub mod http;
 pub mod payload;
 pub mod reader;
