@@ -10,5 +10,6 @@ pub mod flv;
 pub mod http;
 pub mod payload;
 pub mod rtmp;
+pub mod ts;
 
 pub use flv::frame::{Frame, FrameKind};
