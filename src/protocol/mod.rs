@@ -18,6 +18,7 @@ pub mod http;
 pub mod payload;
 pub mod reader;
 pub mod rtmp;
+pub mod ts;
 pub mod writer;
 
 pub use flv::frame::{Frame, FrameKind};
