@@ -7,6 +7,7 @@
 //! limit that was broken.
 
 pub mod flv;
+pub mod hls;
 pub mod http;
 pub mod payload;
 pub mod rtmp;
