@@ -14,6 +14,7 @@
 
 pub mod flv;
 pub mod fmp4;
+pub mod hls;
 pub mod http;
 pub mod payload;
 pub mod reader;

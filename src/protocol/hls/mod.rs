@@ -1,0 +1,22 @@
+//! HLS / LL-HLS / LL-DASH packaging, sans-IO: the timeline (which frame goes in
+//! which part and segment, and their numbers), the URL scheme, playlist and MPD
+//! rendering, and blocking-reload decisions. Byte muxing (fMP4, MPEG-TS) lives
+//! beside it; this layer only deals in part and segment metadata.
+
+pub mod codecs;
+pub mod config;
+pub mod mpd;
+pub mod playlist;
+pub mod request;
+pub mod timeline;
+pub mod urls;
+
+pub use config::{HlsConfig, Timing};
+pub use timeline::{FrameMeta, StartPoint, Timeline, TimelineEvent, TrackKind, Tracks};
+
+#[cfg(test)]
+mod playlist_tests;
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod timeline_tests;
