@@ -1,4 +1,4 @@
-//! The `ringcast` binary: `ringcast serve` and `ringcast check-config`.
+//! The `ringcast` binary: `ringcast serve`, `ringcast check-config` and `ringcast sign`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +44,39 @@ enum Command {
         /// TOML configuration file.
         file: PathBuf,
     },
+    /// Print URL with a signed token (`exp`, `kid`, `sig`) for `[auth]`.
+    Sign {
+        /// TOML configuration file holding the `[[auth.keys]]`.
+        #[arg(long)]
+        config: PathBuf,
+        /// What the URL allows.
+        #[arg(long, value_enum)]
+        action: SignAction,
+        /// rtmp://HOST/APP/STREAM or http://HOST/APP/STREAM.flv (a query is kept).
+        #[arg(long)]
+        url: String,
+        /// How long the URL stays valid (`1h`, `30m`, `7d`).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+        /// Bind the token to this client address.
+        #[arg(long)]
+        ip: Option<std::net::IpAddr>,
+        /// Key id to sign with (default: the first `ringcast` key).
+        #[arg(long)]
+        kid: Option<String>,
+        /// Cover every stream path starting with this text instead of the URL's stream.
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+}
+
+/// `--action` of `ringcast sign`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SignAction {
+    /// Publishing.
+    Publish,
+    /// Playing.
+    Play,
 }
 
 fn main() -> ExitCode {
@@ -71,6 +104,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "{}",
                 toml::to_string_pretty(&config).context("rendering config")?
             );
+            Ok(())
+        }
+        Command::Sign {
+            config,
+            action,
+            url,
+            ttl,
+            ip,
+            kid,
+            prefix,
+        } => {
+            let config = Config::load(&config)?;
+            config.validate()?;
+            let key = config
+                .auth
+                .signing_key(kid.as_deref())
+                .with_context(|| match &kid {
+                    Some(id) => format!("no [[auth.keys]] with scheme \"ringcast\" and id {id:?}"),
+                    None => "no [[auth.keys]] with scheme \"ringcast\" to sign with".to_owned(),
+                })?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .context("system clock before 1970")?;
+            let action = match action {
+                SignAction::Publish => ringcast::auth::Action::Publish,
+                SignAction::Play => ringcast::auth::Action::Play,
+            };
+            let signed = ringcast::auth::ringcast::sign_url(
+                &url,
+                key.secret.as_bytes(),
+                &key.id,
+                action,
+                prefix.as_deref(),
+                (now + ttl).as_secs(),
+                ip,
+            )?;
+            println!("{signed}");
             Ok(())
         }
         Command::Serve {

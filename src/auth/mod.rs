@@ -57,15 +57,29 @@ pub struct Request<'a> {
     pub app: &'a str,
     /// The stream name (`cam`), query and `.flv` removed.
     pub stream: &'a str,
-    /// The path as the protocol names it, which the CDN schemes sign:
-    /// `/app/stream` for RTMP, `/app/stream.flv` for HTTP-FLV.
-    pub uri: &'a str,
+    /// What follows `/app/stream` in the path the CDN schemes sign: `""` for
+    /// RTMP, `".flv"` for HTTP-FLV (so the URI is `/app/stream.flv`).
+    pub uri_suffix: &'a str,
     /// The query string after `?`, if any.
     pub query: Option<&'a str>,
     /// The client's address, if known.
     pub client_ip: Option<IpAddr>,
     /// Wall-clock time, Unix seconds.
     pub now_s: u64,
+}
+
+impl Request<'_> {
+    /// The signed URI `/app/stream{suffix}` in pieces, so hashing it needs no
+    /// joined string.
+    pub(crate) fn uri_parts(&self) -> [&[u8]; 5] {
+        [
+            b"/",
+            self.app.as_bytes(),
+            b"/",
+            self.stream.as_bytes(),
+            self.uri_suffix.as_bytes(),
+        ]
+    }
 }
 
 /// Why a request was refused; the `reason` label of
@@ -123,6 +137,12 @@ impl Gate {
             play,
             verifier,
         }
+    }
+
+    /// Both actions signed and no key: refuses everything (the fallback when
+    /// a configuration could not be turned into a gate).
+    pub fn closed() -> Self {
+        Gate::new(Policy::Signed, Policy::Signed, Verifier::default())
     }
 
     /// The policy of `action`.
@@ -194,7 +214,7 @@ mod tests {
             action: Action::Publish,
             app: "live",
             stream: "cam",
-            uri: "/live/cam",
+            uri_suffix: "",
             query: None,
             client_ip: None,
             now_s: 0,

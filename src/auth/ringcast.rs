@@ -178,6 +178,73 @@ pub fn sign(
     q
 }
 
+/// Why a URL could not be signed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SignUrlError {
+    /// Not `scheme://host/app/stream`.
+    #[error("expected rtmp://, rtmps://, http:// or https://HOST/APP/STREAM, got {0:?}")]
+    NotAStreamUrl(String),
+    /// The prefix has characters that would need encoding in a query.
+    #[error("prefix {0:?} must not contain '&', '#', '%', '?' or whitespace")]
+    BadPrefix(String),
+}
+
+/// The stream a play/publish URL names: `(app, stream)` from
+/// `rtmp[s]://host[:port]/app/stream[?q]` or `http[s]://host[:port]/app/stream.flv[?q]`
+/// (the app may contain `/`, the stream is the last segment).
+pub fn stream_of_url(url: &str) -> Result<(&str, &str), SignUrlError> {
+    let bad = || SignUrlError::NotAStreamUrl(url.to_owned());
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    let (_host, path) = rest.split_once('/').ok_or_else(bad)?;
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let path = match scheme {
+        "rtmp" | "rtmps" => path,
+        "http" | "https" => path.strip_suffix(".flv").unwrap_or(path),
+        _ => return Err(bad()),
+    };
+    match path.rsplit_once('/') {
+        Some((app, stream)) if !app.is_empty() && !stream.is_empty() => Ok((app, stream)),
+        _ => Err(bad()),
+    }
+}
+
+/// `url` with the token for `action` appended to its query: for the stream
+/// the URL names, or for every path under `prefix` when given.
+pub fn sign_url(
+    url: &str,
+    secret: &[u8],
+    kid: &str,
+    action: Action,
+    prefix: Option<&str>,
+    exp: u64,
+    ip: Option<IpAddr>,
+) -> Result<String, SignUrlError> {
+    let (app, stream) = stream_of_url(url)?;
+    let scope = match prefix {
+        Some(p) if p.contains(['&', '#', '%', '?']) || p.contains(char::is_whitespace) => {
+            return Err(SignUrlError::BadPrefix(p.to_owned()))
+        }
+        Some(p) => Scope::Prefix(p),
+        None => Scope::Stream(app, stream),
+    };
+    let q = sign(secret, kid, action, scope, exp, ip);
+    let (base, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (url, None),
+    };
+    let sep = match base.split_once('?') {
+        Some((_, "")) => "",
+        Some(_) => "&",
+        None => "?",
+    };
+    let mut out = format!("{base}{sep}{q}");
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,7 +256,7 @@ mod tests {
             action,
             app: "live",
             stream,
-            uri: "/live/x",
+            uri_suffix: "",
             query: Some(q),
             client_ip: Some("192.0.2.7".parse().unwrap()),
             now_s,
@@ -345,6 +412,54 @@ mod tests {
             check(&forged, &req(Action::Play, "dog", &forged, 0)),
             Err(Refusal::BadSignature)
         );
+    }
+
+    #[test]
+    fn urls_are_signed_for_the_stream_they_name() {
+        assert_eq!(stream_of_url("rtmp://h:1935/live/cam"), Ok(("live", "cam")));
+        assert_eq!(stream_of_url("rtmp://h/a/b/cam?x=1"), Ok(("a/b", "cam")));
+        assert_eq!(
+            stream_of_url("http://h:8080/live/cam.flv"),
+            Ok(("live", "cam"))
+        );
+        assert!(stream_of_url("rtmp://h/cam").is_err());
+        assert!(stream_of_url("ftp://h/live/cam").is_err());
+        assert!(stream_of_url("live/cam").is_err());
+        let url = sign_url(
+            "http://h/live/cam.flv?a=1",
+            SECRET,
+            "k1",
+            Action::Play,
+            None,
+            1000,
+            None,
+        )
+        .unwrap();
+        let q = url.strip_prefix("http://h/live/cam.flv?").unwrap();
+        assert!(q.starts_with("a=1&exp=1000&kid=k1&sig="), "{url}");
+        assert_eq!(check(q, &req(Action::Play, "cam", q, 0)), Ok(()));
+        let url = sign_url(
+            "rtmp://h/live/cam",
+            SECRET,
+            "k1",
+            Action::Publish,
+            Some("live/"),
+            1000,
+            None,
+        )
+        .unwrap();
+        let q = url.split_once('?').unwrap().1;
+        assert_eq!(check(q, &req(Action::Publish, "other", q, 0)), Ok(()));
+        assert!(sign_url(
+            "rtmp://h/live/cam",
+            SECRET,
+            "k1",
+            Action::Play,
+            Some("a&b"),
+            1,
+            None
+        )
+        .is_err());
     }
 
     #[test]

@@ -158,7 +158,7 @@ impl<'q> Token<'q> {
             match seg {
                 Segment::Literal(s) => md5.update(s.as_bytes()),
                 Segment::Expires => md5.update(self.expires_text.as_bytes()),
-                Segment::Uri => md5.update(req.uri.as_bytes()),
+                Segment::Uri => req.uri_parts().iter().for_each(|p| md5.update(p)),
                 Segment::RemoteAddr => md5.update(addr.bytes()),
                 Segment::App => md5.update(req.app.as_bytes()),
                 Segment::Stream => md5.update(req.stream.as_bytes()),
@@ -182,12 +182,13 @@ mod tests {
     use super::*;
     use crate::auth::Action;
 
-    fn req<'a>(uri: &'a str, ip: &str, now_s: u64) -> Request<'a> {
+    /// A request for `/s/{stream}` (RTMP-style: no suffix).
+    fn req<'a>(stream: &'a str, ip: &str, now_s: u64) -> Request<'a> {
         Request {
             action: Action::Play,
             app: "s",
-            stream: "link",
-            uri,
+            stream,
+            uri_suffix: "",
             query: None,
             client_ip: Some(ip.parse().unwrap()),
             now_s,
@@ -207,16 +208,16 @@ mod tests {
     fn documented_vector_verifies() {
         let template = parse_template(DEFAULT_TEMPLATE).unwrap();
         let t = Token::parse(Q).unwrap().unwrap();
-        assert!(t.signed_with(&template, b"secret", &req("/s/link", "127.0.0.1", 0)));
+        assert!(t.signed_with(&template, b"secret", &req("link", "127.0.0.1", 0)));
         // The literal form of the doc's expression gives the same hash.
         let literal = parse_template("$secure_link_expires$uri$remote_addr secret").unwrap();
-        assert!(t.signed_with(&literal, b"unused", &req("/s/link", "127.0.0.1", 0)));
+        assert!(t.signed_with(&literal, b"unused", &req("link", "127.0.0.1", 0)));
         assert_eq!(
-            t.check_time(&req("/s/link", "127.0.0.1", 2_147_483_647), 0),
+            t.check_time(&req("link", "127.0.0.1", 2_147_483_647), 0),
             Ok(())
         );
         assert_eq!(
-            t.check_time(&req("/s/link", "127.0.0.1", 2_147_483_648), 0),
+            t.check_time(&req("link", "127.0.0.1", 2_147_483_648), 0),
             Err(Refusal::Expired)
         );
     }
@@ -225,10 +226,10 @@ mod tests {
     fn address_path_and_key_are_bound() {
         let template = parse_template(DEFAULT_TEMPLATE).unwrap();
         let t = Token::parse(Q).unwrap().unwrap();
-        assert!(!t.signed_with(&template, b"secret", &req("/s/link", "127.0.0.2", 0)));
-        assert!(t.signed_with(&template, b"secret", &req("/s/link", "::ffff:127.0.0.1", 0)));
-        assert!(!t.signed_with(&template, b"secret", &req("/s/other", "127.0.0.1", 0)));
-        assert!(!t.signed_with(&template, b"secreT", &req("/s/link", "127.0.0.1", 0)));
+        assert!(!t.signed_with(&template, b"secret", &req("link", "127.0.0.2", 0)));
+        assert!(t.signed_with(&template, b"secret", &req("link", "::ffff:127.0.0.1", 0)));
+        assert!(!t.signed_with(&template, b"secret", &req("other", "127.0.0.1", 0)));
+        assert!(!t.signed_with(&template, b"secreT", &req("link", "127.0.0.1", 0)));
     }
 
     #[test]

@@ -67,7 +67,7 @@ mod tests {
             action: Action::Play,
             app: "live",
             stream,
-            uri: "/live/test.flv",
+            uri_suffix: ".flv",
             query: None,
             client_ip: None,
             now_s,

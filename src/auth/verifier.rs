@@ -197,7 +197,7 @@ mod tests {
             action: Action::Play,
             app: "live",
             stream: "test",
-            uri: "/live/test.flv",
+            uri_suffix: ".flv",
             query: Some(q),
             client_ip: Some("127.0.0.1".parse().unwrap()),
             now_s,
