@@ -230,3 +230,35 @@ fn hook_policies_are_refused_at_start() {
     assert!(stderr.contains("does not have yet"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn edges_pass_the_viewers_token_to_the_origin_over_http_flv() {
+    let origin = server_with("play = \"signed\"");
+    let mut publisher = publish(&origin.rtmp_url("live", "relay"), 60);
+    wait_live(&origin, "live", "relay", Duration::from_secs(30));
+    let edge_config = format!(
+        "[edge]\norigins = [\"http://127.0.0.1:{}\"]\n",
+        origin.http_port
+    );
+
+    // The edge itself is open; the origin decides on the token the viewer
+    // brought, which the edge's HTTP-FLV pull carries upstream.
+    let edge = Server::start(1, &edge_config);
+    let signed = sign(&origin, "play", &edge.flv_url("live", "relay"), &[]);
+    let played = pull_decode(&signed, 25, Duration::from_secs(30));
+    assert!(
+        played.ok && played.video_frames >= 25,
+        "signed play through the edge: {played:?}"
+    );
+
+    // Without one, the origin refuses the pull and the viewer gets no stream.
+    let other_edge = Server::start(1, &edge_config);
+    let (status, _) = other_edge.http_get("/live/relay.flv");
+    assert_ne!(status, 200, "unsigned play through an edge was served");
+    wait_until(
+        "origin counted the unsigned pull",
+        Duration::from_secs(10),
+        || refused(&origin, "missing") >= 1.0,
+    );
+    publisher.kill();
+}
