@@ -44,7 +44,7 @@ enum Command {
         /// TOML configuration file.
         file: PathBuf,
     },
-    /// Print URL with a signed token (`exp`, `kid`, `sig`) for `[auth]`.
+    /// Print a URL with a signed token (`exp`, `kid`, `sig`) for `[auth]`.
     Sign {
         /// TOML configuration file holding the `[[auth.keys]]`.
         #[arg(long)]
