@@ -280,6 +280,22 @@ mod tests {
         assert_eq!(v.verify(&r), Err(Refusal::Missing));
     }
 
+    proptest::proptest! {
+        /// Any query (valid-looking fields, garbage, multi-byte text) gets a
+        /// decision, never a panic.
+        #[test]
+        fn any_query_gets_a_decision(
+            q in "((exp|kid|sig|ip|pfx|txSecret|txTime|auth_key|md5|expires)=[-0-9a-fA-F_.:/é]{0,70}&?){0,6}",
+            stream in "[a-z/é]{0,8}",
+            now in 0u64..=u64::MAX,
+        ) {
+            let v = verifier();
+            let mut r = req(&q, now);
+            r.stream = &stream;
+            let _ = v.verify(&r);
+        }
+    }
+
     #[test]
     fn debug_never_shows_a_secret() {
         let text = format!("{:?}", verifier());
