@@ -172,6 +172,10 @@ fn playing_needs_a_signed_url_over_http_flv_and_rtmp() {
         !denied.ok && denied.video_frames == 0,
         "unsigned RTMP play: {denied:?}"
     );
+    assert!(
+        denied.errors.contains("unauthorized"),
+        "ffmpeg did not report the refusal: {denied:?}"
+    );
     let rtmp = pull_decode(
         &sign(&server, "play", &rtmp_plain, &[]),
         25,
