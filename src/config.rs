@@ -53,6 +53,8 @@ pub struct Config {
     pub edge: EdgeConfig,
     /// Push relay: forwarding streams published here to other servers.
     pub relay: RelayConfig,
+    /// Signed-URL access control for publish and play.
+    pub auth: crate::auth::AuthConfig,
 }
 
 /// Which cores run reactors: `"all"`, a count, or an explicit list.
@@ -398,6 +400,10 @@ impl Config {
                 })
             }
         }
+        self.auth.gate().map_err(|e| ConfigError::Invalid {
+            field: "auth",
+            reason: e.to_string(),
+        })?;
         let l = &self.limits;
         check(
             l.max_chunk_size >= 128 && l.max_chunk_size <= 0x7fff_ffff,

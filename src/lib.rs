@@ -13,6 +13,7 @@
 //! [`payload`] (the payload allocator trait) sits below both the protocol layer and
 //! the runtime, so that neither imports the other.
 
+pub mod auth;
 pub mod config;
 pub mod edge;
 pub mod fuzzing;

@@ -1,4 +1,4 @@
-//! The `ringcast` binary: `ringcast serve` and `ringcast check-config`.
+//! The `ringcast` binary: `ringcast serve`, `ringcast check-config` and `ringcast sign`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +44,39 @@ enum Command {
         /// TOML configuration file.
         file: PathBuf,
     },
+    /// Print a URL with a signed token (`exp`, `kid`, `sig`) for `[auth]`.
+    Sign {
+        /// TOML configuration file holding the `[[auth.keys]]`.
+        #[arg(long)]
+        config: PathBuf,
+        /// What the URL allows.
+        #[arg(long, value_enum)]
+        action: SignAction,
+        /// rtmp://HOST/APP/STREAM or http://HOST/APP/STREAM.flv (a query is kept).
+        #[arg(long)]
+        url: String,
+        /// How long the URL stays valid (`1h`, `30m`, `7d`).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+        /// Bind the token to this client address.
+        #[arg(long)]
+        ip: Option<std::net::IpAddr>,
+        /// Key id to sign with (default: the first `ringcast` key).
+        #[arg(long)]
+        kid: Option<String>,
+        /// Cover every stream path starting with this text instead of the URL's stream.
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+}
+
+/// `--action` of `ringcast sign`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SignAction {
+    /// Publishing.
+    Publish,
+    /// Playing.
+    Play,
 }
 
 fn main() -> ExitCode {
@@ -63,14 +96,68 @@ fn main() -> ExitCode {
     }
 }
 
+/// What `check-config` prints instead of a secret.
+const REDACTED: &str = "<redacted>";
+
+/// Replaces every secret in `config` (auth key secrets, the API token) with
+/// [`REDACTED`], so printing the effective configuration shows that one is set
+/// but never what it is.
+fn redact_secrets(config: &mut Config) {
+    for key in &mut config.auth.keys {
+        key.secret = REDACTED.to_owned();
+    }
+    if let Some(token) = config.api.token.as_mut() {
+        *token = REDACTED.to_owned();
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::CheckConfig { file } => {
-            let config = Config::load(&file)?;
+            let mut config = Config::load(&file)?;
+            // The effective configuration goes to a terminal or a log: never a secret.
+            redact_secrets(&mut config);
             print!(
                 "{}",
                 toml::to_string_pretty(&config).context("rendering config")?
             );
+            Ok(())
+        }
+        Command::Sign {
+            config,
+            action,
+            url,
+            ttl,
+            ip,
+            kid,
+            prefix,
+        } => {
+            let config = Config::load(&config)?;
+            config.validate()?;
+            let key = config
+                .auth
+                .signing_key(kid.as_deref())
+                .with_context(|| match &kid {
+                    Some(id) => format!("no [[auth.keys]] with scheme \"ringcast\" and id {id:?}"),
+                    None => "no [[auth.keys]] with scheme \"ringcast\" to sign with".to_owned(),
+                })?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .context("system clock before 1970")?;
+            let action = match action {
+                SignAction::Publish => ringcast::auth::Action::Publish,
+                SignAction::Play => ringcast::auth::Action::Play,
+            };
+            let signed = ringcast::auth::ringcast::sign_url(
+                &url,
+                key.secret.as_bytes(),
+                &key.id,
+                action,
+                prefix.as_deref(),
+                (now + ttl).as_secs(),
+                ip,
+            )?;
+            println!("{signed}");
             Ok(())
         }
         Command::Serve {

@@ -20,7 +20,7 @@ mod rlimits;
 pub use self::collector::GaugeSample;
 pub use self::families::exported_family_names;
 pub use self::labels::{
-    AcceptErrorKind, CloseReason, DropReason, FailureSide, IngestSource, LabelValue,
+    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, IngestSource, LabelValue,
     LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason,
 };
 pub use self::local::{

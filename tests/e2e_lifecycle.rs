@@ -28,6 +28,33 @@ fn check_config_accepts_good_files_and_names_the_bad_field() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("hard_lag = \"5s\""));
 
+    // Secrets are set but never printed.
+    let secret = dir.join("secret.toml");
+    std::fs::write(
+        &secret,
+        "[api]\ntoken = \"api-token-xyz\"\n[[auth.keys]]\nid = \"k1\"\nsecret = \"key-secret-xyz\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringcast"))
+        .arg("check-config")
+        .arg(&secret)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("id = \"k1\"") && printed.contains("<redacted>"),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains("api-token-xyz") && !printed.contains("key-secret-xyz"),
+        "check-config printed a secret: {printed}"
+    );
+
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[limits]\nout_chunk_size = 3\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ringcast"))

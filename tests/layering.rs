@@ -7,10 +7,13 @@
 //! * stream (`src/stream`) imports neither server nor edge, nor the RTMP/HTTP
 //!   wire codecs, and uses no sockets;
 //! * edge (`src/edge`, the sans-IO part) does not import server;
+//! * auth (`src/auth`, signed URLs: strings and time in, a decision out)
+//!   imports no other layer and uses no sockets, threads, files or clocks;
 //! * `src/payload.rs`, the allocator trait both protocol and runtime use, imports
 //!   no layer at all;
 //! * the layers' `mod.rs` keep their `forbid(unsafe_code)` (protocol, stream,
-//!   edge) and the protocol layer its `deny` of indexing, `unwrap` and `expect`,
+//!   edge, auth) and the protocol and auth layers their `deny` of indexing,
+//!   `unwrap` and `expect`,
 //!   which no non-test protocol code may `allow` again.
 //!
 //! Only non-test code counts: files declared under `#[cfg(test)]` and
@@ -320,6 +323,38 @@ fn edge_sans_io_part_does_not_import_the_server() {
 }
 
 #[test]
+fn auth_is_sans_io_and_imports_no_layer() {
+    let auth = layer("auth");
+    assert_none(
+        "the auth layer imports another layer",
+        import_violations(
+            &auth,
+            &[
+                "protocol", "runtime", "stream", "server", "edge", "metrics", "config",
+            ],
+        ),
+    );
+    assert_none(
+        "the auth layer touches sockets, threads, files or clocks",
+        text_violations(
+            &auth,
+            &[
+                "TcpStream",
+                "TcpListener",
+                "UdpSocket",
+                "std::thread",
+                "std::fs",
+                "Instant::now",
+                "SystemTime::now",
+                "io_uring",
+                "libc::",
+                "socket2",
+            ],
+        ),
+    );
+}
+
+#[test]
 fn payload_allocator_sits_below_every_layer() {
     assert_none(
         "src/payload.rs imports a layer",
@@ -350,23 +385,26 @@ fn layer_roots_keep_their_forbid_and_deny_attributes() {
         "src/protocol/mod.rs",
         "src/stream/mod.rs",
         "src/edge/mod.rs",
+        "src/auth/mod.rs",
         "src/payload.rs",
     ] {
         if !inner_attributes(path).contains(&"#![forbid(unsafe_code)]".to_string()) {
             bad.push(format!("{path}: lost #![forbid(unsafe_code)]"));
         }
     }
-    let protocol = inner_attributes("src/protocol/mod.rs");
-    for lint in [
-        "clippy::indexing_slicing",
-        "clippy::unwrap_used",
-        "clippy::expect_used",
-    ] {
-        if !protocol
-            .iter()
-            .any(|a| a.starts_with("#![deny(") && a.contains(lint))
-        {
-            bad.push(format!("src/protocol/mod.rs: lost #![deny({lint})]"));
+    for root in ["src/protocol/mod.rs", "src/auth/mod.rs"] {
+        let attributes = inner_attributes(root);
+        for lint in [
+            "clippy::indexing_slicing",
+            "clippy::unwrap_used",
+            "clippy::expect_used",
+        ] {
+            if !attributes
+                .iter()
+                .any(|a| a.starts_with("#![deny(") && a.contains(lint))
+            {
+                bad.push(format!("{root}: lost #![deny({lint})]"));
+            }
         }
     }
     assert_none("a layer root lost an attribute", bad);
@@ -379,7 +417,7 @@ fn no_protocol_code_allows_indexing_or_unwrap_again() {
         .map(|lint| format!("allow(clippy::{lint}"))
         .collect();
     let mut bad = Vec::new();
-    for s in layer("protocol") {
+    for s in layer("protocol").into_iter().chain(layer("auth")) {
         let code: String = s.code.split_whitespace().collect();
         for needle in &needles {
             if code.contains(needle.as_str()) {
@@ -387,7 +425,10 @@ fn no_protocol_code_allows_indexing_or_unwrap_again() {
             }
         }
     }
-    assert_none("non-test protocol code re-allows a denied lint", bad);
+    assert_none(
+        "non-test protocol or auth code re-allows a denied lint",
+        bad,
+    );
 }
 
 /// The checks themselves: each finds what it is meant to find.

@@ -9,8 +9,8 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 
 use super::families::*;
 use super::labels::{
-    AcceptErrorKind, CloseReason, DropReason, FailureSide, IngestSource, LabelValue, Listener,
-    Protocol, RefuseReason,
+    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, IngestSource, LabelValue,
+    Listener, Protocol, RefuseReason,
 };
 use super::local::HistogramTotals;
 use super::per_core::CoreMetrics;
@@ -113,6 +113,9 @@ impl Collector for CoreSumCollector {
             }),
             self.by_label(&REFUSED, |c, l: RefuseReason| {
                 c.connections_refused.get(l) as f64
+            }),
+            self.by_label(&AUTH_REFUSED, |c, l: AuthRefusal| {
+                c.auth_refused.get(l) as f64
             }),
             self.by_label(&CLOSED, |c, l: CloseReason| {
                 c.connections_closed.get(l) as f64

@@ -9,8 +9,8 @@ use prometheus::core::Desc;
 use prometheus::proto::{self, MetricFamily, MetricType};
 
 use super::labels::{
-    AcceptErrorKind, CloseReason, DropReason, FailureSide, IngestSource, LabelValue, Listener,
-    Protocol, RefuseReason,
+    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, IngestSource, LabelValue,
+    Listener, Protocol, RefuseReason,
 };
 
 /// One metric family this crate exports: its name, help, type and label names.
@@ -82,6 +82,13 @@ family!(
     COUNTER,
     [RefuseReason::LABEL],
     "Connections or publish/play requests refused, by reason."
+);
+family!(
+    AUTH_REFUSED,
+    "ringcast_auth_refused_total",
+    COUNTER,
+    [AuthRefusal::LABEL],
+    "Publish or play requests refused by [auth] (signed URLs), by reason."
 );
 family!(
     CLOSED,
@@ -241,6 +248,7 @@ pub(super) const FAMILIES: &[Family] = &[
     OPEN_CONNECTIONS,
     ACCEPTED,
     REFUSED,
+    AUTH_REFUSED,
     CLOSED,
     RECEIVED_BYTES,
     RECEIVED_FRAMES,

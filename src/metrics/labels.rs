@@ -95,6 +95,24 @@ label_enum! {
 }
 
 label_enum! {
+    /// Why a publish or play was refused by `[auth]` (signed URLs).
+    AuthRefusal, label = "reason" {
+        /// No token in the URL.
+        Missing => "missing",
+        /// A token field missing or unreadable.
+        Malformed => "malformed",
+        /// The token's expiry (plus clock skew) passed.
+        Expired => "expired",
+        /// The signature does not match.
+        BadSignature => "bad_signature",
+        /// The token names an unknown key id (or no key of its scheme exists).
+        UnknownKey => "unknown_key",
+        /// The token is bound to another client address.
+        IpMismatch => "ip_mismatch",
+    }
+}
+
+label_enum! {
     /// Why an established connection was closed.
     CloseReason, label = "reason" {
         /// The peer closed or reset the connection.
@@ -306,6 +324,7 @@ mod tests {
         check::<Protocol>();
         check::<Listener>();
         check::<RefuseReason>();
+        check::<AuthRefusal>();
         check::<CloseReason>();
         check::<IngestSource>();
         check::<DropReason>();

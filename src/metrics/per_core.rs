@@ -2,8 +2,8 @@
 //! by that core and read by the scraper.
 
 use super::labels::{
-    AcceptErrorKind, CloseReason, DropReason, FailureSide, IngestSource, LabeledCounters,
-    LabeledGauges, Listener, Protocol, RefuseReason,
+    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, IngestSource,
+    LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason,
 };
 use super::local::{LocalCounter, LocalGauge, LocalHistogram, LocalRatio};
 
@@ -37,6 +37,8 @@ pub struct CoreMetrics {
     pub connections_accepted: LabeledCounters<Listener, { Listener::COUNT }>,
     /// Connections or publish/play requests refused, by reason.
     pub connections_refused: LabeledCounters<RefuseReason, { RefuseReason::COUNT }>,
+    /// Publish/play requests refused by `[auth]`, by reason.
+    pub auth_refused: LabeledCounters<AuthRefusal, { AuthRefusal::COUNT }>,
     /// Connections closed, by reason.
     pub connections_closed: LabeledCounters<CloseReason, { CloseReason::COUNT }>,
     /// Media payload bytes ingested, by source.
@@ -81,6 +83,7 @@ impl CoreMetrics {
             open_connections: LabeledGauges::new(),
             connections_accepted: LabeledCounters::new(),
             connections_refused: LabeledCounters::new(),
+            auth_refused: LabeledCounters::new(),
             connections_closed: LabeledCounters::new(),
             bytes_received: LabeledCounters::new(),
             frames_received: LabeledCounters::new(),

@@ -10,6 +10,7 @@ use super::failures::play_refusal;
 use super::pending::WaitingPlay;
 use super::shared::Shared;
 use super::worker::CoreState;
+use crate::auth::Action;
 use crate::metrics::{CloseReason, Listener, RefuseReason};
 use crate::protocol::http::connection::{HttpConnection, HttpTimeouts};
 use crate::protocol::http::request::{Method, Request, RequestParser};
@@ -168,6 +169,14 @@ impl CoreState {
                 return self.respond(slot, &out, false);
             }
         };
+        let query = req.target.split_once('?').map(|(_, q)| q);
+        if self
+            .authorize(slot, Action::Play, &app, &name, ".flv", query)
+            .is_err()
+        {
+            response::write_error(&ctx, 403, &mut out);
+            return self.respond(slot, &out, false);
+        }
         // From here on the connection belongs to this one response.
         if let Some(Proto::Http(http)) = self.conns.at(slot).map(|c| &mut c.proto) {
             http.hold();

@@ -6,6 +6,7 @@
 //! worker owns its connections, its stream shard and its reactor; cores talk only
 //! through the mesh ([`MeshMsg`]) and the stream directory.
 
+mod access;
 pub mod api;
 pub mod completions;
 pub mod conn;
@@ -124,6 +125,13 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     for warning in check_rlimits(wanted_fds, 0) {
         tracing::warn!("{warning}");
     }
+    config
+        .auth
+        .gate()
+        .map_err(|e| crate::config::ConfigError::Invalid {
+            field: "auth",
+            reason: e.to_string(),
+        })?;
     let metrics = MetricsRegistry::new(n)?;
     let mesh = MeshConfig {
         media_ring: config.runtime.cross_core_queue,

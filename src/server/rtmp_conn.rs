@@ -12,6 +12,7 @@ use super::shared::Shared;
 use super::viewer_send::PlayError;
 use super::worker::CoreState;
 use super::MeshMsg;
+use crate::auth::Action;
 use crate::metrics::{CloseReason, IngestSource, RefuseReason};
 use crate::protocol::flv::config::parse_video_sequence_header;
 use crate::protocol::rtmp::chunk::ChunkLimits;
@@ -156,8 +157,8 @@ impl CoreState {
                 stream_id,
                 app,
                 name,
-                ..
-            } => self.on_publish(slot, stream_id, &app, &name),
+                query,
+            } => self.on_publish(slot, stream_id, &app, &name, query.as_deref()),
             ServerEvent::PlayRequested {
                 stream_id,
                 app,
@@ -205,7 +206,14 @@ impl CoreState {
         }
     }
 
-    fn on_publish(&mut self, slot: u32, msg_stream: u32, app: &str, name: &str) {
+    fn on_publish(
+        &mut self,
+        slot: u32,
+        msg_stream: u32,
+        app: &str,
+        name: &str,
+        query: Option<&str>,
+    ) {
         let now = self.now_ms();
         if self.session(slot).is_some_and(|rc| rc.publishing.is_some()) {
             self.reject_publish(
@@ -223,6 +231,11 @@ impl CoreState {
                 return;
             }
         };
+        if let Err(why) = self.authorize(slot, Action::Publish, app, name, "", query) {
+            let text = format!("unauthorized: {why}");
+            self.reject_publish(slot, msg_stream, PublishRejection::Unauthorized, &text);
+            return;
+        }
         if self.edge_enabled() && !self.shared.config.edge.allow_publish {
             self.metrics
                 .connections_refused
@@ -427,6 +440,19 @@ impl CoreState {
         name: &str,
         query: Option<String>,
     ) {
+        if let Err(why) = self.authorize(slot, Action::Play, app, name, "", query.as_deref()) {
+            if let Some(rc) = self.session(slot) {
+                let text = format!("unauthorized: {why}");
+                let _ =
+                    rc.session
+                        .reject_play(msg_stream, PlayRejection::Failed, &text, &mut rc.out);
+            }
+            if let Some(conn) = self.conns.at(slot) {
+                conn.close_after_flush = true;
+            }
+            self.flush_session_output(slot);
+            return;
+        }
         match StreamKey::new(app, name) {
             Ok(key) if self.edge_enabled() => {
                 // Held until the key's pull core answers (the session buffers input meanwhile).

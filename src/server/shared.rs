@@ -21,6 +21,8 @@ pub struct Shared {
     pub metrics: MetricsRegistry,
     /// How the API authenticates and renders.
     pub api: ApiConfig,
+    /// `[auth]`: who may publish and play (checked when a session starts).
+    pub gate: crate::auth::Gate,
     /// The server's start: zero of every core's millisecond clock.
     pub epoch: Instant,
     /// Each core's latest report for the API.
@@ -41,6 +43,11 @@ impl Shared {
             ..ApiConfig::with_token(config.api.token.as_deref())
         };
         Shared {
+            // `serve` refuses an invalid [auth] before this; fail closed anyway.
+            gate: config
+                .auth
+                .gate()
+                .unwrap_or_else(|_| crate::auth::Gate::closed()),
             directory: Directory::new(config.server.max_streams.max(1)),
             api,
             metrics,

@@ -16,6 +16,8 @@ pub mod code {
     pub const PUBLISH_BAD_NAME: &str = "NetStream.Publish.BadName";
     /// Publishing refused for another reason.
     pub const PUBLISH_DENIED: &str = "NetStream.Publish.Denied";
+    /// Publishing refused: no valid credentials (OBS stops retrying on it).
+    pub const PUBLISH_UNAUTHORIZED: &str = "NetStream.Publish.Unauthorized";
     /// Publishing stopped.
     pub const UNPUBLISH_SUCCESS: &str = "NetStream.Unpublish.Success";
     /// Playback (re)started from the beginning of a playlist.

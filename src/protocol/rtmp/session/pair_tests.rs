@@ -22,6 +22,8 @@ use crate::protocol::rtmp::message::{type_id, RtmpMessage};
 enum Decision {
     Accept,
     Reject,
+    /// Refused for want of a valid signed URL.
+    Unauthorized,
 }
 
 struct Pair {
@@ -70,6 +72,12 @@ impl Pair {
                             "taken",
                             &mut to_client,
                         )?,
+                        Decision::Unauthorized => self.server.reject_publish(
+                            stream_id,
+                            PublishRejection::Unauthorized,
+                            "unauthorized: no token",
+                            &mut to_client,
+                        )?,
                     },
                     ServerEvent::PlayRequested { stream_id, .. } => match self.decision {
                         Decision::Accept => self.server.accept_play(stream_id, &mut to_client)?,
@@ -77,6 +85,12 @@ impl Pair {
                             stream_id,
                             PlayRejection::StreamNotFound,
                             "no such stream",
+                            &mut to_client,
+                        )?,
+                        Decision::Unauthorized => self.server.reject_play(
+                            stream_id,
+                            PlayRejection::Failed,
+                            "unauthorized: no token",
                             &mut to_client,
                         )?,
                     },
@@ -323,6 +337,25 @@ fn rejections_reach_the_client_as_status_errors() {
             description: "no such stream".into()
         })
     );
+}
+
+#[test]
+fn unauthorized_refusals_carry_the_codes_clients_stop_on() {
+    for (mode, code) in [
+        (ClientMode::Publish, "NetStream.Publish.Unauthorized"),
+        (ClientMode::Play, "NetStream.Play.Failed"),
+    ] {
+        let mut pair = Pair::new(mode, ServerSessionConfig::default());
+        pair.decision = Decision::Unauthorized;
+        pair.start().unwrap();
+        assert_eq!(
+            pair.client_events.last(),
+            Some(&ClientEvent::StatusError {
+                code: code.into(),
+                description: "unauthorized: no token".into()
+            })
+        );
+    }
 }
 
 /// A server session past `connect`, plus an encoder for hand-made client messages.

@@ -130,6 +130,8 @@ pub enum PublishRejection {
     BadName,
     /// Not allowed (`NetStream.Publish.Denied`).
     Denied,
+    /// No valid credentials (`NetStream.Publish.Unauthorized`).
+    Unauthorized,
 }
 
 /// Why a play is refused.

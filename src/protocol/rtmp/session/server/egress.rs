@@ -76,6 +76,7 @@ impl ServerSession {
         let status_code = match reason {
             PublishRejection::BadName => code::PUBLISH_BAD_NAME,
             PublishRejection::Denied => code::PUBLISH_DENIED,
+            PublishRejection::Unauthorized => code::PUBLISH_UNAUTHORIZED,
         };
         self.refuse(stream_id, true, status_code, description, out)
     }
