@@ -105,8 +105,7 @@ impl Server {
             }
             None => Command::new(env!("CARGO_BIN_EXE_ringcast")),
         };
-        let child = cmd
-            .arg("serve")
+        cmd.arg("serve")
             .arg("--config")
             .arg(&config)
             .arg("--rtmp")
@@ -114,32 +113,16 @@ impl Server {
             .arg("--http")
             .arg(format!("127.0.0.1:{http_port}"))
             .arg("--cores")
-            .arg(cores.to_string())
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn ringcast");
+            .arg(cores.to_string());
         let server = Server {
-            proc: Proc {
-                child,
-                name: "ringcast".into(),
-            },
+            proc: spawn_ringcast(&mut cmd, "ringcast"),
             rtmp_port,
             http_port,
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         for port in [rtmp_port, http_port] {
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "ringcast did not listen on {port}"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_listening("127.0.0.1", port, deadline, "ringcast");
         }
         server
     }
@@ -170,6 +153,34 @@ impl Server {
     /// True while the server process is alive.
     pub fn alive(&mut self) -> bool {
         self.proc.child.try_wait().unwrap().is_none()
+    }
+}
+
+/// Spawns `cmd` (a `ringcast serve …`, possibly behind a wrapper such as
+/// `prlimit` or `unshare`) with `RUST_LOG` passed through (default `warn`) and
+/// stdin closed; the process is killed when the returned handle drops.
+pub fn spawn_ringcast(cmd: &mut Command, name: impl Into<String>) -> Proc {
+    let name = name.into();
+    let child = cmd
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {name} ({:?}): {e}", cmd.get_program()));
+    Proc { child, name }
+}
+
+/// Waits until something accepts TCP connections on `ip:port`; fails naming
+/// `what` once `deadline` has passed.
+pub fn wait_listening(ip: &str, port: u16, deadline: Instant, what: &str) {
+    while TcpStream::connect((ip, port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {ip}:{port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
