@@ -11,18 +11,9 @@ use mpeg2ts::pes::{PesPacketReader, ReadPesPacket};
 use mpeg2ts::ts::{ReadTsPacket, TsPacketReader, TsPayload};
 
 use super::*;
+use crate::protocol::flv::fixture_frames;
 use crate::protocol::flv::frame::TimestampUnwrapper;
-use crate::protocol::flv::{FlvDemuxer, FlvLimits};
 use crate::protocol::{Frame, FrameKind};
-
-fn frames_of(name: &str) -> Vec<Frame> {
-    let path = format!("{}/tests/data/flv/{name}", env!("CARGO_MANIFEST_DIR"));
-    let data = std::fs::read(path).unwrap();
-    let mut d = FlvDemuxer::new(FlvLimits::default());
-    let mut out = Vec::new();
-    d.decode_all(&data, &mut out).unwrap();
-    out
-}
 
 /// Muxes `frames` into segments: a new one at every random access point once the
 /// current one holds `min_frames` media frames.
@@ -135,7 +126,7 @@ fn both() -> TsTracks {
 
 #[test]
 fn real_file_parses_back_with_continuity_pcr_and_monotone_timestamps() {
-    let frames = frames_of("avc420_aac_320x180.flv");
+    let frames = fixture_frames("avc420_aac_320x180.flv");
     let segments = mux(&frames, both(), 0);
     let ts = concat(&segments);
     let p = parse(&ts);
@@ -197,7 +188,7 @@ fn real_file_parses_back_with_continuity_pcr_and_monotone_timestamps() {
 
 #[test]
 fn idr_access_unit_starts_with_aud_then_sps_pps() {
-    let frames = frames_of("avc444_aac_320x240.flv");
+    let frames = fixture_frames("avc444_aac_320x240.flv");
     let p = parse(&concat(&mux(&frames, both(), 0)));
     let video: Vec<_> = p.pes.iter().filter(|x| x.0 == 0xE0).collect();
     let first = &video[0].3;
@@ -235,7 +226,7 @@ fn idr_access_unit_starts_with_aud_then_sps_pps() {
 
 #[test]
 fn audio_only_and_video_only_tables() {
-    let frames = frames_of("avc420_aac_320x180.flv");
+    let frames = fixture_frames("avc420_aac_320x180.flv");
     let audio_only: Vec<Frame> = frames
         .iter()
         .filter(|f| f.kind != FrameKind::Video)
@@ -265,7 +256,7 @@ fn audio_only_and_video_only_tables() {
 
 #[test]
 fn segments_each_open_with_pat_pmt_and_counters_continue_across_them() {
-    let frames = frames_of("avc420_aac_320x180.flv");
+    let frames = fixture_frames("avc420_aac_320x180.flv");
     // Cut at every audio frame of an audio-only stream: many small segments.
     let audio_only: Vec<Frame> = frames
         .iter()
@@ -296,7 +287,7 @@ fn segments_each_open_with_pat_pmt_and_counters_continue_across_them() {
 
 #[test]
 fn a_segment_opening_with_audio_gets_a_pcr_before_it() {
-    let frames = frames_of("avc420_aac_320x180.flv");
+    let frames = fixture_frames("avc420_aac_320x180.flv");
     let mut m = TsMuxer::new(both(), TsLimits::default()).unwrap();
     let mut out = BytesMut::new();
     for f in frames.iter().filter(|f| f.sequence_header) {
@@ -317,7 +308,7 @@ fn a_segment_opening_with_audio_gets_a_pcr_before_it() {
 
 #[test]
 fn misuse_and_limits_are_typed_errors_with_nothing_written() {
-    let frames = frames_of("avc420_aac_320x180.flv");
+    let frames = fixture_frames("avc420_aac_320x180.flv");
     let key = frames.iter().find(|f| f.keyframe).unwrap();
     let seq = frames
         .iter()
@@ -365,7 +356,7 @@ fn misuse_and_limits_are_typed_errors_with_nothing_written() {
 
 #[test]
 fn corrupt_frames_never_panic() {
-    let frames = frames_of("avc444_aac_320x240.flv");
+    let frames = fixture_frames("avc444_aac_320x240.flv");
     let mut m = TsMuxer::new(both(), TsLimits::default()).unwrap();
     let mut out = BytesMut::new();
     for f in frames.iter().filter(|f| f.sequence_header) {
@@ -409,7 +400,7 @@ fn enhanced(frames: &[Frame]) -> Vec<Frame> {
 
 #[test]
 fn enhanced_rtmp_input_gives_byte_identical_segments() {
-    let frames = frames_of("avc444_aac_320x240.flv");
+    let frames = fixture_frames("avc444_aac_320x240.flv");
     let ex = enhanced(&frames);
     let m = TsMuxer::new(both(), TsLimits::default()).unwrap();
     let starts = |fs: &[Frame]| fs.iter().filter(|f| m.is_random_access(f)).count();
@@ -423,7 +414,7 @@ fn enhanced_rtmp_input_gives_byte_identical_segments() {
 
 #[test]
 fn pcr_never_steps_back_when_audio_leads_video() {
-    let frames = frames_of("avc420_aac_320x180.flv");
+    let frames = fixture_frames("avc420_aac_320x180.flv");
     let mut m = TsMuxer::new(both(), TsLimits::default()).unwrap();
     let mut out = BytesMut::new();
     for f in frames.iter().filter(|f| f.sequence_header) {
