@@ -5,23 +5,18 @@
 #![allow(dead_code)]
 
 pub mod media;
+pub mod plain;
 pub mod raw_rtmp;
 pub mod require;
 
+#[allow(unused_imports)] // not every test binary uses both
+pub use plain::{free_port, wait_until};
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// A free loopback TCP port (bound then released; good enough for tests).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A child process killed on drop.
 pub struct Proc {
@@ -191,17 +186,7 @@ pub fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
     write!(s, "{method} {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    plain::parse_http_response(&buf)
 }
 
 /// Starts ffmpeg publishing a lavfi test source (H.264 320x240 25 fps, 1 s GOP, AAC)
@@ -327,20 +312,6 @@ pub fn probe(url: &str) -> (String, u32, u32, String) {
         video["height"].as_u64().unwrap_or(0) as u32,
         audio["codec_name"].as_str().unwrap_or("").to_string(),
     )
-}
-
-/// Polls `condition` every 50 ms until it holds; panics naming `what` if it
-/// still does not after `limit`. Limits are generous (tens of seconds): a loaded
-/// machine makes a test slower, never red.
-pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Waits until the server's API lists `app/name` as live. `limit` is raised to at
