@@ -179,6 +179,20 @@ pub fn wait_listening(ip: &str, port: u16, deadline: Instant, what: &str) {
     }
 }
 
+/// The API's `viewers_by_core` for `app/name` on `server` (the API must
+/// answer 200 with a number per core).
+pub fn viewers_by_core(server: &Server, app: &str, name: &str) -> Vec<u64> {
+    let (status, body) = server.http_get(&format!("/api/v1/streams/{app}/{name}"));
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["viewers_by_core"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no viewers_by_core in {body}"))
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect()
+}
+
 /// A bare HTTP/1.0 request; returns (status, body).
 pub fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
