@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use common::media::{decodes_cleanly, encode_testsrc, is_coded, probe_streams, repeat, run_tool};
@@ -190,6 +190,40 @@ fn looped(frames: &[Frame], times: u32, step_ms: u32) -> Vec<Frame> {
     repeat(frames, times, span)
 }
 
+/// Packages a video track's frames into `<codec>.mp4` in `dir` as 8-frame
+/// chunks (320 ms parts at 25 fps, under a 1/3 s PART-TARGET), after checking
+/// the track's size; ffmpeg must decode it cleanly and ffprobe must see
+/// `codec` with `tag`, the size, and every packaged frame. Returns the number
+/// of chunks and the file.
+fn package_video(
+    dir: &TempDir,
+    track: &Track,
+    frames: &[Frame],
+    (codec, tag): (&str, &str),
+    (width, height): (u64, u64),
+) -> (usize, PathBuf) {
+    assert_eq!(
+        track.media,
+        ringcast::protocol::fmp4::TrackMedia::Video {
+            width: width as u32,
+            height: height as u32
+        }
+    );
+    let path = dir.join(format!("{codec}.mp4"));
+    let chunks = package(track, frames, 8, 40, &path);
+    decodes_cleanly(&path);
+    let s = probe(&path);
+    assert_eq!(s["codec_name"], codec);
+    assert_eq!(s["codec_tag_string"], tag);
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(width), Some(height))
+    );
+    let n: usize = s["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    assert_eq!(n, frames.len(), "every packaged frame decodes");
+    (chunks, path)
+}
+
 fn check_avc_fixture(name: &str, loops: u32, width: u64, height: u64, rate: &str) {
     let (vseq, aseq, video, audio) = fixture(name);
     assert!(video[0].keyframe, "fixture GOP starts with an IDR");
@@ -197,21 +231,9 @@ fn check_avc_fixture(name: &str, loops: u32, width: u64, height: u64, rate: &str
 
     let video = looped(&video, loops, 40);
     let track = Track::from_sequence_header(1, &vseq).unwrap();
-    let vpath = dir.join("video.mp4");
-    // 8 frames at 25 fps: 320 ms parts, under a 1/3 s PART-TARGET.
-    let chunks = package(&track, &video, 8, 40, &vpath);
+    let (chunks, vpath) = package_video(&dir, &track, &video, ("h264", "avc1"), (width, height));
     assert!(chunks > 10);
-    decodes_cleanly(&vpath);
-    let s = probe(&vpath);
-    assert_eq!(s["codec_name"], "h264");
-    assert_eq!(s["codec_tag_string"], "avc1");
-    assert_eq!(
-        (s["width"].as_u64(), s["height"].as_u64()),
-        (Some(width), Some(height))
-    );
-    let n: usize = s["nb_read_frames"].as_str().unwrap().parse().unwrap();
-    assert_eq!(n, video.len(), "every packaged frame decodes");
-    assert!(n >= 100, "{n} frames");
+    assert!(video.len() >= 100, "{} frames", video.len());
     check_video_timing(&vpath, &video);
 
     let audio_track = Track::from_sequence_header(2, &aseq).unwrap();
@@ -379,25 +401,7 @@ fn hevc_from_x265_via_enhanced_rtmp_decodes() {
     );
 
     let track = Track::from_sequence_header(1, &seq).unwrap();
-    assert_eq!(
-        track.media,
-        ringcast::protocol::fmp4::TrackMedia::Video {
-            width: 320,
-            height: 240
-        }
-    );
-    let path = dir.join("hevc.mp4");
-    package(&track, &frames, 8, 40, &path);
-    decodes_cleanly(&path);
-    let s = probe(&path);
-    assert_eq!(s["codec_name"], "hevc");
-    assert_eq!(s["codec_tag_string"], "hvc1");
-    assert_eq!(
-        (s["width"].as_u64(), s["height"].as_u64()),
-        (Some(320), Some(240))
-    );
-    let n: usize = s["nb_read_frames"].as_str().unwrap().parse().unwrap();
-    assert_eq!(n, frames.len());
+    let (_, path) = package_video(&dir, &track, &frames, ("hevc", "hvc1"), (320, 240));
     let pk = packets(&path);
     assert_eq!(pk.len(), frames.len());
     for ((dts, pts, key), f) in pk.iter().zip(&frames) {
@@ -510,13 +514,6 @@ fn av1_from_libaom_via_enhanced_rtmp_decodes() {
     assert!(frames.iter().filter(|f| f.keyframe).count() >= 2);
 
     let track = Track::from_sequence_header(1, &seq).unwrap();
-    assert_eq!(
-        track.media,
-        ringcast::protocol::fmp4::TrackMedia::Video {
-            width: 320,
-            height: 240
-        }
-    );
     // The muxer drops the leading temporal delimiter (AV1-ISOBMFF §2.4).
     assert_eq!(&frames[0].payload[5..7], &[0x12, 0x00]);
     let first = ringcast::protocol::fmp4::write_chunk(
@@ -531,18 +528,7 @@ fn av1_from_libaom_via_enhanced_rtmp_decodes() {
     )
     .unwrap();
     assert_eq!(first.samples[0].as_ref(), &frames[0].payload[7..]);
-    let path = dir.join("av1.mp4");
-    package(&track, &frames, 8, 40, &path);
-    decodes_cleanly(&path);
-    let s = probe(&path);
-    assert_eq!(s["codec_name"], "av1");
-    assert_eq!(s["codec_tag_string"], "av01");
-    assert_eq!(
-        (s["width"].as_u64(), s["height"].as_u64()),
-        (Some(320), Some(240))
-    );
-    let n: usize = s["nb_read_frames"].as_str().unwrap().parse().unwrap();
-    assert_eq!(n, frames.len());
+    let (_, path) = package_video(&dir, &track, &frames, ("av1", "av01"), (320, 240));
     let pk = packets(&path);
     assert_eq!(pk.len(), frames.len());
     for ((dts, _, key), f) in pk.iter().zip(&frames) {
