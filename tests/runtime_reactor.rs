@@ -403,25 +403,36 @@ fn tiny_reactor(backlog_limit: usize) -> Reactor {
     .unwrap()
 }
 
+/// Queues `n` closes of an invalid fd, user data `0..n`: each completes at once
+/// with -EBADF, a cheap way to make many completions.
+fn queue_bad_closes(reactor: &mut Reactor, n: u64) {
+    for ud in 0..n {
+        reactor.close(-1, ud).unwrap();
+    }
+}
+
+/// Drains the completions there are, each an -EBADF close, into `seen` by user data.
+fn drain_bad_closes(reactor: &mut Reactor, seen: &mut Vec<u64>) {
+    reactor.drain_completions(|_, c| {
+        assert_eq!(c.result, -libc::EBADF);
+        seen.push(c.user_data);
+    });
+}
+
 #[test]
 fn a_full_submission_queue_drops_nothing() {
     let mut reactor = tiny_reactor(8);
     // Far more operations than SQ (4) and CQ (16) slots; closing an invalid fd
     // completes at once with -EBADF, so every one must come back exactly once.
     let queued: u64 = 1000;
-    for ud in 0..queued {
-        reactor.close(-1, ud).unwrap();
-    }
+    queue_bad_closes(&mut reactor, queued);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     while seen.len() < queued as usize && Instant::now() < deadline {
         reactor
             .submit_and_wait(1, Some(Duration::from_millis(100)))
             .unwrap();
-        reactor.drain_completions(|_, c| {
-            assert_eq!(c.result, -libc::EBADF);
-            seen.push(c.user_data);
-        });
+        drain_bad_closes(&mut reactor, &mut seen);
     }
     seen.sort_unstable();
     assert_eq!(
@@ -440,16 +451,10 @@ fn a_full_submission_queue_drops_nothing() {
 fn one_drain_delivers_completions_that_overflowed_the_cq() {
     let mut reactor = tiny_reactor(1024);
     let queued: u64 = 300;
-    for ud in 0..queued {
-        // Closing an invalid fd completes at once with -EBADF.
-        reactor.close(-1, ud).unwrap();
-    }
+    queue_bad_closes(&mut reactor, queued);
     reactor.submit_and_wait(0, None).unwrap();
     let mut seen = Vec::new();
-    reactor.drain_completions(|_, c| {
-        assert_eq!(c.result, -libc::EBADF);
-        seen.push(c.user_data);
-    });
+    drain_bad_closes(&mut reactor, &mut seen);
     seen.sort_unstable();
     assert_eq!(
         seen,
