@@ -15,6 +15,18 @@ use crate::protocol::flv::fixture_frames;
 use crate::protocol::flv::frame::TimestampUnwrapper;
 use crate::protocol::{Frame, FrameKind};
 
+/// A muxer for both tracks that has taken `frames`' sequence headers (each
+/// accepted as a config) and opened a segment, with the bytes written so far.
+fn configured(frames: &[Frame]) -> (TsMuxer, BytesMut) {
+    let mut m = TsMuxer::new(both(), TsLimits::default()).unwrap();
+    let mut out = BytesMut::new();
+    for f in frames.iter().filter(|f| f.sequence_header) {
+        assert_eq!(m.write_frame(f, 0, &mut out), Ok(Written::Config));
+    }
+    m.start_segment(&mut out);
+    (m, out)
+}
+
 /// Muxes `frames` into segments: a new one at every random access point once the
 /// current one holds `min_frames` media frames.
 fn mux(frames: &[Frame], tracks: TsTracks, min_frames: usize) -> Vec<Bytes> {
@@ -288,12 +300,7 @@ fn segments_each_open_with_pat_pmt_and_counters_continue_across_them() {
 #[test]
 fn a_segment_opening_with_audio_gets_a_pcr_before_it() {
     let frames = fixture_frames("avc420_aac_320x180.flv");
-    let mut m = TsMuxer::new(both(), TsLimits::default()).unwrap();
-    let mut out = BytesMut::new();
-    for f in frames.iter().filter(|f| f.sequence_header) {
-        assert_eq!(m.write_frame(f, 0, &mut out), Ok(Written::Config));
-    }
-    m.start_segment(&mut out);
+    let (mut m, mut out) = configured(&frames);
     let audio = frames
         .iter()
         .find(|f| f.kind == FrameKind::Audio && !f.sequence_header)
@@ -357,12 +364,7 @@ fn misuse_and_limits_are_typed_errors_with_nothing_written() {
 #[test]
 fn corrupt_frames_never_panic() {
     let frames = fixture_frames("avc444_aac_320x240.flv");
-    let mut m = TsMuxer::new(both(), TsLimits::default()).unwrap();
-    let mut out = BytesMut::new();
-    for f in frames.iter().filter(|f| f.sequence_header) {
-        m.write_frame(f, 0, &mut out).unwrap();
-    }
-    m.start_segment(&mut out);
+    let (mut m, mut out) = configured(&frames);
     for f in frames.iter().take(12) {
         for cut in 0..f.payload.len().min(300) {
             let mut bad = f.clone();
@@ -415,12 +417,7 @@ fn enhanced_rtmp_input_gives_byte_identical_segments() {
 #[test]
 fn pcr_never_steps_back_when_audio_leads_video() {
     let frames = fixture_frames("avc420_aac_320x180.flv");
-    let mut m = TsMuxer::new(both(), TsLimits::default()).unwrap();
-    let mut out = BytesMut::new();
-    for f in frames.iter().filter(|f| f.sequence_header) {
-        m.write_frame(f, 0, &mut out).unwrap();
-    }
-    m.start_segment(&mut out);
+    let (mut m, mut out) = configured(&frames);
     let audio = frames
         .iter()
         .find(|f| f.kind == FrameKind::Audio && !f.sequence_header)
