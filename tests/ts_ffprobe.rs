@@ -220,6 +220,24 @@ fn main420_segments_and_playlist_decode() {
     check_av_file("avc420_aac_320x180.flv", 12, (320, 180), "48000", 2);
 }
 
+/// Muxes `frames` with only the `kind` ("audio" or "video") track into 1 s
+/// segments (at least 3), writes them with a playlist, and checks that ffmpeg
+/// decodes the playlist and ffprobe finds that one stream alone; returns it.
+fn only_stream(frames: &[Frame], kind: &str) -> Value {
+    let tracks = TsTracks {
+        video: kind == "video",
+        audio: kind == "audio",
+    };
+    let segments = segment(frames, tracks, 1000);
+    assert!(segments.len() >= 3, "{} segments", segments.len());
+    let dir = TempDir::new("ts", &format!("{kind}-only"));
+    let playlist = write_hls(&dir.0, &segments);
+    decodes_cleanly(&playlist);
+    let streams = probe_streams(&playlist);
+    assert_eq!(streams.len(), 1, "{kind} only: {streams:?}");
+    stream(&streams, kind).clone()
+}
+
 #[test]
 fn audio_only_and_video_only_streams_decode() {
     let frames = looped(&flv_fixture("avc420_aac_320x180.flv"), 12);
@@ -228,32 +246,11 @@ fn audio_only_and_video_only_streams_decode() {
         .filter(|f| f.kind == FrameKind::Audio)
         .cloned()
         .collect();
-    let tracks = TsTracks {
-        video: false,
-        audio: true,
-    };
-    let segments = segment(&audio_only, tracks, 1000);
-    assert!(segments.len() >= 3);
-    let dir = TempDir::new("ts", "audio-only");
-    let playlist = write_hls(&dir.0, &segments);
-    decodes_cleanly(&playlist);
-    let streams = probe_streams(&playlist);
-    assert_eq!(streams.len(), 1, "audio only: {streams:?}");
-    let a = stream(&streams, "audio");
+    let a = only_stream(&audio_only, "audio");
     assert_eq!(a["codec_name"], "aac");
-    assert_eq!(frames_read(a), count(&audio_only, FrameKind::Audio));
+    assert_eq!(frames_read(&a), count(&audio_only, FrameKind::Audio));
 
-    let tracks = TsTracks {
-        video: true,
-        audio: false,
-    };
-    let segments = segment(&frames, tracks, 1000);
-    let dir = TempDir::new("ts", "video-only");
-    let playlist = write_hls(&dir.0, &segments);
-    decodes_cleanly(&playlist);
-    let streams = probe_streams(&playlist);
-    assert_eq!(streams.len(), 1, "video only: {streams:?}");
-    let v = stream(&streams, "video");
-    assert_eq!(frames_read(v), count(&frames, FrameKind::Video));
-    assert!(frames_read(v) >= 100);
+    let v = only_stream(&frames, "video");
+    assert_eq!(frames_read(&v), count(&frames, FrameKind::Video));
+    assert!(frames_read(&v) >= 100);
 }
