@@ -27,6 +27,14 @@ fn configured(frames: &[Frame]) -> (TsMuxer, BytesMut) {
     (m, out)
 }
 
+/// The first AAC frame (not the sequence header) of `frames`.
+fn first_audio(frames: &[Frame]) -> &Frame {
+    frames
+        .iter()
+        .find(|f| f.kind == FrameKind::Audio && !f.sequence_header)
+        .unwrap()
+}
+
 /// Muxes `frames` into segments: a new one at every random access point once the
 /// current one holds `min_frames` media frames.
 fn mux(frames: &[Frame], tracks: TsTracks, min_frames: usize) -> Vec<Bytes> {
@@ -301,10 +309,7 @@ fn segments_each_open_with_pat_pmt_and_counters_continue_across_them() {
 fn a_segment_opening_with_audio_gets_a_pcr_before_it() {
     let frames = fixture_frames("avc420_aac_320x180.flv");
     let (mut m, mut out) = configured(&frames);
-    let audio = frames
-        .iter()
-        .find(|f| f.kind == FrameKind::Audio && !f.sequence_header)
-        .unwrap();
+    let audio = first_audio(&frames);
     let w = m.write_frame(audio, 100, &mut out).unwrap();
     assert!(matches!(w, Written::Pes { packets } if packets >= 2));
     let p = parse(&out);
@@ -418,10 +423,7 @@ fn enhanced_rtmp_input_gives_byte_identical_segments() {
 fn pcr_never_steps_back_when_audio_leads_video() {
     let frames = fixture_frames("avc420_aac_320x180.flv");
     let (mut m, mut out) = configured(&frames);
-    let audio = frames
-        .iter()
-        .find(|f| f.kind == FrameKind::Audio && !f.sequence_header)
-        .unwrap();
+    let audio = first_audio(&frames);
     let key = frames.iter().find(|f| f.keyframe).unwrap();
     m.write_frame(audio, 100, &mut out).unwrap();
     m.write_frame(key, 80, &mut out).unwrap();
