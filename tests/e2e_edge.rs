@@ -11,42 +11,6 @@ use common::*;
 use edge_support::*;
 use ringcast::protocol::FrameKind;
 
-/// Starts a ringcast on given ports (so a test can restart it in place).
-fn start_on(rtmp_port: u16, http_port: u16, toml: &str) -> Proc {
-    let dir =
-        std::env::temp_dir().join(format!("ringcast-edge-{}-{rtmp_port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("ringcast.toml");
-    std::fs::write(&config, toml).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .args([
-            "--rtmp",
-            &format!("127.0.0.1:{rtmp_port}"),
-            "--http",
-            &format!("127.0.0.1:{http_port}"),
-        ])
-        .args(["--cores", "1"])
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn ringcast");
-    let proc = Proc {
-        child,
-        name: "ringcast origin".into(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", rtmp_port)).is_err() {
-        assert!(Instant::now() < deadline, "origin did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    proc
-}
-
 #[test]
 fn edge_serves_http_flv_and_rtmp_from_one_upstream_pull() {
     let origin = Server::start(1, "");
@@ -162,7 +126,7 @@ fn simultaneous_first_viewers_on_different_cores_share_one_pull() {
 #[test]
 fn killed_origin_keeps_viewers_and_they_resume_with_monotonic_timestamps() {
     let (rtmp_port, http_port) = (free_port(), free_port());
-    let mut origin = start_on(rtmp_port, http_port, "");
+    let mut origin = start_origin("127.0.0.1", rtmp_port, http_port);
     let url = format!("rtmp://127.0.0.1:{rtmp_port}/live/loss");
     let mut publisher = publish(&url, 60);
     wait_live_on(http_port, "live", "loss", Duration::from_secs(30));
@@ -222,7 +186,7 @@ fn killed_origin_keeps_viewers_and_they_resume_with_monotonic_timestamps() {
         Duration::from_secs(30),
         || metric(&edge, "ringcast_origin_pull_failures_total") >= 1.0,
     );
-    origin = start_on(rtmp_port, http_port, "");
+    origin = start_origin("127.0.0.1", rtmp_port, http_port);
     restarted.store(true, Ordering::Relaxed);
     let restarted_at = Instant::now();
     publisher = publish(&url, 60);
@@ -482,7 +446,7 @@ fn edge_pulls_from_an_nginx_rtmp_origin() {
 #[test]
 fn push_relay_forwards_published_streams_and_reconnects() {
     let (b_rtmp, b_http) = (free_port(), free_port());
-    let mut target = start_on(b_rtmp, b_http, "");
+    let mut target = start_origin("127.0.0.1", b_rtmp, b_http);
     let origin = Server::start(
         1,
         &format!("[[relay.push]]\nurl = \"rtmp://127.0.0.1:{b_rtmp}/live\"\n"),
@@ -504,7 +468,7 @@ fn push_relay_forwards_published_streams_and_reconnects() {
 
     // Killed and reaped: its sockets are closed, so the relay's connection is gone.
     target.kill();
-    target = start_on(b_rtmp, b_http, "");
+    target = start_origin("127.0.0.1", b_rtmp, b_http);
     assert!(
         eventually(Duration::from_secs(30), live_on_target),
         "relay reconnected to the restarted target"

@@ -6,38 +6,11 @@
 mod common;
 mod edge_support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use edge_support::*;
-
-/// Starts a ringcast origin on given ports (so a test can restart it in place).
-fn origin_on(rtmp_port: u16, http_port: u16) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
-        .args(["serve", "--cores", "1"])
-        .args(["--rtmp", &format!("127.0.0.1:{rtmp_port}")])
-        .args(["--http", &format!("127.0.0.1:{http_port}")])
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn ringcast");
-    let proc = Proc {
-        child,
-        name: "ringcast origin".into(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for port in [rtmp_port, http_port] {
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "origin did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    proc
-}
 
 /// Waits until the origin on `http_port` lists `live/moved`.
 fn wait_origin_live(http_port: u16) {
@@ -85,7 +58,7 @@ fn origins_given_as_localhost_are_pulled_over_rtmp_and_http() {
 #[test]
 fn an_origin_restarted_under_its_name_is_followed() {
     let (rtmp_port, http_port) = (free_port(), free_port());
-    let mut origin = origin_on(rtmp_port, http_port);
+    let mut origin = start_origin("127.0.0.1", rtmp_port, http_port);
     let url = format!("rtmp://127.0.0.1:{rtmp_port}/live/moved");
     let mut publisher = publish(&url, 60);
     wait_origin_live(http_port);
@@ -102,7 +75,7 @@ fn an_origin_restarted_under_its_name_is_followed() {
         }),
         "the edge saw its upstream fail"
     );
-    origin = origin_on(rtmp_port, http_port);
+    origin = start_origin("127.0.0.1", rtmp_port, http_port);
     publisher = publish(&url, 60);
     wait_origin_live(http_port);
     assert!(
@@ -131,20 +104,12 @@ fn edge_with_hosts(hosts: &std::path::Path, origin: &str) -> Server {
         env!("CARGO_BIN_EXE_ringcast"),
         config.display()
     );
-    let child = Command::new("unshare")
-        .args(["--mount", "sh", "-c", &script])
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("unshare (util-linux) is needed to give the edge its own /etc/hosts");
+    // A missing unshare fails naming util-linux.
+    let unshare = require::command("unshare", "util-linux");
+    let mut cmd = Command::new(unshare);
+    cmd.args(["--mount", "sh", "-c", &script]);
     let mut server = Server {
-        proc: Proc {
-            child,
-            name: "ringcast edge".into(),
-        },
+        proc: spawn_ringcast(&mut cmd, "ringcast edge"),
         rtmp_port,
         http_port,
         dir,
@@ -161,30 +126,10 @@ fn edge_with_hosts(hosts: &std::path::Path, origin: &str) -> Server {
     server
 }
 
-/// Starts ringcast listening on `ip` (RTMP on `rtmp_port`).
+/// Starts ringcast listening on `ip` (RTMP on `rtmp_port`); returns it and its HTTP port.
 fn origin_at(ip: &str, rtmp_port: u16) -> (Proc, u16) {
     let http_port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
-        .args(["serve", "--cores", "1"])
-        .args(["--rtmp", &format!("{ip}:{rtmp_port}")])
-        .args(["--http", &format!("127.0.0.1:{http_port}")])
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn ringcast");
-    let proc = Proc {
-        child,
-        name: format!("ringcast origin {ip}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect((ip, rtmp_port)).is_err() {
-        assert!(Instant::now() < deadline, "origin on {ip} did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (proc, http_port)
+    (start_origin(ip, rtmp_port, http_port), http_port)
 }
 
 /// Viewers the origin whose API is on `http_port` counts for `live/fo`.

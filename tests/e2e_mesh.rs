@@ -67,16 +67,8 @@ fn a_one_slot_control_ring_still_delivers_every_subscription() {
     // Keep every viewer connected until the API has been read.
     let viewers: Vec<FlvViewer> = viewers.into_iter().map(|v| v.join().unwrap()).collect();
     for n in names {
-        let (status, body) = server.http_get(&format!("/api/v1/streams/live/{n}"));
-        assert_eq!(status, 200, "{body}");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let by_core: Vec<u64> = v["viewers_by_core"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|n| n.as_u64())
-            .collect();
-        assert_eq!(by_core.iter().sum::<u64>(), 12, "{body}");
+        let by_core = viewers_by_core(&server, "live", n);
+        assert_eq!(by_core.iter().sum::<u64>(), 12, "{by_core:?}");
         assert!(
             by_core.iter().all(|&c| c > 0),
             "SO_REUSEPORT put viewers of {n} on both cores: {by_core:?}"

@@ -110,16 +110,8 @@ fn viewers_on_both_cores_receive_every_frame() {
         .collect();
     // Keep every viewer connected until the API has been read.
     let viewers: Vec<FlvViewer> = viewers.into_iter().map(|h| h.join().unwrap()).collect();
-    let (status, body) = server.http_get("/api/v1/streams/live/xcore");
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let by_core: Vec<u64> = v["viewers_by_core"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_u64().unwrap())
-        .collect();
-    assert_eq!(by_core.iter().sum::<u64>(), 16, "{body}");
+    let by_core = viewers_by_core(&server, "live", "xcore");
+    assert_eq!(by_core.iter().sum::<u64>(), 16, "{by_core:?}");
     assert!(
         by_core.iter().all(|&n| n > 0),
         "SO_REUSEPORT spread viewers over both cores: {by_core:?}"

@@ -9,44 +9,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ringcast::protocol::flv::{FlvDemuxer, FlvLimits};
+use common::media::{decodes_cleanly, encode_testsrc, is_coded, probe_streams, repeat, run_tool};
+use common::media::{flv_fixture, TempDir};
 use ringcast::protocol::fmp4::{write_chunk, write_init, ChunkInput, ChunkLimits, Track};
 use ringcast::protocol::{Frame, FrameKind};
-
-/// Runs a tool with a deadline; returns (stdout, stderr). Panics naming the
-/// tool when it is not installed or fails.
-fn run(tool: &str, args: &[&str]) -> (String, String) {
-    let exe = common::require::command(tool, "ffmpeg");
-    let mut child = Command::new(exe)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{tool} is required for this test and could not start: {e}"));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().ok();
-            panic!("{tool} {args:?} ran past 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{tool} {args:?} failed: {stderr}");
-    (stdout, stderr)
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ringcast-fmp4-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Reads `init + chunks` back with mp4-atom (an independent parser): one track,
 /// every chunk one traf/trun, `tfdt` chained across chunks, samples counted,
@@ -137,27 +105,12 @@ fn package(track: &Track, frames: &[Frame], per_chunk: usize, last_ms: u32, path
 
 /// ffprobe's view of stream 0: codec, tag, size, sample rate, channels, decoded frames.
 fn probe(path: &Path) -> serde_json::Value {
-    let p = path.to_str().unwrap();
-    let (out, _) = run(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_entries",
-            "stream=codec_name,codec_tag_string,width,height,sample_rate,channels,nb_read_frames",
-            "-of",
-            "json",
-            p,
-        ],
-    );
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v["streams"][0].clone()
+    probe_streams(path).swap_remove(0)
 }
 
 /// ffprobe's packets of stream 0: (dts, pts, keyframe), in file order.
 fn packets(path: &Path) -> Vec<(i64, i64, bool)> {
-    let (out, _) = run(
+    let (out, _) = run_tool(
         "ffprobe",
         &[
             "-v",
@@ -205,32 +158,9 @@ fn check_video_timing(path: &Path, frames: &[Frame]) {
     }
 }
 
-/// Decodes every frame with ffmpeg; any message at level `error` fails.
-fn decode_clean(path: &Path) {
-    let (_, stderr) = run(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-i",
-            path.to_str().unwrap(),
-            "-f",
-            "null",
-            "-",
-        ],
-    );
-    assert!(stderr.trim().is_empty(), "ffmpeg decode errors: {stderr}");
-}
-
 /// The committed fixture's frames: (video seq hdr, audio seq hdr, video, audio).
 fn fixture(name: &str) -> (Frame, Frame, Vec<Frame>, Vec<Frame>) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/flv")
-        .join(name);
-    let data = std::fs::read(path).unwrap();
-    let mut d = FlvDemuxer::new(FlvLimits::default());
-    let mut frames = Vec::new();
-    d.decode_all(&data, &mut frames).unwrap();
+    let frames = flv_fixture(name);
     let find = |kind| {
         frames
             .iter()
@@ -241,7 +171,7 @@ fn fixture(name: &str) -> (Frame, Frame, Vec<Frame>, Vec<Frame>) {
     let coded = |kind| -> Vec<Frame> {
         frames
             .iter()
-            .filter(|f| f.kind == kind && !f.sequence_header && f.payload.get(1) == Some(&1))
+            .filter(|f| is_coded(f, kind))
             .cloned()
             .collect()
     };
@@ -257,37 +187,53 @@ fn fixture(name: &str) -> (Frame, Frame, Vec<Frame>, Vec<Frame>) {
 /// so a short committed fixture yields a long enough stream.
 fn looped(frames: &[Frame], times: u32, step_ms: u32) -> Vec<Frame> {
     let span = frames[frames.len() - 1].timestamp - frames[0].timestamp + step_ms;
-    (0..times)
-        .flat_map(|i| {
-            frames
-                .iter()
-                .map(move |f| Frame::new(f.kind, f.timestamp + i * span, f.payload.clone()))
-        })
-        .collect()
+    repeat(frames, times, span)
 }
 
-fn check_avc_fixture(name: &str, loops: u32, width: u64, height: u64, rate: &str) {
-    let (vseq, aseq, video, audio) = fixture(name);
-    assert!(video[0].keyframe, "fixture GOP starts with an IDR");
-    let dir = temp_dir(name);
-
-    let video = looped(&video, loops, 40);
-    let track = Track::from_sequence_header(1, &vseq).unwrap();
-    let vpath = dir.join("video.mp4");
-    // 8 frames at 25 fps: 320 ms parts, under a 1/3 s PART-TARGET.
-    let chunks = package(&track, &video, 8, 40, &vpath);
-    assert!(chunks > 10);
-    decode_clean(&vpath);
-    let s = probe(&vpath);
-    assert_eq!(s["codec_name"], "h264");
-    assert_eq!(s["codec_tag_string"], "avc1");
+/// Packages a video track's frames into `<codec>.mp4` in `dir` as 8-frame
+/// chunks (320 ms parts at 25 fps, under a 1/3 s PART-TARGET), after checking
+/// the track's size; ffmpeg must decode it cleanly and ffprobe must see
+/// `codec` with `tag`, the size, and every packaged frame. Returns the number
+/// of chunks and the file.
+fn package_video(
+    dir: &TempDir,
+    track: &Track,
+    frames: &[Frame],
+    (codec, tag): (&str, &str),
+    (width, height): (u64, u64),
+) -> (usize, PathBuf) {
+    assert_eq!(
+        track.media,
+        ringcast::protocol::fmp4::TrackMedia::Video {
+            width: width as u32,
+            height: height as u32
+        }
+    );
+    let path = dir.join(format!("{codec}.mp4"));
+    let chunks = package(track, frames, 8, 40, &path);
+    decodes_cleanly(&path);
+    let s = probe(&path);
+    assert_eq!(s["codec_name"], codec);
+    assert_eq!(s["codec_tag_string"], tag);
     assert_eq!(
         (s["width"].as_u64(), s["height"].as_u64()),
         (Some(width), Some(height))
     );
     let n: usize = s["nb_read_frames"].as_str().unwrap().parse().unwrap();
-    assert_eq!(n, video.len(), "every packaged frame decodes");
-    assert!(n >= 100, "{n} frames");
+    assert_eq!(n, frames.len(), "every packaged frame decodes");
+    (chunks, path)
+}
+
+fn check_avc_fixture(name: &str, loops: u32, width: u64, height: u64, rate: &str) {
+    let (vseq, aseq, video, audio) = fixture(name);
+    assert!(video[0].keyframe, "fixture GOP starts with an IDR");
+    let dir = TempDir::new("fmp4", name);
+
+    let video = looped(&video, loops, 40);
+    let track = Track::from_sequence_header(1, &vseq).unwrap();
+    let (chunks, vpath) = package_video(&dir, &track, &video, ("h264", "avc1"), (width, height));
+    assert!(chunks > 10);
+    assert!(video.len() >= 100, "{} frames", video.len());
     check_video_timing(&vpath, &video);
 
     let audio_track = Track::from_sequence_header(2, &aseq).unwrap();
@@ -295,7 +241,7 @@ fn check_avc_fixture(name: &str, loops: u32, width: u64, height: u64, rate: &str
     let audio = looped(&audio, loops, step);
     let apath = dir.join("audio.mp4");
     package(&audio_track, &audio, 16, step, &apath);
-    decode_clean(&apath);
+    decodes_cleanly(&apath);
     let s = probe(&apath);
     assert_eq!(s["codec_name"], "aac");
     assert_eq!(s["codec_tag_string"], "mp4a");
@@ -312,7 +258,6 @@ fn check_avc_fixture(name: &str, loops: u32, width: u64, height: u64, rate: &str
         assert_eq!(*dts as u64, u64::from(f.timestamp - base) * rate / 1000);
         assert!(key, "every AAC frame is a sync sample");
     }
-    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
@@ -389,22 +334,12 @@ fn hvcc(vps: &[u8], sps: &[u8], pps: &[u8]) -> Vec<u8> {
 /// ([`Frame::new`], [`Track`]) → fMP4 → ffprobe.
 #[test]
 fn hevc_from_x265_via_enhanced_rtmp_decodes() {
-    let dir = temp_dir("hevc");
+    let dir = TempDir::new("fmp4", "hevc");
     let raw = dir.join("in.hevc");
-    run(
-        "ffmpeg",
+    encode_testsrc(
+        "size=320x240:rate=25",
+        "4.8",
         &[
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=25",
-            "-t",
-            "4.8",
-            "-pix_fmt",
-            "yuv420p",
             "-c:v",
             "libx265",
             "-x265-params",
@@ -466,25 +401,7 @@ fn hevc_from_x265_via_enhanced_rtmp_decodes() {
     );
 
     let track = Track::from_sequence_header(1, &seq).unwrap();
-    assert_eq!(
-        track.media,
-        ringcast::protocol::fmp4::TrackMedia::Video {
-            width: 320,
-            height: 240
-        }
-    );
-    let path = dir.join("hevc.mp4");
-    package(&track, &frames, 8, 40, &path);
-    decode_clean(&path);
-    let s = probe(&path);
-    assert_eq!(s["codec_name"], "hevc");
-    assert_eq!(s["codec_tag_string"], "hvc1");
-    assert_eq!(
-        (s["width"].as_u64(), s["height"].as_u64()),
-        (Some(320), Some(240))
-    );
-    let n: usize = s["nb_read_frames"].as_str().unwrap().parse().unwrap();
-    assert_eq!(n, frames.len());
+    let (_, path) = package_video(&dir, &track, &frames, ("hevc", "hvc1"), (320, 240));
     let pk = packets(&path);
     assert_eq!(pk.len(), frames.len());
     for ((dts, pts, key), f) in pk.iter().zip(&frames) {
@@ -497,7 +414,6 @@ fn hevc_from_x265_via_enhanced_rtmp_decodes() {
             )
         );
     }
-    std::fs::remove_dir_all(dir).ok();
 }
 
 /// Splits a low-overhead AV1 temporal unit into OBUs: (type, whole OBU bytes, payload).
@@ -526,22 +442,12 @@ fn obus(mut tu: &[u8]) -> Vec<(u8, &[u8], &[u8])> {
 /// av1C whose configOBUs hold the sequence header) → fMP4 → ffprobe (dav1d / libaom).
 #[test]
 fn av1_from_libaom_via_enhanced_rtmp_decodes() {
-    let dir = temp_dir("av1");
+    let dir = TempDir::new("fmp4", "av1");
     let ivf = dir.join("in.ivf");
-    run(
-        "ffmpeg",
+    encode_testsrc(
+        "size=320x240:rate=25",
+        "4.8",
         &[
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=25",
-            "-t",
-            "4.8",
-            "-pix_fmt",
-            "yuv420p",
             "-c:v",
             "libaom-av1",
             "-usage",
@@ -608,13 +514,6 @@ fn av1_from_libaom_via_enhanced_rtmp_decodes() {
     assert!(frames.iter().filter(|f| f.keyframe).count() >= 2);
 
     let track = Track::from_sequence_header(1, &seq).unwrap();
-    assert_eq!(
-        track.media,
-        ringcast::protocol::fmp4::TrackMedia::Video {
-            width: 320,
-            height: 240
-        }
-    );
     // The muxer drops the leading temporal delimiter (AV1-ISOBMFF §2.4).
     assert_eq!(&frames[0].payload[5..7], &[0x12, 0x00]);
     let first = ringcast::protocol::fmp4::write_chunk(
@@ -629,22 +528,10 @@ fn av1_from_libaom_via_enhanced_rtmp_decodes() {
     )
     .unwrap();
     assert_eq!(first.samples[0].as_ref(), &frames[0].payload[7..]);
-    let path = dir.join("av1.mp4");
-    package(&track, &frames, 8, 40, &path);
-    decode_clean(&path);
-    let s = probe(&path);
-    assert_eq!(s["codec_name"], "av1");
-    assert_eq!(s["codec_tag_string"], "av01");
-    assert_eq!(
-        (s["width"].as_u64(), s["height"].as_u64()),
-        (Some(320), Some(240))
-    );
-    let n: usize = s["nb_read_frames"].as_str().unwrap().parse().unwrap();
-    assert_eq!(n, frames.len());
+    let (_, path) = package_video(&dir, &track, &frames, ("av1", "av01"), (320, 240));
     let pk = packets(&path);
     assert_eq!(pk.len(), frames.len());
     for ((dts, _, key), f) in pk.iter().zip(&frames) {
         assert_eq!((*dts, *key), (i64::from(f.timestamp) * 90, f.keyframe));
     }
-    std::fs::remove_dir_all(dir).ok();
 }

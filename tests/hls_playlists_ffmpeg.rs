@@ -7,9 +7,11 @@
 //! missing tool).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::media::{encode_testsrc, run_tool, TempDir};
 use ringcast::protocol::hls::playlist::{
     render_media, render_multivariant, render_ts, InitRef, MediaParams, Variants, VideoVariant,
 };
@@ -19,34 +21,13 @@ use ringcast::protocol::hls::HlsConfig;
 
 const FRAMES: u64 = 360;
 
-fn run(tool: &str, args: &[&str]) -> String {
-    let out = Command::new(tool)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{tool} is required for this test and could not be run: {e}"));
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn encode(dir: &Path, kind: &str, ext: &str) -> Vec<PathBuf> {
     let seg = dir.join(format!("ff-{kind}-%d.{ext}"));
     let list = dir.join(format!("ff-{kind}.m3u8"));
-    run(
-        "ffmpeg",
+    encode_testsrc(
+        "size=320x240:rate=30",
+        "12",
         &[
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=30",
-            "-t",
-            "12",
             "-c:v",
             "libx264",
             "-g",
@@ -57,8 +38,6 @@ fn encode(dir: &Path, kind: &str, ext: &str) -> Vec<PathBuf> {
             "0",
             "-bf",
             "0",
-            "-pix_fmt",
-            "yuv420p",
             "-f",
             "hls",
             "-hls_time",
@@ -81,7 +60,7 @@ fn encode(dir: &Path, kind: &str, ext: &str) -> Vec<PathBuf> {
 }
 
 fn count_frames(playlist: &Path) -> u64 {
-    let out = run(
+    let (out, _) = run_tool(
         "ffprobe",
         &[
             "-v",
@@ -106,8 +85,8 @@ fn count_frames(playlist: &Path) -> u64 {
 
 #[test]
 fn ffmpeg_plays_every_frame_through_the_rendered_playlists() {
-    let dir = std::env::temp_dir().join(format!("ringcast-hlsplay-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = TempDir::new("hlsplay", "playlists");
+    let dir = tmp.0.clone();
     let stream_dir = dir.join("cam");
     std::fs::create_dir_all(stream_dir.join("v")).unwrap();
 
@@ -211,6 +190,4 @@ fn ffmpeg_plays_every_frame_through_the_rendered_playlists() {
         FRAMES,
         "TS playlist"
     );
-
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -390,32 +390,49 @@ fn receives_parked_when_their_socket_closes_still_complete() {
     drop(clients);
 }
 
-#[test]
-fn a_full_submission_queue_drops_nothing() {
-    let mut reactor = Reactor::new(&ReactorConfig {
+/// A reactor with a 4-entry SQ (16-entry CQ) and two 64-byte receive buffers,
+/// so a test can overrun its rings; `backlog_limit` bounds what waits for SQ room.
+fn tiny_reactor(backlog_limit: usize) -> Reactor {
+    Reactor::new(&ReactorConfig {
         entries: 4,
         recv_buffers: 2,
         recv_buffer_size: 64,
-        backlog_limit: 8,
+        backlog_limit,
         ..ReactorConfig::default()
     })
-    .unwrap();
+    .unwrap()
+}
+
+/// Queues `n` closes of an invalid fd, user data `0..n`: each completes at once
+/// with -EBADF, a cheap way to make many completions.
+fn queue_bad_closes(reactor: &mut Reactor, n: u64) {
+    for ud in 0..n {
+        reactor.close(-1, ud).unwrap();
+    }
+}
+
+/// Drains the completions there are, each an -EBADF close, into `seen` by user data.
+fn drain_bad_closes(reactor: &mut Reactor, seen: &mut Vec<u64>) {
+    reactor.drain_completions(|_, c| {
+        assert_eq!(c.result, -libc::EBADF);
+        seen.push(c.user_data);
+    });
+}
+
+#[test]
+fn a_full_submission_queue_drops_nothing() {
+    let mut reactor = tiny_reactor(8);
     // Far more operations than SQ (4) and CQ (16) slots; closing an invalid fd
     // completes at once with -EBADF, so every one must come back exactly once.
     let queued: u64 = 1000;
-    for ud in 0..queued {
-        reactor.close(-1, ud).unwrap();
-    }
+    queue_bad_closes(&mut reactor, queued);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     while seen.len() < queued as usize && Instant::now() < deadline {
         reactor
             .submit_and_wait(1, Some(Duration::from_millis(100)))
             .unwrap();
-        reactor.drain_completions(|_, c| {
-            assert_eq!(c.result, -libc::EBADF);
-            seen.push(c.user_data);
-        });
+        drain_bad_closes(&mut reactor, &mut seen);
     }
     seen.sort_unstable();
     assert_eq!(
@@ -432,25 +449,12 @@ fn a_full_submission_queue_drops_nothing() {
 /// stopped) waits behind a backlog that a busy loop could never catch up with.
 #[test]
 fn one_drain_delivers_completions_that_overflowed_the_cq() {
-    let mut reactor = Reactor::new(&ReactorConfig {
-        entries: 4,
-        recv_buffers: 2,
-        recv_buffer_size: 64,
-        backlog_limit: 1024,
-        ..ReactorConfig::default()
-    })
-    .unwrap();
+    let mut reactor = tiny_reactor(1024);
     let queued: u64 = 300;
-    for ud in 0..queued {
-        // Closing an invalid fd completes at once with -EBADF.
-        reactor.close(-1, ud).unwrap();
-    }
+    queue_bad_closes(&mut reactor, queued);
     reactor.submit_and_wait(0, None).unwrap();
     let mut seen = Vec::new();
-    reactor.drain_completions(|_, c| {
-        assert_eq!(c.result, -libc::EBADF);
-        seen.push(c.user_data);
-    });
+    drain_bad_closes(&mut reactor, &mut seen);
     seen.sort_unstable();
     assert_eq!(
         seen,
@@ -478,14 +482,7 @@ fn accepts_keep_up_while_every_turn_overflows_the_cq() {
     const TURNS: usize = 12;
     let listener = reuseport_listener("127.0.0.1:0".parse().unwrap(), 256).unwrap();
     let addr = local_addr(&listener).unwrap();
-    let mut reactor = Reactor::new(&ReactorConfig {
-        entries: 4,
-        recv_buffers: 2,
-        recv_buffer_size: 64,
-        backlog_limit: 4096,
-        ..ReactorConfig::default()
-    })
-    .unwrap();
+    let mut reactor = tiny_reactor(4096);
     // Connected before the first accept: all wait in the listen queue.
     let clients: Vec<TcpStream> = (0..CLIENTS)
         .map(|_| TcpStream::connect(addr).unwrap())

@@ -7,24 +7,17 @@
 //! ffmpeg and ffprobe must be installed (`tests/run.sh` installs them); a missing
 //! tool fails the test and names it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use bytes::BytesMut;
+use common::media::{decodes_cleanly, flv_fixture, frames_read, is_coded, probe_streams};
+use common::media::{repeat, run_tool, TempDir};
 use ringcast::protocol::flv::frame::TimestampUnwrapper;
-use ringcast::protocol::flv::{FlvDemuxer, FlvLimits};
 use ringcast::protocol::ts::{TsLimits, TsMuxer, TsTracks, Written, PTS_DELAY_MS};
 use ringcast::protocol::{Frame, FrameKind};
 use serde_json::Value;
-
-fn frames_of(name: &str) -> Vec<Frame> {
-    let path = format!("{}/tests/data/flv/{name}", env!("CARGO_MANIFEST_DIR"));
-    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-    let mut d = FlvDemuxer::new(FlvLimits::default());
-    let mut out = Vec::new();
-    d.decode_all(&data, &mut out).expect("fixture demuxes");
-    out
-}
 
 /// The file's media frames `loops` times over, each pass shifted by the file's
 /// length so timestamps keep rising, as a publisher looping the file would send.
@@ -40,14 +33,12 @@ fn looped(frames: &[Frame], loops: u32) -> Vec<Frame> {
     // One video frame (40 ms at 25 fps) or AAC frame (≤ 24 ms) past the last.
     let period = end(FrameKind::Video, 40).max(end(FrameKind::Audio, 24));
     let period = period.div_ceil(40) * 40;
-    (0..loops)
-        .flat_map(|k| {
-            frames
-                .iter()
-                .filter(|f| f.kind != FrameKind::Script)
-                .map(move |f| Frame::new(f.kind, f.timestamp + k * period, f.payload.clone()))
-        })
-        .collect()
+    let media: Vec<Frame> = frames
+        .iter()
+        .filter(|f| f.kind != FrameKind::Script)
+        .cloned()
+        .collect();
+    repeat(&media, loops, period)
 }
 
 /// One muxed segment: its bytes, and its first and end times in ms.
@@ -95,24 +86,6 @@ fn segment(frames: &[Frame], tracks: TsTracks, target_ms: i64) -> Vec<Segment> {
     segments
 }
 
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ringcast-ts-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Writes the segments and a hand-written live-style m3u8 over them; returns the
 /// playlist's path.
 fn write_hls(dir: &Path, segments: &[Segment]) -> PathBuf {
@@ -138,56 +111,6 @@ fn write_hls(dir: &Path, segments: &[Segment]) -> PathBuf {
     path
 }
 
-fn run(tool: &str, args: &[&str]) -> (String, String) {
-    let out = Command::new(tool)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{tool} could not be run ({e}): install ffmpeg"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{tool} {args:?} failed: {stderr}");
-    (stdout, stderr)
-}
-
-/// ffmpeg decodes every stream of `input` to nothing and reports no error.
-fn decodes_cleanly(input: &Path) {
-    let input = input.to_str().expect("utf-8 path");
-    let (_, stderr) = run(
-        "ffmpeg",
-        &[
-            "-nostdin", "-v", "error", "-xerror", "-i", input, "-f", "null", "-",
-        ],
-    );
-    assert!(
-        stderr.trim().is_empty(),
-        "ffmpeg reported for {input}: {stderr}"
-    );
-}
-
-/// ffprobe's streams of `input`, with decoded frame counts.
-fn probe_streams(input: &Path) -> Vec<Value> {
-    let input = input.to_str().expect("utf-8 path");
-    let (stdout, stderr) = run(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_entries",
-            "stream=codec_name,codec_type,width,height,sample_rate,channels,nb_read_frames",
-            "-of",
-            "json",
-            input,
-        ],
-    );
-    assert!(
-        stderr.trim().is_empty(),
-        "ffprobe reported for {input}: {stderr}"
-    );
-    let v: Value = serde_json::from_str(&stdout).expect("ffprobe json");
-    v["streams"].as_array().cloned().unwrap_or_default()
-}
-
 fn stream<'a>(streams: &'a [Value], kind: &str) -> &'a Value {
     streams
         .iter()
@@ -195,17 +118,10 @@ fn stream<'a>(streams: &'a [Value], kind: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} stream in {streams:?}"))
 }
 
-fn frames_read(s: &Value) -> u64 {
-    s["nb_read_frames"]
-        .as_str()
-        .and_then(|n| n.parse().ok())
-        .expect("nb_read_frames")
-}
-
 /// Video frame presentation times ffprobe decodes from `input`, in seconds.
 fn video_frame_times(input: &Path) -> Vec<f64> {
     let input = input.to_str().expect("utf-8 path");
-    let (stdout, _) = run(
+    let (stdout, _) = run_tool(
         "ffprobe",
         &[
             "-v",
@@ -227,14 +143,11 @@ fn video_frame_times(input: &Path) -> Vec<f64> {
 
 fn count(frames: &[Frame], kind: FrameKind) -> u64 {
     // Coded frames only: not sequence headers, not AVC end-of-sequence tags.
-    frames
-        .iter()
-        .filter(|f| f.kind == kind && !f.sequence_header && f.payload.get(1) == Some(&1))
-        .count() as u64
+    frames.iter().filter(|f| is_coded(f, kind)).count() as u64
 }
 
 fn check_av_file(name: &str, loops: u32, size: (u64, u64), rate: &str, channels: u64) {
-    let frames = looped(&frames_of(name), loops);
+    let frames = looped(&flv_fixture(name), loops);
     let video_frames = count(&frames, FrameKind::Video);
     assert!(video_frames >= 100, "{video_frames} video frames");
     let tracks = TsTracks {
@@ -243,7 +156,7 @@ fn check_av_file(name: &str, loops: u32, size: (u64, u64), rate: &str, channels:
     };
     let segments = segment(&frames, tracks, 1000);
     assert!(segments.len() >= 3, "{} segments", segments.len());
-    let dir = TempDir::new(name);
+    let dir = TempDir::new("ts", name);
     let playlist = write_hls(&dir.0, &segments);
 
     let mut per_segment = 0;
@@ -307,40 +220,37 @@ fn main420_segments_and_playlist_decode() {
     check_av_file("avc420_aac_320x180.flv", 12, (320, 180), "48000", 2);
 }
 
+/// Muxes `frames` with only the `kind` ("audio" or "video") track into 1 s
+/// segments (at least 3), writes them with a playlist, and checks that ffmpeg
+/// decodes the playlist and ffprobe finds that one stream alone; returns it.
+fn only_stream(frames: &[Frame], kind: &str) -> Value {
+    let tracks = TsTracks {
+        video: kind == "video",
+        audio: kind == "audio",
+    };
+    let segments = segment(frames, tracks, 1000);
+    assert!(segments.len() >= 3, "{} segments", segments.len());
+    let dir = TempDir::new("ts", &format!("{kind}-only"));
+    let playlist = write_hls(&dir.0, &segments);
+    decodes_cleanly(&playlist);
+    let streams = probe_streams(&playlist);
+    assert_eq!(streams.len(), 1, "{kind} only: {streams:?}");
+    stream(&streams, kind).clone()
+}
+
 #[test]
 fn audio_only_and_video_only_streams_decode() {
-    let frames = looped(&frames_of("avc420_aac_320x180.flv"), 12);
+    let frames = looped(&flv_fixture("avc420_aac_320x180.flv"), 12);
     let audio_only: Vec<Frame> = frames
         .iter()
         .filter(|f| f.kind == FrameKind::Audio)
         .cloned()
         .collect();
-    let tracks = TsTracks {
-        video: false,
-        audio: true,
-    };
-    let segments = segment(&audio_only, tracks, 1000);
-    assert!(segments.len() >= 3);
-    let dir = TempDir::new("audio-only");
-    let playlist = write_hls(&dir.0, &segments);
-    decodes_cleanly(&playlist);
-    let streams = probe_streams(&playlist);
-    assert_eq!(streams.len(), 1, "audio only: {streams:?}");
-    let a = stream(&streams, "audio");
+    let a = only_stream(&audio_only, "audio");
     assert_eq!(a["codec_name"], "aac");
-    assert_eq!(frames_read(a), count(&audio_only, FrameKind::Audio));
+    assert_eq!(frames_read(&a), count(&audio_only, FrameKind::Audio));
 
-    let tracks = TsTracks {
-        video: true,
-        audio: false,
-    };
-    let segments = segment(&frames, tracks, 1000);
-    let dir = TempDir::new("video-only");
-    let playlist = write_hls(&dir.0, &segments);
-    decodes_cleanly(&playlist);
-    let streams = probe_streams(&playlist);
-    assert_eq!(streams.len(), 1, "video only: {streams:?}");
-    let v = stream(&streams, "video");
-    assert_eq!(frames_read(v), count(&frames, FrameKind::Video));
-    assert!(frames_read(v) >= 100);
+    let v = only_stream(&frames, "video");
+    assert_eq!(frames_read(&v), count(&frames, FrameKind::Video));
+    assert!(frames_read(&v) >= 100);
 }

@@ -196,6 +196,16 @@ mod tests {
         Dial::To(a.parse().unwrap())
     }
 
+    /// A book for the name `origin` (at 10.0.0.1:1935) that has looked it up
+    /// and dialled once; with the resolver and the time after that dial.
+    fn connected() -> (FakeDns, AddrBook, u64) {
+        let mut dns = FakeDns::new("origin", &["10.0.0.1:1935"]);
+        let mut book = AddrBook::name();
+        let mut now = 0;
+        assert_eq!(dns.dial(&mut book, "origin", &mut now), to("10.0.0.1:1935"));
+        (dns, book, now)
+    }
+
     #[test]
     fn a_name_is_looked_up_before_the_first_dial() {
         let mut dns = FakeDns::new("origin", &["10.0.0.1:1935"]);
@@ -209,10 +219,7 @@ mod tests {
 
     #[test]
     fn answers_are_refreshed_at_least_every_30s_without_any_failure() {
-        let mut dns = FakeDns::new("origin", &["10.0.0.1:1935"]);
-        let mut book = AddrBook::name();
-        let mut now = 0;
-        dns.dial(&mut book, "origin", &mut now);
+        let (mut dns, mut book, now) = connected();
         // The Service moves; nothing failed yet.
         dns.set("origin", &["10.0.0.2:1935"]);
         for t in now..now + REFRESH_MS {
@@ -227,10 +234,7 @@ mod tests {
 
     #[test]
     fn every_reconnect_looks_the_name_up_again_first() {
-        let mut dns = FakeDns::new("origin", &["10.0.0.1:1935"]);
-        let mut book = AddrBook::name();
-        let mut now = 0;
-        dns.dial(&mut book, "origin", &mut now);
+        let (mut dns, mut book, mut now) = connected();
         // DNS failover: the record changes and the old origin dies.
         dns.set("origin", &["10.0.0.9:1935"]);
         now += 1_000;
@@ -245,10 +249,7 @@ mod tests {
 
     #[test]
     fn a_slow_lookup_does_not_hold_a_reconnect_past_the_wait() {
-        let mut dns = FakeDns::new("origin", &["10.0.0.1:1935"]);
-        let mut book = AddrBook::name();
-        let mut now = 0;
-        dns.dial(&mut book, "origin", &mut now);
+        let (mut dns, mut book, mut now) = connected();
         dns.delay_ms = 60_000;
         book.dial_failed();
         let start = now;
@@ -267,10 +268,7 @@ mod tests {
 
     #[test]
     fn failed_lookups_keep_known_addresses_and_unknown_names_fail() {
-        let mut dns = FakeDns::new("origin", &["10.0.0.1:1935"]);
-        let mut book = AddrBook::name();
-        let mut now = 0;
-        dns.dial(&mut book, "origin", &mut now);
+        let (mut dns, mut book, mut now) = connected();
         dns.records.clear();
         book.dial_failed();
         assert_eq!(dns.dial(&mut book, "origin", &mut now), to("10.0.0.1:1935"));

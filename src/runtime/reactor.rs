@@ -1115,6 +1115,16 @@ mod tests {
         Reactor::new(&cfg).unwrap()
     }
 
+    /// What `r` makes of a kernel completion for `user_data` with `result` and no flags.
+    fn observe_flagless(r: &mut Reactor, user_data: u64, result: i32) -> Completion {
+        r.observe(Completion {
+            user_data,
+            result,
+            flags: 0,
+        })
+        .unwrap()
+    }
+
     /// A reactor whose backlog is full, so every further push fails.
     fn jammed() -> Reactor {
         let mut r = small();
@@ -1148,26 +1158,14 @@ mod tests {
     fn a_stopped_receive_that_cannot_be_rearmed_is_reported_as_final() {
         let mut r = jammed();
         r.multishot.insert(9, Multishot::Recv(-1));
-        let c = r
-            .observe(Completion {
-                user_data: 9,
-                result: 100,
-                flags: 0,
-            })
-            .unwrap();
+        let c = observe_flagless(&mut r, 9, 100);
         assert!(
             !c.more(),
             "the caller must not believe the receive is still armed"
         );
         assert!(r.multishot.is_empty());
         r.multishot.insert(10, Multishot::Accept(-1));
-        let c = r
-            .observe(Completion {
-                user_data: 10,
-                result: 5,
-                flags: 0,
-            })
-            .unwrap();
+        let c = observe_flagless(&mut r, 10, 5);
         assert!(!c.more());
     }
 
@@ -1208,23 +1206,11 @@ mod tests {
         r.close(-3, 51).unwrap();
         // The kernel ran the receive once more after the close was queued and found no
         // buffer: re-arming it later could read whatever socket reuses the fd number.
-        let c = r
-            .observe(Completion {
-                user_data: 1,
-                result: -libc::ENOBUFS,
-                flags: 0,
-            })
-            .unwrap();
+        let c = observe_flagless(&mut r, 1, -libc::ENOBUFS);
         assert_eq!(c.result, -libc::ENOBUFS);
         assert!(r.starved.is_empty());
         // Stopped with data (CQ pressure): reported as final, not re-armed.
-        let c = r
-            .observe(Completion {
-                user_data: 2,
-                result: 10,
-                flags: 0,
-            })
-            .unwrap();
+        let c = observe_flagless(&mut r, 2, 10);
         assert!(!c.more());
         assert_eq!(r.stats().rearms, 0);
         assert!(r.multishot.is_empty() && r.recv_fds.is_empty());

@@ -150,8 +150,10 @@ impl<T> Producer<T> {
 }
 
 impl<T> Consumer<T> {
-    /// Dequeues one item, if any.
-    pub fn pop(&self) -> Option<T> {
+    /// The head index and its slot when an item is ready there, re-reading the
+    /// producer's tail only when the cached view is empty (one shared-line read
+    /// per batch of items, not per item).
+    fn ready_slot(&self) -> Option<(usize, &UnsafeCell<MaybeUninit<T>>)> {
         let head = self.head.get();
         if head == self.cached_tail.get() {
             self.cached_tail
@@ -161,6 +163,12 @@ impl<T> Consumer<T> {
             }
         }
         let slot = self.shared.slots.get(head & self.shared.mask)?;
+        Some((head, slot))
+    }
+
+    /// Dequeues one item, if any.
+    pub fn pop(&self) -> Option<T> {
+        let (head, slot) = self.ready_slot()?;
         // SAFETY: head < tail, so the producer wrote this slot and released it.
         let item = unsafe { (*slot.get()).assume_init_read() };
         let head = head.wrapping_add(1);
@@ -172,15 +180,7 @@ impl<T> Consumer<T> {
     /// The next item without taking it, if any (re-reads the producer's tail
     /// when the cached view is empty, like [`Consumer::pop`]).
     pub fn peek(&self) -> Option<&T> {
-        let head = self.head.get();
-        if head == self.cached_tail.get() {
-            self.cached_tail
-                .set(self.shared.tail.load(Ordering::Acquire));
-            if head == self.cached_tail.get() {
-                return None;
-            }
-        }
-        let slot = self.shared.slots.get(head & self.shared.mask)?;
+        let (_, slot) = self.ready_slot()?;
         // SAFETY: head < tail, so the producer wrote this slot and released it, and
         // it stays untouched until the consumer (which `&self` borrows) pops it.
         Some(unsafe { (*slot.get()).assume_init_ref() })

@@ -4,23 +4,19 @@
 
 #![allow(dead_code)]
 
+pub mod media;
+pub mod plain;
 pub mod raw_rtmp;
 pub mod require;
 
+#[allow(unused_imports)] // not every test binary uses both
+pub use plain::{free_port, wait_until};
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// A free loopback TCP port (bound then released; good enough for tests).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A child process killed on drop.
 pub struct Proc {
@@ -104,8 +100,7 @@ impl Server {
             }
             None => Command::new(env!("CARGO_BIN_EXE_ringcast")),
         };
-        let child = cmd
-            .arg("serve")
+        cmd.arg("serve")
             .arg("--config")
             .arg(&config)
             .arg("--rtmp")
@@ -113,32 +108,16 @@ impl Server {
             .arg("--http")
             .arg(format!("127.0.0.1:{http_port}"))
             .arg("--cores")
-            .arg(cores.to_string())
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn ringcast");
+            .arg(cores.to_string());
         let server = Server {
-            proc: Proc {
-                child,
-                name: "ringcast".into(),
-            },
+            proc: spawn_ringcast(&mut cmd, "ringcast"),
             rtmp_port,
             http_port,
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         for port in [rtmp_port, http_port] {
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "ringcast did not listen on {port}"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_listening("127.0.0.1", port, deadline, "ringcast");
         }
         server
     }
@@ -172,6 +151,48 @@ impl Server {
     }
 }
 
+/// Spawns `cmd` (a `ringcast serve …`, possibly behind a wrapper such as
+/// `prlimit` or `unshare`) with `RUST_LOG` passed through (default `warn`) and
+/// stdin closed; the process is killed when the returned handle drops.
+pub fn spawn_ringcast(cmd: &mut Command, name: impl Into<String>) -> Proc {
+    let name = name.into();
+    let child = cmd
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {name} ({:?}): {e}", cmd.get_program()));
+    Proc { child, name }
+}
+
+/// Waits until something accepts TCP connections on `ip:port`; fails naming
+/// `what` once `deadline` has passed.
+pub fn wait_listening(ip: &str, port: u16, deadline: Instant, what: &str) {
+    while TcpStream::connect((ip, port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {ip}:{port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The API's `viewers_by_core` for `app/name` on `server` (the API must
+/// answer 200 with a number per core).
+pub fn viewers_by_core(server: &Server, app: &str, name: &str) -> Vec<u64> {
+    let (status, body) = server.http_get(&format!("/api/v1/streams/{app}/{name}"));
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["viewers_by_core"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no viewers_by_core in {body}"))
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect()
+}
+
 /// A bare HTTP/1.0 request; returns (status, body).
 pub fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -179,17 +200,7 @@ pub fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
     write!(s, "{method} {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    plain::parse_http_response(&buf)
 }
 
 /// Starts ffmpeg publishing a lavfi test source (H.264 320x240 25 fps, 1 s GOP, AAC)
@@ -315,20 +326,6 @@ pub fn probe(url: &str) -> (String, u32, u32, String) {
         video["height"].as_u64().unwrap_or(0) as u32,
         audio["codec_name"].as_str().unwrap_or("").to_string(),
     )
-}
-
-/// Polls `condition` every 50 ms until it holds; panics naming `what` if it
-/// still does not after `limit`. Limits are generous (tens of seconds): a loaded
-/// machine makes a test slower, never red.
-pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Waits until the server's API lists `app/name` as live. `limit` is raised to at

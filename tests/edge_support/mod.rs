@@ -108,32 +108,30 @@ pub fn start_edge_cli(cores: usize, origins: &[String]) -> Server {
     for origin in origins {
         cmd.args(["--origin", origin]);
     }
-    let child = cmd
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn ringcast");
     let server = Server {
-        proc: super::common::Proc {
-            child,
-            name: "ringcast edge".into(),
-        },
+        proc: super::common::spawn_ringcast(&mut cmd, "ringcast edge"),
         rtmp_port,
         http_port,
         dir,
     };
+    let deadline = Instant::now() + Duration::from_secs(10);
     for port in [rtmp_port, http_port] {
-        assert!(
-            eventually(Duration::from_secs(10), || std::net::TcpStream::connect((
-                "127.0.0.1",
-                port
-            ))
-            .is_ok()),
-            "edge did not listen on {port}"
-        );
+        super::common::wait_listening("127.0.0.1", port, deadline, "edge");
     }
     server
+}
+
+/// Starts a ringcast origin (one core, default config) with RTMP on
+/// `rtmp_ip:rtmp_port` and HTTP on `127.0.0.1:http_port`, on ports the caller
+/// chose so that a test can restart it in place; waits until both listen.
+pub fn start_origin(rtmp_ip: &str, rtmp_port: u16, http_port: u16) -> super::common::Proc {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ringcast"));
+    cmd.args(["serve", "--cores", "1"])
+        .args(["--rtmp", &format!("{rtmp_ip}:{rtmp_port}")])
+        .args(["--http", &format!("127.0.0.1:{http_port}")]);
+    let proc = super::common::spawn_ringcast(&mut cmd, format!("ringcast origin {rtmp_ip}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    super::common::wait_listening(rtmp_ip, rtmp_port, deadline, "origin");
+    super::common::wait_listening("127.0.0.1", http_port, deadline, "origin");
+    proc
 }

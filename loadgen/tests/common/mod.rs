@@ -3,24 +3,15 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
+// ringcast's std-only test helpers; a separate package, so included by path.
+#[path = "../../../tests/common/plain.rs"]
+mod plain;
+#[allow(unused_imports)] // not every test binary uses both
+pub use plain::{free_port, wait_until};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Polls `condition` every 50 ms until it holds; panics naming `what` after
-/// `limit`. Tests wait on what they can observe, with generous limits, instead of
-/// sleeping a fixed time.
-pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// `GET path` on a loopback HTTP port (HTTP/1.0, body to EOF); (status, body).
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
@@ -32,17 +23,7 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
     let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    plain::parse_http_response(&buf)
 }
 
 /// Established TCP connections whose local port is `port` (the server side of
@@ -98,14 +79,6 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Waits until something accepts TCP connections on `port`.

@@ -45,17 +45,54 @@ impl AacConfig {
     }
 }
 
-/// Parses an AudioSpecificConfig.
-pub fn parse_audio_specific_config(asc: &[u8]) -> Result<AacConfig, CodecConfigError> {
+/// The leading AudioSpecificConfig fields as signalled, before interpretation
+/// (shared with the TS muxer, which repeats some of them in ADTS headers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AscFields {
+    /// `audioObjectType` as signalled.
+    pub object_type: u8,
+    /// Core sample rate in Hz (an explicit 24-bit rate as given).
+    pub sample_rate: u32,
+    /// `channelConfiguration`.
+    pub channel_config: u8,
+    /// SBR/PS only: the extension sample rate.
+    pub extension_sample_rate: Option<u32>,
+    /// SBR/PS only: the core coder's object type that follows the extension
+    /// rate; `None` when the config ends before it.
+    pub core_object_type: Option<u8>,
+}
+
+/// Reads the leading fields of an AudioSpecificConfig (ISO 14496-3 §1.6.2.1).
+pub(crate) fn read_asc_fields(asc: &[u8]) -> Result<AscFields, CodecConfigError> {
     let mut r = Bits { data: asc, pos: 0 };
     let object_type = r.object_type()?;
     let sample_rate = r.sample_rate()?;
     let channel_config = r.take(4)? as u8;
-    let extension_sample_rate = if object_type == AOT_SBR || object_type == AOT_PS {
-        Some(r.sample_rate()?)
-    } else {
-        None
-    };
+    let (extension_sample_rate, core_object_type) =
+        if object_type == AOT_SBR || object_type == AOT_PS {
+            let extension = r.sample_rate()?;
+            (Some(extension), r.object_type().ok())
+        } else {
+            (None, None)
+        };
+    Ok(AscFields {
+        object_type,
+        sample_rate,
+        channel_config,
+        extension_sample_rate,
+        core_object_type,
+    })
+}
+
+/// Parses an AudioSpecificConfig.
+pub fn parse_audio_specific_config(asc: &[u8]) -> Result<AacConfig, CodecConfigError> {
+    let AscFields {
+        object_type,
+        sample_rate,
+        channel_config,
+        extension_sample_rate,
+        ..
+    } = read_asc_fields(asc)?;
     let channels = match channel_config {
         1..=6 => channel_config,
         7 | 12 => 8,

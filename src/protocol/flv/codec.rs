@@ -36,6 +36,11 @@ pub mod ex_packet_type {
     pub const METADATA: u8 = 4;
     /// MPEG-2 TS sequence start (AV1 only).
     pub const MPEG2TS_SEQUENCE_START: u8 = 5;
+    /// Multitrack: track ids (and FourCCs) come before the data, a header
+    /// layout of its own.
+    pub const MULTITRACK: u8 = 6;
+    /// ModEx: modifier extensions come before the real packet type.
+    pub const MOD_EX: u8 = 7;
 }
 
 /// What the first bytes of a video tag body say.

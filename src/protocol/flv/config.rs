@@ -159,17 +159,8 @@ pub fn parse_audio_sequence_header(body: &[u8]) -> Result<AacConfig, CodecConfig
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::flv::demux::{FlvDemuxer, FlvLimits};
+    use crate::protocol::flv::fixture_frames;
     use crate::protocol::{Frame, FrameKind};
-
-    fn frames_of(name: &str) -> Vec<Frame> {
-        let path = format!("{}/tests/data/flv/{name}", env!("CARGO_MANIFEST_DIR"));
-        let data = std::fs::read(path).unwrap();
-        let mut d = FlvDemuxer::new(FlvLimits::default());
-        let mut out = Vec::new();
-        d.decode_all(&data, &mut out).unwrap();
-        out
-    }
 
     fn seq(frames: &[Frame], kind: FrameKind) -> &[u8] {
         &frames
@@ -181,7 +172,7 @@ mod tests {
 
     #[test]
     fn ffmpeg_high444_file() {
-        let frames = frames_of("avc444_aac_320x240.flv");
+        let frames = fixture_frames("avc444_aac_320x240.flv");
         let v = parse_video_sequence_header(seq(&frames, FrameKind::Video)).unwrap();
         assert_eq!(v.codec(), VideoCodec::Avc);
         assert_eq!(v.dimensions(), (320, 240));
@@ -196,7 +187,7 @@ mod tests {
 
     #[test]
     fn ffmpeg_main420_cropped_file() {
-        let frames = frames_of("avc420_aac_320x180.flv");
+        let frames = fixture_frames("avc420_aac_320x180.flv");
         let v = parse_video_sequence_header(seq(&frames, FrameKind::Video)).unwrap();
         assert_eq!(v.dimensions(), (320, 180));
         assert_eq!(v.profile_idc(), 77);
@@ -207,7 +198,7 @@ mod tests {
 
     #[test]
     fn enhanced_headers_and_non_sequence_headers() {
-        let frames = frames_of("avc420_aac_320x180.flv");
+        let frames = fixture_frames("avc420_aac_320x180.flv");
         let legacy = seq(&frames, FrameKind::Video);
         let mut enhanced = vec![0x90, b'a', b'v', b'c', b'1'];
         enhanced.extend_from_slice(&legacy[5..]);
@@ -243,7 +234,7 @@ mod tests {
 
     #[test]
     fn every_truncation_of_real_headers_is_an_error_not_a_panic() {
-        let frames = frames_of("avc444_aac_320x240.flv");
+        let frames = fixture_frames("avc444_aac_320x240.flv");
         let video = seq(&frames, FrameKind::Video);
         for cut in 0..video.len() {
             let _ = parse_video_sequence_header(&video[..cut]);

@@ -242,21 +242,11 @@ pub fn add_set_data_frame(body: &[u8], out: &mut BytesMut) -> Result<(), Amf0Err
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::flv::demux::{FlvDemuxer, FlvLimits};
     use crate::protocol::FrameKind;
     use proptest::prelude::*;
 
     fn ffmpeg_metadata_payload() -> Bytes {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/flv/avc444_aac_320x240.flv"
-        );
-        let data = std::fs::read(path).unwrap();
-        let mut frames = Vec::new();
-        FlvDemuxer::new(FlvLimits::default())
-            .decode_all(&data, &mut frames)
-            .unwrap();
-        frames
+        crate::protocol::flv::fixture_frames("avc444_aac_320x240.flv")
             .into_iter()
             .find(|f| f.kind == FrameKind::Script)
             .unwrap()

@@ -19,3 +19,15 @@ pub mod tag_body;
 
 pub use demux::{FlvDemuxer, FlvLimits, UnknownTagPolicy};
 pub use error::FlvError;
+
+/// Test support: every frame of the committed fixture `tests/data/flv/<name>`,
+/// demuxed with default limits (shared by the FLV, TS and fMP4 unit tests).
+#[cfg(test)]
+pub(crate) fn fixture_frames(name: &str) -> Vec<frame::Frame> {
+    let path = format!("{}/tests/data/flv/{name}", env!("CARGO_MANIFEST_DIR"));
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    let mut d = FlvDemuxer::new(FlvLimits::default());
+    let mut out = Vec::new();
+    d.decode_all(&data, &mut out).expect("fixture demuxes");
+    out
+}

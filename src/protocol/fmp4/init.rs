@@ -314,6 +314,17 @@ mod tests {
         data
     }
 
+    /// From the top of an init segment to the sample entries inside `stsd`
+    /// (past its version/flags and entry count).
+    const TO_STSD: &[(&[u8; 4], usize)] = &[
+        (b"moov", 0),
+        (b"trak", 0),
+        (b"mdia", 0),
+        (b"minf", 0),
+        (b"stbl", 0),
+        (b"stsd", 8),
+    ];
+
     #[test]
     fn ftyp_is_iso6_cmfc() {
         let init = write_init(&aac_track()).unwrap();
@@ -326,19 +337,7 @@ mod tests {
     #[test]
     fn esds_carries_the_audio_specific_config() {
         let init = write_init(&aac_track()).unwrap();
-        let esds = find(
-            &init,
-            &[
-                (b"moov", 0),
-                (b"trak", 0),
-                (b"mdia", 0),
-                (b"minf", 0),
-                (b"stbl", 0),
-                (b"stsd", 8),
-                (b"mp4a", 28),
-                (b"esds", 4),
-            ],
-        );
+        let esds = find(find(&init, TO_STSD), &[(b"mp4a", 28), (b"esds", 4)]);
         #[rustfmt::skip]
         let expected = [
             0x03, 0x80, 0x80, 0x80, 0x22, 0, 0, 0,             // ES_Descriptor, 34 bytes
@@ -353,18 +352,7 @@ mod tests {
     #[test]
     fn mp4a_entry_fields() {
         let init = write_init(&aac_track()).unwrap();
-        let mp4a = find(
-            &init,
-            &[
-                (b"moov", 0),
-                (b"trak", 0),
-                (b"mdia", 0),
-                (b"minf", 0),
-                (b"stbl", 0),
-                (b"stsd", 8),
-                (b"mp4a", 0),
-            ],
-        );
+        let mp4a = find(find(&init, TO_STSD), &[(b"mp4a", 0)]);
         assert_eq!(&mp4a[6..8], &[0, 1], "data_reference_index");
         assert_eq!(&mp4a[16..18], &[0, 2], "channels");
         assert_eq!(&mp4a[18..20], &[0, 16], "sample size");

@@ -9,9 +9,6 @@ use super::track::Fmp4Codec;
 use crate::protocol::flv::codec::ex_packet_type;
 use crate::protocol::{Frame, FrameKind};
 
-/// Enhanced RTMP multitrack and ModEx packet types, which this muxer refuses.
-const EX_MULTITRACK: u8 = 6;
-const EX_MODEX: u8 = 7;
 /// Legacy AVC/HEVC packet type 1: NAL units.
 const LEGACY_NALU: u8 = 1;
 /// AAC packet type 1 / Enhanced audio CodedFrames.
@@ -70,7 +67,7 @@ pub fn sample_from_frame(
     if b0 & 0x80 != 0 {
         // ExVideoTagHeader: [IsExHeader|FrameType:3|PacketType:4][FourCC:4].
         let packet_type = b0 & 0x0F;
-        if packet_type == EX_MULTITRACK || packet_type == EX_MODEX {
+        if packet_type == ex_packet_type::MULTITRACK || packet_type == ex_packet_type::MOD_EX {
             return Err(Fmp4Error::UnsupportedPacketType(packet_type));
         }
         let fourcc: &[u8] = match codec {

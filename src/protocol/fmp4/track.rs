@@ -25,10 +25,6 @@ pub const MAX_CONFIG_RECORD: usize = 64 * 1024;
 /// Length of the FLV video tag header before a configuration record, in both
 /// legacy (`[codec][packet type][cts:3]`) and Enhanced RTMP (`[flags][FourCC:4]`) forms.
 const VIDEO_HEADER_LEN: usize = 5;
-/// Enhanced RTMP multitrack and ModEx packet types: their headers differ and
-/// this muxer refuses them.
-const EX_MULTITRACK: u8 = 6;
-const EX_MODEX: u8 = 7;
 
 /// Codecs the muxer writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -115,7 +111,9 @@ impl Track {
             what: "video tag header",
         })?;
         let packet_type = body.first().map_or(0, |b| b & 0x0F);
-        if info.enhanced && (packet_type == EX_MULTITRACK || packet_type == EX_MODEX) {
+        if info.enhanced
+            && (packet_type == ex_packet_type::MULTITRACK || packet_type == ex_packet_type::MOD_EX)
+        {
             return Err(Fmp4Error::UnsupportedPacketType(packet_type));
         }
         let codec = match info.codec {

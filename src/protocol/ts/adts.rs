@@ -2,20 +2,13 @@
 //! (ISO 14496-3 §1.A.2) built from the stream's AudioSpecificConfig.
 
 use super::error::TsError;
+use crate::protocol::flv::aac::{read_asc_fields, SAMPLE_RATES};
+use crate::protocol::flv::config::CodecConfigError;
 
 /// ADTS header length without CRC (protection_absent = 1).
 pub(crate) const ADTS_HEADER_LEN: usize = 7;
 /// `aac_frame_length` is 13 bits and counts the header.
 pub(crate) const MAX_RAW_AAC: usize = (1 << 13) - 1 - ADTS_HEADER_LEN;
-/// Standard rates by `samplingFrequencyIndex`; ADTS can only name these.
-const SAMPLE_RATES: [u32; 13] = [
-    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
-];
-/// Escape value: an explicit 24-bit rate follows in the AudioSpecificConfig.
-const EXPLICIT_RATE: u32 = 15;
-/// SBR (HE-AAC) and PS (HE-AAC v2): the ASC then names the core object type.
-const AOT_SBR: u32 = 5;
-const AOT_PS: u32 = 29;
 
 /// The three AudioSpecificConfig values an ADTS header repeats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,47 +21,16 @@ pub(crate) struct AdtsParams {
     pub channel_config: u8,
 }
 
-/// MSB-first bit reader over the AudioSpecificConfig.
-struct Bits<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl Bits<'_> {
-    fn take(&mut self, n: usize) -> Result<u32, TsError> {
-        let mut v = 0u32;
-        for _ in 0..n {
-            let byte = self.data.get(self.pos / 8).ok_or(TsError::Truncated {
-                what: "AudioSpecificConfig",
-            })?;
-            v = v << 1 | u32::from((byte >> (7 - self.pos % 8)) & 1);
-            self.pos += 1;
-        }
-        Ok(v)
-    }
-
-    fn object_type(&mut self) -> Result<u32, TsError> {
-        let t = self.take(5)?;
-        Ok(if t == 31 { 32 + self.take(6)? } else { t })
-    }
-
-    /// A sampling frequency index; an explicit rate is mapped back to its index
-    /// when it is a standard one, since ADTS has no field for other rates.
-    fn sampling_index(&mut self) -> Result<u8, TsError> {
-        let index = self.take(4)?;
-        if index != EXPLICIT_RATE {
-            return Ok(index as u8);
-        }
-        let rate = self.take(24)?;
-        SAMPLE_RATES
-            .iter()
-            .position(|r| *r == rate)
-            .map(|i| i as u8)
-            .ok_or(TsError::AdtsUnsupported {
-                field: "sample rate",
-                value: rate,
-            })
-    }
+/// The `samplingFrequencyIndex` of `rate`: ADTS can only name the standard rates.
+fn index_of_rate(rate: u32) -> Result<u8, TsError> {
+    SAMPLE_RATES
+        .iter()
+        .position(|r| *r == rate)
+        .map(|i| i as u8)
+        .ok_or(TsError::AdtsUnsupported {
+            field: "sample rate",
+            value: rate,
+        })
 }
 
 /// Reads what ADTS needs from an AudioSpecificConfig (ISO 14496-3 §1.6.2.1).
@@ -76,24 +38,30 @@ impl Bits<'_> {
 /// HE-AAC (v1/v2) with explicit SBR signalling is written as its AAC-LC core at
 /// the core rate: ADTS cannot signal SBR, and decoders find it implicitly.
 pub(crate) fn parse_asc(asc: &[u8]) -> Result<AdtsParams, TsError> {
-    let mut r = Bits { data: asc, pos: 0 };
-    let mut object_type = r.object_type()?;
-    let sampling_index = r.sampling_index()?;
-    let channel_config = r.take(4)?;
-    if object_type == AOT_SBR || object_type == AOT_PS {
-        let _extension_sampling_index = r.sampling_index()?;
-        object_type = r.object_type()?;
+    let truncated = TsError::Truncated {
+        what: "AudioSpecificConfig",
+    };
+    let f = read_asc_fields(asc).map_err(|e| match e {
+        // Indices 13 and 14 are reserved.
+        CodecConfigError::ValueOutOfRange { value, .. } => TsError::AdtsUnsupported {
+            field: "sampling frequency index",
+            value: value as u32,
+        },
+        _ => truncated.clone(),
+    })?;
+    // An explicit rate maps back to its index when it is a standard one.
+    let sampling_index = index_of_rate(f.sample_rate)?;
+    let channel_config = u32::from(f.channel_config);
+    let mut object_type = u32::from(f.object_type);
+    if let Some(extension_rate) = f.extension_sample_rate {
+        // Ignored, but like the core rate it must be one ADTS could name.
+        index_of_rate(extension_rate)?;
+        object_type = u32::from(f.core_object_type.ok_or(truncated)?);
     }
     if !(1..=4).contains(&object_type) {
         return Err(TsError::AdtsUnsupported {
             field: "audio object type",
             value: object_type,
-        });
-    }
-    if usize::from(sampling_index) >= SAMPLE_RATES.len() {
-        return Err(TsError::AdtsUnsupported {
-            field: "sampling frequency index",
-            value: u32::from(sampling_index),
         });
     }
     // 0 means "see the program config element", which ADTS would need in-band.

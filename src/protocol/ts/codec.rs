@@ -17,8 +17,6 @@ const CODEC_ID_AVC: u8 = 7;
 const AVC_SEQUENCE_HEADER: u8 = 0;
 const AVC_NALU: u8 = 1;
 const AVC_END_OF_SEQUENCE: u8 = 2;
-/// Enhanced RTMP packet types that change the header layout (E-RTMP v2).
-const EX_MULTITRACK: u8 = 6;
 /// Legacy FLV SoundFormat of AAC and of the Enhanced RTMP ExAudioTagHeader.
 const SOUND_FORMAT_AAC: u8 = 10;
 const SOUND_FORMAT_EX: u8 = 9;
@@ -130,7 +128,7 @@ pub(crate) fn video_body(body: &[u8]) -> Result<VideoBody<'_>, TsError> {
 fn ex_video_body(b0: u8, body: &[u8]) -> Result<VideoBody<'_>, TsError> {
     let packet_type = b0 & 0x0F;
     // Multitrack and ModEx put more bytes before the FourCC; not handled here.
-    if packet_type >= EX_MULTITRACK {
+    if packet_type >= ex_packet_type::MULTITRACK {
         return Err(TsError::UnsupportedPacketType {
             track: TrackKind::Video,
             packet_type,

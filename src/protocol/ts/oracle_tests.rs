@@ -11,17 +11,28 @@ use mpeg2ts::pes::{PesPacketReader, ReadPesPacket};
 use mpeg2ts::ts::{ReadTsPacket, TsPacketReader, TsPayload};
 
 use super::*;
+use crate::protocol::flv::fixture_frames;
 use crate::protocol::flv::frame::TimestampUnwrapper;
-use crate::protocol::flv::{FlvDemuxer, FlvLimits};
 use crate::protocol::{Frame, FrameKind};
 
-fn frames_of(name: &str) -> Vec<Frame> {
-    let path = format!("{}/tests/data/flv/{name}", env!("CARGO_MANIFEST_DIR"));
-    let data = std::fs::read(path).unwrap();
-    let mut d = FlvDemuxer::new(FlvLimits::default());
-    let mut out = Vec::new();
-    d.decode_all(&data, &mut out).unwrap();
-    out
+/// A muxer for both tracks that has taken `frames`' sequence headers (each
+/// accepted as a config) and opened a segment, with the bytes written so far.
+fn configured(frames: &[Frame]) -> (TsMuxer, BytesMut) {
+    let mut m = TsMuxer::new(both(), TsLimits::default()).unwrap();
+    let mut out = BytesMut::new();
+    for f in frames.iter().filter(|f| f.sequence_header) {
+        assert_eq!(m.write_frame(f, 0, &mut out), Ok(Written::Config));
+    }
+    m.start_segment(&mut out);
+    (m, out)
+}
+
+/// The first AAC frame (not the sequence header) of `frames`.
+fn first_audio(frames: &[Frame]) -> &Frame {
+    frames
+        .iter()
+        .find(|f| f.kind == FrameKind::Audio && !f.sequence_header)
+        .unwrap()
 }
 
 /// Muxes `frames` into segments: a new one at every random access point once the
@@ -135,7 +146,7 @@ fn both() -> TsTracks {
 
 #[test]
 fn real_file_parses_back_with_continuity_pcr_and_monotone_timestamps() {
-    let frames = frames_of("avc420_aac_320x180.flv");
+    let frames = fixture_frames("avc420_aac_320x180.flv");
     let segments = mux(&frames, both(), 0);
     let ts = concat(&segments);
     let p = parse(&ts);
@@ -197,7 +208,7 @@ fn real_file_parses_back_with_continuity_pcr_and_monotone_timestamps() {
 
 #[test]
 fn idr_access_unit_starts_with_aud_then_sps_pps() {
-    let frames = frames_of("avc444_aac_320x240.flv");
+    let frames = fixture_frames("avc444_aac_320x240.flv");
     let p = parse(&concat(&mux(&frames, both(), 0)));
     let video: Vec<_> = p.pes.iter().filter(|x| x.0 == 0xE0).collect();
     let first = &video[0].3;
@@ -235,7 +246,7 @@ fn idr_access_unit_starts_with_aud_then_sps_pps() {
 
 #[test]
 fn audio_only_and_video_only_tables() {
-    let frames = frames_of("avc420_aac_320x180.flv");
+    let frames = fixture_frames("avc420_aac_320x180.flv");
     let audio_only: Vec<Frame> = frames
         .iter()
         .filter(|f| f.kind != FrameKind::Video)
@@ -265,7 +276,7 @@ fn audio_only_and_video_only_tables() {
 
 #[test]
 fn segments_each_open_with_pat_pmt_and_counters_continue_across_them() {
-    let frames = frames_of("avc420_aac_320x180.flv");
+    let frames = fixture_frames("avc420_aac_320x180.flv");
     // Cut at every audio frame of an audio-only stream: many small segments.
     let audio_only: Vec<Frame> = frames
         .iter()
@@ -296,17 +307,9 @@ fn segments_each_open_with_pat_pmt_and_counters_continue_across_them() {
 
 #[test]
 fn a_segment_opening_with_audio_gets_a_pcr_before_it() {
-    let frames = frames_of("avc420_aac_320x180.flv");
-    let mut m = TsMuxer::new(both(), TsLimits::default()).unwrap();
-    let mut out = BytesMut::new();
-    for f in frames.iter().filter(|f| f.sequence_header) {
-        assert_eq!(m.write_frame(f, 0, &mut out), Ok(Written::Config));
-    }
-    m.start_segment(&mut out);
-    let audio = frames
-        .iter()
-        .find(|f| f.kind == FrameKind::Audio && !f.sequence_header)
-        .unwrap();
+    let frames = fixture_frames("avc420_aac_320x180.flv");
+    let (mut m, mut out) = configured(&frames);
+    let audio = first_audio(&frames);
     let w = m.write_frame(audio, 100, &mut out).unwrap();
     assert!(matches!(w, Written::Pes { packets } if packets >= 2));
     let p = parse(&out);
@@ -317,7 +320,7 @@ fn a_segment_opening_with_audio_gets_a_pcr_before_it() {
 
 #[test]
 fn misuse_and_limits_are_typed_errors_with_nothing_written() {
-    let frames = frames_of("avc420_aac_320x180.flv");
+    let frames = fixture_frames("avc420_aac_320x180.flv");
     let key = frames.iter().find(|f| f.keyframe).unwrap();
     let seq = frames
         .iter()
@@ -365,13 +368,8 @@ fn misuse_and_limits_are_typed_errors_with_nothing_written() {
 
 #[test]
 fn corrupt_frames_never_panic() {
-    let frames = frames_of("avc444_aac_320x240.flv");
-    let mut m = TsMuxer::new(both(), TsLimits::default()).unwrap();
-    let mut out = BytesMut::new();
-    for f in frames.iter().filter(|f| f.sequence_header) {
-        m.write_frame(f, 0, &mut out).unwrap();
-    }
-    m.start_segment(&mut out);
+    let frames = fixture_frames("avc444_aac_320x240.flv");
+    let (mut m, mut out) = configured(&frames);
     for f in frames.iter().take(12) {
         for cut in 0..f.payload.len().min(300) {
             let mut bad = f.clone();
@@ -409,7 +407,7 @@ fn enhanced(frames: &[Frame]) -> Vec<Frame> {
 
 #[test]
 fn enhanced_rtmp_input_gives_byte_identical_segments() {
-    let frames = frames_of("avc444_aac_320x240.flv");
+    let frames = fixture_frames("avc444_aac_320x240.flv");
     let ex = enhanced(&frames);
     let m = TsMuxer::new(both(), TsLimits::default()).unwrap();
     let starts = |fs: &[Frame]| fs.iter().filter(|f| m.is_random_access(f)).count();
@@ -423,17 +421,9 @@ fn enhanced_rtmp_input_gives_byte_identical_segments() {
 
 #[test]
 fn pcr_never_steps_back_when_audio_leads_video() {
-    let frames = frames_of("avc420_aac_320x180.flv");
-    let mut m = TsMuxer::new(both(), TsLimits::default()).unwrap();
-    let mut out = BytesMut::new();
-    for f in frames.iter().filter(|f| f.sequence_header) {
-        m.write_frame(f, 0, &mut out).unwrap();
-    }
-    m.start_segment(&mut out);
-    let audio = frames
-        .iter()
-        .find(|f| f.kind == FrameKind::Audio && !f.sequence_header)
-        .unwrap();
+    let frames = fixture_frames("avc420_aac_320x180.flv");
+    let (mut m, mut out) = configured(&frames);
+    let audio = first_audio(&frames);
     let key = frames.iter().find(|f| f.keyframe).unwrap();
     m.write_frame(audio, 100, &mut out).unwrap();
     m.write_frame(key, 80, &mut out).unwrap();
