@@ -118,7 +118,7 @@ impl CoreState {
             close_reason: CloseReason::PeerClosed,
         };
         let slot = self.conns.insert(|generation| Conn::new(setup, generation));
-        self.arm_timer(slot);
+        self.conns.arm_timer(slot);
         let Some(conn) = self.conns.at(slot) else {
             return;
         };
@@ -126,7 +126,7 @@ impl CoreState {
         let token = Token::new(Op::Recv, slot, conn.generation).pack();
         match r.recv_multishot(fd, token) {
             Ok(()) => conn.inflight += 1,
-            Err(_) => self.close_later(slot, CloseReason::IoError),
+            Err(_) => self.conns.close_later(slot, CloseReason::IoError),
         }
     }
 
@@ -155,7 +155,7 @@ impl CoreState {
             } else {
                 CloseReason::IoError
             };
-            self.close_later(token.slot, reason);
+            self.conns.close_later(token.slot, reason);
             if let Some(id) = c.buffer_id() {
                 r.recycle_buffer(id);
             }
@@ -175,7 +175,7 @@ impl CoreState {
             // A final completion carrying data: the reactor could not re-arm the
             // receive (its backlog was full). Nothing would ever read this socket
             // again, so close it rather than leave it deaf until its deadline.
-            self.close_later(token.slot, CloseReason::IoError);
+            self.conns.close_later(token.slot, CloseReason::IoError);
             self.maybe_free(token.slot);
         }
     }
@@ -198,7 +198,7 @@ impl CoreState {
             Proto::Origin(_) => self.on_origin_data(slot, data),
             Proto::Relay(_) => self.on_relay_data(slot, data),
         }
-        self.arm_timer(slot);
+        self.conns.arm_timer(slot);
     }
 
     fn on_send(&mut self, r: &mut Reactor, token: Token, c: Completion) {
@@ -228,7 +228,7 @@ impl CoreState {
                 } else {
                     CloseReason::IoError
                 };
-                self.close_later(token.slot, reason);
+                self.conns.close_later(token.slot, reason);
             }
             self.maybe_free(token.slot);
             return;
@@ -267,7 +267,7 @@ impl CoreState {
                     Err(_) => {
                         // Never reached the kernel.
                         conn.outbox.on_failed();
-                        self.close_later(token.slot, CloseReason::IoError);
+                        self.conns.close_later(token.slot, CloseReason::IoError);
                     }
                 }
             }
@@ -275,7 +275,7 @@ impl CoreState {
             SendProgress::Complete => {
                 if conn.done_after_flush() && !conn.outbox.has_control() {
                     let reason = conn.close_reason;
-                    self.close_later(token.slot, reason);
+                    self.conns.close_later(token.slot, reason);
                 } else {
                     // More may be waiting: control bytes or frames that arrived meanwhile.
                     self.mark_ready(token.slot);
@@ -293,10 +293,8 @@ impl CoreState {
 
     /// Submits the close of every connection queued for it.
     pub(super) fn close_pending(&mut self, r: &mut Reactor) {
-        while let Some((slot, generation, reason)) = self.to_close.pop() {
-            if self.conns.get_mut(slot, generation).is_some() {
-                self.close_now(r, slot, reason);
-            }
+        while let Some((slot, reason)) = self.conns.next_to_close() {
+            self.close_now(r, slot, reason);
         }
     }
 
@@ -314,7 +312,7 @@ impl CoreState {
         let (fd, generation, listener) = (conn.fd, conn.generation, conn.listener);
         tracing::debug!(core = self.core, slot, fd, peer = ?conn.peer, ?reason, "closing connection");
         self.count_close_failure(slot, reason);
-        self.cancel_timer(slot);
+        self.conns.cancel_timer(slot);
         self.detach(slot);
         self.metrics.connections_closed.inc(reason);
         self.metrics.open_connections.dec(listener);

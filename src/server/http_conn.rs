@@ -236,7 +236,7 @@ impl CoreState {
                 // A limit, or a race with the publisher leaving: the head is
                 // queued, so end the body.
                 self.metrics.connections_refused.inc(play_refusal(&e));
-                self.close_later(slot, CloseReason::StreamEnded);
+                self.conns.close_later(slot, CloseReason::StreamEnded);
                 false
             }
         }
@@ -250,7 +250,7 @@ impl CoreState {
             return false;
         };
         if conn.outbox.queue_control(bytes).is_err() {
-            self.close_later(slot, CloseReason::ProtocolError);
+            self.conns.close_later(slot, CloseReason::ProtocolError);
             return false;
         }
         if let Proto::Http(http) = &mut conn.proto {
@@ -260,7 +260,7 @@ impl CoreState {
             conn.close_after_flush = true;
         }
         self.mark_ready(slot);
-        self.arm_timer(slot);
+        self.conns.arm_timer(slot);
         keep_alive
     }
 

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod completions;
 pub mod conn;
+pub mod connections;
 pub mod edge;
 pub mod egress_flv;
 pub mod egress_rtmp;

@@ -107,7 +107,7 @@ impl CoreState {
             input = &[];
             if let Err(e) = result {
                 tracing::debug!(core = self.core, peer = ?conn.peer, error = %e, "closing RTMP connection");
-                self.close_later(slot, CloseReason::ProtocolError);
+                self.conns.close_later(slot, CloseReason::ProtocolError);
                 return;
             }
             let events = std::mem::take(&mut rc.events);
@@ -131,7 +131,7 @@ impl CoreState {
     /// Moves what the session wrote into the connection's outbox (and re-arms
     /// its deadline, which what the session just did may have moved).
     fn flush_session_output(&mut self, slot: u32) {
-        self.arm_timer(slot);
+        self.conns.arm_timer(slot);
         let Some(conn) = self.conns.at(slot) else {
             return;
         };
@@ -143,7 +143,7 @@ impl CoreState {
         }
         let out = rc.out.split();
         if conn.outbox.queue_control(&out).is_err() {
-            self.close_later(slot, CloseReason::ProtocolError);
+            self.conns.close_later(slot, CloseReason::ProtocolError);
             return;
         }
         self.mark_ready(slot);
@@ -257,7 +257,7 @@ impl CoreState {
                         if let Some(Proto::Rtmp(rc)) = self.conns.at(old).map(|c| &mut c.proto) {
                             rc.publishing = None;
                         }
-                        self.close_later(old, CloseReason::Kicked);
+                        self.conns.close_later(old, CloseReason::Kicked);
                     }
                 }
                 self.shard.resume(claim.stream_id, claim.generation)
@@ -582,7 +582,7 @@ impl CoreState {
                         }
                     }
                     self.report.publisher_stopped(ended.stream_id);
-                    self.close_later(slot, CloseReason::Kicked);
+                    self.conns.close_later(slot, CloseReason::Kicked);
                     self.stop_relays(&ended.key);
                 }
                 self.stream_ended(ended);

@@ -149,7 +149,7 @@ impl CoreState {
                     // Only what was being gathered: this runs before the send is submitted.
                     let _ = conn.outbox.release();
                 }
-                self.close_later(
+                self.conns.close_later(
                     slot,
                     if reason.is_slow() {
                         CloseReason::SlowViewer

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::completions::{arm_accept, arm_wake, submit_send};
-use super::conn::Slab;
+use super::connections::Connections;
 use super::report::CoreReport;
 use super::shared::Shared;
 use super::token::{Op, Token};
@@ -18,7 +18,7 @@ use crate::runtime::arena::AlignedArena;
 use crate::runtime::mesh::{CoreLink, Refused};
 use crate::runtime::outbox::PREFIX_SLOT;
 use crate::runtime::region::{RegionConfig, SendRegion};
-use crate::runtime::{Reactor, ReactorConfig, TimerWheel};
+use crate::runtime::{Reactor, ReactorConfig};
 use crate::stream::{OutFrame, Shard, ShardConfig, StreamId, ViewerId};
 
 /// Most control bytes (command replies, acks, HTTP heads) queued per connection.
@@ -71,8 +71,8 @@ pub struct CoreState {
     pub shared: Arc<Shared>,
     /// This core's metrics block.
     pub metrics: Arc<CoreMetrics>,
-    /// Connections.
-    pub conns: Slab,
+    /// Connections, their deadlines and their queued closes.
+    pub conns: Connections,
     /// Streams and viewers of this core.
     pub shard: Shard,
     /// Which connection each viewer is on.
@@ -81,8 +81,6 @@ pub struct CoreState {
     pub publishers: HashMap<StreamId, u32>,
     /// Connections with something to send, flushed at the end of the turn.
     pub ready: Vec<u32>,
-    /// Connections to close at the end of the current completion batch.
-    pub to_close: Vec<(u32, u32, CloseReason)>,
     /// Cross-core links.
     pub mesh: CoreLink<MeshMsg>,
     /// The listeners.
@@ -107,10 +105,6 @@ pub struct CoreState {
     pub edge: super::edge::EdgeCore,
     /// Push relays of streams published on this core.
     pub relays: super::edge::relay::Relays,
-    /// One entry per connection with a deadline, at its next one (`server::timers`).
-    pub(super) timers: TimerWheel,
-    /// Keys fired by the wheel this turn (kept to reuse its allocation).
-    pub(super) fired_timers: Vec<u64>,
     mesh_inbox: Vec<MeshMsg>,
     pub(super) epoch: Instant,
     pub(super) wake_buf: Box<u64>,
@@ -177,16 +171,6 @@ impl CoreState {
         }
         self.woken = woken;
         self.woken.clear();
-    }
-
-    /// Queues `slot` to be closed. The generation goes with it: the slot may be
-    /// freed and reused by a new connection before the queue is processed.
-    pub fn close_later(&mut self, slot: u32, reason: CloseReason) {
-        if let Some(conn) = self.conns.at(slot) {
-            if !conn.closing {
-                self.to_close.push((slot, conn.generation, reason));
-            }
-        }
     }
 
     /// Sends `msg` to another core on its lane (control is never dropped; see
@@ -293,12 +277,12 @@ impl Worker {
         let state = CoreState {
             core,
             metrics,
-            conns: Slab::default(),
+            // Outbound connections (pulls, relays) have deadlines too: room for them.
+            conns: Connections::new(core, cfg.server.max_connections.saturating_mul(2)),
             shard,
             viewer_conns: HashMap::new(),
             publishers: HashMap::new(),
             ready: Vec::new(),
-            to_close: Vec::new(),
             mesh,
             listeners,
             report: CoreReport::default(),
@@ -307,9 +291,6 @@ impl Worker {
             region,
             edge: super::edge::EdgeCore::new(cfg),
             relays: super::edge::relay::Relays::new(cfg),
-            // Outbound connections (pulls, relays) have deadlines too: room for them.
-            timers: TimerWheel::with_capacity(cfg.server.max_connections.saturating_mul(2), 0),
-            fired_timers: Vec::new(),
             mesh_inbox: Vec::new(),
             pending: Vec::new(),
             woken: Vec::new(),
@@ -498,7 +479,7 @@ impl CoreState {
                 // Viewers get a clean end of stream, then close.
                 self.finish_viewer(slot);
             } else {
-                self.close_later(slot, CloseReason::Shutdown);
+                self.conns.close_later(slot, CloseReason::Shutdown);
             }
         }
     }
@@ -538,7 +519,7 @@ impl CoreState {
             };
             self.metrics.slow_viewer_closes.inc();
             tracing::info!(core = self.core, %reason, "closing stuck viewer");
-            self.close_later(slot, CloseReason::SlowViewer);
+            self.conns.close_later(slot, CloseReason::SlowViewer);
         }
     }
 
@@ -601,14 +582,14 @@ impl CoreState {
                     Err(_) => {
                         // Never reached the kernel.
                         conn.outbox.on_failed();
-                        self.close_later(slot, CloseReason::IoError);
+                        self.conns.close_later(slot, CloseReason::IoError);
                     }
                 }
             }
             None => {
                 if conn.done_after_flush() {
                     let reason = conn.close_reason;
-                    self.close_later(slot, reason);
+                    self.conns.close_later(slot, reason);
                 }
             }
         }

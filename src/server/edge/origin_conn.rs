@@ -143,7 +143,7 @@ impl CoreState {
         let out = oc.out.split();
         if !out.is_empty() {
             if conn.outbox.queue_control(&out).is_err() {
-                self.close_later(slot, CloseReason::ProtocolError);
+                self.conns.close_later(slot, CloseReason::ProtocolError);
                 return;
             }
             self.mark_ready(slot);
@@ -154,7 +154,7 @@ impl CoreState {
             .get(&key)
             .is_some_and(|e| e.conn == Some((slot, generation)));
         if !current {
-            self.close_later(slot, CloseReason::StreamEnded);
+            self.conns.close_later(slot, CloseReason::StreamEnded);
             return;
         }
         let mut stop = None;
@@ -207,7 +207,7 @@ impl CoreState {
             stop = Some(CloseReason::ProtocolError);
         }
         if let Some(reason) = stop {
-            self.close_later(slot, reason);
+            self.conns.close_later(slot, reason);
         }
     }
 

@@ -100,7 +100,7 @@ impl CoreState {
                     if let Some((slot, _)) =
                         self.edge.pulls.get_mut(key).and_then(|e| e.conn.take())
                     {
-                        self.close_later(slot, CloseReason::StreamEnded);
+                        self.conns.close_later(slot, CloseReason::StreamEnded);
                     }
                 }
                 PullAction::Finish => self.end_pulled_stream(key),
@@ -114,7 +114,7 @@ impl CoreState {
         {
             if let Some(entry) = self.edge.pulls.remove(key) {
                 if let Some((slot, _)) = entry.conn {
-                    self.close_later(slot, CloseReason::StreamEnded);
+                    self.conns.close_later(slot, CloseReason::StreamEnded);
                 }
                 tracing::info!(core = self.core, %key, "origin pull closed");
             }

@@ -117,7 +117,7 @@ impl CoreState {
         for target in 0..self.relays.targets.len() {
             if let Some(entry) = self.relays.entries.remove(&(key.clone(), target)) {
                 if let Some((slot, _)) = entry.conn {
-                    self.close_later(slot, CloseReason::StreamEnded);
+                    self.conns.close_later(slot, CloseReason::StreamEnded);
                 }
             }
         }
@@ -208,14 +208,14 @@ impl CoreState {
         let key = rc.key.clone();
         if !out.is_empty() {
             if conn.outbox.queue_control(&out).is_err() {
-                self.close_later(slot, CloseReason::ProtocolError);
+                self.conns.close_later(slot, CloseReason::ProtocolError);
                 return;
             }
             self.mark_ready(slot);
         }
         if let Err(e) = result {
             tracing::info!(core = self.core, %key, error = %e, "relay target broke the protocol");
-            self.close_later(slot, CloseReason::ProtocolError);
+            self.conns.close_later(slot, CloseReason::ProtocolError);
             return;
         }
         for event in events {
@@ -223,7 +223,7 @@ impl CoreState {
                 ClientEvent::PublishStarted => self.relay_started(slot, &key),
                 ClientEvent::StatusError { code, description } => {
                     tracing::info!(core = self.core, %key, code, description, "relay target refused");
-                    self.close_later(slot, CloseReason::ProtocolError);
+                    self.conns.close_later(slot, CloseReason::ProtocolError);
                 }
                 _ => {}
             }
@@ -254,7 +254,7 @@ impl CoreState {
             }
             Err(e) => {
                 tracing::info!(core = self.core, %key, error = %e, "relay cannot follow the stream");
-                self.close_later(slot, CloseReason::StreamEnded);
+                self.conns.close_later(slot, CloseReason::StreamEnded);
             }
         }
     }
