@@ -278,7 +278,7 @@ impl CoreState {
                     self.conns.close_later(token.slot, reason);
                 } else {
                     // More may be waiting: control bytes or frames that arrived meanwhile.
-                    self.mark_ready(token.slot);
+                    self.sends.mark_ready(&mut self.conns, token.slot);
                 }
             }
         }

@@ -94,44 +94,46 @@ impl Connections {
     }
 }
 
+/// A connection for unit tests of the core's parts: an HTTP connection on no socket.
+#[cfg(test)]
+pub(super) fn test_conn(generation: u32) -> Conn {
+    use super::conn::{ConnSetup, Proto};
+    use super::http_conn::HttpConn;
+    use super::shared::Shared;
+    use crate::metrics::{Listener, MetricsRegistry};
+
+    let shared = Shared::new(
+        crate::config::Config::default(),
+        1,
+        MetricsRegistry::new(1).expect("metrics registry"),
+    );
+    Conn::new(
+        ConnSetup {
+            fd: -1,
+            peer: None,
+            listener: Listener::Http,
+            proto: Proto::Http(HttpConn::new(&shared, 0)),
+            max_frames: 1,
+            control_limit: 1024,
+            connect_deadline_ms: None,
+            close_reason: CloseReason::PeerClosed,
+        },
+        generation,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Listener;
-    use crate::metrics::MetricsRegistry;
-    use crate::server::conn::{ConnSetup, Proto};
-    use crate::server::http_conn::HttpConn;
-    use crate::server::shared::Shared;
-
-    fn conn(generation: u32) -> Conn {
-        let shared = Shared::new(
-            crate::config::Config::default(),
-            1,
-            MetricsRegistry::new(1).unwrap(),
-        );
-        Conn::new(
-            ConnSetup {
-                fd: -1,
-                peer: None,
-                listener: Listener::Http,
-                proto: Proto::Http(HttpConn::new(&shared, 0)),
-                max_frames: 1,
-                control_limit: 1024,
-                connect_deadline_ms: None,
-                close_reason: CloseReason::PeerClosed,
-            },
-            generation,
-        )
-    }
 
     #[test]
     fn queued_close_of_a_reused_slot_is_dropped() {
         let mut conns = Connections::new(0, 8);
-        let a = conns.insert(conn);
+        let a = conns.insert(test_conn);
         conns.close_later(a, CloseReason::Timeout);
         // The slot is freed and taken by a new connection before the queue runs.
         conns.remove(a);
-        let b = conns.insert(conn);
+        let b = conns.insert(test_conn);
         assert_eq!(a, b);
         assert_eq!(conns.next_to_close(), None);
         conns.close_later(b, CloseReason::IoError);
@@ -142,7 +144,7 @@ mod tests {
     #[test]
     fn a_closing_connection_is_not_queued_again() {
         let mut conns = Connections::new(0, 8);
-        let a = conns.insert(conn);
+        let a = conns.insert(test_conn);
         if let Some(c) = conns.at(a) {
             c.closing = true;
         }

@@ -259,7 +259,7 @@ impl CoreState {
         if !keep_alive {
             conn.close_after_flush = true;
         }
-        self.mark_ready(slot);
+        self.sends.mark_ready(&mut self.conns, slot);
         self.conns.arm_timer(slot);
         keep_alive
     }

@@ -18,6 +18,7 @@ pub mod http_conn;
 pub mod pending;
 pub mod report;
 pub mod rtmp_conn;
+pub mod send_queue;
 pub mod shared;
 pub mod signals;
 pub mod timers;

@@ -146,7 +146,7 @@ impl CoreState {
             self.conns.close_later(slot, CloseReason::ProtocolError);
             return;
         }
-        self.mark_ready(slot);
+        self.sends.mark_ready(&mut self.conns, slot);
     }
 
     fn on_rtmp_event(&mut self, slot: u32, event: ServerEvent, now: u64) {
@@ -346,7 +346,7 @@ impl CoreState {
             };
         for id in wake {
             if let Some(&conn) = self.viewer_conns.get(&id) {
-                self.wake_viewer(conn);
+                self.sends.wake(&mut self.conns, conn);
             }
         }
         if let Some(msg) = forward {
@@ -405,7 +405,7 @@ impl CoreState {
         }
         for id in &ended.wake {
             if let Some(&conn) = self.viewer_conns.get(id) {
-                self.mark_ready(conn);
+                self.sends.mark_ready(&mut self.conns, conn);
             }
         }
         for core in ended.notify.iter() {
@@ -569,7 +569,7 @@ impl CoreState {
             Next::Wake(ids) => {
                 for id in ids {
                     if let Some(&conn) = self.viewer_conns.get(&id) {
-                        self.wake_viewer(conn);
+                        self.sends.wake(&mut self.conns, conn);
                     }
                 }
             }

@@ -82,7 +82,7 @@ impl CoreState {
                 finished: false,
             });
         }
-        self.mark_ready(slot);
+        self.sends.mark_ready(&mut self.conns, slot);
         Ok(())
     }
 
@@ -187,7 +187,7 @@ impl CoreState {
                 self.rtmp_play_ended(slot);
             }
         }
-        self.mark_ready(slot);
+        self.sends.mark_ready(&mut self.conns, slot);
     }
 }
 

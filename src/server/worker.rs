@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::completions::{arm_accept, arm_wake, submit_send};
 use super::connections::Connections;
 use super::report::CoreReport;
+use super::send_queue::SendQueue;
 use super::shared::Shared;
 use super::token::{Op, Token};
 use super::{signals, MeshMsg};
@@ -79,8 +80,8 @@ pub struct CoreState {
     pub viewer_conns: HashMap<ViewerId, u32>,
     /// The publisher connection of each stream owned here.
     pub publishers: HashMap<StreamId, u32>,
-    /// Connections with something to send, flushed at the end of the turn.
-    pub ready: Vec<u32>,
+    /// Connections to send to at the end of the turn, and the send-merge window.
+    pub sends: SendQueue,
     /// Cross-core links.
     pub mesh: CoreLink<MeshMsg>,
     /// The listeners.
@@ -97,10 +98,6 @@ pub struct CoreState {
     pub region: Option<SendRegion>,
     /// Viewers waiting for their stream to go live.
     pub pending: Vec<super::pending::Pending>,
-    /// Viewers woken in the current merge window.
-    woken: Vec<u32>,
-    /// When the current merge window ends.
-    merge_deadline: Option<Instant>,
     /// Edge mode: origin pulls run by this core and viewers waiting for one.
     pub edge: super::edge::EdgeCore,
     /// Push relays of streams published on this core.
@@ -124,53 +121,6 @@ impl CoreState {
     /// time stays meaningful on the core that replicates it).
     pub fn now_us(&self) -> u64 {
         self.epoch.elapsed().as_micros() as u64
-    }
-
-    /// Queues `slot` for a send at the end of the turn.
-    pub fn mark_ready(&mut self, slot: u32) {
-        if let Some(conn) = self.conns.at(slot) {
-            if !conn.queued && !conn.closing {
-                conn.queued = true;
-                self.ready.push(slot);
-            }
-        }
-    }
-
-    /// A viewer has new frames: it is sent to at the end of the merge window, so
-    /// frames arriving meanwhile leave in the same gathered send.
-    pub fn wake_viewer(&mut self, slot: u32) {
-        let window = self.shared.config.runtime.send_merge_window;
-        if window.is_zero() {
-            self.mark_ready(slot);
-            return;
-        }
-        let Some(conn) = self.conns.at(slot) else {
-            return;
-        };
-        if conn.queued || conn.woken || conn.closing {
-            return;
-        }
-        conn.woken = true;
-        self.woken.push(slot);
-        self.merge_deadline
-            .get_or_insert_with(|| Instant::now() + window);
-    }
-
-    /// Moves the viewers woken during a merge window that has ended to the ready list.
-    fn end_merge_window(&mut self, now: Instant) {
-        if self.merge_deadline.is_none_or(|d| d > now) {
-            return;
-        }
-        self.merge_deadline = None;
-        let woken = std::mem::take(&mut self.woken);
-        for &slot in &woken {
-            if let Some(conn) = self.conns.at(slot) {
-                conn.woken = false;
-            }
-            self.mark_ready(slot);
-        }
-        self.woken = woken;
-        self.woken.clear();
     }
 
     /// Sends `msg` to another core on its lane (control is never dropped; see
@@ -282,7 +232,7 @@ impl Worker {
             shard,
             viewer_conns: HashMap::new(),
             publishers: HashMap::new(),
-            ready: Vec::new(),
+            sends: SendQueue::new(cfg.runtime.send_merge_window),
             mesh,
             listeners,
             report: CoreReport::default(),
@@ -293,8 +243,6 @@ impl Worker {
             relays: super::edge::relay::Relays::new(cfg),
             mesh_inbox: Vec::new(),
             pending: Vec::new(),
-            woken: Vec::new(),
-            merge_deadline: None,
             epoch: shared.epoch,
             wake_buf: Box::new(0),
             shutting_down: None,
@@ -335,17 +283,17 @@ impl Worker {
                     break;
                 }
             }
-            state.end_merge_window(Instant::now());
+            state
+                .sends
+                .end_merge_window(&mut state.conns, Instant::now());
             // Sends queued by this turn's flush count towards this turn's submit.
             let (sends_before, fixed_before) = (reactor.stats().sends, reactor.stats().fixed_sends);
             state.flush_ready(reactor);
             state.mesh.flush_backlogs();
             state.hold_accepts_while_control_backs_up(reactor);
             state.mesh.flush_wakeups();
-            let want = usize::from(state.ready.is_empty());
-            let wait = state.merge_deadline.map_or(MAX_WAIT, |d| {
-                d.saturating_duration_since(Instant::now()).min(MAX_WAIT)
-            });
+            let want = usize::from(state.sends.is_empty());
+            let wait = state.sends.wait(MAX_WAIT);
             reactor.submit_and_wait(want, Some(wait))?;
             let waited = turn_start.elapsed();
             state
@@ -537,16 +485,11 @@ impl CoreState {
 
     /// Sends every ready connection's queued bytes: one gathered send each.
     fn flush_ready(&mut self, r: &mut Reactor) {
-        let mut ready = std::mem::take(&mut self.ready);
+        let ready = self.sends.take_ready();
         for &slot in &ready {
             self.flush_one(r, slot);
         }
-        ready.clear();
-        // Flushing may queue connections again (e.g. a finished viewer); keep those,
-        // otherwise reuse this turn's allocation.
-        if self.ready.is_empty() {
-            self.ready = ready;
-        }
+        self.sends.flushed(ready);
     }
 
     fn flush_one(&mut self, r: &mut Reactor, slot: u32) {

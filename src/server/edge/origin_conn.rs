@@ -146,7 +146,7 @@ impl CoreState {
                 self.conns.close_later(slot, CloseReason::ProtocolError);
                 return;
             }
-            self.mark_ready(slot);
+            self.sends.mark_ready(&mut self.conns, slot);
         }
         let current = self
             .edge

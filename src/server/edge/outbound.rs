@@ -122,7 +122,7 @@ impl CoreState {
                 return;
             }
         }
-        self.mark_ready(token.slot);
+        self.sends.mark_ready(&mut self.conns, token.slot);
         self.conns.arm_timer(token.slot);
     }
 }

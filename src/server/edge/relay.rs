@@ -211,7 +211,7 @@ impl CoreState {
                 self.conns.close_later(slot, CloseReason::ProtocolError);
                 return;
             }
-            self.mark_ready(slot);
+            self.sends.mark_ready(&mut self.conns, slot);
         }
         if let Err(e) = result {
             tracing::info!(core = self.core, %key, error = %e, "relay target broke the protocol");
