@@ -205,7 +205,12 @@ impl CoreState {
         if self.shared.directory.lookup(key).is_some() {
             return self.begin_flv_play(slot, ctx, key);
         }
-        if !self.wait_for_stream(slot, key.clone(), WaitingPlay::Flv(ctx)) {
+        let now_ms = self.now_ms();
+        let play = WaitingPlay::Flv(ctx);
+        if !self
+            .pending
+            .hold(&mut self.conns, slot, key.clone(), play, now_ms)
+        {
             self.refuse_flv(slot, ctx, 404);
         }
         false

@@ -468,8 +468,14 @@ impl CoreState {
     /// configured) or answers StreamNotFound.
     pub(super) fn start_rtmp_play(&mut self, slot: u32, msg_stream: u32, key: &StreamKey) {
         if self.shared.directory.lookup(key).is_some() {
-            self.begin_rtmp_play(slot, msg_stream, key);
-        } else if !self.wait_for_stream(slot, key.clone(), WaitingPlay::Rtmp { msg_stream }) {
+            return self.begin_rtmp_play(slot, msg_stream, key);
+        }
+        let now_ms = self.now_ms();
+        let play = WaitingPlay::Rtmp { msg_stream };
+        if !self
+            .pending
+            .hold(&mut self.conns, slot, key.clone(), play, now_ms)
+        {
             self.refuse_rtmp_play(
                 slot,
                 msg_stream,

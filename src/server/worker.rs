@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::completions::{arm_accept, arm_wake, submit_send};
 use super::connections::Connections;
+use super::pending::PendingPlays;
 use super::report::CoreReport;
 use super::send_queue::SendQueue;
 use super::shared::Shared;
@@ -97,7 +98,7 @@ pub struct CoreState {
     /// and per-core copies of frame bodies), if configured and accepted.
     pub region: Option<SendRegion>,
     /// Viewers waiting for their stream to go live.
-    pub pending: Vec<super::pending::Pending>,
+    pub pending: PendingPlays,
     /// Edge mode: origin pulls run by this core and viewers waiting for one.
     pub edge: super::edge::EdgeCore,
     /// Push relays of streams published on this core.
@@ -242,7 +243,7 @@ impl Worker {
             edge: super::edge::EdgeCore::new(cfg),
             relays: super::edge::relay::Relays::new(cfg),
             mesh_inbox: Vec::new(),
-            pending: Vec::new(),
+            pending: PendingPlays::new(cfg.stream.wait_for_publisher),
             epoch: shared.epoch,
             wake_buf: Box::new(0),
             shutting_down: None,
