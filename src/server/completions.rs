@@ -374,7 +374,7 @@ impl CoreState {
             self.metrics.streams.set(self.shard.stream_count() as i64);
             self.report.viewer_left(removed.stream_id, protocol);
             if let Some((to, msg)) = removed.unsubscribe {
-                self.send_to_core(to, MeshMsg::Stream(msg));
+                self.mesh.send(&self.metrics, to, MeshMsg::Stream(msg));
             }
         }
     }

@@ -10,6 +10,7 @@ pub mod api;
 pub mod completions;
 pub mod conn;
 pub mod connections;
+pub mod core_mesh;
 pub mod edge;
 pub mod egress_flv;
 pub mod egress_rtmp;

@@ -271,7 +271,8 @@ impl CoreState {
                     if prev.owner_core == self.core {
                         self.on_stream_msg(kick);
                     } else {
-                        self.send_to_core(prev.owner_core, MeshMsg::Stream(kick));
+                        self.mesh
+                            .send(&self.metrics, prev.owner_core, MeshMsg::Stream(kick));
                     }
                 }
                 self.shard
@@ -351,7 +352,8 @@ impl CoreState {
         }
         if let Some(msg) = forward {
             for core in replicate_to.iter() {
-                self.send_to_core(core, MeshMsg::Stream(msg.clone()));
+                self.mesh
+                    .send(&self.metrics, core, MeshMsg::Stream(msg.clone()));
             }
         }
     }
@@ -409,7 +411,8 @@ impl CoreState {
             }
         }
         for core in ended.notify.iter() {
-            self.send_to_core(
+            self.mesh.send(
+                &self.metrics,
                 core,
                 MeshMsg::Stream(CoreMsg::StreamEnd {
                     stream_id: ended.stream_id,
@@ -541,7 +544,11 @@ impl CoreState {
         if listing.claim.owner_core == self.core {
             self.on_stream_msg(kick);
         } else {
-            self.send_to_core(listing.claim.owner_core, MeshMsg::Stream(kick));
+            self.mesh.send(
+                &self.metrics,
+                listing.claim.owner_core,
+                MeshMsg::Stream(kick),
+            );
         }
     }
 
@@ -571,7 +578,7 @@ impl CoreState {
         }
         match next {
             Next::Nothing => {}
-            Next::Reply(to, msg) => self.send_to_core(to, MeshMsg::Stream(msg)),
+            Next::Reply(to, msg) => self.mesh.send(&self.metrics, to, MeshMsg::Stream(msg)),
             Next::Wake(ids) => {
                 for id in ids {
                     if let Some(&conn) = self.viewer_conns.get(&id) {

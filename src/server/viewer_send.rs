@@ -64,7 +64,7 @@ impl CoreState {
             )?;
             if opened == Opened::New {
                 if let Some((to, msg)) = self.shard.subscribe_msg(stream_id) {
-                    self.send_to_core(to, MeshMsg::Stream(msg));
+                    self.mesh.send(&self.metrics, to, MeshMsg::Stream(msg));
                 }
             }
         }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::completions::{arm_accept, arm_wake, submit_send};
 use super::connections::Connections;
+use super::core_mesh::CoreMesh;
 use super::pending::PendingPlays;
 use super::report::CoreReport;
 use super::send_queue::SendQueue;
@@ -17,7 +18,7 @@ use super::token::{Op, Token};
 use super::{signals, MeshMsg};
 use crate::metrics::{CloseReason, CoreMetrics, Listener};
 use crate::runtime::arena::AlignedArena;
-use crate::runtime::mesh::{CoreLink, Refused};
+use crate::runtime::mesh::CoreLink;
 use crate::runtime::outbox::PREFIX_SLOT;
 use crate::runtime::region::{RegionConfig, SendRegion};
 use crate::runtime::{Reactor, ReactorConfig};
@@ -34,10 +35,6 @@ const SWEEP_EVERY: Duration = Duration::from_millis(100);
 const SLOW_SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// After an accept error (EMFILE...), accepting pauses this long.
 pub(super) const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
-/// Control messages backed up behind full control rings (all peers) past which
-/// this core stops accepting connections until they drain: control is never
-/// dropped, so new work that would make more of it is held back instead.
-const CONTROL_BACKPRESSURE: usize = 4096;
 /// Longest a turn sleeps waiting for completions.
 const MAX_WAIT: Duration = Duration::from_millis(50);
 /// Staging blocks of a core's registered send region; larger frames are not staged.
@@ -83,8 +80,8 @@ pub struct CoreState {
     pub publishers: HashMap<StreamId, u32>,
     /// Connections to send to at the end of the turn, and the send-merge window.
     pub sends: SendQueue,
-    /// Cross-core links.
-    pub mesh: CoreLink<MeshMsg>,
+    /// Cross-core links and the turn's inbox.
+    pub mesh: CoreMesh,
     /// The listeners.
     pub listeners: Vec<CoreListener>,
     /// What this core tells the API.
@@ -103,7 +100,6 @@ pub struct CoreState {
     pub edge: super::edge::EdgeCore,
     /// Push relays of streams published on this core.
     pub relays: super::edge::relay::Relays,
-    mesh_inbox: Vec<MeshMsg>,
     pub(super) epoch: Instant,
     pub(super) wake_buf: Box<u64>,
     pub(super) shutting_down: Option<Instant>,
@@ -124,29 +120,16 @@ impl CoreState {
         self.epoch.elapsed().as_micros() as u64
     }
 
-    /// Sends `msg` to another core on its lane (control is never dropped; see
-    /// `runtime::mesh`). A frame the target is hopelessly behind on is dropped and
-    /// counted; its replica sees the sequence gap and resyncs at a keyframe.
-    pub fn send_to_core(&mut self, to: usize, msg: MeshMsg) {
-        match self.mesh.send(to, msg.lane(), msg) {
-            Ok(()) => {}
-            Err(Refused::Full(_)) => self
-                .metrics
-                .frames_dropped
-                .inc(crate::metrics::DropReason::QueueCap),
-            Err(Refused::NoRoute(msg)) => {
-                tracing::error!(core = self.core, to, ?msg, "mesh message for no core")
-            }
-        }
-    }
-
     /// Back-pressure for the never-dropped control lane: while more than
-    /// [`CONTROL_BACKPRESSURE`] control messages wait for a peer core, accepting
-    /// stops (the kernel's listen backlog holds new clients); the sweep re-arms
+    /// [`CONTROL_BACKPRESSURE`](super::core_mesh::CONTROL_BACKPRESSURE) control
+    /// messages wait for a peer core, accepting stops (the kernel's listen
+    /// backlog holds new clients); the sweep re-arms
     /// accepts once a pause passes with the backlog below the mark.
     fn hold_accepts_while_control_backs_up(&mut self, r: &mut Reactor) {
-        let (control, _) = self.mesh.backlog();
-        if control <= CONTROL_BACKPRESSURE || self.shutting_down.is_some() {
+        let Some(control) = self.mesh.control_backed_up() else {
+            return;
+        };
+        if self.shutting_down.is_some() {
             return;
         }
         let now = Instant::now();
@@ -234,7 +217,7 @@ impl Worker {
             viewer_conns: HashMap::new(),
             publishers: HashMap::new(),
             sends: SendQueue::new(cfg.runtime.send_merge_window),
-            mesh,
+            mesh: CoreMesh::new(mesh),
             listeners,
             report: CoreReport::default(),
             batch: Vec::with_capacity(cfg.runtime.max_frames_per_send),
@@ -242,7 +225,6 @@ impl Worker {
             region,
             edge: super::edge::EdgeCore::new(cfg),
             relays: super::edge::relay::Relays::new(cfg),
-            mesh_inbox: Vec::new(),
             pending: PendingPlays::new(cfg.stream.wait_for_publisher),
             epoch: shared.epoch,
             wake_buf: Box::new(0),
@@ -473,15 +455,14 @@ impl CoreState {
     }
 
     fn drain_mesh(&mut self) {
-        let mut msgs = std::mem::take(&mut self.mesh_inbox);
-        self.mesh.drain(|_from, msg| msgs.push(msg));
+        let mut msgs = self.mesh.receive();
         for msg in msgs.drain(..) {
             match msg {
                 MeshMsg::Stream(msg) => self.on_stream_msg(msg),
                 MeshMsg::Edge(msg) => self.on_edge_msg(msg),
             }
         }
-        self.mesh_inbox = msgs;
+        self.mesh.handled(msgs);
     }
 
     /// Sends every ready connection's queued bytes: one gathered send each.

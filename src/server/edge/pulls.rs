@@ -155,7 +155,8 @@ impl CoreState {
                 if prev.owner_core == self.core {
                     self.on_stream_msg(kick);
                 } else {
-                    self.send_to_core(prev.owner_core, MeshMsg::Stream(kick));
+                    self.mesh
+                        .send(&self.metrics, prev.owner_core, MeshMsg::Stream(kick));
                 }
                 false
             }

@@ -61,7 +61,7 @@ impl CoreState {
         if to == self.core {
             self.on_edge_msg(msg);
         } else {
-            self.send_to_core(to, MeshMsg::Edge(msg));
+            self.mesh.send(&self.metrics, to, MeshMsg::Edge(msg));
         }
     }
 
