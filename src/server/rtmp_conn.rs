@@ -300,7 +300,8 @@ impl CoreState {
         let peer = self.conns.at(slot).and_then(|c| c.peer);
         self.report.publisher_started(claim.stream_id, peer);
         tracing::info!(core = self.core, %key, stream_id = %claim.stream_id, ?peer, "publishing");
-        self.start_relays(&key);
+        let now_ms = self.now_ms();
+        self.relays.start(&key, now_ms);
         if let Some(rc) = self.session(slot) {
             let _ = rc.session.accept_publish(msg_stream, &mut rc.out);
             rc.publishing = Some(Publishing {
@@ -383,7 +384,7 @@ impl CoreState {
         self.metrics.publishers.dec();
         self.report.publisher_stopped(claim.stream_id);
         tracing::info!(core = self.core, %key, "publisher left");
-        self.stop_relays(&key);
+        self.relays.stop(&key, &mut self.conns);
         let grace = self.shared.config.stream.publisher_grace.as_millis() as u64;
         self.shared.directory.publisher_left(&key, &claim);
         if let Some(ended) =
@@ -596,7 +597,7 @@ impl CoreState {
                     }
                     self.report.publisher_stopped(ended.stream_id);
                     self.conns.close_later(slot, CloseReason::Kicked);
-                    self.stop_relays(&ended.key);
+                    self.relays.stop(&ended.key, &mut self.conns);
                 }
                 self.stream_ended(ended);
             }
