@@ -2,29 +2,19 @@
 //! received bytes go to their session, finished sends free their frames and
 //! queue the next, and closes release the slot once nothing is in flight.
 
-use std::os::fd::{AsRawFd, RawFd};
-use std::time::{Duration, Instant};
+use std::os::fd::RawFd;
+use std::time::Instant;
 
 use super::conn::{Conn, ConnSetup, Hold, Proto};
 use super::http_conn::HttpConn;
 use super::rtmp_conn::RtmpConn;
 use super::token::{Op, Token};
-use super::worker::{CoreState, ACCEPT_PAUSE, CONTROL_LIMIT};
+use super::worker::{CoreState, CONTROL_LIMIT};
 use super::MeshMsg;
 use crate::metrics::{AcceptErrorKind, CloseReason, Listener, RefuseReason};
 use crate::runtime::outbox::SendProgress;
 use crate::runtime::{Completion, Reactor};
 use crate::stream::ViewerId;
-
-pub(super) fn arm_accept(r: &mut Reactor, state: &mut CoreState, index: usize) {
-    let fd = state.listeners[index].socket.as_raw_fd();
-    let token = Token::new(Op::Accept, index as u32, 0).pack();
-    if let Err(e) = r.accept_multishot(fd, token) {
-        tracing::error!(core = state.core, error = %e, "cannot arm accept; retrying after a pause");
-        // The sweep re-arms paused listeners, so a full backlog cannot stop accepts for good.
-        state.listeners[index].paused_until = Some(Instant::now() + ACCEPT_PAUSE);
-    }
-}
 
 pub(super) fn arm_wake(r: &mut Reactor, state: &mut CoreState) {
     let token = Token::new(Op::Wake, 0, 0).pack();
@@ -63,26 +53,20 @@ impl CoreState {
                 .accept_errors
                 .inc(AcceptErrorKind::from_errno(errno));
             let now = Instant::now();
-            if self
-                .last_accept_warning
-                .is_none_or(|t| now - t >= Duration::from_secs(1))
-            {
-                self.last_accept_warning = Some(now);
+            if self.accepts.warn_now(now) {
                 tracing::warn!(core = self.core, errno, "accept failed; pausing accepts");
             }
             if !c.more() {
-                if let Some(l) = self.listeners.get_mut(index) {
-                    l.paused_until = Some(now + ACCEPT_PAUSE);
-                }
+                self.accepts.pause(index, now);
             }
             return;
         }
         if !c.more() && self.shutting_down.is_none() {
             // The kernel ended the multishot accept; arm it again.
-            arm_accept(r, self, index);
+            self.accepts.arm(r, index);
         }
         let fd = c.result as RawFd;
-        let Some(kind) = self.listeners.get(index).map(|l| l.kind) else {
+        let Some(kind) = self.accepts.kind(index) else {
             unsafe { libc::close(fd) };
             return;
         };

@@ -6,6 +6,7 @@
 //! worker owns its connections, its stream shard and its reactor; cores talk only
 //! through the mesh ([`MeshMsg`]) and the stream directory.
 
+pub mod accepts;
 pub mod api;
 pub mod completions;
 pub mod conn;
@@ -36,8 +37,9 @@ use crate::runtime::cores::{CoreThreads, Cores};
 use crate::runtime::mesh::{Lane, Mesh, MeshConfig};
 use crate::runtime::socket::reuseport_listener;
 use crate::stream::CoreMsg;
+use accepts::CoreListener;
 use shared::Shared;
-use worker::{CoreListener, Worker};
+use worker::Worker;
 
 /// Exit status of the process when a core thread panicked (Rust's own panic status).
 pub const CORE_PANIC_EXIT_CODE: i32 = 101;

@@ -3,11 +3,11 @@
 //! one gathered `sendmsg`, all submitted with one `io_uring_enter` per turn.
 
 use std::collections::HashMap;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::completions::{arm_accept, arm_wake, submit_send};
+use super::accepts::{Accepts, CoreListener};
+use super::completions::{arm_wake, submit_send};
 use super::connections::Connections;
 use super::core_mesh::CoreMesh;
 use super::pending::PendingPlays;
@@ -16,7 +16,7 @@ use super::send_queue::SendQueue;
 use super::shared::Shared;
 use super::token::{Op, Token};
 use super::{signals, MeshMsg};
-use crate::metrics::{CloseReason, CoreMetrics, Listener};
+use crate::metrics::{CloseReason, CoreMetrics};
 use crate::runtime::arena::AlignedArena;
 use crate::runtime::mesh::CoreLink;
 use crate::runtime::outbox::PREFIX_SLOT;
@@ -33,34 +33,12 @@ const ARENA_BLOCK: usize = 4 << 20;
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// How often viewers whose sends never complete are checked against the hard lag.
 const SLOW_SWEEP_EVERY: Duration = Duration::from_secs(1);
-/// After an accept error (EMFILE...), accepting pauses this long.
-pub(super) const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
 /// Longest a turn sleeps waiting for completions.
 const MAX_WAIT: Duration = Duration::from_millis(50);
 /// Staging blocks of a core's registered send region; larger frames are not staged.
 const REGION_BLOCK: usize = 1 << 20;
 /// How long a stopping core waits for the kernel to finish its operations.
 const QUIESCE_LIMIT: Duration = Duration::from_secs(2);
-
-/// A listening socket of this core.
-pub struct CoreListener {
-    /// The socket (SO_REUSEPORT: one per core per port).
-    pub socket: socket2::Socket,
-    /// Which port it is.
-    pub kind: Listener,
-    pub(super) paused_until: Option<Instant>,
-}
-
-impl CoreListener {
-    /// Wraps a bound, listening socket.
-    pub fn new(socket: socket2::Socket, kind: Listener) -> Self {
-        CoreListener {
-            socket,
-            kind,
-            paused_until: None,
-        }
-    }
-}
 
 /// Everything a core owns, except its reactor (handed to each handler).
 pub struct CoreState {
@@ -82,8 +60,8 @@ pub struct CoreState {
     pub sends: SendQueue,
     /// Cross-core links and the turn's inbox.
     pub mesh: CoreMesh,
-    /// The listeners.
-    pub listeners: Vec<CoreListener>,
+    /// The listeners and their accept pauses.
+    pub accepts: Accepts,
     /// What this core tells the API.
     pub report: CoreReport,
     /// Reusable batch buffer for viewer sends.
@@ -105,7 +83,6 @@ pub struct CoreState {
     pub(super) shutting_down: Option<Instant>,
     next_sweep: Instant,
     next_slow_sweep: Instant,
-    pub(super) last_accept_warning: Option<Instant>,
 }
 
 impl CoreState {
@@ -133,17 +110,8 @@ impl CoreState {
             return;
         }
         let now = Instant::now();
-        for l in &mut self.listeners {
-            if l.paused_until.is_none() {
-                let _ = r.cancel_fd(l.socket.as_raw_fd(), Token::new(Op::Ignore, 0, 0).pack());
-            }
-            l.paused_until = Some(now + ACCEPT_PAUSE);
-        }
-        if self
-            .last_accept_warning
-            .is_none_or(|t| now - t >= Duration::from_secs(1))
-        {
-            self.last_accept_warning = Some(now);
+        self.accepts.pause_all(r, now);
+        if self.accepts.warn_now(now) {
             tracing::warn!(
                 core = self.core,
                 control,
@@ -218,7 +186,7 @@ impl Worker {
             publishers: HashMap::new(),
             sends: SendQueue::new(cfg.runtime.send_merge_window),
             mesh: CoreMesh::new(mesh),
-            listeners,
+            accepts: Accepts::new(core, listeners),
             report: CoreReport::default(),
             batch: Vec::with_capacity(cfg.runtime.max_frames_per_send),
             arena: AlignedArena::new(ARENA_BLOCK),
@@ -231,7 +199,6 @@ impl Worker {
             shutting_down: None,
             next_sweep: now,
             next_slow_sweep: now + SLOW_SWEEP_EVERY,
-            last_accept_warning: None,
             shared,
         };
         Ok(Worker { reactor, state })
@@ -240,9 +207,7 @@ impl Worker {
     /// Runs until shutdown completes.
     pub fn run(mut self) -> std::io::Result<()> {
         let Worker { reactor, state } = &mut self;
-        for index in 0..state.listeners.len() {
-            arm_accept(reactor, state, index);
-        }
+        state.accepts.arm_all(reactor);
         arm_wake(reactor, state);
         tracing::info!(core = state.core, features = ?reactor.features(), "core running");
         #[cfg(debug_assertions)]
@@ -398,9 +363,7 @@ impl CoreState {
             "shutting down"
         );
         self.shutting_down = Some(Instant::now());
-        for l in &self.listeners {
-            let _ = r.cancel_fd(l.socket.as_raw_fd(), Token::new(Op::Ignore, 0, 0).pack());
-        }
+        self.accepts.cancel_all(r);
         let slots: Vec<u32> = self.conns.indices().collect();
         for slot in slots {
             let Some(conn) = self.conns.at(slot) else {
@@ -418,13 +381,8 @@ impl CoreState {
     /// Periodic work: grace periods, paused accepts, held viewers, pulls, the API report.
     fn sweep(&mut self, r: &mut Reactor, now: Instant) {
         let now_ms = self.now_ms();
-        for index in 0..self.listeners.len() {
-            if self.listeners[index].paused_until.is_some_and(|t| t <= now)
-                && self.shutting_down.is_none()
-            {
-                self.listeners[index].paused_until = None;
-                arm_accept(r, self, index);
-            }
+        if self.shutting_down.is_none() {
+            self.accepts.resume_due(r, now);
         }
         for ended in self.shard.tick(now_ms) {
             self.stream_ended(ended);
