@@ -394,7 +394,7 @@ impl CoreState {
         self.resolve_pending(now_ms);
         self.expire_waiters(now_ms);
         self.tick_pulls(now_ms);
-        self.publish_report(now_ms);
+        self.publish_report();
     }
 
     /// A viewer whose socket is stuck never asks for its next batch, so the
