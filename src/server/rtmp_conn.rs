@@ -334,25 +334,20 @@ impl CoreState {
             }
         }
         let arrived_us = self.now_us();
-        let (wake, replicate_to, forward) =
-            match self.shard.push_frame_at(stream_id, frame, now, arrived_us) {
-                Ok(pushed) => {
-                    let forward = (!pushed.replicate_to.is_empty())
-                        .then(|| CoreMsg::frame(stream_id, &pushed.entry));
-                    (pushed.wake.to_vec(), pushed.replicate_to, forward)
-                }
-                Err(e) => {
-                    tracing::debug!(core = self.core, error = %e, "frame refused");
-                    return;
-                }
-            };
-        for id in wake {
-            if let Some(&conn) = self.viewer_conns.get(&id) {
-                self.sends.wake(&mut self.conns, conn);
+        // The parts are borrowed separately, so the shard's list of viewers to
+        // wake is read in place (no copy per frame).
+        let pushed = match self.shard.push_frame_at(stream_id, frame, now, arrived_us) {
+            Ok(pushed) => pushed,
+            Err(e) => {
+                tracing::debug!(core = self.core, error = %e, "frame refused");
+                return;
             }
-        }
-        if let Some(msg) = forward {
-            for core in replicate_to.iter() {
+        };
+        self.sends
+            .wake_viewers(&mut self.conns, &self.viewer_conns, pushed.wake);
+        if !pushed.replicate_to.is_empty() {
+            let msg = CoreMsg::frame(stream_id, &pushed.entry);
+            for core in pushed.replicate_to.iter() {
                 self.mesh
                     .send(&self.metrics, core, MeshMsg::Stream(msg.clone()));
             }
@@ -406,11 +401,8 @@ impl CoreState {
             };
             self.shared.directory.release(&ended.key, &claim);
         }
-        for id in &ended.wake {
-            if let Some(&conn) = self.viewer_conns.get(id) {
-                self.sends.mark_ready(&mut self.conns, conn);
-            }
-        }
+        self.sends
+            .ready_viewers(&mut self.conns, &self.viewer_conns, &ended.wake);
         for core in ended.notify.iter() {
             self.mesh.send(
                 &self.metrics,
@@ -580,13 +572,9 @@ impl CoreState {
         match next {
             Next::Nothing => {}
             Next::Reply(to, msg) => self.mesh.send(&self.metrics, to, MeshMsg::Stream(msg)),
-            Next::Wake(ids) => {
-                for id in ids {
-                    if let Some(&conn) = self.viewer_conns.get(&id) {
-                        self.sends.wake(&mut self.conns, conn);
-                    }
-                }
-            }
+            Next::Wake(ids) => self
+                .sends
+                .wake_viewers(&mut self.conns, &self.viewer_conns, &ids),
             Next::Ended(ended) => self.stream_ended(ended),
             Next::Kick(ended) => {
                 if let Some(slot) = self.publishers.remove(&ended.stream_id) {

@@ -8,9 +8,11 @@
 //! and the flags (`Conn::queued`, `Conn::woken`) that make each connection appear
 //! at most once.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::connections::Connections;
+use crate::stream::ViewerId;
 
 /// A core's ready list and send-merge window.
 pub struct SendQueue {
@@ -65,6 +67,36 @@ impl SendQueue {
             .get_or_insert_with(|| Instant::now() + window);
     }
 
+    /// Wakes ([`SendQueue::wake`]) the connection of each viewer in `ids` that
+    /// `viewer_conns` knows.
+    pub fn wake_viewers(
+        &mut self,
+        conns: &mut Connections,
+        viewer_conns: &HashMap<ViewerId, u32>,
+        ids: &[ViewerId],
+    ) {
+        for id in ids {
+            if let Some(&slot) = viewer_conns.get(id) {
+                self.wake(conns, slot);
+            }
+        }
+    }
+
+    /// Queues ([`SendQueue::mark_ready`]) the connection of each viewer in `ids`
+    /// that `viewer_conns` knows, with no merge window (e.g. their stream ended).
+    pub fn ready_viewers(
+        &mut self,
+        conns: &mut Connections,
+        viewer_conns: &HashMap<ViewerId, u32>,
+        ids: &[ViewerId],
+    ) {
+        for id in ids {
+            if let Some(&slot) = viewer_conns.get(id) {
+                self.mark_ready(conns, slot);
+            }
+        }
+    }
+
     /// Moves the viewers woken during a merge window that has ended to the ready list.
     pub fn end_merge_window(&mut self, conns: &mut Connections, now: Instant) {
         if self.merge_deadline.is_none_or(|d| d > now) {
@@ -113,6 +145,7 @@ impl SendQueue {
 mod tests {
     use super::*;
     use crate::server::connections::test_conn;
+    use crate::stream::{Role, Shard, ShardConfig, StreamId, StreamKey, ViewerOptions};
 
     #[test]
     fn a_connection_is_ready_once_and_never_while_closing() {
@@ -127,6 +160,33 @@ mod tests {
         let ready = q.take_ready();
         assert_eq!(ready, vec![a]);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn viewers_are_found_by_id_and_unknown_ids_are_ignored() {
+        let mut conns = Connections::new(0, 8);
+        let (a, b) = (conns.insert(test_conn), conns.insert(test_conn));
+        // Viewer ids come from a shard.
+        let mut shard = Shard::new(0, ShardConfig::default());
+        let stream = StreamId(1);
+        let key = StreamKey::new("live", "a").unwrap();
+        shard
+            .open_stream(key, stream, Role::Owner { generation: 1 }, 0)
+            .unwrap();
+        let mut viewer = || shard.add_viewer(stream, ViewerOptions::default()).unwrap();
+        let (va, vb, unknown) = (viewer(), viewer(), viewer());
+        let viewer_conns: HashMap<ViewerId, u32> = [(va, a), (vb, b)].into_iter().collect();
+        let mut q = SendQueue::new(Duration::ZERO);
+        q.wake_viewers(&mut conns, &viewer_conns, &[vb, unknown]);
+        assert_eq!(q.take_ready(), vec![b]);
+        // Flushed (`CoreState::flush_one` clears the flag).
+        conns.at(b).expect("b").queued = false;
+        let mut q = SendQueue::new(Duration::from_secs(3600));
+        // Waking waits for the window; an ended stream's viewers go at once.
+        q.wake_viewers(&mut conns, &viewer_conns, &[va]);
+        assert!(q.is_empty());
+        q.ready_viewers(&mut conns, &viewer_conns, &[vb]);
+        assert_eq!(q.take_ready(), vec![b]);
     }
 
     #[test]
