@@ -81,8 +81,7 @@ pub struct CoreState {
     pub(super) epoch: Instant,
     pub(super) wake_buf: Box<u64>,
     pub(super) shutting_down: Option<Instant>,
-    next_sweep: Instant,
-    next_slow_sweep: Instant,
+    sweeps: SweepSchedule,
 }
 
 impl CoreState {
@@ -118,6 +117,42 @@ impl CoreState {
                 "cross-core control backlog; pausing accepts"
             );
         }
+    }
+}
+
+/// When the core's periodic work is next due: the sweep (grace periods, held
+/// viewers, pulls, the report) every [`SWEEP_EVERY`], the stuck-viewer check
+/// every [`SLOW_SWEEP_EVERY`].
+struct SweepSchedule {
+    next: Instant,
+    next_slow: Instant,
+}
+
+impl SweepSchedule {
+    /// The first sweep is due at once, the first slow check a period later.
+    fn new(now: Instant) -> SweepSchedule {
+        SweepSchedule {
+            next: now,
+            next_slow: now + SLOW_SWEEP_EVERY,
+        }
+    }
+
+    /// Whether the sweep is due at `now`; if so the next one is scheduled.
+    fn due(&mut self, now: Instant) -> bool {
+        if now < self.next {
+            return false;
+        }
+        self.next = now + SWEEP_EVERY;
+        true
+    }
+
+    /// Whether the stuck-viewer check is due at `now`; if so the next one is scheduled.
+    fn slow_due(&mut self, now: Instant) -> bool {
+        if now < self.next_slow {
+            return false;
+        }
+        self.next_slow = now + SLOW_SWEEP_EVERY;
+        true
     }
 }
 
@@ -197,8 +232,7 @@ impl Worker {
             epoch: shared.epoch,
             wake_buf: Box::new(0),
             shutting_down: None,
-            next_sweep: now,
-            next_slow_sweep: now + SLOW_SWEEP_EVERY,
+            sweeps: SweepSchedule::new(now),
             shared,
         };
         Ok(Worker { reactor, state })
@@ -261,8 +295,7 @@ impl Worker {
             state.expire_timers(reactor);
             state.close_pending(reactor);
             let now = Instant::now();
-            if now >= state.next_sweep {
-                state.next_sweep = now + SWEEP_EVERY;
+            if state.sweeps.due(now) {
                 state.sweep(reactor, now);
             }
             let busy = turn_start.elapsed().saturating_sub(waited.min(MAX_WAIT));
@@ -387,8 +420,7 @@ impl CoreState {
         for ended in self.shard.tick(now_ms) {
             self.stream_ended(ended);
         }
-        if now >= self.next_slow_sweep {
-            self.next_slow_sweep = now + SLOW_SWEEP_EVERY;
+        if self.sweeps.slow_due(now) {
             self.close_stuck_viewers(now_ms);
         }
         self.resolve_pending(now_ms);
@@ -476,5 +508,22 @@ impl CoreState {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweeps_are_due_once_per_period() {
+        let t0 = Instant::now();
+        let mut s = SweepSchedule::new(t0);
+        assert!(s.due(t0));
+        assert!(!s.due(t0 + SWEEP_EVERY / 2));
+        assert!(s.due(t0 + SWEEP_EVERY));
+        assert!(!s.slow_due(t0));
+        assert!(s.slow_due(t0 + SLOW_SWEEP_EVERY));
+        assert!(!s.slow_due(t0 + SLOW_SWEEP_EVERY + SWEEP_EVERY));
     }
 }
