@@ -89,7 +89,7 @@ impl Accepts {
         }
     }
 
-    /// Stops accepting on every listener for [`ACCEPT_PAUSE`] from `now` (the
+    /// Stops accepting on every listener for `ACCEPT_PAUSE` from `now` (the
     /// pause is extended on those already paused).
     pub fn pause_all(&mut self, r: &mut Reactor, now: Instant) {
         for l in &mut self.listeners {

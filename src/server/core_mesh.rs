@@ -48,7 +48,7 @@ impl CoreMesh {
     }
 
     /// Control messages waiting for a peer, when more than
-    /// [`CONTROL_BACKPRESSURE`] of them are: accepting should pause.
+    /// `CONTROL_BACKPRESSURE` of them are: accepting should pause.
     pub fn control_backed_up(&self) -> Option<usize> {
         let (control, _) = self.link.backlog();
         (control > CONTROL_BACKPRESSURE).then_some(control)
