@@ -2,29 +2,19 @@
 //! received bytes go to their session, finished sends free their frames and
 //! queue the next, and closes release the slot once nothing is in flight.
 
-use std::os::fd::{AsRawFd, RawFd};
-use std::time::{Duration, Instant};
+use std::os::fd::RawFd;
+use std::time::Instant;
 
 use super::conn::{Conn, ConnSetup, Hold, Proto};
 use super::http_conn::HttpConn;
 use super::rtmp_conn::RtmpConn;
 use super::token::{Op, Token};
-use super::worker::{CoreState, ACCEPT_PAUSE, CONTROL_LIMIT};
+use super::worker::{CoreState, CONTROL_LIMIT};
 use super::MeshMsg;
 use crate::metrics::{AcceptErrorKind, CloseReason, Listener, RefuseReason};
 use crate::runtime::outbox::SendProgress;
 use crate::runtime::{Completion, Reactor};
 use crate::stream::ViewerId;
-
-pub(super) fn arm_accept(r: &mut Reactor, state: &mut CoreState, index: usize) {
-    let fd = state.listeners[index].socket.as_raw_fd();
-    let token = Token::new(Op::Accept, index as u32, 0).pack();
-    if let Err(e) = r.accept_multishot(fd, token) {
-        tracing::error!(core = state.core, error = %e, "cannot arm accept; retrying after a pause");
-        // The sweep re-arms paused listeners, so a full backlog cannot stop accepts for good.
-        state.listeners[index].paused_until = Some(Instant::now() + ACCEPT_PAUSE);
-    }
-}
 
 pub(super) fn arm_wake(r: &mut Reactor, state: &mut CoreState) {
     let token = Token::new(Op::Wake, 0, 0).pack();
@@ -63,26 +53,20 @@ impl CoreState {
                 .accept_errors
                 .inc(AcceptErrorKind::from_errno(errno));
             let now = Instant::now();
-            if self
-                .last_accept_warning
-                .is_none_or(|t| now - t >= Duration::from_secs(1))
-            {
-                self.last_accept_warning = Some(now);
+            if self.accepts.warn_now(now) {
                 tracing::warn!(core = self.core, errno, "accept failed; pausing accepts");
             }
             if !c.more() {
-                if let Some(l) = self.listeners.get_mut(index) {
-                    l.paused_until = Some(now + ACCEPT_PAUSE);
-                }
+                self.accepts.pause(index, now);
             }
             return;
         }
         if !c.more() && self.shutting_down.is_none() {
             // The kernel ended the multishot accept; arm it again.
-            arm_accept(r, self, index);
+            self.accepts.arm(r, index);
         }
         let fd = c.result as RawFd;
-        let Some(kind) = self.listeners.get(index).map(|l| l.kind) else {
+        let Some(kind) = self.accepts.kind(index) else {
             unsafe { libc::close(fd) };
             return;
         };
@@ -118,7 +102,7 @@ impl CoreState {
             close_reason: CloseReason::PeerClosed,
         };
         let slot = self.conns.insert(|generation| Conn::new(setup, generation));
-        self.arm_timer(slot);
+        self.conns.arm_timer(slot);
         let Some(conn) = self.conns.at(slot) else {
             return;
         };
@@ -126,7 +110,7 @@ impl CoreState {
         let token = Token::new(Op::Recv, slot, conn.generation).pack();
         match r.recv_multishot(fd, token) {
             Ok(()) => conn.inflight += 1,
-            Err(_) => self.close_later(slot, CloseReason::IoError),
+            Err(_) => self.conns.close_later(slot, CloseReason::IoError),
         }
     }
 
@@ -155,7 +139,7 @@ impl CoreState {
             } else {
                 CloseReason::IoError
             };
-            self.close_later(token.slot, reason);
+            self.conns.close_later(token.slot, reason);
             if let Some(id) = c.buffer_id() {
                 r.recycle_buffer(id);
             }
@@ -175,7 +159,7 @@ impl CoreState {
             // A final completion carrying data: the reactor could not re-arm the
             // receive (its backlog was full). Nothing would ever read this socket
             // again, so close it rather than leave it deaf until its deadline.
-            self.close_later(token.slot, CloseReason::IoError);
+            self.conns.close_later(token.slot, CloseReason::IoError);
             self.maybe_free(token.slot);
         }
     }
@@ -198,7 +182,7 @@ impl CoreState {
             Proto::Origin(_) => self.on_origin_data(slot, data),
             Proto::Relay(_) => self.on_relay_data(slot, data),
         }
-        self.arm_timer(slot);
+        self.conns.arm_timer(slot);
     }
 
     fn on_send(&mut self, r: &mut Reactor, token: Token, c: Completion) {
@@ -228,7 +212,7 @@ impl CoreState {
                 } else {
                     CloseReason::IoError
                 };
-                self.close_later(token.slot, reason);
+                self.conns.close_later(token.slot, reason);
             }
             self.maybe_free(token.slot);
             return;
@@ -267,7 +251,7 @@ impl CoreState {
                     Err(_) => {
                         // Never reached the kernel.
                         conn.outbox.on_failed();
-                        self.close_later(token.slot, CloseReason::IoError);
+                        self.conns.close_later(token.slot, CloseReason::IoError);
                     }
                 }
             }
@@ -275,10 +259,10 @@ impl CoreState {
             SendProgress::Complete => {
                 if conn.done_after_flush() && !conn.outbox.has_control() {
                     let reason = conn.close_reason;
-                    self.close_later(token.slot, reason);
+                    self.conns.close_later(token.slot, reason);
                 } else {
                     // More may be waiting: control bytes or frames that arrived meanwhile.
-                    self.mark_ready(token.slot);
+                    self.sends.mark_ready(&mut self.conns, token.slot);
                 }
             }
         }
@@ -293,10 +277,8 @@ impl CoreState {
 
     /// Submits the close of every connection queued for it.
     pub(super) fn close_pending(&mut self, r: &mut Reactor) {
-        while let Some((slot, generation, reason)) = self.to_close.pop() {
-            if self.conns.get_mut(slot, generation).is_some() {
-                self.close_now(r, slot, reason);
-            }
+        while let Some((slot, reason)) = self.conns.next_to_close() {
+            self.close_now(r, slot, reason);
         }
     }
 
@@ -314,7 +296,7 @@ impl CoreState {
         let (fd, generation, listener) = (conn.fd, conn.generation, conn.listener);
         tracing::debug!(core = self.core, slot, fd, peer = ?conn.peer, ?reason, "closing connection");
         self.count_close_failure(slot, reason);
-        self.cancel_timer(slot);
+        self.conns.cancel_timer(slot);
         self.detach(slot);
         self.metrics.connections_closed.inc(reason);
         self.metrics.open_connections.dec(listener);
@@ -376,7 +358,7 @@ impl CoreState {
             self.metrics.streams.set(self.shard.stream_count() as i64);
             self.report.viewer_left(removed.stream_id, protocol);
             if let Some((to, msg)) = removed.unsubscribe {
-                self.send_to_core(to, MeshMsg::Stream(msg));
+                self.mesh.send(&self.metrics, to, MeshMsg::Stream(msg));
             }
         }
     }

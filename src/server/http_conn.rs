@@ -214,7 +214,12 @@ impl CoreState {
         if self.shared.directory.lookup(key).is_some() {
             return self.begin_flv_play(slot, ctx, key);
         }
-        if !self.wait_for_stream(slot, key.clone(), WaitingPlay::Flv(ctx)) {
+        let now_ms = self.now_ms();
+        let play = WaitingPlay::Flv(ctx);
+        if !self
+            .pending
+            .hold(&mut self.conns, slot, key.clone(), play, now_ms)
+        {
             self.refuse_flv(slot, ctx, 404);
         }
         false
@@ -245,7 +250,7 @@ impl CoreState {
                 // A limit, or a race with the publisher leaving: the head is
                 // queued, so end the body.
                 self.metrics.connections_refused.inc(play_refusal(&e));
-                self.close_later(slot, CloseReason::StreamEnded);
+                self.conns.close_later(slot, CloseReason::StreamEnded);
                 false
             }
         }
@@ -259,7 +264,7 @@ impl CoreState {
             return false;
         };
         if conn.outbox.queue_control(bytes).is_err() {
-            self.close_later(slot, CloseReason::ProtocolError);
+            self.conns.close_later(slot, CloseReason::ProtocolError);
             return false;
         }
         if let Proto::Http(http) = &mut conn.proto {
@@ -268,8 +273,8 @@ impl CoreState {
         if !keep_alive {
             conn.close_after_flush = true;
         }
-        self.mark_ready(slot);
-        self.arm_timer(slot);
+        self.sends.mark_ready(&mut self.conns, slot);
+        self.conns.arm_timer(slot);
         keep_alive
     }
 

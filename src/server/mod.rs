@@ -6,10 +6,13 @@
 //! worker owns its connections, its stream shard and its reactor; cores talk only
 //! through the mesh ([`MeshMsg`]) and the stream directory.
 
+pub mod accepts;
 mod access;
 pub mod api;
 pub mod completions;
 pub mod conn;
+pub mod connections;
+pub mod core_mesh;
 pub mod edge;
 pub mod egress_flv;
 pub mod egress_rtmp;
@@ -18,6 +21,7 @@ pub mod http_conn;
 pub mod pending;
 pub mod report;
 pub mod rtmp_conn;
+pub mod send_queue;
 pub mod shared;
 pub mod signals;
 pub mod timers;
@@ -34,8 +38,9 @@ use crate::runtime::cores::{CoreThreads, Cores};
 use crate::runtime::mesh::{Lane, Mesh, MeshConfig};
 use crate::runtime::socket::reuseport_listener;
 use crate::stream::CoreMsg;
+use accepts::CoreListener;
 use shared::Shared;
-use worker::{CoreListener, Worker};
+use worker::Worker;
 
 /// Exit status of the process when a core thread panicked (Rust's own panic status).
 pub const CORE_PANIC_EXIT_CODE: i32 = 101;

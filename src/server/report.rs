@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::api::{self, AudioInfo, StreamSnapshot, VideoInfo, ViewerCounts};
 use super::worker::CoreState;
 use crate::metrics::Protocol;
-use crate::stream::{Listing, StreamId, StreamStats};
+use crate::stream::{Listing, Shard, StreamId, StreamStats};
 
 /// A core's live bookkeeping, updated as viewers and publishers come and go.
 #[derive(Default)]
@@ -68,32 +68,34 @@ pub struct CorePublished {
     pub origins: HashMap<StreamId, String>,
 }
 
+impl CoreReport {
+    /// What the API is told now: the statistics of the streams `shard` owns and
+    /// this report's bookkeeping; with the bytes `shard`'s GOP caches hold (a
+    /// gauge cheaper to recompute here than to track).
+    pub fn snapshot(&self, shard: &Shard) -> (CorePublished, usize) {
+        let owned: Vec<StreamStats> = shard.all_stats().filter(|s| s.owned).cloned().collect();
+        let gop_bytes: usize = shard
+            .all_stats()
+            .filter_map(|s| shard.ring_usage(s.stream_id))
+            .map(|(_, bytes)| bytes)
+            .sum();
+        let published = CorePublished {
+            owned,
+            publishers: self.publishers.clone(),
+            viewers: self.viewers.clone(),
+            origins: self.origins.clone(),
+        };
+        (published, gop_bytes)
+    }
+}
+
 impl CoreState {
     /// Publishes this core's report and refreshes gauges that are cheaper to
     /// recompute than to track.
-    pub(super) fn publish_report(&mut self, _now_ms: u64) {
-        let owned: Vec<StreamStats> = self
-            .shard
-            .all_stats()
-            .filter(|s| s.owned)
-            .cloned()
-            .collect();
-        let gop_bytes: usize = self
-            .shard
-            .all_stats()
-            .filter_map(|s| self.shard.ring_usage(s.stream_id))
-            .map(|(_, bytes)| bytes)
-            .sum();
+    pub(super) fn publish_report(&mut self) {
+        let (published, gop_bytes) = self.report.snapshot(&self.shard);
         self.metrics.gop_cache_bytes.set(gop_bytes as i64);
-        self.shared.publish_report(
-            self.core,
-            CorePublished {
-                owned,
-                publishers: self.report.publishers.clone(),
-                viewers: self.report.viewers.clone(),
-                origins: self.report.origins.clone(),
-            },
-        );
+        self.shared.publish_report(self.core, published);
     }
 }
 
@@ -149,4 +151,43 @@ pub fn stream_snapshots(
         .collect();
     out.sort_by(|a, b| (&a.app, &a.name).cmp(&(&b.app, &b.name)));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::{Role, ShardConfig, StreamKey};
+
+    #[test]
+    fn snapshot_lists_owned_streams_and_the_bookkeeping() {
+        let mut shard = Shard::new(0, ShardConfig::default());
+        let (owned, replica) = (StreamId(1), StreamId(2));
+        let key = |n| StreamKey::new("live", n).unwrap();
+        shard
+            .open_stream(key("a"), owned, Role::Owner { generation: 1 }, 0)
+            .unwrap();
+        shard
+            .open_stream(key("b"), replica, Role::Replica { owner_core: 1 }, 0)
+            .unwrap();
+        let mut report = CoreReport::default();
+        report.publisher_started(owned, None);
+        report.viewer_joined(replica, Protocol::HttpFlv);
+        report.origin_started(owned, "rtmp://o/live".to_owned());
+        let (published, gop_bytes) = report.snapshot(&shard);
+        assert_eq!(
+            published
+                .owned
+                .iter()
+                .map(|s| s.stream_id)
+                .collect::<Vec<_>>(),
+            vec![owned]
+        );
+        assert!(published.publishers.contains_key(&owned));
+        assert_eq!(published.viewers.get(&replica).map(|c| c.total()), Some(1));
+        assert_eq!(
+            published.origins.get(&owned).map(String::as_str),
+            Some("rtmp://o/live")
+        );
+        assert_eq!(gop_bytes, 0, "no frames yet");
+    }
 }

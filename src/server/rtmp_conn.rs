@@ -108,7 +108,7 @@ impl CoreState {
             input = &[];
             if let Err(e) = result {
                 tracing::debug!(core = self.core, peer = ?conn.peer, error = %e, "closing RTMP connection");
-                self.close_later(slot, CloseReason::ProtocolError);
+                self.conns.close_later(slot, CloseReason::ProtocolError);
                 return;
             }
             let events = std::mem::take(&mut rc.events);
@@ -132,7 +132,7 @@ impl CoreState {
     /// Moves what the session wrote into the connection's outbox (and re-arms
     /// its deadline, which what the session just did may have moved).
     fn flush_session_output(&mut self, slot: u32) {
-        self.arm_timer(slot);
+        self.conns.arm_timer(slot);
         let Some(conn) = self.conns.at(slot) else {
             return;
         };
@@ -144,10 +144,10 @@ impl CoreState {
         }
         let out = rc.out.split();
         if conn.outbox.queue_control(&out).is_err() {
-            self.close_later(slot, CloseReason::ProtocolError);
+            self.conns.close_later(slot, CloseReason::ProtocolError);
             return;
         }
-        self.mark_ready(slot);
+        self.sends.mark_ready(&mut self.conns, slot);
     }
 
     fn on_rtmp_event(&mut self, slot: u32, event: ServerEvent, now: u64) {
@@ -270,7 +270,7 @@ impl CoreState {
                         if let Some(Proto::Rtmp(rc)) = self.conns.at(old).map(|c| &mut c.proto) {
                             rc.publishing = None;
                         }
-                        self.close_later(old, CloseReason::Kicked);
+                        self.conns.close_later(old, CloseReason::Kicked);
                     }
                 }
                 self.shard.resume(claim.stream_id, claim.generation)
@@ -284,7 +284,8 @@ impl CoreState {
                     if prev.owner_core == self.core {
                         self.on_stream_msg(kick);
                     } else {
-                        self.send_to_core(prev.owner_core, MeshMsg::Stream(kick));
+                        self.mesh
+                            .send(&self.metrics, prev.owner_core, MeshMsg::Stream(kick));
                     }
                 }
                 self.shard
@@ -312,7 +313,8 @@ impl CoreState {
         let peer = self.conns.at(slot).and_then(|c| c.peer);
         self.report.publisher_started(claim.stream_id, peer);
         tracing::info!(core = self.core, %key, stream_id = %claim.stream_id, ?peer, "publishing");
-        self.start_relays(&key);
+        let now_ms = self.now_ms();
+        self.relays.start(&key, now_ms);
         if let Some(rc) = self.session(slot) {
             let _ = rc.session.accept_publish(msg_stream, &mut rc.out);
             rc.publishing = Some(Publishing {
@@ -345,26 +347,22 @@ impl CoreState {
             }
         }
         let arrived_us = self.now_us();
-        let (wake, replicate_to, forward) =
-            match self.shard.push_frame_at(stream_id, frame, now, arrived_us) {
-                Ok(pushed) => {
-                    let forward = (!pushed.replicate_to.is_empty())
-                        .then(|| CoreMsg::frame(stream_id, &pushed.entry));
-                    (pushed.wake.to_vec(), pushed.replicate_to, forward)
-                }
-                Err(e) => {
-                    tracing::debug!(core = self.core, error = %e, "frame refused");
-                    return;
-                }
-            };
-        for id in wake {
-            if let Some(&conn) = self.viewer_conns.get(&id) {
-                self.wake_viewer(conn);
+        // The parts are borrowed separately, so the shard's list of viewers to
+        // wake is read in place (no copy per frame).
+        let pushed = match self.shard.push_frame_at(stream_id, frame, now, arrived_us) {
+            Ok(pushed) => pushed,
+            Err(e) => {
+                tracing::debug!(core = self.core, error = %e, "frame refused");
+                return;
             }
-        }
-        if let Some(msg) = forward {
-            for core in replicate_to.iter() {
-                self.send_to_core(core, MeshMsg::Stream(msg.clone()));
+        };
+        self.sends
+            .wake_viewers(&mut self.conns, &self.viewer_conns, pushed.wake);
+        if !pushed.replicate_to.is_empty() {
+            let msg = CoreMsg::frame(stream_id, &pushed.entry);
+            for core in pushed.replicate_to.iter() {
+                self.mesh
+                    .send(&self.metrics, core, MeshMsg::Stream(msg.clone()));
             }
         }
     }
@@ -394,7 +392,7 @@ impl CoreState {
         self.metrics.publishers.dec();
         self.report.publisher_stopped(claim.stream_id);
         tracing::info!(core = self.core, %key, "publisher left");
-        self.stop_relays(&key);
+        self.relays.stop(&key, &mut self.conns);
         let grace = self.shared.config.stream.publisher_grace.as_millis() as u64;
         self.shared.directory.publisher_left(&key, &claim);
         if let Some(ended) =
@@ -416,13 +414,11 @@ impl CoreState {
             };
             self.shared.directory.release(&ended.key, &claim);
         }
-        for id in &ended.wake {
-            if let Some(&conn) = self.viewer_conns.get(id) {
-                self.mark_ready(conn);
-            }
-        }
+        self.sends
+            .ready_viewers(&mut self.conns, &self.viewer_conns, &ended.wake);
         for core in ended.notify.iter() {
-            self.send_to_core(
+            self.mesh.send(
+                &self.metrics,
                 core,
                 MeshMsg::Stream(CoreMsg::StreamEnd {
                     stream_id: ended.stream_id,
@@ -494,8 +490,14 @@ impl CoreState {
     /// configured) or answers StreamNotFound.
     pub(super) fn start_rtmp_play(&mut self, slot: u32, msg_stream: u32, key: &StreamKey) {
         if self.shared.directory.lookup(key).is_some() {
-            self.begin_rtmp_play(slot, msg_stream, key);
-        } else if !self.wait_for_stream(slot, key.clone(), WaitingPlay::Rtmp { msg_stream }) {
+            return self.begin_rtmp_play(slot, msg_stream, key);
+        }
+        let now_ms = self.now_ms();
+        let play = WaitingPlay::Rtmp { msg_stream };
+        if !self
+            .pending
+            .hold(&mut self.conns, slot, key.clone(), play, now_ms)
+        {
             self.refuse_rtmp_play(
                 slot,
                 msg_stream,
@@ -561,7 +563,11 @@ impl CoreState {
         if listing.claim.owner_core == self.core {
             self.on_stream_msg(kick);
         } else {
-            self.send_to_core(listing.claim.owner_core, MeshMsg::Stream(kick));
+            self.mesh.send(
+                &self.metrics,
+                listing.claim.owner_core,
+                MeshMsg::Stream(kick),
+            );
         }
     }
 
@@ -591,14 +597,10 @@ impl CoreState {
         }
         match next {
             Next::Nothing => {}
-            Next::Reply(to, msg) => self.send_to_core(to, MeshMsg::Stream(msg)),
-            Next::Wake(ids) => {
-                for id in ids {
-                    if let Some(&conn) = self.viewer_conns.get(&id) {
-                        self.wake_viewer(conn);
-                    }
-                }
-            }
+            Next::Reply(to, msg) => self.mesh.send(&self.metrics, to, MeshMsg::Stream(msg)),
+            Next::Wake(ids) => self
+                .sends
+                .wake_viewers(&mut self.conns, &self.viewer_conns, &ids),
             Next::Ended(ended) => self.stream_ended(ended),
             Next::Kick(ended) => {
                 if let Some(slot) = self.publishers.remove(&ended.stream_id) {
@@ -608,8 +610,8 @@ impl CoreState {
                         }
                     }
                     self.report.publisher_stopped(ended.stream_id);
-                    self.close_later(slot, CloseReason::Kicked);
-                    self.stop_relays(&ended.key);
+                    self.conns.close_later(slot, CloseReason::Kicked);
+                    self.relays.stop(&ended.key, &mut self.conns);
                 }
                 self.stream_ended(ended);
             }

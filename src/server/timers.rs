@@ -7,10 +7,11 @@
 //! moves later leaves the entry alone: when it fires, the connection is asked
 //! again and re-armed at its new deadline, so a publisher's stream of frames
 //! touches the wheel once per idle period, not once per frame. A deadline that
-//! moves earlier (or appears) re-arms at once; `CoreState::arm_timer` is
+//! moves earlier (or appears) re-arms at once; `Connections::arm_timer` is
 //! called wherever a session may have moved it.
 
 use super::conn::{Conn, Proto};
+use super::connections::Connections;
 use super::worker::CoreState;
 use crate::metrics::CloseReason;
 use crate::runtime::Reactor;
@@ -50,29 +51,37 @@ fn key(slot: u32, generation: u32) -> u64 {
     (u64::from(generation) << 32) | u64::from(slot)
 }
 
-impl CoreState {
+impl Connections {
     /// Makes sure `slot` has a wheel entry no later than its next deadline.
     pub(crate) fn arm_timer(&mut self, slot: u32) {
-        let Some(conn) = self.conns.at(slot) else {
+        let Some(conn) = self.at(slot) else {
             return;
         };
         if conn.closing {
             return;
         }
         let want = conn.next_deadline();
-        match (conn.timer, want) {
+        let armed = conn.timer;
+        let generation = conn.generation;
+        match (armed, want) {
             // Fires first, then re-arms at the later deadline.
             (Some((_, armed)), Some(want)) if armed <= want => return,
             (None, None) => return,
             (Some((id, _)), _) => {
                 self.timers.cancel(id);
-                conn.timer = None;
+                if let Some(conn) = self.at(slot) {
+                    conn.timer = None;
+                }
             }
             (None, Some(_)) => {}
         }
         let Some(deadline) = want else { return };
-        match self.timers.insert(deadline, key(slot, conn.generation)) {
-            Ok(id) => conn.timer = Some((id, deadline)),
+        match self.timers.insert(deadline, key(slot, generation)) {
+            Ok(id) => {
+                if let Some(conn) = self.at(slot) {
+                    conn.timer = Some((id, deadline));
+                }
+            }
             Err(e) => {
                 tracing::error!(core = self.core, slot, error = %e, "cannot arm a connection deadline; closing it");
                 self.close_later(slot, CloseReason::IoError);
@@ -82,35 +91,58 @@ impl CoreState {
 
     /// Drops `slot`'s wheel entry (it is closing).
     pub(crate) fn cancel_timer(&mut self, slot: u32) {
-        if let Some((id, _)) = self.conns.at(slot).and_then(|c| c.timer.take()) {
+        if let Some((id, _)) = self.at(slot).and_then(|c| c.timer.take()) {
             self.timers.cancel(id);
         }
     }
 
+    /// Takes the keys of every entry due at `now_ms` (hand the list back with
+    /// [`Connections::fired_done`] to keep its allocation).
+    fn take_fired(&mut self, now_ms: u64) -> Vec<u64> {
+        let mut fired = std::mem::take(&mut self.fired);
+        self.timers.expire(now_ms, |key| fired.push(key));
+        fired
+    }
+
+    fn fired_done(&mut self, mut fired: Vec<u64>) {
+        fired.clear();
+        self.fired = fired;
+    }
+
+    /// Hands `now_ms` to the connection of a fired entry: re-armed at its next
+    /// deadline if none has passed, else its slot is returned (it must close).
+    fn fire(&mut self, key: u64, now_ms: u64) -> Option<u32> {
+        let (slot, generation) = (key as u32, (key >> 32) as u32);
+        let core = self.core;
+        let conn = self.get_mut(slot, generation)?;
+        conn.timer = None;
+        if conn.closing {
+            return None;
+        }
+        match conn.handle_timeout(now_ms) {
+            Ok(()) => {
+                self.arm_timer(slot);
+                None
+            }
+            Err(why) => {
+                tracing::debug!(core, slot, peer = ?conn.peer, %why, "closing connection");
+                Some(slot)
+            }
+        }
+    }
+}
+
+impl CoreState {
     /// Fires every due entry: connections whose deadline passed close with
     /// [`CloseReason::Timeout`]; the others are re-armed at their new deadline.
     pub(super) fn expire_timers(&mut self, r: &mut Reactor) {
         let now = self.now_ms();
-        let mut fired = std::mem::take(&mut self.fired_timers);
-        self.timers.expire(now, |key| fired.push(key));
+        let fired = self.conns.take_fired(now);
         for &key in &fired {
-            let (slot, generation) = (key as u32, (key >> 32) as u32);
-            let Some(conn) = self.conns.get_mut(slot, generation) else {
-                continue;
-            };
-            conn.timer = None;
-            if conn.closing {
-                continue;
-            }
-            match conn.handle_timeout(now) {
-                Ok(()) => self.arm_timer(slot),
-                Err(why) => {
-                    tracing::debug!(core = self.core, slot, peer = ?conn.peer, %why, "closing connection");
-                    self.close_now(r, slot, CloseReason::Timeout);
-                }
+            if let Some(slot) = self.conns.fire(key, now) {
+                self.close_now(r, slot, CloseReason::Timeout);
             }
         }
-        fired.clear();
-        self.fired_timers = fired;
+        self.conns.fired_done(fired);
     }
 }

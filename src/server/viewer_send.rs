@@ -64,7 +64,7 @@ impl CoreState {
             )?;
             if opened == Opened::New {
                 if let Some((to, msg)) = self.shard.subscribe_msg(stream_id) {
-                    self.send_to_core(to, MeshMsg::Stream(msg));
+                    self.mesh.send(&self.metrics, to, MeshMsg::Stream(msg));
                 }
             }
         }
@@ -82,7 +82,7 @@ impl CoreState {
                 finished: false,
             });
         }
-        self.mark_ready(slot);
+        self.sends.mark_ready(&mut self.conns, slot);
         Ok(())
     }
 
@@ -149,7 +149,7 @@ impl CoreState {
                     // Only what was being gathered: this runs before the send is submitted.
                     let _ = conn.outbox.release();
                 }
-                self.close_later(
+                self.conns.close_later(
                     slot,
                     if reason.is_slow() {
                         CloseReason::SlowViewer
@@ -187,7 +187,7 @@ impl CoreState {
                 self.rtmp_play_ended(slot);
             }
         }
-        self.mark_ready(slot);
+        self.sends.mark_ready(&mut self.conns, slot);
     }
 }
 

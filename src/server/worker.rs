@@ -3,22 +3,25 @@
 //! one gathered `sendmsg`, all submitted with one `io_uring_enter` per turn.
 
 use std::collections::HashMap;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::completions::{arm_accept, arm_wake, submit_send};
-use super::conn::Slab;
+use super::accepts::{Accepts, CoreListener};
+use super::completions::{arm_wake, submit_send};
+use super::connections::Connections;
+use super::core_mesh::CoreMesh;
+use super::pending::PendingPlays;
 use super::report::CoreReport;
+use super::send_queue::SendQueue;
 use super::shared::Shared;
 use super::token::{Op, Token};
 use super::{signals, MeshMsg};
-use crate::metrics::{CloseReason, CoreMetrics, Listener};
+use crate::metrics::{CloseReason, CoreMetrics};
 use crate::runtime::arena::AlignedArena;
-use crate::runtime::mesh::{CoreLink, Refused};
+use crate::runtime::mesh::CoreLink;
 use crate::runtime::outbox::PREFIX_SLOT;
 use crate::runtime::region::{RegionConfig, SendRegion};
-use crate::runtime::{Reactor, ReactorConfig, TimerWheel};
+use crate::runtime::{Reactor, ReactorConfig};
 use crate::stream::{OutFrame, Shard, ShardConfig, StreamId, ViewerId};
 
 /// Most control bytes (command replies, acks, HTTP heads) queued per connection.
@@ -30,38 +33,12 @@ const ARENA_BLOCK: usize = 4 << 20;
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// How often viewers whose sends never complete are checked against the hard lag.
 const SLOW_SWEEP_EVERY: Duration = Duration::from_secs(1);
-/// After an accept error (EMFILE...), accepting pauses this long.
-pub(super) const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
-/// Control messages backed up behind full control rings (all peers) past which
-/// this core stops accepting connections until they drain: control is never
-/// dropped, so new work that would make more of it is held back instead.
-const CONTROL_BACKPRESSURE: usize = 4096;
 /// Longest a turn sleeps waiting for completions.
 const MAX_WAIT: Duration = Duration::from_millis(50);
 /// Staging blocks of a core's registered send region; larger frames are not staged.
 const REGION_BLOCK: usize = 1 << 20;
 /// How long a stopping core waits for the kernel to finish its operations.
 const QUIESCE_LIMIT: Duration = Duration::from_secs(2);
-
-/// A listening socket of this core.
-pub struct CoreListener {
-    /// The socket (SO_REUSEPORT: one per core per port).
-    pub socket: socket2::Socket,
-    /// Which port it is.
-    pub kind: Listener,
-    pub(super) paused_until: Option<Instant>,
-}
-
-impl CoreListener {
-    /// Wraps a bound, listening socket.
-    pub fn new(socket: socket2::Socket, kind: Listener) -> Self {
-        CoreListener {
-            socket,
-            kind,
-            paused_until: None,
-        }
-    }
-}
 
 /// Everything a core owns, except its reactor (handed to each handler).
 pub struct CoreState {
@@ -71,22 +48,20 @@ pub struct CoreState {
     pub shared: Arc<Shared>,
     /// This core's metrics block.
     pub metrics: Arc<CoreMetrics>,
-    /// Connections.
-    pub conns: Slab,
+    /// Connections, their deadlines and their queued closes.
+    pub conns: Connections,
     /// Streams and viewers of this core.
     pub shard: Shard,
     /// Which connection each viewer is on.
     pub viewer_conns: HashMap<ViewerId, u32>,
     /// The publisher connection of each stream owned here.
     pub publishers: HashMap<StreamId, u32>,
-    /// Connections with something to send, flushed at the end of the turn.
-    pub ready: Vec<u32>,
-    /// Connections to close at the end of the current completion batch.
-    pub to_close: Vec<(u32, u32, CloseReason)>,
-    /// Cross-core links.
-    pub mesh: CoreLink<MeshMsg>,
-    /// The listeners.
-    pub listeners: Vec<CoreListener>,
+    /// Connections to send to at the end of the turn, and the send-merge window.
+    pub sends: SendQueue,
+    /// Cross-core links and the turn's inbox.
+    pub mesh: CoreMesh,
+    /// The listeners and their accept pauses.
+    pub accepts: Accepts,
     /// What this core tells the API.
     pub report: CoreReport,
     /// Reusable batch buffer for viewer sends.
@@ -98,26 +73,15 @@ pub struct CoreState {
     /// and per-core copies of frame bodies), if configured and accepted.
     pub region: Option<SendRegion>,
     /// Viewers waiting for their stream to go live.
-    pub pending: Vec<super::pending::Pending>,
-    /// Viewers woken in the current merge window.
-    woken: Vec<u32>,
-    /// When the current merge window ends.
-    merge_deadline: Option<Instant>,
+    pub pending: PendingPlays,
     /// Edge mode: origin pulls run by this core and viewers waiting for one.
     pub edge: super::edge::EdgeCore,
     /// Push relays of streams published on this core.
     pub relays: super::edge::relay::Relays,
-    /// One entry per connection with a deadline, at its next one (`server::timers`).
-    pub(super) timers: TimerWheel,
-    /// Keys fired by the wheel this turn (kept to reuse its allocation).
-    pub(super) fired_timers: Vec<u64>,
-    mesh_inbox: Vec<MeshMsg>,
     pub(super) epoch: Instant,
     pub(super) wake_buf: Box<u64>,
     pub(super) shutting_down: Option<Instant>,
-    next_sweep: Instant,
-    next_slow_sweep: Instant,
-    pub(super) last_accept_warning: Option<Instant>,
+    sweeps: SweepSchedule,
 }
 
 impl CoreState {
@@ -132,106 +96,63 @@ impl CoreState {
         self.epoch.elapsed().as_micros() as u64
     }
 
-    /// Queues `slot` for a send at the end of the turn.
-    pub fn mark_ready(&mut self, slot: u32) {
-        if let Some(conn) = self.conns.at(slot) {
-            if !conn.queued && !conn.closing {
-                conn.queued = true;
-                self.ready.push(slot);
-            }
-        }
-    }
-
-    /// A viewer has new frames: it is sent to at the end of the merge window, so
-    /// frames arriving meanwhile leave in the same gathered send.
-    pub fn wake_viewer(&mut self, slot: u32) {
-        let window = self.shared.config.runtime.send_merge_window;
-        if window.is_zero() {
-            self.mark_ready(slot);
-            return;
-        }
-        let Some(conn) = self.conns.at(slot) else {
-            return;
-        };
-        if conn.queued || conn.woken || conn.closing {
-            return;
-        }
-        conn.woken = true;
-        self.woken.push(slot);
-        self.merge_deadline
-            .get_or_insert_with(|| Instant::now() + window);
-    }
-
-    /// Moves the viewers woken during a merge window that has ended to the ready list.
-    fn end_merge_window(&mut self, now: Instant) {
-        if self.merge_deadline.is_none_or(|d| d > now) {
-            return;
-        }
-        self.merge_deadline = None;
-        let woken = std::mem::take(&mut self.woken);
-        for &slot in &woken {
-            if let Some(conn) = self.conns.at(slot) {
-                conn.woken = false;
-            }
-            self.mark_ready(slot);
-        }
-        self.woken = woken;
-        self.woken.clear();
-    }
-
-    /// Queues `slot` to be closed. The generation goes with it: the slot may be
-    /// freed and reused by a new connection before the queue is processed.
-    pub fn close_later(&mut self, slot: u32, reason: CloseReason) {
-        if let Some(conn) = self.conns.at(slot) {
-            if !conn.closing {
-                self.to_close.push((slot, conn.generation, reason));
-            }
-        }
-    }
-
-    /// Sends `msg` to another core on its lane (control is never dropped; see
-    /// `runtime::mesh`). A frame the target is hopelessly behind on is dropped and
-    /// counted; its replica sees the sequence gap and resyncs at a keyframe.
-    pub fn send_to_core(&mut self, to: usize, msg: MeshMsg) {
-        match self.mesh.send(to, msg.lane(), msg) {
-            Ok(()) => {}
-            Err(Refused::Full(_)) => self
-                .metrics
-                .frames_dropped
-                .inc(crate::metrics::DropReason::QueueCap),
-            Err(Refused::NoRoute(msg)) => {
-                tracing::error!(core = self.core, to, ?msg, "mesh message for no core")
-            }
-        }
-    }
-
     /// Back-pressure for the never-dropped control lane: while more than
-    /// [`CONTROL_BACKPRESSURE`] control messages wait for a peer core, accepting
-    /// stops (the kernel's listen backlog holds new clients); the sweep re-arms
+    /// [`CONTROL_BACKPRESSURE`](super::core_mesh::CONTROL_BACKPRESSURE) control
+    /// messages wait for a peer core, accepting stops (the kernel's listen
+    /// backlog holds new clients); the sweep re-arms
     /// accepts once a pause passes with the backlog below the mark.
     fn hold_accepts_while_control_backs_up(&mut self, r: &mut Reactor) {
-        let (control, _) = self.mesh.backlog();
-        if control <= CONTROL_BACKPRESSURE || self.shutting_down.is_some() {
+        let Some(control) = self.mesh.control_backed_up() else {
+            return;
+        };
+        if self.shutting_down.is_some() {
             return;
         }
         let now = Instant::now();
-        for l in &mut self.listeners {
-            if l.paused_until.is_none() {
-                let _ = r.cancel_fd(l.socket.as_raw_fd(), Token::new(Op::Ignore, 0, 0).pack());
-            }
-            l.paused_until = Some(now + ACCEPT_PAUSE);
-        }
-        if self
-            .last_accept_warning
-            .is_none_or(|t| now - t >= Duration::from_secs(1))
-        {
-            self.last_accept_warning = Some(now);
+        self.accepts.pause_all(r, now);
+        if self.accepts.warn_now(now) {
             tracing::warn!(
                 core = self.core,
                 control,
                 "cross-core control backlog; pausing accepts"
             );
         }
+    }
+}
+
+/// When the core's periodic work is next due: the sweep (grace periods, held
+/// viewers, pulls, the report) every [`SWEEP_EVERY`], the stuck-viewer check
+/// every [`SLOW_SWEEP_EVERY`].
+struct SweepSchedule {
+    next: Instant,
+    next_slow: Instant,
+}
+
+impl SweepSchedule {
+    /// The first sweep is due at once, the first slow check a period later.
+    fn new(now: Instant) -> SweepSchedule {
+        SweepSchedule {
+            next: now,
+            next_slow: now + SLOW_SWEEP_EVERY,
+        }
+    }
+
+    /// Whether the sweep is due at `now`; if so the next one is scheduled.
+    fn due(&mut self, now: Instant) -> bool {
+        if now < self.next {
+            return false;
+        }
+        self.next = now + SWEEP_EVERY;
+        true
+    }
+
+    /// Whether the stuck-viewer check is due at `now`; if so the next one is scheduled.
+    fn slow_due(&mut self, now: Instant) -> bool {
+        if now < self.next_slow {
+            return false;
+        }
+        self.next_slow = now + SLOW_SWEEP_EVERY;
+        true
     }
 }
 
@@ -293,33 +214,25 @@ impl Worker {
         let state = CoreState {
             core,
             metrics,
-            conns: Slab::default(),
+            // Outbound connections (pulls, relays) have deadlines too: room for them.
+            conns: Connections::new(core, cfg.server.max_connections.saturating_mul(2)),
             shard,
             viewer_conns: HashMap::new(),
             publishers: HashMap::new(),
-            ready: Vec::new(),
-            to_close: Vec::new(),
-            mesh,
-            listeners,
+            sends: SendQueue::new(cfg.runtime.send_merge_window),
+            mesh: CoreMesh::new(mesh),
+            accepts: Accepts::new(core, listeners),
             report: CoreReport::default(),
             batch: Vec::with_capacity(cfg.runtime.max_frames_per_send),
             arena: AlignedArena::new(ARENA_BLOCK),
             region,
             edge: super::edge::EdgeCore::new(cfg),
             relays: super::edge::relay::Relays::new(cfg),
-            // Outbound connections (pulls, relays) have deadlines too: room for them.
-            timers: TimerWheel::with_capacity(cfg.server.max_connections.saturating_mul(2), 0),
-            fired_timers: Vec::new(),
-            mesh_inbox: Vec::new(),
-            pending: Vec::new(),
-            woken: Vec::new(),
-            merge_deadline: None,
+            pending: PendingPlays::new(cfg.stream.wait_for_publisher),
             epoch: shared.epoch,
             wake_buf: Box::new(0),
             shutting_down: None,
-            next_sweep: now,
-            next_slow_sweep: now + SLOW_SWEEP_EVERY,
-            last_accept_warning: None,
+            sweeps: SweepSchedule::new(now),
             shared,
         };
         Ok(Worker { reactor, state })
@@ -328,9 +241,7 @@ impl Worker {
     /// Runs until shutdown completes.
     pub fn run(mut self) -> std::io::Result<()> {
         let Worker { reactor, state } = &mut self;
-        for index in 0..state.listeners.len() {
-            arm_accept(reactor, state, index);
-        }
+        state.accepts.arm_all(reactor);
         arm_wake(reactor, state);
         tracing::info!(core = state.core, features = ?reactor.features(), "core running");
         #[cfg(debug_assertions)]
@@ -354,17 +265,17 @@ impl Worker {
                     break;
                 }
             }
-            state.end_merge_window(Instant::now());
+            state
+                .sends
+                .end_merge_window(&mut state.conns, Instant::now());
             // Sends queued by this turn's flush count towards this turn's submit.
             let (sends_before, fixed_before) = (reactor.stats().sends, reactor.stats().fixed_sends);
             state.flush_ready(reactor);
             state.mesh.flush_backlogs();
             state.hold_accepts_while_control_backs_up(reactor);
             state.mesh.flush_wakeups();
-            let want = usize::from(state.ready.is_empty());
-            let wait = state.merge_deadline.map_or(MAX_WAIT, |d| {
-                d.saturating_duration_since(Instant::now()).min(MAX_WAIT)
-            });
+            let want = usize::from(state.sends.is_empty());
+            let wait = state.sends.wait(MAX_WAIT);
             reactor.submit_and_wait(want, Some(wait))?;
             let waited = turn_start.elapsed();
             state
@@ -384,8 +295,7 @@ impl Worker {
             state.expire_timers(reactor);
             state.close_pending(reactor);
             let now = Instant::now();
-            if now >= state.next_sweep {
-                state.next_sweep = now + SWEEP_EVERY;
+            if state.sweeps.due(now) {
                 state.sweep(reactor, now);
             }
             let busy = turn_start.elapsed().saturating_sub(waited.min(MAX_WAIT));
@@ -486,9 +396,7 @@ impl CoreState {
             "shutting down"
         );
         self.shutting_down = Some(Instant::now());
-        for l in &self.listeners {
-            let _ = r.cancel_fd(l.socket.as_raw_fd(), Token::new(Op::Ignore, 0, 0).pack());
-        }
+        self.accepts.cancel_all(r);
         let slots: Vec<u32> = self.conns.indices().collect();
         for slot in slots {
             let Some(conn) = self.conns.at(slot) else {
@@ -498,7 +406,7 @@ impl CoreState {
                 // Viewers get a clean end of stream, then close.
                 self.finish_viewer(slot);
             } else {
-                self.close_later(slot, CloseReason::Shutdown);
+                self.conns.close_later(slot, CloseReason::Shutdown);
             }
         }
     }
@@ -506,25 +414,19 @@ impl CoreState {
     /// Periodic work: grace periods, paused accepts, held viewers, pulls, the API report.
     fn sweep(&mut self, r: &mut Reactor, now: Instant) {
         let now_ms = self.now_ms();
-        for index in 0..self.listeners.len() {
-            if self.listeners[index].paused_until.is_some_and(|t| t <= now)
-                && self.shutting_down.is_none()
-            {
-                self.listeners[index].paused_until = None;
-                arm_accept(r, self, index);
-            }
+        if self.shutting_down.is_none() {
+            self.accepts.resume_due(r, now);
         }
         for ended in self.shard.tick(now_ms) {
             self.stream_ended(ended);
         }
-        if now >= self.next_slow_sweep {
-            self.next_slow_sweep = now + SLOW_SWEEP_EVERY;
+        if self.sweeps.slow_due(now) {
             self.close_stuck_viewers(now_ms);
         }
         self.resolve_pending(now_ms);
         self.expire_waiters(now_ms);
         self.tick_pulls(now_ms);
-        self.publish_report(now_ms);
+        self.publish_report();
     }
 
     /// A viewer whose socket is stuck never asks for its next batch, so the
@@ -538,34 +440,28 @@ impl CoreState {
             };
             self.metrics.slow_viewer_closes.inc();
             tracing::info!(core = self.core, %reason, "closing stuck viewer");
-            self.close_later(slot, CloseReason::SlowViewer);
+            self.conns.close_later(slot, CloseReason::SlowViewer);
         }
     }
 
     fn drain_mesh(&mut self) {
-        let mut msgs = std::mem::take(&mut self.mesh_inbox);
-        self.mesh.drain(|_from, msg| msgs.push(msg));
+        let mut msgs = self.mesh.receive();
         for msg in msgs.drain(..) {
             match msg {
                 MeshMsg::Stream(msg) => self.on_stream_msg(msg),
                 MeshMsg::Edge(msg) => self.on_edge_msg(msg),
             }
         }
-        self.mesh_inbox = msgs;
+        self.mesh.handled(msgs);
     }
 
     /// Sends every ready connection's queued bytes: one gathered send each.
     fn flush_ready(&mut self, r: &mut Reactor) {
-        let mut ready = std::mem::take(&mut self.ready);
+        let ready = self.sends.take_ready();
         for &slot in &ready {
             self.flush_one(r, slot);
         }
-        ready.clear();
-        // Flushing may queue connections again (e.g. a finished viewer); keep those,
-        // otherwise reuse this turn's allocation.
-        if self.ready.is_empty() {
-            self.ready = ready;
-        }
+        self.sends.flushed(ready);
     }
 
     fn flush_one(&mut self, r: &mut Reactor, slot: u32) {
@@ -601,16 +497,33 @@ impl CoreState {
                     Err(_) => {
                         // Never reached the kernel.
                         conn.outbox.on_failed();
-                        self.close_later(slot, CloseReason::IoError);
+                        self.conns.close_later(slot, CloseReason::IoError);
                     }
                 }
             }
             None => {
                 if conn.done_after_flush() {
                     let reason = conn.close_reason;
-                    self.close_later(slot, reason);
+                    self.conns.close_later(slot, reason);
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweeps_are_due_once_per_period() {
+        let t0 = Instant::now();
+        let mut s = SweepSchedule::new(t0);
+        assert!(s.due(t0));
+        assert!(!s.due(t0 + SWEEP_EVERY / 2));
+        assert!(s.due(t0 + SWEEP_EVERY));
+        assert!(!s.slow_due(t0));
+        assert!(s.slow_due(t0 + SLOW_SWEEP_EVERY));
+        assert!(!s.slow_due(t0 + SLOW_SWEEP_EVERY + SWEEP_EVERY));
     }
 }

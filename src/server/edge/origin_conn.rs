@@ -17,6 +17,7 @@ use crate::metrics::{CloseReason, FailureSide, IngestSource, Listener};
 use crate::runtime::Reactor;
 use crate::server::conn::Proto;
 use crate::server::edge::outbound::HANDSHAKE_TIMEOUT_MS;
+use crate::server::edge::{EdgeCore, PendingConnect};
 use crate::server::worker::CoreState;
 use crate::stream::StreamKey;
 
@@ -36,35 +37,51 @@ pub struct OriginConn {
     not_found: bool,
 }
 
+impl EdgeCore {
+    /// Polls the origins' name lookups at `now_ms` and takes the connects the
+    /// pulls asked for since the last turn (each goes through [`EdgeCore::dial`]).
+    pub(crate) fn take_connects(&mut self, now_ms: u64) -> Vec<PendingConnect> {
+        for target in &mut self.origins {
+            target.poll(now_ms);
+        }
+        std::mem::take(&mut self.connects)
+    }
+
+    /// Where to connect for `c` at `now_ms`. `None` if the pull no longer wants
+    /// it, or if the origin's fresh lookup is still in flight (then `c` is kept
+    /// for a later turn).
+    pub(crate) fn dial(
+        &mut self,
+        c: &PendingConnect,
+        now_ms: u64,
+    ) -> Option<Result<SocketAddr, &'static str>> {
+        let wanted = self.pulls.get(&c.key).is_some_and(|e| {
+            e.conn.is_none() && e.pull.origin() == Some(c.origin) && !e.pull.is_finished()
+        });
+        if !wanted {
+            return None;
+        }
+        match self.origins.get(c.origin).map(|t| t.dial(now_ms)) {
+            Some(Dial::Wait) => {
+                self.connects.push(c.clone());
+                None
+            }
+            Some(Dial::To(addr)) => Some(Ok(addr)),
+            Some(Dial::Fail(why)) => Some(Err(why)),
+            None => Some(Err("no such origin")),
+        }
+    }
+}
+
 impl CoreState {
     /// Opens the connections the pulls asked for since the last turn. Origin
     /// names are looked up again when due (every turn checks, nothing blocks);
     /// a connect whose fresh lookup is still in flight waits for a later turn.
     pub(crate) fn submit_origin_connects(&mut self, r: &mut Reactor) {
         let now = self.now_ms();
-        for target in &mut self.edge.origins {
-            target.poll(now);
-        }
-        if self.edge.connects.is_empty() {
-            return;
-        }
-        let connects = std::mem::take(&mut self.edge.connects);
-        for c in connects {
-            let wanted = self.edge.pulls.get(&c.key).is_some_and(|e| {
-                e.conn.is_none() && e.pull.origin() == Some(c.origin) && !e.pull.is_finished()
-            });
-            if !wanted {
+        for c in self.edge.take_connects(now) {
+            let Some(addr) = self.edge.dial(&c, now) else {
                 continue;
-            }
-            let dial = self.edge.origins.get(c.origin).map(|t| t.dial(now));
-            let addr = match dial {
-                Some(Dial::Wait) => {
-                    self.edge.connects.push(c);
-                    continue;
-                }
-                Some(Dial::To(addr)) => Ok(addr),
-                Some(Dial::Fail(why)) => Err(why),
-                None => Err("no such origin"),
             };
             self.metrics.origin_pull_attempts.inc();
             if let Err(reason) =
@@ -143,18 +160,13 @@ impl CoreState {
         let out = oc.out.split();
         if !out.is_empty() {
             if conn.outbox.queue_control(&out).is_err() {
-                self.close_later(slot, CloseReason::ProtocolError);
+                self.conns.close_later(slot, CloseReason::ProtocolError);
                 return;
             }
-            self.mark_ready(slot);
+            self.sends.mark_ready(&mut self.conns, slot);
         }
-        let current = self
-            .edge
-            .pulls
-            .get(&key)
-            .is_some_and(|e| e.conn == Some((slot, generation)));
-        if !current {
-            self.close_later(slot, CloseReason::StreamEnded);
+        if !self.edge.is_upstream(&key, (slot, generation)) {
+            self.conns.close_later(slot, CloseReason::StreamEnded);
             return;
         }
         let mut stop = None;
@@ -207,7 +219,7 @@ impl CoreState {
             stop = Some(CloseReason::ProtocolError);
         }
         if let Some(reason) = stop {
-            self.close_later(slot, reason);
+            self.conns.close_later(slot, reason);
         }
     }
 
@@ -222,18 +234,9 @@ impl CoreState {
             return;
         };
         let (key, not_found) = (oc.key.clone(), oc.not_found);
-        let current = self
-            .edge
-            .pulls
-            .get(&key)
-            .is_some_and(|e| e.conn == Some((slot, generation)));
-        if !current {
-            return;
+        if self.edge.upstream_closed(&key, (slot, generation)) {
+            self.origin_attempt_failed(&key, not_found);
         }
-        if let Some(entry) = self.edge.pulls.get_mut(&key) {
-            entry.conn = None;
-        }
-        self.origin_attempt_failed(&key, not_found);
     }
 
     fn origin_attempt_failed(&mut self, key: &StreamKey, not_found: bool) {
@@ -242,15 +245,8 @@ impl CoreState {
         self.metrics.failures.inc(FailureSide::Origin);
         let mut actions = std::mem::take(&mut self.edge.actions);
         actions.clear();
-        if let Some(entry) = self.edge.pulls.get_mut(key) {
-            tracing::info!(core = self.core, %key, not_found, origin = ?entry.pull.origin(), "origin pull failed");
-            // Not a "no such stream": the origin may have moved or this address
-            // may be dead, so its name is looked up again before the next try.
-            let failed = entry.pull.origin().filter(|_| !not_found);
-            if let Some(target) = failed.and_then(|i| self.edge.origins.get_mut(i)) {
-                target.connect_failed();
-            }
-            entry.pull.upstream_failed(not_found, now, &mut actions);
+        if let Some(origin) = self.edge.attempt_failed(key, not_found, now, &mut actions) {
+            tracing::info!(core = self.core, %key, not_found, ?origin, "origin pull failed");
         }
         self.apply_pull_actions(key, &mut actions);
         self.edge.actions = actions;

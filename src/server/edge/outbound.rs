@@ -66,7 +66,7 @@ impl CoreState {
             close_reason: CloseReason::IoError,
         };
         let slot = self.conns.insert(|generation| Conn::new(setup, generation));
-        self.arm_timer(slot);
+        self.conns.arm_timer(slot);
         let Some(conn) = self.conns.at(slot) else {
             return Err("slot vanished");
         };
@@ -79,7 +79,7 @@ impl CoreState {
         // slab until every operation on it (this connect included) has completed.
         match unsafe { r.connect(fd, sockaddr.as_ptr(), sockaddr.len(), token) } {
             Ok(()) => conn.inflight += 1,
-            Err(_) => self.close_later(slot, CloseReason::IoError),
+            Err(_) => self.conns.close_later(slot, CloseReason::IoError),
         }
         Ok((slot, generation))
     }
@@ -98,7 +98,7 @@ impl CoreState {
         }
         if c.result < 0 {
             tracing::debug!(core = self.core, peer = ?conn.peer, errno = -c.result, "outbound connect failed");
-            self.close_later(token.slot, CloseReason::IoError);
+            self.conns.close_later(token.slot, CloseReason::IoError);
             return;
         }
         // From here on the session's start deadline (HANDSHAKE_TIMEOUT_MS) applies.
@@ -110,18 +110,19 @@ impl CoreState {
         };
         let queued = opening.is_some_and(|bytes| conn.outbox.queue_control(&bytes).is_ok());
         if !queued {
-            self.close_later(token.slot, CloseReason::ProtocolError);
+            self.conns
+                .close_later(token.slot, CloseReason::ProtocolError);
             return;
         }
         let recv = Token::new(Op::Recv, token.slot, token.generation).pack();
         match r.recv_multishot(conn.fd, recv) {
             Ok(()) => conn.inflight += 1,
             Err(_) => {
-                self.close_later(token.slot, CloseReason::IoError);
+                self.conns.close_later(token.slot, CloseReason::IoError);
                 return;
             }
         }
-        self.mark_ready(token.slot);
-        self.arm_timer(token.slot);
+        self.sends.mark_ready(&mut self.conns, token.slot);
+        self.conns.arm_timer(token.slot);
     }
 }

@@ -1,6 +1,7 @@
 //! The pull core's side: one [`Pull`] per key, and what its actions do to the
 //! directory, the shard, the upstream connection and the waiting viewers.
 
+use super::EdgeCore;
 use crate::edge::pull::{Pull, PullAction};
 use crate::edge::EdgeMsg;
 use crate::metrics::CloseReason;
@@ -23,6 +24,67 @@ pub struct PullEntry {
     pub(crate) conn: Option<(u32, u32)>,
     /// The stream and its directory claim, once opened.
     pub(crate) stream: Option<(StreamId, Claim)>,
+}
+
+impl EdgeCore {
+    /// Whether the pull of `key` still has `conn` (slot, generation) as its upstream.
+    pub(crate) fn is_upstream(&self, key: &StreamKey, conn: (u32, u32)) -> bool {
+        self.pulls.get(key).is_some_and(|e| e.conn == Some(conn))
+    }
+
+    /// The upstream `conn` of `key`'s pull closed: true if it was the current
+    /// one (the pull forgets it and must learn that the attempt failed).
+    pub(crate) fn upstream_closed(&mut self, key: &StreamKey, conn: (u32, u32)) -> bool {
+        match self.pulls.get_mut(key) {
+            Some(entry) if entry.conn == Some(conn) => {
+                entry.conn = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// An upstream attempt of `key`'s pull failed at `now_ms` (`not_found`: the
+    /// origin said it has no such stream). Unless it was "not found", the
+    /// origin's name is looked up again before its next try. Returns the origin
+    /// tried, if the pull exists; its next actions are appended to `actions`.
+    pub(crate) fn attempt_failed(
+        &mut self,
+        key: &StreamKey,
+        not_found: bool,
+        now_ms: u64,
+        actions: &mut Vec<PullAction>,
+    ) -> Option<Option<usize>> {
+        let entry = self.pulls.get_mut(key)?;
+        let tried = entry.pull.origin();
+        // Not a "no such stream": the origin may have moved or this address
+        // may be dead, so its name is looked up again before the next try.
+        if let Some(target) = tried
+            .filter(|_| !not_found)
+            .and_then(|i| self.origins.get_mut(i))
+        {
+            target.connect_failed();
+        }
+        entry.pull.upstream_failed(not_found, now_ms, actions);
+        Some(tried)
+    }
+
+    /// The URL of the origin `key`'s pull uses (empty if none).
+    fn origin_url(&self, key: &StreamKey) -> String {
+        let origin = self.pulls.get(key).and_then(|e| e.pull.origin());
+        origin
+            .and_then(|i| self.origins.get(i))
+            .map(|o| o.url.clone())
+            .unwrap_or_default()
+    }
+
+    /// Removes `key`'s pull if it has finished.
+    fn remove_finished(&mut self, key: &StreamKey) -> Option<PullEntry> {
+        if self.pulls.get(key).is_some_and(|e| e.pull.is_finished()) {
+            return self.pulls.remove(key);
+        }
+        None
+    }
 }
 
 impl CoreState {
@@ -100,24 +162,17 @@ impl CoreState {
                     if let Some((slot, _)) =
                         self.edge.pulls.get_mut(key).and_then(|e| e.conn.take())
                     {
-                        self.close_later(slot, CloseReason::StreamEnded);
+                        self.conns.close_later(slot, CloseReason::StreamEnded);
                     }
                 }
                 PullAction::Finish => self.end_pulled_stream(key),
             }
         }
-        if self
-            .edge
-            .pulls
-            .get(key)
-            .is_some_and(|e| e.pull.is_finished())
-        {
-            if let Some(entry) = self.edge.pulls.remove(key) {
-                if let Some((slot, _)) = entry.conn {
-                    self.close_later(slot, CloseReason::StreamEnded);
-                }
-                tracing::info!(core = self.core, %key, "origin pull closed");
+        if let Some(entry) = self.edge.remove_finished(key) {
+            if let Some((slot, _)) = entry.conn {
+                self.conns.close_later(slot, CloseReason::StreamEnded);
             }
+            tracing::info!(core = self.core, %key, "origin pull closed");
         }
     }
 
@@ -155,7 +210,8 @@ impl CoreState {
                 if prev.owner_core == self.core {
                     self.on_stream_msg(kick);
                 } else {
-                    self.send_to_core(prev.owner_core, MeshMsg::Stream(kick));
+                    self.mesh
+                        .send(&self.metrics, prev.owner_core, MeshMsg::Stream(kick));
                 }
                 false
             }
@@ -175,21 +231,13 @@ impl CoreState {
             }
             self.metrics.streams.set(self.shard.stream_count() as i64);
         }
-        let url = self.current_origin_url(key);
+        let url = self.edge.origin_url(key);
         if let Some(entry) = self.edge.pulls.get_mut(key) {
             entry.stream = Some((claim.stream_id, claim));
         }
         self.report.origin_started(claim.stream_id, url);
         tracing::info!(core = self.core, %key, stream_id = %claim.stream_id, resumed, "pulling from origin");
         true
-    }
-
-    fn current_origin_url(&self, key: &StreamKey) -> String {
-        let origin = self.edge.pulls.get(key).and_then(|e| e.pull.origin());
-        origin
-            .and_then(|i| self.edge.origins.get(i))
-            .map(|o| o.url.clone())
-            .unwrap_or_default()
     }
 
     /// The upstream broke: the stream waits (viewers stay) for the next one.
@@ -263,5 +311,75 @@ impl CoreState {
             self.apply_pull_actions(&key, &mut actions);
         }
         self.edge.actions = actions;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::server::edge::PendingConnect;
+
+    fn edge_pulling(key: &StreamKey) -> (EdgeCore, Vec<PullAction>) {
+        let mut config = Config::default();
+        config.edge.origins = vec!["rtmp://127.0.0.1:19350/live".to_owned()];
+        let mut edge = EdgeCore::new(&config);
+        let mut actions = Vec::new();
+        let pull = Pull::new(edge.origins.len(), edge.timing, 0, 0, &mut actions);
+        edge.pulls.insert(
+            key.clone(),
+            PullEntry {
+                pull,
+                query: None,
+                conn: None,
+                stream: None,
+            },
+        );
+        (edge, actions)
+    }
+
+    #[test]
+    fn connects_are_dialled_only_while_their_pull_wants_them() {
+        let key = StreamKey::new("live", "x").unwrap();
+        let (mut edge, actions) = edge_pulling(&key);
+        assert!(actions.contains(&PullAction::Connect { origin: 0 }));
+        edge.connects.push(PendingConnect {
+            key: key.clone(),
+            origin: 0,
+        });
+        let connects = edge.take_connects(0);
+        assert_eq!(connects.len(), 1);
+        assert_eq!(
+            edge.dial(&connects[0], 0),
+            Some(Ok("127.0.0.1:19350".parse().unwrap()))
+        );
+        // Once it has an upstream, a stale connect is not dialled.
+        edge.pulls.get_mut(&key).unwrap().conn = Some((3, 0));
+        assert_eq!(edge.dial(&connects[0], 0), None);
+        assert!(edge.connects.is_empty());
+    }
+
+    #[test]
+    fn only_the_current_upstream_closing_fails_the_attempt() {
+        let key = StreamKey::new("live", "x").unwrap();
+        let (mut edge, _) = edge_pulling(&key);
+        edge.pulls.get_mut(&key).unwrap().conn = Some((3, 0));
+        assert!(edge.is_upstream(&key, (3, 0)));
+        assert!(!edge.upstream_closed(&key, (3, 1)), "an older generation");
+        assert!(edge.upstream_closed(&key, (3, 0)));
+        assert!(!edge.is_upstream(&key, (3, 0)));
+        assert!(edge.remove_finished(&key).is_none(), "a running pull stays");
+        assert_eq!(edge.origin_url(&key), "rtmp://127.0.0.1:19350/live");
+        let mut actions = Vec::new();
+        assert_eq!(
+            edge.attempt_failed(&key, false, 10, &mut actions),
+            Some(Some(0))
+        );
+        let other = StreamKey::new("live", "y").unwrap();
+        assert_eq!(edge.attempt_failed(&other, false, 10, &mut actions), None);
+        assert_eq!(edge.origin_url(&other), "");
+        // The only origin failed and no viewer has media yet: the pull gives up.
+        assert!(edge.remove_finished(&key).is_some());
+        assert!(edge.pulls.is_empty());
     }
 }

@@ -25,6 +25,7 @@ use crate::protocol::rtmp::session::client::{
 };
 use crate::runtime::Reactor;
 use crate::server::conn::{Egress, Proto};
+use crate::server::connections::Connections;
 use crate::server::egress_rtmp::RtmpEgress;
 use crate::server::worker::CoreState;
 use crate::stream::StreamKey;
@@ -94,56 +95,88 @@ impl Relays {
             entries: HashMap::new(),
         }
     }
-}
 
-impl CoreState {
-    /// A publisher started (or resumed) `key` here: relay it to every target.
-    pub(crate) fn start_relays(&mut self, key: &StreamKey) {
-        let now = self.now_ms();
-        for target in 0..self.relays.targets.len() {
-            self.relays
-                .entries
+    /// A publisher started (or resumed) `key` at `now_ms`: relay it to every
+    /// target, connecting at once.
+    pub(crate) fn start(&mut self, key: &StreamKey, now_ms: u64) {
+        for target in 0..self.targets.len() {
+            self.entries
                 .entry((key.clone(), target))
                 .or_insert(RelayEntry {
                     conn: None,
                     backoff: Backoff::default(),
-                    retry_at_ms: Some(now),
+                    retry_at_ms: Some(now_ms),
                 });
         }
     }
 
-    /// The publisher of `key` left: stop relaying it.
-    pub(crate) fn stop_relays(&mut self, key: &StreamKey) {
-        for target in 0..self.relays.targets.len() {
-            if let Some(entry) = self.relays.entries.remove(&(key.clone(), target)) {
+    /// The publisher of `key` left: stop relaying it (its connections close).
+    pub(crate) fn stop(&mut self, key: &StreamKey, conns: &mut Connections) {
+        for target in 0..self.targets.len() {
+            if let Some(entry) = self.entries.remove(&(key.clone(), target)) {
                 if let Some((slot, _)) = entry.conn {
-                    self.close_later(slot, CloseReason::StreamEnded);
+                    conns.close_later(slot, CloseReason::StreamEnded);
                 }
             }
         }
     }
 
+    /// The (stream, target) pairs to connect at `now_ms`.
+    fn due(&self, now_ms: u64) -> Vec<(StreamKey, usize)> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.conn.is_none() && e.retry_at_ms.is_some_and(|t| t <= now_ms))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// `key`'s relay to `target` is connecting on `conn` (slot, generation).
+    fn connecting(&mut self, key: StreamKey, target: usize, conn: (u32, u32)) {
+        if let Some(entry) = self.entries.get_mut(&(key, target)) {
+            entry.conn = Some(conn);
+            entry.retry_at_ms = None;
+        }
+    }
+
+    /// The relay on `conn` is publishing: its next loss backs off from the start.
+    fn publishing(&mut self, conn: (u32, u32)) {
+        for entry in self.entries.values_mut() {
+            if entry.conn == Some(conn) {
+                entry.backoff.reset();
+            }
+        }
+    }
+
+    /// Which target of `key` the relay on `conn` serves, if it is still relayed.
+    fn target_of(&self, key: &StreamKey, conn: (u32, u32)) -> Option<usize> {
+        (0..self.targets.len()).find(|&t| {
+            self.entries
+                .get(&(key.clone(), t))
+                .is_some_and(|e| e.conn == Some(conn))
+        })
+    }
+
+    /// `key`'s relay to `target` failed at `now_ms`: retry after its backoff.
+    /// The delay chosen, if the relay is still wanted.
+    fn failed(&mut self, key: &StreamKey, target: usize, now_ms: u64) -> Option<u64> {
+        let entry = self.entries.get_mut(&(key.clone(), target))?;
+        entry.conn = None;
+        let delay = entry.backoff.next_delay_ms();
+        entry.retry_at_ms = Some(now_ms + delay);
+        Some(delay)
+    }
+}
+
+impl CoreState {
     /// Opens the relay connections that are due.
     pub(crate) fn submit_relay_connects(&mut self, r: &mut Reactor) {
         if self.relays.entries.is_empty() {
             return;
         }
         let now = self.now_ms();
-        let due: Vec<(StreamKey, usize)> = self
-            .relays
-            .entries
-            .iter()
-            .filter(|(_, e)| e.conn.is_none() && e.retry_at_ms.is_some_and(|t| t <= now))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for (key, target) in due {
+        for (key, target) in self.relays.due(now) {
             match self.open_relay_conn(r, &key, target) {
-                Ok(conn) => {
-                    if let Some(entry) = self.relays.entries.get_mut(&(key, target)) {
-                        entry.conn = Some(conn);
-                        entry.retry_at_ms = None;
-                    }
-                }
+                Ok(conn) => self.relays.connecting(key, target, conn),
                 Err(reason) => {
                     tracing::info!(core = self.core, %key, target, reason, "relay connect failed");
                     self.relay_failed(&key, target, now);
@@ -208,14 +241,14 @@ impl CoreState {
         let key = rc.key.clone();
         if !out.is_empty() {
             if conn.outbox.queue_control(&out).is_err() {
-                self.close_later(slot, CloseReason::ProtocolError);
+                self.conns.close_later(slot, CloseReason::ProtocolError);
                 return;
             }
-            self.mark_ready(slot);
+            self.sends.mark_ready(&mut self.conns, slot);
         }
         if let Err(e) = result {
             tracing::info!(core = self.core, %key, error = %e, "relay target broke the protocol");
-            self.close_later(slot, CloseReason::ProtocolError);
+            self.conns.close_later(slot, CloseReason::ProtocolError);
             return;
         }
         for event in events {
@@ -223,7 +256,7 @@ impl CoreState {
                 ClientEvent::PublishStarted => self.relay_started(slot, &key),
                 ClientEvent::StatusError { code, description } => {
                     tracing::info!(core = self.core, %key, code, description, "relay target refused");
-                    self.close_later(slot, CloseReason::ProtocolError);
+                    self.conns.close_later(slot, CloseReason::ProtocolError);
                 }
                 _ => {}
             }
@@ -246,15 +279,11 @@ impl CoreState {
         match self.start_viewer(slot, key, Egress::Rtmp(egress)) {
             Ok(()) => {
                 tracing::info!(core = self.core, %key, "relay publishing");
-                for entry in self.relays.entries.values_mut() {
-                    if entry.conn == Some((slot, generation)) {
-                        entry.backoff.reset();
-                    }
-                }
+                self.relays.publishing((slot, generation));
             }
             Err(e) => {
                 tracing::info!(core = self.core, %key, error = %e, "relay cannot follow the stream");
-                self.close_later(slot, CloseReason::StreamEnded);
+                self.conns.close_later(slot, CloseReason::StreamEnded);
             }
         }
     }
@@ -270,22 +299,13 @@ impl CoreState {
             return;
         };
         let key = rc.key.clone();
-        let target = (0..self.relays.targets.len()).find(|&t| {
-            self.relays
-                .entries
-                .get(&(key.clone(), t))
-                .is_some_and(|e| e.conn == Some((slot, generation)))
-        });
-        if let Some(target) = target {
+        if let Some(target) = self.relays.target_of(&key, (slot, generation)) {
             self.relay_failed(&key, target, now);
         }
     }
 
     fn relay_failed(&mut self, key: &StreamKey, target: usize, now: u64) {
-        if let Some(entry) = self.relays.entries.get_mut(&(key.clone(), target)) {
-            entry.conn = None;
-            let delay = entry.backoff.next_delay_ms();
-            entry.retry_at_ms = Some(now + delay);
+        if let Some(delay) = self.relays.failed(key, target, now) {
             tracing::info!(core = self.core, %key, target, delay_ms = delay, "relay lost; retrying");
         }
     }
@@ -315,5 +335,41 @@ mod tests {
         let err = Config::from_toml("[[relay.push]]\nurl = \"http://x\"\n").unwrap_err();
         assert!(err.to_string().contains("relay.push.url"), "{err}");
         assert!(Relays::new(&Config::default()).targets.is_empty());
+    }
+
+    #[test]
+    fn relays_connect_back_off_and_close_with_their_stream() {
+        let config = Config::from_toml(
+            "[[relay.push]]\nurl = \"rtmp://127.0.0.1:1936/live\"\n[[relay.push]]\nurl = \"rtmp://b\"\n",
+        )
+        .unwrap();
+        let mut relays = Relays::new(&config);
+        let mut conns = Connections::new(0, 8);
+        let key = StreamKey::new("live", "x").unwrap();
+        relays.start(&key, 100);
+        assert!(relays.due(99).is_empty());
+        let mut due = relays.due(100);
+        due.sort_by_key(|(_, t)| *t);
+        assert_eq!(due, vec![(key.clone(), 0), (key.clone(), 1)]);
+
+        let slot = conns.insert(crate::server::connections::test_conn);
+        relays.connecting(key.clone(), 0, (slot, 0));
+        assert_eq!(relays.due(100), vec![(key.clone(), 1)]);
+        assert_eq!(relays.target_of(&key, (slot, 0)), Some(0));
+        assert_eq!(relays.target_of(&key, (slot, 1)), None);
+
+        // A loss retries after the backoff; publishing resets it.
+        let first = relays.failed(&key, 0, 1_000).unwrap();
+        assert!(relays.due(1_000 + first - 1).iter().all(|(_, t)| *t != 0));
+        assert!(relays.due(1_000 + first).contains(&(key.clone(), 0)));
+
+        relays.connecting(key.clone(), 0, (slot, 0));
+        relays.stop(&key, &mut conns);
+        assert_eq!(
+            conns.next_to_close(),
+            Some((slot, CloseReason::StreamEnded))
+        );
+        assert!(relays.due(u64::MAX).is_empty());
+        assert_eq!(relays.failed(&key, 0, 0), None);
     }
 }
