@@ -6,14 +6,25 @@
 pub mod codecs;
 pub mod config;
 pub mod mpd;
+pub mod packager;
 pub mod playlist;
+pub mod render;
 pub mod request;
+pub mod serve;
+pub mod store;
 pub mod timeline;
 pub mod urls;
 
 pub use config::{HlsConfig, Timing};
+pub use packager::{
+    Packager, PackagerConfig, PackagerError, PackagerEvent, PackagerWarning, Start,
+};
+pub use serve::{Answer, Cacheability, Reply, RequestError};
+pub use store::{Body, Store};
 pub use timeline::{FrameMeta, StartPoint, Timeline, TimelineEvent, TrackKind, Tracks};
 
+#[cfg(test)]
+mod packager_tests;
 #[cfg(test)]
 mod playlist_tests;
 #[cfg(test)]
