@@ -27,7 +27,7 @@ fn stream(file: &[u8], loops: u64, base: u64) -> (Vec<Frame>, Vec<(Frame, u64)>)
         .collect();
     let coded: Vec<Frame> = frames
         .iter()
-        .filter(|f| f.kind != FrameKind::Script && !f.sequence_header)
+        .filter(|f| f.kind != FrameKind::Script && f.payload.get(1) == Some(&1))
         .cloned()
         .collect();
     let video: Vec<&Frame> = coded
