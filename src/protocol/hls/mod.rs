@@ -19,7 +19,7 @@ pub use config::{HlsConfig, Timing};
 pub use packager::{
     Packager, PackagerConfig, PackagerError, PackagerEvent, PackagerWarning, Start,
 };
-pub use serve::{Answer, Cacheability, Reply, RequestError};
+pub use serve::{Answer, Cacheability, Reply, RequestError, SegmentChunks};
 pub use store::{Body, Store};
 pub use timeline::{FrameMeta, StartPoint, Timeline, TimelineEvent, TrackKind, Tracks};
 

@@ -69,7 +69,7 @@ fn started(file: &[u8], loops: u64, config: PackagerConfig) -> (Packager, Vec<Pa
 fn serve(p: &Packager, r: Resource, q: &str) -> (Bytes, &'static str, Cacheability) {
     match p.answer(r, q, 0, 0).unwrap() {
         Answer::Serve(reply) => (reply.body.to_bytes(), reply.content_type, reply.cache),
-        Answer::Wait(w) => panic!("{r:?} waits for {w:?}"),
+        other => panic!("{r:?}: {other:?}"),
     }
 }
 
@@ -458,4 +458,58 @@ fn nothing_is_served_before_the_stream_has_media_and_names_are_bounded() {
     let mut bad = PackagerConfig::default();
     bad.hls.part_target_ms = 5;
     assert!(Packager::new("live", "x", bad, Start::Publish).is_err());
+}
+
+#[test]
+fn the_segment_being_produced_streams_chunk_by_chunk_into_the_stored_segment() {
+    let (seq, coded) = stream(AVC444, 10, 0);
+    let mut p = Packager::new("live", "cam", PackagerConfig::default(), Start::Publish).unwrap();
+    let mut ev = Vec::new();
+    for f in &seq {
+        p.push(f, 0, 0, &mut ev);
+    }
+    // Feed until a segment (not the first) has just opened.
+    let mut at = 0;
+    for (i, (f, dts)) in coded.iter().enumerate() {
+        p.push(f, *dts, 0, &mut ev);
+        if matches!(p.timeline().and_then(|t| t.open_part()), Some((m, 0)) if m >= 2) {
+            at = i + 1;
+            break;
+        }
+    }
+    let tail = &coded[at..];
+    let (msn, _) = p.timeline().unwrap().open_part().unwrap();
+    let track = TrackKind::Video;
+    let r = Resource::Segment { track, msn };
+    assert!(matches!(
+        p.answer(r, "", 0, 0),
+        Ok(Answer::InProgress { msn: m, .. }) if m == msn
+    ));
+    let mut streamed = Vec::new();
+    let mut next = 0;
+    let mut rounds = 0;
+    for (f, dts) in tail {
+        ev.clear();
+        p.push(f, *dts, 0, &mut ev);
+        if ev
+            .iter()
+            .any(|e| matches!(e, PackagerEvent::PartReady { msn: m, .. } if *m == msn))
+        {
+            let c = p.segment_chunks(track, msn, next).unwrap();
+            streamed.extend_from_slice(&c.body.to_bytes());
+            next = c.next_part;
+            rounds += 1;
+            if c.complete {
+                break;
+            }
+        }
+    }
+    let c = p.segment_chunks(track, msn, next).unwrap();
+    assert!(c.complete && c.body.is_empty());
+    assert!(rounds > 2, "streamed in {rounds} rounds");
+    assert_eq!(&streamed[..], &serve(&p, r, "").0[..]);
+    assert_eq!(
+        p.segment_chunks(track, msn + 50, 0).unwrap_err().status(),
+        404
+    );
 }

@@ -58,6 +58,28 @@ pub enum Answer {
     /// Hold the request; ask again on [`super::packager::PackagerEvent::PartReady`]
     /// for that part and at `deadline_ms` (then it is [`RequestError::TimedOut`]).
     Wait(Pending),
+    /// The fMP4 segment asked for is being produced (LL-DASH asks for it
+    /// `availabilityTimeOffset` early): stream it with chunked transfer via
+    /// [`Packager::segment_chunks`], from part 0, then again from the
+    /// returned `next_part` on each `PartReady` of that segment, until
+    /// `complete`.
+    InProgress {
+        /// Its track.
+        track: TrackKind,
+        /// Its number.
+        msn: u64,
+    },
+}
+
+/// Part of a segment's bytes, for streaming the segment being produced.
+#[derive(Clone, Debug)]
+pub struct SegmentChunks {
+    /// The chunks of parts `from_part..next_part`, back to back (may be empty).
+    pub body: Body,
+    /// The part to ask from next time.
+    pub next_part: u32,
+    /// The segment is closed: nothing follows.
+    pub complete: bool,
 }
 
 /// Why a request cannot be served.
@@ -185,12 +207,18 @@ impl Packager {
                 }
                 Err(RequestError::NotFound("part"))
             }
-            Resource::Segment { track, msn } => serve(
-                self.store.segment(track, msn),
-                M4S_TYPE,
-                Cacheability::Immutable,
-                "segment",
-            ),
+            Resource::Segment { track, msn } => {
+                let open = tl.open_segment().is_some_and(|(m, _)| m == msn);
+                if open && self.tracks.get(slot(track)).is_some_and(Option::is_some) {
+                    return Ok(Answer::InProgress { track, msn });
+                }
+                serve(
+                    self.store.segment(track, msn),
+                    M4S_TYPE,
+                    Cacheability::Immutable,
+                    "segment",
+                )
+            }
             Resource::TsSegment { msn } => serve(
                 self.store.ts(msn),
                 super::serve::TS_TYPE,
@@ -200,7 +228,43 @@ impl Packager {
         }
     }
 
-    /// The current playlist bodies, for a mesh peer that mirrors them.
+    /// The chunks of fMP4 segment `msn` of `track` from part `from_part` on:
+    /// the closed parts so far for the segment being produced, or the rest
+    /// of a closed one (`complete`). The same bytes as the parts and the
+    /// whole segment, so a streamed segment equals the stored one.
+    pub fn segment_chunks(
+        &self,
+        track: TrackKind,
+        msn: u64,
+        from_part: u32,
+    ) -> Result<SegmentChunks, RequestError> {
+        let tl = self.timeline.as_ref().ok_or(RequestError::NotStarted)?;
+        let (parts, complete) = match tl.open_segment() {
+            Some((m, parts)) if m == msn => (parts, false),
+            _ => match tl.segment(msn) {
+                Some(s) if !s.gap && self.store.segment(track, msn).is_some() => {
+                    (s.parts.as_slice(), true)
+                }
+                _ => return Err(RequestError::NotFound("segment")),
+            },
+        };
+        let mut pieces = Vec::new();
+        let mut next_part = from_part;
+        for p in parts.iter().filter(|p| p.index >= from_part) {
+            if let Some(b) = self.store.part(track, msn, p.index) {
+                pieces.extend(b.pieces().iter().cloned());
+            }
+            next_part = p.index.saturating_add(1);
+        }
+        Ok(SegmentChunks {
+            body: Body::from_pieces(pieces),
+            next_part,
+            complete,
+        })
+    }
+
+    /// How many times the playlists have been rendered (once per timeline
+    /// change, whatever the number of requests).
     pub fn rendered_versions(&self) -> u64 {
         self.rendered.versions
     }
