@@ -513,3 +513,107 @@ fn the_segment_being_produced_streams_chunk_by_chunk_into_the_stored_segment() {
         404
     );
 }
+
+/// From `ffmpeg -f lavfi -i testsrc=size=352x200 -c:v libx265 -f hevc`
+/// (the same parameter sets as `flv::hevc`'s tests).
+const HEVC_VPS: &[u8] = &[
+    0x40, 0x01, 0x0C, 0x01, 0xFF, 0xFF, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03,
+    0x00, 0x00, 0x03, 0x00, 0x3C, 0x95, 0x98, 0x09,
+];
+const HEVC_SPS: &[u8] = &[
+    0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00, 0x00, 0x03,
+    0x00, 0x3C, 0xA0, 0x0B, 0x08, 0x0C, 0x96, 0x59, 0x59, 0xA4, 0x93, 0x2B, 0xC0, 0x5A, 0x02, 0x00,
+    0x00, 0x03, 0x00, 0x02, 0x00, 0x00, 0x03, 0x00, 0x32, 0x10,
+];
+const HEVC_PPS: &[u8] = &[0x44, 0x01, 0xC1, 0x72, 0xB4, 0x62, 0x40];
+
+/// Legacy FLV HEVC (codec id 12) tags: the hvcC sequence header and coded
+/// frames (length-prefixed NAL units; fMP4 does not decode them).
+fn hevc_tags(count: u64) -> (Frame, Vec<(Frame, u64)>) {
+    let mut seq = vec![
+        0x1C, 0, 0, 0, 0, 1, 0x01, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 60, 0xF0, 0, 0xFC, 0xFD,
+        0xF8, 0xF8, 0, 0, 0x0F, 3,
+    ];
+    for (t, nal) in [(32u8, HEVC_VPS), (33, HEVC_SPS), (34, HEVC_PPS)] {
+        seq.extend_from_slice(&[0x80 | t, 0, 1]);
+        seq.extend_from_slice(&(nal.len() as u16).to_be_bytes());
+        seq.extend_from_slice(nal);
+    }
+    let seq = Frame::new(FrameKind::Video, 0, Bytes::from(seq));
+    let frames = (0..count)
+        .map(|i| {
+            let key = i % 25 == 0;
+            let nal: &[u8] = if key {
+                &[0x26, 0x01, 0xAF]
+            } else {
+                &[0x02, 0x01, 0xD0]
+            };
+            let mut body = vec![if key { 0x1C } else { 0x2C }, 1, 0, 0, 0];
+            body.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+            body.extend_from_slice(nal);
+            let dts = i * 40;
+            (
+                Frame::new(FrameKind::Video, dts as u32, Bytes::from(body)),
+                dts,
+            )
+        })
+        .collect();
+    (seq, frames)
+}
+
+#[test]
+fn hevc_goes_out_as_fmp4_only_with_one_warning() {
+    let (vseq, video) = hevc_tags(300);
+    assert!(vseq.sequence_header && video[0].0.keyframe);
+    let (seq, coded) = stream(AVC420, 30, 0);
+    let mut frames: Vec<(Frame, u64)> = coded
+        .into_iter()
+        .filter(|(f, d)| f.kind == FrameKind::Audio && *d < 12_000)
+        .chain(video)
+        .collect();
+    frames.sort_by_key(|(f, d)| (*d, f.kind == FrameKind::Audio));
+    let mut p = Packager::new("live", "hevc", PackagerConfig::default(), Start::Publish).unwrap();
+    let mut ev = Vec::new();
+    p.push(&vseq, 0, 0, &mut ev);
+    for f in seq.iter().filter(|f| f.kind == FrameKind::Audio) {
+        p.push(f, 0, 0, &mut ev);
+    }
+    feed(&mut p, &frames, &mut ev);
+    let warnings: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            PackagerEvent::Warning(w) => Some(w),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(matches!(warnings[0], PackagerWarning::NoTsRendition { .. }));
+    assert!(!p.has_ts());
+    assert_eq!(
+        p.answer(Resource::TsPlaylist, "", 0, 0)
+            .unwrap_err()
+            .status(),
+        404
+    );
+    let mv = text(&p, Resource::Multivariant, "");
+    assert!(mv.contains("hvc1.1.2.L60.B0"), "{mv}");
+    let msn = p.timeline().unwrap().segments()[0].msn;
+    let (seg, _, _) = serve(
+        &p,
+        Resource::Segment {
+            track: TrackKind::Video,
+            msn,
+        },
+        "",
+    );
+    assert_eq!(&seg[4..8], b"moof");
+    assert!(p.answer(Resource::TsSegment { msn }, "", 0, 0).is_err());
+    serve(
+        &p,
+        Resource::Segment {
+            track: TrackKind::Audio,
+            msn,
+        },
+        "",
+    );
+}
