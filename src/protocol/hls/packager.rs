@@ -61,6 +61,10 @@ pub struct PackagerConfig {
     pub ts: TsLimits,
     /// The clock URL the MPD's `UTCTiming` names (served by ringcast itself).
     pub utc_timing_url: String,
+    /// Most bytes of one MPEG-TS segment being muxed (frames past it are
+    /// left out of that segment with a warning; only a stream whose
+    /// timestamps stop advancing gets there).
+    pub max_ts_segment_bytes: usize,
 }
 
 impl Default for PackagerConfig {
@@ -70,6 +74,7 @@ impl Default for PackagerConfig {
             chunk: ChunkLimits::default(),
             ts: TsLimits::default(),
             utc_timing_url: "/time".to_owned(),
+            max_ts_segment_bytes: 64 << 20,
         }
     }
 }
@@ -148,6 +153,25 @@ pub enum PackagerWarning {
         part: u32,
         /// The muxer's error.
         error: Fmp4Error,
+    },
+    /// A part already holds [`ChunkLimits::max_samples`] frames of a track
+    /// and the frame does not advance time (timestamps that stop advancing
+    /// never close a part): the frame is dropped.
+    #[error("{track:?} frame dropped: the open part already holds {limit} frames")]
+    PartFull {
+        /// The track.
+        track: TrackKind,
+        /// [`ChunkLimits::max_samples`].
+        limit: usize,
+    },
+    /// TS segment `msn` reached [`PackagerConfig::max_ts_segment_bytes`]: the
+    /// frame is missing there.
+    #[error("TS segment {msn} is full ({limit} bytes): frame left out")]
+    TsSegmentFull {
+        /// Segment.
+        msn: u64,
+        /// The limit.
+        limit: usize,
     },
     /// A frame could not go into the TS segment `msn`; it is missing there.
     #[error("frame not written to TS segment {msn}: {error}")]
@@ -441,6 +465,19 @@ impl Packager {
         if sample_from_frame(state.track.codec, frame, 0).is_err() {
             return;
         }
+        // A full part takes no frame that does not advance time (checked
+        // before the timeline sees it, so its counts and the chunk agree).
+        // Frames that advance time close the part within PART-TARGET ms, so
+        // the open part holds at most max_samples + PART-TARGET frames (a
+        // chunk over max_samples is refused by the muxer, typed).
+        let limit = self.config.chunk.max_samples;
+        if state.open.len() >= limit && state.last_dts.is_some_and(|l| dts_ms <= l) {
+            out.push(PackagerEvent::Warning(PackagerWarning::PartFull {
+                track: kind,
+                limit,
+            }));
+            return;
+        }
         let meta = FrameMeta {
             track: kind,
             keyframe: frame.keyframe,
@@ -483,7 +520,18 @@ impl Packager {
         if let Some(ts) = &mut self.ts {
             if ts.msn == Some(msn) {
                 let dts = i64::try_from(dts_ms).unwrap_or(i64::MAX);
-                if let Err(error) = ts.muxer.write_frame(frame, dts, &mut ts.buf) {
+                let room = self
+                    .config
+                    .max_ts_segment_bytes
+                    .saturating_sub(ts.buf.len());
+                // A frame's packets: its payload plus PES/AUD/parameter-set
+                // overhead, well under 1 KiB more.
+                if frame.payload.len().saturating_add(1024) > room {
+                    out.push(PackagerEvent::Warning(PackagerWarning::TsSegmentFull {
+                        msn,
+                        limit: self.config.max_ts_segment_bytes,
+                    }));
+                } else if let Err(error) = ts.muxer.write_frame(frame, dts, &mut ts.buf) {
                     out.push(PackagerEvent::Warning(PackagerWarning::Ts { msn, error }));
                 }
             }

@@ -617,3 +617,68 @@ fn hevc_goes_out_as_fmp4_only_with_one_warning() {
         "",
     );
 }
+
+#[test]
+fn timestamps_that_stop_advancing_cannot_grow_a_part_or_a_ts_segment_without_bound() {
+    let mut config = PackagerConfig::default();
+    config.chunk.max_samples = 50;
+    config.max_ts_segment_bytes = 5_000;
+    let (seq, coded) = stream(AVC444, 2, 0);
+    let mut p = Packager::new("live", "stuck", config, Start::Publish).unwrap();
+    let mut ev = Vec::new();
+    for f in &seq {
+        p.push(f, 0, 0, &mut ev);
+    }
+    let video: Vec<&Frame> = coded
+        .iter()
+        .filter(|(f, _)| f.kind == FrameKind::Video)
+        .map(|(f, _)| f)
+        .collect();
+    // The first keyframe, then 500 frames all at DTS 0.
+    for i in 0..500 {
+        p.push(video[if i == 0 { 0 } else { 1 + i % 20 }], 0, 0, &mut ev);
+    }
+    let full = ev
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                PackagerEvent::Warning(PackagerWarning::PartFull { limit: 50, .. })
+            )
+        })
+        .count();
+    assert_eq!(full, 450);
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        PackagerEvent::Warning(PackagerWarning::TsSegmentFull { .. })
+    )));
+    // The stream resumes: frames that advance time go in, so the part
+    // closes at PART-TARGET; over max_samples it is refused (typed, 404) and
+    // the next part is whole again.
+    for (f, dts) in coded.iter().filter(|(_, d)| *d >= 40) {
+        p.push(f, *dts, 0, &mut ev);
+    }
+    let tl = p.timeline().unwrap();
+    let parts = match tl.segment(0) {
+        Some(s) => s.parts.as_slice(),
+        None => tl.open_segment().unwrap().1,
+    };
+    assert!(parts[0].video.frames > 50 && parts[0].video.frames < 50 + 334 / 40 + 1);
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        PackagerEvent::Warning(PackagerWarning::Chunk {
+            msn: 0,
+            part: 0,
+            error: crate::protocol::fmp4::Fmp4Error::TooManySamples { .. },
+            ..
+        })
+    )));
+    let part = |part| Resource::Part {
+        track: TrackKind::Video,
+        msn: 0,
+        part,
+    };
+    assert_eq!(p.answer(part(0), "", 0, 0).unwrap_err().status(), 404);
+    let (b, _, _) = serve(&p, part(1), "");
+    assert_eq!(&b[4..8], b"moof");
+}

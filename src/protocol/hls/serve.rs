@@ -157,6 +157,9 @@ impl Packager {
             ),
             Resource::Mpd => serve(r.mpd.as_ref(), MPD_TYPE, Cacheability::ShortLived, "MPD"),
             Resource::MediaPlaylist(track) => {
+                if self.tracks.get(slot(track)).is_none_or(Option::is_none) {
+                    return Err(RequestError::NotFound("media playlist"));
+                }
                 let d = Directives::parse(query)?;
                 match decide(tl, &d, since_ms, now_ms) {
                     Decision::Ready => {
