@@ -475,6 +475,13 @@ fn check_av(name: &str) {
     parse_playlists(&p);
     let v = check_fmp4(&p, TrackKind::Video, &vdts);
     let a = check_fmp4(&p, TrackKind::Audio, &adts);
+    // Published from the first frame, finished, nothing evicted: every
+    // frame fed is in exactly one part.
+    assert_eq!(
+        (v, a),
+        (vdts.len(), adts.len()),
+        "every frame fed is packaged"
+    );
     check_ts(&p, &ts_frames(&p));
 
     let mv = path_of(&dir.0, &p, Resource::Multivariant);

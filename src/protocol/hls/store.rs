@@ -275,6 +275,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bodies_can_cross_cores() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<Body>();
+        send_sync::<crate::protocol::hls::serve::Reply>();
+    }
+
+    #[test]
     fn a_body_joins_its_pieces_once_and_shares_the_result() {
         let b = Body::from_pieces(vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cd")]);
         assert_eq!(b.len(), 4);
