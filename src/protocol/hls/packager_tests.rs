@@ -469,6 +469,38 @@ fn nothing_is_served_before_the_stream_has_media_and_names_are_bounded() {
         503
     );
     assert!(Packager::new("", "x", PackagerConfig::default(), Start::Publish).is_err());
+    // A joining box whose first keyframe cannot be proven a segment start
+    // (no previous keyframe known): tracks known, nothing published, 503.
+    let (seq, coded) = stream(AVC444, 1, 0);
+    let mut ev = Vec::new();
+    let cached = seq
+        .iter()
+        .map(|f| (f, 0))
+        .chain(coded.iter().take(5).map(|(f, d)| (f, *d)));
+    let start = Start::GopCache {
+        prev_keyframe_dts: None,
+        grid_origin_ms: 0,
+    };
+    let p = Packager::from_gop_cache(
+        "live",
+        "x",
+        PackagerConfig::default(),
+        start,
+        cached,
+        0,
+        &mut ev,
+    )
+    .unwrap();
+    assert!(p.tracks().is_some());
+    for r in [
+        Resource::Multivariant,
+        Resource::MediaPlaylist(TrackKind::Video),
+    ] {
+        assert_eq!(
+            p.answer(r, "_HLS_msn=0", 0, 0).unwrap_err(),
+            RequestError::NotStarted
+        );
+    }
     let mut bad = PackagerConfig::default();
     bad.hls.part_target_ms = 5;
     assert!(Packager::new("live", "x", bad, Start::Publish).is_err());

@@ -142,6 +142,11 @@ impl Packager {
     ) -> Result<Answer, RequestError> {
         let tl = self.timeline.as_ref().ok_or(RequestError::NotStarted)?;
         let r = &self.rendered;
+        // Nothing rendered yet: a joining box still waiting for a keyframe
+        // it can prove starts a segment.
+        if r.multivariant.is_none() {
+            return Err(RequestError::NotStarted);
+        }
         match resource {
             Resource::Multivariant => serve(
                 r.multivariant.as_ref(),
