@@ -3,8 +3,10 @@
 //! through `protocol::hls::Packager`; every URL its store holds (and every
 //! playlist) is written to a temp dir laid out by URL path; then
 //!
-//! * ffprobe/ffmpeg decode >= 100 frames with no error through the
-//!   multivariant `.m3u8`, the `-ts.m3u8` and the `.mpd`;
+//! * ffmpeg decodes >= 100 frames with no error through the multivariant
+//!   `.m3u8` (every frame fed), the `-ts.m3u8` (every frame fed) and the
+//!   `.mpd` (dynamic, so limited with `-frames`; ffmpeg's dash demuxer reads
+//!   the local MPD and its relative URLs with no extra option);
 //! * mp4-atom reads every init, part and segment (one track per chunk,
 //!   `tfdt` = the DTS fed, video `tfdt` chained exactly, audio within a
 //!   millisecond, sample counts = the frames the timeline placed);
@@ -12,7 +14,7 @@
 //!   one PES per frame, PTS/DTS monotone);
 //! * m3u8-rs parses every playlist.
 //!
-//! A missing ffmpeg/ffprobe fails the test naming the tool; it never skips.
+//! A missing ffmpeg fails the test naming the tool; it never skips.
 
 mod common;
 

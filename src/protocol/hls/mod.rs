@@ -1,7 +1,8 @@
 //! HLS / LL-HLS / LL-DASH packaging, sans-IO: the timeline (which frame goes in
 //! which part and segment, and their numbers), the URL scheme, playlist and MPD
 //! rendering, and blocking-reload decisions. Byte muxing (fMP4, MPEG-TS) lives
-//! beside it; this layer only deals in part and segment metadata.
+//! beside it; [`packager`] joins them per stream (frames in; stored parts,
+//! segments and rendered playlists out; `serve` answers requests from them).
 
 pub mod codecs;
 pub mod config;
