@@ -31,7 +31,7 @@ pub struct CpuSampler {
 
 impl CpuSampler {
     /// Starts sampling on the calling thread (the core's own).
-    pub fn new() -> CpuSampler {
+    pub fn start() -> CpuSampler {
         CpuSampler {
             wall: Instant::now(),
             cpu_ns: thread_cpu_ns().unwrap_or(0),
@@ -85,7 +85,7 @@ mod tests {
     #[test]
     fn samples_record_busy_plus_idle_as_wall_time() {
         let r = ReactorMetrics::new();
-        let mut s = CpuSampler::new();
+        let mut s = CpuSampler::start();
         let start = s.wall;
         // Not due yet: nothing recorded.
         s.sample_if_due(start, &r, 1);

@@ -248,7 +248,7 @@ impl Worker {
         tracing::info!(core = state.core, features = ?reactor.features(), "core running");
         #[cfg(debug_assertions)]
         let injected_panic = fault::panic_deadline(state.core);
-        let mut cpu = CpuSampler::new();
+        let mut cpu = CpuSampler::start();
         // Sends are counted by the reactor when queued; each submit is charged
         // with every send queued since the previous one (a partial send's
         // remainder is queued while completions are drained, after the submit).
