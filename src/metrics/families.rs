@@ -179,7 +179,7 @@ family!(
     "ringcast_reactor_submits_total",
     COUNTER,
     ["core"],
-    "io_uring submissions."
+    "io_uring_enter calls that submitted work (a turn's, and any made when the queue filled)."
 );
 family!(
     SENDS,

@@ -253,6 +253,7 @@ impl Worker {
         // with every send queued since the previous one (a partial send's
         // remainder is queued while completions are drained, after the submit).
         let mut sends_counted = reactor.stats().sends;
+        let mut enters_counted = reactor.stats().submits;
         let mut fixed_counted = reactor.stats().fixed_sends;
         loop {
             #[cfg(debug_assertions)]
@@ -283,11 +284,14 @@ impl Worker {
             let wait = state.sends.wait(MAX_WAIT);
             let sends_now = reactor.stats().sends;
             reactor.submit_and_wait(want, Some(wait))?;
+            // Every `io_uring_enter` since the last count: this one and any the
+            // reactor made mid-flush because the submission queue was full.
+            let enters_now = reactor.stats().submits;
             state
                 .metrics
                 .reactor
-                .record_submit(sends_now - sends_counted);
-            sends_counted = sends_now;
+                .record_submits(enters_now - enters_counted, sends_now - sends_counted);
+            (sends_counted, enters_counted) = (sends_now, enters_now);
             reactor.drain_completions(|r, c| state.on_completion(r, c));
             state.drain_mesh();
             if state.shutting_down.is_none() {
