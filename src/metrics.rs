@@ -24,10 +24,12 @@ pub use self::labels::{
     LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason,
 };
 pub use self::local::{
-    HistogramTotals, LocalCounter, LocalGauge, LocalHistogram, LocalRatio, LATENCY_BUCKETS_NS,
-    LATENCY_BUCKET_COUNT,
+    HistogramTotals, LocalCounter, LocalGauge, LocalHistogram, LocalRatio, ValueHistogram,
+    LATENCY_BUCKETS_NS, LATENCY_BUCKET_COUNT, SEND_BYTES_BUCKETS, SEND_FRAMES_BUCKETS,
 };
-pub use self::per_core::{CoreMetrics, ReactorMetrics, REACTOR_WINDOW_NS};
+pub use self::per_core::{
+    CoreMetrics, ReactorMetrics, SendBytesHistogram, SendFramesHistogram, REACTOR_WINDOW_NS,
+};
 pub use self::registry::{
     MetricsError, MetricsRegistry, MAX_CORES, MAX_GAUGE_FNS, MAX_GAUGE_FN_SAMPLES,
     METRICS_CONTENT_TYPE,

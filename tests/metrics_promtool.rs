@@ -34,7 +34,8 @@ fn busy_registry() -> MetricsRegistry {
         m.slow_viewer_closes.inc();
         m.gop_cache_bytes.set(2_000_000);
         m.reactor.record_submit(12);
-        m.reactor.record_turn(400_000_000, 600_000_000);
+        m.reactor.record_send(4_000, 2);
+        m.reactor.record_cpu(400_000_000, 1_000_000_000, 10);
         m.server_latency.observe_ns(300_000);
         m.accept_errors.inc(AcceptErrorKind::Emfile);
         m.failures.inc(FailureSide::Origin);

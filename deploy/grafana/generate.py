@@ -149,14 +149,42 @@ timeseries_row([
 
 row("Reactor")
 timeseries_row([
-    ("Reactor busy", "percentunit",
+    ("Reactor busy (CPU)", "percentunit",
      [(f"ringcast_reactor_busy_ratio{{{SEL}}}", "{{instance}} core {{core}}")],
-     "Fraction of each second a core spent working. Near 1.0 = saturated."),
+     "CPU share of each core thread (user + system, kernel send work included) over the last "
+     "second. Near 1.0 = saturated; size a box to keep it below ~0.7 at peak."),
     ("Sends per submit", "short",
      [(f"ringcast_reactor_sends_per_submit{{{SEL}}}", "{{instance}} core {{core}}")],
      "Batching: send operations per io_uring_enter."),
     ("Submits / s", "short",
      [(f"sum by (core) (rate(ringcast_reactor_submits_total{{{SEL}}}[{RATE}]))", "core {{core}}")], ""),
+])
+timeseries_row([
+    ("Sends per viewer per second", "short",
+     [(f"ringcast_reactor_sends_per_viewer_per_second{{{SEL}}}", "{{instance}} core {{core}}")],
+     "Each send pays a fixed kernel cost: fewer sends per viewer = more viewers per core."),
+    ("Sends / s", "short",
+     [(f"sum by (core) (rate(ringcast_reactor_sends_total{{{SEL}}}[{RATE}]))", "core {{core}}")], ""),
+    ("CPU seconds per send", "s",
+     [(f"sum by (core) (rate(ringcast_reactor_busy_seconds_total{{{SEL}}}[{RATE}])) / "
+       f"sum by (core) (rate(ringcast_reactor_sends_total{{{SEL}}}[{RATE}]))", "core {{core}}")],
+     "Core CPU per send: with sends per viewer per second, how many viewers a core holds."),
+])
+timeseries_row([
+    ("Frames per send", "short", [
+        (f"sum by (core) (rate(ringcast_reactor_send_frames_sum{{{SEL}}}[{RATE}])) / "
+         f"sum by (core) (rate(ringcast_reactor_send_frames_count{{{SEL}}}[{RATE}]))",
+         "mean core {{core}}"),
+        (f"histogram_quantile(0.5, sum by (le) (rate(ringcast_reactor_send_frames_bucket{{{SEL}}}[{RATE}])))",
+         "p50"),
+    ], "Media frames carried per send; 1 is the costliest."),
+    ("Bytes per send", "bytes", [
+        (f"sum by (core) (rate(ringcast_reactor_send_bytes_sum{{{SEL}}}[{RATE}])) / "
+         f"sum by (core) (rate(ringcast_reactor_send_bytes_count{{{SEL}}}[{RATE}]))",
+         "mean core {{core}}"),
+        (f"histogram_quantile(0.99, sum by (le) (rate(ringcast_reactor_send_bytes_bucket{{{SEL}}}[{RATE}])))",
+         "p99"),
+    ], ""),
 ])
 
 dashboard = {

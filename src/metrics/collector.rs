@@ -12,7 +12,7 @@ use super::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, IngestSource, LabelValue,
     Listener, Protocol, RefuseReason,
 };
-use super::local::HistogramTotals;
+use super::local::{HistogramTotals, ValueHistogram};
 use super::per_core::CoreMetrics;
 use super::registry::MAX_GAUGE_FN_SAMPLES;
 
@@ -52,6 +52,41 @@ impl CoreSumCollector {
             .map(|c| {
                 let core = c.core().to_string();
                 sample(f.kind, &[("core", &core)], get(c))
+            })
+            .collect();
+        family_of(f, metrics)
+    }
+
+    /// A per-core histogram of counts (bytes, frames per send).
+    fn per_core_histogram<const N: usize>(
+        &self,
+        f: &Family,
+        get: impl Fn(&CoreMetrics) -> &ValueHistogram<N>,
+    ) -> MetricFamily {
+        let metrics = self
+            .cores
+            .iter()
+            .map(|c| {
+                let hist = get(c);
+                let buckets = hist
+                    .cumulative()
+                    .into_iter()
+                    .map(|(bound, count)| {
+                        let mut b = proto::Bucket::default();
+                        b.set_upper_bound(bound as f64);
+                        b.set_cumulative_count(count);
+                        b
+                    })
+                    .collect();
+                let mut h = proto::Histogram::default();
+                h.set_sample_count(hist.count());
+                h.set_sample_sum(hist.sum() as f64);
+                h.set_bucket(buckets);
+                let core = c.core().to_string();
+                let mut m = proto::Metric::default();
+                m.set_label(label_pairs(&[("core", &core)]));
+                m.set_histogram(h);
+                m
             })
             .collect();
         family_of(f, metrics)
@@ -140,6 +175,9 @@ impl Collector for CoreSumCollector {
             self.per_core(&SUBMITS, |c| c.reactor.submits() as f64),
             self.per_core(&SENDS, |c| c.reactor.sends() as f64),
             self.per_core(&FIXED_SENDS, |c| c.reactor.fixed_sends() as f64),
+            self.per_core_histogram(&SEND_BYTES, |c| c.reactor.send_bytes()),
+            self.per_core_histogram(&SEND_FRAMES, |c| c.reactor.send_frames()),
+            self.per_core(&SENDS_PER_VIEWER, |c| c.reactor.sends_per_viewer_second()),
             self.latency(),
             self.by_label(&ACCEPT_ERRORS, |c, l: AcceptErrorKind| {
                 c.accept_errors.get(l) as f64

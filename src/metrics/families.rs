@@ -151,7 +151,7 @@ family!(
     "ringcast_reactor_busy_ratio",
     GAUGE,
     ["core"],
-    "Fraction of the last second the reactor spent working rather than waiting."
+    "CPU share (user + system) of the core thread over the last second of wall time."
 );
 family!(
     SENDS_PER_SUBMIT,
@@ -165,21 +165,21 @@ family!(
     "ringcast_reactor_busy_seconds_total",
     COUNTER,
     ["core"],
-    "Time the reactor spent working."
+    "CPU time (user + system) of the core thread."
 );
 family!(
     IDLE_SECONDS,
     "ringcast_reactor_idle_seconds_total",
     COUNTER,
     ["core"],
-    "Time the reactor spent waiting for completions."
+    "Wall time the core thread did not use the CPU (waiting, or not scheduled)."
 );
 family!(
     SUBMITS,
     "ringcast_reactor_submits_total",
     COUNTER,
     ["core"],
-    "io_uring submissions."
+    "io_uring_enter calls that submitted work (a turn's, and any made when the queue filled)."
 );
 family!(
     SENDS,
@@ -194,6 +194,27 @@ family!(
     COUNTER,
     ["core"],
     "Zero-copy sends made from the core's registered region (fixed buffer)."
+);
+family!(
+    SEND_BYTES,
+    "ringcast_reactor_send_bytes",
+    HISTOGRAM,
+    ["core"],
+    "Bytes per send, as first handed to the kernel."
+);
+family!(
+    SEND_FRAMES,
+    "ringcast_reactor_send_frames",
+    HISTOGRAM,
+    ["core"],
+    "Media frames per send, as first handed to the kernel."
+);
+family!(
+    SENDS_PER_VIEWER,
+    "ringcast_reactor_sends_per_viewer_per_second",
+    GAUGE,
+    ["core"],
+    "Sends per second per viewer of the core over the last second."
 );
 family!(
     LATENCY,
@@ -264,6 +285,9 @@ pub(super) const FAMILIES: &[Family] = &[
     SUBMITS,
     SENDS,
     FIXED_SENDS,
+    SEND_BYTES,
+    SEND_FRAMES,
+    SENDS_PER_VIEWER,
     LATENCY,
     ACCEPT_ERRORS,
     FAILURES,
@@ -287,7 +311,7 @@ pub(super) fn desc_for(f: &Family) -> Result<Desc, prometheus::Error> {
     )
 }
 
-fn label_pairs(pairs: &[(&str, &str)]) -> Vec<proto::LabelPair> {
+pub(super) fn label_pairs(pairs: &[(&str, &str)]) -> Vec<proto::LabelPair> {
     pairs
         .iter()
         .map(|(k, v)| {

@@ -216,6 +216,83 @@ impl HistogramTotals {
     }
 }
 
+/// Upper bounds of the bytes-per-send histogram: 256 B to 4 MiB by powers of
+/// four. A lone audio frame is a few hundred bytes, a video frame of a 600 kb/s
+/// stream a few KiB, a GOP burst at join hundreds of KiB.
+pub const SEND_BYTES_BUCKETS: [u64; 9] = [
+    256,
+    1 << 10,
+    4 << 10,
+    16 << 10,
+    64 << 10,
+    256 << 10,
+    1 << 20,
+    2 << 20,
+    4 << 20,
+];
+
+/// Upper bounds of the frames-per-send histogram: one frame per send is the
+/// costliest case; a send is capped by `runtime.max_frames_per_send`.
+pub const SEND_FRAMES_BUCKETS: [u64; 10] = [0, 1, 2, 3, 4, 6, 8, 16, 32, 64];
+
+/// A fixed-bucket histogram of unitless counts (bytes, frames) written by
+/// exactly one core. `N` is the number of slots: one per bound of `bounds` plus
+/// the overflow (`+Inf`) slot. Counts are non-cumulative here and made
+/// cumulative at scrape time.
+#[derive(Debug)]
+pub struct ValueHistogram<const N: usize> {
+    bounds: &'static [u64],
+    buckets: [LocalCounter; N],
+    sum: LocalCounter,
+}
+
+impl<const N: usize> ValueHistogram<N> {
+    /// An empty histogram over `bounds` (strictly increasing, `N - 1` of them).
+    pub fn new(bounds: &'static [u64]) -> Self {
+        debug_assert_eq!(bounds.len() + 1, N, "one slot per bound plus +Inf");
+        Self {
+            bounds,
+            buckets: std::array::from_fn(|_| LocalCounter::new()),
+            sum: LocalCounter::new(),
+        }
+    }
+
+    /// Records one observation. Owner core only.
+    #[inline]
+    pub fn observe(&self, v: u64) {
+        let idx = self.bounds.partition_point(|&bound| bound < v);
+        if let Some(bucket) = self.buckets.get(idx) {
+            bucket.inc();
+        }
+        self.sum.add(v);
+    }
+
+    /// Number of observations.
+    pub fn count(&self) -> u64 {
+        self.buckets
+            .iter()
+            .fold(0u64, |a, b| a.wrapping_add(b.get()))
+    }
+
+    /// Sum of the observations.
+    pub fn sum(&self) -> u64 {
+        self.sum.get()
+    }
+
+    /// `(upper bound, cumulative count)` for each finite bucket.
+    pub fn cumulative(&self) -> Vec<(u64, u64)> {
+        let mut running = 0u64;
+        self.bounds
+            .iter()
+            .zip(self.buckets.iter())
+            .map(|(bound, n)| {
+                running = running.wrapping_add(n.get());
+                (*bound, running)
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +365,24 @@ mod tests {
     #[test]
     fn bucket_bounds_are_strictly_increasing() {
         assert!(LATENCY_BUCKETS_NS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn value_histogram_buckets_and_overflow() {
+        let h: ValueHistogram<{ SEND_FRAMES_BUCKETS.len() + 1 }> =
+            ValueHistogram::new(&SEND_FRAMES_BUCKETS);
+        h.observe(1);
+        h.observe(1);
+        h.observe(5); // le=6
+        h.observe(1000); // past every bound
+        assert_eq!(h.count(), 4);
+        assert_eq!(h.sum(), 1007);
+        let cum = h.cumulative();
+        assert_eq!(cum.len(), SEND_FRAMES_BUCKETS.len());
+        assert_eq!(cum[1], (1, 2));
+        assert_eq!(cum[5], (6, 3));
+        assert_eq!(cum.last(), Some(&(64, 3)));
+        assert!(SEND_BYTES_BUCKETS.windows(2).all(|w| w[0] < w[1]));
+        assert!(SEND_FRAMES_BUCKETS.windows(2).all(|w| w[0] < w[1]));
     }
 }

@@ -5,7 +5,10 @@ use super::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, IngestSource,
     LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason,
 };
-use super::local::{LocalCounter, LocalGauge, LocalHistogram, LocalRatio};
+use super::local::{
+    LocalCounter, LocalGauge, LocalHistogram, LocalRatio, ValueHistogram, SEND_BYTES_BUCKETS,
+    SEND_FRAMES_BUCKETS,
+};
 
 /// Length of the window over which the reactor busy ratio and sends-per-submit
 /// gauges are computed. One second smooths single slow turns but still shows a
@@ -108,25 +111,57 @@ impl CoreMetrics {
     }
 }
 
+/// Histogram of bytes per send (slots: one per bound plus `+Inf`).
+pub type SendBytesHistogram = ValueHistogram<{ SEND_BYTES_BUCKETS.len() + 1 }>;
+/// Histogram of frames per send (slots: one per bound plus `+Inf`).
+pub type SendFramesHistogram = ValueHistogram<{ SEND_FRAMES_BUCKETS.len() + 1 }>;
+
 /// Reactor loop accounting for one core: cumulative busy/idle time and
-/// sends/submits, plus gauges over the last [`REACTOR_WINDOW_NS`] window.
+/// sends/submits, the shape of the sends, plus gauges over the last
+/// [`REACTOR_WINDOW_NS`] window.
 ///
-/// "Busy" is time spent handling completions and running protocol code; "idle"
-/// is time blocked in `io_uring_enter` waiting for completions. The reactor
-/// measures both with its own clock and passes durations in.
-#[derive(Debug, Default)]
+/// "Busy" is the core thread's CPU time (user + system, read from its
+/// `CLOCK_THREAD_CPUTIME_ID`), so the kernel's work inside `io_uring_enter`
+/// (the inline sends of a submit) counts as busy; "idle" is the rest of the wall
+/// time (blocked waiting, or runnable but not scheduled). The core samples both
+/// clocks and passes deltas in; busy + idle = wall time.
+#[derive(Debug)]
 pub struct ReactorMetrics {
     busy_ns: LocalCounter,
     idle_ns: LocalCounter,
     submits: LocalCounter,
     sends: LocalCounter,
     fixed_sends: LocalCounter,
+    send_bytes: SendBytesHistogram,
+    send_frames: SendFramesHistogram,
     busy_ratio: LocalRatio,
     sends_per_submit: LocalRatio,
+    sends_per_viewer_second: LocalRatio,
     window_busy_ns: LocalCounter,
     window_total_ns: LocalCounter,
     window_sends: LocalCounter,
     window_submits: LocalCounter,
+}
+
+impl Default for ReactorMetrics {
+    fn default() -> Self {
+        Self {
+            busy_ns: LocalCounter::new(),
+            idle_ns: LocalCounter::new(),
+            submits: LocalCounter::new(),
+            sends: LocalCounter::new(),
+            fixed_sends: LocalCounter::new(),
+            send_bytes: ValueHistogram::new(&SEND_BYTES_BUCKETS),
+            send_frames: ValueHistogram::new(&SEND_FRAMES_BUCKETS),
+            busy_ratio: LocalRatio::new(),
+            sends_per_submit: LocalRatio::new(),
+            sends_per_viewer_second: LocalRatio::new(),
+            window_busy_ns: LocalCounter::new(),
+            window_total_ns: LocalCounter::new(),
+            window_sends: LocalCounter::new(),
+            window_submits: LocalCounter::new(),
+        }
+    }
 }
 
 impl ReactorMetrics {
@@ -135,26 +170,36 @@ impl ReactorMetrics {
         Self::default()
     }
 
-    /// Records one loop turn that spent `busy_ns` working and `idle_ns` waiting.
-    /// Publishes the windowed gauges once a window's worth of time has passed.
-    /// Owner core only.
+    /// Records a stretch of `wall_ns` wall time in which the core thread used
+    /// `cpu_ns` of CPU (clamped to the wall time: the two clocks are read a few
+    /// instructions apart). `viewers` is the number of viewers on the core now,
+    /// for the sends-per-viewer gauge. Publishes the windowed gauges once a
+    /// window's worth of wall time has passed. Owner core only.
     #[inline]
-    pub fn record_turn(&self, busy_ns: u64, idle_ns: u64) {
+    pub fn record_cpu(&self, cpu_ns: u64, wall_ns: u64, viewers: u64) {
+        let busy_ns = cpu_ns.min(wall_ns);
         self.busy_ns.add(busy_ns);
-        self.idle_ns.add(idle_ns);
+        self.idle_ns.add(wall_ns - busy_ns);
         self.window_busy_ns.add(busy_ns);
-        self.window_total_ns.add(busy_ns.saturating_add(idle_ns));
+        self.window_total_ns.add(wall_ns);
         let total = self.window_total_ns.get();
         if total >= REACTOR_WINDOW_NS {
             self.busy_ratio
                 .set(self.window_busy_ns.get() as f64 / total as f64);
+            let sends = self.window_sends.get() as f64;
             let submits = self.window_submits.get();
             let per_submit = if submits == 0 {
                 0.0
             } else {
-                self.window_sends.get() as f64 / submits as f64
+                sends / submits as f64
             };
             self.sends_per_submit.set(per_submit);
+            let per_viewer = if viewers == 0 {
+                0.0
+            } else {
+                sends / viewers as f64 / (total as f64 / 1e9)
+            };
+            self.sends_per_viewer_second.set(per_viewer);
             // Restart the window: owner-only, so a plain reset is race-free.
             self.window_busy_ns.reset();
             self.window_total_ns.reset();
@@ -163,14 +208,30 @@ impl ReactorMetrics {
         }
     }
 
-    /// Records one `io_uring_enter` that submitted `sends` send operations.
-    /// Owner core only.
+    /// Records one `io_uring_enter` that submitted `sends` send operations (every
+    /// send queued since the previous submit). Owner core only.
     #[inline]
     pub fn record_submit(&self, sends: u64) {
-        self.submits.inc();
+        self.record_submits(1, sends);
+    }
+
+    /// Records `enters` calls of `io_uring_enter` that together submitted `sends`
+    /// send operations. Owner core only.
+    #[inline]
+    pub fn record_submits(&self, enters: u64, sends: u64) {
+        self.submits.add(enters);
         self.sends.add(sends);
-        self.window_submits.inc();
+        self.window_submits.add(enters);
         self.window_sends.add(sends);
+    }
+
+    /// Records the shape of one viewer or control send as first handed to the
+    /// kernel: `bytes` gathered and `frames` carried (a resubmitted remainder of a
+    /// partial send is not recorded again). Owner core only.
+    #[inline]
+    pub fn record_send(&self, bytes: u64, frames: u64) {
+        self.send_bytes.observe(bytes);
+        self.send_frames.observe(frames);
     }
 
     /// Records `n` sends made from the registered region (fixed-buffer
@@ -185,12 +246,12 @@ impl ReactorMetrics {
         self.fixed_sends.get()
     }
 
-    /// Cumulative nanoseconds spent busy.
+    /// Cumulative CPU nanoseconds of the core thread (user + system).
     pub fn busy_ns(&self) -> u64 {
         self.busy_ns.get()
     }
 
-    /// Cumulative nanoseconds spent waiting.
+    /// Cumulative wall nanoseconds the core thread did not use the CPU.
     pub fn idle_ns(&self) -> u64 {
         self.idle_ns.get()
     }
@@ -205,7 +266,17 @@ impl ReactorMetrics {
         self.sends.get()
     }
 
-    /// Busy fraction over the last completed window (0..=1).
+    /// Bytes per send, as first handed to the kernel.
+    pub fn send_bytes(&self) -> &SendBytesHistogram {
+        &self.send_bytes
+    }
+
+    /// Frames per send, as first handed to the kernel.
+    pub fn send_frames(&self) -> &SendFramesHistogram {
+        &self.send_frames
+    }
+
+    /// CPU share of the core thread over the last completed window (0..=1).
     pub fn busy_ratio(&self) -> f64 {
         self.busy_ratio.get()
     }
@@ -213,6 +284,11 @@ impl ReactorMetrics {
     /// Mean sends per submission over the last completed window.
     pub fn sends_per_submit(&self) -> f64 {
         self.sends_per_submit.get()
+    }
+
+    /// Sends per second per viewer on the core over the last completed window.
+    pub fn sends_per_viewer_second(&self) -> f64 {
+        self.sends_per_viewer_second.get()
     }
 }
 
@@ -230,21 +306,37 @@ mod tests {
     fn reactor_gauges_publish_after_a_window() {
         let r = ReactorMetrics::new();
         r.record_submit(10);
-        r.record_submit(30);
-        r.record_turn(250_000_000, 250_000_000);
+        r.record_submits(2, 30);
+        r.record_cpu(250_000_000, 500_000_000, 4);
         // Half a window: gauges not published yet.
         assert_eq!(r.busy_ratio(), 0.0);
-        r.record_turn(0, 500_000_000);
+        r.record_cpu(0, 500_000_000, 4);
         assert_eq!(r.busy_ratio(), 0.25);
-        assert_eq!(r.sends_per_submit(), 20.0);
+        assert!((r.sends_per_submit() - 40.0 / 3.0).abs() < 1e-9);
+        // 40 sends in one second to 4 viewers.
+        assert_eq!(r.sends_per_viewer_second(), 10.0);
         assert_eq!(r.busy_ns(), 250_000_000);
         assert_eq!(r.idle_ns(), 750_000_000);
         assert_eq!(r.sends(), 40);
-        assert_eq!(r.submits(), 2);
-        // A fresh window with no submits reports zero sends per submit.
-        r.record_turn(1_000_000_000, 0);
+        assert_eq!(r.submits(), 3);
+        // A fresh window with no submits and no viewers reports zeros; CPU read a
+        // little past the wall clock is clamped, never above 1.
+        r.record_cpu(1_000_000_100, 1_000_000_000, 0);
         assert_eq!(r.busy_ratio(), 1.0);
         assert_eq!(r.sends_per_submit(), 0.0);
+        assert_eq!(r.sends_per_viewer_second(), 0.0);
+        assert_eq!(r.busy_ns() + r.idle_ns(), 2_000_000_000);
+    }
+
+    #[test]
+    fn send_shapes_are_histogrammed() {
+        let r = ReactorMetrics::new();
+        r.record_send(300, 1);
+        r.record_send(5_000, 3);
+        assert_eq!(r.send_bytes().count(), 2);
+        assert_eq!(r.send_bytes().sum(), 5_300);
+        assert_eq!(r.send_frames().sum(), 4);
+        assert_eq!(r.send_frames().cumulative()[1], (1, 1));
     }
 
     #[test]

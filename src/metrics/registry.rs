@@ -225,7 +225,8 @@ mod tests {
         let reg = MetricsRegistry::new(2).unwrap();
         let b = reg.core(1).unwrap();
         b.reactor.record_submit(8);
-        b.reactor.record_turn(500_000_000, 500_000_000);
+        b.reactor.record_send(3_000, 2);
+        b.reactor.record_cpu(500_000_000, 1_000_000_000, 2);
         let text = reg.render().unwrap();
         assert_eq!(
             line_value(&text, "ringcast_reactor_busy_ratio{core=\"1\"}"),
@@ -242,6 +243,28 @@ mod tests {
         assert_eq!(
             line_value(&text, "ringcast_reactor_busy_seconds_total{core=\"1\"}"),
             Some(0.5)
+        );
+        assert_eq!(
+            line_value(
+                &text,
+                "ringcast_reactor_sends_per_viewer_per_second{core=\"1\"}"
+            ),
+            Some(4.0)
+        );
+        assert_eq!(
+            line_value(
+                &text,
+                "ringcast_reactor_send_bytes_bucket{core=\"1\",le=\"4096\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            line_value(&text, "ringcast_reactor_send_frames_sum{core=\"1\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            line_value(&text, "ringcast_reactor_send_frames_count{core=\"0\"}"),
+            Some(0.0)
         );
     }
 

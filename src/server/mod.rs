@@ -13,6 +13,7 @@ pub mod completions;
 pub mod conn;
 pub mod connections;
 pub mod core_mesh;
+pub mod cpu_clock;
 pub mod edge;
 pub mod egress_flv;
 pub mod egress_rtmp;

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use super::accepts::{Accepts, CoreListener};
 use super::completions::{arm_wake, submit_send};
+use super::conn::Hold;
 use super::connections::Connections;
 use super::core_mesh::CoreMesh;
+use super::cpu_clock::CpuSampler;
 use super::pending::PendingPlays;
 use super::report::CoreReport;
 use super::send_queue::SendQueue;
@@ -246,10 +248,16 @@ impl Worker {
         tracing::info!(core = state.core, features = ?reactor.features(), "core running");
         #[cfg(debug_assertions)]
         let injected_panic = fault::panic_deadline(state.core);
+        let mut cpu = CpuSampler::start();
+        // Sends are counted by the reactor when queued; each submit is charged
+        // with every send queued since the previous one (a partial send's
+        // remainder is queued while completions are drained, after the submit).
+        let mut sends_counted = reactor.stats().sends;
+        let mut enters_counted = reactor.stats().submits;
+        let mut fixed_counted = reactor.stats().fixed_sends;
         loop {
-            let turn_start = Instant::now();
             #[cfg(debug_assertions)]
-            if injected_panic.is_some_and(|at| turn_start >= at) {
+            if injected_panic.is_some_and(|at| Instant::now() >= at) {
                 panic!(
                     "fault injection: {} asked core {} to panic",
                     fault::PANIC_CORE_ENV,
@@ -268,29 +276,33 @@ impl Worker {
             state
                 .sends
                 .end_merge_window(&mut state.conns, Instant::now());
-            // Sends queued by this turn's flush count towards this turn's submit.
-            let (sends_before, fixed_before) = (reactor.stats().sends, reactor.stats().fixed_sends);
             state.flush_ready(reactor);
             state.mesh.flush_backlogs();
             state.hold_accepts_while_control_backs_up(reactor);
             state.mesh.flush_wakeups();
             let want = usize::from(state.sends.is_empty());
             let wait = state.sends.wait(MAX_WAIT);
+            let sends_now = reactor.stats().sends;
             reactor.submit_and_wait(want, Some(wait))?;
-            let waited = turn_start.elapsed();
+            // Every `io_uring_enter` since the last count: this one and any the
+            // reactor made mid-flush because the submission queue was full.
+            let enters_now = reactor.stats().submits;
             state
                 .metrics
                 .reactor
-                .record_submit(reactor.stats().sends - sends_before);
+                .record_submits(enters_now - enters_counted, sends_now - sends_counted);
+            (sends_counted, enters_counted) = (sends_now, enters_now);
             reactor.drain_completions(|r, c| state.on_completion(r, c));
             state.drain_mesh();
             if state.shutting_down.is_none() {
                 state.submit_origin_connects(reactor);
                 state.submit_relay_connects(reactor);
+                let fixed_now = reactor.stats().fixed_sends;
                 state
                     .metrics
                     .reactor
-                    .record_fixed_sends(reactor.stats().fixed_sends - fixed_before);
+                    .record_fixed_sends(fixed_now - fixed_counted);
+                fixed_counted = fixed_now;
             }
             state.expire_timers(reactor);
             state.close_pending(reactor);
@@ -298,11 +310,7 @@ impl Worker {
             if state.sweeps.due(now) {
                 state.sweep(reactor, now);
             }
-            let busy = turn_start.elapsed().saturating_sub(waited.min(MAX_WAIT));
-            state
-                .metrics
-                .reactor
-                .record_turn(busy.as_nanos() as u64, waited.as_nanos() as u64);
+            cpu.sample_if_due(now, &state.metrics.reactor, state.viewer_conns.len());
         }
         tracing::info!(core = state.core, "core stopped");
         Ok(())
@@ -493,7 +501,14 @@ impl CoreState {
                     token,
                     self.shared.config.runtime.zero_copy_send,
                 ) {
-                    Ok(()) => conn.inflight += 1,
+                    Ok(()) => {
+                        conn.inflight += 1;
+                        let frames = conn.outbox.held().iter();
+                        let frames = frames.filter(|h| matches!(h, Hold::Frame(..))).count();
+                        self.metrics
+                            .reactor
+                            .record_send(conn.outbox.bytes_queued() as u64, frames as u64);
+                    }
                     Err(_) => {
                         // Never reached the kernel.
                         conn.outbox.on_failed();
