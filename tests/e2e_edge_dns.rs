@@ -13,11 +13,12 @@ use common::*;
 use edge_support::*;
 
 /// Starts a ringcast origin on given ports (so a test can restart it in place).
-fn origin_on(rtmp_port: u16, http_port: u16) -> Proc {
+fn origin_on(rtmp_port: u16, http_port: u16, admin_port: u16) -> Proc {
     let child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
         .args(["serve", "--cores", "1"])
         .args(["--rtmp", &format!("127.0.0.1:{rtmp_port}")])
         .args(["--http", &format!("127.0.0.1:{http_port}")])
+        .args(["--admin", &format!("127.0.0.1:{admin_port}")])
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -39,11 +40,11 @@ fn origin_on(rtmp_port: u16, http_port: u16) -> Proc {
     proc
 }
 
-/// Waits until the origin on `http_port` lists `live/moved`.
-fn wait_origin_live(http_port: u16) {
+/// Waits until the origin whose admin port is `admin_port` lists `live/moved`.
+fn wait_origin_live(admin_port: u16) {
     assert!(
         eventually(Duration::from_secs(20), || {
-            http_request(http_port, "GET", "/api/v1/streams/live/moved").0 == 200
+            http_request(admin_port, "GET", "/api/v1/streams/live/moved").0 == 200
         }),
         "the origin never had the stream"
     );
@@ -84,11 +85,11 @@ fn origins_given_as_localhost_are_pulled_over_rtmp_and_http() {
 
 #[test]
 fn an_origin_restarted_under_its_name_is_followed() {
-    let (rtmp_port, http_port) = (free_port(), free_port());
-    let mut origin = origin_on(rtmp_port, http_port);
+    let (rtmp_port, http_port, admin_port) = (free_port(), free_port(), free_port());
+    let mut origin = origin_on(rtmp_port, http_port, admin_port);
     let url = format!("rtmp://127.0.0.1:{rtmp_port}/live/moved");
     let mut publisher = publish(&url, 60);
-    wait_origin_live(http_port);
+    wait_origin_live(admin_port);
     let edge = Server::start(
         1,
         &edge_toml(&[format!("rtmp://localhost:{rtmp_port}/live")], "30s"),
@@ -102,9 +103,9 @@ fn an_origin_restarted_under_its_name_is_followed() {
         }),
         "the edge saw its upstream fail"
     );
-    origin = origin_on(rtmp_port, http_port);
+    origin = origin_on(rtmp_port, http_port, admin_port);
     publisher = publish(&url, 60);
-    wait_origin_live(http_port);
+    wait_origin_live(admin_port);
     assert!(
         eventually(Duration::from_secs(60), || {
             metric(&edge, "ringcast_origin_pull_recoveries_total") >= 1.0
@@ -120,13 +121,13 @@ fn an_origin_restarted_under_its_name_is_followed() {
 /// A ringcast edge whose `/etc/hosts` is `hosts` (bind-mounted in a private
 /// mount namespace, so the test can change what names resolve to).
 fn edge_with_hosts(hosts: &std::path::Path, origin: &str) -> Server {
-    let (rtmp_port, http_port) = (free_port(), free_port());
+    let (rtmp_port, http_port, admin_port) = (free_port(), free_port(), free_port());
     let dir = std::env::temp_dir().join(format!("ringcast-dns-{}-{rtmp_port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("ringcast.toml");
     std::fs::write(&config, edge_toml(&[origin.to_owned()], "30s")).unwrap();
     let script = format!(
-        "mount --bind {} /etc/hosts && exec {} serve --config {} --cores 1 --rtmp 127.0.0.1:{rtmp_port} --http 127.0.0.1:{http_port}",
+        "mount --bind {} /etc/hosts && exec {} serve --config {} --cores 1 --rtmp 127.0.0.1:{rtmp_port} --http 127.0.0.1:{http_port} --admin 127.0.0.1:{admin_port}",
         hosts.display(),
         env!("CARGO_BIN_EXE_ringcast"),
         config.display()
@@ -147,6 +148,7 @@ fn edge_with_hosts(hosts: &std::path::Path, origin: &str) -> Server {
         },
         rtmp_port,
         http_port,
+        admin_port,
         dir,
     };
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -161,13 +163,14 @@ fn edge_with_hosts(hosts: &std::path::Path, origin: &str) -> Server {
     server
 }
 
-/// Starts ringcast listening on `ip` (RTMP on `rtmp_port`).
+/// Starts ringcast listening on `ip` (RTMP on `rtmp_port`); returns it and its admin port.
 fn origin_at(ip: &str, rtmp_port: u16) -> (Proc, u16) {
-    let http_port = free_port();
+    let (http_port, admin_port) = (free_port(), free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
         .args(["serve", "--cores", "1"])
         .args(["--rtmp", &format!("{ip}:{rtmp_port}")])
         .args(["--http", &format!("127.0.0.1:{http_port}")])
+        .args(["--admin", &format!("127.0.0.1:{admin_port}")])
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -184,12 +187,12 @@ fn origin_at(ip: &str, rtmp_port: u16) -> (Proc, u16) {
         assert!(Instant::now() < deadline, "origin on {ip} did not listen");
         std::thread::sleep(Duration::from_millis(20));
     }
-    (proc, http_port)
+    (proc, admin_port)
 }
 
-/// Viewers the origin whose API is on `http_port` counts for `live/fo`.
-fn origin_viewers(http_port: u16) -> Option<u64> {
-    let (status, body) = http_request(http_port, "GET", "/api/v1/streams/live/fo");
+/// Viewers the origin whose API is on `admin_port` counts for `live/fo`.
+fn origin_viewers(admin_port: u16) -> Option<u64> {
+    let (status, body) = http_request(admin_port, "GET", "/api/v1/streams/live/fo");
     let v: serde_json::Value = serde_json::from_str(&body).ok().filter(|_| status == 200)?;
     let c = &v["viewers"];
     Some(c["http_flv"].as_u64()? + c["rtmp"].as_u64()?)

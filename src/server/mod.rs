@@ -132,6 +132,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
             field: "auth",
             reason: e.to_string(),
         })?;
+    config.validate_exposure()?;
     let metrics = MetricsRegistry::new(n)?;
     let mesh = MeshConfig {
         media_ring: config.runtime.cross_core_queue,
@@ -145,9 +146,15 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         (config.server.rtmp_listen, Listener::Rtmp),
         (config.server.http_listen, Listener::Http),
     ];
-    if let Some(admin) = config.api.admin_listen {
-        ports.push((admin, Listener::Admin));
-    }
+    // The admin port has a fixed default: a second ringcast on this host must fail to
+    // bind it rather than share it through SO_REUSEPORT (a bind without the option
+    // fails while any other socket listens there).
+    let admin = config.api.admin_listen;
+    std::net::TcpListener::bind(admin).map_err(|source| ServeError::Bind {
+        addr: admin,
+        source,
+    })?;
+    ports.push((admin, Listener::Admin));
     for link in links {
         let mut listeners = Vec::new();
         for &(addr, kind) in &ports {
@@ -160,6 +167,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     tracing::info!(
         rtmp = %config.server.rtmp_listen,
         http = %config.server.http_listen,
+        admin = %config.api.admin_listen,
         cores = n,
         "ringcast listening"
     );

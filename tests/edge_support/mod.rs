@@ -91,6 +91,7 @@ pub fn labeled_metric(server: &Server, name: &str, label: &str) -> f64 {
 /// `--origin` flags (the command line operators use), waiting until it listens.
 pub fn start_edge_cli(cores: usize, origins: &[String]) -> Server {
     let (rtmp_port, http_port) = (super::common::free_port(), super::common::free_port());
+    let admin_port = super::common::free_port();
     let dir = std::env::temp_dir().join(format!(
         "ringcast-edge-cli-{}-{rtmp_port}",
         std::process::id()
@@ -103,6 +104,8 @@ pub fn start_edge_cli(cores: usize, origins: &[String]) -> Server {
             &format!("127.0.0.1:{rtmp_port}"),
             "--http",
             &format!("127.0.0.1:{http_port}"),
+            "--admin",
+            &format!("127.0.0.1:{admin_port}"),
         ])
         .args(["--cores", &cores.to_string()]);
     for origin in origins {
@@ -123,9 +126,10 @@ pub fn start_edge_cli(cores: usize, origins: &[String]) -> Server {
         },
         rtmp_port,
         http_port,
+        admin_port,
         dir,
     };
-    for port in [rtmp_port, http_port] {
+    for port in [rtmp_port, http_port, admin_port] {
         assert!(
             eventually(Duration::from_secs(10), || std::net::TcpStream::connect((
                 "127.0.0.1",
