@@ -42,9 +42,11 @@ fn start_on(rtmp_port: u16, http_port: u16, admin_port: u16, toml: &str) -> Proc
         name: "ringcast origin".into(),
     };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", rtmp_port)).is_err() {
-        assert!(Instant::now() < deadline, "origin did not listen");
-        std::thread::sleep(Duration::from_millis(20));
+    for port in [rtmp_port, admin_port] {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "origin did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
     proc
 }

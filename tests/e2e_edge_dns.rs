@@ -31,7 +31,7 @@ fn origin_on(rtmp_port: u16, http_port: u16, admin_port: u16) -> Proc {
         name: "ringcast origin".into(),
     };
     let deadline = Instant::now() + Duration::from_secs(10);
-    for port in [rtmp_port, http_port] {
+    for port in [rtmp_port, http_port, admin_port] {
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "origin did not listen");
             std::thread::sleep(Duration::from_millis(20));
@@ -152,7 +152,9 @@ fn edge_with_hosts(hosts: &std::path::Path, origin: &str) -> Server {
         dir,
     };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+    while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err()
+        || std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err()
+    {
         assert!(
             server.alive(),
             "the edge exited: unshare --mount needs CAP_SYS_ADMIN"
@@ -183,7 +185,9 @@ fn origin_at(ip: &str, rtmp_port: u16) -> (Proc, u16) {
         name: format!("ringcast origin {ip}"),
     };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect((ip, rtmp_port)).is_err() {
+    while std::net::TcpStream::connect((ip, rtmp_port)).is_err()
+        || std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err()
+    {
         assert!(Instant::now() < deadline, "origin on {ip} did not listen");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -2,7 +2,8 @@
 //! changes state (the API, the status page and `/metrics` live on the loopback
 //! admin port), admin routes off loopback need `[api] token` (ringcast refuses
 //! to start without one), and an edge with origins refuses local publishers
-//! unless `edge.allow_publish = true`.
+//! unless `edge.allow_publish = true`. A second server cannot share a taken admin
+//! address through SO_REUSEPORT.
 
 mod common;
 mod edge_support;
@@ -219,4 +220,25 @@ fn an_edge_with_allow_publish_accepts_local_publishers() {
         0.0
     );
     publisher.kill();
+}
+
+#[test]
+fn a_second_server_on_a_taken_admin_address_refuses_to_start() {
+    let first = Server::start(1, "");
+    let taken = format!("127.0.0.1:{}", first.admin_port);
+    let mut second = serve("", &ports_args("127.0.0.1", &taken));
+    let status = second
+        .wait_for(Duration::from_secs(30))
+        .expect("a second ringcast shared the admin address");
+    assert!(!status.success(), "{status:?}");
+    let mut stderr = String::new();
+    second
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains(&taken), "names the address: {stderr}");
+    assert_eq!(first.http_get("/api/v1/streams").0, 200);
 }

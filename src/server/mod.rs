@@ -108,6 +108,21 @@ pub enum ServeError {
     Signals(#[source] std::io::Error),
 }
 
+/// Whether something already accepts connections on `addr`. The admin port has a
+/// fixed default, and a second ringcast on the host would otherwise share it through
+/// SO_REUSEPORT and answer half of the API's requests; a probe bind cannot tell a
+/// live listener from the previous run's TIME_WAIT sockets, a connect can.
+fn admin_in_use(addr: SocketAddr) -> bool {
+    let mut target = addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_millis(500)).is_ok()
+}
+
 /// Runs the server until SIGTERM/SIGINT, then shuts down gracefully.
 pub fn serve(config: Config) -> Result<(), ServeError> {
     signals::install().map_err(ServeError::Signals)?;
@@ -146,14 +161,19 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         (config.server.rtmp_listen, Listener::Rtmp),
         (config.server.http_listen, Listener::Http),
     ];
-    // The admin port has a fixed default: a second ringcast on this host must fail to
-    // bind it rather than share it through SO_REUSEPORT (a bind without the option
-    // fails while any other socket listens there).
     let admin = config.api.admin_listen;
-    std::net::TcpListener::bind(admin).map_err(|source| ServeError::Bind {
-        addr: admin,
-        source,
-    })?;
+    // A killed predecessor's listener outlives it briefly (its io_uring is torn down
+    // asynchronously): give it a bounded moment to go before calling the port taken.
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while admin_in_use(admin) && std::time::Instant::now() < give_up {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if admin_in_use(admin) {
+        return Err(ServeError::Bind {
+            addr: admin,
+            source: std::io::ErrorKind::AddrInUse.into(),
+        });
+    }
     ports.push((admin, Listener::Admin));
     for link in links {
         let mut listeners = Vec::new();
