@@ -35,6 +35,7 @@ fn admin_routes_answer_on_the_loopback_admin_port_and_404_on_the_public_port() {
     }
     let kick = "/api/v1/streams/live/anything";
     assert_eq!(http_request(server.http_port, "DELETE", kick).0, 404);
+    assert_eq!(http_request(server.http_port, "OPTIONS", kick).0, 404);
 }
 
 #[test]

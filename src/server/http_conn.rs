@@ -119,10 +119,10 @@ impl CoreState {
         if let (Some((app, name)), true) = (flv_target(&req.path), listener == Listener::Http) {
             return self.on_flv_request(slot, &req, ctx, app.to_owned(), name.to_owned());
         }
-        if req.method == Method::Options {
-            response::write_options(&ctx, "GET, HEAD, DELETE, OPTIONS", &mut out);
-        } else if api_only_here && listener == Listener::Http {
+        if api_only_here && listener == Listener::Http {
             response::write_error(&ctx, 404, &mut out);
+        } else if req.method == Method::Options {
+            response::write_options(&ctx, "GET, HEAD, DELETE, OPTIONS", &mut out);
         } else {
             let shared = self.shared.clone();
             let api = api::route(
