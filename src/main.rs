@@ -32,6 +32,9 @@ enum Command {
         /// HTTP listen address (default 0.0.0.0:8080).
         #[arg(long)]
         http: Option<SocketAddr>,
+        /// Admin address: API, status page and /metrics (default 127.0.0.1:9090).
+        #[arg(long)]
+        admin: Option<SocketAddr>,
         /// Number of cores to run reactors on (default: all).
         #[arg(long)]
         cores: Option<usize>,
@@ -111,12 +114,33 @@ fn redact_secrets(config: &mut Config) {
     }
 }
 
+/// The TOML comment `check-config` prints first: where the admin routes are served.
+fn admin_summary(config: &Config) -> String {
+    let api = &config.api;
+    let public = if api.on_public_port {
+        format!(" and on the public port {}", config.server.http_listen)
+    } else {
+        String::new()
+    };
+    let token = if api.token.is_some() {
+        "bearer token required"
+    } else {
+        "no token"
+    };
+    format!(
+        "# admin (API, status page, /metrics): http://{}{public} ({token})",
+        api.admin_listen
+    )
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::CheckConfig { file } => {
             let mut config = Config::load(&file)?;
+            config.validate_exposure()?;
             // The effective configuration goes to a terminal or a log: never a secret.
             redact_secrets(&mut config);
+            println!("{}", admin_summary(&config));
             print!(
                 "{}",
                 toml::to_string_pretty(&config).context("rendering config")?
@@ -164,6 +188,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             rtmp,
             http,
+            admin,
             cores,
             origins,
         } => {
@@ -177,6 +202,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(addr) = http {
                 config.server.http_listen = addr;
             }
+            if let Some(addr) = admin {
+                config.api.admin_listen = addr;
+            }
             if let Some(n) = cores {
                 config.server.cores = CoreSelection::Count(n);
             }
@@ -184,6 +212,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 config.edge.origins = origins;
             }
             config.validate()?;
+            config.validate_exposure()?;
             ringcast::server::serve(config).context("server failed")
         }
     }

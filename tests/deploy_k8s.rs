@@ -61,6 +61,25 @@ fn embedded_ringcast_configs_load() {
     let edge =
         ringcast::config::Config::from_toml(&block(&config, "edge.toml")).expect("edge.toml");
     assert!(!edge.edge.allow_publish);
+    // The admin routes (probes, Prometheus) are on port 9090, off loopback, so with a token.
+    for config in [&origin, &edge] {
+        assert_eq!(config.api.admin_listen.port(), 9090);
+        config
+            .validate_exposure()
+            .expect("admin routes off loopback carry [api] token");
+    }
+    let prometheus = block(&read("40-prometheus.yaml"), "prometheus.yml");
+    assert!(
+        prometheus.contains("port: 9090") && !prometheus.contains("port: 8080"),
+        "Prometheus scrapes the admin port: {prometheus}"
+    );
+    for manifest in ["20-origin.yaml", "30-edge.yaml"] {
+        let text = read(manifest);
+        assert!(
+            text.contains("prometheus.io/port: \"9090\"") && text.contains("containerPort: 9090"),
+            "{manifest} exposes and annotates the admin port"
+        );
+    }
     let daemonset = read("30-edge.yaml");
     let origins: Vec<&str> = daemonset
         .lines()

@@ -51,7 +51,7 @@ fn sign(server: &Server, action: &str, url: &str, extra: &[&str]) -> String {
 /// `ringcast_auth_refused_total{reason="…"}`.
 fn refused(server: &Server, reason: &str) -> f64 {
     metric_on(
-        server.http_port,
+        server.admin_port,
         &format!("ringcast_auth_refused_total{{reason=\"{reason}\"}}"),
     )
 }
@@ -136,7 +136,7 @@ fn publishing_needs_a_url_from_ringcast_sign() {
     assert!(flv.ok && flv.video_frames >= 25, "{flv:?}");
     publisher.kill();
     assert_eq!(
-        metric_on(server.http_port, "ringcast_auth_refused_total"),
+        metric_on(server.admin_port, "ringcast_auth_refused_total"),
         4.0
     );
 }

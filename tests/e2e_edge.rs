@@ -125,11 +125,11 @@ fn simultaneous_first_viewers_on_different_cores_share_one_pull() {
 
 #[test]
 fn killed_origin_keeps_viewers_and_they_resume_with_monotonic_timestamps() {
-    let (rtmp_port, http_port) = (free_port(), free_port());
-    let mut origin = start_origin("127.0.0.1", rtmp_port, http_port);
+    let (rtmp_port, http_port, admin_port) = (free_port(), free_port(), free_port());
+    let mut origin = start_origin("127.0.0.1", rtmp_port, http_port, admin_port);
     let url = format!("rtmp://127.0.0.1:{rtmp_port}/live/loss");
     let mut publisher = publish(&url, 60);
-    wait_live_on(http_port, "live", "loss", Duration::from_secs(30));
+    wait_live_on(admin_port, "live", "loss", Duration::from_secs(30));
     let edge = Server::start(
         1,
         &edge_toml(&[format!("rtmp://127.0.0.1:{rtmp_port}/live")], "30s"),
@@ -186,7 +186,7 @@ fn killed_origin_keeps_viewers_and_they_resume_with_monotonic_timestamps() {
         Duration::from_secs(30),
         || metric(&edge, "ringcast_origin_pull_failures_total") >= 1.0,
     );
-    origin = start_origin("127.0.0.1", rtmp_port, http_port);
+    origin = start_origin("127.0.0.1", rtmp_port, http_port, admin_port);
     restarted.store(true, Ordering::Relaxed);
     let restarted_at = Instant::now();
     publisher = publish(&url, 60);
@@ -445,14 +445,14 @@ fn edge_pulls_from_an_nginx_rtmp_origin() {
 
 #[test]
 fn push_relay_forwards_published_streams_and_reconnects() {
-    let (b_rtmp, b_http) = (free_port(), free_port());
-    let mut target = start_origin("127.0.0.1", b_rtmp, b_http);
+    let (b_rtmp, b_http, b_admin) = (free_port(), free_port(), free_port());
+    let mut target = start_origin("127.0.0.1", b_rtmp, b_http, b_admin);
     let origin = Server::start(
         1,
         &format!("[[relay.push]]\nurl = \"rtmp://127.0.0.1:{b_rtmp}/live\"\n"),
     );
     let mut publisher = publish(&origin.rtmp_url("live", "relayed"), 40);
-    let live_on_target = || http_request(b_http, "GET", "/api/v1/streams/live/relayed").0 == 200;
+    let live_on_target = || http_request(b_admin, "GET", "/api/v1/streams/live/relayed").0 == 200;
     assert!(
         eventually(Duration::from_secs(30), live_on_target),
         "relay published to the target"
@@ -468,7 +468,7 @@ fn push_relay_forwards_published_streams_and_reconnects() {
 
     // Killed and reaped: its sockets are closed, so the relay's connection is gone.
     target.kill();
-    target = start_origin("127.0.0.1", b_rtmp, b_http);
+    target = start_origin("127.0.0.1", b_rtmp, b_http, b_admin);
     assert!(
         eventually(Duration::from_secs(30), live_on_target),
         "relay reconnected to the restarted target"

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use common::*;
 use edge_support::*;
 
-/// Waits until the origin on `http_port` lists `live/moved`.
-fn wait_origin_live(http_port: u16) {
+/// Waits until the origin whose admin port is `admin_port` lists `live/moved`.
+fn wait_origin_live(admin_port: u16) {
     assert!(
         eventually(Duration::from_secs(20), || {
-            http_request(http_port, "GET", "/api/v1/streams/live/moved").0 == 200
+            http_request(admin_port, "GET", "/api/v1/streams/live/moved").0 == 200
         }),
         "the origin never had the stream"
     );
@@ -57,11 +57,11 @@ fn origins_given_as_localhost_are_pulled_over_rtmp_and_http() {
 
 #[test]
 fn an_origin_restarted_under_its_name_is_followed() {
-    let (rtmp_port, http_port) = (free_port(), free_port());
-    let mut origin = start_origin("127.0.0.1", rtmp_port, http_port);
+    let (rtmp_port, http_port, admin_port) = (free_port(), free_port(), free_port());
+    let mut origin = start_origin("127.0.0.1", rtmp_port, http_port, admin_port);
     let url = format!("rtmp://127.0.0.1:{rtmp_port}/live/moved");
     let mut publisher = publish(&url, 60);
-    wait_origin_live(http_port);
+    wait_origin_live(admin_port);
     let edge = Server::start(
         1,
         &edge_toml(&[format!("rtmp://localhost:{rtmp_port}/live")], "30s"),
@@ -75,9 +75,9 @@ fn an_origin_restarted_under_its_name_is_followed() {
         }),
         "the edge saw its upstream fail"
     );
-    origin = start_origin("127.0.0.1", rtmp_port, http_port);
+    origin = start_origin("127.0.0.1", rtmp_port, http_port, admin_port);
     publisher = publish(&url, 60);
-    wait_origin_live(http_port);
+    wait_origin_live(admin_port);
     assert!(
         eventually(Duration::from_secs(60), || {
             metric(&edge, "ringcast_origin_pull_recoveries_total") >= 1.0
@@ -93,13 +93,13 @@ fn an_origin_restarted_under_its_name_is_followed() {
 /// A ringcast edge whose `/etc/hosts` is `hosts` (bind-mounted in a private
 /// mount namespace, so the test can change what names resolve to).
 fn edge_with_hosts(hosts: &std::path::Path, origin: &str) -> Server {
-    let (rtmp_port, http_port) = (free_port(), free_port());
+    let (rtmp_port, http_port, admin_port) = (free_port(), free_port(), free_port());
     let dir = std::env::temp_dir().join(format!("ringcast-dns-{}-{rtmp_port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("ringcast.toml");
     std::fs::write(&config, edge_toml(&[origin.to_owned()], "30s")).unwrap();
     let script = format!(
-        "mount --bind {} /etc/hosts && exec {} serve --config {} --cores 1 --rtmp 127.0.0.1:{rtmp_port} --http 127.0.0.1:{http_port}",
+        "mount --bind {} /etc/hosts && exec {} serve --config {} --cores 1 --rtmp 127.0.0.1:{rtmp_port} --http 127.0.0.1:{http_port} --admin 127.0.0.1:{admin_port}",
         hosts.display(),
         env!("CARGO_BIN_EXE_ringcast"),
         config.display()
@@ -112,10 +112,13 @@ fn edge_with_hosts(hosts: &std::path::Path, origin: &str) -> Server {
         proc: spawn_ringcast(&mut cmd, "ringcast edge"),
         rtmp_port,
         http_port,
+        admin_port,
         dir,
     };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+    while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err()
+        || std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err()
+    {
         assert!(
             server.alive(),
             "the edge exited: unshare --mount needs CAP_SYS_ADMIN"
@@ -126,15 +129,18 @@ fn edge_with_hosts(hosts: &std::path::Path, origin: &str) -> Server {
     server
 }
 
-/// Starts ringcast listening on `ip` (RTMP on `rtmp_port`); returns it and its HTTP port.
+/// Starts ringcast listening on `ip` (RTMP on `rtmp_port`); returns it and its admin port.
 fn origin_at(ip: &str, rtmp_port: u16) -> (Proc, u16) {
-    let http_port = free_port();
-    (start_origin(ip, rtmp_port, http_port), http_port)
+    let (http_port, admin_port) = (free_port(), free_port());
+    (
+        start_origin(ip, rtmp_port, http_port, admin_port),
+        admin_port,
+    )
 }
 
-/// Viewers the origin whose API is on `http_port` counts for `live/fo`.
-fn origin_viewers(http_port: u16) -> Option<u64> {
-    let (status, body) = http_request(http_port, "GET", "/api/v1/streams/live/fo");
+/// Viewers the origin whose API is on `admin_port` counts for `live/fo`.
+fn origin_viewers(admin_port: u16) -> Option<u64> {
+    let (status, body) = http_request(admin_port, "GET", "/api/v1/streams/live/fo");
     let v: serde_json::Value = serde_json::from_str(&body).ok().filter(|_| status == 200)?;
     let c = &v["viewers"];
     Some(c["http_flv"].as_u64()? + c["rtmp"].as_u64()?)

@@ -129,7 +129,7 @@ fn a_publisher_returning_within_the_grace_period_continues_the_stream() {
     first.kill();
     // The server has seen the publisher go (the stream is in its grace period).
     wait_until("the publisher to be gone", Duration::from_secs(30), || {
-        metric_on(server.http_port, "ringcast_publishers") == 0.0
+        metric_on(server.admin_port, "ringcast_publishers") == 0.0
     });
     let mut second = publish(&server.rtmp_url("live", "grace"), 60);
     // The same viewer connection keeps going: more pictures, timestamps never go back.
@@ -195,7 +195,7 @@ fn streams_gauge_returns_to_zero_after_the_last_viewer_of_an_ended_stream() {
             pictures += 1;
         }
     }
-    assert_eq!(metric_on(server.http_port, "ringcast_streams"), 1.0);
+    assert_eq!(metric_on(server.admin_port, "ringcast_streams"), 1.0);
     publisher.kill();
     // The viewer is still attached when the publisher goes; it drains to the end.
     viewer
@@ -212,6 +212,6 @@ fn streams_gauge_returns_to_zero_after_the_last_viewer_of_an_ended_stream() {
     wait_until(
         "ringcast_streams back to 0",
         Duration::from_secs(30),
-        || metric_on(server.http_port, "ringcast_streams") == 0.0,
+        || metric_on(server.admin_port, "ringcast_streams") == 0.0,
     );
 }

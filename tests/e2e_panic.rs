@@ -24,6 +24,8 @@ fn a_core_panic_ends_the_process_naming_the_core() {
             &format!("127.0.0.1:{rtmp}"),
             "--http",
             &format!("127.0.0.1:{http}"),
+            "--admin",
+            &format!("127.0.0.1:{}", free_port()),
         ])
         .env("RUST_LOG", "info")
         .env("RINGCAST_DEBUG_PANIC_CORE", "1@1500")

@@ -61,7 +61,7 @@ fn viewers_wait_for_a_publisher_when_configured() {
     let rtmp = std::thread::spawn(move || pull_decode(&rtmp_url, 50, Duration::from_secs(30)));
     // Both are connected (and this scrape) before anyone publishes.
     wait_until("both viewers to connect", Duration::from_secs(30), || {
-        metric_on(server.http_port, "ringcast_open_connections") >= 3.0
+        metric_on(server.admin_port, "ringcast_open_connections") >= 3.0
     });
     let mut publisher = publish(&server.rtmp_url("live", "later"), 30);
     let (flv, rtmp) = (flv.join().unwrap(), rtmp.join().unwrap());

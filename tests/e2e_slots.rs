@@ -78,7 +78,7 @@ fn slots_of_connections_closed_while_starved_are_freed() {
     // freed only after the close completes, so retry (bounded) while closes finish.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let answered = keep_alive_requests(port, CLIENTS);
+        let answered = keep_alive_requests(server.admin_port, CLIENTS);
         if answered == CLIENTS {
             break;
         }

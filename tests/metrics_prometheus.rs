@@ -121,7 +121,7 @@ fn prometheus_scrapes_ringcast_and_returns_a_series() {
     let server = common::Server::start(1, "");
     let mut publisher = common::publish(&server.rtmp_url("live", "prom"), 60);
     common::wait_live(&server, "live", "prom", Duration::from_secs(10));
-    let target = format!("127.0.0.1:{}", server.http_port);
+    let target = format!("127.0.0.1:{}", server.admin_port);
     let prom = PrometheusServer::start(&target, "/metrics");
     let publishers = wait_for_value(&prom, "ringcast_publishers{job=\"ringcast\"}", |v| v == 1.0);
     assert_eq!(publishers, 1.0);

@@ -21,7 +21,7 @@ run_one() { # $1 label, $2 toml
   local rtmp http cfg pid lp t0 t1
   rtmp=$(free_port); http=$(free_port); cfg="$OUT/$1.toml"
   printf '%s\n' "$2" > "$cfg"
-  taskset -c 0 $RC serve --config "$cfg" --cores 1 --rtmp 127.0.0.1:$rtmp --http 127.0.0.1:$http >"$OUT/$1.log" 2>&1 &
+  taskset -c 0 $RC serve --config "$cfg" --cores 1 --rtmp 127.0.0.1:$rtmp --http 127.0.0.1:$http --admin 127.0.0.1:$(free_port) >"$OUT/$1.log" 2>&1 &
   pid=$!; sleep 1
   taskset -c 1 $LG publish --url rtmp://127.0.0.1:$rtmp/live/ab --duration 600s --cores 1 >/dev/null 2>&1 &
   lp=$!; sleep 2

@@ -53,7 +53,7 @@ PY
 
 # ringcast, one core.
 RTMP=$(free_port); HTTP=$(free_port)
-taskset -c 0 $RC serve --cores 1 --rtmp 127.0.0.1:$RTMP --http 127.0.0.1:$HTTP >"$OUT/ringcast.log" 2>&1 &
+taskset -c 0 $RC serve --cores 1 --rtmp 127.0.0.1:$RTMP --http 127.0.0.1:$HTTP --admin 127.0.0.1:$(free_port) >"$OUT/ringcast.log" 2>&1 &
 RCP=$!; pids+=($RCP); sleep 1
 measure "ringcast-http-flv-$VIEWERS" "rtmp://127.0.0.1:$RTMP/live/bench" "http://127.0.0.1:$HTTP/live/bench.flv" $RCP
 measure "ringcast-rtmp-$VIEWERS" "rtmp://127.0.0.1:$RTMP/live/bench2" "rtmp://127.0.0.1:$RTMP/live/bench2" $RCP

@@ -93,20 +93,21 @@ echo "# sysctl: somaxconn=$(sysctl -n net.core.somaxconn) syn_backlog=$(sysctl -
      "port_range=$(sysctl -n net.ipv4.ip_local_port_range | tr '\t' '-') tcp_mem=$(sysctl -n net.ipv4.tcp_mem | tr '\t' ' ')"
 
 # Origin: one reactor, publishers only.
-O_RTMP=$(free_port); O_HTTP=$(free_port)
-taskset -c "${SCPUS[0]}" $RC serve --cores 1 --rtmp 127.0.0.1:$O_RTMP --http 127.0.0.1:$O_HTTP \
+# Each server's API and /metrics are on its own loopback admin port (--admin).
+O_RTMP=$(free_port); O_HTTP=$(free_port); O_ADMIN=$(free_port)
+taskset -c "${SCPUS[0]}" $RC serve --cores 1 --rtmp 127.0.0.1:$O_RTMP --http 127.0.0.1:$O_HTTP --admin 127.0.0.1:$O_ADMIN \
   >"$OUT/origin.server.log" 2>&1 &
-pids+=($!); echo "origin $! $O_HTTP" >"$OUT/procs"
-api_up "$O_HTTP" || die "origin did not start; see $OUT/origin.server.log"
+pids+=($!); echo "origin $! $O_ADMIN" >"$OUT/procs"
+api_up "$O_ADMIN" || die "origin did not start; see $OUT/origin.server.log"
 
 # Edges: one reactor each, pulling over RTMP from the origin on demand.
 urls=()
 for e in $(seq 1 "$EDGES"); do
-  E_RTMP=$(free_port); E_HTTP=$(free_port)
-  taskset -c "${SCPUS[$(( e % ${#SCPUS[@]} ))]}" $RC serve --config "$OUT/edge.toml" --cores 1 --rtmp 127.0.0.1:$E_RTMP --http 127.0.0.1:$E_HTTP \
+  E_RTMP=$(free_port); E_HTTP=$(free_port); E_ADMIN=$(free_port)
+  taskset -c "${SCPUS[$(( e % ${#SCPUS[@]} ))]}" $RC serve --config "$OUT/edge.toml" --cores 1 --rtmp 127.0.0.1:$E_RTMP --http 127.0.0.1:$E_HTTP --admin 127.0.0.1:$E_ADMIN \
     --origin "rtmp://127.0.0.1:$O_RTMP/live" >"$OUT/edge$e.server.log" 2>&1 &
-  pids+=($!); echo "edge$e $! $E_HTTP" >>"$OUT/procs"
-  api_up "$E_HTTP" || die "edge $e did not start; see $OUT/edge$e.server.log"
+  pids+=($!); echo "edge$e $! $E_ADMIN" >>"$OUT/procs"
+  api_up "$E_ADMIN" || die "edge $e did not start; see $OUT/edge$e.server.log"
   if [[ $PROTO == http ]]; then urls+=("http://127.0.0.1:$E_HTTP/live/$STREAM.flv"); else urls+=("rtmp://127.0.0.1:$E_RTMP/live/$STREAM"); fi
 done
 

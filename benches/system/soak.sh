@@ -101,25 +101,27 @@ trap cleanup EXIT INT TERM
 now() { date +%s.%N; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 api_up() { for _ in $(seq 100); do curl -sf -m 1 "http://127.0.0.1:$1/api/v1/streams" >/dev/null && return 0; sleep 0.1; done; return 1; }
-# Sum of a metric's samples on the server at HTTP port $1 ("-" when it did not answer in 2 s).
+# Sum of a metric's samples on the server at admin port $1 ("-" when it did not answer in 2 s).
 metrics_of() { curl -sf -m 2 "http://127.0.0.1:$1/metrics" || echo "__no_answer__"; }
 sum_of() { awk -v n="$1" '/__no_answer__/ {bad=1} $1==n || index($1, n"{")==1 {s+=$NF} END {if (bad) print "-"; else printf "%d\n", s}'; }
 
 # Servers.
-O_RTMP=$(free_port); O_HTTP=$(free_port)
+# Each server's API and /metrics are on its own loopback admin port (--admin);
+# "procs" lines are: name pid admin_port rtmp_port.
+O_RTMP=$(free_port); O_HTTP=$(free_port); O_ADMIN=$(free_port)
 taskset -c "$SERVER_CPUS" $RC serve --cores 1 --rtmp 127.0.0.1:$O_RTMP --http 127.0.0.1:$O_HTTP \
-  >"$OUT/origin.log" 2>&1 &
-O_PID=$!; pids+=($O_PID); echo "origin $O_PID $O_HTTP $O_RTMP" >"$OUT/procs"
-api_up "$O_HTTP" || die "origin did not start; see $OUT/origin.log"
-declare -a E_HTTP E_RTMP
+  --admin 127.0.0.1:$O_ADMIN >"$OUT/origin.log" 2>&1 &
+O_PID=$!; pids+=($O_PID); echo "origin $O_PID $O_ADMIN $O_RTMP" >"$OUT/procs"
+api_up "$O_ADMIN" || die "origin did not start; see $OUT/origin.log"
+declare -a E_HTTP E_RTMP E_ADMIN
 for e in 1 2; do
   if (( e == 1 )); then origin="rtmp://127.0.0.1:$O_RTMP/live"; else origin="http://127.0.0.1:$O_HTTP"; fi
   printf '[edge]\norigins = ["%s"]\nidle_close = "5s"\n' "$origin" >"$OUT/edge$e.toml"
-  E_RTMP[$e]=$(free_port); E_HTTP[$e]=$(free_port)
+  E_RTMP[$e]=$(free_port); E_HTTP[$e]=$(free_port); E_ADMIN[$e]=$(free_port)
   taskset -c "$SERVER_CPUS" $RC serve --config "$OUT/edge$e.toml" --cores 1 \
-    --rtmp 127.0.0.1:${E_RTMP[$e]} --http 127.0.0.1:${E_HTTP[$e]} >"$OUT/edge$e.log" 2>&1 &
-  pids+=($!); echo "edge$e $! ${E_HTTP[$e]} ${E_RTMP[$e]}" >>"$OUT/procs"
-  api_up "${E_HTTP[$e]}" || die "edge $e did not start; see $OUT/edge$e.log"
+    --rtmp 127.0.0.1:${E_RTMP[$e]} --http 127.0.0.1:${E_HTTP[$e]} --admin 127.0.0.1:${E_ADMIN[$e]} >"$OUT/edge$e.log" 2>&1 &
+  pids+=($!); echo "edge$e $! ${E_ADMIN[$e]} ${E_RTMP[$e]}" >>"$OUT/procs"
+  api_up "${E_ADMIN[$e]}" || die "edge $e did not start; see $OUT/edge$e.log"
 done
 
 # Play URLs of stream prefix $1 (loadgen puts the stream index at {i}): HTTP-FLV and
@@ -147,7 +149,7 @@ CHURN_URLS=$(urls_of churn)
 ) &
 pids+=($!)
 for _ in $(seq 100); do
-  [[ $(metrics_of "$O_HTTP" | sum_of ringcast_publishers) == "$STEADY" ]] && break; sleep 0.2
+  [[ $(metrics_of "$O_ADMIN" | sum_of ringcast_publishers) == "$STEADY" ]] && break; sleep 0.2
 done
 
 # Background sampler: every SAMPLE_EVERY s, one line per server process.

@@ -91,6 +91,8 @@ label_enum! {
         StreamNotFound => "stream_not_found",
         /// A held viewer's stream could not be pulled: every origin failed.
         OriginUnavailable => "origin_unavailable",
+        /// A local publisher on an edge with origins and `edge.allow_publish = false`.
+        PublishDisabled => "publish_disabled",
     }
 }
 

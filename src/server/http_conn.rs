@@ -113,14 +113,16 @@ impl CoreState {
             self.respond_and_close(slot, &out, CloseReason::ProtocolError);
             return false;
         }
-        let api_only_here = self.shared.config.api.admin_listen.is_some();
+        // The admin routes live on the admin listener; the public port answers them
+        // only when the operator put them there (`[api] on_public_port`).
+        let api_only_here = !self.shared.config.api.on_public_port;
         if let (Some((app, name)), true) = (flv_target(&req.path), listener == Listener::Http) {
             return self.on_flv_request(slot, &req, ctx, app.to_owned(), name.to_owned());
         }
-        if req.method == Method::Options {
-            response::write_options(&ctx, "GET, HEAD, DELETE, OPTIONS", &mut out);
-        } else if api_only_here && listener == Listener::Http {
+        if api_only_here && listener == Listener::Http {
             response::write_error(&ctx, 404, &mut out);
+        } else if req.method == Method::Options {
+            response::write_options(&ctx, "GET, HEAD, DELETE, OPTIONS", &mut out);
         } else {
             let shared = self.shared.clone();
             let api = api::route(

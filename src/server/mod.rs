@@ -114,6 +114,21 @@ pub enum ServeError {
     Signals(#[source] std::io::Error),
 }
 
+/// Whether something already accepts connections on `addr`. The admin port has a
+/// fixed default, and a second ringcast on the host would otherwise share it through
+/// SO_REUSEPORT and answer half of the API's requests; a probe bind cannot tell a
+/// live listener from the previous run's TIME_WAIT sockets, a connect can.
+fn admin_in_use(addr: SocketAddr) -> bool {
+    let mut target = addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_millis(500)).is_ok()
+}
+
 /// Runs the server until SIGTERM/SIGINT, then shuts down gracefully.
 pub fn serve(config: Config) -> Result<(), ServeError> {
     signals::install().map_err(ServeError::Signals)?;
@@ -138,6 +153,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
             field: "auth",
             reason: e.to_string(),
         })?;
+    config.validate_exposure()?;
     let metrics = MetricsRegistry::new(n)?;
     let mesh = MeshConfig {
         media_ring: config.runtime.cross_core_queue,
@@ -151,9 +167,20 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         (config.server.rtmp_listen, Listener::Rtmp),
         (config.server.http_listen, Listener::Http),
     ];
-    if let Some(admin) = config.api.admin_listen {
-        ports.push((admin, Listener::Admin));
+    let admin = config.api.admin_listen;
+    // A killed predecessor's listener outlives it briefly (its io_uring is torn down
+    // asynchronously): give it a bounded moment to go before calling the port taken.
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while admin_in_use(admin) && std::time::Instant::now() < give_up {
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    if admin_in_use(admin) {
+        return Err(ServeError::Bind {
+            addr: admin,
+            source: std::io::ErrorKind::AddrInUse.into(),
+        });
+    }
+    ports.push((admin, Listener::Admin));
     for link in links {
         let mut listeners = Vec::new();
         for &(addr, kind) in &ports {
@@ -166,6 +193,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     tracing::info!(
         rtmp = %config.server.rtmp_listen,
         http = %config.server.http_listen,
+        admin = %config.api.admin_listen,
         cores = n,
         "ringcast listening"
     );

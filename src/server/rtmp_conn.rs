@@ -239,12 +239,18 @@ impl CoreState {
         if self.edge_enabled() && !self.shared.config.edge.allow_publish {
             self.metrics
                 .connections_refused
-                .inc(RefuseReason::Unauthorized);
+                .inc(RefuseReason::PublishDisabled);
+            tracing::info!(
+                core = self.core,
+                app,
+                name,
+                "publish refused: edge.allow_publish is false"
+            );
             self.reject_publish(
                 slot,
                 msg_stream,
-                PublishRejection::Denied,
-                "publishing is disabled on this edge",
+                PublishRejection::Unauthorized,
+                "publishing is disabled on this edge (edge.allow_publish = false)",
             );
             return;
         }

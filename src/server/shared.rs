@@ -34,7 +34,8 @@ impl Shared {
     /// Shared state for `cores` cores.
     pub fn new(config: Config, cores: usize, metrics: MetricsRegistry) -> Shared {
         let api = ApiConfig {
-            public_metrics: true,
+            // Off loopback every admin route needs the token (`validate` made sure one is set).
+            public_metrics: !config.api.exposed(config.server.http_listen),
             public_status_page: false,
             play_urls: api::PlayUrlConfig::for_listeners(
                 config.server.rtmp_listen,

@@ -67,8 +67,10 @@ pub struct Server {
     pub proc: Proc,
     /// RTMP port.
     pub rtmp_port: u16,
-    /// HTTP port.
+    /// HTTP port (media only: the admin routes answer 404 there by default).
     pub http_port: u16,
+    /// Admin port on loopback (API, status page, /metrics).
+    pub admin_port: u16,
     /// Temp dir holding its config.
     pub dir: PathBuf,
 }
@@ -83,6 +85,7 @@ impl Server {
     pub fn start_limited(cores: usize, extra_toml: &str, nofile: Option<u64>) -> Server {
         let rtmp_port = free_port();
         let http_port = free_port();
+        let admin_port = free_port();
         let dir = std::env::temp_dir().join(format!(
             "ringcast-test-{}-{}",
             std::process::id(),
@@ -107,16 +110,19 @@ impl Server {
             .arg(format!("127.0.0.1:{rtmp_port}"))
             .arg("--http")
             .arg(format!("127.0.0.1:{http_port}"))
+            .arg("--admin")
+            .arg(format!("127.0.0.1:{admin_port}"))
             .arg("--cores")
             .arg(cores.to_string());
         let server = Server {
             proc: spawn_ringcast(&mut cmd, "ringcast"),
             rtmp_port,
             http_port,
+            admin_port,
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        for port in [rtmp_port, http_port] {
+        for port in [rtmp_port, http_port, admin_port] {
             wait_listening("127.0.0.1", port, deadline, "ringcast");
         }
         server
@@ -132,8 +138,19 @@ impl Server {
         format!("http://127.0.0.1:{}/{app}/{name}.flv", self.http_port)
     }
 
-    /// GET a path on the HTTP port; returns (status, body).
+    /// GET a path; returns (status, body). Admin routes (`/`, `/api/...`,
+    /// `/metrics`) go to the admin port, everything else to the public HTTP port.
     pub fn http_get(&self, path: &str) -> (u16, String) {
+        let port = if is_admin_path(path) {
+            self.admin_port
+        } else {
+            self.http_port
+        };
+        http_request(port, "GET", path)
+    }
+
+    /// GET a path on the public HTTP port, whatever it is; returns (status, body).
+    pub fn public_get(&self, path: &str) -> (u16, String) {
         http_request(self.http_port, "GET", path)
     }
 
@@ -191,6 +208,12 @@ pub fn viewers_by_core(server: &Server, app: &str, name: &str) -> Vec<u64> {
         .iter()
         .map(|n| n.as_u64().unwrap())
         .collect()
+}
+
+/// Whether `path` is one of the admin routes served on the admin port.
+pub fn is_admin_path(path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or(path);
+    path == "/" || path == "/metrics" || path.starts_with("/api/")
 }
 
 /// A bare HTTP/1.0 request; returns (status, body).
@@ -332,22 +355,23 @@ pub fn probe(url: &str) -> (String, u32, u32, String) {
 /// least 30 s: ffmpeg's start (x264 init, RTMP handshake, first keyframe) takes
 /// seconds on a loaded machine.
 pub fn wait_live(server: &Server, app: &str, name: &str, limit: Duration) {
-    wait_live_on(server.http_port, app, name, limit);
+    wait_live_on(server.admin_port, app, name, limit);
 }
 
-/// [`wait_live`] for a server known only by its HTTP port.
-pub fn wait_live_on(http_port: u16, app: &str, name: &str, limit: Duration) {
+/// [`wait_live`] for a server known only by its admin port.
+pub fn wait_live_on(admin_port: u16, app: &str, name: &str, limit: Duration) {
     let path = format!("/api/v1/streams/{app}/{name}");
     wait_until(
-        &format!("stream {app}/{name} live on :{http_port}"),
+        &format!("stream {app}/{name} live on :{admin_port}"),
         limit.max(Duration::from_secs(30)),
-        || http_request(http_port, "GET", &path).0 == 200,
+        || http_request(admin_port, "GET", &path).0 == 200,
     );
 }
 
-/// Sum of a Prometheus metric's samples (every label set) on the server at `http_port`.
-pub fn metric_on(http_port: u16, name: &str) -> f64 {
-    let (_, body) = http_request(http_port, "GET", "/metrics");
+/// Sum of a Prometheus metric's samples (every label set) on the server whose admin
+/// port is `admin_port`.
+pub fn metric_on(admin_port: u16, name: &str) -> f64 {
+    let (_, body) = http_request(admin_port, "GET", "/metrics");
     body.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

@@ -91,6 +91,7 @@ pub fn labeled_metric(server: &Server, name: &str, label: &str) -> f64 {
 /// `--origin` flags (the command line operators use), waiting until it listens.
 pub fn start_edge_cli(cores: usize, origins: &[String]) -> Server {
     let (rtmp_port, http_port) = (super::common::free_port(), super::common::free_port());
+    let admin_port = super::common::free_port();
     let dir = std::env::temp_dir().join(format!(
         "ringcast-edge-cli-{}-{rtmp_port}",
         std::process::id()
@@ -103,6 +104,8 @@ pub fn start_edge_cli(cores: usize, origins: &[String]) -> Server {
             &format!("127.0.0.1:{rtmp_port}"),
             "--http",
             &format!("127.0.0.1:{http_port}"),
+            "--admin",
+            &format!("127.0.0.1:{admin_port}"),
         ])
         .args(["--cores", &cores.to_string()]);
     for origin in origins {
@@ -112,10 +115,11 @@ pub fn start_edge_cli(cores: usize, origins: &[String]) -> Server {
         proc: super::common::spawn_ringcast(&mut cmd, "ringcast edge"),
         rtmp_port,
         http_port,
+        admin_port,
         dir,
     };
     let deadline = Instant::now() + Duration::from_secs(10);
-    for port in [rtmp_port, http_port] {
+    for port in [rtmp_port, http_port, admin_port] {
         super::common::wait_listening("127.0.0.1", port, deadline, "edge");
     }
     server
@@ -124,14 +128,21 @@ pub fn start_edge_cli(cores: usize, origins: &[String]) -> Server {
 /// Starts a ringcast origin (one core, default config) with RTMP on
 /// `rtmp_ip:rtmp_port` and HTTP on `127.0.0.1:http_port`, on ports the caller
 /// chose so that a test can restart it in place; waits until both listen.
-pub fn start_origin(rtmp_ip: &str, rtmp_port: u16, http_port: u16) -> super::common::Proc {
+pub fn start_origin(
+    rtmp_ip: &str,
+    rtmp_port: u16,
+    http_port: u16,
+    admin_port: u16,
+) -> super::common::Proc {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ringcast"));
     cmd.args(["serve", "--cores", "1"])
         .args(["--rtmp", &format!("{rtmp_ip}:{rtmp_port}")])
-        .args(["--http", &format!("127.0.0.1:{http_port}")]);
+        .args(["--http", &format!("127.0.0.1:{http_port}")])
+        .args(["--admin", &format!("127.0.0.1:{admin_port}")]);
     let proc = super::common::spawn_ringcast(&mut cmd, format!("ringcast origin {rtmp_ip}"));
     let deadline = Instant::now() + Duration::from_secs(10);
     super::common::wait_listening(rtmp_ip, rtmp_port, deadline, "origin");
     super::common::wait_listening("127.0.0.1", http_port, deadline, "origin");
+    super::common::wait_listening("127.0.0.1", admin_port, deadline, "origin");
     proc
 }

@@ -366,15 +366,15 @@ pub struct Ringcast {
     pub http_app: String,
     /// The server process, to SIGSTOP.
     pub pid: i32,
-    /// Its HTTP port (API and /metrics).
-    pub http_port: u16,
+    /// Its loopback admin port (API and /metrics; the HTTP port answers them 404).
+    pub admin_port: u16,
     _child: Guard,
 }
 
 impl Ringcast {
     /// Seconds `live/name` has been live per the API (None while it is not).
     pub fn uptime_secs(&self, name: &str) -> Option<u64> {
-        let (status, body) = http_get(self.http_port, &format!("/api/v1/streams/live/{name}"));
+        let (status, body) = http_get(self.admin_port, &format!("/api/v1/streams/live/{name}"));
         if status != 200 {
             return None;
         }
@@ -384,7 +384,7 @@ impl Ringcast {
 
     /// Sum of a metric's samples (every label set), from /metrics.
     pub fn metric(&self, name: &str) -> f64 {
-        let (_, body) = http_get(self.http_port, "/metrics");
+        let (_, body) = http_get(self.admin_port, "/metrics");
         body.lines()
             .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -398,7 +398,7 @@ impl Ringcast {
             "{} not built: run `cargo build -p ringcast` (or test with --workspace)",
             exe.display()
         );
-        let (rtmp, http) = (free_port(), free_port());
+        let (rtmp, http, admin) = (free_port(), free_port(), free_port());
         let child = Command::new(exe)
             .args([
                 "serve",
@@ -408,6 +408,8 @@ impl Ringcast {
                 &format!("127.0.0.1:{rtmp}"),
                 "--http",
                 &format!("127.0.0.1:{http}"),
+                "--admin",
+                &format!("127.0.0.1:{admin}"),
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -418,11 +420,12 @@ impl Ringcast {
         let guard = Guard(child);
         wait_for_port(rtmp);
         wait_for_port(http);
+        wait_for_port(admin);
         Ringcast {
             rtmp_app: format!("rtmp://127.0.0.1:{rtmp}/live"),
             http_app: format!("http://127.0.0.1:{http}/live"),
             pid,
-            http_port: http,
+            admin_port: admin,
             _child: guard,
         }
     }
