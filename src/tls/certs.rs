@@ -23,9 +23,17 @@ use super::ALPN_HTTP11;
 /// rustls 0.23.48 deprecates it because ring has no post-quantum key exchange
 /// (X25519MLKEM768): classic X25519/P-256/P-384 only. Moving to aws-lc-rs is
 /// the rustls feature flag and this one function.
+///
+/// Key exchange groups are ordered X25519, P-256, P-384: ring 0.17's default
+/// list puts P-384 first, whose generic (non-assembly) code made a full
+/// handshake about 3× slower in `benches/tls.rs`; browsers and rustls clients
+/// send an X25519 share anyway.
 #[allow(deprecated)]
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups = vec![X25519, SECP256R1, SECP384R1];
+    Arc::new(provider)
 }
 
 /// Certificates by SNI name plus a default, all loaded and key-checked.
@@ -234,5 +242,27 @@ impl ClientTls {
     /// The configuration for `rtmps://` origins (no ALPN).
     pub fn rtmps(&self) -> Arc<ClientConfig> {
         self.rtmps.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::NamedGroup;
+
+    #[test]
+    fn key_exchange_prefers_x25519_over_ring_default_p384() {
+        let names: Vec<NamedGroup> = super::provider()
+            .kx_groups
+            .iter()
+            .map(|g| g.name())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                NamedGroup::X25519,
+                NamedGroup::secp256r1,
+                NamedGroup::secp384r1
+            ]
+        );
     }
 }
