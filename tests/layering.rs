@@ -9,10 +9,13 @@
 //! * edge (`src/edge`, the sans-IO part) does not import server;
 //! * auth (`src/auth`, signed URLs: strings and time in, a decision out)
 //!   imports no other layer and uses no sockets, threads, files or clocks;
+//! * tls (`src/tls`, the sans-IO TLS glue) imports no other layer, uses no
+//!   sockets, threads or clocks, and reads files only in `src/tls/load.rs`
+//!   (the PEM loader);
 //! * `src/payload.rs`, the allocator trait both protocol and runtime use, imports
 //!   no layer at all;
 //! * the layers' `mod.rs` keep their `forbid(unsafe_code)` (protocol, stream,
-//!   edge, auth) and the protocol and auth layers their `deny` of indexing,
+//!   edge, auth, tls) and the protocol, auth and tls layers their `deny` of indexing,
 //!   `unwrap` and `expect`,
 //!   which no non-test protocol code may `allow` again.
 //!
@@ -355,6 +358,49 @@ fn auth_is_sans_io_and_imports_no_layer() {
 }
 
 #[test]
+fn tls_is_sans_io_imports_no_layer_and_reads_files_only_in_its_loader() {
+    let tls = layer("tls");
+    assert!(tls.len() >= 4, "the scan found only {} files", tls.len());
+    assert_none(
+        "the tls layer imports another layer",
+        import_violations(
+            &tls,
+            &[
+                "protocol", "runtime", "stream", "server", "edge", "metrics", "config", "auth",
+            ],
+        ),
+    );
+    assert_none(
+        "the tls layer touches sockets, threads or clocks",
+        text_violations(
+            &tls,
+            &[
+                "TcpStream",
+                "TcpListener",
+                "UdpSocket",
+                "std::thread",
+                "Instant::now",
+                "SystemTime::now",
+                "io_uring",
+                "libc::",
+                "socket2",
+            ],
+        ),
+    );
+    let outside_loader: Vec<Source> = tls
+        .into_iter()
+        .filter(|s| s.path != Path::new("src/tls/load.rs"))
+        .collect();
+    assert_none(
+        "the tls layer reads files outside src/tls/load.rs",
+        text_violations(
+            &outside_loader,
+            &["std::fs", "File::open", "load_native_certs"],
+        ),
+    );
+}
+
+#[test]
 fn payload_allocator_sits_below_every_layer() {
     assert_none(
         "src/payload.rs imports a layer",
@@ -386,13 +432,14 @@ fn layer_roots_keep_their_forbid_and_deny_attributes() {
         "src/stream/mod.rs",
         "src/edge/mod.rs",
         "src/auth/mod.rs",
+        "src/tls/mod.rs",
         "src/payload.rs",
     ] {
         if !inner_attributes(path).contains(&"#![forbid(unsafe_code)]".to_string()) {
             bad.push(format!("{path}: lost #![forbid(unsafe_code)]"));
         }
     }
-    for root in ["src/protocol/mod.rs", "src/auth/mod.rs"] {
+    for root in ["src/protocol/mod.rs", "src/auth/mod.rs", "src/tls/mod.rs"] {
         let attributes = inner_attributes(root);
         for lint in [
             "clippy::indexing_slicing",
@@ -417,7 +464,11 @@ fn no_protocol_code_allows_indexing_or_unwrap_again() {
         .map(|lint| format!("allow(clippy::{lint}"))
         .collect();
     let mut bad = Vec::new();
-    for s in layer("protocol").into_iter().chain(layer("auth")) {
+    for s in layer("protocol")
+        .into_iter()
+        .chain(layer("auth"))
+        .chain(layer("tls"))
+    {
         let code: String = s.code.split_whitespace().collect();
         for needle in &needles {
             if code.contains(needle.as_str()) {
@@ -426,7 +477,7 @@ fn no_protocol_code_allows_indexing_or_unwrap_again() {
         }
     }
     assert_none(
-        "non-test protocol or auth code re-allows a denied lint",
+        "non-test protocol, auth or tls code re-allows a denied lint",
         bad,
     );
 }

@@ -11,10 +11,12 @@
 mod http;
 mod media;
 mod rtmp;
+mod tls;
 
 pub use http::{http_flv_upstream, http_request};
 pub use media::flv_demux;
 pub use rtmp::{amf0_decode, chunk_decoder, client_session, handshake, server_session};
+pub use tls::tls_server;
 
 /// A fuzz target's body.
 pub type FuzzFn = fn(&[u8]);
@@ -30,4 +32,5 @@ pub const TARGETS: &[(&str, FuzzFn)] = &[
     ("flv_demux", flv_demux),
     ("http_request", http_request),
     ("http_flv_upstream", http_flv_upstream),
+    ("tls_server", tls_server),
 ];
