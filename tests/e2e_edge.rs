@@ -286,6 +286,89 @@ fn idle_pull_closes_after_idle_close_and_a_viewer_inside_the_window_reuses_it() 
     publisher.kill();
 }
 
+/// An HTTP-FLV viewer whose GET reaches the edge `delay` after its TCP connect
+/// (a slow client): the edge's loop has waited idle meanwhile (up to 50 ms a
+/// turn), so its pull starts in a turn that begins after a long wait. Returns
+/// the response status and, for a 200, whether body bytes followed.
+fn slow_flv_viewer(port: u16, path: &str, delay: Duration) -> (u16, bool) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    std::thread::sleep(delay);
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let head_end = got.windows(4).position(|w| w == b"\r\n\r\n");
+        if let Some(end) = head_end {
+            let (status, _) = common::plain::parse_http_response(&got[..end]);
+            // The FLV header (13 bytes) and at least one tag's header.
+            if status != 200 || got.len() >= end + 4 + 13 + 11 {
+                return (status, got.len() >= end + 4 + 13 + 11);
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => {
+                let (status, _) = common::plain::parse_http_response(&got);
+                return (status, false);
+            }
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Soak finding: on an HTTP-FLV edge, a new pull started once the previous one
+/// had idle-closed sometimes failed within microseconds of starting (before
+/// its TCP connect completed) and its viewers were refused. Each round here
+/// has a viewer start a fresh pull after the last one idle-closed; none may
+/// be refused and no pull attempt may fail (the origin is live throughout).
+#[test]
+fn fresh_http_flv_pulls_after_idle_close_never_fail_at_start() {
+    let origin = Server::start(1, "");
+    let mut publisher = publish(&origin.rtmp_url("live", "steady"), 120);
+    wait_live(&origin, "live", "steady", Duration::from_secs(10));
+    let edge = Server::start(1, &edge_toml(&[http_origin(&origin)], "1s"));
+    let started = Instant::now();
+    let mut round = 0;
+    // Rounds until the edge has run well past the HTTP client's 5 s start
+    // limit (the edge's clock starts at 0), and at least 12 of them.
+    while round < 12 || started.elapsed() < Duration::from_secs(12) {
+        round += 1;
+        let (status, body) = slow_flv_viewer(
+            edge.http_port,
+            "/live/steady.flv",
+            Duration::from_millis(120),
+        );
+        assert_eq!(
+            (status, body),
+            (200, true),
+            "round {round}: viewer refused (edge up {:?})",
+            started.elapsed()
+        );
+        assert_eq!(
+            metric(&edge, "ringcast_origin_pull_failures_total"),
+            0.0,
+            "round {round}: a pull attempt failed against a live origin"
+        );
+        wait_until(
+            "the edge's pull to idle-close",
+            Duration::from_secs(30),
+            || {
+                viewers(&edge, "live", "steady").is_none()
+                    && viewers(&origin, "live", "steady") == Some(0)
+            },
+        );
+    }
+    assert_eq!(
+        metric(&edge, "ringcast_origin_pull_attempts_total"),
+        round as f64,
+        "one pull per round"
+    );
+    publisher.kill();
+}
+
 #[test]
 fn origin_mid_edge_chain_and_failover_to_the_second_origin() {
     let origin = Server::start(1, "");

@@ -69,8 +69,12 @@ pub struct HttpFlvClient {
     /// Body bytes de-chunked in the current call, waiting for the demuxer.
     scratch: Vec<u8>,
     timeouts: UpstreamTimeouts,
-    /// When the request was written (the head deadline's start).
-    started_ms: u64,
+    /// When the request was written (the head deadline's start); `None` until
+    /// [`HttpFlvClient::start`]. Before that the client has no deadline: the
+    /// server creates it before its TCP connect, which has its own, and a head
+    /// deadline counted from clock 0 would already have passed (a fresh pull's
+    /// upstream then timed out before its connect completed).
+    started_ms: Option<u64>,
     /// When the last input arrived (the body's idle deadline's start).
     last_input_ms: u64,
 }
@@ -93,7 +97,7 @@ impl HttpFlvClient {
             demux: FlvDemuxer::new(limits),
             scratch: Vec::new(),
             timeouts,
-            started_ms: 0,
+            started_ms: None,
             last_input_ms: 0,
         }
     }
@@ -101,13 +105,13 @@ impl HttpFlvClient {
     /// Writes the request at `now_ms` (which starts the head deadline); call
     /// once, right after connecting.
     pub fn start(&mut self, now_ms: u64, out: &mut BytesMut) {
-        self.started_ms = now_ms;
+        self.started_ms = Some(now_ms);
         self.last_input_ms = now_ms;
         out.extend_from_slice(&self.request);
     }
 
-    /// When the client next needs [`HttpFlvClient::handle_timeout`]: the head
-    /// deadline, then the body's idle one.
+    /// When the client next needs [`HttpFlvClient::handle_timeout`]: none before
+    /// [`HttpFlvClient::start`], then the head deadline, then the body's idle one.
     pub fn poll_timeout(&self) -> Option<u64> {
         self.wait()
             .map(|(_, since, limit)| since.saturating_add(limit))
@@ -125,7 +129,9 @@ impl HttpFlvClient {
 
     fn wait(&self) -> Option<(&'static str, u64, u64)> {
         match self.state {
-            State::Head(_) => Some(("response head", self.started_ms, self.timeouts.start_ms)),
+            State::Head(_) => self
+                .started_ms
+                .map(|since| ("response head", since, self.timeouts.start_ms)),
             State::Body(_) => Some(("body", self.last_input_ms, self.timeouts.idle_ms)),
             State::Finished => None,
         }
@@ -369,6 +375,20 @@ mod tests {
             c.handle_input(&wire, 0, &mut events),
             Err(HttpFlvError::Flv(FlvError::TagTooLarge { .. }))
         ));
+    }
+
+    #[test]
+    fn no_deadline_before_the_request_is_written() {
+        // Created long after the clock's origin, as a fresh pull's upstream is:
+        // nothing may time out before `start` (the TCP connect is in flight).
+        const CREATED: u64 = 60_000;
+        let mut c = HttpFlvClient::new("/a/b.flv", "h:1", 1 << 20, T);
+        assert_eq!(c.poll_timeout(), None);
+        assert_eq!(c.handle_timeout(CREATED), Ok(()));
+        let mut out = BytesMut::new();
+        c.start(CREATED + 30, &mut out);
+        assert_eq!(c.poll_timeout(), Some(CREATED + 30 + T.start_ms));
+        assert_eq!(c.handle_timeout(CREATED + 30 + T.start_ms - 1), Ok(()));
     }
 
     #[test]
