@@ -48,7 +48,7 @@ cargo metadata --format-version 1 --locked >"$metadata"
 python3 - "$metadata" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
-ver = lambda v: tuple(int(x) for x in v.split("."))
+ver = lambda v: (tuple(int(x) for x in v.split(".")) + (0, 0, 0))[:3]  # "1.88" == "1.88.0"
 ours = {p["rust_version"] for p in m["packages"] if p["id"] in m["workspace_members"]}
 assert len(ours) == 1 and None not in ours, "workspace packages disagree on rust-version: %s" % ours
 ours = ours.pop()
