@@ -77,6 +77,22 @@ fn serve(toml: &str, args: &[String]) -> Proc {
     }
 }
 
+/// Waits up to `limit` for `server` to exit, asserts it exited with a failure
+/// (panicking with `still_running` if it did not exit), and returns its stderr.
+fn refused_stderr(server: &mut Proc, limit: Duration, still_running: &str) -> String {
+    let status = server.wait_for(limit).expect(still_running);
+    assert!(!status.success(), "{status:?}");
+    let mut stderr = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    stderr
+}
+
 fn ports_args(http: &str, admin: &str) -> Vec<String> {
     vec![
         "--rtmp".into(),
@@ -102,18 +118,11 @@ fn admin_routes_off_loopback_without_a_token_refuse_to_start() {
     ];
     for (toml, args) in cases {
         let mut server = serve(toml, &args);
-        let status = server
-            .wait_for(Duration::from_secs(20))
-            .expect("ringcast started with admin routes off loopback and no token");
-        assert!(!status.success(), "{status:?}");
-        let mut stderr = String::new();
-        server
-            .child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
+        let stderr = refused_stderr(
+            &mut server,
+            Duration::from_secs(20),
+            "ringcast started with admin routes off loopback and no token",
+        );
         assert!(
             stderr.contains("api.token"),
             "names the missing key: {stderr}"
@@ -228,18 +237,11 @@ fn a_second_server_on_a_taken_admin_address_refuses_to_start() {
     let first = Server::start(1, "");
     let taken = format!("127.0.0.1:{}", first.admin_port);
     let mut second = serve("", &ports_args("127.0.0.1", &taken));
-    let status = second
-        .wait_for(Duration::from_secs(30))
-        .expect("a second ringcast shared the admin address");
-    assert!(!status.success(), "{status:?}");
-    let mut stderr = String::new();
-    second
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = refused_stderr(
+        &mut second,
+        Duration::from_secs(30),
+        "a second ringcast shared the admin address",
+    );
     assert!(stderr.contains(&taken), "names the address: {stderr}");
     assert_eq!(first.http_get("/api/v1/streams").0, 200);
 }

@@ -243,6 +243,18 @@ fn import_violations(sources: &[Source], forbidden: &[&str]) -> Vec<String> {
     bad
 }
 
+/// Socket types no sans-I/O layer may name.
+const SOCKET_TYPES: &[&str] = &["TcpStream", "TcpListener", "UdpSocket"];
+
+/// Clock reads and raw I/O no sans-I/O layer may use.
+const NO_CLOCKS_OR_RAW_IO: &[&str] = &[
+    "Instant::now",
+    "SystemTime::now",
+    "io_uring",
+    "libc::",
+    "socket2",
+];
+
 /// Every file of `sources` whose code contains one of `needles`.
 fn text_violations(sources: &[Source], needles: &[&str]) -> Vec<String> {
     let mut bad = Vec::new();
@@ -280,15 +292,10 @@ fn protocol_imports_no_other_layer_and_does_no_io() {
         text_violations(
             &protocol,
             &[
-                "std::net",
-                "std::thread",
-                "std::fs",
-                "Instant::now",
-                "SystemTime::now",
-                "io_uring",
-                "libc::",
-                "socket2",
-            ],
+                &["std::net", "std::thread", "std::fs"][..],
+                NO_CLOCKS_OR_RAW_IO,
+            ]
+            .concat(),
         ),
     );
 }
@@ -342,17 +349,11 @@ fn auth_is_sans_io_and_imports_no_layer() {
         text_violations(
             &auth,
             &[
-                "TcpStream",
-                "TcpListener",
-                "UdpSocket",
-                "std::thread",
-                "std::fs",
-                "Instant::now",
-                "SystemTime::now",
-                "io_uring",
-                "libc::",
-                "socket2",
-            ],
+                SOCKET_TYPES,
+                &["std::thread", "std::fs"],
+                NO_CLOCKS_OR_RAW_IO,
+            ]
+            .concat(),
         ),
     );
 }
@@ -374,17 +375,7 @@ fn tls_is_sans_io_imports_no_layer_and_reads_files_only_in_its_loader() {
         "the tls layer touches sockets, threads or clocks",
         text_violations(
             &tls,
-            &[
-                "TcpStream",
-                "TcpListener",
-                "UdpSocket",
-                "std::thread",
-                "Instant::now",
-                "SystemTime::now",
-                "io_uring",
-                "libc::",
-                "socket2",
-            ],
+            &[SOCKET_TYPES, &["std::thread"], NO_CLOCKS_OR_RAW_IO].concat(),
         ),
     );
     let outside_loader: Vec<Source> = tls

@@ -263,6 +263,11 @@ mod tests {
         }
     }
 
+    /// Signs with the test key `k1` ([`SECRET`]).
+    fn sign_k1(action: Action, scope: Scope<'_>, exp: u64, ip: Option<IpAddr>) -> String {
+        sign(SECRET, "k1", action, scope, exp, ip)
+    }
+
     fn check(q: &str, r: &Request<'_>) -> Result<(), Refusal> {
         let token = Token::parse(q).expect("has sig")?;
         token.verify(&keyed(SECRET), r, 30)
@@ -272,9 +277,7 @@ mod tests {
     fn signature_is_hmac_sha256_of_the_documented_message() {
         // python3 -c "import hmac,hashlib;print(hmac.new(b'0123456789abcdef0123456789abcdef',
         //   b'ringcast-v1\nplay\n=live/cam\n1700000000\n', hashlib.sha256).hexdigest())"
-        let q = sign(
-            SECRET,
-            "k1",
+        let q = sign_k1(
             Action::Play,
             Scope::Stream("live", "cam"),
             1_700_000_000,
@@ -289,14 +292,7 @@ mod tests {
 
     #[test]
     fn valid_expired_and_skew() {
-        let q = sign(
-            SECRET,
-            "k1",
-            Action::Play,
-            Scope::Stream("live", "cam"),
-            1000,
-            None,
-        );
+        let q = sign_k1(Action::Play, Scope::Stream("live", "cam"), 1000, None);
         assert_eq!(check(&q, &req(Action::Play, "cam", &q, 999)), Ok(()));
         assert_eq!(check(&q, &req(Action::Play, "cam", &q, 1000)), Ok(()));
         // Within the 30 s skew allowance, then past it.
@@ -309,14 +305,7 @@ mod tests {
 
     #[test]
     fn tampering_breaks_the_signature() {
-        let q = sign(
-            SECRET,
-            "k1",
-            Action::Play,
-            Scope::Stream("live", "cam"),
-            1000,
-            None,
-        );
+        let q = sign_k1(Action::Play, Scope::Stream("live", "cam"), 1000, None);
         // Another stream, another action, another expiry, another key.
         assert_eq!(
             check(&q, &req(Action::Play, "cam2", &q, 0)),
@@ -345,9 +334,7 @@ mod tests {
     #[test]
     fn ip_binding() {
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        let q = sign(
-            SECRET,
-            "k1",
+        let q = sign_k1(
             Action::Publish,
             Scope::Stream("live", "cam"),
             1000,
@@ -378,14 +365,7 @@ mod tests {
 
     #[test]
     fn prefix_covers_the_paths_under_it_only() {
-        let q = sign(
-            SECRET,
-            "k1",
-            Action::Play,
-            Scope::Prefix("live/cam"),
-            1000,
-            None,
-        );
+        let q = sign_k1(Action::Play, Scope::Prefix("live/cam"), 1000, None);
         assert!(q.ends_with("&pfx=live/cam"));
         assert_eq!(check(&q, &req(Action::Play, "cam", &q, 0)), Ok(()));
         assert_eq!(check(&q, &req(Action::Play, "cam_720p", &q, 0)), Ok(()));
@@ -399,14 +379,7 @@ mod tests {
             check(&wide, &req(Action::Play, "dog", &wide, 0)),
             Err(Refusal::BadSignature)
         );
-        let exact = sign(
-            SECRET,
-            "k1",
-            Action::Play,
-            Scope::Stream("live", "cam"),
-            1000,
-            None,
-        );
+        let exact = sign_k1(Action::Play, Scope::Stream("live", "cam"), 1000, None);
         let forged = format!("{exact}&pfx=live/");
         assert_eq!(
             check(&forged, &req(Action::Play, "dog", &forged, 0)),

@@ -233,24 +233,20 @@ mod tests {
             assert_eq!(v.verify(&req(&q, 0)), Ok(kid));
         }
         // Right id, wrong secret; unknown id.
-        let q = sign(
-            b"new secret",
-            "old",
-            Action::Play,
-            Scope::Stream("live", "test"),
-            100,
-            None,
-        );
-        assert_eq!(v.verify(&req(&q, 0)), Err(Refusal::BadSignature));
-        let q = sign(
-            b"new secret",
-            "gone",
-            Action::Play,
-            Scope::Stream("live", "test"),
-            100,
-            None,
-        );
-        assert_eq!(v.verify(&req(&q, 0)), Err(Refusal::UnknownKey));
+        for (kid, refusal) in [
+            ("old", Refusal::BadSignature),
+            ("gone", Refusal::UnknownKey),
+        ] {
+            let q = sign(
+                b"new secret",
+                kid,
+                Action::Play,
+                Scope::Stream("live", "test"),
+                100,
+                None,
+            );
+            assert_eq!(v.verify(&req(&q, 0)), Err(refusal));
+        }
     }
 
     #[test]

@@ -75,11 +75,7 @@ impl SendQueue {
         viewer_conns: &HashMap<ViewerId, u32>,
         ids: &[ViewerId],
     ) {
-        for id in ids {
-            if let Some(&slot) = viewer_conns.get(id) {
-                self.wake(conns, slot);
-            }
-        }
+        self.for_viewer_slots(conns, viewer_conns, ids, Self::wake);
     }
 
     /// Queues ([`SendQueue::mark_ready`]) the connection of each viewer in `ids`
@@ -90,9 +86,21 @@ impl SendQueue {
         viewer_conns: &HashMap<ViewerId, u32>,
         ids: &[ViewerId],
     ) {
+        self.for_viewer_slots(conns, viewer_conns, ids, Self::mark_ready);
+    }
+
+    /// Applies `act` to the connection slot of each viewer in `ids` that
+    /// `viewer_conns` knows; viewers it does not know are skipped.
+    fn for_viewer_slots(
+        &mut self,
+        conns: &mut Connections,
+        viewer_conns: &HashMap<ViewerId, u32>,
+        ids: &[ViewerId],
+        act: fn(&mut Self, &mut Connections, u32),
+    ) {
         for id in ids {
             if let Some(&slot) = viewer_conns.get(id) {
-                self.mark_ready(conns, slot);
+                act(self, conns, slot);
             }
         }
     }

@@ -66,6 +66,16 @@ fn started(file: &[u8], loops: u64, config: PackagerConfig) -> (Packager, Vec<Pa
     (p, ev)
 }
 
+/// The warnings among `ev`, in order.
+fn warnings(ev: &[PackagerEvent]) -> Vec<&PackagerWarning> {
+    ev.iter()
+        .filter_map(|e| match e {
+            PackagerEvent::Warning(w) => Some(w),
+            _ => None,
+        })
+        .collect()
+}
+
 fn serve(p: &Packager, r: Resource, q: &str) -> (Bytes, &'static str, Cacheability) {
     match p.answer(r, q, 0, 0).unwrap() {
         Answer::Serve(reply) => (reply.body.to_bytes(), reply.content_type, reply.cache),
@@ -332,13 +342,7 @@ fn a_codec_neither_muxer_carries_is_left_out_with_one_warning() {
         let f = if f.kind == FrameKind::Audio { &mp3 } else { f };
         p.push(f, *dts, 0, &mut ev);
     }
-    let warnings: Vec<_> = ev
-        .iter()
-        .filter_map(|e| match e {
-            PackagerEvent::Warning(w) => Some(w),
-            _ => None,
-        })
-        .collect();
+    let warnings = warnings(&ev);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(matches!(
         warnings[0],
@@ -625,13 +629,7 @@ fn hevc_goes_out_as_fmp4_only_with_one_warning() {
         p.push(f, 0, 0, &mut ev);
     }
     feed(&mut p, &frames, &mut ev);
-    let warnings: Vec<_> = ev
-        .iter()
-        .filter_map(|e| match e {
-            PackagerEvent::Warning(w) => Some(w),
-            _ => None,
-        })
-        .collect();
+    let warnings = warnings(&ev);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(matches!(warnings[0], PackagerWarning::NoTsRendition { .. }));
     assert!(!p.has_ts());

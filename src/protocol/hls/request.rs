@@ -278,22 +278,14 @@ mod tests {
         assert_eq!(d(""), Directives::default());
         assert!(d("_HLS_skip=v2").skip);
         let e = |q: &str| Directives::parse(q).unwrap_err();
-        assert_eq!(
-            e("_HLS_msn=x"),
-            DirectiveError::BadNumber { field: "_HLS_msn" }
-        );
-        assert_eq!(
-            e("_HLS_msn=-1"),
-            DirectiveError::BadNumber { field: "_HLS_msn" }
-        );
-        assert_eq!(
-            e("_HLS_msn="),
-            DirectiveError::BadNumber { field: "_HLS_msn" }
-        );
-        assert_eq!(
-            e("_HLS_msn=99999999999999999999"),
-            DirectiveError::BadNumber { field: "_HLS_msn" }
-        );
+        for q in [
+            "_HLS_msn=x",
+            "_HLS_msn=-1",
+            "_HLS_msn=",
+            "_HLS_msn=99999999999999999999",
+        ] {
+            assert_eq!(e(q), DirectiveError::BadNumber { field: "_HLS_msn" }, "{q}");
+        }
         assert_eq!(
             e("_HLS_msn=1&_HLS_part=4294967296"),
             DirectiveError::BadNumber { field: "_HLS_part" }

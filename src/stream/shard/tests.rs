@@ -1118,33 +1118,13 @@ fn sweep_closes_a_viewer_that_stopped_asking() {
         hard_lag_ms: 1_000,
         ..Default::default()
     };
-    let stuck = shard
-        .add_viewer(
-            id,
-            ViewerOptions {
-                limits,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let fine = shard
-        .add_viewer(
-            id,
-            ViewerOptions {
-                limits,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let unpositioned = shard
-        .add_viewer(
-            id,
-            ViewerOptions {
-                limits,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let options = ViewerOptions {
+        limits,
+        ..Default::default()
+    };
+    let stuck = shard.add_viewer(id, options).unwrap();
+    let fine = shard.add_viewer(id, options).unwrap();
+    let unpositioned = shard.add_viewer(id, options).unwrap();
     drain(&mut shard, stuck, now);
     drain(&mut shard, fine, now);
     let (_, now) = push_gops(&mut shard, id, 2, 10, ts, now);
