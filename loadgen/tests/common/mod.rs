@@ -197,6 +197,31 @@ pub fn loadgen(args: &[&str], dir: &TempDir) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
 }
 
+/// Checks a play report against ffprobe's view of the same stream (`probe`: one
+/// keyframe flag per video frame): all `viewers` played, each saw every frame and
+/// keyframe ffprobe saw, every frame was stamped, none went missing.
+pub fn assert_every_viewer_saw_every_frame(
+    report: &serde_json::Value,
+    probe: &[bool],
+    viewers: u64,
+) {
+    assert_eq!(count(report, "viewers_playing"), viewers);
+    assert_eq!(
+        count(report, "video_frames"),
+        viewers * probe.len() as u64,
+        "each viewer saw every frame ffprobe saw"
+    );
+    assert_eq!(
+        count(report, "keyframes"),
+        viewers * probe.iter().filter(|&&k| k).count() as u64
+    );
+    assert_eq!(
+        count(report, "stamped_frames"),
+        count(report, "video_frames")
+    );
+    assert_eq!(count(report, "missing_frames"), 0);
+}
+
 pub fn count(report: &serde_json::Value, name: &str) -> u64 {
     report["counters"][name]
         .as_u64()
