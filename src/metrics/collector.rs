@@ -193,6 +193,7 @@ impl Collector for CoreSumCollector {
             self.by_label(&HLS_ERRORS, |c, l: HlsStatus| c.hls.errors.get(l) as f64),
             self.total(&HLS_WAITERS, |c| c.hls.waiters.get() as f64),
             self.total(&HLS_PACKAGER_SECONDS, |c| secs(c.hls.packager_ns.get())),
+            self.per_core(&HLS_COPIES, |c| c.hls.copies.get() as f64),
         ]
     }
 }

@@ -294,6 +294,13 @@ family!(
     [],
     "Time spent packaging (HLS/DASH packagers, wall time on the owner core)."
 );
+family!(
+    HLS_COPIES,
+    "ringcast_hls_copies",
+    GAUGE,
+    ["core"],
+    "Streams a core serves HLS/DASH for from the owner core's views (per core)."
+);
 
 /// Every family the core collector emits, in output order.
 pub(super) const FAMILIES: &[Family] = &[
@@ -335,6 +342,7 @@ pub(super) const FAMILIES: &[Family] = &[
     HLS_ERRORS,
     HLS_WAITERS,
     HLS_PACKAGER_SECONDS,
+    HLS_COPIES,
 ];
 
 /// Names of every metric family the per-core collector exports (for dashboards

@@ -90,6 +90,8 @@ pub struct HlsMetrics {
     pub waiters: LocalGauge,
     /// Time spent in packagers (ns).
     pub packager_ns: LocalCounter,
+    /// Streams this core serves from another core's views.
+    pub copies: LocalGauge,
 }
 
 impl HlsMetrics {

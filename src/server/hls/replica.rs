@@ -43,6 +43,7 @@ impl CoreState {
                 last_request_ms: now,
             },
         );
+        self.metrics.hls.copies.set(self.hls.replicas.len() as i64);
         let msg = HlsMsg::Subscribe {
             stream_id,
             from_core: self.core,
@@ -84,6 +85,7 @@ impl CoreState {
             }
             HlsMsg::Gone { stream_id } => {
                 if self.hls.replicas.remove(&stream_id).is_some() {
+                    self.metrics.hls.copies.set(self.hls.replicas.len() as i64);
                     self.hls_wake(stream_id);
                 }
             }
@@ -101,6 +103,7 @@ impl CoreState {
             .collect();
         for (stream_id, owner) in idle {
             self.hls.replicas.remove(&stream_id);
+            self.metrics.hls.copies.set(self.hls.replicas.len() as i64);
             let msg = HlsMsg::Unsubscribe {
                 stream_id,
                 from_core: self.core,
