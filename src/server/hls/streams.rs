@@ -148,7 +148,9 @@ impl CoreState {
             return;
         };
         let version = o.packager.rendered_versions();
-        if version == o.version && !(o.ended_at_ms.is_some() && !o.view.is_finished()) {
+        // A finish always makes a new view (ENDLIST), even when nothing else moved.
+        let finish_pending = o.ended_at_ms.is_some() && !o.view.is_finished();
+        if version == o.version && !finish_pending {
             return;
         }
         o.version = version;
