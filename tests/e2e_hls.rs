@@ -5,12 +5,14 @@
 //! segment streamed with chunked transfer, and bad requests.
 
 mod common;
+mod edge_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
+use edge_support::{edge_toml, rtmp_origin};
 
 /// One HTTP/1.1 response read from a keep-alive connection.
 struct Response {
@@ -370,4 +372,52 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
     assert_eq!(clock.status, 200);
     assert!(clock.text().ends_with('Z'), "{}", clock.text());
     assert_eq!(get(port, "/live/cam.m3u8").status, 200, "still serving");
+}
+
+#[test]
+fn an_hls_request_starts_the_edge_pull_and_waits_for_a_publisher() {
+    require::command("ffmpeg", "ffmpeg");
+    // Edge: the first HLS request for a key not live here starts the pull
+    // and is answered once the stream is packaged.
+    let origin = Server::start(1, "");
+    let _publisher = publish(&origin.rtmp_url("live", "cam"), 60);
+    wait_live(&origin, "live", "cam", Duration::from_secs(20));
+    let edge = Server::start(2, &edge_toml(&[rtmp_origin(&origin)], "30s"));
+    let first = get(edge.http_port, "/live/cam.m3u8");
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert!(first.text().contains("STREAM-INF"));
+    wait_until(
+        "three closed segments on the edge",
+        Duration::from_secs(30),
+        || {
+            get(edge.http_port, "/live/cam-ts.m3u8")
+                .text()
+                .matches("#EXTINF")
+                .count()
+                >= 3
+        },
+    );
+    let url = format!("http://127.0.0.1:{}/live/cam-ts.m3u8", edge.http_port);
+    let d = pull_decode(&url, 100, Duration::from_secs(60));
+    assert!(
+        d.video_frames >= 100 && d.ok,
+        "{} frames: {}",
+        d.video_frames,
+        d.errors
+    );
+    assert_eq!(
+        get(edge.http_port, "/live/nobody.m3u8").status,
+        404,
+        "the origin does not have it"
+    );
+
+    // wait_for_publisher: a request before the publisher is held, then answered.
+    let server = Server::start(1, "[stream]\nwait_for_publisher = \"15s\"\n");
+    let port = server.http_port;
+    let early = std::thread::spawn(move || get(port, "/live/late.m3u8"));
+    std::thread::sleep(Duration::from_millis(300));
+    let _late = publish(&server.rtmp_url("live", "late"), 30);
+    let answered = early.join().unwrap();
+    assert_eq!(answered.status, 200, "{}", answered.text());
+    assert!(answered.text().contains("#EXTM3U"));
 }

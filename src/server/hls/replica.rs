@@ -27,10 +27,13 @@ impl CoreState {
     /// if this core has one; otherwise the subscription is sent (once) and
     /// the request must wait for the view.
     pub(crate) fn hls_view(&mut self, stream_id: StreamId, owner: usize) -> Option<Arc<HlsView>> {
-        if owner == self.core {
-            return self.hls.owned.get(&stream_id).map(|o| o.view.clone());
-        }
         let now = self.now_ms();
+        if owner == self.core {
+            return self.hls.owned.get_mut(&stream_id).map(|o| {
+                o.last_request_ms = Some(now);
+                o.view.clone()
+            });
+        }
         if let Some(r) = self.hls.replicas.get_mut(&stream_id) {
             r.last_request_ms = now;
             return r.view.clone();

@@ -23,7 +23,8 @@ use crate::server::pending::WaitingPlay;
 use crate::server::worker::CoreState;
 use crate::stream::{StreamId, StreamKey};
 
-/// How long a request waits for the owner core's first view of a stream.
+/// How long a request waits for the owner core's first view of a stream, or
+/// for a live stream's first packaged keyframe.
 const VIEW_WAIT_MS: u64 = 2_000;
 
 /// One HLS request, as held by a waiter or a wait for the stream.
@@ -183,8 +184,9 @@ impl CoreState {
         };
         match self.hls_view(stream_id, owner) {
             Some(view) => self.hls_answer(slot, stream_id, req, &view, None),
-            // Owned here, but nothing packaged yet (no frame).
-            None if owner == self.core => self.hls_error(slot, ctx, 503),
+            // No view yet: owned here with no frame packaged, or the owner
+            // core's first view is on its way.
+            None if !self.shared.config.hls.enabled => self.hls_error(slot, ctx, 404),
             None => {
                 let deadline_ms = req.since_ms.saturating_add(VIEW_WAIT_MS);
                 self.hls_wait(slot, stream_id, req, deadline_ms, None)
@@ -329,6 +331,12 @@ impl CoreState {
                     next_part: 0,
                 };
                 self.hls_stream_more(slot, stream_id, req, view, st)
+            }
+            // Live, but no keyframe packaged yet (a stream just started, an
+            // edge pull just connected): wait a little for it.
+            Err(RequestError::NotStarted) if now < req.since_ms.saturating_add(VIEW_WAIT_MS) => {
+                let deadline_ms = req.since_ms.saturating_add(VIEW_WAIT_MS);
+                self.hls_wait(slot, stream_id, req, deadline_ms, None)
             }
             Err(e) => {
                 if e != RequestError::NotStarted {

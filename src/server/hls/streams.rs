@@ -32,6 +32,8 @@ pub(crate) struct Owned {
     /// stream took over a finished packager, so its DTS never goes back.
     dts_offset: u64,
     last_dts: Option<u64>,
+    /// Last HLS request answered from this view on this core (ms).
+    pub(crate) last_request_ms: Option<u64>,
 }
 
 /// Wall clock in Unix ms (PROGRAM-DATE-TIME, MPD times).
@@ -101,6 +103,7 @@ impl CoreState {
                         ended_at_ms: None,
                         dts_offset: 0,
                         last_dts: None,
+                        last_request_ms: None,
                     }
                 }
             };
@@ -202,6 +205,18 @@ impl CoreState {
             None => HlsMsg::Gone { stream_id },
         };
         self.mesh.send(&self.metrics, from_core, MeshMsg::Hls(msg));
+    }
+
+    /// HLS audience of an owned stream, for an edge pull's idle close: the
+    /// cores subscribed to its views, plus this core while it answered an
+    /// HLS request within the last idle period.
+    pub(crate) fn hls_audience(&self, stream_id: StreamId, now_ms: u64) -> usize {
+        self.hls.owned.get(&stream_id).map_or(0, |o| {
+            let local = o
+                .last_request_ms
+                .is_some_and(|t| now_ms.saturating_sub(t) < super::replica::IDLE_UNSUBSCRIBE_MS);
+            o.subscribers.len() + usize::from(local)
+        })
     }
 
     /// Drops finished packagers past [`LINGER_MS`]; their subscribers are told.
