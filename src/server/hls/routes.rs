@@ -504,3 +504,51 @@ impl CoreState {
         self.response_done(slot, keep_alive)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::hls::TrackKind;
+
+    #[test]
+    fn kinds_entry_urls_and_cache_headers() {
+        let v = TrackKind::Video;
+        assert_eq!(
+            kind(&Resource::MediaPlaylist(v), ""),
+            HlsKind::MediaPlaylist
+        );
+        assert_eq!(
+            kind(&Resource::MediaPlaylist(v), "_HLS_msn=3&_HLS_part=1"),
+            HlsKind::BlockingReload
+        );
+        assert_eq!(
+            kind(
+                &Resource::Part {
+                    track: v,
+                    msn: 1,
+                    part: 0
+                },
+                ""
+            ),
+            HlsKind::Part
+        );
+        assert_eq!(
+            kind(&Resource::TsSegment { msn: 1 }, ""),
+            HlsKind::TsSegment
+        );
+        assert_eq!(entry_suffix(&Resource::Multivariant), Some(".m3u8"));
+        assert_eq!(entry_suffix(&Resource::TsPlaylist), Some("-ts.m3u8"));
+        assert_eq!(entry_suffix(&Resource::Mpd), Some(".mpd"));
+        assert_eq!(entry_suffix(&Resource::Segment { track: v, msn: 2 }), None);
+        let empty = HlsView::empty();
+        assert_eq!(
+            cache_control(Cacheability::Immutable, &empty),
+            "max-age=31536000, immutable"
+        );
+        assert_eq!(cache_control(Cacheability::ShortLived, &empty), "max-age=0");
+        assert_eq!(
+            cache_control(Cacheability::BlockingReload, &empty),
+            "max-age=0"
+        );
+    }
+}
