@@ -244,6 +244,25 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
         p.header("cache-control"),
         Some("max-age=31536000, immutable")
     );
+    assert_eq!(
+        reload.header("cache-control"),
+        Some("max-age=12"),
+        "3 x TARGETDURATION"
+    );
+    // A byte range of an immutable body: 206 with the same bytes.
+    let mut c = connect(port);
+    write!(
+        c,
+        "GET /live/cam/v/{msn}.{part}.m4s HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n"
+    )
+    .unwrap();
+    let ranged = read_response(&mut c, &mut Vec::new());
+    assert_eq!(ranged.status, 206);
+    assert_eq!(ranged.body, p.body[..10]);
+    assert_eq!(
+        ranged.header("content-range"),
+        Some(format!("bytes 0-9/{}", p.body.len()).as_str())
+    );
     // Too far ahead: 400 at once.
     let far = get(port, &format!("/live/cam/v.m3u8?_HLS_msn={}", msn + 10));
     assert_eq!(far.status, 400);

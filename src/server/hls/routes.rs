@@ -16,6 +16,7 @@ use crate::metrics::{CloseReason, HlsKind};
 use crate::protocol::hls::serve::{Answer, Cacheability};
 use crate::protocol::hls::urls::{self, Resource, UrlError};
 use crate::protocol::hls::{Body, HlsView, RequestError};
+use crate::protocol::http::range::{parse_range, ByteRange, RangeRequest};
 use crate::protocol::http::request::{Method, Request};
 use crate::protocol::http::response::{self, BodyFraming, ResponseContext, LAST_CHUNK};
 use crate::server::conn::{Hold, Proto};
@@ -42,6 +43,8 @@ pub struct HlsRequest {
     pub since_ms: u64,
     /// Its connection's slab generation.
     pub generation: u32,
+    /// Its `Range` header, if any (bounded by the request head limit).
+    pub range: Option<String>,
 }
 
 /// The metrics kind of a request.
@@ -67,6 +70,23 @@ fn entry_suffix(resource: &Resource) -> Option<&'static str> {
         Resource::Mpd => Some(".mpd"),
         _ => None,
     }
+}
+
+/// The bytes of `body` in `r` (slices of its pieces; nothing copied).
+fn slice_body(body: &Body, r: ByteRange) -> Body {
+    let mut out = Vec::new();
+    let mut at = 0u64;
+    for p in body.pieces() {
+        let (start, end) = (at, at + p.len() as u64);
+        at = end;
+        if end <= r.first || start > r.last {
+            continue;
+        }
+        let from = r.first.saturating_sub(start) as usize;
+        let to = ((r.last + 1).min(end) - start) as usize;
+        out.push(p.slice(from..to));
+    }
+    Body::from_pieces(out)
 }
 
 /// `Cache-Control` of a reply.
@@ -145,6 +165,7 @@ impl CoreState {
             ctx,
             since_ms: self.now_ms(),
             generation,
+            range: req.header("range").map(str::to_owned),
         };
         Some(self.hls_start(slot, hreq))
     }
@@ -293,16 +314,51 @@ impl CoreState {
         match view.answer(req.resource, &req.query, req.since_ms, now) {
             Ok(Answer::Serve(reply)) => {
                 let cc = cache_control(reply.cache, view);
+                let total = reply.body.len() as u64;
+                // Ranges of immutable bodies only (a playlist changes under them).
+                let range = if reply.cache == Cacheability::Immutable {
+                    parse_range(req.range.as_deref(), total)
+                } else {
+                    RangeRequest::Whole
+                };
                 let mut head = BytesMut::new();
+                let (status, body, content_range) = match range {
+                    RangeRequest::Whole => (200, reply.body.clone(), None),
+                    RangeRequest::Part(r) => (
+                        206,
+                        slice_body(&reply.body, r),
+                        Some(format!("bytes {}-{}/{total}", r.first, r.last)),
+                    ),
+                    RangeRequest::Unsatisfiable => {
+                        self.metrics.hls.error(416);
+                        let cr = format!("bytes */{total}");
+                        response::write_body_head(
+                            &ctx,
+                            416,
+                            reply.content_type,
+                            Some(0),
+                            &[("Content-Range", &cr)],
+                            &mut head,
+                        );
+                        return self.respond_bytes(slot, head.freeze(), None, ctx.keep_alive);
+                    }
+                };
+                let mut extra: Vec<(&str, &str)> = vec![("Cache-Control", &cc)];
+                if reply.cache == Cacheability::Immutable {
+                    extra.push(("Accept-Ranges", "bytes"));
+                }
+                if let Some(cr) = &content_range {
+                    extra.push(("Content-Range", cr));
+                }
                 response::write_body_head(
                     &ctx,
-                    200,
+                    status,
                     reply.content_type,
-                    Some(reply.body.len() as u64),
-                    &[("Cache-Control", &cc)],
+                    Some(body.len() as u64),
+                    &extra,
                     &mut head,
                 );
-                let body = (!ctx.head_only).then_some(&reply.body);
+                let body = (!ctx.head_only).then_some(&body);
                 if let Some(b) = body {
                     self.metrics.hls.bytes(k, b.len() as u64);
                 }

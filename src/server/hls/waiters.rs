@@ -124,6 +124,7 @@ mod tests {
                 ctx: ResponseContext::for_bad_request(),
                 since_ms: 0,
                 generation: 0,
+                range: None,
             },
             deadline_ms,
             streaming: None,
