@@ -440,3 +440,66 @@ fn an_hls_request_starts_the_edge_pull_and_waits_for_a_publisher() {
     assert_eq!(answered.status, 200, "{}", answered.text());
     assert!(answered.text().contains("#EXTM3U"));
 }
+
+/// The `#EXT-X-MEDIA-SEQUENCE` of a media playlist.
+fn media_sequence(playlist: &str) -> u64 {
+    playlist
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no media sequence in {playlist}"))
+}
+
+#[test]
+fn a_returning_publisher_continues_the_numbers_with_a_discontinuity() {
+    require::command("ffmpeg", "ffmpeg");
+    // One core: the returning publisher lands on the core that kept the packager.
+    let server = Server::start(1, "");
+    let port = server.http_port;
+    let mut first = publish(&server.rtmp_url("live", "back"), 8);
+    wait_live(&server, "live", "back", Duration::from_secs(20));
+    wait_until("two closed segments", Duration::from_secs(30), || {
+        get(port, "/live/back/v.m3u8")
+            .text()
+            .matches("#EXTINF")
+            .count()
+            >= 2
+    });
+    let before = get(port, "/live/back/v.m3u8").text();
+    let discontinuity = |p: &str| p.lines().any(|l| l.trim() == "#EXT-X-DISCONTINUITY");
+    assert!(!discontinuity(&before));
+    let last_before = preload_hint(&before).0;
+    assert!(
+        first.wait_for(Duration::from_secs(30)).is_some(),
+        "publisher ends"
+    );
+    wait_until("the stream ended (404)", Duration::from_secs(20), || {
+        get(port, "/live/back.m3u8").status == 404
+    });
+    let _second = publish(&server.rtmp_url("live", "back"), 20);
+    wait_until(
+        "a segment of the new publisher",
+        Duration::from_secs(30),
+        || {
+            let r = get(port, "/live/back/v.m3u8");
+            r.status == 200 && discontinuity(&r.text())
+        },
+    );
+    let after = get(port, "/live/back/v.m3u8").text();
+    assert!(
+        media_sequence(&after) <= last_before && preload_hint(&after).0 > last_before,
+        "numbers continue: before up to {last_before}, after:\n{after}"
+    );
+    let url = format!("http://127.0.0.1:{port}/live/back.m3u8");
+    let d = pull_decode(&url, 50, Duration::from_secs(40));
+    assert!(
+        d.video_frames >= 50 && d.ok,
+        "{} frames: {}",
+        d.video_frames,
+        d.errors
+    );
+}
