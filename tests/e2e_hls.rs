@@ -503,3 +503,47 @@ fn a_returning_publisher_continues_the_numbers_with_a_discontinuity() {
         d.errors
     );
 }
+
+#[test]
+fn the_api_counts_hls_sessions_from_request_rates() {
+    require::command("ffmpeg", "ffmpeg");
+    let server = Server::start(1, "");
+    let port = server.http_port;
+    let _publisher = publish(&server.rtmp_url("live", "s"), 40);
+    wait_live(&server, "live", "s", Duration::from_secs(20));
+    wait_until("a media playlist", Duration::from_secs(20), || {
+        get(port, "/live/s/v.m3u8").status == 200
+    });
+    // Two LL-HLS "players": one blocking reload of the video playlist per part.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let players: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut c = connect(port);
+                let started = Instant::now();
+                let mut playlist = get_on(&mut c, "GET", "/live/s/v.m3u8").text();
+                while started.elapsed() < Duration::from_secs(30)
+                    && !stop.load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    let (msn, part) = preload_hint(&playlist);
+                    let path = format!("/live/s/v.m3u8?_HLS_msn={msn}&_HLS_part={part}");
+                    let r = get_on(&mut c, "GET", &path);
+                    assert_eq!(r.status, 200);
+                    playlist = r.text();
+                }
+            })
+        })
+        .collect();
+    wait_until(
+        "the API shows 2 HLS sessions",
+        Duration::from_secs(25),
+        || {
+            let snapshot = edge_support::stream_json(&server, "live", "s");
+            snapshot["viewers"]["hls"].as_u64() == Some(2)
+        },
+    );
+    for p in players {
+        p.join().unwrap();
+    }
+}
