@@ -171,7 +171,7 @@ pub fn render_status_page(
          code{{font-size:.9em}}</style></head><body>\n\
          <h1>ringcast {version}</h1>\n\
          <p>{cores} cores · up {uptime} · {open} connections · {streams} streams · \
-         {total} viewers ({flv} HTTP-FLV, {rtmp} RTMP)</p>\n",
+         {total} viewers ({flv} HTTP-FLV, {rtmp} RTMP, {hls} HLS/DASH)</p>\n",
         version = escape_html(&srv.version),
         cores = srv.cores,
         uptime = format_duration(srv.uptime_secs),
@@ -180,13 +180,14 @@ pub fn render_status_page(
         total = viewers.total(),
         flv = viewers.http_flv,
         rtmp = viewers.rtmp,
+        hls = viewers.hls,
     );
     if snapshot.streams.is_empty() {
         html.push_str("<p>No live streams.</p>\n");
     } else {
         html.push_str(
             "<table><tr><th>stream</th><th>source</th><th>video</th><th>audio</th><th>bitrate in</th>\
-             <th>viewers (flv/rtmp)</th><th>core</th><th>uptime</th><th>play</th></tr>\n",
+             <th>viewers (flv/rtmp/hls)</th><th>core</th><th>uptime</th><th>play</th></tr>\n",
         );
         for s in &snapshot.streams {
             let play = play_urls(host, urls, &s.app, &s.name);
@@ -198,7 +199,7 @@ pub fn render_status_page(
             let _ = write!(
                 html,
                 "<tr><td>{app}/{name}</td><td>{source}</td><td>{video}</td><td>{audio}</td><td>{bitrate}</td>\
-                 <td>{total} ({flv}/{rtmp})</td><td>{core}</td><td>{uptime}</td>\
+                 <td>{total} ({flv}/{rtmp}/{hls})</td><td>{core}</td><td>{uptime}</td>\
                  <td><a href=\"{flv_url}\">HTTP-FLV</a> <code>{rtmp_url}</code>",
                 app = escape_html(&s.app),
                 name = escape_html(&s.name),
@@ -209,6 +210,7 @@ pub fn render_status_page(
                 total = s.viewers.total(),
                 flv = s.viewers.http_flv,
                 rtmp = s.viewers.rtmp,
+                hls = s.viewers.hls,
                 core = s.core,
                 uptime = format_duration(s.uptime_secs),
                 flv_url = escape_html(&play.http_flv),
@@ -272,7 +274,7 @@ mod tests {
         assert!(html.contains("rtmp://edge.example:1935/live/cam1"));
         assert!(html.contains("h264 1280×720 @30.00"));
         assert!(html.contains("2.50 Mb/s"));
-        assert!(html.contains("4 (3/1)"));
+        assert!(html.contains("4 (3/1/0)"));
         assert!(!html.contains("HLS"), "HLS is not served");
         assert!(html.contains("up 1h 2m"));
         assert!(html.contains("192.0.2.7:50000"));
