@@ -45,12 +45,9 @@ pub(crate) struct Sessions {
     window_start_ms: u64,
 }
 
+/// `n / d` rounded; 0 when nothing was produced.
 fn ratio(n: u64, d: u64) -> u64 {
-    if d == 0 {
-        0
-    } else {
-        (n + d / 2) / d
-    }
+    n.saturating_add(d / 2).checked_div(d).unwrap_or(0)
 }
 
 impl Sessions {
