@@ -313,7 +313,40 @@ impl CoreState {
         }
         self.metrics.hls.waiters.set(self.hls.waiters.len() as i64);
         self.park(slot);
+        // The core's timer wheel answers it at its deadline.
+        if let Some(Proto::Http(http)) = self.conns.at(slot).map(|c| &mut c.proto) {
+            http.park_until(deadline_ms);
+        }
+        self.conns.arm_timer(slot);
         false
+    }
+
+    /// The timer wheel fired for the request held on `slot`: 503 (a
+    /// streamed segment that stalled is closed instead).
+    pub(crate) fn hls_held_due(&mut self, slot: u32, now_ms: u64) {
+        let Some(w) = self.hls.waiters.take_slot(slot) else {
+            return;
+        };
+        self.metrics.hls.waiters.set(self.hls.waiters.len() as i64);
+        self.hls_expired(w, now_ms);
+    }
+
+    /// Answers a waiter whose deadline passed.
+    fn hls_expired(&mut self, w: Waiter, _now_ms: u64) {
+        if self
+            .conns
+            .get_mut(w.slot, w.req.generation)
+            .is_none_or(|c| c.closing)
+        {
+            return;
+        }
+        if w.streaming.is_some() {
+            self.conns.close_later(w.slot, CloseReason::StreamEnded);
+            return;
+        }
+        if self.hls_error(w.slot, w.req.ctx, 503) {
+            self.process_http(w.slot);
+        }
     }
 
     /// No further request is read on `slot` until this one is answered.
@@ -518,24 +551,12 @@ impl CoreState {
         self.metrics.hls.waiters.set(self.hls.waiters.len() as i64);
     }
 
-    /// The 100 ms sweep: waiters past their deadline get 503 (a streamed
-    /// segment that stopped is closed); idle copies and finished packagers go.
+    /// The 100 ms sweep: a backstop for waiters past their deadline (the
+    /// timer wheel answers them first), session estimates; idle copies and
+    /// finished packagers go.
     pub(crate) fn hls_sweep(&mut self, now_ms: u64) {
         for w in self.hls.waiters.take_due(now_ms) {
-            if self
-                .conns
-                .get_mut(w.slot, w.req.generation)
-                .is_none_or(|c| c.closing)
-            {
-                continue;
-            }
-            if w.streaming.is_some() {
-                self.conns.close_later(w.slot, CloseReason::StreamEnded);
-                continue;
-            }
-            if self.hls_error(w.slot, w.req.ctx, 503) {
-                self.process_http(w.slot);
-            }
+            self.hls_expired(w, now_ms);
         }
         self.metrics.hls.waiters.set(self.hls.waiters.len() as i64);
         let mut sessions = std::mem::take(&mut self.hls.sessions);
