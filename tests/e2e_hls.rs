@@ -322,6 +322,7 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
     let closed_part = format!("/live/cam/v/{msn}.0.m4s");
     let reference = (get(port, &init_path).body, get(port, &closed_part).body);
     assert!(!reference.0.is_empty() && !reference.1.is_empty());
+    check_served_media(port, &reference.0, &reference.1);
     for _ in 0..16 {
         let mut c = connect(port);
         let init = get_on(&mut c, "GET", &init_path);
@@ -439,6 +440,68 @@ fn an_hls_request_starts_the_edge_pull_and_waits_for_a_publisher() {
     let answered = early.join().unwrap();
     assert_eq!(answered.status, 200, "{}", answered.text());
     assert!(answered.text().contains("#EXTM3U"));
+}
+
+/// The served init and part read back box by box with mp4-atom, and the
+/// newest TS segment with mpeg2ts (continuity counters, DTS monotone).
+fn check_served_media(port: u16, init: &[u8], part: &[u8]) {
+    use mp4_atom::{Decode, Ftyp, Mdat, Moof, Moov};
+    let mut buf = init;
+    Ftyp::decode(&mut buf).unwrap();
+    let moov = Moov::decode(&mut buf).unwrap();
+    assert_eq!(moov.trak.len(), 1, "one track per init");
+    let track_id = moov.trak[0].tkhd.track_id;
+    let mut buf = part;
+    let moof = Moof::decode(&mut buf).unwrap();
+    let mdat = Mdat::decode(&mut buf).unwrap();
+    assert!(buf.is_empty(), "one moof+mdat per part");
+    let [traf] = moof.traf.as_slice() else {
+        panic!("one track per chunk")
+    };
+    assert_eq!(traf.tfhd.track_id, track_id);
+    assert!(traf.tfdt.is_some());
+    let size: usize = traf
+        .trun
+        .iter()
+        .flat_map(|t| t.samples.iter())
+        .map(|e| e.size.unwrap() as usize)
+        .sum();
+    assert_eq!(size, mdat.data.len(), "sample sizes cover the mdat");
+
+    use mpeg2ts::pes::{PesPacketReader, ReadPesPacket};
+    use mpeg2ts::ts::{ReadTsPacket, TsPacketReader};
+    let ts_list = get(port, "/live/cam-ts.m3u8").text();
+    let last = ts_list
+        .lines()
+        .rfind(|l| l.ends_with(".ts"))
+        .expect("a TS segment")
+        .to_owned();
+    let seg = get(port, &format!("/live/{last}"));
+    assert_eq!(seg.status, 200, "/live/{last}");
+    assert_eq!(seg.header("content-type"), Some("video/mp2t"));
+    let mut cc = std::collections::HashMap::new();
+    let mut reader = TsPacketReader::new(seg.body.as_slice());
+    while let Some(pkt) = reader.read_ts_packet().unwrap() {
+        let pid = pkt.header.pid.as_u16();
+        let counter = pkt.header.continuity_counter.as_u8();
+        if pkt.payload.is_some() {
+            if let Some(prev) = cc.insert(pid, counter) {
+                assert_eq!(counter, (prev + 1) % 16, "CC on PID {pid:#x}");
+            }
+        }
+    }
+    let mut pes = PesPacketReader::new(TsPacketReader::new(seg.body.as_slice()));
+    let mut last_dts = std::collections::HashMap::new();
+    let mut n = 0;
+    while let Some(pkt) = pes.read_pes_packet().unwrap() {
+        let pts = pkt.header.pts.unwrap().as_u64();
+        let dts = pkt.header.dts.map_or(pts, |d| d.as_u64());
+        if let Some(prev) = last_dts.insert(pkt.header.stream_id.as_u8(), dts) {
+            assert!(dts > prev, "DTS monotone");
+        }
+        n += 1;
+    }
+    assert!(n > 10, "{n} PES packets in {last}");
 }
 
 /// The `#EXT-X-MEDIA-SEQUENCE` of a media playlist.
