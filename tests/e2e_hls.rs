@@ -373,6 +373,24 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
         ("POST", "/live/cam.m3u8".to_owned(), 405),
         ("GET", "/live/nobody.m3u8".to_owned(), 404),
         ("GET", "/live/nobody.mpd".to_owned(), 404),
+        (
+            "GET",
+            "/live/cam/v/18446744073709551615.0.m4s".to_owned(),
+            404,
+        ),
+        (
+            "GET",
+            "/live/cam/v/99999999999999999999999.m4s".to_owned(),
+            400,
+        ),
+        ("GET", "/live/cam/v/init-zz.mp4".to_owned(), 400),
+        (
+            "GET",
+            "/live/cam/v.m3u8?_HLS_msn=1&_HLS_msn=2".to_owned(),
+            400,
+        ),
+        ("GET", "/live/cam/v.m3u8?_HLS_skip=NO".to_owned(), 400),
+        ("DELETE", "/live/cam/v/1.0.m4s".to_owned(), 405),
     ] {
         let r = get_on(&mut connect(port), method, &path);
         assert_eq!(r.status, status, "{method} {path}: {}", r.text());
@@ -391,6 +409,10 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
     let clock = get(port, "/time");
     assert_eq!(clock.status, 200);
     assert!(clock.text().ends_with('Z'), "{}", clock.text());
+    // HTTP/1.0 (no keep-alive): answered, then closed.
+    let (status, body) = http_request(port, "GET", "/live/cam.m3u8");
+    assert_eq!(status, 200);
+    assert!(body.contains("STREAM-INF"));
     assert_eq!(get(port, "/live/cam.m3u8").status, 200, "still serving");
 }
 
