@@ -6,9 +6,15 @@
 //! * `replica`: other cores keep the latest view they were sent, ask for it
 //!   on the first request and let it go after an idle period.
 //! * `waiters`: requests answered later (blocking reloads, preload hints,
-//!   in-progress DASH segments, requests waiting for a view), bounded per core.
-//! * `routes`: the HTTP side: parse, authorize, answer from a view.
+//!   in-progress DASH segments, requests waiting for a view), bounded per core;
+//!   `held`: holding them (timer wheel), re-asking them on a new view,
+//!   answering them at their deadline.
+//! * `routes`: the HTTP side: parse, authorize, find the view or wait for the
+//!   stream; `answer`: the response from a view (bytes, hold, chunked stream).
+//! * `sessions`: the API's HLS session estimate from request rates.
 
+mod answer;
+mod held;
 mod replica;
 mod routes;
 mod sessions;
