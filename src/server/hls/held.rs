@@ -46,16 +46,16 @@ impl CoreState {
 
     /// The timer wheel fired for the request held on `slot`: 503 (a
     /// streamed segment that stalled is closed instead).
-    pub(crate) fn hls_held_due(&mut self, slot: u32, now_ms: u64) {
+    pub(crate) fn hls_held_due(&mut self, slot: u32) {
         let Some(w) = self.hls.waiters.take_slot(slot) else {
             return;
         };
         self.metrics.hls.waiters.set(self.hls.waiters.len() as i64);
-        self.hls_expired(w, now_ms);
+        self.hls_expired(w);
     }
 
     /// Answers a waiter whose deadline passed.
-    fn hls_expired(&mut self, w: Waiter, _now_ms: u64) {
+    fn hls_expired(&mut self, w: Waiter) {
         if self
             .conns
             .get_mut(w.slot, w.req.generation)
@@ -115,7 +115,7 @@ impl CoreState {
     /// finished packagers go.
     pub(crate) fn hls_sweep(&mut self, now_ms: u64) {
         for w in self.hls.waiters.take_due(now_ms) {
-            self.hls_expired(w, now_ms);
+            self.hls_expired(w);
         }
         self.metrics.hls.waiters.set(self.hls.waiters.len() as i64);
         let mut sessions = std::mem::take(&mut self.hls.sessions);
@@ -132,8 +132,12 @@ impl CoreState {
         }
         self.hls_drop_idle(now_ms);
         self.hls_drop_finished(now_ms);
-        self.hls
-            .held
-            .retain(|_, r| now_ms.saturating_sub(r.since_ms) < 3_600_000);
+        // Requests held for a publisher or a pull whose connection went away.
+        let conns = &mut self.conns;
+        self.hls.held.retain(|slot, r| {
+            conns
+                .get_mut(*slot, r.generation)
+                .is_some_and(|c| !c.closing)
+        });
     }
 }
