@@ -698,3 +698,49 @@ fn a_reload_blocked_past_three_target_durations_is_503_and_audio_only_is_served(
     );
     drop(publisher);
 }
+
+#[test]
+fn blocking_reloads_on_both_cores_follow_every_part_through_a_one_slot_control_ring() {
+    require::command("ffmpeg", "ffmpeg");
+    let server = Server::start(2, "[runtime]\ncross_core_control_queue = 1\n");
+    let port = server.http_port;
+    let _publisher = publish(&server.rtmp_url("live", "q"), 60);
+    wait_live(&server, "live", "q", Duration::from_secs(20));
+    wait_until("a media playlist", Duration::from_secs(20), || {
+        get(port, "/live/q/v.m3u8").status == 200
+    });
+    // Eight players on their own connections (both cores), each following
+    // 12 parts by blocking reload: every answer lists the part asked for.
+    let players: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = connect(port);
+                let mut playlist = get_on(&mut c, "GET", "/live/q/v.m3u8").text();
+                for _ in 0..12 {
+                    let (msn, part) = preload_hint(&playlist);
+                    let path = format!("/live/q/v.m3u8?_HLS_msn={msn}&_HLS_part={part}");
+                    let r = get_on(&mut c, "GET", &path);
+                    assert_eq!(r.status, 200, "{path}: {}", r.text());
+                    playlist = r.text();
+                    let listed = format!("URI=\"v/{msn}.{part}.m4s\"");
+                    assert!(
+                        playlist
+                            .lines()
+                            .any(|l| l.starts_with("#EXT-X-PART:") && l.contains(&listed)),
+                        "{path} answered without part {msn}.{part}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for p in players {
+        p.join().unwrap();
+    }
+    let metrics = http_request(server.admin_port, "GET", "/metrics").1;
+    let copies: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("ringcast_hls_copies{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(copies, 1.0, "the other core answered from its copy");
+}
