@@ -128,6 +128,9 @@ pub struct Conn {
     pub woken: bool,
     /// A zero-copy send's result, held until its buffer notification arrives.
     pub zc_result: Option<i32>,
+    /// Its play asked for the stream's own timestamps (an edge's pull:
+    /// `edge::origin::SOURCE_TIMELINE_QUERY`), whatever `stream.timestamps` says.
+    pub source_timeline: bool,
 }
 
 /// What a new connection starts with.
@@ -170,6 +173,7 @@ impl Conn {
             queued: false,
             woken: false,
             zc_result: None,
+            source_timeline: false,
         }
     }
 

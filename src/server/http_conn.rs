@@ -18,6 +18,7 @@ use super::pending::WaitingPlay;
 use super::shared::Shared;
 use super::worker::CoreState;
 use crate::auth::Action;
+use crate::edge::origin::asks_source_timeline;
 use crate::metrics::{CloseReason, Listener, RefuseReason};
 use crate::protocol::hls::Body;
 use crate::protocol::http::connection::{HttpConnection, HttpTimeouts};
@@ -233,9 +234,13 @@ impl CoreState {
             response::write_error(&ctx, 403, &mut out);
             return self.respond(slot, &out, false);
         }
+        let source_timeline = query.is_some_and(asks_source_timeline);
         // From here on the connection belongs to this one response.
-        if let Some(Proto::Http(http)) = self.conns.at(slot).map(|c| &mut c.proto) {
-            http.hold();
+        if let Some(conn) = self.conns.at(slot) {
+            conn.source_timeline = source_timeline;
+            if let Proto::Http(http) = &mut conn.proto {
+                http.hold();
+            }
         }
         if self.edge_enabled() {
             // Always through the key's pull core: it serialises pull start and close.

@@ -13,6 +13,7 @@ use super::viewer_send::PlayError;
 use super::worker::CoreState;
 use super::MeshMsg;
 use crate::auth::Action;
+use crate::edge::origin::asks_source_timeline;
 use crate::metrics::{CloseReason, IngestSource, RefuseReason};
 use crate::protocol::flv::config::parse_video_sequence_header;
 use crate::protocol::rtmp::chunk::ChunkLimits;
@@ -459,6 +460,9 @@ impl CoreState {
             }
             self.flush_session_output(slot);
             return;
+        }
+        if let Some(conn) = self.conns.at(slot) {
+            conn.source_timeline = query.as_deref().is_some_and(asks_source_timeline);
         }
         match StreamKey::new(app, name) {
             Ok(key) if self.edge_enabled() => {
