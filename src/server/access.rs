@@ -19,6 +19,8 @@ fn label(r: Refusal) -> AuthRefusal {
         Refusal::BadSignature => AuthRefusal::BadSignature,
         Refusal::UnknownKey => AuthRefusal::UnknownKey,
         Refusal::IpMismatch => AuthRefusal::IpMismatch,
+        Refusal::HookDenied => AuthRefusal::HookDenied,
+        Refusal::HookError => AuthRefusal::HookError,
     }
 }
 
