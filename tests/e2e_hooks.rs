@@ -370,3 +370,48 @@ fn two_thousand_concurrent_plays_make_a_bounded_number_of_hook_requests() {
     assert_eq!(hook_count(&server, "on_play", "allow"), asked as f64);
     publisher.kill();
 }
+
+/// Time from connecting to the status line of `GET path`, and the status.
+fn time_to_head(port: u16, path: &str) -> (Duration, u16) {
+    let started = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    let status = std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap();
+    (started.elapsed(), status)
+}
+
+#[test]
+fn hook_gated_play_start_latency_is_reported() {
+    require::command("ffmpeg", "ffmpeg");
+    let hooks = HookServer::start();
+    let server = Server::start(
+        1,
+        &format!(
+            "[auth]\nplay = \"hook\"\n[hooks]\non_play = \"{}\"\ncache_allow_for = \"0s\"\n",
+            hooks.url("/play")
+        ),
+    );
+    let mut publisher = publish(&server.rtmp_url("live", "lat"), 120);
+    wait_live(&server, "live", "lat", Duration::from_secs(30));
+    let mut times: Vec<Duration> = (0..200)
+        .map(|_| {
+            let (t, status) = time_to_head(server.http_port, "/live/lat.flv");
+            assert_eq!(status, 200);
+            t
+        })
+        .collect();
+    times.sort();
+    let (p50, p99) = (times[100], times[198]);
+    println!("hook-gated HTTP-FLV play start (connect to status line), 200 plays, cache off: p50 {p50:?}, p99 {p99:?}, max {:?}", times[199]);
+    assert_eq!(
+        hooks.bodies("on_play").len(),
+        200,
+        "one hook request per play"
+    );
+    assert_eq!(hook_count(&server, "on_play", "allow"), 200.0);
+    assert!(p99 < Duration::from_secs(2), "p99 {p99:?}");
+    publisher.kill();
+}
