@@ -57,7 +57,7 @@ fn bench(c: &mut Criterion) {
         let mut n = 0u64;
         b.iter(|| {
             n += 1;
-            if n % 60_000 == 0 {
+            if n.is_multiple_of(60_000) {
                 // Keep the waiter list under its bound.
                 let out = core.take_outgoing().expect("a request");
                 core.finish(out.call, CallOutcome::Error, 0);
