@@ -278,7 +278,8 @@ fn a_dead_hook_server_fails_publish_closed_and_play_per_policy() {
         1,
         &format!(
             "[auth]\npublish = \"hook\"\nplay = \"hook\"\n[hooks]\non_publish = \"{dead}\"\n\
-             on_play = \"{dead}\"\nfail_open_play = true\n[stream]\nwait_for_publisher = \"0s\"\n"
+             on_play = \"{dead}\"\non_stop = \"{dead}\"\nfail_open_play = true\nstop_retries = 2\n\
+             [stream]\nwait_for_publisher = \"0s\"\n"
         ),
     );
     let said = publish_refused(&server.rtmp_url("live", "cam"));
@@ -290,6 +291,18 @@ fn a_dead_hook_server_fails_publish_closed_and_play_per_policy() {
     assert_eq!(status, 404);
     assert_eq!(hook_count(&server, "on_play", "error"), 1.0);
     assert_eq!(refused(&server, "hook_error"), 1.0);
+    // That viewer's end goes to on_stop: tried once, then retried twice, then given up.
+    wait_until("on_stop tried three times", Duration::from_secs(20), || {
+        hook_count(&server, "on_stop", "error") >= 3.0
+    });
+    // Proving that nothing more comes needs a wait: a fourth attempt would be
+    // due 3 s after the third.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        hook_count(&server, "on_stop", "error"),
+        3.0,
+        "retries are bounded"
+    );
 }
 
 /// Sends `GET path` on `n` connections at once and returns their statuses.

@@ -376,4 +376,34 @@ mod tests {
             }))
         );
     }
+
+    proptest::proptest! {
+        /// Whatever the bytes and however they are split, the reader never
+        /// panics, never holds more than its bound, and decides the same way.
+        #[test]
+        fn any_bytes_any_split(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+                               prefix in proptest::sample::select(vec![
+                                   &b""[..],
+                                   &b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n"[..],
+                                   &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+                                   &b"HTTP/1.0 200 OK\r\n\r\n"[..],
+                               ]),
+                               cut in 0usize..2200) {
+            let mut input = prefix.to_vec();
+            input.extend_from_slice(&bytes);
+            let whole = ResponseReader::new().push(&input);
+            let cut = cut.min(input.len());
+            let mut split = ResponseReader::new();
+            let first = split.push(&input[..cut]);
+            let pieces = match first {
+                Ok(None) => split.push(&input[cut..]),
+                done => done,
+            };
+            proptest::prop_assert!(split.buf.len() <= MAX_HEAD + MAX_BODY + 1024);
+            // An answer found in a prefix is the whole input's answer too.
+            if let (Ok(Some(a)), Ok(Some(b))) = (&whole, &pieces) {
+                proptest::prop_assert_eq!(a, b);
+            }
+        }
+    }
 }
