@@ -428,3 +428,42 @@ fn hook_gated_play_start_latency_is_reported() {
     assert!(p99 < Duration::from_secs(2), "p99 {p99:?}");
     publisher.kill();
 }
+
+#[test]
+fn ten_thousand_concurrent_plays_of_a_missing_stream_make_one_hook_request_per_core() {
+    let hooks = HookServer::start();
+    let server = Server::start(
+        2,
+        &format!(
+            "[auth]\nplay = \"hook\"\n[hooks]\non_play = \"{}\"\n[stream]\nwait_for_publisher = \"0s\"\n",
+            hooks.url("/play")
+        ),
+    );
+    // No publisher, so no media load: each play gets past its hook (404, not
+    // 403), which is what is counted. The hook answers after 500 ms, so every
+    // play arriving meanwhile joins its core's one call.
+    let started = Instant::now();
+    let statuses = many_gets(server.http_port, "/live/none.flv?mode=delay500", 10_000);
+    let elapsed = started.elapsed();
+    let not_found = statuses.iter().filter(|&&s| s == 404).count();
+    assert_eq!(
+        not_found,
+        10_000,
+        "{:?}",
+        statuses
+            .iter()
+            .filter(|&&s| s != 404)
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    let asked = hooks.bodies("on_play").len();
+    println!("10,000 plays in {elapsed:?}: {asked} hook requests");
+    assert!(
+        (1..=4).contains(&asked),
+        "{asked} hook requests for 10,000 plays"
+    );
+    let answered = hook_count(&server, "on_play", "allow")
+        + hook_count(&server, "on_play", "coalesced")
+        + hook_count(&server, "on_play", "cached");
+    assert_eq!(answered, 10_000.0);
+}
