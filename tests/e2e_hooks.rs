@@ -2,9 +2,11 @@
 //! SRS `http_hooks` style): ffmpeg publishers and RTMP / HTTP-FLV viewers are
 //! allowed, denied (403, `{"code":1}`, a garbage body), refused when the hook
 //! is too slow or down (publish fails closed, play per its policy);
-//! `on_unpublish` / `on_stop` arrive with SRS's fields; 2,000 concurrent
-//! HTTP-FLV plays make a handful of hook requests (coalescing and the allow
-//! cache). Every outcome is checked in the metrics too.
+//! `on_unpublish` / `on_stop` arrive with SRS's fields and a dead `on_stop` is
+//! retried a bounded number of times; 2,000 concurrent HTTP-FLV plays of a live
+//! stream and 10,000 of a missing one make one hook request per core
+//! (coalescing and the allow cache). Every outcome is checked in the metrics
+//! too, and the hook-gated play start latency is measured.
 
 mod common;
 
