@@ -250,6 +250,7 @@ mod tests {
                     http_flv: 3,
                     rtmp: 1,
                     hls: 0,
+                    ws_flv: 0,
                 },
                 core: 1,
                 uptime_secs: 65,
