@@ -75,15 +75,11 @@ fn read_until_close(ws: &mut Ws, what: &str) -> Option<CloseCode> {
         }
     };
     // After the close handshake the server closes the TCP connection.
-    loop {
-        match ws.read() {
-            Err(tungstenite::Error::ConnectionClosed) => return code,
-            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                return code
-            }
-            Err(e) => panic!("{what}: after the close: {e}"),
-            Ok(m) => panic!("{what}: a message after the close: {m:?}"),
-        }
+    match ws.read() {
+        Err(tungstenite::Error::ConnectionClosed) => code,
+        Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => code,
+        Err(e) => panic!("{what}: after the close: {e}"),
+        Ok(m) => panic!("{what}: a message after the close: {m:?}"),
     }
 }
 
