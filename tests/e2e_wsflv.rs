@@ -6,7 +6,9 @@
 //! * an unmasked client frame gets close 1002, an oversize message close 1009,
 //!   the stream's end close 1000, each followed by the server closing the socket;
 //! * bad upgrades get 400 or 426 (with `Sec-WebSocket-Version: 13`), counted;
-//!   `[auth]` applies as on HTTP-FLV: unsigned 403, signed plays, unknown 404.
+//!   `[auth]` applies as on HTTP-FLV: unsigned 403, signed plays, unknown 404;
+//! * an edge holds the upgrade while it pulls from its origin, then streams; a
+//!   stream no origin has gets 404.
 
 mod common;
 
@@ -113,6 +115,41 @@ fn append_message(flv: &mut Vec<u8>, message: &[u8]) {
     flv.extend_from_slice(message);
 }
 
+/// The FLV bytes received so far, checked message by message and demuxed by
+/// ringcast's own demuxer as they come (the first oracle; ffprobe is the second).
+struct Reassembled {
+    flv: Vec<u8>,
+    demux: FlvDemuxer,
+    decoded: usize,
+    video: usize,
+}
+
+impl Reassembled {
+    fn new() -> Self {
+        Reassembled {
+            flv: Vec::new(),
+            demux: FlvDemuxer::new(Default::default()),
+            decoded: 0,
+            video: 0,
+        }
+    }
+
+    /// Adds one binary message: every message holds whole tags, so each one
+    /// demuxes completely.
+    fn add(&mut self, message: &[u8]) {
+        append_message(&mut self.flv, message);
+        let mut input = &self.flv[self.decoded..];
+        let before = input.len();
+        while let Some(frame) = self.demux.decode(&mut input).expect("valid FLV") {
+            if frame.kind == FrameKind::Video {
+                self.video += 1;
+            }
+        }
+        self.decoded += before - input.len();
+        assert_eq!(self.decoded, self.flv.len(), "a message split a tag");
+    }
+}
+
 #[test]
 fn plays_flv_over_websocket_with_ping_pong_and_close() {
     require::command("ffmpeg", "ffmpeg");
@@ -131,18 +168,17 @@ fn plays_flv_over_websocket_with_ping_pong_and_close() {
     let mut ws = viewer.join().unwrap();
     assert_eq!(ws_viewers(&server), 1.0);
 
-    let mut flv = Vec::new();
-    let mut demux = FlvDemuxer::new(Default::default());
-    let mut decoded = 0usize;
-    let (mut video, mut messages, mut pong) = (0, 0, false);
+    let mut got = Reassembled::new();
+    let (mut messages, mut pong) = (0, false);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while video < 110 || !pong {
+    while got.video < 110 || !pong {
         assert!(
             Instant::now() < deadline,
-            "60 s: {video} video frames, pong {pong}"
+            "60 s: {} video frames, pong {pong}",
+            got.video
         );
         match ws.read().expect("a message") {
-            Message::Binary(message) => append_message(&mut flv, &message),
+            Message::Binary(message) => got.add(&message),
             Message::Pong(payload) => {
                 assert_eq!(&payload[..], b"are you there?");
                 pong = true;
@@ -155,15 +191,6 @@ fn plays_flv_over_websocket_with_ping_pong_and_close() {
             ws.send(Message::Ping(b"are you there?".to_vec().into()))
                 .unwrap();
         }
-        // ringcast's own demuxer as the first oracle: every message adds whole tags.
-        let mut frames = Vec::new();
-        let mut input = &flv[decoded..];
-        let before = input.len();
-        while let Some(frame) = demux.decode(&mut input).expect("valid FLV") {
-            frames.push(frame);
-        }
-        decoded += before - input.len();
-        video += frames.iter().filter(|f| f.kind == FrameKind::Video).count();
     }
 
     ws.close(Some(CloseFrame {
@@ -184,7 +211,7 @@ fn plays_flv_over_websocket_with_ping_pong_and_close() {
     // ffprobe decodes the reassembled stream.
     let dir = TempDir::new("ringcast-wsflv", "play");
     let path = dir.join("ws.flv");
-    std::fs::write(&path, &flv).unwrap();
+    std::fs::write(&path, &got.flv).unwrap();
     let streams = probe_streams(&path);
     let video = streams.iter().find(|s| s["codec_type"] == "video").unwrap();
     assert_eq!(video["codec_name"], "h264");
@@ -338,14 +365,42 @@ fn bad_upgrades_are_refused_and_auth_applies_as_on_http_flv() {
             .replacen("http://", "ws://", 1)
     };
     let mut ws = connect(&sign("auth")).expect("a signed WebSocket-FLV play");
-    let mut flv = Vec::new();
+    let mut got = Reassembled::new();
     for _ in 0..20 {
         match ws.read().unwrap() {
-            Message::Binary(message) => append_message(&mut flv, &message),
+            Message::Binary(message) => got.add(&message),
             other => panic!("unexpected message {other:?}"),
         }
     }
     // Signed, but nobody publishes it: 404.
     assert_eq!(refused_status(&sign("nothing")), 404);
+    publisher.kill();
+}
+
+#[test]
+fn an_edge_serves_websocket_flv_from_its_origin_pull() {
+    require::command("ffmpeg", "ffmpeg");
+    let origin = Server::start(1, "");
+    let edge = Server::start(
+        2,
+        &format!(
+            "[edge]\norigins = [\"rtmp://127.0.0.1:{}/live\"]\n",
+            origin.rtmp_port
+        ),
+    );
+    let mut publisher = publish(&origin.rtmp_url("live", "far"), 60);
+    wait_live(&origin, "live", "far", Duration::from_secs(30));
+    // The edge holds the upgrade while it pulls, then answers 101 and streams.
+    let mut ws = connect(&ws_url(&edge, "live", "far")).expect("WebSocket-FLV on the edge");
+    let mut got = Reassembled::new();
+    while got.video < 25 {
+        match ws.read().unwrap() {
+            Message::Binary(message) => got.add(&message),
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+    assert_eq!(ws_viewers(&edge), 1.0);
+    // A stream no origin has: 404 after the edge asked, as on HTTP-FLV.
+    assert_eq!(refused_status(&ws_url(&edge, "live", "nowhere")), 404);
     publisher.kill();
 }
