@@ -484,4 +484,55 @@ mod tests {
             assert_eq!(r.push(&frame(0x89, b"x", M)), Ok(Incoming::default()));
         }
     }
+
+    use proptest::prelude::*;
+
+    /// One client frame: opcode bits, FIN, payload, mask; sometimes unmasked.
+    fn any_frame() -> impl Strategy<Value = Vec<u8>> {
+        (
+            prop::sample::select(vec![0x0u8, 0x1, 0x2, 0x3, 0x8, 0x9, 0xA, 0xB]),
+            any::<bool>(),
+            prop::collection::vec(any::<u8>(), 0..300),
+            any::<[u8; 4]>(),
+            prop::bool::weighted(0.05),
+        )
+            .prop_map(|(op, fin, payload, mask, unmasked)| {
+                let mut f = frame(if fin { 0x80 } else { 0 } | op, &payload, mask);
+                if unmasked {
+                    f[1] &= 0x7f;
+                }
+                f
+            })
+    }
+
+    proptest! {
+        /// However a stream of frames is split into reads, the reader decides the
+        /// same (first error, close, data skipped, last pong) and never panics.
+        #[test]
+        fn splits_never_change_the_outcome(
+            frames in prop::collection::vec(any_frame(), 0..12),
+            read in 1usize..40,
+        ) {
+            let wire = frames.concat();
+            crate::fuzzing::ws_frames(&wire);
+            let whole = reader().push(&wire);
+            let mut r = reader();
+            let mut split: Result<Incoming, WsError> = Ok(Incoming::default());
+            for piece in wire.chunks(read) {
+                match r.push(piece) {
+                    Ok(got) => {
+                        let acc = split.as_mut().unwrap();
+                        acc.pong = got.pong.or(acc.pong);
+                        acc.close = got.close.or(acc.close);
+                        acc.data_bytes += got.data_bytes;
+                    }
+                    Err(e) => {
+                        split = Err(e);
+                        break;
+                    }
+                }
+            }
+            prop_assert_eq!(whole, split);
+        }
+    }
 }
