@@ -26,6 +26,7 @@ use crate::stream::StreamKey;
 /// and once it switched to WebSocket, the parser of the client's frames.
 pub struct HttpConn {
     state: HttpConnection,
+    /// Set by the `101`: the client's WebSocket frames are read here from then on.
     pub(super) ws: Option<Box<FrameReader>>,
 }
 

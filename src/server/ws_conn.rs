@@ -22,6 +22,11 @@ impl CoreState {
         let Some(conn) = self.conns.at(slot) else {
             return;
         };
+        if conn.close_after_flush {
+            // Our close frame is queued or sent (stream ended, or a close already
+            // answered): the client's reply to it needs no answer.
+            return;
+        }
         let Proto::Http(http) = &mut conn.proto else {
             return;
         };
