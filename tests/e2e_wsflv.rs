@@ -8,7 +8,8 @@
 //! * bad upgrades get 400 or 426 (with `Sec-WebSocket-Version: 13`), counted;
 //!   `[auth]` applies as on HTTP-FLV: unsigned 403, signed plays, unknown 404;
 //! * an edge holds the upgrade while it pulls from its origin, then streams; a
-//!   stream no origin has gets 404.
+//!   stream no origin has gets 404;
+//! * with `zero_copy_send`, WebSocket-FLV sends go out fixed-buffer (counted).
 
 mod common;
 
@@ -402,5 +403,37 @@ fn an_edge_serves_websocket_flv_from_its_origin_pull() {
     assert_eq!(ws_viewers(&edge), 1.0);
     // A stream no origin has: 404 after the edge asked, as on HTTP-FLV.
     assert_eq!(refused_status(&ws_url(&edge, "live", "nowhere")), 404);
+    publisher.kill();
+}
+
+#[test]
+fn zero_copy_sends_carry_websocket_messages() {
+    // With zero_copy_send the frame headers sit in the viewer's region scratch like
+    // HTTP-FLV's chunk lines, so the sends stay fixed-buffer.
+    require::command("ffmpeg", "ffmpeg");
+    let server = Server::start(1, "[runtime]\nzero_copy_send = true\n");
+    let mut publisher = publish(&server.rtmp_url("live", "zc"), 60);
+    wait_live(&server, "live", "zc", Duration::from_secs(30));
+    let fixed = || {
+        metric_on(
+            server.admin_port,
+            "ringcast_reactor_fixed_buffer_sends_total",
+        )
+    };
+    let before = fixed();
+    let mut ws = connect(&ws_url(&server, "live", "zc")).unwrap();
+    let mut got = Reassembled::new();
+    while got.video < 100 {
+        match ws.read().unwrap() {
+            Message::Binary(message) => got.add(&message),
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+    let after = fixed();
+    assert!(
+        after - before >= 20.0,
+        "only {} fixed-buffer sends ({before} -> {after})",
+        after - before
+    );
     publisher.kill();
 }
