@@ -10,7 +10,7 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 use super::families::*;
 use super::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HookActionLabel,
-    HookResultLabel, IngestSource, LabelValue, Listener, Protocol, RefuseReason,
+    HookResultLabel, IngestSource, LabelValue, Listener, Protocol, RefuseReason, WsCloseLabel,
 };
 use super::local::{HistogramTotals, LocalHistogram, ValueHistogram};
 use super::per_core::CoreMetrics;
@@ -185,6 +185,7 @@ impl Collector for CoreSumCollector {
             self.by_label(&AUTH_REFUSED, |c, l: AuthRefusal| {
                 c.auth_refused.get(l) as f64
             }),
+            self.by_label(&WS_CLOSES, |c, l: WsCloseLabel| c.ws_closes.get(l) as f64),
             self.by_label(&CLOSED, |c, l: CloseReason| {
                 c.connections_closed.get(l) as f64
             }),

@@ -10,7 +10,7 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 
 use super::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HookActionLabel,
-    HookResultLabel, IngestSource, LabelValue, Listener, Protocol, RefuseReason,
+    HookResultLabel, IngestSource, LabelValue, Listener, Protocol, RefuseReason, WsCloseLabel,
 };
 
 /// One metric family this crate exports: its name, help, type and label names.
@@ -89,6 +89,13 @@ family!(
     COUNTER,
     [AuthRefusal::LABEL],
     "Publish or play requests refused by [auth] (signed URLs, HTTP hooks), by reason."
+);
+family!(
+    WS_CLOSES,
+    "ringcast_websocket_closes_total",
+    COUNTER,
+    [WsCloseLabel::LABEL],
+    "WebSocket-FLV connections closed with a close frame, by reason."
 );
 family!(
     CLOSED,
@@ -284,6 +291,7 @@ pub(super) const FAMILIES: &[Family] = &[
     ACCEPTED,
     REFUSED,
     AUTH_REFUSED,
+    WS_CLOSES,
     CLOSED,
     RECEIVED_BYTES,
     RECEIVED_FRAMES,

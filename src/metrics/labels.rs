@@ -59,6 +59,8 @@ label_enum! {
         Rtmp => "rtmp",
         /// HLS.
         Hls => "hls",
+        /// WebSocket-FLV (`ws://…/{app}/{stream}.flv`).
+        WsFlv => "ws_flv",
     }
 }
 
@@ -93,6 +95,25 @@ label_enum! {
         OriginUnavailable => "origin_unavailable",
         /// A local publisher on an edge with origins and `edge.allow_publish = false`.
         PublishDisabled => "publish_disabled",
+        /// A WebSocket upgrade of an FLV URL that was not valid (answered 400 or 426).
+        BadWebSocketHandshake => "bad_websocket_handshake",
+    }
+}
+
+label_enum! {
+    /// Why a WebSocket-FLV connection was closed with a close frame.
+    WsCloseLabel, label = "reason" {
+        /// The client sent a close frame (answered with a close).
+        ClientClose => "client_close",
+        /// The stream ended (close 1000).
+        StreamEnded => "stream_ended",
+        /// The client broke the protocol: unmasked or fragmented control frame,
+        /// reserved bits or opcode, bad close payload (close 1002).
+        ProtocolError => "protocol_error",
+        /// A client message over the size limit (close 1009).
+        MessageTooBig => "message_too_big",
+        /// A close reason that is not UTF-8 (close 1007).
+        InvalidPayload => "invalid_payload",
     }
 }
 
@@ -343,7 +364,8 @@ mod tests {
         for (i, p) in CloseReason::ALL.iter().enumerate() {
             assert_eq!(p.index(), i);
         }
-        assert_eq!(Protocol::COUNT, 3);
+        assert_eq!(Protocol::COUNT, 4);
+        assert_eq!(Protocol::WsFlv.as_str(), "ws_flv");
         assert_eq!(Protocol::HttpFlv.as_str(), "http_flv");
         assert_eq!(FailureSide::LABEL, "side");
     }
@@ -368,6 +390,7 @@ mod tests {
         check::<HookActionLabel>();
         check::<HookResultLabel>();
         check::<CloseReason>();
+        check::<WsCloseLabel>();
         check::<IngestSource>();
         check::<DropReason>();
         check::<AcceptErrorKind>();

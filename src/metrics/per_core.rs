@@ -4,7 +4,7 @@
 use super::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HookActionLabel,
     HookResultLabel, IngestSource, LabeledCounters, LabeledGauges, Listener, Protocol,
-    RefuseReason,
+    RefuseReason, WsCloseLabel,
 };
 use super::local::{
     LocalCounter, LocalGauge, LocalHistogram, LocalRatio, ValueHistogram, SEND_BYTES_BUCKETS,
@@ -43,6 +43,8 @@ pub struct CoreMetrics {
     pub connections_refused: LabeledCounters<RefuseReason, { RefuseReason::COUNT }>,
     /// Publish/play requests refused by `[auth]`, by reason.
     pub auth_refused: LabeledCounters<AuthRefusal, { AuthRefusal::COUNT }>,
+    /// WebSocket-FLV connections closed with a close frame, by reason.
+    pub ws_closes: LabeledCounters<WsCloseLabel, { WsCloseLabel::COUNT }>,
     /// Connections closed, by reason.
     pub connections_closed: LabeledCounters<CloseReason, { CloseReason::COUNT }>,
     /// Media payload bytes ingested, by source.
@@ -93,6 +95,7 @@ impl CoreMetrics {
             connections_accepted: LabeledCounters::new(),
             connections_refused: LabeledCounters::new(),
             auth_refused: LabeledCounters::new(),
+            ws_closes: LabeledCounters::new(),
             connections_closed: LabeledCounters::new(),
             bytes_received: LabeledCounters::new(),
             frames_received: LabeledCounters::new(),

@@ -57,7 +57,7 @@ unsafe impl SendBody for Hold {
 }
 /// How a viewer's frames are framed on the wire.
 pub enum Egress {
-    /// HTTP-FLV.
+    /// HTTP-FLV or WebSocket-FLV.
     Flv(FlvEgress),
     /// RTMP play.
     Rtmp(RtmpEgress),
@@ -67,6 +67,7 @@ impl Egress {
     /// The metrics protocol label.
     pub fn protocol(&self) -> Protocol {
         match self {
+            Egress::Flv(flv) if flv.is_websocket() => Protocol::WsFlv,
             Egress::Flv(_) => Protocol::HttpFlv,
             Egress::Rtmp(_) => Protocol::Rtmp,
         }

@@ -1,5 +1,5 @@
-//! HTTP connections: HTTP-FLV viewers (`GET /{app}/{stream}.flv`), the JSON API,
-//! the status page and `/metrics`.
+//! HTTP connections: HTTP-FLV and WebSocket-FLV viewers (`GET /{app}/{stream}.flv`,
+//! with or without `Upgrade: websocket`), the JSON API, the status page and `/metrics`.
 
 use bytes::BytesMut;
 
@@ -17,12 +17,17 @@ use crate::metrics::{CloseReason, Listener, RefuseReason};
 use crate::protocol::http::connection::{HttpConnection, HttpTimeouts};
 use crate::protocol::http::request::{Method, Request, RequestParser};
 use crate::protocol::http::response::{self, BodyFraming, ResponseContext};
+use crate::protocol::ws::handshake::upgrade_request;
+use crate::protocol::ws::reader::{FrameReader, ReaderLimits};
 use crate::runtime::outbox::PREFIX_SLOT;
 use crate::stream::StreamKey;
 
-/// One HTTP connection's protocol state: its sans-IO request state and deadlines.
+/// One HTTP connection's protocol state: its sans-IO request state and deadlines,
+/// and once it switched to WebSocket, the parser of the client's frames.
 pub struct HttpConn {
     state: HttpConnection,
+    /// Set by the `101`: the client's WebSocket frames are read here from then on.
+    pub(super) ws: Option<Box<FrameReader>>,
 }
 
 impl HttpConn {
@@ -36,6 +41,7 @@ impl HttpConn {
         };
         HttpConn {
             state: HttpConnection::new(RequestParser::default(), timeouts, now_ms),
+            ws: None,
         }
     }
 
@@ -72,6 +78,10 @@ impl CoreState {
         let Proto::Http(http) = &mut conn.proto else {
             return;
         };
+        if http.ws.is_some() {
+            // Switched to WebSocket: the client's bytes are frames now.
+            return self.on_ws_data(slot, data);
+        }
         if http.state.is_held() || conn.close_after_flush {
             return;
         }
@@ -156,11 +166,24 @@ impl CoreState {
         &mut self,
         slot: u32,
         req: &Request,
-        ctx: ResponseContext,
+        mut ctx: ResponseContext,
         app: String,
         name: String,
     ) -> bool {
         let mut out = BytesMut::new();
+        // WebSocket-FLV: the same path as HTTP-FLV; only the head (101, written
+        // when the play starts) and the framing differ.
+        match upgrade_request(req) {
+            Ok(accept) => ctx.websocket = accept,
+            Err(e) => {
+                tracing::debug!(core = self.core, error = %e, "bad WebSocket upgrade");
+                self.metrics
+                    .connections_refused
+                    .inc(RefuseReason::BadWebSocketHandshake);
+                response::write_error_with(&ctx, e.status(), e.headers(), &mut out);
+                return self.respond(slot, &out, false);
+            }
+        }
         if !matches!(req.method, Method::Get | Method::Head) {
             response::write_method_not_allowed(&ctx, "GET, HEAD, OPTIONS", &mut out);
             return self.respond(slot, &out, false);
@@ -260,7 +283,8 @@ impl CoreState {
         false
     }
 
-    /// Writes the HTTP-FLV head and starts the viewer of a live stream.
+    /// Writes the HTTP-FLV head (or the WebSocket `101`) and starts the viewer of a
+    /// live stream.
     pub(super) fn begin_flv_play(
         &mut self,
         slot: u32,
@@ -272,7 +296,15 @@ impl CoreState {
         if framing == BodyFraming::None {
             return self.respond(slot, &out, false);
         }
-        let mut egress = FlvEgress::new(framing == BodyFraming::Chunked);
+        let mut egress = match framing {
+            BodyFraming::WebSocket => {
+                if let Some(Proto::Http(http)) = self.conns.at(slot).map(|c| &mut c.proto) {
+                    http.ws = Some(Box::new(FrameReader::new(ReaderLimits::default())));
+                }
+                FlvEgress::websocket()
+            }
+            _ => FlvEgress::new(framing == BodyFraming::Chunked),
+        };
         let mut header = [0u8; PREFIX_SLOT];
         let n = egress.start(true, true, &mut header);
         out.extend_from_slice(&header[..n]);

@@ -31,6 +31,7 @@ pub mod timers;
 pub mod token;
 pub mod viewer_send;
 pub mod worker;
+pub mod ws_conn;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -522,7 +522,12 @@ impl CoreState {
                 }
             }
             None => {
-                if conn.done_after_flush() {
+                if conn.outbox.has_control() {
+                    // Queued while this (empty) send was gathered, e.g. a viewer's
+                    // end-of-stream bytes (last chunk, WebSocket close): they go in
+                    // the next send, before any close.
+                    self.sends.mark_ready(&mut self.conns, slot);
+                } else if conn.done_after_flush() {
                     let reason = conn.close_reason;
                     self.conns.close_later(slot, reason);
                 }

@@ -88,6 +88,8 @@ pub struct PlayUrls {
     pub rtmp: String,
     /// `http://host:port/app/name.flv`.
     pub http_flv: String,
+    /// `ws://host:port/app/name.flv` (WebSocket-FLV).
+    pub ws_flv: String,
 }
 
 /// Builds the play URLs of `app`/`name` on `host`.
@@ -96,6 +98,7 @@ pub fn play_urls(host: &str, cfg: &PlayUrlConfig, app: &str, name: &str) -> Play
     PlayUrls {
         rtmp: format!("rtmp://{host}:{}/{app}/{name}", cfg.rtmp_port),
         http_flv: format!("http://{host}:{}/{app}/{name}.flv", cfg.http_port),
+        ws_flv: format!("ws://{host}:{}/{app}/{name}.flv", cfg.http_port),
     }
 }
 
@@ -171,7 +174,7 @@ pub fn render_status_page(
          code{{font-size:.9em}}</style></head><body>\n\
          <h1>ringcast {version}</h1>\n\
          <p>{cores} cores · up {uptime} · {open} connections · {streams} streams · \
-         {total} viewers ({flv} HTTP-FLV, {rtmp} RTMP)</p>\n",
+         {total} viewers ({flv} HTTP-FLV, {ws} WebSocket-FLV, {rtmp} RTMP)</p>\n",
         version = escape_html(&srv.version),
         cores = srv.cores,
         uptime = format_duration(srv.uptime_secs),
@@ -179,6 +182,7 @@ pub fn render_status_page(
         streams = snapshot.streams.len(),
         total = viewers.total(),
         flv = viewers.http_flv,
+        ws = viewers.ws_flv,
         rtmp = viewers.rtmp,
     );
     if snapshot.streams.is_empty() {
@@ -186,7 +190,7 @@ pub fn render_status_page(
     } else {
         html.push_str(
             "<table><tr><th>stream</th><th>source</th><th>video</th><th>audio</th><th>bitrate in</th>\
-             <th>viewers (flv/rtmp)</th><th>core</th><th>uptime</th><th>play</th></tr>\n",
+             <th>viewers (flv/ws/rtmp)</th><th>core</th><th>uptime</th><th>play</th></tr>\n",
         );
         for s in &snapshot.streams {
             let play = play_urls(host, urls, &s.app, &s.name);
@@ -198,8 +202,8 @@ pub fn render_status_page(
             let _ = write!(
                 html,
                 "<tr><td>{app}/{name}</td><td>{source}</td><td>{video}</td><td>{audio}</td><td>{bitrate}</td>\
-                 <td>{total} ({flv}/{rtmp})</td><td>{core}</td><td>{uptime}</td>\
-                 <td><a href=\"{flv_url}\">HTTP-FLV</a> <code>{rtmp_url}</code>",
+                 <td>{total} ({flv}/{ws}/{rtmp})</td><td>{core}</td><td>{uptime}</td>\
+                 <td><a href=\"{flv_url}\">HTTP-FLV</a> <code>{ws_url}</code> <code>{rtmp_url}</code>",
                 app = escape_html(&s.app),
                 name = escape_html(&s.name),
                 source = escape_html(&source),
@@ -208,10 +212,12 @@ pub fn render_status_page(
                 bitrate = format_bitrate(s.bitrate_in_bps),
                 total = s.viewers.total(),
                 flv = s.viewers.http_flv,
+                ws = s.viewers.ws_flv,
                 rtmp = s.viewers.rtmp,
                 core = s.core,
                 uptime = format_duration(s.uptime_secs),
                 flv_url = escape_html(&play.http_flv),
+                ws_url = escape_html(&play.ws_flv),
                 rtmp_url = escape_html(&play.rtmp),
             );
             html.push_str("</td></tr>\n");
@@ -250,6 +256,7 @@ mod tests {
                     http_flv: 3,
                     rtmp: 1,
                     hls: 0,
+                    ws_flv: 0,
                 },
                 core: 1,
                 uptime_secs: 65,
@@ -272,7 +279,8 @@ mod tests {
         assert!(html.contains("rtmp://edge.example:1935/live/cam1"));
         assert!(html.contains("h264 1280×720 @30.00"));
         assert!(html.contains("2.50 Mb/s"));
-        assert!(html.contains("4 (3/1)"));
+        assert!(html.contains("4 (3/0/1)"));
+        assert!(html.contains("<code>ws://edge.example:8080/live/cam1.flv</code>"));
         assert!(!html.contains("HLS"), "HLS is not served");
         assert!(html.contains("up 1h 2m"));
         assert!(html.contains("192.0.2.7:50000"));
@@ -340,6 +348,7 @@ mod tests {
     fn play_urls_encode_names_and_formats() {
         let urls = play_urls("h", &PlayUrlConfig::default(), "live", "a b");
         assert_eq!(urls.http_flv, "http://h:8080/live/a%20b.flv");
+        assert_eq!(urls.ws_flv, "ws://h:8080/live/a%20b.flv");
         assert_eq!(urls.rtmp, "rtmp://h:1935/live/a%20b");
         assert_eq!(format_duration(90_000), "1d 1h");
         assert_eq!(format_duration(59), "59s");
