@@ -55,6 +55,9 @@ pub struct Config {
     pub relay: RelayConfig,
     /// Signed-URL access control for publish and play.
     pub auth: crate::auth::AuthConfig,
+    /// HTTP hooks (SRS `http_hooks` compatible): `on_publish`, `on_play`
+    /// gate sessions under a `hook` policy; `on_unpublish`, `on_stop` notify.
+    pub hooks: crate::auth::hooks::HooksConfig,
     /// HLS / LL-HLS / LL-DASH packaging and serving.
     pub hls: HlsSection,
 }
@@ -549,6 +552,12 @@ impl Config {
             reason: e.to_string(),
         })?;
         self.hls.validate()?;
+        self.hooks
+            .validate(self.auth.publish, self.auth.play)
+            .map_err(|e| ConfigError::Invalid {
+                field: "hooks",
+                reason: e.to_string(),
+            })?;
         let l = &self.limits;
         check(
             l.http_max_requests >= 1,

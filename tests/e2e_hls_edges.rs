@@ -96,7 +96,11 @@ fn listed(playlist: &str) -> Listed {
             let name = line.rsplit('/').next().unwrap();
             let msn: u64 = name.split('.').next().unwrap().parse().unwrap();
             let first = sequence.expect("EXT-X-MEDIA-SEQUENCE before the segments");
-            assert_eq!(msn, first + index, "segment numbers follow the media sequence");
+            assert_eq!(
+                msn,
+                first + index,
+                "segment numbers follow the media sequence"
+            );
             index += 1;
             out.segments
                 .insert(msn, (line.to_owned(), std::mem::take(&mut duration)));
@@ -147,9 +151,11 @@ fn two_edges_behind_one_origin_serve_identical_segments_and_parts() {
 
     // Edge A pulls over RTMP, started by its first HLS request.
     let edge_a = Server::start(2, &edge_toml(&[rtmp_origin(&origin)], "60s"));
-    wait_until("edge A's multivariant playlist", Duration::from_secs(30), || {
-        get(edge_a.http_port, "/live/cam.m3u8").0 == 200
-    });
+    wait_until(
+        "edge A's multivariant playlist",
+        Duration::from_secs(30),
+        || get(edge_a.http_port, "/live/cam.m3u8").0 == 200,
+    );
     // Edge B joins later (the origin has moved on by more than a segment),
     // over HTTP-FLV.
     let origin_msn = || {
@@ -157,30 +163,46 @@ fn two_edges_behind_one_origin_serve_identical_segments_and_parts() {
         listed(&ts).segments.keys().last().copied().unwrap_or(0)
     };
     let start_msn = origin_msn();
-    wait_until("the origin to close two more segments", Duration::from_secs(30), || {
-        origin_msn() >= start_msn + 2
-    });
+    wait_until(
+        "the origin to close two more segments",
+        Duration::from_secs(30),
+        || origin_msn() >= start_msn + 2,
+    );
     let edge_b = Server::start(2, &edge_toml(&[http_origin(&origin)], "60s"));
-    wait_until("edge B's multivariant playlist", Duration::from_secs(30), || {
-        get(edge_b.http_port, "/live/cam.m3u8").0 == 200
-    });
+    wait_until(
+        "edge B's multivariant playlist",
+        Duration::from_secs(30),
+        || get(edge_b.http_port, "/live/cam.m3u8").0 == 200,
+    );
     // Both edges hold three closed segments of their own.
     for edge in [&edge_a, &edge_b] {
-        wait_until("three TS segments on the edge", Duration::from_secs(30), || {
-            listed(&get_text(edge.http_port, "/live/cam-ts.m3u8").1)
-                .segments
-                .len()
-                >= 3
-        });
+        wait_until(
+            "three TS segments on the edge",
+            Duration::from_secs(30),
+            || {
+                listed(&get_text(edge.http_port, "/live/cam-ts.m3u8").1)
+                    .segments
+                    .len()
+                    >= 3
+            },
+        );
     }
 
-    let boxes = [ports(origin.http_port), ports(edge_a.http_port), ports(edge_b.http_port)];
+    let boxes = [
+        ports(origin.http_port),
+        ports(edge_a.http_port),
+        ports(edge_b.http_port),
+    ];
     let (_, multivariant) = get_text(origin.http_port, "/live/cam.m3u8");
     let medias = media_playlists(&multivariant);
     assert_eq!(medias.len(), 2, "video and audio playlists: {multivariant}");
     for port in [edge_a.http_port, edge_b.http_port] {
         let (_, other) = get_text(port, "/live/cam.m3u8");
-        assert_eq!(media_playlists(&other), medias, "the same media playlist URIs");
+        assert_eq!(
+            media_playlists(&other),
+            medias,
+            "the same media playlist URIs"
+        );
     }
 
     let mut compared_segments = 0;
@@ -217,7 +239,10 @@ fn two_edges_behind_one_origin_serve_identical_segments_and_parts() {
         for msn in &common_msns {
             let reference = &lists[0].segments[msn];
             for (l, (_, name)) in lists.iter().zip(&boxes) {
-                assert_eq!(&l.segments[msn], reference, "segment {msn} of {path} on {name}");
+                assert_eq!(
+                    &l.segments[msn], reference,
+                    "segment {msn} of {path} on {name}"
+                );
             }
             same_bytes(&boxes, &format!("{dir}/{}", reference.0));
             compared_segments += 1;
@@ -229,7 +254,10 @@ fn two_edges_behind_one_origin_serve_identical_segments_and_parts() {
             .filter(|k| lists[1..].iter().all(|l| l.parts.contains_key(k)))
             .copied()
             .collect();
-        assert!(!common_parts.is_empty(), "{path}: no part in common: {lists:?}");
+        assert!(
+            !common_parts.is_empty(),
+            "{path}: no part in common: {lists:?}"
+        );
         for k in common_parts {
             let reference = &lists[0].parts[&k];
             for (l, (_, name)) in lists.iter().zip(&boxes) {

@@ -10,7 +10,8 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 
 use super::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HlsKind, HlsStatus,
-    IngestSource, LabelValue, Listener, Protocol, RefuseReason,
+    HookActionLabel, HookResultLabel, IngestSource, LabelValue, Listener, Protocol, RefuseReason,
+    WsCloseLabel,
 };
 
 /// One metric family this crate exports: its name, help, type and label names.
@@ -88,7 +89,14 @@ family!(
     "ringcast_auth_refused_total",
     COUNTER,
     [AuthRefusal::LABEL],
-    "Publish or play requests refused by [auth] (signed URLs), by reason."
+    "Publish or play requests refused by [auth] (signed URLs, HTTP hooks), by reason."
+);
+family!(
+    WS_CLOSES,
+    "ringcast_websocket_closes_total",
+    COUNTER,
+    [WsCloseLabel::LABEL],
+    "WebSocket-FLV connections closed with a close frame, by reason."
 );
 family!(
     CLOSED,
@@ -258,6 +266,20 @@ family!(
     [],
     "Origin pulls that delivered media again after failing."
 );
+family!(
+    HOOK_REQUESTS,
+    "ringcast_hook_requests_total",
+    COUNTER,
+    [HookActionLabel::LABEL, HookResultLabel::LABEL],
+    "HTTP hook questions, by action and result (coalesced and cached ones sent no request)."
+);
+family!(
+    HOOK_LATENCY,
+    "ringcast_hook_latency_seconds",
+    HISTOGRAM,
+    [],
+    "Time from an HTTP hook request's start to its answer, error or timeout."
+);
 
 family!(
     HLS_REQUESTS,
@@ -313,6 +335,7 @@ pub(super) const FAMILIES: &[Family] = &[
     ACCEPTED,
     REFUSED,
     AUTH_REFUSED,
+    WS_CLOSES,
     CLOSED,
     RECEIVED_BYTES,
     RECEIVED_FRAMES,
@@ -343,6 +366,8 @@ pub(super) const FAMILIES: &[Family] = &[
     HLS_WAITERS,
     HLS_PACKAGER_SECONDS,
     HLS_COPIES,
+    HOOK_REQUESTS,
+    HOOK_LATENCY,
 ];
 
 /// Names of every metric family the per-core collector exports (for dashboards

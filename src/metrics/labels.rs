@@ -59,6 +59,8 @@ label_enum! {
         Rtmp => "rtmp",
         /// HLS.
         Hls => "hls",
+        /// WebSocket-FLV (`ws://…/{app}/{stream}.flv`).
+        WsFlv => "ws_flv",
     }
 }
 
@@ -135,6 +137,25 @@ label_enum! {
         OriginUnavailable => "origin_unavailable",
         /// A local publisher on an edge with origins and `edge.allow_publish = false`.
         PublishDisabled => "publish_disabled",
+        /// A WebSocket upgrade of an FLV URL that was not valid (answered 400 or 426).
+        BadWebSocketHandshake => "bad_websocket_handshake",
+    }
+}
+
+label_enum! {
+    /// Why a WebSocket-FLV connection was closed with a close frame.
+    WsCloseLabel, label = "reason" {
+        /// The client sent a close frame (answered with a close).
+        ClientClose => "client_close",
+        /// The stream ended (close 1000).
+        StreamEnded => "stream_ended",
+        /// The client broke the protocol: unmasked or fragmented control frame,
+        /// reserved bits or opcode, bad close payload (close 1002).
+        ProtocolError => "protocol_error",
+        /// A client message over the size limit (close 1009).
+        MessageTooBig => "message_too_big",
+        /// A close reason that is not UTF-8 (close 1007).
+        InvalidPayload => "invalid_payload",
     }
 }
 
@@ -153,6 +174,44 @@ label_enum! {
         UnknownKey => "unknown_key",
         /// The token is bound to another client address.
         IpMismatch => "ip_mismatch",
+        /// The `[hooks]` server answered, and not with an allow.
+        HookDenied => "hook_denied",
+        /// The `[hooks]` server could not be asked and the action fails closed.
+        HookError => "hook_error",
+    }
+}
+
+label_enum! {
+    /// Which HTTP hook a call was.
+    HookActionLabel, label = "action" {
+        /// `on_publish`.
+        OnPublish => "on_publish",
+        /// `on_unpublish`.
+        OnUnpublish => "on_unpublish",
+        /// `on_play`.
+        OnPlay => "on_play",
+        /// `on_stop`.
+        OnStop => "on_stop",
+    }
+}
+
+label_enum! {
+    /// How a hook question was answered.
+    HookResultLabel, label = "result" {
+        /// The hook server allowed.
+        Allow => "allow",
+        /// The hook server answered, not with an allow.
+        Deny => "deny",
+        /// No usable answer (refused, reset, broken or oversize response).
+        Error => "error",
+        /// No answer within the timeout.
+        Timeout => "timeout",
+        /// Joined an identical call in flight (no request of its own).
+        Coalesced => "coalesced",
+        /// Answered from a cached allow (no request).
+        Cached => "cached",
+        /// Too many calls in flight on the core, or a full notification queue: not asked.
+        Overload => "overload",
     }
 }
 
@@ -347,7 +406,8 @@ mod tests {
         for (i, p) in CloseReason::ALL.iter().enumerate() {
             assert_eq!(p.index(), i);
         }
-        assert_eq!(Protocol::COUNT, 3);
+        assert_eq!(Protocol::COUNT, 4);
+        assert_eq!(Protocol::WsFlv.as_str(), "ws_flv");
         assert_eq!(Protocol::HttpFlv.as_str(), "http_flv");
         assert_eq!(FailureSide::LABEL, "side");
     }
@@ -369,7 +429,10 @@ mod tests {
         check::<Listener>();
         check::<RefuseReason>();
         check::<AuthRefusal>();
+        check::<HookActionLabel>();
+        check::<HookResultLabel>();
         check::<CloseReason>();
+        check::<WsCloseLabel>();
         check::<IngestSource>();
         check::<DropReason>();
         check::<AcceptErrorKind>();

@@ -3,7 +3,8 @@
 
 use super::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HlsKind, HlsStatus,
-    IngestSource, LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason,
+    HookActionLabel, HookResultLabel, IngestSource, LabeledCounters, LabeledGauges, Listener,
+    Protocol, RefuseReason, WsCloseLabel,
 };
 use super::local::{
     LocalCounter, LocalGauge, LocalHistogram, LocalRatio, ValueHistogram, SEND_BYTES_BUCKETS,
@@ -42,6 +43,8 @@ pub struct CoreMetrics {
     pub connections_refused: LabeledCounters<RefuseReason, { RefuseReason::COUNT }>,
     /// Publish/play requests refused by `[auth]`, by reason.
     pub auth_refused: LabeledCounters<AuthRefusal, { AuthRefusal::COUNT }>,
+    /// WebSocket-FLV connections closed with a close frame, by reason.
+    pub ws_closes: LabeledCounters<WsCloseLabel, { WsCloseLabel::COUNT }>,
     /// Connections closed, by reason.
     pub connections_closed: LabeledCounters<CloseReason, { CloseReason::COUNT }>,
     /// Media payload bytes ingested, by source.
@@ -73,6 +76,11 @@ pub struct CoreMetrics {
     pub origin_pull_failures: LocalCounter,
     /// Origin pulls that delivered media again after one or more failures.
     pub origin_pull_recoveries: LocalCounter,
+    /// HTTP hook questions by action (index: [`HookActionLabel`]) and result.
+    pub hook_requests:
+        [LabeledCounters<HookResultLabel, { HookResultLabel::COUNT }>; HookActionLabel::COUNT],
+    /// Time from a hook request's start to its answer (or error, or timeout).
+    pub hook_latency: LocalHistogram,
     /// HLS / LL-HLS / LL-DASH serving and packaging.
     pub hls: HlsMetrics,
 }
@@ -136,6 +144,7 @@ impl CoreMetrics {
             connections_accepted: LabeledCounters::new(),
             connections_refused: LabeledCounters::new(),
             auth_refused: LabeledCounters::new(),
+            ws_closes: LabeledCounters::new(),
             connections_closed: LabeledCounters::new(),
             bytes_received: LabeledCounters::new(),
             frames_received: LabeledCounters::new(),
@@ -152,6 +161,15 @@ impl CoreMetrics {
             origin_pull_failures: LocalCounter::new(),
             origin_pull_recoveries: LocalCounter::new(),
             hls: HlsMetrics::default(),
+            hook_requests: std::array::from_fn(|_| LabeledCounters::new()),
+            hook_latency: LocalHistogram::new(),
+        }
+    }
+
+    /// Counts one hook question of `action` answered as `result`.
+    pub fn count_hook(&self, action: HookActionLabel, result: HookResultLabel) {
+        if let Some(by_result) = self.hook_requests.get(action as usize) {
+            by_result.inc(result);
         }
     }
 

@@ -9,8 +9,10 @@ use super::edge::origin_conn::OriginConn;
 use super::edge::relay::RelayConn;
 use super::egress_flv::FlvEgress;
 use super::egress_rtmp::RtmpEgress;
+use super::hook_conn::HookConn;
 use super::http_conn::HttpConn;
 use super::rtmp_conn::RtmpConn;
+use crate::auth::hooks::HookSubject;
 use crate::metrics::{CloseReason, Listener, Protocol};
 use crate::runtime::outbox::{Outbox, SendBody};
 use crate::runtime::TimerId;
@@ -55,7 +57,7 @@ unsafe impl SendBody for Hold {
 }
 /// How a viewer's frames are framed on the wire.
 pub enum Egress {
-    /// HTTP-FLV.
+    /// HTTP-FLV or WebSocket-FLV.
     Flv(FlvEgress),
     /// RTMP play.
     Rtmp(RtmpEgress),
@@ -65,6 +67,7 @@ impl Egress {
     /// The metrics protocol label.
     pub fn protocol(&self) -> Protocol {
         match self {
+            Egress::Flv(flv) if flv.is_websocket() => Protocol::WsFlv,
             Egress::Flv(_) => Protocol::HttpFlv,
             Egress::Rtmp(_) => Protocol::Rtmp,
         }
@@ -81,6 +84,8 @@ pub enum Proto {
     Origin(Box<OriginConn>),
     /// A push relay publishing a local stream to another server.
     Relay(Box<RelayConn>),
+    /// An HTTP hook call to a hook server.
+    Hook(Box<HookConn>),
 }
 
 /// A viewer attached to a connection.
@@ -131,6 +136,15 @@ pub struct Conn {
     /// Its play asked for the stream's own timestamps (an edge's pull:
     /// `edge::origin::SOURCE_TIMELINE_QUERY`), whatever `stream.timestamps` says.
     pub source_timeline: bool,
+    /// The stream whose HLS / DASH session this connection started and was
+    /// allowed (`server::hls::session_access`): its entry URLs are not asked again.
+    pub hls_allowed: Option<crate::stream::StreamKey>,
+    /// Set while it publishes and `[hooks] on_unpublish` is configured: what
+    /// the hook is told when the publishing ends.
+    pub hook_unpublish: Option<Box<HookSubject>>,
+    /// Set once a play was allowed and `[hooks] on_stop` is configured: what
+    /// the hook is told when the viewer stops.
+    pub hook_stop: Option<Box<HookSubject>>,
 }
 
 /// What a new connection starts with.
@@ -174,6 +188,9 @@ impl Conn {
             woken: false,
             zc_result: None,
             source_timeline: false,
+            hls_allowed: None,
+            hook_unpublish: None,
+            hook_stop: None,
         }
     }
 

@@ -19,6 +19,8 @@ pub mod egress_flv;
 pub mod egress_rtmp;
 pub mod failures;
 pub mod hls;
+pub mod hook_conn;
+pub mod hooks;
 pub mod http_conn;
 pub mod pending;
 pub mod report;
@@ -30,6 +32,7 @@ pub mod timers;
 pub mod token;
 pub mod viewer_send;
 pub mod worker;
+pub mod ws_conn;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -157,6 +160,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
             reason: e.to_string(),
         })?;
     config.validate_exposure()?;
+    hooks::HookTargets::resolve(&config.hooks)?;
     let metrics = MetricsRegistry::new(n)?;
     let mesh = MeshConfig {
         media_ring: config.runtime.cross_core_queue,

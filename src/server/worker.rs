@@ -82,6 +82,8 @@ pub struct CoreState {
     pub relays: super::edge::relay::Relays,
     /// HLS: packagers of owned streams, other cores' views, waiters.
     pub hls: super::hls::HlsCore,
+    /// HTTP hook calls of this core and the sessions held for them.
+    pub hooks: super::hooks::Hooks,
     pub(super) epoch: Instant,
     pub(super) wake_buf: Box<u64>,
     pub(super) shutting_down: Option<Instant>,
@@ -233,6 +235,7 @@ impl Worker {
             edge: super::edge::EdgeCore::new(cfg),
             relays: super::edge::relay::Relays::new(cfg),
             hls: super::hls::HlsCore::new(cfg.hls.max_waiters_per_core),
+            hooks: super::hooks::Hooks::new(shared.hooks.as_ref()),
             pending: PendingPlays::new(cfg.stream.wait_for_publisher),
             epoch: shared.epoch,
             wake_buf: Box::new(0),
@@ -300,6 +303,7 @@ impl Worker {
             if state.shutting_down.is_none() {
                 state.submit_origin_connects(reactor);
                 state.submit_relay_connects(reactor);
+                state.submit_hook_calls(reactor);
                 let fixed_now = reactor.stats().fixed_sends;
                 state
                     .metrics
@@ -436,6 +440,7 @@ impl CoreState {
         }
         self.resolve_pending(now_ms);
         self.expire_waiters(now_ms);
+        self.sweep_hooks(now_ms);
         self.tick_pulls(now_ms);
         self.hls_sweep(now_ms);
         self.publish_report();
@@ -522,7 +527,12 @@ impl CoreState {
                 }
             }
             None => {
-                if conn.done_after_flush() {
+                if conn.outbox.has_control() {
+                    // Queued while this (empty) send was gathered, e.g. a viewer's
+                    // end-of-stream bytes (last chunk, WebSocket close): they go in
+                    // the next send, before any close.
+                    self.sends.mark_ready(&mut self.conns, slot);
+                } else if conn.done_after_flush() {
                     let reason = conn.close_reason;
                     self.conns.close_later(slot, reason);
                 }

@@ -8,7 +8,6 @@
 
 use bytes::BytesMut;
 
-use crate::auth::Action;
 use crate::metrics::HlsKind;
 use crate::protocol::hls::urls::{self, Resource, UrlError};
 use crate::protocol::hls::HlsView;
@@ -107,18 +106,12 @@ impl CoreState {
             Err(_) => return Some(self.hls_error(slot, ctx, 400)),
         };
         let query = req.target.split_once('?').map_or("", |(_, q)| q);
-        if let Some(suffix) = entry_suffix(&parsed.resource) {
-            let (app, stream) = (parsed.app.to_owned(), parsed.stream.to_owned());
-            let q = (!query.is_empty()).then_some(query);
-            if self
-                .authorize(slot, Action::Play, &app, &stream, suffix, q)
-                .is_err()
-            {
-                return Some(self.hls_error(slot, ctx, 403));
-            }
-        }
-        self.metrics.hls.request(kind(&parsed.resource, query));
         let generation = self.conns.at(slot)?.generation;
+        // What CDN signing schemes sign after `/{app}/{stream}`.
+        let prefix_len = 2 + parsed.app.len() + parsed.stream.len();
+        let entry = entry_suffix(&parsed.resource);
+        let uri_suffix = entry.unwrap_or_else(|| req.path.get(prefix_len..).unwrap_or(""));
+        let entry = entry.is_some();
         let hreq = HlsRequest {
             key,
             resource: parsed.resource,
@@ -128,7 +121,16 @@ impl CoreState {
             generation,
             range: req.header("range").map(str::to_owned),
         };
-        Some(self.hls_start(slot, hreq))
+        match self.hls_access(slot, hreq, entry, uri_suffix) {
+            Ok(hreq) => Some(self.hls_serve(slot, hreq)),
+            Err(keep_going) => Some(keep_going),
+        }
+    }
+
+    /// Serves an allowed request: counted, then answered or held.
+    pub(super) fn hls_serve(&mut self, slot: u32, req: HlsRequest) -> bool {
+        self.metrics.hls.request(kind(&req.resource, &req.query));
+        self.hls_start(slot, req)
     }
 
     /// The `UTCTiming` clock: the time now, ISO 8601 with milliseconds.
