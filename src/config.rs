@@ -55,6 +55,10 @@ pub struct Config {
     pub relay: RelayConfig,
     /// Signed-URL access control for publish and play.
     pub auth: crate::auth::AuthConfig,
+    /// `[tls]`: certificates for the HTTPS and RTMPS listeners (loaded once at
+    /// startup by `tls::ServerTls::load`, reloaded on SIGHUP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 /// Which cores run reactors: `"all"`, a count, or an explicit list.
@@ -110,6 +114,14 @@ pub struct ServerConfig {
     pub rtmp_listen: SocketAddr,
     /// HTTP listen address (HTTP-FLV, API, status page, metrics).
     pub http_listen: SocketAddr,
+    /// HTTPS listen address: the same routes as `http_listen`, over TLS (`[tls]`
+    /// needed). Off by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub https_listen: Option<SocketAddr>,
+    /// RTMPS listen address: RTMP publish and play over TLS (`[tls]` needed).
+    /// Off by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtmps_listen: Option<SocketAddr>,
     /// Cores running a reactor each.
     pub cores: CoreSelection,
     /// Most connections open at once, all cores together.
@@ -130,6 +142,8 @@ impl Default for ServerConfig {
         ServerConfig {
             rtmp_listen: "0.0.0.0:1935".parse().expect("valid literal"),
             http_listen: "0.0.0.0:8080".parse().expect("valid literal"),
+            https_listen: None,
+            rtmps_listen: None,
             cores: CoreSelection::default(),
             max_connections: 100_000,
             max_streams: 100_000,
@@ -435,6 +449,44 @@ impl Config {
         Ok(())
     }
 
+    /// A TLS listener needs `[tls]` (its `cert` and `key`); the error names the
+    /// listener. The files themselves are read by `tls::ServerTls::load` (at
+    /// startup, and by `check-config`).
+    pub fn validate_tls(&self) -> Result<(), ConfigError> {
+        let listeners = [
+            ("server.https_listen", self.server.https_listen),
+            ("server.rtmps_listen", self.server.rtmps_listen),
+        ];
+        for (field, addr) in listeners {
+            if let (Some(addr), None) = (addr, &self.tls) {
+                return Err(ConfigError::Invalid {
+                    field,
+                    reason: format!(
+                        "{addr} is a TLS listener: it needs [tls] cert and key \
+                         (or --tls-cert and --tls-key)"
+                    ),
+                });
+            }
+        }
+        let mut addrs = vec![
+            self.server.rtmp_listen,
+            self.server.http_listen,
+            self.api.admin_listen,
+        ];
+        for (field, addr) in listeners {
+            if let Some(addr) = addr {
+                if addr.port() != 0 && addrs.contains(&addr) {
+                    return Err(ConfigError::Invalid {
+                        field,
+                        reason: format!("{addr} is already another listener's address"),
+                    });
+                }
+                addrs.push(addr);
+            }
+        }
+        Ok(())
+    }
+
     /// Checks ranges that serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         fn check(ok: bool, field: &'static str, reason: &str) -> Result<(), ConfigError> {
@@ -550,6 +602,7 @@ impl Config {
             "server.max_viewers_per_core",
             "must be at least 1",
         )?;
+        self.validate_tls()?;
         for push in &self.relay.push {
             check(
                 push.url.starts_with("rtmp://"),
@@ -631,5 +684,36 @@ mod tests {
         assert!(err.to_string().contains("viewer.soft_lag"), "{err}");
         let err = Config::from_toml("[edge]\norigins = [\"ftp://x\"]\n").unwrap_err();
         assert!(err.to_string().contains("edge.origins"), "{err}");
+    }
+
+    #[test]
+    fn tls_listeners_are_off_by_default_and_need_a_certificate() {
+        let c = Config::default();
+        assert_eq!((c.server.https_listen, c.server.rtmps_listen), (None, None));
+        assert!(c.tls.is_none());
+        for key in ["https_listen", "rtmps_listen"] {
+            let err = Config::from_toml(&format!("[server]\n{key} = \"127.0.0.1:8443\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("server.{key}")), "{err}");
+            assert!(err.contains("[tls]"), "{err}");
+        }
+        let c = Config::from_toml(
+            "[server]\nhttps_listen = \"127.0.0.1:8443\"\nrtmps_listen = \"127.0.0.1:1936\"\n\
+             [tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n\
+             [[tls.sni]]\nnames = [\"a.example\"]\ncert = \"/a.pem\"\nkey = \"/ak.pem\"\n",
+        )
+        .unwrap();
+        let tls = c.tls.as_ref().unwrap();
+        assert_eq!(tls.cert, std::path::Path::new("/c.pem"));
+        assert_eq!(tls.sni[0].names, ["a.example"]);
+        assert_eq!(c.server.https_listen, Some("127.0.0.1:8443".parse().unwrap()));
+        // check-config prints the effective config: it must round-trip.
+        let text = toml::to_string_pretty(&c).unwrap();
+        assert_eq!(Config::from_toml(&text).unwrap(), c);
+        let clash = "[server]\nhttp_listen = \"127.0.0.1:8080\"\nhttps_listen = \"127.0.0.1:8080\"\n\
+                     [tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n";
+        let err = Config::from_toml(clash).unwrap_err().to_string();
+        assert!(err.contains("server.https_listen"), "{err}");
     }
 }

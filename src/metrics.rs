@@ -21,7 +21,7 @@ pub use self::collector::GaugeSample;
 pub use self::families::exported_family_names;
 pub use self::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, IngestSource, LabelValue,
-    LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason,
+    LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason, TlsHandshakeResult,
 };
 pub use self::local::{
     HistogramTotals, LocalCounter, LocalGauge, LocalHistogram, LocalRatio, ValueHistogram,

@@ -10,7 +10,7 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 use super::families::*;
 use super::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, IngestSource, LabelValue,
-    Listener, Protocol, RefuseReason,
+    Listener, Protocol, RefuseReason, TlsHandshakeResult,
 };
 use super::local::{HistogramTotals, ValueHistogram};
 use super::per_core::CoreMetrics;
@@ -151,6 +151,9 @@ impl Collector for CoreSumCollector {
             }),
             self.by_label(&AUTH_REFUSED, |c, l: AuthRefusal| {
                 c.auth_refused.get(l) as f64
+            }),
+            self.by_label(&TLS_HANDSHAKES, |c, l: TlsHandshakeResult| {
+                c.tls_handshakes.get(l) as f64
             }),
             self.by_label(&CLOSED, |c, l: CloseReason| {
                 c.connections_closed.get(l) as f64

@@ -10,7 +10,7 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 
 use super::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, IngestSource, LabelValue,
-    Listener, Protocol, RefuseReason,
+    Listener, Protocol, RefuseReason, TlsHandshakeResult,
 };
 
 /// One metric family this crate exports: its name, help, type and label names.
@@ -89,6 +89,13 @@ family!(
     COUNTER,
     [AuthRefusal::LABEL],
     "Publish or play requests refused by [auth] (signed URLs), by reason."
+);
+family!(
+    TLS_HANDSHAKES,
+    "ringcast_tls_handshakes_total",
+    COUNTER,
+    [TlsHandshakeResult::LABEL],
+    "TLS handshakes on the HTTPS and RTMPS listeners, by result (ok, failed, plaintext, timeout)."
 );
 family!(
     CLOSED,
@@ -270,6 +277,7 @@ pub(super) const FAMILIES: &[Family] = &[
     ACCEPTED,
     REFUSED,
     AUTH_REFUSED,
+    TLS_HANDSHAKES,
     CLOSED,
     RECEIVED_BYTES,
     RECEIVED_FRAMES,

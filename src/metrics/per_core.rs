@@ -3,7 +3,7 @@
 
 use super::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, IngestSource,
-    LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason,
+    LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason, TlsHandshakeResult,
 };
 use super::local::{
     LocalCounter, LocalGauge, LocalHistogram, LocalRatio, ValueHistogram, SEND_BYTES_BUCKETS,
@@ -42,6 +42,8 @@ pub struct CoreMetrics {
     pub connections_refused: LabeledCounters<RefuseReason, { RefuseReason::COUNT }>,
     /// Publish/play requests refused by `[auth]`, by reason.
     pub auth_refused: LabeledCounters<AuthRefusal, { AuthRefusal::COUNT }>,
+    /// TLS handshakes on the HTTPS and RTMPS listeners, by how they ended.
+    pub tls_handshakes: LabeledCounters<TlsHandshakeResult, { TlsHandshakeResult::COUNT }>,
     /// Connections closed, by reason.
     pub connections_closed: LabeledCounters<CloseReason, { CloseReason::COUNT }>,
     /// Media payload bytes ingested, by source.
@@ -87,6 +89,7 @@ impl CoreMetrics {
             connections_accepted: LabeledCounters::new(),
             connections_refused: LabeledCounters::new(),
             auth_refused: LabeledCounters::new(),
+            tls_handshakes: LabeledCounters::new(),
             connections_closed: LabeledCounters::new(),
             bytes_received: LabeledCounters::new(),
             frames_received: LabeledCounters::new(),

@@ -25,6 +25,11 @@ pub struct Shared {
     pub gate: crate::auth::Gate,
     /// The server's start: zero of every core's millisecond clock.
     pub epoch: Instant,
+    /// `[tls]`, loaded at startup: the HTTPS and RTMPS listeners' configurations
+    /// (one reloadable certificate set). `None` without TLS listeners.
+    pub tls: Option<crate::tls::ServerTls>,
+    /// Bounds of every accepted TLS connection.
+    pub tls_limits: crate::tls::TlsLimits,
     /// Each core's latest report for the API.
     reports: Vec<Mutex<CorePublished>>,
     open_connections: AtomicUsize,
@@ -53,12 +58,20 @@ impl Shared {
             api,
             metrics,
             epoch: Instant::now(),
+            tls: None,
+            tls_limits: super::tls_conn::limits(&config),
             reports: (0..cores)
                 .map(|_| Mutex::new(CorePublished::default()))
                 .collect(),
             open_connections: AtomicUsize::new(0),
             config,
         }
+    }
+
+    /// With the TLS listeners' certificates (loaded by `serve`, off the cores).
+    pub fn with_tls(mut self, tls: Option<crate::tls::ServerTls>) -> Shared {
+        self.tls = tls;
+        self
     }
 
     /// Number of cores.
