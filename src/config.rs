@@ -707,11 +707,15 @@ mod tests {
         let tls = c.tls.as_ref().unwrap();
         assert_eq!(tls.cert, std::path::Path::new("/c.pem"));
         assert_eq!(tls.sni[0].names, ["a.example"]);
-        assert_eq!(c.server.https_listen, Some("127.0.0.1:8443".parse().unwrap()));
+        assert_eq!(
+            c.server.https_listen,
+            Some("127.0.0.1:8443".parse().unwrap())
+        );
         // check-config prints the effective config: it must round-trip.
         let text = toml::to_string_pretty(&c).unwrap();
         assert_eq!(Config::from_toml(&text).unwrap(), c);
-        let clash = "[server]\nhttp_listen = \"127.0.0.1:8080\"\nhttps_listen = \"127.0.0.1:8080\"\n\
+        let clash =
+            "[server]\nhttp_listen = \"127.0.0.1:8080\"\nhttps_listen = \"127.0.0.1:8080\"\n\
                      [tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n";
         let err = Config::from_toml(clash).unwrap_err().to_string();
         assert!(err.contains("server.https_listen"), "{err}");

@@ -492,8 +492,7 @@ impl<H: SendBody> Outbox<H> {
         // A part the transform turned into nothing (e.g. plaintext dropped after a
         // failure) is followed by the next one at once.
         while self.mem.sealed.is_empty() {
-            let mut slices: Vec<&[u8]> =
-                Vec::with_capacity(self.mem.iov.len() - self.first_unsent);
+            let mut slices: Vec<&[u8]> = Vec::with_capacity(self.mem.iov.len() - self.first_unsent);
             let mut taken = 0usize;
             for iov in &self.mem.iov[self.first_unsent..] {
                 if taken >= max_plain {
@@ -630,7 +629,9 @@ mod tests {
             match outbox.on_sent(n as usize) {
                 SendProgress::Complete => break,
                 SendProgress::Partial => msg = outbox.resume().expect("a remainder"),
-                SendProgress::NotInFlight | SendProgress::MoreToSeal => panic!("the send was in flight, unsealed"),
+                SendProgress::NotInFlight | SendProgress::MoreToSeal => {
+                    panic!("the send was in flight, unsealed")
+                }
             }
         }
     }
@@ -871,7 +872,10 @@ mod tests {
         assert_eq!(outbox.on_sent(6), SendProgress::Complete);
         // Nothing at all: no send, idle again.
         outbox.begin().unwrap();
-        assert!(outbox.seal(16, |_, _, _| Ok::<(), ()>(())).unwrap().is_none());
+        assert!(outbox
+            .seal(16, |_, _, _| Ok::<(), ()>(()))
+            .unwrap()
+            .is_none());
         assert!(!outbox.is_busy());
     }
 

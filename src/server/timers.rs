@@ -146,7 +146,10 @@ impl CoreState {
             if let Some(slot) = self.conns.fire(key, now) {
                 // Whichever deadline fired, a TLS handshake still under way never finished.
                 let conn = self.conns.at(slot);
-                if conn.and_then(|c| c.tls.as_ref()).is_some_and(|t| t.handshake_pending()) {
+                if conn
+                    .and_then(|c| c.tls.as_ref())
+                    .is_some_and(|t| t.handshake_pending())
+                {
                     self.metrics
                         .tls_handshakes
                         .inc(crate::metrics::TlsHandshakeResult::Timeout);

@@ -537,7 +537,11 @@ fn max_plaintext_per_send_fills_the_ciphertext_bound_and_no_more() {
         let body = vec![7u8; n];
         let mut wire = Vec::new();
         server.send(&[&body], &mut wire).unwrap();
-        assert!(wire.len() <= limit, "{limit}: {} B of ciphertext", wire.len());
+        assert!(
+            wire.len() <= limit,
+            "{limit}: {} B of ciphertext",
+            wire.len()
+        );
         let more = vec![7u8; n + 1];
         let mut wire = Vec::new();
         assert!(
