@@ -25,6 +25,8 @@ command -v unshare    >/dev/null || need_apt+=(util-linux)
 command -v python3    >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v curl       >/dev/null || need_apt+=(curl)
+command -v openssl    >/dev/null || need_apt+=(openssl)
 if ((${#need_apt[@]})); then
   echo "== installing: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
