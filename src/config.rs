@@ -375,7 +375,9 @@ impl ApiConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct EdgeConfig {
-    /// Origins tried in order: `rtmp://host:port/app` or `http://host:port`.
+    /// Origins tried in order: `rtmp://host:port/app` or `http://host:port`, or
+    /// over TLS `rtmps://…` / `https://…` (verified against `[tls] ca`, else the
+    /// system store).
     pub origins: Vec<String>,
     /// Keep an upstream this long after its last viewer leaves.
     #[serde(with = "humantime_serde")]
@@ -612,9 +614,11 @@ impl Config {
         }
         for origin in &self.edge.origins {
             check(
-                origin.starts_with("rtmp://") || origin.starts_with("http://"),
+                ["rtmp://", "http://", "rtmps://", "https://"]
+                    .iter()
+                    .any(|s| origin.starts_with(s)),
                 "edge.origins",
-                "each origin must start with rtmp:// or http://",
+                "each origin must start with rtmp://, http://, rtmps:// or https://",
             )?;
         }
         Ok(())

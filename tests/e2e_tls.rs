@@ -532,3 +532,70 @@ fn bad_input_on_tls_and_plain_ports_is_closed_and_counted() {
     ]);
     assert_eq!(code, "404", "{err}");
 }
+
+#[test]
+fn edges_pull_from_https_and_rtmps_origins_verified_against_the_ca() {
+    require::command("ffmpeg", "ffmpeg");
+    let pki = Pki::new("edge");
+    let (cert, key) = pki.leaf("origin", "origin", &["localhost", "127.0.0.1"]);
+    let origin = start_tls(&cert, &key, "", "");
+    let _publisher = publish(&origin.server.rtmp_url("live", "e"), 90);
+    wait_live(&origin.server, "live", "e", Duration::from_secs(30));
+
+    let ca = pki.ca();
+    for url in [
+        format!("https://127.0.0.1:{}", origin.https_port),
+        format!("rtmps://127.0.0.1:{}/live", origin.rtmps_port),
+    ] {
+        let edge = Server::start(
+            1,
+            &format!(
+                "[edge]\norigins = [\"{url}\"]\n[tls]\ncert = {cert:?}\nkey = {key:?}\nca = {ca:?}\n"
+            ),
+        );
+        let (frames, errors) = decode(&[], &edge.flv_url("live", "e"), 50);
+        assert!(
+            frames >= 50,
+            "{frames} frames through an edge of {url}: {errors}"
+        );
+        assert!(errors.trim().is_empty(), "{url}: {errors}");
+    }
+    // Both pulls were TLS handshakes on the origin's listeners.
+    let admin = origin.server.admin_port;
+    assert!(
+        metric_with(
+            admin,
+            "ringcast_connections_accepted_total",
+            "listener=\"https\""
+        ) >= 1.0
+    );
+    assert!(
+        metric_with(
+            admin,
+            "ringcast_connections_accepted_total",
+            "listener=\"rtmps\""
+        ) >= 1.0
+    );
+    assert!(metric_with(admin, "ringcast_tls_handshakes_total", "result=\"ok\"") >= 2.0);
+
+    // An origin whose certificate the edge does not trust delivers nothing.
+    let other = Pki::new("edge-untrusted");
+    let untrusted = other.ca();
+    let edge = Server::start(
+        1,
+        &format!(
+            "[stream]\nwait_for_publisher = \"0s\"\n[edge]\norigins = [\"https://127.0.0.1:{}\"]\nstart_timeout = \"3s\"\n\
+             [tls]\ncert = {cert:?}\nkey = {key:?}\nca = {untrusted:?}\n",
+            origin.https_port
+        ),
+    );
+    let (status, _) = edge.public_get("/live/e.flv");
+    assert!(
+        status == 503 || status == 404,
+        "untrusted origin answered {status}"
+    );
+    assert!(
+        metric_with(admin, "ringcast_tls_handshakes_total", "result=\"failed\"") >= 1.0,
+        "the origin saw the edge abort the handshake"
+    );
+}

@@ -170,6 +170,18 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         .as_ref()
         .map(crate::tls::ServerTls::load)
         .transpose()?;
+    // Edge pulls over TLS verify origins against `[tls] ca`, else the system store.
+    let tls_origin = config
+        .edge
+        .origins
+        .iter()
+        .any(|o| o.starts_with("https://") || o.starts_with("rtmps://"));
+    let client_tls = if tls_origin {
+        let ca = config.tls.as_ref().and_then(|t| t.ca.as_deref());
+        Some(crate::tls::ClientTls::load(ca)?)
+    } else {
+        None
+    };
     let metrics = MetricsRegistry::new(n)?;
     let mesh = MeshConfig {
         media_ring: config.runtime.cross_core_queue,
@@ -222,7 +234,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         "ringcast listening"
     );
     tls_reload::spawn(tls.clone()).map_err(ServeError::Reload)?;
-    let shared = Arc::new(Shared::new(config, n, metrics).with_tls(tls));
+    let shared = Arc::new(Shared::new(config, n, metrics).with_tls(tls, client_tls));
     let failure: Arc<Mutex<Option<ServeError>>> = Arc::new(Mutex::new(None));
     let threads = {
         let (shared, failure) = (shared.clone(), failure.clone());

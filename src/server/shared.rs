@@ -30,6 +30,9 @@ pub struct Shared {
     pub tls: Option<crate::tls::ServerTls>,
     /// Bounds of every accepted TLS connection.
     pub tls_limits: crate::tls::TlsLimits,
+    /// Edge pulls from `https://` / `rtmps://` origins: the trusted roots
+    /// (`[tls] ca`, else the system store). `None` without such an origin.
+    pub client_tls: Option<crate::tls::ClientTls>,
     /// Each core's latest report for the API.
     reports: Vec<Mutex<CorePublished>>,
     open_connections: AtomicUsize,
@@ -59,6 +62,7 @@ impl Shared {
             metrics,
             epoch: Instant::now(),
             tls: None,
+            client_tls: None,
             tls_limits: super::tls_conn::limits(&config),
             reports: (0..cores)
                 .map(|_| Mutex::new(CorePublished::default()))
@@ -69,8 +73,13 @@ impl Shared {
     }
 
     /// With the TLS listeners' certificates (loaded by `serve`, off the cores).
-    pub fn with_tls(mut self, tls: Option<crate::tls::ServerTls>) -> Shared {
+    pub fn with_tls(
+        mut self,
+        tls: Option<crate::tls::ServerTls>,
+        client_tls: Option<crate::tls::ClientTls>,
+    ) -> Shared {
         self.tls = tls;
+        self.client_tls = client_tls;
         self
     }
 

@@ -36,6 +36,8 @@ pub struct TlsConn {
     failed: bool,
     /// Most plaintext sealed into one record buffer.
     max_plain: usize,
+    /// The server side (an accepted connection): its handshakes are counted.
+    server: bool,
 }
 
 impl TlsConn {
@@ -49,6 +51,28 @@ impl TlsConn {
             session: TlsSession::server(config, limits, now_ms)?,
             failed: false,
             max_plain: limits.max_plaintext_per_send(),
+            server: true,
+        })
+    }
+
+    /// The client side of an outbound connection (an edge pull from an
+    /// `https://` / `rtmps://` origin) to `host`, opened at `now_ms`. Its
+    /// ClientHello goes with the connection's first send; what the upstream
+    /// session queues before the handshake is done is held by rustls (bounded)
+    /// and sent after it.
+    pub fn client(
+        config: Arc<rustls::ClientConfig>,
+        host: &str,
+        limits: TlsLimits,
+        now_ms: u64,
+    ) -> Result<TlsConn, String> {
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| format!("origin host {host:?} is no TLS server name: {e}"))?;
+        Ok(TlsConn {
+            session: TlsSession::client(config, name, limits, now_ms).map_err(|e| e.to_string())?,
+            failed: false,
+            max_plain: limits.max_plaintext_per_send(),
+            server: false,
         })
     }
 
@@ -67,7 +91,7 @@ impl TlsConn {
     /// Still handshaking (and not failed): a close now is a handshake that
     /// never finished.
     pub(crate) fn handshake_pending(&self) -> bool {
-        !self.failed && self.session.is_handshaking()
+        self.server && !self.failed && self.session.is_handshaking()
     }
 
     /// Most plaintext one record buffer takes.
@@ -140,7 +164,7 @@ impl CoreState {
         let transmit = tls.session.wants_transmit();
         match received {
             Ok(received) => {
-                if received.handshake_done {
+                if received.handshake_done && tls.server {
                     self.metrics.tls_handshakes.inc(TlsHandshakeResult::Ok);
                     tracing::debug!(
                         core,
@@ -178,7 +202,7 @@ impl CoreState {
             return;
         };
         let handshaking = tls.session.is_handshaking();
-        if let Some(result) = handshake_result(&error, handshaking) {
+        if let Some(result) = handshake_result(&error, handshaking).filter(|_| tls.server) {
             self.metrics.tls_handshakes.inc(result);
         }
         tracing::debug!(core, slot, peer = ?conn.peer, %error, "TLS error; closing");
