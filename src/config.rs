@@ -364,10 +364,11 @@ impl Default for ApiConfig {
 
 impl ApiConfig {
     /// Whether the admin routes are reachable on a non-loopback address: the admin
-    /// address itself, or the public HTTP port `http_listen` when `on_public_port`.
-    pub fn exposed(&self, http_listen: SocketAddr) -> bool {
+    /// address itself, or a public HTTP(S) port in `public` (`server.http_listen`,
+    /// `server.https_listen`) when `on_public_port`.
+    pub fn exposed(&self, public: &[SocketAddr]) -> bool {
         !self.admin_listen.ip().is_loopback()
-            || (self.on_public_port && !http_listen.ip().is_loopback())
+            || (self.on_public_port && public.iter().any(|a| !a.ip().is_loopback()))
     }
 }
 
@@ -434,16 +435,25 @@ impl Config {
         Config::from_toml(&text)
     }
 
+    /// The public ports that answer HTTP (and the admin routes with
+    /// `[api] on_public_port`): `server.http_listen` and `server.https_listen`.
+    pub fn public_http(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.server.http_listen)
+            .chain(self.server.https_listen)
+            .collect()
+    }
+
     /// Refuses admin routes reachable off loopback without `[api] token`. Separate
     /// from [`Config::validate`] because command-line flags may move the listeners
     /// after the file is read: `serve` and `check-config` call it on the final config.
     pub fn validate_exposure(&self) -> Result<(), ConfigError> {
-        if self.api.exposed(self.server.http_listen) && self.api.token.is_none() {
+        if self.api.exposed(&self.public_http()) && self.api.token.is_none() {
             return Err(ConfigError::Invalid {
                 field: "api.token",
                 reason: "is required when the admin routes (API, status page, /metrics) are \
                          reachable on a non-loopback address (api.admin_listen, or \
-                         server.http_listen with api.on_public_port): they list streams \
+                         server.http_listen or server.https_listen with api.on_public_port): \
+                         they list streams \
                          and kick publishers"
                     .into(),
             });
@@ -647,6 +657,13 @@ mod tests {
         )
         .unwrap();
         assert!(on_loopback.validate_exposure().is_ok());
+        // A public HTTPS port exposes them as much as the HTTP port.
+        let over_https = Config::from_toml(
+            "[server]\nhttp_listen = \"127.0.0.1:8080\"\nhttps_listen = \"0.0.0.0:8443\"\n\
+             [tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n[api]\non_public_port = true\n",
+        )
+        .unwrap();
+        assert!(over_https.validate_exposure().is_err());
         let with_token =
             Config::from_toml("[api]\nadmin_listen = \"0.0.0.0:9090\"\ntoken = \"t\"\n").unwrap();
         assert!(with_token.validate_exposure().is_ok());

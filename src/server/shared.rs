@@ -43,7 +43,7 @@ impl Shared {
     pub fn new(config: Config, cores: usize, metrics: MetricsRegistry) -> Shared {
         let api = ApiConfig {
             // Off loopback every admin route needs the token (`validate` made sure one is set).
-            public_metrics: !config.api.exposed(config.server.http_listen),
+            public_metrics: !config.api.exposed(&config.public_http()),
             public_status_page: false,
             play_urls: api::PlayUrlConfig::for_listeners(
                 config.server.rtmp_listen,
