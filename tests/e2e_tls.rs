@@ -599,3 +599,117 @@ fn edges_pull_from_https_and_rtmps_origins_verified_against_the_ca() {
         "the origin saw the edge abort the handshake"
     );
 }
+
+/// The prebuilt mpegts.js that `tests/run.sh` fetches with `npm pack`; panics
+/// naming it when missing.
+fn mpegts_js() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/npm/package/dist/mpegts.js");
+    assert!(
+        path.is_file(),
+        "required file {} missing: the npm package mpegts.js@1.8.0 (./tests/run.sh fetches it \
+         with `npm pack mpegts.js@1.8.0` into target/npm and unpacks it there)",
+        path.display()
+    );
+    path
+}
+
+/// A process group (Chromium and its helpers) killed as a whole on drop.
+struct Group(std::process::Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // SAFETY: signalling the process group this test created.
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn chromium_plays_https_flv_with_mpegts_js_from_an_https_page() {
+    use std::os::unix::process::CommandExt;
+    let chromium = require::command("chromium", "chromium");
+    let python = require::command("python3", "python3");
+    let js = mpegts_js();
+    let pki = Pki::new("chromium");
+    let (cert, key) = pki.leaf("leaf", "localhost", &["localhost", "127.0.0.1"]);
+    let s = start_tls(&cert, &key, "", "");
+    let _publisher = publish(&s.server.rtmp_url("live", "c"), 90);
+    wait_live(&s.server, "live", "c", Duration::from_secs(30));
+
+    // The page and mpegts.js, served over HTTPS by a small Python server.
+    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tls_page");
+    let www = pki.dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::copy(page.join("index.html"), www.join("index.html")).unwrap();
+    std::fs::copy(&js, www.join("mpegts.js")).unwrap();
+    let report = pki.dir.join("report.txt");
+    let page_port = free_port();
+    let mut cmd = Command::new(python);
+    cmd.arg(page.join("server.py"))
+        .arg(page_port.to_string())
+        .args([&cert, &key, &www, &report]);
+    let _pages = spawn_ringcast(&mut cmd, "https page server");
+    wait_listening(
+        "127.0.0.1",
+        page_port,
+        Instant::now() + Duration::from_secs(10),
+        "https page server",
+    );
+
+    let src = format!("https://127.0.0.1:{}/live/c.flv", s.https_port);
+    let url = format!("https://127.0.0.1:{page_port}/index.html?src={src}");
+    // The test CA is not in Chromium's store: its checks are curl's and ffmpeg's above.
+    let child = Command::new(chromium)
+        .args(["--headless=new", "--no-sandbox", "--disable-gpu"])
+        .args(["--ignore-certificate-errors", "--disable-breakpad"])
+        .args(["--autoplay-policy=no-user-gesture-required", "--mute-audio"])
+        .arg(format!(
+            "--user-data-dir={}",
+            pki.dir.join("profile").display()
+        ))
+        .arg(&url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("spawn chromium");
+    let _browser = Group(child);
+
+    // The page reports `time=..&frames=..&error=..` every 500 ms.
+    let last = || -> Option<(f64, u64, String)> {
+        let text = std::fs::read_to_string(&report).ok()?;
+        let line = text.lines().last()?;
+        let field = |name: &str| {
+            line.split('&')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .unwrap_or("")
+                .to_string()
+        };
+        Some((
+            field("time").parse().ok()?,
+            field("frames").parse().ok()?,
+            field("error"),
+        ))
+    };
+    wait_until(
+        "Chromium decodes 50 frames of the HTTPS-FLV stream",
+        Duration::from_secs(60),
+        || match last() {
+            Some((time, frames, error)) => {
+                assert!(error.is_empty(), "page reported an error: {error}");
+                time > 1.0 && frames >= 50
+            }
+            None => false,
+        },
+    );
+    let admin = s.server.admin_port;
+    assert!(
+        metric_with(
+            admin,
+            "ringcast_connections_accepted_total",
+            "listener=\"https\""
+        ) >= 1.0
+    );
+    assert!(metric_with(admin, "ringcast_viewers", "protocol=\"http_flv\"") >= 1.0);
+}
