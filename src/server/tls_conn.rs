@@ -26,6 +26,7 @@ use super::worker::CoreState;
 use crate::config::Config;
 use crate::metrics::{CloseReason, TlsHandshakeResult};
 use crate::runtime::Reactor;
+use crate::tls::session::Received;
 use crate::tls::{TlsError, TlsLimits, TlsSession};
 
 /// One connection's TLS state.
@@ -99,6 +100,32 @@ impl TlsConn {
         self.max_plain
     }
 
+    /// Decrypts `ciphertext`, appending the plaintext to `plain` (nothing once
+    /// failed); also says whether rustls now has bytes to send.
+    pub(crate) fn receive(
+        &mut self,
+        ciphertext: &[u8],
+        plain: &mut Vec<u8>,
+    ) -> (Result<Received, TlsError>, bool) {
+        if self.failed {
+            return (Ok(Received::default()), false);
+        }
+        let received = self.session.receive(ciphertext, plain);
+        (received, self.session.wants_transmit())
+    }
+
+    /// After a TLS error: input is ignored from now on and sends carry only
+    /// what rustls still has queued (an alert). Whether there is such an alert.
+    pub(crate) fn fail(&mut self) -> bool {
+        self.failed = true;
+        self.session.wants_transmit()
+    }
+
+    /// The session itself (state queries, the fuzz target's checks).
+    pub(crate) fn session(&mut self) -> &mut TlsSession {
+        &mut self.session
+    }
+
     /// The outbox's seal transform: encrypts one part of a gathered send into
     /// `out` (with whatever rustls has queued before it), and close_notify after
     /// it when `close`. After a failure only the queued alert goes out.
@@ -155,13 +182,9 @@ impl CoreState {
         let Some(tls) = conn.tls.as_deref_mut() else {
             return;
         };
-        if tls.failed {
-            return;
-        }
         let mut plain = std::mem::take(&mut self.tls_plain);
         plain.clear();
-        let received = tls.session.receive(data, &mut plain);
-        let transmit = tls.session.wants_transmit();
+        let (received, transmit) = tls.receive(data, &mut plain);
         match received {
             Ok(received) => {
                 if received.handshake_done && tls.server {
@@ -206,9 +229,9 @@ impl CoreState {
             self.metrics.tls_handshakes.inc(result);
         }
         tracing::debug!(core, slot, peer = ?conn.peer, %error, "TLS error; closing");
-        tls.failed = true;
+        let alert = tls.fail();
         conn.close_reason = CloseReason::ProtocolError;
-        if tls.session.wants_transmit() && conn.viewer.is_none() {
+        if alert && conn.viewer.is_none() {
             conn.close_after_flush = true;
             self.sends.mark_ready(&mut self.conns, slot);
         } else {
