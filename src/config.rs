@@ -59,6 +59,9 @@ pub struct Config {
     /// startup by `tls::ServerTls::load`, reloaded on SIGHUP).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<crate::tls::TlsConfig>,
+    /// HTTP hooks (SRS `http_hooks` compatible): `on_publish`, `on_play`
+    /// gate sessions under a `hook` policy; `on_unpublish`, `on_stop` notify.
+    pub hooks: crate::auth::hooks::HooksConfig,
 }
 
 /// Which cores run reactors: `"all"`, a count, or an explicit list.
@@ -515,6 +518,12 @@ impl Config {
             field: "auth",
             reason: e.to_string(),
         })?;
+        self.hooks
+            .validate(self.auth.publish, self.auth.play)
+            .map_err(|e| ConfigError::Invalid {
+                field: "hooks",
+                reason: e.to_string(),
+            })?;
         let l = &self.limits;
         check(
             l.max_chunk_size >= 128 && l.max_chunk_size <= 0x7fff_ffff,

@@ -114,10 +114,24 @@ fn main() -> ExitCode {
 /// What `check-config` prints instead of a secret.
 const REDACTED: &str = "<redacted>";
 
-/// Replaces every secret in `config` (auth key secrets, the API token) with
-/// [`REDACTED`], so printing the effective configuration shows that one is set
-/// but never what it is.
+/// Replaces every secret in `config` (auth key secrets, the API token, the
+/// query of hook URLs) with [`REDACTED`], so printing the effective
+/// configuration shows that one is set but never what it is.
 fn redact_secrets(config: &mut Config) {
+    let hooks = &mut config.hooks;
+    for url in [
+        &mut hooks.on_publish,
+        &mut hooks.on_unpublish,
+        &mut hooks.on_play,
+        &mut hooks.on_stop,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Some((base, _query)) = url.split_once('?') {
+            *url = format!("{base}?{REDACTED}");
+        }
+    }
     for key in &mut config.auth.keys {
         key.secret = REDACTED.to_owned();
     }

@@ -20,8 +20,9 @@ mod rlimits;
 pub use self::collector::GaugeSample;
 pub use self::families::exported_family_names;
 pub use self::labels::{
-    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, IngestSource, LabelValue,
-    LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason, TlsHandshakeResult,
+    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HookActionLabel,
+    HookResultLabel, IngestSource, LabelValue, LabeledCounters, LabeledGauges, Listener, Protocol,
+    RefuseReason, TlsHandshakeResult,
 };
 pub use self::local::{
     HistogramTotals, LocalCounter, LocalGauge, LocalHistogram, LocalRatio, ValueHistogram,

@@ -9,8 +9,9 @@ use prometheus::core::Desc;
 use prometheus::proto::{self, MetricFamily, MetricType};
 
 use super::labels::{
-    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, IngestSource, LabelValue,
-    Listener, Protocol, RefuseReason, TlsHandshakeResult,
+    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HookActionLabel,
+    HookResultLabel, IngestSource, LabelValue, Listener, Protocol, RefuseReason,
+    TlsHandshakeResult,
 };
 
 /// One metric family this crate exports: its name, help, type and label names.
@@ -88,7 +89,7 @@ family!(
     "ringcast_auth_refused_total",
     COUNTER,
     [AuthRefusal::LABEL],
-    "Publish or play requests refused by [auth] (signed URLs), by reason."
+    "Publish or play requests refused by [auth] (signed URLs, HTTP hooks), by reason."
 );
 family!(
     TLS_HANDSHAKES,
@@ -265,6 +266,20 @@ family!(
     [],
     "Origin pulls that delivered media again after failing."
 );
+family!(
+    HOOK_REQUESTS,
+    "ringcast_hook_requests_total",
+    COUNTER,
+    [HookActionLabel::LABEL, HookResultLabel::LABEL],
+    "HTTP hook questions, by action and result (coalesced and cached ones sent no request)."
+);
+family!(
+    HOOK_LATENCY,
+    "ringcast_hook_latency_seconds",
+    HISTOGRAM,
+    [],
+    "Time from an HTTP hook request's start to its answer, error or timeout."
+);
 
 /// Every family the core collector emits, in output order.
 pub(super) const FAMILIES: &[Family] = &[
@@ -302,6 +317,8 @@ pub(super) const FAMILIES: &[Family] = &[
     PULL_ATTEMPTS,
     PULL_FAILURES,
     PULL_RECOVERIES,
+    HOOK_REQUESTS,
+    HOOK_LATENCY,
 ];
 
 /// Names of every metric family the per-core collector exports (for dashboards

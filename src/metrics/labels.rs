@@ -148,6 +148,44 @@ label_enum! {
         UnknownKey => "unknown_key",
         /// The token is bound to another client address.
         IpMismatch => "ip_mismatch",
+        /// The `[hooks]` server answered, and not with an allow.
+        HookDenied => "hook_denied",
+        /// The `[hooks]` server could not be asked and the action fails closed.
+        HookError => "hook_error",
+    }
+}
+
+label_enum! {
+    /// Which HTTP hook a call was.
+    HookActionLabel, label = "action" {
+        /// `on_publish`.
+        OnPublish => "on_publish",
+        /// `on_unpublish`.
+        OnUnpublish => "on_unpublish",
+        /// `on_play`.
+        OnPlay => "on_play",
+        /// `on_stop`.
+        OnStop => "on_stop",
+    }
+}
+
+label_enum! {
+    /// How a hook question was answered.
+    HookResultLabel, label = "result" {
+        /// The hook server allowed.
+        Allow => "allow",
+        /// The hook server answered, not with an allow.
+        Deny => "deny",
+        /// No usable answer (refused, reset, broken or oversize response).
+        Error => "error",
+        /// No answer within the timeout.
+        Timeout => "timeout",
+        /// Joined an identical call in flight (no request of its own).
+        Coalesced => "coalesced",
+        /// Answered from a cached allow (no request).
+        Cached => "cached",
+        /// Too many calls in flight on the core, or a full notification queue: not asked.
+        Overload => "overload",
     }
 }
 
@@ -364,6 +402,8 @@ mod tests {
         check::<Listener>();
         check::<RefuseReason>();
         check::<AuthRefusal>();
+        check::<HookActionLabel>();
+        check::<HookResultLabel>();
         check::<CloseReason>();
         check::<IngestSource>();
         check::<DropReason>();

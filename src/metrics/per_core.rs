@@ -2,8 +2,9 @@
 //! by that core and read by the scraper.
 
 use super::labels::{
-    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, IngestSource,
-    LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason, TlsHandshakeResult,
+    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HookActionLabel,
+    HookResultLabel, IngestSource, LabeledCounters, LabeledGauges, Listener, Protocol,
+    RefuseReason, TlsHandshakeResult,
 };
 use super::local::{
     LocalCounter, LocalGauge, LocalHistogram, LocalRatio, ValueHistogram, SEND_BYTES_BUCKETS,
@@ -75,6 +76,11 @@ pub struct CoreMetrics {
     pub origin_pull_failures: LocalCounter,
     /// Origin pulls that delivered media again after one or more failures.
     pub origin_pull_recoveries: LocalCounter,
+    /// HTTP hook questions by action (index: [`HookActionLabel`]) and result.
+    pub hook_requests:
+        [LabeledCounters<HookResultLabel, { HookResultLabel::COUNT }>; HookActionLabel::COUNT],
+    /// Time from a hook request's start to its answer (or error, or timeout).
+    pub hook_latency: LocalHistogram,
 }
 
 impl CoreMetrics {
@@ -105,6 +111,15 @@ impl CoreMetrics {
             origin_pull_attempts: LocalCounter::new(),
             origin_pull_failures: LocalCounter::new(),
             origin_pull_recoveries: LocalCounter::new(),
+            hook_requests: std::array::from_fn(|_| LabeledCounters::new()),
+            hook_latency: LocalHistogram::new(),
+        }
+    }
+
+    /// Counts one hook question of `action` answered as `result`.
+    pub fn count_hook(&self, action: HookActionLabel, result: HookResultLabel) {
+        if let Some(by_result) = self.hook_requests.get(action as usize) {
+            by_result.inc(result);
         }
     }
 

@@ -11,6 +11,7 @@ use super::rtmp_conn::RtmpConn;
 use super::token::{Op, Token};
 use super::worker::{CoreState, CONTROL_LIMIT};
 use super::MeshMsg;
+use crate::auth::hooks::HookAction;
 use crate::metrics::{AcceptErrorKind, CloseReason, Listener, RefuseReason};
 use crate::runtime::outbox::SendProgress;
 use crate::runtime::{Completion, Reactor};
@@ -220,6 +221,7 @@ impl CoreState {
             Proto::Http(_) => self.on_http_data(slot, data, listener),
             Proto::Origin(_) => self.on_origin_data(slot, data),
             Proto::Relay(_) => self.on_relay_data(slot, data),
+            Proto::Hook(_) => self.on_hook_data(slot, data),
         }
     }
 
@@ -410,6 +412,7 @@ impl CoreState {
         let Some(conn) = self.conns.at(slot) else {
             return;
         };
+        let reason = conn.close_reason;
         if let Some(viewer) = conn.viewer.take() {
             let protocol = viewer.egress.protocol();
             self.remove_viewer(viewer.id, protocol);
@@ -417,6 +420,18 @@ impl CoreState {
         self.end_publishing(slot, now);
         self.origin_conn_closed(slot);
         self.relay_conn_closed(slot);
+        self.hook_conn_closed(slot, reason);
+        // Fire-and-forget notifications of a session that ended with its connection.
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
+        let (unpublish, stop) = (conn.hook_unpublish.take(), conn.hook_stop.take());
+        if let Some(who) = unpublish {
+            self.notify_hook(HookAction::Unpublish, &who);
+        }
+        if let Some(who) = stop {
+            self.notify_hook(HookAction::Stop, &who);
+        }
     }
 
     /// Drops a viewer from the shard and its bookkeeping.

@@ -9,8 +9,10 @@ use super::edge::origin_conn::OriginConn;
 use super::edge::relay::RelayConn;
 use super::egress_flv::FlvEgress;
 use super::egress_rtmp::RtmpEgress;
+use super::hook_conn::HookConn;
 use super::http_conn::HttpConn;
 use super::rtmp_conn::RtmpConn;
+use crate::auth::hooks::HookSubject;
 use crate::metrics::{CloseReason, Listener, Protocol};
 use crate::runtime::outbox::{Outbox, SendBody};
 use crate::runtime::TimerId;
@@ -81,6 +83,8 @@ pub enum Proto {
     Origin(Box<OriginConn>),
     /// A push relay publishing a local stream to another server.
     Relay(Box<RelayConn>),
+    /// An HTTP hook call to a hook server.
+    Hook(Box<HookConn>),
 }
 
 /// A viewer attached to a connection.
@@ -133,6 +137,12 @@ pub struct Conn {
     /// Bytes have arrived on it (its first bytes are checked for a TLS
     /// ClientHello on a plain port).
     pub received: bool,
+    /// Set while it publishes and `[hooks] on_unpublish` is configured: what
+    /// the hook is told when the publishing ends.
+    pub hook_unpublish: Option<Box<HookSubject>>,
+    /// Set once a play was allowed and `[hooks] on_stop` is configured: what
+    /// the hook is told when the viewer stops.
+    pub hook_stop: Option<Box<HookSubject>>,
 }
 
 /// What a new connection starts with.
@@ -177,6 +187,8 @@ impl Conn {
             zc_result: None,
             tls: None,
             received: false,
+            hook_unpublish: None,
+            hook_stop: None,
         }
     }
 

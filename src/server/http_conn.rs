@@ -3,10 +3,12 @@
 
 use bytes::BytesMut;
 
+use super::access::Access;
 use super::api::{self, ApiAction};
 use super::conn::{Egress, Proto};
 use super::egress_flv::FlvEgress;
 use super::failures::play_refusal;
+use super::hooks::Resume;
 use super::pending::WaitingPlay;
 use super::shared::Shared;
 use super::worker::CoreState;
@@ -172,24 +174,55 @@ impl CoreState {
             }
         };
         let query = req.target.split_once('?').map(|(_, q)| q);
-        if self
-            .authorize(slot, Action::Play, &app, &name, ".flv", query)
-            .is_err()
-        {
-            response::write_error(&ctx, 403, &mut out);
-            return self.respond(slot, &out, false);
+        let resume = || Resume::Flv {
+            ctx,
+            key: key.clone(),
+            query: query.map(str::to_owned),
+        };
+        match self.authorize(slot, Action::Play, &app, &name, ".flv", query, resume) {
+            Access::Granted => {}
+            Access::Held => {
+                self.hold_http(slot);
+                return false;
+            }
+            Access::Refused(_) => {
+                response::write_error(&ctx, 403, &mut out);
+                return self.respond(slot, &out, false);
+            }
         }
-        // From here on the connection belongs to this one response.
+        self.flv_authorized(slot, ctx, &key, query.map(str::to_owned))
+    }
+
+    /// From here on the connection belongs to its one (held or streaming) response.
+    fn hold_http(&mut self, slot: u32) {
         if let Some(Proto::Http(http)) = self.conns.at(slot).map(|c| &mut c.proto) {
             http.hold();
         }
+    }
+
+    /// An HTTP-FLV play `[auth]` allowed: held for an edge pull or a publisher, or started.
+    pub(super) fn flv_authorized(
+        &mut self,
+        slot: u32,
+        ctx: ResponseContext,
+        key: &StreamKey,
+        query: Option<String>,
+    ) -> bool {
+        self.hold_http(slot);
+        self.arm_stop_hook(slot, key.app(), key.name(), query.as_deref());
         if self.edge_enabled() {
             // Always through the key's pull core: it serialises pull start and close.
-            let query = req.target.split_once('?').map(|(_, q)| q.to_owned());
-            self.edge_hold_viewer(slot, key, query, WaitingPlay::Flv(ctx));
+            self.edge_hold_viewer(slot, key.clone(), query, WaitingPlay::Flv(ctx));
             return false;
         }
-        self.start_flv_viewer(slot, ctx, &key)
+        self.start_flv_viewer(slot, ctx, key)
+    }
+
+    /// Answers 403 to an HTTP-FLV request held for its hook, then closes.
+    pub(super) fn refuse_flv_unauthorized(&mut self, slot: u32, ctx: ResponseContext) {
+        let mut out = BytesMut::new();
+        response::write_error(&ctx, 403, &mut out);
+        self.respond(slot, &out, false);
     }
 
     /// Answers an HTTP-FLV request with an error `status`, then closes.

@@ -18,6 +18,8 @@ pub mod edge;
 pub mod egress_flv;
 pub mod egress_rtmp;
 pub mod failures;
+pub mod hook_conn;
+pub mod hooks;
 pub mod http_conn;
 pub mod pending;
 pub mod report;
@@ -182,6 +184,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     } else {
         None
     };
+    hooks::HookTargets::resolve(&config.hooks)?;
     let metrics = MetricsRegistry::new(n)?;
     let mesh = MeshConfig {
         media_ring: config.runtime.cross_core_queue,

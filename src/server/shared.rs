@@ -23,6 +23,8 @@ pub struct Shared {
     pub api: ApiConfig,
     /// `[auth]`: who may publish and play (checked when a session starts).
     pub gate: crate::auth::Gate,
+    /// `[hooks]` with resolved addresses (`None`: no hook URL set).
+    pub hooks: Option<super::hooks::HookTargets>,
     /// The server's start: zero of every core's millisecond clock.
     pub epoch: Instant,
     /// `[tls]`, loaded at startup: the HTTPS and RTMPS listeners' configurations
@@ -57,6 +59,11 @@ impl Shared {
                 .auth
                 .gate()
                 .unwrap_or_else(|_| crate::auth::Gate::closed()),
+            // `serve` resolved them once already and refuses a failure; a hook
+            // policy without targets fails closed.
+            hooks: super::hooks::HookTargets::resolve(&config.hooks)
+                .ok()
+                .flatten(),
             directory: Directory::new(config.server.max_streams.max(1)),
             api,
             metrics,

@@ -24,6 +24,7 @@ impl Conn {
             Proto::Http(http) => http.poll_timeout(),
             Proto::Origin(oc) => oc.poll_timeout(),
             Proto::Relay(rc) => rc.poll_timeout(),
+            Proto::Hook(hc) => hc.poll_timeout(),
         };
         let tls = self.tls.as_ref().and_then(|t| t.poll_timeout());
         [self.connect_deadline_ms, session, tls]
@@ -45,6 +46,7 @@ impl Conn {
             Proto::Http(http) => http.handle_timeout(now_ms),
             Proto::Origin(oc) => oc.handle_timeout(now_ms),
             Proto::Relay(rc) => rc.handle_timeout(now_ms),
+            Proto::Hook(hc) => hc.handle_timeout(now_ms),
         }
     }
 }

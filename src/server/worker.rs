@@ -80,6 +80,8 @@ pub struct CoreState {
     pub edge: super::edge::EdgeCore,
     /// Push relays of streams published on this core.
     pub relays: super::edge::relay::Relays,
+    /// HTTP hook calls of this core and the sessions held for them.
+    pub hooks: super::hooks::Hooks,
     pub(super) epoch: Instant,
     pub(super) wake_buf: Box<u64>,
     pub(super) shutting_down: Option<Instant>,
@@ -233,6 +235,7 @@ impl Worker {
             region,
             edge: super::edge::EdgeCore::new(cfg),
             relays: super::edge::relay::Relays::new(cfg),
+            hooks: super::hooks::Hooks::new(shared.hooks.as_ref()),
             pending: PendingPlays::new(cfg.stream.wait_for_publisher),
             epoch: shared.epoch,
             wake_buf: Box::new(0),
@@ -301,6 +304,7 @@ impl Worker {
             if state.shutting_down.is_none() {
                 state.submit_origin_connects(reactor);
                 state.submit_relay_connects(reactor);
+                state.submit_hook_calls(reactor);
                 let fixed_now = reactor.stats().fixed_sends;
                 state
                     .metrics
@@ -437,6 +441,7 @@ impl CoreState {
         }
         self.resolve_pending(now_ms);
         self.expire_waiters(now_ms);
+        self.sweep_hooks(now_ms);
         self.tick_pulls(now_ms);
         self.publish_report();
     }
