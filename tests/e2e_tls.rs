@@ -713,3 +713,52 @@ fn chromium_plays_https_flv_with_mpegts_js_from_an_https_page() {
     );
     assert!(metric_with(admin, "ringcast_viewers", "protocol=\"http_flv\"") >= 1.0);
 }
+
+#[test]
+fn frames_larger_than_the_record_buffer_are_sealed_in_parts_and_play() {
+    require::command("ffmpeg", "ffmpeg");
+    let pki = Pki::new("large");
+    let (cert, key) = pki.leaf("leaf", "localhost", &["localhost", "127.0.0.1"]);
+    let s = start_tls(&cert, &key, "", "");
+    // Lossless noise: every frame ≈ 360 KB, above the 256 KiB record buffer, so
+    // each HTTPS send is sealed and sent in parts (and RTMPS ingest carries it).
+    let rtmps = format!("rtmps://127.0.0.1:{}/live/big", s.rtmps_port);
+    let child = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "nullsrc=s=640x360:r=5,geq=random(1)*255:128:128",
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-qp",
+            "0",
+            "-g",
+            "5",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-t", "60", "-f", "flv", &rtmps])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ffmpeg");
+    let _publisher = Proc {
+        child,
+        name: "ffmpeg publish noise".into(),
+    };
+    wait_live(&s.server, "live", "big", Duration::from_secs(30));
+    let ca = pki.ca().display().to_string();
+    let https = format!("https://127.0.0.1:{}/live/big.flv", s.https_port);
+    let (frames, errors) = decode(&["-tls_verify", "1", "-ca_file", &ca], &https, 15);
+    assert!(frames >= 15, "{frames} large frames over https: {errors}");
+    assert!(errors.trim().is_empty(), "decode errors: {errors}");
+    let admin = s.server.admin_port;
+    assert!(
+        metric_with(admin, "ringcast_sent_bytes_total", "protocol=\"http_flv\"") > 15.0 * 300_000.0
+    );
+}
