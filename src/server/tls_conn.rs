@@ -246,7 +246,8 @@ impl CoreState {
         let Some(conn) = self.conns.at(slot) else {
             return;
         };
-        if !conn.outbox.is_resealable() {
+        let first = !conn.outbox.is_resealable();
+        if first {
             if conn.outbox.begin().is_err() {
                 return;
             }
@@ -274,7 +275,7 @@ impl CoreState {
             tls.seal(slices, last && close, out)
         });
         match sealed {
-            Ok(Some(msg)) => self.submit_gathered(r, slot, msg),
+            Ok(Some(msg)) => self.submit_gathered(r, slot, msg, first),
             Ok(None) => {
                 if close {
                     let reason = conn.close_reason;

@@ -508,7 +508,7 @@ impl CoreState {
             return;
         }
         match conn.outbox.finish() {
-            Some(msg) => self.submit_gathered(r, slot, msg),
+            Some(msg) => self.submit_gathered(r, slot, msg, true),
             None => {
                 if conn.done_after_flush() {
                     let reason = conn.close_reason;
@@ -518,8 +518,15 @@ impl CoreState {
         }
     }
 
-    /// Submits the send `msg` that `slot`'s outbox just put in flight.
-    pub(super) fn submit_gathered(&mut self, r: &mut Reactor, slot: u32, msg: *const libc::msghdr) {
+    /// Submits the send `msg` that `slot`'s outbox just put in flight; `first`:
+    /// the first (or only) part of its gathered send, whose frames it records.
+    pub(super) fn submit_gathered(
+        &mut self,
+        r: &mut Reactor,
+        slot: u32,
+        msg: *const libc::msghdr,
+        first: bool,
+    ) {
         let Some(conn) = self.conns.at(slot) else {
             return;
         };
@@ -533,8 +540,11 @@ impl CoreState {
         ) {
             Ok(()) => {
                 conn.inflight += 1;
-                let frames = conn.outbox.held().iter();
-                let frames = frames.filter(|h| matches!(h, Hold::Frame(..))).count();
+                let held = conn.outbox.held().iter();
+                let frames = match first {
+                    true => held.filter(|h| matches!(h, Hold::Frame(..))).count(),
+                    false => 0,
+                };
                 self.metrics
                     .reactor
                     .record_send(conn.outbox.bytes_queued() as u64, frames as u64);
