@@ -141,6 +141,25 @@ fn redact_secrets(config: &mut Config) {
 }
 
 /// The TOML comment `check-config` prints first: where the admin routes are served.
+/// The TOML comment `check-config` prints after it when TLS listeners are on.
+fn tls_summary(config: &Config) -> Option<String> {
+    let server = &config.server;
+    let mut listeners = Vec::new();
+    if let Some(addr) = server.https_listen {
+        listeners.push(format!("https://{addr}"));
+    }
+    if let Some(addr) = server.rtmps_listen {
+        listeners.push(format!("rtmps://{addr}"));
+    }
+    let tls = config.tls.as_ref().filter(|_| !listeners.is_empty())?;
+    Some(format!(
+        "# tls: {} (certificate {}, {} more by SNI; files checked)",
+        listeners.join(", "),
+        tls.cert.display(),
+        tls.sni.len()
+    ))
+}
+
 fn admin_summary(config: &Config) -> String {
     let api = &config.api;
     let public = if api.on_public_port {
@@ -171,6 +190,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // The effective configuration goes to a terminal or a log: never a secret.
             redact_secrets(&mut config);
             println!("{}", admin_summary(&config));
+            if let Some(tls) = tls_summary(&config) {
+                println!("{tls}");
+            }
             print!(
                 "{}",
                 toml::to_string_pretty(&config).context("rendering config")?

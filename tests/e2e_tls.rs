@@ -325,10 +325,9 @@ fn check_config_names_a_tls_listener_without_a_certificate_and_a_bad_file() {
                 .arg(&file),
             Duration::from_secs(20),
         );
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        let text = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        (out.status.success(), text)
     };
     let (ok, err) = check("[server]\nrtmps_listen = \"127.0.0.1:1936\"\n");
     assert!(
@@ -341,10 +340,11 @@ fn check_config_names_a_tls_listener_without_a_certificate_and_a_bad_file() {
     ));
     assert!(!ok && err.contains("missing.pem"), "{err}");
     let (cert, key) = pki.leaf("good", "localhost", &["localhost"]);
-    let (ok, err) = check(&format!(
+    let (ok, out) = check(&format!(
         "[server]\nhttps_listen = \"127.0.0.1:8443\"\n[tls]\ncert = {cert:?}\nkey = {key:?}\n"
     ));
-    assert!(ok, "{err}");
+    assert!(ok, "{out}");
+    assert!(out.contains("# tls: https://127.0.0.1:8443"), "{out}");
 }
 
 #[test]
