@@ -762,3 +762,20 @@ fn frames_larger_than_the_record_buffer_are_sealed_in_parts_and_play() {
         metric_with(admin, "ringcast_sent_bytes_total", "protocol=\"http_flv\"") > 15.0 * 300_000.0
     );
 }
+
+#[test]
+fn https_flv_plays_with_zero_copy_sends_on() {
+    require::command("ffmpeg", "ffmpeg");
+    let pki = Pki::new("zc");
+    let (cert, key) = pki.leaf("leaf", "localhost", &["localhost", "127.0.0.1"]);
+    // The record buffer is outside the registered region: plain SENDMSG_ZC, and
+    // the buffer must stay untouched until the kernel's notification.
+    let s = start_tls(&cert, &key, "", "[runtime]\nzero_copy_send = true\n");
+    let _publisher = publish(&s.server.rtmp_url("live", "z"), 60);
+    wait_live(&s.server, "live", "z", Duration::from_secs(30));
+    let ca = pki.ca().display().to_string();
+    let https = format!("https://127.0.0.1:{}/live/z.flv", s.https_port);
+    let (frames, errors) = decode(&["-tls_verify", "1", "-ca_file", &ca], &https, 100);
+    assert!(frames >= 100, "{frames} frames: {errors}");
+    assert!(errors.trim().is_empty(), "decode errors: {errors}");
+}
