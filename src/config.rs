@@ -417,7 +417,8 @@ pub struct RelayConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RelayPush {
-    /// `rtmp://host[:port][/app]`; without an app the stream's own app is used.
+    /// `rtmp://host[:port][/app]` (or `rtmps://`, verified like TLS origins);
+    /// without an app the stream's own app is used.
     pub url: String,
 }
 
@@ -626,9 +627,9 @@ impl Config {
         self.validate_tls()?;
         for push in &self.relay.push {
             check(
-                push.url.starts_with("rtmp://"),
+                push.url.starts_with("rtmp://") || push.url.starts_with("rtmps://"),
                 "relay.push.url",
-                "must start with rtmp://",
+                "must start with rtmp:// or rtmps://",
             )?;
         }
         for origin in &self.edge.origins {

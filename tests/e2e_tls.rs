@@ -779,3 +779,32 @@ fn https_flv_plays_with_zero_copy_sends_on() {
     assert!(frames >= 100, "{frames} frames: {errors}");
     assert!(errors.trim().is_empty(), "decode errors: {errors}");
 }
+
+#[test]
+fn a_push_relay_publishes_over_rtmps() {
+    require::command("ffmpeg", "ffmpeg");
+    let pki = Pki::new("relay");
+    let (cert, key) = pki.leaf("leaf", "localhost", &["localhost", "127.0.0.1"]);
+    let target = start_tls(&cert, &key, "", "");
+    let ca = pki.ca();
+    let source = Server::start(
+        1,
+        &format!(
+            "[[relay.push]]\nurl = \"rtmps://127.0.0.1:{}/live\"\n\
+             [tls]\ncert = {cert:?}\nkey = {key:?}\nca = {ca:?}\n",
+            target.rtmps_port
+        ),
+    );
+    let _publisher = publish(&source.rtmp_url("live", "p"), 60);
+    wait_live(&target.server, "live", "p", Duration::from_secs(30));
+    let (frames, errors) = decode(&[], &target.server.flv_url("live", "p"), 50);
+    assert!(frames >= 50, "{frames} frames relayed over rtmps: {errors}");
+    let admin = target.server.admin_port;
+    assert!(
+        metric_with(
+            admin,
+            "ringcast_connections_accepted_total",
+            "listener=\"rtmps\""
+        ) >= 1.0
+    );
+}

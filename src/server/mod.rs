@@ -172,11 +172,13 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         .as_ref()
         .map(crate::tls::ServerTls::load)
         .transpose()?;
-    // Edge pulls over TLS verify origins against `[tls] ca`, else the system store.
+    // Edge pulls and relays over TLS verify their peers against `[tls] ca`, else
+    // the system store.
     let tls_origin = config
         .edge
         .origins
         .iter()
+        .chain(config.relay.push.iter().map(|p| &p.url))
         .any(|o| o.starts_with("https://") || o.starts_with("rtmps://"));
     let client_tls = if tls_origin {
         let ca = config.tls.as_ref().and_then(|t| t.ca.as_deref());
