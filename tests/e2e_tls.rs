@@ -451,6 +451,10 @@ fn bad_input_on_tls_and_plain_ports_is_closed_and_counted() {
     c0c1.extend(std::iter::repeat_n(0u8, 1536));
     closed_after(s.rtmps_port, &c0c1, limit);
     wait_until("plaintext counted", limit, || tls("plaintext") >= 2.0);
+    // Plain HTTP is told, in plain HTTP, where it is (then closed).
+    let (status, body) = http_request(s.https_port, "GET", "/live/x.flv");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("HTTPS port"), "{body}");
 
     // Garbage: a handshake record header with junk inside, and bytes that are
     // no protocol at all.

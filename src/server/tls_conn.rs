@@ -25,9 +25,13 @@ use rustls::ServerConfig;
 use super::worker::CoreState;
 use crate::config::Config;
 use crate::metrics::{CloseReason, TlsHandshakeResult};
+use crate::protocol::http::response::{self, ResponseContext};
 use crate::runtime::Reactor;
 use crate::tls::session::Received;
-use crate::tls::{TlsError, TlsLimits, TlsSession};
+use crate::tls::{Plaintext, TlsError, TlsLimits, TlsSession};
+
+/// The answer to a plain HTTP request on the HTTPS port.
+const PLAIN_HTTP_ON_HTTPS: &[u8] = b"This is an HTTPS port: use https://\n";
 
 /// One connection's TLS state.
 pub struct TlsConn {
@@ -231,7 +235,26 @@ impl CoreState {
         tracing::debug!(core, slot, peer = ?conn.peer, %error, "TLS error; closing");
         let alert = tls.fail();
         conn.close_reason = CloseReason::ProtocolError;
-        if alert && conn.viewer.is_none() {
+        if matches!(error, TlsError::Plaintext(Plaintext::Http)) {
+            // Plain HTTP on the HTTPS port: say so in plain HTTP (as nginx's 497
+            // does), then close. The TLS state goes, so the answer is sent as is.
+            conn.tls = None;
+            let mut out = bytes::BytesMut::new();
+            response::write_response(
+                &ResponseContext::for_bad_request(),
+                400,
+                "text/plain; charset=utf-8",
+                PLAIN_HTTP_ON_HTTPS,
+                &[],
+                &mut out,
+            );
+            if conn.outbox.queue_control(&out).is_ok() {
+                conn.close_after_flush = true;
+                self.sends.mark_ready(&mut self.conns, slot);
+                return;
+            }
+            self.conns.close_later(slot, CloseReason::ProtocolError);
+        } else if alert && conn.viewer.is_none() {
             conn.close_after_flush = true;
             self.sends.mark_ready(&mut self.conns, slot);
         } else {
@@ -294,7 +317,6 @@ impl CoreState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::Plaintext;
 
     #[test]
     fn errors_map_to_handshake_results() {
