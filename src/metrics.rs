@@ -22,7 +22,7 @@ pub use self::families::exported_family_names;
 pub use self::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HookActionLabel,
     HookResultLabel, IngestSource, LabelValue, LabeledCounters, LabeledGauges, Listener, Protocol,
-    RefuseReason, WsCloseLabel,
+    RefuseReason, TlsHandshakeResult, WsCloseLabel,
 };
 pub use self::local::{
     HistogramTotals, LocalCounter, LocalGauge, LocalHistogram, LocalRatio, ValueHistogram,

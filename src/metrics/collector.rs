@@ -10,7 +10,8 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 use super::families::*;
 use super::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HookActionLabel,
-    HookResultLabel, IngestSource, LabelValue, Listener, Protocol, RefuseReason, WsCloseLabel,
+    HookResultLabel, IngestSource, LabelValue, Listener, Protocol, RefuseReason,
+    TlsHandshakeResult, WsCloseLabel,
 };
 use super::local::{HistogramTotals, LocalHistogram, ValueHistogram};
 use super::per_core::CoreMetrics;
@@ -186,6 +187,9 @@ impl Collector for CoreSumCollector {
                 c.auth_refused.get(l) as f64
             }),
             self.by_label(&WS_CLOSES, |c, l: WsCloseLabel| c.ws_closes.get(l) as f64),
+            self.by_label(&TLS_HANDSHAKES, |c, l: TlsHandshakeResult| {
+                c.tls_handshakes.get(l) as f64
+            }),
             self.by_label(&CLOSED, |c, l: CloseReason| {
                 c.connections_closed.get(l) as f64
             }),

@@ -10,7 +10,8 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 
 use super::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HookActionLabel,
-    HookResultLabel, IngestSource, LabelValue, Listener, Protocol, RefuseReason, WsCloseLabel,
+    HookResultLabel, IngestSource, LabelValue, Listener, Protocol, RefuseReason,
+    TlsHandshakeResult, WsCloseLabel,
 };
 
 /// One metric family this crate exports: its name, help, type and label names.
@@ -96,6 +97,13 @@ family!(
     COUNTER,
     [WsCloseLabel::LABEL],
     "WebSocket-FLV connections closed with a close frame, by reason."
+);
+family!(
+    TLS_HANDSHAKES,
+    "ringcast_tls_handshakes_total",
+    COUNTER,
+    [TlsHandshakeResult::LABEL],
+    "TLS handshakes on the HTTPS and RTMPS listeners, by result (ok, failed, plaintext, timeout)."
 );
 family!(
     CLOSED,
@@ -292,6 +300,7 @@ pub(super) const FAMILIES: &[Family] = &[
     REFUSED,
     AUTH_REFUSED,
     WS_CLOSES,
+    TLS_HANDSHAKES,
     CLOSED,
     RECEIVED_BYTES,
     RECEIVED_FRAMES,

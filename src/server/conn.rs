@@ -133,6 +133,11 @@ pub struct Conn {
     pub woken: bool,
     /// A zero-copy send's result, held until its buffer notification arrives.
     pub zc_result: Option<i32>,
+    /// TLS (HTTPS and RTMPS listeners): decrypts what arrives, seals what is sent.
+    pub tls: Option<Box<super::tls_conn::TlsConn>>,
+    /// Bytes have arrived on it (its first bytes are checked for a TLS
+    /// ClientHello on a plain port).
+    pub received: bool,
     /// Set while it publishes and `[hooks] on_unpublish` is configured: what
     /// the hook is told when the publishing ends.
     pub hook_unpublish: Option<Box<HookSubject>>,
@@ -181,6 +186,8 @@ impl Conn {
             queued: false,
             woken: false,
             zc_result: None,
+            tls: None,
+            received: false,
             hook_unpublish: None,
             hook_stop: None,
         }

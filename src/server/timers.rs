@@ -26,16 +26,20 @@ impl Conn {
             Proto::Relay(rc) => rc.poll_timeout(),
             Proto::Hook(hc) => hc.poll_timeout(),
         };
-        match (self.connect_deadline_ms, session) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let tls = self.tls.as_ref().and_then(|t| t.poll_timeout());
+        [self.connect_deadline_ms, session, tls]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Hands `now_ms` to the connection's deadlines: why it must close, if one passed.
     fn handle_timeout(&mut self, now_ms: u64) -> Result<(), String> {
         if self.connect_deadline_ms.is_some_and(|d| now_ms >= d) {
             return Err("connect timeout".to_owned());
+        }
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.handle_timeout(now_ms)?;
         }
         match &mut self.proto {
             Proto::Rtmp(rc) => rc.handle_timeout(now_ms),
@@ -142,6 +146,16 @@ impl CoreState {
         let fired = self.conns.take_fired(now);
         for &key in &fired {
             if let Some(slot) = self.conns.fire(key, now) {
+                // Whichever deadline fired, a TLS handshake still under way never finished.
+                let conn = self.conns.at(slot);
+                if conn
+                    .and_then(|c| c.tls.as_ref())
+                    .is_some_and(|t| t.handshake_pending())
+                {
+                    self.metrics
+                        .tls_handshakes
+                        .inc(crate::metrics::TlsHandshakeResult::Timeout);
+                }
                 self.close_now(r, slot, CloseReason::Timeout);
             }
         }

@@ -86,6 +86,9 @@ pub struct CoreState {
     pub(super) wake_buf: Box<u64>,
     pub(super) shutting_down: Option<Instant>,
     sweeps: SweepSchedule,
+    /// Reused for the plaintext TLS decrypts from one receive (handed to the
+    /// protocol at once, which copies what it keeps).
+    pub(super) tls_plain: Vec<u8>,
 }
 
 impl CoreState {
@@ -238,6 +241,7 @@ impl Worker {
             wake_buf: Box::new(0),
             shutting_down: None,
             sweeps: SweepSchedule::new(now),
+            tls_plain: Vec::new(),
             shared,
         };
         Ok(Worker { reactor, state })
@@ -483,7 +487,14 @@ impl CoreState {
             return;
         };
         conn.queued = false;
-        if conn.closing || conn.outbox.begin().is_err() {
+        if conn.closing {
+            return;
+        }
+        if conn.tls.is_some() {
+            self.flush_tls(r, slot, now_ms);
+            return;
+        }
+        if conn.outbox.begin().is_err() {
             return;
         }
         if conn.viewer.is_some() {
@@ -497,30 +508,7 @@ impl CoreState {
             return;
         }
         match conn.outbox.finish() {
-            Some(msg) => {
-                let token = Token::new(Op::Send, slot, conn.generation).pack();
-                match submit_send(
-                    r,
-                    conn.fd,
-                    msg,
-                    token,
-                    self.shared.config.runtime.zero_copy_send,
-                ) {
-                    Ok(()) => {
-                        conn.inflight += 1;
-                        let frames = conn.outbox.held().iter();
-                        let frames = frames.filter(|h| matches!(h, Hold::Frame(..))).count();
-                        self.metrics
-                            .reactor
-                            .record_send(conn.outbox.bytes_queued() as u64, frames as u64);
-                    }
-                    Err(_) => {
-                        // Never reached the kernel.
-                        conn.outbox.on_failed();
-                        self.conns.close_later(slot, CloseReason::IoError);
-                    }
-                }
-            }
+            Some(msg) => self.submit_gathered(r, slot, msg, true),
             None => {
                 if conn.outbox.has_control() {
                     // Queued while this (empty) send was gathered, e.g. a viewer's
@@ -531,6 +519,45 @@ impl CoreState {
                     let reason = conn.close_reason;
                     self.conns.close_later(slot, reason);
                 }
+            }
+        }
+    }
+
+    /// Submits the send `msg` that `slot`'s outbox just put in flight; `first`:
+    /// the first (or only) part of its gathered send, whose frames it records.
+    pub(super) fn submit_gathered(
+        &mut self,
+        r: &mut Reactor,
+        slot: u32,
+        msg: *const libc::msghdr,
+        first: bool,
+    ) {
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
+        let token = Token::new(Op::Send, slot, conn.generation).pack();
+        match submit_send(
+            r,
+            conn.fd,
+            msg,
+            token,
+            self.shared.config.runtime.zero_copy_send,
+        ) {
+            Ok(()) => {
+                conn.inflight += 1;
+                let held = conn.outbox.held().iter();
+                let frames = match first {
+                    true => held.filter(|h| matches!(h, Hold::Frame(..))).count(),
+                    false => 0,
+                };
+                self.metrics
+                    .reactor
+                    .record_send(conn.outbox.bytes_queued() as u64, frames as u64);
+            }
+            Err(_) => {
+                // Never reached the kernel.
+                conn.outbox.on_failed();
+                self.conns.close_later(slot, CloseReason::IoError);
             }
         }
     }
