@@ -82,6 +82,8 @@ pub struct CoreState {
     pub relays: super::edge::relay::Relays,
     /// HTTP hook calls of this core and the sessions held for them.
     pub hooks: super::hooks::Hooks,
+    /// HLS: packagers of owned streams, other cores' views, waiters.
+    pub hls: super::hls::HlsCore,
     pub(super) epoch: Instant,
     pub(super) wake_buf: Box<u64>,
     pub(super) shutting_down: Option<Instant>,
@@ -236,6 +238,7 @@ impl Worker {
             edge: super::edge::EdgeCore::new(cfg),
             relays: super::edge::relay::Relays::new(cfg),
             hooks: super::hooks::Hooks::new(shared.hooks.as_ref()),
+            hls: super::hls::HlsCore::new(cfg.hls.max_waiters_per_core),
             pending: PendingPlays::new(cfg.stream.wait_for_publisher),
             epoch: shared.epoch,
             wake_buf: Box::new(0),
@@ -443,6 +446,7 @@ impl CoreState {
         self.expire_waiters(now_ms);
         self.sweep_hooks(now_ms);
         self.tick_pulls(now_ms);
+        self.hls_sweep(now_ms);
         self.publish_report();
     }
 
@@ -467,6 +471,7 @@ impl CoreState {
             match msg {
                 MeshMsg::Stream(msg) => self.on_stream_msg(msg),
                 MeshMsg::Edge(msg) => self.on_edge_msg(msg),
+                MeshMsg::Hls(msg) => self.on_hls_msg(msg),
             }
         }
         self.mesh.handled(msgs);
