@@ -22,7 +22,7 @@ pub use self::families::exported_family_names;
 pub use self::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HlsKind, HlsStatus,
     HookActionLabel, HookResultLabel, IngestSource, LabelValue, LabeledCounters, LabeledGauges,
-    Listener, Protocol, RefuseReason, WsCloseLabel,
+    Listener, Protocol, RefuseReason, TlsHandshakeResult, WsCloseLabel,
 };
 pub use self::local::{
     HistogramTotals, LocalCounter, LocalGauge, LocalHistogram, LocalRatio, ValueHistogram,

@@ -651,6 +651,12 @@ fn the_api_counts_hls_sessions_from_request_rates() {
             snapshot["viewers"]["hls"].as_u64() == Some(2)
         },
     );
+    let metrics = http_request(server.admin_port, "GET", "/metrics").1;
+    assert!(
+        metrics.contains("ringcast_viewers{protocol=\"hls\"} 2"),
+        "{metrics}"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for p in players {
         p.join().unwrap();
     }

@@ -139,9 +139,9 @@ impl KeepAlive {
 fn last_part_and_segment(playlist: &str) -> (String, String) {
     let part = playlist
         .lines()
+        .rev()
         .filter(|l| l.starts_with("#EXT-X-PART:"))
-        .filter_map(|l| l.split("URI=\"").nth(1)?.split('"').next())
-        .last()
+        .find_map(|l| l.split("URI=\"").nth(1)?.split('"').next())
         .unwrap_or_else(|| panic!("no part in {playlist}"))
         .to_owned();
     let segment = playlist

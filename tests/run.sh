@@ -25,11 +25,23 @@ command -v unshare    >/dev/null || need_apt+=(util-linux)
 command -v python3    >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v curl       >/dev/null || need_apt+=(curl)
+command -v openssl    >/dev/null || need_apt+=(openssl)
+command -v chromium   >/dev/null || need_apt+=(chromium)
+command -v npm        >/dev/null || need_apt+=(npm)
 if ((${#need_apt[@]})); then
   echo "== installing: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# mpegts.js for the Chromium playback test (tests/e2e_tls.rs): its prebuilt
+# dist/mpegts.js, without installing its (git) dependencies.
+if [ ! -f target/npm/package/dist/mpegts.js ]; then
+  echo "== fetching mpegts.js@1.8.0 (npm)"
+  mkdir -p target/npm
+  (cd target/npm && npm pack --silent mpegts.js@1.8.0 >/dev/null && tar xzf mpegts.js-1.8.0.tgz)
 fi
 
 if command -v rustup >/dev/null; then

@@ -11,7 +11,7 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 use super::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HlsKind, HlsStatus,
     HookActionLabel, HookResultLabel, IngestSource, LabelValue, Listener, Protocol, RefuseReason,
-    WsCloseLabel,
+    TlsHandshakeResult, WsCloseLabel,
 };
 
 /// One metric family this crate exports: its name, help, type and label names.
@@ -97,6 +97,13 @@ family!(
     COUNTER,
     [WsCloseLabel::LABEL],
     "WebSocket-FLV connections closed with a close frame, by reason."
+);
+family!(
+    TLS_HANDSHAKES,
+    "ringcast_tls_handshakes_total",
+    COUNTER,
+    [TlsHandshakeResult::LABEL],
+    "TLS handshakes on the HTTPS and RTMPS listeners, by result (ok, failed, plaintext, timeout)."
 );
 family!(
     CLOSED,
@@ -336,6 +343,7 @@ pub(super) const FAMILIES: &[Family] = &[
     REFUSED,
     AUTH_REFUSED,
     WS_CLOSES,
+    TLS_HANDSHAKES,
     CLOSED,
     RECEIVED_BYTES,
     RECEIVED_FRAMES,
@@ -360,14 +368,14 @@ pub(super) const FAMILIES: &[Family] = &[
     PULL_ATTEMPTS,
     PULL_FAILURES,
     PULL_RECOVERIES,
+    HOOK_REQUESTS,
+    HOOK_LATENCY,
     HLS_REQUESTS,
     HLS_BYTES,
     HLS_ERRORS,
     HLS_WAITERS,
     HLS_PACKAGER_SECONDS,
     HLS_COPIES,
-    HOOK_REQUESTS,
-    HOOK_LATENCY,
 ];
 
 /// Names of every metric family the per-core collector exports (for dashboards

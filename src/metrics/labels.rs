@@ -115,6 +115,41 @@ label_enum! {
         Http => "http",
         /// The separate admin address (API, metrics).
         Admin => "admin",
+        /// The HTTPS port: the HTTP port's routes over TLS.
+        Https => "https",
+        /// The RTMPS port: RTMP over TLS.
+        Rtmps => "rtmps",
+    }
+}
+
+impl Listener {
+    /// Whether connections on this listener speak TLS first.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Listener::Https | Listener::Rtmps)
+    }
+
+    /// The plaintext listener whose protocol and routes a TLS listener serves
+    /// (HTTPS → HTTP, RTMPS → RTMP); the others are themselves.
+    pub fn plain(self) -> Listener {
+        match self {
+            Listener::Https => Listener::Http,
+            Listener::Rtmps => Listener::Rtmp,
+            other => other,
+        }
+    }
+}
+
+label_enum! {
+    /// How a TLS handshake on an HTTPS or RTMPS listener ended.
+    TlsHandshakeResult, label = "result" {
+        /// Completed.
+        Ok => "ok",
+        /// The client sent bytes rustls refused (garbage, no shared cipher...).
+        Failed => "failed",
+        /// The client spoke plaintext HTTP or RTMP to the TLS port.
+        Plaintext => "plaintext",
+        /// Not complete within `limits.handshake_timeout`.
+        Timeout => "timeout",
     }
 }
 
@@ -139,6 +174,8 @@ label_enum! {
         PublishDisabled => "publish_disabled",
         /// A WebSocket upgrade of an FLV URL that was not valid (answered 400 or 426).
         BadWebSocketHandshake => "bad_websocket_handshake",
+        /// A TLS ClientHello on a plaintext HTTP or RTMP port.
+        TlsOnPlainPort => "tls_on_plain_port",
     }
 }
 

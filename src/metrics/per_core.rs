@@ -4,7 +4,7 @@
 use super::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HlsKind, HlsStatus,
     HookActionLabel, HookResultLabel, IngestSource, LabeledCounters, LabeledGauges, Listener,
-    Protocol, RefuseReason, WsCloseLabel,
+    Protocol, RefuseReason, TlsHandshakeResult, WsCloseLabel,
 };
 use super::local::{
     LocalCounter, LocalGauge, LocalHistogram, LocalRatio, ValueHistogram, SEND_BYTES_BUCKETS,
@@ -45,6 +45,8 @@ pub struct CoreMetrics {
     pub auth_refused: LabeledCounters<AuthRefusal, { AuthRefusal::COUNT }>,
     /// WebSocket-FLV connections closed with a close frame, by reason.
     pub ws_closes: LabeledCounters<WsCloseLabel, { WsCloseLabel::COUNT }>,
+    /// TLS handshakes on the HTTPS and RTMPS listeners, by how they ended.
+    pub tls_handshakes: LabeledCounters<TlsHandshakeResult, { TlsHandshakeResult::COUNT }>,
     /// Connections closed, by reason.
     pub connections_closed: LabeledCounters<CloseReason, { CloseReason::COUNT }>,
     /// Media payload bytes ingested, by source.
@@ -145,6 +147,7 @@ impl CoreMetrics {
             connections_refused: LabeledCounters::new(),
             auth_refused: LabeledCounters::new(),
             ws_closes: LabeledCounters::new(),
+            tls_handshakes: LabeledCounters::new(),
             connections_closed: LabeledCounters::new(),
             bytes_received: LabeledCounters::new(),
             frames_received: LabeledCounters::new(),
@@ -160,9 +163,9 @@ impl CoreMetrics {
             origin_pull_attempts: LocalCounter::new(),
             origin_pull_failures: LocalCounter::new(),
             origin_pull_recoveries: LocalCounter::new(),
-            hls: HlsMetrics::default(),
             hook_requests: std::array::from_fn(|_| LabeledCounters::new()),
             hook_latency: LocalHistogram::new(),
+            hls: HlsMetrics::default(),
         }
     }
 

@@ -99,8 +99,8 @@ pub enum Resume {
         /// Its query (passed on to an edge pull).
         query: Option<String>,
     },
-    /// An HLS / DASH entry request (the start of a viewer session), nothing
-    /// answered yet; its connection is parked.
+    /// An HLS / DASH entry request (multivariant, TS playlist or MPD): its
+    /// connection is parked, so requests pipelined behind it wait too.
     Hls(Box<super::hls::HlsRequest>),
 }
 
@@ -433,7 +433,11 @@ impl CoreState {
                 self.refuse_rtmp_play_unauthorized(slot, msg_stream, why)
             }
             Resume::Flv { ctx, .. } => self.refuse_flv_unauthorized(slot, ctx),
-            Resume::Hls(req) => self.hls_unauthorized(slot, *req),
+            Resume::Hls(req) => {
+                if self.hls_error(slot, req.ctx, 403) {
+                    self.process_http(slot);
+                }
+            }
         }
     }
 

@@ -1,6 +1,6 @@
 //! HTTP connections: HTTP-FLV and WebSocket-FLV viewers (`GET /{app}/{stream}.flv`,
-//! with or without `Upgrade: websocket`), HLS and DASH (`server::hls`), the
-//! JSON API, the status page and `/metrics`.
+//! with or without `Upgrade: websocket`), HLS and DASH (`server::hls`), the JSON
+//! API, the status page and `/metrics`.
 //!
 //! Keep-alive and pipelining: requests are read one at a time, in order; a
 //! response queued at once lets the next one be read; an HLS request held as
@@ -133,7 +133,8 @@ impl CoreState {
             {
                 return;
             }
-            let listener = conn.listener;
+            // A TLS listener serves its plain twin's routes.
+            let listener = conn.listener.plain();
             let Proto::Http(http) = &mut conn.proto else {
                 return;
             };

@@ -88,14 +88,14 @@ pub struct PlayUrls {
     pub rtmp: String,
     /// `http://host:port/app/name.flv`.
     pub http_flv: String,
+    /// `ws://host:port/app/name.flv` (WebSocket-FLV).
+    pub ws_flv: String,
     /// `http://host:port/app/name.m3u8` (LL-HLS).
     pub hls: String,
     /// `http://host:port/app/name-ts.m3u8` (MPEG-TS HLS).
     pub hls_ts: String,
     /// `http://host:port/app/name.mpd` (LL-DASH).
     pub dash: String,
-    /// `ws://host:port/app/name.flv` (WebSocket-FLV).
-    pub ws_flv: String,
 }
 
 /// Builds the play URLs of `app`/`name` on `host`.
@@ -104,10 +104,10 @@ pub fn play_urls(host: &str, cfg: &PlayUrlConfig, app: &str, name: &str) -> Play
     PlayUrls {
         rtmp: format!("rtmp://{host}:{}/{app}/{name}", cfg.rtmp_port),
         http_flv: format!("http://{host}:{}/{app}/{name}.flv", cfg.http_port),
+        ws_flv: format!("ws://{host}:{}/{app}/{name}.flv", cfg.http_port),
         hls: format!("http://{host}:{}/{app}/{name}.m3u8", cfg.http_port),
         hls_ts: format!("http://{host}:{}/{app}/{name}-ts.m3u8", cfg.http_port),
         dash: format!("http://{host}:{}/{app}/{name}.mpd", cfg.http_port),
-        ws_flv: format!("ws://{host}:{}/{app}/{name}.flv", cfg.http_port),
     }
 }
 
@@ -214,8 +214,7 @@ pub fn render_status_page(
                 "<tr><td>{app}/{name}</td><td>{source}</td><td>{video}</td><td>{audio}</td><td>{bitrate}</td>\
                  <td>{total} ({flv}/{ws}/{rtmp}/{hls})</td><td>{core}</td><td>{uptime}</td>\
                  <td><a href=\"{flv_url}\">HTTP-FLV</a> <a href=\"{hls_url}\">HLS</a> \
-                 <a href=\"{ts_url}\">TS</a> <a href=\"{dash_url}\">DASH</a> <code>{ws_url}</code> \
-                 <code>{rtmp_url}</code>",
+                 <a href=\"{ts_url}\">TS</a> <a href=\"{dash_url}\">DASH</a> <code>{ws_url}</code> <code>{rtmp_url}</code>",
                 app = escape_html(&s.app),
                 name = escape_html(&s.name),
                 source = escape_html(&source),

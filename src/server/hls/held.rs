@@ -4,7 +4,7 @@
 
 use super::routes::HlsRequest;
 use super::waiters::{Streaming, Waiter};
-use crate::metrics::CloseReason;
+use crate::metrics::{CloseReason, Protocol};
 use crate::server::conn::Proto;
 use crate::server::worker::CoreState;
 use crate::stream::StreamId;
@@ -126,9 +126,17 @@ impl CoreState {
         });
         self.hls.sessions = sessions;
         if let Some(estimates) = estimates {
+            let mut total = 0u64;
             for (stream_id, n) in estimates {
+                total = total.saturating_add(n);
                 self.report.set_hls_sessions(stream_id, n);
             }
+            // `ringcast_viewers{protocol="hls"}`: this core's estimate.
+            let was = self.metrics.viewers.get(Protocol::Hls);
+            let now = i64::try_from(total).unwrap_or(i64::MAX);
+            self.metrics
+                .viewers
+                .add(Protocol::Hls, now.saturating_sub(was));
         }
         self.hls_drop_idle(now_ms);
         self.hls_drop_finished(now_ms);

@@ -106,12 +106,11 @@ impl CoreState {
             Err(_) => return Some(self.hls_error(slot, ctx, 400)),
         };
         let query = req.target.split_once('?').map_or("", |(_, q)| q);
+        self.metrics.hls.request(kind(&parsed.resource, query));
         let generation = self.conns.at(slot)?.generation;
+        let suffix = entry_suffix(&parsed.resource);
         // What CDN signing schemes sign after `/{app}/{stream}`.
-        let prefix_len = 2 + parsed.app.len() + parsed.stream.len();
-        let entry = entry_suffix(&parsed.resource);
-        let uri_suffix = entry.unwrap_or_else(|| req.path.get(prefix_len..).unwrap_or(""));
-        let entry = entry.is_some();
+        let (app_len, stream_len) = (parsed.app.len(), parsed.stream.len());
         let hreq = HlsRequest {
             key,
             resource: parsed.resource,
@@ -121,16 +120,14 @@ impl CoreState {
             generation,
             range: req.header("range").map(str::to_owned),
         };
-        match self.hls_access(slot, hreq, entry, uri_suffix) {
-            Ok(hreq) => Some(self.hls_serve(slot, hreq)),
+        // `[auth]` (signed URL, hook) once per viewer session: see
+        // `session_access`.
+        let prefix_len = 2 + app_len + stream_len;
+        let uri_suffix = suffix.unwrap_or_else(|| req.path.get(prefix_len..).unwrap_or(""));
+        match self.hls_access(slot, hreq, suffix.is_some(), uri_suffix) {
+            Ok(hreq) => Some(self.hls_start(slot, hreq)),
             Err(keep_going) => Some(keep_going),
         }
-    }
-
-    /// Serves an allowed request: counted, then answered or held.
-    pub(super) fn hls_serve(&mut self, slot: u32, req: HlsRequest) -> bool {
-        self.metrics.hls.request(kind(&req.resource, &req.query));
-        self.hls_start(slot, req)
     }
 
     /// The `UTCTiming` clock: the time now, ISO 8601 with milliseconds.
@@ -153,7 +150,7 @@ impl CoreState {
     }
 
     /// Answers with an error status (counted); keeps the connection.
-    pub(super) fn hls_error(&mut self, slot: u32, ctx: ResponseContext, status: u16) -> bool {
+    pub(crate) fn hls_error(&mut self, slot: u32, ctx: ResponseContext, status: u16) -> bool {
         self.metrics.hls.error(status);
         let mut out = BytesMut::new();
         response::write_error(&ctx, status, &mut out);

@@ -29,7 +29,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::routes::HlsRequest;
 use crate::auth::{Action, Refusal, Request};
 use crate::server::access::Access;
-use crate::server::conn::Proto;
 use crate::server::hooks::Resume;
 use crate::server::worker::CoreState;
 
@@ -82,9 +81,7 @@ impl CoreState {
             Access::Held => {
                 // Pipelined requests stay buffered until the hook answers
                 // (bounded by the hook's timeout).
-                if let Some(Proto::Http(http)) = self.conns.at(slot).map(|c| &mut c.proto) {
-                    http.park();
-                }
+                self.park(slot);
                 Err(false)
             }
             // Counted and logged by `authorize`.
@@ -142,18 +139,11 @@ impl CoreState {
         }
     }
 
-    /// A request held for its `on_play` hook was allowed: serve it, then read
-    /// what was pipelined behind it.
+    /// A request held for its `on_play` hook was allowed: remember the
+    /// session, serve the request, then read what was pipelined behind it.
     pub(crate) fn hls_authorized(&mut self, slot: u32, req: HlsRequest) {
         self.hls_session_started(slot, &req);
-        if self.hls_serve(slot, req) {
-            self.process_http(slot);
-        }
-    }
-
-    /// A request held for its `on_play` hook was refused: 403, then read on.
-    pub(crate) fn hls_unauthorized(&mut self, slot: u32, req: HlsRequest) {
-        if self.hls_error(slot, req.ctx, 403) {
+        if self.hls_start(slot, req) {
             self.process_http(slot);
         }
     }

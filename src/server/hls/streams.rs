@@ -173,6 +173,7 @@ impl CoreState {
     /// Feeds one frame of an owned stream (as the ring stored it) to its packager.
     pub(crate) fn hls_push(&mut self, stream_id: StreamId, entry: &Rc<RingEntry>) {
         let started = Instant::now();
+        let core = self.core;
         let mut events = std::mem::take(&mut self.hls.events);
         events.clear();
         let Some(o) = self.hls_owned(stream_id) else {
@@ -191,10 +192,10 @@ impl CoreState {
         let dts = entry.stream_ts().saturating_add(o.dts_offset);
         o.last_dts = Some(dts);
         o.packager.push(entry.frame(), dts, unix_ms(), &mut events);
-        let key = o.key.clone();
         for ev in &events {
             if let PackagerEvent::Warning(w) = ev {
-                tracing::warn!(core = self.core, %key, warning = %w, "HLS packaging");
+                // The packager reports each kind once per stream.
+                tracing::warn!(core, key = %o.key, warning = %w, "HLS packaging");
             }
         }
         self.hls.events = events;
