@@ -240,7 +240,13 @@ impl CoreState {
         }
         let keep = match status {
             Some(s) => self.hls_error(slot, req.ctx, s),
-            None => self.hls_start(slot, req),
+            None => {
+                // Its waits for a view and a keyframe count from now, not
+                // from before the publisher (or the edge pull) came.
+                let mut req = req;
+                req.since_ms = self.now_ms();
+                self.hls_start(slot, req)
+            }
         };
         if keep {
             self.process_http(slot);
