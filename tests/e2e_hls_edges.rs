@@ -298,6 +298,113 @@ fn two_edges_behind_one_origin_serve_identical_segments_and_parts() {
     }
 }
 
+/// A TCP proxy on a free loopback port to `target`; `cut()` closes every
+/// connection it carries (the listener stays), like a network failure.
+struct CuttableProxy {
+    port: u16,
+    live: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl CuttableProxy {
+    fn start(target: u16) -> CuttableProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let live = std::sync::Arc::new(std::sync::Mutex::new(Vec::<TcpStream>::new()));
+        let conns = live.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let mut list = conns.lock().unwrap();
+                list.push(client.try_clone().unwrap());
+                list.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        CuttableProxy { port, live }
+    }
+
+    fn cut(&self) {
+        for s in self.live.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn an_edge_whose_upstream_breaks_keeps_the_origins_numbers() {
+    require::command("ffmpeg", "ffmpeg");
+    let origin = Server::start(1, "");
+    let _publisher = publish(&origin.rtmp_url("live", "cam"), 90);
+    wait_live(&origin, "live", "cam", Duration::from_secs(20));
+    let proxy = CuttableProxy::start(origin.rtmp_port);
+    let edge = Server::start(
+        2,
+        &edge_toml(&[format!("rtmp://127.0.0.1:{}/live", proxy.port)], "60s"),
+    );
+    let (status, first) = get_text(edge.http_port, "/live/cam.m3u8");
+    assert_eq!(status, 200, "{first}");
+    let last_closed = |port: u16| {
+        listed(&get_text(port, "/live/cam/v.m3u8").1)
+            .segments
+            .keys()
+            .last()
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = last_closed(edge.http_port);
+    wait_until(
+        "a segment closed on the edge",
+        Duration::from_secs(20),
+        || last_closed(edge.http_port) > before,
+    );
+    // The upstream breaks; the edge reconnects (about 1 s backoff) to the same
+    // origin stream, which ran on meanwhile.
+    proxy.cut();
+    let cut_at = last_closed(origin.http_port);
+    wait_until(
+        "three more segments closed on the edge after the cut",
+        Duration::from_secs(40),
+        || last_closed(edge.http_port) >= cut_at + 4,
+    );
+    let boxes = [
+        (origin.http_port, "origin".to_owned()),
+        (edge.http_port, "edge".to_owned()),
+    ];
+    let lists: Vec<Listed> = boxes
+        .iter()
+        .map(|(port, _)| listed(&get_text(*port, "/live/cam/v.m3u8").1))
+        .collect();
+    // Segments fully after the reconnect: the same numbers, URIs and bytes.
+    let after: Vec<u64> = lists[1]
+        .segments
+        .keys()
+        .filter(|m| **m >= cut_at + 3 && lists[0].segments.contains_key(m))
+        .copied()
+        .collect();
+    assert!(
+        !after.is_empty(),
+        "no segment after the reconnect in common: {lists:?}"
+    );
+    for msn in after {
+        assert_eq!(
+            lists[0].segments[&msn], lists[1].segments[&msn],
+            "segment {msn}"
+        );
+        same_bytes(&boxes, &format!("/live/cam/{}", lists[0].segments[&msn].0));
+    }
+}
+
 /// `path` answers 200 with the same bytes on every box.
 fn same_bytes(boxes: &[(u16, String)], path: &str) {
     let (status, reference) = get(boxes[0].0, path);
