@@ -1,0 +1,258 @@
+//! A player's buffer, sans-IO: video frames go in as they are downloaded (media
+//! time in µs), a playback clock starts with the first keyframe, and a stall is
+//! the playback position catching up with the end of the buffered media.
+//!
+//! * **Startup**: viewer start → first keyframe received (first decodable frame).
+//! * **Latency behind live**: for each stamped frame, the wall-clock time it is
+//!   *shown* (now plus how far ahead of the playback position it is) minus the
+//!   publisher's send time: what a viewer of an hls.js player sees, hold-back and
+//!   buffer included.
+//! * **Stalls**: while playing, the position runs at real time; when it reaches
+//!   the buffered end, playback pauses there until the next frame arrives. The
+//!   pause is a stall (counted from [`MIN_STALL_US`]), ending when media arrives,
+//!   or at [`Playback::finish`] if it is still going on.
+//! * A jump in media time of more than [`MAX_JUMP_US`] (a new publisher, a
+//!   discontinuity) is spliced onto the buffered end, like a player does.
+//!
+//! State is a few words per viewer; nothing allocates.
+
+use crate::stamp::Stamp;
+use crate::stats::Interval;
+use crate::viewer::Now;
+
+/// Buffer underruns shorter than this are not counted (below one frame at 20 fps:
+/// no player shows them).
+pub const MIN_STALL_US: u64 = 50_000;
+/// A media-time jump larger than this is a discontinuity.
+pub const MAX_JUMP_US: u64 = 5_000_000;
+
+/// One downloaded video frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MediaFrame {
+    /// Decode time, µs of media time.
+    pub dts_us: u64,
+    /// Presentation time, µs of media time.
+    pub pts_us: u64,
+    /// Duration, µs.
+    pub duration_us: u64,
+    /// It carries a coded picture.
+    pub picture: bool,
+    /// It is an IDR.
+    pub keyframe: bool,
+    /// The publisher's stamp in it.
+    pub stamp: Option<Stamp>,
+}
+
+/// One viewer's playback state.
+#[derive(Clone, Debug, Default)]
+pub struct Playback {
+    started_us: u64,
+    /// (monotonic µs, media µs) at which playback (re)started.
+    anchor: Option<(u64, u64)>,
+    /// End of buffered media, µs (spliced time).
+    buffered_end: u64,
+    /// Added to incoming media times to splice discontinuities.
+    offset: i64,
+    last_sequence: Option<u64>,
+    frames_since_keyframe: Option<u64>,
+}
+
+impl Playback {
+    /// A viewer that started (sent its first request) at `now`.
+    pub fn new(now: Now) -> Self {
+        Playback {
+            started_us: now.mono_us,
+            ..Playback::default()
+        }
+    }
+
+    /// Whether the first keyframe has arrived.
+    pub fn playing(&self) -> bool {
+        self.anchor.is_some()
+    }
+
+    /// The playback position at `mono_us`, and when it reached the buffered end
+    /// if it has.
+    fn position(&self, mono_us: u64) -> Option<(u64, Option<u64>)> {
+        let (t0, p0) = self.anchor?;
+        let pos = p0.saturating_add(mono_us.saturating_sub(t0));
+        if pos > self.buffered_end {
+            let stalled_at = t0.saturating_add(self.buffered_end.saturating_sub(p0));
+            Some((self.buffered_end, Some(stalled_at)))
+        } else {
+            Some((pos, None))
+        }
+    }
+
+    fn count_stall(from_us: u64, to_us: u64, iv: &mut Interval) {
+        let gap = to_us.saturating_sub(from_us);
+        if gap >= MIN_STALL_US {
+            iv.counters.stalls += 1;
+            iv.hist.stall_ms.saturating_record((gap / 1000).max(1));
+        }
+    }
+
+    /// Accounts one downloaded video frame at `now`.
+    pub fn on_frame(&mut self, f: MediaFrame, now: Now, iv: &mut Interval) {
+        if !f.picture {
+            return;
+        }
+        if !self.playing() && !f.keyframe {
+            return; // not decodable before the first keyframe
+        }
+        // Splice discontinuities onto the buffered end.
+        let mut dts = (f.dts_us as i64).saturating_add(self.offset).max(0) as u64;
+        if self.playing() && dts.abs_diff(self.buffered_end) > MAX_JUMP_US {
+            self.offset = self.buffered_end as i64 - f.dts_us as i64;
+            dts = self.buffered_end;
+        }
+        let pts = dts.saturating_add(f.pts_us.saturating_sub(f.dts_us));
+        match self.position(now.mono_us) {
+            None => {
+                self.anchor = Some((now.mono_us, pts));
+                self.buffered_end = dts;
+                iv.counters.viewers_playing += 1;
+                iv.hist
+                    .startup_ms
+                    .saturating_record(now.mono_us.saturating_sub(self.started_us) / 1000);
+            }
+            Some((pos, Some(stalled_at))) => {
+                Self::count_stall(stalled_at, now.mono_us, iv);
+                self.anchor = Some((now.mono_us, pos));
+            }
+            Some((_, None)) => {}
+        }
+        self.buffered_end = self.buffered_end.max(dts.saturating_add(f.duration_us));
+        iv.counters.video_frames += 1;
+        if f.keyframe {
+            iv.counters.keyframes += 1;
+            if let Some(n) = self.frames_since_keyframe {
+                iv.hist.gop_frames.saturating_record(n);
+            }
+            self.frames_since_keyframe = Some(0);
+        }
+        if let Some(n) = self.frames_since_keyframe.as_mut() {
+            *n += 1;
+        }
+        let Some(stamp) = f.stamp else { return };
+        iv.counters.stamped_frames += 1;
+        // Shown when the position reaches its PTS (now, if it is already behind).
+        let (pos, _) = self.position(now.mono_us).unwrap_or((pts, None));
+        let shown_unix = now.unix_us.saturating_add(pts.saturating_sub(pos));
+        iv.hist
+            .latency_us
+            .saturating_record(shown_unix.saturating_sub(stamp.sent_unix_us).max(1));
+        match self.last_sequence {
+            Some(last) if stamp.sequence > last => {
+                iv.counters.missing_frames += stamp.sequence - last - 1
+            }
+            Some(_) => iv.counters.sequence_resets += 1,
+            None => {}
+        }
+        self.last_sequence = Some(stamp.sequence);
+    }
+
+    /// Closes the books at the end of the run: a stall still going on counts.
+    pub fn finish(&mut self, now: Now, iv: &mut Interval) {
+        if let Some((_, Some(stalled_at))) = self.position(now.mono_us) {
+            Self::count_stall(stalled_at, now.mono_us, iv);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64) -> Now {
+        Now {
+            mono_us: ms * 1000,
+            unix_us: 1_700_000_000_000_000 + ms * 1000,
+        }
+    }
+
+    fn frame(i: u64, stamp_ms: u64) -> MediaFrame {
+        MediaFrame {
+            dts_us: 10_000_000 + i * 40_000,
+            pts_us: 10_000_000 + i * 40_000,
+            duration_us: 40_000,
+            picture: true,
+            keyframe: i % 25 == 0,
+            stamp: Some(Stamp {
+                sent_unix_us: at(stamp_ms).unix_us,
+                sequence: i,
+            }),
+        }
+    }
+
+    #[test]
+    fn one_second_of_buffer_plays_without_stalls_and_latency_includes_it() {
+        let mut iv = Interval::default();
+        let mut p = Playback::new(at(0));
+        // Joins 1 s behind: frames 0..25 (sent 0..1000 ms) arrive at once at 1000 ms,
+        // then each frame arrives 40 ms after the previous, as it is produced.
+        for i in 0..25 {
+            p.on_frame(frame(i, i * 40), at(1000), &mut iv);
+        }
+        for i in 25..100 {
+            p.on_frame(frame(i, i * 40), at(i * 40), &mut iv);
+        }
+        p.finish(at(99 * 40 + 20), &mut iv);
+        let c = iv.counters;
+        assert_eq!((c.viewers_playing, c.video_frames, c.keyframes), (1, 100, 4));
+        assert_eq!((c.stalls, c.missing_frames, c.stamped_frames), (0, 0, 100));
+        assert_eq!(iv.hist.startup_ms.max(), 1000);
+        // Each frame is shown 1 s after it was sent.
+        let lat = &iv.hist.latency_us;
+        assert!(lat.equivalent(lat.min(), 1_000_000), "{}", lat.min());
+        assert!(lat.equivalent(lat.max(), 1_000_000), "{}", lat.max());
+        assert_eq!(iv.hist.gop_frames.len(), 3);
+    }
+
+    #[test]
+    fn an_empty_buffer_is_a_stall_ended_by_the_next_frame() {
+        let mut iv = Interval::default();
+        let mut p = Playback::new(at(0));
+        // 200 ms of media, then nothing until 1200 ms: 1 s of stall.
+        for i in 0..5 {
+            p.on_frame(frame(i, 0), at(0), &mut iv);
+        }
+        p.on_frame(frame(5, 0), at(1200), &mut iv);
+        assert_eq!(iv.counters.stalls, 1);
+        assert_eq!(
+            iv.hist.stall_ms.max(),
+            iv.hist.stall_ms.highest_equivalent(1000)
+        );
+        // Playback resumed at 1200 ms with 40 ms buffered; the run ends 500 ms later.
+        p.finish(at(1700), &mut iv);
+        assert_eq!(iv.counters.stalls, 2);
+    }
+
+    #[test]
+    fn frames_before_the_first_keyframe_are_not_decodable() {
+        let mut iv = Interval::default();
+        let mut p = Playback::new(at(0));
+        p.on_frame(frame(3, 0), at(10), &mut iv);
+        assert!(!p.playing());
+        p.on_frame(frame(25, 0), at(20), &mut iv);
+        assert!(p.playing());
+        assert_eq!(iv.counters.video_frames, 1);
+        assert_eq!(iv.hist.startup_ms.max(), 20);
+    }
+
+    #[test]
+    fn a_new_publisher_is_spliced_not_a_stall() {
+        let mut iv = Interval::default();
+        let mut p = Playback::new(at(0));
+        for i in 0..25 {
+            p.on_frame(frame(i, 0), at(0), &mut iv);
+        }
+        let mut f = frame(0, 0);
+        f.dts_us = 500_000_000;
+        f.pts_us = 500_000_000;
+        p.on_frame(f, at(500), &mut iv);
+        p.finish(at(1000), &mut iv);
+        assert_eq!(iv.counters.stalls, 0);
+        assert_eq!(iv.counters.sequence_resets, 1);
+    }
+}
