@@ -2,7 +2,11 @@
 //! time in µs), a playback clock starts with the first keyframe, and a stall is
 //! the playback position catching up with the end of the buffered media.
 //!
-//! * **Startup**: viewer start → first keyframe received (first decodable frame).
+//! * **Start position**: a player seeks to its start position (hls.js: PART-HOLD-BACK
+//!   behind the live edge), which may lie after the keyframe it had to download
+//!   from; frames before it are decoded, not shown ([`Playback::start_after`]).
+//! * **Startup**: viewer start → the buffer reaches the start position (first
+//!   frame shown).
 //! * **Latency behind live**: for each stamped frame, the wall-clock time it is
 //!   *shown* (now plus how far ahead of the playback position it is) minus the
 //!   publisher's send time: what a viewer of an hls.js player sees, hold-back and
@@ -55,6 +59,10 @@ pub struct Playback {
     offset: i64,
     last_sequence: Option<u64>,
     frames_since_keyframe: Option<u64>,
+    /// Media time to start showing from, µs after the first keyframe.
+    start_after_us: u64,
+    /// The first keyframe arrived; playback starts at this media time.
+    start_at: Option<u64>,
 }
 
 impl Playback {
@@ -66,7 +74,13 @@ impl Playback {
         }
     }
 
-    /// Whether the first keyframe has arrived.
+    /// Starts showing `us` of media time after the first keyframe (the player seeks
+    /// there); call before the first frame.
+    pub fn start_after(&mut self, us: u64) {
+        self.start_after_us = us;
+    }
+
+    /// Whether playback has started.
     pub fn playing(&self) -> bool {
         self.anchor.is_some()
     }
@@ -97,25 +111,22 @@ impl Playback {
         if !f.picture {
             return;
         }
-        if !self.playing() && !f.keyframe {
+        if self.start_at.is_none() && !f.keyframe {
             return; // not decodable before the first keyframe
         }
         // Splice discontinuities onto the buffered end.
         let mut dts = (f.dts_us as i64).saturating_add(self.offset).max(0) as u64;
-        if self.playing() && dts.abs_diff(self.buffered_end) > MAX_JUMP_US {
+        if self.start_at.is_some() && dts.abs_diff(self.buffered_end) > MAX_JUMP_US {
             self.offset = self.buffered_end as i64 - f.dts_us as i64;
             dts = self.buffered_end;
         }
         let pts = dts.saturating_add(f.pts_us.saturating_sub(f.dts_us));
+        let start_at = *self.start_at.get_or_insert_with(|| {
+            self.buffered_end = dts;
+            pts.saturating_add(self.start_after_us)
+        });
         match self.position(now.mono_us) {
-            None => {
-                self.anchor = Some((now.mono_us, pts));
-                self.buffered_end = dts;
-                iv.counters.viewers_playing += 1;
-                iv.hist
-                    .startup_ms
-                    .saturating_record(now.mono_us.saturating_sub(self.started_us) / 1000);
-            }
+            None => {}
             Some((pos, Some(stalled_at))) => {
                 Self::count_stall(stalled_at, now.mono_us, iv);
                 self.anchor = Some((now.mono_us, pos));
@@ -123,6 +134,13 @@ impl Playback {
             Some((_, None)) => {}
         }
         self.buffered_end = self.buffered_end.max(dts.saturating_add(f.duration_us));
+        if self.anchor.is_none() && self.buffered_end > start_at {
+            self.anchor = Some((now.mono_us, start_at));
+            iv.counters.viewers_playing += 1;
+            iv.hist
+                .startup_ms
+                .saturating_record(now.mono_us.saturating_sub(self.started_us) / 1000);
+        }
         iv.counters.video_frames += 1;
         if f.keyframe {
             iv.counters.keyframes += 1;
@@ -136,12 +154,18 @@ impl Playback {
         }
         let Some(stamp) = f.stamp else { return };
         iv.counters.stamped_frames += 1;
-        // Shown when the position reaches its PTS (now, if it is already behind).
-        let (pos, _) = self.position(now.mono_us).unwrap_or((pts, None));
-        let shown_unix = now.unix_us.saturating_add(pts.saturating_sub(pos));
-        iv.hist
-            .latency_us
-            .saturating_record(shown_unix.saturating_sub(stamp.sent_unix_us).max(1));
+        // Shown when the position reaches its PTS; frames before the start position
+        // are decoded, never shown.
+        let pos = self
+            .position(now.mono_us)
+            .map_or(start_at, |(pos, _)| pos)
+            .max(start_at);
+        if pts >= pos {
+            let shown_unix = now.unix_us.saturating_add(pts - pos);
+            iv.hist
+                .latency_us
+                .saturating_record(shown_unix.saturating_sub(stamp.sent_unix_us).max(1));
+        }
         match self.last_sequence {
             Some(last) if stamp.sequence > last => {
                 iv.counters.missing_frames += stamp.sequence - last - 1
@@ -207,6 +231,27 @@ mod tests {
         assert!(lat.equivalent(lat.min(), 1_000_000), "{}", lat.min());
         assert!(lat.equivalent(lat.max(), 1_000_000), "{}", lat.max());
         assert_eq!(iv.hist.gop_frames.len(), 3);
+    }
+
+    #[test]
+    fn a_start_position_after_the_keyframe_is_shown_first() {
+        let mut iv = Interval::default();
+        let mut p = Playback::new(at(0));
+        // Joins with 1.5 s buffered from a keyframe but seeks to 0.5 s behind its end.
+        p.start_after(1_000_000);
+        for i in 0..20 {
+            p.on_frame(frame(i, i * 40), at(1000), &mut iv);
+        }
+        assert!(!p.playing(), "the start position is not buffered yet");
+        for i in 20..40 {
+            p.on_frame(frame(i, i * 40), at(1000), &mut iv);
+        }
+        assert!(p.playing());
+        assert_eq!(iv.hist.startup_ms.max(), 1000);
+        assert_eq!(iv.counters.video_frames, 40);
+        // Frames 25..40 shown from 1000 ms on: 1000 + (i - 25) * 40 - i * 40 = 0 ms late.
+        assert_eq!(iv.hist.latency_us.len(), 15);
+        assert!(iv.hist.latency_us.max() < 1000, "{}", iv.hist.latency_us.max());
     }
 
     #[test]

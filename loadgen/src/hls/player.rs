@@ -634,7 +634,18 @@ impl HlsPlayer {
                 .part_hold_back_ms
                 .or(pl.part_target_ms.map(|t| 3 * t))
                 .unwrap_or(3 * pl.target_duration_ms);
-            self.cursor = pl.start_part(hold_back).map(|p| (p.msn, p.index));
+            let start = pl.start_part(hold_back);
+            self.cursor = start.map(|p| (p.msn, p.index));
+            if let (Some(first), Some(playback)) = (start, self.playback.as_mut()) {
+                // Seek to PART-HOLD-BACK behind the end, past the keyframe we start from.
+                let from_start: u64 = pl
+                    .parts
+                    .iter()
+                    .skip_while(|p| (p.msn, p.index) != (first.msn, first.index))
+                    .map(|p| p.duration_ms)
+                    .sum();
+                playback.start_after(from_start.saturating_sub(hold_back) * 1000);
+            }
             if self.cursor.is_none() {
                 // No independent part listed yet: look again shortly.
                 self.wake_at_us = Some(now.mono_us + RETRY_US);

@@ -1,0 +1,295 @@
+//! The player against ringcast's own sans-IO HLS packager (the real one, not a
+//! stand-in): loadgen's synthetic publisher's stamped frames go into a
+//! `Packager` on a simulated clock, and every request the player writes is
+//! answered from `Packager::answer` — held while the packager says wait, streamed
+//! chunk by chunk for an LL-DASH segment in progress — as HTTP/1.1 responses fed
+//! back in small reads.
+
+use bytes::BytesMut;
+use ringcast::protocol::hls::urls::{self, Resource};
+use ringcast::protocol::hls::{Answer, Packager, PackagerConfig, PackagerEvent, Start};
+use ringcast::protocol::{Frame, FrameKind};
+
+use super::player::{HlsPlayer, Mode};
+use crate::stamp::{stamp_avc_tag, Stamp};
+use crate::stats::{Interval, RequestKind};
+use crate::synthetic::{SyntheticConfig, SyntheticSource, NAL_LENGTH_SIZE};
+use crate::viewer::Now;
+
+const BASE_UNIX_US: u64 = 1_800_000_000_000_000;
+const STEP_MS: u64 = 10;
+
+fn now(ms: u64) -> Now {
+    Now {
+        mono_us: ms * 1000,
+        unix_us: BASE_UNIX_US + ms * 1000,
+    }
+}
+
+/// A publisher feeding ringcast's packager in real time (simulated).
+struct Origin {
+    pkg: Packager,
+    src: SyntheticSource,
+    sequence: u64,
+    events: Vec<PackagerEvent>,
+    video_pushed: u64,
+}
+
+impl Origin {
+    fn new(audio: bool) -> Self {
+        let src = SyntheticSource::new(SyntheticConfig {
+            video_bitrate: 300_000,
+            audio_bitrate: if audio { 32_000 } else { 0 },
+            fps: 25,
+            gop_ms: 1000,
+        })
+        .unwrap();
+        let mut pkg =
+            Packager::new("live", "s", PackagerConfig::default(), Start::Publish).unwrap();
+        let mut events = Vec::new();
+        for f in src.sequence_headers() {
+            pkg.push(&f, 0, BASE_UNIX_US / 1000, &mut events);
+        }
+        Origin {
+            pkg,
+            src,
+            sequence: 0,
+            events,
+            video_pushed: 0,
+        }
+    }
+
+    /// Pushes every frame due by `t_ms`.
+    fn advance_to(&mut self, t_ms: u64) {
+        while self.src.next_timestamp() <= t_ms {
+            let mut f: Frame = self.src.next_frame();
+            if f.kind == FrameKind::Video {
+                let mut stamped = Vec::new();
+                let stamp = Stamp {
+                    sent_unix_us: now(u64::from(f.timestamp)).unix_us,
+                    sequence: self.sequence,
+                };
+                stamp_avc_tag(&f.payload, NAL_LENGTH_SIZE, stamp, &mut stamped).unwrap();
+                f.payload = stamped.into();
+                self.sequence += 1;
+                self.video_pushed += 1;
+            }
+            let dts = u64::from(f.timestamp);
+            self.pkg
+                .push(&f, dts, now(dts).unix_us / 1000, &mut self.events);
+            self.events.clear();
+        }
+    }
+}
+
+/// What the in-memory server holds for the player.
+enum Held {
+    None,
+    /// A request the packager said to wait for: (resource, query, since).
+    Waiting(Resource, String, u64),
+    /// An LL-DASH segment in progress: (track, msn, next part).
+    Streaming(ringcast::protocol::hls::TrackKind, u64, u32),
+}
+
+fn head(status: u16, len: Option<usize>) -> Vec<u8> {
+    match len {
+        Some(n) => format!("HTTP/1.1 {status} X\r\nContent-Length: {n}\r\n\r\n").into_bytes(),
+        None => format!("HTTP/1.1 {status} X\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes(),
+    }
+}
+
+fn chunk(body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:x}\r\n", body.len()).into_bytes();
+    out.extend_from_slice(body);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+struct Run {
+    iv: Interval,
+    origin: Origin,
+    requests: Vec<String>,
+    error: Option<super::player::HlsError>,
+}
+
+/// Plays `path` from `join_ms` to `end_ms` of the stream.
+fn play(path: &str, audio: bool, join_ms: u64, end_ms: u64) -> Run {
+    let mut origin = Origin::new(audio);
+    origin.advance_to(join_ms);
+    let mut iv = Interval::default();
+    let mut out = BytesMut::new();
+    let mode = Mode::of_path(path).unwrap();
+    let mut player = HlsPlayer::start(mode, "127.0.0.1:8080", path, true, now(join_ms), &mut out);
+    let mut held = Held::None;
+    let mut requests = Vec::new();
+    let mut error = None;
+    let mut t = join_ms;
+    'run: while t < end_ms {
+        origin.advance_to(t);
+        // Serve until the player waits for something.
+        for _ in 0..64 {
+            if !out.is_empty() {
+                let text = String::from_utf8(out.to_vec()).unwrap();
+                out.clear();
+                let target = text
+                    .strip_prefix("GET ")
+                    .and_then(|r| r.split(' ').next())
+                    .unwrap();
+                assert!(text.contains("Host: 127.0.0.1:8080\r\n"));
+                requests.push(target.to_owned());
+                let (p, q) = target.split_once('?').unwrap_or((target, ""));
+                let parsed = urls::parse(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+                held = Held::Waiting(parsed.resource, q.to_owned(), t);
+            }
+            let mut wire = Vec::new();
+            match &mut held {
+                Held::None => break,
+                Held::Waiting(resource, query, since) => {
+                    match origin.pkg.answer(*resource, query, *since, t) {
+                        Ok(Answer::Serve(reply)) => {
+                            let body = reply.body.to_bytes();
+                            wire = head(200, Some(body.len()));
+                            wire.extend_from_slice(&body);
+                            held = Held::None;
+                        }
+                        Ok(Answer::Wait(_)) => break,
+                        Ok(Answer::InProgress { track, msn }) => {
+                            wire = head(200, None);
+                            held = Held::Streaming(track, msn, 0);
+                        }
+                        Err(e) => {
+                            wire = head(e.status(), Some(0));
+                            held = Held::None;
+                        }
+                    }
+                }
+                Held::Streaming(track, msn, next) => {
+                    let c = origin.pkg.segment_chunks(*track, *msn, *next).unwrap();
+                    if !c.body.is_empty() {
+                        wire.extend_from_slice(&chunk(&c.body.to_bytes()));
+                    }
+                    *next = c.next_part;
+                    if c.complete {
+                        wire.extend_from_slice(b"0\r\n\r\n");
+                        held = Held::None;
+                    }
+                }
+            }
+            if wire.is_empty() {
+                break;
+            }
+            for piece in wire.chunks(1400) {
+                if let Err(e) = player.on_bytes(piece, now(t), &mut iv, &mut out) {
+                    error = Some(e);
+                    break 'run;
+                }
+            }
+        }
+        if let Err(e) = player.on_timer(now(t), &mut out) {
+            error = Some(e);
+            break;
+        }
+        t += STEP_MS;
+    }
+    player.finish(now(t), &mut iv);
+    Run {
+        iv,
+        origin,
+        requests,
+        error,
+    }
+}
+
+fn requests(iv: &Interval, kind: RequestKind) -> u64 {
+    iv.requests.ok[kind as usize]
+}
+
+fn latency_ms(iv: &Interval, q: f64) -> u64 {
+    iv.hist.latency_us.value_at_quantile(q) / 1000
+}
+
+#[test]
+fn ll_hls_plays_parts_one_hold_back_behind_live() {
+    let run = play("/live/s.m3u8", true, 5_000, 15_000);
+    assert_eq!(run.error, None, "requests: {:?}", run.requests);
+    let (iv, c) = (&run.iv, run.iv.counters);
+    assert_eq!(c.viewers_playing, 1);
+    assert_eq!(c.stalls, 0, "stall ms max {}", iv.hist.stall_ms.max());
+    assert_eq!(c.missing_frames, 0);
+    assert_eq!(c.stamped_frames, c.video_frames);
+    // Joined about 1 s behind live at 5 s and played to 15 s: ~11 s of 25 fps.
+    assert!(
+        (250..=300).contains(&c.video_frames),
+        "{} frames",
+        c.video_frames
+    );
+    assert!(c.audio_frames > 300, "{} audio frames", c.audio_frames);
+    assert_eq!(c.keyframes, iv.hist.gop_frames.len() + 1);
+    // PART-HOLD-BACK is 1.002 s: shown 1-1.5 s after being sent.
+    let (p50, max) = (latency_ms(iv, 0.5), latency_ms(iv, 1.0));
+    assert!((900..=1600).contains(&p50), "latency p50 {p50} ms");
+    assert!(max <= 2000, "latency max {max} ms");
+    assert!(iv.hist.startup_ms.max() <= 100, "startup {}", iv.hist.startup_ms.max());
+    assert_eq!(requests(iv, RequestKind::Multivariant), 1);
+    assert_eq!(requests(iv, RequestKind::Init), 2);
+    // One video and one audio part per 1/3 s part, each with a reload.
+    let parts = requests(iv, RequestKind::Part);
+    // (A 1 s GOP of 40 ms frames makes parts of 320, 320, 320 and 40 ms.)
+    assert!((60..=110).contains(&parts), "{parts} parts: {:?}", run.requests);
+    assert!(requests(iv, RequestKind::BlockingReload) >= parts / 2);
+    assert_eq!(iv.requests.errors, [0; 7], "{:?}", run.requests);
+    assert!(
+        run.requests.iter().any(|r| r.contains("?_HLS_msn=")),
+        "blocking reloads"
+    );
+    assert!(run.origin.video_pushed >= 370);
+}
+
+#[test]
+fn ts_hls_fetches_whole_segments_three_from_the_end() {
+    let run = play("/live/s-ts.m3u8", true, 9_000, 19_000);
+    assert_eq!(run.error, None, "requests: {:?}", run.requests);
+    let (iv, c) = (&run.iv, run.iv.counters);
+    assert_eq!((c.viewers_playing, c.stalls, c.missing_frames), (1, 0, 0));
+    assert_eq!(c.stamped_frames, c.video_frames);
+    assert!(c.video_frames >= 250, "{} frames", c.video_frames);
+    // Three 2 s segments behind live: shown ~4-7 s after being sent.
+    let p50 = latency_ms(iv, 0.5);
+    assert!((3500..=8000).contains(&p50), "latency p50 {p50} ms");
+    assert_eq!(requests(iv, RequestKind::Part), 0);
+    assert!(requests(iv, RequestKind::Segment) >= 5);
+    assert!(
+        requests(iv, RequestKind::Playlist) >= 5,
+        "reloads every half target duration: {:?}",
+        run.requests
+    );
+    assert_eq!(iv.requests.errors, [0; 7]);
+}
+
+#[test]
+fn ll_dash_streams_the_segment_in_progress() {
+    let run = play("/live/s.mpd", true, 5_000, 15_000);
+    assert_eq!(run.error, None, "requests: {:?}", run.requests);
+    let (iv, c) = (&run.iv, run.iv.counters);
+    assert_eq!((c.viewers_playing, c.missing_frames), (1, 0));
+    assert!(c.stalls <= 1, "{} stalls", c.stalls);
+    assert_eq!(c.stamped_frames, c.video_frames);
+    assert!(c.video_frames >= 230, "{} frames", c.video_frames);
+    let p50 = latency_ms(iv, 0.5);
+    assert!(p50 <= 2500, "latency p50 {p50} ms");
+    assert_eq!(requests(iv, RequestKind::Init), 1);
+    assert!(requests(iv, RequestKind::Segment) >= 4);
+    assert!(requests(iv, RequestKind::Mpd) >= 2, "MPD refreshed");
+    assert_eq!(iv.requests.errors, [0; 7], "{:?}", run.requests);
+}
+
+#[test]
+fn video_only_ll_hls_needs_no_audio_rendition() {
+    let run = play("/live/s.m3u8", false, 3_000, 8_000);
+    assert_eq!(run.error, None, "requests: {:?}", run.requests);
+    let c = run.iv.counters;
+    assert_eq!((c.viewers_playing, c.stalls, c.missing_frames), (1, 0, 0));
+    assert_eq!(c.audio_frames, 0);
+    assert_eq!(requests(&run.iv, RequestKind::Init), 1);
+    assert!(run.requests.iter().all(|r| !r.contains("/a/")));
+}
