@@ -6,6 +6,8 @@
 //! writable), then read with one multishot receive each into the reactor's shared
 //! provided-buffer ring, so an idle viewer holds no receive buffer at all.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io::Write;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,6 +20,7 @@ use ringcast::runtime::{Completion, Reactor, ReactorConfig};
 
 use crate::arena::SharedArena;
 use crate::filesource::FileSource;
+use crate::hls::player::{HlsPlayer, Mode};
 use crate::httpflv::{write_request, HttpFlvViewer};
 use crate::net::{classify_errno, start_connect};
 use crate::rtmp::{session, MediaSource, Publisher, RtmpViewer};
@@ -69,6 +72,7 @@ enum ConnState {
 #[derive(Debug)]
 enum Proto {
     HttpFlv(HttpFlvViewer),
+    Hls(Box<HlsPlayer>),
     Rtmp(RtmpViewer),
     Publish(Box<Publisher>),
 }
@@ -87,6 +91,8 @@ struct Conn {
     /// Bytes produced meanwhile, sent next.
     pending: BytesMut,
     setup_deadline_us: u64,
+    /// HLS: the earliest entry this connection has in the worker's timer heap.
+    timer_at: Option<u64>,
 }
 
 impl Conn {
@@ -96,12 +102,16 @@ impl Conn {
         }
         match &self.proto {
             Proto::HttpFlv(h) => h.phase(),
+            Proto::Hls(h) => h.phase(),
             Proto::Rtmp(r) => r.phase(),
             Proto::Publish(p) => p.phase(),
         }
     }
 
     fn set_up(&self) -> bool {
+        if let Proto::Hls(h) = &self.proto {
+            return h.set_up();
+        }
         let sampled_playing = self
             .meter
             .as_ref()
@@ -109,6 +119,7 @@ impl Conn {
         match (&self.proto, sampled_playing) {
             (_, Some(Some(playing))) => playing,
             (Proto::HttpFlv(h), _) => h.phase() == Phase::Streaming,
+            (Proto::Hls(h), _) => h.set_up(),
             (Proto::Rtmp(r), _) => r.streaming(),
             (Proto::Publish(p), _) => p.publishing(),
         }
@@ -165,6 +176,8 @@ struct Worker<'a> {
     arena: SharedArena,
     rng: rand::rngs::SmallRng,
     events: Vec<ClientEvent>,
+    /// HLS players' wake-ups (timed reloads, request deadlines): (mono µs, conn).
+    timers: BinaryHeap<Reverse<(u64, usize)>>,
     iv: Interval,
     origin: Instant,
 }
@@ -216,6 +229,7 @@ impl<'a> Worker<'a> {
             arena: SharedArena::default(),
             rng: rand::rngs::SmallRng::from_entropy(),
             events: Vec::new(),
+            timers: BinaryHeap::new(),
             iv: Interval::default(),
             origin: Instant::now(),
         })
@@ -242,10 +256,12 @@ impl<'a> Worker<'a> {
             }
             let next_start = self.start_due(t, run_us);
             let next_frame = self.pump_publishers(t);
+            let next_timer = self.pump_timers(t);
             let until_second = 1_000_000 - run_us % 1_000_000;
             let wait_us = [
                 next_start,
                 next_frame,
+                next_timer,
                 Some(until_second),
                 Some(MAX_WAIT.as_micros() as u64),
             ]
@@ -258,9 +274,14 @@ impl<'a> Worker<'a> {
             self.reactor
                 .submit_and_wait(1, Some(Duration::from_micros(wait_us.max(100))))?;
             let t = now(self.origin);
-            let (conns, iv, events) = (&mut self.conns, &mut self.iv, &mut self.events);
+            let (conns, iv, events, timers) = (
+                &mut self.conns,
+                &mut self.iv,
+                &mut self.events,
+                &mut self.timers,
+            );
             self.reactor
-                .drain_completions(|r, c| on_completion(r, c, conns, iv, events, t));
+                .drain_completions(|r, c| on_completion(r, c, conns, iv, events, timers, t));
             drained_us = now(self.origin).mono_us.saturating_sub(t.mono_us);
         }
         let t = now(self.origin);
@@ -270,6 +291,9 @@ impl<'a> Worker<'a> {
             if conn.state == ConnState::Open {
                 if let Some(m) = conn.meter.as_mut() {
                     m.finish(t, &mut self.iv);
+                }
+                if let Proto::Hls(h) = &mut conn.proto {
+                    h.finish(t, &mut self.iv);
                 }
                 if let Proto::Publish(p) = &mut conn.proto {
                     // Best effort: the goodbye goes out only if nothing else is in flight.
@@ -324,7 +348,11 @@ impl<'a> Worker<'a> {
             (Role::Viewers { sample }, scheme) => {
                 let sampled = is_sampled(self.spec.global_index(k), *sample);
                 let meter = ViewerMeter::new(t, sampled, &mut self.iv);
-                let proto = if scheme == Scheme::HttpFlv {
+                let hls_mode = Mode::of_path(&target.path).filter(|_| scheme == Scheme::Hls);
+                let proto = if let Some(mode) = hls_mode {
+                    let p = HlsPlayer::start(mode, &target.authority, &target.path, sampled, t, &mut out);
+                    Ok(Proto::Hls(Box::new(p)))
+                } else if scheme == Scheme::HttpFlv {
                     write_request(target, &mut out);
                     Ok(Proto::HttpFlv(HttpFlvViewer::new(self.arena.clone())))
                 } else {
@@ -360,6 +388,7 @@ impl<'a> Worker<'a> {
             sending: false,
             pending: out,
             setup_deadline_us: t.mono_us + self.spec.setup_timeout_ms * 1000,
+            timer_at: None,
         };
         match start_connect(target.addr, self.spec.source_octet(k)) {
             Ok(fd) => conn.fd = fd,
@@ -375,6 +404,7 @@ impl<'a> Worker<'a> {
         }
         self.conns.push(conn);
         let conn = &mut self.conns[index];
+        schedule(&mut self.timers, conn, index);
         if flush(&mut self.reactor, conn, index).is_err() {
             fail(
                 &mut self.reactor,
@@ -428,6 +458,43 @@ impl<'a> Worker<'a> {
         next
     }
 
+    /// Wakes the HLS players whose time has come; returns µs until the next one.
+    fn pump_timers(&mut self, t: Now) -> Option<u64> {
+        while let Some(&Reverse((due, i))) = self.timers.peek() {
+            if due > t.mono_us {
+                return Some(due - t.mono_us);
+            }
+            self.timers.pop();
+            let Some(conn) = self.conns.get_mut(i) else {
+                continue;
+            };
+            if conn.timer_at == Some(due) {
+                conn.timer_at = None;
+            }
+            if conn.state == ConnState::Closed {
+                continue;
+            }
+            let connecting = conn.state == ConnState::Connecting;
+            let res = match &mut conn.proto {
+                Proto::Hls(h) => h
+                    .on_timer(t, &mut conn.pending)
+                    .map_err(|e| e.classify(h.streaming())),
+                _ => Ok(()),
+            };
+            let res = res.and_then(|()| {
+                flush(&mut self.reactor, conn, i).map_err(|_| (conn.phase(), FailureKind::Io))
+            });
+            match res {
+                Ok(()) => schedule(&mut self.timers, conn, i),
+                Err((phase, kind)) => {
+                    let phase = if connecting { Phase::Connect } else { phase };
+                    fail_client(&mut self.reactor, conn, i, &mut self.iv, phase, kind);
+                }
+            }
+        }
+        None
+    }
+
     /// Fails clients not set up by their deadline. Only the server's lateness counts:
     /// a client whose socket already holds bytes that loadgen has not read yet (its
     /// receive waits for a buffer, or this turn ran long) is judged again next second.
@@ -451,6 +518,23 @@ impl<'a> Worker<'a> {
                     FailureKind::Timeout,
                 );
             }
+        }
+    }
+}
+
+/// Puts an HLS player's next wake-up in the heap, unless an entry at least as early
+/// is there already (so the heap holds about one entry per player).
+fn schedule(timers: &mut BinaryHeap<Reverse<(u64, usize)>>, conn: &mut Conn, index: usize) {
+    let Proto::Hls(h) = &conn.proto else {
+        return;
+    };
+    if conn.state == ConnState::Closed {
+        return;
+    }
+    if let Some(due) = h.next_due_us() {
+        if conn.timer_at.is_none_or(|at| due < at) {
+            timers.push(Reverse((due, index)));
+            conn.timer_at = Some(due);
         }
     }
 }
@@ -557,6 +641,7 @@ fn on_completion(
     conns: &mut [Conn],
     iv: &mut Interval,
     events: &mut Vec<ClientEvent>,
+    timers: &mut BinaryHeap<Reverse<(u64, usize)>>,
     t: Now,
 ) {
     let index = (c.user_data >> OP_BITS) as usize;
@@ -593,8 +678,9 @@ fn on_completion(
             r.recycle_buffer(id);
             let result = result
                 .and_then(|()| flush(r, conn, index).map_err(|_| (conn.phase(), FailureKind::Io)));
-            if let Err((phase, kind)) = result {
-                fail_client(r, conn, index, iv, phase, kind);
+            match result {
+                Ok(()) => schedule(timers, conn, index),
+                Err((phase, kind)) => fail_client(r, conn, index, iv, phase, kind),
             }
         }
         _ => {}
@@ -611,6 +697,11 @@ fn on_data(
     match (&mut conn.proto, conn.meter.as_mut()) {
         (Proto::HttpFlv(h), Some(meter)) => {
             h.on_bytes(data, t, meter, iv).map_err(|e| e.classify())
+        }
+        (Proto::Hls(h), Some(meter)) => {
+            meter.on_bytes(data.len(), t, iv);
+            h.on_bytes(data, t, iv, &mut conn.pending)
+                .map_err(|e| e.classify(h.streaming()))
         }
         (Proto::Rtmp(v), Some(meter)) => v.on_bytes(data, t, meter, iv, &mut conn.pending, events),
         (Proto::Publish(p), _) => p.on_bytes(data, t, iv, &mut conn.pending, events),
