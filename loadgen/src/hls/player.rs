@@ -11,8 +11,9 @@
 //!   same position; then a blocking reload (`_HLS_msn`/`_HLS_part` of the part just
 //!   fetched, answered at once, naming the next hint; or of the part wanted next,
 //!   held by the server until it exists).
-//! * **TS HLS** (`…/{stream}-ts.m3u8`), like a classic player: start three segments
-//!   from the end, fetch whole segments, reload every half target duration.
+//! * **TS HLS** (`…/{stream}-ts.m3u8`), like hls.js without low latency: start three
+//!   segments from the end, fetch whole segments, reload after the last segment's
+//!   duration (half of it when the playlist did not grow).
 //! * **LL-DASH** (`…/{stream}.mpd`), like dash.js in low-latency mode: the video
 //!   representation's init, then the segment being produced (after the last one
 //!   the `SegmentTimeline` lists), which the server streams chunk by chunk as it
@@ -240,6 +241,8 @@ pub struct HlsPlayer {
     next_msn: Option<u64>,
     manifest: Option<Manifest>,
     last_reload_us: u64,
+    /// TS: wait before the next playlist reload, µs.
+    reload_interval_us: u64,
     mpd_due_us: u64,
     wake_at_us: Option<u64>,
     deadline_us: Option<u64>,
@@ -282,6 +285,7 @@ impl HlsPlayer {
             next_msn: None,
             manifest: None,
             last_reload_us: 0,
+            reload_interval_us: 0,
             mpd_due_us: 0,
             wake_at_us: None,
             deadline_us: None,
@@ -677,6 +681,10 @@ impl HlsPlayer {
             Some(n) if n >= first => n,
             _ => first.max(last.saturating_sub(2)),
         };
+        let last_ms = pl
+            .segments
+            .last()
+            .map_or(pl.target_duration_ms, |s| s.duration_ms.max(100));
         let todo: Vec<(u64, String)> = pl
             .segments
             .iter()
@@ -689,6 +697,10 @@ impl HlsPlayer {
             self.enqueue(RequestKind::Segment, Track::Video, path, Some((msn, 0)));
             next = msn + 1;
         }
+        // Like hls.js: reload after the last segment's duration when the playlist
+        // grew, after half of it when it did not.
+        let grew = self.next_msn != Some(next);
+        self.reload_interval_us = if grew { last_ms * 1000 } else { last_ms * 500 };
         self.next_msn = Some(next);
         Ok(())
     }
@@ -736,7 +748,7 @@ impl HlsPlayer {
                 if self.video.playlist.as_ref().is_some_and(|p| p.ended) {
                     return Err(HlsError::Ended);
                 }
-                let due = self.last_reload_us + self.target_duration_ms * 500;
+                let due = self.last_reload_us + self.reload_interval_us;
                 if now.mono_us < due {
                     self.wake_at_us = Some(due);
                     return Ok(());
