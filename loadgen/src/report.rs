@@ -289,6 +289,13 @@ impl Report {
             "  stalls (>500 ms)  {:>12}   byte-level stalls {}",
             c.stalls, c.byte_stalls
         );
+        if c.reconnects > 0 {
+            let _ = writeln!(
+                s,
+                "  HLS connections closed by the server and reopened {}",
+                c.reconnects
+            );
+        }
         if c.late_reads > 0 {
             let _ = writeln!(
                 s,

@@ -115,6 +115,9 @@ pub struct Counters {
     /// socket: loadgen's own lag, judged again a second later instead of failing.
     #[serde(default)]
     pub late_reads: u64,
+    /// HLS/DASH connections the server closed and the viewer replaced.
+    #[serde(default)]
+    pub reconnects: u64,
 }
 
 impl Counters {
@@ -136,6 +139,7 @@ impl Counters {
         self.published_frames += o.published_frames;
         self.published_bytes += o.published_bytes;
         self.late_reads += o.late_reads;
+        self.reconnects += o.reconnects;
     }
 }
 

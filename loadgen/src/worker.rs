@@ -20,7 +20,7 @@ use ringcast::runtime::{Completion, Reactor, ReactorConfig};
 
 use crate::arena::SharedArena;
 use crate::filesource::FileSource;
-use crate::hls::player::{HlsPlayer, Mode};
+use crate::hls::player::{Flow, HlsPlayer, Mode};
 use crate::httpflv::{write_request, HttpFlvViewer};
 use crate::net::{classify_errno, start_connect};
 use crate::rtmp::{session, MediaSource, Publisher, RtmpViewer};
@@ -30,12 +30,18 @@ use crate::synthetic::{SyntheticConfig, SyntheticSource};
 use crate::target::{Scheme, Target};
 use crate::viewer::{is_sampled, Now, ViewerMeter};
 
-/// Operation tags in the low bits of `user_data`; the client index is above them.
+/// Operation tags in the low bits of `user_data`; above them the connection's
+/// generation (a replaced HLS connection's late completions are told apart by
+/// it), then the client index.
 const OP_SEND: u64 = 1;
 const OP_RECV: u64 = 2;
 const OP_CLOSE: u64 = 3;
 const OP_CANCEL: u64 = 4;
 const OP_BITS: u32 = 3;
+const GEN_BITS: u32 = 8;
+/// Sends of replaced connections still in flight per client, at most; past it a
+/// close by the server fails the viewer instead of reconnecting.
+const MAX_RETIRED: usize = 2;
 /// Clients started per loop turn at most, so a ramp burst cannot starve receiving.
 const MAX_STARTS_PER_TURN: usize = 512;
 /// Longest sleep in one loop turn.
@@ -43,8 +49,8 @@ const MAX_WAIT: Duration = Duration::from_millis(50);
 /// A publisher whose unsent output exceeds this is not keeping up with real time.
 const MAX_PENDING_OUT: usize = 16 << 20;
 
-fn user_data(index: usize, op: u64) -> u64 {
-    ((index as u64) << OP_BITS) | op
+fn user_data(index: usize, gen: u8, op: u64) -> u64 {
+    ((index as u64) << (OP_BITS + GEN_BITS)) | (u64::from(gen) << OP_BITS) | op
 }
 
 /// Reads both clocks.
@@ -93,6 +99,13 @@ struct Conn {
     setup_deadline_us: u64,
     /// HLS: the earliest entry this connection has in the worker's timer heap.
     timer_at: Option<u64>,
+    /// Generation of the socket (bumped when an HLS connection is replaced).
+    gen: u8,
+    /// Send buffers of replaced sockets whose send is still in flight, by generation.
+    retired: Vec<(u8, BytesMut)>,
+    /// Where to reconnect: server and source address octet.
+    addr: std::net::SocketAddr,
+    source_octet: u8,
 }
 
 impl Conn {
@@ -389,6 +402,10 @@ impl<'a> Worker<'a> {
             pending: out,
             setup_deadline_us: t.mono_us + self.spec.setup_timeout_ms * 1000,
             timer_at: None,
+            gen: 0,
+            retired: Vec::new(),
+            addr: target.addr,
+            source_octet: self.spec.source_octet(k),
         };
         match start_connect(target.addr, self.spec.source_octet(k)) {
             Ok(fd) => conn.fd = fd,
@@ -578,7 +595,7 @@ fn send_inflight(
             conn.fd,
             conn.inflight.as_ptr(),
             conn.inflight.len() as u32,
-            user_data(index, OP_SEND),
+            user_data(index, conn.gen, OP_SEND),
         )
     }
 }
@@ -591,9 +608,9 @@ fn close(reactor: &mut Reactor, conn: &mut Conn, index: usize) {
         // connect in flight) needs the cancel.
         // SAFETY: shutting down a socket this client owns.
         if unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) } != 0 {
-            let _ = reactor.cancel_fd(conn.fd, user_data(index, OP_CANCEL));
+            let _ = reactor.cancel_fd(conn.fd, user_data(index, conn.gen, OP_CANCEL));
         }
-        let _ = reactor.close(conn.fd, user_data(index, OP_CLOSE));
+        let _ = reactor.close(conn.fd, user_data(index, conn.gen, OP_CLOSE));
         conn.fd = -1;
     }
     conn.state = ConnState::Closed;
@@ -644,7 +661,8 @@ fn on_completion(
     timers: &mut BinaryHeap<Reverse<(u64, usize)>>,
     t: Now,
 ) {
-    let index = (c.user_data >> OP_BITS) as usize;
+    let index = (c.user_data >> (OP_BITS + GEN_BITS)) as usize;
+    let gen = ((c.user_data >> OP_BITS) & 0xff) as u8;
     let op = c.user_data & ((1 << OP_BITS) - 1);
     let Some(conn) = conns.get_mut(index) else {
         if let Some(id) = c.buffer_id() {
@@ -652,10 +670,32 @@ fn on_completion(
         }
         return;
     };
+    if gen != conn.gen {
+        // A replaced socket's last words: its send buffer may go now.
+        if let Some(id) = c.buffer_id() {
+            r.recycle_buffer(id);
+        }
+        if op == OP_SEND {
+            if let Some(i) = conn.retired.iter().position(|(g, _)| *g == gen) {
+                conn.retired.swap_remove(i);
+            }
+        }
+        return;
+    }
     match op {
         OP_SEND => on_sent(r, c, conn, index, iv),
         OP_RECV => {
             let Some(id) = c.buffer_id() else {
+                let hls_eof = c.result == 0
+                    && matches!(&conn.proto, Proto::Hls(h) if h.may_reconnect());
+                if hls_eof && conn.state == ConnState::Open {
+                    // A keep-alive connection the server closed between requests.
+                    if let Err((phase, kind)) = reconnect(r, conn, index, iv, t) {
+                        fail_client(r, conn, index, iv, phase, kind);
+                    }
+                    schedule(timers, conn, index);
+                    return;
+                }
                 if conn.state != ConnState::Closed {
                     let phase = conn.phase();
                     let kind = if c.result == 0 {
@@ -676,6 +716,11 @@ fn on_completion(
                 None => Err((conn.phase(), FailureKind::Io)),
             };
             r.recycle_buffer(id);
+            let result = match result {
+                Ok(Flow::Reconnect) => reconnect(r, conn, index, iv, t),
+                Ok(Flow::Continue) => Ok(()),
+                Err(e) => Err(e),
+            };
             let result = result
                 .and_then(|()| flush(r, conn, index).map_err(|_| (conn.phase(), FailureKind::Io)));
             match result {
@@ -693,20 +738,68 @@ fn on_data(
     t: Now,
     iv: &mut Interval,
     events: &mut Vec<ClientEvent>,
-) -> Result<(), (Phase, FailureKind)> {
-    match (&mut conn.proto, conn.meter.as_mut()) {
+) -> Result<Flow, (Phase, FailureKind)> {
+    let res = match (&mut conn.proto, conn.meter.as_mut()) {
         (Proto::HttpFlv(h), Some(meter)) => {
             h.on_bytes(data, t, meter, iv).map_err(|e| e.classify())
         }
         (Proto::Hls(h), Some(meter)) => {
             meter.on_bytes(data.len(), t, iv);
-            h.on_bytes(data, t, iv, &mut conn.pending)
-                .map_err(|e| e.classify(h.streaming()))
+            return h
+                .on_bytes(data, t, iv, &mut conn.pending)
+                .map_err(|e| e.classify(h.streaming()));
         }
         (Proto::Rtmp(v), Some(meter)) => v.on_bytes(data, t, meter, iv, &mut conn.pending, events),
         (Proto::Publish(p), _) => p.on_bytes(data, t, iv, &mut conn.pending, events),
         (_, None) => Ok(()),
+    };
+    res.map(|()| Flow::Continue)
+}
+
+/// Replaces an HLS player's connection that the server closes (keep-alive limit
+/// or idle timeout): the old socket is shut, a new one opened from the same
+/// source address, and the request in flight sent again on it.
+fn reconnect(
+    r: &mut Reactor,
+    conn: &mut Conn,
+    index: usize,
+    iv: &mut Interval,
+    t: Now,
+) -> Result<(), (Phase, FailureKind)> {
+    let phase = conn.phase();
+    if conn.retired.len() >= MAX_RETIRED {
+        return Err((phase, FailureKind::EarlyEof));
     }
+    if conn.sending {
+        // The kernel may still read this buffer: keep it until that send completes.
+        conn.retired
+            .push((conn.gen, std::mem::take(&mut conn.inflight)));
+        conn.sending = false;
+    }
+    if conn.fd >= 0 {
+        // SAFETY: shutting down a socket this client owns.
+        unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
+        let _ = r.close(conn.fd, user_data(index, conn.gen, OP_CLOSE));
+        conn.fd = -1;
+    }
+    if conn.state == ConnState::Open && conn.meter.is_some() {
+        iv.counters.viewers_up -= 1;
+    }
+    conn.state = ConnState::Connecting;
+    conn.gen = conn.gen.wrapping_add(1);
+    conn.pending.clear();
+    if let Proto::Hls(h) = &mut conn.proto {
+        h.reconnected(t, &mut conn.pending)
+            .map_err(|e| e.classify(h.streaming()))?;
+    }
+    conn.fd = start_connect(conn.addr, conn.source_octet).map_err(|e| {
+        (
+            Phase::Connect,
+            e.raw_os_error().map_or(FailureKind::Io, classify_errno),
+        )
+    })?;
+    iv.counters.reconnects += 1;
+    flush(r, conn, index).map_err(|_| (Phase::Connect, FailureKind::Io))
 }
 
 fn on_sent(r: &mut Reactor, c: Completion, conn: &mut Conn, index: usize, iv: &mut Interval) {
@@ -724,7 +817,7 @@ fn on_sent(r: &mut Reactor, c: Completion, conn: &mut Conn, index: usize, iv: &m
         if conn.meter.is_some() {
             iv.counters.viewers_up += 1;
         }
-        if r.recv_multishot(conn.fd, user_data(index, OP_RECV))
+        if r.recv_multishot(conn.fd, user_data(index, conn.gen, OP_RECV))
             .is_err()
         {
             fail_client(r, conn, index, iv, Phase::Handshake, FailureKind::Io);
@@ -759,10 +852,14 @@ mod tests {
 
     #[test]
     fn user_data_keeps_index_and_op_apart() {
-        let ud = user_data(123_456, OP_RECV);
+        let ud = user_data(123_456, 201, OP_RECV);
         assert_eq!(
-            (ud >> OP_BITS, ud & ((1 << OP_BITS) - 1)),
-            (123_456, OP_RECV)
+            (
+                ud >> (OP_BITS + GEN_BITS),
+                (ud >> OP_BITS) & 0xff,
+                ud & ((1 << OP_BITS) - 1)
+            ),
+            (123_456, 201, OP_RECV)
         );
     }
 }

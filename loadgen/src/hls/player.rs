@@ -56,6 +56,17 @@ pub const MIN_REQUEST_TIMEOUT_US: u64 = 10_000_000;
 /// Wait before retrying after an error answer.
 const RETRY_US: u64 = 250_000;
 
+/// What the connection should do after bytes were handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep reading.
+    Continue,
+    /// The server closes this connection (`Connection: close`, e.g. its
+    /// requests-per-connection limit): open a new one and call
+    /// [`HlsPlayer::reconnected`].
+    Reconnect,
+}
+
 /// Which protocol a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -115,7 +126,7 @@ pub enum HlsError {
     /// A request went unanswered past its deadline.
     #[error("{0} request unanswered in time")]
     Timeout(RequestKind),
-    /// The server closed the connection (or announced it would).
+    /// The server closed the connection twice with no response in between.
     #[error("server closed the connection")]
     Closed,
     /// The stream ended (`EXT-X-ENDLIST`).
@@ -248,6 +259,8 @@ pub struct HlsPlayer {
     deadline_us: Option<u64>,
     target_duration_ms: u64,
     errors_in_a_row: u32,
+    /// Responses completed since the connection was last replaced.
+    responses_on_connection: u32,
     streaming: bool,
     playback: Option<Playback>,
     fmp4_video: Option<Fmp4Reader>,
@@ -291,6 +304,7 @@ impl HlsPlayer {
             deadline_us: None,
             target_duration_ms: 0,
             errors_in_a_row: 0,
+            responses_on_connection: 0,
             streaming: false,
             playback: sampled.then(|| Playback::new(now)),
             fmp4_video: None,
@@ -378,7 +392,7 @@ impl HlsPlayer {
         now: Now,
         iv: &mut Interval,
         out: &mut BytesMut,
-    ) -> Result<(), HlsError> {
+    ) -> Result<Flow, HlsError> {
         let mut input = data;
         while let Some(ev) = self.reader.next(&mut input)? {
             match ev {
@@ -388,12 +402,43 @@ impl HlsPlayer {
                 }
                 ResponseEvent::Data(d) => self.on_body(d, now, iv)?,
                 ResponseEvent::End => {
+                    self.responses_on_connection += 1;
                     self.on_end(now, iv, out)?;
                     if self.close_after {
-                        return Err(HlsError::Closed);
+                        return Ok(Flow::Reconnect);
                     }
                 }
             }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Whether a lost connection may be replaced: it answered at least one
+    /// request (so a server that closes every connection at once is a failure,
+    /// not a reconnect loop).
+    pub fn may_reconnect(&self) -> bool {
+        self.responses_on_connection > 0
+    }
+
+    /// The connection was replaced: the request in flight (if any) is written to
+    /// `out` again and its partial response forgotten.
+    pub fn reconnected(&mut self, now: Now, out: &mut BytesMut) -> Result<(), HlsError> {
+        if !self.may_reconnect() {
+            return Err(HlsError::Closed);
+        }
+        self.responses_on_connection = 0;
+        self.close_after = false;
+        self.reader = ResponseReader::default();
+        for r in [&mut self.fmp4_video, &mut self.fmp4_audio] {
+            if let Some(r) = r {
+                r.reset();
+            }
+        }
+        if let Some(ts) = &mut self.ts {
+            ts.finish(|_| {});
+        }
+        if let Some(req) = self.inflight.take() {
+            self.send(req, now, out);
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use ringcast::protocol::hls::urls::{self, Resource};
 use ringcast::protocol::hls::{Answer, Packager, PackagerConfig, PackagerEvent, Start};
 use ringcast::protocol::{Frame, FrameKind};
 
-use super::player::{HlsPlayer, Mode};
+use super::player::{Flow, HlsPlayer, Mode};
 use crate::stamp::{stamp_avc_tag, Stamp};
 use crate::stats::{Interval, RequestKind};
 use crate::synthetic::{SyntheticConfig, SyntheticSource, NAL_LENGTH_SIZE};
@@ -91,11 +91,13 @@ enum Held {
     Streaming(ringcast::protocol::hls::TrackKind, u64, u32),
 }
 
-fn head(status: u16, len: Option<usize>) -> Vec<u8> {
+fn head(status: u16, len: Option<usize>, close: bool) -> Vec<u8> {
+    let close = if close { "Connection: close\r\n" } else { "" };
     match len {
-        Some(n) => format!("HTTP/1.1 {status} X\r\nContent-Length: {n}\r\n\r\n").into_bytes(),
-        None => format!("HTTP/1.1 {status} X\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes(),
+        Some(n) => format!("HTTP/1.1 {status} X\r\n{close}Content-Length: {n}\r\n\r\n"),
+        None => format!("HTTP/1.1 {status} X\r\n{close}Transfer-Encoding: chunked\r\n\r\n"),
     }
+    .into_bytes()
 }
 
 fn chunk(body: &[u8]) -> Vec<u8> {
@@ -114,6 +116,12 @@ struct Run {
 
 /// Plays `path` from `join_ms` to `end_ms` of the stream.
 fn play(path: &str, audio: bool, join_ms: u64, end_ms: u64) -> Run {
+    play_closing(path, audio, join_ms, end_ms, usize::MAX)
+}
+
+/// Like [`play`], the server closing the connection after every `close_every`
+/// responses (a keep-alive request limit).
+fn play_closing(path: &str, audio: bool, join_ms: u64, end_ms: u64, close_every: usize) -> Run {
     let mut origin = Origin::new(audio);
     origin.advance_to(join_ms);
     let mut iv = Interval::default();
@@ -123,6 +131,8 @@ fn play(path: &str, audio: bool, join_ms: u64, end_ms: u64) -> Run {
     let mut held = Held::None;
     let mut requests = Vec::new();
     let mut error = None;
+    let mut responses = 0usize;
+    let mut reconnects = 0u64;
     let mut t = join_ms;
     'run: while t < end_ms {
         origin.advance_to(t);
@@ -148,17 +158,18 @@ fn play(path: &str, audio: bool, join_ms: u64, end_ms: u64) -> Run {
                     match origin.pkg.answer(*resource, query, *since, t) {
                         Ok(Answer::Serve(reply)) => {
                             let body = reply.body.to_bytes();
-                            wire = head(200, Some(body.len()));
+                            responses += 1;
+                            wire = head(200, Some(body.len()), responses % close_every == 0);
                             wire.extend_from_slice(&body);
                             held = Held::None;
                         }
                         Ok(Answer::Wait(_)) => break,
                         Ok(Answer::InProgress { track, msn }) => {
-                            wire = head(200, None);
+                            wire = head(200, None, false);
                             held = Held::Streaming(track, msn, 0);
                         }
                         Err(e) => {
-                            wire = head(e.status(), Some(0));
+                            wire = head(e.status(), Some(0), false);
                             held = Held::None;
                         }
                     }
@@ -179,9 +190,17 @@ fn play(path: &str, audio: bool, join_ms: u64, end_ms: u64) -> Run {
                 break;
             }
             for piece in wire.chunks(1400) {
-                if let Err(e) = player.on_bytes(piece, now(t), &mut iv, &mut out) {
-                    error = Some(e);
-                    break 'run;
+                match player.on_bytes(piece, now(t), &mut iv, &mut out) {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Reconnect) => {
+                        out.clear();
+                        reconnects += 1;
+                        player.reconnected(now(t), &mut out).unwrap();
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        break 'run;
+                    }
                 }
             }
         }
@@ -192,6 +211,7 @@ fn play(path: &str, audio: bool, join_ms: u64, end_ms: u64) -> Run {
         t += STEP_MS;
     }
     player.finish(now(t), &mut iv);
+    iv.counters.reconnects = reconnects;
     Run {
         iv,
         origin,
@@ -292,4 +312,14 @@ fn video_only_ll_hls_needs_no_audio_rendition() {
     assert_eq!(c.audio_frames, 0);
     assert_eq!(requests(&run.iv, RequestKind::Init), 1);
     assert!(run.requests.iter().all(|r| !r.contains("/a/")));
+}
+
+#[test]
+fn a_server_closing_keep_alive_connections_is_reconnected_to() {
+    let run = play_closing("/live/s.m3u8", true, 5_000, 10_000, 7);
+    assert_eq!(run.error, None, "requests: {:?}", run.requests);
+    let c = run.iv.counters;
+    assert_eq!((c.viewers_playing, c.stalls, c.missing_frames), (1, 0, 0));
+    assert!(c.reconnects >= 5, "{} reconnects", c.reconnects);
+    assert_eq!(run.iv.requests.errors, [0; 7]);
 }
