@@ -286,7 +286,7 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "  stalls (>500 ms)  {:>12}   byte-level stalls {}",
+            "  stalls            {:>12}   byte-level stalls {}",
             c.stalls, c.byte_stalls
         );
         if c.reconnects > 0 {

@@ -77,6 +77,56 @@ pub struct Manifest {
     pub video: Option<DashTrack>,
     /// The audio representation.
     pub audio: Option<DashTrack>,
+    /// `availabilityStartTime`, Unix ms: the wall clock at media time 0.
+    pub availability_start_ms: Option<u64>,
+    /// `ServiceDescription/Latency@target`, ms: the latency a low-latency player
+    /// aims for.
+    pub target_latency_ms: Option<u64>,
+}
+
+impl DashTrack {
+    /// The listed segment holding media time `ms`, or the one after the list (the
+    /// segment being produced) when `ms` is past it: (number, its start in ms).
+    pub fn segment_at(&self, ms: u64) -> Option<(u64, u64)> {
+        let to_ms = |ticks: u64| ticks.saturating_mul(1000) / self.timescale.max(1);
+        let first = self.segments.first()?;
+        if ms < to_ms(first.start) {
+            return Some((first.number, to_ms(first.start)));
+        }
+        for s in &self.segments {
+            if ms < to_ms(s.start.saturating_add(s.duration)) {
+                return Some((s.number, to_ms(s.start)));
+            }
+        }
+        let last = self.segments.last()?;
+        Some((
+            last.number.saturating_add(1),
+            to_ms(last.start.saturating_add(last.duration)),
+        ))
+    }
+}
+
+/// `2026-01-02T03:04:05.678Z` (UTC, as ringcast writes it) → Unix ms.
+pub fn datetime_ms(s: &str) -> Option<u64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.splitn(3, ':');
+    let (hh, mm) = (
+        t.next()?.parse::<u64>().ok()?,
+        t.next()?.parse::<u64>().ok()?,
+    );
+    let sec_ms = seconds_ms(t.next()?)?;
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    Some(days * 86_400_000 + hh * 3_600_000 + mm * 60_000 + sec_ms)
 }
 
 /// `PT1.5S`, `PT2M`, `PT0.334S` → ms (hours, minutes, seconds only).
@@ -187,7 +237,15 @@ pub fn parse(text: &str) -> Result<Manifest, MpdError> {
     if video.is_none() && audio.is_none() {
         return Err(MpdError::NoRepresentation("video or audio"));
     }
+    let target_latency_ms = mpd
+        .children()
+        .find(|n| n.has_tag_name("ServiceDescription"))
+        .and_then(|d| d.children().find(|n| n.has_tag_name("Latency")))
+        .and_then(|l| l.attribute("target"))
+        .and_then(|v| v.parse().ok());
     Ok(Manifest {
+        availability_start_ms: mpd.attribute("availabilityStartTime").and_then(datetime_ms),
+        target_latency_ms,
         dynamic: mpd.attribute("type") == Some("dynamic"),
         min_update_ms: mpd.attribute("minimumUpdatePeriod").and_then(duration_ms),
         video,
@@ -206,6 +264,12 @@ mod tests {
         assert_eq!(duration_ms("PT1H"), Some(3_600_000));
         assert_eq!(duration_ms("P1D"), None);
         assert_eq!(duration_ms("PT1X"), None);
+        assert_eq!(datetime_ms("1970-01-01T00:00:01.500Z"), Some(1500));
+        assert_eq!(
+            datetime_ms("2026-12-06T04:09:43.193Z"),
+            Some(1_796_530_183_193)
+        );
+        assert_eq!(datetime_ms("2026-12-06 04:09:43Z"), None);
     }
 
     #[test]
@@ -232,6 +296,10 @@ mod tests {
             [(5, 100, 2000), (6, 2100, 2000), (7, 4100, 2000), (8, 6100, 1000)]
         );
         assert_eq!(v.next_number(), Some(9));
+        assert_eq!(v.segment_at(0), Some((5, 100)));
+        assert_eq!(v.segment_at(2100), Some((6, 2100)));
+        assert_eq!(v.segment_at(7099), Some((8, 6100)));
+        assert_eq!(v.segment_at(9000), Some((9, 7100)), "the one being produced");
     }
 
     #[test]

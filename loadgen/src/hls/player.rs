@@ -771,8 +771,22 @@ impl HlsPlayer {
         let first = v.segments.first().map(|s| s.number);
         self.next_msn = match (self.next_msn, first) {
             (Some(n), Some(f)) if n >= f => Some(n),
-            // Start with the segment being produced, or resync after falling behind.
-            _ => v.next_number(),
+            // Start like dash.js in low-latency mode: the segment holding "live edge
+            // minus the target latency" (the one being produced, usually), seeking
+            // into it; else (no clock in the MPD) the segment being produced.
+            _ => match (m.availability_start_ms, m.target_latency_ms) {
+                (Some(ast), Some(target)) => {
+                    let want = (now.unix_us / 1000)
+                        .saturating_sub(ast)
+                        .saturating_sub(target);
+                    let at = v.segment_at(want);
+                    if let (Some((_, start)), Some(p)) = (at, self.playback.as_mut()) {
+                        p.start_after(want.saturating_sub(start) * 1000);
+                    }
+                    at.map(|(n, _)| n).or_else(|| v.next_number())
+                }
+                _ => v.next_number(),
+            },
         };
         self.manifest = Some(m);
         Ok(())

@@ -291,12 +291,12 @@ fn ll_dash_streams_the_segment_in_progress() {
     let run = play("/live/s.mpd", true, 5_000, 15_000);
     assert_eq!(run.error, None, "requests: {:?}", run.requests);
     let (iv, c) = (&run.iv, run.iv.counters);
-    assert_eq!((c.viewers_playing, c.missing_frames), (1, 0));
-    assert!(c.stalls <= 1, "{} stalls", c.stalls);
+    assert_eq!((c.viewers_playing, c.missing_frames, c.stalls), (1, 0, 0));
     assert_eq!(c.stamped_frames, c.video_frames);
     assert!(c.video_frames >= 230, "{} frames", c.video_frames);
+    // The MPD's target latency (PART-HOLD-BACK + one part = 1.336 s).
     let p50 = latency_ms(iv, 0.5);
-    assert!(p50 <= 2500, "latency p50 {p50} ms");
+    assert!((1200..=1600).contains(&p50), "latency p50 {p50} ms");
     assert_eq!(requests(iv, RequestKind::Init), 1);
     assert!(requests(iv, RequestKind::Segment) >= 4);
     assert!(requests(iv, RequestKind::Mpd) >= 2, "MPD refreshed");
