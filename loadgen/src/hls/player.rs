@@ -129,7 +129,7 @@ pub enum HlsError {
     /// The server closed the connection twice with no response in between.
     #[error("server closed the connection")]
     Closed,
-    /// The stream ended (`EXT-X-ENDLIST`).
+    /// The stream ended (`EXT-X-ENDLIST`, or 404s after it played).
     #[error("stream ended")]
     Ended,
     /// A playlist named a URI on another server.
@@ -590,6 +590,11 @@ impl HlsPlayer {
     fn on_error(&mut self, req: Req, now: Now) -> Result<(), HlsError> {
         self.errors_in_a_row += 1;
         if self.errors_in_a_row >= MAX_ERRORS_IN_A_ROW {
+            // A stream that played and now answers 404 everywhere has ended
+            // (ringcast forgets a stream when its publisher leaves).
+            if self.streaming && self.status == 404 {
+                return Err(HlsError::Ended);
+            }
             return Err(HlsError::Status(self.status));
         }
         tracing::debug!(status = self.status, path = req.path, "HLS request failed");
