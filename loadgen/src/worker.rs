@@ -363,7 +363,14 @@ impl<'a> Worker<'a> {
                 let meter = ViewerMeter::new(t, sampled, &mut self.iv);
                 let hls_mode = Mode::of_path(&target.path).filter(|_| scheme == Scheme::Hls);
                 let proto = if let Some(mode) = hls_mode {
-                    let p = HlsPlayer::start(mode, &target.authority, &target.path, sampled, t, &mut out);
+                    let p = HlsPlayer::start(
+                        mode,
+                        &target.authority,
+                        &target.path,
+                        sampled,
+                        t,
+                        &mut out,
+                    );
                     Ok(Proto::Hls(Box::new(p)))
                 } else if scheme == Scheme::HttpFlv {
                     write_request(target, &mut out);
@@ -686,8 +693,8 @@ fn on_completion(
         OP_SEND => on_sent(r, c, conn, index, iv),
         OP_RECV => {
             let Some(id) = c.buffer_id() else {
-                let hls_eof = c.result == 0
-                    && matches!(&conn.proto, Proto::Hls(h) if h.may_reconnect());
+                let hls_eof =
+                    c.result == 0 && matches!(&conn.proto, Proto::Hls(h) if h.may_reconnect());
                 if hls_eof && conn.state == ConnState::Open {
                     // A keep-alive connection the server closed between requests.
                     if let Err((phase, kind)) = reconnect(r, conn, index, iv, t) {

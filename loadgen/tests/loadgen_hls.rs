@@ -88,7 +88,11 @@ fn ll_hls_viewers_play_parts_about_one_second_behind_live() {
     // PART-HOLD-BACK is 1 s; a loaded machine adds some.
     assert_healthy(&report, viewers, (800.0, 2500.0));
     assert_eq!(request_count(&report, "Multivariant"), viewers);
-    assert_eq!(request_count(&report, "Init"), 2 * viewers, "video and audio");
+    assert_eq!(
+        request_count(&report, "Init"),
+        2 * viewers,
+        "video and audio"
+    );
     assert!(request_count(&report, "Part") >= viewers * 2 * 10);
     assert!(request_count(&report, "BlockingReload") >= viewers * 10);
     assert!(count(&report, "audio_frames") > 0);

@@ -353,12 +353,19 @@ mod tests {
             Err(Fmp4ReadError::TooLarge { .. })
         ));
         let mut r = Fmp4Reader::new(1024);
-        assert!(r.push(&[0, 0, 0, 3, b'f', b'r', b'e', b'e'], |_| {}).is_err());
+        assert!(r
+            .push(&[0, 0, 0, 3, b'f', b'r', b'e', b'e'], |_| {})
+            .is_err());
         let mut r = Fmp4Reader::new(1024);
         // A moof without traf.
-        assert!(r.push(&[0, 0, 0, 8, b'm', b'o', b'o', b'f'], |_| {}).is_err());
+        assert!(r
+            .push(&[0, 0, 0, 8, b'm', b'o', b'o', b'f'], |_| {})
+            .is_err());
         assert_eq!(parse_init(&[]), Err(Fmp4ReadError::NoMediaHeader));
         let mut r = Fmp4Reader::new(1024);
-        assert!(r.push(&[0, 0, 0], |_| {}).is_ok(), "incomplete header waits");
+        assert!(
+            r.push(&[0, 0, 0], |_| {}).is_ok(),
+            "incomplete header waits"
+        );
     }
 }

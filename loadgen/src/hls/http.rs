@@ -108,9 +108,7 @@ impl ResponseReader {
                 }
                 // Never hold more than the limit plus one byte.
                 let before = head.len();
-                let take = input
-                    .len()
-                    .min((MAX_HEAD_LEN + 1).saturating_sub(before));
+                let take = input.len().min((MAX_HEAD_LEN + 1).saturating_sub(before));
                 head.extend_from_slice(input.get(..take).unwrap_or_default());
                 let Some(resp) = parse_response_head(head, &HEAD_LIMITS)? else {
                     *input = input.get(take..).unwrap_or_default();

@@ -307,10 +307,8 @@ pub fn parse_media(text: &str) -> Result<MediaPlaylist, PlaylistError> {
                 });
                 part_index = part_index.saturating_add(1);
             }
-            "EXT-X-PRELOAD-HINT" => {
-                if attr(value, "TYPE") == Some("PART") {
-                    pl.preload_hint = attr(value, "URI").map(str::to_owned);
-                }
+            "EXT-X-PRELOAD-HINT" if attr(value, "TYPE") == Some("PART") => {
+                pl.preload_hint = attr(value, "URI").map(str::to_owned);
             }
             "EXT-X-ENDLIST" => pl.ended = true,
             _ => {}
@@ -329,13 +327,17 @@ pub fn resolve(base_path: &str, uri: &str) -> Option<String> {
         .strip_prefix("http://")
         .or_else(|| uri.strip_prefix("https://"))
     {
-        return rest.find('/').map(|i| rest.get(i..).unwrap_or("/").to_owned());
+        return rest
+            .find('/')
+            .map(|i| rest.get(i..).unwrap_or("/").to_owned());
     }
     if uri.starts_with('/') {
         return Some(uri.to_owned());
     }
     let base = base_path.split('?').next().unwrap_or(base_path);
-    let dir = base.rfind('/').map_or("/", |i| base.get(..=i).unwrap_or("/"));
+    let dir = base
+        .rfind('/')
+        .map_or("/", |i| base.get(..=i).unwrap_or("/"));
     Some(format!("{dir}{uri}"))
 }
 
@@ -426,7 +428,10 @@ v/8.m4s
             Err(PlaylistError::BadTag("EXTINF"))
         );
         assert!(parse_media("#EXTM3U\n").is_err(), "no TARGETDURATION");
-        let long = format!("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#{}\n", "x".repeat(MAX_LINE));
+        let long = format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#{}\n",
+            "x".repeat(MAX_LINE)
+        );
         assert_eq!(parse_media(&long), Err(PlaylistError::LineTooLong));
         let mut many = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n".to_owned();
         for i in 0..=MAX_SEGMENTS {

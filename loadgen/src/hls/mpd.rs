@@ -229,8 +229,7 @@ pub fn parse(text: &str) -> Result<Manifest, MpdError> {
     }
     let period = mpd
         .children()
-        .filter(|n| n.has_tag_name("Period"))
-        .last()
+        .rfind(|n| n.has_tag_name("Period"))
         .ok_or(MpdError::NoRepresentation("period"))?;
     let video = track(period, "video")?;
     let audio = track(period, "audio")?;
@@ -293,13 +292,22 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            [(5, 100, 2000), (6, 2100, 2000), (7, 4100, 2000), (8, 6100, 1000)]
+            [
+                (5, 100, 2000),
+                (6, 2100, 2000),
+                (7, 4100, 2000),
+                (8, 6100, 1000)
+            ]
         );
         assert_eq!(v.next_number(), Some(9));
         assert_eq!(v.segment_at(0), Some((5, 100)));
         assert_eq!(v.segment_at(2100), Some((6, 2100)));
         assert_eq!(v.segment_at(7099), Some((8, 6100)));
-        assert_eq!(v.segment_at(9000), Some((9, 7100)), "the one being produced");
+        assert_eq!(
+            v.segment_at(9000),
+            Some((9, 7100)),
+            "the one being produced"
+        );
     }
 
     #[test]

@@ -112,7 +112,10 @@ mod tests {
                 keyframe: true
             }
         );
-        assert_eq!(classify_annexb(&[0, 0, 1, 0x09, 0xf0]), AccessUnit::default());
+        assert_eq!(
+            classify_annexb(&[0, 0, 1, 0x09, 0xf0]),
+            AccessUnit::default()
+        );
         assert_eq!(classify_annexb(&[]), AccessUnit::default());
     }
 }

@@ -201,7 +201,7 @@ mod tests {
             pts_us: 10_000_000 + i * 40_000,
             duration_us: 40_000,
             picture: true,
-            keyframe: i % 25 == 0,
+            keyframe: i.is_multiple_of(25),
             stamp: Some(Stamp {
                 sent_unix_us: at(stamp_ms).unix_us,
                 sequence: i,
@@ -223,7 +223,10 @@ mod tests {
         }
         p.finish(at(99 * 40 + 20), &mut iv);
         let c = iv.counters;
-        assert_eq!((c.viewers_playing, c.video_frames, c.keyframes), (1, 100, 4));
+        assert_eq!(
+            (c.viewers_playing, c.video_frames, c.keyframes),
+            (1, 100, 4)
+        );
         assert_eq!((c.stalls, c.missing_frames, c.stamped_frames), (0, 0, 100));
         assert_eq!(iv.hist.startup_ms.max(), 1000);
         // Each frame is shown 1 s after it was sent.
@@ -251,7 +254,11 @@ mod tests {
         assert_eq!(iv.counters.video_frames, 40);
         // Frames 25..40 shown from 1000 ms on: 1000 + (i - 25) * 40 - i * 40 = 0 ms late.
         assert_eq!(iv.hist.latency_us.len(), 15);
-        assert!(iv.hist.latency_us.max() < 1000, "{}", iv.hist.latency_us.max());
+        assert!(
+            iv.hist.latency_us.max() < 1000,
+            "{}",
+            iv.hist.latency_us.max()
+        );
     }
 
     #[test]

@@ -429,10 +429,11 @@ impl HlsPlayer {
         self.responses_on_connection = 0;
         self.close_after = false;
         self.reader = ResponseReader::default();
-        for r in [&mut self.fmp4_video, &mut self.fmp4_audio] {
-            if let Some(r) = r {
-                r.reset();
-            }
+        for r in [&mut self.fmp4_video, &mut self.fmp4_audio]
+            .into_iter()
+            .flatten()
+        {
+            r.reset();
         }
         if let Some(ts) = &mut self.ts {
             ts.finish(|_| {});
@@ -485,7 +486,6 @@ impl HlsPlayer {
         Ok(())
     }
 
-
     /// Demuxes video bytes into the playback buffer (sampled viewers only).
     fn demux(&mut self, d: &[u8], now: Now, iv: &mut Interval) -> Result<(), HlsError> {
         let Some(playback) = self.playback.as_mut() else {
@@ -536,10 +536,11 @@ impl HlsPlayer {
             if let (Some(ts), Some(playback)) = (self.ts.as_mut(), self.playback.as_mut()) {
                 ts.finish(|f| on_ts_frame(playback, f, now, iv));
             }
-            for r in [&mut self.fmp4_video, &mut self.fmp4_audio] {
-                if let Some(r) = r {
-                    r.reset();
-                }
+            for r in [&mut self.fmp4_video, &mut self.fmp4_audio]
+                .into_iter()
+                .flatten()
+            {
+                r.reset();
             }
         }
         if !ok {
@@ -622,7 +623,8 @@ impl HlsPlayer {
     }
 
     fn resolve(&self, base: &str, uri: &str) -> Result<String, HlsError> {
-        m3u8::resolve(base, uri).ok_or_else(|| HlsError::ForeignUri(uri.chars().take(128).collect()))
+        m3u8::resolve(base, uri)
+            .ok_or_else(|| HlsError::ForeignUri(uri.chars().take(128).collect()))
     }
 
     fn enqueue(&mut self, kind: RequestKind, track: Track, path: String, pos: Option<(u64, u32)>) {

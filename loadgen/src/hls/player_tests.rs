@@ -159,7 +159,8 @@ fn play_closing(path: &str, audio: bool, join_ms: u64, end_ms: u64, close_every:
                         Ok(Answer::Serve(reply)) => {
                             let body = reply.body.to_bytes();
                             responses += 1;
-                            wire = head(200, Some(body.len()), responses % close_every == 0);
+                            wire =
+                                head(200, Some(body.len()), responses.is_multiple_of(close_every));
                             wire.extend_from_slice(&body);
                             held = Held::None;
                         }
@@ -249,13 +250,21 @@ fn ll_hls_plays_parts_one_hold_back_behind_live() {
     let (p50, max) = (latency_ms(iv, 0.5), latency_ms(iv, 1.0));
     assert!((900..=1600).contains(&p50), "latency p50 {p50} ms");
     assert!(max <= 2000, "latency max {max} ms");
-    assert!(iv.hist.startup_ms.max() <= 100, "startup {}", iv.hist.startup_ms.max());
+    assert!(
+        iv.hist.startup_ms.max() <= 100,
+        "startup {}",
+        iv.hist.startup_ms.max()
+    );
     assert_eq!(requests(iv, RequestKind::Multivariant), 1);
     assert_eq!(requests(iv, RequestKind::Init), 2);
     // One video and one audio part per 1/3 s part, each with a reload.
     let parts = requests(iv, RequestKind::Part);
     // (A 1 s GOP of 40 ms frames makes parts of 320, 320, 320 and 40 ms.)
-    assert!((60..=110).contains(&parts), "{parts} parts: {:?}", run.requests);
+    assert!(
+        (60..=110).contains(&parts),
+        "{parts} parts: {:?}",
+        run.requests
+    );
     assert!(requests(iv, RequestKind::BlockingReload) >= parts / 2);
     assert_eq!(iv.requests.errors, [0; 7], "{:?}", run.requests);
     assert!(

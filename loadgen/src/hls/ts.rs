@@ -81,7 +81,8 @@ impl TsReader {
     ) -> Result<(), TsReadError> {
         if !self.carry.is_empty() {
             let take = (PACKET - self.carry.len()).min(data.len());
-            self.carry.extend_from_slice(data.get(..take).unwrap_or_default());
+            self.carry
+                .extend_from_slice(data.get(..take).unwrap_or_default());
             data = data.get(take..).unwrap_or_default();
             if self.carry.len() < PACKET {
                 return Ok(());
@@ -209,7 +210,10 @@ mod tests {
         let mut r = TsReader::new(1 << 20);
         assert_eq!(r.push(&[0u8; 188], |_| {}), Err(TsReadError::Sync));
         let mut r = TsReader::new(1 << 20);
-        assert!(r.push(&[0x47; 100], |_| {}).is_ok(), "a partial packet waits");
+        assert!(
+            r.push(&[0x47; 100], |_| {}).is_ok(),
+            "a partial packet waits"
+        );
         assert_eq!(
             timestamp(&[0x21, 0x00, 0x01, 0x00, 0x01]),
             Some(0),
