@@ -174,7 +174,7 @@ struct Req {
     kind: RequestKind,
     track: Track,
     path: String,
-    /// LL-HLS part position, for bookkeeping.
+    /// LL-HLS part (or TS/DASH segment) position, for the log.
     pos: Option<(u64, u32)>,
 }
 
@@ -598,7 +598,7 @@ impl HlsPlayer {
             }
             return Err(HlsError::Status(self.status));
         }
-        tracing::debug!(status = self.status, path = req.path, "HLS request failed");
+        tracing::debug!(status = self.status, path = req.path, pos = ?req.pos, "HLS request failed");
         match req.kind {
             // A part or segment gone (we fell behind) or not there: start over
             // from the playlist, like a player's resync.
