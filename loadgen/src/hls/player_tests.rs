@@ -114,14 +114,25 @@ struct Run {
     error: Option<super::player::HlsError>,
 }
 
-/// Plays `path` from `join_ms` to `end_ms` of the stream.
-fn play(path: &str, audio: bool, join_ms: u64, end_ms: u64) -> Run {
-    play_closing(path, audio, join_ms, end_ms, usize::MAX)
+/// A fault the in-memory server injects.
+#[derive(Clone, Copy)]
+enum Fault {
+    None,
+    /// `Connection: close` after every n-th answer (a keep-alive request limit).
+    CloseEvery(usize),
+    /// Every n-th blocking reload answered with this status.
+    FailReloads(usize, u16),
+    /// Every n-th part answered with this status.
+    FailParts(usize, u16),
 }
 
-/// Like [`play`], the server closing the connection after every `close_every`
-/// responses (a keep-alive request limit).
-fn play_closing(path: &str, audio: bool, join_ms: u64, end_ms: u64, close_every: usize) -> Run {
+/// Plays `path` from `join_ms` to `end_ms` of the stream.
+fn play(path: &str, audio: bool, join_ms: u64, end_ms: u64) -> Run {
+    play_faulty(path, audio, join_ms, end_ms, Fault::None)
+}
+
+/// Like [`play`], with `fault` injected.
+fn play_faulty(path: &str, audio: bool, join_ms: u64, end_ms: u64, fault: Fault) -> Run {
     let mut origin = Origin::new(audio);
     origin.advance_to(join_ms);
     let mut iv = Interval::default();
@@ -132,6 +143,7 @@ fn play_closing(path: &str, audio: bool, join_ms: u64, end_ms: u64, close_every:
     let mut requests = Vec::new();
     let mut error = None;
     let mut responses = 0usize;
+    let (mut reloads, mut parts) = (0usize, 0usize);
     let mut reconnects = 0u64;
     let mut t = join_ms;
     'run: while t < end_ms {
@@ -155,12 +167,33 @@ fn play_closing(path: &str, audio: bool, join_ms: u64, end_ms: u64, close_every:
             match &mut held {
                 Held::None => break,
                 Held::Waiting(resource, query, since) => {
-                    match origin.pkg.answer(*resource, query, *since, t) {
+                    // Faults are decided once per request, when it arrives.
+                    let fail = match (fault, *resource) {
+                        (Fault::FailReloads(n, status), Resource::MediaPlaylist(_))
+                            if query.contains("_HLS_msn") && *since == t =>
+                        {
+                            reloads += 1;
+                            reloads.is_multiple_of(n).then_some(status)
+                        }
+                        (Fault::FailParts(n, status), Resource::Part { .. }) if *since == t => {
+                            parts += 1;
+                            parts.is_multiple_of(n).then_some(status)
+                        }
+                        _ => None,
+                    };
+                    let answer = match fail {
+                        Some(status) => Err(status),
+                        None => origin
+                            .pkg
+                            .answer(*resource, query, *since, t)
+                            .map_err(|e| e.status()),
+                    };
+                    match answer {
                         Ok(Answer::Serve(reply)) => {
                             let body = reply.body.to_bytes();
                             responses += 1;
-                            wire =
-                                head(200, Some(body.len()), responses.is_multiple_of(close_every));
+                            let close = matches!(fault, Fault::CloseEvery(n) if responses.is_multiple_of(n));
+                            wire = head(200, Some(body.len()), close);
                             wire.extend_from_slice(&body);
                             held = Held::None;
                         }
@@ -169,8 +202,8 @@ fn play_closing(path: &str, audio: bool, join_ms: u64, end_ms: u64, close_every:
                             wire = head(200, None, false);
                             held = Held::Streaming(track, msn, 0);
                         }
-                        Err(e) => {
-                            wire = head(e.status(), Some(0), false);
+                        Err(status) => {
+                            wire = head(status, Some(0), false);
                             held = Held::None;
                         }
                     }
@@ -325,10 +358,67 @@ fn video_only_ll_hls_needs_no_audio_rendition() {
 
 #[test]
 fn a_server_closing_keep_alive_connections_is_reconnected_to() {
-    let run = play_closing("/live/s.m3u8", true, 5_000, 10_000, 7);
+    let run = play_faulty("/live/s.m3u8", true, 5_000, 10_000, Fault::CloseEvery(7));
     assert_eq!(run.error, None, "requests: {:?}", run.requests);
     let c = run.iv.counters;
     assert_eq!((c.viewers_playing, c.stalls, c.missing_frames), (1, 0, 0));
     assert!(c.reconnects >= 5, "{} reconnects", c.reconnects);
     assert_eq!(run.iv.requests.errors, [0; 7]);
+}
+
+#[test]
+fn refused_reloads_are_retried_and_lost_parts_resynced() {
+    let run = play_faulty(
+        "/live/s.m3u8",
+        false,
+        5_000,
+        12_000,
+        Fault::FailReloads(4, 503),
+    );
+    assert_eq!(run.error, None, "requests: {:?}", run.requests);
+    let c = run.iv.counters;
+    assert_eq!((c.viewers_playing, c.missing_frames), (1, 0));
+    let reload_errors = run.iv.requests.errors[RequestKind::BlockingReload as usize];
+    assert!(reload_errors >= 3, "{reload_errors} refused reloads");
+    // Each refused reload is asked again 250 ms later: the part comes later, the
+    // buffer (1 s) covers it.
+    assert_eq!(c.stalls, 0);
+    assert!(latency_ms(&run.iv, 0.99) < 1600);
+
+    let run = play_faulty(
+        "/live/s.m3u8",
+        false,
+        5_000,
+        12_000,
+        Fault::FailParts(10, 404),
+    );
+    assert_eq!(run.error, None, "requests: {:?}", run.requests);
+    let iv = &run.iv;
+    assert!(iv.requests.errors[RequestKind::Part as usize] >= 2);
+    // Resynced from the playlist each time, and kept playing to the end.
+    assert!(requests(iv, RequestKind::Playlist) >= 3);
+    assert!(requests(iv, RequestKind::Part) >= 20);
+    assert!(latency_ms(iv, 1.0) < 3000);
+}
+
+#[test]
+fn a_stream_that_is_never_served_fails_the_viewer_with_its_status() {
+    let run = play_faulty(
+        "/live/s.m3u8",
+        false,
+        5_000,
+        8_000,
+        Fault::FailReloads(1, 503),
+    );
+    // The first plain playlist loads; every blocking reload is refused.
+    assert_eq!(
+        run.error,
+        Some(super::player::HlsError::Status(503)),
+        "requests: {:?}",
+        run.requests
+    );
+    assert_eq!(
+        run.iv.requests.errors[RequestKind::BlockingReload as usize],
+        u64::from(super::player::MAX_ERRORS_IN_A_ROW)
+    );
 }
