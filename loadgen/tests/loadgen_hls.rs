@@ -31,7 +31,17 @@ fn request_errors(report: &serde_json::Value) -> u64 {
 /// `viewers` players of `suffix` (`.m3u8`, `-ts.m3u8`, `.mpd`) until `duration`,
 /// joining `delay` after loadgen's synthetic publisher starts.
 fn run(suffix: &str, viewers: u64, delay: &str, duration: &str) -> serde_json::Value {
-    let server = Ringcast::start();
+    run_on(&Ringcast::start(), suffix, viewers, delay, duration)
+}
+
+/// [`run`] against `server`.
+fn run_on(
+    server: &Ringcast,
+    suffix: &str,
+    viewers: u64,
+    delay: &str,
+    duration: &str,
+) -> serde_json::Value {
     let dir = TempDir::new("hls-run");
     let name = format!("h{}", free_port());
     loadgen(
@@ -183,4 +193,16 @@ fn an_ll_hls_viewer_sees_the_frames_ffprobe_decodes() {
             "the stream ended once"
         );
     }
+}
+
+#[test]
+fn ll_hls_viewers_reconnect_when_ringcast_closes_keep_alive_connections() {
+    // ringcast answers the 20th request on a connection with `Connection: close`:
+    // at ~11 requests per second each viewer needs a new connection every ~2 s.
+    let server = Ringcast::start_with_config(Some("[limits]\nhttp_max_requests = 20\n"));
+    let viewers = 5;
+    let report = run_on(&server, ".m3u8", viewers, "3s", "9s");
+    assert_healthy(&report, viewers, (800.0, 2500.0));
+    let reconnects = count(&report, "reconnects");
+    assert!(reconnects >= viewers * 2, "{reconnects} reconnects");
 }
