@@ -5,12 +5,14 @@
 //! segment streamed with chunked transfer, and bad requests.
 
 mod common;
+mod edge_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
+use edge_support::{edge_toml, rtmp_origin};
 
 /// One HTTP/1.1 response read from a keep-alive connection.
 struct Response {
@@ -242,6 +244,25 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
         p.header("cache-control"),
         Some("max-age=31536000, immutable")
     );
+    assert_eq!(
+        reload.header("cache-control"),
+        Some("max-age=12"),
+        "3 x TARGETDURATION"
+    );
+    // A byte range of an immutable body: 206 with the same bytes.
+    let mut c = connect(port);
+    write!(
+        c,
+        "GET /live/cam/v/{msn}.{part}.m4s HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n"
+    )
+    .unwrap();
+    let ranged = read_response(&mut c, &mut Vec::new());
+    assert_eq!(ranged.status, 206);
+    assert_eq!(ranged.body, p.body[..10]);
+    assert_eq!(
+        ranged.header("content-range"),
+        Some(format!("bytes 0-9/{}", p.body.len()).as_str())
+    );
     // Too far ahead: 400 at once.
     let far = get(port, &format!("/live/cam/v.m3u8?_HLS_msn={}", msn + 10));
     assert_eq!(far.status, 400);
@@ -301,6 +322,7 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
     let closed_part = format!("/live/cam/v/{msn}.0.m4s");
     let reference = (get(port, &init_path).body, get(port, &closed_part).body);
     assert!(!reference.0.is_empty() && !reference.1.is_empty());
+    check_served_media(port, &reference.0, &reference.1);
     for _ in 0..16 {
         let mut c = connect(port);
         let init = get_on(&mut c, "GET", &init_path);
@@ -351,6 +373,24 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
         ("POST", "/live/cam.m3u8".to_owned(), 405),
         ("GET", "/live/nobody.m3u8".to_owned(), 404),
         ("GET", "/live/nobody.mpd".to_owned(), 404),
+        (
+            "GET",
+            "/live/cam/v/18446744073709551615.0.m4s".to_owned(),
+            404,
+        ),
+        (
+            "GET",
+            "/live/cam/v/99999999999999999999999.m4s".to_owned(),
+            400,
+        ),
+        ("GET", "/live/cam/v/init-zz.mp4".to_owned(), 400),
+        (
+            "GET",
+            "/live/cam/v.m3u8?_HLS_msn=1&_HLS_msn=2".to_owned(),
+            400,
+        ),
+        ("GET", "/live/cam/v.m3u8?_HLS_skip=NO".to_owned(), 400),
+        ("DELETE", "/live/cam/v/1.0.m4s".to_owned(), 405),
     ] {
         let r = get_on(&mut connect(port), method, &path);
         assert_eq!(r.status, status, "{method} {path}: {}", r.text());
@@ -369,5 +409,269 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
     let clock = get(port, "/time");
     assert_eq!(clock.status, 200);
     assert!(clock.text().ends_with('Z'), "{}", clock.text());
+    // HTTP/1.0 (no keep-alive): answered, then closed.
+    let (status, body) = http_request(port, "GET", "/live/cam.m3u8");
+    assert_eq!(status, 200);
+    assert!(body.contains("STREAM-INF"));
     assert_eq!(get(port, "/live/cam.m3u8").status, 200, "still serving");
+}
+
+#[test]
+fn an_hls_request_starts_the_edge_pull_and_waits_for_a_publisher() {
+    require::command("ffmpeg", "ffmpeg");
+    // Edge: the first HLS request for a key not live here starts the pull
+    // and is answered once the stream is packaged.
+    let origin = Server::start(1, "");
+    let _publisher = publish(&origin.rtmp_url("live", "cam"), 60);
+    wait_live(&origin, "live", "cam", Duration::from_secs(20));
+    let edge = Server::start(2, &edge_toml(&[rtmp_origin(&origin)], "30s"));
+    let first = get(edge.http_port, "/live/cam.m3u8");
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert!(first.text().contains("STREAM-INF"));
+    wait_until(
+        "three closed segments on the edge",
+        Duration::from_secs(30),
+        || {
+            get(edge.http_port, "/live/cam-ts.m3u8")
+                .text()
+                .matches("#EXTINF")
+                .count()
+                >= 3
+        },
+    );
+    let url = format!("http://127.0.0.1:{}/live/cam-ts.m3u8", edge.http_port);
+    let d = pull_decode(&url, 100, Duration::from_secs(60));
+    assert!(
+        d.video_frames >= 100 && d.ok,
+        "{} frames: {}",
+        d.video_frames,
+        d.errors
+    );
+    assert_eq!(
+        get(edge.http_port, "/live/nobody.m3u8").status,
+        404,
+        "the origin does not have it"
+    );
+
+    // wait_for_publisher: a request before the publisher is held, then answered.
+    let server = Server::start(1, "[stream]\nwait_for_publisher = \"15s\"\n");
+    let port = server.http_port;
+    let early = std::thread::spawn(move || get(port, "/live/late.m3u8"));
+    std::thread::sleep(Duration::from_millis(300));
+    let _late = publish(&server.rtmp_url("live", "late"), 30);
+    let answered = early.join().unwrap();
+    assert_eq!(answered.status, 200, "{}", answered.text());
+    assert!(answered.text().contains("#EXTM3U"));
+}
+
+/// The served init and part read back box by box with mp4-atom, and the
+/// newest TS segment with mpeg2ts (continuity counters, DTS monotone).
+fn check_served_media(port: u16, init: &[u8], part: &[u8]) {
+    use mp4_atom::{Decode, Ftyp, Mdat, Moof, Moov};
+    let mut buf = init;
+    Ftyp::decode(&mut buf).unwrap();
+    let moov = Moov::decode(&mut buf).unwrap();
+    assert_eq!(moov.trak.len(), 1, "one track per init");
+    let track_id = moov.trak[0].tkhd.track_id;
+    let mut buf = part;
+    let moof = Moof::decode(&mut buf).unwrap();
+    let mdat = Mdat::decode(&mut buf).unwrap();
+    assert!(buf.is_empty(), "one moof+mdat per part");
+    let [traf] = moof.traf.as_slice() else {
+        panic!("one track per chunk")
+    };
+    assert_eq!(traf.tfhd.track_id, track_id);
+    assert!(traf.tfdt.is_some());
+    let size: usize = traf
+        .trun
+        .iter()
+        .flat_map(|t| t.samples.iter())
+        .map(|e| e.size.unwrap() as usize)
+        .sum();
+    assert_eq!(size, mdat.data.len(), "sample sizes cover the mdat");
+
+    use mpeg2ts::pes::{PesPacketReader, ReadPesPacket};
+    use mpeg2ts::ts::{ReadTsPacket, TsPacketReader};
+    let ts_list = get(port, "/live/cam-ts.m3u8").text();
+    let last = ts_list
+        .lines()
+        .rfind(|l| l.ends_with(".ts"))
+        .expect("a TS segment")
+        .to_owned();
+    let seg = get(port, &format!("/live/{last}"));
+    assert_eq!(seg.status, 200, "/live/{last}");
+    assert_eq!(seg.header("content-type"), Some("video/mp2t"));
+    let mut cc = std::collections::HashMap::new();
+    let mut reader = TsPacketReader::new(seg.body.as_slice());
+    while let Some(pkt) = reader.read_ts_packet().unwrap() {
+        let pid = pkt.header.pid.as_u16();
+        let counter = pkt.header.continuity_counter.as_u8();
+        if pkt.payload.is_some() {
+            if let Some(prev) = cc.insert(pid, counter) {
+                assert_eq!(counter, (prev + 1) % 16, "CC on PID {pid:#x}");
+            }
+        }
+    }
+    let mut pes = PesPacketReader::new(TsPacketReader::new(seg.body.as_slice()));
+    let mut last_dts = std::collections::HashMap::new();
+    let mut n = 0;
+    while let Some(pkt) = pes.read_pes_packet().unwrap() {
+        let pts = pkt.header.pts.unwrap().as_u64();
+        let dts = pkt.header.dts.map_or(pts, |d| d.as_u64());
+        if let Some(prev) = last_dts.insert(pkt.header.stream_id.as_u8(), dts) {
+            assert!(dts > prev, "DTS monotone");
+        }
+        n += 1;
+    }
+    assert!(n > 10, "{n} PES packets in {last}");
+}
+
+/// The `#EXT-X-MEDIA-SEQUENCE` of a media playlist.
+fn media_sequence(playlist: &str) -> u64 {
+    playlist
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no media sequence in {playlist}"))
+}
+
+#[test]
+fn a_returning_publisher_continues_the_numbers_with_a_discontinuity() {
+    require::command("ffmpeg", "ffmpeg");
+    // One core: the returning publisher lands on the core that kept the packager.
+    let server = Server::start(1, "");
+    let port = server.http_port;
+    let mut first = publish(&server.rtmp_url("live", "back"), 8);
+    wait_live(&server, "live", "back", Duration::from_secs(20));
+    wait_until("two closed segments", Duration::from_secs(30), || {
+        get(port, "/live/back/v.m3u8")
+            .text()
+            .matches("#EXTINF")
+            .count()
+            >= 2
+    });
+    let before = get(port, "/live/back/v.m3u8").text();
+    let discontinuity = |p: &str| p.lines().any(|l| l.trim() == "#EXT-X-DISCONTINUITY");
+    assert!(!discontinuity(&before));
+    let last_before = preload_hint(&before).0;
+    assert!(
+        first.wait_for(Duration::from_secs(30)).is_some(),
+        "publisher ends"
+    );
+    wait_until("the stream ended (404)", Duration::from_secs(20), || {
+        get(port, "/live/back.m3u8").status == 404
+    });
+    let _second = publish(&server.rtmp_url("live", "back"), 20);
+    wait_until(
+        "a segment of the new publisher",
+        Duration::from_secs(30),
+        || {
+            let r = get(port, "/live/back/v.m3u8");
+            r.status == 200 && discontinuity(&r.text())
+        },
+    );
+    let after = get(port, "/live/back/v.m3u8").text();
+    assert!(
+        media_sequence(&after) <= last_before && preload_hint(&after).0 > last_before,
+        "numbers continue: before up to {last_before}, after:\n{after}"
+    );
+    let url = format!("http://127.0.0.1:{port}/live/back.m3u8");
+    let d = pull_decode(&url, 50, Duration::from_secs(40));
+    assert!(
+        d.video_frames >= 50 && d.ok,
+        "{} frames: {}",
+        d.video_frames,
+        d.errors
+    );
+}
+
+#[test]
+fn the_api_counts_hls_sessions_from_request_rates() {
+    require::command("ffmpeg", "ffmpeg");
+    let server = Server::start(1, "");
+    let port = server.http_port;
+    let _publisher = publish(&server.rtmp_url("live", "s"), 40);
+    wait_live(&server, "live", "s", Duration::from_secs(20));
+    wait_until("a media playlist", Duration::from_secs(20), || {
+        get(port, "/live/s/v.m3u8").status == 200
+    });
+    // Two LL-HLS "players": one blocking reload of the video playlist per part.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let players: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut c = connect(port);
+                let started = Instant::now();
+                let mut playlist = get_on(&mut c, "GET", "/live/s/v.m3u8").text();
+                while started.elapsed() < Duration::from_secs(30)
+                    && !stop.load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    let (msn, part) = preload_hint(&playlist);
+                    let path = format!("/live/s/v.m3u8?_HLS_msn={msn}&_HLS_part={part}");
+                    let r = get_on(&mut c, "GET", &path);
+                    assert_eq!(r.status, 200);
+                    playlist = r.text();
+                }
+            })
+        })
+        .collect();
+    wait_until(
+        "the API shows 2 HLS sessions",
+        Duration::from_secs(25),
+        || {
+            let snapshot = edge_support::stream_json(&server, "live", "s");
+            snapshot["viewers"]["hls"].as_u64() == Some(2)
+        },
+    );
+    for p in players {
+        p.join().unwrap();
+    }
+}
+
+#[test]
+fn a_reload_blocked_past_three_target_durations_is_503_and_audio_only_is_served() {
+    use common::raw_rtmp::{audio_frame, audio_header_frame, RawClient};
+    let server = Server::start(1, "");
+    let port = server.http_port;
+    // An audio-only stream that stops sending (the publisher stays connected).
+    let mut publisher =
+        RawClient::publish(server.rtmp_port, "live", "mute", Duration::from_secs(10)).unwrap();
+    let mut frames = vec![audio_header_frame()];
+    frames.extend((0..200u32).map(|i| audio_frame(i * 23, 200)));
+    publisher.send(&frames).unwrap();
+    wait_until("the audio playlist", Duration::from_secs(20), || {
+        let r = get(port, "/live/mute/a.m3u8");
+        r.status == 200 && r.text().contains("#EXTINF")
+    });
+    let master = get(port, "/live/mute.m3u8").text();
+    assert!(
+        master.contains("mp4a.40.2") && !master.contains("avc1"),
+        "{master}"
+    );
+    assert_eq!(get(port, "/live/mute/v.m3u8").status, 404, "no video track");
+    // The stream stalls: a reload for the next part waits 3 x TARGETDURATION
+    // (12 s), answered by the timer wheel with 503.
+    let (msn, part) = preload_hint(&get(port, "/live/mute/a.m3u8").text());
+    let asked = Instant::now();
+    let blocked = get(
+        port,
+        &format!("/live/mute/a.m3u8?_HLS_msn={msn}&_HLS_part={part}"),
+    );
+    let waited = asked.elapsed();
+    assert_eq!(blocked.status, 503, "{}", blocked.text());
+    assert!(
+        waited >= Duration::from_millis(11_500) && waited < Duration::from_secs(14),
+        "answered after {waited:?}"
+    );
+    let text = http_request(server.admin_port, "GET", "/metrics").1;
+    assert!(
+        text.contains("ringcast_hls_errors_total{status=\"503\"} 1"),
+        "{text}"
+    );
+    drop(publisher);
 }

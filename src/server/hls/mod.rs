@@ -6,11 +6,18 @@
 //! * `replica`: other cores keep the latest view they were sent, ask for it
 //!   on the first request and let it go after an idle period.
 //! * `waiters`: requests answered later (blocking reloads, preload hints,
-//!   in-progress DASH segments, requests waiting for a view), bounded per core.
-//! * `routes`: the HTTP side: parse, authorize, answer from a view.
+//!   in-progress DASH segments, requests waiting for a view), bounded per core;
+//!   `held`: holding them (timer wheel), re-asking them on a new view,
+//!   answering them at their deadline.
+//! * `routes`: the HTTP side: parse, authorize, find the view or wait for the
+//!   stream; `answer`: the response from a view (bytes, hold, chunked stream).
+//! * `sessions`: the API's HLS session estimate from request rates.
 
+mod answer;
+mod held;
 mod replica;
 mod routes;
+mod sessions;
 mod streams;
 mod waiters;
 
@@ -65,6 +72,8 @@ pub struct HlsCore {
     pub(crate) waiters: Waiters,
     /// Requests held for a publisher or an edge pull, by connection slot.
     pub(crate) held: HashMap<u32, HlsRequest>,
+    /// Session estimates from request rates (the API's `hls` viewers).
+    pub(crate) sessions: sessions::Sessions,
     /// Scratch for packager events.
     pub(crate) events: Vec<crate::protocol::hls::PackagerEvent>,
 }
@@ -77,6 +86,7 @@ impl HlsCore {
             replicas: HashMap::new(),
             waiters: Waiters::new(max_waiters),
             held: HashMap::new(),
+            sessions: sessions::Sessions::default(),
             events: Vec::new(),
         }
     }
