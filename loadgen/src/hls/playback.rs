@@ -29,6 +29,8 @@ use crate::viewer::Now;
 pub const MIN_STALL_US: u64 = 50_000;
 /// A media-time jump larger than this is a discontinuity.
 pub const MAX_JUMP_US: u64 = 5_000_000;
+/// A frame's duration when neither the container nor a previous frame says (25 fps).
+const DEFAULT_FRAME_US: u64 = 40_000;
 
 /// One downloaded video frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +39,8 @@ pub struct MediaFrame {
     pub dts_us: u64,
     /// Presentation time, µs of media time.
     pub pts_us: u64,
-    /// Duration, µs.
+    /// Duration, µs; 0 when the container does not say (MPEG-TS): the step
+    /// between the last two frames is used.
     pub duration_us: u64,
     /// It carries a coded picture.
     pub picture: bool,
@@ -63,6 +66,9 @@ pub struct Playback {
     start_after_us: u64,
     /// The first keyframe arrived; playback starts at this media time.
     start_at: Option<u64>,
+    /// Decode time of the previous frame and the step before it, µs.
+    last_dts: Option<u64>,
+    last_step_us: u64,
 }
 
 impl Playback {
@@ -121,6 +127,17 @@ impl Playback {
             dts = self.buffered_end;
         }
         let pts = dts.saturating_add(f.pts_us.saturating_sub(f.dts_us));
+        if let Some(step) = self.last_dts.and_then(|l| dts.checked_sub(l)) {
+            if step > 0 {
+                self.last_step_us = step;
+            }
+        }
+        self.last_dts = Some(dts);
+        let duration_us = match f.duration_us {
+            0 if self.last_step_us > 0 => self.last_step_us,
+            0 => DEFAULT_FRAME_US,
+            d => d,
+        };
         let start_at = *self.start_at.get_or_insert_with(|| {
             self.buffered_end = dts;
             pts.saturating_add(self.start_after_us)
@@ -133,7 +150,7 @@ impl Playback {
             }
             Some((_, None)) => {}
         }
-        self.buffered_end = self.buffered_end.max(dts.saturating_add(f.duration_us));
+        self.buffered_end = self.buffered_end.max(dts.saturating_add(duration_us));
         if self.anchor.is_none() && self.buffered_end > start_at {
             self.anchor = Some((now.mono_us, start_at));
             iv.counters.viewers_playing += 1;
@@ -278,6 +295,25 @@ mod tests {
         // Playback resumed at 1200 ms with 40 ms buffered; the run ends 500 ms later.
         p.finish(at(1700), &mut iv);
         assert_eq!(iv.counters.stalls, 2);
+    }
+
+    #[test]
+    fn unknown_durations_are_the_step_between_frames() {
+        let mut iv = Interval::default();
+        let mut p = Playback::new(at(0));
+        // 30 fps with no durations (MPEG-TS): 30 frames buffer one second.
+        for i in 0..30u64 {
+            let mut f = frame(if i == 0 { 0 } else { 1 }, 0);
+            f.keyframe = i == 0;
+            f.dts_us = i * 33_333;
+            f.pts_us = f.dts_us;
+            f.duration_us = 0;
+            p.on_frame(f, at(0), &mut iv);
+        }
+        p.finish(at(990), &mut iv);
+        assert_eq!(iv.counters.stalls, 0, "999 ms buffered");
+        p.finish(at(1100), &mut iv);
+        assert_eq!(iv.counters.stalls, 1, "and not more");
     }
 
     #[test]

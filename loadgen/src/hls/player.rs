@@ -946,8 +946,8 @@ fn on_ts_frame(playback: &mut Playback, f: super::ts::TsFrame<'_>, now: Now, iv:
         MediaFrame {
             dts_us: f.dts * 100 / 9,
             pts_us: f.pts * 100 / 9,
-            // Not in the PES; one frame at 25 fps until the next one says better.
-            duration_us: 40_000,
+            // Not in the PES: the playback buffer uses the step between frames.
+            duration_us: 0,
             picture: au.picture,
             keyframe: au.keyframe,
             stamp: find_stamp_annexb(f.data),
