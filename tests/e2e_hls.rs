@@ -305,6 +305,29 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
     assert_eq!(mpd.status, 200);
     assert!(mpd.text().contains("<MPD"));
 
+    // An HTTP-FLV play pipelined behind an HLS response starts after it.
+    let mut s = connect(port);
+    write!(
+        s,
+        "GET /live/cam/v.m3u8 HTTP/1.1\r\nHost: x\r\n\r\nGET /live/cam.flv HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    let mut pending = Vec::new();
+    let playlist = read_response(&mut s, &mut pending);
+    assert!(playlist.status == 200 && playlist.text().starts_with("#EXTM3U"));
+    while !pending.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        pending.extend_from_slice(&buf[..n]);
+    }
+    let flv_head = String::from_utf8_lossy(&pending).to_string();
+    assert!(
+        flv_head.starts_with("HTTP/1.1 200") && flv_head.contains("video/x-flv"),
+        "{flv_head}"
+    );
+    drop(s);
+
     // Both cores answer (16 connections spread over the SO_REUSEPORT
     // listeners; the core not owning the stream answers from its copy of the
     // owner's views) with the same bytes.

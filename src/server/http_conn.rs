@@ -298,7 +298,8 @@ impl CoreState {
         let n = egress.start(true, true, &mut header);
         out.extend_from_slice(&header[..n]);
         if let Some(conn) = self.conns.at(slot) {
-            let _ = conn.outbox.queue_control(&out);
+            // Behind any response still queued on the connection (pipelining).
+            let _ = conn.outbox.queue_in_order(out.freeze(), Hold::Bytes);
         }
         match self.start_viewer(slot, key, Egress::Flv(egress)) {
             Ok(()) => false,

@@ -30,8 +30,9 @@ use crate::stream::StreamId;
 pub use routes::HlsRequest;
 pub use waiters::Waiters;
 
-/// What cores send each other about HLS (always on the control lane: a
-/// view supersedes the one before, one message per packager change).
+/// What cores send each other about HLS (always on the control lane). A view
+/// supersedes the one before; at most one is in flight per stream and core
+/// (the next waits for `Applied`), so a slow core never piles them up.
 #[derive(Debug)]
 pub enum HlsMsg {
     /// Another core → owner: send me this stream's views.
@@ -54,6 +55,14 @@ pub enum HlsMsg {
         stream_id: StreamId,
         /// The snapshot (shared handles, no media copied).
         view: Arc<HlsView>,
+    },
+    /// Subscribed core → owner: a view was applied (the next may be sent;
+    /// at most one view per stream is in flight to a core).
+    Applied {
+        /// The stream.
+        stream_id: StreamId,
+        /// The core that applied it.
+        from_core: usize,
     },
     /// Owner → subscribed cores: no packager for this stream (any more).
     Gone {
