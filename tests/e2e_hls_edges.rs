@@ -151,11 +151,17 @@ fn two_edges_behind_one_origin_serve_identical_segments_and_parts() {
 
     // Edge A pulls over RTMP, started by its first HLS request.
     let edge_a = Server::start(2, &edge_toml(&[rtmp_origin(&origin)], "60s"));
+    let asked = std::time::Instant::now();
     let (status, first) = get_text(edge_a.http_port, "/live/cam.m3u8");
     assert_eq!(
         status, 200,
         "the request that starts edge A's pull: {first}"
     );
+    // The pull connects, the origin's GOP cache arrives, the joining
+    // packager proves a segment start: within the 2 s + one target wait.
+    let waited = asked.elapsed();
+    eprintln!("edge A: first HLS answer {waited:?} after the request that started the pull");
+    assert!(waited < Duration::from_secs(4), "{waited:?}");
     // Edge B joins later (the origin has moved on by more than a segment),
     // over HTTP-FLV.
     let origin_msn = || {
@@ -170,11 +176,15 @@ fn two_edges_behind_one_origin_serve_identical_segments_and_parts() {
     );
     let edge_b = Server::start(2, &edge_toml(&[http_origin(&origin)], "60s"));
     // A media playlist (not the entry URL) may start the pull too.
+    let asked = std::time::Instant::now();
     let (status, first) = get_text(edge_b.http_port, "/live/cam/v.m3u8");
     assert_eq!(
         status, 200,
         "the request that starts edge B's pull: {first}"
     );
+    let waited = asked.elapsed();
+    eprintln!("edge B: first HLS answer {waited:?} after the request that started the pull");
+    assert!(waited < Duration::from_secs(4), "{waited:?}");
     // Both edges hold three closed segments of their own.
     for edge in [&edge_a, &edge_b] {
         wait_until(
