@@ -1,0 +1,91 @@
+//! mpegts.js in headless Chromium plays ringcast's HTTP-FLV cross-origin: ffmpeg
+//! publishes over RTMP to the real binary, the page (served from the test's
+//! own origin) plays `http://127.0.0.1:PORT/live/NAME.flv` and reports what the
+//! viewer saw.
+
+mod browser_support;
+mod common;
+
+use std::time::Duration;
+
+use browser_support::{play, Library, Report};
+use common::*;
+
+/// What every successful playback must show: the page played to the end with
+/// no error, from another origin than the media's, fetching from nowhere else.
+fn assert_clean_cross_origin(report: &Report, page_allowance: &str) {
+    assert_eq!(
+        report.reason.as_deref(),
+        Some("played"),
+        "{page_allowance}: {}",
+        report.summary()
+    );
+    assert!(report.errors.is_empty(), "errors: {}", report.summary());
+    assert_ne!(
+        report.page_origin,
+        report.media_origin(),
+        "the media must come from another origin than the page"
+    );
+    for origin in &report.resource_origins {
+        assert!(
+            *origin == report.page_origin || *origin == report.media_origin(),
+            "the page fetched from {origin}, outside the page and media origins"
+        );
+    }
+}
+
+#[test]
+fn mpegts_js_plays_http_flv_cross_origin() {
+    let server = Server::start(1, "");
+    let mut publisher = publish(&server.rtmp_url("live", "browser"), 60);
+    wait_live(&server, "live", "browser", Duration::from_secs(30));
+
+    let report = play(
+        Library::Mpegts,
+        &server.flv_url("live", "browser"),
+        Duration::from_secs(8),
+        Duration::from_secs(40),
+    );
+    println!("HTTP-FLV in Chromium: {}", report.summary());
+    assert!(
+        report.mse_h264 && report.mse_aac,
+        "this Chromium ({}) lacks H.264 or AAC in Media Source Extensions",
+        report.user_agent
+    );
+    assert_clean_cross_origin(&report, "mpegts.js did not play 8 s");
+    let first = report.first_frame_ms.expect("a first frame");
+    // The GOP cache starts a viewer at a keyframe at once; the bound leaves room
+    // for a debug build on a loaded machine.
+    assert!(first <= 5000.0, "first frame after {first} ms");
+    // 8 s at 25 fps is 200 frames.
+    assert!(report.frames_decoded >= 150, "{}", report.summary());
+    assert_eq!((report.video_width, report.video_height), (320, 240));
+    assert_eq!(report.stalls, 0, "{}", report.summary());
+    assert!(
+        report.latency_p50.is_some_and(|b| b < 3.0),
+        "buffer ahead of the playhead: {}",
+        report.summary()
+    );
+    publisher.kill();
+}
+
+#[test]
+fn mpegts_js_reports_a_stream_that_is_not_live() {
+    // The harness's error path: a 404 from ringcast reaches the page as a
+    // player error, and the run ends with a final report, not a hang.
+    let server = Server::start(1, "");
+    let report = play(
+        Library::Mpegts,
+        &server.flv_url("live", "nobody"),
+        Duration::from_secs(5),
+        Duration::from_secs(30),
+    );
+    println!("404 in Chromium: {}", report.summary());
+    assert_eq!(report.reason.as_deref(), Some("fatal player error"));
+    assert!(
+        report.errors.iter().any(|e| e.contains("404")),
+        "{}",
+        report.summary()
+    );
+    assert_eq!(report.frames_decoded, 0);
+}

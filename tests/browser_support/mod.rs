@@ -1,0 +1,162 @@
+//! Real web players in headless Chromium against a real ringcast: the page
+//! server (the test's own origin, so media is cross-origin), Chromium started
+//! and always killed with its whole process group, and the page's report.
+//!
+//! `tests/browser/` holds the pages and the pinned player libraries
+//! (`package.json`, `package-lock.json`; `npm ci` there installs them, as
+//! `tests/run.sh` does). A missing Chromium or library fails the test naming it.
+
+#![allow(dead_code)]
+
+pub mod chromium;
+pub mod page_server;
+pub mod report;
+
+pub use chromium::Chromium;
+pub use page_server::{browser_dir, PageServer};
+pub use report::Report;
+
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The longest a browser test may take in total (CI stays bounded).
+pub const MAX_RUN: Duration = Duration::from_secs(60);
+
+/// One Chromium at a time per test binary: two browsers decoding at once on a
+/// small CI machine would measure each other, not ringcast.
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
+/// A player library, from its npm package in `tests/browser/node_modules`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Library {
+    /// mpegts.js: HTTP-FLV (and MPEG-TS) over fetch into MSE.
+    Mpegts,
+    /// hls.js: HLS and LL-HLS into MSE.
+    Hls,
+    /// dash.js: DASH and LL-DASH into MSE.
+    Dash,
+}
+
+impl Library {
+    /// The npm package name.
+    pub fn package(self) -> &'static str {
+        match self {
+            Library::Mpegts => "mpegts.js",
+            Library::Hls => "hls.js",
+            Library::Dash => "dashjs",
+        }
+    }
+
+    /// Its browser build, relative to `tests/browser/`.
+    pub fn file(self) -> &'static str {
+        match self {
+            Library::Mpegts => "node_modules/mpegts.js/dist/mpegts.js",
+            Library::Hls => "node_modules/hls.js/dist/hls.min.js",
+            Library::Dash => "node_modules/dashjs/dist/modern/umd/dash.all.min.js",
+        }
+    }
+
+    /// The test page that plays with it.
+    pub fn page(self) -> &'static str {
+        match self {
+            Library::Mpegts => "flv.html",
+            Library::Hls => "hls.html",
+            Library::Dash => "dash.html",
+        }
+    }
+
+    /// Panics naming the package when its browser build is not installed.
+    pub fn require(self) {
+        let file = browser_dir().join(self.file());
+        assert!(
+            file.is_file(),
+            "required npm package `{}` missing ({} not found): run `npm ci` in tests/browser \
+             (./tests/run.sh does it; needs node/npm)",
+            self.package(),
+            file.display()
+        );
+    }
+}
+
+/// One bounded playback: `library`'s page plays `media_url` in headless Chromium
+/// for `play` after its first frame; the page must send its final report
+/// within `limit` (at most [`MAX_RUN`]) of its launch. Chromium is killed (its whole process
+/// group) before this returns or panics, and every one of its processes must
+/// be gone. Panics with the last interim report and Chromium's stderr when no
+/// final report comes.
+pub fn play(library: Library, media_url: &str, play: Duration, limit: Duration) -> Report {
+    assert!(limit <= MAX_RUN, "a browser run is bounded by {MAX_RUN:?}");
+    library.require();
+    let _turn = ONE_BROWSER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let pages = PageServer::start();
+    // The page gives up a little before the harness does, so a slow start
+    // still yields a final report saying how far it got.
+    let page_deadline = limit.saturating_sub(Duration::from_secs(3));
+    let url = format!(
+        "{}/pages/{}?src={}&play_ms={}&deadline_ms={}",
+        pages.origin(),
+        library.page(),
+        encode(media_url),
+        play.as_millis(),
+        page_deadline.as_millis()
+    );
+    let mut browser = Chromium::launch(&url);
+    let outcome = wait_final(&pages, &mut browser, limit);
+    let stderr = browser.stderr_tail();
+    let left = browser.close();
+    assert!(
+        left.is_empty(),
+        "Chromium processes {left:?} still alive after killing its process group"
+    );
+    match outcome {
+        Ok(report) => report,
+        Err((why, last)) => panic!(
+            "{} on {media_url}: {why}\nlast interim report: {}\nChromium stderr (tail):\n{stderr}",
+            library.package(),
+            last.map_or("none".to_string(), |r| r.summary())
+        ),
+    }
+}
+
+/// Waits for the final report; on failure, why and the last interim report.
+fn wait_final(
+    pages: &PageServer,
+    browser: &mut Chromium,
+    limit: Duration,
+) -> Result<Report, (String, Option<Report>)> {
+    let deadline = Instant::now() + limit;
+    let mut last = None;
+    loop {
+        if let Some(status) = browser.exited() {
+            return Err((format!("Chromium exited early ({status})"), last));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err((format!("no final report within {limit:?}"), last));
+        }
+        match pages.reports.recv_timeout(left.min(Duration::from_millis(200))) {
+            Ok(body) => match Report::parse(&body) {
+                Ok(r) if r.final_ => return Ok(r),
+                Ok(r) => last = Some(r),
+                Err(e) => return Err((format!("unreadable report ({e}): {body}"), last)),
+            },
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(("page server stopped".to_string(), last))
+            }
+        }
+    }
+}
+
+/// Percent-encodes `s` for a query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

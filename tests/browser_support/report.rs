@@ -1,0 +1,103 @@
+//! What a page reports (`tests/browser/pages/probe.js` builds it): the player's
+//! view of one bounded playback.
+
+use serde::Deserialize;
+
+/// One report, interim (`final_` false, sent each second) or final.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Report {
+    /// Player library (`mpegts.js`, `hls.js`, `dash.js`).
+    pub player: String,
+    /// Its version as it reports it.
+    pub version: String,
+    /// The last report of the run.
+    #[serde(rename = "final")]
+    pub final_: bool,
+    /// Why the page stopped: `played`, `page deadline`, `fatal player error`.
+    pub reason: Option<String>,
+    /// Chromium's user agent.
+    pub user_agent: String,
+    /// The page's origin (the harness's page server).
+    pub page_origin: String,
+    /// The media URL the player was given.
+    pub media_url: String,
+    /// `MediaSource.isTypeSupported('video/mp4; codecs="avc1.64001f"')`.
+    pub mse_h264: bool,
+    /// `MediaSource.isTypeSupported('audio/mp4; codecs="mp4a.40.2"')`.
+    pub mse_aac: bool,
+    /// Milliseconds from the page asking the player to load to the first frame shown.
+    pub first_frame_ms: Option<f64>,
+    /// Milliseconds played since the first frame.
+    pub played_ms: f64,
+    /// `getVideoPlaybackQuality().totalVideoFrames`.
+    pub frames_decoded: u64,
+    /// `getVideoPlaybackQuality().droppedVideoFrames`.
+    pub frames_dropped: u64,
+    /// `waiting` events after the first frame (the element ran out of data).
+    pub waiting_events: u64,
+    /// Times the playhead stood still for 500 ms or more while playing.
+    pub stalls: u64,
+    /// Total time the playhead stood still in those stalls.
+    pub stalled_ms: f64,
+    /// Latency behind live as the player computes it, seconds, sampled every
+    /// 250 ms (newest 64); for mpegts.js the buffer ahead of the playhead.
+    pub latency_s: Vec<f64>,
+    /// Median of `latency_s`.
+    pub latency_p50: Option<f64>,
+    /// Largest of `latency_s`.
+    pub latency_max: Option<f64>,
+    /// Buffer ahead of the playhead, seconds (newest 64 samples).
+    pub buffer_s: Vec<f64>,
+    /// Median of `buffer_s`.
+    pub buffer_p50: Option<f64>,
+    /// `video.currentTime` at the report.
+    pub current_time: f64,
+    /// `video.videoWidth`.
+    pub video_width: u32,
+    /// `video.videoHeight`.
+    pub video_height: u32,
+    /// Every origin the page fetched from (Resource Timing).
+    pub resource_origins: Vec<String>,
+    /// Player, element and script errors (`fatal: ` first when fatal).
+    pub errors: Vec<String>,
+}
+
+impl Report {
+    /// Parses a report body.
+    pub fn parse(body: &str) -> Result<Report, serde_json::Error> {
+        serde_json::from_str(body)
+    }
+
+    /// The origin of the media URL (`scheme://host:port`).
+    pub fn media_origin(&self) -> String {
+        let (scheme, rest) = self.media_url.split_once("://").unwrap_or(("", ""));
+        let authority = rest.split('/').next().unwrap_or("");
+        format!("{scheme}://{authority}")
+    }
+
+    /// One line for the test log (and the closing note).
+    pub fn summary(&self) -> String {
+        let ms = |x: Option<f64>| x.map_or("none".to_string(), |v| format!("{v:.0} ms"));
+        let s = |x: Option<f64>| x.map_or("none".to_string(), |v| format!("{v:.2} s"));
+        format!(
+            "{} {}: first frame {} after asking, {} frames decoded ({} dropped) in {:.1} s, \
+             {} stalls ({:.0} ms), {} waiting events, latency p50 {} max {}, buffer p50 {}, \
+             {}x{}, errors {:?}",
+            self.player,
+            self.version,
+            ms(self.first_frame_ms),
+            self.frames_decoded,
+            self.frames_dropped,
+            self.played_ms / 1000.0,
+            self.stalls,
+            self.stalled_ms,
+            self.waiting_events,
+            s(self.latency_p50),
+            s(self.latency_max),
+            s(self.buffer_p50),
+            self.video_width,
+            self.video_height,
+            self.errors
+        )
+    }
+}
