@@ -33,7 +33,11 @@ fn assert_smooth_live_playback(report: &Report) {
     let summary = report.summary();
     assert_eq!(report.reason.as_deref(), Some("played"), "{summary}");
     assert!(report.errors.is_empty(), "errors: {summary}");
-    assert_ne!(report.page_origin, report.media_origin(), "not cross-origin");
+    assert_ne!(
+        report.page_origin,
+        report.media_origin(),
+        "not cross-origin"
+    );
     for origin in &report.resource_origins {
         assert!(
             *origin == report.page_origin || *origin == report.media_origin(),
@@ -48,7 +52,10 @@ fn assert_smooth_live_playback(report: &Report) {
     let first = report.first_frame_ms.expect("a first frame");
     assert!(first <= 5000.0, "first frame after {first} ms: {summary}");
     let latency = report.latency_p50.expect("the player reported its latency");
-    assert!(latency > 0.0 && latency < 10.0, "latency {latency} s: {summary}");
+    assert!(
+        latency > 0.0 && latency < 10.0,
+        "latency {latency} s: {summary}"
+    );
 }
 
 #[test]

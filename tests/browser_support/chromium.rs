@@ -136,10 +136,7 @@ impl Chromium {
         dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
             .filter(|pid| {
                 let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
-                    .unwrap_or(true);
-                !zombie
+                !is_zombie(*pid)
                     && cmdline
                         .split(|&b| b == 0)
                         .any(|arg| arg == needle.as_bytes())
@@ -152,6 +149,15 @@ impl Drop for Chromium {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Whether process `pid` is a zombie (or already gone): its state, the first
+/// field after the parenthesised command name in `/proc/PID/stat`, is `Z`.
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+        state.starts_with('Z')
+    })
 }
 
 /// A number unique within this process (two browsers in one test binary).

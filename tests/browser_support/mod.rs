@@ -88,7 +88,9 @@ impl Library {
 pub fn play(library: Library, media_url: &str, play: Duration, limit: Duration) -> Report {
     assert!(limit <= MAX_RUN, "a browser run is bounded by {MAX_RUN:?}");
     library.require();
-    let _turn = ONE_BROWSER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = ONE_BROWSER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let pages = PageServer::start();
     // The page gives up a little before the harness does, so a slow start
     // still yields a final report saying how far it got.
@@ -114,17 +116,17 @@ pub fn play(library: Library, media_url: &str, play: Duration, limit: Duration) 
         Err((why, last)) => panic!(
             "{} on {media_url}: {why}\nlast interim report: {}\nChromium stderr (tail):\n{stderr}",
             library.package(),
-            last.map_or("none".to_string(), |r| r.summary())
+            last.as_deref().unwrap_or("none")
         ),
     }
 }
 
-/// Waits for the final report; on failure, why and the last interim report.
+/// Waits for the final report; on failure, why and the last interim report's summary.
 fn wait_final(
     pages: &PageServer,
     browser: &mut Chromium,
     limit: Duration,
-) -> Result<Report, (String, Option<Report>)> {
+) -> Result<Report, (String, Option<String>)> {
     let deadline = Instant::now() + limit;
     let mut last = None;
     loop {
@@ -135,10 +137,13 @@ fn wait_final(
         if left.is_zero() {
             return Err((format!("no final report within {limit:?}"), last));
         }
-        match pages.reports.recv_timeout(left.min(Duration::from_millis(200))) {
+        match pages
+            .reports
+            .recv_timeout(left.min(Duration::from_millis(200)))
+        {
             Ok(body) => match Report::parse(&body) {
                 Ok(r) if r.final_ => return Ok(r),
-                Ok(r) => last = Some(r),
+                Ok(r) => last = Some(r.summary()),
                 Err(e) => return Err((format!("unreadable report ({e}): {body}"), last)),
             },
             Err(RecvTimeoutError::Timeout) => {}

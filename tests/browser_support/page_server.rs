@@ -63,7 +63,9 @@ impl PageServer {
     /// Binds `127.0.0.1:0` and starts serving.
     pub fn start() -> PageServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind page server");
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let port = listener.local_addr().expect("page server address").port();
         let (tx, reports) = sync_channel(MAX_QUEUED_REPORTS);
         let stop = Arc::new(AtomicBool::new(false));
