@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use browser_support::{play, Library, Report};
+use browser_support::{play, play_with, Library, Options, Report, TestCert};
 use common::*;
 
 /// What every successful playback must show: the page played to the end with
@@ -66,6 +66,34 @@ fn mpegts_js_plays_http_flv_cross_origin() {
         "buffer ahead of the playhead: {}",
         report.summary()
     );
+    publisher.kill();
+}
+
+#[test]
+fn mpegts_js_plays_from_an_https_page() {
+    // The page over HTTPS with a certificate made here, which Chromium trusts by
+    // its public-key pin and nothing else: the harness side of HTTPS playback.
+    // (The media stays plain HTTP: loopback is a trustworthy origin, so this is
+    // not blocked as mixed content, as it would be from a public address.)
+    let server = Server::start(1, "");
+    let mut publisher = publish(&server.rtmp_url("live", "secure"), 60);
+    wait_live(&server, "live", "secure", Duration::from_secs(30));
+    let cert = TestCert::new();
+    let options = Options {
+        https_page: Some(&cert),
+        ..Options::default()
+    };
+    let report = play_with(
+        Library::Mpegts,
+        &server.flv_url("live", "secure"),
+        Duration::from_secs(4),
+        Duration::from_secs(30),
+        &options,
+    );
+    println!("HTTP-FLV from an HTTPS page: {}", report.summary());
+    assert!(report.page_origin.starts_with("https://127.0.0.1:"));
+    assert_clean_cross_origin(&report, "mpegts.js did not play 4 s");
+    assert!(report.frames_decoded >= 75, "{}", report.summary());
     publisher.kill();
 }
 

@@ -47,8 +47,8 @@ pub struct Chromium {
 }
 
 impl Chromium {
-    /// Starts `/usr/bin/chromium` (or `chromium` on PATH) at `url`.
-    pub fn launch(url: &str) -> Chromium {
+    /// Starts `chromium` (from PATH) at `url`, with `extra` flags after [`FLAGS`].
+    pub fn launch(url: &str, extra: &[String]) -> Chromium {
         let exe = crate::common::require::command("chromium", "chromium");
         let dir = std::env::temp_dir().join(format!(
             "ringcast-chromium-{}-{}",
@@ -64,6 +64,7 @@ impl Chromium {
         let log = std::fs::File::create(&stderr).expect("chromium stderr file");
         let child = Command::new(exe)
             .args(FLAGS)
+            .args(extra)
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg(url)
             // No session bus in a container: tell Chromium not to look for one.

@@ -11,10 +11,12 @@
 pub mod chromium;
 pub mod page_server;
 pub mod report;
+pub mod tls;
 
 pub use chromium::Chromium;
 pub use page_server::{browser_dir, PageServer};
 pub use report::Report;
+pub use tls::TestCert;
 
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Mutex;
@@ -79,19 +81,41 @@ impl Library {
     }
 }
 
-/// One bounded playback: `library`'s page plays `media_url` in headless Chromium
+/// How a run is set up beyond the defaults (an HTTP page, Chromium trusting
+/// no extra certificate).
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Serve the page over HTTPS with this certificate (Chromium trusts it).
+    pub https_page: Option<&'a TestCert>,
+    /// More certificates Chromium trusts (a ringcast serving HTTPS).
+    pub trust: Vec<&'a TestCert>,
+}
+
+/// [`play_with`] with the default [`Options`]: an HTTP page.
+pub fn play(library: Library, media_url: &str, play: Duration, limit: Duration) -> Report {
+    play_with(library, media_url, play, limit, &Options::default())
+}
+
+/// One bounded playback: `library`'s page (over HTTPS with
+/// `options.https_page`) plays `media_url` in headless Chromium
 /// for `play` after its first frame; the page must send its final report
 /// within `limit` (at most [`MAX_RUN`]) of its launch. Chromium is killed (its whole process
 /// group) before this returns or panics, and every one of its processes must
 /// be gone. Panics with the last interim report and Chromium's stderr when no
 /// final report comes.
-pub fn play(library: Library, media_url: &str, play: Duration, limit: Duration) -> Report {
+pub fn play_with(
+    library: Library,
+    media_url: &str,
+    play: Duration,
+    limit: Duration,
+    options: &Options,
+) -> Report {
     assert!(limit <= MAX_RUN, "a browser run is bounded by {MAX_RUN:?}");
     library.require();
     let _turn = ONE_BROWSER
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let pages = PageServer::start();
+    let pages = PageServer::start(options.https_page.map(TestCert::server_config));
     // The page gives up a little before the harness does, so a slow start
     // still yields a final report saying how far it got.
     let page_deadline = limit.saturating_sub(Duration::from_secs(3));
@@ -103,9 +127,21 @@ pub fn play(library: Library, media_url: &str, play: Duration, limit: Duration) 
         play.as_millis(),
         page_deadline.as_millis()
     );
-    let mut browser = Chromium::launch(&url);
+    let pins: Vec<&str> = (options.https_page.iter().chain(&options.trust))
+        .map(|cert| cert.spki_pin.as_str())
+        .collect();
+    let flags = if pins.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "--ignore-certificate-errors-spki-list={}",
+            pins.join(",")
+        )]
+    };
+    let mut browser = Chromium::launch(&url, &flags);
     let outcome = wait_final(&pages, &mut browser, limit);
     let stderr = browser.stderr_tail();
+    let activity = pages.activity();
     let left = browser.close();
     assert!(
         left.is_empty(),
@@ -114,7 +150,8 @@ pub fn play(library: Library, media_url: &str, play: Duration, limit: Duration) 
     match outcome {
         Ok(report) => report,
         Err((why, last)) => panic!(
-            "{} on {media_url}: {why}\nlast interim report: {}\nChromium stderr (tail):\n{stderr}",
+            "{} on {media_url}: {why}\npage server: {activity}\nlast interim report: {}\n\
+             Chromium stderr (tail):\n{stderr}",
             library.package(),
             last.as_deref().unwrap_or("none")
         ),
