@@ -9,8 +9,8 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 
 use super::families::*;
 use super::labels::{
-    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, IngestSource, LabelValue,
-    Listener, Protocol, RefuseReason,
+    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HlsKind, HlsStatus,
+    IngestSource, LabelValue, Listener, Protocol, RefuseReason,
 };
 use super::local::{HistogramTotals, ValueHistogram};
 use super::per_core::CoreMetrics;
@@ -186,6 +186,14 @@ impl Collector for CoreSumCollector {
             self.total(&PULL_ATTEMPTS, |c| c.origin_pull_attempts.get() as f64),
             self.total(&PULL_FAILURES, |c| c.origin_pull_failures.get() as f64),
             self.total(&PULL_RECOVERIES, |c| c.origin_pull_recoveries.get() as f64),
+            self.by_label(&HLS_REQUESTS, |c, l: HlsKind| c.hls.requests.get(l) as f64),
+            self.by_label(&HLS_BYTES, |c, l: HlsKind| {
+                c.hls.response_bytes.get(l) as f64
+            }),
+            self.by_label(&HLS_ERRORS, |c, l: HlsStatus| c.hls.errors.get(l) as f64),
+            self.total(&HLS_WAITERS, |c| c.hls.waiters.get() as f64),
+            self.total(&HLS_PACKAGER_SECONDS, |c| secs(c.hls.packager_ns.get())),
+            self.per_core(&HLS_COPIES, |c| c.hls.copies.get() as f64),
         ]
     }
 }

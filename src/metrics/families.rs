@@ -9,8 +9,8 @@ use prometheus::core::Desc;
 use prometheus::proto::{self, MetricFamily, MetricType};
 
 use super::labels::{
-    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, IngestSource, LabelValue,
-    Listener, Protocol, RefuseReason,
+    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HlsKind, HlsStatus,
+    IngestSource, LabelValue, Listener, Protocol, RefuseReason,
 };
 
 /// One metric family this crate exports: its name, help, type and label names.
@@ -259,6 +259,49 @@ family!(
     "Origin pulls that delivered media again after failing."
 );
 
+family!(
+    HLS_REQUESTS,
+    "ringcast_hls_requests_total",
+    COUNTER,
+    [HlsKind::LABEL],
+    "HLS/DASH requests, by kind (multivariant, media_playlist, blocking_reload, part, segment, init, mpd, ts_playlist, ts_segment)."
+);
+family!(
+    HLS_BYTES,
+    "ringcast_hls_response_bytes_total",
+    COUNTER,
+    [HlsKind::LABEL],
+    "HLS/DASH response body bytes queued, by kind."
+);
+family!(
+    HLS_ERRORS,
+    "ringcast_hls_errors_total",
+    COUNTER,
+    [HlsStatus::LABEL],
+    "HLS/DASH error responses, by status."
+);
+family!(
+    HLS_WAITERS,
+    "ringcast_hls_waiters",
+    GAUGE,
+    [],
+    "HLS requests held now (blocking reloads, preload hints, streamed DASH segments, waits for another core's view)."
+);
+family!(
+    HLS_PACKAGER_SECONDS,
+    "ringcast_hls_packager_seconds_total",
+    COUNTER,
+    [],
+    "Time spent packaging (HLS/DASH packagers, wall time on the owner core)."
+);
+family!(
+    HLS_COPIES,
+    "ringcast_hls_copies",
+    GAUGE,
+    ["core"],
+    "Streams a core serves HLS/DASH for from the owner core's views (per core)."
+);
+
 /// Every family the core collector emits, in output order.
 pub(super) const FAMILIES: &[Family] = &[
     BUILD_INFO,
@@ -294,6 +337,12 @@ pub(super) const FAMILIES: &[Family] = &[
     PULL_ATTEMPTS,
     PULL_FAILURES,
     PULL_RECOVERIES,
+    HLS_REQUESTS,
+    HLS_BYTES,
+    HLS_ERRORS,
+    HLS_WAITERS,
+    HLS_PACKAGER_SECONDS,
+    HLS_COPIES,
 ];
 
 /// Names of every metric family the per-core collector exports (for dashboards

@@ -63,6 +63,48 @@ label_enum! {
 }
 
 label_enum! {
+    /// What an HLS/DASH request asked for.
+    HlsKind, label = "kind" {
+        /// `{stream}.m3u8`.
+        Multivariant => "multivariant",
+        /// A media playlist without `_HLS_msn`.
+        MediaPlaylist => "media_playlist",
+        /// A media playlist with `_HLS_msn` (blocking reload).
+        BlockingReload => "blocking_reload",
+        /// An LL-HLS part.
+        Part => "part",
+        /// A whole fMP4 segment (also LL-DASH's, streamed or not).
+        Segment => "segment",
+        /// An init segment.
+        Init => "init",
+        /// The DASH manifest.
+        Mpd => "mpd",
+        /// `{stream}-ts.m3u8`.
+        TsPlaylist => "ts_playlist",
+        /// An MPEG-TS segment.
+        TsSegment => "ts_segment",
+    }
+}
+
+label_enum! {
+    /// The error status of an HLS/DASH request.
+    HlsStatus, label = "status" {
+        /// Bad path or directive.
+        BadRequest => "400",
+        /// Play token refused.
+        Forbidden => "403",
+        /// Not live, evicted or never made.
+        NotFound => "404",
+        /// Not GET, HEAD or OPTIONS.
+        MethodNotAllowed => "405",
+        /// Blocked too long, too many waiters, nothing packaged yet.
+        Unavailable => "503",
+        /// Any other status.
+        Other => "other",
+    }
+}
+
+label_enum! {
     /// Which listener a connection arrived on.
     Listener, label = "listener" {
         /// The RTMP port (publishers and RTMP viewers).

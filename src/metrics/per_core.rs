@@ -2,8 +2,8 @@
 //! by that core and read by the scraper.
 
 use super::labels::{
-    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, IngestSource,
-    LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason,
+    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HlsKind, HlsStatus,
+    IngestSource, LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason,
 };
 use super::local::{
     LocalCounter, LocalGauge, LocalHistogram, LocalRatio, ValueHistogram, SEND_BYTES_BUCKETS,
@@ -73,6 +73,55 @@ pub struct CoreMetrics {
     pub origin_pull_failures: LocalCounter,
     /// Origin pulls that delivered media again after one or more failures.
     pub origin_pull_recoveries: LocalCounter,
+    /// HLS / LL-HLS / LL-DASH serving and packaging.
+    pub hls: HlsMetrics,
+}
+
+/// HLS serving and packaging on one core.
+#[derive(Debug, Default)]
+pub struct HlsMetrics {
+    /// Requests, by kind.
+    pub requests: LabeledCounters<HlsKind, { HlsKind::COUNT }>,
+    /// Response body bytes queued, by kind.
+    pub response_bytes: LabeledCounters<HlsKind, { HlsKind::COUNT }>,
+    /// Error responses, by status.
+    pub errors: LabeledCounters<HlsStatus, { HlsStatus::COUNT }>,
+    /// Requests held now (blocking reloads, preload hints, streamed segments).
+    pub waiters: LocalGauge,
+    /// Time spent in packagers (ns).
+    pub packager_ns: LocalCounter,
+    /// Streams this core serves from another core's views.
+    pub copies: LocalGauge,
+}
+
+impl HlsMetrics {
+    /// One request of `kind`.
+    pub fn request(&self, kind: HlsKind) {
+        self.requests.inc(kind);
+    }
+
+    /// `n` body bytes of `kind` queued.
+    pub fn bytes(&self, kind: HlsKind, n: u64) {
+        self.response_bytes.add(kind, n);
+    }
+
+    /// One error response with `status`.
+    pub fn error(&self, status: u16) {
+        self.errors.inc(match status {
+            400 => HlsStatus::BadRequest,
+            403 => HlsStatus::Forbidden,
+            404 => HlsStatus::NotFound,
+            405 => HlsStatus::MethodNotAllowed,
+            503 => HlsStatus::Unavailable,
+            _ => HlsStatus::Other,
+        });
+    }
+
+    /// Packager time spent.
+    pub fn add_packager_time(&self, d: std::time::Duration) {
+        self.packager_ns
+            .add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
 }
 
 impl CoreMetrics {
@@ -102,6 +151,7 @@ impl CoreMetrics {
             origin_pull_attempts: LocalCounter::new(),
             origin_pull_failures: LocalCounter::new(),
             origin_pull_recoveries: LocalCounter::new(),
+            hls: HlsMetrics::default(),
         }
     }
 

@@ -19,6 +19,7 @@
 //! * An outbox dropped with a send in flight leaks its `KernelMem` (and logs)
 //!   instead of freeing memory the kernel may still read.
 
+use std::collections::VecDeque;
 use std::mem::ManuallyDrop;
 
 use bytes::{Bytes, BytesMut};
@@ -63,6 +64,19 @@ pub struct ControlOverflow {
     pub adding: usize,
     /// The limit.
     pub limit: usize,
+}
+
+/// Most shared bodies queued per outbox ([`Outbox::queue_body`]); a response
+/// is made of its head and a few dozen pieces, so this is hundreds of
+/// pipelined responses.
+pub const MAX_QUEUED_BODIES: usize = 16 * 1024;
+
+/// The outbox refused another shared body.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{queued} shared bodies queued, the limit")]
+pub struct BodyOverflow {
+    /// Bodies already queued.
+    pub queued: usize,
 }
 
 /// An operation was refused because the kernel holds a send of this outbox.
@@ -124,6 +138,8 @@ pub struct Outbox<H> {
     mem: ManuallyDrop<Box<KernelMem<H>>>,
     control_pending: BytesMut,
     control_limit: usize,
+    /// Shared bodies (e.g. HTTP responses) waiting for a send, in order.
+    bodies: VecDeque<H>,
     max_frames: usize,
     frames: usize,
     first_unsent: usize,
@@ -180,6 +196,7 @@ impl<H: SendBody> Outbox<H> {
             mem: ManuallyDrop::new(Box::new(mem)),
             control_pending: BytesMut::new(),
             control_limit,
+            bodies: VecDeque::new(),
             max_frames,
             frames: 0,
             first_unsent: 0,
@@ -245,7 +262,50 @@ impl<H: SendBody> Outbox<H> {
         Ok(())
     }
 
-    /// Starts assembling a send: moves queued control bytes to the front.
+    /// Queues a shared body (kept alive by its handle, never copied) for the
+    /// next sends: after the queued control bytes, in the order queued, each
+    /// taking one frame slot of a send (the rest go in the sends after).
+    /// Allowed while a send is in flight.
+    pub fn queue_body(&mut self, body: H) -> Result<(), BodyOverflow> {
+        if self.bodies.len() >= MAX_QUEUED_BODIES {
+            return Err(BodyOverflow {
+                queued: self.bodies.len(),
+            });
+        }
+        self.bodies.push_back(body);
+        Ok(())
+    }
+
+    /// Shared bodies waiting for a send.
+    pub fn queued_bodies(&self) -> usize {
+        self.bodies.len()
+    }
+
+    /// Control bytes or shared bodies wait for a send.
+    pub fn has_pending(&self) -> bool {
+        self.has_control() || !self.bodies.is_empty()
+    }
+
+    /// Queues bytes behind everything queued so far: as control bytes
+    /// (copied) while no shared body waits, else as a body made by `wrap`, so
+    /// they never overtake a body queued before them.
+    pub fn queue_in_order(
+        &mut self,
+        bytes: Bytes,
+        wrap: impl FnOnce(Bytes) -> H,
+    ) -> Result<(), ControlOverflow> {
+        if self.bodies.is_empty() {
+            return self.queue_control(&bytes);
+        }
+        self.queue_body(wrap(bytes)).map_err(|e| ControlOverflow {
+            queued: e.queued,
+            adding: 1,
+            limit: MAX_QUEUED_BODIES,
+        })
+    }
+
+    /// Starts assembling a send: moves queued control bytes to the front,
+    /// then as many queued shared bodies as the send has frame room for.
     /// Refused while a send is in flight.
     pub fn begin(&mut self) -> Result<(), SendInFlight> {
         if self.is_busy() {
@@ -260,6 +320,12 @@ impl<H: SendBody> Outbox<H> {
                 self.mem.control_inflight.len(),
             );
             self.push_iov(ptr, len);
+        }
+        while self.has_room() {
+            let Some(body) = self.bodies.pop_front() else {
+                break;
+            };
+            self.push_frame(|_| 0, body);
         }
         Ok(())
     }
@@ -522,6 +588,57 @@ mod tests {
             }))
             .collect();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn shared_bodies_follow_control_in_order_across_sends_without_copies() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let mut outbox: Outbox<Bytes> = Outbox::new(2, 1024);
+        outbox.queue_control(b"HEAD1").unwrap();
+        let bodies: Vec<Bytes> = (0..5u8).map(|i| Bytes::from(vec![b'a' + i; 3])).collect();
+        for body in &bodies {
+            outbox.queue_body(body.clone()).unwrap();
+        }
+        // Bytes queued after a body go behind it, as a body of their own.
+        outbox
+            .queue_in_order(Bytes::from_static(b"TAIL"), |b| b)
+            .unwrap();
+        assert!(!outbox.has_control());
+        let mut sends = 0;
+        while outbox.has_pending() {
+            outbox.begin().unwrap();
+            let msg = outbox.finish().unwrap();
+            if sends == 0 {
+                let iovs = iovecs(msg);
+                assert_eq!(iovs[1].0, bodies[0].as_ptr(), "the body itself, not a copy");
+            }
+            let mut flat = Vec::new();
+            for (ptr, len) in iovecs(msg) {
+                flat.extend_from_slice(unsafe { std::slice::from_raw_parts(ptr, len) });
+            }
+            let n = unsafe { libc::write(a.as_raw_fd(), flat.as_ptr() as *const _, flat.len()) };
+            assert_eq!(outbox.on_sent(n as usize), SendProgress::Complete);
+            sends += 1;
+        }
+        assert_eq!(sends, 3, "two bodies per send");
+        drop(a);
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"HEAD1aaabbbcccdddeeeTAIL");
+    }
+
+    #[test]
+    fn queued_bodies_are_bounded() {
+        let mut outbox: Outbox<()> = Outbox::new(1, 8);
+        for _ in 0..MAX_QUEUED_BODIES {
+            outbox.queue_body(()).unwrap();
+        }
+        assert_eq!(
+            outbox.queue_body(()),
+            Err(BodyOverflow {
+                queued: MAX_QUEUED_BODIES
+            })
+        );
     }
 
     #[test]

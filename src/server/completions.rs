@@ -168,7 +168,6 @@ impl CoreState {
         let Some(conn) = self.conns.at(slot) else {
             return;
         };
-        let listener = conn.listener;
         match &conn.proto {
             Proto::Rtmp(rc) => {
                 if rc.publishing.is_some() {
@@ -178,7 +177,7 @@ impl CoreState {
                 }
                 self.on_rtmp_data(slot, data);
             }
-            Proto::Http(_) => self.on_http_data(slot, data, listener),
+            Proto::Http(_) => self.on_http_data(slot, data),
             Proto::Origin(_) => self.on_origin_data(slot, data),
             Proto::Relay(_) => self.on_relay_data(slot, data),
         }
@@ -257,12 +256,17 @@ impl CoreState {
             }
             SendProgress::NotInFlight => {}
             SendProgress::Complete => {
-                if conn.done_after_flush() && !conn.outbox.has_control() {
+                if conn.done_after_flush() && !conn.outbox.has_pending() {
                     let reason = conn.close_reason;
                     self.conns.close_later(token.slot, reason);
                 } else {
+                    let http = matches!(conn.proto, Proto::Http(_));
                     // More may be waiting: control bytes or frames that arrived meanwhile.
                     self.sends.mark_ready(&mut self.conns, token.slot);
+                    if http {
+                        // Pipelined requests paused behind many queued responses.
+                        self.process_http(token.slot);
+                    }
                 }
             }
         }

@@ -1,7 +1,14 @@
-//! HTTP connections: HTTP-FLV viewers (`GET /{app}/{stream}.flv`), the JSON API,
-//! the status page and `/metrics`.
+//! HTTP connections: HTTP-FLV viewers (`GET /{app}/{stream}.flv`), HLS and
+//! DASH (`server::hls`), the JSON API, the status page and `/metrics`.
+//!
+//! Keep-alive and pipelining: requests are read one at a time, in order; a
+//! response queued at once lets the next one be read; an HLS request held as
+//! a waiter parks the connection until it is answered (`process_http` then
+//! reads on). At most `limits.http_max_requests` per connection; reading
+//! also pauses while many response pieces wait to be sent, and resumes after
+//! a send completes.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::api::{self, ApiAction};
 use super::conn::{Egress, Proto};
@@ -33,7 +40,8 @@ impl HttpConn {
             idle_ms: limits.idle_timeout.as_millis() as u64,
         };
         HttpConn {
-            state: HttpConnection::new(RequestParser::default(), timeouts, now_ms),
+            state: HttpConnection::new(RequestParser::default(), timeouts, now_ms)
+                .with_max_requests(limits.http_max_requests),
         }
     }
 
@@ -41,6 +49,11 @@ impl HttpConn {
     /// ignore further input.
     pub(crate) fn hold(&mut self) {
         self.state.hold();
+    }
+
+    /// A request is answered later: pipelined input is buffered, not read.
+    pub(crate) fn park(&mut self) {
+        self.state.park();
     }
 
     /// The connection's next deadline.
@@ -54,6 +67,10 @@ impl HttpConn {
     }
 }
 
+/// Reading further pipelined requests pauses while more response pieces
+/// than this wait to be sent on the connection.
+const READ_PAUSE_BODIES: usize = 1024;
+
 /// `/{app}/{name}.flv` → (app, name).
 fn flv_target(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix('/')?.strip_suffix(".flv")?;
@@ -63,7 +80,7 @@ fn flv_target(path: &str) -> Option<(&str, &str)> {
 
 impl CoreState {
     /// Bytes from an HTTP client.
-    pub(super) fn on_http_data(&mut self, slot: u32, data: &[u8], listener: Listener) {
+    pub(super) fn on_http_data(&mut self, slot: u32, data: &[u8]) {
         let Some(conn) = self.conns.at(slot) else {
             return;
         };
@@ -74,10 +91,23 @@ impl CoreState {
             return;
         }
         http.state.push(data);
+        self.process_http(slot);
+    }
+
+    /// Serves the complete requests buffered on `slot`, in order, until one is
+    /// held, the connection closes, or its queued responses are too many.
+    pub(crate) fn process_http(&mut self, slot: u32) {
         loop {
             let Some(conn) = self.conns.at(slot) else {
                 return;
             };
+            if conn.closing
+                || conn.close_after_flush
+                || conn.outbox.queued_bodies() > READ_PAUSE_BODIES
+            {
+                return;
+            }
+            let listener = conn.listener;
             let Proto::Http(http) = &mut conn.proto else {
                 return;
             };
@@ -106,7 +136,14 @@ impl CoreState {
 
     /// Serves one request; true if the connection stays open for another.
     fn on_request(&mut self, slot: u32, req: Request, listener: Listener) -> bool {
-        let ctx = ResponseContext::for_request(&req);
+        let mut ctx = ResponseContext::for_request(&req);
+        let last = match self.conns.at(slot).map(|c| &c.proto) {
+            Some(Proto::Http(http)) => http.state.is_last_request(),
+            _ => true,
+        };
+        if last {
+            ctx.keep_alive = false;
+        }
         let mut out = BytesMut::new();
         if req.content_length > 0 {
             response::write_error(&ctx, 413, &mut out);
@@ -116,6 +153,11 @@ impl CoreState {
         // The admin routes live on the admin listener; the public port answers them
         // only when the operator put them there (`[api] on_public_port`).
         let api_only_here = !self.shared.config.api.on_public_port;
+        if listener == Listener::Http && req.content_length == 0 {
+            if let Some(keep_going) = self.on_hls_request(slot, &req, ctx) {
+                return keep_going;
+            }
+        }
         if let (Some((app, name)), true) = (flv_target(&req.path), listener == Listener::Http) {
             return self.on_flv_request(slot, &req, ctx, app.to_owned(), name.to_owned());
         }
@@ -261,14 +303,17 @@ impl CoreState {
     /// Queues a complete response; keeps the connection for the next request or
     /// closes it after the send.
     fn respond(&mut self, slot: u32, bytes: &[u8], keep_alive: bool) -> bool {
+        self.respond_bytes(slot, Bytes::copy_from_slice(bytes), None, keep_alive)
+    }
+
+    /// A complete response is queued on `slot`: the next request head is
+    /// awaited (keep-alive) or the connection closes after the send. True
+    /// when the next request may be read.
+    pub(crate) fn response_done(&mut self, slot: u32, keep_alive: bool) -> bool {
         let now = self.now_ms();
         let Some(conn) = self.conns.at(slot) else {
             return false;
         };
-        if conn.outbox.queue_control(bytes).is_err() {
-            self.conns.close_later(slot, CloseReason::ProtocolError);
-            return false;
-        }
         if let Proto::Http(http) = &mut conn.proto {
             http.state.answered(now, keep_alive);
         }

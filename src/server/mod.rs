@@ -18,6 +18,7 @@ pub mod edge;
 pub mod egress_flv;
 pub mod egress_rtmp;
 pub mod failures;
+pub mod hls;
 pub mod http_conn;
 pub mod pending;
 pub mod report;
@@ -62,6 +63,8 @@ pub enum MeshMsg {
     Stream(CoreMsg),
     /// Edge mode: viewers asking a key's pull core, and its answers.
     Edge(crate::edge::EdgeMsg),
+    /// HLS views of owned streams for the other cores (control lane).
+    Hls(hls::HlsMsg),
 }
 
 impl MeshMsg {

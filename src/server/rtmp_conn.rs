@@ -364,13 +364,15 @@ impl CoreState {
         };
         self.sends
             .wake_viewers(&mut self.conns, &self.viewer_conns, pushed.wake);
+        let entry = pushed.entry;
         if !pushed.replicate_to.is_empty() {
-            let msg = CoreMsg::frame(stream_id, &pushed.entry);
+            let msg = CoreMsg::frame(stream_id, &entry);
             for core in pushed.replicate_to.iter() {
                 self.mesh
                     .send(&self.metrics, core, MeshMsg::Stream(msg.clone()));
             }
         }
+        self.hls_push(stream_id, &entry);
     }
 
     /// Ends the publishing on `slot` if it is on message stream `msg_stream`: an
@@ -412,6 +414,9 @@ impl CoreState {
     /// A stream ended on this core: release its key if owned, wake its viewers so
     /// they finish, and tell replicas.
     pub fn stream_ended(&mut self, ended: EndedStream) {
+        if let Role::Owner { .. } = ended.role {
+            self.hls_stream_ended(ended.stream_id);
+        }
         if let Role::Owner { generation } = ended.role {
             let claim = Claim {
                 stream_id: ended.stream_id,

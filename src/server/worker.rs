@@ -80,6 +80,8 @@ pub struct CoreState {
     pub edge: super::edge::EdgeCore,
     /// Push relays of streams published on this core.
     pub relays: super::edge::relay::Relays,
+    /// HLS: packagers of owned streams, other cores' views, waiters.
+    pub hls: super::hls::HlsCore,
     pub(super) epoch: Instant,
     pub(super) wake_buf: Box<u64>,
     pub(super) shutting_down: Option<Instant>,
@@ -230,6 +232,7 @@ impl Worker {
             region,
             edge: super::edge::EdgeCore::new(cfg),
             relays: super::edge::relay::Relays::new(cfg),
+            hls: super::hls::HlsCore::new(cfg.hls.max_waiters_per_core),
             pending: PendingPlays::new(cfg.stream.wait_for_publisher),
             epoch: shared.epoch,
             wake_buf: Box::new(0),
@@ -434,6 +437,7 @@ impl CoreState {
         self.resolve_pending(now_ms);
         self.expire_waiters(now_ms);
         self.tick_pulls(now_ms);
+        self.hls_sweep(now_ms);
         self.publish_report();
     }
 
@@ -458,6 +462,7 @@ impl CoreState {
             match msg {
                 MeshMsg::Stream(msg) => self.on_stream_msg(msg),
                 MeshMsg::Edge(msg) => self.on_edge_msg(msg),
+                MeshMsg::Hls(msg) => self.on_hls_msg(msg),
             }
         }
         self.mesh.handled(msgs);

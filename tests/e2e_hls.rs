@@ -1,0 +1,373 @@
+//! HLS, MPEG-TS HLS and LL-DASH served by the real server (2 cores) from a
+//! stream published with ffmpeg over RTMP: real decoders (ffmpeg's hls and
+//! dash demuxers) on every entry URL, blocking playlist reload, keep-alive
+//! pipelining, the same bytes from both cores, an in-progress LL-DASH
+//! segment streamed with chunked transfer, and bad requests.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// One HTTP/1.1 response read from a keep-alive connection.
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+}
+
+/// Reads exactly one response (Content-Length or chunked body) from `s`,
+/// leaving whatever follows (a pipelined response) unread in `pending`.
+fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>) -> Response {
+    fn fill(s: &mut TcpStream, pending: &mut Vec<u8>) {
+        let mut buf = [0u8; 65536];
+        let n = s.read(&mut buf).expect("read");
+        assert!(n > 0, "connection closed mid-response");
+        pending.extend_from_slice(&buf[..n]);
+    }
+    let head_end = loop {
+        if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        fill(s, pending);
+    };
+    let head = String::from_utf8_lossy(&pending[..head_end]).to_string();
+    pending.drain(..head_end);
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
+    let mut body = Vec::new();
+    if get("transfer-encoding").is_some_and(|v| v == "chunked") {
+        loop {
+            let line_end = loop {
+                if let Some(i) = pending.windows(2).position(|w| w == b"\r\n") {
+                    break i;
+                }
+                fill(s, pending);
+            };
+            let size =
+                usize::from_str_radix(String::from_utf8_lossy(&pending[..line_end]).trim(), 16)
+                    .expect("chunk size");
+            pending.drain(..line_end + 2);
+            while pending.len() < size + 2 {
+                fill(s, pending);
+            }
+            body.extend_from_slice(&pending[..size]);
+            pending.drain(..size + 2);
+            if size == 0 {
+                break;
+            }
+        }
+    } else {
+        let len: usize = get("content-length").map_or(0, |v| v.parse().unwrap());
+        while pending.len() < len {
+            fill(s, pending);
+        }
+        body.extend_from_slice(&pending[..len]);
+        pending.drain(..len);
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+fn get_on(s: &mut TcpStream, method: &str, path: &str) -> Response {
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    read_response(s, &mut Vec::new())
+}
+
+fn get(port: u16, path: &str) -> Response {
+    get_on(&mut connect(port), "GET", path)
+}
+
+/// Starts a 2-core server and an ffmpeg publisher of `live/cam` for
+/// `seconds`, and waits until the multivariant playlist is served.
+fn live_server(seconds: u32) -> (Server, Proc) {
+    require::command("ffmpeg", "ffmpeg");
+    require::command("ffprobe", "ffmpeg");
+    let server = Server::start(2, "");
+    let publisher = publish(&server.rtmp_url("live", "cam"), seconds);
+    wait_live(&server, "live", "cam", Duration::from_secs(20));
+    wait_until("the multivariant playlist", Duration::from_secs(20), || {
+        get(server.http_port, "/live/cam.m3u8").status == 200
+    });
+    (server, publisher)
+}
+
+/// The media playlist's preload hint `(msn, part)`.
+fn preload_hint(playlist: &str) -> (u64, u32) {
+    let uri = playlist
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))
+        .and_then(|l| l.split("URI=\"").nth(1))
+        .and_then(|u| u.split('"').next())
+        .unwrap_or_else(|| panic!("no preload hint in {playlist}"));
+    let name = uri.rsplit('/').next().unwrap().trim_end_matches(".m4s");
+    let (msn, part) = name.split_once('.').unwrap();
+    (msn.parse().unwrap(), part.parse().unwrap())
+}
+
+#[test]
+fn ll_hls_ts_hls_and_ll_dash_decode_in_ffmpeg() {
+    let (server, _publisher) = live_server(60);
+    // ffmpeg's demuxers are not low-latency clients: they start three whole
+    // segments from the live edge, so wait until there are three.
+    wait_until("three closed segments", Duration::from_secs(30), || {
+        get(server.http_port, "/live/cam/v.m3u8")
+            .text()
+            .matches("#EXTINF")
+            .count()
+            >= 3
+    });
+    // ffmpeg's hls demuxer reads the multivariant playlist, both media
+    // playlists and their fMP4 segments; the TS playlist muxed segments; the
+    // dash demuxer the MPD's $Number$ segments.
+    for path in ["/live/cam.m3u8", "/live/cam-ts.m3u8", "/live/cam.mpd"] {
+        let url = format!("http://127.0.0.1:{}{path}", server.http_port);
+        let d = pull_decode(&url, 100, Duration::from_secs(60));
+        assert!(
+            d.video_frames >= 100,
+            "{path}: {} frames decoded: {}",
+            d.video_frames,
+            d.errors
+        );
+        assert!(d.ok && d.errors.trim().is_empty(), "{path}: {}", d.errors);
+    }
+    // The playlists parse with an independent parser.
+    let media = get(server.http_port, "/live/cam/v.m3u8");
+    match m3u8_rs::parse_playlist_res(&media.body) {
+        Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => {
+            assert!(!p.segments.is_empty(), "{}", media.text());
+            assert!(p.target_duration >= 2);
+        }
+        other => panic!("v.m3u8 is not a media playlist: {other:?}"),
+    }
+    let master = get(server.http_port, "/live/cam.m3u8");
+    assert!(matches!(
+        m3u8_rs::parse_playlist_res(&master.body),
+        Ok(m3u8_rs::Playlist::MasterPlaylist(_))
+    ));
+}
+
+#[test]
+fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
+    let (server, _publisher) = live_server(90);
+    let port = server.http_port;
+
+    // The oldest segment listed now, to see it evicted later.
+    let first_msn: u64 = get(port, "/live/cam/v.m3u8")
+        .text()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .expect("media sequence");
+    let oldest = format!("/live/cam/v/{first_msn}.m4s");
+    assert_eq!(get(port, &oldest).status, 200);
+
+    // Blocking reload for the next part: answered only once it exists, and
+    // the playlist then lists it.
+    let media = get(port, "/live/cam/v.m3u8");
+    assert_eq!(media.status, 200);
+    assert!(media.header("cache-control").is_some());
+    assert_eq!(media.header("access-control-allow-origin"), Some("*"));
+    let (msn, part) = preload_hint(&media.text());
+    let next = format!("URI=\"v/{msn}.{part}.m4s\"");
+    assert!(
+        !media
+            .text()
+            .lines()
+            .any(|l| l.starts_with("#EXT-X-PART:") && l.contains(&next)),
+        "the hinted part is not listed yet"
+    );
+    let asked = Instant::now();
+    let reload = get(
+        port,
+        &format!("/live/cam/v.m3u8?_HLS_msn={msn}&_HLS_part={part}"),
+    );
+    assert_eq!(reload.status, 200, "{}", reload.text());
+    assert!(
+        reload
+            .text()
+            .lines()
+            .any(|l| l.starts_with("#EXT-X-PART:") && l.contains(&next)),
+        "the blocking reload returned before part {msn}.{part} existed:\n{}",
+        reload.text()
+    );
+    assert!(asked.elapsed() < Duration::from_secs(12));
+    // The part itself is immutable.
+    let p = get(port, &format!("/live/cam/v/{msn}.{part}.m4s"));
+    assert_eq!(p.status, 200);
+    assert_eq!(
+        p.header("cache-control"),
+        Some("max-age=31536000, immutable")
+    );
+    // Too far ahead: 400 at once.
+    let far = get(port, &format!("/live/cam/v.m3u8?_HLS_msn={}", msn + 10));
+    assert_eq!(far.status, 400);
+
+    // Keep-alive and pipelining: three requests in one write, the first a
+    // blocking reload that waits; the answers come in request order.
+    let media = get(port, "/live/cam/v.m3u8");
+    let (msn, part) = preload_hint(&media.text());
+    let mut s = connect(port);
+    write!(
+        s,
+        "GET /live/cam/v.m3u8?_HLS_msn={msn}&_HLS_part={part} HTTP/1.1\r\nHost: x\r\n\r\n\
+         GET /live/cam.m3u8 HTTP/1.1\r\nHost: x\r\n\r\n\
+         HEAD /live/cam-ts.m3u8 HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    let mut pending = Vec::new();
+    let first = read_response(&mut s, &mut pending);
+    assert_eq!(first.status, 200);
+    assert!(first.text().contains(&format!("v/{msn}.{part}.m4s")));
+    let second = read_response(&mut s, &mut pending);
+    assert_eq!(second.status, 200);
+    assert!(second.text().starts_with("#EXTM3U") && second.text().contains("STREAM-INF"));
+    // HEAD: the headers of the TS playlist, no body.
+    write!(s, "GET /live/cam.mpd HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let third_head = {
+        // A HEAD response has a Content-Length but no body: read the head only.
+        while !pending.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0);
+            pending.extend_from_slice(&buf[..n]);
+        }
+        let end = pending.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        String::from_utf8_lossy(&pending.drain(..end).collect::<Vec<u8>>()).to_string()
+    };
+    assert!(third_head.starts_with("HTTP/1.1 200"), "{third_head}");
+    assert!(third_head.contains("Content-Length: "));
+    let mpd = read_response(&mut s, &mut pending);
+    assert_eq!(mpd.status, 200);
+    assert!(mpd.text().contains("<MPD"));
+
+    // Both cores answer (16 connections spread over the SO_REUSEPORT
+    // listeners; the core not owning the stream answers from its copy of the
+    // owner's views) with the same bytes.
+    let init_path = {
+        let v = get(port, "/live/cam/v.m3u8").text();
+        let uri = v
+            .lines()
+            .find(|l| l.starts_with("#EXT-X-MAP"))
+            .and_then(|l| l.split("URI=\"").nth(1))
+            .and_then(|u| u.split('"').next())
+            .unwrap()
+            .to_owned();
+        format!("/live/cam/{uri}")
+    };
+    let closed_part = format!("/live/cam/v/{msn}.0.m4s");
+    let reference = (get(port, &init_path).body, get(port, &closed_part).body);
+    assert!(!reference.0.is_empty() && !reference.1.is_empty());
+    for _ in 0..16 {
+        let mut c = connect(port);
+        let init = get_on(&mut c, "GET", &init_path);
+        let part = get_on(&mut c, "GET", &closed_part);
+        assert_eq!((init.status, part.status), (200, 200));
+        assert!(
+            init.body == reference.0 && part.body == reference.1,
+            "bytes differ between cores"
+        );
+    }
+    let copies: f64 = (0..2)
+        .map(|core| {
+            let text = http_request(server.admin_port, "GET", "/metrics").1;
+            let series = format!("ringcast_hls_copies{{core=\"{core}\"}}");
+            text.lines()
+                .find_map(|l| l.strip_prefix(series.as_str())?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        })
+        .sum();
+    assert_eq!(
+        copies, 1.0,
+        "the non-owner core serves from one copied view"
+    );
+
+    // LL-DASH: the segment being produced streams with chunked transfer as
+    // its parts land, and equals the stored segment once complete.
+    let v = get(port, "/live/cam/v.m3u8").text();
+    let (open_msn, _) = preload_hint(&v);
+    let streamed = get(port, &format!("/live/cam/v/{open_msn}.m4s"));
+    assert_eq!(streamed.status, 200);
+    assert_eq!(streamed.header("transfer-encoding"), Some("chunked"));
+    let stored = get(port, &format!("/live/cam/v/{open_msn}.m4s"));
+    assert_eq!(stored.status, 200);
+    assert!(stored.header("content-length").is_some());
+    assert!(
+        streamed.body == stored.body && !stored.body.is_empty(),
+        "streamed {} bytes, stored {}",
+        streamed.body.len(),
+        stored.body.len()
+    );
+
+    // Bad requests: each gets its status, and the server keeps serving.
+    for (method, path, status) in [
+        ("GET", "/live/cam/v/999999.0.m4s".to_owned(), 404),
+        ("GET", "/live/cam/v.m3u8?_HLS_msn=x".to_owned(), 400),
+        ("GET", "/live/cam/v.m3u8?_HLS_part=1".to_owned(), 400),
+        ("GET", "/live/cam/x/1.m4s".to_owned(), 400),
+        ("POST", "/live/cam.m3u8".to_owned(), 405),
+        ("GET", "/live/nobody.m3u8".to_owned(), 404),
+        ("GET", "/live/nobody.mpd".to_owned(), 404),
+    ] {
+        let r = get_on(&mut connect(port), method, &path);
+        assert_eq!(r.status, status, "{method} {path}: {}", r.text());
+    }
+    let mut c = connect(port);
+    write!(c, "OPTIONS /live/cam.m3u8 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let preflight = read_response(&mut c, &mut Vec::new());
+    assert_eq!(preflight.status, 204);
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+    // An evicted segment: the oldest leaves the window (6 segments of 2 s).
+    wait_until(
+        "the oldest segment evicted (404)",
+        Duration::from_secs(40),
+        || get(port, &oldest).status == 404,
+    );
+    let clock = get(port, "/time");
+    assert_eq!(clock.status, 200);
+    assert!(clock.text().ends_with('Z'), "{}", clock.text());
+    assert_eq!(get(port, "/live/cam.m3u8").status, 200, "still serving");
+}
