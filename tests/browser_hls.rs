@@ -1,8 +1,10 @@
 //! hls.js (low-latency mode) and dash.js (low-latency settings) in headless
-//! Chromium play ringcast's LL-HLS (`/{app}/{stream}.m3u8`) and LL-DASH
-//! (`/{app}/{stream}.mpd`) cross-origin: ffmpeg publishes over RTMP to the real
-//! binary, the page (served from the test's own origin) plays for a bounded
-//! time and reports frames, stalls and the player's latency behind live.
+//! Chromium play ringcast's LL-HLS (`/{app}/{stream}.m3u8`), classic TS HLS
+//! (`/{app}/{stream}-ts.m3u8`) and LL-DASH (`/{app}/{stream}.mpd`)
+//! cross-origin: ffmpeg publishes over RTMP to the real binary, the page
+//! (served from the test's own origin) plays for a bounded time and reports
+//! frames, stalls and the player's latency behind live. Each starts right
+//! after the stream goes live, as the first viewer of a new stream does.
 
 mod browser_support;
 mod common;
@@ -18,18 +20,62 @@ const PLAY: Duration = Duration::from_secs(12);
 const LIMIT: Duration = Duration::from_secs(45);
 
 /// Publishes a test source to a fresh ringcast and returns both (the
-/// publisher outlives any browser run: 60 s).
-fn live_stream(name: &str) -> (Server, Proc) {
+/// publisher outlives any browser run: 60 s) once `ready` holds for the
+/// stream (bounded wait).
+fn live_stream(name: &str, ready: fn(&Server, &str) -> bool) -> (Server, Proc) {
     let server = Server::start(1, "");
     let publisher = publish(&server.rtmp_url("live", name), 60);
     wait_live(&server, "live", name, Duration::from_secs(30));
+    wait_until(
+        &format!("live/{name} to be ready for the player"),
+        Duration::from_secs(30),
+        || ready(&server, name),
+    );
     (server, publisher)
 }
 
-/// What both players must show: played to the end, no error, no stall, frames
+/// The LL-HLS media playlist lists a part or a segment: the issue's contract is
+/// a playable playlist for a stream live for a second; before its first part a
+/// playlist is empty, which hls.js reports as `levelEmptyError` and retries.
+/// (LL-DASH waits for the same: the MPD must describe the segment in production.)
+fn packaged(server: &Server, name: &str) -> bool {
+    let (status, multivariant) = server.public_get(&format!("/live/{name}.m3u8"));
+    let variant = multivariant
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty());
+    match (status, variant) {
+        (200, Some(uri)) => {
+            let (status, media) = server.public_get(&format!("/live/{}", uri.trim()));
+            status == 200 && (media.contains("#EXT-X-PART:") || media.contains("#EXTINF:"))
+        }
+        _ => false,
+    }
+}
+
+/// The classic TS playlist holds three target durations of segments: what
+/// hls.js keeps behind the live edge (`liveSyncDurationCount`). With less, a
+/// classic player starts at the first segment and drains its buffer waiting
+/// for whole segments, whatever the server does.
+fn three_ts_targets(server: &Server, name: &str) -> bool {
+    let (status, playlist) = server.public_get(&format!("/live/{name}-ts.m3u8"));
+    let number = |line: &str, tag: &str| -> f64 {
+        line.strip_prefix(tag)
+            .and_then(|v| v.trim_end_matches(',').split(',').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let target: f64 = playlist
+        .lines()
+        .map(|l| number(l, "#EXT-X-TARGETDURATION:"))
+        .sum();
+    let media: f64 = playlist.lines().map(|l| number(l, "#EXTINF:")).sum();
+    status == 200 && target > 0.0 && media >= 3.0 * target
+}
+
+/// What every player must show: played to the end, no error, no stall, frames
 /// decoded, cross-origin media and nothing fetched from anywhere else (no
-/// outside time server), and a latency figure from the player itself.
-fn assert_smooth_live_playback(report: &Report) {
+/// outside time server), and a latency figure from the player itself, below
+/// `max_latency` seconds.
+fn assert_smooth_live_playback(report: &Report, max_latency: f64) {
     let summary = report.summary();
     assert_eq!(report.reason.as_deref(), Some("played"), "{summary}");
     assert!(report.errors.is_empty(), "errors: {summary}");
@@ -53,29 +99,43 @@ fn assert_smooth_live_playback(report: &Report) {
     assert!(first <= 5000.0, "first frame after {first} ms: {summary}");
     let latency = report.latency_p50.expect("the player reported its latency");
     assert!(
-        latency > 0.0 && latency < 10.0,
-        "latency {latency} s: {summary}"
+        latency > 0.0 && latency < max_latency,
+        "latency {latency} s (bound {max_latency} s): {summary}"
     );
 }
 
 #[test]
-#[ignore = "needs HLS serving (branch hls-serve)"]
 fn hls_js_low_latency_plays_ll_hls_cross_origin() {
-    let (server, mut publisher) = live_stream("llhls");
+    let (server, mut publisher) = live_stream("llhls", packaged);
     let url = format!("http://127.0.0.1:{}/live/llhls.m3u8", server.http_port);
     let report = play(Library::Hls, &url, PLAY, LIMIT);
     println!("LL-HLS in Chromium: {}", report.summary());
-    assert_smooth_live_playback(&report);
+    // Low latency in effect: hls.js holds back PART-HOLD-BACK (1 s with the
+    // default 1/3 s parts), not the three whole segments (≥ 6 s) of classic HLS.
+    assert_smooth_live_playback(&report, 3.0);
     publisher.kill();
 }
 
 #[test]
-#[ignore = "needs HLS serving (branch hls-serve)"]
+fn hls_js_plays_classic_ts_hls_cross_origin() {
+    let (server, mut publisher) = live_stream("tshls", three_ts_targets);
+    let url = format!("http://127.0.0.1:{}/live/tshls-ts.m3u8", server.http_port);
+    let report = play(Library::Hls, &url, PLAY, LIMIT);
+    println!("TS HLS in Chromium: {}", report.summary());
+    // Whole segments: hls.js starts three target durations behind the edge.
+    assert_smooth_live_playback(&report, 16.0);
+    publisher.kill();
+}
+
+#[test]
+#[ignore = "ringcast's LL-DASH MPD (branch hls-serve): an empty SegmentTimeline before the first \
+            segment closes (dash.js TypeError), and only closed segments listed, so dash.js \
+            stalls before each MPD refresh"]
 fn dash_js_low_latency_plays_ll_dash_cross_origin() {
-    let (server, mut publisher) = live_stream("lldash");
+    let (server, mut publisher) = live_stream("lldash", packaged);
     let url = format!("http://127.0.0.1:{}/live/lldash.mpd", server.http_port);
     let report = play(Library::Dash, &url, PLAY, LIMIT);
     println!("LL-DASH in Chromium: {}", report.summary());
-    assert_smooth_live_playback(&report);
+    assert_smooth_live_playback(&report, 4.0);
     publisher.kill();
 }

@@ -50,12 +50,13 @@ impl Library {
         }
     }
 
-    /// Its browser build, relative to `tests/browser/`.
+    /// Its browser build, relative to `tests/browser/`: the unminified one
+    /// where the package has it, so a failure's stack trace names functions.
     pub fn file(self) -> &'static str {
         match self {
             Library::Mpegts => "node_modules/mpegts.js/dist/mpegts.js",
-            Library::Hls => "node_modules/hls.js/dist/hls.min.js",
-            Library::Dash => "node_modules/dashjs/dist/modern/umd/dash.all.min.js",
+            Library::Hls => "node_modules/hls.js/dist/hls.js",
+            Library::Dash => "node_modules/dashjs/dist/modern/umd/dash.all.debug.js",
         }
     }
 

@@ -23,6 +23,12 @@
     if (list.length < MAX_ITEMS) list.push(item);
   }
 
+  // The top frames of an exception's stack, to say where a library failed.
+  function where(e) {
+    const stack = e && e.stack ? String(e.stack).split('\n').slice(1, 5) : [];
+    return stack.length ? ' at ' + stack.map((l) => l.trim().replace(/^at /, '')).join(' < ') : '';
+  }
+
   function median(xs) {
     if (!xs.length) return null;
     const s = xs.slice().sort((a, b) => a - b);
@@ -42,7 +48,8 @@
   /// One probe per page: `new Probe(video, name, version)`, then the page sets
   /// `probe.latency` (a function returning the player's own latency behind live,
   /// in seconds, or null) and calls `probe.asked()` just before it tells the
-  /// player to load `src`; player errors go to `probe.error(text, fatal)`.
+  /// player to load `src` (`probe.asked(true)` when the player starts playback
+  /// itself); player errors go to `probe.error(text, fatal)`.
   class Probe {
     constructor(video, player, version) {
       this.video = video;
@@ -72,13 +79,16 @@
     }
 
     error(text, fatal) {
-      push(this.r.errors, (fatal ? 'fatal: ' : '') + String(text).slice(0, 300));
+      push(this.r.errors, (fatal ? 'fatal: ' : '') + String(text).slice(0, 600));
       if (fatal) this.finish('fatal player error');
     }
 
-    asked() {
+    // `playerPlays`: the player starts playback itself (dash.js autoplay); a
+    // play() from the page before the player listens would hide the `play`
+    // event it waits for.
+    asked(playerPlays) {
       this.askedAt = performance.now();
-      this.video.play().catch((e) => push(this.r.errors, 'play(): ' + e));
+      if (!playerPlays) this.video.play().catch((e) => push(this.r.errors, 'play(): ' + e));
     }
 
     watch() {
@@ -96,8 +106,8 @@
         const e = v.error;
         this.error('video element: ' + (e ? e.code + ' ' + e.message : 'unknown'), true);
       });
-      window.addEventListener('error', (e) => push(this.r.errors, 'script: ' + e.message));
-      window.addEventListener('unhandledrejection', (e) => push(this.r.errors, 'promise: ' + e.reason));
+      window.addEventListener('error', (e) => push(this.r.errors, 'script: ' + e.message + where(e.error)));
+      window.addEventListener('unhandledrejection', (e) => push(this.r.errors, 'promise: ' + e.reason + where(e.reason)));
       // Every origin the page fetched from (the page's own, the media's, and any
       // outside one a player reached for on its own, such as a time server).
       new PerformanceObserver((list) => {
