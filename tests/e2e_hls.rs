@@ -5,12 +5,14 @@
 //! segment streamed with chunked transfer, and bad requests.
 
 mod common;
+mod edge_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
+use edge_support::{edge_toml, rtmp_origin};
 
 /// One HTTP/1.1 response read from a keep-alive connection.
 struct Response {
@@ -242,6 +244,25 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
         p.header("cache-control"),
         Some("max-age=31536000, immutable")
     );
+    assert_eq!(
+        reload.header("cache-control"),
+        Some("max-age=12"),
+        "3 x TARGETDURATION"
+    );
+    // A byte range of an immutable body: 206 with the same bytes.
+    let mut c = connect(port);
+    write!(
+        c,
+        "GET /live/cam/v/{msn}.{part}.m4s HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n"
+    )
+    .unwrap();
+    let ranged = read_response(&mut c, &mut Vec::new());
+    assert_eq!(ranged.status, 206);
+    assert_eq!(ranged.body, p.body[..10]);
+    assert_eq!(
+        ranged.header("content-range"),
+        Some(format!("bytes 0-9/{}", p.body.len()).as_str())
+    );
     // Too far ahead: 400 at once.
     let far = get(port, &format!("/live/cam/v.m3u8?_HLS_msn={}", msn + 10));
     assert_eq!(far.status, 400);
@@ -370,4 +391,115 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
     assert_eq!(clock.status, 200);
     assert!(clock.text().ends_with('Z'), "{}", clock.text());
     assert_eq!(get(port, "/live/cam.m3u8").status, 200, "still serving");
+}
+
+#[test]
+fn an_hls_request_starts_the_edge_pull_and_waits_for_a_publisher() {
+    require::command("ffmpeg", "ffmpeg");
+    // Edge: the first HLS request for a key not live here starts the pull
+    // and is answered once the stream is packaged.
+    let origin = Server::start(1, "");
+    let _publisher = publish(&origin.rtmp_url("live", "cam"), 60);
+    wait_live(&origin, "live", "cam", Duration::from_secs(20));
+    let edge = Server::start(2, &edge_toml(&[rtmp_origin(&origin)], "30s"));
+    let first = get(edge.http_port, "/live/cam.m3u8");
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert!(first.text().contains("STREAM-INF"));
+    wait_until(
+        "three closed segments on the edge",
+        Duration::from_secs(30),
+        || {
+            get(edge.http_port, "/live/cam-ts.m3u8")
+                .text()
+                .matches("#EXTINF")
+                .count()
+                >= 3
+        },
+    );
+    let url = format!("http://127.0.0.1:{}/live/cam-ts.m3u8", edge.http_port);
+    let d = pull_decode(&url, 100, Duration::from_secs(60));
+    assert!(
+        d.video_frames >= 100 && d.ok,
+        "{} frames: {}",
+        d.video_frames,
+        d.errors
+    );
+    assert_eq!(
+        get(edge.http_port, "/live/nobody.m3u8").status,
+        404,
+        "the origin does not have it"
+    );
+
+    // wait_for_publisher: a request before the publisher is held, then answered.
+    let server = Server::start(1, "[stream]\nwait_for_publisher = \"15s\"\n");
+    let port = server.http_port;
+    let early = std::thread::spawn(move || get(port, "/live/late.m3u8"));
+    std::thread::sleep(Duration::from_millis(300));
+    let _late = publish(&server.rtmp_url("live", "late"), 30);
+    let answered = early.join().unwrap();
+    assert_eq!(answered.status, 200, "{}", answered.text());
+    assert!(answered.text().contains("#EXTM3U"));
+}
+
+/// The `#EXT-X-MEDIA-SEQUENCE` of a media playlist.
+fn media_sequence(playlist: &str) -> u64 {
+    playlist
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no media sequence in {playlist}"))
+}
+
+#[test]
+fn a_returning_publisher_continues_the_numbers_with_a_discontinuity() {
+    require::command("ffmpeg", "ffmpeg");
+    // One core: the returning publisher lands on the core that kept the packager.
+    let server = Server::start(1, "");
+    let port = server.http_port;
+    let mut first = publish(&server.rtmp_url("live", "back"), 8);
+    wait_live(&server, "live", "back", Duration::from_secs(20));
+    wait_until("two closed segments", Duration::from_secs(30), || {
+        get(port, "/live/back/v.m3u8")
+            .text()
+            .matches("#EXTINF")
+            .count()
+            >= 2
+    });
+    let before = get(port, "/live/back/v.m3u8").text();
+    let discontinuity = |p: &str| p.lines().any(|l| l.trim() == "#EXT-X-DISCONTINUITY");
+    assert!(!discontinuity(&before));
+    let last_before = preload_hint(&before).0;
+    assert!(
+        first.wait_for(Duration::from_secs(30)).is_some(),
+        "publisher ends"
+    );
+    wait_until("the stream ended (404)", Duration::from_secs(20), || {
+        get(port, "/live/back.m3u8").status == 404
+    });
+    let _second = publish(&server.rtmp_url("live", "back"), 20);
+    wait_until(
+        "a segment of the new publisher",
+        Duration::from_secs(30),
+        || {
+            let r = get(port, "/live/back/v.m3u8");
+            r.status == 200 && discontinuity(&r.text())
+        },
+    );
+    let after = get(port, "/live/back/v.m3u8").text();
+    assert!(
+        media_sequence(&after) <= last_before && preload_hint(&after).0 > last_before,
+        "numbers continue: before up to {last_before}, after:\n{after}"
+    );
+    let url = format!("http://127.0.0.1:{port}/live/back.m3u8");
+    let d = pull_decode(&url, 50, Duration::from_secs(40));
+    assert!(
+        d.video_frames >= 50 && d.ok,
+        "{} frames: {}",
+        d.video_frames,
+        d.errors
+    );
 }

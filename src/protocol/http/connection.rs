@@ -68,6 +68,10 @@ pub struct HttpConnection {
     requests: u32,
     /// Most requests served on the connection.
     max_requests: u32,
+    /// Input was dropped at the [`MAX_BUFFERED`] bound after a complete
+    /// request (pipelined requests piling up behind a held one): the rest of
+    /// the stream cannot be parsed any more.
+    overflowed: bool,
 }
 
 impl HttpConnection {
@@ -86,6 +90,7 @@ impl HttpConnection {
             parked: false,
             requests: 0,
             max_requests: u32::MAX,
+            overflowed: false,
         }
     }
 
@@ -126,6 +131,9 @@ impl HttpConnection {
         let take = data
             .len()
             .min((MAX_BUFFERED + 1).saturating_sub(self.buf.len()));
+        if take < data.len() {
+            self.overflowed = true;
+        }
         self.buf.extend_from_slice(data.get(..take).unwrap_or(data));
     }
 
@@ -135,6 +143,14 @@ impl HttpConnection {
     pub fn next_request(&mut self) -> Result<Option<Request>, HttpError> {
         if self.is_held() || self.parked || self.requests >= self.max_requests {
             return Ok(None);
+        }
+        if self.overflowed && self.buf.len() > MAX_BUFFERED {
+            // Bytes were dropped: whatever follows the complete requests
+            // still buffered is cut, so refuse rather than misparse.
+            return Err(HttpError::HeadTooLarge {
+                len: self.buf.len(),
+                limit: MAX_BUFFERED,
+            });
         }
         match self.parser.parse(&self.buf)? {
             Parsed::Partial => Ok(None),
@@ -288,6 +304,23 @@ mod tests {
         c.answered(BASE + 7, true);
         assert_eq!(c.next_request(), Ok(None));
         assert!(!c.has_buffered());
+    }
+
+    #[test]
+    fn pipelined_input_past_the_bound_while_parked_is_refused_not_misparsed() {
+        let mut c = conn();
+        c.push(b"GET /a HTTP/1.1\r\n\r\n");
+        assert!(c.next_request().unwrap().is_some());
+        c.park();
+        let one = b"GET /bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb HTTP/1.1\r\n\r\n";
+        for _ in 0..(2 * MAX_BUFFERED / one.len()) {
+            c.push(one);
+        }
+        c.answered(BASE, true);
+        assert!(matches!(
+            c.next_request(),
+            Err(HttpError::HeadTooLarge { .. })
+        ));
     }
 
     #[test]

@@ -287,9 +287,11 @@ impl CoreState {
                 continue;
             };
             let stream = entry.stream;
+            // HLS players are no shard viewers: their requests keep the pull too.
             let audience = stream
                 .and_then(|(id, _)| self.shard.audience(id))
-                .unwrap_or(0);
+                .unwrap_or(0)
+                + stream.map_or(0, |(id, _)| self.hls_audience(id, now));
             let ours = match stream {
                 None => true,
                 Some((id, _)) => self.shared.directory.lookup(&key) == Some((id, self.core)),

@@ -27,10 +27,13 @@ impl CoreState {
     /// if this core has one; otherwise the subscription is sent (once) and
     /// the request must wait for the view.
     pub(crate) fn hls_view(&mut self, stream_id: StreamId, owner: usize) -> Option<Arc<HlsView>> {
-        if owner == self.core {
-            return self.hls.owned.get(&stream_id).map(|o| o.view.clone());
-        }
         let now = self.now_ms();
+        if owner == self.core {
+            return self.hls.owned.get_mut(&stream_id).map(|o| {
+                o.last_request_ms = Some(now);
+                o.view()
+            });
+        }
         if let Some(r) = self.hls.replicas.get_mut(&stream_id) {
             r.last_request_ms = now;
             return r.view.clone();
@@ -53,17 +56,14 @@ impl CoreState {
     }
 
     /// The view of `stream_id` this core answers from now, if any (owned or copied).
-    pub(crate) fn hls_current_view(&self, stream_id: StreamId) -> Option<Arc<HlsView>> {
+    pub(crate) fn hls_current_view(&mut self, stream_id: StreamId) -> Option<Arc<HlsView>> {
+        if let Some(o) = self.hls.owned.get_mut(&stream_id) {
+            return Some(o.view());
+        }
         self.hls
-            .owned
+            .replicas
             .get(&stream_id)
-            .map(|o| o.view.clone())
-            .or_else(|| {
-                self.hls
-                    .replicas
-                    .get(&stream_id)
-                    .and_then(|r| r.view.clone())
-            })
+            .and_then(|r| r.view.clone())
     }
 
     /// An HLS message from another core.

@@ -16,6 +16,7 @@ use crate::metrics::{CloseReason, HlsKind};
 use crate::protocol::hls::serve::{Answer, Cacheability};
 use crate::protocol::hls::urls::{self, Resource, UrlError};
 use crate::protocol::hls::{Body, HlsView, RequestError};
+use crate::protocol::http::range::{parse_range, ByteRange, RangeRequest};
 use crate::protocol::http::request::{Method, Request};
 use crate::protocol::http::response::{self, BodyFraming, ResponseContext, LAST_CHUNK};
 use crate::server::conn::{Hold, Proto};
@@ -23,7 +24,8 @@ use crate::server::pending::WaitingPlay;
 use crate::server::worker::CoreState;
 use crate::stream::{StreamId, StreamKey};
 
-/// How long a request waits for the owner core's first view of a stream.
+/// How long a request waits for the owner core's first view of a stream, or
+/// for a live stream's first packaged keyframe.
 const VIEW_WAIT_MS: u64 = 2_000;
 
 /// One HLS request, as held by a waiter or a wait for the stream.
@@ -41,6 +43,8 @@ pub struct HlsRequest {
     pub since_ms: u64,
     /// Its connection's slab generation.
     pub generation: u32,
+    /// Its `Range` header, if any (bounded by the request head limit).
+    pub range: Option<String>,
 }
 
 /// The metrics kind of a request.
@@ -66,6 +70,23 @@ fn entry_suffix(resource: &Resource) -> Option<&'static str> {
         Resource::Mpd => Some(".mpd"),
         _ => None,
     }
+}
+
+/// The bytes of `body` in `r` (slices of its pieces; nothing copied).
+fn slice_body(body: &Body, r: ByteRange) -> Body {
+    let mut out = Vec::new();
+    let mut at = 0u64;
+    for p in body.pieces() {
+        let (start, end) = (at, at + p.len() as u64);
+        at = end;
+        if end <= r.first || start > r.last {
+            continue;
+        }
+        let from = r.first.saturating_sub(start) as usize;
+        let to = ((r.last + 1).min(end) - start) as usize;
+        out.push(p.slice(from..to));
+    }
+    Body::from_pieces(out)
 }
 
 /// `Cache-Control` of a reply.
@@ -144,6 +165,7 @@ impl CoreState {
             ctx,
             since_ms: self.now_ms(),
             generation,
+            range: req.header("range").map(str::to_owned),
         };
         Some(self.hls_start(slot, hreq))
     }
@@ -183,8 +205,9 @@ impl CoreState {
         };
         match self.hls_view(stream_id, owner) {
             Some(view) => self.hls_answer(slot, stream_id, req, &view, None),
-            // Owned here, but nothing packaged yet (no frame).
-            None if owner == self.core => self.hls_error(slot, ctx, 503),
+            // No view yet: owned here with no frame packaged, or the owner
+            // core's first view is on its way.
+            None if !self.shared.config.hls.enabled => self.hls_error(slot, ctx, 404),
             None => {
                 let deadline_ms = req.since_ms.saturating_add(VIEW_WAIT_MS);
                 self.hls_wait(slot, stream_id, req, deadline_ms, None)
@@ -291,16 +314,51 @@ impl CoreState {
         match view.answer(req.resource, &req.query, req.since_ms, now) {
             Ok(Answer::Serve(reply)) => {
                 let cc = cache_control(reply.cache, view);
+                let total = reply.body.len() as u64;
+                // Ranges of immutable bodies only (a playlist changes under them).
+                let range = if reply.cache == Cacheability::Immutable {
+                    parse_range(req.range.as_deref(), total)
+                } else {
+                    RangeRequest::Whole
+                };
                 let mut head = BytesMut::new();
+                let (status, body, content_range) = match range {
+                    RangeRequest::Whole => (200, reply.body.clone(), None),
+                    RangeRequest::Part(r) => (
+                        206,
+                        slice_body(&reply.body, r),
+                        Some(format!("bytes {}-{}/{total}", r.first, r.last)),
+                    ),
+                    RangeRequest::Unsatisfiable => {
+                        self.metrics.hls.error(416);
+                        let cr = format!("bytes */{total}");
+                        response::write_body_head(
+                            &ctx,
+                            416,
+                            reply.content_type,
+                            Some(0),
+                            &[("Content-Range", &cr)],
+                            &mut head,
+                        );
+                        return self.respond_bytes(slot, head.freeze(), None, ctx.keep_alive);
+                    }
+                };
+                let mut extra: Vec<(&str, &str)> = vec![("Cache-Control", &cc)];
+                if reply.cache == Cacheability::Immutable {
+                    extra.push(("Accept-Ranges", "bytes"));
+                }
+                if let Some(cr) = &content_range {
+                    extra.push(("Content-Range", cr));
+                }
                 response::write_body_head(
                     &ctx,
-                    200,
+                    status,
                     reply.content_type,
-                    Some(reply.body.len() as u64),
-                    &[("Cache-Control", &cc)],
+                    Some(body.len() as u64),
+                    &extra,
                     &mut head,
                 );
-                let body = (!ctx.head_only).then_some(&reply.body);
+                let body = (!ctx.head_only).then_some(&body);
                 if let Some(b) = body {
                     self.metrics.hls.bytes(k, b.len() as u64);
                 }
@@ -329,6 +387,12 @@ impl CoreState {
                     next_part: 0,
                 };
                 self.hls_stream_more(slot, stream_id, req, view, st)
+            }
+            // Live, but no keyframe packaged yet (a stream just started, an
+            // edge pull just connected): wait a little for it.
+            Err(RequestError::NotStarted) if now < req.since_ms.saturating_add(VIEW_WAIT_MS) => {
+                let deadline_ms = req.since_ms.saturating_add(VIEW_WAIT_MS);
+                self.hls_wait(slot, stream_id, req, deadline_ms, None)
             }
             Err(e) => {
                 if e != RequestError::NotStarted {
@@ -494,5 +558,53 @@ impl CoreState {
             }
         }
         self.response_done(slot, keep_alive)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::hls::TrackKind;
+
+    #[test]
+    fn kinds_entry_urls_and_cache_headers() {
+        let v = TrackKind::Video;
+        assert_eq!(
+            kind(&Resource::MediaPlaylist(v), ""),
+            HlsKind::MediaPlaylist
+        );
+        assert_eq!(
+            kind(&Resource::MediaPlaylist(v), "_HLS_msn=3&_HLS_part=1"),
+            HlsKind::BlockingReload
+        );
+        assert_eq!(
+            kind(
+                &Resource::Part {
+                    track: v,
+                    msn: 1,
+                    part: 0
+                },
+                ""
+            ),
+            HlsKind::Part
+        );
+        assert_eq!(
+            kind(&Resource::TsSegment { msn: 1 }, ""),
+            HlsKind::TsSegment
+        );
+        assert_eq!(entry_suffix(&Resource::Multivariant), Some(".m3u8"));
+        assert_eq!(entry_suffix(&Resource::TsPlaylist), Some("-ts.m3u8"));
+        assert_eq!(entry_suffix(&Resource::Mpd), Some(".mpd"));
+        assert_eq!(entry_suffix(&Resource::Segment { track: v, msn: 2 }), None);
+        let empty = HlsView::empty();
+        assert_eq!(
+            cache_control(Cacheability::Immutable, &empty),
+            "max-age=31536000, immutable"
+        );
+        assert_eq!(cache_control(Cacheability::ShortLived, &empty), "max-age=0");
+        assert_eq!(
+            cache_control(Cacheability::BlockingReload, &empty),
+            "max-age=0"
+        );
     }
 }

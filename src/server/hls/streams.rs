@@ -23,7 +23,8 @@ pub(crate) const LINGER_MS: u64 = 30_000;
 pub(crate) struct Owned {
     pub(crate) key: StreamKey,
     packager: Packager,
-    pub(crate) view: Arc<HlsView>,
+    view: Arc<HlsView>,
+    /// The packager's render count `view` was taken at.
     version: u64,
     subscribers: CoreSet,
     /// When the stream ended (the packager is finished), ms.
@@ -32,6 +33,26 @@ pub(crate) struct Owned {
     /// stream took over a finished packager, so its DTS never goes back.
     dts_offset: u64,
     last_dts: Option<u64>,
+    /// Last HLS request answered from this view on this core (ms).
+    pub(crate) last_request_ms: Option<u64>,
+}
+
+impl Owned {
+    /// The packager changed since the view was taken (or it finished and
+    /// the view does not say so yet).
+    fn is_stale(&self) -> bool {
+        let finish_pending = self.ended_at_ms.is_some() && !self.view.is_finished();
+        self.packager.rendered_versions() != self.version || finish_pending
+    }
+
+    /// The current view, taken now if the packager changed since the last one.
+    pub(crate) fn view(&mut self) -> Arc<HlsView> {
+        if self.is_stale() {
+            self.version = self.packager.rendered_versions();
+            self.view = Arc::new(self.packager.view());
+        }
+        self.view.clone()
+    }
 }
 
 /// Wall clock in Unix ms (PROGRAM-DATE-TIME, MPD times).
@@ -101,6 +122,7 @@ impl CoreState {
                         ended_at_ms: None,
                         dts_offset: 0,
                         last_dts: None,
+                        last_request_ms: None,
                     }
                 }
             };
@@ -141,19 +163,19 @@ impl CoreState {
         self.hls_publish(stream_id);
     }
 
-    /// A new view after a packager change: kept, sent to subscribers, and
-    /// this core's waiters of the stream asked again.
+    /// After a packager change: when another core or a waiter here wants
+    /// it, a new view is taken at once, sent to subscribers and the waiters
+    /// re-asked; otherwise it is taken on the next request ([`Owned::view`]),
+    /// so a stream nobody watches over HLS costs no snapshots.
     fn hls_publish(&mut self, stream_id: StreamId) {
+        let wanted = self.hls.waiters.has_stream(stream_id);
         let Some(o) = self.hls.owned.get_mut(&stream_id) else {
             return;
         };
-        let version = o.packager.rendered_versions();
-        if version == o.version && !(o.ended_at_ms.is_some() && !o.view.is_finished()) {
+        if !o.is_stale() || (o.subscribers.is_empty() && !wanted) {
             return;
         }
-        o.version = version;
-        o.view = Arc::new(o.packager.view());
-        let view = o.view.clone();
+        let view = o.view();
         let subscribers = o.subscribers;
         for core in subscribers.iter() {
             let msg = HlsMsg::View {
@@ -194,12 +216,24 @@ impl CoreState {
                 o.subscribers.insert(from_core);
                 HlsMsg::View {
                     stream_id,
-                    view: o.view.clone(),
+                    view: o.view(),
                 }
             }
             None => HlsMsg::Gone { stream_id },
         };
         self.mesh.send(&self.metrics, from_core, MeshMsg::Hls(msg));
+    }
+
+    /// HLS audience of an owned stream, for an edge pull's idle close: the
+    /// cores subscribed to its views, plus this core while it answered an
+    /// HLS request within the last idle period.
+    pub(crate) fn hls_audience(&self, stream_id: StreamId, now_ms: u64) -> usize {
+        self.hls.owned.get(&stream_id).map_or(0, |o| {
+            let local = o
+                .last_request_ms
+                .is_some_and(|t| now_ms.saturating_sub(t) < super::replica::IDLE_UNSUBSCRIBE_MS);
+            o.subscribers.len() + usize::from(local)
+        })
     }
 
     /// Drops finished packagers past [`LINGER_MS`]; their subscribers are told.

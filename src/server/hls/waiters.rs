@@ -64,6 +64,11 @@ impl Waiters {
         self.count == 0
     }
 
+    /// Whether a request of `stream_id` waits here.
+    pub fn has_stream(&self, stream_id: StreamId) -> bool {
+        self.by_stream.contains_key(&stream_id)
+    }
+
     /// Holds `w`; gives it back when the core already holds the most.
     pub fn add(&mut self, w: Waiter) -> Result<(), Box<Waiter>> {
         if self.count >= self.cap {
@@ -119,6 +124,7 @@ mod tests {
                 ctx: ResponseContext::for_bad_request(),
                 since_ms: 0,
                 generation: 0,
+                range: None,
             },
             deadline_ms,
             streaming: None,
@@ -137,6 +143,7 @@ mod tests {
         assert_eq!(due.len(), 2);
         assert_eq!(w.len(), 1);
         assert!(w.take_stream(StreamId(2)).is_empty());
+        assert!(w.has_stream(StreamId(1)) && !w.has_stream(StreamId(2)));
         assert_eq!(w.take_stream(StreamId(1)).len(), 1);
         assert!(w.is_empty());
         w.add(waiter(3, 1)).unwrap();
