@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use browser_support::{play, play_with, Library, Options, Report, TestCert};
+use browser_support::{one_at_a_time, play, play_with, Library, Options, Report, TestCert};
 use common::*;
 
 /// What every successful playback must show: the page played to the end with
@@ -36,6 +36,7 @@ fn assert_clean_cross_origin(report: &Report, page_allowance: &str) {
 
 #[test]
 fn mpegts_js_plays_http_flv_cross_origin() {
+    let _one = one_at_a_time();
     let server = Server::start(1, "");
     let mut publisher = publish(&server.rtmp_url("live", "browser"), 60);
     wait_live(&server, "live", "browser", Duration::from_secs(30));
@@ -71,6 +72,7 @@ fn mpegts_js_plays_http_flv_cross_origin() {
 
 #[test]
 fn mpegts_js_plays_from_an_https_page() {
+    let _one = one_at_a_time();
     // The page over HTTPS with a certificate made here, which Chromium trusts by
     // its public-key pin and nothing else: the harness side of HTTPS playback.
     // (The media stays plain HTTP: loopback is a trustworthy origin, so this is
@@ -99,6 +101,7 @@ fn mpegts_js_plays_from_an_https_page() {
 
 #[test]
 fn mpegts_js_reports_a_stream_that_is_not_live() {
+    let _one = one_at_a_time();
     // The harness's error path: a 404 from ringcast reaches the page as a
     // player error, and the run ends with a final report, not a hang.
     let server = Server::start(1, "");

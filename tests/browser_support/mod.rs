@@ -19,15 +19,24 @@ pub use report::Report;
 pub use tls::TestCert;
 
 use std::sync::mpsc::RecvTimeoutError;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The longest a browser test may take in total (CI stays bounded).
 pub const MAX_RUN: Duration = Duration::from_secs(60);
 
-/// One Chromium at a time per test binary: two browsers decoding at once on a
-/// small CI machine would measure each other, not ringcast.
-static ONE_BROWSER: Mutex<()> = Mutex::new(());
+/// One browser test at a time per test binary (see [`one_at_a_time`]).
+static ONE_TEST: Mutex<()> = Mutex::new(());
+
+/// Taken first by every browser test and held to its end: two tests at once
+/// on a small CI machine (two ffmpeg encoders, two Chromiums decoding) would
+/// measure each other, not ringcast, and a test waiting for its turn after
+/// starting its publisher could outlive it.
+pub fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_TEST
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// A player library, from its npm package in `tests/browser/node_modules`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,9 +122,6 @@ pub fn play_with(
 ) -> Report {
     assert!(limit <= MAX_RUN, "a browser run is bounded by {MAX_RUN:?}");
     library.require();
-    let _turn = ONE_BROWSER
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let pages = PageServer::start(options.https_page.map(TestCert::server_config));
     // The page gives up a little before the harness does, so a slow start
     // still yields a final report saying how far it got.
