@@ -46,6 +46,12 @@ pub struct Report {
     pub latency_p50: Option<f64>,
     /// Largest of `latency_s`.
     pub latency_max: Option<f64>,
+    /// This machine's clock minus the wall-clock time of the frame playing, from
+    /// the stream's own timestamps (hls.js: `EXT-X-PROGRAM-DATE-TIME` through
+    /// `hls.playingDate`), seconds (newest 64 samples); empty for other players.
+    pub wall_latency_s: Vec<f64>,
+    /// Median of `wall_latency_s`.
+    pub wall_latency_p50: Option<f64>,
     /// Buffer ahead of the playhead, seconds (newest 64 samples).
     pub buffer_s: Vec<f64>,
     /// Median of `buffer_s`.
@@ -81,8 +87,8 @@ impl Report {
         let s = |x: Option<f64>| x.map_or("none".to_string(), |v| format!("{v:.2} s"));
         format!(
             "{} {}: first frame {} after asking, {} frames decoded ({} dropped) in {:.1} s, \
-             {} stalls ({:.0} ms), {} waiting events, latency p50 {} max {}, buffer p50 {}, \
-             {}x{}, errors {:?}",
+             {} stalls ({:.0} ms), {} waiting events, latency p50 {} max {}, \
+             wall-clock latency p50 {}, buffer p50 {}, {}x{}, errors {:?}",
             self.player,
             self.version,
             ms(self.first_frame_ms),
@@ -94,6 +100,7 @@ impl Report {
             self.waiting_events,
             s(self.latency_p50),
             s(self.latency_max),
+            s(self.wall_latency_p50),
             s(self.buffer_p50),
             self.video_width,
             self.video_height,

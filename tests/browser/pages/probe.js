@@ -47,13 +47,16 @@
 
   /// One probe per page: `new Probe(video, name, version)`, then the page sets
   /// `probe.latency` (a function returning the player's own latency behind live,
-  /// in seconds, or null) and calls `probe.asked()` just before it tells the
+  /// in seconds, or null), optionally `probe.wallLatency` (this machine's clock
+  /// minus the wall-clock time of the frame playing, from the stream's own
+  /// timestamps, or null) and calls `probe.asked()` just before it tells the
   /// player to load `src` (`probe.asked(true)` when the player starts playback
   /// itself); player errors go to `probe.error(text, fatal)`.
   class Probe {
     constructor(video, player, version) {
       this.video = video;
       this.latency = () => null;
+      this.wallLatency = () => null;
       this.r = {
         player, version, final: false, reason: null,
         user_agent: navigator.userAgent,
@@ -65,6 +68,7 @@
         frames_decoded: 0, frames_dropped: 0,
         waiting_events: 0, stalls: 0, stalled_ms: 0,
         latency_s: [], latency_p50: null, latency_max: null,
+        wall_latency_s: [], wall_latency_p50: null,
         buffer_s: [], buffer_p50: null,
         current_time: 0, video_width: 0, video_height: 0,
         resource_origins: [], errors: [],
@@ -153,6 +157,11 @@
         if (typeof lat === 'number' && isFinite(lat)) {
           this.keep(this.r.latency_s, lat);
         }
+        let wall = null;
+        try { wall = this.wallLatency(); } catch (e) { wall = null; }
+        if (typeof wall === 'number' && isFinite(wall)) {
+          this.keep(this.r.wall_latency_s, wall);
+        }
         this.keep(this.r.buffer_s, bufferAhead(v));
         this.r.played_ms = Math.round(now - this.firstFrameAt);
         if (this.r.played_ms >= playMs) this.finish('played');
@@ -179,6 +188,7 @@
       const r = this.r;
       r.latency_p50 = median(r.latency_s);
       r.latency_max = r.latency_s.length ? Math.max(...r.latency_s) : null;
+      r.wall_latency_p50 = median(r.wall_latency_s);
       r.buffer_p50 = median(r.buffer_s);
       fetch('/report', {
         method: 'POST',
