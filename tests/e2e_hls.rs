@@ -503,3 +503,90 @@ fn a_returning_publisher_continues_the_numbers_with_a_discontinuity() {
         d.errors
     );
 }
+
+#[test]
+fn the_api_counts_hls_sessions_from_request_rates() {
+    require::command("ffmpeg", "ffmpeg");
+    let server = Server::start(1, "");
+    let port = server.http_port;
+    let _publisher = publish(&server.rtmp_url("live", "s"), 40);
+    wait_live(&server, "live", "s", Duration::from_secs(20));
+    wait_until("a media playlist", Duration::from_secs(20), || {
+        get(port, "/live/s/v.m3u8").status == 200
+    });
+    // Two LL-HLS "players": one blocking reload of the video playlist per part.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let players: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut c = connect(port);
+                let started = Instant::now();
+                let mut playlist = get_on(&mut c, "GET", "/live/s/v.m3u8").text();
+                while started.elapsed() < Duration::from_secs(30)
+                    && !stop.load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    let (msn, part) = preload_hint(&playlist);
+                    let path = format!("/live/s/v.m3u8?_HLS_msn={msn}&_HLS_part={part}");
+                    let r = get_on(&mut c, "GET", &path);
+                    assert_eq!(r.status, 200);
+                    playlist = r.text();
+                }
+            })
+        })
+        .collect();
+    wait_until(
+        "the API shows 2 HLS sessions",
+        Duration::from_secs(25),
+        || {
+            let snapshot = edge_support::stream_json(&server, "live", "s");
+            snapshot["viewers"]["hls"].as_u64() == Some(2)
+        },
+    );
+    for p in players {
+        p.join().unwrap();
+    }
+}
+
+#[test]
+fn a_reload_blocked_past_three_target_durations_is_503_and_audio_only_is_served() {
+    use common::raw_rtmp::{audio_frame, audio_header_frame, RawClient};
+    let server = Server::start(1, "");
+    let port = server.http_port;
+    // An audio-only stream that stops sending (the publisher stays connected).
+    let mut publisher =
+        RawClient::publish(server.rtmp_port, "live", "mute", Duration::from_secs(10)).unwrap();
+    let mut frames = vec![audio_header_frame()];
+    frames.extend((0..200u32).map(|i| audio_frame(i * 23, 200)));
+    publisher.send(&frames).unwrap();
+    wait_until("the audio playlist", Duration::from_secs(20), || {
+        let r = get(port, "/live/mute/a.m3u8");
+        r.status == 200 && r.text().contains("#EXTINF")
+    });
+    let master = get(port, "/live/mute.m3u8").text();
+    assert!(
+        master.contains("mp4a.40.2") && !master.contains("avc1"),
+        "{master}"
+    );
+    assert_eq!(get(port, "/live/mute/v.m3u8").status, 404, "no video track");
+    // The stream stalls: a reload for the next part waits 3 x TARGETDURATION
+    // (12 s), answered by the timer wheel with 503.
+    let (msn, part) = preload_hint(&get(port, "/live/mute/a.m3u8").text());
+    let asked = Instant::now();
+    let blocked = get(
+        port,
+        &format!("/live/mute/a.m3u8?_HLS_msn={msn}&_HLS_part={part}"),
+    );
+    let waited = asked.elapsed();
+    assert_eq!(blocked.status, 503, "{}", blocked.text());
+    assert!(
+        waited >= Duration::from_millis(11_500) && waited < Duration::from_secs(14),
+        "answered after {waited:?}"
+    );
+    let text = http_request(server.admin_port, "GET", "/metrics").1;
+    assert!(
+        text.contains("ringcast_hls_errors_total{status=\"503\"} 1"),
+        "{text}"
+    );
+    drop(publisher);
+}

@@ -56,6 +56,17 @@ impl HttpConn {
         self.state.park();
     }
 
+    /// The parked request must be answered by `deadline_ms` (the core's
+    /// timer wheel fires then).
+    pub(crate) fn park_until(&mut self, deadline_ms: u64) {
+        self.state.park_until(deadline_ms);
+    }
+
+    /// The parked request's deadline passed.
+    pub(crate) fn park_expired(&self, now_ms: u64) -> bool {
+        self.state.park_expired(now_ms)
+    }
+
     /// The connection's next deadline.
     pub(crate) fn poll_timeout(&self) -> Option<u64> {
         self.state.poll_timeout()

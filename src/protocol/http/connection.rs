@@ -64,6 +64,9 @@ pub struct HttpConnection {
     wait: Option<Wait>,
     /// A request is being answered later; its successors wait in `buf`.
     parked: bool,
+    /// When the holder of a parked request must answer it (its own deadline,
+    /// e.g. a blocking reload's 503), if it gave one.
+    parked_until: Option<u64>,
     /// Requests handed out so far.
     requests: u32,
     /// Most requests served on the connection.
@@ -88,6 +91,7 @@ impl HttpConnection {
             timeouts,
             wait: Some(wait),
             parked: false,
+            parked_until: None,
             requests: 0,
             max_requests: u32::MAX,
             overflowed: false,
@@ -172,11 +176,27 @@ impl HttpConnection {
         self.wait = None;
     }
 
+    /// The holder of the parked request answers it by `deadline_ms`:
+    /// [`HttpConnection::poll_timeout`] includes it (so the caller's timer
+    /// fires then) and [`HttpConnection::park_expired`] tells when it passed.
+    /// It never closes the connection by itself.
+    pub fn park_until(&mut self, deadline_ms: u64) {
+        if self.parked {
+            self.parked_until = Some(deadline_ms);
+        }
+    }
+
+    /// The parked request's deadline passed: answer it now.
+    pub fn park_expired(&self, now_ms: u64) -> bool {
+        self.parked && self.parked_until.is_some_and(|d| now_ms >= d)
+    }
+
     /// A response now holds the connection (a viewer waiting or streaming):
     /// further input is ignored and the connection has no deadline of its own.
     pub fn hold(&mut self) {
         self.wait = None;
         self.parked = false;
+        self.parked_until = None;
         self.buf = BytesMut::new();
     }
 
@@ -184,6 +204,7 @@ impl HttpConnection {
     /// request head is awaited, otherwise only the send.
     pub fn answered(&mut self, now_ms: u64, keep_alive: bool) {
         self.parked = false;
+        self.parked_until = None;
         let phase = if keep_alive {
             "next request"
         } else {
@@ -198,13 +219,18 @@ impl HttpConnection {
 
     /// When the connection next needs [`HttpConnection::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.wait.map(|w| w.since_ms.saturating_add(w.limit_ms))
+        let own = self.wait.map(|w| w.since_ms.saturating_add(w.limit_ms));
+        match (own, self.parked_until.filter(|_| self.parked)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Checks the deadline at `now_ms`: an [`HttpTimeout`] once it passed; then
     /// the connection is closed (nothing is answered).
     pub fn handle_timeout(&mut self, now_ms: u64) -> Result<(), HttpTimeout> {
-        match (self.wait, self.poll_timeout()) {
+        let own = self.wait.map(|w| w.since_ms.saturating_add(w.limit_ms));
+        match (self.wait, own) {
             (Some(w), Some(deadline)) if now_ms >= deadline => Err(HttpTimeout {
                 phase: w.phase,
                 limit_ms: w.limit_ms,
@@ -296,7 +322,16 @@ mod tests {
         assert_eq!(c.poll_timeout(), None, "the waiter bounds a parked request");
         c.push(b"GET /c HTTP/1.1\r\n\r\n");
         assert_eq!(c.next_request(), Ok(None), "nothing while parked");
+        c.park_until(BASE + 100);
+        assert_eq!(c.poll_timeout(), Some(BASE + 100), "the holder's deadline");
+        assert!(!c.park_expired(BASE + 99) && c.park_expired(BASE + 100));
+        assert_eq!(
+            c.handle_timeout(BASE + 500),
+            Ok(()),
+            "it never closes by itself"
+        );
         c.answered(BASE + 5, true);
+        assert!(!c.park_expired(BASE + 500));
         assert!(c.has_buffered());
         assert_eq!(c.next_request().unwrap().unwrap().path, "/b");
         c.answered(BASE + 6, true);

@@ -11,6 +11,7 @@
 
 mod replica;
 mod routes;
+mod sessions;
 mod streams;
 mod waiters;
 
@@ -65,6 +66,8 @@ pub struct HlsCore {
     pub(crate) waiters: Waiters,
     /// Requests held for a publisher or an edge pull, by connection slot.
     pub(crate) held: HashMap<u32, HlsRequest>,
+    /// Session estimates from request rates (the API's `hls` viewers).
+    pub(crate) sessions: sessions::Sessions,
     /// Scratch for packager events.
     pub(crate) events: Vec<crate::protocol::hls::PackagerEvent>,
 }
@@ -77,6 +80,7 @@ impl HlsCore {
             replicas: HashMap::new(),
             waiters: Waiters::new(max_waiters),
             held: HashMap::new(),
+            sessions: sessions::Sessions::default(),
             events: Vec::new(),
         }
     }

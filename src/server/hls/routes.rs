@@ -204,7 +204,10 @@ impl CoreState {
             return self.hls_not_live(slot, req);
         };
         match self.hls_view(stream_id, owner) {
-            Some(view) => self.hls_answer(slot, stream_id, req, &view, None),
+            Some(view) => {
+                self.count_session_tick(stream_id, &req, &view);
+                self.hls_answer(slot, stream_id, req, &view, None)
+            }
             // No view yet: owned here with no frame packaged, or the owner
             // core's first view is on its way.
             None if !self.shared.config.hls.enabled => self.hls_error(slot, ctx, 404),
@@ -213,6 +216,30 @@ impl CoreState {
                 self.hls_wait(slot, stream_id, req, deadline_ms, None)
             }
         }
+    }
+
+    /// Feeds the session estimate (`sessions.rs`) with a request.
+    fn count_session_tick(&mut self, stream_id: StreamId, req: &HlsRequest, view: &HlsView) {
+        use super::sessions::Tick;
+        use crate::protocol::hls::TrackKind;
+        let leading = if view.carries(TrackKind::Video) {
+            TrackKind::Video
+        } else {
+            TrackKind::Audio
+        };
+        let tick = match req.resource {
+            Resource::MediaPlaylist(t) if t == leading && req.query.contains("_HLS_msn=") => {
+                Tick::Reload
+            }
+            Resource::Segment { track, .. } if track == leading => Tick::Segment,
+            Resource::TsSegment { .. } => Tick::Segment,
+            _ => return,
+        };
+        let progress = (
+            view.version(),
+            view.state().and_then(|s| s.last_closed_msn).unwrap_or(0),
+        );
+        self.hls.sessions.tick(stream_id, tick, progress);
     }
 
     /// The key is not live here: held for a publisher or an edge pull like
@@ -286,7 +313,40 @@ impl CoreState {
         }
         self.metrics.hls.waiters.set(self.hls.waiters.len() as i64);
         self.park(slot);
+        // The core's timer wheel answers it at its deadline.
+        if let Some(Proto::Http(http)) = self.conns.at(slot).map(|c| &mut c.proto) {
+            http.park_until(deadline_ms);
+        }
+        self.conns.arm_timer(slot);
         false
+    }
+
+    /// The timer wheel fired for the request held on `slot`: 503 (a
+    /// streamed segment that stalled is closed instead).
+    pub(crate) fn hls_held_due(&mut self, slot: u32, now_ms: u64) {
+        let Some(w) = self.hls.waiters.take_slot(slot) else {
+            return;
+        };
+        self.metrics.hls.waiters.set(self.hls.waiters.len() as i64);
+        self.hls_expired(w, now_ms);
+    }
+
+    /// Answers a waiter whose deadline passed.
+    fn hls_expired(&mut self, w: Waiter, _now_ms: u64) {
+        if self
+            .conns
+            .get_mut(w.slot, w.req.generation)
+            .is_none_or(|c| c.closing)
+        {
+            return;
+        }
+        if w.streaming.is_some() {
+            self.conns.close_later(w.slot, CloseReason::StreamEnded);
+            return;
+        }
+        if self.hls_error(w.slot, w.req.ctx, 503) {
+            self.process_http(w.slot);
+        }
     }
 
     /// No further request is read on `slot` until this one is answered.
@@ -491,26 +551,26 @@ impl CoreState {
         self.metrics.hls.waiters.set(self.hls.waiters.len() as i64);
     }
 
-    /// The 100 ms sweep: waiters past their deadline get 503 (a streamed
-    /// segment that stopped is closed); idle copies and finished packagers go.
+    /// The 100 ms sweep: a backstop for waiters past their deadline (the
+    /// timer wheel answers them first), session estimates; idle copies and
+    /// finished packagers go.
     pub(crate) fn hls_sweep(&mut self, now_ms: u64) {
         for w in self.hls.waiters.take_due(now_ms) {
-            if self
-                .conns
-                .get_mut(w.slot, w.req.generation)
-                .is_none_or(|c| c.closing)
-            {
-                continue;
-            }
-            if w.streaming.is_some() {
-                self.conns.close_later(w.slot, CloseReason::StreamEnded);
-                continue;
-            }
-            if self.hls_error(w.slot, w.req.ctx, 503) {
-                self.process_http(w.slot);
-            }
+            self.hls_expired(w, now_ms);
         }
         self.metrics.hls.waiters.set(self.hls.waiters.len() as i64);
+        let mut sessions = std::mem::take(&mut self.hls.sessions);
+        let estimates = sessions.estimates(now_ms, |id| {
+            let view = self.hls_current_view(id)?;
+            let closed = view.state().and_then(|s| s.last_closed_msn).unwrap_or(0);
+            Some((view.version(), closed))
+        });
+        self.hls.sessions = sessions;
+        if let Some(estimates) = estimates {
+            for (stream_id, n) in estimates {
+                self.report.set_hls_sessions(stream_id, n);
+            }
+        }
         self.hls_drop_idle(now_ms);
         self.hls_drop_finished(now_ms);
         self.hls
@@ -606,5 +666,24 @@ mod tests {
             cache_control(Cacheability::BlockingReload, &empty),
             "max-age=0"
         );
+    }
+
+    #[test]
+    fn ranges_slice_the_shared_pieces() {
+        let a = Bytes::from_static(b"0123");
+        let body = Body::from_pieces(vec![
+            a.clone(),
+            Bytes::from_static(b"4567"),
+            Bytes::from_static(b"89"),
+        ]);
+        let cut = slice_body(&body, ByteRange { first: 2, last: 8 });
+        assert_eq!(&cut.to_bytes()[..], b"2345678");
+        assert_eq!(
+            cut.pieces()[0].as_ptr(),
+            a[2..].as_ptr(),
+            "a slice, not a copy"
+        );
+        let last = slice_body(&body, ByteRange { first: 9, last: 9 });
+        assert_eq!(&last.to_bytes()[..], b"9");
     }
 }

@@ -40,6 +40,9 @@ pub struct Waiter {
 /// The waiters of one core.
 pub struct Waiters {
     by_stream: HashMap<StreamId, Vec<Waiter>>,
+    /// Which stream each waiting connection waits on (one request per
+    /// connection waits at a time: later ones are parked behind it).
+    by_slot: HashMap<u32, StreamId>,
     count: usize,
     cap: usize,
 }
@@ -49,6 +52,7 @@ impl Waiters {
     pub fn new(cap: usize) -> Waiters {
         Waiters {
             by_stream: HashMap::new(),
+            by_slot: HashMap::new(),
             count: 0,
             cap: cap.max(1),
         }
@@ -75,14 +79,31 @@ impl Waiters {
             return Err(Box::new(w));
         }
         self.count += 1;
+        self.by_slot.insert(w.slot, w.stream_id);
         self.by_stream.entry(w.stream_id).or_default().push(w);
         Ok(())
+    }
+
+    /// Takes the waiter of connection `slot` (its deadline passed).
+    pub fn take_slot(&mut self, slot: u32) -> Option<Waiter> {
+        let stream_id = self.by_slot.remove(&slot)?;
+        let list = self.by_stream.get_mut(&stream_id)?;
+        let pos = list.iter().position(|w| w.slot == slot)?;
+        let w = list.swap_remove(pos);
+        if list.is_empty() {
+            self.by_stream.remove(&stream_id);
+        }
+        self.count -= 1;
+        Some(w)
     }
 
     /// Takes every waiter of `stream_id` (to be asked again; re-add those
     /// that still wait).
     pub fn take_stream(&mut self, stream_id: StreamId) -> Vec<Waiter> {
         let taken = self.by_stream.remove(&stream_id).unwrap_or_default();
+        for w in &taken {
+            self.by_slot.remove(&w.slot);
+        }
         self.count -= taken.len();
         taken
     }
@@ -101,6 +122,9 @@ impl Waiters {
             }
             !list.is_empty()
         });
+        for w in &due {
+            self.by_slot.remove(&w.slot);
+        }
         self.count -= due.len();
         due
     }
@@ -148,5 +172,7 @@ mod tests {
         assert!(w.is_empty());
         w.add(waiter(3, 1)).unwrap();
         assert_eq!(w.len(), 1);
+        assert_eq!(w.take_slot(1).map(|x| x.stream_id), Some(StreamId(3)));
+        assert!(w.is_empty() && w.take_slot(1).is_none());
     }
 }
