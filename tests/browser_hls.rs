@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use browser_support::{one_at_a_time, play, Library, Report};
+use browser_support::{one_at_a_time, play, play_with, Library, Options, Report};
 use common::*;
 
 /// How long each player plays after its first frame.
@@ -22,12 +22,16 @@ const LIMIT: Duration = Duration::from_secs(45);
 /// Publishes a test source to a fresh ringcast and returns both (the
 /// publisher outlives the test: 90 s) once `ready` holds for the
 /// stream (bounded wait).
-fn live_stream(name: &str, ready: fn(&Server, &str) -> bool) -> (Server, Proc) {
+fn live_stream(name: &str, ready: impl Fn(&Server, &str) -> bool) -> (Server, Proc) {
     live_stream_on(1, name, ready)
 }
 
 /// [`live_stream`] on a server with `cores` reactors.
-fn live_stream_on(cores: usize, name: &str, ready: fn(&Server, &str) -> bool) -> (Server, Proc) {
+fn live_stream_on(
+    cores: usize,
+    name: &str,
+    ready: impl Fn(&Server, &str) -> bool,
+) -> (Server, Proc) {
     let server = Server::start(cores, "");
     let publisher = publish(&server.rtmp_url("live", name), 90);
     wait_live(&server, "live", name, Duration::from_secs(30));
@@ -54,6 +58,41 @@ fn packaged(server: &Server, name: &str) -> bool {
             status == 200 && (media.contains("#EXT-X-PART:") || media.contains("#EXTINF:"))
         }
         _ => false,
+    }
+}
+
+/// The MPD's SegmentTimeline lists `seconds` of segments (video), so a player
+/// can start that far behind the edge (before its first segment closes the
+/// timeline is empty, which dash.js cannot start from: see the LL-DASH test).
+fn mpd_holds(seconds: f64) -> impl Fn(&Server, &str) -> bool {
+    move |server, name| {
+        let (status, mpd) = server.public_get(&format!("/live/{name}.mpd"));
+        let video = mpd.split("</AdaptationSet>").next().unwrap_or("");
+        let timescale = video
+            .split("timescale=\"")
+            .nth(1)
+            .and_then(|t| t.split('"').next()?.parse::<f64>().ok())
+            .unwrap_or(1.0);
+        let listed: f64 = video
+            .split("<S ")
+            .skip(1)
+            .filter_map(|s| {
+                let d = s
+                    .split("d=\"")
+                    .nth(1)?
+                    .split('"')
+                    .next()?
+                    .parse::<f64>()
+                    .ok()?;
+                let r = s
+                    .split("r=\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next()?.parse::<f64>().ok())
+                    .unwrap_or(0.0);
+                Some(d * (r + 1.0))
+            })
+            .sum();
+        status == 200 && listed / timescale >= seconds
     }
 }
 
@@ -165,5 +204,29 @@ fn dash_js_low_latency_plays_ll_dash_cross_origin() {
     let report = play(Library::Dash, &url, PLAY, LIMIT);
     println!("LL-DASH in Chromium: {}", report.summary());
     assert_smooth_live_playback(&report, 4.0);
+    publisher.kill();
+}
+
+#[test]
+fn dash_js_plays_the_mpd_at_a_relaxed_delay() {
+    let _one = one_at_a_time();
+    // dash.js with everything the MPD promises (the CMAF init and segments, the
+    // `UTCTiming` clock ringcast serves, no outside origin) but a target delay
+    // the current MPD can meet: it learns of a segment only once it is closed
+    // and at the next refresh, so 2 s segments + 2 s refresh + margin = 6 s,
+    // started once the timeline holds 8 s. The low-latency test above is what
+    // the MPD must eventually pass.
+    let (server, mut publisher) = live_stream("dash6", mpd_holds(8.0));
+    let url = format!("http://127.0.0.1:{}/live/dash6.mpd", server.http_port);
+    let options = Options {
+        query: vec![("live_delay", "6".to_string())],
+        ..Options::default()
+    };
+    let report = play_with(Library::Dash, &url, PLAY, LIMIT, &options);
+    println!(
+        "DASH at a 6 s target delay in Chromium: {}",
+        report.summary()
+    );
+    assert_smooth_live_playback(&report, 8.0);
     publisher.kill();
 }

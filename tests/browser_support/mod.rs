@@ -99,6 +99,9 @@ pub struct Options<'a> {
     pub https_page: Option<&'a TestCert>,
     /// More certificates Chromium trusts (a ringcast serving HTTPS).
     pub trust: Vec<&'a TestCert>,
+    /// More `name=value` pairs for the page's query (player settings the page
+    /// reads, such as dash.html's `live_delay`).
+    pub query: Vec<(&'a str, String)>,
 }
 
 /// [`play_with`] with the default [`Options`]: an HTTP page.
@@ -107,7 +110,7 @@ pub fn play(library: Library, media_url: &str, play: Duration, limit: Duration) 
 }
 
 /// One bounded playback: `library`'s page (over HTTPS with
-/// `options.https_page`) plays `media_url` in headless Chromium
+/// `options.https_page`, `options.query` added to its query) plays `media_url` in headless Chromium
 /// for `play` after its first frame; the page must send its final report
 /// within `limit` (at most [`MAX_RUN`]) of its launch. Chromium is killed (its whole process
 /// group) before this returns or panics, and every one of its processes must
@@ -126,7 +129,7 @@ pub fn play_with(
     // The page gives up a little before the harness does, so a slow start
     // still yields a final report saying how far it got.
     let page_deadline = limit.saturating_sub(Duration::from_secs(3));
-    let url = format!(
+    let mut url = format!(
         "{}/pages/{}?src={}&play_ms={}&deadline_ms={}",
         pages.origin(),
         library.page(),
@@ -134,6 +137,9 @@ pub fn play_with(
         play.as_millis(),
         page_deadline.as_millis()
     );
+    for (name, value) in &options.query {
+        url.push_str(&format!("&{}={}", encode(name), encode(value)));
+    }
     let pins: Vec<&str> = (options.https_page.iter().chain(&options.trust))
         .map(|cert| cert.spki_pin.as_str())
         .collect();

@@ -35,6 +35,8 @@ pub struct Report {
     pub frames_dropped: u64,
     /// `waiting` events after the first frame (the element ran out of data).
     pub waiting_events: u64,
+    /// When each of those came, ms after the first frame (the first 64).
+    pub waiting_at_ms: Vec<f64>,
     /// Times the playhead stood still for 500 ms or more while playing.
     pub stalls: u64,
     /// Total time the playhead stood still in those stalls.
@@ -87,7 +89,7 @@ impl Report {
         let s = |x: Option<f64>| x.map_or("none".to_string(), |v| format!("{v:.2} s"));
         format!(
             "{} {}: first frame {} after asking, {} frames decoded ({} dropped) in {:.1} s, \
-             {} stalls ({:.0} ms), {} waiting events, latency p50 {} max {}, \
+             {} stalls ({:.0} ms), {} waiting events {:?} ms, latency p50 {} max {}, \
              wall-clock latency p50 {}, buffer p50 {}, {}x{}, errors {:?}",
             self.player,
             self.version,
@@ -98,6 +100,7 @@ impl Report {
             self.stalls,
             self.stalled_ms,
             self.waiting_events,
+            self.waiting_at_ms,
             s(self.latency_p50),
             s(self.latency_max),
             s(self.wall_latency_p50),

@@ -66,7 +66,7 @@
         mse_aac: window.MediaSource ? MediaSource.isTypeSupported('audio/mp4; codecs="mp4a.40.2"') : false,
         first_frame_ms: null, played_ms: 0,
         frames_decoded: 0, frames_dropped: 0,
-        waiting_events: 0, stalls: 0, stalled_ms: 0,
+        waiting_events: 0, waiting_at_ms: [], stalls: 0, stalled_ms: 0,
         latency_s: [], latency_p50: null, latency_max: null,
         wall_latency_s: [], wall_latency_p50: null,
         buffer_s: [], buffer_p50: null,
@@ -105,7 +105,11 @@
       };
       if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(first);
       v.addEventListener('playing', () => { if (v.currentTime > 0) first(); });
-      v.addEventListener('waiting', () => { if (this.firstFrameAt !== null) this.r.waiting_events++; });
+      v.addEventListener('waiting', () => {
+        if (this.firstFrameAt === null) return;
+        this.r.waiting_events++;
+        push(this.r.waiting_at_ms, Math.round(performance.now() - this.firstFrameAt));
+      });
       v.addEventListener('error', () => {
         const e = v.error;
         this.error('video element: ' + (e ? e.code + ' ' + e.message : 'unknown'), true);
