@@ -8,31 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use browser_support::{one_at_a_time, play, play_with, Library, Options, Report, TestCert};
+use browser_support::{one_at_a_time, play, play_with, Library, Options, TestCert};
 use common::*;
-
-/// What every successful playback must show: the page played to the end with
-/// no error, from another origin than the media's, fetching from nowhere else.
-fn assert_clean_cross_origin(report: &Report, page_allowance: &str) {
-    assert_eq!(
-        report.reason.as_deref(),
-        Some("played"),
-        "{page_allowance}: {}",
-        report.summary()
-    );
-    assert!(report.errors.is_empty(), "errors: {}", report.summary());
-    assert_ne!(
-        report.page_origin,
-        report.media_origin(),
-        "the media must come from another origin than the page"
-    );
-    for origin in &report.resource_origins {
-        assert!(
-            *origin == report.page_origin || *origin == report.media_origin(),
-            "the page fetched from {origin}, outside the page and media origins"
-        );
-    }
-}
 
 #[test]
 fn mpegts_js_plays_http_flv_cross_origin() {
@@ -53,7 +30,7 @@ fn mpegts_js_plays_http_flv_cross_origin() {
         "this Chromium ({}) lacks H.264 or AAC in Media Source Extensions",
         report.user_agent
     );
-    assert_clean_cross_origin(&report, "mpegts.js did not play 8 s");
+    report.assert_played_cleanly_cross_origin();
     let first = report.first_frame_ms.expect("a first frame");
     // The GOP cache starts a viewer at a keyframe at once; the bound leaves room
     // for a debug build on a loaded machine.
@@ -61,7 +38,7 @@ fn mpegts_js_plays_http_flv_cross_origin() {
     // 8 s at 25 fps is 200 frames.
     assert!(report.frames_decoded >= 150, "{}", report.summary());
     assert_eq!((report.video_width, report.video_height), (320, 240));
-    assert_eq!(report.stalls, 0, "{}", report.summary());
+    report.assert_smooth();
     assert!(
         report.latency_p50.is_some_and(|b| b < 3.0),
         "buffer ahead of the playhead: {}",
@@ -94,7 +71,7 @@ fn mpegts_js_plays_from_an_https_page() {
     );
     println!("HTTP-FLV from an HTTPS page: {}", report.summary());
     assert!(report.page_origin.starts_with("https://127.0.0.1:"));
-    assert_clean_cross_origin(&report, "mpegts.js did not play 4 s");
+    report.assert_played_cleanly_cross_origin();
     assert!(report.frames_decoded >= 75, "{}", report.summary());
     publisher.kill();
 }

@@ -43,10 +43,12 @@ fn live_stream_on(
     (server, publisher)
 }
 
-/// The LL-HLS media playlist lists a part or a segment: the issue's contract is
-/// a playable playlist for a stream live for a second; before its first part a
-/// playlist is empty, which hls.js reports as `levelEmptyError` and retries.
-/// (LL-DASH waits for the same: the MPD must describe the segment in production.)
+/// The LL-HLS video playlist lists a whole segment. The issue's contract is a
+/// playable playlist for a stream live for a second; hls.js 1.7.4 takes a
+/// playlist that lists only the parts of the first, unfinished segment as
+/// empty (`levelEmptyError`, retried about a second later: first frame after
+/// ~2 s instead of ~0.3 s for a viewer arriving in a stream's first segment).
+/// (LL-DASH waits for the same; its MPD must describe the segment in production.)
 fn packaged(server: &Server, name: &str) -> bool {
     let (status, multivariant) = server.public_get(&format!("/live/{name}.m3u8"));
     let variant = multivariant
@@ -55,42 +57,35 @@ fn packaged(server: &Server, name: &str) -> bool {
     match (status, variant) {
         (200, Some(uri)) => {
             let (status, media) = server.public_get(&format!("/live/{}", uri.trim()));
-            status == 200 && (media.contains("#EXT-X-PART:") || media.contains("#EXTINF:"))
+            status == 200 && media.contains("#EXTINF:")
         }
         _ => false,
     }
 }
 
-/// The MPD's SegmentTimeline lists `seconds` of segments (video), so a player
+/// The MPD's first SegmentTimeline (video) lists `seconds` of segments, so a player
 /// can start that far behind the edge (before its first segment closes the
 /// timeline is empty, which dash.js cannot start from: see the LL-DASH test).
 fn mpd_holds(seconds: f64) -> impl Fn(&Server, &str) -> bool {
     move |server, name| {
         let (status, mpd) = server.public_get(&format!("/live/{name}.mpd"));
-        let video = mpd.split("</AdaptationSet>").next().unwrap_or("");
-        let timescale = video
-            .split("timescale=\"")
-            .nth(1)
-            .and_then(|t| t.split('"').next()?.parse::<f64>().ok())
-            .unwrap_or(1.0);
-        let listed: f64 = video
-            .split("<S ")
-            .skip(1)
-            .filter_map(|s| {
-                let d = s
-                    .split("d=\"")
-                    .nth(1)?
-                    .split('"')
-                    .next()?
-                    .parse::<f64>()
-                    .ok()?;
-                let r = s
-                    .split("r=\"")
-                    .nth(1)
-                    .and_then(|r| r.split('"').next()?.parse::<f64>().ok())
-                    .unwrap_or(0.0);
-                Some(d * (r + 1.0))
-            })
+        let Ok(doc) = roxmltree::Document::parse(&mpd) else {
+            return false;
+        };
+        let Some(template) = doc
+            .descendants()
+            .find(|n| n.has_tag_name("SegmentTemplate"))
+        else {
+            return false;
+        };
+        let number = |node: roxmltree::Node, name: &str| -> Option<f64> {
+            node.attribute(name)?.parse().ok()
+        };
+        let timescale = number(template, "timescale").unwrap_or(1.0);
+        let listed: f64 = template
+            .descendants()
+            .filter(|n| n.has_tag_name("S"))
+            .map(|s| number(s, "d").unwrap_or(0.0) * (number(s, "r").unwrap_or(0.0) + 1.0))
             .sum();
         status == 200 && listed / timescale >= seconds
     }
@@ -115,27 +110,14 @@ fn three_ts_targets(server: &Server, name: &str) -> bool {
     status == 200 && target > 0.0 && media >= 3.0 * target
 }
 
-/// What every player must show: played to the end, no error, no stall, frames
-/// decoded, cross-origin media and nothing fetched from anywhere else (no
-/// outside time server), and a latency figure from the player itself, below
-/// `max_latency` seconds.
+/// What every player must show: played to the end, no error, no stall after
+/// start-up, frames decoded, cross-origin media and nothing fetched from
+/// anywhere else (no outside time server), and a latency figure from the
+/// player itself, below `max_latency` seconds.
 fn assert_smooth_live_playback(report: &Report, max_latency: f64) {
     let summary = report.summary();
-    assert_eq!(report.reason.as_deref(), Some("played"), "{summary}");
-    assert!(report.errors.is_empty(), "errors: {summary}");
-    assert_ne!(
-        report.page_origin,
-        report.media_origin(),
-        "not cross-origin"
-    );
-    for origin in &report.resource_origins {
-        assert!(
-            *origin == report.page_origin || *origin == report.media_origin(),
-            "the page fetched from {origin}, outside the page and media origins"
-        );
-    }
-    assert_eq!(report.stalls, 0, "stalls: {summary}");
-    assert_eq!(report.waiting_events, 0, "waiting after start: {summary}");
+    report.assert_played_cleanly_cross_origin();
+    report.assert_smooth();
     // 12 s at 25 fps is 300 frames.
     assert!(report.frames_decoded >= 250, "{summary}");
     assert_eq!((report.video_width, report.video_height), (320, 240));

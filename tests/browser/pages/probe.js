@@ -51,7 +51,8 @@
   /// minus the wall-clock time of the frame playing, from the stream's own
   /// timestamps, or null) and calls `probe.asked()` just before it tells the
   /// player to load `src` (`probe.asked(true)` when the player starts playback
-  /// itself); player errors go to `probe.error(text, fatal)`.
+  /// itself); player errors go to `probe.error(text, fatal)`, its buffer-empty
+  /// notices to `probe.underrun(text)`.
   class Probe {
     constructor(video, player, version) {
       this.video = video;
@@ -66,7 +67,8 @@
         mse_aac: window.MediaSource ? MediaSource.isTypeSupported('audio/mp4; codecs="mp4a.40.2"') : false,
         first_frame_ms: null, played_ms: 0,
         frames_decoded: 0, frames_dropped: 0,
-        waiting_events: 0, waiting_at_ms: [], stalls: 0, stalled_ms: 0,
+        waiting_events: 0, waiting_at_ms: [], stalls: 0, stall_at_ms: [], stalled_ms: 0,
+        underrun_notices: [],
         latency_s: [], latency_p50: null, latency_max: null,
         wall_latency_s: [], wall_latency_p50: null,
         buffer_s: [], buffer_p50: null,
@@ -90,6 +92,14 @@
     // `playerPlays`: the player starts playback itself (dash.js autoplay); a
     // play() from the page before the player listens would hide the `play`
     // event it waits for.
+    // A player's own notice that its buffer ran dry (hls.js
+    // `bufferStalledError`): the same underrun the element's `waiting` shows,
+    // kept apart from errors with the time it came after the first frame.
+    underrun(text) {
+      const at = this.firstFrameAt === null ? null : Math.round(performance.now() - this.firstFrameAt);
+      push(this.r.underrun_notices, (at === null ? 'before first frame' : at + ' ms') + ': ' + text);
+    }
+
     asked(playerPlays) {
       this.askedAt = performance.now();
       if (!playerPlays) this.video.play().catch((e) => push(this.r.errors, 'play(): ' + e));
@@ -106,7 +116,9 @@
       if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(first);
       v.addEventListener('playing', () => { if (v.currentTime > 0) first(); });
       v.addEventListener('waiting', () => {
-        if (this.firstFrameAt === null) return;
+        // A seek (a player jumping to the live edge) waits for data by design;
+        // only a wait while playing on is the buffer running dry.
+        if (this.firstFrameAt === null || v.seeking) return;
         this.r.waiting_events++;
         push(this.r.waiting_at_ms, Math.round(performance.now() - this.firstFrameAt));
       });
@@ -155,6 +167,7 @@
         } else if (!this.inStall && now - this.frozenSince >= STALL_MS) {
           this.inStall = true;
           this.r.stalls++;
+          push(this.r.stall_at_ms, Math.round(this.frozenSince - this.firstFrameAt));
         }
         let lat = null;
         try { lat = this.latency(); } catch (e) { lat = null; }
