@@ -305,6 +305,29 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
     assert_eq!(mpd.status, 200);
     assert!(mpd.text().contains("<MPD"));
 
+    // An HTTP-FLV play pipelined behind an HLS response starts after it.
+    let mut s = connect(port);
+    write!(
+        s,
+        "GET /live/cam/v.m3u8 HTTP/1.1\r\nHost: x\r\n\r\nGET /live/cam.flv HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    let mut pending = Vec::new();
+    let playlist = read_response(&mut s, &mut pending);
+    assert!(playlist.status == 200 && playlist.text().starts_with("#EXTM3U"));
+    while !pending.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        pending.extend_from_slice(&buf[..n]);
+    }
+    let flv_head = String::from_utf8_lossy(&pending).to_string();
+    assert!(
+        flv_head.starts_with("HTTP/1.1 200") && flv_head.contains("video/x-flv"),
+        "{flv_head}"
+    );
+    drop(s);
+
     // Both cores answer (16 connections spread over the SO_REUSEPORT
     // listeners; the core not owning the stream answers from its copy of the
     // owner's views) with the same bytes.
@@ -322,6 +345,7 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
     let closed_part = format!("/live/cam/v/{msn}.0.m4s");
     let reference = (get(port, &init_path).body, get(port, &closed_part).body);
     assert!(!reference.0.is_empty() && !reference.1.is_empty());
+    check_served_media(port, &reference.0, &reference.1);
     for _ in 0..16 {
         let mut c = connect(port);
         let init = get_on(&mut c, "GET", &init_path);
@@ -372,6 +396,24 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
         ("POST", "/live/cam.m3u8".to_owned(), 405),
         ("GET", "/live/nobody.m3u8".to_owned(), 404),
         ("GET", "/live/nobody.mpd".to_owned(), 404),
+        (
+            "GET",
+            "/live/cam/v/18446744073709551615.0.m4s".to_owned(),
+            404,
+        ),
+        (
+            "GET",
+            "/live/cam/v/99999999999999999999999.m4s".to_owned(),
+            400,
+        ),
+        ("GET", "/live/cam/v/init-zz.mp4".to_owned(), 400),
+        (
+            "GET",
+            "/live/cam/v.m3u8?_HLS_msn=1&_HLS_msn=2".to_owned(),
+            400,
+        ),
+        ("GET", "/live/cam/v.m3u8?_HLS_skip=NO".to_owned(), 400),
+        ("DELETE", "/live/cam/v/1.0.m4s".to_owned(), 405),
     ] {
         let r = get_on(&mut connect(port), method, &path);
         assert_eq!(r.status, status, "{method} {path}: {}", r.text());
@@ -390,6 +432,10 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
     let clock = get(port, "/time");
     assert_eq!(clock.status, 200);
     assert!(clock.text().ends_with('Z'), "{}", clock.text());
+    // HTTP/1.0 (no keep-alive): answered, then closed.
+    let (status, body) = http_request(port, "GET", "/live/cam.m3u8");
+    assert_eq!(status, 200);
+    assert!(body.contains("STREAM-INF"));
     assert_eq!(get(port, "/live/cam.m3u8").status, 200, "still serving");
 }
 
@@ -439,6 +485,68 @@ fn an_hls_request_starts_the_edge_pull_and_waits_for_a_publisher() {
     let answered = early.join().unwrap();
     assert_eq!(answered.status, 200, "{}", answered.text());
     assert!(answered.text().contains("#EXTM3U"));
+}
+
+/// The served init and part read back box by box with mp4-atom, and the
+/// newest TS segment with mpeg2ts (continuity counters, DTS monotone).
+fn check_served_media(port: u16, init: &[u8], part: &[u8]) {
+    use mp4_atom::{Decode, Ftyp, Mdat, Moof, Moov};
+    let mut buf = init;
+    Ftyp::decode(&mut buf).unwrap();
+    let moov = Moov::decode(&mut buf).unwrap();
+    assert_eq!(moov.trak.len(), 1, "one track per init");
+    let track_id = moov.trak[0].tkhd.track_id;
+    let mut buf = part;
+    let moof = Moof::decode(&mut buf).unwrap();
+    let mdat = Mdat::decode(&mut buf).unwrap();
+    assert!(buf.is_empty(), "one moof+mdat per part");
+    let [traf] = moof.traf.as_slice() else {
+        panic!("one track per chunk")
+    };
+    assert_eq!(traf.tfhd.track_id, track_id);
+    assert!(traf.tfdt.is_some());
+    let size: usize = traf
+        .trun
+        .iter()
+        .flat_map(|t| t.samples.iter())
+        .map(|e| e.size.unwrap() as usize)
+        .sum();
+    assert_eq!(size, mdat.data.len(), "sample sizes cover the mdat");
+
+    use mpeg2ts::pes::{PesPacketReader, ReadPesPacket};
+    use mpeg2ts::ts::{ReadTsPacket, TsPacketReader};
+    let ts_list = get(port, "/live/cam-ts.m3u8").text();
+    let last = ts_list
+        .lines()
+        .rfind(|l| l.ends_with(".ts"))
+        .expect("a TS segment")
+        .to_owned();
+    let seg = get(port, &format!("/live/{last}"));
+    assert_eq!(seg.status, 200, "/live/{last}");
+    assert_eq!(seg.header("content-type"), Some("video/mp2t"));
+    let mut cc = std::collections::HashMap::new();
+    let mut reader = TsPacketReader::new(seg.body.as_slice());
+    while let Some(pkt) = reader.read_ts_packet().unwrap() {
+        let pid = pkt.header.pid.as_u16();
+        let counter = pkt.header.continuity_counter.as_u8();
+        if pkt.payload.is_some() {
+            if let Some(prev) = cc.insert(pid, counter) {
+                assert_eq!(counter, (prev + 1) % 16, "CC on PID {pid:#x}");
+            }
+        }
+    }
+    let mut pes = PesPacketReader::new(TsPacketReader::new(seg.body.as_slice()));
+    let mut last_dts = std::collections::HashMap::new();
+    let mut n = 0;
+    while let Some(pkt) = pes.read_pes_packet().unwrap() {
+        let pts = pkt.header.pts.unwrap().as_u64();
+        let dts = pkt.header.dts.map_or(pts, |d| d.as_u64());
+        if let Some(prev) = last_dts.insert(pkt.header.stream_id.as_u8(), dts) {
+            assert!(dts > prev, "DTS monotone");
+        }
+        n += 1;
+    }
+    assert!(n > 10, "{n} PES packets in {last}");
 }
 
 /// The `#EXT-X-MEDIA-SEQUENCE` of a media playlist.
@@ -543,6 +651,12 @@ fn the_api_counts_hls_sessions_from_request_rates() {
             snapshot["viewers"]["hls"].as_u64() == Some(2)
         },
     );
+    let metrics = http_request(server.admin_port, "GET", "/metrics").1;
+    assert!(
+        metrics.contains("ringcast_viewers{protocol=\"hls\"} 2"),
+        "{metrics}"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for p in players {
         p.join().unwrap();
     }
@@ -589,4 +703,50 @@ fn a_reload_blocked_past_three_target_durations_is_503_and_audio_only_is_served(
         "{text}"
     );
     drop(publisher);
+}
+
+#[test]
+fn blocking_reloads_on_both_cores_follow_every_part_through_a_one_slot_control_ring() {
+    require::command("ffmpeg", "ffmpeg");
+    let server = Server::start(2, "[runtime]\ncross_core_control_queue = 1\n");
+    let port = server.http_port;
+    let _publisher = publish(&server.rtmp_url("live", "q"), 60);
+    wait_live(&server, "live", "q", Duration::from_secs(20));
+    wait_until("a media playlist", Duration::from_secs(20), || {
+        get(port, "/live/q/v.m3u8").status == 200
+    });
+    // Eight players on their own connections (both cores), each following
+    // 12 parts by blocking reload: every answer lists the part asked for.
+    let players: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = connect(port);
+                let mut playlist = get_on(&mut c, "GET", "/live/q/v.m3u8").text();
+                for _ in 0..12 {
+                    let (msn, part) = preload_hint(&playlist);
+                    let path = format!("/live/q/v.m3u8?_HLS_msn={msn}&_HLS_part={part}");
+                    let r = get_on(&mut c, "GET", &path);
+                    assert_eq!(r.status, 200, "{path}: {}", r.text());
+                    playlist = r.text();
+                    let listed = format!("URI=\"v/{msn}.{part}.m4s\"");
+                    assert!(
+                        playlist
+                            .lines()
+                            .any(|l| l.starts_with("#EXT-X-PART:") && l.contains(&listed)),
+                        "{path} answered without part {msn}.{part}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for p in players {
+        p.join().unwrap();
+    }
+    let metrics = http_request(server.admin_port, "GET", "/metrics").1;
+    let copies: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("ringcast_hls_copies{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(copies, 1.0, "the other core answered from its copy");
 }

@@ -11,7 +11,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::api::{self, ApiAction};
-use super::conn::{Egress, Proto};
+use super::conn::{Egress, Hold, Proto};
 use super::egress_flv::FlvEgress;
 use super::failures::play_refusal;
 use super::pending::WaitingPlay;
@@ -19,6 +19,7 @@ use super::shared::Shared;
 use super::worker::CoreState;
 use crate::auth::Action;
 use crate::metrics::{CloseReason, Listener, RefuseReason};
+use crate::protocol::hls::Body;
 use crate::protocol::http::connection::{HttpConnection, HttpTimeouts};
 use crate::protocol::http::request::{Method, Request, RequestParser};
 use crate::protocol::http::response::{self, BodyFraming, ResponseContext};
@@ -297,7 +298,8 @@ impl CoreState {
         let n = egress.start(true, true, &mut header);
         out.extend_from_slice(&header[..n]);
         if let Some(conn) = self.conns.at(slot) {
-            let _ = conn.outbox.queue_control(&out);
+            // Behind any response still queued on the connection (pipelining).
+            let _ = conn.outbox.queue_in_order(out.freeze(), Hold::Bytes);
         }
         match self.start_viewer(slot, key, Egress::Flv(egress)) {
             Ok(()) => false,
@@ -334,6 +336,48 @@ impl CoreState {
         self.sends.mark_ready(&mut self.conns, slot);
         self.conns.arm_timer(slot);
         keep_alive
+    }
+
+    /// Queues bytes of a response in order (no copy); false (closing) when
+    /// the connection cannot take more.
+    pub(crate) fn queue_bytes(&mut self, slot: u32, bytes: Bytes) -> bool {
+        let Some(conn) = self.conns.at(slot) else {
+            return false;
+        };
+        if conn.outbox.queue_in_order(bytes, Hold::Bytes).is_err() {
+            self.conns.close_later(slot, CloseReason::ProtocolError);
+            return false;
+        }
+        true
+    }
+
+    pub(crate) fn mark_send(&mut self, slot: u32) {
+        self.sends.mark_ready(&mut self.conns, slot);
+    }
+
+    /// Queues a complete response (`head`, then `body`'s shared pieces, never
+    /// copied); keeps the connection for the next request or closes it after
+    /// the send. True when the next request may be read.
+    pub(crate) fn respond_bytes(
+        &mut self,
+        slot: u32,
+        head: Bytes,
+        body: Option<&Body>,
+        keep_alive: bool,
+    ) -> bool {
+        if !head.is_empty() && !self.queue_bytes(slot, head) {
+            return false;
+        }
+        for piece in body.map(Body::pieces).unwrap_or_default() {
+            let Some(conn) = self.conns.at(slot) else {
+                return false;
+            };
+            if conn.outbox.queue_body(Hold::Bytes(piece.clone())).is_err() {
+                self.conns.close_later(slot, CloseReason::ProtocolError);
+                return false;
+            }
+        }
+        self.response_done(slot, keep_alive)
     }
 
     fn respond_and_close(&mut self, slot: u32, bytes: &[u8], reason: CloseReason) {

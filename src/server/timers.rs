@@ -160,7 +160,7 @@ impl CoreState {
             match self.conns.fire(key, now) {
                 Fired::Nothing => {}
                 Fired::Close(slot) => self.close_now(r, slot, CloseReason::Timeout),
-                Fired::Held(slot) => self.hls_held_due(slot, now),
+                Fired::Held(slot) => self.hls_held_due(slot),
             }
         }
         self.conns.fired_done(fired);

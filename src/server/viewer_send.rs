@@ -180,7 +180,8 @@ impl CoreState {
             Egress::Flv(flv) => {
                 let mut end = [0u8; PREFIX_SLOT];
                 let n = flv.finish(&mut end);
-                let _ = conn.outbox.queue_control(&end[..n]);
+                let end = bytes::Bytes::copy_from_slice(&end[..n]);
+                let _ = conn.outbox.queue_in_order(end, Hold::Bytes);
                 conn.close_after_flush = true;
             }
             Egress::Rtmp(_) => {

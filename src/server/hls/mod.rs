@@ -6,9 +6,15 @@
 //! * `replica`: other cores keep the latest view they were sent, ask for it
 //!   on the first request and let it go after an idle period.
 //! * `waiters`: requests answered later (blocking reloads, preload hints,
-//!   in-progress DASH segments, requests waiting for a view), bounded per core.
-//! * `routes`: the HTTP side: parse, authorize, answer from a view.
+//!   in-progress DASH segments, requests waiting for a view), bounded per core;
+//!   `held`: holding them (timer wheel), re-asking them on a new view,
+//!   answering them at their deadline.
+//! * `routes`: the HTTP side: parse, authorize, find the view or wait for the
+//!   stream; `answer`: the response from a view (bytes, hold, chunked stream).
+//! * `sessions`: the API's HLS session estimate from request rates.
 
+mod answer;
+mod held;
 mod replica;
 mod routes;
 mod sessions;
@@ -24,8 +30,9 @@ use crate::stream::StreamId;
 pub use routes::HlsRequest;
 pub use waiters::Waiters;
 
-/// What cores send each other about HLS (always on the control lane: a
-/// view supersedes the one before, one message per packager change).
+/// What cores send each other about HLS (always on the control lane). A view
+/// supersedes the one before; at most one is in flight per stream and core
+/// (the next waits for `Applied`), so a slow core never piles them up.
 #[derive(Debug)]
 pub enum HlsMsg {
     /// Another core → owner: send me this stream's views.
@@ -48,6 +55,14 @@ pub enum HlsMsg {
         stream_id: StreamId,
         /// The snapshot (shared handles, no media copied).
         view: Arc<HlsView>,
+    },
+    /// Subscribed core → owner: a view was applied (the next may be sent;
+    /// at most one view per stream is in flight to a core).
+    Applied {
+        /// The stream.
+        stream_id: StreamId,
+        /// The core that applied it.
+        from_core: usize,
     },
     /// Owner → subscribed cores: no packager for this stream (any more).
     Gone {

@@ -78,11 +78,23 @@ impl CoreState {
                 from_core,
             } => self.hls_subscription(stream_id, from_core, false),
             HlsMsg::View { stream_id, view } => {
+                let owner = self.hls.replicas.get(&stream_id).map(|r| r.owner);
                 if let Some(r) = self.hls.replicas.get_mut(&stream_id) {
                     r.view = Some(view);
                     self.hls_wake(stream_id);
                 }
+                if let Some(owner) = owner {
+                    let msg = HlsMsg::Applied {
+                        stream_id,
+                        from_core: self.core,
+                    };
+                    self.mesh.send(&self.metrics, owner, MeshMsg::Hls(msg));
+                }
             }
+            HlsMsg::Applied {
+                stream_id,
+                from_core,
+            } => self.hls_view_applied(stream_id, from_core),
             HlsMsg::Gone { stream_id } => {
                 if self.hls.replicas.remove(&stream_id).is_some() {
                     self.metrics.hls.copies.set(self.hls.replicas.len() as i64);

@@ -27,6 +27,11 @@ pub(crate) struct Owned {
     /// The packager's render count `view` was taken at.
     version: u64,
     subscribers: CoreSet,
+    /// Subscribers a view was sent to and not yet applied: at most one view
+    /// per core is on the mesh at a time.
+    in_flight: CoreSet,
+    /// Subscribers owed the current view once their view in flight is applied.
+    owed: CoreSet,
     /// When the stream ended (the packager is finished), ms.
     ended_at_ms: Option<u64>,
     /// Added to the stream's DTS: non-zero only when a new publisher's
@@ -94,6 +99,8 @@ impl CoreState {
                     old.packager.new_publisher();
                     old.ended_at_ms = None;
                     old.subscribers = CoreSet::EMPTY;
+                    old.in_flight = CoreSet::EMPTY;
+                    old.owed = CoreSet::EMPTY;
                     old.dts_offset = old.last_dts.map_or(0, |d| d.saturating_add(1));
                     old.last_dts = None;
                     tracing::info!(core = self.core, %key, "HLS: new publisher continues the packager");
@@ -119,6 +126,8 @@ impl CoreState {
                         packager,
                         version: 0,
                         subscribers: CoreSet::EMPTY,
+                        in_flight: CoreSet::EMPTY,
+                        owed: CoreSet::EMPTY,
                         ended_at_ms: None,
                         dts_offset: 0,
                         last_dts: None,
@@ -134,6 +143,7 @@ impl CoreState {
     /// Feeds one frame of an owned stream (as the ring stored it) to its packager.
     pub(crate) fn hls_push(&mut self, stream_id: StreamId, entry: &Rc<RingEntry>) {
         let started = Instant::now();
+        let core = self.core;
         let mut events = std::mem::take(&mut self.hls.events);
         events.clear();
         let Some(o) = self.hls_owned(stream_id) else {
@@ -152,10 +162,10 @@ impl CoreState {
         let dts = entry.stream_ts().saturating_add(o.dts_offset);
         o.last_dts = Some(dts);
         o.packager.push(entry.frame(), dts, unix_ms(), &mut events);
-        let key = o.key.clone();
         for ev in &events {
             if let PackagerEvent::Warning(w) = ev {
-                tracing::warn!(core = self.core, %key, warning = %w, "HLS packaging");
+                // The packager reports each kind once per stream.
+                tracing::warn!(core, key = %o.key, warning = %w, "HLS packaging");
             }
         }
         self.hls.events = events;
@@ -175,16 +185,42 @@ impl CoreState {
         if !o.is_stale() || (o.subscribers.is_empty() && !wanted) {
             return;
         }
-        let view = o.view();
         let subscribers = o.subscribers;
         for core in subscribers.iter() {
-            let msg = HlsMsg::View {
-                stream_id,
-                view: view.clone(),
-            };
-            self.mesh.send(&self.metrics, core, MeshMsg::Hls(msg));
+            self.hls_send_view(stream_id, core);
         }
         self.hls_wake(stream_id);
+    }
+
+    /// Sends the current view to subscriber `core`, unless one is still in
+    /// flight there: then it is owed, and sent when that one is applied
+    /// (the latest at that time). So views on the mesh are bounded: one per
+    /// stream per core, however slow that core is.
+    fn hls_send_view(&mut self, stream_id: StreamId, core: usize) {
+        let Some(o) = self.hls.owned.get_mut(&stream_id) else {
+            return;
+        };
+        if o.in_flight.contains(core) {
+            o.owed.insert(core);
+            return;
+        }
+        o.in_flight.insert(core);
+        let msg = HlsMsg::View {
+            stream_id,
+            view: o.view(),
+        };
+        self.mesh.send(&self.metrics, core, MeshMsg::Hls(msg));
+    }
+
+    /// Core `from_core` applied a view of `stream_id`: the next may go.
+    pub(crate) fn hls_view_applied(&mut self, stream_id: StreamId, from_core: usize) {
+        let Some(o) = self.hls.owned.get_mut(&stream_id) else {
+            return;
+        };
+        o.in_flight.remove(from_core);
+        if o.owed.remove(from_core) && o.subscribers.contains(from_core) {
+            self.hls_send_view(stream_id, from_core);
+        }
     }
 
     /// An owned stream ended: its packager closes the open part and segment
@@ -208,20 +244,25 @@ impl CoreState {
         if !on {
             if let Some(o) = self.hls.owned.get_mut(&stream_id) {
                 o.subscribers.remove(from_core);
+                o.owed.remove(from_core);
+                // It will not answer a view in flight now.
+                o.in_flight.remove(from_core);
             }
             return;
         }
-        let msg = match self.hls_owned(stream_id) {
+        match self.hls_owned(stream_id) {
             Some(o) => {
+                // A (re)subscription starts afresh: it gets the view now.
                 o.subscribers.insert(from_core);
-                HlsMsg::View {
-                    stream_id,
-                    view: o.view(),
-                }
+                o.in_flight.remove(from_core);
+                o.owed.remove(from_core);
+                self.hls_send_view(stream_id, from_core);
             }
-            None => HlsMsg::Gone { stream_id },
-        };
-        self.mesh.send(&self.metrics, from_core, MeshMsg::Hls(msg));
+            None => {
+                let msg = HlsMsg::Gone { stream_id };
+                self.mesh.send(&self.metrics, from_core, MeshMsg::Hls(msg));
+            }
+        }
     }
 
     /// HLS audience of an owned stream, for an edge pull's idle close: the
