@@ -55,6 +55,13 @@ pub struct Config {
     pub relay: RelayConfig,
     /// Signed-URL access control for publish and play.
     pub auth: crate::auth::AuthConfig,
+    /// `[tls]`: certificates for the HTTPS and RTMPS listeners (loaded once at
+    /// startup by `tls::ServerTls::load`, reloaded on SIGHUP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsConfig>,
+    /// HTTP hooks (SRS `http_hooks` compatible): `on_publish`, `on_play`
+    /// gate sessions under a `hook` policy; `on_unpublish`, `on_stop` notify.
+    pub hooks: crate::auth::hooks::HooksConfig,
     /// HLS / LL-HLS / LL-DASH packaging and serving.
     pub hls: HlsSection,
 }
@@ -203,6 +210,14 @@ pub struct ServerConfig {
     pub rtmp_listen: SocketAddr,
     /// HTTP listen address (HTTP-FLV, API, status page, metrics).
     pub http_listen: SocketAddr,
+    /// HTTPS listen address: the same routes as `http_listen`, over TLS (`[tls]`
+    /// needed). Off by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub https_listen: Option<SocketAddr>,
+    /// RTMPS listen address: RTMP publish and play over TLS (`[tls]` needed).
+    /// Off by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtmps_listen: Option<SocketAddr>,
     /// Cores running a reactor each.
     pub cores: CoreSelection,
     /// Most connections open at once, all cores together.
@@ -223,6 +238,8 @@ impl Default for ServerConfig {
         ServerConfig {
             rtmp_listen: "0.0.0.0:1935".parse().expect("valid literal"),
             http_listen: "0.0.0.0:8080".parse().expect("valid literal"),
+            https_listen: None,
+            rtmps_listen: None,
             cores: CoreSelection::default(),
             max_connections: 100_000,
             max_streams: 100_000,
@@ -447,10 +464,11 @@ impl Default for ApiConfig {
 
 impl ApiConfig {
     /// Whether the admin routes are reachable on a non-loopback address: the admin
-    /// address itself, or the public HTTP port `http_listen` when `on_public_port`.
-    pub fn exposed(&self, http_listen: SocketAddr) -> bool {
+    /// address itself, or a public HTTP(S) port in `public` (`server.http_listen`,
+    /// `server.https_listen`) when `on_public_port`.
+    pub fn exposed(&self, public: &[SocketAddr]) -> bool {
         !self.admin_listen.ip().is_loopback()
-            || (self.on_public_port && !http_listen.ip().is_loopback())
+            || (self.on_public_port && public.iter().any(|a| !a.ip().is_loopback()))
     }
 }
 
@@ -458,7 +476,9 @@ impl ApiConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct EdgeConfig {
-    /// Origins tried in order: `rtmp://host:port/app` or `http://host:port`.
+    /// Origins tried in order: `rtmp://host:port/app` or `http://host:port`, or
+    /// over TLS `rtmps://…` / `https://…` (verified against `[tls] ca`, else the
+    /// system store).
     pub origins: Vec<String>,
     /// Keep an upstream this long after its last viewer leaves.
     #[serde(with = "humantime_serde")]
@@ -494,7 +514,8 @@ pub struct RelayConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RelayPush {
-    /// `rtmp://host[:port][/app]`; without an app the stream's own app is used.
+    /// `rtmp://host[:port][/app]` (or `rtmps://`, verified like TLS origins);
+    /// without an app the stream's own app is used.
     pub url: String,
 }
 
@@ -515,19 +536,66 @@ impl Config {
         Config::from_toml(&text)
     }
 
+    /// The public ports that answer HTTP (and the admin routes with
+    /// `[api] on_public_port`): `server.http_listen` and `server.https_listen`.
+    pub fn public_http(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.server.http_listen)
+            .chain(self.server.https_listen)
+            .collect()
+    }
+
     /// Refuses admin routes reachable off loopback without `[api] token`. Separate
     /// from [`Config::validate`] because command-line flags may move the listeners
     /// after the file is read: `serve` and `check-config` call it on the final config.
     pub fn validate_exposure(&self) -> Result<(), ConfigError> {
-        if self.api.exposed(self.server.http_listen) && self.api.token.is_none() {
+        if self.api.exposed(&self.public_http()) && self.api.token.is_none() {
             return Err(ConfigError::Invalid {
                 field: "api.token",
                 reason: "is required when the admin routes (API, status page, /metrics) are \
                          reachable on a non-loopback address (api.admin_listen, or \
-                         server.http_listen with api.on_public_port): they list streams \
+                         server.http_listen or server.https_listen with api.on_public_port): \
+                         they list streams \
                          and kick publishers"
                     .into(),
             });
+        }
+        Ok(())
+    }
+
+    /// A TLS listener needs `[tls]` (its `cert` and `key`); the error names the
+    /// listener. The files themselves are read by `tls::ServerTls::load` (at
+    /// startup, and by `check-config`).
+    pub fn validate_tls(&self) -> Result<(), ConfigError> {
+        let listeners = [
+            ("server.https_listen", self.server.https_listen),
+            ("server.rtmps_listen", self.server.rtmps_listen),
+        ];
+        for (field, addr) in listeners {
+            if let (Some(addr), None) = (addr, &self.tls) {
+                return Err(ConfigError::Invalid {
+                    field,
+                    reason: format!(
+                        "{addr} is a TLS listener: it needs [tls] cert and key \
+                         (or --tls-cert and --tls-key)"
+                    ),
+                });
+            }
+        }
+        let mut addrs = vec![
+            self.server.rtmp_listen,
+            self.server.http_listen,
+            self.api.admin_listen,
+        ];
+        for (field, addr) in listeners {
+            if let Some(addr) = addr {
+                if addr.port() != 0 && addrs.contains(&addr) {
+                    return Err(ConfigError::Invalid {
+                        field,
+                        reason: format!("{addr} is already another listener's address"),
+                    });
+                }
+                addrs.push(addr);
+            }
         }
         Ok(())
     }
@@ -548,6 +616,12 @@ impl Config {
             field: "auth",
             reason: e.to_string(),
         })?;
+        self.hooks
+            .validate(self.auth.publish, self.auth.play)
+            .map_err(|e| ConfigError::Invalid {
+                field: "hooks",
+                reason: e.to_string(),
+            })?;
         self.hls.validate()?;
         let l = &self.limits;
         check(
@@ -653,18 +727,21 @@ impl Config {
             "server.max_viewers_per_core",
             "must be at least 1",
         )?;
+        self.validate_tls()?;
         for push in &self.relay.push {
             check(
-                push.url.starts_with("rtmp://"),
+                push.url.starts_with("rtmp://") || push.url.starts_with("rtmps://"),
                 "relay.push.url",
-                "must start with rtmp://",
+                "must start with rtmp:// or rtmps://",
             )?;
         }
         for origin in &self.edge.origins {
             check(
-                origin.starts_with("rtmp://") || origin.starts_with("http://"),
+                ["rtmp://", "http://", "rtmps://", "https://"]
+                    .iter()
+                    .any(|s| origin.starts_with(s)),
                 "edge.origins",
-                "each origin must start with rtmp:// or http://",
+                "each origin must start with rtmp://, http://, rtmps:// or https://",
             )?;
         }
         Ok(())
@@ -693,6 +770,13 @@ mod tests {
         )
         .unwrap();
         assert!(on_loopback.validate_exposure().is_ok());
+        // A public HTTPS port exposes them as much as the HTTP port.
+        let over_https = Config::from_toml(
+            "[server]\nhttp_listen = \"127.0.0.1:8080\"\nhttps_listen = \"0.0.0.0:8443\"\n\
+             [tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n[api]\non_public_port = true\n",
+        )
+        .unwrap();
+        assert!(over_https.validate_exposure().is_err());
         let with_token =
             Config::from_toml("[api]\nadmin_listen = \"0.0.0.0:9090\"\ntoken = \"t\"\n").unwrap();
         assert!(with_token.validate_exposure().is_ok());
@@ -734,6 +818,41 @@ mod tests {
         assert!(err.to_string().contains("viewer.soft_lag"), "{err}");
         let err = Config::from_toml("[edge]\norigins = [\"ftp://x\"]\n").unwrap_err();
         assert!(err.to_string().contains("edge.origins"), "{err}");
+    }
+
+    #[test]
+    fn tls_listeners_are_off_by_default_and_need_a_certificate() {
+        let c = Config::default();
+        assert_eq!((c.server.https_listen, c.server.rtmps_listen), (None, None));
+        assert!(c.tls.is_none());
+        for key in ["https_listen", "rtmps_listen"] {
+            let err = Config::from_toml(&format!("[server]\n{key} = \"127.0.0.1:8443\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("server.{key}")), "{err}");
+            assert!(err.contains("[tls]"), "{err}");
+        }
+        let c = Config::from_toml(
+            "[server]\nhttps_listen = \"127.0.0.1:8443\"\nrtmps_listen = \"127.0.0.1:1936\"\n\
+             [tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n\
+             [[tls.sni]]\nnames = [\"a.example\"]\ncert = \"/a.pem\"\nkey = \"/ak.pem\"\n",
+        )
+        .unwrap();
+        let tls = c.tls.as_ref().unwrap();
+        assert_eq!(tls.cert, std::path::Path::new("/c.pem"));
+        assert_eq!(tls.sni[0].names, ["a.example"]);
+        assert_eq!(
+            c.server.https_listen,
+            Some("127.0.0.1:8443".parse().unwrap())
+        );
+        // check-config prints the effective config: it must round-trip.
+        let text = toml::to_string_pretty(&c).unwrap();
+        assert_eq!(Config::from_toml(&text).unwrap(), c);
+        let clash =
+            "[server]\nhttp_listen = \"127.0.0.1:8080\"\nhttps_listen = \"127.0.0.1:8080\"\n\
+                     [tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n";
+        let err = Config::from_toml(clash).unwrap_err().to_string();
+        assert!(err.contains("server.https_listen"), "{err}");
     }
 
     #[test]

@@ -21,7 +21,8 @@ pub use self::collector::GaugeSample;
 pub use self::families::exported_family_names;
 pub use self::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HlsKind, HlsStatus,
-    IngestSource, LabelValue, LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason,
+    HookActionLabel, HookResultLabel, IngestSource, LabelValue, LabeledCounters, LabeledGauges,
+    Listener, Protocol, RefuseReason, TlsHandshakeResult, WsCloseLabel,
 };
 pub use self::local::{
     HistogramTotals, LocalCounter, LocalGauge, LocalHistogram, LocalRatio, ValueHistogram,

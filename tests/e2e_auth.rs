@@ -218,20 +218,47 @@ fn playing_needs_a_signed_url_over_http_flv_and_rtmp() {
 }
 
 #[test]
-fn hook_policies_are_refused_at_start() {
+fn hook_policies_need_their_url_and_check_config_hides_its_query() {
     let dir = std::env::temp_dir().join(format!("ringcast-auth-hook-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("ringcast.toml");
-    std::fs::write(&config, "[auth]\nplay = \"hook\"\n").unwrap();
-    let out = run_bounded(
-        Command::new(env!("CARGO_BIN_EXE_ringcast"))
-            .arg("check-config")
-            .arg(&config),
-        Duration::from_secs(20),
-    );
+    let check = |text: &str| {
+        std::fs::write(&config, text).unwrap();
+        run_bounded(
+            Command::new(env!("CARGO_BIN_EXE_ringcast"))
+                .arg("check-config")
+                .arg(&config),
+            Duration::from_secs(20),
+        )
+    };
+    let out = check("[auth]\nplay = \"hook\"\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("does not have yet"), "{stderr}");
+    assert!(
+        stderr.contains("auth.play = \"hook\" needs hooks.on_play"),
+        "{stderr}"
+    );
+    let out = check(
+        "[auth]\nplay = \"hook\"\n[hooks]\non_play = \"http://127.0.0.1:9/play?token=hook-secret-xyz\"\n",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("on_play = \"http://127.0.0.1:9/play?<redacted>\""),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("hook-secret-xyz"), "{stdout}");
+    let out = check("[hooks]\non_stop = \"https://127.0.0.1/stop\"\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("hooks.on_stop: must start with http://"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -27,6 +27,17 @@ fn publisher_killed_mid_stream_ends_viewers_and_the_key_is_free_again() {
 
     let mut viewer = FlvViewer::connect(server.http_port, "/live/k.flv");
     assert!(viewer.next_frame().is_some());
+    // An HTTP/1.1 viewer too: its chunked body must end with the last chunk.
+    let mut chunked = TcpStream::connect(("127.0.0.1", server.http_port)).unwrap();
+    chunked
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    chunked
+        .write_all(b"GET /live/k.flv HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 64];
+    let n = chunked.read(&mut head).unwrap();
+    assert!(head[..n].starts_with(b"HTTP/1.1 200 "));
     first.kill();
     let deadline = Instant::now() + Duration::from_secs(10);
     while viewer.next_frame().is_some() {
@@ -35,6 +46,13 @@ fn publisher_killed_mid_stream_ends_viewers_and_the_key_is_free_again() {
             "viewer kept receiving after the publisher died"
         );
     }
+    let mut body = Vec::new();
+    chunked.read_to_end(&mut body).unwrap();
+    assert!(
+        body.ends_with(b"\r\n0\r\n\r\n"),
+        "chunked body ended without its last chunk: …{:02x?}",
+        &body[body.len().saturating_sub(16)..]
+    );
     // The key is free: a new publisher goes live and decodes.
     let mut third = publish(&server.rtmp_url("live", "k"), 30);
     wait_live(&server, "live", "k", Duration::from_secs(10));

@@ -10,9 +10,9 @@ cd "$(dirname "$0")/.."
 # and promtool (scrape + lint), nginx with the RTMP module (loadgen baseline, a
 # third-party origin) and the stream module (consistent-hash front), python3 with
 # venv + ensurepip (tuning/check, the Grafana generator, the k8s schema validator
-# from PyPI), systemd-analyze (the unit file), prlimit (fd-limit tests),
-# Chromium with node/npm (the browser tests play with hls.js, dash.js and
-# mpegts.js, pinned in tests/browser/package-lock.json).
+# from PyPI), systemd-analyze (the unit file), prlimit (fd-limit tests), curl
+# and openssl (TLS tests), Chromium with node/npm (the browser tests play with
+# hls.js, dash.js and mpegts.js, pinned in tests/browser/package-lock.json).
 # A test whose tool is missing fails naming it (tests/common/require.rs).
 need_apt=()
 command -v ffmpeg     >/dev/null || need_apt+=(ffmpeg)
@@ -27,6 +27,8 @@ command -v unshare    >/dev/null || need_apt+=(util-linux)
 command -v python3    >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v curl       >/dev/null || need_apt+=(curl)
+command -v openssl    >/dev/null || need_apt+=(openssl)
 command -v chromium   >/dev/null || need_apt+=(chromium)
 command -v npm        >/dev/null || need_apt+=(npm)
 if ((${#need_apt[@]})); then
@@ -44,6 +46,14 @@ if [ ! -f $browser/node_modules/.package-lock.json ] ||
    [ $browser/package-lock.json -nt $browser/node_modules/.package-lock.json ]; then
   echo "== npm ci in $browser (hls.js, dash.js, mpegts.js)"
   (cd $browser && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+
+# mpegts.js for the Chromium playback test (tests/e2e_tls.rs): its prebuilt
+# dist/mpegts.js, without installing its (git) dependencies.
+if [ ! -f target/npm/package/dist/mpegts.js ]; then
+  echo "== fetching mpegts.js@1.8.0 (npm)"
+  mkdir -p target/npm
+  (cd target/npm && npm pack --silent mpegts.js@1.8.0 >/dev/null && tar xzf mpegts.js-1.8.0.tgz)
 fi
 
 if command -v rustup >/dev/null; then

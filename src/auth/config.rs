@@ -17,6 +17,22 @@ pub enum Policy {
     Open,
     /// Only with a valid signed URL.
     Signed,
+    /// Only when the `[hooks]` `on_publish` / `on_play` server allows it.
+    Hook,
+    /// A valid signed URL, then the hook server's allow.
+    SignedHook,
+}
+
+impl Policy {
+    /// Whether a signed URL is checked.
+    pub fn needs_signature(self) -> bool {
+        matches!(self, Policy::Signed | Policy::SignedHook)
+    }
+
+    /// Whether the HTTP hook is asked.
+    pub fn needs_hook(self) -> bool {
+        matches!(self, Policy::Hook | Policy::SignedHook)
+    }
 }
 
 impl TryFrom<String> for Policy {
@@ -26,12 +42,10 @@ impl TryFrom<String> for Policy {
         match s.as_str() {
             "open" => Ok(Policy::Open),
             "signed" => Ok(Policy::Signed),
-            "hook" | "signed+hook" => Err(format!(
-                "policy `{s}` needs HTTP hooks, which this build does not have yet; \
-                 use `open` or `signed`"
-            )),
+            "hook" => Ok(Policy::Hook),
+            "signed+hook" => Ok(Policy::SignedHook),
             other => Err(format!(
-                "unknown policy `{other}`: expected `open` or `signed`"
+                "unknown policy `{other}`: expected `open`, `signed`, `hook` or `signed+hook`"
             )),
         }
     }
@@ -42,6 +56,8 @@ impl From<Policy> for String {
         match p {
             Policy::Open => "open",
             Policy::Signed => "signed",
+            Policy::Hook => "hook",
+            Policy::SignedHook => "signed+hook",
         }
         .to_owned()
     }
@@ -88,9 +104,9 @@ pub struct KeyConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Who may publish: `open` or `signed`.
+    /// Who may publish: `open`, `signed`, `hook` or `signed+hook`.
     pub publish: Policy,
-    /// Who may play: `open` or `signed`.
+    /// Who may play: `open`, `signed`, `hook` or `signed+hook`.
     pub play: Policy,
     /// How long past its expiry a token is still accepted (clocks differ).
     #[serde(with = "humantime_serde")]
@@ -113,8 +129,8 @@ impl Default for AuthConfig {
 /// Why `[auth]` is not usable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthConfigError {
-    /// A policy is `signed` but no key is configured.
-    #[error("auth.{action} = \"signed\" needs at least one [[auth.keys]]")]
+    /// A policy checks signatures (`signed`, `signed+hook`) but no key is configured.
+    #[error("auth.{action} = \"signed\" (or \"signed+hook\") needs at least one [[auth.keys]]")]
     NoKeys {
         /// `publish` or `play`.
         action: &'static str,
@@ -152,7 +168,7 @@ impl AuthConfig {
     /// Checks the section and builds the gate every core shares.
     pub fn gate(&self) -> Result<Gate, AuthConfigError> {
         for (action, policy) in [("publish", self.publish), ("play", self.play)] {
-            if policy == Policy::Signed && self.keys.is_empty() {
+            if policy.needs_signature() && self.keys.is_empty() {
                 return Err(AuthConfigError::NoKeys { action });
             }
         }
@@ -235,11 +251,29 @@ mod tests {
     }
 
     #[test]
-    fn hook_policies_are_refused_clearly() {
-        for p in ["hook", "signed+hook"] {
-            let err = parse(&format!("play = \"{p}\"")).unwrap_err().to_string();
-            assert!(err.contains("does not have yet"), "{err}");
+    fn hook_policies_parse_and_round_trip() {
+        for (text, policy, signed, hook) in [
+            ("open", Policy::Open, false, false),
+            ("signed", Policy::Signed, true, false),
+            ("hook", Policy::Hook, false, true),
+            ("signed+hook", Policy::SignedHook, true, true),
+        ] {
+            let c = parse(&format!("play = \"{text}\"")).unwrap();
+            assert_eq!(c.play, policy);
+            assert_eq!(
+                (policy.needs_signature(), policy.needs_hook()),
+                (signed, hook)
+            );
+            assert_eq!(String::from(policy), text);
         }
+        assert_eq!(
+            parse("publish = \"signed+hook\"")
+                .unwrap()
+                .gate()
+                .unwrap_err(),
+            AuthConfigError::NoKeys { action: "publish" }
+        );
+        parse("publish = \"hook\"").unwrap().gate().unwrap();
         let err = parse("play = \"closed\"").unwrap_err().to_string();
         assert!(err.contains("unknown policy"), "{err}");
     }

@@ -18,6 +18,7 @@
 pub mod auth_key;
 pub mod config;
 mod hex;
+pub mod hooks;
 mod query;
 pub mod ringcast;
 pub mod secure_link;
@@ -104,6 +105,13 @@ pub enum Refusal {
     /// The token is bound to another client address.
     #[error("client address does not match the token")]
     IpMismatch,
+    /// The `[hooks]` server answered, and not with an allow.
+    #[error("denied by the hook server")]
+    HookDenied,
+    /// The `[hooks]` server could not be asked (down, timed out, garbled
+    /// answer, too many calls in flight) and the action fails closed.
+    #[error("hook server unavailable")]
+    HookError,
 }
 
 impl Refusal {
@@ -116,6 +124,8 @@ impl Refusal {
             Refusal::BadSignature => "bad_signature",
             Refusal::UnknownKey => "unknown_key",
             Refusal::IpMismatch => "ip_mismatch",
+            Refusal::HookDenied => "hook_denied",
+            Refusal::HookError => "hook_error",
         }
     }
 }
@@ -153,12 +163,15 @@ impl Gate {
         }
     }
 
-    /// Allows or refuses `req` under its action's policy. `Ok` names the key id
-    /// that signed it (`None`: the action is open).
+    /// Allows or refuses `req`'s signed URL under its action's policy. `Ok`
+    /// names the key id that signed it (`None`: no signature is needed). A
+    /// `hook` policy passes here; the server asks the hook next
+    /// ([`Policy::needs_hook`]).
     pub fn check<'g>(&'g self, req: &Request<'_>) -> Result<Option<&'g str>, Refusal> {
-        match self.policy(req.action) {
-            Policy::Open => Ok(None),
-            Policy::Signed => self.verifier.verify(req).map(Some),
+        if self.policy(req.action).needs_signature() {
+            self.verifier.verify(req).map(Some)
+        } else {
+            Ok(None)
         }
     }
 

@@ -1,5 +1,6 @@
-//! Origin URLs (`rtmp://host[:port][/app]`, `http://host[:port][/prefix]`) and
-//! what to ask an origin for a given stream key.
+//! Origin URLs (`rtmp://host[:port][/app]`, `http://host[:port][/prefix]`, and
+//! their TLS forms `rtmps://` and `https://`) and what to ask an origin for a
+//! given stream key.
 //!
 //! An RTMP origin with an app path serves every key under that app (the key's
 //! name is played in it); without one the viewer's app is used, which is what a
@@ -43,8 +44,8 @@ pub enum OriginError {
         /// The limit.
         limit: usize,
     },
-    /// Not `rtmp://` or `http://`.
-    #[error("origin URL must start with rtmp:// or http://")]
+    /// Not `rtmp://`, `http://`, `rtmps://` or `https://`.
+    #[error("origin URL must start with rtmp://, http://, rtmps:// or https://")]
     Scheme,
     /// No host.
     #[error("origin URL has no host")]
@@ -64,6 +65,8 @@ pub struct Origin {
     pub url: String,
     /// Its protocol.
     pub scheme: OriginScheme,
+    /// Spoken over TLS (`rtmps://`, `https://`; default port 443).
+    pub tls: bool,
     /// Host name or IP literal (IPv6 without brackets).
     pub host: String,
     /// TCP port.
@@ -110,10 +113,14 @@ impl Origin {
         {
             return Err(OriginError::Character(c));
         }
-        let (scheme, rest) = if let Some(rest) = url.strip_prefix("rtmp://") {
-            (OriginScheme::Rtmp, rest)
+        let (scheme, tls, rest) = if let Some(rest) = url.strip_prefix("rtmp://") {
+            (OriginScheme::Rtmp, false, rest)
         } else if let Some(rest) = url.strip_prefix("http://") {
-            (OriginScheme::Http, rest)
+            (OriginScheme::Http, false, rest)
+        } else if let Some(rest) = url.strip_prefix("rtmps://") {
+            (OriginScheme::Rtmp, true, rest)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (OriginScheme::Http, true, rest)
         } else {
             return Err(OriginError::Scheme);
         };
@@ -123,6 +130,7 @@ impl Origin {
             return Err(OriginError::NoHost);
         }
         let port = match port {
+            None if tls => 443,
             None => scheme.default_port(),
             Some(p) => p
                 .parse::<u16>()
@@ -133,6 +141,7 @@ impl Origin {
         Ok(Origin {
             url: url.to_owned(),
             scheme,
+            tls,
             host: host.to_owned(),
             port,
             path: path.trim_matches('/').to_owned(),
@@ -165,7 +174,12 @@ impl Origin {
                     self.path.clone()
                 };
                 UpstreamRequest::Rtmp {
-                    tc_url: format!("rtmp://{}/{}", self.authority(), app),
+                    tc_url: format!(
+                        "{}://{}/{}",
+                        if self.tls { "rtmps" } else { "rtmp" },
+                        self.authority(),
+                        app
+                    ),
                     app,
                     stream: key.name().to_owned(),
                     query,
@@ -228,6 +242,25 @@ mod tests {
 
     fn key() -> StreamKey {
         StreamKey::new("live", "cam").unwrap()
+    }
+
+    #[test]
+    fn tls_origins_default_to_port_443_and_announce_rtmps() {
+        let o = Origin::parse("rtmps://origin.example/live").unwrap();
+        assert!(o.tls);
+        assert_eq!((o.scheme, o.port), (OriginScheme::Rtmp, 443));
+        let key = StreamKey::new("live", "cam").unwrap();
+        match o.request_for(&key, None) {
+            UpstreamRequest::Rtmp { tc_url, .. } => {
+                assert_eq!(tc_url, "rtmps://origin.example:443/live")
+            }
+            other => panic!("{other:?}"),
+        }
+        let h = Origin::parse("https://origin.example:8443").unwrap();
+        assert!(h.tls);
+        assert_eq!((h.scheme, h.port), (OriginScheme::Http, 8443));
+        assert!(!Origin::parse("http://origin.example").unwrap().tls);
+        assert_eq!(Origin::parse("ftps://x"), Err(OriginError::Scheme));
     }
 
     #[test]

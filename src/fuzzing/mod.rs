@@ -12,11 +12,13 @@ mod http;
 mod media;
 mod rtmp;
 mod tls;
+mod ws;
 
 pub use http::{http_flv_upstream, http_request};
 pub use media::flv_demux;
 pub use rtmp::{amf0_decode, chunk_decoder, client_session, handshake, server_session};
 pub use tls::tls_server;
+pub use ws::ws_frames;
 
 /// A fuzz target's body.
 pub type FuzzFn = fn(&[u8]);
@@ -33,4 +35,5 @@ pub const TARGETS: &[(&str, FuzzFn)] = &[
     ("http_request", http_request),
     ("http_flv_upstream", http_flv_upstream),
     ("tls_server", tls_server),
+    ("ws_frames", ws_frames),
 ];

@@ -10,9 +10,10 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 use super::families::*;
 use super::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HlsKind, HlsStatus,
-    IngestSource, LabelValue, Listener, Protocol, RefuseReason,
+    HookActionLabel, HookResultLabel, IngestSource, LabelValue, Listener, Protocol, RefuseReason,
+    TlsHandshakeResult, WsCloseLabel,
 };
-use super::local::{HistogramTotals, ValueHistogram};
+use super::local::{HistogramTotals, LocalHistogram, ValueHistogram};
 use super::per_core::CoreMetrics;
 use super::registry::MAX_GAUGE_FN_SAMPLES;
 
@@ -92,10 +93,43 @@ impl CoreSumCollector {
         family_of(f, metrics)
     }
 
+    /// Hook questions by action and result, summed over cores.
+    fn hook_requests(&self) -> MetricFamily {
+        let mut metrics = Vec::new();
+        for &action in HookActionLabel::ALL {
+            for &result in HookResultLabel::ALL {
+                let v: u64 = self
+                    .cores
+                    .iter()
+                    .filter_map(|c| c.hook_requests.get(action.index()))
+                    .map(|by_result| by_result.get(result))
+                    .sum();
+                metrics.push(sample(
+                    MetricType::COUNTER,
+                    &[
+                        (HookActionLabel::LABEL, action.as_str()),
+                        (HookResultLabel::LABEL, result.as_str()),
+                    ],
+                    v as f64,
+                ));
+            }
+        }
+        family_of(&HOOK_REQUESTS, metrics)
+    }
+
     fn latency(&self) -> MetricFamily {
+        self.seconds_histogram(&LATENCY, |c| &c.server_latency)
+    }
+
+    /// A histogram of [`LocalHistogram`]s (ns observations) summed over cores, in seconds.
+    fn seconds_histogram(
+        &self,
+        f: &Family,
+        get: impl Fn(&CoreMetrics) -> &LocalHistogram,
+    ) -> MetricFamily {
         let mut totals = HistogramTotals::default();
         for c in &self.cores {
-            c.server_latency.accumulate_into(&mut totals);
+            get(c).accumulate_into(&mut totals);
         }
         let buckets = totals
             .cumulative_seconds()
@@ -113,7 +147,7 @@ impl CoreSumCollector {
         h.set_bucket(buckets);
         let mut m = proto::Metric::default();
         m.set_histogram(h);
-        family_of(&LATENCY, vec![m])
+        family_of(f, vec![m])
     }
 }
 
@@ -152,6 +186,10 @@ impl Collector for CoreSumCollector {
             self.by_label(&AUTH_REFUSED, |c, l: AuthRefusal| {
                 c.auth_refused.get(l) as f64
             }),
+            self.by_label(&WS_CLOSES, |c, l: WsCloseLabel| c.ws_closes.get(l) as f64),
+            self.by_label(&TLS_HANDSHAKES, |c, l: TlsHandshakeResult| {
+                c.tls_handshakes.get(l) as f64
+            }),
             self.by_label(&CLOSED, |c, l: CloseReason| {
                 c.connections_closed.get(l) as f64
             }),
@@ -186,6 +224,8 @@ impl Collector for CoreSumCollector {
             self.total(&PULL_ATTEMPTS, |c| c.origin_pull_attempts.get() as f64),
             self.total(&PULL_FAILURES, |c| c.origin_pull_failures.get() as f64),
             self.total(&PULL_RECOVERIES, |c| c.origin_pull_recoveries.get() as f64),
+            self.hook_requests(),
+            self.seconds_histogram(&HOOK_LATENCY, |c| &c.hook_latency),
             self.by_label(&HLS_REQUESTS, |c, l: HlsKind| c.hls.requests.get(l) as f64),
             self.by_label(&HLS_BYTES, |c, l: HlsKind| {
                 c.hls.response_bytes.get(l) as f64

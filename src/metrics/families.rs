@@ -10,7 +10,8 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 
 use super::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HlsKind, HlsStatus,
-    IngestSource, LabelValue, Listener, Protocol, RefuseReason,
+    HookActionLabel, HookResultLabel, IngestSource, LabelValue, Listener, Protocol, RefuseReason,
+    TlsHandshakeResult, WsCloseLabel,
 };
 
 /// One metric family this crate exports: its name, help, type and label names.
@@ -88,7 +89,21 @@ family!(
     "ringcast_auth_refused_total",
     COUNTER,
     [AuthRefusal::LABEL],
-    "Publish or play requests refused by [auth] (signed URLs), by reason."
+    "Publish or play requests refused by [auth] (signed URLs, HTTP hooks), by reason."
+);
+family!(
+    WS_CLOSES,
+    "ringcast_websocket_closes_total",
+    COUNTER,
+    [WsCloseLabel::LABEL],
+    "WebSocket-FLV connections closed with a close frame, by reason."
+);
+family!(
+    TLS_HANDSHAKES,
+    "ringcast_tls_handshakes_total",
+    COUNTER,
+    [TlsHandshakeResult::LABEL],
+    "TLS handshakes on the HTTPS and RTMPS listeners, by result (ok, failed, plaintext, timeout)."
 );
 family!(
     CLOSED,
@@ -258,6 +273,20 @@ family!(
     [],
     "Origin pulls that delivered media again after failing."
 );
+family!(
+    HOOK_REQUESTS,
+    "ringcast_hook_requests_total",
+    COUNTER,
+    [HookActionLabel::LABEL, HookResultLabel::LABEL],
+    "HTTP hook questions, by action and result (coalesced and cached ones sent no request)."
+);
+family!(
+    HOOK_LATENCY,
+    "ringcast_hook_latency_seconds",
+    HISTOGRAM,
+    [],
+    "Time from an HTTP hook request's start to its answer, error or timeout."
+);
 
 family!(
     HLS_REQUESTS,
@@ -313,6 +342,8 @@ pub(super) const FAMILIES: &[Family] = &[
     ACCEPTED,
     REFUSED,
     AUTH_REFUSED,
+    WS_CLOSES,
+    TLS_HANDSHAKES,
     CLOSED,
     RECEIVED_BYTES,
     RECEIVED_FRAMES,
@@ -337,6 +368,8 @@ pub(super) const FAMILIES: &[Family] = &[
     PULL_ATTEMPTS,
     PULL_FAILURES,
     PULL_RECOVERIES,
+    HOOK_REQUESTS,
+    HOOK_LATENCY,
     HLS_REQUESTS,
     HLS_BYTES,
     HLS_ERRORS,

@@ -59,6 +59,8 @@ label_enum! {
         Rtmp => "rtmp",
         /// HLS.
         Hls => "hls",
+        /// WebSocket-FLV (`ws://…/{app}/{stream}.flv`).
+        WsFlv => "ws_flv",
     }
 }
 
@@ -113,6 +115,41 @@ label_enum! {
         Http => "http",
         /// The separate admin address (API, metrics).
         Admin => "admin",
+        /// The HTTPS port: the HTTP port's routes over TLS.
+        Https => "https",
+        /// The RTMPS port: RTMP over TLS.
+        Rtmps => "rtmps",
+    }
+}
+
+impl Listener {
+    /// Whether connections on this listener speak TLS first.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Listener::Https | Listener::Rtmps)
+    }
+
+    /// The plaintext listener whose protocol and routes a TLS listener serves
+    /// (HTTPS → HTTP, RTMPS → RTMP); the others are themselves.
+    pub fn plain(self) -> Listener {
+        match self {
+            Listener::Https => Listener::Http,
+            Listener::Rtmps => Listener::Rtmp,
+            other => other,
+        }
+    }
+}
+
+label_enum! {
+    /// How a TLS handshake on an HTTPS or RTMPS listener ended.
+    TlsHandshakeResult, label = "result" {
+        /// Completed.
+        Ok => "ok",
+        /// The client sent bytes rustls refused (garbage, no shared cipher...).
+        Failed => "failed",
+        /// The client spoke plaintext HTTP or RTMP to the TLS port.
+        Plaintext => "plaintext",
+        /// Not complete within `limits.handshake_timeout`.
+        Timeout => "timeout",
     }
 }
 
@@ -135,6 +172,27 @@ label_enum! {
         OriginUnavailable => "origin_unavailable",
         /// A local publisher on an edge with origins and `edge.allow_publish = false`.
         PublishDisabled => "publish_disabled",
+        /// A WebSocket upgrade of an FLV URL that was not valid (answered 400 or 426).
+        BadWebSocketHandshake => "bad_websocket_handshake",
+        /// A TLS ClientHello on a plaintext HTTP or RTMP port.
+        TlsOnPlainPort => "tls_on_plain_port",
+    }
+}
+
+label_enum! {
+    /// Why a WebSocket-FLV connection was closed with a close frame.
+    WsCloseLabel, label = "reason" {
+        /// The client sent a close frame (answered with a close).
+        ClientClose => "client_close",
+        /// The stream ended (close 1000).
+        StreamEnded => "stream_ended",
+        /// The client broke the protocol: unmasked or fragmented control frame,
+        /// reserved bits or opcode, bad close payload (close 1002).
+        ProtocolError => "protocol_error",
+        /// A client message over the size limit (close 1009).
+        MessageTooBig => "message_too_big",
+        /// A close reason that is not UTF-8 (close 1007).
+        InvalidPayload => "invalid_payload",
     }
 }
 
@@ -153,6 +211,44 @@ label_enum! {
         UnknownKey => "unknown_key",
         /// The token is bound to another client address.
         IpMismatch => "ip_mismatch",
+        /// The `[hooks]` server answered, and not with an allow.
+        HookDenied => "hook_denied",
+        /// The `[hooks]` server could not be asked and the action fails closed.
+        HookError => "hook_error",
+    }
+}
+
+label_enum! {
+    /// Which HTTP hook a call was.
+    HookActionLabel, label = "action" {
+        /// `on_publish`.
+        OnPublish => "on_publish",
+        /// `on_unpublish`.
+        OnUnpublish => "on_unpublish",
+        /// `on_play`.
+        OnPlay => "on_play",
+        /// `on_stop`.
+        OnStop => "on_stop",
+    }
+}
+
+label_enum! {
+    /// How a hook question was answered.
+    HookResultLabel, label = "result" {
+        /// The hook server allowed.
+        Allow => "allow",
+        /// The hook server answered, not with an allow.
+        Deny => "deny",
+        /// No usable answer (refused, reset, broken or oversize response).
+        Error => "error",
+        /// No answer within the timeout.
+        Timeout => "timeout",
+        /// Joined an identical call in flight (no request of its own).
+        Coalesced => "coalesced",
+        /// Answered from a cached allow (no request).
+        Cached => "cached",
+        /// Too many calls in flight on the core, or a full notification queue: not asked.
+        Overload => "overload",
     }
 }
 
@@ -347,7 +443,8 @@ mod tests {
         for (i, p) in CloseReason::ALL.iter().enumerate() {
             assert_eq!(p.index(), i);
         }
-        assert_eq!(Protocol::COUNT, 3);
+        assert_eq!(Protocol::COUNT, 4);
+        assert_eq!(Protocol::WsFlv.as_str(), "ws_flv");
         assert_eq!(Protocol::HttpFlv.as_str(), "http_flv");
         assert_eq!(FailureSide::LABEL, "side");
     }
@@ -369,7 +466,10 @@ mod tests {
         check::<Listener>();
         check::<RefuseReason>();
         check::<AuthRefusal>();
+        check::<HookActionLabel>();
+        check::<HookResultLabel>();
         check::<CloseReason>();
+        check::<WsCloseLabel>();
         check::<IngestSource>();
         check::<DropReason>();
         check::<AcceptErrorKind>();

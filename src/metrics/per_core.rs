@@ -3,7 +3,8 @@
 
 use super::labels::{
     AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HlsKind, HlsStatus,
-    IngestSource, LabeledCounters, LabeledGauges, Listener, Protocol, RefuseReason,
+    HookActionLabel, HookResultLabel, IngestSource, LabeledCounters, LabeledGauges, Listener,
+    Protocol, RefuseReason, TlsHandshakeResult, WsCloseLabel,
 };
 use super::local::{
     LocalCounter, LocalGauge, LocalHistogram, LocalRatio, ValueHistogram, SEND_BYTES_BUCKETS,
@@ -42,6 +43,10 @@ pub struct CoreMetrics {
     pub connections_refused: LabeledCounters<RefuseReason, { RefuseReason::COUNT }>,
     /// Publish/play requests refused by `[auth]`, by reason.
     pub auth_refused: LabeledCounters<AuthRefusal, { AuthRefusal::COUNT }>,
+    /// WebSocket-FLV connections closed with a close frame, by reason.
+    pub ws_closes: LabeledCounters<WsCloseLabel, { WsCloseLabel::COUNT }>,
+    /// TLS handshakes on the HTTPS and RTMPS listeners, by how they ended.
+    pub tls_handshakes: LabeledCounters<TlsHandshakeResult, { TlsHandshakeResult::COUNT }>,
     /// Connections closed, by reason.
     pub connections_closed: LabeledCounters<CloseReason, { CloseReason::COUNT }>,
     /// Media payload bytes ingested, by source.
@@ -73,6 +78,11 @@ pub struct CoreMetrics {
     pub origin_pull_failures: LocalCounter,
     /// Origin pulls that delivered media again after one or more failures.
     pub origin_pull_recoveries: LocalCounter,
+    /// HTTP hook questions by action (index: [`HookActionLabel`]) and result.
+    pub hook_requests:
+        [LabeledCounters<HookResultLabel, { HookResultLabel::COUNT }>; HookActionLabel::COUNT],
+    /// Time from a hook request's start to its answer (or error, or timeout).
+    pub hook_latency: LocalHistogram,
     /// HLS / LL-HLS / LL-DASH serving and packaging.
     pub hls: HlsMetrics,
 }
@@ -136,6 +146,8 @@ impl CoreMetrics {
             connections_accepted: LabeledCounters::new(),
             connections_refused: LabeledCounters::new(),
             auth_refused: LabeledCounters::new(),
+            ws_closes: LabeledCounters::new(),
+            tls_handshakes: LabeledCounters::new(),
             connections_closed: LabeledCounters::new(),
             bytes_received: LabeledCounters::new(),
             frames_received: LabeledCounters::new(),
@@ -151,7 +163,16 @@ impl CoreMetrics {
             origin_pull_attempts: LocalCounter::new(),
             origin_pull_failures: LocalCounter::new(),
             origin_pull_recoveries: LocalCounter::new(),
+            hook_requests: std::array::from_fn(|_| LabeledCounters::new()),
+            hook_latency: LocalHistogram::new(),
             hls: HlsMetrics::default(),
+        }
+    }
+
+    /// Counts one hook question of `action` answered as `result`.
+    pub fn count_hook(&self, action: HookActionLabel, result: HookResultLabel) {
+        if let Some(by_result) = self.hook_requests.get(action as usize) {
+            by_result.inc(result);
         }
     }
 

@@ -21,5 +21,6 @@ pub mod reader;
 pub mod rtmp;
 pub mod ts;
 pub mod writer;
+pub mod ws;
 
 pub use flv::frame::{Frame, FrameKind};

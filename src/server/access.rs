@@ -1,17 +1,21 @@
 //! `[auth]` at the start of a publish or play session: asks the shared
-//! [`Gate`](crate::auth::Gate) once, counts a refusal by reason and logs it
-//! once (never the query: it carries the signature). The caller sends the
-//! protocol's refusal (RTMP `NetStream.Publish.Unauthorized` /
-//! `NetStream.Play.Failed`, HTTP 403) and closes.
+//! [`Gate`](crate::auth::Gate) once, then, under a `hook` policy, the
+//! `[hooks]` server (which may hold the session, see [`super::hooks`]).
+//! A refusal is counted by reason and logged once (never the query: it
+//! carries the signature). The caller sends the protocol's refusal (RTMP
+//! `NetStream.Publish.Unauthorized` / `NetStream.Play.Failed`, HTTP 403) and
+//! closes.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::hooks::{HookGate, Resume};
 use super::worker::CoreState;
+use crate::auth::hooks::HookAction;
 use crate::auth::{Action, Refusal, Request};
-use crate::metrics::{AuthRefusal, RefuseReason};
+use crate::metrics::AuthRefusal;
 
 /// The metric label of a refusal.
-fn label(r: Refusal) -> AuthRefusal {
+pub(super) fn label(r: Refusal) -> AuthRefusal {
     match r {
         Refusal::Missing => AuthRefusal::Missing,
         Refusal::Malformed => AuthRefusal::Malformed,
@@ -19,13 +23,29 @@ fn label(r: Refusal) -> AuthRefusal {
         Refusal::BadSignature => AuthRefusal::BadSignature,
         Refusal::UnknownKey => AuthRefusal::UnknownKey,
         Refusal::IpMismatch => AuthRefusal::IpMismatch,
+        Refusal::HookDenied => AuthRefusal::HookDenied,
+        Refusal::HookError => AuthRefusal::HookError,
     }
+}
+
+/// What the session does next.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Access {
+    /// Go on now.
+    Granted,
+    /// Held for the hook: it will be resumed (through the [`Resume`] given)
+    /// or refused; do nothing more now.
+    Held,
+    /// Refuse it (already counted and logged).
+    Refused(Refusal),
 }
 
 impl CoreState {
     /// Whether connection `slot` may `action` the stream `app/stream` with
     /// this query; `uri_suffix` completes the path CDN schemes sign (`""` for
-    /// RTMP, `".flv"` for HTTP-FLV). A refusal is counted and logged here.
+    /// RTMP, `".flv"` for HTTP-FLV). `resume` builds how the session goes on
+    /// if it has to wait for its hook. A refusal is counted and logged here.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn authorize(
         &mut self,
         slot: u32,
@@ -34,7 +54,8 @@ impl CoreState {
         stream: &str,
         uri_suffix: &str,
         query: Option<&str>,
-    ) -> Result<(), Refusal> {
+        resume: impl FnOnce() -> Resume,
+    ) -> Access {
         let peer = self.conns.at(slot).and_then(|c| c.peer);
         let now_s = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -48,7 +69,7 @@ impl CoreState {
             client_ip: peer.map(|p| p.ip()),
             now_s,
         };
-        match self.shared.gate.check(&req) {
+        let checked = match self.shared.gate.check(&req) {
             Ok(kid) => {
                 if let Some(kid) = kid {
                     tracing::debug!(
@@ -63,11 +84,24 @@ impl CoreState {
                 }
                 Ok(())
             }
+            Err(why) => Err(why),
+        };
+        let decided = match checked {
+            Err(why) => Err(why),
+            Ok(()) if self.shared.gate.policy(action).needs_hook() => {
+                let who = self.hook_subject(slot, app, stream, query);
+                match self.ask_hook(slot, HookAction::from(action), &who, resume()) {
+                    HookGate::Allowed => Ok(()),
+                    HookGate::Held => return Access::Held,
+                    HookGate::Refused(why) => Err(why),
+                }
+            }
+            Ok(()) => Ok(()),
+        };
+        match decided {
+            Ok(()) => Access::Granted,
             Err(why) => {
-                self.metrics.auth_refused.inc(label(why));
-                self.metrics
-                    .connections_refused
-                    .inc(RefuseReason::Unauthorized);
+                self.count_refusal(why);
                 tracing::info!(
                     core = self.core,
                     action = action.as_str(),
@@ -77,7 +111,7 @@ impl CoreState {
                     reason = why.as_str(),
                     "access refused"
                 );
-                Err(why)
+                Access::Refused(why)
             }
         }
     }

@@ -9,8 +9,10 @@ use super::edge::origin_conn::OriginConn;
 use super::edge::relay::RelayConn;
 use super::egress_flv::FlvEgress;
 use super::egress_rtmp::RtmpEgress;
+use super::hook_conn::HookConn;
 use super::http_conn::HttpConn;
 use super::rtmp_conn::RtmpConn;
+use crate::auth::hooks::HookSubject;
 use crate::metrics::{CloseReason, Listener, Protocol};
 use crate::runtime::outbox::{Outbox, SendBody};
 use crate::runtime::TimerId;
@@ -55,7 +57,7 @@ unsafe impl SendBody for Hold {
 }
 /// How a viewer's frames are framed on the wire.
 pub enum Egress {
-    /// HTTP-FLV.
+    /// HTTP-FLV or WebSocket-FLV.
     Flv(FlvEgress),
     /// RTMP play.
     Rtmp(RtmpEgress),
@@ -65,6 +67,7 @@ impl Egress {
     /// The metrics protocol label.
     pub fn protocol(&self) -> Protocol {
         match self {
+            Egress::Flv(flv) if flv.is_websocket() => Protocol::WsFlv,
             Egress::Flv(_) => Protocol::HttpFlv,
             Egress::Rtmp(_) => Protocol::Rtmp,
         }
@@ -81,6 +84,8 @@ pub enum Proto {
     Origin(Box<OriginConn>),
     /// A push relay publishing a local stream to another server.
     Relay(Box<RelayConn>),
+    /// An HTTP hook call to a hook server.
+    Hook(Box<HookConn>),
 }
 
 /// A viewer attached to a connection.
@@ -128,6 +133,17 @@ pub struct Conn {
     pub woken: bool,
     /// A zero-copy send's result, held until its buffer notification arrives.
     pub zc_result: Option<i32>,
+    /// TLS (HTTPS and RTMPS listeners): decrypts what arrives, seals what is sent.
+    pub tls: Option<Box<super::tls_conn::TlsConn>>,
+    /// Bytes have arrived on it (its first bytes are checked for a TLS
+    /// ClientHello on a plain port).
+    pub received: bool,
+    /// Set while it publishes and `[hooks] on_unpublish` is configured: what
+    /// the hook is told when the publishing ends.
+    pub hook_unpublish: Option<Box<HookSubject>>,
+    /// Set once a play was allowed and `[hooks] on_stop` is configured: what
+    /// the hook is told when the viewer stops.
+    pub hook_stop: Option<Box<HookSubject>>,
 }
 
 /// What a new connection starts with.
@@ -170,6 +186,10 @@ impl Conn {
             queued: false,
             woken: false,
             zc_result: None,
+            tls: None,
+            received: false,
+            hook_unpublish: None,
+            hook_stop: None,
         }
     }
 

@@ -1,5 +1,6 @@
-//! HTTP connections: HTTP-FLV viewers (`GET /{app}/{stream}.flv`), HLS and
-//! DASH (`server::hls`), the JSON API, the status page and `/metrics`.
+//! HTTP connections: HTTP-FLV and WebSocket-FLV viewers (`GET /{app}/{stream}.flv`,
+//! with or without `Upgrade: websocket`), HLS and DASH (`server::hls`), the JSON
+//! API, the status page and `/metrics`.
 //!
 //! Keep-alive and pipelining: requests are read one at a time, in order; a
 //! response queued at once lets the next one be read; an HLS request held as
@@ -10,10 +11,12 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::access::Access;
 use super::api::{self, ApiAction};
 use super::conn::{Egress, Hold, Proto};
 use super::egress_flv::FlvEgress;
 use super::failures::play_refusal;
+use super::hooks::Resume;
 use super::pending::WaitingPlay;
 use super::shared::Shared;
 use super::worker::CoreState;
@@ -23,12 +26,17 @@ use crate::protocol::hls::Body;
 use crate::protocol::http::connection::{HttpConnection, HttpTimeouts};
 use crate::protocol::http::request::{Method, Request, RequestParser};
 use crate::protocol::http::response::{self, BodyFraming, ResponseContext};
+use crate::protocol::ws::handshake::upgrade_request;
+use crate::protocol::ws::reader::{FrameReader, ReaderLimits};
 use crate::runtime::outbox::PREFIX_SLOT;
 use crate::stream::StreamKey;
 
-/// One HTTP connection's protocol state: its sans-IO request state and deadlines.
+/// One HTTP connection's protocol state: its sans-IO request state and deadlines,
+/// and once it switched to WebSocket, the parser of the client's frames.
 pub struct HttpConn {
     state: HttpConnection,
+    /// Set by the `101`: the client's WebSocket frames are read here from then on.
+    pub(super) ws: Option<Box<FrameReader>>,
 }
 
 impl HttpConn {
@@ -43,6 +51,7 @@ impl HttpConn {
         HttpConn {
             state: HttpConnection::new(RequestParser::default(), timeouts, now_ms)
                 .with_max_requests(limits.http_max_requests),
+            ws: None,
         }
     }
 
@@ -99,6 +108,10 @@ impl CoreState {
         let Proto::Http(http) = &mut conn.proto else {
             return;
         };
+        if http.ws.is_some() {
+            // Switched to WebSocket: the client's bytes are frames now.
+            return self.on_ws_data(slot, data);
+        }
         if http.state.is_held() || conn.close_after_flush {
             return;
         }
@@ -119,7 +132,8 @@ impl CoreState {
             {
                 return;
             }
-            let listener = conn.listener;
+            // A TLS listener serves its plain twin's routes.
+            let listener = conn.listener.plain();
             let Proto::Http(http) = &mut conn.proto else {
                 return;
             };
@@ -208,11 +222,24 @@ impl CoreState {
         &mut self,
         slot: u32,
         req: &Request,
-        ctx: ResponseContext,
+        mut ctx: ResponseContext,
         app: String,
         name: String,
     ) -> bool {
         let mut out = BytesMut::new();
+        // WebSocket-FLV: the same path as HTTP-FLV; only the head (101, written
+        // when the play starts) and the framing differ.
+        match upgrade_request(req) {
+            Ok(accept) => ctx.websocket = accept,
+            Err(e) => {
+                tracing::debug!(core = self.core, error = %e, "bad WebSocket upgrade");
+                self.metrics
+                    .connections_refused
+                    .inc(RefuseReason::BadWebSocketHandshake);
+                response::write_error_with(&ctx, e.status(), e.headers(), &mut out);
+                return self.respond(slot, &out, false);
+            }
+        }
         if !matches!(req.method, Method::Get | Method::Head) {
             response::write_method_not_allowed(&ctx, "GET, HEAD, OPTIONS", &mut out);
             return self.respond(slot, &out, false);
@@ -226,24 +253,55 @@ impl CoreState {
             }
         };
         let query = req.target.split_once('?').map(|(_, q)| q);
-        if self
-            .authorize(slot, Action::Play, &app, &name, ".flv", query)
-            .is_err()
-        {
-            response::write_error(&ctx, 403, &mut out);
-            return self.respond(slot, &out, false);
+        let resume = || Resume::Flv {
+            ctx,
+            key: key.clone(),
+            query: query.map(str::to_owned),
+        };
+        match self.authorize(slot, Action::Play, &app, &name, ".flv", query, resume) {
+            Access::Granted => {}
+            Access::Held => {
+                self.hold_http(slot);
+                return false;
+            }
+            Access::Refused(_) => {
+                response::write_error(&ctx, 403, &mut out);
+                return self.respond(slot, &out, false);
+            }
         }
-        // From here on the connection belongs to this one response.
+        self.flv_authorized(slot, ctx, &key, query.map(str::to_owned))
+    }
+
+    /// From here on the connection belongs to its one (held or streaming) response.
+    fn hold_http(&mut self, slot: u32) {
         if let Some(Proto::Http(http)) = self.conns.at(slot).map(|c| &mut c.proto) {
             http.hold();
         }
+    }
+
+    /// An HTTP-FLV play `[auth]` allowed: held for an edge pull or a publisher, or started.
+    pub(super) fn flv_authorized(
+        &mut self,
+        slot: u32,
+        ctx: ResponseContext,
+        key: &StreamKey,
+        query: Option<String>,
+    ) -> bool {
+        self.hold_http(slot);
+        self.arm_stop_hook(slot, key.app(), key.name(), query.as_deref());
         if self.edge_enabled() {
             // Always through the key's pull core: it serialises pull start and close.
-            let query = req.target.split_once('?').map(|(_, q)| q.to_owned());
-            self.edge_hold_viewer(slot, key, query, WaitingPlay::Flv(ctx));
+            self.edge_hold_viewer(slot, key.clone(), query, WaitingPlay::Flv(ctx));
             return false;
         }
-        self.start_flv_viewer(slot, ctx, &key)
+        self.start_flv_viewer(slot, ctx, key)
+    }
+
+    /// Answers 403 to an HTTP-FLV request held for its hook, then closes.
+    pub(super) fn refuse_flv_unauthorized(&mut self, slot: u32, ctx: ResponseContext) {
+        let mut out = BytesMut::new();
+        response::write_error(&ctx, 403, &mut out);
+        self.respond(slot, &out, false);
     }
 
     /// Answers an HTTP-FLV request with an error `status`, then closes.
@@ -281,7 +339,8 @@ impl CoreState {
         false
     }
 
-    /// Writes the HTTP-FLV head and starts the viewer of a live stream.
+    /// Writes the HTTP-FLV head (or the WebSocket `101`) and starts the viewer of a
+    /// live stream.
     pub(super) fn begin_flv_play(
         &mut self,
         slot: u32,
@@ -293,7 +352,15 @@ impl CoreState {
         if framing == BodyFraming::None {
             return self.respond(slot, &out, false);
         }
-        let mut egress = FlvEgress::new(framing == BodyFraming::Chunked);
+        let mut egress = match framing {
+            BodyFraming::WebSocket => {
+                if let Some(Proto::Http(http)) = self.conns.at(slot).map(|c| &mut c.proto) {
+                    http.ws = Some(Box::new(FrameReader::new(ReaderLimits::default())));
+                }
+                FlvEgress::websocket()
+            }
+            _ => FlvEgress::new(framing == BodyFraming::Chunked),
+        };
         let mut header = [0u8; PREFIX_SLOT];
         let n = egress.start(true, true, &mut header);
         out.extend_from_slice(&header[..n]);

@@ -4,15 +4,18 @@
 use bytes::BytesMut;
 use rand::SeedableRng;
 
+use super::access::Access;
 use super::conn::{Egress, Proto};
 use super::egress_rtmp::RtmpEgress;
 use super::failures::{claim_refusal, play_refusal, shard_refusal};
+use super::hooks::Resume;
 use super::pending::WaitingPlay;
 use super::shared::Shared;
 use super::viewer_send::PlayError;
 use super::worker::CoreState;
 use super::MeshMsg;
-use crate::auth::Action;
+use crate::auth::hooks::HookAction;
+use crate::auth::{Action, Refusal};
 use crate::metrics::{CloseReason, IngestSource, RefuseReason};
 use crate::protocol::flv::config::parse_video_sequence_header;
 use crate::protocol::rtmp::chunk::ChunkLimits;
@@ -42,6 +45,8 @@ pub struct RtmpConn {
     pub publishing: Option<Publishing>,
     /// The message stream it plays on, while it plays.
     pub playing: Option<u32>,
+    /// `connect`'s `tcUrl` and `pageUrl` (for hook calls).
+    connect_urls: Option<Box<(String, String)>>,
 }
 
 impl RtmpConn {
@@ -69,7 +74,13 @@ impl RtmpConn {
             events: Vec::new(),
             publishing: None,
             playing: None,
+            connect_urls: None,
         }
+    }
+
+    /// `connect`'s `tcUrl` and `pageUrl` (empty if not sent).
+    pub(crate) fn connect_urls(&self) -> (String, String) {
+        self.connect_urls.as_deref().cloned().unwrap_or_default()
     }
 
     /// The session's next deadline (handshake, first media, idle).
@@ -131,7 +142,7 @@ impl CoreState {
 
     /// Moves what the session wrote into the connection's outbox (and re-arms
     /// its deadline, which what the session just did may have moved).
-    fn flush_session_output(&mut self, slot: u32) {
+    pub(super) fn flush_session_output(&mut self, slot: u32) {
         self.conns.arm_timer(slot);
         let Some(conn) = self.conns.at(slot) else {
             return;
@@ -152,7 +163,15 @@ impl CoreState {
 
     fn on_rtmp_event(&mut self, slot: u32, event: ServerEvent, now: u64) {
         match event {
-            ServerEvent::Connected(_) => {}
+            ServerEvent::Connected(connect) => {
+                if let Some(rc) = self.session(slot) {
+                    let urls = (
+                        connect.tc_url.unwrap_or_default(),
+                        connect.page_url.unwrap_or_default(),
+                    );
+                    rc.connect_urls = Some(Box::new(urls));
+                }
+            }
             ServerEvent::PublishRequested {
                 stream_id,
                 app,
@@ -177,6 +196,12 @@ impl CoreState {
                 };
                 if rc.playing == Some(stream_id) {
                     rc.playing = None;
+                    if let Some(who) = conn.hook_stop.take() {
+                        self.notify_hook(HookAction::Stop, &who);
+                    }
+                    let Some(conn) = self.conns.at(slot) else {
+                        return;
+                    };
                     if let Some(viewer) = conn.viewer.take() {
                         let protocol = viewer.egress.protocol();
                         self.remove_viewer(viewer.id, protocol);
@@ -190,7 +215,7 @@ impl CoreState {
     fn session(&mut self, slot: u32) -> Option<&mut RtmpConn> {
         match &mut self.conns.at(slot)?.proto {
             Proto::Rtmp(rc) => Some(rc),
-            Proto::Http(_) | Proto::Origin(_) | Proto::Relay(_) => None,
+            Proto::Http(_) | Proto::Origin(_) | Proto::Relay(_) | Proto::Hook(_) => None,
         }
     }
 
@@ -214,7 +239,6 @@ impl CoreState {
         name: &str,
         query: Option<&str>,
     ) {
-        let now = self.now_ms();
         if self.session(slot).is_some_and(|rc| rc.publishing.is_some()) {
             self.reject_publish(
                 slot,
@@ -224,18 +248,46 @@ impl CoreState {
             );
             return;
         }
-        let key = match StreamKey::new(app, name) {
-            Ok(key) => key,
-            Err(e) => {
-                self.reject_publish(slot, msg_stream, PublishRejection::BadName, &e.to_string());
-                return;
-            }
-        };
-        if let Err(why) = self.authorize(slot, Action::Publish, app, name, "", query) {
-            let text = format!("unauthorized: {why}");
-            self.reject_publish(slot, msg_stream, PublishRejection::Unauthorized, &text);
+        if let Err(e) = StreamKey::new(app, name) {
+            self.reject_publish(slot, msg_stream, PublishRejection::BadName, &e.to_string());
             return;
         }
+        let resume = || Resume::RtmpPublish {
+            msg_stream,
+            app: app.to_owned(),
+            name: name.to_owned(),
+        };
+        match self.authorize(slot, Action::Publish, app, name, "", query, resume) {
+            Access::Granted => {}
+            // The session buffers input until the hook answers.
+            Access::Held => return,
+            Access::Refused(why) => {
+                let text = format!("unauthorized: {why}");
+                self.reject_publish(slot, msg_stream, PublishRejection::Unauthorized, &text);
+                return;
+            }
+        }
+        self.publish_authorized(slot, msg_stream, app, name);
+    }
+
+    /// Refuses a publish held for its hook, then closes once the refusal is sent.
+    pub(super) fn refuse_rtmp_publish_unauthorized(
+        &mut self,
+        slot: u32,
+        msg_stream: u32,
+        why: Refusal,
+    ) {
+        let text = format!("unauthorized: {why}");
+        self.reject_publish(slot, msg_stream, PublishRejection::Unauthorized, &text);
+        self.flush_session_output(slot);
+    }
+
+    /// A publish `[auth]` allowed: the edge rule, the directory claim, the stream.
+    pub(super) fn publish_authorized(&mut self, slot: u32, msg_stream: u32, app: &str, name: &str) {
+        let now = self.now_ms();
+        let Ok(key) = StreamKey::new(app, name) else {
+            return;
+        };
         if self.edge_enabled() && !self.shared.config.edge.allow_publish {
             self.metrics
                 .connections_refused
@@ -321,6 +373,12 @@ impl CoreState {
         tracing::info!(core = self.core, %key, stream_id = %claim.stream_id, ?peer, "publishing");
         let now_ms = self.now_ms();
         self.relays.start(&key, now_ms);
+        if self.hooks.configured(HookAction::Unpublish) {
+            let who = self.hook_subject(slot, app, name, None);
+            if let Some(conn) = self.conns.at(slot) {
+                conn.hook_unpublish = Some(Box::new(who));
+            }
+        }
         if let Some(rc) = self.session(slot) {
             let _ = rc.session.accept_publish(msg_stream, &mut rc.out);
             rc.publishing = Some(Publishing {
@@ -393,6 +451,9 @@ impl CoreState {
         let Some(publishing) = self.session(slot).and_then(|rc| rc.publishing.take()) else {
             return;
         };
+        if let Some(who) = self.conns.at(slot).and_then(|c| c.hook_unpublish.take()) {
+            self.notify_hook(HookAction::Unpublish, &who);
+        }
         let Publishing { key, claim, .. } = publishing;
         if self.publishers.get(&claim.stream_id) == Some(&slot) {
             self.publishers.remove(&claim.stream_id);
@@ -447,19 +508,49 @@ impl CoreState {
         name: &str,
         query: Option<String>,
     ) {
-        if let Err(why) = self.authorize(slot, Action::Play, app, name, "", query.as_deref()) {
-            if let Some(rc) = self.session(slot) {
-                let text = format!("unauthorized: {why}");
-                let _ =
-                    rc.session
-                        .reject_play(msg_stream, PlayRejection::Failed, &text, &mut rc.out);
-            }
-            if let Some(conn) = self.conns.at(slot) {
-                conn.close_after_flush = true;
-            }
-            self.flush_session_output(slot);
-            return;
+        let resume = || Resume::RtmpPlay {
+            msg_stream,
+            app: app.to_owned(),
+            name: name.to_owned(),
+            query: query.clone(),
+        };
+        match self.authorize(slot, Action::Play, app, name, "", query.as_deref(), resume) {
+            Access::Granted => self.play_authorized(slot, msg_stream, app, name, query),
+            // The session buffers input until the hook answers.
+            Access::Held => {}
+            Access::Refused(why) => self.refuse_rtmp_play_unauthorized(slot, msg_stream, why),
         }
+    }
+
+    /// Refuses a play `[auth]` turned down, then closes once the refusal is sent.
+    pub(super) fn refuse_rtmp_play_unauthorized(
+        &mut self,
+        slot: u32,
+        msg_stream: u32,
+        why: Refusal,
+    ) {
+        if let Some(rc) = self.session(slot) {
+            let text = format!("unauthorized: {why}");
+            let _ = rc
+                .session
+                .reject_play(msg_stream, PlayRejection::Failed, &text, &mut rc.out);
+        }
+        if let Some(conn) = self.conns.at(slot) {
+            conn.close_after_flush = true;
+        }
+        self.flush_session_output(slot);
+    }
+
+    /// A play `[auth]` allowed: held for an edge pull, started, or refused as not found.
+    pub(super) fn play_authorized(
+        &mut self,
+        slot: u32,
+        msg_stream: u32,
+        app: &str,
+        name: &str,
+        query: Option<String>,
+    ) {
+        self.arm_stop_hook(slot, app, name, query.as_deref());
         match StreamKey::new(app, name) {
             Ok(key) if self.edge_enabled() => {
                 // Held until the key's pull core answers (the session buffers input meanwhile).

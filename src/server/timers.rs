@@ -24,11 +24,13 @@ impl Conn {
             Proto::Http(http) => http.poll_timeout(),
             Proto::Origin(oc) => oc.poll_timeout(),
             Proto::Relay(rc) => rc.poll_timeout(),
+            Proto::Hook(hc) => hc.poll_timeout(),
         };
-        match (self.connect_deadline_ms, session) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let tls = self.tls.as_ref().and_then(|t| t.poll_timeout());
+        [self.connect_deadline_ms, session, tls]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Hands `now_ms` to the connection's deadlines: why it must close, if one passed.
@@ -36,11 +38,15 @@ impl Conn {
         if self.connect_deadline_ms.is_some_and(|d| now_ms >= d) {
             return Err("connect timeout".to_owned());
         }
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.handle_timeout(now_ms)?;
+        }
         match &mut self.proto {
             Proto::Rtmp(rc) => rc.handle_timeout(now_ms),
             Proto::Http(http) => http.handle_timeout(now_ms),
             Proto::Origin(oc) => oc.handle_timeout(now_ms),
             Proto::Relay(rc) => rc.handle_timeout(now_ms),
+            Proto::Hook(hc) => hc.handle_timeout(now_ms),
         }
     }
 }
@@ -159,7 +165,20 @@ impl CoreState {
         for &key in &fired {
             match self.conns.fire(key, now) {
                 Fired::Nothing => {}
-                Fired::Close(slot) => self.close_now(r, slot, CloseReason::Timeout),
+                Fired::Close(slot) => {
+                    // Whichever deadline fired, a TLS handshake still under way never finished.
+                    if self
+                        .conns
+                        .at(slot)
+                        .and_then(|c| c.tls.as_ref())
+                        .is_some_and(|t| t.handshake_pending())
+                    {
+                        self.metrics
+                            .tls_handshakes
+                            .inc(crate::metrics::TlsHandshakeResult::Timeout);
+                    }
+                    self.close_now(r, slot, CloseReason::Timeout);
+                }
                 Fired::Held(slot) => self.hls_held_due(slot),
             }
         }

@@ -7,7 +7,7 @@ use super::egress_rtmp::{RtmpFrameBytes, RTMP_SLOT};
 use super::worker::CoreState;
 use super::MeshMsg;
 use crate::config::TimestampMode;
-use crate::metrics::{CloseReason, DropReason};
+use crate::metrics::{CloseReason, DropReason, WsCloseLabel};
 use crate::runtime::outbox::{Outbox, PREFIX_SLOT};
 use crate::runtime::region::SendRegion;
 use crate::stream::{
@@ -178,6 +178,9 @@ impl CoreState {
         conn.close_reason = CloseReason::StreamEnded;
         match &mut viewer.egress {
             Egress::Flv(flv) => {
+                if flv.is_websocket() {
+                    self.metrics.ws_closes.inc(WsCloseLabel::StreamEnded);
+                }
                 let mut end = [0u8; PREFIX_SLOT];
                 let n = flv.finish(&mut end);
                 let end = bytes::Bytes::copy_from_slice(&end[..n]);

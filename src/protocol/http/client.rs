@@ -196,6 +196,7 @@ mod tests {
             version: Version::Http11,
             keep_alive: true,
             head_only: false,
+            websocket: None,
         };
         write_flv_head(&ctx, &mut out);
         let full = out.clone();
@@ -218,6 +219,7 @@ mod tests {
             version: Version::Http10,
             keep_alive: false,
             head_only: false,
+            websocket: None,
         };
         let mut out = BytesMut::new();
         write_flv_head(&ctx10, &mut out);

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use bytes::{BufMut, BytesMut};
 
 use super::request::{Method, Request, Version};
+use crate::protocol::ws::handshake::{write_switching_protocols, WsAccept};
 
 /// The `Server` header value.
 const SERVER: &str = "ringcast";
@@ -23,6 +24,9 @@ pub struct ResponseContext {
     pub keep_alive: bool,
     /// A HEAD request: write the head only, never a body.
     pub head_only: bool,
+    /// A valid WebSocket upgrade (WebSocket-FLV): the stream head is `101 Switching
+    /// Protocols` with this accept value, and the body goes as WebSocket messages.
+    pub websocket: Option<WsAccept>,
 }
 
 impl ResponseContext {
@@ -32,6 +36,7 @@ impl ResponseContext {
             version: req.version,
             keep_alive: req.keep_alive,
             head_only: req.method == Method::Head,
+            websocket: None,
         }
     }
 
@@ -41,6 +46,7 @@ impl ResponseContext {
             version: Version::Http11,
             keep_alive: false,
             head_only: false,
+            websocket: None,
         }
     }
 }
@@ -55,12 +61,19 @@ pub enum BodyFraming {
     CloseDelimited,
     /// No body at all (HEAD request).
     None,
+    /// The connection switched to WebSocket: the body goes as binary messages.
+    WebSocket,
 }
 
 /// Writes the head of an HTTP-FLV stream response (200, `video/x-flv`, no caching,
 /// CORS open) and says how the body must be framed: chunked for HTTP/1.1,
-/// close-delimited for HTTP/1.0.
+/// close-delimited for HTTP/1.0; for a WebSocket upgrade, the `101` head and
+/// WebSocket messages.
 pub fn write_flv_head(ctx: &ResponseContext, out: &mut BytesMut) -> BodyFraming {
+    if let Some(accept) = &ctx.websocket {
+        write_switching_protocols(accept, out);
+        return BodyFraming::WebSocket;
+    }
     status_line(ctx.version, 200, out);
     header("Content-Type", "video/x-flv", out);
     header("Access-Control-Allow-Origin", "*", out);
@@ -125,6 +138,7 @@ pub const fn reason_phrase(status: u16) -> &'static str {
         413 => "Content Too Large",
         414 => "URI Too Long",
         416 => "Range Not Satisfiable",
+        426 => "Upgrade Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
@@ -217,6 +231,16 @@ pub fn write_body_head(
 /// Writes an error (or other bodiless-status) response with a one-line plain text
 /// body such as `404 Not Found`.
 pub fn write_error(ctx: &ResponseContext, status: u16, out: &mut BytesMut) {
+    write_error_with(ctx, status, &[], out);
+}
+
+/// As [`write_error`], with `extra` headers (e.g. `Sec-WebSocket-Version` on a 426).
+pub fn write_error_with(
+    ctx: &ResponseContext,
+    status: u16,
+    extra: &[(&str, &str)],
+    out: &mut BytesMut,
+) {
     let mut body = [0u8; 64];
     let len = short_status_body(status, &mut body);
     write_response(
@@ -224,7 +248,7 @@ pub fn write_error(ctx: &ResponseContext, status: u16, out: &mut BytesMut) {
         status,
         "text/plain; charset=utf-8",
         body.get(..len).unwrap_or_default(),
-        &[],
+        extra,
         out,
     );
 }
@@ -323,11 +347,13 @@ mod tests {
         version: Version::Http11,
         keep_alive: true,
         head_only: false,
+        websocket: None,
     };
     const V10: ResponseContext = ResponseContext {
         version: Version::Http10,
         keep_alive: false,
         head_only: false,
+        websocket: None,
     };
 
     fn text(b: &BytesMut) -> &str {
@@ -545,7 +571,8 @@ mod tests {
             ResponseContext {
                 version: Version::Http10,
                 keep_alive: false,
-                head_only: true
+                head_only: true,
+                websocket: None,
             }
         );
     }

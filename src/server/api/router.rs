@@ -345,6 +345,7 @@ mod tests {
                         http_flv: 2,
                         rtmp: 1,
                         hls: 0,
+                        ws_flv: 0,
                     },
                     core: 1,
                     uptime_secs: 8,

@@ -162,6 +162,8 @@ pub struct ViewerCounts {
     pub rtmp: u64,
     /// HLS viewers.
     pub hls: u64,
+    /// WebSocket-FLV viewers.
+    pub ws_flv: u64,
 }
 
 impl ViewerCounts {
@@ -170,6 +172,7 @@ impl ViewerCounts {
         self.http_flv
             .saturating_add(self.rtmp)
             .saturating_add(self.hls)
+            .saturating_add(self.ws_flv)
     }
 
     /// Element-wise sum (to merge counts from several cores).
@@ -178,6 +181,7 @@ impl ViewerCounts {
             http_flv: self.http_flv.saturating_add(other.http_flv),
             rtmp: self.rtmp.saturating_add(other.rtmp),
             hls: self.hls.saturating_add(other.hls),
+            ws_flv: self.ws_flv.saturating_add(other.ws_flv),
         }
     }
 
@@ -187,6 +191,7 @@ impl ViewerCounts {
             Protocol::HttpFlv => &mut self.http_flv,
             Protocol::Rtmp => &mut self.rtmp,
             Protocol::Hls => &mut self.hls,
+            Protocol::WsFlv => &mut self.ws_flv,
         };
         *slot = slot.saturating_add(n);
     }
@@ -197,6 +202,7 @@ impl ViewerCounts {
             Protocol::HttpFlv => &mut self.http_flv,
             Protocol::Rtmp => &mut self.rtmp,
             Protocol::Hls => &mut self.hls,
+            Protocol::WsFlv => &mut self.ws_flv,
         };
         *slot = slot.saturating_sub(n);
     }
@@ -240,13 +246,15 @@ mod tests {
             http_flv: 1,
             rtmp: 2,
             hls: 0,
+            ws_flv: 0,
         });
         assert_eq!(
             w,
             ViewerCounts {
                 http_flv: 4,
                 rtmp: 2,
-                hls: 1
+                hls: 1,
+                ws_flv: 0,
             }
         );
         assert_eq!(w.total(), 7);
@@ -288,6 +296,7 @@ mod tests {
                         http_flv: 1,
                         rtmp: 0,
                         hls: 0,
+                        ws_flv: 0,
                     },
                     ..Default::default()
                 },
@@ -298,6 +307,7 @@ mod tests {
                         http_flv: 2,
                         rtmp: 1,
                         hls: 0,
+                        ws_flv: 0,
                     },
                     ..Default::default()
                 },
@@ -323,6 +333,7 @@ mod tests {
             http_flv: 5,
             rtmp: 0,
             hls: 2,
+            ws_flv: 0,
         };
         assert!(snap.add_viewers("live", "a", remote));
         assert!(snap.add_viewers("live", "a", remote));
@@ -332,7 +343,8 @@ mod tests {
             ViewerCounts {
                 http_flv: 10,
                 rtmp: 0,
-                hls: 4
+                hls: 4,
+                ws_flv: 0,
             }
         );
     }

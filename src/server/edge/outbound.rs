@@ -1,4 +1,4 @@
-//! Outbound TCP connections (origin pulls, push relays): a socket in the slab,
+//! Outbound TCP connections (origin pulls, push relays, HTTP hook calls): a socket in the slab,
 //! connected with `IORING_OP_CONNECT`, then started by its session once the
 //! connect completes. After that they take the same receive, send, timeout and
 //! close paths as accepted connections.
@@ -27,6 +27,7 @@ fn peer_sockaddr(proto: &Proto) -> Option<&SockAddr> {
     match proto {
         Proto::Origin(oc) => Some(oc.addr()),
         Proto::Relay(rc) => Some(rc.addr()),
+        Proto::Hook(hc) => Some(hc.addr()),
         Proto::Http(_) | Proto::Rtmp(_) => None,
     }
 }
@@ -106,6 +107,7 @@ impl CoreState {
         let opening = match &mut conn.proto {
             Proto::Origin(oc) => oc.start(now),
             Proto::Relay(rc) => rc.start(now),
+            Proto::Hook(hc) => hc.start(),
             Proto::Http(_) | Proto::Rtmp(_) => None,
         };
         let queued = opening.is_some_and(|bytes| conn.outbox.queue_control(&bytes).is_ok());

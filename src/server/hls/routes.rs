@@ -14,6 +14,8 @@ use crate::protocol::hls::urls::{self, Resource, UrlError};
 use crate::protocol::hls::HlsView;
 use crate::protocol::http::request::{Method, Request};
 use crate::protocol::http::response::{self, ResponseContext};
+use crate::server::access::Access;
+use crate::server::hooks::Resume;
 use crate::server::pending::WaitingPlay;
 use crate::server::worker::CoreState;
 use crate::stream::{StreamId, StreamKey};
@@ -107,18 +109,9 @@ impl CoreState {
             Err(_) => return Some(self.hls_error(slot, ctx, 400)),
         };
         let query = req.target.split_once('?').map_or("", |(_, q)| q);
-        if let Some(suffix) = entry_suffix(&parsed.resource) {
-            let (app, stream) = (parsed.app.to_owned(), parsed.stream.to_owned());
-            let q = (!query.is_empty()).then_some(query);
-            if self
-                .authorize(slot, Action::Play, &app, &stream, suffix, q)
-                .is_err()
-            {
-                return Some(self.hls_error(slot, ctx, 403));
-            }
-        }
         self.metrics.hls.request(kind(&parsed.resource, query));
         let generation = self.conns.at(slot)?.generation;
+        let suffix = entry_suffix(&parsed.resource);
         let hreq = HlsRequest {
             key,
             resource: parsed.resource,
@@ -128,6 +121,23 @@ impl CoreState {
             generation,
             range: req.header("range").map(str::to_owned),
         };
+        // `[auth]` (signed URL, hook) on the entry URLs only: one check per
+        // player session, not per part (the URLs they list carry no query).
+        if let Some(suffix) = suffix {
+            let (app, stream) = (parsed.app.to_owned(), parsed.stream.to_owned());
+            let q = (!query.is_empty()).then_some(query);
+            let resume = || Resume::Hls(Box::new(hreq.clone()));
+            match self.authorize(slot, Action::Play, &app, &stream, suffix, q, resume) {
+                Access::Granted => {}
+                Access::Held => {
+                    // Answered (or refused) when the hook answers; requests
+                    // pipelined behind it wait.
+                    self.park(slot);
+                    return Some(false);
+                }
+                Access::Refused(_) => return Some(self.hls_error(slot, ctx, 403)),
+            }
+        }
         Some(self.hls_start(slot, hreq))
     }
 
@@ -151,7 +161,7 @@ impl CoreState {
     }
 
     /// Answers with an error status (counted); keeps the connection.
-    pub(super) fn hls_error(&mut self, slot: u32, ctx: ResponseContext, status: u16) -> bool {
+    pub(crate) fn hls_error(&mut self, slot: u32, ctx: ResponseContext, status: u16) -> bool {
         self.metrics.hls.error(status);
         let mut out = BytesMut::new();
         response::write_error(&ctx, status, &mut out);
