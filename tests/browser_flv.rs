@@ -1,7 +1,7 @@
-//! mpegts.js in headless Chromium plays ringcast's HTTP-FLV cross-origin: ffmpeg
-//! publishes over RTMP to the real binary, the page (served from the test's
-//! own origin) plays `http://127.0.0.1:PORT/live/NAME.flv` and reports what the
-//! viewer saw.
+//! mpegts.js in headless Chromium plays ringcast's HTTP-FLV and HTTPS-FLV
+//! cross-origin: ffmpeg publishes over RTMP to the real binary, the page
+//! (served from the test's own origin) plays `http(s)://127.0.0.1:PORT/live/NAME.flv`
+//! and reports what the viewer saw.
 
 mod browser_support;
 mod common;
@@ -48,31 +48,45 @@ fn mpegts_js_plays_http_flv_cross_origin() {
 }
 
 #[test]
-fn mpegts_js_plays_from_an_https_page() {
+fn mpegts_js_plays_https_flv_from_an_https_page() {
     let _one = one_at_a_time();
-    // The page over HTTPS with a certificate made here, which Chromium trusts by
-    // its public-key pin and nothing else: the harness side of HTTPS playback.
-    // (The media stays plain HTTP: loopback is a trustworthy origin, so this is
-    // not blocked as mixed content, as it would be from a public address.)
-    let server = Server::start(1, "");
+    // Page and media both over HTTPS, each with a certificate made here, which
+    // Chromium trusts by their public-key pins and nothing else (no
+    // --ignore-certificate-errors): ringcast's HTTPS-FLV as a secure site plays it.
+    let dir = media::TempDir::new("browser", "https-flv");
+    let ringcast_cert = TestCert::new();
+    let (cert, key) = ringcast_cert.write_pem(&dir.0);
+    let https_port = free_port();
+    let server = Server::start(
+        1,
+        &format!(
+            "[server]\nhttps_listen = \"127.0.0.1:{https_port}\"\n\
+             [tls]\ncert = {cert:?}\nkey = {key:?}\n"
+        ),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    wait_listening("127.0.0.1", https_port, deadline, "ringcast HTTPS listener");
     let mut publisher = publish(&server.rtmp_url("live", "secure"), 60);
     wait_live(&server, "live", "secure", Duration::from_secs(30));
-    let cert = TestCert::new();
+    let page_cert = TestCert::new();
     let options = Options {
-        https_page: Some(&cert),
+        https_page: Some(&page_cert),
+        trust: vec![&ringcast_cert],
         ..Options::default()
     };
     let report = play_with(
         Library::Mpegts,
-        &server.flv_url("live", "secure"),
-        Duration::from_secs(4),
+        &format!("https://127.0.0.1:{https_port}/live/secure.flv"),
+        Duration::from_secs(6),
         Duration::from_secs(30),
         &options,
     );
-    println!("HTTP-FLV from an HTTPS page: {}", report.summary());
+    println!("HTTPS-FLV from an HTTPS page: {}", report.summary());
     assert!(report.page_origin.starts_with("https://127.0.0.1:"));
     report.assert_played_cleanly_cross_origin();
-    assert!(report.frames_decoded >= 75, "{}", report.summary());
+    report.assert_smooth();
+    assert!(report.frames_decoded >= 110, "{}", report.summary());
+    assert_eq!((report.video_width, report.video_height), (320, 240));
     publisher.kill();
 }
 
