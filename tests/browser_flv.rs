@@ -1,7 +1,8 @@
-//! mpegts.js in headless Chromium plays ringcast's HTTP-FLV and HTTPS-FLV
-//! cross-origin: ffmpeg publishes over RTMP to the real binary, the page
-//! (served from the test's own origin) plays `http(s)://127.0.0.1:PORT/live/NAME.flv`
-//! and reports what the viewer saw.
+//! mpegts.js in headless Chromium plays ringcast's HTTP-FLV, WebSocket-FLV and
+//! HTTPS-FLV cross-origin: ffmpeg publishes over RTMP to the real binary, the
+//! page (served from the test's own origin) plays
+//! `http(s)://127.0.0.1:PORT/live/NAME.flv` or `ws://…` and reports what the
+//! viewer saw.
 
 mod browser_support;
 mod common;
@@ -44,6 +45,36 @@ fn mpegts_js_plays_http_flv_cross_origin() {
         "buffer ahead of the playhead: {}",
         report.summary()
     );
+    publisher.kill();
+}
+
+#[test]
+fn mpegts_js_plays_websocket_flv_cross_origin() {
+    let _one = one_at_a_time();
+    // The same URL with `ws://`: mpegts.js opens a WebSocket (Chromium's own
+    // handshake, masking and framing) and plays the FLV tags it receives.
+    let server = Server::start(1, "");
+    let mut publisher = publish(&server.rtmp_url("live", "ws"), 60);
+    wait_live(&server, "live", "ws", Duration::from_secs(30));
+    let report = play(
+        Library::Mpegts,
+        &format!("ws://127.0.0.1:{}/live/ws.flv", server.http_port),
+        Duration::from_secs(6),
+        Duration::from_secs(30),
+    );
+    println!("WebSocket-FLV in Chromium: {}", report.summary());
+    report.assert_played_cleanly_cross_origin();
+    report.assert_smooth();
+    assert!(report.frames_decoded >= 110, "{}", report.summary());
+    assert_eq!((report.video_width, report.video_height), (320, 240));
+    // ringcast sent those frames as WebSocket-FLV.
+    let (_, metrics) = http_request(server.admin_port, "GET", "/metrics");
+    let ws_frames: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("ringcast_sent_frames_total{") && l.contains("\"ws_flv\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(ws_frames >= 110.0, "ws_flv frames sent: {ws_frames}");
     publisher.kill();
 }
 
