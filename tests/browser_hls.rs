@@ -176,7 +176,7 @@ fn hls_js_plays_classic_ts_hls_cross_origin() {
 }
 
 #[test]
-#[ignore = "ringcast's LL-DASH MPD (branch hls-serve): an empty SegmentTimeline before the first \
+#[ignore = "ringcast's LL-DASH MPD: an empty SegmentTimeline before the first \
             segment closes (dash.js TypeError), and only closed segments listed, so dash.js \
             stalls before each MPD refresh"]
 fn dash_js_low_latency_plays_ll_dash_cross_origin() {
