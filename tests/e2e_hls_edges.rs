@@ -158,10 +158,11 @@ fn two_edges_behind_one_origin_serve_identical_segments_and_parts() {
         "the request that starts edge A's pull: {first}"
     );
     // The pull connects, the origin's GOP cache arrives, the joining
-    // packager proves a segment start: within the 2 s + one target wait.
+    // packager proves a segment start: within the 2 s + one target wait
+    // (from when the pulled stream is live), plus the pull's connection.
     let waited = asked.elapsed();
     eprintln!("edge A: first HLS answer {waited:?} after the request that started the pull");
-    assert!(waited < Duration::from_secs(4), "{waited:?}");
+    assert!(waited < Duration::from_secs(8), "{waited:?}");
     // Edge B joins later (the origin has moved on by more than a segment),
     // over HTTP-FLV.
     let origin_msn = || {
@@ -184,7 +185,7 @@ fn two_edges_behind_one_origin_serve_identical_segments_and_parts() {
     );
     let waited = asked.elapsed();
     eprintln!("edge B: first HLS answer {waited:?} after the request that started the pull");
-    assert!(waited < Duration::from_secs(4), "{waited:?}");
+    assert!(waited < Duration::from_secs(8), "{waited:?}");
     // Both edges hold three closed segments of their own.
     for edge in [&edge_a, &edge_b] {
         wait_until(
