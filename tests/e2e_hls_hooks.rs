@@ -6,7 +6,9 @@
 //! session's connection closes; a denied play is 403 on the playlist and the
 //! MPD. Signed URLs: a token from `ringcast sign` (for the stream or for a
 //! path prefix) is accepted on the playlist, media playlists, parts and
-//! segments; a tampered one is 403 on any of them.
+//! segments; a tampered one is 403 on any of them. `signed+hook`: no valid
+//! token is 403 without a hook call, a valid one the hook denies is 403 after
+//! one, and an allowed session's later requests ask nothing more.
 
 mod common;
 
@@ -351,4 +353,66 @@ fn a_signed_token_covers_the_playlists_parts_and_segments() {
         assert_eq!(fresh.get(&format!("/live/cam/{part}?{flipped}")).0, 403);
         assert_eq!(fresh.get(&format!("/live/cam.m3u8?{flipped}")).0, 403);
     }
+}
+
+#[test]
+fn signed_and_hook_an_hls_session_needs_both() {
+    require::command("ffmpeg", "ffmpeg");
+    let hooks = HookServer::start();
+    let server = Server::start(
+        1,
+        &format!(
+            "[auth]\nplay = \"signed+hook\"\n[[auth.keys]]\nid = \"k1\"\n\
+             secret = \"0123456789abcdef0123456789abcdef\"\n[hooks]\non_play = \"{}\"\n\
+             timeout_play = \"2s\"\ncache_allow_for = \"0s\"\n",
+            hooks.url("/play"),
+        ),
+    );
+    let _publisher = publish(&server.rtmp_url("live", "cam"), 60);
+    wait_live(&server, "live", "cam", Duration::from_secs(20));
+    let sign = |mode: &str| -> String {
+        let url = format!(
+            "http://127.0.0.1:{}/live/cam.m3u8?mode={mode}",
+            server.http_port
+        );
+        let out = run_bounded(
+            Command::new(env!("CARGO_BIN_EXE_ringcast"))
+                .arg("sign")
+                .arg("--config")
+                .arg(server.dir.join("ringcast.toml"))
+                .args(["--action", "play", "--url", &url, "--ttl", "1h"]),
+            Duration::from_secs(20),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let signed = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        signed.split_once('?').unwrap().1.to_owned()
+    };
+    let (allow, deny) = (sign("allow"), sign("deny"));
+    wait_until("the playlist", Duration::from_secs(30), || {
+        http_request(server.http_port, "GET", &format!("/live/cam.m3u8?{allow}")).0 == 200
+    });
+    let asked = hooks.bodies("on_play").len();
+
+    // No valid token: refused before the hook is asked.
+    let mut c = KeepAlive::connect(server.http_port);
+    assert_eq!(c.get("/live/cam.m3u8?mode=allow").0, 403);
+    assert_eq!(
+        hooks.bodies("on_play").len(),
+        asked,
+        "unsigned: no hook call"
+    );
+    // A valid token the hook denies: 403 after one call.
+    assert_eq!(c.get(&format!("/live/cam.m3u8?{deny}")).0, 403);
+    assert_eq!(hooks.bodies("on_play").len(), asked + 1);
+    // Both: served, and the session's later requests ask nothing more.
+    assert_eq!(c.get(&format!("/live/cam.m3u8?{allow}")).0, 200);
+    for _ in 0..5 {
+        assert_eq!(c.get("/live/cam/v.m3u8").0, 200);
+        assert_eq!(c.get(&format!("/live/cam.m3u8?{allow}")).0, 200);
+    }
+    assert_eq!(hooks.bodies("on_play").len(), asked + 2);
 }
