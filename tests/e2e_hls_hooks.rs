@@ -3,7 +3,7 @@
 //! requests (multivariant, media playlists, blocking reloads, init, parts,
 //! segments, the multivariant and MPD again) asks `on_play` once, a second
 //! connection once more (allow cache off), and `on_stop` is told when the
-//! session's connection closes; a denied play is 403 on the playlist and the
+//! connection starts a session of another stream and when it closes; a denied play is 403 on the playlist and the
 //! MPD. Signed URLs: a token from `ringcast sign` (for the stream or for a
 //! path prefix) is accepted on the playlist, media playlists, parts and
 //! segments; a tampered one is 403 on any of them. `signed+hook`: no valid
@@ -246,17 +246,27 @@ fn an_hls_session_asks_on_play_once_and_a_denied_play_is_403() {
     let asked = hooks.bodies("on_play").len() - asked_before;
     assert_eq!(asked, 2, "two sessions ({requests} more requests)");
 
-    // on_stop when a session's connection closes.
-    drop(first);
+    // on_stop when the connection starts a session of another stream (not
+    // live here: allowed, then 404), and when a session's connection closes.
+    let stopped = |param: &str, stream: &str| {
+        hooks
+            .bodies("on_stop")
+            .iter()
+            .any(|b| b["param"] == param && b["stream"] == stream)
+    };
+    assert!(!stopped("?mode=allow&viewer=1", "cam"));
+    let mut first = first;
+    assert_eq!(first.get("/live/other.m3u8?mode=allow&viewer=9").0, 404);
     wait_until(
         "on_stop of the first session",
         Duration::from_secs(10),
-        || {
-            hooks
-                .bodies("on_stop")
-                .iter()
-                .any(|b| b["param"] == "?mode=allow&viewer=1" && b["stream"] == "cam")
-        },
+        || stopped("?mode=allow&viewer=1", "cam"),
+    );
+    drop(first);
+    wait_until(
+        "on_stop of the other stream's session",
+        Duration::from_secs(10),
+        || stopped("?mode=allow&viewer=9", "other"),
     );
     drop(second);
 

@@ -22,11 +22,12 @@
 //!   is served (nothing in it names a viewer to check).
 //!
 //! `on_stop` (when configured) is told when the connection that started the
-//! session closes.
+//! session closes, or when it starts a session of another stream.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::routes::HlsRequest;
+use crate::auth::hooks::HookAction;
 use crate::auth::{Action, Refusal, Request};
 use crate::server::access::Access;
 use crate::server::hooks::Resume;
@@ -130,8 +131,17 @@ impl CoreState {
     }
 
     /// The connection's session of `req`'s stream was allowed: remember it
-    /// and arm `on_stop`.
+    /// and arm `on_stop`. A session of another stream on the same connection
+    /// ends here (its `on_stop` is sent now).
     fn hls_session_started(&mut self, slot: u32, req: &HlsRequest) {
+        let ended = self
+            .conns
+            .at(slot)
+            .filter(|c| c.hls_allowed.is_some())
+            .and_then(|c| c.hook_stop.take());
+        if let Some(who) = ended {
+            self.notify_hook(HookAction::Stop, &who);
+        }
         let q = (!req.query.is_empty()).then_some(req.query.as_str());
         self.arm_stop_hook(slot, req.key.app(), req.key.name(), q);
         if let Some(conn) = self.conns.at(slot) {
