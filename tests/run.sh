@@ -48,14 +48,6 @@ if [ ! -f $browser/node_modules/.package-lock.json ] ||
   (cd $browser && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
-# mpegts.js for the Chromium playback test (tests/e2e_tls.rs): its prebuilt
-# dist/mpegts.js, without installing its (git) dependencies.
-if [ ! -f target/npm/package/dist/mpegts.js ]; then
-  echo "== fetching mpegts.js@1.8.0 (npm)"
-  mkdir -p target/npm
-  (cd target/npm && npm pack --silent mpegts.js@1.8.0 >/dev/null && tar xzf mpegts.js-1.8.0.tgz)
-fi
-
 if command -v rustup >/dev/null; then
   cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
   cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
