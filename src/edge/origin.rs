@@ -13,6 +13,17 @@ use crate::stream::StreamKey;
 pub const MAX_URL_LEN: usize = 1024;
 /// Longest query string passed upstream.
 pub const MAX_QUERY_LEN: usize = 1024;
+/// Added to every pull's query: a ringcast origin then gives the pull the
+/// stream's own timestamps instead of a timeline starting at 0, so every edge
+/// sees the same DTS for the same frame (and numbers HLS segments alike).
+/// Other origins ignore an unknown parameter.
+pub const SOURCE_TIMELINE_QUERY: &str = "ringcast_timeline=source";
+
+/// Whether a play request's query asks for the stream's own timestamps
+/// ([`SOURCE_TIMELINE_QUERY`]).
+pub fn asks_source_timeline(query: &str) -> bool {
+    query.split('&').any(|pair| pair == SOURCE_TIMELINE_QUERY)
+}
 
 /// The upstream protocol of an origin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,15 +168,19 @@ impl Origin {
         }
     }
 
-    /// What to ask this origin for `key`, passing `query` (a play token) upstream.
+    /// What to ask this origin for `key`, passing `query` (a play token) upstream,
+    /// with [`SOURCE_TIMELINE_QUERY`] appended (unless already there).
     pub fn request_for(&self, key: &StreamKey, query: Option<&str>) -> UpstreamRequest {
         // Only plain visible ASCII goes upstream: a CR, LF or space from an RTMP
         // play name must not reach an HTTP request line.
-        let query = query
-            .filter(|q| {
-                !q.is_empty() && q.len() <= MAX_QUERY_LEN && q.bytes().all(|b| b.is_ascii_graphic())
-            })
-            .map(str::to_owned);
+        let passed = query.filter(|q| {
+            !q.is_empty() && q.len() <= MAX_QUERY_LEN && q.bytes().all(|b| b.is_ascii_graphic())
+        });
+        let query = Some(match passed {
+            Some(q) if asks_source_timeline(q) => q.to_owned(),
+            Some(q) => format!("{q}&{SOURCE_TIMELINE_QUERY}"),
+            None => SOURCE_TIMELINE_QUERY.to_owned(),
+        });
         match self.scheme {
             OriginScheme::Rtmp => {
                 let app = if self.path.is_empty() {
@@ -276,7 +291,7 @@ mod tests {
                 app: "origin".into(),
                 tc_url: "rtmp://10.0.0.1:1936/origin".into(),
                 stream: "cam".into(),
-                query: Some("token=abc".into()),
+                query: Some("token=abc&ringcast_timeline=source".into()),
             }
         );
         let bare = Origin::parse("rtmp://mid.example").unwrap();
@@ -287,10 +302,24 @@ mod tests {
             } => {
                 assert_eq!(app, "live", "the viewer's app is used");
                 assert_eq!(tc_url, "rtmp://mid.example:1935/live");
-                assert_eq!(query, None);
+                assert_eq!(query.as_deref(), Some(SOURCE_TIMELINE_QUERY));
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_source_timeline_is_asked_once() {
+        let o = Origin::parse("rtmp://h/live").unwrap();
+        let q = "ringcast_timeline=source&t=1";
+        match o.request_for(&key(), Some(q)) {
+            UpstreamRequest::Rtmp { query, .. } => assert_eq!(query.as_deref(), Some(q)),
+            other => panic!("{other:?}"),
+        }
+        assert!(asks_source_timeline("a=1&ringcast_timeline=source"));
+        assert!(!asks_source_timeline("ringcast_timeline=sourcex"));
+        assert!(!asks_source_timeline("x_ringcast_timeline=source"));
+        assert!(!asks_source_timeline(""));
     }
 
     #[test]
@@ -303,7 +332,7 @@ mod tests {
         assert_eq!(
             o.request_for(&key(), Some("t=1")),
             UpstreamRequest::Http {
-                path_and_query: "/live/cam.flv?t=1".into(),
+                path_and_query: "/live/cam.flv?t=1&ringcast_timeline=source".into(),
                 host: "[::1]:8080".into()
             }
         );
@@ -312,7 +341,7 @@ mod tests {
         assert_eq!(
             prefixed.request_for(&key(), Some("")),
             UpstreamRequest::Http {
-                path_and_query: "/flv/live/cam.flv".into(),
+                path_and_query: "/flv/live/cam.flv?ringcast_timeline=source".into(),
                 host: "o.example:80".into()
             }
         );
@@ -352,13 +381,15 @@ mod tests {
         assert_eq!(
             o.request_for(&key, Some("a=1\r\nX-Evil: 1")),
             UpstreamRequest::Http {
-                path_and_query: "/live/sub/my%20cam%25.flv".into(),
+                path_and_query: "/live/sub/my%20cam%25.flv?ringcast_timeline=source".into(),
                 host: "h:1".into()
             }
         );
         let rtmp = Origin::parse("rtmp://h/live").unwrap();
         match rtmp.request_for(&key, Some("t=a b")) {
-            UpstreamRequest::Rtmp { query, .. } => assert_eq!(query, None),
+            UpstreamRequest::Rtmp { query, .. } => {
+                assert_eq!(query.as_deref(), Some(SOURCE_TIMELINE_QUERY))
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -370,7 +401,7 @@ mod tests {
         assert_eq!(
             o.request_for(&key(), Some(&q)),
             UpstreamRequest::Http {
-                path_and_query: "/live/cam.flv".into(),
+                path_and_query: "/live/cam.flv?ringcast_timeline=source".into(),
                 host: "h:1".into()
             }
         );

@@ -144,6 +144,12 @@ pub struct Conn {
     /// Set once a play was allowed and `[hooks] on_stop` is configured: what
     /// the hook is told when the viewer stops.
     pub hook_stop: Option<Box<HookSubject>>,
+    /// Its play asked for the stream's own timestamps (an edge's pull:
+    /// `edge::origin::SOURCE_TIMELINE_QUERY`), whatever `stream.timestamps` says.
+    pub source_timeline: bool,
+    /// The stream whose HLS / DASH session this connection started and was
+    /// allowed (`server::hls::session_access`): its entry URLs are not asked again.
+    pub hls_allowed: Option<crate::stream::StreamKey>,
 }
 
 /// What a new connection starts with.
@@ -190,6 +196,8 @@ impl Conn {
             received: false,
             hook_unpublish: None,
             hook_stop: None,
+            source_timeline: false,
+            hls_allowed: None,
         }
     }
 

@@ -401,11 +401,7 @@ impl CoreState {
             Resume::Flv { ctx, key, query } => {
                 self.flv_authorized(slot, ctx, &key, query);
             }
-            Resume::Hls(req) => {
-                if self.hls_start(slot, *req) {
-                    self.process_http(slot);
-                }
-            }
+            Resume::Hls(req) => self.hls_authorized(slot, *req),
         }
     }
 

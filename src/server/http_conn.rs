@@ -21,6 +21,7 @@ use super::pending::WaitingPlay;
 use super::shared::Shared;
 use super::worker::CoreState;
 use crate::auth::Action;
+use crate::edge::origin::asks_source_timeline;
 use crate::metrics::{CloseReason, Listener, RefuseReason};
 use crate::protocol::hls::Body;
 use crate::protocol::http::connection::{HttpConnection, HttpTimeouts};
@@ -288,6 +289,9 @@ impl CoreState {
         query: Option<String>,
     ) -> bool {
         self.hold_http(slot);
+        if let Some(conn) = self.conns.at(slot) {
+            conn.source_timeline = query.as_deref().is_some_and(asks_source_timeline);
+        }
         self.arm_stop_hook(slot, key.app(), key.name(), query.as_deref());
         if self.edge_enabled() {
             // Always through the key's pull core: it serialises pull start and close.

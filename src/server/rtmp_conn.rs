@@ -16,6 +16,7 @@ use super::worker::CoreState;
 use super::MeshMsg;
 use crate::auth::hooks::HookAction;
 use crate::auth::{Action, Refusal};
+use crate::edge::origin::asks_source_timeline;
 use crate::metrics::{CloseReason, IngestSource, RefuseReason};
 use crate::protocol::flv::config::parse_video_sequence_header;
 use crate::protocol::rtmp::chunk::ChunkLimits;
@@ -551,6 +552,9 @@ impl CoreState {
         query: Option<String>,
     ) {
         self.arm_stop_hook(slot, app, name, query.as_deref());
+        if let Some(conn) = self.conns.at(slot) {
+            conn.source_timeline = query.as_deref().is_some_and(asks_source_timeline);
+        }
         match StreamKey::new(app, name) {
             Ok(key) if self.edge_enabled() => {
                 // Held until the key's pull core answers (the session buffers input meanwhile).

@@ -68,7 +68,11 @@ impl CoreState {
                 }
             }
         }
-        let id = self.shard.add_viewer(stream_id, self.viewer_options())?;
+        let mut options = self.viewer_options();
+        if self.conns.at(slot).is_some_and(|c| c.source_timeline) {
+            options.timeline = TimelineMode::Source;
+        }
+        let id = self.shard.add_viewer(stream_id, options)?;
         let protocol = egress.protocol();
         self.viewer_conns.insert(id, slot);
         self.metrics.viewers.inc(protocol);

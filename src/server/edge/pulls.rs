@@ -199,7 +199,10 @@ impl CoreState {
         let claim = granted.claim;
         let resumed = match granted.previous {
             Some(prev) if prev.stream_id == claim.stream_id => {
-                self.shard.resume(claim.stream_id, claim.generation).is_ok()
+                // The pull asked for the origin's timeline: follow it again.
+                self.shard
+                    .resume_following(claim.stream_id, claim.generation)
+                    .is_ok()
             }
             Some(prev) => {
                 // A stream of this key in grace on another core gives way.

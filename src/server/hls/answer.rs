@@ -144,9 +144,14 @@ impl CoreState {
                 self.hls_stream_more(slot, stream_id, req, view, st)
             }
             // Live, but no keyframe packaged yet (a stream just started, an
-            // edge pull just connected): wait a little for it.
-            Err(RequestError::NotStarted) if now < req.since_ms.saturating_add(VIEW_WAIT_MS) => {
-                let deadline_ms = req.since_ms.saturating_add(VIEW_WAIT_MS);
+            // edge pull just connected): wait a little for it. An edge's
+            // packager joins the origin's stream and publishes from the first
+            // keyframe it can prove starts a segment, up to one segment target
+            // (plus a GOP) after the pull's first frames: that long more.
+            Err(RequestError::NotStarted)
+                if now < req.since_ms.saturating_add(self.not_started_wait_ms()) =>
+            {
+                let deadline_ms = req.since_ms.saturating_add(self.not_started_wait_ms());
                 self.hls_wait(slot, stream_id, req, deadline_ms, None)
             }
             Err(e) => {
@@ -213,6 +218,15 @@ impl CoreState {
                 .map_or(VIEW_WAIT_MS, |s| s.timing.block_limit_ms()),
         );
         self.hls_wait(slot, stream_id, req, deadline, Some(st))
+    }
+}
+
+impl CoreState {
+    /// How long a request of a live stream waits for its first packaged
+    /// keyframe: [`VIEW_WAIT_MS`] plus one segment target.
+    fn not_started_wait_ms(&self) -> u64 {
+        let target = self.shared.config.hls.segment_target.as_millis();
+        VIEW_WAIT_MS.saturating_add(u64::try_from(target).unwrap_or(u64::MAX))
     }
 }
 

@@ -11,12 +11,14 @@
 //!   answering them at their deadline.
 //! * `routes`: the HTTP side: parse, authorize, find the view or wait for the
 //!   stream; `answer`: the response from a view (bytes, hold, chunked stream).
-//! * `sessions`: the API's HLS session estimate from request rates.
+//! * `sessions`: the API's HLS session estimate from request rates;
+//!   `session_access`: `[auth]` and `on_play` once per viewer session.
 
 mod answer;
 mod held;
 mod replica;
 mod routes;
+mod session_access;
 mod sessions;
 mod streams;
 mod waiters;

@@ -8,14 +8,11 @@
 
 use bytes::BytesMut;
 
-use crate::auth::Action;
 use crate::metrics::HlsKind;
 use crate::protocol::hls::urls::{self, Resource, UrlError};
 use crate::protocol::hls::HlsView;
 use crate::protocol::http::request::{Method, Request};
 use crate::protocol::http::response::{self, ResponseContext};
-use crate::server::access::Access;
-use crate::server::hooks::Resume;
 use crate::server::pending::WaitingPlay;
 use crate::server::worker::CoreState;
 use crate::stream::{StreamId, StreamKey};
@@ -112,6 +109,8 @@ impl CoreState {
         self.metrics.hls.request(kind(&parsed.resource, query));
         let generation = self.conns.at(slot)?.generation;
         let suffix = entry_suffix(&parsed.resource);
+        // What CDN signing schemes sign after `/{app}/{stream}`.
+        let (app_len, stream_len) = (parsed.app.len(), parsed.stream.len());
         let hreq = HlsRequest {
             key,
             resource: parsed.resource,
@@ -121,24 +120,14 @@ impl CoreState {
             generation,
             range: req.header("range").map(str::to_owned),
         };
-        // `[auth]` (signed URL, hook) on the entry URLs only: one check per
-        // player session, not per part (the URLs they list carry no query).
-        if let Some(suffix) = suffix {
-            let (app, stream) = (parsed.app.to_owned(), parsed.stream.to_owned());
-            let q = (!query.is_empty()).then_some(query);
-            let resume = || Resume::Hls(Box::new(hreq.clone()));
-            match self.authorize(slot, Action::Play, &app, &stream, suffix, q, resume) {
-                Access::Granted => {}
-                Access::Held => {
-                    // Answered (or refused) when the hook answers; requests
-                    // pipelined behind it wait.
-                    self.park(slot);
-                    return Some(false);
-                }
-                Access::Refused(_) => return Some(self.hls_error(slot, ctx, 403)),
-            }
+        // `[auth]` (signed URL, hook) once per viewer session: see
+        // `session_access`.
+        let prefix_len = 2 + app_len + stream_len;
+        let uri_suffix = suffix.unwrap_or_else(|| req.path.get(prefix_len..).unwrap_or(""));
+        match self.hls_access(slot, hreq, suffix.is_some(), uri_suffix) {
+            Ok(hreq) => Some(self.hls_start(slot, hreq)),
+            Err(keep_going) => Some(keep_going),
         }
-        Some(self.hls_start(slot, hreq))
     }
 
     /// The `UTCTiming` clock: the time now, ISO 8601 with milliseconds.
@@ -251,7 +240,13 @@ impl CoreState {
         }
         let keep = match status {
             Some(s) => self.hls_error(slot, req.ctx, s),
-            None => self.hls_start(slot, req),
+            None => {
+                // Its waits for a view and a keyframe count from now, not
+                // from before the publisher (or the edge pull) came.
+                let mut req = req;
+                req.since_ms = self.now_ms();
+                self.hls_start(slot, req)
+            }
         };
         if keep {
             self.process_http(slot);

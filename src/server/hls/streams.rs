@@ -60,6 +60,24 @@ impl Owned {
     }
 }
 
+/// How a new packager starts. A local publisher's stream is seen from its
+/// first frame (`Publish`). A pulled stream joins the origin's stream midway:
+/// the pull asks for the origin's own timestamps and starts with the origin's
+/// GOP cache, so its packager starts as a joining box (`GopCache`, grid origin
+/// 0, no previous keyframe known): it publishes from the first keyframe it can
+/// prove starts a segment, and then numbers every segment and part as the
+/// origin does.
+fn packager_start(pulled: bool) -> Start {
+    if pulled {
+        Start::GopCache {
+            prev_keyframe_dts: None,
+            grid_origin_ms: 0,
+        }
+    } else {
+        Start::Publish
+    }
+}
+
 /// Wall clock in Unix ms (PROGRAM-DATE-TIME, MPD times).
 pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
@@ -87,7 +105,19 @@ impl CoreState {
                 .iter()
                 .find(|(_, o)| o.key == key && o.ended_at_ms.is_some())
                 .map(|(id, _)| *id);
-            let old = lingering.and_then(|id| self.hls.owned.remove(&id).map(|o| (id, o)));
+            let mut old = lingering.and_then(|id| self.hls.owned.remove(&id).map(|o| (id, o)));
+            let pulled = self.edge.pulls.contains_key(&key);
+            if pulled {
+                // A pull started again: continuing the old packager would
+                // re-base its DTS away from the origin's; a fresh joining one
+                // numbers as the origin does again.
+                if let Some((old_id, o)) = old.take() {
+                    for core in o.subscribers.iter() {
+                        let msg = HlsMsg::Gone { stream_id: old_id };
+                        self.mesh.send(&self.metrics, core, MeshMsg::Hls(msg));
+                    }
+                }
+            }
             let owned = match old {
                 Some((old_id, mut old)) => {
                     // The old stream's subscribers learn it is gone; the new
@@ -112,7 +142,7 @@ impl CoreState {
                         key.app(),
                         key.name(),
                         config,
-                        Start::Publish,
+                        packager_start(pulled),
                     ) {
                         Ok(p) => p,
                         Err(e) => {
