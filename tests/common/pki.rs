@@ -14,7 +14,8 @@ use super::free_port;
 
 /// A test CA and the leaves it signs, in a temp directory removed on drop.
 pub struct Pki {
-    dir: PathBuf,
+    /// The temp directory holding the CA, the leaves and whatever a test puts there.
+    pub dir: PathBuf,
     ca: rcgen::Certificate,
     ca_key: KeyPair,
 }
