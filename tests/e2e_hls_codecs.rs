@@ -228,6 +228,31 @@ fn a_video_only_stream_plays_through_all_three_urls() {
     );
     let url = format!("http://127.0.0.1:{}/live/vid-ts.m3u8", server.http_port);
     assert_eq!(probe_codecs(&[], &url), vec!["h264:video:[27][0][0][0]"]);
+
+    // What the kernel took on HLS connections counts as sent bytes of
+    // protocol "hls": one more playlist adds at least its body.
+    let before = sent_hls(&server);
+    assert!(
+        before > 100_000.0,
+        "{before} HLS bytes sent after the decodes"
+    );
+    let (status, body) = get(&server, "/live/vid/v.m3u8");
+    assert_eq!(status, 200);
+    wait_until(
+        "the playlist counted as sent",
+        Duration::from_secs(10),
+        || sent_hls(&server) >= before + body.len() as f64,
+    );
+}
+
+/// `ringcast_sent_bytes_total{protocol="hls"}`.
+fn sent_hls(server: &Server) -> f64 {
+    http_request(server.admin_port, "GET", "/metrics")
+        .1
+        .lines()
+        .filter(|l| l.starts_with("ringcast_sent_bytes_total{") && l.contains("protocol=\"hls\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 #[test]

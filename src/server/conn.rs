@@ -144,6 +144,9 @@ pub struct Conn {
     /// Set once a play was allowed and `[hooks] on_stop` is configured: what
     /// the hook is told when the viewer stops.
     pub hook_stop: Option<Box<HookSubject>>,
+    /// It asked for an HLS/DASH URL: what is sent on it from then on counts as
+    /// `ringcast_sent_bytes_total{protocol="hls"}` (it has no viewer to name one).
+    pub hls: bool,
 }
 
 /// What a new connection starts with.
@@ -190,6 +193,7 @@ impl Conn {
             received: false,
             hook_unpublish: None,
             hook_stop: None,
+            hls: false,
         }
     }
 
