@@ -11,14 +11,15 @@
 #    HLS on (the default) and then into one with `[hls] enabled = false`: CPU and RSS
 #    growth per stream, over the same PACK_S seconds.
 #
-#   N=2000 benches/system/hls.sh          # WINDOW=20 STREAMS=100 PACK_S=30 SAMPLE=0.1
+#   N=2000 benches/system/hls.sh          # WINDOW=20 STREAMS=100 PACK_S=30 SAMPLE=0.1 RAMP=500
+#   N=5000 RAMP=1000 PACK=0 benches/system/hls.sh   # viewers only (PACK=0: no packaging part)
 #
 # Needs curl, python3, taskset. Bounded: every loadgen run stops by itself (and is killed
 # by `timeout` past its limit); the servers are killed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${N:-2000} WINDOW=${WINDOW:-20} STREAMS=${STREAMS:-100} PACK_S=${PACK_S:-30}
-SAMPLE=${SAMPLE:-0.1} RAMP=${RAMP:-500} SERVER_CPU=${SERVER_CPU:-0} LOADGEN_CPU=${LOADGEN_CPU:-1}
+SAMPLE=${SAMPLE:-0.1} RAMP=${RAMP:-500} PACK=${PACK:-1} SERVER_CPU=${SERVER_CPU:-0} LOADGEN_CPU=${LOADGEN_CPU:-1}
 cargo build --release -q -p ringcast -p loadgen
 TARGET=${CARGO_TARGET_DIR:-target}
 RC=$TARGET/release/ringcast LG=$TARGET/release/loadgen
@@ -107,6 +108,7 @@ viewers http-flv "http://127.0.0.1:$HTTP/live/x.flv"
 stop_server
 
 # ---- 2. Packaging cost: STREAMS publishers, HLS on vs off --------------------------------
+[[ $PACK == 0 ]] && exit 0
 echo "# packaging: $STREAMS publishers x 600 kb/s video + 64 kb/s audio, no viewers, ${PACK_S}s"
 packaging() { # $1 label, $2 extra TOML
   start_server "$2"
