@@ -34,6 +34,9 @@ trap cleanup EXIT INT TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 TCK=$(getconf CLK_TCK)
 cpu_s() { awk -v t="$TCK" '{printf "%.3f", ($14 + $15) / t}' "/proc/$1/stat"; }
+# Time the server's threads waited for a CPU (runqueue delay, s): on a shared box this says
+# whether other processes, not ringcast, held its core.
+wait_s() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $2 } END { printf "%.3f", s / 1e9 }'; }
 rss_mb() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 metric() { # sum of family $2's samples on admin port $1
   curl -s "http://127.0.0.1:$1/metrics" |
@@ -72,18 +75,21 @@ viewers() { # $1 label, $2 url
     >"$OUT/$label.log" 2>&1 &
   local lg=$!
   sleep $(( RAMP_S + 3 ))
-  local c0 r0 b0 c1 r1 b1 load
+  local c0 r0 b0 c1 r1 b1 load w0 w1
+  w0=$(wait_s "$SERVER_PID")
   c0=$(cpu_s "$SERVER_PID") r0=$(metric "$ADMIN" ringcast_hls_requests_total)
   b0=$(metric "$ADMIN" ringcast_sent_bytes_total)
   sleep "$WINDOW"
   c1=$(cpu_s "$SERVER_PID") r1=$(metric "$ADMIN" ringcast_hls_requests_total)
+  w1=$(wait_s "$SERVER_PID")
   b1=$(metric "$ADMIN" ringcast_sent_bytes_total) load=$(cut -d' ' -f1 /proc/loadavg)
   wait "$lg" || echo "loadgen play ($label) exited with $? (see its log)"
-  python3 - "$OUT/$label.json" "$label" "$N" "$WINDOW" "$c0" "$c1" "$r0" "$r1" "$b0" "$b1" "$load" <<'PY'
+  python3 - "$OUT/$label.json" "$label" "$N" "$WINDOW" "$c0" "$c1" "$r0" "$r1" "$b0" "$b1" "$load" "$w0" "$w1" <<'PY'
 import json, sys
 path, label, n, window = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 c0, c1, r0, r1, b0, b1 = map(float, sys.argv[5:11])
 load = sys.argv[11]
+waited = (float(sys.argv[13]) - float(sys.argv[12])) / window
 cpu = (c1 - c0) / window
 try:
     r = json.load(open(path))
@@ -97,9 +103,12 @@ lat = r["latency_ms"]
 print(f"{label}: viewers peak {r['peak_viewers']}/{n}, failures {failed} ({fl}), "
       f"stalls {c['stalls']} (sampled) + {c['byte_stalls']} byte-level, "
       f"latency p50 {lat['p50']:.0f} p99 {lat['p99']:.0f} ms, {r['mean_mbps']:.0f} Mbit/s mean")
+t = r["loadgen_turn_ms"]
+# loadgen's own loop turns: near 500 ms, its delays are in the stalls (the client is the limit).
+print(f"{label}: loadgen turn p99 {t['p99']:.0f} ms, max {t['max']:.0f} ms")
 print(f"{label}: server CPU {cpu * 100:.1f}% of a core over {window:.0f}s = {cpu / n * 1e6:.1f} us/s per viewer, "
       f"HLS requests {(r1 - r0) / window:.0f}/s, sent {(b1 - b0) * 8 / window / 1e6:.0f} Mbit/s "
-      f"(load {load})")
+      f"(load {load}); it waited for a CPU {waited * 100:.0f}% of the window")
 PY
   sleep 3
 }
