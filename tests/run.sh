@@ -48,6 +48,17 @@ if [ ! -f $browser/node_modules/.package-lock.json ] ||
   (cd $browser && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
+# The static ffmpeg 9 (libx265, publishes HEVC over Enhanced RTMP) from the PyPI wheel
+# imageio-ffmpeg, for tests/e2e_hls_codecs.rs: Debian's ffmpeg 5.1 cannot put HEVC in FLV.
+if [ ! -x target/ffmpeg9/ffmpeg ]; then
+  echo "== fetching the static ffmpeg 9 (PyPI imageio-ffmpeg==0.8.1)"
+  rm -rf target/ffmpeg9 && mkdir -p target/ffmpeg9
+  python3 -m venv target/ffmpeg9/venv
+  target/ffmpeg9/venv/bin/pip install -q imageio-ffmpeg==0.8.1
+  ln -s "$(target/ffmpeg9/venv/bin/python -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" \
+    target/ffmpeg9/ffmpeg
+fi
+
 if command -v rustup >/dev/null; then
   cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
   cargo clippy --version >/dev/null 2>&1 || rustup component add clippy

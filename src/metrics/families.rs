@@ -131,7 +131,7 @@ family!(
     "ringcast_sent_bytes_total",
     COUNTER,
     [Protocol::LABEL],
-    "Bytes sent to viewers including per-viewer headers, by protocol."
+    "Bytes sent to viewers including per-viewer headers, by protocol (hls: on connections that asked for an HLS/DASH URL)."
 );
 family!(
     SENT_FRAMES,

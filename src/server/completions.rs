@@ -12,7 +12,7 @@ use super::token::{Op, Token};
 use super::worker::{CoreState, CONTROL_LIMIT};
 use super::MeshMsg;
 use crate::auth::hooks::HookAction;
-use crate::metrics::{AcceptErrorKind, CloseReason, Listener, RefuseReason};
+use crate::metrics::{AcceptErrorKind, CloseReason, Listener, Protocol, RefuseReason};
 use crate::runtime::outbox::SendProgress;
 use crate::runtime::{Completion, Reactor};
 use crate::stream::ViewerId;
@@ -289,6 +289,10 @@ impl CoreState {
             self.metrics
                 .bytes_sent
                 .add(viewer.egress.protocol(), c.result as u64);
+        } else if conn.hls {
+            // Counted as the kernel takes it, not as queued (a player that
+            // hangs up leaves queued parts unsent).
+            self.metrics.bytes_sent.add(Protocol::Hls, c.result as u64);
         }
         if conn.outbox.completes_send(c.result as usize) {
             // The whole send left: its frames are delivered (to the kernel).

@@ -150,6 +150,9 @@ pub struct Conn {
     /// The stream whose HLS / DASH session this connection started and was
     /// allowed (`server::hls::session_access`): its entry URLs are not asked again.
     pub hls_allowed: Option<crate::stream::StreamKey>,
+    /// It asked for an HLS/DASH URL: what is sent on it from then on counts as
+    /// `ringcast_sent_bytes_total{protocol="hls"}` (it has no viewer to name one).
+    pub hls: bool,
 }
 
 /// What a new connection starts with.
@@ -198,6 +201,7 @@ impl Conn {
             hook_stop: None,
             source_timeline: false,
             hls_allowed: None,
+            hls: false,
         }
     }
 

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod media;
+pub mod pki;
 pub mod plain;
 pub mod raw_rtmp;
 pub mod require;

@@ -107,7 +107,9 @@ impl CoreState {
         };
         let query = req.target.split_once('?').map_or("", |(_, q)| q);
         self.metrics.hls.request(kind(&parsed.resource, query));
-        let generation = self.conns.at(slot)?.generation;
+        let conn = self.conns.at(slot)?;
+        conn.hls = true;
+        let generation = conn.generation;
         let suffix = entry_suffix(&parsed.resource);
         // What CDN signing schemes sign after `/{app}/{stream}`.
         let (app_len, stream_len) = (parsed.app.len(), parsed.stream.len());
