@@ -216,6 +216,19 @@ impl SegmentInfo {
     }
 }
 
+/// The open segment as [`Timeline::open_segment_nominal`] describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenSegmentSpan {
+    /// Its number.
+    pub msn: u64,
+    /// DTS of its first leading frame (ms).
+    pub start_ms: u64,
+    /// Nominal duration (ms): to the end of its grid window.
+    pub duration_ms: u64,
+    /// Its publisher epoch (DASH period).
+    pub epoch: u64,
+}
+
 /// Where a pushed frame went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placement {
@@ -394,6 +407,22 @@ impl Timeline {
     /// The part being filled (the preload hint), as `(msn, part)`.
     pub fn open_part(&self) -> Option<(u64, u32)> {
         self.current.as_ref().map(|s| (s.msn, s.part.index))
+    }
+
+    /// The open segment as a manifest can announce it before it closes: its
+    /// number, start, epoch and *nominal* duration, to the end of its grid
+    /// window (where the next window's keyframe is due; exact for a GOP
+    /// that divides the target), at least one part target.
+    pub fn open_segment_nominal(&self) -> Option<OpenSegmentSpan> {
+        let s = self.current.as_ref()?;
+        let end = self.fallback_point(self.window_of(s.start_ms));
+        let nominal = u64::try_from(end - i128::from(s.start_ms)).unwrap_or(0);
+        Some(OpenSegmentSpan {
+            msn: s.msn,
+            start_ms: s.start_ms,
+            duration_ms: nominal.max(u64::from(self.timing.part_target_ms)),
+            epoch: s.epoch,
+        })
     }
 
     /// The open segment's discontinuity flag and epoch.
