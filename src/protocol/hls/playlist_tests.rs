@@ -502,7 +502,7 @@ fn no_mpd_without_a_segment_and_the_first_open_segment_is_listed_at_once() {
     );
     // Once it closes, its real duration replaces the nominal one and the
     // next open segment follows it.
-    feed(&mut tl, &av_frames(30, 1, 30, 40, true)[10..].to_vec());
+    feed(&mut tl, &av_frames(30, 1, 30, 40, true)[10..]);
     let first = &tl.segments()[0];
     assert_eq!((first.start_ms, first.duration_ms), (0, 1000));
     let open = tl.open_segment_nominal().unwrap();
