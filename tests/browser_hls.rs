@@ -16,6 +16,9 @@ use common::*;
 
 /// How long each player plays after its first frame.
 const PLAY: Duration = Duration::from_secs(12);
+/// First frame of a low-latency player after the page asks (measured
+/// 0.2–0.5 s; the margin is for a machine loaded by parallel builds).
+const LL_FIRST_FRAME_MS: f64 = 2000.0;
 /// The whole browser run, launch to final report.
 const LIMIT: Duration = Duration::from_secs(45);
 
@@ -43,24 +46,13 @@ fn live_stream_on(
     (server, publisher)
 }
 
-/// The LL-HLS video playlist lists a whole segment. The issue's contract is a
-/// playable playlist for a stream live for a second; hls.js 1.7.4 takes a
-/// playlist that lists only the parts of the first, unfinished segment as
-/// empty (`levelEmptyError`, retried about a second later: first frame after
-/// ~2 s instead of ~0.3 s for a viewer arriving in a stream's first segment).
-/// (LL-DASH waits for the same; its MPD must describe the segment in production.)
+/// The stream is packaged: its multivariant playlist answers. Players start
+/// right then, as the first viewer of a brand-new stream does: ringcast holds
+/// the first media playlist until the first segment closes (hls.js 1.7.4 takes
+/// a playlist of parts only as empty) and lists the open segment in the MPD
+/// (dash.js cannot start from an empty `SegmentTimeline`).
 fn packaged(server: &Server, name: &str) -> bool {
-    let (status, multivariant) = server.public_get(&format!("/live/{name}.m3u8"));
-    let variant = multivariant
-        .lines()
-        .find(|l| !l.starts_with('#') && !l.trim().is_empty());
-    match (status, variant) {
-        (200, Some(uri)) => {
-            let (status, media) = server.public_get(&format!("/live/{}", uri.trim()));
-            status == 200 && media.contains("#EXTINF:")
-        }
-        _ => false,
-    }
+    server.public_get(&format!("/live/{name}.m3u8")).0 == 200
 }
 
 /// The MPD's first SegmentTimeline (video) lists `seconds` of segments, so a player
@@ -112,9 +104,10 @@ fn three_ts_targets(server: &Server, name: &str) -> bool {
 
 /// What every player must show: played to the end, no error, no stall after
 /// start-up, frames decoded, cross-origin media and nothing fetched from
-/// anywhere else (no outside time server), and a latency figure from the
+/// anywhere else (no outside time server), a first frame within
+/// `max_first_frame_ms` of the page asking, and a latency figure from the
 /// player itself, below `max_latency` seconds.
-fn assert_smooth_live_playback(report: &Report, max_latency: f64) {
+fn assert_smooth_live_playback(report: &Report, max_latency: f64, max_first_frame_ms: f64) {
     let summary = report.summary();
     report.assert_played_cleanly_cross_origin();
     report.assert_smooth();
@@ -122,7 +115,10 @@ fn assert_smooth_live_playback(report: &Report, max_latency: f64) {
     assert!(report.frames_decoded >= 250, "{summary}");
     assert_eq!((report.video_width, report.video_height), (320, 240));
     let first = report.first_frame_ms.expect("a first frame");
-    assert!(first <= 5000.0, "first frame after {first} ms: {summary}");
+    assert!(
+        first <= max_first_frame_ms,
+        "first frame after {first} ms (bound {max_first_frame_ms} ms): {summary}"
+    );
     let latency = report.latency_p50.expect("the player reported its latency");
     assert!(
         latency > 0.0 && latency < max_latency,
@@ -139,7 +135,7 @@ fn hls_js_low_latency_plays_ll_hls_cross_origin() {
     println!("LL-HLS in Chromium: {}", report.summary());
     // Low latency in effect: hls.js holds back PART-HOLD-BACK (1 s with the
     // default 1/3 s parts), not the three whole segments (≥ 6 s) of classic HLS.
-    assert_smooth_live_playback(&report, 3.0);
+    assert_smooth_live_playback(&report, 3.0, LL_FIRST_FRAME_MS);
     publisher.kill();
 }
 
@@ -159,7 +155,7 @@ fn hls_js_low_latency_plays_from_both_cores() {
         "streams served from another core's copy: {}",
         metric_on(server.admin_port, "ringcast_hls_copies")
     );
-    assert_smooth_live_playback(&report, 3.0);
+    assert_smooth_live_playback(&report, 3.0, LL_FIRST_FRAME_MS);
     publisher.kill();
 }
 
@@ -171,33 +167,31 @@ fn hls_js_plays_classic_ts_hls_cross_origin() {
     let report = play(Library::Hls, &url, PLAY, LIMIT);
     println!("TS HLS in Chromium: {}", report.summary());
     // Whole segments: hls.js starts three target durations behind the edge.
-    assert_smooth_live_playback(&report, 16.0);
+    assert_smooth_live_playback(&report, 16.0, 5000.0);
     publisher.kill();
 }
 
 #[test]
-#[ignore = "ringcast's LL-DASH MPD: an empty SegmentTimeline before the first \
-            segment closes (dash.js TypeError), and only closed segments listed, so dash.js \
-            stalls before each MPD refresh"]
 fn dash_js_low_latency_plays_ll_dash_cross_origin() {
     let _one = one_at_a_time();
     let (server, mut publisher) = live_stream("lldash", packaged);
     let url = format!("http://127.0.0.1:{}/live/lldash.mpd", server.http_port);
     let report = play(Library::Dash, &url, PLAY, LIMIT);
     println!("LL-DASH in Chromium: {}", report.summary());
-    assert_smooth_live_playback(&report, 4.0);
+    // The MPD lists the segment being produced, which dash.js fetches
+    // `availabilityTimeOffset` early and ringcast streams: the 1.5 s target
+    // delay holds with no stall (the issue's bound: 2.5 s).
+    assert_smooth_live_playback(&report, 2.5, LL_FIRST_FRAME_MS);
     publisher.kill();
 }
 
 #[test]
 fn dash_js_plays_the_mpd_at_a_relaxed_delay() {
     let _one = one_at_a_time();
-    // dash.js with everything the MPD promises (the CMAF init and segments, the
-    // `UTCTiming` clock ringcast serves, no outside origin) but a target delay
-    // the current MPD can meet: it learns of a segment only once it is closed
-    // and at the next refresh, so 2 s segments + 2 s refresh + margin = 6 s,
-    // started once the timeline holds 8 s. The low-latency test above is what
-    // the MPD must eventually pass.
+    // dash.js at a classic (not low-latency) 6 s target delay, started once the
+    // timeline holds 8 s: it starts from older, closed segments and plays the
+    // same MPD (the CMAF init and segments, the `UTCTiming` clock ringcast
+    // serves, no outside origin) just as smoothly.
     let (server, mut publisher) = live_stream("dash6", mpd_holds(8.0));
     let url = format!("http://127.0.0.1:{}/live/dash6.mpd", server.http_port);
     let options = Options {
@@ -209,6 +203,6 @@ fn dash_js_plays_the_mpd_at_a_relaxed_delay() {
         "DASH at a 6 s target delay in Chromium: {}",
         report.summary()
     );
-    assert_smooth_live_playback(&report, 8.0);
+    assert_smooth_live_playback(&report, 8.0, 5000.0);
     publisher.kill();
 }

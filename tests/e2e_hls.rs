@@ -750,3 +750,36 @@ fn blocking_reloads_on_both_cores_follow_every_part_through_a_one_slot_control_r
         .sum();
     assert_eq!(copies, 1.0, "the other core answered from its copy");
 }
+
+#[test]
+fn a_viewer_of_a_brand_new_stream_gets_a_whole_segment_and_an_mpd_with_a_segment() {
+    require::command("ffmpeg", "ffmpeg");
+    // Requests made before the publisher arrives (held by wait_for_publisher),
+    // so they reach the packager in its first segment: the media playlist is
+    // held until that segment closes (hls.js takes a playlist of parts only as
+    // empty), and the MPD is never served with an empty SegmentTimeline.
+    let server = Server::start(1, "[stream]\nwait_for_publisher = \"15s\"\n");
+    let port = server.http_port;
+    let playlist = std::thread::spawn(move || get(port, "/live/fresh/v.m3u8"));
+    let mpd = std::thread::spawn(move || get(port, "/live/fresh.mpd"));
+    std::thread::sleep(Duration::from_millis(300));
+    let _publisher = publish(&server.rtmp_url("live", "fresh"), 30);
+    let playlist = playlist.join().unwrap();
+    assert_eq!(playlist.status, 200, "{}", playlist.text());
+    assert!(
+        playlist.text().contains("#EXTINF:"),
+        "a whole segment: {}",
+        playlist.text()
+    );
+    let mpd = mpd.join().unwrap();
+    assert_eq!(mpd.status, 200, "{}", mpd.text());
+    let text = mpd.text();
+    let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let timelines: Vec<usize> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("SegmentTimeline"))
+        .map(|t| t.children().filter(|s| s.has_tag_name("S")).count())
+        .collect();
+    assert_eq!(timelines.len(), 2, "video and audio: {text}");
+    assert!(timelines.iter().all(|n| *n >= 1), "{text}");
+}

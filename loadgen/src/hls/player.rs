@@ -15,9 +15,9 @@
 //!   segments from the end, fetch whole segments, reload after the last segment's
 //!   duration (half of it when the playlist did not grow).
 //! * **LL-DASH** (`…/{stream}.mpd`), like dash.js in low-latency mode: the video
-//!   representation's init, then the segment being produced (after the last one
-//!   the `SegmentTimeline` lists), which the server streams chunk by chunk as it
-//!   is produced; then the next; the MPD again every `minimumUpdatePeriod`. The
+//!   representation's init, then the segment holding "live edge minus the target
+//!   latency" (usually the one being produced, which ringcast lists as the last
+//!   `S` and streams chunk by chunk as it is produced); then the next; the MPD again every `minimumUpdatePeriod`. The
 //!   audio adaptation set is not fetched (one connection streams one segment at a
 //!   time).
 //!

@@ -6,10 +6,21 @@
 //!   sequence, so `{v,a}/{msn}.m4s` serves both) and a `SegmentTimeline` with
 //!   the exact start and duration of every closed segment: segments start at
 //!   keyframes, not on a fixed grid, so `@duration` would misplace them.
+//! * The segment being produced is the last `S`: its exact start and its
+//!   *nominal* duration (to the end of its grid window,
+//!   [`Timeline::open_segment_nominal`]), so a player can address it before
+//!   it closes; the next render replaces that `d` with the real one. Its
+//!   `$Number$` URL is the whole segment's, streamed while produced and
+//!   byte-identical to the stored segment afterwards.
 //! * `availabilityTimeOffset` = segment target - part target: the open
-//!   segment (the one after the last `S`) can be requested one part after it
-//!   starts and is streamed chunk by chunk; `availabilityTimeComplete="false"`
-//!   puts dash.js into low-latency mode.
+//!   segment becomes available one part after it starts and is streamed
+//!   chunk by chunk; `availabilityTimeComplete="false"` puts dash.js into
+//!   low-latency mode.
+//! * `minimumUpdatePeriod` = one part target: the next segment is listed as
+//!   soon as it opens, so a player refreshes often enough to see it before it
+//!   finishes the current one (dash.js refreshes at most once a second).
+//! * A timeline with no segment at all (nothing open, nothing closed) is not
+//!   rendered: dash.js cannot start from an empty `SegmentTimeline`.
 //! * `UTCTiming` points at the URL the caller passes (ringcast's own clock).
 //!
 //! Times: timescale 1000, media time = the stream timeline's DTS in ms (the
@@ -20,7 +31,7 @@
 use std::fmt::Write as _;
 
 use super::playlist::write_datetime;
-use super::timeline::{SegmentInfo, Timeline, TrackKind};
+use super::timeline::{Timeline, TrackKind};
 use super::urls::{self, Resource};
 
 /// One track as the manifest describes it.
@@ -51,6 +62,16 @@ pub struct MpdParams<'a> {
     pub now_unix_ms: u64,
 }
 
+/// One `S` of a `SegmentTimeline`: a closed segment, or the open one with
+/// its nominal duration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry {
+    msn: u64,
+    start_ms: u64,
+    duration_ms: u64,
+    epoch: u64,
+}
+
 fn dur(out: &mut String, ms: u64) {
     let _ = write!(out, "PT{}.{:03}S", ms / 1000, ms % 1000);
 }
@@ -60,7 +81,7 @@ fn write_track(
     p: &MpdParams<'_>,
     kind: TrackKind,
     t: &MpdTrack,
-    segs: &[&SegmentInfo],
+    segs: &[Entry],
     period_start_ms: u64,
     ato_ms: u64,
 ) {
@@ -112,14 +133,46 @@ fn write_track(
     out.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n    </AdaptationSet>\n");
 }
 
-/// Renders the MPD into `out` (cleared first).
-pub fn render_mpd(out: &mut String, tl: &Timeline, p: &MpdParams<'_>) {
+/// Renders the MPD into `out` (cleared first). Returns false, leaving `out`
+/// empty, when the timeline has no segment yet (nothing to list).
+pub fn render_mpd(out: &mut String, tl: &Timeline, p: &MpdParams<'_>) -> bool {
     out.clear();
     let timing = tl.timing();
-    let segs: Vec<&SegmentInfo> = tl.segments().iter().collect();
-    let ast = segs
-        .first()
-        .map_or(p.now_unix_ms, |s| s.wallclock_ms.saturating_sub(s.start_ms));
+    let mut segs: Vec<Entry> = tl
+        .segments()
+        .iter()
+        .map(|s| Entry {
+            msn: s.msn,
+            start_ms: s.start_ms,
+            duration_ms: s.duration_ms,
+            epoch: s.epoch,
+        })
+        .collect();
+    if !tl.is_finished() {
+        if let Some(open) = tl.open_segment_nominal() {
+            segs.push(Entry {
+                msn: open.msn,
+                start_ms: open.start_ms,
+                duration_ms: open.duration_ms,
+                epoch: open.epoch,
+            });
+        }
+    }
+    if segs.is_empty() {
+        return false;
+    }
+    // availabilityStartTime: the wall clock at DTS 0, from the oldest segment
+    // listed (closed, or else the open one).
+    let ast = tl
+        .segments()
+        .front()
+        .map(|s| s.wallclock_ms.saturating_sub(s.start_ms))
+        .or_else(|| {
+            let (_, _, wall) = tl.open_segment_flags()?;
+            let open = tl.open_segment_nominal()?;
+            Some(wall.saturating_sub(open.start_ms))
+        })
+        .unwrap_or(p.now_unix_ms);
     let ato = u64::from(
         timing
             .segment_target_ms
@@ -130,7 +183,7 @@ pub fn render_mpd(out: &mut String, tl: &Timeline, p: &MpdParams<'_>) {
     out.push_str("\" publishTime=\"");
     write_datetime(out, p.now_unix_ms);
     out.push_str("\" minimumUpdatePeriod=\"");
-    dur(out, u64::from(timing.segment_target_ms));
+    dur(out, u64::from(timing.part_target_ms));
     out.push_str("\" minBufferTime=\"");
     dur(out, u64::from(timing.part_target_ms) * 2);
     out.push_str("\" timeShiftBufferDepth=\"");
@@ -147,10 +200,9 @@ pub fn render_mpd(out: &mut String, tl: &Timeline, p: &MpdParams<'_>) {
         timing.part_hold_back_ms() + u64::from(timing.part_target_ms),
         u64::from(timing.segment_target_ms) * 3
     );
-    // One period per epoch, in order; an empty window still gets one period so
-    // the manifest is valid before the first segment closes.
+    // One period per epoch, in order.
     let mut start = 0;
-    let mut periods: Vec<&[&SegmentInfo]> = Vec::new();
+    let mut periods: Vec<&[Entry]> = Vec::new();
     for i in 1..=segs.len() {
         let split = match (segs.get(i), segs.get(i - 1)) {
             (Some(a), Some(b)) => a.epoch != b.epoch,
@@ -161,15 +213,9 @@ pub fn render_mpd(out: &mut String, tl: &Timeline, p: &MpdParams<'_>) {
             start = i;
         }
     }
-    if periods.is_empty() {
-        periods.push(&[]);
-    }
     for period in periods {
         let first = period.first();
-        let epoch = first
-            .map(|s| s.epoch)
-            .or_else(|| tl.open_segment_flags().map(|(_, e, _)| e))
-            .unwrap_or(0);
+        let epoch = first.map_or(0, |s| s.epoch);
         // The period starts where its publisher's media began (DTS 0 for the
         // first), not at the window's first segment, so it never moves.
         let start_ms = tl
@@ -192,6 +238,7 @@ pub fn render_mpd(out: &mut String, tl: &Timeline, p: &MpdParams<'_>) {
         "  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"{}\"/>\n</MPD>",
         xml_escape(p.utc_timing_url)
     );
+    true
 }
 
 fn xml_escape(s: &str) -> String {

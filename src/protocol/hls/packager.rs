@@ -769,7 +769,11 @@ impl Packager {
                     out.push(PackagerEvent::Evicted { msn });
                     whole = true;
                 }
-                TimelineEvent::SegmentOpened { msn } => self.open_ts_segment(msn),
+                TimelineEvent::SegmentOpened { msn } => {
+                    self.open_ts_segment(msn);
+                    // The MPD lists the open segment.
+                    whole = true;
+                }
                 TimelineEvent::PartOpened { .. } => {}
             }
         }

@@ -435,10 +435,24 @@ fn a_packager_started_from_the_gop_cache_has_a_playable_playlist_at_once_and_the
         &mut ev,
     )
     .unwrap();
-    let v = text(&p, Resource::MediaPlaylist(TrackKind::Video), "");
+    let (m, part) = p.timeline().unwrap().last_part().unwrap();
+    // Only the open segment so far: a plain playlist request is held until it
+    // closes (hls.js takes parts-only playlists as empty), a blocking reload
+    // for a part it holds is answered at once with its parts.
+    match p.answer(Resource::MediaPlaylist(TrackKind::Video), "", 0, 0) {
+        Ok(Answer::Wait(w)) => assert_eq!((w.msn, w.part), (m, None)),
+        other => panic!("{other:?}"),
+    }
+    let v = text(
+        &p,
+        Resource::MediaPlaylist(TrackKind::Video),
+        &format!("_HLS_msn={m}&_HLS_part={part}"),
+    );
     assert!(v.contains("#EXT-X-PART:"), "{v}");
     assert!(v.contains("#EXT-X-PRELOAD-HINT"));
-    let (m, part) = p.timeline().unwrap().last_part().unwrap();
+    // The MPD lists that open segment, so dash.js can start too.
+    let mpd = text(&p, Resource::Mpd, "");
+    assert_eq!(mpd.matches("<S ").count(), 2, "{mpd}");
     assert_eq!(origin.timeline().unwrap().open_part().unwrap().0, m);
     // Same media, same bytes as the origin's part.
     let r = Resource::Part {
@@ -725,4 +739,50 @@ fn timestamps_that_stop_advancing_cannot_grow_a_part_or_a_ts_segment_without_bou
     assert_eq!(p.answer(part(0), "", 0, 0).unwrap_err().status(), 404);
     let (b, _, _) = serve(&p, part(1), "");
     assert_eq!(&b[4..8], b"moof");
+}
+
+#[test]
+fn the_first_media_playlist_waits_for_the_first_segment_and_the_mpd_for_any() {
+    let (seq, coded) = stream(AVC444, 6, 0);
+    let mut p = Packager::new("live", "cam", PackagerConfig::default(), Start::Publish).unwrap();
+    let mut ev = Vec::new();
+    for f in &seq {
+        p.push(f, 0, 1_700_000_000_000, &mut ev);
+    }
+    assert_eq!(
+        p.answer(Resource::Mpd, "", 0, 0).unwrap_err(),
+        RequestError::NotStarted
+    );
+    let early: Vec<_> = coded.iter().filter(|(_, d)| *d < 500).cloned().collect();
+    feed(&mut p, &early, &mut ev);
+    let tl = p.timeline().unwrap();
+    assert!(tl.segments().is_empty());
+    let (open, _) = tl.open_segment().unwrap();
+    let limit = tl.timing().block_limit_ms();
+    // The open segment is in the MPD already: dash.js can start.
+    let mpd = text(&p, Resource::Mpd, "");
+    assert_eq!(mpd.matches("<S ").count(), 2, "{mpd}");
+    // A plain media playlist request is held until that segment closes...
+    let playlist = Resource::MediaPlaylist(TrackKind::Video);
+    match p.answer(playlist, "", 100, 100) {
+        Ok(Answer::Wait(w)) => {
+            assert_eq!((w.msn, w.part, w.deadline_ms), (open, None, 100 + limit))
+        }
+        other => panic!("{other:?}"),
+    }
+    // ... bounded: past the blocking limit it gets what there is.
+    assert!(matches!(
+        p.answer(playlist, "", 100, 100 + limit),
+        Ok(Answer::Serve(_))
+    ));
+    // Once the first segment has closed, at once, listing it whole.
+    let rest: Vec<_> = coded
+        .iter()
+        .filter(|(_, d)| (500..6000).contains(d))
+        .cloned()
+        .collect();
+    feed(&mut p, &rest, &mut ev);
+    assert!(!p.timeline().unwrap().segments().is_empty());
+    let v = text(&p, playlist, "");
+    assert!(v.contains("#EXTINF:"), "{v}");
 }

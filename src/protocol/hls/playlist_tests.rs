@@ -430,7 +430,7 @@ fn datetimes_are_rfc3339_utc_with_milliseconds() {
 
 fn mpd_text(tl: &Timeline) -> String {
     let mut s = String::new();
-    render_mpd(
+    let rendered = render_mpd(
         &mut s,
         tl,
         &MpdParams {
@@ -451,7 +451,94 @@ fn mpd_text(tl: &Timeline) -> String {
             now_unix_ms: 1_800_000_100_000,
         },
     );
+    assert_eq!(rendered, !s.is_empty());
     s
+}
+
+/// `(t, d)` of every `S` of the video `SegmentTemplate` of each period, and
+/// each period's `startNumber`.
+fn video_timelines(text: &str) -> Vec<(u64, Vec<(u64, u64)>)> {
+    let doc = roxmltree::Document::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    doc.root_element()
+        .children()
+        .filter(|n| n.has_tag_name("Period"))
+        .map(|p| {
+            let tmpl = p
+                .descendants()
+                .find(|n| n.has_tag_name("SegmentTemplate"))
+                .unwrap();
+            let ss = tmpl
+                .descendants()
+                .filter(|n| n.has_tag_name("S"))
+                .map(|n| {
+                    (
+                        n.attribute("t").unwrap().parse().unwrap(),
+                        n.attribute("d").unwrap().parse().unwrap(),
+                    )
+                })
+                .collect();
+            (tmpl.attribute("startNumber").unwrap().parse().unwrap(), ss)
+        })
+        .collect()
+}
+
+#[test]
+fn no_mpd_without_a_segment_and_the_first_open_segment_is_listed_at_once() {
+    let mut tl = Timeline::new(HlsConfig::default(), AV, StartPoint::PublishStart).unwrap();
+    // Nothing packaged: no MPD at all (dash.js cannot start from an empty
+    // SegmentTimeline; the request waits instead).
+    assert_eq!(mpd_text(&tl), "");
+    // A third of a second in: the open first segment is the one `S`, from DTS
+    // 0, one target long (the GOP is not known yet), so a player can start.
+    feed(&mut tl, &av_frames(30, 1, 30, 10, true));
+    assert!(tl.segments().is_empty());
+    let text = mpd_text(&tl);
+    assert_eq!(video_timelines(&text), vec![(0, vec![(0, 2000)])]);
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    // Refreshed every part target, so the next segment is seen as it opens.
+    assert_eq!(
+        doc.root_element().attribute("minimumUpdatePeriod"),
+        Some("PT0.334S")
+    );
+    // Once it closes, its real duration replaces the nominal one and the
+    // next open segment follows it.
+    feed(&mut tl, &av_frames(30, 1, 30, 40, true)[10..]);
+    let first = &tl.segments()[0];
+    assert_eq!((first.start_ms, first.duration_ms), (0, 1000));
+    let open = tl.open_segment_nominal().unwrap();
+    assert_eq!(
+        video_timelines(&mpd_text(&tl)),
+        vec![(0, vec![(0, 1000), (1000, open.duration_ms)])]
+    );
+    // A finished stream lists only what closed.
+    let mut ev = Vec::new();
+    tl.finish(1400, &mut ev);
+    let listed = video_timelines(&mpd_text(&tl));
+    assert_eq!(listed[0].1.len(), tl.segments().len());
+}
+
+#[test]
+fn a_new_publishers_open_segment_opens_its_period() {
+    let mut tl = Timeline::new(HlsConfig::default(), AV, StartPoint::PublishStart).unwrap();
+    let first = av_frames(30, 1, 60, 30 * 6, true);
+    feed(&mut tl, &first);
+    tl.new_publisher();
+    let base = first.last().unwrap().dts_ms + 300;
+    // The new publisher's first half second: its first segment is still open.
+    let second: Vec<FrameMeta> = av_frames(30, 1, 60, 15, true)
+        .into_iter()
+        .map(|mut f| {
+            f.dts_ms += base;
+            f
+        })
+        .collect();
+    feed(&mut tl, &second);
+    let (open_msn, _) = tl.open_segment().unwrap();
+    let periods = video_timelines(&mpd_text(&tl));
+    assert_eq!(periods.len(), 2, "{periods:?}");
+    assert_eq!(periods[1].0, open_msn);
+    assert_eq!(periods[1].1.len(), 1);
+    assert_eq!(periods[1].1[0].0, base);
 }
 
 #[test]
@@ -527,10 +614,15 @@ fn the_mpd_is_a_dynamic_low_latency_manifest_over_the_same_numbers() {
                 )
             })
             .collect();
-        assert_eq!(ss.len(), tl.segments().len());
+        // Every closed segment, then the open one with its nominal duration
+        // (addressable before it closes: LL-DASH streams it).
+        assert_eq!(ss.len(), tl.segments().len() + 1);
         for (s, seg) in ss.iter().zip(tl.segments()) {
             assert_eq!(*s, (seg.start_ms, seg.duration_ms));
         }
+        let open = tl.open_segment_nominal().unwrap();
+        assert_eq!(ss.last(), Some(&(open.start_ms, open.duration_ms)));
+        assert_eq!(open.msn, start + tl.segments().len() as u64);
         for w in ss.windows(2) {
             assert_eq!(w[0].0 + w[0].1, w[1].0, "timeline contiguous");
         }

@@ -187,8 +187,9 @@ impl Rendered {
             audio: audio.map(|t| mpd_track(t, TrackKind::Audio)),
             now_unix_ms,
         };
-        render_mpd(&mut out, tl, &params);
-        self.mpd = Some(body(&out));
+        // No segment yet (a new publisher's first keyframe still to come):
+        // no MPD, the request waits for one (`RequestError::NotStarted`).
+        self.mpd = render_mpd(&mut out, tl, &params).then(|| body(&out));
         self.scratch = out;
     }
 }

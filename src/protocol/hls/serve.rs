@@ -131,6 +131,30 @@ fn serve(
     .ok_or(RequestError::NotFound(what))
 }
 
+/// A plain (non-blocking) media playlist request while the stream's first
+/// segment is still open is held until that segment closes (bounded by the
+/// blocking-reload limit, then answered as is): hls.js 1.7.4 takes a playlist
+/// listing only the parts of an unfinished first segment as empty
+/// (`levelEmptyError`) and retries a second later, so holding it for the
+/// rest of that segment (at most one target) starts playback sooner.
+fn first_segment_hold(
+    tl: &super::request::TimelineState,
+    d: &Directives,
+    since_ms: u64,
+    now_ms: u64,
+) -> Option<Pending> {
+    if d.is_blocking() || tl.finished || tl.last_closed_msn.is_some() {
+        return None;
+    }
+    let msn = tl.open_msn?;
+    let deadline_ms = since_ms.saturating_add(tl.timing.block_limit_ms());
+    (now_ms < deadline_ms).then_some(Pending {
+        msn,
+        part: None,
+        deadline_ms,
+    })
+}
+
 impl HlsView {
     /// Answers a request for `resource` (from [`super::urls::parse`]) with
     /// `query` (without `?`; `_HLS_*` directives apply to media playlists,
@@ -163,12 +187,21 @@ impl HlsView {
                 Cacheability::ShortLived,
                 "TS playlist",
             ),
-            Resource::Mpd => serve(r.mpd.as_ref(), MPD_TYPE, Cacheability::ShortLived, "MPD"),
+            // An MPD lists at least one segment (dash.js cannot start from an
+            // empty SegmentTimeline): until there is one, wait like a stream
+            // not packaged yet.
+            Resource::Mpd => match r.mpd.as_ref() {
+                Some(_) => serve(r.mpd.as_ref(), MPD_TYPE, Cacheability::ShortLived, "MPD"),
+                None => Err(RequestError::NotStarted),
+            },
             Resource::MediaPlaylist(track) => {
                 if !self.carries(track) {
                     return Err(RequestError::NotFound("media playlist"));
                 }
                 let d = Directives::parse(query)?;
+                if let Some(p) = first_segment_hold(tl, &d, since_ms, now_ms) {
+                    return Ok(Answer::Wait(p));
+                }
                 match decide_on(tl, &d, since_ms, now_ms) {
                     Decision::Ready => {
                         let list = if d.skip { &r.media_delta } else { &r.media };

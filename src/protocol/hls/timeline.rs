@@ -216,6 +216,19 @@ impl SegmentInfo {
     }
 }
 
+/// The open segment as [`Timeline::open_segment_nominal`] describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenSegmentSpan {
+    /// Its number.
+    pub msn: u64,
+    /// DTS of its first leading frame (ms).
+    pub start_ms: u64,
+    /// Nominal duration (ms): to the end of its grid window.
+    pub duration_ms: u64,
+    /// Its publisher epoch (DASH period).
+    pub epoch: u64,
+}
+
 /// Where a pushed frame went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placement {
@@ -304,6 +317,8 @@ pub struct Timeline {
     anchored: bool,
     /// DTS of the last leading keyframe seen (anchored or not).
     last_keyframe: Option<u64>,
+    /// DTS step between the last two leading keyframes (the GOP), once seen.
+    keyframe_interval: Option<u64>,
     /// Wall clock at a DTS, fixed by the first frame (for PROGRAM-DATE-TIME).
     wall_anchor: Option<(u64, u64)>,
     current: Option<OpenSegment>,
@@ -341,6 +356,7 @@ impl Timeline {
             start,
             anchored: false,
             last_keyframe: None,
+            keyframe_interval: None,
             wall_anchor: None,
             current: None,
             next_msn_floor: 0,
@@ -394,6 +410,49 @@ impl Timeline {
     /// The part being filled (the preload hint), as `(msn, part)`.
     pub fn open_part(&self) -> Option<(u64, u32)> {
         self.current.as_ref().map(|s| (s.msn, s.part.index))
+    }
+
+    /// The open segment as a manifest can announce it before it closes: its
+    /// number, start, epoch and *nominal* duration, to where the next segment
+    /// is due: the first keyframe expected (last keyframe + whole GOPs) at or
+    /// after the end of the segment's grid window, or that window's end plus
+    /// one target if no keyframe comes (the fallback start); with the GOP not
+    /// known yet, one target. Exact for a steady GOP; at least one part target.
+    pub fn open_segment_nominal(&self) -> Option<OpenSegmentSpan> {
+        let s = self.current.as_ref()?;
+        let start = i128::from(s.start_ms);
+        let t = i128::from(self.timing.segment_target_ms);
+        // A segment that started without a keyframe (a window with none)
+        // started at its window's end, i.e. in the next window's range.
+        let window = self.window_of(s.start_ms);
+        let window = if s.independent {
+            window
+        } else {
+            window.saturating_sub(1)
+        };
+        let window_end = self.fallback_point(window);
+        let end = match (self.keyframe_interval, self.last_keyframe) {
+            (Some(g), Some(k)) => {
+                let (g, k) = (i128::from(g), i128::from(k));
+                let steps = (window_end - k)
+                    .max(0)
+                    .saturating_add(g - 1)
+                    .div_euclid(g)
+                    .max(1);
+                k.saturating_add(steps.saturating_mul(g))
+                    .min(window_end.saturating_add(t))
+            }
+            _ => start
+                .saturating_add(t)
+                .clamp(window_end, window_end.saturating_add(t)),
+        };
+        let nominal = u64::try_from(end - start).unwrap_or(0);
+        Some(OpenSegmentSpan {
+            msn: s.msn,
+            start_ms: s.start_ms,
+            duration_ms: nominal.max(u64::from(self.timing.part_target_ms)),
+            epoch: s.epoch,
+        })
     }
 
     /// The open segment's discontinuity flag and epoch.
@@ -547,6 +606,11 @@ impl Timeline {
         } else {
             self.last_keyframe
         };
+        if key {
+            if let Some(step) = prev_key.and_then(|p| dts.checked_sub(p)).filter(|s| *s > 0) {
+                self.keyframe_interval = Some(step);
+            }
+        }
 
         if self.pending_discontinuity && self.anchored {
             if !key {

@@ -470,3 +470,62 @@ fn a_box_joining_after_a_new_publisher_agrees_given_the_grid_origin() {
         assert_eq!(urls_of(&a, s.msn), urls_of(&b, s.msn));
     }
 }
+
+/// The open segment's nominal span (what the MPD announces before it closes)
+/// for each segment number: the last one seen before the segment closed.
+fn nominal_spans(frames: &[FrameMeta]) -> (Timeline, Vec<(u64, u64, u64)>) {
+    let mut tl = timeline(big_window(), StartPoint::PublishStart);
+    let mut ev = Vec::new();
+    let mut spans: Vec<(u64, u64, u64)> = Vec::new();
+    for f in frames {
+        tl.push(*f, 0, &mut ev);
+        if let Some(o) = tl.open_segment_nominal() {
+            assert!(o.duration_ms >= u64::from(tl.timing().part_target_ms));
+            match spans.last_mut() {
+                Some(last) if last.0 == o.msn => *last = (o.msn, o.start_ms, o.duration_ms),
+                _ => spans.push((o.msn, o.start_ms, o.duration_ms)),
+            }
+        }
+    }
+    (tl, spans)
+}
+
+#[test]
+fn the_open_segment_nominal_span_is_the_one_it_closes_with_for_a_steady_gop() {
+    // 1 s, 2 s and 4 s GOPs against 2 s segments: whole segments, half-window
+    // offsets, and windows without a keyframe (fallback starts).
+    for gop in [30, 60, 120] {
+        let (tl, spans) = nominal_spans(&av_frames(30, 1, gop, 30 * 30, true));
+        let closed = tl.segments();
+        assert!(closed.len() >= 12, "gop {gop}");
+        let mut checked = 0;
+        for s in closed.iter() {
+            let Some(&(_, start, d)) = spans.iter().find(|x| x.0 == s.msn) else {
+                continue;
+            };
+            assert_eq!(start, s.start_ms, "gop {gop} msn {}", s.msn);
+            // Once the GOP is known (from the second keyframe on), the
+            // announced duration is the real one.
+            if s.start_ms > gop * 1000 / 30 {
+                assert_eq!(d, s.duration_ms, "gop {gop} msn {}", s.msn);
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10, "gop {gop}: {checked}");
+    }
+}
+
+#[test]
+fn before_the_gop_is_known_the_open_segment_is_announced_one_target_long() {
+    let mut tl = timeline(HlsConfig::default(), StartPoint::PublishStart);
+    assert_eq!(tl.open_segment_nominal(), None);
+    let mut ev = Vec::new();
+    for f in av_frames(30, 1, 30, 10, true) {
+        tl.push(f, 0, &mut ev);
+    }
+    let o = tl.open_segment_nominal().unwrap();
+    assert_eq!((o.msn, o.start_ms, o.epoch), (0, 0, 0));
+    assert_eq!(o.duration_ms, u64::from(tl.timing().segment_target_ms));
+    tl.finish(400, &mut ev);
+    assert_eq!(tl.open_segment_nominal(), None);
+}
