@@ -85,6 +85,10 @@ impl CoreState {
         if send_buffer > 0 {
             let _ = crate::runtime::socket::set_send_buffer(fd, send_buffer);
         }
+        let notsent_lowat = self.shared.config.viewer.socket_notsent_lowat;
+        if notsent_lowat > 0 {
+            let _ = crate::runtime::socket::set_notsent_lowat(fd, notsent_lowat);
+        }
         let now = self.now_ms();
         let max_frames = self.shared.config.runtime.max_frames_per_send;
         let proto = match kind {
