@@ -28,9 +28,13 @@ run_one() { # $1 label, $2 toml
   rtmp=$(free_port); http=$(free_port); admin=$(free_port); cfg="$OUT/$1.toml"
   printf '%s\n' "$2" > "$cfg"
   taskset -c 0 $RC serve --config "$cfg" --cores 1 --rtmp 127.0.0.1:$rtmp --http 127.0.0.1:$http --admin 127.0.0.1:$admin >"$OUT/$1.log" 2>&1 &
-  pid=$!; sleep 1
+  pid=$!
+  # Bounded waits on what can be observed: the admin port answers, then the stream is live.
+  for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$admin/metrics" && break; sleep 0.2; done
   taskset -c 1 $LG publish --url rtmp://127.0.0.1:$rtmp/live/ab $PUBLISH --duration 600s --cores 1 >/dev/null 2>&1 &
-  lp=$!; sleep 2
+  lp=$!
+  for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$admin/api/v1/streams/live/ab" && break; sleep 0.2; done
+  sleep 1 # a first GOP in the cache
   t0=$(awk '{print $14+$15}' /proc/$pid/stat)
   taskset -c 1 $LG play --url http://127.0.0.1:$http/live/ab.flv --viewers "$VIEWERS" --ramp 5000 --sample 0.05 \
       --duration "$DURATION" --cores 1 --json "$OUT/$1.json" >/dev/null 2>&1 &
