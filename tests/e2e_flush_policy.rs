@@ -121,13 +121,14 @@ fn audio_rides_with_video_and_sends_stay_small() {
         );
     }
     // ~43 audio frames a second ride with 25 video frames: about 2.7 frames per
-    // send when all do, 1 when each frame leaves alone.
+    // send when all do (measured 2.69). ffmpeg writes some audio and video
+    // together, so even with the delay off sends carry ~1.9 (measured 1.92).
     assert!(
-        fps_merged >= 1.5,
+        fps_merged >= 2.2,
         "with audio_flush_delay, sends carried only {fps_merged:.2} frames"
     );
     assert!(
-        fps_merged >= 1.3 * fps_at_once,
+        fps_merged >= 1.15 * fps_at_once,
         "audio_flush_delay 30ms: {fps_merged:.2} frames per send, 0ms: {fps_at_once:.2}"
     );
     // Bounded: no frame waits past the delay, so a send carries about one video
@@ -149,9 +150,10 @@ fn audio_only_streams_flow_without_waiting_for_video() {
     for s in &seen {
         assert_eq!(s.audio, MEASURED_FRAMES, "a viewer read {s:?}");
     }
-    // A frame every ~23 ms, each waiting at most 30 ms: one or two per send.
+    // A frame every ~23 ms, each waiting at most 30 ms: one or two per send
+    // (measured 1.83), a few more if ffmpeg writes a burst.
     assert!(
-        (1.0..=2.5).contains(&fps),
+        (1.0..=3.0).contains(&fps),
         "audio-only sends carried {fps:.2} frames"
     );
 }
