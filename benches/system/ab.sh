@@ -66,10 +66,10 @@ viewers = m1.get("ringcast_viewers", 0)
 spv = sends / 8 / viewers if viewers else 0
 fps = frames / sends if sends else 0
 r = json.load(open(path))
-lat, c = r.get("latency_ms", {}), r.get("counters", {})
+lat, c, st = r.get("latency_ms", {}), r.get("counters", {}), r.get("startup_ms", {})
 print(f"{label:8s} server_cpu_s={ticks/100:6.2f} viewers={r.get('peak_viewers')} "
       f"mbit_s={r.get('mean_mbps', 0):.0f} p50_ms={lat.get('p50', 0):.0f} p99_ms={lat.get('p99', 0):.0f} "
-      f"stalls={c.get('stalls')} missing={c.get('missing_frames')} failures={len(r.get('failures', []))} "
+      f"startup_p50_ms={st.get('p50', 0):.1f} startup_p99_ms={st.get('p99', 0):.0f} stalls={c.get('stalls')} missing={c.get('missing_frames')} failures={len(r.get('failures', []))} "
       f"sends_per_viewer_s={spv:.1f} frames_per_send={fps:.2f}")
 print(f"CPU {label} {ticks}", file=open(sys.argv[2] + ".cpu", "w"))
 PY
