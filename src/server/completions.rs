@@ -266,6 +266,10 @@ impl CoreState {
                 if conn.done_after_flush() && !conn.outbox.has_control() {
                     let reason = conn.close_reason;
                     self.conns.close_later(token.slot, reason);
+                } else if conn.woken && !conn.outbox.has_control() {
+                    // Only audio arrived meanwhile, and the flush policy holds it
+                    // for the stream's next video frame or its deadline (the
+                    // `SendQueue` releases this viewer then).
                 } else {
                     // More may be waiting: control bytes or frames that arrived meanwhile.
                     self.sends.mark_ready(&mut self.conns, token.slot);
