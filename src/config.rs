@@ -657,4 +657,23 @@ mod tests {
         let err = Config::from_toml("[edge]\norigins = [\"ftp://x\"]\n").unwrap_err();
         assert!(err.to_string().contains("edge.origins"), "{err}");
     }
+
+    #[test]
+    fn the_audio_flush_delay_is_bounded_and_the_socket_options_parse() {
+        assert_eq!(
+            Config::default().runtime.audio_flush_delay,
+            Duration::from_millis(30)
+        );
+        let err = Config::from_toml("[runtime]\naudio_flush_delay = \"101ms\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("runtime.audio_flush_delay"),
+            "{err}"
+        );
+        let c = Config::from_toml(
+            "[runtime]\naudio_flush_delay = \"0ms\"\n[viewer]\nsocket_notsent_lowat = 16384\n",
+        )
+        .unwrap();
+        assert!(c.runtime.audio_flush_delay.is_zero());
+        assert_eq!(c.viewer.socket_notsent_lowat, 16384);
+    }
 }

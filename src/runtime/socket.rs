@@ -113,6 +113,21 @@ mod tests {
         set_nodelay(client.as_raw_fd()).unwrap();
         set_send_buffer(client.as_raw_fd(), 64 * 1024).unwrap();
         assert!(send_buffer(client.as_raw_fd()).unwrap() >= 64 * 1024);
+        set_notsent_lowat(client.as_raw_fd(), 16 * 1024).unwrap();
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `value` and `len` outlive the call and `len` is `value`'s size.
+        let rc = unsafe {
+            libc::getsockopt(
+                client.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NOTSENT_LOWAT,
+                std::ptr::from_mut(&mut value).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!((rc, value), (0, 16 * 1024));
+        assert!(set_notsent_lowat(-1, 1).is_err());
     }
 
     #[test]
