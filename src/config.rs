@@ -55,9 +55,106 @@ pub struct Config {
     pub relay: RelayConfig,
     /// Signed-URL access control for publish and play.
     pub auth: crate::auth::AuthConfig,
+    /// `[tls]`: certificates for the HTTPS and RTMPS listeners (loaded once at
+    /// startup by `tls::ServerTls::load`, reloaded on SIGHUP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsConfig>,
     /// HTTP hooks (SRS `http_hooks` compatible): `on_publish`, `on_play`
     /// gate sessions under a `hook` policy; `on_unpublish`, `on_stop` notify.
     pub hooks: crate::auth::hooks::HooksConfig,
+    /// HLS / LL-HLS / LL-DASH packaging and serving.
+    pub hls: HlsSection,
+}
+
+/// `[hls]`: HLS / LL-HLS / LL-DASH packaging and serving. The packaging
+/// values are fixed when a stream's packager starts.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HlsSection {
+    /// Package every stream and serve `.m3u8`, `-ts.m3u8` and `.mpd`.
+    pub enabled: bool,
+    /// PART-TARGET: no part is longer.
+    #[serde(with = "humantime_serde")]
+    pub part_target: Duration,
+    /// Nominal segment duration (the segment grid).
+    #[serde(with = "humantime_serde")]
+    pub segment_target: Duration,
+    /// Closed segments kept and listed per stream.
+    pub window_segments: usize,
+    /// Bytes of packaged media kept per stream (half for the window's closed
+    /// segments, half for the one being produced).
+    pub max_bytes: u64,
+    /// Most HLS requests held on one core (blocking reloads, preload hints,
+    /// in-progress DASH segments, requests waiting for another core's copy);
+    /// past it: 503.
+    pub max_waiters_per_core: usize,
+    /// Path of the clock the MPD's `UTCTiming` names (served by ringcast).
+    pub utc_timing: String,
+}
+
+impl Default for HlsSection {
+    fn default() -> Self {
+        let p = crate::protocol::hls::HlsConfig::default();
+        HlsSection {
+            enabled: true,
+            part_target: Duration::from_millis(u64::from(p.part_target_ms)),
+            segment_target: Duration::from_millis(u64::from(p.segment_target_ms)),
+            window_segments: p.window_segments,
+            max_bytes: p.max_bytes,
+            max_waiters_per_core: 10_000,
+            utc_timing: "/time".to_owned(),
+        }
+    }
+}
+
+impl HlsSection {
+    /// The packager settings these values give (not yet range-checked: see
+    /// [`HlsSection::validate`]).
+    pub fn packager_config(&self) -> crate::protocol::hls::PackagerConfig {
+        let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        crate::protocol::hls::PackagerConfig {
+            hls: crate::protocol::hls::HlsConfig {
+                part_target_ms: ms(self.part_target),
+                segment_target_ms: ms(self.segment_target),
+                window_segments: self.window_segments,
+                max_bytes: self.max_bytes,
+                ..crate::protocol::hls::HlsConfig::default()
+            },
+            utc_timing_url: self.utc_timing.clone(),
+            ..crate::protocol::hls::PackagerConfig::default()
+        }
+    }
+
+    /// Checks the values with the packager's own rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, reason: String| ConfigError::Invalid { field, reason };
+        self.packager_config()
+            .timeline_config()
+            .validate()
+            .map_err(|e| invalid("hls", e.to_string()))?;
+        if self.max_bytes < 1 << 20 {
+            return Err(invalid("hls.max_bytes", "must be at least 1 MiB".into()));
+        }
+        if self.max_waiters_per_core == 0 {
+            return Err(invalid(
+                "hls.max_waiters_per_core",
+                "must be at least 1".into(),
+            ));
+        }
+        let path_ok = self.utc_timing.starts_with('/')
+            && self.utc_timing.len() <= 256
+            && self
+                .utc_timing
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
+        if !path_ok {
+            return Err(invalid(
+                "hls.utc_timing",
+                "must be an absolute path (printable ASCII, no query)".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Which cores run reactors: `"all"`, a count, or an explicit list.
@@ -113,6 +210,14 @@ pub struct ServerConfig {
     pub rtmp_listen: SocketAddr,
     /// HTTP listen address (HTTP-FLV, API, status page, metrics).
     pub http_listen: SocketAddr,
+    /// HTTPS listen address: the same routes as `http_listen`, over TLS (`[tls]`
+    /// needed). Off by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub https_listen: Option<SocketAddr>,
+    /// RTMPS listen address: RTMP publish and play over TLS (`[tls]` needed).
+    /// Off by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtmps_listen: Option<SocketAddr>,
     /// Cores running a reactor each.
     pub cores: CoreSelection,
     /// Most connections open at once, all cores together.
@@ -133,6 +238,8 @@ impl Default for ServerConfig {
         ServerConfig {
             rtmp_listen: "0.0.0.0:1935".parse().expect("valid literal"),
             http_listen: "0.0.0.0:8080".parse().expect("valid literal"),
+            https_listen: None,
+            rtmps_listen: None,
             cores: CoreSelection::default(),
             max_connections: 100_000,
             max_streams: 100_000,
@@ -156,6 +263,9 @@ pub struct LimitsConfig {
     /// A publisher silent for this long is closed.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Most requests served on one keep-alive HTTP connection; the last one
+    /// is answered with `Connection: close`.
+    pub http_max_requests: u32,
     /// Largest RTMP message accepted, bytes.
     pub max_message_size: u32,
     /// Largest RTMP chunk size a peer may set, bytes.
@@ -170,6 +280,7 @@ impl Default for LimitsConfig {
             handshake_timeout: Duration::from_secs(10),
             first_media_timeout: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(30),
+            http_max_requests: 1000,
             max_message_size: 4 << 20,
             max_chunk_size: 16 << 20,
             out_chunk_size: 4096,
@@ -364,10 +475,11 @@ impl Default for ApiConfig {
 
 impl ApiConfig {
     /// Whether the admin routes are reachable on a non-loopback address: the admin
-    /// address itself, or the public HTTP port `http_listen` when `on_public_port`.
-    pub fn exposed(&self, http_listen: SocketAddr) -> bool {
+    /// address itself, or a public HTTP(S) port in `public` (`server.http_listen`,
+    /// `server.https_listen`) when `on_public_port`.
+    pub fn exposed(&self, public: &[SocketAddr]) -> bool {
         !self.admin_listen.ip().is_loopback()
-            || (self.on_public_port && !http_listen.ip().is_loopback())
+            || (self.on_public_port && public.iter().any(|a| !a.ip().is_loopback()))
     }
 }
 
@@ -375,7 +487,9 @@ impl ApiConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct EdgeConfig {
-    /// Origins tried in order: `rtmp://host:port/app` or `http://host:port`.
+    /// Origins tried in order: `rtmp://host:port/app` or `http://host:port`, or
+    /// over TLS `rtmps://…` / `https://…` (verified against `[tls] ca`, else the
+    /// system store).
     pub origins: Vec<String>,
     /// Keep an upstream this long after its last viewer leaves.
     #[serde(with = "humantime_serde")]
@@ -411,7 +525,8 @@ pub struct RelayConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RelayPush {
-    /// `rtmp://host[:port][/app]`; without an app the stream's own app is used.
+    /// `rtmp://host[:port][/app]` (or `rtmps://`, verified like TLS origins);
+    /// without an app the stream's own app is used.
     pub url: String,
 }
 
@@ -432,19 +547,66 @@ impl Config {
         Config::from_toml(&text)
     }
 
+    /// The public ports that answer HTTP (and the admin routes with
+    /// `[api] on_public_port`): `server.http_listen` and `server.https_listen`.
+    pub fn public_http(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.server.http_listen)
+            .chain(self.server.https_listen)
+            .collect()
+    }
+
     /// Refuses admin routes reachable off loopback without `[api] token`. Separate
     /// from [`Config::validate`] because command-line flags may move the listeners
     /// after the file is read: `serve` and `check-config` call it on the final config.
     pub fn validate_exposure(&self) -> Result<(), ConfigError> {
-        if self.api.exposed(self.server.http_listen) && self.api.token.is_none() {
+        if self.api.exposed(&self.public_http()) && self.api.token.is_none() {
             return Err(ConfigError::Invalid {
                 field: "api.token",
                 reason: "is required when the admin routes (API, status page, /metrics) are \
                          reachable on a non-loopback address (api.admin_listen, or \
-                         server.http_listen with api.on_public_port): they list streams \
+                         server.http_listen or server.https_listen with api.on_public_port): \
+                         they list streams \
                          and kick publishers"
                     .into(),
             });
+        }
+        Ok(())
+    }
+
+    /// A TLS listener needs `[tls]` (its `cert` and `key`); the error names the
+    /// listener. The files themselves are read by `tls::ServerTls::load` (at
+    /// startup, and by `check-config`).
+    pub fn validate_tls(&self) -> Result<(), ConfigError> {
+        let listeners = [
+            ("server.https_listen", self.server.https_listen),
+            ("server.rtmps_listen", self.server.rtmps_listen),
+        ];
+        for (field, addr) in listeners {
+            if let (Some(addr), None) = (addr, &self.tls) {
+                return Err(ConfigError::Invalid {
+                    field,
+                    reason: format!(
+                        "{addr} is a TLS listener: it needs [tls] cert and key \
+                         (or --tls-cert and --tls-key)"
+                    ),
+                });
+            }
+        }
+        let mut addrs = vec![
+            self.server.rtmp_listen,
+            self.server.http_listen,
+            self.api.admin_listen,
+        ];
+        for (field, addr) in listeners {
+            if let Some(addr) = addr {
+                if addr.port() != 0 && addrs.contains(&addr) {
+                    return Err(ConfigError::Invalid {
+                        field,
+                        reason: format!("{addr} is already another listener's address"),
+                    });
+                }
+                addrs.push(addr);
+            }
         }
         Ok(())
     }
@@ -471,7 +633,13 @@ impl Config {
                 field: "hooks",
                 reason: e.to_string(),
             })?;
+        self.hls.validate()?;
         let l = &self.limits;
+        check(
+            l.http_max_requests >= 1,
+            "limits.http_max_requests",
+            "must be at least 1",
+        )?;
         check(
             l.max_chunk_size >= 128 && l.max_chunk_size <= 0x7fff_ffff,
             "limits.max_chunk_size",
@@ -575,18 +743,21 @@ impl Config {
             "server.max_viewers_per_core",
             "must be at least 1",
         )?;
+        self.validate_tls()?;
         for push in &self.relay.push {
             check(
-                push.url.starts_with("rtmp://"),
+                push.url.starts_with("rtmp://") || push.url.starts_with("rtmps://"),
                 "relay.push.url",
-                "must start with rtmp://",
+                "must start with rtmp:// or rtmps://",
             )?;
         }
         for origin in &self.edge.origins {
             check(
-                origin.starts_with("rtmp://") || origin.starts_with("http://"),
+                ["rtmp://", "http://", "rtmps://", "https://"]
+                    .iter()
+                    .any(|s| origin.starts_with(s)),
                 "edge.origins",
-                "each origin must start with rtmp:// or http://",
+                "each origin must start with rtmp://, http://, rtmps:// or https://",
             )?;
         }
         Ok(())
@@ -615,6 +786,13 @@ mod tests {
         )
         .unwrap();
         assert!(on_loopback.validate_exposure().is_ok());
+        // A public HTTPS port exposes them as much as the HTTP port.
+        let over_https = Config::from_toml(
+            "[server]\nhttp_listen = \"127.0.0.1:8080\"\nhttps_listen = \"0.0.0.0:8443\"\n\
+             [tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n[api]\non_public_port = true\n",
+        )
+        .unwrap();
+        assert!(over_https.validate_exposure().is_err());
         let with_token =
             Config::from_toml("[api]\nadmin_listen = \"0.0.0.0:9090\"\ntoken = \"t\"\n").unwrap();
         assert!(with_token.validate_exposure().is_ok());
@@ -675,5 +853,84 @@ mod tests {
         .unwrap();
         assert!(c.runtime.audio_flush_delay.is_zero());
         assert_eq!(c.viewer.socket_notsent_lowat, 16384);
+    }
+
+    #[test]
+    fn tls_listeners_are_off_by_default_and_need_a_certificate() {
+        let c = Config::default();
+        assert_eq!((c.server.https_listen, c.server.rtmps_listen), (None, None));
+        assert!(c.tls.is_none());
+        for key in ["https_listen", "rtmps_listen"] {
+            let err = Config::from_toml(&format!("[server]\n{key} = \"127.0.0.1:8443\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("server.{key}")), "{err}");
+            assert!(err.contains("[tls]"), "{err}");
+        }
+        let c = Config::from_toml(
+            "[server]\nhttps_listen = \"127.0.0.1:8443\"\nrtmps_listen = \"127.0.0.1:1936\"\n\
+             [tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n\
+             [[tls.sni]]\nnames = [\"a.example\"]\ncert = \"/a.pem\"\nkey = \"/ak.pem\"\n",
+        )
+        .unwrap();
+        let tls = c.tls.as_ref().unwrap();
+        assert_eq!(tls.cert, std::path::Path::new("/c.pem"));
+        assert_eq!(tls.sni[0].names, ["a.example"]);
+        assert_eq!(
+            c.server.https_listen,
+            Some("127.0.0.1:8443".parse().unwrap())
+        );
+        // check-config prints the effective config: it must round-trip.
+        let text = toml::to_string_pretty(&c).unwrap();
+        assert_eq!(Config::from_toml(&text).unwrap(), c);
+        let clash =
+            "[server]\nhttp_listen = \"127.0.0.1:8080\"\nhttps_listen = \"127.0.0.1:8080\"\n\
+                     [tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n";
+        let err = Config::from_toml(clash).unwrap_err().to_string();
+        assert!(err.contains("server.https_listen"), "{err}");
+    }
+
+    #[test]
+    fn hls_section_defaults_map_to_the_packager_and_bad_values_are_refused() {
+        let c = Config::from_toml("").unwrap();
+        assert!(c.hls.enabled);
+        assert_eq!(c.limits.http_max_requests, 1000);
+        let p = c.hls.packager_config();
+        assert_eq!(p.hls, crate::protocol::hls::HlsConfig::default());
+        assert_eq!(p.utc_timing_url, "/time");
+        let c = Config::from_toml(
+            "[hls]\npart_target = \"200ms\"\nsegment_target = \"1s\"\nwindow_segments = 8\n",
+        )
+        .unwrap();
+        let p = c.hls.packager_config();
+        assert_eq!(
+            (
+                p.hls.part_target_ms,
+                p.hls.segment_target_ms,
+                p.hls.window_segments
+            ),
+            (200, 1000, 8)
+        );
+        for (toml, field) in [
+            ("[hls]\npart_target = \"10ms\"\n", "hls"),
+            ("[hls]\nsegment_target = \"500ms\"\n", "hls"),
+            ("[hls]\nwindow_segments = 1\n", "hls"),
+            (
+                "[hls]\nmax_waiters_per_core = 0\n",
+                "hls.max_waiters_per_core",
+            ),
+            ("[hls]\nutc_timing = \"time\"\n", "hls.utc_timing"),
+            (
+                "[limits]\nhttp_max_requests = 0\n",
+                "limits.http_max_requests",
+            ),
+        ] {
+            let err = Config::from_toml(toml).unwrap_err().to_string();
+            assert!(err.contains(field), "{toml}: {err}");
+        }
+        assert!(matches!(
+            Config::from_toml("[hls]\nnope = 1\n"),
+            Err(ConfigError::Parse(_))
+        ));
     }
 }

@@ -35,6 +35,18 @@ enum Command {
         /// Admin address: API, status page and /metrics (default 127.0.0.1:9090).
         #[arg(long)]
         admin: Option<SocketAddr>,
+        /// HTTPS listen address (off by default; needs a certificate).
+        #[arg(long)]
+        https: Option<SocketAddr>,
+        /// RTMPS listen address (off by default; needs a certificate).
+        #[arg(long)]
+        rtmps: Option<SocketAddr>,
+        /// PEM certificate chain for the TLS listeners (`[tls] cert`).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of `--tls-cert` (`[tls] key`).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
         /// Number of cores to run reactors on (default: all).
         #[arg(long)]
         cores: Option<usize>,
@@ -129,6 +141,25 @@ fn redact_secrets(config: &mut Config) {
 }
 
 /// The TOML comment `check-config` prints first: where the admin routes are served.
+/// The TOML comment `check-config` prints after it when TLS listeners are on.
+fn tls_summary(config: &Config) -> Option<String> {
+    let server = &config.server;
+    let mut listeners = Vec::new();
+    if let Some(addr) = server.https_listen {
+        listeners.push(format!("https://{addr}"));
+    }
+    if let Some(addr) = server.rtmps_listen {
+        listeners.push(format!("rtmps://{addr}"));
+    }
+    let tls = config.tls.as_ref().filter(|_| !listeners.is_empty())?;
+    Some(format!(
+        "# tls: {} (certificate {}, {} more by SNI; files checked)",
+        listeners.join(", "),
+        tls.cert.display(),
+        tls.sni.len()
+    ))
+}
+
 fn admin_summary(config: &Config) -> String {
     let api = &config.api;
     let public = if api.on_public_port {
@@ -152,9 +183,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig { file } => {
             let mut config = Config::load(&file)?;
             config.validate_exposure()?;
+            // Every certificate and key file is read and checked, as `serve` would.
+            if let Some(tls) = &config.tls {
+                ringcast::tls::ServerTls::load(tls).context("[tls]")?;
+            }
             // The effective configuration goes to a terminal or a log: never a secret.
             redact_secrets(&mut config);
             println!("{}", admin_summary(&config));
+            if let Some(tls) = tls_summary(&config) {
+                println!("{tls}");
+            }
             print!(
                 "{}",
                 toml::to_string_pretty(&config).context("rendering config")?
@@ -203,6 +241,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rtmp,
             http,
             admin,
+            https,
+            rtmps,
+            tls_cert,
+            tls_key,
             cores,
             origins,
         } => {
@@ -218,6 +260,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(addr) = admin {
                 config.api.admin_listen = addr;
+            }
+            if https.is_some() {
+                config.server.https_listen = https;
+            }
+            if rtmps.is_some() {
+                config.server.rtmps_listen = rtmps;
+            }
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                match config.tls.as_mut() {
+                    Some(tls) => (tls.cert, tls.key) = (cert, key),
+                    None => {
+                        config.tls = Some(ringcast::tls::TlsConfig {
+                            cert,
+                            key,
+                            sni: Vec::new(),
+                            ca: None,
+                        })
+                    }
+                }
             }
             if let Some(n) = cores {
                 config.server.cores = CoreSelection::Count(n);

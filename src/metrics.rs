@@ -20,16 +20,17 @@ mod rlimits;
 pub use self::collector::GaugeSample;
 pub use self::families::exported_family_names;
 pub use self::labels::{
-    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HookActionLabel,
-    HookResultLabel, IngestSource, LabelValue, LabeledCounters, LabeledGauges, Listener, Protocol,
-    RefuseReason, WsCloseLabel,
+    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HlsKind, HlsStatus,
+    HookActionLabel, HookResultLabel, IngestSource, LabelValue, LabeledCounters, LabeledGauges,
+    Listener, Protocol, RefuseReason, TlsHandshakeResult, WsCloseLabel,
 };
 pub use self::local::{
     HistogramTotals, LocalCounter, LocalGauge, LocalHistogram, LocalRatio, ValueHistogram,
     LATENCY_BUCKETS_NS, LATENCY_BUCKET_COUNT, SEND_BYTES_BUCKETS, SEND_FRAMES_BUCKETS,
 };
 pub use self::per_core::{
-    CoreMetrics, ReactorMetrics, SendBytesHistogram, SendFramesHistogram, REACTOR_WINDOW_NS,
+    CoreMetrics, HlsMetrics, ReactorMetrics, SendBytesHistogram, SendFramesHistogram,
+    REACTOR_WINDOW_NS,
 };
 pub use self::registry::{
     MetricsError, MetricsRegistry, MAX_CORES, MAX_GAUGE_FNS, MAX_GAUGE_FN_SAMPLES,

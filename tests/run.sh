@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 # and promtool (scrape + lint), nginx with the RTMP module (loadgen baseline, a
 # third-party origin) and the stream module (consistent-hash front), python3 with
 # venv + ensurepip (tuning/check, the Grafana generator, the k8s schema validator
-# from PyPI), systemd-analyze (the unit file), prlimit (fd-limit tests).
+# from PyPI), systemd-analyze (the unit file), prlimit (fd-limit tests), curl
+# and openssl (TLS tests), Chromium with node/npm (the browser tests play with
+# hls.js, dash.js and mpegts.js, pinned in tests/browser/package-lock.json).
 # A test whose tool is missing fails naming it (tests/common/require.rs).
 need_apt=()
 command -v ffmpeg     >/dev/null || need_apt+=(ffmpeg)
@@ -25,11 +27,25 @@ command -v unshare    >/dev/null || need_apt+=(util-linux)
 command -v python3    >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v curl       >/dev/null || need_apt+=(curl)
+command -v openssl    >/dev/null || need_apt+=(openssl)
+command -v chromium   >/dev/null || need_apt+=(chromium)
+command -v npm        >/dev/null || need_apt+=(npm)
 if ((${#need_apt[@]})); then
   echo "== installing: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# The player libraries, exactly as locked, installed into tests/browser/node_modules
+# when missing or when the lock file is newer than the last install (the tests
+# load their prebuilt browser builds: no install script needs to run).
+browser=tests/browser
+if [ ! -f $browser/node_modules/.package-lock.json ] ||
+   [ $browser/package-lock.json -nt $browser/node_modules/.package-lock.json ]; then
+  echo "== npm ci in $browser (hls.js, dash.js, mpegts.js)"
+  (cd $browser && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
 if command -v rustup >/dev/null; then

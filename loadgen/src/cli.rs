@@ -29,7 +29,7 @@ pub struct Cli {
 /// Modes.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Play a stream with many viewers (HTTP-FLV or RTMP).
+    /// Play a stream with many viewers (HTTP-FLV, RTMP, LL-HLS, TS HLS or LL-DASH).
     Play(PlayArgs),
     /// Publish K streams over RTMP from a synthetic source or a looped FLV file.
     Publish(PublishArgs),
@@ -70,7 +70,9 @@ pub const MAX_PLAY_URLS: usize = 64;
 /// `loadgen play`.
 #[derive(Debug, Args)]
 pub struct PlayArgs {
-    /// http://127.0.0.1:8080/live/x.flv or rtmp://127.0.0.1/live/x; `{i}` = stream index.
+    /// http://127.0.0.1:8080/live/x.flv, rtmp://127.0.0.1/live/x, or an HLS/DASH player:
+    /// http://…/live/x.m3u8 (LL-HLS), …/x-ts.m3u8 (TS HLS), …/x.mpd (LL-DASH);
+    /// `{i}` = stream index.
     /// Repeat it (or give a comma list) to spread viewers over several servers:
     /// viewer k plays url[k mod n].
     #[arg(long, required = true, value_delimiter = ',')]
@@ -172,7 +174,8 @@ pub struct RunArgs {
     /// Where publishers send: rtmp://127.0.0.1/live/s{i}.
     #[arg(long)]
     pub publish_url: String,
-    /// Where viewers play: http://127.0.0.1:8080/live/s{i}.flv or rtmp://127.0.0.1/live/s{i};
+    /// Where viewers play: http://127.0.0.1:8080/live/s{i}.flv, rtmp://127.0.0.1/live/s{i},
+    /// or http://…/live/s{i}.m3u8, …/s{i}-ts.m3u8, …/s{i}.mpd (HLS/DASH players);
     /// repeat it (or give a comma list) to spread viewers: viewer k plays url[k mod n].
     #[arg(long, required = true, value_delimiter = ',')]
     pub play_url: Vec<String>,

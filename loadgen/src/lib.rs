@@ -15,6 +15,7 @@
 pub mod arena;
 pub mod cli;
 pub mod filesource;
+pub mod hls;
 pub mod httpflv;
 pub mod net;
 pub mod orchestrate;

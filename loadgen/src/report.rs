@@ -69,6 +69,8 @@ pub struct Second {
     pub stalls: u64,
     /// Frames found missing this second.
     pub missing_frames: u64,
+    /// HLS/DASH requests answered this second (ok or not).
+    pub requests: u64,
 }
 
 impl Second {
@@ -83,6 +85,7 @@ impl Second {
             failures: iv.failures.total(),
             stalls: iv.counters.stalls,
             missing_frames: iv.counters.missing_frames,
+            requests: iv.requests.total(),
         }
     }
 }
@@ -153,6 +156,19 @@ pub struct FailureEntry {
     pub count: u64,
 }
 
+/// HLS/DASH requests of one kind, for the JSON report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RequestEntry {
+    /// Kind ([`crate::stats::RequestKind`]).
+    pub kind: String,
+    /// Answered with 200.
+    pub ok: u64,
+    /// Answered otherwise or not in time.
+    pub errors: u64,
+    /// Mean rate over the run, requests per second.
+    pub per_sec: f64,
+}
+
 /// The whole report, as written by `--json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -166,6 +182,8 @@ pub struct Report {
     pub counters: crate::stats::Counters,
     /// Failures by phase and kind.
     pub failures: Vec<FailureEntry>,
+    /// HLS/DASH requests by kind (empty for HTTP-FLV and RTMP runs).
+    pub requests: Vec<RequestEntry>,
     /// Mean received throughput over the run, Mbit/s.
     pub mean_mbps: f64,
     /// End-to-end latency, ms.
@@ -196,9 +214,30 @@ impl Report {
                 count: n,
             })
             .collect();
+        let requests = crate::stats::RequestKind::ALL
+            .iter()
+            .map(|&k| {
+                let (ok, errors) = (
+                    total.requests.ok[k as usize],
+                    total.requests.errors[k as usize],
+                );
+                RequestEntry {
+                    kind: k.to_string(),
+                    ok,
+                    errors,
+                    per_sec: if duration_s > 0.0 {
+                        (ok + errors) as f64 / duration_s
+                    } else {
+                        0.0
+                    },
+                }
+            })
+            .filter(|e| e.ok + e.errors > 0)
+            .collect();
         Report {
             settings,
             duration_s,
+            requests,
             peak_viewers: merger.peak_viewers(),
             counters: total.counters,
             failures,
@@ -247,9 +286,16 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "  stalls (>500 ms)  {:>12}   byte-level stalls {}",
+            "  stalls            {:>12}   byte-level stalls {}",
             c.stalls, c.byte_stalls
         );
+        if c.reconnects > 0 {
+            let _ = writeln!(
+                s,
+                "  HLS connections closed by the server and reopened {}",
+                c.reconnects
+            );
+        }
         if c.late_reads > 0 {
             let _ = writeln!(
                 s,
@@ -280,6 +326,13 @@ impl Report {
                 s,
                 "  {:<18}{:>9.1}{:>9.1}{:>9.1}{:>9.1}{:>9.1}{:>9.1}{:>10}",
                 name, p.p50, p.p90, p.p99, p.p999, p.max, p.mean, p.count
+            );
+        }
+        for r in &self.requests {
+            let _ = writeln!(
+                s,
+                "  requests {:<15}{:>10} ok {:>8} errors {:>10.1}/s",
+                r.kind, r.ok, r.errors, r.per_sec
             );
         }
         if self.failures.is_empty() {
@@ -379,7 +432,10 @@ mod tests {
         }
         if fail {
             iv.failures.record(Phase::Request, FailureKind::HttpStatus);
+            iv.requests
+                .record(crate::stats::RequestKind::BlockingReload, false);
         }
+        iv.requests.record(crate::stats::RequestKind::Part, true);
         iv.to_line(second).unwrap()
     }
 
@@ -416,6 +472,12 @@ mod tests {
         );
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["timeline"][1]["second"], 1);
+        assert_eq!(json["timeline"][0]["requests"], 3);
+        assert_eq!(json["requests"][0]["kind"], "BlockingReload");
+        assert_eq!(json["requests"][0]["errors"], 1);
+        assert_eq!(json["requests"][1]["kind"], "Part");
+        assert_eq!(json["requests"][1]["ok"], 3);
+        assert!(table.contains("requests Part"), "{table}");
     }
 
     #[test]

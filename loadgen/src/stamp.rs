@@ -145,15 +145,21 @@ pub fn stamp_avc_tag(
 /// Never allocates and never panics on any input: it looks at the first few NAL
 /// units only and returns `None` for anything malformed.
 pub fn find_stamp(avc_tag: &[u8], nal_len_size: u8) -> Option<Stamp> {
-    let size = check_len_size(nal_len_size).ok()?;
     if avc_tag.first()? & 0x0f != 7 || *avc_tag.get(1)? != 1 {
         return None;
     }
-    let mut at = AVC_TAG_HEADER_LEN;
+    find_stamp_in_nals(avc_tag.get(AVC_TAG_HEADER_LEN..)?, nal_len_size)
+}
+
+/// Finds our stamp in length-prefixed NAL units (an FLV AVC tag body after its
+/// header, or an fMP4 AVC sample), looking at the first few NAL units only.
+pub fn find_stamp_in_nals(nals: &[u8], nal_len_size: u8) -> Option<Stamp> {
+    let size = check_len_size(nal_len_size).ok()?;
+    let mut at = 0;
     for _ in 0..MAX_NALS_SCANNED {
-        let len = read_nal_len(avc_tag, at, size)?;
+        let len = read_nal_len(nals, at, size)?;
         let start = at.checked_add(size)?;
-        let nal = avc_tag.get(start..start.checked_add(len)?)?;
+        let nal = nals.get(start..start.checked_add(len)?)?;
         if nal.first().map(|h| h & 0x1f) == Some(NAL_TYPE_SEI) {
             if let Some(stamp) = parse_stamp_sei(nal) {
                 return Some(stamp);
@@ -162,6 +168,30 @@ pub fn find_stamp(avc_tag: &[u8], nal_len_size: u8) -> Option<Stamp> {
         at = start + len;
     }
     None
+}
+
+/// Finds our stamp in an Annex B access unit (an MPEG-TS PES payload): NAL units
+/// after `00 00 01` start codes, looking at the first few only.
+pub fn find_stamp_annexb(es: &[u8]) -> Option<Stamp> {
+    let mut rest = es;
+    for _ in 0..MAX_NALS_SCANNED {
+        let start = find_start_code(rest)?;
+        let nal_from = rest.get(start + 3..)?;
+        let end = find_start_code(nal_from).unwrap_or(nal_from.len());
+        let nal = nal_from.get(..end)?;
+        if nal.first().map(|h| h & 0x1f) == Some(NAL_TYPE_SEI) {
+            if let Some(stamp) = parse_stamp_sei(nal) {
+                return Some(stamp);
+            }
+        }
+        rest = nal_from.get(end..)?;
+    }
+    None
+}
+
+/// Offset of the first `00 00 01` in `b`.
+fn find_start_code(b: &[u8]) -> Option<usize> {
+    b.windows(3).position(|w| w == [0, 0, 1])
 }
 
 /// Parses an SEI NAL unit whose first message is our `user_data_unregistered`.

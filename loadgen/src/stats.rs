@@ -115,6 +115,9 @@ pub struct Counters {
     /// socket: loadgen's own lag, judged again a second later instead of failing.
     #[serde(default)]
     pub late_reads: u64,
+    /// HLS/DASH connections the server closed and the viewer replaced.
+    #[serde(default)]
+    pub reconnects: u64,
 }
 
 impl Counters {
@@ -136,6 +139,80 @@ impl Counters {
         self.published_frames += o.published_frames;
         self.published_bytes += o.published_bytes;
         self.late_reads += o.late_reads;
+        self.reconnects += o.reconnects;
+    }
+}
+
+/// What an HLS/DASH viewer asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RequestKind {
+    /// The LL-HLS multivariant playlist.
+    Multivariant,
+    /// A media playlist without delivery directives (first load, TS reloads).
+    Playlist,
+    /// A media playlist with `_HLS_msn`/`_HLS_part` (blocking reload).
+    BlockingReload,
+    /// An LL-HLS part (listed, or the preload hint the server holds).
+    Part,
+    /// A whole segment (MPEG-TS, or a DASH segment streamed while produced).
+    Segment,
+    /// An fMP4 init segment.
+    Init,
+    /// The DASH manifest.
+    Mpd,
+}
+
+impl RequestKind {
+    /// Every kind, in report order.
+    pub const ALL: [RequestKind; 7] = [
+        RequestKind::Multivariant,
+        RequestKind::Playlist,
+        RequestKind::BlockingReload,
+        RequestKind::Part,
+        RequestKind::Segment,
+        RequestKind::Init,
+        RequestKind::Mpd,
+    ];
+}
+
+impl fmt::Display for RequestKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// HLS/DASH requests by kind: answered with 200 (`ok`) or not (`errors`: another
+/// status, or no answer in time).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requests {
+    /// Answered with 200, by [`RequestKind`] index.
+    pub ok: [u64; 7],
+    /// Answered otherwise, by [`RequestKind`] index.
+    pub errors: [u64; 7],
+}
+
+impl Requests {
+    /// Counts one answered request.
+    pub fn record(&mut self, kind: RequestKind, ok: bool) {
+        let slot = if ok { &mut self.ok } else { &mut self.errors };
+        if let Some(n) = slot.get_mut(kind as usize) {
+            *n += 1;
+        }
+    }
+
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, o: &Requests) {
+        for (a, b) in self.ok.iter_mut().zip(o.ok) {
+            *a += b;
+        }
+        for (a, b) in self.errors.iter_mut().zip(o.errors) {
+            *a += b;
+        }
+    }
+
+    /// All requests answered, ok or not.
+    pub fn total(&self) -> u64 {
+        self.ok.iter().chain(self.errors.iter()).sum()
     }
 }
 
@@ -280,6 +357,8 @@ pub struct Interval {
     pub failures: Failures,
     /// Distributions.
     pub hist: Histograms,
+    /// HLS/DASH requests by kind.
+    pub requests: Requests,
 }
 
 /// The line format children write to their parent.
@@ -290,6 +369,8 @@ struct WireInterval {
     failures: Vec<(Phase, FailureKind, u64)>,
     /// base64 of hdrhistogram V2 serialisations, in [`Histograms::each`] order.
     hist: Vec<String>,
+    #[serde(default)]
+    requests: Requests,
 }
 
 impl Interval {
@@ -297,6 +378,7 @@ impl Interval {
     pub fn add(&mut self, other: &Interval) -> Result<(), StatsError> {
         self.counters.add(&other.counters);
         self.failures.add(&other.failures);
+        self.requests.add(&other.requests);
         self.hist.add(&other.hist)
     }
 
@@ -309,6 +391,7 @@ impl Interval {
             ..Counters::default()
         };
         self.failures = Failures::default();
+        self.requests = Requests::default();
         self.hist.reset();
     }
 
@@ -328,6 +411,7 @@ impl Interval {
             counters: self.counters,
             failures: self.failures.entries(),
             hist,
+            requests: self.requests,
         };
         Ok(serde_json::to_string(&wire)?)
     }
@@ -337,6 +421,7 @@ impl Interval {
         let wire: WireInterval = serde_json::from_str(line)?;
         let mut out = Interval {
             counters: wire.counters,
+            requests: wire.requests,
             ..Interval::default()
         };
         for (p, k, n) in wire.failures {
@@ -379,12 +464,16 @@ mod tests {
             a.hist.latency_us.record(v).unwrap();
         }
         a.hist.gop_frames.record(25).unwrap();
+        a.requests.record(RequestKind::Part, true);
+        a.requests.record(RequestKind::BlockingReload, false);
         let line = a.to_line(7).unwrap();
         assert!(!line.contains('\n'));
         let (second, b) = Interval::from_line(&line).unwrap();
         assert_eq!(second, 7);
         assert_eq!(b.counters, a.counters);
         assert_eq!(b.failures, a.failures);
+        assert_eq!(b.requests, a.requests);
+        assert_eq!(b.requests.total(), 2);
         assert_eq!(b.hist.latency_us, a.hist.latency_us);
         assert_eq!(b.hist.gop_frames.max(), 25);
     }

@@ -1,5 +1,5 @@
-//! Where load goes: a parsed `http://…/x.flv` or `rtmp://…/app/stream` URL that must
-//! point at this machine.
+//! Where load goes: a parsed `http://…/x.flv`, `http://…/x.m3u8` (also `-ts.m3u8`),
+//! `http://…/x.mpd` or `rtmp://…/app/stream` URL that must point at this machine.
 //!
 //! loadgen opens tens of thousands of connections per second; pointed at someone
 //! else's server that is an attack, so anything but a loopback address is refused.
@@ -13,6 +13,9 @@ use thiserror::Error;
 pub enum Scheme {
     /// HTTP-FLV: `GET /path` answered by an endless FLV body.
     HttpFlv,
+    /// HLS, LL-HLS or LL-DASH: an `http://` URL whose path ends in `.m3u8` or `.mpd`
+    /// (see [`crate::hls::player::Mode`]).
+    Hls,
     /// RTMP: `connect` to an app, then `play` or `publish` a stream.
     Rtmp,
 }
@@ -95,8 +98,12 @@ impl Target {
             return Err(TargetError::NotLoopback(ip));
         }
         let addr = SocketAddr::new(ip, port);
+        let scheme = match scheme {
+            Scheme::HttpFlv if crate::hls::player::Mode::of_path(path).is_some() => Scheme::Hls,
+            s => s,
+        };
         match scheme {
-            Scheme::HttpFlv => Ok(Target {
+            Scheme::HttpFlv | Scheme::Hls => Ok(Target {
                 scheme,
                 addr,
                 authority: authority.to_string(),
@@ -170,6 +177,10 @@ mod tests {
             (Scheme::Rtmp, 1935, "live", "x")
         );
         assert_eq!(r.tc_url(), "rtmp://localhost/live");
+        for hls in ["/live/x.m3u8", "/live/x-ts.m3u8", "/live/x.mpd"] {
+            let t = Target::parse(&format!("http://127.0.0.1:8080{hls}")).unwrap();
+            assert_eq!((t.scheme, t.path.as_str()), (Scheme::Hls, hls));
+        }
         let v6 = Target::parse("rtmp://[::1]:1936/app/s").unwrap();
         assert_eq!(v6.addr, "[::1]:1936".parse().unwrap());
         assert!(

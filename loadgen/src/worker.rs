@@ -6,6 +6,8 @@
 //! writable), then read with one multishot receive each into the reactor's shared
 //! provided-buffer ring, so an idle viewer holds no receive buffer at all.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io::Write;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,6 +20,7 @@ use ringcast::runtime::{Completion, Reactor, ReactorConfig};
 
 use crate::arena::SharedArena;
 use crate::filesource::FileSource;
+use crate::hls::player::{Flow, HlsPlayer, Mode};
 use crate::httpflv::{write_request, HttpFlvViewer};
 use crate::net::{classify_errno, start_connect};
 use crate::rtmp::{session, MediaSource, Publisher, RtmpViewer};
@@ -27,12 +30,18 @@ use crate::synthetic::{SyntheticConfig, SyntheticSource};
 use crate::target::{Scheme, Target};
 use crate::viewer::{is_sampled, Now, ViewerMeter};
 
-/// Operation tags in the low bits of `user_data`; the client index is above them.
+/// Operation tags in the low bits of `user_data`; above them the connection's
+/// generation (a replaced HLS connection's late completions are told apart by
+/// it), then the client index.
 const OP_SEND: u64 = 1;
 const OP_RECV: u64 = 2;
 const OP_CLOSE: u64 = 3;
 const OP_CANCEL: u64 = 4;
 const OP_BITS: u32 = 3;
+const GEN_BITS: u32 = 8;
+/// Sends of replaced connections still in flight per client, at most; past it a
+/// close by the server fails the viewer instead of reconnecting.
+const MAX_RETIRED: usize = 2;
 /// Clients started per loop turn at most, so a ramp burst cannot starve receiving.
 const MAX_STARTS_PER_TURN: usize = 512;
 /// Longest sleep in one loop turn.
@@ -40,8 +49,8 @@ const MAX_WAIT: Duration = Duration::from_millis(50);
 /// A publisher whose unsent output exceeds this is not keeping up with real time.
 const MAX_PENDING_OUT: usize = 16 << 20;
 
-fn user_data(index: usize, op: u64) -> u64 {
-    ((index as u64) << OP_BITS) | op
+fn user_data(index: usize, gen: u8, op: u64) -> u64 {
+    ((index as u64) << (OP_BITS + GEN_BITS)) | (u64::from(gen) << OP_BITS) | op
 }
 
 /// Reads both clocks.
@@ -69,6 +78,7 @@ enum ConnState {
 #[derive(Debug)]
 enum Proto {
     HttpFlv(HttpFlvViewer),
+    Hls(Box<HlsPlayer>),
     Rtmp(RtmpViewer),
     Publish(Box<Publisher>),
 }
@@ -87,6 +97,15 @@ struct Conn {
     /// Bytes produced meanwhile, sent next.
     pending: BytesMut,
     setup_deadline_us: u64,
+    /// HLS: the earliest entry this connection has in the worker's timer heap.
+    timer_at: Option<u64>,
+    /// Generation of the socket (bumped when an HLS connection is replaced).
+    gen: u8,
+    /// Send buffers of replaced sockets whose send is still in flight, by generation.
+    retired: Vec<(u8, BytesMut)>,
+    /// Where to reconnect: server and source address octet.
+    addr: std::net::SocketAddr,
+    source_octet: u8,
 }
 
 impl Conn {
@@ -96,12 +115,16 @@ impl Conn {
         }
         match &self.proto {
             Proto::HttpFlv(h) => h.phase(),
+            Proto::Hls(h) => h.phase(),
             Proto::Rtmp(r) => r.phase(),
             Proto::Publish(p) => p.phase(),
         }
     }
 
     fn set_up(&self) -> bool {
+        if let Proto::Hls(h) = &self.proto {
+            return h.set_up();
+        }
         let sampled_playing = self
             .meter
             .as_ref()
@@ -109,6 +132,7 @@ impl Conn {
         match (&self.proto, sampled_playing) {
             (_, Some(Some(playing))) => playing,
             (Proto::HttpFlv(h), _) => h.phase() == Phase::Streaming,
+            (Proto::Hls(h), _) => h.set_up(),
             (Proto::Rtmp(r), _) => r.streaming(),
             (Proto::Publish(p), _) => p.publishing(),
         }
@@ -165,6 +189,8 @@ struct Worker<'a> {
     arena: SharedArena,
     rng: rand::rngs::SmallRng,
     events: Vec<ClientEvent>,
+    /// HLS players' wake-ups (timed reloads, request deadlines): (mono µs, conn).
+    timers: BinaryHeap<Reverse<(u64, usize)>>,
     iv: Interval,
     origin: Instant,
 }
@@ -216,6 +242,7 @@ impl<'a> Worker<'a> {
             arena: SharedArena::default(),
             rng: rand::rngs::SmallRng::from_entropy(),
             events: Vec::new(),
+            timers: BinaryHeap::new(),
             iv: Interval::default(),
             origin: Instant::now(),
         })
@@ -242,10 +269,12 @@ impl<'a> Worker<'a> {
             }
             let next_start = self.start_due(t, run_us);
             let next_frame = self.pump_publishers(t);
+            let next_timer = self.pump_timers(t);
             let until_second = 1_000_000 - run_us % 1_000_000;
             let wait_us = [
                 next_start,
                 next_frame,
+                next_timer,
                 Some(until_second),
                 Some(MAX_WAIT.as_micros() as u64),
             ]
@@ -258,9 +287,14 @@ impl<'a> Worker<'a> {
             self.reactor
                 .submit_and_wait(1, Some(Duration::from_micros(wait_us.max(100))))?;
             let t = now(self.origin);
-            let (conns, iv, events) = (&mut self.conns, &mut self.iv, &mut self.events);
+            let (conns, iv, events, timers) = (
+                &mut self.conns,
+                &mut self.iv,
+                &mut self.events,
+                &mut self.timers,
+            );
             self.reactor
-                .drain_completions(|r, c| on_completion(r, c, conns, iv, events, t));
+                .drain_completions(|r, c| on_completion(r, c, conns, iv, events, timers, t));
             drained_us = now(self.origin).mono_us.saturating_sub(t.mono_us);
         }
         let t = now(self.origin);
@@ -270,6 +304,9 @@ impl<'a> Worker<'a> {
             if conn.state == ConnState::Open {
                 if let Some(m) = conn.meter.as_mut() {
                     m.finish(t, &mut self.iv);
+                }
+                if let Proto::Hls(h) = &mut conn.proto {
+                    h.finish(t, &mut self.iv);
                 }
                 if let Proto::Publish(p) = &mut conn.proto {
                     // Best effort: the goodbye goes out only if nothing else is in flight.
@@ -324,7 +361,18 @@ impl<'a> Worker<'a> {
             (Role::Viewers { sample }, scheme) => {
                 let sampled = is_sampled(self.spec.global_index(k), *sample);
                 let meter = ViewerMeter::new(t, sampled, &mut self.iv);
-                let proto = if scheme == Scheme::HttpFlv {
+                let hls_mode = Mode::of_path(&target.path).filter(|_| scheme == Scheme::Hls);
+                let proto = if let Some(mode) = hls_mode {
+                    let p = HlsPlayer::start(
+                        mode,
+                        &target.authority,
+                        &target.path,
+                        sampled,
+                        t,
+                        &mut out,
+                    );
+                    Ok(Proto::Hls(Box::new(p)))
+                } else if scheme == Scheme::HttpFlv {
                     write_request(target, &mut out);
                     Ok(Proto::HttpFlv(HttpFlvViewer::new(self.arena.clone())))
                 } else {
@@ -360,6 +408,11 @@ impl<'a> Worker<'a> {
             sending: false,
             pending: out,
             setup_deadline_us: t.mono_us + self.spec.setup_timeout_ms * 1000,
+            timer_at: None,
+            gen: 0,
+            retired: Vec::new(),
+            addr: target.addr,
+            source_octet: self.spec.source_octet(k),
         };
         match start_connect(target.addr, self.spec.source_octet(k)) {
             Ok(fd) => conn.fd = fd,
@@ -375,6 +428,7 @@ impl<'a> Worker<'a> {
         }
         self.conns.push(conn);
         let conn = &mut self.conns[index];
+        schedule(&mut self.timers, conn, index);
         if flush(&mut self.reactor, conn, index).is_err() {
             fail(
                 &mut self.reactor,
@@ -428,6 +482,43 @@ impl<'a> Worker<'a> {
         next
     }
 
+    /// Wakes the HLS players whose time has come; returns µs until the next one.
+    fn pump_timers(&mut self, t: Now) -> Option<u64> {
+        while let Some(&Reverse((due, i))) = self.timers.peek() {
+            if due > t.mono_us {
+                return Some(due - t.mono_us);
+            }
+            self.timers.pop();
+            let Some(conn) = self.conns.get_mut(i) else {
+                continue;
+            };
+            if conn.timer_at == Some(due) {
+                conn.timer_at = None;
+            }
+            if conn.state == ConnState::Closed {
+                continue;
+            }
+            let connecting = conn.state == ConnState::Connecting;
+            let res = match &mut conn.proto {
+                Proto::Hls(h) => h
+                    .on_timer(t, &mut conn.pending)
+                    .map_err(|e| e.classify(h.streaming())),
+                _ => Ok(()),
+            };
+            let res = res.and_then(|()| {
+                flush(&mut self.reactor, conn, i).map_err(|_| (conn.phase(), FailureKind::Io))
+            });
+            match res {
+                Ok(()) => schedule(&mut self.timers, conn, i),
+                Err((phase, kind)) => {
+                    let phase = if connecting { Phase::Connect } else { phase };
+                    fail_client(&mut self.reactor, conn, i, &mut self.iv, phase, kind);
+                }
+            }
+        }
+        None
+    }
+
     /// Fails clients not set up by their deadline. Only the server's lateness counts:
     /// a client whose socket already holds bytes that loadgen has not read yet (its
     /// receive waits for a buffer, or this turn ran long) is judged again next second.
@@ -451,6 +542,23 @@ impl<'a> Worker<'a> {
                     FailureKind::Timeout,
                 );
             }
+        }
+    }
+}
+
+/// Puts an HLS player's next wake-up in the heap, unless an entry at least as early
+/// is there already (so the heap holds about one entry per player).
+fn schedule(timers: &mut BinaryHeap<Reverse<(u64, usize)>>, conn: &mut Conn, index: usize) {
+    let Proto::Hls(h) = &conn.proto else {
+        return;
+    };
+    if conn.state == ConnState::Closed {
+        return;
+    }
+    if let Some(due) = h.next_due_us() {
+        if conn.timer_at.is_none_or(|at| due < at) {
+            timers.push(Reverse((due, index)));
+            conn.timer_at = Some(due);
         }
     }
 }
@@ -494,7 +602,7 @@ fn send_inflight(
             conn.fd,
             conn.inflight.as_ptr(),
             conn.inflight.len() as u32,
-            user_data(index, OP_SEND),
+            user_data(index, conn.gen, OP_SEND),
         )
     }
 }
@@ -507,9 +615,9 @@ fn close(reactor: &mut Reactor, conn: &mut Conn, index: usize) {
         // connect in flight) needs the cancel.
         // SAFETY: shutting down a socket this client owns.
         if unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) } != 0 {
-            let _ = reactor.cancel_fd(conn.fd, user_data(index, OP_CANCEL));
+            let _ = reactor.cancel_fd(conn.fd, user_data(index, conn.gen, OP_CANCEL));
         }
-        let _ = reactor.close(conn.fd, user_data(index, OP_CLOSE));
+        let _ = reactor.close(conn.fd, user_data(index, conn.gen, OP_CLOSE));
         conn.fd = -1;
     }
     conn.state = ConnState::Closed;
@@ -557,9 +665,11 @@ fn on_completion(
     conns: &mut [Conn],
     iv: &mut Interval,
     events: &mut Vec<ClientEvent>,
+    timers: &mut BinaryHeap<Reverse<(u64, usize)>>,
     t: Now,
 ) {
-    let index = (c.user_data >> OP_BITS) as usize;
+    let index = (c.user_data >> (OP_BITS + GEN_BITS)) as usize;
+    let gen = ((c.user_data >> OP_BITS) & 0xff) as u8;
     let op = c.user_data & ((1 << OP_BITS) - 1);
     let Some(conn) = conns.get_mut(index) else {
         if let Some(id) = c.buffer_id() {
@@ -567,10 +677,32 @@ fn on_completion(
         }
         return;
     };
+    if gen != conn.gen {
+        // A replaced socket's last words: its send buffer may go now.
+        if let Some(id) = c.buffer_id() {
+            r.recycle_buffer(id);
+        }
+        if op == OP_SEND {
+            if let Some(i) = conn.retired.iter().position(|(g, _)| *g == gen) {
+                conn.retired.swap_remove(i);
+            }
+        }
+        return;
+    }
     match op {
         OP_SEND => on_sent(r, c, conn, index, iv),
         OP_RECV => {
             let Some(id) = c.buffer_id() else {
+                let hls_eof =
+                    c.result == 0 && matches!(&conn.proto, Proto::Hls(h) if h.may_reconnect());
+                if hls_eof && conn.state == ConnState::Open {
+                    // A keep-alive connection the server closed between requests.
+                    if let Err((phase, kind)) = reconnect(r, conn, index, iv, t) {
+                        fail_client(r, conn, index, iv, phase, kind);
+                    }
+                    schedule(timers, conn, index);
+                    return;
+                }
                 if conn.state != ConnState::Closed {
                     let phase = conn.phase();
                     let kind = if c.result == 0 {
@@ -591,10 +723,16 @@ fn on_completion(
                 None => Err((conn.phase(), FailureKind::Io)),
             };
             r.recycle_buffer(id);
+            let result = match result {
+                Ok(Flow::Reconnect) => reconnect(r, conn, index, iv, t),
+                Ok(Flow::Continue) => Ok(()),
+                Err(e) => Err(e),
+            };
             let result = result
                 .and_then(|()| flush(r, conn, index).map_err(|_| (conn.phase(), FailureKind::Io)));
-            if let Err((phase, kind)) = result {
-                fail_client(r, conn, index, iv, phase, kind);
+            match result {
+                Ok(()) => schedule(timers, conn, index),
+                Err((phase, kind)) => fail_client(r, conn, index, iv, phase, kind),
             }
         }
         _ => {}
@@ -607,15 +745,68 @@ fn on_data(
     t: Now,
     iv: &mut Interval,
     events: &mut Vec<ClientEvent>,
-) -> Result<(), (Phase, FailureKind)> {
-    match (&mut conn.proto, conn.meter.as_mut()) {
+) -> Result<Flow, (Phase, FailureKind)> {
+    let res = match (&mut conn.proto, conn.meter.as_mut()) {
         (Proto::HttpFlv(h), Some(meter)) => {
             h.on_bytes(data, t, meter, iv).map_err(|e| e.classify())
+        }
+        (Proto::Hls(h), Some(meter)) => {
+            meter.on_bytes(data.len(), t, iv);
+            return h
+                .on_bytes(data, t, iv, &mut conn.pending)
+                .map_err(|e| e.classify(h.streaming()));
         }
         (Proto::Rtmp(v), Some(meter)) => v.on_bytes(data, t, meter, iv, &mut conn.pending, events),
         (Proto::Publish(p), _) => p.on_bytes(data, t, iv, &mut conn.pending, events),
         (_, None) => Ok(()),
+    };
+    res.map(|()| Flow::Continue)
+}
+
+/// Replaces an HLS player's connection that the server closes (keep-alive limit
+/// or idle timeout): the old socket is shut, a new one opened from the same
+/// source address, and the request in flight sent again on it.
+fn reconnect(
+    r: &mut Reactor,
+    conn: &mut Conn,
+    index: usize,
+    iv: &mut Interval,
+    t: Now,
+) -> Result<(), (Phase, FailureKind)> {
+    let phase = conn.phase();
+    if conn.retired.len() >= MAX_RETIRED {
+        return Err((phase, FailureKind::EarlyEof));
     }
+    if conn.sending {
+        // The kernel may still read this buffer: keep it until that send completes.
+        conn.retired
+            .push((conn.gen, std::mem::take(&mut conn.inflight)));
+        conn.sending = false;
+    }
+    if conn.fd >= 0 {
+        // SAFETY: shutting down a socket this client owns.
+        unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
+        let _ = r.close(conn.fd, user_data(index, conn.gen, OP_CLOSE));
+        conn.fd = -1;
+    }
+    if conn.state == ConnState::Open && conn.meter.is_some() {
+        iv.counters.viewers_up -= 1;
+    }
+    conn.state = ConnState::Connecting;
+    conn.gen = conn.gen.wrapping_add(1);
+    conn.pending.clear();
+    if let Proto::Hls(h) = &mut conn.proto {
+        h.reconnected(t, &mut conn.pending)
+            .map_err(|e| e.classify(h.streaming()))?;
+    }
+    conn.fd = start_connect(conn.addr, conn.source_octet).map_err(|e| {
+        (
+            Phase::Connect,
+            e.raw_os_error().map_or(FailureKind::Io, classify_errno),
+        )
+    })?;
+    iv.counters.reconnects += 1;
+    flush(r, conn, index).map_err(|_| (Phase::Connect, FailureKind::Io))
 }
 
 fn on_sent(r: &mut Reactor, c: Completion, conn: &mut Conn, index: usize, iv: &mut Interval) {
@@ -633,7 +824,7 @@ fn on_sent(r: &mut Reactor, c: Completion, conn: &mut Conn, index: usize, iv: &m
         if conn.meter.is_some() {
             iv.counters.viewers_up += 1;
         }
-        if r.recv_multishot(conn.fd, user_data(index, OP_RECV))
+        if r.recv_multishot(conn.fd, user_data(index, conn.gen, OP_RECV))
             .is_err()
         {
             fail_client(r, conn, index, iv, Phase::Handshake, FailureKind::Io);
@@ -668,10 +859,14 @@ mod tests {
 
     #[test]
     fn user_data_keeps_index_and_op_apart() {
-        let ud = user_data(123_456, OP_RECV);
+        let ud = user_data(123_456, 201, OP_RECV);
         assert_eq!(
-            (ud >> OP_BITS, ud & ((1 << OP_BITS) - 1)),
-            (123_456, OP_RECV)
+            (
+                ud >> (OP_BITS + GEN_BITS),
+                (ud >> OP_BITS) & 0xff,
+                ud & ((1 << OP_BITS) - 1)
+            ),
+            (123_456, 201, OP_RECV)
         );
     }
 }

@@ -191,7 +191,8 @@ pub enum SignUrlError {
 
 /// The stream a play/publish URL names: `(app, stream)` from
 /// `rtmp[s]://host[:port]/app/stream[?q]` or `http[s]://host[:port]/app/stream.flv[?q]`
-/// (the app may contain `/`, the stream is the last segment).
+/// (also `.m3u8`, `-ts.m3u8`, `.mpd`: the HLS / DASH entry URLs) (the app may
+/// contain `/`, the stream is the last segment).
 pub fn stream_of_url(url: &str) -> Result<(&str, &str), SignUrlError> {
     let bad = || SignUrlError::NotAStreamUrl(url.to_owned());
     let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
@@ -199,7 +200,11 @@ pub fn stream_of_url(url: &str) -> Result<(&str, &str), SignUrlError> {
     let path = path.split(['?', '#']).next().unwrap_or("");
     let path = match scheme {
         "rtmp" | "rtmps" => path,
-        "http" | "https" => path.strip_suffix(".flv").unwrap_or(path),
+        // HTTP-FLV, and the HLS / DASH entry URLs (`-ts.m3u8` before `.m3u8`).
+        "http" | "https" => [".flv", "-ts.m3u8", ".m3u8", ".mpd"]
+            .iter()
+            .find_map(|s| path.strip_suffix(s))
+            .unwrap_or(path),
         _ => return Err(bad()),
     };
     match path.rsplit_once('/') {
@@ -395,6 +400,12 @@ mod tests {
             stream_of_url("http://h:8080/live/cam.flv"),
             Ok(("live", "cam"))
         );
+        for hls in ["cam.m3u8", "cam-ts.m3u8", "cam.mpd"] {
+            assert_eq!(
+                stream_of_url(&format!("http://h/live/{hls}?x=1")),
+                Ok(("live", "cam"))
+            );
+        }
         assert!(stream_of_url("rtmp://h/cam").is_err());
         assert!(stream_of_url("ftp://h/live/cam").is_err());
         assert!(stream_of_url("live/cam").is_err());

@@ -1,5 +1,6 @@
-//! Origin URLs (`rtmp://host[:port][/app]`, `http://host[:port][/prefix]`) and
-//! what to ask an origin for a given stream key.
+//! Origin URLs (`rtmp://host[:port][/app]`, `http://host[:port][/prefix]`, and
+//! their TLS forms `rtmps://` and `https://`) and what to ask an origin for a
+//! given stream key.
 //!
 //! An RTMP origin with an app path serves every key under that app (the key's
 //! name is played in it); without one the viewer's app is used, which is what a
@@ -12,6 +13,17 @@ use crate::stream::StreamKey;
 pub const MAX_URL_LEN: usize = 1024;
 /// Longest query string passed upstream.
 pub const MAX_QUERY_LEN: usize = 1024;
+/// Added to every pull's query: a ringcast origin then gives the pull the
+/// stream's own timestamps instead of a timeline starting at 0, so every edge
+/// sees the same DTS for the same frame (and numbers HLS segments alike).
+/// Other origins ignore an unknown parameter.
+pub const SOURCE_TIMELINE_QUERY: &str = "ringcast_timeline=source";
+
+/// Whether a play request's query asks for the stream's own timestamps
+/// ([`SOURCE_TIMELINE_QUERY`]).
+pub fn asks_source_timeline(query: &str) -> bool {
+    query.split('&').any(|pair| pair == SOURCE_TIMELINE_QUERY)
+}
 
 /// The upstream protocol of an origin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,8 +55,8 @@ pub enum OriginError {
         /// The limit.
         limit: usize,
     },
-    /// Not `rtmp://` or `http://`.
-    #[error("origin URL must start with rtmp:// or http://")]
+    /// Not `rtmp://`, `http://`, `rtmps://` or `https://`.
+    #[error("origin URL must start with rtmp://, http://, rtmps:// or https://")]
     Scheme,
     /// No host.
     #[error("origin URL has no host")]
@@ -64,6 +76,8 @@ pub struct Origin {
     pub url: String,
     /// Its protocol.
     pub scheme: OriginScheme,
+    /// Spoken over TLS (`rtmps://`, `https://`; default port 443).
+    pub tls: bool,
     /// Host name or IP literal (IPv6 without brackets).
     pub host: String,
     /// TCP port.
@@ -110,10 +124,14 @@ impl Origin {
         {
             return Err(OriginError::Character(c));
         }
-        let (scheme, rest) = if let Some(rest) = url.strip_prefix("rtmp://") {
-            (OriginScheme::Rtmp, rest)
+        let (scheme, tls, rest) = if let Some(rest) = url.strip_prefix("rtmp://") {
+            (OriginScheme::Rtmp, false, rest)
         } else if let Some(rest) = url.strip_prefix("http://") {
-            (OriginScheme::Http, rest)
+            (OriginScheme::Http, false, rest)
+        } else if let Some(rest) = url.strip_prefix("rtmps://") {
+            (OriginScheme::Rtmp, true, rest)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (OriginScheme::Http, true, rest)
         } else {
             return Err(OriginError::Scheme);
         };
@@ -123,6 +141,7 @@ impl Origin {
             return Err(OriginError::NoHost);
         }
         let port = match port {
+            None if tls => 443,
             None => scheme.default_port(),
             Some(p) => p
                 .parse::<u16>()
@@ -133,6 +152,7 @@ impl Origin {
         Ok(Origin {
             url: url.to_owned(),
             scheme,
+            tls,
             host: host.to_owned(),
             port,
             path: path.trim_matches('/').to_owned(),
@@ -148,15 +168,19 @@ impl Origin {
         }
     }
 
-    /// What to ask this origin for `key`, passing `query` (a play token) upstream.
+    /// What to ask this origin for `key`, passing `query` (a play token) upstream,
+    /// with [`SOURCE_TIMELINE_QUERY`] appended (unless already there).
     pub fn request_for(&self, key: &StreamKey, query: Option<&str>) -> UpstreamRequest {
         // Only plain visible ASCII goes upstream: a CR, LF or space from an RTMP
         // play name must not reach an HTTP request line.
-        let query = query
-            .filter(|q| {
-                !q.is_empty() && q.len() <= MAX_QUERY_LEN && q.bytes().all(|b| b.is_ascii_graphic())
-            })
-            .map(str::to_owned);
+        let passed = query.filter(|q| {
+            !q.is_empty() && q.len() <= MAX_QUERY_LEN && q.bytes().all(|b| b.is_ascii_graphic())
+        });
+        let query = Some(match passed {
+            Some(q) if asks_source_timeline(q) => q.to_owned(),
+            Some(q) => format!("{q}&{SOURCE_TIMELINE_QUERY}"),
+            None => SOURCE_TIMELINE_QUERY.to_owned(),
+        });
         match self.scheme {
             OriginScheme::Rtmp => {
                 let app = if self.path.is_empty() {
@@ -165,7 +189,12 @@ impl Origin {
                     self.path.clone()
                 };
                 UpstreamRequest::Rtmp {
-                    tc_url: format!("rtmp://{}/{}", self.authority(), app),
+                    tc_url: format!(
+                        "{}://{}/{}",
+                        if self.tls { "rtmps" } else { "rtmp" },
+                        self.authority(),
+                        app
+                    ),
                     app,
                     stream: key.name().to_owned(),
                     query,
@@ -231,6 +260,25 @@ mod tests {
     }
 
     #[test]
+    fn tls_origins_default_to_port_443_and_announce_rtmps() {
+        let o = Origin::parse("rtmps://origin.example/live").unwrap();
+        assert!(o.tls);
+        assert_eq!((o.scheme, o.port), (OriginScheme::Rtmp, 443));
+        let key = StreamKey::new("live", "cam").unwrap();
+        match o.request_for(&key, None) {
+            UpstreamRequest::Rtmp { tc_url, .. } => {
+                assert_eq!(tc_url, "rtmps://origin.example:443/live")
+            }
+            other => panic!("{other:?}"),
+        }
+        let h = Origin::parse("https://origin.example:8443").unwrap();
+        assert!(h.tls);
+        assert_eq!((h.scheme, h.port), (OriginScheme::Http, 8443));
+        assert!(!Origin::parse("http://origin.example").unwrap().tls);
+        assert_eq!(Origin::parse("ftps://x"), Err(OriginError::Scheme));
+    }
+
+    #[test]
     fn rtmp_origin_with_and_without_app() {
         let o = Origin::parse("rtmp://10.0.0.1:1936/origin").unwrap();
         assert_eq!(
@@ -243,7 +291,7 @@ mod tests {
                 app: "origin".into(),
                 tc_url: "rtmp://10.0.0.1:1936/origin".into(),
                 stream: "cam".into(),
-                query: Some("token=abc".into()),
+                query: Some("token=abc&ringcast_timeline=source".into()),
             }
         );
         let bare = Origin::parse("rtmp://mid.example").unwrap();
@@ -254,10 +302,24 @@ mod tests {
             } => {
                 assert_eq!(app, "live", "the viewer's app is used");
                 assert_eq!(tc_url, "rtmp://mid.example:1935/live");
-                assert_eq!(query, None);
+                assert_eq!(query.as_deref(), Some(SOURCE_TIMELINE_QUERY));
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_source_timeline_is_asked_once() {
+        let o = Origin::parse("rtmp://h/live").unwrap();
+        let q = "ringcast_timeline=source&t=1";
+        match o.request_for(&key(), Some(q)) {
+            UpstreamRequest::Rtmp { query, .. } => assert_eq!(query.as_deref(), Some(q)),
+            other => panic!("{other:?}"),
+        }
+        assert!(asks_source_timeline("a=1&ringcast_timeline=source"));
+        assert!(!asks_source_timeline("ringcast_timeline=sourcex"));
+        assert!(!asks_source_timeline("x_ringcast_timeline=source"));
+        assert!(!asks_source_timeline(""));
     }
 
     #[test]
@@ -270,7 +332,7 @@ mod tests {
         assert_eq!(
             o.request_for(&key(), Some("t=1")),
             UpstreamRequest::Http {
-                path_and_query: "/live/cam.flv?t=1".into(),
+                path_and_query: "/live/cam.flv?t=1&ringcast_timeline=source".into(),
                 host: "[::1]:8080".into()
             }
         );
@@ -279,7 +341,7 @@ mod tests {
         assert_eq!(
             prefixed.request_for(&key(), Some("")),
             UpstreamRequest::Http {
-                path_and_query: "/flv/live/cam.flv".into(),
+                path_and_query: "/flv/live/cam.flv?ringcast_timeline=source".into(),
                 host: "o.example:80".into()
             }
         );
@@ -319,13 +381,15 @@ mod tests {
         assert_eq!(
             o.request_for(&key, Some("a=1\r\nX-Evil: 1")),
             UpstreamRequest::Http {
-                path_and_query: "/live/sub/my%20cam%25.flv".into(),
+                path_and_query: "/live/sub/my%20cam%25.flv?ringcast_timeline=source".into(),
                 host: "h:1".into()
             }
         );
         let rtmp = Origin::parse("rtmp://h/live").unwrap();
         match rtmp.request_for(&key, Some("t=a b")) {
-            UpstreamRequest::Rtmp { query, .. } => assert_eq!(query, None),
+            UpstreamRequest::Rtmp { query, .. } => {
+                assert_eq!(query.as_deref(), Some(SOURCE_TIMELINE_QUERY))
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -337,7 +401,7 @@ mod tests {
         assert_eq!(
             o.request_for(&key(), Some(&q)),
             UpstreamRequest::Http {
-                path_and_query: "/live/cam.flv".into(),
+                path_and_query: "/live/cam.flv?ringcast_timeline=source".into(),
                 host: "h:1".into()
             }
         );

@@ -9,8 +9,9 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 
 use super::families::*;
 use super::labels::{
-    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HookActionLabel,
-    HookResultLabel, IngestSource, LabelValue, Listener, Protocol, RefuseReason, WsCloseLabel,
+    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HlsKind, HlsStatus,
+    HookActionLabel, HookResultLabel, IngestSource, LabelValue, Listener, Protocol, RefuseReason,
+    TlsHandshakeResult, WsCloseLabel,
 };
 use super::local::{HistogramTotals, LocalHistogram, ValueHistogram};
 use super::per_core::CoreMetrics;
@@ -186,6 +187,9 @@ impl Collector for CoreSumCollector {
                 c.auth_refused.get(l) as f64
             }),
             self.by_label(&WS_CLOSES, |c, l: WsCloseLabel| c.ws_closes.get(l) as f64),
+            self.by_label(&TLS_HANDSHAKES, |c, l: TlsHandshakeResult| {
+                c.tls_handshakes.get(l) as f64
+            }),
             self.by_label(&CLOSED, |c, l: CloseReason| {
                 c.connections_closed.get(l) as f64
             }),
@@ -222,6 +226,14 @@ impl Collector for CoreSumCollector {
             self.total(&PULL_RECOVERIES, |c| c.origin_pull_recoveries.get() as f64),
             self.hook_requests(),
             self.seconds_histogram(&HOOK_LATENCY, |c| &c.hook_latency),
+            self.by_label(&HLS_REQUESTS, |c, l: HlsKind| c.hls.requests.get(l) as f64),
+            self.by_label(&HLS_BYTES, |c, l: HlsKind| {
+                c.hls.response_bytes.get(l) as f64
+            }),
+            self.by_label(&HLS_ERRORS, |c, l: HlsStatus| c.hls.errors.get(l) as f64),
+            self.total(&HLS_WAITERS, |c| c.hls.waiters.get() as f64),
+            self.total(&HLS_PACKAGER_SECONDS, |c| secs(c.hls.packager_ns.get())),
+            self.per_core(&HLS_COPIES, |c| c.hls.copies.get() as f64),
         ]
     }
 }

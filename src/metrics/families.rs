@@ -9,8 +9,9 @@ use prometheus::core::Desc;
 use prometheus::proto::{self, MetricFamily, MetricType};
 
 use super::labels::{
-    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HookActionLabel,
-    HookResultLabel, IngestSource, LabelValue, Listener, Protocol, RefuseReason, WsCloseLabel,
+    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HlsKind, HlsStatus,
+    HookActionLabel, HookResultLabel, IngestSource, LabelValue, Listener, Protocol, RefuseReason,
+    TlsHandshakeResult, WsCloseLabel,
 };
 
 /// One metric family this crate exports: its name, help, type and label names.
@@ -96,6 +97,13 @@ family!(
     COUNTER,
     [WsCloseLabel::LABEL],
     "WebSocket-FLV connections closed with a close frame, by reason."
+);
+family!(
+    TLS_HANDSHAKES,
+    "ringcast_tls_handshakes_total",
+    COUNTER,
+    [TlsHandshakeResult::LABEL],
+    "TLS handshakes on the HTTPS and RTMPS listeners, by result (ok, failed, plaintext, timeout)."
 );
 family!(
     CLOSED,
@@ -280,6 +288,49 @@ family!(
     "Time from an HTTP hook request's start to its answer, error or timeout."
 );
 
+family!(
+    HLS_REQUESTS,
+    "ringcast_hls_requests_total",
+    COUNTER,
+    [HlsKind::LABEL],
+    "HLS/DASH requests, by kind (multivariant, media_playlist, blocking_reload, part, segment, init, mpd, ts_playlist, ts_segment)."
+);
+family!(
+    HLS_BYTES,
+    "ringcast_hls_response_bytes_total",
+    COUNTER,
+    [HlsKind::LABEL],
+    "HLS/DASH response body bytes queued, by kind."
+);
+family!(
+    HLS_ERRORS,
+    "ringcast_hls_errors_total",
+    COUNTER,
+    [HlsStatus::LABEL],
+    "HLS/DASH error responses, by status."
+);
+family!(
+    HLS_WAITERS,
+    "ringcast_hls_waiters",
+    GAUGE,
+    [],
+    "HLS requests held now (blocking reloads, preload hints, streamed DASH segments, waits for another core's view)."
+);
+family!(
+    HLS_PACKAGER_SECONDS,
+    "ringcast_hls_packager_seconds_total",
+    COUNTER,
+    [],
+    "Time spent packaging (HLS/DASH packagers, wall time on the owner core)."
+);
+family!(
+    HLS_COPIES,
+    "ringcast_hls_copies",
+    GAUGE,
+    ["core"],
+    "Streams a core serves HLS/DASH for from the owner core's views (per core)."
+);
+
 /// Every family the core collector emits, in output order.
 pub(super) const FAMILIES: &[Family] = &[
     BUILD_INFO,
@@ -292,6 +343,7 @@ pub(super) const FAMILIES: &[Family] = &[
     REFUSED,
     AUTH_REFUSED,
     WS_CLOSES,
+    TLS_HANDSHAKES,
     CLOSED,
     RECEIVED_BYTES,
     RECEIVED_FRAMES,
@@ -318,6 +370,12 @@ pub(super) const FAMILIES: &[Family] = &[
     PULL_RECOVERIES,
     HOOK_REQUESTS,
     HOOK_LATENCY,
+    HLS_REQUESTS,
+    HLS_BYTES,
+    HLS_ERRORS,
+    HLS_WAITERS,
+    HLS_PACKAGER_SECONDS,
+    HLS_COPIES,
 ];
 
 /// Names of every metric family the per-core collector exports (for dashboards

@@ -65,6 +65,48 @@ label_enum! {
 }
 
 label_enum! {
+    /// What an HLS/DASH request asked for.
+    HlsKind, label = "kind" {
+        /// `{stream}.m3u8`.
+        Multivariant => "multivariant",
+        /// A media playlist without `_HLS_msn`.
+        MediaPlaylist => "media_playlist",
+        /// A media playlist with `_HLS_msn` (blocking reload).
+        BlockingReload => "blocking_reload",
+        /// An LL-HLS part.
+        Part => "part",
+        /// A whole fMP4 segment (also LL-DASH's, streamed or not).
+        Segment => "segment",
+        /// An init segment.
+        Init => "init",
+        /// The DASH manifest.
+        Mpd => "mpd",
+        /// `{stream}-ts.m3u8`.
+        TsPlaylist => "ts_playlist",
+        /// An MPEG-TS segment.
+        TsSegment => "ts_segment",
+    }
+}
+
+label_enum! {
+    /// The error status of an HLS/DASH request.
+    HlsStatus, label = "status" {
+        /// Bad path or directive.
+        BadRequest => "400",
+        /// Play token refused.
+        Forbidden => "403",
+        /// Not live, evicted or never made.
+        NotFound => "404",
+        /// Not GET, HEAD or OPTIONS.
+        MethodNotAllowed => "405",
+        /// Blocked too long, too many waiters, nothing packaged yet.
+        Unavailable => "503",
+        /// Any other status.
+        Other => "other",
+    }
+}
+
+label_enum! {
     /// Which listener a connection arrived on.
     Listener, label = "listener" {
         /// The RTMP port (publishers and RTMP viewers).
@@ -73,6 +115,41 @@ label_enum! {
         Http => "http",
         /// The separate admin address (API, metrics).
         Admin => "admin",
+        /// The HTTPS port: the HTTP port's routes over TLS.
+        Https => "https",
+        /// The RTMPS port: RTMP over TLS.
+        Rtmps => "rtmps",
+    }
+}
+
+impl Listener {
+    /// Whether connections on this listener speak TLS first.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Listener::Https | Listener::Rtmps)
+    }
+
+    /// The plaintext listener whose protocol and routes a TLS listener serves
+    /// (HTTPS → HTTP, RTMPS → RTMP); the others are themselves.
+    pub fn plain(self) -> Listener {
+        match self {
+            Listener::Https => Listener::Http,
+            Listener::Rtmps => Listener::Rtmp,
+            other => other,
+        }
+    }
+}
+
+label_enum! {
+    /// How a TLS handshake on an HTTPS or RTMPS listener ended.
+    TlsHandshakeResult, label = "result" {
+        /// Completed.
+        Ok => "ok",
+        /// The client sent bytes rustls refused (garbage, no shared cipher...).
+        Failed => "failed",
+        /// The client spoke plaintext HTTP or RTMP to the TLS port.
+        Plaintext => "plaintext",
+        /// Not complete within `limits.handshake_timeout`.
+        Timeout => "timeout",
     }
 }
 
@@ -97,6 +174,8 @@ label_enum! {
         PublishDisabled => "publish_disabled",
         /// A WebSocket upgrade of an FLV URL that was not valid (answered 400 or 426).
         BadWebSocketHandshake => "bad_websocket_handshake",
+        /// A TLS ClientHello on a plaintext HTTP or RTMP port.
+        TlsOnPlainPort => "tls_on_plain_port",
     }
 }
 

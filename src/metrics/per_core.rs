@@ -2,9 +2,9 @@
 //! by that core and read by the scraper.
 
 use super::labels::{
-    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HookActionLabel,
-    HookResultLabel, IngestSource, LabeledCounters, LabeledGauges, Listener, Protocol,
-    RefuseReason, WsCloseLabel,
+    AcceptErrorKind, AuthRefusal, CloseReason, DropReason, FailureSide, HlsKind, HlsStatus,
+    HookActionLabel, HookResultLabel, IngestSource, LabeledCounters, LabeledGauges, Listener,
+    Protocol, RefuseReason, TlsHandshakeResult, WsCloseLabel,
 };
 use super::local::{
     LocalCounter, LocalGauge, LocalHistogram, LocalRatio, ValueHistogram, SEND_BYTES_BUCKETS,
@@ -45,6 +45,8 @@ pub struct CoreMetrics {
     pub auth_refused: LabeledCounters<AuthRefusal, { AuthRefusal::COUNT }>,
     /// WebSocket-FLV connections closed with a close frame, by reason.
     pub ws_closes: LabeledCounters<WsCloseLabel, { WsCloseLabel::COUNT }>,
+    /// TLS handshakes on the HTTPS and RTMPS listeners, by how they ended.
+    pub tls_handshakes: LabeledCounters<TlsHandshakeResult, { TlsHandshakeResult::COUNT }>,
     /// Connections closed, by reason.
     pub connections_closed: LabeledCounters<CloseReason, { CloseReason::COUNT }>,
     /// Media payload bytes ingested, by source.
@@ -81,6 +83,55 @@ pub struct CoreMetrics {
         [LabeledCounters<HookResultLabel, { HookResultLabel::COUNT }>; HookActionLabel::COUNT],
     /// Time from a hook request's start to its answer (or error, or timeout).
     pub hook_latency: LocalHistogram,
+    /// HLS / LL-HLS / LL-DASH serving and packaging.
+    pub hls: HlsMetrics,
+}
+
+/// HLS serving and packaging on one core.
+#[derive(Debug, Default)]
+pub struct HlsMetrics {
+    /// Requests, by kind.
+    pub requests: LabeledCounters<HlsKind, { HlsKind::COUNT }>,
+    /// Response body bytes queued, by kind.
+    pub response_bytes: LabeledCounters<HlsKind, { HlsKind::COUNT }>,
+    /// Error responses, by status.
+    pub errors: LabeledCounters<HlsStatus, { HlsStatus::COUNT }>,
+    /// Requests held now (blocking reloads, preload hints, streamed segments).
+    pub waiters: LocalGauge,
+    /// Time spent in packagers (ns).
+    pub packager_ns: LocalCounter,
+    /// Streams this core serves from another core's views.
+    pub copies: LocalGauge,
+}
+
+impl HlsMetrics {
+    /// One request of `kind`.
+    pub fn request(&self, kind: HlsKind) {
+        self.requests.inc(kind);
+    }
+
+    /// `n` body bytes of `kind` queued.
+    pub fn bytes(&self, kind: HlsKind, n: u64) {
+        self.response_bytes.add(kind, n);
+    }
+
+    /// One error response with `status`.
+    pub fn error(&self, status: u16) {
+        self.errors.inc(match status {
+            400 => HlsStatus::BadRequest,
+            403 => HlsStatus::Forbidden,
+            404 => HlsStatus::NotFound,
+            405 => HlsStatus::MethodNotAllowed,
+            503 => HlsStatus::Unavailable,
+            _ => HlsStatus::Other,
+        });
+    }
+
+    /// Packager time spent.
+    pub fn add_packager_time(&self, d: std::time::Duration) {
+        self.packager_ns
+            .add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
 }
 
 impl CoreMetrics {
@@ -96,6 +147,7 @@ impl CoreMetrics {
             connections_refused: LabeledCounters::new(),
             auth_refused: LabeledCounters::new(),
             ws_closes: LabeledCounters::new(),
+            tls_handshakes: LabeledCounters::new(),
             connections_closed: LabeledCounters::new(),
             bytes_received: LabeledCounters::new(),
             frames_received: LabeledCounters::new(),
@@ -113,6 +165,7 @@ impl CoreMetrics {
             origin_pull_recoveries: LocalCounter::new(),
             hook_requests: std::array::from_fn(|_| LabeledCounters::new()),
             hook_latency: LocalHistogram::new(),
+            hls: HlsMetrics::default(),
         }
     }
 

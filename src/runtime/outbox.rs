@@ -18,7 +18,17 @@
 //!   Only the completion (`on_sent`, `on_failed`) ends the in-flight state.
 //! * An outbox dropped with a send in flight leaks its `KernelMem` (and logs)
 //!   instead of freeing memory the kernel may still read.
+//!
+//! Sealed sends (TLS): instead of handing the gathered iovecs to the kernel,
+//! [`Outbox::seal`] passes them (as one list of slices) to a transform, e.g. an
+//! encryption, that appends its output to the outbox's own bounded record
+//! buffer, and the kernel is handed that buffer. At most `max_plain` bytes of the
+//! gathered plaintext are sealed at a time; the rest stays gathered (its frames
+//! held) and is sealed once the record buffer's send completed
+//! ([`SendProgress::MoreToSeal`]). The state machine, and the rule that nothing
+//! the kernel reads is touched while it reads it, are the same.
 
+use std::collections::VecDeque;
 use std::mem::ManuallyDrop;
 
 use bytes::{Bytes, BytesMut};
@@ -65,6 +75,19 @@ pub struct ControlOverflow {
     pub limit: usize,
 }
 
+/// Most shared bodies queued per outbox ([`Outbox::queue_body`]); a response
+/// is made of its head and a few dozen pieces, so this is hundreds of
+/// pipelined responses.
+pub const MAX_QUEUED_BODIES: usize = 16 * 1024;
+
+/// The outbox refused another shared body.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{queued} shared bodies queued, the limit")]
+pub struct BodyOverflow {
+    /// Bodies already queued.
+    pub queued: usize,
+}
+
 /// An operation was refused because the kernel holds a send of this outbox.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("a send is in flight: its memory is the kernel's until its completion")]
@@ -79,6 +102,9 @@ pub enum SendProgress {
     Partial,
     /// No send was in flight: the completion is not this outbox's (ignored).
     NotInFlight,
+    /// A sealed send's record buffer left, but gathered plaintext remains: call
+    /// [`Outbox::seal`] again for the next part (nothing new is gathered first).
+    MoreToSeal,
 }
 
 /// Where an outbox is in its send cycle.
@@ -92,6 +118,8 @@ enum State {
     InFlight,
     /// A short send completed; the remainder waits to be resubmitted.
     Resumable,
+    /// A sealed part left; the rest of the gathered plaintext waits to be sealed.
+    Resealable,
 }
 
 /// Scratch for the per-frame prefixes: heap memory, or a slot of the core's
@@ -117,13 +145,24 @@ struct KernelMem<H> {
     scratch: Scratch,
     held: Vec<H>,
     control_inflight: Bytes,
+    /// Sealed sends: the transform's output, what the kernel is handed.
+    sealed: Vec<u8>,
+    /// The one iovec of a sealed send (points into `sealed`).
+    sealed_iov: libc::iovec,
 }
+
+/// Capacity of the record buffer kept between sealed sends; a larger one (after
+/// a burst, e.g. a GOP-cache start) is freed once its send completed, so an idle
+/// TLS viewer does not keep its largest send's buffer.
+pub const SEALED_RETAIN: usize = 32 << 10;
 
 /// One connection's outgoing state.
 pub struct Outbox<H> {
     mem: ManuallyDrop<Box<KernelMem<H>>>,
     control_pending: BytesMut,
     control_limit: usize,
+    /// Shared bodies (e.g. HTTP responses) waiting for a send, in order.
+    bodies: VecDeque<H>,
     max_frames: usize,
     frames: usize,
     first_unsent: usize,
@@ -131,6 +170,10 @@ pub struct Outbox<H> {
     bytes_in_send: usize,
     /// A region scratch slot was asked for once (given or not): not asked again.
     scratch_asked: bool,
+    /// The send in flight is the record buffer of a sealed send.
+    sealed_send: bool,
+    /// Sealed sends: gathered plaintext bytes not sealed yet.
+    plain_left: usize,
 }
 
 // SAFETY: the raw pointers in `mem.msg`/`mem.iov` point only into memory this
@@ -175,24 +218,41 @@ impl<H: SendBody> Outbox<H> {
             scratch,
             held: Vec::with_capacity(max_frames),
             control_inflight: Bytes::new(),
+            sealed: Vec::new(),
+            sealed_iov: libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            },
         };
         Outbox {
             mem: ManuallyDrop::new(Box::new(mem)),
             control_pending: BytesMut::new(),
             control_limit,
+            bodies: VecDeque::new(),
             max_frames,
             frames: 0,
             first_unsent: 0,
             state: State::Idle,
             bytes_in_send: 0,
             scratch_asked: false,
+            sealed_send: false,
+            plain_left: 0,
         }
     }
 
     /// A send is in flight (or its remainder waits to be resumed); nothing may be
     /// gathered until it completes.
     pub fn is_busy(&self) -> bool {
-        matches!(self.state, State::InFlight | State::Resumable)
+        matches!(
+            self.state,
+            State::InFlight | State::Resumable | State::Resealable
+        )
+    }
+
+    /// A sealed part left and gathered plaintext remains: [`Outbox::seal`] it
+    /// next (no `begin`: the gathered memory is still in use).
+    pub fn is_resealable(&self) -> bool {
+        self.state == State::Resealable
     }
 
     /// Its scratch lives in a registered region.
@@ -245,7 +305,50 @@ impl<H: SendBody> Outbox<H> {
         Ok(())
     }
 
-    /// Starts assembling a send: moves queued control bytes to the front.
+    /// Queues a shared body (kept alive by its handle, never copied) for the
+    /// next sends: after the queued control bytes, in the order queued, each
+    /// taking one frame slot of a send (the rest go in the sends after).
+    /// Allowed while a send is in flight.
+    pub fn queue_body(&mut self, body: H) -> Result<(), BodyOverflow> {
+        if self.bodies.len() >= MAX_QUEUED_BODIES {
+            return Err(BodyOverflow {
+                queued: self.bodies.len(),
+            });
+        }
+        self.bodies.push_back(body);
+        Ok(())
+    }
+
+    /// Shared bodies waiting for a send.
+    pub fn queued_bodies(&self) -> usize {
+        self.bodies.len()
+    }
+
+    /// Control bytes or shared bodies wait for a send.
+    pub fn has_pending(&self) -> bool {
+        self.has_control() || !self.bodies.is_empty()
+    }
+
+    /// Queues bytes behind everything queued so far: as control bytes
+    /// (copied) while no shared body waits, else as a body made by `wrap`, so
+    /// they never overtake a body queued before them.
+    pub fn queue_in_order(
+        &mut self,
+        bytes: Bytes,
+        wrap: impl FnOnce(Bytes) -> H,
+    ) -> Result<(), ControlOverflow> {
+        if self.bodies.is_empty() {
+            return self.queue_control(&bytes);
+        }
+        self.queue_body(wrap(bytes)).map_err(|e| ControlOverflow {
+            queued: e.queued,
+            adding: 1,
+            limit: MAX_QUEUED_BODIES,
+        })
+    }
+
+    /// Starts assembling a send: moves queued control bytes to the front,
+    /// then as many queued shared bodies as the send has frame room for.
     /// Refused while a send is in flight.
     pub fn begin(&mut self) -> Result<(), SendInFlight> {
         if self.is_busy() {
@@ -260,6 +363,12 @@ impl<H: SendBody> Outbox<H> {
                 self.mem.control_inflight.len(),
             );
             self.push_iov(ptr, len);
+        }
+        while self.has_room() {
+            let Some(body) = self.bodies.pop_front() else {
+                break;
+            };
+            self.push_frame(|_| 0, body);
         }
         Ok(())
     }
@@ -278,9 +387,16 @@ impl<H: SendBody> Outbox<H> {
         }
     }
 
-    /// Bytes gathered into the send being assembled (or still unsent of the one in flight).
+    /// Bytes gathered into the send being assembled (or still unsent of the one in
+    /// flight: for a sealed send, the record buffer's unsent bytes).
     pub fn bytes_queued(&self) -> usize {
         self.bytes_in_send
+    }
+
+    /// Whether a completion of `n` bytes ends the whole gathered send (every frame
+    /// it holds delivered to the kernel).
+    pub fn completes_send(&self, n: usize) -> bool {
+        n >= self.bytes_in_send && (!self.sealed_send || self.plain_left == 0)
     }
 
     /// Adds a frame: `write_prefix` fills at most [`PREFIX_SLOT`] bytes of scratch and
@@ -361,6 +477,11 @@ impl<H: SendBody> Outbox<H> {
 
     fn header(&mut self) -> *const libc::msghdr {
         let mem = &mut **self.mem;
+        if self.sealed_send {
+            mem.msg.msg_iov = &mut mem.sealed_iov;
+            mem.msg.msg_iovlen = 1;
+            return &mem.msg;
+        }
         let rest = &mut mem.iov[self.first_unsent..];
         mem.msg.msg_iov = rest.as_mut_ptr();
         mem.msg.msg_iovlen = rest.len() as _;
@@ -373,11 +494,111 @@ impl<H: SendBody> Outbox<H> {
     }
 
     /// The kernel's completion: it took `n` bytes of the in-flight send.
-    pub fn on_sent(&mut self, mut n: usize) -> SendProgress {
+    pub fn on_sent(&mut self, n: usize) -> SendProgress {
         if self.state != State::InFlight {
             return SendProgress::NotInFlight;
         }
+        if self.sealed_send {
+            return self.on_sealed_sent(n);
+        }
         self.bytes_in_send = self.bytes_in_send.saturating_sub(n);
+        self.advance(n);
+        if self.first_unsent >= self.mem.iov.len() {
+            self.clear();
+            SendProgress::Complete
+        } else {
+            self.state = State::Resumable;
+            SendProgress::Partial
+        }
+    }
+
+    fn on_sealed_sent(&mut self, n: usize) -> SendProgress {
+        let iov = &mut self.mem.sealed_iov;
+        let n = n.min(iov.iov_len);
+        // SAFETY: advancing within the record buffer, n <= iov_len.
+        iov.iov_base = unsafe { (iov.iov_base as *mut u8).add(n) } as *mut libc::c_void;
+        iov.iov_len -= n;
+        self.bytes_in_send = iov.iov_len;
+        if iov.iov_len > 0 {
+            self.state = State::Resumable;
+            return SendProgress::Partial;
+        }
+        if self.plain_left > 0 {
+            self.sealed_send = false;
+            self.state = State::Resealable;
+            return SendProgress::MoreToSeal;
+        }
+        self.clear();
+        SendProgress::Complete
+    }
+
+    /// Seals (e.g. encrypts) the gathered send and puts its result in flight.
+    ///
+    /// Valid while assembling (after `begin` and the pushes) or
+    /// [`Outbox::is_resealable`]. At most `max_plain` bytes of the gathered
+    /// plaintext, in order, are passed to `transform` as one list of slices,
+    /// together with whether they are the last of it; `transform` appends its
+    /// output to the (empty) record buffer it is given. Returns the header to
+    /// submit (the record buffer, in flight until its completion), or `None`
+    /// when all plaintext is sealed and the transform wrote nothing (the outbox
+    /// is idle again). When `transform` fails nothing is consumed: the caller
+    /// drops the send ([`Outbox::release`]); the part it failed on is not consumed.
+    pub fn seal<E>(
+        &mut self,
+        max_plain: usize,
+        mut transform: impl FnMut(&[&[u8]], bool, &mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<Option<*const libc::msghdr>, E> {
+        match self.state {
+            State::Assembling => self.plain_left = self.bytes_in_send,
+            State::Resealable => {}
+            _ => return Ok(None),
+        }
+        let max_plain = max_plain.max(1);
+        self.mem.sealed.clear();
+        // A part the transform turned into nothing (e.g. plaintext dropped after a
+        // failure) is followed by the next one at once.
+        while self.mem.sealed.is_empty() {
+            let mut slices: Vec<&[u8]> = Vec::with_capacity(self.mem.iov.len() - self.first_unsent);
+            let mut taken = 0usize;
+            for iov in &self.mem.iov[self.first_unsent..] {
+                if taken >= max_plain {
+                    break;
+                }
+                let len = iov.iov_len.min(max_plain - taken);
+                // SAFETY: every gathered iovec points into memory this outbox keeps
+                // alive and unchanged until the send is over (control bytes,
+                // scratch, held bodies); the slices do not outlive this loop turn.
+                slices.push(unsafe { std::slice::from_raw_parts(iov.iov_base as *const u8, len) });
+                taken += len;
+            }
+            let last = taken >= self.plain_left;
+            let mem = &mut **self.mem;
+            transform(&slices, last, &mut mem.sealed)?;
+            drop(slices);
+            self.advance(taken);
+            self.plain_left -= taken.min(self.plain_left);
+            if last {
+                break;
+            }
+        }
+        let sealed_len = self.mem.sealed.len();
+        if sealed_len == 0 {
+            self.clear();
+            return Ok(None);
+        }
+        let mem = &mut **self.mem;
+        mem.sealed_iov = libc::iovec {
+            iov_base: mem.sealed.as_mut_ptr() as *mut libc::c_void,
+            iov_len: sealed_len,
+        };
+        self.bytes_in_send = sealed_len;
+        self.sealed_send = true;
+        self.state = State::InFlight;
+        Ok(Some(self.header()))
+    }
+
+    /// Skips `n` bytes of the gathered iovecs (sent, or sealed).
+    fn advance(&mut self, mut n: usize) {
         while n > 0 && self.first_unsent < self.mem.iov.len() {
             let iov = &mut self.mem.iov[self.first_unsent];
             if n >= iov.iov_len {
@@ -389,13 +610,6 @@ impl<H: SendBody> Outbox<H> {
                 iov.iov_len -= n;
                 n = 0;
             }
-        }
-        if self.first_unsent >= self.mem.iov.len() {
-            self.clear();
-            SendProgress::Complete
-        } else {
-            self.state = State::Resumable;
-            SendProgress::Partial
         }
     }
 
@@ -422,9 +636,16 @@ impl<H: SendBody> Outbox<H> {
         mem.iov.clear();
         mem.held.clear();
         mem.control_inflight = Bytes::new();
+        mem.sealed.clear();
+        if mem.sealed.capacity() > SEALED_RETAIN {
+            mem.sealed = Vec::new();
+        }
+        mem.sealed_iov.iov_len = 0;
         self.frames = 0;
         self.first_unsent = 0;
         self.bytes_in_send = 0;
+        self.sealed_send = false;
+        self.plain_left = 0;
     }
 }
 
@@ -474,7 +695,9 @@ mod tests {
             match outbox.on_sent(n as usize) {
                 SendProgress::Complete => break,
                 SendProgress::Partial => msg = outbox.resume().expect("a remainder"),
-                SendProgress::NotInFlight => panic!("the send was in flight"),
+                SendProgress::NotInFlight | SendProgress::MoreToSeal => {
+                    panic!("the send was in flight, unsealed")
+                }
             }
         }
     }
@@ -522,6 +745,57 @@ mod tests {
             }))
             .collect();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn shared_bodies_follow_control_in_order_across_sends_without_copies() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let mut outbox: Outbox<Bytes> = Outbox::new(2, 1024);
+        outbox.queue_control(b"HEAD1").unwrap();
+        let bodies: Vec<Bytes> = (0..5u8).map(|i| Bytes::from(vec![b'a' + i; 3])).collect();
+        for body in &bodies {
+            outbox.queue_body(body.clone()).unwrap();
+        }
+        // Bytes queued after a body go behind it, as a body of their own.
+        outbox
+            .queue_in_order(Bytes::from_static(b"TAIL"), |b| b)
+            .unwrap();
+        assert_eq!(outbox.queued_bodies(), 6, "TAIL went behind the bodies");
+        let mut sends = 0;
+        while outbox.has_pending() {
+            outbox.begin().unwrap();
+            let msg = outbox.finish().unwrap();
+            if sends == 0 {
+                let iovs = iovecs(msg);
+                assert_eq!(iovs[1].0, bodies[0].as_ptr(), "the body itself, not a copy");
+            }
+            let mut flat = Vec::new();
+            for (ptr, len) in iovecs(msg) {
+                flat.extend_from_slice(unsafe { std::slice::from_raw_parts(ptr, len) });
+            }
+            let n = unsafe { libc::write(a.as_raw_fd(), flat.as_ptr() as *const _, flat.len()) };
+            assert_eq!(outbox.on_sent(n as usize), SendProgress::Complete);
+            sends += 1;
+        }
+        assert_eq!(sends, 3, "two bodies per send");
+        drop(a);
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"HEAD1aaabbbcccdddeeeTAIL");
+    }
+
+    #[test]
+    fn queued_bodies_are_bounded() {
+        let mut outbox: Outbox<()> = Outbox::new(1, 8);
+        for _ in 0..MAX_QUEUED_BODIES {
+            outbox.queue_body(()).unwrap();
+        }
+        assert_eq!(
+            outbox.queue_body(()),
+            Err(BodyOverflow {
+                queued: MAX_QUEUED_BODIES
+            })
+        );
     }
 
     #[test]
@@ -636,6 +910,116 @@ mod tests {
         assert!(!outbox.is_busy());
         assert!(outbox.held().is_empty());
         assert!(body.is_unique(), "the outbox let go of its handle");
+    }
+
+    /// Reads the iovecs of a header into one buffer.
+    fn flat(msg: *const libc::msghdr) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (ptr, len) in iovecs(msg) {
+            out.extend_from_slice(unsafe { std::slice::from_raw_parts(ptr, len) });
+        }
+        out
+    }
+
+    /// A stand-in transform: each part becomes `[` + its bytes upper-cased + `]`
+    /// (`!` after the last part), so the test sees part boundaries and order.
+    fn bracket(slices: &[&[u8]], last: bool, out: &mut Vec<u8>) -> Result<(), ()> {
+        out.push(b'[');
+        for s in slices {
+            out.extend(s.iter().map(u8::to_ascii_uppercase));
+        }
+        out.push(b']');
+        if last {
+            out.push(b'!');
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn sealed_sends_transform_the_gathered_bytes_in_bounded_parts_in_order() {
+        let mut outbox: Outbox<Bytes> = Outbox::new(4, 1024);
+        outbox.queue_control(b"head;").unwrap();
+        outbox.begin().unwrap();
+        assert!(prefixed(&mut outbox, b'1', Bytes::from_static(b"abcdef")));
+        assert!(prefixed(&mut outbox, b'2', Bytes::from_static(b"gh")));
+        // 5 + 9 + 5 = 19 bytes of plaintext, sealed at most 8 at a time.
+        let mut wire = Vec::new();
+        let mut msg = outbox.seal(8, bracket).unwrap().expect("a sealed part");
+        let mut parts = 1;
+        loop {
+            // Short writes of the record buffer resume it, not the plaintext.
+            let bytes = flat(msg);
+            let n = bytes.len().min(3);
+            wire.extend_from_slice(&bytes[..n]);
+            assert!(!outbox.completes_send(n) || n == bytes.len());
+            match outbox.on_sent(n) {
+                SendProgress::Partial => msg = outbox.resume().expect("the rest"),
+                SendProgress::MoreToSeal => {
+                    assert!(outbox.is_busy() && outbox.is_resealable());
+                    assert_eq!(outbox.begin(), Err(SendInFlight), "gathered memory in use");
+                    assert_eq!(outbox.held().len(), 2, "frames held until sealed and sent");
+                    msg = outbox.seal(8, bracket).unwrap().expect("the next part");
+                    parts += 1;
+                }
+                SendProgress::Complete => break,
+                SendProgress::NotInFlight => panic!("in flight"),
+            }
+        }
+        assert_eq!(parts, 3);
+        assert_eq!(wire, b"[HEAD;<1>][ABCDEF<2][>GH]!".to_vec());
+        assert!(!outbox.is_busy());
+        assert!(outbox.held().is_empty());
+        outbox.begin().unwrap();
+    }
+
+    #[test]
+    fn a_sealed_send_with_no_plaintext_carries_what_the_transform_adds() {
+        let mut outbox: Outbox<Bytes> = Outbox::new(2, 64);
+        // Nothing gathered, but the transform has bytes of its own (a handshake flight).
+        outbox.begin().unwrap();
+        let msg = outbox
+            .seal(16, |s: &[&[u8]], last, out: &mut Vec<u8>| {
+                assert!(s.is_empty() && last);
+                out.extend_from_slice(b"flight");
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+            .expect("the flight");
+        assert_eq!(flat(msg), b"flight");
+        assert_eq!(outbox.on_sent(6), SendProgress::Complete);
+        // Nothing at all: no send, idle again.
+        outbox.begin().unwrap();
+        assert!(outbox
+            .seal(16, |_, _, _| Ok::<(), ()>(()))
+            .unwrap()
+            .is_none());
+        assert!(!outbox.is_busy());
+    }
+
+    #[test]
+    fn a_failed_seal_consumes_nothing_and_the_send_can_be_dropped() {
+        let body = Bytes::from(vec![7u8; 10]);
+        let mut outbox: Outbox<Bytes> = Outbox::new(2, 64);
+        outbox.begin().unwrap();
+        assert!(prefixed(&mut outbox, b'0', body.clone()));
+        assert_eq!(outbox.seal(4, |_, _, _| Err("full")), Err("full"));
+        assert_eq!(outbox.bytes_queued(), 13);
+        outbox.release().unwrap();
+        assert!(body.is_unique());
+        // Parts a transform drops are skipped to the next one.
+        outbox.begin().unwrap();
+        assert!(prefixed(&mut outbox, b'0', body.clone()));
+        let msg = outbox
+            .seal(4, |_, last, out: &mut Vec<u8>| {
+                if last {
+                    out.extend_from_slice(b"alert");
+                }
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+            .expect("the last part's output");
+        assert_eq!(flat(msg), b"alert");
+        assert_eq!(outbox.on_sent(5), SendProgress::Complete);
     }
 
     #[test]

@@ -90,8 +90,17 @@ impl CoreState {
             let _ = crate::runtime::socket::set_notsent_lowat(fd, notsent_lowat);
         }
         let now = self.now_ms();
+        let tls = match self.accepted_tls(kind, now) {
+            Ok(tls) => tls,
+            Err(()) => {
+                self.metrics.open_connections.dec(kind);
+                self.shared.connection_closed();
+                unsafe { libc::close(fd) };
+                return;
+            }
+        };
         let max_frames = self.shared.config.runtime.max_frames_per_send;
-        let proto = match kind {
+        let proto = match kind.plain() {
             Listener::Rtmp => Proto::Rtmp(Box::new(RtmpConn::new(&self.shared, now))),
             _ => Proto::Http(HttpConn::new(&self.shared, now)),
         };
@@ -106,7 +115,10 @@ impl CoreState {
             connect_deadline_ms: None,
             close_reason: CloseReason::PeerClosed,
         };
-        let slot = self.conns.insert(|generation| Conn::new(setup, generation));
+        let slot = self.conns.insert(|generation| Conn {
+            tls,
+            ..Conn::new(setup, generation)
+        });
         self.conns.arm_timer(slot);
         let Some(conn) = self.conns.at(slot) else {
             return;
@@ -173,7 +185,32 @@ impl CoreState {
         let Some(conn) = self.conns.at(slot) else {
             return;
         };
-        let listener = conn.listener;
+        if conn.tls.is_some() {
+            self.on_tls_data(slot, data);
+        } else {
+            if !conn.received {
+                conn.received = true;
+                let accepted = matches!(conn.proto, Proto::Http(_) | Proto::Rtmp(_));
+                if accepted && data.first().is_some_and(|&b| crate::tls::looks_like_tls(b)) {
+                    // The plain protocol refuses it as usual; counted to tell
+                    // "https:// sent to the http port" apart from garbage.
+                    self.metrics
+                        .connections_refused
+                        .inc(RefuseReason::TlsOnPlainPort);
+                    tracing::debug!(core = self.core, slot, peer = ?conn.peer, "TLS ClientHello on a plain port");
+                }
+            }
+            self.on_plain_data(slot, data);
+        }
+        self.conns.arm_timer(slot);
+    }
+
+    /// Plaintext for a connection's protocol: what arrived on a plain socket, or
+    /// what TLS decrypted.
+    pub(super) fn on_plain_data(&mut self, slot: u32, data: &[u8]) {
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
         match &conn.proto {
             Proto::Rtmp(rc) => {
                 if rc.publishing.is_some() {
@@ -183,12 +220,41 @@ impl CoreState {
                 }
                 self.on_rtmp_data(slot, data);
             }
-            Proto::Http(_) => self.on_http_data(slot, data, listener),
+            Proto::Http(_) => self.on_http_data(slot, data),
             Proto::Origin(_) => self.on_origin_data(slot, data),
             Proto::Relay(_) => self.on_relay_data(slot, data),
             Proto::Hook(_) => self.on_hook_data(slot, data),
         }
-        self.conns.arm_timer(slot);
+    }
+
+    /// The TLS state of a connection accepted on `kind` at `now_ms`: `None` on a
+    /// plain listener; `Err` (counted, logged) if the session cannot be made.
+    fn accepted_tls(
+        &mut self,
+        kind: Listener,
+        now_ms: u64,
+    ) -> Result<Option<Box<super::tls_conn::TlsConn>>, ()> {
+        if !kind.is_tls() {
+            return Ok(None);
+        }
+        let Some(server) = self.shared.tls.as_ref() else {
+            // `serve` only binds TLS listeners with [tls] loaded.
+            return Err(());
+        };
+        let config = match kind {
+            Listener::Rtmps => server.rtmps(),
+            _ => server.https(),
+        };
+        match super::tls_conn::TlsConn::server(config, self.shared.tls_limits, now_ms) {
+            Ok(tls) => Ok(Some(Box::new(tls))),
+            Err(error) => {
+                tracing::warn!(core = self.core, %error, "cannot start a TLS session");
+                self.metrics
+                    .tls_handshakes
+                    .inc(crate::metrics::TlsHandshakeResult::Failed);
+                Err(())
+            }
+        }
     }
 
     fn on_send(&mut self, r: &mut Reactor, token: Token, c: Completion) {
@@ -228,7 +294,7 @@ impl CoreState {
                 .bytes_sent
                 .add(viewer.egress.protocol(), c.result as u64);
         }
-        if c.result as usize >= conn.outbox.bytes_queued() {
+        if conn.outbox.completes_send(c.result as usize) {
             // The whole send left: its frames are delivered (to the kernel).
             for hold in conn.outbox.held() {
                 if let Hold::Frame(out, _) = hold {
@@ -262,17 +328,26 @@ impl CoreState {
                 }
             }
             SendProgress::NotInFlight => {}
+            // A TLS send's record buffer left; the rest of its plaintext is sealed next.
+            SendProgress::MoreToSeal => self.sends.mark_ready(&mut self.conns, token.slot),
             SendProgress::Complete => {
-                if conn.done_after_flush() && !conn.outbox.has_control() {
+                if conn.done_after_flush() && !conn.outbox.has_pending() {
                     let reason = conn.close_reason;
                     self.conns.close_later(token.slot, reason);
-                } else if conn.woken && !conn.outbox.has_control() {
-                    // Only audio arrived meanwhile, and the flush policy holds it
-                    // for the stream's next video frame or its deadline (the
-                    // `SendQueue` releases this viewer then).
                 } else {
-                    // More may be waiting: control bytes or frames that arrived meanwhile.
-                    self.sends.mark_ready(&mut self.conns, token.slot);
+                    let http = matches!(conn.proto, Proto::Http(_));
+                    // Only audio arrived meanwhile (the viewer waits in the
+                    // `SendQueue`, nothing else pending): the flush policy holds it
+                    // for the stream's next video frame or its deadline, when the
+                    // queue releases this viewer. Otherwise more may be waiting:
+                    // control bytes or frames that arrived meanwhile.
+                    if !(conn.woken && !conn.outbox.has_pending()) {
+                        self.sends.mark_ready(&mut self.conns, token.slot);
+                    }
+                    if http {
+                        // Pipelined requests paused behind many queued responses.
+                        self.process_http(token.slot);
+                    }
                 }
             }
         }

@@ -135,12 +135,23 @@ pub struct Conn {
     pub woken: bool,
     /// A zero-copy send's result, held until its buffer notification arrives.
     pub zc_result: Option<i32>,
+    /// TLS (HTTPS and RTMPS listeners): decrypts what arrives, seals what is sent.
+    pub tls: Option<Box<super::tls_conn::TlsConn>>,
+    /// Bytes have arrived on it (its first bytes are checked for a TLS
+    /// ClientHello on a plain port).
+    pub received: bool,
     /// Set while it publishes and `[hooks] on_unpublish` is configured: what
     /// the hook is told when the publishing ends.
     pub hook_unpublish: Option<Box<HookSubject>>,
     /// Set once a play was allowed and `[hooks] on_stop` is configured: what
     /// the hook is told when the viewer stops.
     pub hook_stop: Option<Box<HookSubject>>,
+    /// Its play asked for the stream's own timestamps (an edge's pull:
+    /// `edge::origin::SOURCE_TIMELINE_QUERY`), whatever `stream.timestamps` says.
+    pub source_timeline: bool,
+    /// The stream whose HLS / DASH session this connection started and was
+    /// allowed (`server::hls::session_access`): its entry URLs are not asked again.
+    pub hls_allowed: Option<crate::stream::StreamKey>,
 }
 
 /// What a new connection starts with.
@@ -183,8 +194,12 @@ impl Conn {
             queued: false,
             woken: false,
             zc_result: None,
+            tls: None,
+            received: false,
             hook_unpublish: None,
             hook_stop: None,
+            source_timeline: false,
+            hls_allowed: None,
         }
     }
 

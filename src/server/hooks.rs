@@ -99,6 +99,9 @@ pub enum Resume {
         /// Its query (passed on to an edge pull).
         query: Option<String>,
     },
+    /// An HLS / DASH entry request (multivariant, TS playlist or MPD): its
+    /// connection is parked, so requests pipelined behind it wait too.
+    Hls(Box<super::hls::HlsRequest>),
 }
 
 /// A session held for its hook.
@@ -398,6 +401,7 @@ impl CoreState {
             Resume::Flv { ctx, key, query } => {
                 self.flv_authorized(slot, ctx, &key, query);
             }
+            Resume::Hls(req) => self.hls_authorized(slot, *req),
         }
     }
 
@@ -408,6 +412,7 @@ impl CoreState {
             }
             Resume::RtmpPlay { app, name, .. } => (HookAction::Play, app.as_str(), name.as_str()),
             Resume::Flv { key, .. } => (HookAction::Play, key.app(), key.name()),
+            Resume::Hls(req) => (HookAction::Play, req.key.app(), req.key.name()),
         };
         let peer = self.conns.at(slot).and_then(|c| c.peer);
         self.count_refusal(why);
@@ -428,6 +433,11 @@ impl CoreState {
                 self.refuse_rtmp_play_unauthorized(slot, msg_stream, why)
             }
             Resume::Flv { ctx, .. } => self.refuse_flv_unauthorized(slot, ctx),
+            Resume::Hls(req) => {
+                if self.hls_error(slot, req.ctx, 403) {
+                    self.process_http(slot);
+                }
+            }
         }
     }
 

@@ -1,11 +1,19 @@
 //! HTTP connections: HTTP-FLV and WebSocket-FLV viewers (`GET /{app}/{stream}.flv`,
-//! with or without `Upgrade: websocket`), the JSON API, the status page and `/metrics`.
+//! with or without `Upgrade: websocket`), HLS and DASH (`server::hls`), the JSON
+//! API, the status page and `/metrics`.
+//!
+//! Keep-alive and pipelining: requests are read one at a time, in order; a
+//! response queued at once lets the next one be read; an HLS request held as
+//! a waiter parks the connection until it is answered (`process_http` then
+//! reads on). At most `limits.http_max_requests` per connection; reading
+//! also pauses while many response pieces wait to be sent, and resumes after
+//! a send completes.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::access::Access;
 use super::api::{self, ApiAction};
-use super::conn::{Egress, Proto};
+use super::conn::{Egress, Hold, Proto};
 use super::egress_flv::FlvEgress;
 use super::failures::play_refusal;
 use super::hooks::Resume;
@@ -13,7 +21,9 @@ use super::pending::WaitingPlay;
 use super::shared::Shared;
 use super::worker::CoreState;
 use crate::auth::Action;
+use crate::edge::origin::asks_source_timeline;
 use crate::metrics::{CloseReason, Listener, RefuseReason};
+use crate::protocol::hls::Body;
 use crate::protocol::http::connection::{HttpConnection, HttpTimeouts};
 use crate::protocol::http::request::{Method, Request, RequestParser};
 use crate::protocol::http::response::{self, BodyFraming, ResponseContext};
@@ -40,7 +50,8 @@ impl HttpConn {
             idle_ms: limits.idle_timeout.as_millis() as u64,
         };
         HttpConn {
-            state: HttpConnection::new(RequestParser::default(), timeouts, now_ms),
+            state: HttpConnection::new(RequestParser::default(), timeouts, now_ms)
+                .with_max_requests(limits.http_max_requests),
             ws: None,
         }
     }
@@ -49,6 +60,22 @@ impl HttpConn {
     /// ignore further input.
     pub(crate) fn hold(&mut self) {
         self.state.hold();
+    }
+
+    /// A request is answered later: pipelined input is buffered, not read.
+    pub(crate) fn park(&mut self) {
+        self.state.park();
+    }
+
+    /// The parked request must be answered by `deadline_ms` (the core's
+    /// timer wheel fires then).
+    pub(crate) fn park_until(&mut self, deadline_ms: u64) {
+        self.state.park_until(deadline_ms);
+    }
+
+    /// The parked request's deadline passed.
+    pub(crate) fn park_expired(&self, now_ms: u64) -> bool {
+        self.state.park_expired(now_ms)
     }
 
     /// The connection's next deadline.
@@ -62,6 +89,10 @@ impl HttpConn {
     }
 }
 
+/// Reading further pipelined requests pauses while more response pieces
+/// than this wait to be sent on the connection.
+const READ_PAUSE_BODIES: usize = 1024;
+
 /// `/{app}/{name}.flv` → (app, name).
 fn flv_target(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix('/')?.strip_suffix(".flv")?;
@@ -71,7 +102,7 @@ fn flv_target(path: &str) -> Option<(&str, &str)> {
 
 impl CoreState {
     /// Bytes from an HTTP client.
-    pub(super) fn on_http_data(&mut self, slot: u32, data: &[u8], listener: Listener) {
+    pub(super) fn on_http_data(&mut self, slot: u32, data: &[u8]) {
         let Some(conn) = self.conns.at(slot) else {
             return;
         };
@@ -86,10 +117,24 @@ impl CoreState {
             return;
         }
         http.state.push(data);
+        self.process_http(slot);
+    }
+
+    /// Serves the complete requests buffered on `slot`, in order, until one is
+    /// held, the connection closes, or its queued responses are too many.
+    pub(crate) fn process_http(&mut self, slot: u32) {
         loop {
             let Some(conn) = self.conns.at(slot) else {
                 return;
             };
+            if conn.closing
+                || conn.close_after_flush
+                || conn.outbox.queued_bodies() > READ_PAUSE_BODIES
+            {
+                return;
+            }
+            // A TLS listener serves its plain twin's routes.
+            let listener = conn.listener.plain();
             let Proto::Http(http) = &mut conn.proto else {
                 return;
             };
@@ -118,7 +163,14 @@ impl CoreState {
 
     /// Serves one request; true if the connection stays open for another.
     fn on_request(&mut self, slot: u32, req: Request, listener: Listener) -> bool {
-        let ctx = ResponseContext::for_request(&req);
+        let mut ctx = ResponseContext::for_request(&req);
+        let last = match self.conns.at(slot).map(|c| &c.proto) {
+            Some(Proto::Http(http)) => http.state.is_last_request(),
+            _ => true,
+        };
+        if last {
+            ctx.keep_alive = false;
+        }
         let mut out = BytesMut::new();
         if req.content_length > 0 {
             response::write_error(&ctx, 413, &mut out);
@@ -128,6 +180,11 @@ impl CoreState {
         // The admin routes live on the admin listener; the public port answers them
         // only when the operator put them there (`[api] on_public_port`).
         let api_only_here = !self.shared.config.api.on_public_port;
+        if listener == Listener::Http && req.content_length == 0 {
+            if let Some(keep_going) = self.on_hls_request(slot, &req, ctx) {
+                return keep_going;
+            }
+        }
         if let (Some((app, name)), true) = (flv_target(&req.path), listener == Listener::Http) {
             return self.on_flv_request(slot, &req, ctx, app.to_owned(), name.to_owned());
         }
@@ -232,6 +289,9 @@ impl CoreState {
         query: Option<String>,
     ) -> bool {
         self.hold_http(slot);
+        if let Some(conn) = self.conns.at(slot) {
+            conn.source_timeline = query.as_deref().is_some_and(asks_source_timeline);
+        }
         self.arm_stop_hook(slot, key.app(), key.name(), query.as_deref());
         if self.edge_enabled() {
             // Always through the key's pull core: it serialises pull start and close.
@@ -309,7 +369,8 @@ impl CoreState {
         let n = egress.start(true, true, &mut header);
         out.extend_from_slice(&header[..n]);
         if let Some(conn) = self.conns.at(slot) {
-            let _ = conn.outbox.queue_control(&out);
+            // Behind any response still queued on the connection (pipelining).
+            let _ = conn.outbox.queue_in_order(out.freeze(), Hold::Bytes);
         }
         match self.start_viewer(slot, key, Egress::Flv(egress)) {
             Ok(()) => false,
@@ -326,14 +387,17 @@ impl CoreState {
     /// Queues a complete response; keeps the connection for the next request or
     /// closes it after the send.
     fn respond(&mut self, slot: u32, bytes: &[u8], keep_alive: bool) -> bool {
+        self.respond_bytes(slot, Bytes::copy_from_slice(bytes), None, keep_alive)
+    }
+
+    /// A complete response is queued on `slot`: the next request head is
+    /// awaited (keep-alive) or the connection closes after the send. True
+    /// when the next request may be read.
+    pub(crate) fn response_done(&mut self, slot: u32, keep_alive: bool) -> bool {
         let now = self.now_ms();
         let Some(conn) = self.conns.at(slot) else {
             return false;
         };
-        if conn.outbox.queue_control(bytes).is_err() {
-            self.conns.close_later(slot, CloseReason::ProtocolError);
-            return false;
-        }
         if let Proto::Http(http) = &mut conn.proto {
             http.state.answered(now, keep_alive);
         }
@@ -343,6 +407,48 @@ impl CoreState {
         self.sends.mark_ready(&mut self.conns, slot);
         self.conns.arm_timer(slot);
         keep_alive
+    }
+
+    /// Queues bytes of a response in order (no copy); false (closing) when
+    /// the connection cannot take more.
+    pub(crate) fn queue_bytes(&mut self, slot: u32, bytes: Bytes) -> bool {
+        let Some(conn) = self.conns.at(slot) else {
+            return false;
+        };
+        if conn.outbox.queue_in_order(bytes, Hold::Bytes).is_err() {
+            self.conns.close_later(slot, CloseReason::ProtocolError);
+            return false;
+        }
+        true
+    }
+
+    pub(crate) fn mark_send(&mut self, slot: u32) {
+        self.sends.mark_ready(&mut self.conns, slot);
+    }
+
+    /// Queues a complete response (`head`, then `body`'s shared pieces, never
+    /// copied); keeps the connection for the next request or closes it after
+    /// the send. True when the next request may be read.
+    pub(crate) fn respond_bytes(
+        &mut self,
+        slot: u32,
+        head: Bytes,
+        body: Option<&Body>,
+        keep_alive: bool,
+    ) -> bool {
+        if !head.is_empty() && !self.queue_bytes(slot, head) {
+            return false;
+        }
+        for piece in body.map(Body::pieces).unwrap_or_default() {
+            let Some(conn) = self.conns.at(slot) else {
+                return false;
+            };
+            if conn.outbox.queue_body(Hold::Bytes(piece.clone())).is_err() {
+                self.conns.close_later(slot, CloseReason::ProtocolError);
+                return false;
+            }
+        }
+        self.response_done(slot, keep_alive)
     }
 
     fn respond_and_close(&mut self, slot: u32, bytes: &[u8], reason: CloseReason) {

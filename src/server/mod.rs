@@ -18,6 +18,7 @@ pub mod edge;
 pub mod egress_flv;
 pub mod egress_rtmp;
 pub mod failures;
+pub mod hls;
 pub mod hook_conn;
 pub mod hooks;
 pub mod http_conn;
@@ -28,6 +29,8 @@ pub mod send_queue;
 pub mod shared;
 pub mod signals;
 pub mod timers;
+pub mod tls_conn;
+pub mod tls_reload;
 pub mod token;
 pub mod viewer_send;
 pub mod worker;
@@ -65,6 +68,8 @@ pub enum MeshMsg {
     Stream(CoreMsg),
     /// Edge mode: viewers asking a key's pull core, and its answers.
     Edge(crate::edge::EdgeMsg),
+    /// HLS views of owned streams for the other cores (control lane).
+    Hls(hls::HlsMsg),
 }
 
 impl MeshMsg {
@@ -115,6 +120,12 @@ pub enum ServeError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
+    /// A `[tls]` certificate or key could not be used.
+    #[error("[tls]: {0}")]
+    Tls(#[from] crate::tls::LoadError),
+    /// The certificate reload thread could not start.
+    #[error("cannot start the TLS reload thread")]
+    Reload(#[source] std::io::Error),
 }
 
 /// Whether something already accepts connections on `addr`. The admin port has a
@@ -157,6 +168,28 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
             reason: e.to_string(),
         })?;
     config.validate_exposure()?;
+    config.validate_tls()?;
+    // Certificates are read once, here, off the cores; SIGHUP re-reads them on
+    // the reload thread (`tls_reload`), never on a core.
+    let tls = config
+        .tls
+        .as_ref()
+        .map(crate::tls::ServerTls::load)
+        .transpose()?;
+    // Edge pulls and relays over TLS verify their peers against `[tls] ca`, else
+    // the system store.
+    let tls_origin = config
+        .edge
+        .origins
+        .iter()
+        .chain(config.relay.push.iter().map(|p| &p.url))
+        .any(|o| o.starts_with("https://") || o.starts_with("rtmps://"));
+    let client_tls = if tls_origin {
+        let ca = config.tls.as_ref().and_then(|t| t.ca.as_deref());
+        Some(crate::tls::ClientTls::load(ca)?)
+    } else {
+        None
+    };
     hooks::HookTargets::resolve(&config.hooks)?;
     let metrics = MetricsRegistry::new(n)?;
     let mesh = MeshConfig {
@@ -185,6 +218,12 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         });
     }
     ports.push((admin, Listener::Admin));
+    if let Some(addr) = config.server.https_listen {
+        ports.push((addr, Listener::Https));
+    }
+    if let Some(addr) = config.server.rtmps_listen {
+        ports.push((addr, Listener::Rtmps));
+    }
     for link in links {
         let mut listeners = Vec::new();
         for &(addr, kind) in &ports {
@@ -198,10 +237,13 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         rtmp = %config.server.rtmp_listen,
         http = %config.server.http_listen,
         admin = %config.api.admin_listen,
+        https = ?config.server.https_listen,
+        rtmps = ?config.server.rtmps_listen,
         cores = n,
         "ringcast listening"
     );
-    let shared = Arc::new(Shared::new(config, n, metrics));
+    tls_reload::spawn(tls.clone()).map_err(ServeError::Reload)?;
+    let shared = Arc::new(Shared::new(config, n, metrics).with_tls(tls, client_tls));
     let failure: Arc<Mutex<Option<ServeError>>> = Arc::new(Mutex::new(None));
     let threads = {
         let (shared, failure) = (shared.clone(), failure.clone());

@@ -19,6 +19,8 @@ use crate::stream::StreamKey;
 pub enum WaitingPlay {
     /// An HTTP-FLV request; nothing of the response has been written.
     Flv(ResponseContext),
+    /// An HLS/DASH request (kept by `server::hls` by connection slot).
+    Hls(ResponseContext),
     /// An RTMP `play` on message stream `msg_stream`, not yet accepted.
     Rtmp {
         /// The message stream.
@@ -161,6 +163,7 @@ impl CoreState {
             WaitingPlay::Flv(ctx) => {
                 self.start_flv_viewer(slot, ctx, key);
             }
+            WaitingPlay::Hls(_) => self.hls_resume_held(slot, None),
             WaitingPlay::Rtmp { msg_stream } => {
                 self.start_rtmp_play(slot, msg_stream, key);
                 // Input that arrived while the play was held is processed now.
@@ -178,6 +181,13 @@ impl CoreState {
                     Refusal::Unavailable => 503,
                 };
                 self.refuse_flv(slot, ctx, status);
+            }
+            WaitingPlay::Hls(_) => {
+                let status = match refusal {
+                    Refusal::NotFound => 404,
+                    Refusal::Unavailable => 503,
+                };
+                self.hls_resume_held(slot, Some(status));
             }
             WaitingPlay::Rtmp { msg_stream } => {
                 let (why, text) = match refusal {

@@ -44,6 +44,15 @@ impl CoreReport {
         }
     }
 
+    /// `n` HLS/DASH sessions (an estimate) watch `stream` on this core.
+    pub fn set_hls_sessions(&mut self, stream: StreamId, n: u64) {
+        let counts = self.viewers.entry(stream).or_default();
+        counts.hls = n;
+        if counts.total() == 0 {
+            self.viewers.remove(&stream);
+        }
+    }
+
     /// A publisher from `peer` started feeding `stream` on this core.
     pub fn publisher_started(&mut self, stream: StreamId, peer: Option<SocketAddr>) {
         self.publishers.insert(stream, peer);

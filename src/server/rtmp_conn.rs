@@ -17,6 +17,7 @@ use super::worker::CoreState;
 use super::MeshMsg;
 use crate::auth::hooks::HookAction;
 use crate::auth::{Action, Refusal};
+use crate::edge::origin::asks_source_timeline;
 use crate::metrics::{CloseReason, IngestSource, RefuseReason};
 use crate::protocol::flv::config::parse_video_sequence_header;
 use crate::protocol::rtmp::chunk::ChunkLimits;
@@ -429,13 +430,15 @@ impl CoreState {
             pushed.wake,
             kind,
         );
+        let entry = pushed.entry;
         if !pushed.replicate_to.is_empty() {
-            let msg = CoreMsg::frame(stream_id, &pushed.entry);
+            let msg = CoreMsg::frame(stream_id, &entry);
             for core in pushed.replicate_to.iter() {
                 self.mesh
                     .send(&self.metrics, core, MeshMsg::Stream(msg.clone()));
             }
         }
+        self.hls_push(stream_id, &entry);
     }
 
     /// Ends the publishing on `slot` if it is on message stream `msg_stream`: an
@@ -480,6 +483,9 @@ impl CoreState {
     /// A stream ended on this core: release its key if owned, wake its viewers so
     /// they finish, and tell replicas.
     pub fn stream_ended(&mut self, ended: EndedStream) {
+        if let Role::Owner { .. } = ended.role {
+            self.hls_stream_ended(ended.stream_id);
+        }
         if let Role::Owner { generation } = ended.role {
             let claim = Claim {
                 stream_id: ended.stream_id,
@@ -553,6 +559,9 @@ impl CoreState {
         query: Option<String>,
     ) {
         self.arm_stop_hook(slot, app, name, query.as_deref());
+        if let Some(conn) = self.conns.at(slot) {
+            conn.source_timeline = query.as_deref().is_some_and(asks_source_timeline);
+        }
         match StreamKey::new(app, name) {
             Ok(key) if self.edge_enabled() => {
                 // Held until the key's pull core answers (the session buffers input meanwhile).

@@ -27,6 +27,14 @@ pub struct Shared {
     pub hooks: Option<super::hooks::HookTargets>,
     /// The server's start: zero of every core's millisecond clock.
     pub epoch: Instant,
+    /// `[tls]`, loaded at startup: the HTTPS and RTMPS listeners' configurations
+    /// (one reloadable certificate set). `None` without TLS listeners.
+    pub tls: Option<crate::tls::ServerTls>,
+    /// Bounds of every accepted TLS connection.
+    pub tls_limits: crate::tls::TlsLimits,
+    /// Edge pulls from `https://` / `rtmps://` origins: the trusted roots
+    /// (`[tls] ca`, else the system store). `None` without such an origin.
+    pub client_tls: Option<crate::tls::ClientTls>,
     /// Each core's latest report for the API.
     reports: Vec<Mutex<CorePublished>>,
     open_connections: AtomicUsize,
@@ -37,7 +45,7 @@ impl Shared {
     pub fn new(config: Config, cores: usize, metrics: MetricsRegistry) -> Shared {
         let api = ApiConfig {
             // Off loopback every admin route needs the token (`validate` made sure one is set).
-            public_metrics: !config.api.exposed(config.server.http_listen),
+            public_metrics: !config.api.exposed(&config.public_http()),
             public_status_page: false,
             play_urls: api::PlayUrlConfig::for_listeners(
                 config.server.rtmp_listen,
@@ -60,12 +68,26 @@ impl Shared {
             api,
             metrics,
             epoch: Instant::now(),
+            tls: None,
+            client_tls: None,
+            tls_limits: super::tls_conn::limits(&config),
             reports: (0..cores)
                 .map(|_| Mutex::new(CorePublished::default()))
                 .collect(),
             open_connections: AtomicUsize::new(0),
             config,
         }
+    }
+
+    /// With the TLS listeners' certificates (loaded by `serve`, off the cores).
+    pub fn with_tls(
+        mut self,
+        tls: Option<crate::tls::ServerTls>,
+        client_tls: Option<crate::tls::ClientTls>,
+    ) -> Shared {
+        self.tls = tls;
+        self.client_tls = client_tls;
+        self
     }
 
     /// Number of cores.

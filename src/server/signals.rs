@@ -1,16 +1,25 @@
-//! SIGTERM/SIGINT → a shutdown flag the core loops poll every turn.
+//! SIGTERM/SIGINT → a shutdown flag the core loops poll every turn; SIGHUP → a
+//! reload flag the TLS reload thread polls (`server::tls_reload`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+static RELOAD: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
     // Only an atomic store: async-signal-safe.
     SHUTDOWN.store(true, Ordering::Relaxed);
 }
 
-/// Installs the handlers for SIGTERM and SIGINT, and ignores SIGPIPE (a viewer
-/// closing mid-send must give EPIPE, not kill the process).
+extern "C" fn on_hangup(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe. The reload itself reads files
+    // and takes a lock, so it runs on the reload thread.
+    RELOAD.store(true, Ordering::Relaxed);
+}
+
+/// Installs the handlers for SIGTERM and SIGINT (shutdown) and SIGHUP (reload the
+/// TLS certificates; no longer the default "terminate"), and ignores SIGPIPE (a
+/// viewer closing mid-send must give EPIPE, not kill the process).
 pub fn install() -> std::io::Result<()> {
     // SAFETY: installing a handler that only stores an atomic.
     unsafe {
@@ -19,6 +28,10 @@ pub fn install() -> std::io::Result<()> {
             if libc::signal(sig, handler) == libc::SIG_ERR {
                 return Err(std::io::Error::last_os_error());
             }
+        }
+        let hangup = on_hangup as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        if libc::signal(libc::SIGHUP, hangup) == libc::SIG_ERR {
+            return Err(std::io::Error::last_os_error());
         }
         if libc::signal(libc::SIGPIPE, libc::SIG_IGN) == libc::SIG_ERR {
             return Err(std::io::Error::last_os_error());
@@ -35,4 +48,9 @@ pub fn requested() -> bool {
 /// Asks for shutdown from code (tests, fatal errors).
 pub fn request() {
     SHUTDOWN.store(true, Ordering::Relaxed);
+}
+
+/// Whether a reload was asked for (SIGHUP) since the last call; clears the flag.
+pub fn take_reload() -> bool {
+    RELOAD.swap(false, Ordering::Relaxed)
 }

@@ -26,16 +26,20 @@ impl Conn {
             Proto::Relay(rc) => rc.poll_timeout(),
             Proto::Hook(hc) => hc.poll_timeout(),
         };
-        match (self.connect_deadline_ms, session) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let tls = self.tls.as_ref().and_then(|t| t.poll_timeout());
+        [self.connect_deadline_ms, session, tls]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Hands `now_ms` to the connection's deadlines: why it must close, if one passed.
     fn handle_timeout(&mut self, now_ms: u64) -> Result<(), String> {
         if self.connect_deadline_ms.is_some_and(|d| now_ms >= d) {
             return Err("connect timeout".to_owned());
+        }
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.handle_timeout(now_ms)?;
         }
         match &mut self.proto {
             Proto::Rtmp(rc) => rc.handle_timeout(now_ms),
@@ -112,37 +116,70 @@ impl Connections {
     }
 
     /// Hands `now_ms` to the connection of a fired entry: re-armed at its next
-    /// deadline if none has passed, else its slot is returned (it must close).
-    fn fire(&mut self, key: u64, now_ms: u64) -> Option<u32> {
+    /// deadline if none has passed; else what is due.
+    fn fire(&mut self, key: u64, now_ms: u64) -> Fired {
         let (slot, generation) = (key as u32, (key >> 32) as u32);
         let core = self.core;
-        let conn = self.get_mut(slot, generation)?;
+        let Some(conn) = self.get_mut(slot, generation) else {
+            return Fired::Nothing;
+        };
         conn.timer = None;
         if conn.closing {
-            return None;
+            return Fired::Nothing;
+        }
+        if let Proto::Http(http) = &conn.proto {
+            if http.park_expired(now_ms) {
+                return Fired::Held(slot);
+            }
         }
         match conn.handle_timeout(now_ms) {
             Ok(()) => {
                 self.arm_timer(slot);
-                None
+                Fired::Nothing
             }
             Err(why) => {
                 tracing::debug!(core, slot, peer = ?conn.peer, %why, "closing connection");
-                Some(slot)
+                Fired::Close(slot)
             }
         }
     }
 }
 
+/// What a fired wheel entry asks for.
+enum Fired {
+    /// Nothing (re-armed, or the connection is gone).
+    Nothing,
+    /// A deadline of the connection passed: close it.
+    Close(u32),
+    /// The HLS request parked on it is due (503, or a stalled stream ends).
+    Held(u32),
+}
+
 impl CoreState {
     /// Fires every due entry: connections whose deadline passed close with
-    /// [`CloseReason::Timeout`]; the others are re-armed at their new deadline.
+    /// [`CloseReason::Timeout`]; a held HLS request past its deadline is
+    /// answered; the others are re-armed at their new deadline.
     pub(super) fn expire_timers(&mut self, r: &mut Reactor) {
         let now = self.now_ms();
         let fired = self.conns.take_fired(now);
         for &key in &fired {
-            if let Some(slot) = self.conns.fire(key, now) {
-                self.close_now(r, slot, CloseReason::Timeout);
+            match self.conns.fire(key, now) {
+                Fired::Nothing => {}
+                Fired::Close(slot) => {
+                    // Whichever deadline fired, a TLS handshake still under way never finished.
+                    if self
+                        .conns
+                        .at(slot)
+                        .and_then(|c| c.tls.as_ref())
+                        .is_some_and(|t| t.handshake_pending())
+                    {
+                        self.metrics
+                            .tls_handshakes
+                            .inc(crate::metrics::TlsHandshakeResult::Timeout);
+                    }
+                    self.close_now(r, slot, CloseReason::Timeout);
+                }
+                Fired::Held(slot) => self.hls_held_due(slot),
             }
         }
         self.conns.fired_done(fired);

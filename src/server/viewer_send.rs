@@ -68,7 +68,11 @@ impl CoreState {
                 }
             }
         }
-        let id = self.shard.add_viewer(stream_id, self.viewer_options())?;
+        let mut options = self.viewer_options();
+        if self.conns.at(slot).is_some_and(|c| c.source_timeline) {
+            options.timeline = TimelineMode::Source;
+        }
+        let id = self.shard.add_viewer(stream_id, options)?;
         let protocol = egress.protocol();
         self.viewer_conns.insert(id, slot);
         self.metrics.viewers.inc(protocol);
@@ -183,7 +187,8 @@ impl CoreState {
                 }
                 let mut end = [0u8; PREFIX_SLOT];
                 let n = flv.finish(&mut end);
-                let _ = conn.outbox.queue_control(&end[..n]);
+                let end = bytes::Bytes::copy_from_slice(&end[..n]);
+                let _ = conn.outbox.queue_in_order(end, Hold::Bytes);
                 conn.close_after_flush = true;
             }
             Egress::Rtmp(_) => {

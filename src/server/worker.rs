@@ -82,10 +82,15 @@ pub struct CoreState {
     pub relays: super::edge::relay::Relays,
     /// HTTP hook calls of this core and the sessions held for them.
     pub hooks: super::hooks::Hooks,
+    /// HLS: packagers of owned streams, other cores' views, waiters.
+    pub hls: super::hls::HlsCore,
     pub(super) epoch: Instant,
     pub(super) wake_buf: Box<u64>,
     pub(super) shutting_down: Option<Instant>,
     sweeps: SweepSchedule,
+    /// Reused for the plaintext TLS decrypts from one receive (handed to the
+    /// protocol at once, which copies what it keeps).
+    pub(super) tls_plain: Vec<u8>,
 }
 
 impl CoreState {
@@ -233,11 +238,13 @@ impl Worker {
             edge: super::edge::EdgeCore::new(cfg),
             relays: super::edge::relay::Relays::new(cfg),
             hooks: super::hooks::Hooks::new(shared.hooks.as_ref()),
+            hls: super::hls::HlsCore::new(cfg.hls.max_waiters_per_core),
             pending: PendingPlays::new(cfg.stream.wait_for_publisher),
             epoch: shared.epoch,
             wake_buf: Box::new(0),
             shutting_down: None,
             sweeps: SweepSchedule::new(now),
+            tls_plain: Vec::new(),
             shared,
         };
         Ok(Worker { reactor, state })
@@ -439,6 +446,7 @@ impl CoreState {
         self.expire_waiters(now_ms);
         self.sweep_hooks(now_ms);
         self.tick_pulls(now_ms);
+        self.hls_sweep(now_ms);
         self.publish_report();
     }
 
@@ -463,6 +471,7 @@ impl CoreState {
             match msg {
                 MeshMsg::Stream(msg) => self.on_stream_msg(msg),
                 MeshMsg::Edge(msg) => self.on_edge_msg(msg),
+                MeshMsg::Hls(msg) => self.on_hls_msg(msg),
             }
         }
         self.mesh.handled(msgs);
@@ -486,7 +495,14 @@ impl CoreState {
         // Whatever it waited for goes in this send (or, if one is in flight,
         // in the one its completion queues).
         conn.woken = false;
-        if conn.closing || conn.outbox.begin().is_err() {
+        if conn.closing {
+            return;
+        }
+        if conn.tls.is_some() {
+            self.flush_tls(r, slot, now_ms);
+            return;
+        }
+        if conn.outbox.begin().is_err() {
             return;
         }
         if conn.viewer.is_some() {
@@ -500,30 +516,7 @@ impl CoreState {
             return;
         }
         match conn.outbox.finish() {
-            Some(msg) => {
-                let token = Token::new(Op::Send, slot, conn.generation).pack();
-                match submit_send(
-                    r,
-                    conn.fd,
-                    msg,
-                    token,
-                    self.shared.config.runtime.zero_copy_send,
-                ) {
-                    Ok(()) => {
-                        conn.inflight += 1;
-                        let frames = conn.outbox.held().iter();
-                        let frames = frames.filter(|h| matches!(h, Hold::Frame(..))).count();
-                        self.metrics
-                            .reactor
-                            .record_send(conn.outbox.bytes_queued() as u64, frames as u64);
-                    }
-                    Err(_) => {
-                        // Never reached the kernel.
-                        conn.outbox.on_failed();
-                        self.conns.close_later(slot, CloseReason::IoError);
-                    }
-                }
-            }
+            Some(msg) => self.submit_gathered(r, slot, msg, true),
             None => {
                 if conn.outbox.has_control() {
                     // Queued while this (empty) send was gathered, e.g. a viewer's
@@ -534,6 +527,45 @@ impl CoreState {
                     let reason = conn.close_reason;
                     self.conns.close_later(slot, reason);
                 }
+            }
+        }
+    }
+
+    /// Submits the send `msg` that `slot`'s outbox just put in flight; `first`:
+    /// the first (or only) part of its gathered send, whose frames it records.
+    pub(super) fn submit_gathered(
+        &mut self,
+        r: &mut Reactor,
+        slot: u32,
+        msg: *const libc::msghdr,
+        first: bool,
+    ) {
+        let Some(conn) = self.conns.at(slot) else {
+            return;
+        };
+        let token = Token::new(Op::Send, slot, conn.generation).pack();
+        match submit_send(
+            r,
+            conn.fd,
+            msg,
+            token,
+            self.shared.config.runtime.zero_copy_send,
+        ) {
+            Ok(()) => {
+                conn.inflight += 1;
+                let held = conn.outbox.held().iter();
+                let frames = match first {
+                    true => held.filter(|h| matches!(h, Hold::Frame(..))).count(),
+                    false => 0,
+                };
+                self.metrics
+                    .reactor
+                    .record_send(conn.outbox.bytes_queued() as u64, frames as u64);
+            }
+            Err(_) => {
+                // Never reached the kernel.
+                conn.outbox.on_failed();
+                self.conns.close_later(slot, CloseReason::IoError);
             }
         }
     }

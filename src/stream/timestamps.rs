@@ -48,7 +48,16 @@ pub struct StreamClock {
     rebases: u64,
     /// Set by `resume` until the new publisher's first timed frame.
     resuming: bool,
+    /// Set by `resume_following` until the new upstream's first timed frame
+    /// that is not a replay.
+    following: bool,
+    /// The last video keyframe's timeline value (`mark_keyframe`).
+    last_keyframe: Option<i64>,
 }
+
+/// Longest gap a followed upstream may leave (an outage of the origin's
+/// timeline) before its next frame is taken as a new timeline and re-based.
+pub const MAX_FOLLOW_GAP_MS: i64 = 300_000;
 
 impl StreamClock {
     /// A clock for a new stream; its timeline starts at the first raw timestamp.
@@ -61,6 +70,8 @@ impl StreamClock {
             step: i64::from(policy.default_step_ms),
             rebases: 0,
             resuming: false,
+            following: false,
+            last_keyframe: None,
         }
     }
 
@@ -71,6 +82,27 @@ impl StreamClock {
                 self.offset = 0;
                 self.last_raw = Some((raw, i64::from(raw)));
                 i64::from(raw)
+            }
+            (None, Some(last_out)) if self.following => {
+                // First new frame of a followed upstream: on the same timeline
+                // (a gap forward, or the few frames past the end of a replay)
+                // it keeps its own time; anything else is a new timeline.
+                self.following = false;
+                let unwrapped = last_out + i64::from(timestamp_delta(raw, low32(last_out)));
+                let distance = unwrapped - last_out;
+                if distance < -i64::from(self.policy.max_backward_ms)
+                    || distance > MAX_FOLLOW_GAP_MS
+                {
+                    self.rebases += 1;
+                    let out = last_out + self.step;
+                    self.offset = out - i64::from(raw);
+                    self.last_raw = Some((raw, i64::from(raw)));
+                    out
+                } else {
+                    self.offset = 0;
+                    self.last_raw = Some((raw, unwrapped));
+                    unwrapped.max(last_out)
+                }
             }
             (None, Some(last_out)) => {
                 // First frame of a resuming publisher: continue after the last
@@ -125,6 +157,39 @@ impl StreamClock {
         self.resuming = true;
     }
 
+    /// An upstream that carries the stream's own timeline (an edge's pull of
+    /// a ringcast origin) takes over again after a loss: frames it repeats
+    /// (the origin's GOP cache, up to the end of the timeline here) are
+    /// [`StreamClock::is_replay`], and its first new frame keeps its own time
+    /// when it continues the timeline (a gap forward of up to
+    /// [`MAX_FOLLOW_GAP_MS`]); otherwise it is re-based like
+    /// [`StreamClock::resume`]'s.
+    pub fn resume_following(&mut self) {
+        self.last_raw = None;
+        self.resuming = false;
+        self.following = self.last_out.is_some();
+    }
+
+    /// Whether a timed frame at `raw` repeats media this timeline already has:
+    /// only right after [`StreamClock::resume_following`], for frames from the
+    /// last video keyframe seen (where a re-pulled GOP cache starts at the
+    /// earliest) to the end of the timeline. Such frames are dropped, not stamped.
+    pub fn is_replay(&self, raw: u32) -> bool {
+        if !self.following {
+            return false;
+        }
+        let (Some(last_out), Some(key)) = (self.last_out, self.last_keyframe) else {
+            return false;
+        };
+        let unwrapped = last_out + i64::from(timestamp_delta(raw, low32(last_out)));
+        (key..=last_out).contains(&unwrapped)
+    }
+
+    /// Notes that the frame just stamped at `ts` is a video keyframe.
+    pub fn mark_keyframe(&mut self, ts: u64) {
+        self.last_keyframe = i64::try_from(ts).ok();
+    }
+
     /// The last timeline value produced, if any.
     pub fn last(&self) -> Option<u64> {
         self.last_out.and_then(|v| u64::try_from(v).ok())
@@ -134,6 +199,11 @@ impl StreamClock {
     pub fn rebases(&self) -> u64 {
         self.rebases
     }
+}
+
+/// The low 32 bits of a timeline value (what the wire carries).
+fn low32(v: i64) -> u32 {
+    (v & 0xFFFF_FFFF) as u32
 }
 
 /// Where a viewer's output timestamps start.
@@ -238,6 +308,50 @@ mod tests {
     }
 
     #[test]
+    fn a_followed_upstream_keeps_the_timeline_and_skips_its_replay() {
+        let p = TimestampPolicy::default();
+        let mut c = StreamClock::new(p);
+        assert_eq!(run(&mut c, &[90_000, 90_040]), vec![90_000, 90_040]);
+        c.mark_keyframe(90_040);
+        assert_eq!(run(&mut c, &[90_080, 90_120]), vec![90_080, 90_120]);
+        c.resume_following();
+        // The re-pulled GOP cache starts at the last keyframe: already here.
+        for raw in [90_040, 90_080, 90_120] {
+            assert!(c.is_replay(raw), "{raw}");
+        }
+        assert!(
+            !c.is_replay(90_000),
+            "before the last keyframe: a new timeline"
+        );
+        assert!(!c.is_replay(90_160));
+        assert_eq!(run(&mut c, &[90_160, 90_200]), vec![90_160, 90_200]);
+        assert!(!c.is_replay(90_120), "only right after the resume");
+
+        // A gap on the same timeline (the origin ran on): kept as is.
+        c.resume_following();
+        assert_eq!(run(&mut c, &[150_000, 150_040]), vec![150_000, 150_040]);
+        assert_eq!(c.rebases(), 0);
+
+        // A new timeline (the origin's stream restarted): re-based after the end.
+        c.resume_following();
+        assert!(!c.is_replay(0));
+        assert_eq!(run(&mut c, &[0, 40]), vec![150_080, 150_120]);
+        assert_eq!(c.rebases(), 1);
+        c.resume_following();
+        let far = 150_120 + MAX_FOLLOW_GAP_MS as u32 + 1;
+        assert_eq!(run(&mut c, &[far]), vec![150_160]);
+
+        // Past 2^32 ms the wire value wraps; the timeline does not.
+        let mut w = StreamClock::new(p);
+        let start = u32::MAX - 100;
+        run(&mut w, &[start, start.wrapping_add(40)]);
+        w.mark_keyframe(u64::from(start));
+        w.resume_following();
+        assert!(w.is_replay(start));
+        assert_eq!(w.correct(start.wrapping_add(200)), u64::from(start) + 200);
+    }
+
+    #[test]
     fn untimed_frames_do_not_move_the_clock() {
         let mut c = StreamClock::new(TimestampPolicy::default());
         assert_eq!(c.stamp_untimed(0), 0);
@@ -282,6 +396,24 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn a_followed_clock_is_monotonic_and_bounded(raws in proptest::collection::vec(proptest::num::u32::ANY, 1..200),
+                                                      resume_at in proptest::collection::vec(0usize..200, 0..4)) {
+            let mut c = StreamClock::new(TimestampPolicy::default());
+            let mut last = None::<u64>;
+            for (i, r) in raws.into_iter().enumerate() {
+                if resume_at.contains(&i) { c.resume_following(); }
+                if r % 5 == 0 { c.mark_keyframe(last.unwrap_or(0)); }
+                if c.is_replay(r) { continue; }
+                let out = c.correct(r);
+                if let Some(last) = last {
+                    proptest::prop_assert!(out >= last, "{out} < {last}");
+                    proptest::prop_assert!(out - last <= MAX_FOLLOW_GAP_MS as u64, "jump {last} -> {out}");
+                }
+                last = Some(out);
+            }
+        }
+
         #[test]
         fn clock_is_monotonic_for_any_input(raws in proptest::collection::vec(proptest::num::u32::ANY, 1..200),
                                              resume_at in 0usize..200) {

@@ -9,12 +9,12 @@ use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `[tls]`: the default certificate (`cert`, `key`), more certificates chosen by
 /// SNI (`[[tls.sni]]`), and for edge pulls from `https://` / `rtmps://`
 /// origins an optional CA file (`ca`) instead of the system store.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM file with the default certificate chain, leaf first.
@@ -25,12 +25,12 @@ pub struct TlsConfig {
     #[serde(default)]
     pub sni: Vec<CertFiles>,
     /// PEM file of CA certificates trusted for origins; absent: the system store.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<PathBuf>,
 }
 
 /// One SNI certificate: the names it serves and its files.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CertFiles {
     /// Host names (case-insensitive) for which this certificate is chosen.

@@ -17,8 +17,8 @@
 //! alone and adds three small crates; aws-lc-rs would add a much larger C build
 //! to a machine where compile time is the scarce resource.
 //!
-//! No listener uses this yet: the reactor wiring (HTTPS, RTMPS, edge pulls from
-//! `https://` / `rtmps://` origins) comes next.
+//! The HTTPS and RTMPS listeners and edge pulls from `https://` / `rtmps://`
+//! origins (the [`ClientTls`] side) use it through `server::tls_conn`.
 
 #![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]

@@ -32,6 +32,18 @@ pub struct TlsLimits {
     pub max_ciphertext_out: usize,
 }
 
+impl TlsLimits {
+    /// Most plaintext one [`TlsSession::send`] may take when the ciphertext
+    /// buffer starts empty: `max_ciphertext_out` less the worst-case overhead
+    /// of the records it is cut into.
+    pub fn max_plaintext_per_send(&self) -> usize {
+        let record = MAX_RECORD_PLAINTEXT + RECORD_OVERHEAD;
+        let full = self.max_ciphertext_out / record;
+        let rest = self.max_ciphertext_out - full * record;
+        (full * MAX_RECORD_PLAINTEXT + rest.saturating_sub(RECORD_OVERHEAD)).max(1)
+    }
+}
+
 impl Default for TlsLimits {
     fn default() -> Self {
         Self {
@@ -329,6 +341,12 @@ impl TlsSession {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// Whether rustls has bytes queued to send (a handshake flight, a ticket,
+    /// an alert): the caller should [`TlsSession::poll_transmit`] (or `send`).
+    pub fn wants_transmit(&self) -> bool {
+        self.conn.wants_write()
     }
 
     /// Whether the handshake is still in progress.

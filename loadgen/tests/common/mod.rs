@@ -417,6 +417,11 @@ impl Ringcast {
     }
 
     pub fn start() -> Ringcast {
+        Ringcast::start_with_config(None)
+    }
+
+    /// Like [`Ringcast::start`], with a TOML config file holding `config`.
+    pub fn start_with_config(config: Option<&str>) -> Ringcast {
         let exe = Path::new(env!("CARGO_BIN_EXE_loadgen")).with_file_name("ringcast");
         assert!(
             exe.exists(),
@@ -424,9 +429,17 @@ impl Ringcast {
             exe.display()
         );
         let (rtmp, http, admin) = (free_port(), free_port(), free_port());
-        let child = Command::new(exe)
+        let dir = TempDir::new("ringcast-config");
+        let mut cmd = Command::new(exe);
+        if let Some(toml) = config {
+            let path = dir.path("ringcast.toml");
+            std::fs::write(&path, toml).unwrap();
+            cmd.arg("serve").arg("--config").arg(&path);
+        } else {
+            cmd.arg("serve");
+        }
+        let child = cmd
             .args([
-                "serve",
                 "--cores",
                 "1",
                 "--rtmp",

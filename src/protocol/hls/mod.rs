@@ -15,6 +15,7 @@ pub mod serve;
 pub mod store;
 pub mod timeline;
 pub mod urls;
+pub mod view;
 
 pub use config::{HlsConfig, Timing};
 pub use packager::{
@@ -23,6 +24,7 @@ pub use packager::{
 pub use serve::{Answer, Cacheability, Reply, RequestError, SegmentChunks};
 pub use store::{Body, Store};
 pub use timeline::{FrameMeta, StartPoint, Timeline, TimelineEvent, TrackKind, Tracks};
+pub use view::HlsView;
 
 #[cfg(test)]
 mod packager_tests;

@@ -18,6 +18,7 @@
 
 use thiserror::Error;
 
+use super::config::Timing;
 use super::timeline::Timeline;
 
 /// Longest query string looked at (bytes); longer ones are refused.
@@ -172,9 +173,48 @@ pub struct Pending {
     pub deadline_ms: u64,
 }
 
+/// What [`decide`] and the request answering need of a timeline: a few
+/// numbers, copied out once per timeline change, so a request can be decided
+/// on a snapshot (another core's copy) without the timeline itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimelineState {
+    /// `EXT-X-ENDLIST`: the stream ended.
+    pub finished: bool,
+    /// The fixed playlist parameters.
+    pub timing: Timing,
+    /// [`Timeline::last_msn`].
+    pub last_msn: Option<u64>,
+    /// [`Timeline::last_part`].
+    pub last_part: Option<(u64, u32)>,
+    /// [`Timeline::last_closed_msn`].
+    pub last_closed_msn: Option<u64>,
+    /// The oldest closed segment in the window.
+    pub first_msn: Option<u64>,
+    /// [`Timeline::open_part`] (the preload hint).
+    pub open_part: Option<(u64, u32)>,
+    /// The open segment's number.
+    pub open_msn: Option<u64>,
+}
+
+impl TimelineState {
+    /// The state of `tl` now.
+    pub fn of(tl: &Timeline) -> Self {
+        TimelineState {
+            finished: tl.is_finished(),
+            timing: tl.timing(),
+            last_msn: tl.last_msn(),
+            last_part: tl.last_part(),
+            last_closed_msn: tl.last_closed_msn(),
+            first_msn: tl.segments().front().map(|s| s.msn),
+            open_part: tl.open_part(),
+            open_msn: tl.open_segment().map(|(m, _)| m),
+        }
+    }
+}
+
 /// Whether `(msn, part)` (part `None` = whole segment) is in the playlist.
-fn available(tl: &Timeline, msn: u64, part: Option<u32>) -> bool {
-    if tl.last_closed_msn().is_some_and(|c| c >= msn) {
+fn available(tl: &TimelineState, msn: u64, part: Option<u32>) -> bool {
+    if tl.last_closed_msn.is_some_and(|c| c >= msn) {
         return true;
     }
     let Some(p) = part else {
@@ -183,7 +223,7 @@ fn available(tl: &Timeline, msn: u64, part: Option<u32>) -> bool {
     // Segment `msn` is not closed: the part must be among the open segment's
     // closed parts (or the request is for an earlier, closed segment,
     // handled above).
-    tl.last_part()
+    tl.last_part
         .is_some_and(|(lm, lp)| lm > msn || (lm == msn && lp >= p))
 }
 
@@ -191,20 +231,25 @@ fn available(tl: &Timeline, msn: u64, part: Option<u32>) -> bool {
 /// Call it when the request arrives, again whenever a part closes
 /// ([`super::timeline::TimelineEvent::PartClosed`]) and at the deadline.
 pub fn decide(tl: &Timeline, d: &Directives, since_ms: u64, now_ms: u64) -> Decision {
+    decide_on(&TimelineState::of(tl), d, since_ms, now_ms)
+}
+
+/// [`decide`] on a timeline's [`TimelineState`] (a snapshot of it).
+pub fn decide_on(tl: &TimelineState, d: &Directives, since_ms: u64, now_ms: u64) -> Decision {
     let Some(msn) = d.msn else {
         return Decision::Ready;
     };
-    if tl.is_finished() {
+    if tl.finished {
         return Decision::Ready;
     }
-    let timing = tl.timing();
-    if let Some(last) = tl.last_msn() {
+    let timing = tl.timing;
+    if let Some(last) = tl.last_msn {
         if msn > last.saturating_add(2) {
             return Decision::BadRequest(DirectiveError::MsnTooFarAhead { msn, last });
         }
         if let Some(part) = d.part {
             let limit = advance_part_limit(timing.part_target_ms);
-            let (lm, lp) = tl.last_part().unwrap_or((last, 0));
+            let (lm, lp) = tl.last_part.unwrap_or((last, 0));
             let ahead = if msn == lm {
                 part.saturating_sub(lp)
             } else if msn > lm {
@@ -216,7 +261,7 @@ pub fn decide(tl: &Timeline, d: &Directives, since_ms: u64, now_ms: u64) -> Deci
                 return Decision::BadRequest(DirectiveError::PartTooFarAhead { msn, part, limit });
             }
         }
-        if tl.segments().front().is_some_and(|f| msn < f.msn) {
+        if tl.first_msn.is_some_and(|f| msn < f) {
             return Decision::Ready;
         }
     }

@@ -1,15 +1,18 @@
 //! Answering a request from a packager's store, so a reactor can serve HLS
 //! and DASH without knowing either: the bytes, their content type and how
 //! long a cache may keep them; or "hold it until `(msn, part)`"; or a typed
-//! error with its HTTP status.
+//! error with its HTTP status. Requests are answered from an [`HlsView`]
+//! (an immutable snapshot of the packager), so the owner core and every
+//! other core answer from the same type.
 
 use thiserror::Error;
 
 use super::packager::Packager;
-use super::request::{decide, Decision, DirectiveError, Directives, Pending};
+use super::request::{decide_on, Decision, DirectiveError, Directives, Pending};
 use super::store::{slot, Body};
 use super::timeline::TrackKind;
 use super::urls::Resource;
+use super::view::HlsView;
 
 /// `Content-Type` of playlists.
 pub const M3U8_TYPE: &str = "application/vnd.apple.mpegurl";
@@ -128,7 +131,7 @@ fn serve(
     .ok_or(RequestError::NotFound(what))
 }
 
-impl Packager {
+impl HlsView {
     /// Answers a request for `resource` (from [`super::urls::parse`]) with
     /// `query` (without `?`; `_HLS_*` directives apply to media playlists,
     /// anything else, e.g. a play token, is ignored). `since_ms` is when the
@@ -140,8 +143,8 @@ impl Packager {
         since_ms: u64,
         now_ms: u64,
     ) -> Result<Answer, RequestError> {
-        let tl = self.timeline.as_ref().ok_or(RequestError::NotStarted)?;
-        let r = &self.rendered;
+        let tl = self.state.as_ref().ok_or(RequestError::NotStarted)?;
+        let r = &self.playlists;
         // Nothing rendered yet: a joining box still waiting for a keyframe
         // it can prove starts a segment.
         if r.multivariant.is_none() {
@@ -162,11 +165,11 @@ impl Packager {
             ),
             Resource::Mpd => serve(r.mpd.as_ref(), MPD_TYPE, Cacheability::ShortLived, "MPD"),
             Resource::MediaPlaylist(track) => {
-                if self.tracks.get(slot(track)).is_none_or(Option::is_none) {
+                if !self.carries(track) {
                     return Err(RequestError::NotFound("media playlist"));
                 }
                 let d = Directives::parse(query)?;
-                match decide(tl, &d, since_ms, now_ms) {
+                match decide_on(tl, &d, since_ms, now_ms) {
                     Decision::Ready => {
                         let list = if d.skip { &r.media_delta } else { &r.media };
                         let cache = if d.is_blocking() {
@@ -200,10 +203,8 @@ impl Packager {
                     return serve(Some(b), M4S_TYPE, Cacheability::Immutable, "part");
                 }
                 // The preload hint: held until it lands (LL-HLS §6.2.6).
-                if tl.open_part() == Some((msn, part))
-                    && self.tracks.get(slot(track)).is_some_and(Option::is_some)
-                {
-                    let deadline_ms = since_ms.saturating_add(tl.timing().block_limit_ms());
+                if tl.open_part == Some((msn, part)) && self.carries(track) && !tl.finished {
+                    let deadline_ms = since_ms.saturating_add(tl.timing.block_limit_ms());
                     if now_ms >= deadline_ms {
                         return Err(RequestError::TimedOut);
                     }
@@ -216,8 +217,7 @@ impl Packager {
                 Err(RequestError::NotFound("part"))
             }
             Resource::Segment { track, msn } => {
-                let open = tl.open_segment().is_some_and(|(m, _)| m == msn);
-                if open && self.tracks.get(slot(track)).is_some_and(Option::is_some) {
+                if tl.open_msn == Some(msn) && self.carries(track) {
                     return Ok(Answer::InProgress { track, msn });
                 }
                 serve(
@@ -246,29 +246,44 @@ impl Packager {
         msn: u64,
         from_part: u32,
     ) -> Result<SegmentChunks, RequestError> {
-        let tl = self.timeline.as_ref().ok_or(RequestError::NotStarted)?;
-        let (parts, complete) = match tl.open_segment() {
-            Some((m, parts)) if m == msn => (parts, false),
-            _ => match tl.segment(msn) {
-                Some(s) if !s.gap && self.store.segment(track, msn).is_some() => {
-                    (s.parts.as_slice(), true)
-                }
-                _ => return Err(RequestError::NotFound("segment")),
-            },
+        let tl = self.state.as_ref().ok_or(RequestError::NotStarted)?;
+        let complete = if tl.open_msn == Some(msn) {
+            false
+        } else if self.store.segment(track, msn).is_some() {
+            true
+        } else {
+            return Err(RequestError::NotFound("segment"));
         };
-        let mut pieces = Vec::new();
-        let mut next_part = from_part;
-        for p in parts.iter().filter(|p| p.index >= from_part) {
-            if let Some(b) = self.store.part(track, msn, p.index) {
-                pieces.extend(b.pieces().iter().cloned());
-            }
-            next_part = p.index.saturating_add(1);
-        }
+        let (pieces, next_part) = self.store.parts_from(track, msn, from_part);
         Ok(SegmentChunks {
             body: Body::from_pieces(pieces),
             next_part,
             complete,
         })
+    }
+}
+
+impl Packager {
+    /// [`HlsView::answer`] on the packager's current state (builds a view:
+    /// a server keeps one [`Packager::view`] per change instead).
+    pub fn answer(
+        &self,
+        resource: Resource,
+        query: &str,
+        since_ms: u64,
+        now_ms: u64,
+    ) -> Result<Answer, RequestError> {
+        self.view().answer(resource, query, since_ms, now_ms)
+    }
+
+    /// [`HlsView::segment_chunks`] on the packager's current state.
+    pub fn segment_chunks(
+        &self,
+        track: TrackKind,
+        msn: u64,
+        from_part: u32,
+    ) -> Result<SegmentChunks, RequestError> {
+        self.view().segment_chunks(track, msn, from_part)
     }
 
     /// How many times the playlists have been rendered (once per timeline

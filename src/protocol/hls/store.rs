@@ -97,7 +97,7 @@ pub(crate) fn slot(track: TrackKind) -> usize {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct SegmentEntry {
     /// Parts by index, per track (`None`: the track had no frame in that part).
     parts: [Vec<Option<Body>>; 2],
@@ -107,8 +107,9 @@ struct SegmentEntry {
     ts: Option<Body>,
 }
 
-/// The bytes of one stream's window.
-#[derive(Debug, Default)]
+/// The bytes of one stream's window. Cloning it clones handles (a few
+/// hundred `Arc` bumps for a full window), never media.
+#[derive(Clone, Debug, Default)]
 pub struct Store {
     segments: BTreeMap<u64, SegmentEntry>,
     inits: Vec<(TrackKind, u64, Body)>,
@@ -206,6 +207,29 @@ impl Store {
     /// A whole fMP4 segment.
     pub fn segment(&self, track: TrackKind, msn: u64) -> Option<&Body> {
         self.segments.get(&msn)?.whole.get(slot(track))?.as_ref()
+    }
+
+    /// The stored parts of segment `msn` of `track` from part `from_part` on,
+    /// back to back, and the index after the last part looked at (parts in
+    /// which the track had no frame are skipped but counted).
+    pub fn parts_from(&self, track: TrackKind, msn: u64, from_part: u32) -> (Vec<Bytes>, u32) {
+        let mut pieces = Vec::new();
+        let mut next = from_part;
+        let Some(list) = self
+            .segments
+            .get(&msn)
+            .and_then(|e| e.parts.get(slot(track)))
+        else {
+            return (pieces, next);
+        };
+        let from = usize::try_from(from_part).unwrap_or(usize::MAX);
+        for (i, p) in list.iter().enumerate().skip(from) {
+            if let Some(b) = p {
+                pieces.extend(b.pieces().iter().cloned());
+            }
+            next = u32::try_from(i).unwrap_or(u32::MAX).saturating_add(1);
+        }
+        (pieces, next)
     }
 
     /// Stores the MPEG-TS segment `msn`.

@@ -7,6 +7,7 @@ pub mod chunked;
 pub mod client;
 pub mod connection;
 pub mod error;
+pub mod range;
 pub mod request;
 pub mod response;
 

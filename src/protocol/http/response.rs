@@ -134,8 +134,10 @@ pub const fn reason_phrase(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         409 => "Conflict",
         411 => "Length Required",
+        206 => "Partial Content",
         413 => "Content Too Large",
         414 => "URI Too Long",
+        416 => "Range Not Satisfiable",
         426 => "Upgrade Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
@@ -171,6 +173,58 @@ pub fn write_response(
     out.put_slice(b"\r\n");
     if !ctx.head_only {
         out.put_slice(body);
+    }
+}
+
+/// Writes the head of a response whose body the caller sends itself (shared
+/// pieces, written after the head without a copy): `Content-Length: len`, or
+/// with `len` `None` a streamed body, chunked for HTTP/1.1 and
+/// close-delimited for HTTP/1.0. CORS is open and `Content-Length` exposed.
+/// Returns how the body must be framed ([`BodyFraming::None`] for HEAD).
+pub fn write_body_head(
+    ctx: &ResponseContext,
+    status: u16,
+    content_type: &str,
+    len: Option<u64>,
+    extra: &[(&str, &str)],
+    out: &mut BytesMut,
+) -> BodyFraming {
+    out.reserve(256);
+    status_line(ctx.version, status, out);
+    header("Server", SERVER, out);
+    header("Content-Type", content_type, out);
+    header("Access-Control-Allow-Origin", "*", out);
+    header(
+        "Access-Control-Expose-Headers",
+        "Content-Length, Age, Date",
+        out,
+    );
+    for (name, value) in extra {
+        header(name, value, out);
+    }
+    let framing = match (len, ctx.version) {
+        (Some(n), _) => {
+            out.put_slice(b"Content-Length: ");
+            put_decimal(n, out);
+            out.put_slice(b"\r\n");
+            connection_header(ctx, out);
+            BodyFraming::None
+        }
+        (None, Version::Http11) => {
+            header("Transfer-Encoding", "chunked", out);
+            connection_header(ctx, out);
+            BodyFraming::Chunked
+        }
+        (None, Version::Http10) => {
+            header("Connection", "close", out);
+            BodyFraming::CloseDelimited
+        }
+    };
+    out.put_slice(b"\r\n");
+    if ctx.head_only {
+        BodyFraming::None
+    } else {
+        framing
     }
 }
 
@@ -358,6 +412,51 @@ mod tests {
         };
         assert_eq!(
             write_flv_head(&head, &mut BytesMut::new()),
+            BodyFraming::None
+        );
+    }
+
+    #[test]
+    fn body_heads_frame_by_length_or_chunks() {
+        let mut out = BytesMut::new();
+        let f = write_body_head(
+            &V11,
+            200,
+            "video/mp2t",
+            Some(1234),
+            &[("Cache-Control", "max-age=1")],
+            &mut out,
+        );
+        assert_eq!(f, BodyFraming::None, "a sized body follows as is");
+        let (code, hs, body) = parse_response(&out);
+        assert_eq!(code, 200);
+        assert_eq!(get(&hs, "content-length"), Some("1234"));
+        assert_eq!(get(&hs, "cache-control"), Some("max-age=1"));
+        assert_eq!(get(&hs, "access-control-allow-origin"), Some("*"));
+        assert!(get(&hs, "access-control-expose-headers")
+            .unwrap()
+            .contains("Content-Length"));
+        assert!(body.is_empty());
+        let mut out = BytesMut::new();
+        assert_eq!(
+            write_body_head(&V11, 200, "video/iso.segment", None, &[], &mut out),
+            BodyFraming::Chunked
+        );
+        assert_eq!(
+            get(&parse_response(&out).1, "transfer-encoding"),
+            Some("chunked")
+        );
+        let mut out = BytesMut::new();
+        assert_eq!(
+            write_body_head(&V10, 200, "video/iso.segment", None, &[], &mut out),
+            BodyFraming::CloseDelimited
+        );
+        let head = ResponseContext {
+            head_only: true,
+            ..V11
+        };
+        assert_eq!(
+            write_body_head(&head, 200, "x", None, &[], &mut BytesMut::new()),
             BodyFraming::None
         );
     }

@@ -90,6 +90,12 @@ pub struct PlayUrls {
     pub http_flv: String,
     /// `ws://host:port/app/name.flv` (WebSocket-FLV).
     pub ws_flv: String,
+    /// `http://host:port/app/name.m3u8` (LL-HLS).
+    pub hls: String,
+    /// `http://host:port/app/name-ts.m3u8` (MPEG-TS HLS).
+    pub hls_ts: String,
+    /// `http://host:port/app/name.mpd` (LL-DASH).
+    pub dash: String,
 }
 
 /// Builds the play URLs of `app`/`name` on `host`.
@@ -99,6 +105,9 @@ pub fn play_urls(host: &str, cfg: &PlayUrlConfig, app: &str, name: &str) -> Play
         rtmp: format!("rtmp://{host}:{}/{app}/{name}", cfg.rtmp_port),
         http_flv: format!("http://{host}:{}/{app}/{name}.flv", cfg.http_port),
         ws_flv: format!("ws://{host}:{}/{app}/{name}.flv", cfg.http_port),
+        hls: format!("http://{host}:{}/{app}/{name}.m3u8", cfg.http_port),
+        hls_ts: format!("http://{host}:{}/{app}/{name}-ts.m3u8", cfg.http_port),
+        dash: format!("http://{host}:{}/{app}/{name}.mpd", cfg.http_port),
     }
 }
 
@@ -174,7 +183,7 @@ pub fn render_status_page(
          code{{font-size:.9em}}</style></head><body>\n\
          <h1>ringcast {version}</h1>\n\
          <p>{cores} cores · up {uptime} · {open} connections · {streams} streams · \
-         {total} viewers ({flv} HTTP-FLV, {ws} WebSocket-FLV, {rtmp} RTMP)</p>\n",
+         {total} viewers ({flv} HTTP-FLV, {ws} WebSocket-FLV, {rtmp} RTMP, {hls} HLS/DASH)</p>\n",
         version = escape_html(&srv.version),
         cores = srv.cores,
         uptime = format_duration(srv.uptime_secs),
@@ -184,13 +193,14 @@ pub fn render_status_page(
         flv = viewers.http_flv,
         ws = viewers.ws_flv,
         rtmp = viewers.rtmp,
+        hls = viewers.hls,
     );
     if snapshot.streams.is_empty() {
         html.push_str("<p>No live streams.</p>\n");
     } else {
         html.push_str(
             "<table><tr><th>stream</th><th>source</th><th>video</th><th>audio</th><th>bitrate in</th>\
-             <th>viewers (flv/ws/rtmp)</th><th>core</th><th>uptime</th><th>play</th></tr>\n",
+             <th>viewers (flv/ws/rtmp/hls)</th><th>core</th><th>uptime</th><th>play</th></tr>\n",
         );
         for s in &snapshot.streams {
             let play = play_urls(host, urls, &s.app, &s.name);
@@ -202,8 +212,9 @@ pub fn render_status_page(
             let _ = write!(
                 html,
                 "<tr><td>{app}/{name}</td><td>{source}</td><td>{video}</td><td>{audio}</td><td>{bitrate}</td>\
-                 <td>{total} ({flv}/{ws}/{rtmp})</td><td>{core}</td><td>{uptime}</td>\
-                 <td><a href=\"{flv_url}\">HTTP-FLV</a> <code>{ws_url}</code> <code>{rtmp_url}</code>",
+                 <td>{total} ({flv}/{ws}/{rtmp}/{hls})</td><td>{core}</td><td>{uptime}</td>\
+                 <td><a href=\"{flv_url}\">HTTP-FLV</a> <a href=\"{hls_url}\">HLS</a> \
+                 <a href=\"{ts_url}\">TS</a> <a href=\"{dash_url}\">DASH</a> <code>{ws_url}</code> <code>{rtmp_url}</code>",
                 app = escape_html(&s.app),
                 name = escape_html(&s.name),
                 source = escape_html(&source),
@@ -214,11 +225,15 @@ pub fn render_status_page(
                 flv = s.viewers.http_flv,
                 ws = s.viewers.ws_flv,
                 rtmp = s.viewers.rtmp,
+                hls = s.viewers.hls,
                 core = s.core,
                 uptime = format_duration(s.uptime_secs),
                 flv_url = escape_html(&play.http_flv),
                 ws_url = escape_html(&play.ws_flv),
                 rtmp_url = escape_html(&play.rtmp),
+                hls_url = escape_html(&play.hls),
+                ts_url = escape_html(&play.hls_ts),
+                dash_url = escape_html(&play.dash),
             );
             html.push_str("</td></tr>\n");
         }
@@ -279,12 +294,12 @@ mod tests {
         assert!(html.contains("rtmp://edge.example:1935/live/cam1"));
         assert!(html.contains("h264 1280×720 @30.00"));
         assert!(html.contains("2.50 Mb/s"));
-        assert!(html.contains("4 (3/0/1)"));
+        assert!(html.contains("4 (3/0/1/0)"));
         assert!(html.contains("<code>ws://edge.example:8080/live/cam1.flv</code>"));
-        assert!(!html.contains("HLS"), "HLS is not served");
+        assert!(html.contains("href=\"http://edge.example:8080/live/cam1.m3u8\">HLS</a>"));
         assert!(html.contains("up 1h 2m"));
         assert!(html.contains("192.0.2.7:50000"));
-        assert!(!html.contains(".m3u8"));
+        assert!(html.contains("http://edge.example:8080/live/cam1.mpd"));
     }
 
     #[test]
@@ -350,6 +365,9 @@ mod tests {
         assert_eq!(urls.http_flv, "http://h:8080/live/a%20b.flv");
         assert_eq!(urls.ws_flv, "ws://h:8080/live/a%20b.flv");
         assert_eq!(urls.rtmp, "rtmp://h:1935/live/a%20b");
+        assert_eq!(urls.hls, "http://h:8080/live/a%20b.m3u8");
+        assert_eq!(urls.hls_ts, "http://h:8080/live/a%20b-ts.m3u8");
+        assert_eq!(urls.dash, "http://h:8080/live/a%20b.mpd");
         assert_eq!(format_duration(90_000), "1d 1h");
         assert_eq!(format_duration(59), "59s");
         assert_eq!(format_bitrate(128_000), "128 kb/s");

@@ -18,6 +18,7 @@ use crate::runtime::Reactor;
 use crate::server::conn::Proto;
 use crate::server::edge::outbound::HANDSHAKE_TIMEOUT_MS;
 use crate::server::edge::{EdgeCore, PendingConnect};
+use crate::server::tls_conn::TlsConn;
 use crate::server::worker::CoreState;
 use crate::stream::StreamKey;
 
@@ -131,7 +132,28 @@ impl CoreState {
             events: Vec::new(),
             not_found: false,
         };
+        let tls = match (origin.tls, self.shared.client_tls.as_ref()) {
+            (false, _) => None,
+            (true, None) => return Err("no TLS client configuration"),
+            (true, Some(client)) => {
+                let config = match origin.scheme {
+                    OriginScheme::Rtmp => client.rtmps(),
+                    OriginScheme::Http => client.https(),
+                };
+                let limits = self.shared.tls_limits;
+                match TlsConn::client(config, &origin.host, limits, now) {
+                    Ok(tls) => Some(Box::new(tls)),
+                    Err(why) => {
+                        tracing::warn!(core = self.core, origin = %origin.url, %why, "cannot start TLS to origin");
+                        return Err("cannot start TLS to origin");
+                    }
+                }
+            }
+        };
         let conn = self.open_outbound(r, addr, listener, Proto::Origin(Box::new(oc)))?;
+        if let Some(c) = self.conns.get_mut(conn.0, conn.1) {
+            c.tls = tls;
+        }
         if let Some(entry) = self.edge.pulls.get_mut(key) {
             entry.conn = Some(conn);
         }

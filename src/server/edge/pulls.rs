@@ -199,7 +199,10 @@ impl CoreState {
         let claim = granted.claim;
         let resumed = match granted.previous {
             Some(prev) if prev.stream_id == claim.stream_id => {
-                self.shard.resume(claim.stream_id, claim.generation).is_ok()
+                // The pull asked for the origin's timeline: follow it again.
+                self.shard
+                    .resume_following(claim.stream_id, claim.generation)
+                    .is_ok()
             }
             Some(prev) => {
                 // A stream of this key in grace on another core gives way.
@@ -287,9 +290,11 @@ impl CoreState {
                 continue;
             };
             let stream = entry.stream;
+            // HLS players are no shard viewers: their requests keep the pull too.
             let audience = stream
                 .and_then(|(id, _)| self.shard.audience(id))
-                .unwrap_or(0);
+                .unwrap_or(0)
+                + stream.map_or(0, |(id, _)| self.hls_audience(id, now));
             let ours = match stream {
                 None => true,
                 Some((id, _)) => self.shared.directory.lookup(&key) == Some((id, self.core)),

@@ -8,6 +8,7 @@
 //! viewer. A lost relay reconnects with the edge's backoff (1, 2, 4 … 30 s)
 //! for as long as the stream is published here.
 
+use crate::server::tls_conn::TlsConn;
 use std::collections::HashMap;
 
 use bytes::BytesMut;
@@ -200,7 +201,22 @@ impl CoreState {
         } else {
             origin.path.clone()
         };
-        let tc_url = format!("rtmp://{}/{}", origin.authority(), app);
+        let scheme = if origin.tls { "rtmps" } else { "rtmp" };
+        let tc_url = format!("{scheme}://{}/{}", origin.authority(), app);
+        let tls = match (origin.tls, self.shared.client_tls.as_ref()) {
+            (false, _) => None,
+            (true, None) => return Err("no TLS client configuration"),
+            (true, Some(client)) => {
+                let limits = self.shared.tls_limits;
+                match TlsConn::client(client.rtmps(), &origin.host, limits, now) {
+                    Ok(tls) => Some(Box::new(tls)),
+                    Err(why) => {
+                        tracing::warn!(core = self.core, url = %origin.url, %why, "cannot start TLS to relay target");
+                        return Err("cannot start TLS to relay target");
+                    }
+                }
+            }
+        };
         let mut config = ClientSessionConfig::new(&app, &tc_url, key.name(), ClientMode::Publish);
         config.chunk_limits = ChunkLimits {
             max_chunk_size: self.shared.config.limits.max_chunk_size,
@@ -221,7 +237,11 @@ impl CoreState {
             events: Vec::new(),
         };
         tracing::debug!(core = self.core, %key, url = %origin.url, "relaying");
-        self.open_outbound(r, addr, Listener::Rtmp, Proto::Relay(Box::new(rc)))
+        let conn = self.open_outbound(r, addr, Listener::Rtmp, Proto::Relay(Box::new(rc)))?;
+        if let Some(c) = self.conns.get_mut(conn.0, conn.1) {
+            c.tls = tls;
+        }
+        Ok(conn)
     }
 
     /// Bytes from a relay target.

@@ -152,7 +152,9 @@ impl EdgeCore {
             return Held::Gone;
         };
         let generation = conn.generation;
-        if let Proto::Http(http) = &mut conn.proto {
+        // An HLS request parks its connection instead (pipelined requests
+        // stay buffered behind it).
+        if let (Proto::Http(http), false) = (&mut conn.proto, matches!(how, WaitingPlay::Hls(_))) {
             http.hold();
         }
         let waiting = self.waiters.entry(key.clone()).or_default();

@@ -240,8 +240,14 @@ impl Shard {
         };
         let stream_ts = match frame.kind {
             FrameKind::Script => clock.stamp_untimed(frame.timestamp),
+            FrameKind::Audio | FrameKind::Video if clock.is_replay(frame.timestamp) => {
+                return Err(ShardError::Replayed(stream_id));
+            }
             FrameKind::Audio | FrameKind::Video => clock.correct(frame.timestamp),
         };
+        if frame.kind == FrameKind::Video && frame.keyframe && !frame.sequence_header {
+            clock.mark_keyframe(stream_ts);
+        }
         s.stats.timestamp_rebases = clock.rebases();
         frame.timestamp = stream_ts as u32;
         let entry = Self::append(s, &mut self.counters, frame, stream_ts, now_ms, arrived_us);
@@ -335,6 +341,27 @@ impl Shard {
     /// A new publisher (claim `generation`) continues an owned stream: its
     /// timestamps continue the stream timeline, and viewers stay.
     pub fn resume(&mut self, stream_id: StreamId, generation: u64) -> Result<(), ShardError> {
+        self.resume_with(stream_id, generation, false)
+    }
+
+    /// [`Shard::resume`] by an upstream that carries the stream's own
+    /// timeline (an edge's pull reconnecting to a ringcast origin): the
+    /// timeline follows it (`StreamClock::resume_following`), and the frames it
+    /// repeats are refused with [`ShardError::Replayed`].
+    pub fn resume_following(
+        &mut self,
+        stream_id: StreamId,
+        generation: u64,
+    ) -> Result<(), ShardError> {
+        self.resume_with(stream_id, generation, true)
+    }
+
+    fn resume_with(
+        &mut self,
+        stream_id: StreamId,
+        generation: u64,
+        following: bool,
+    ) -> Result<(), ShardError> {
         let s = self
             .streams
             .get_mut(&stream_id)
@@ -345,7 +372,11 @@ impl Shard {
         let Timing::Owner(clock) = &mut s.timing else {
             return Err(ShardError::WrongRole(stream_id, "owned"));
         };
-        clock.resume();
+        if following {
+            clock.resume_following();
+        } else {
+            clock.resume();
+        }
         s.role = Role::Owner { generation };
         s.liveness = Liveness::Publishing;
         s.stats.publishing = true;

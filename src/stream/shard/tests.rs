@@ -1157,6 +1157,41 @@ fn frames_during_grace_need_a_resume() {
 }
 
 #[test]
+fn a_pull_resumed_on_the_same_timeline_drops_the_replayed_gop_and_keeps_the_time() {
+    let (mut shard, id) = owner_shard(ShardConfig::default());
+    push_headers(&mut shard, id, 60_000, 0);
+    // GOPs of 4 frames from 60 s: the last keyframe is at 60_320.
+    let (ts, now) = push_gops(&mut shard, id, 3, 4, 60_000, 0);
+    assert_eq!(shard.publisher_left(id, 1, now, 1_000), None);
+    shard.resume_following(id, 2).unwrap();
+    // The origin's GOP cache again, from that keyframe: already here.
+    push_headers_expect(&mut shard, id, 60_320);
+    for (i, t) in (60_320..ts).step_by(40).enumerate() {
+        assert_eq!(
+            shard.push_frame(id, video(t, i == 0), now).err(),
+            Some(ShardError::Replayed(id))
+        );
+    }
+    // Then new frames, on the origin's time.
+    let pushed = shard.push_frame(id, video(ts, false), now).unwrap();
+    assert_eq!(pushed.entry.stream_ts(), u64::from(ts));
+    let later = shard.push_frame(id, video(ts + 40, false), now).unwrap();
+    assert_eq!(later.entry.stream_ts(), u64::from(ts) + 40);
+}
+
+/// The sequence headers a re-pulled GOP cache starts with: timed at the
+/// cache's keyframe, so they are replays too.
+fn push_headers_expect(shard: &mut Shard, id: StreamId, ts: u32) {
+    shard.push_frame(id, metadata(ts), 0).unwrap();
+    for f in [video_header(ts, 1), audio_header(ts)] {
+        assert_eq!(
+            shard.push_frame(id, f, 0).err(),
+            Some(ShardError::Replayed(id))
+        );
+    }
+}
+
+#[test]
 fn tiny_batches_keep_the_same_order() {
     let (mut shard, id) = owner_shard(ShardConfig::default());
     push_headers(&mut shard, id, 0, 0);

@@ -92,6 +92,9 @@ pub enum ShardError {
     /// The stream has ended; it takes no frames or viewers.
     #[error("stream {0} has ended")]
     Ended(StreamId),
+    /// A frame a followed upstream repeats (see `StreamClock::is_replay`): dropped.
+    #[error("stream {0}: frame repeats media already here")]
+    Replayed(StreamId),
     /// The stream's publisher left (grace period); a new one must [`Shard::resume`] it first.
     #[error("stream {0} has no publisher; resume it first")]
     NoPublisher(StreamId),

@@ -523,3 +523,33 @@ fn tls_config_parses_from_toml() {
     assert_eq!(cfg.sni[0].names, ["a.example", "*.b.example"]);
     assert!(toml::from_str::<TlsConfig>("cert = \"a\"\nkey = \"b\"\nbogus = 1").is_err());
 }
+
+#[test]
+fn max_plaintext_per_send_fills_the_ciphertext_bound_and_no_more() {
+    let pki = Pki::new("perseal");
+    for limit in [4096usize, 64 * 1024, 256 * 1024, 300_001] {
+        let limits = TlsLimits {
+            max_ciphertext_out: limit,
+            ..TlsLimits::default()
+        };
+        let (_client, mut server) = established(&pki, limits);
+        let n = limits.max_plaintext_per_send();
+        let body = vec![7u8; n];
+        let mut wire = Vec::new();
+        server.send(&[&body], &mut wire).unwrap();
+        assert!(
+            wire.len() <= limit,
+            "{limit}: {} B of ciphertext",
+            wire.len()
+        );
+        let more = vec![7u8; n + 1];
+        let mut wire = Vec::new();
+        assert!(
+            matches!(
+                server.send(&[&more], &mut wire),
+                Err(TlsError::CiphertextOutFull { .. })
+            ),
+            "{limit}: one byte more must not fit"
+        );
+    }
+}
