@@ -341,7 +341,7 @@ impl CoreState {
                     // for the stream's next video frame or its deadline, when the
                     // queue releases this viewer. Otherwise more may be waiting:
                     // control bytes or frames that arrived meanwhile.
-                    if !(conn.woken && !conn.outbox.has_pending()) {
+                    if !conn.woken || conn.outbox.has_pending() {
                         self.sends.mark_ready(&mut self.conns, token.slot);
                     }
                     if http {
