@@ -351,6 +351,9 @@ pub struct ViewerConfig {
     pub hard_lag_bytes: usize,
     /// Kernel send buffer per viewer socket, bytes (0: kernel default).
     pub socket_send_buffer: usize,
+    /// `TCP_NOTSENT_LOWAT` per accepted socket, bytes (0: kernel default): the
+    /// most unsent bytes the kernel takes before a send waits for room.
+    pub socket_notsent_lowat: u32,
 }
 
 impl Default for ViewerConfig {
@@ -361,6 +364,7 @@ impl Default for ViewerConfig {
             soft_lag_bytes: 4 << 20,
             hard_lag_bytes: 16 << 20,
             socket_send_buffer: 0,
+            socket_notsent_lowat: 0,
         }
     }
 }
@@ -395,6 +399,12 @@ pub struct RuntimeConfig {
     /// CPU (frames already coalesce while sends are in flight); `benches/system/ab.sh`.
     #[serde(with = "humantime_serde")]
     pub send_merge_window: Duration,
+    /// A viewer woken by an audio frame alone may wait this long for a video frame
+    /// to share its send (video, sequence headers and metadata never wait), so
+    /// audio rides with video: fewer, larger sends per viewer. At most one frame
+    /// interval of the stream is sensible; 0 sends audio at once.
+    #[serde(with = "humantime_serde")]
+    pub audio_flush_delay: Duration,
     /// Send with `SENDMSG_ZC` (zero-copy) instead of copying `sendmsg`. Off by
     /// default: on loopback the kernel copies anyway and zero-copy costs more CPU
     /// (see the fan-out benchmark); worth measuring on a real NIC with large frames.
@@ -425,6 +435,7 @@ impl Default for RuntimeConfig {
             cross_core_control_queue: 1024,
             cross_core_backlog: 1 << 16,
             send_merge_window: Duration::ZERO,
+            audio_flush_delay: Duration::from_millis(30),
             zero_copy_send: false,
             registered_viewers: 8192,
             registered_staging_bytes: 32 << 20,
@@ -708,6 +719,11 @@ impl Config {
             "must be a power of two",
         )?;
         check(
+            r.audio_flush_delay <= Duration::from_millis(100),
+            "runtime.audio_flush_delay",
+            "must be at most 100ms",
+        )?;
+        check(
             r.send_merge_window <= Duration::from_millis(500),
             "runtime.send_merge_window",
             "must be at most 500ms",
@@ -818,6 +834,25 @@ mod tests {
         assert!(err.to_string().contains("viewer.soft_lag"), "{err}");
         let err = Config::from_toml("[edge]\norigins = [\"ftp://x\"]\n").unwrap_err();
         assert!(err.to_string().contains("edge.origins"), "{err}");
+    }
+
+    #[test]
+    fn the_audio_flush_delay_is_bounded_and_the_socket_options_parse() {
+        assert_eq!(
+            Config::default().runtime.audio_flush_delay,
+            Duration::from_millis(30)
+        );
+        let err = Config::from_toml("[runtime]\naudio_flush_delay = \"101ms\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("runtime.audio_flush_delay"),
+            "{err}"
+        );
+        let c = Config::from_toml(
+            "[runtime]\naudio_flush_delay = \"0ms\"\n[viewer]\nsocket_notsent_lowat = 16384\n",
+        )
+        .unwrap();
+        assert!(c.runtime.audio_flush_delay.is_zero());
+        assert_eq!(c.viewer.socket_notsent_lowat, 16384);
     }
 
     #[test]

@@ -5,6 +5,11 @@
 #   benches/system/compare.sh [VIEWERS] [DURATION] [BITRATE]
 #   defaults: 10000 viewers, 30s, 600k video (+64k audio)
 #
+# Environment (all optional): RAMP=1000 viewers started per second; FPS=25 the
+# publisher's frame rate; SKIP_NGINX=1 measures ringcast only (the 18,000-viewer goal:
+# `FPS=30 SKIP_NGINX=1 benches/system/compare.sh 18000 30s 600k`); binaries come from
+# $CARGO_TARGET_DIR (default target).
+#
 # Prints one line per run (server, protocol, viewers) with what the viewers saw, and
 # leaves loadgen's JSON reports in $OUT (default target/compare). Every process is
 # bounded in time and killed at the end. Loopback only.
@@ -16,8 +21,10 @@ BITRATE=${3:-600k}
 OUT=${OUT:-target/compare}
 mkdir -p "$OUT"
 cargo build --release -q -p ringcast -p loadgen
-RC=target/release/ringcast
-LG=target/release/loadgen
+T=${CARGO_TARGET_DIR:-target}
+RC=$T/release/ringcast
+LG=$T/release/loadgen
+FPS=${FPS:-25}
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -27,7 +34,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # Runs loadgen's publisher + viewers against one server; $1 name, $2 publish url, $3 play url.
 measure() {
   local name=$1 pub=$2 play=$3 spid=$4 t0 t1
-  taskset -c 1 $LG publish --url "$pub" --bitrate "$BITRATE" --duration 600s --cores 1 >"$OUT/$name.publish.log" 2>&1 &
+  taskset -c 1 $LG publish --url "$pub" --bitrate "$BITRATE" --fps "$FPS" --duration 600s --cores 1 >"$OUT/$name.publish.log" 2>&1 &
   local lp=$!; pids+=("$lp")
   sleep 3
   t0=$(awk '{print $14+$15}' /proc/$spid/stat)
@@ -58,6 +65,7 @@ RCP=$!; pids+=($RCP); sleep 1
 measure "ringcast-http-flv-$VIEWERS" "rtmp://127.0.0.1:$RTMP/live/bench" "http://127.0.0.1:$HTTP/live/bench.flv" $RCP
 measure "ringcast-rtmp-$VIEWERS" "rtmp://127.0.0.1:$RTMP/live/bench2" "rtmp://127.0.0.1:$RTMP/live/bench2" $RCP
 kill $RCP; sleep 1
+[[ ${SKIP_NGINX:-} == 1 ]] && exit 0
 
 # nginx-rtmp (Debian libnginx-mod-rtmp), one worker on CPU 0: RTMP only (it has no HTTP-FLV).
 NG=$(mktemp -d); NRTMP=$(free_port)

@@ -43,6 +43,28 @@ pub fn set_send_buffer(fd: RawFd, bytes: usize) -> io::Result<()> {
     with_fd(fd, |s| s.set_send_buffer_size(bytes))
 }
 
+/// Sets `TCP_NOTSENT_LOWAT` on `fd`: the kernel reports the socket writable (and
+/// takes more bytes into it) only while fewer than `bytes` of it are unsent.
+pub fn set_notsent_lowat(fd: RawFd, bytes: u32) -> io::Result<()> {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `value` outlives the call and the length given is its size; the
+    // kernel only reads it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            std::ptr::from_ref(&value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Reads back the kernel send buffer size of `fd`.
 pub fn send_buffer(fd: RawFd) -> io::Result<usize> {
     with_fd(fd, |s| s.send_buffer_size())
@@ -91,6 +113,21 @@ mod tests {
         set_nodelay(client.as_raw_fd()).unwrap();
         set_send_buffer(client.as_raw_fd(), 64 * 1024).unwrap();
         assert!(send_buffer(client.as_raw_fd()).unwrap() >= 64 * 1024);
+        set_notsent_lowat(client.as_raw_fd(), 16 * 1024).unwrap();
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `value` and `len` outlive the call and `len` is `value`'s size.
+        let rc = unsafe {
+            libc::getsockopt(
+                client.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NOTSENT_LOWAT,
+                std::ptr::from_mut(&mut value).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!((rc, value), (0, 16 * 1024));
+        assert!(set_notsent_lowat(-1, 1).is_err());
     }
 
     #[test]

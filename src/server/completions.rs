@@ -85,6 +85,10 @@ impl CoreState {
         if send_buffer > 0 {
             let _ = crate::runtime::socket::set_send_buffer(fd, send_buffer);
         }
+        let notsent_lowat = self.shared.config.viewer.socket_notsent_lowat;
+        if notsent_lowat > 0 {
+            let _ = crate::runtime::socket::set_notsent_lowat(fd, notsent_lowat);
+        }
         let now = self.now_ms();
         let tls = match self.accepted_tls(kind, now) {
             Ok(tls) => tls,
@@ -336,8 +340,14 @@ impl CoreState {
                     self.conns.close_later(token.slot, reason);
                 } else {
                     let http = matches!(conn.proto, Proto::Http(_));
-                    // More may be waiting: control bytes or frames that arrived meanwhile.
-                    self.sends.mark_ready(&mut self.conns, token.slot);
+                    // Only audio arrived meanwhile (the viewer waits in the
+                    // `SendQueue`, nothing else pending): the flush policy holds it
+                    // for the stream's next video frame or its deadline, when the
+                    // queue releases this viewer. Otherwise more may be waiting:
+                    // control bytes or frames that arrived meanwhile.
+                    if !conn.woken || conn.outbox.has_pending() {
+                        self.sends.mark_ready(&mut self.conns, token.slot);
+                    }
                     if http {
                         // Pipelined requests paused behind many queued responses.
                         self.process_http(token.slot);

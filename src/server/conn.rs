@@ -129,7 +129,9 @@ pub struct Conn {
     pub timer: Option<(TimerId, u64)>,
     /// The connection is queued in the core's ready list.
     pub queued: bool,
-    /// The connection waits in the merge-window list.
+    /// The viewer waits in the `SendQueue` (audio held by the flush policy, or the
+    /// send-merge window) until its stream's next video frame or its deadline; a
+    /// completed send does not flush it meanwhile.
     pub woken: bool,
     /// A zero-copy send's result, held until its buffer notification arrives.
     pub zc_result: Option<i32>,

@@ -10,6 +10,7 @@ use super::egress_rtmp::RtmpEgress;
 use super::failures::{claim_refusal, play_refusal, shard_refusal};
 use super::hooks::Resume;
 use super::pending::WaitingPlay;
+use super::send_queue::WakeKind;
 use super::shared::Shared;
 use super::viewer_send::PlayError;
 use super::worker::CoreState;
@@ -412,6 +413,7 @@ impl CoreState {
             }
         }
         let arrived_us = self.now_us();
+        let kind = WakeKind::of(&frame);
         // The parts are borrowed separately, so the shard's list of viewers to
         // wake is read in place (no copy per frame).
         let pushed = match self.shard.push_frame_at(stream_id, frame, now, arrived_us) {
@@ -421,8 +423,13 @@ impl CoreState {
                 return;
             }
         };
-        self.sends
-            .wake_viewers(&mut self.conns, &self.viewer_conns, pushed.wake);
+        self.sends.wake_viewers(
+            &mut self.conns,
+            &self.viewer_conns,
+            stream_id,
+            pushed.wake,
+            kind,
+        );
         let entry = pushed.entry;
         if !pushed.replicate_to.is_empty() {
             let msg = CoreMsg::frame(stream_id, &entry);
@@ -688,6 +695,14 @@ impl CoreState {
             Kick(EndedStream),
         }
         let gaps_before = self.shard.counters().mesh_gap;
+        // Which stream's viewers a `Wake` is for, and how soon they send.
+        let (stream, kind) = match &msg {
+            CoreMsg::Frame {
+                stream_id, frame, ..
+            } => (Some(*stream_id), WakeKind::of(frame)),
+            CoreMsg::Snapshot { stream_id, .. } => (Some(*stream_id), WakeKind::Now),
+            _ => (None, WakeKind::Now),
+        };
         let next = match self.shard.handle(msg, now) {
             crate::stream::Handled::Nothing => Next::Nothing,
             crate::stream::Handled::Reply { to_core, msg } => Next::Reply(to_core, msg),
@@ -704,9 +719,15 @@ impl CoreState {
         match next {
             Next::Nothing => {}
             Next::Reply(to, msg) => self.mesh.send(&self.metrics, to, MeshMsg::Stream(msg)),
-            Next::Wake(ids) => self
-                .sends
-                .wake_viewers(&mut self.conns, &self.viewer_conns, &ids),
+            Next::Wake(ids) => match stream {
+                Some(stream) => {
+                    self.sends
+                        .wake_viewers(&mut self.conns, &self.viewer_conns, stream, &ids, kind)
+                }
+                None => self
+                    .sends
+                    .ready_viewers(&mut self.conns, &self.viewer_conns, &ids),
+            },
             Next::Ended(ended) => self.stream_ended(ended),
             Next::Kick(ended) => {
                 if let Some(slot) = self.publishers.remove(&ended.stream_id) {

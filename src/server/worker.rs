@@ -228,7 +228,7 @@ impl Worker {
             shard,
             viewer_conns: HashMap::new(),
             publishers: HashMap::new(),
-            sends: SendQueue::new(cfg.runtime.send_merge_window),
+            sends: SendQueue::new(cfg.runtime.send_merge_window, cfg.runtime.audio_flush_delay),
             mesh: CoreMesh::new(mesh),
             accepts: Accepts::new(core, listeners),
             report: CoreReport::default(),
@@ -492,6 +492,9 @@ impl CoreState {
             return;
         };
         conn.queued = false;
+        // Whatever it waited for goes in this send (or, if one is in flight,
+        // in the one its completion queues).
+        conn.woken = false;
         if conn.closing {
             return;
         }
