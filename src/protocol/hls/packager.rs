@@ -23,7 +23,7 @@
 //! * A codec configuration change inside a publisher is treated like a new
 //!   publisher (`EXT-X-DISCONTINUITY` with the new `EXT-X-MAP`).
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use thiserror::Error;
 
 use crate::protocol::flv::frame::{Frame, FrameKind};
@@ -875,7 +875,15 @@ impl Packager {
         if let Some(ts) = &mut self.ts {
             if ts.msn == Some(msn) {
                 ts.msn = None;
-                let bytes = std::mem::take(&mut ts.buf).freeze();
+                let buf = std::mem::take(&mut ts.buf);
+                // A growing buffer holds up to twice its length and the window
+                // keeps segments for seconds: store them at their own size
+                // (one copy per segment per stream).
+                let bytes = if buf.capacity() > buf.len() + buf.len() / 8 {
+                    Bytes::copy_from_slice(&buf)
+                } else {
+                    buf.freeze()
+                };
                 self.store.put_ts(msn, bytes);
             }
         }

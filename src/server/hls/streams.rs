@@ -191,7 +191,14 @@ impl CoreState {
         }
         let dts = entry.stream_ts().saturating_add(o.dts_offset);
         o.last_dts = Some(dts);
-        o.packager.push(entry.frame(), dts, unix_ms(), &mut events);
+        // The packager keeps its frames for the whole HLS window (seconds, and
+        // forever while a publisher sits idle), far longer than the ring: a
+        // slice of the payload arena would pin the 4 MiB block it lies in, with
+        // every other stream's frames in it. One copy per frame per stream
+        // (not per viewer) keeps what HLS holds at its own size.
+        let mut frame = entry.frame().clone();
+        frame.payload = bytes::Bytes::copy_from_slice(&frame.payload);
+        o.packager.push(&frame, dts, unix_ms(), &mut events);
         for ev in &events {
             if let PackagerEvent::Warning(w) = ev {
                 // The packager reports each kind once per stream.
