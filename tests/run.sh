@@ -85,8 +85,8 @@ assert not too_new, "rust-version %s is below: %s" % (ours, ", ".join(too_new))
 print("rust-version %s: ok" % ours)
 PY
 
-echo "== cargo test (workspace)"
-cargo test --workspace --all-targets
+echo "== cargo test (workspace; every test binary runs even after a failure)"
+cargo test --workspace --all-targets --no-fail-fast
 cargo test --workspace --doc
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
