@@ -64,13 +64,37 @@ pub struct OutputArgs {
     pub per_process: Option<u64>,
 }
 
+/// Options of `https://` and `rtmps://` targets.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TlsArgs {
+    /// PEM file of CA certificates the server's certificate is verified against
+    /// (default: the system store).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn ca(&self) -> anyhow::Result<Option<String>> {
+        match &self.ca {
+            None => Ok(None),
+            Some(path) => {
+                // Checked here so a bad file fails the run, not every worker.
+                ringcast::tls::ClientTls::load(Some(path))
+                    .with_context(|| format!("--ca {}", path.display()))?;
+                Ok(Some(path.to_string_lossy().into_owned()))
+            }
+        }
+    }
+}
+
 /// Most play URLs one run spreads its viewers over.
 pub const MAX_PLAY_URLS: usize = 64;
 
 /// `loadgen play`.
 #[derive(Debug, Args)]
 pub struct PlayArgs {
-    /// http://127.0.0.1:8080/live/x.flv, rtmp://127.0.0.1/live/x, or an HLS/DASH player:
+    /// http://127.0.0.1:8080/live/x.flv, rtmp://127.0.0.1/live/x (https://…, rtmps://… over
+    /// TLS), or an HLS/DASH player:
     /// http://…/live/x.m3u8 (LL-HLS), …/x-ts.m3u8 (TS HLS), …/x.mpd (LL-DASH);
     /// `{i}` = stream index.
     /// Repeat it (or give a comma list) to spread viewers over several servers:
@@ -93,6 +117,9 @@ pub struct PlayArgs {
     /// Connect, handshake and first keyframe must happen within this.
     #[arg(long, default_value = "10s", value_parser = parse_duration_ms)]
     pub setup_timeout: u64,
+    /// TLS options.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Report options.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -101,12 +128,15 @@ pub struct PlayArgs {
 /// `loadgen publish`.
 #[derive(Debug, Args)]
 pub struct PublishArgs {
-    /// rtmp://127.0.0.1/live/x; `{i}` = stream index (0..streams).
+    /// rtmp://127.0.0.1/live/x or rtmps://…; `{i}` = stream index (0..streams).
     #[arg(long)]
     pub url: String,
     /// Media options.
     #[command(flatten)]
     pub media: MediaArgs,
+    /// TLS options.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Report options.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -171,7 +201,7 @@ impl MediaArgs {
 /// `loadgen run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Where publishers send: rtmp://127.0.0.1/live/s{i}.
+    /// Where publishers send: rtmp://127.0.0.1/live/s{i} (or rtmps://…).
     #[arg(long)]
     pub publish_url: String,
     /// Where viewers play: http://127.0.0.1:8080/live/s{i}.flv, rtmp://127.0.0.1/live/s{i},
@@ -197,6 +227,9 @@ pub struct RunArgs {
     /// Media options.
     #[command(flatten)]
     pub media: MediaArgs,
+    /// TLS options (publishers and viewers).
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Report options.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -206,13 +239,14 @@ pub struct RunArgs {
 pub fn plan_publish(
     url: &str,
     media: &MediaArgs,
+    tls: &TlsArgs,
     start_unix_us: u64,
     duration_ms: u64,
     cores: &[usize],
 ) -> anyhow::Result<Vec<WorkerSpec>> {
     let target = Target::parse(url)?;
     if target.scheme != crate::target::Scheme::Rtmp {
-        anyhow::bail!("publishing needs an rtmp:// URL, got {url}");
+        anyhow::bail!("publishing needs an rtmp:// or rtmps:// URL, got {url}");
     }
     let template = WorkerSpec {
         role: Role::Publishers {
@@ -230,6 +264,7 @@ pub fn plan_publish(
         source_ips: 1,
         core: None,
         setup_timeout_ms: 10_000,
+        ca: tls.ca()?,
     };
     // Publishers are few and light: one process, on the last core, away from viewers'.
     Ok(plan(
@@ -298,6 +333,7 @@ pub fn plan_play(
         source_ips: 1,
         core: None,
         setup_timeout_ms: args.setup_timeout,
+        ca: args.tls.ca()?,
     };
     Ok(plan_over(&template, &args.url, args.viewers, cap, cores, 0))
 }
@@ -349,6 +385,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             let workers = plan_publish(
                 &args.url,
                 &args.media,
+                &args.tls,
                 start_time_us(),
                 args.output.duration,
                 &cores,
@@ -373,6 +410,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             let mut workers = plan_publish(
                 &args.publish_url,
                 &args.media,
+                &args.tls,
                 start,
                 args.output.duration + 1000,
                 &cores,
@@ -384,6 +422,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
                 streams: args.media.streams,
                 sample: args.sample,
                 setup_timeout: args.setup_timeout,
+                tls: args.tls.clone(),
                 output: OutputArgs {
                     duration: args.output.duration,
                     json: None,

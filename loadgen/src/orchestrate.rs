@@ -400,6 +400,7 @@ mod tests {
             source_ips: 1,
             core: None,
             setup_timeout_ms: 1,
+            ca: None,
         }
     }
 

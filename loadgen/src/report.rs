@@ -190,6 +190,8 @@ pub struct Report {
     pub latency_ms: Percentiles,
     /// Connect start to first keyframe, ms.
     pub startup_ms: Percentiles,
+    /// Connect start to TLS handshake done, ms (`https://`, `rtmps://`; empty otherwise).
+    pub tls_handshake_ms: Percentiles,
     /// Stall lengths, ms.
     pub stall_ms: Percentiles,
     /// Video frames per GOP as received.
@@ -248,6 +250,7 @@ impl Report {
             },
             latency_ms: Percentiles::of(&total.hist.latency_us, 1000.0),
             startup_ms: Percentiles::of(&total.hist.startup_ms, 1.0),
+            tls_handshake_ms: Percentiles::of(&total.hist.tls_handshake_us, 1000.0),
             stall_ms: Percentiles::of(&total.hist.stall_ms, 1.0),
             gop_frames: Percentiles::of(&total.hist.gop_frames, 1.0),
             loadgen_turn_ms: Percentiles::of(&total.hist.turn_us, 1000.0),
@@ -315,13 +318,18 @@ impl Report {
             "  {:<18}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>10}",
             "", "p50", "p90", "p99", "p99.9", "max", "mean", "samples"
         );
+        let tls = (self.tls_handshake_ms.count > 0).then_some(("TLS handshake ms", &self.tls_handshake_ms));
         for (name, p) in [
-            ("latency ms", &self.latency_ms),
-            ("startup ms", &self.startup_ms),
-            ("stall ms", &self.stall_ms),
-            ("GOP frames", &self.gop_frames),
-            ("loadgen turn ms", &self.loadgen_turn_ms),
-        ] {
+            Some(("latency ms", &self.latency_ms)),
+            Some(("startup ms", &self.startup_ms)),
+            tls,
+            Some(("stall ms", &self.stall_ms)),
+            Some(("GOP frames", &self.gop_frames)),
+            Some(("loadgen turn ms", &self.loadgen_turn_ms)),
+        ]
+        .into_iter()
+        .flatten()
+        {
             let _ = writeln!(
                 s,
                 "  {:<18}{:>9.1}{:>9.1}{:>9.1}{:>9.1}{:>9.1}{:>9.1}{:>10}",

@@ -28,6 +28,7 @@ use crate::spec::{Role, SourceSpec, WorkerSpec};
 use crate::stats::{FailureKind, Interval, Phase};
 use crate::synthetic::{SyntheticConfig, SyntheticSource};
 use crate::target::{Scheme, Target};
+use crate::tls::{server_name, ClientTlsConn, TlsConfigs};
 use crate::viewer::{is_sampled, Now, ViewerMeter};
 
 /// Operation tags in the low bits of `user_data`; above them the connection's
@@ -106,12 +107,17 @@ struct Conn {
     /// Where to reconnect: server and source address octet.
     addr: std::net::SocketAddr,
     source_octet: u8,
+    /// `https://`, `rtmps://`: `pending` holds plaintext, sealed into `inflight`.
+    tls: Option<Box<ClientTlsConn>>,
 }
 
 impl Conn {
     fn phase(&self) -> Phase {
         if self.state == ConnState::Connecting {
             return Phase::Connect;
+        }
+        if self.tls.as_ref().is_some_and(|t| t.is_handshaking()) {
+            return Phase::Handshake;
         }
         match &self.proto {
             Proto::HttpFlv(h) => h.phase(),
@@ -181,6 +187,8 @@ struct Worker<'a> {
     spec: &'a WorkerSpec,
     targets: Vec<Target>,
     source: Option<SourceTemplate>,
+    /// Client configurations, when a target is `https://` or `rtmps://`.
+    tls: Option<TlsConfigs>,
     reactor: Reactor,
     /// Connections by index (the `user_data` key); never removed, so indices stay valid.
     conns: Vec<Conn>,
@@ -201,6 +209,11 @@ impl<'a> Worker<'a> {
         let targets = (0..spec.streams.max(1))
             .map(|i| base.for_stream(i))
             .collect();
+        let tls = if base.tls {
+            Some(TlsConfigs::load(spec.ca.as_deref().map(std::path::Path::new))?)
+        } else {
+            None
+        };
         let source = match &spec.role {
             Role::Viewers { .. } => None,
             Role::Publishers {
@@ -236,6 +249,7 @@ impl<'a> Worker<'a> {
             spec,
             targets,
             source,
+            tls,
             reactor,
             conns: Vec::with_capacity(spec.count as usize),
             started: 0,
@@ -392,9 +406,21 @@ impl<'a> Worker<'a> {
                 (None, proto)
             }
         };
-        let proto = match proto {
-            Ok(p) => p,
-            Err((phase, kind)) => {
+        let tls = match (&self.tls, target.tls) {
+            (Some(configs), true) => server_name(target)
+                .map_err(|e| tracing::warn!(error = %e, "TLS client"))
+                .and_then(|name| {
+                    let limit = self.spec.setup_timeout_ms;
+                    ClientTlsConn::new(configs.for_target(target), name, limit, t)
+                        .map_err(|e| tracing::warn!(error = %e, "TLS client"))
+                })
+                .map(|c| Some(Box::new(c)))
+                .map_err(|()| (Phase::Handshake, FailureKind::Protocol)),
+            _ => Ok(None),
+        };
+        let (proto, tls) = match (proto, tls) {
+            (Ok(p), Ok(tls)) => (p, tls),
+            (Err((phase, kind)), _) | (_, Err((phase, kind))) => {
                 self.iv.failures.record(phase, kind);
                 return;
             }
@@ -413,6 +439,7 @@ impl<'a> Worker<'a> {
             retired: Vec::new(),
             addr: target.addr,
             source_octet: self.spec.source_octet(k),
+            tls,
         };
         match start_connect(target.addr, self.spec.source_octet(k)) {
             Ok(fd) => conn.fd = fd,
@@ -463,8 +490,7 @@ impl<'a> Worker<'a> {
                     );
                     return Err((Phase::Streaming, FailureKind::Timeout));
                 }
-                flush(&mut self.reactor, conn, i)
-                    .map_err(|_| (Phase::Streaming, FailureKind::Io))?;
+                flush(&mut self.reactor, conn, i).map_err(|e| (Phase::Streaming, e.kind()))?;
                 Ok(due)
             });
             match res {
@@ -506,7 +532,7 @@ impl<'a> Worker<'a> {
                 _ => Ok(()),
             };
             let res = res.and_then(|()| {
-                flush(&mut self.reactor, conn, i).map_err(|_| (conn.phase(), FailureKind::Io))
+                flush(&mut self.reactor, conn, i).map_err(|e| (conn.phase(), e.kind()))
             });
             match res {
                 Ok(()) => schedule(&mut self.timers, conn, i),
@@ -575,18 +601,55 @@ fn unread_bytes(fd: RawFd) -> usize {
     }
 }
 
-/// Starts sending `pending` if nothing is in flight.
-fn flush(
-    reactor: &mut Reactor,
-    conn: &mut Conn,
-    index: usize,
-) -> Result<(), ringcast::runtime::SubmitError> {
-    if conn.sending || conn.pending.is_empty() || conn.fd < 0 {
+/// Why a connection's bytes could not go out.
+#[derive(Debug)]
+enum FlushError {
+    /// The reactor refused the send.
+    Submit,
+    /// TLS refused to seal (closed, over its bound).
+    Tls,
+}
+
+impl FlushError {
+    fn kind(&self) -> FailureKind {
+        match self {
+            FlushError::Submit => FailureKind::Io,
+            FlushError::Tls => FailureKind::Protocol,
+        }
+    }
+}
+
+/// Starts sending `pending` if nothing is in flight. Over TLS, `pending` is
+/// plaintext: one bounded send's worth of it, with any handshake flight, is
+/// sealed into `inflight` and the rest waits for that send's completion.
+fn flush(reactor: &mut Reactor, conn: &mut Conn, index: usize) -> Result<(), FlushError> {
+    if conn.sending || conn.fd < 0 {
         return Ok(());
     }
-    std::mem::swap(&mut conn.inflight, &mut conn.pending);
-    conn.pending.clear();
-    send_inflight(reactor, conn, index)
+    match conn.tls.as_mut() {
+        None => {
+            if conn.pending.is_empty() {
+                return Ok(());
+            }
+            std::mem::swap(&mut conn.inflight, &mut conn.pending);
+            conn.pending.clear();
+        }
+        Some(tls) => {
+            if !tls.wants_transmit(&conn.pending) {
+                return Ok(());
+            }
+            conn.inflight.clear();
+            tls.seal(&mut conn.pending, &mut conn.inflight)
+                .map_err(|e| {
+                    tracing::debug!(index, error = %e, "TLS seal");
+                    FlushError::Tls
+                })?;
+            if conn.inflight.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+    send_inflight(reactor, conn, index).map_err(|_| FlushError::Submit)
 }
 
 fn send_inflight(
@@ -719,7 +782,7 @@ fn on_completion(
                 return;
             }
             let result = match r.recv_buffer(id, c.result.max(0) as usize) {
-                Some(data) => on_data(conn, data, t, iv, events),
+                Some(data) => on_received(conn, data, t, iv, events),
                 None => Err((conn.phase(), FailureKind::Io)),
             };
             r.recycle_buffer(id);
@@ -729,7 +792,7 @@ fn on_completion(
                 Err(e) => Err(e),
             };
             let result = result
-                .and_then(|()| flush(r, conn, index).map_err(|_| (conn.phase(), FailureKind::Io)));
+                .and_then(|()| flush(r, conn, index).map_err(|e| (conn.phase(), e.kind())));
             match result {
                 Ok(()) => schedule(timers, conn, index),
                 Err((phase, kind)) => fail_client(r, conn, index, iv, phase, kind),
@@ -737,6 +800,35 @@ fn on_completion(
         }
         _ => {}
     }
+}
+
+/// Feeds received bytes to the protocol, through TLS first when there is one.
+fn on_received(
+    conn: &mut Conn,
+    data: &[u8],
+    t: Now,
+    iv: &mut Interval,
+    events: &mut Vec<ClientEvent>,
+) -> Result<Flow, (Phase, FailureKind)> {
+    let Some(tls) = conn.tls.as_mut() else {
+        return on_data(conn, data, t, iv, events);
+    };
+    if let Err(e) = tls.open(data, t, iv) {
+        tracing::debug!(error = %e, "TLS receive");
+        return Err((conn.phase(), FailureKind::Protocol));
+    }
+    if tls.plain.is_empty() {
+        return Ok(Flow::Continue);
+    }
+    // Lent out while the protocol reads it (it needs the connection too), then
+    // cleared and given back with its capacity.
+    let mut plain = std::mem::take(&mut tls.plain);
+    let res = on_data(conn, &plain, t, iv, events);
+    plain.clear();
+    if let Some(tls) = conn.tls.as_mut() {
+        tls.plain = plain;
+    }
+    res
 }
 
 fn on_data(
@@ -774,7 +866,7 @@ fn reconnect(
     t: Now,
 ) -> Result<(), (Phase, FailureKind)> {
     let phase = conn.phase();
-    if conn.retired.len() >= MAX_RETIRED {
+    if conn.retired.len() >= MAX_RETIRED || conn.tls.is_some() {
         return Err((phase, FailureKind::EarlyEof));
     }
     if conn.sending {
@@ -806,7 +898,7 @@ fn reconnect(
         )
     })?;
     iv.counters.reconnects += 1;
-    flush(r, conn, index).map_err(|_| (Phase::Connect, FailureKind::Io))
+    flush(r, conn, index).map_err(|e| (Phase::Connect, e.kind()))
 }
 
 fn on_sent(r: &mut Reactor, c: Completion, conn: &mut Conn, index: usize, iv: &mut Interval) {
@@ -836,11 +928,11 @@ fn on_sent(r: &mut Reactor, c: Completion, conn: &mut Conn, index: usize, iv: &m
     let res = if conn.inflight.is_empty() {
         flush(r, conn, index)
     } else {
-        send_inflight(r, conn, index)
+        send_inflight(r, conn, index).map_err(|_| FlushError::Submit)
     };
-    if res.is_err() {
+    if let Err(e) = res {
         let phase = conn.phase();
-        fail_client(r, conn, index, iv, phase, FailureKind::Io);
+        fail_client(r, conn, index, iv, phase, e.kind());
     }
 }
 
