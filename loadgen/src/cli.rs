@@ -35,6 +35,9 @@ pub enum Command {
     Publish(PublishArgs),
     /// Publish and play together: one-command benchmarks.
     Run(RunArgs),
+    /// TLS handshake rate: clients that connect, complete a TLS handshake
+    /// (full, no resumption) and close, over and over.
+    Handshakes(HandshakeArgs),
     /// Internal: one worker process, driven by the parent.
     #[command(hide = true)]
     Worker {
@@ -235,6 +238,57 @@ pub struct RunArgs {
     pub output: OutputArgs,
 }
 
+/// `loadgen handshakes`.
+#[derive(Debug, Args)]
+pub struct HandshakeArgs {
+    /// https://127.0.0.1:8443/ or rtmps://127.0.0.1:1443/app/x (only the address,
+    /// the server name and the ALPN it implies are used).
+    #[arg(long)]
+    pub url: String,
+    /// Clients cycling at once.
+    #[arg(long, default_value_t = 64)]
+    pub connections: u64,
+    /// One cycle (connect, handshake, close) must end within this.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_ms)]
+    pub setup_timeout: u64,
+    /// TLS options.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Report options.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Plans `handshakes`' workers.
+pub fn plan_handshakes(
+    args: &HandshakeArgs,
+    start_unix_us: u64,
+    cap: u64,
+    cores: &[usize],
+) -> anyhow::Result<Vec<WorkerSpec>> {
+    let target = Target::parse(&args.url)?;
+    if !target.tls {
+        anyhow::bail!("handshakes need an https:// or rtmps:// URL, got {}", args.url);
+    }
+    let template = WorkerSpec {
+        role: Role::Handshakes,
+        url: args.url.clone(),
+        streams: 1,
+        first: 0,
+        step: 1,
+        count: 0,
+        ramp_per_sec: 0.0,
+        start_unix_us,
+        start_delay_ms: 0,
+        duration_ms: args.output.duration,
+        source_ips: 1,
+        core: None,
+        setup_timeout_ms: args.setup_timeout,
+        ca: args.tls.ca()?,
+    };
+    Ok(plan(&template, args.connections.max(1), cap, cores, 0))
+}
+
 /// Plans the publishers of `publish`/`run`: one per stream, all in one process.
 pub fn plan_publish(
     url: &str,
@@ -378,6 +432,22 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
                 &mut std::io::stderr(),
             )?;
             std::io::stderr().flush()?;
+            finish(&report, &args.output)
+        }
+        Command::Handshakes(args) => {
+            let cap = args.output.per_process.unwrap_or_else(per_process_cap);
+            let workers =
+                plan_handshakes(&args, start_time_us(), cap, &cores(args.output.cores))?;
+            let report = execute(
+                &workers,
+                settings(&[
+                    ("mode", "handshakes".into()),
+                    ("url", args.url.clone()),
+                    ("connections", args.connections.to_string()),
+                    ("processes", workers.len().to_string()),
+                ]),
+                &mut std::io::stderr(),
+            )?;
             finish(&report, &args.output)
         }
         Command::Publish(args) => {

@@ -71,6 +71,8 @@ pub struct Second {
     pub missing_frames: u64,
     /// HLS/DASH requests answered this second (ok or not).
     pub requests: u64,
+    /// TLS handshakes completed this second.
+    pub tls_handshakes: u64,
 }
 
 impl Second {
@@ -86,6 +88,7 @@ impl Second {
             stalls: iv.counters.stalls,
             missing_frames: iv.counters.missing_frames,
             requests: iv.requests.total(),
+            tls_handshakes: iv.counters.tls_handshakes,
         }
     }
 }
@@ -192,6 +195,8 @@ pub struct Report {
     pub startup_ms: Percentiles,
     /// Connect start to TLS handshake done, ms (`https://`, `rtmps://`; empty otherwise).
     pub tls_handshake_ms: Percentiles,
+    /// TLS handshakes completed per second over the run.
+    pub tls_handshakes_per_sec: f64,
     /// Stall lengths, ms.
     pub stall_ms: Percentiles,
     /// Video frames per GOP as received.
@@ -251,6 +256,11 @@ impl Report {
             latency_ms: Percentiles::of(&total.hist.latency_us, 1000.0),
             startup_ms: Percentiles::of(&total.hist.startup_ms, 1.0),
             tls_handshake_ms: Percentiles::of(&total.hist.tls_handshake_us, 1000.0),
+            tls_handshakes_per_sec: if duration_s > 0.0 {
+                total.counters.tls_handshakes as f64 / duration_s
+            } else {
+                0.0
+            },
             stall_ms: Percentiles::of(&total.hist.stall_ms, 1.0),
             gop_frames: Percentiles::of(&total.hist.gop_frames, 1.0),
             loadgen_turn_ms: Percentiles::of(&total.hist.turn_us, 1000.0),
@@ -304,6 +314,13 @@ impl Report {
                 s,
                 "  setup deadlines passed with the answer unread (loadgen lag) {}",
                 c.late_reads
+            );
+        }
+        if c.tls_handshakes > 0 {
+            let _ = writeln!(
+                s,
+                "  TLS handshakes    {:>12}   {:.0}/s",
+                c.tls_handshakes, self.tls_handshakes_per_sec
             );
         }
         if c.published_frames > 0 {

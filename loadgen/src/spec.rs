@@ -40,6 +40,9 @@ pub enum Role {
         /// Media source.
         source: SourceSpec,
     },
+    /// Clients of an `https://` or `rtmps://` `url` that connect, complete a TLS
+    /// handshake and close, over and over (`loadgen handshakes`).
+    Handshakes,
 }
 
 /// One worker process's share of the run.

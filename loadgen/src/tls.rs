@@ -75,6 +75,9 @@ pub fn server_name(target: &Target) -> anyhow::Result<ServerName<'static>> {
 #[derive(Debug)]
 pub struct ClientTlsConn {
     session: TlsSession,
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+    limits: TlsLimits,
     /// Decrypted bytes the protocol has not read yet (cleared after each receive).
     pub plain: Vec<u8>,
     /// Ciphertext scratch of one seal.
@@ -98,12 +101,28 @@ impl ClientTlsConn {
             max_ciphertext_out: MAX_CIPHERTEXT_PER_SEND,
         };
         Ok(Self {
-            session: TlsSession::client(config, name, limits, now.mono_us / 1000)?,
+            session: TlsSession::client(config.clone(), name.clone(), limits, now.mono_us / 1000)?,
+            config,
+            name,
+            limits,
             plain: Vec::new(),
             cipher: Vec::new(),
             started_us: now.mono_us,
             per_send: limits.max_plaintext_per_send(),
         })
+    }
+
+    /// A fresh session to the same server for a new socket opened at `now`.
+    pub fn restart(&mut self, now: Now) -> Result<(), TlsError> {
+        self.session = TlsSession::client(
+            self.config.clone(),
+            self.name.clone(),
+            self.limits,
+            now.mono_us / 1000,
+        )?;
+        self.plain.clear();
+        self.started_us = now.mono_us;
+        Ok(())
     }
 
     /// Whether the handshake is still going on.

@@ -82,6 +82,8 @@ enum Proto {
     Hls(Box<HlsPlayer>),
     Rtmp(RtmpViewer),
     Publish(Box<Publisher>),
+    /// `loadgen handshakes`: no protocol after TLS.
+    Handshake,
 }
 
 /// One client connection.
@@ -98,6 +100,9 @@ struct Conn {
     /// Bytes produced meanwhile, sent next.
     pending: BytesMut,
     setup_deadline_us: u64,
+    /// The client's setup limit, µs (a handshake client's deadline restarts with
+    /// each cycle).
+    setup_timeout_us: u64,
     /// HLS: the earliest entry this connection has in the worker's timer heap.
     timer_at: Option<u64>,
     /// Generation of the socket (bumped when an HLS connection is replaced).
@@ -109,6 +114,8 @@ struct Conn {
     source_octet: u8,
     /// `https://`, `rtmps://`: `pending` holds plaintext, sealed into `inflight`.
     tls: Option<Box<ClientTlsConn>>,
+    /// Handshake clients: our side shut (FIN sent), waiting for the server's.
+    half_closed: bool,
 }
 
 impl Conn {
@@ -124,12 +131,17 @@ impl Conn {
             Proto::Hls(h) => h.phase(),
             Proto::Rtmp(r) => r.phase(),
             Proto::Publish(p) => p.phase(),
+            Proto::Handshake => Phase::Streaming,
         }
     }
 
     fn set_up(&self) -> bool {
         if let Proto::Hls(h) = &self.proto {
             return h.set_up();
+        }
+        if let Proto::Handshake = self.proto {
+            // Each cycle (connect, handshake, close) must end within the deadline.
+            return false;
         }
         let sampled_playing = self
             .meter
@@ -141,6 +153,7 @@ impl Conn {
             (Proto::Hls(h), _) => h.set_up(),
             (Proto::Rtmp(r), _) => r.streaming(),
             (Proto::Publish(p), _) => p.publishing(),
+            (Proto::Handshake, _) => false,
         }
     }
 }
@@ -215,7 +228,7 @@ impl<'a> Worker<'a> {
             None
         };
         let source = match &spec.role {
-            Role::Viewers { .. } => None,
+            Role::Viewers { .. } | Role::Handshakes => None,
             Role::Publishers {
                 source:
                     SourceSpec::Synthetic {
@@ -405,6 +418,15 @@ impl<'a> Worker<'a> {
                 };
                 (None, proto)
             }
+            (Role::Handshakes, _) => {
+                let proto = if target.tls {
+                    Ok(Proto::Handshake)
+                } else {
+                    tracing::warn!(url = %self.spec.url, "handshakes need an https:// or rtmps:// URL");
+                    Err((Phase::Connect, FailureKind::Protocol))
+                };
+                (None, proto)
+            }
         };
         let tls = match (&self.tls, target.tls) {
             (Some(configs), true) => server_name(target)
@@ -434,12 +456,14 @@ impl<'a> Worker<'a> {
             sending: false,
             pending: out,
             setup_deadline_us: t.mono_us + self.spec.setup_timeout_ms * 1000,
+            setup_timeout_us: self.spec.setup_timeout_ms * 1000,
             timer_at: None,
             gen: 0,
             retired: Vec::new(),
             addr: target.addr,
             source_octet: self.spec.source_octet(k),
             tls,
+            half_closed: false,
         };
         match start_connect(target.addr, self.spec.source_octet(k)) {
             Ok(fd) => conn.fd = fd,
@@ -756,6 +780,10 @@ fn on_completion(
         OP_SEND => on_sent(r, c, conn, index, iv),
         OP_RECV => {
             let Some(id) = c.buffer_id() else {
+                if matches!(conn.proto, Proto::Handshake) && conn.state == ConnState::Open {
+                    end_handshake_cycle(r, conn, index, iv, t, c.result);
+                    return;
+                }
                 let hls_eof =
                     c.result == 0 && matches!(&conn.proto, Proto::Hls(h) if h.may_reconnect());
                 if hls_eof && conn.state == ConnState::Open {
@@ -850,14 +878,16 @@ fn on_data(
         }
         (Proto::Rtmp(v), Some(meter)) => v.on_bytes(data, t, meter, iv, &mut conn.pending, events),
         (Proto::Publish(p), _) => p.on_bytes(data, t, iv, &mut conn.pending, events),
-        (_, None) => Ok(()),
+        // Handshake clients read nothing after TLS (tickets are TLS's own).
+        (Proto::Handshake, _) | (_, None) => Ok(()),
     };
     res.map(|()| Flow::Continue)
 }
 
 /// Replaces an HLS player's connection that the server closes (keep-alive limit
 /// or idle timeout): the old socket is shut, a new one opened from the same
-/// source address, and the request in flight sent again on it.
+/// source address, and the request in flight sent again on it. A handshake
+/// client's next cycle starts the same way, with a fresh TLS session.
 fn reconnect(
     r: &mut Reactor,
     conn: &mut Conn,
@@ -866,7 +896,7 @@ fn reconnect(
     t: Now,
 ) -> Result<(), (Phase, FailureKind)> {
     let phase = conn.phase();
-    if conn.retired.len() >= MAX_RETIRED || conn.tls.is_some() {
+    if conn.retired.len() >= MAX_RETIRED {
         return Err((phase, FailureKind::EarlyEof));
     }
     if conn.sending {
@@ -887,9 +917,17 @@ fn reconnect(
     conn.state = ConnState::Connecting;
     conn.gen = conn.gen.wrapping_add(1);
     conn.pending.clear();
+    conn.half_closed = false;
     if let Proto::Hls(h) = &mut conn.proto {
         h.reconnected(t, &mut conn.pending)
             .map_err(|e| e.classify(h.streaming()))?;
+        iv.counters.reconnects += 1;
+    }
+    if let Some(tls) = conn.tls.as_mut() {
+        tls.restart(t).map_err(|e| {
+            tracing::debug!(error = %e, "TLS client");
+            (Phase::Handshake, FailureKind::Protocol)
+        })?;
     }
     conn.fd = start_connect(conn.addr, conn.source_octet).map_err(|e| {
         (
@@ -897,7 +935,6 @@ fn reconnect(
             e.raw_os_error().map_or(FailureKind::Io, classify_errno),
         )
     })?;
-    iv.counters.reconnects += 1;
     flush(r, conn, index).map_err(|e| (Phase::Connect, e.kind()))
 }
 
@@ -933,7 +970,47 @@ fn on_sent(r: &mut Reactor, c: Completion, conn: &mut Conn, index: usize, iv: &m
     if let Err(e) = res {
         let phase = conn.phase();
         fail_client(r, conn, index, iv, phase, e.kind());
+        return;
     }
+    let handshake_sent = matches!(conn.proto, Proto::Handshake)
+        && conn.tls.as_ref().is_some_and(|t| !t.is_handshaking())
+        && !conn.sending
+        && !conn.half_closed;
+    if handshake_sent {
+        // Our Finished is out: close our side and wait for the server's FIN, so
+        // the server completes its handshake and loadgen never resets a socket
+        // with the server's session tickets unread.
+        conn.half_closed = true;
+        // SAFETY: shutting down the write side of a socket this client owns.
+        unsafe { libc::shutdown(conn.fd, libc::SHUT_WR) };
+    }
+}
+
+/// A handshake client's socket ended (`result`: 0 for the server's FIN, or a
+/// negative errno): a clean end after a completed handshake is one cycle;
+/// anything else is a failure. Either way a new socket starts the next cycle.
+fn end_handshake_cycle(
+    r: &mut Reactor,
+    conn: &mut Conn,
+    index: usize,
+    iv: &mut Interval,
+    t: Now,
+    result: i32,
+) {
+    let done = conn.half_closed && result == 0;
+    if !done {
+        let kind = if result == 0 {
+            FailureKind::EarlyEof
+        } else {
+            classify_errno(-result)
+        };
+        iv.failures.record(conn.phase(), kind);
+    }
+    if let Err((phase, kind)) = reconnect(r, conn, index, iv, t) {
+        fail_client(r, conn, index, iv, phase, kind);
+        return;
+    }
+    conn.setup_deadline_us = t.mono_us + conn.setup_timeout_us;
 }
 
 #[cfg(test)]

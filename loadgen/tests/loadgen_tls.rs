@@ -123,14 +123,11 @@ fn https_and_rtmps_viewers_of_an_rtmps_publisher_get_every_stamped_frame() {
     let handshake = &report["tls_handshake_ms"];
     assert_eq!(handshake["count"].as_u64(), Some(viewers + 1), "{handshake}");
     assert!(handshake["max"].as_f64().unwrap() < 10_000.0, "{handshake}");
-    let server_ok = {
-        let (_, body) = http_get(tls.server.admin_port, "/metrics");
-        body.lines()
-            .filter(|l| l.starts_with("ringcast_tls_handshakes_total{") && l.contains("\"ok\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>()
-    };
-    assert_eq!(server_ok, (viewers + 1) as f64, "server-side handshakes");
+    assert_eq!(
+        server_handshakes(&tls.server, "ok"),
+        (viewers + 1) as f64,
+        "server-side handshakes"
+    );
 }
 
 #[test]
@@ -163,4 +160,69 @@ fn a_server_certificate_the_ca_does_not_vouch_for_fails_in_the_handshake() {
         [("Handshake".to_string(), "Protocol".to_string(), 4)]
     );
     assert_eq!(count(&report, "tls_handshakes"), 0);
+}
+
+/// Sum of `ringcast_tls_handshakes_total` samples with `result="…"`.
+fn server_handshakes(server: &Ringcast, result: &str) -> f64 {
+    let (_, body) = http_get(server.admin_port, "/metrics");
+    let label = format!("result=\"{result}\"");
+    body.lines()
+        .filter(|l| l.starts_with("ringcast_tls_handshakes_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn handshake_mode_cycles_full_handshakes_that_the_server_completes_too() {
+    let dir = TempDir::new("loadgen-tls-handshakes");
+    let (ca, cert, key) = test_pki(&dir);
+    let tls = start_tls(&cert, &key);
+    let connections = 8u64;
+    for url in [
+        format!("https://localhost:{}/", tls.https),
+        format!("rtmps://localhost:{}/live/x", tls.rtmps),
+    ] {
+        let before = server_handshakes(&tls.server, "ok");
+        let json = dir.path("handshakes.json");
+        let run = loadgen_bg(
+            &[
+                "handshakes",
+                "--url",
+                &url,
+                "--ca",
+                ca.to_str().unwrap(),
+                "--connections",
+                &connections.to_string(),
+                "--duration",
+                "3s",
+            ],
+            &json,
+        );
+        let report = report_of(run, &json);
+        assert!(failures(&report).is_empty(), "{url}: {:?}", failures(&report));
+        let done = count(&report, "tls_handshakes");
+        assert!(done >= 10 * connections, "{url}: {done} handshakes in 3 s");
+        assert_eq!(
+            report["tls_handshake_ms"]["count"].as_u64(),
+            Some(done),
+            "{url}"
+        );
+        assert!(report["tls_handshakes_per_sec"].as_f64().unwrap() > 0.0);
+        // The server completed the same handshakes, give or take the one cycle
+        // per client in flight at the end: loadgen counts a handshake when the
+        // server's Finished arrives, the server when the client's does (which
+        // the run's end may cut off).
+        let low = done.saturating_sub(connections) as f64;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut server = server_handshakes(&tls.server, "ok") - before;
+        while server < low && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            server = server_handshakes(&tls.server, "ok") - before;
+        }
+        assert!(
+            (low..=(done + connections) as f64).contains(&server),
+            "{url}: server {server}, loadgen {done}"
+        );
+        assert_eq!(server_handshakes(&tls.server, "failed"), 0.0, "{url}");
+    }
 }
