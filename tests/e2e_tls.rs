@@ -842,6 +842,16 @@ fn wss_plays_websocket_flv_through_the_https_listener() {
         metric_on(s.server.admin_port, "ringcast_viewers{protocol=\"ws_flv\"}"),
         1.0
     );
+    // The status page lists the TLS play URLs next to the plain ones.
+    let (status, page) = http_request(s.server.admin_port, "GET", "/");
+    assert_eq!(status, 200);
+    for listed in [
+        format!("https://localhost:{}/live/w.flv", s.https_port),
+        url.clone(),
+        format!("rtmps://localhost:{}/live/w", s.rtmps_port),
+    ] {
+        assert!(page.contains(&listed), "{listed} not on the status page: {page}");
+    }
 
     // The FLV header, then one tag per binary message, reassembled.
     let mut flv = Vec::new();
