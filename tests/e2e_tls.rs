@@ -832,10 +832,11 @@ fn wss_plays_websocket_flv_through_the_https_listener() {
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let conn = rustls::ClientConnection::new(config, name).unwrap();
     let url = format!("wss://localhost:{}/live/w.flv", s.https_port);
-    let (mut ws, response) = match tungstenite::client(url.as_str(), rustls::StreamOwned::new(conn, tcp)) {
-        Ok(pair) => pair,
-        Err(e) => panic!("wss handshake: {e}"),
-    };
+    let (mut ws, response) =
+        match tungstenite::client(url.as_str(), rustls::StreamOwned::new(conn, tcp)) {
+            Ok(pair) => pair,
+            Err(e) => panic!("wss handshake: {e}"),
+        };
     assert_eq!(response.status().as_u16(), 101);
     assert_eq!(ws.get_ref().conn.alpn_protocol(), Some(&b"http/1.1"[..]));
     assert_eq!(
@@ -850,7 +851,10 @@ fn wss_plays_websocket_flv_through_the_https_listener() {
         url.clone(),
         format!("rtmps://localhost:{}/live/w", s.rtmps_port),
     ] {
-        assert!(page.contains(&listed), "{listed} not on the status page: {page}");
+        assert!(
+            page.contains(&listed),
+            "{listed} not on the status page: {page}"
+        );
     }
 
     // The FLV header, then one tag per binary message, reassembled.

@@ -268,7 +268,10 @@ pub fn plan_handshakes(
 ) -> anyhow::Result<Vec<WorkerSpec>> {
     let target = Target::parse(&args.url)?;
     if !target.tls {
-        anyhow::bail!("handshakes need an https:// or rtmps:// URL, got {}", args.url);
+        anyhow::bail!(
+            "handshakes need an https:// or rtmps:// URL, got {}",
+            args.url
+        );
     }
     let template = WorkerSpec {
         role: Role::Handshakes,
@@ -436,8 +439,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Handshakes(args) => {
             let cap = args.output.per_process.unwrap_or_else(per_process_cap);
-            let workers =
-                plan_handshakes(&args, start_time_us(), cap, &cores(args.output.cores))?;
+            let workers = plan_handshakes(&args, start_time_us(), cap, &cores(args.output.cores))?;
             let report = execute(
                 &workers,
                 settings(&[

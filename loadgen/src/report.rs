@@ -335,7 +335,8 @@ impl Report {
             "  {:<18}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>10}",
             "", "p50", "p90", "p99", "p99.9", "max", "mean", "samples"
         );
-        let tls = (self.tls_handshake_ms.count > 0).then_some(("TLS handshake ms", &self.tls_handshake_ms));
+        let tls = (self.tls_handshake_ms.count > 0)
+            .then_some(("TLS handshake ms", &self.tls_handshake_ms));
         for (name, p) in [
             Some(("latency ms", &self.latency_ms)),
             Some(("startup ms", &self.startup_ms)),

@@ -233,7 +233,9 @@ mod tests {
             to_client.clear();
             server.poll_transmit(&mut to_client);
             if step == 3 {
-                server.send(&[b"HTTP/1.1 200 OK\r\n\r\n"], &mut to_client).unwrap();
+                server
+                    .send(&[b"HTTP/1.1 200 OK\r\n\r\n"], &mut to_client)
+                    .unwrap();
             }
             if !to_client.is_empty() {
                 client.open(&to_client, now(10 + step), &mut iv).unwrap();

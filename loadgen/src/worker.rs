@@ -223,7 +223,9 @@ impl<'a> Worker<'a> {
             .map(|i| base.for_stream(i))
             .collect();
         let tls = if base.tls {
-            Some(TlsConfigs::load(spec.ca.as_deref().map(std::path::Path::new))?)
+            Some(TlsConfigs::load(
+                spec.ca.as_deref().map(std::path::Path::new),
+            )?)
         } else {
             None
         };
@@ -819,8 +821,8 @@ fn on_completion(
                 Ok(Flow::Continue) => Ok(()),
                 Err(e) => Err(e),
             };
-            let result = result
-                .and_then(|()| flush(r, conn, index).map_err(|e| (conn.phase(), e.kind())));
+            let result =
+                result.and_then(|()| flush(r, conn, index).map_err(|e| (conn.phase(), e.kind())));
             match result {
                 Ok(()) => schedule(timers, conn, index),
                 Err((phase, kind)) => fail_client(r, conn, index, iv, phase, kind),

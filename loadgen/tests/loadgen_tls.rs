@@ -111,7 +111,11 @@ fn https_and_rtmps_viewers_of_an_rtmps_publisher_get_every_stamped_frame() {
     let frames = count(&report, "video_frames");
     // 5 s of 25 fps each, less the wait for the first keyframe.
     assert!(frames >= viewers * 75, "{frames} video frames");
-    assert_eq!(count(&report, "stamped_frames"), frames, "every frame stamped");
+    assert_eq!(
+        count(&report, "stamped_frames"),
+        frames,
+        "every frame stamped"
+    );
     assert_eq!(count(&report, "missing_frames"), 0, "no frame lost");
     assert_eq!(count(&report, "stalls"), 0);
     assert!(count(&report, "audio_frames") > 0);
@@ -121,7 +125,11 @@ fn https_and_rtmps_viewers_of_an_rtmps_publisher_get_every_stamped_frame() {
     // The publisher's handshake and every viewer's, on both sides.
     assert_eq!(count(&report, "tls_handshakes"), viewers + 1);
     let handshake = &report["tls_handshake_ms"];
-    assert_eq!(handshake["count"].as_u64(), Some(viewers + 1), "{handshake}");
+    assert_eq!(
+        handshake["count"].as_u64(),
+        Some(viewers + 1),
+        "{handshake}"
+    );
     assert!(handshake["max"].as_f64().unwrap() < 10_000.0, "{handshake}");
     assert_eq!(
         server_handshakes(&tls.server, "ok"),
@@ -199,7 +207,11 @@ fn handshake_mode_cycles_full_handshakes_that_the_server_completes_too() {
             &json,
         );
         let report = report_of(run, &json);
-        assert!(failures(&report).is_empty(), "{url}: {:?}", failures(&report));
+        assert!(
+            failures(&report).is_empty(),
+            "{url}: {:?}",
+            failures(&report)
+        );
         let done = count(&report, "tls_handshakes");
         assert!(done >= 10 * connections, "{url}: {done} handshakes in 3 s");
         assert_eq!(

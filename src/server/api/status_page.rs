@@ -348,7 +348,9 @@ mod tests {
         assert!(html.contains("href=\"http://edge.example:8081/live/cam1.flv\""));
         assert!(!html.contains(":1935/"), "no default RTMP port: {html}");
         assert!(!html.contains(":8080/"), "no default HTTP port: {html}");
-        assert!(!html.contains("https://") && !html.contains("wss://") && !html.contains("rtmps://"));
+        assert!(
+            !html.contains("https://") && !html.contains("wss://") && !html.contains("rtmps://")
+        );
     }
 
     #[test]
@@ -367,7 +369,10 @@ mod tests {
         assert!(html.contains("<code>rtmps://edge.example:1443/live/cam1</code>"));
         let only_https = PlayUrlConfig::default().with_tls(Some("[::]:443".parse().unwrap()), None);
         let urls = play_urls("h", &only_https, "live", "a b");
-        assert_eq!(urls.https_flv.as_deref(), Some("https://h:443/live/a%20b.flv"));
+        assert_eq!(
+            urls.https_flv.as_deref(),
+            Some("https://h:443/live/a%20b.flv")
+        );
         assert_eq!(urls.wss_flv.as_deref(), Some("wss://h:443/live/a%20b.flv"));
         assert_eq!(urls.rtmps, None);
     }
