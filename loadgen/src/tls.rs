@@ -5,8 +5,9 @@
 //! The protocol code keeps writing plaintext into the connection's pending
 //! buffer; [`ClientTlsConn::seal`] encrypts at most one bounded send's worth of
 //! it (plus handshake flights) into the buffer the kernel sends. Received
-//! ciphertext is decrypted by [`ClientTlsConn::open`] into a plaintext buffer that
-//! the protocol reads and the worker clears at once, so neither side grows.
+//! ciphertext is decrypted by [`ClientTlsConn::open`] into the worker's one
+//! plaintext buffer, which the protocol reads and the worker clears at once, so
+//! neither side grows and an idle viewer holds no plaintext.
 //!
 //! Session resumption is off: every viewer is a new client doing a full
 //! handshake (ECDHE + certificate verification), which is what a server's
@@ -33,6 +34,9 @@ pub const MAX_CIPHERTEXT_PER_SEND: usize = 256 * 1024;
 /// Most plaintext one receive may decrypt to: a provided buffer is at most
 /// 16 KiB of ciphertext, which never decrypts to more.
 pub const MAX_PLAINTEXT_PER_RECEIVE: usize = 64 * 1024;
+/// A connection's ciphertext scratch keeps at most this capacity between sends
+/// (publishers seal up to [`MAX_CIPHERTEXT_PER_SEND`]; viewers send little).
+const CIPHER_RETAIN: usize = 16 * 1024;
 
 /// The client configurations of one worker: HTTPS (ALPN `http/1.1`) and RTMPS.
 #[derive(Debug, Clone)]
@@ -78,8 +82,6 @@ pub struct ClientTlsConn {
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
     limits: TlsLimits,
-    /// Decrypted bytes the protocol has not read yet (cleared after each receive).
-    pub plain: Vec<u8>,
     /// Ciphertext scratch of one seal.
     cipher: Vec<u8>,
     started_us: u64,
@@ -105,7 +107,6 @@ impl ClientTlsConn {
             config,
             name,
             limits,
-            plain: Vec::new(),
             cipher: Vec::new(),
             started_us: now.mono_us,
             per_send: limits.max_plaintext_per_send(),
@@ -120,7 +121,6 @@ impl ClientTlsConn {
             self.limits,
             now.mono_us / 1000,
         )?;
-        self.plain.clear();
         self.started_us = now.mono_us;
         Ok(())
     }
@@ -152,13 +152,22 @@ impl ClientTlsConn {
             pending.advance(n);
         }
         out.extend_from_slice(&self.cipher);
+        if self.cipher.capacity() > CIPHER_RETAIN {
+            self.cipher = Vec::new();
+        }
         Ok(())
     }
 
-    /// Decrypts `data` into [`Self::plain`]; counts the handshake (and its time
-    /// since connect start) when it completes.
-    pub fn open(&mut self, data: &[u8], now: Now, iv: &mut Interval) -> Result<(), TlsError> {
-        let got = self.session.receive(data, &mut self.plain)?;
+    /// Decrypts `data`, appending the plaintext to `plain`; counts the handshake
+    /// (and its time since connect start) when it completes.
+    pub fn open(
+        &mut self,
+        data: &[u8],
+        plain: &mut Vec<u8>,
+        now: Now,
+        iv: &mut Interval,
+    ) -> Result<(), TlsError> {
+        let got = self.session.receive(data, plain)?;
         if got.handshake_done {
             iv.counters.tls_handshakes += 1;
             iv.hist
@@ -217,7 +226,7 @@ mod tests {
         // 600 KiB of plaintext queued before the handshake: more than one send takes.
         let mut pending = BytesMut::from(&vec![7u8; 600 * 1024][..]);
         let mut iv = Interval::default();
-        let (mut received, mut total) = (Vec::new(), 0);
+        let (mut received, mut total, mut plain) = (Vec::new(), 0, Vec::new());
         let mut to_client = Vec::new();
         for step in 0..64 {
             let mut wire = BytesMut::new();
@@ -238,14 +247,16 @@ mod tests {
                     .unwrap();
             }
             if !to_client.is_empty() {
-                client.open(&to_client, now(10 + step), &mut iv).unwrap();
+                client
+                    .open(&to_client, &mut plain, now(10 + step), &mut iv)
+                    .unwrap();
             }
             if !client.wants_transmit(&pending) && total == 600 * 1024 {
                 break;
             }
         }
         assert_eq!(total, 600 * 1024);
-        assert_eq!(client.plain, b"HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(plain, b"HTTP/1.1 200 OK\r\n\r\n");
         assert_eq!(iv.counters.tls_handshakes, 1);
         assert_eq!(iv.hist.tls_handshake_us.len(), 1);
         let _ = std::fs::remove_dir_all(ca.parent().unwrap());
@@ -268,7 +279,7 @@ mod tests {
         client.seal(&mut BytesMut::new(), &mut wire).unwrap();
         server.receive(&wire, &mut sink).unwrap();
         server.poll_transmit(&mut back);
-        let err = client.open(&back, now(1), &mut Interval::default());
+        let err = client.open(&back, &mut Vec::new(), now(1), &mut Interval::default());
         assert!(matches!(err, Err(TlsError::Protocol(_))), "{err:?}");
         let _ = std::fs::remove_dir_all(ca.parent().unwrap());
     }

@@ -210,6 +210,8 @@ struct Worker<'a> {
     arena: SharedArena,
     rng: rand::rngs::SmallRng,
     events: Vec<ClientEvent>,
+    /// Plaintext of one TLS receive, read by the protocol and cleared at once.
+    plain: Vec<u8>,
     /// HLS players' wake-ups (timed reloads, request deadlines): (mono µs, conn).
     timers: BinaryHeap<Reverse<(u64, usize)>>,
     iv: Interval,
@@ -271,6 +273,7 @@ impl<'a> Worker<'a> {
             arena: SharedArena::default(),
             rng: rand::rngs::SmallRng::from_entropy(),
             events: Vec::new(),
+            plain: Vec::new(),
             timers: BinaryHeap::new(),
             iv: Interval::default(),
             origin: Instant::now(),
@@ -316,14 +319,11 @@ impl<'a> Worker<'a> {
             self.reactor
                 .submit_and_wait(1, Some(Duration::from_micros(wait_us.max(100))))?;
             let t = now(self.origin);
-            let (conns, iv, events, timers) = (
-                &mut self.conns,
-                &mut self.iv,
-                &mut self.events,
-                &mut self.timers,
-            );
-            self.reactor
-                .drain_completions(|r, c| on_completion(r, c, conns, iv, events, timers, t));
+            let (conns, iv, timers) = (&mut self.conns, &mut self.iv, &mut self.timers);
+            let (events, plain) = (&mut self.events, &mut self.plain);
+            self.reactor.drain_completions(|r, c| {
+                on_completion(r, c, conns, iv, (&mut *events, &mut *plain), timers, t)
+            });
             drained_us = now(self.origin).mono_us.saturating_sub(t.mono_us);
         }
         let t = now(self.origin);
@@ -753,7 +753,7 @@ fn on_completion(
     c: Completion,
     conns: &mut [Conn],
     iv: &mut Interval,
-    events: &mut Vec<ClientEvent>,
+    (events, plain): (&mut Vec<ClientEvent>, &mut Vec<u8>),
     timers: &mut BinaryHeap<Reverse<(u64, usize)>>,
     t: Now,
 ) {
@@ -812,7 +812,7 @@ fn on_completion(
                 return;
             }
             let result = match r.recv_buffer(id, c.result.max(0) as usize) {
-                Some(data) => on_received(conn, data, t, iv, events),
+                Some(data) => on_received(conn, data, t, iv, events, plain),
                 None => Err((conn.phase(), FailureKind::Io)),
             };
             r.recycle_buffer(id);
@@ -839,25 +839,21 @@ fn on_received(
     t: Now,
     iv: &mut Interval,
     events: &mut Vec<ClientEvent>,
+    plain: &mut Vec<u8>,
 ) -> Result<Flow, (Phase, FailureKind)> {
     let Some(tls) = conn.tls.as_mut() else {
         return on_data(conn, data, t, iv, events);
     };
-    if let Err(e) = tls.open(data, t, iv) {
+    plain.clear();
+    if let Err(e) = tls.open(data, plain, t, iv) {
         tracing::debug!(error = %e, "TLS receive");
         return Err((conn.phase(), FailureKind::Protocol));
     }
-    if tls.plain.is_empty() {
+    if plain.is_empty() {
         return Ok(Flow::Continue);
     }
-    // Lent out while the protocol reads it (it needs the connection too), then
-    // cleared and given back with its capacity.
-    let mut plain = std::mem::take(&mut tls.plain);
-    let res = on_data(conn, &plain, t, iv, events);
+    let res = on_data(conn, plain, t, iv, events);
     plain.clear();
-    if let Some(tls) = conn.tls.as_mut() {
-        tls.plain = plain;
-    }
     res
 }
 
