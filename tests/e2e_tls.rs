@@ -634,3 +634,107 @@ fn a_push_relay_publishes_over_rtmps() {
         ) >= 1.0
     );
 }
+
+#[test]
+fn wss_plays_websocket_flv_through_the_https_listener() {
+    require::command("ffmpeg", "ffmpeg");
+    require::command("ffprobe", "ffmpeg");
+    let pki = Pki::new("wss");
+    let (cert, key) = pki.leaf("leaf", "localhost", &["localhost", "127.0.0.1"]);
+    let s = start_tls(&cert, &key, "", "");
+    let _publisher = publish(&s.server.rtmp_url("live", "w"), 60);
+    wait_live(&s.server, "live", "w", Duration::from_secs(30));
+
+    // tungstenite over a rustls client stream verified against the test CA.
+    let config = ringcast::tls::ClientTls::load(Some(&pki.ca()))
+        .unwrap()
+        .https();
+    let tcp = TcpStream::connect(("127.0.0.1", s.https_port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    let url = format!("wss://localhost:{}/live/w.flv", s.https_port);
+    let (mut ws, response) =
+        match tungstenite::client(url.as_str(), rustls::StreamOwned::new(conn, tcp)) {
+            Ok(pair) => pair,
+            Err(e) => panic!("wss handshake: {e}"),
+        };
+    assert_eq!(response.status().as_u16(), 101);
+    assert_eq!(ws.get_ref().conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+    assert_eq!(
+        metric_on(s.server.admin_port, "ringcast_viewers{protocol=\"ws_flv\"}"),
+        1.0
+    );
+    // The status page lists the TLS play URLs next to the plain ones.
+    let (status, page) = http_request(s.server.admin_port, "GET", "/");
+    assert_eq!(status, 200);
+    for listed in [
+        format!("https://localhost:{}/live/w.flv", s.https_port),
+        url.clone(),
+        format!("rtmps://localhost:{}/live/w", s.rtmps_port),
+    ] {
+        assert!(
+            page.contains(&listed),
+            "{listed} not on the status page: {page}"
+        );
+    }
+
+    // The FLV header, then one tag per binary message, reassembled.
+    let mut flv = Vec::new();
+    let mut video = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while video < 110 {
+        assert!(Instant::now() < deadline, "60 s: {video} video tags");
+        match ws.read().expect("a message") {
+            tungstenite::Message::Binary(m) if flv.is_empty() => {
+                assert_eq!((m.len(), &m[..3]), (9, &b"FLV"[..]), "the FLV header first");
+                flv.extend_from_slice(&m);
+            }
+            tungstenite::Message::Binary(m) => {
+                assert!(m.len() >= 15, "a tag message of {} bytes", m.len());
+                let size = u32::from_be_bytes([0, m[5], m[6], m[7]]) as usize;
+                assert_eq!(m.len(), 15 + size, "one FLV tag per message");
+                if m[4] == 9 {
+                    video += 1;
+                }
+                flv.extend_from_slice(&m);
+            }
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+    ws.close(None).unwrap();
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "ringcast-e2e-wss-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("wss.flv");
+    std::fs::write(&path, &flv).unwrap();
+    let probed = run_bounded(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames"])
+            .args(["-show_entries", "stream=codec_name,nb_read_frames"])
+            .args(["-of", "csv=p=0"])
+            .arg(&path),
+        Duration::from_secs(30),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&probed.stdout).to_string();
+    let h264_frames: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("h264,"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        probed.status.success() && h264_frames >= 100 && text.contains("aac"),
+        "ffprobe of the wss stream: {text} {}",
+        String::from_utf8_lossy(&probed.stderr)
+    );
+}

@@ -35,6 +35,9 @@ pub enum Command {
     Publish(PublishArgs),
     /// Publish and play together: one-command benchmarks.
     Run(RunArgs),
+    /// TLS handshake rate: clients that connect, complete a TLS handshake
+    /// (full, no resumption) and close, over and over.
+    Handshakes(HandshakeArgs),
     /// Internal: one worker process, driven by the parent.
     #[command(hide = true)]
     Worker {
@@ -64,13 +67,37 @@ pub struct OutputArgs {
     pub per_process: Option<u64>,
 }
 
+/// Options of `https://` and `rtmps://` targets.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TlsArgs {
+    /// PEM file of CA certificates the server's certificate is verified against
+    /// (default: the system store).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn ca(&self) -> anyhow::Result<Option<String>> {
+        match &self.ca {
+            None => Ok(None),
+            Some(path) => {
+                // Checked here so a bad file fails the run, not every worker.
+                ringcast::tls::ClientTls::load(Some(path))
+                    .with_context(|| format!("--ca {}", path.display()))?;
+                Ok(Some(path.to_string_lossy().into_owned()))
+            }
+        }
+    }
+}
+
 /// Most play URLs one run spreads its viewers over.
 pub const MAX_PLAY_URLS: usize = 64;
 
 /// `loadgen play`.
 #[derive(Debug, Args)]
 pub struct PlayArgs {
-    /// http://127.0.0.1:8080/live/x.flv, rtmp://127.0.0.1/live/x, or an HLS/DASH player:
+    /// http://127.0.0.1:8080/live/x.flv, rtmp://127.0.0.1/live/x (https://…, rtmps://… over
+    /// TLS), or an HLS/DASH player:
     /// http://…/live/x.m3u8 (LL-HLS), …/x-ts.m3u8 (TS HLS), …/x.mpd (LL-DASH);
     /// `{i}` = stream index.
     /// Repeat it (or give a comma list) to spread viewers over several servers:
@@ -93,6 +120,9 @@ pub struct PlayArgs {
     /// Connect, handshake and first keyframe must happen within this.
     #[arg(long, default_value = "10s", value_parser = parse_duration_ms)]
     pub setup_timeout: u64,
+    /// TLS options.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Report options.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -101,12 +131,15 @@ pub struct PlayArgs {
 /// `loadgen publish`.
 #[derive(Debug, Args)]
 pub struct PublishArgs {
-    /// rtmp://127.0.0.1/live/x; `{i}` = stream index (0..streams).
+    /// rtmp://127.0.0.1/live/x or rtmps://…; `{i}` = stream index (0..streams).
     #[arg(long)]
     pub url: String,
     /// Media options.
     #[command(flatten)]
     pub media: MediaArgs,
+    /// TLS options.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Report options.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -171,7 +204,7 @@ impl MediaArgs {
 /// `loadgen run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Where publishers send: rtmp://127.0.0.1/live/s{i}.
+    /// Where publishers send: rtmp://127.0.0.1/live/s{i} (or rtmps://…).
     #[arg(long)]
     pub publish_url: String,
     /// Where viewers play: http://127.0.0.1:8080/live/s{i}.flv, rtmp://127.0.0.1/live/s{i},
@@ -197,22 +230,80 @@ pub struct RunArgs {
     /// Media options.
     #[command(flatten)]
     pub media: MediaArgs,
+    /// TLS options (publishers and viewers).
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Report options.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `loadgen handshakes`.
+#[derive(Debug, Args)]
+pub struct HandshakeArgs {
+    /// https://127.0.0.1:8443/ or rtmps://127.0.0.1:1443/app/x (only the address,
+    /// the server name and the ALPN it implies are used).
+    #[arg(long)]
+    pub url: String,
+    /// Clients cycling at once.
+    #[arg(long, default_value_t = 64)]
+    pub connections: u64,
+    /// One cycle (connect, handshake, close) must end within this.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_ms)]
+    pub setup_timeout: u64,
+    /// TLS options.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Report options.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Plans `handshakes`' workers.
+pub fn plan_handshakes(
+    args: &HandshakeArgs,
+    start_unix_us: u64,
+    cap: u64,
+    cores: &[usize],
+) -> anyhow::Result<Vec<WorkerSpec>> {
+    let target = Target::parse(&args.url)?;
+    if !target.tls {
+        anyhow::bail!(
+            "handshakes need an https:// or rtmps:// URL, got {}",
+            args.url
+        );
+    }
+    let template = WorkerSpec {
+        role: Role::Handshakes,
+        url: args.url.clone(),
+        streams: 1,
+        first: 0,
+        step: 1,
+        count: 0,
+        ramp_per_sec: 0.0,
+        start_unix_us,
+        start_delay_ms: 0,
+        duration_ms: args.output.duration,
+        source_ips: 1,
+        core: None,
+        setup_timeout_ms: args.setup_timeout,
+        ca: args.tls.ca()?,
+    };
+    Ok(plan(&template, args.connections.max(1), cap, cores, 0))
 }
 
 /// Plans the publishers of `publish`/`run`: one per stream, all in one process.
 pub fn plan_publish(
     url: &str,
     media: &MediaArgs,
+    tls: &TlsArgs,
     start_unix_us: u64,
     duration_ms: u64,
     cores: &[usize],
 ) -> anyhow::Result<Vec<WorkerSpec>> {
     let target = Target::parse(url)?;
     if target.scheme != crate::target::Scheme::Rtmp {
-        anyhow::bail!("publishing needs an rtmp:// URL, got {url}");
+        anyhow::bail!("publishing needs an rtmp:// or rtmps:// URL, got {url}");
     }
     let template = WorkerSpec {
         role: Role::Publishers {
@@ -230,6 +321,7 @@ pub fn plan_publish(
         source_ips: 1,
         core: None,
         setup_timeout_ms: 10_000,
+        ca: tls.ca()?,
     };
     // Publishers are few and light: one process, on the last core, away from viewers'.
     Ok(plan(
@@ -298,6 +390,7 @@ pub fn plan_play(
         source_ips: 1,
         core: None,
         setup_timeout_ms: args.setup_timeout,
+        ca: args.tls.ca()?,
     };
     Ok(plan_over(&template, &args.url, args.viewers, cap, cores, 0))
 }
@@ -344,11 +437,27 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             std::io::stderr().flush()?;
             finish(&report, &args.output)
         }
+        Command::Handshakes(args) => {
+            let cap = args.output.per_process.unwrap_or_else(per_process_cap);
+            let workers = plan_handshakes(&args, start_time_us(), cap, &cores(args.output.cores))?;
+            let report = execute(
+                &workers,
+                settings(&[
+                    ("mode", "handshakes".into()),
+                    ("url", args.url.clone()),
+                    ("connections", args.connections.to_string()),
+                    ("processes", workers.len().to_string()),
+                ]),
+                &mut std::io::stderr(),
+            )?;
+            finish(&report, &args.output)
+        }
         Command::Publish(args) => {
             let cores = cores(args.output.cores);
             let workers = plan_publish(
                 &args.url,
                 &args.media,
+                &args.tls,
                 start_time_us(),
                 args.output.duration,
                 &cores,
@@ -373,6 +482,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             let mut workers = plan_publish(
                 &args.publish_url,
                 &args.media,
+                &args.tls,
                 start,
                 args.output.duration + 1000,
                 &cores,
@@ -384,6 +494,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
                 streams: args.media.streams,
                 sample: args.sample,
                 setup_timeout: args.setup_timeout,
+                tls: args.tls.clone(),
                 output: OutputArgs {
                     duration: args.output.duration,
                     json: None,

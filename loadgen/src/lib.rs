@@ -26,6 +26,7 @@ pub mod stamp;
 pub mod stats;
 pub mod synthetic;
 pub mod target;
+pub mod tls;
 pub mod units;
 pub mod viewer;
 pub mod worker;

@@ -186,10 +186,14 @@ fn progress_line_of(s: &Second, viewers_total: u64) -> String {
     } else {
         format!("{:.1}", s.latency_ms.p99)
     };
-    format!(
+    let line = format!(
         "[{:>4}s] viewers up {:>7}/{:<7} publishers {:>3}  failures {:>5}  in {:>8.1} Mbit/s  p99 latency {:>7} ms  stalls {:>4}  missing {:>5}",
         s.second, s.viewers_up, viewers_total, s.publishers_up, s.failures, s.mbps, p99, s.stalls, s.missing_frames,
-    )
+    );
+    if s.tls_handshakes == 0 {
+        return line;
+    }
+    format!("{line}  TLS handshakes {:>6}/s", s.tls_handshakes)
 }
 
 /// Runs all `workers` to completion and returns the merged report.
@@ -344,6 +348,17 @@ mod tests {
     }
 
     #[test]
+    fn progress_line_shows_tls_handshakes_only_when_there_are_some() {
+        let mut iv = crate::stats::Interval::default();
+        iv.counters.viewers_up = 3;
+        assert!(!progress_line(2, &iv, 4).contains("TLS"));
+        iv.counters.tls_handshakes = 1234;
+        let line = progress_line(2, &iv, 4);
+        assert!(line.starts_with("[   2s] viewers up       3/4"), "{line}");
+        assert!(line.ends_with("TLS handshakes   1234/s"), "{line}");
+    }
+
+    #[test]
     fn grace_grows_with_the_largest_worker() {
         assert_eq!(grace(0), Duration::from_secs(15));
         assert_eq!(grace(16_667), Duration::from_millis(15_000 + 16_667));
@@ -400,6 +415,7 @@ mod tests {
             source_ips: 1,
             core: None,
             setup_timeout_ms: 1,
+            ca: None,
         }
     }
 

@@ -71,6 +71,8 @@ pub struct Second {
     pub missing_frames: u64,
     /// HLS/DASH requests answered this second (ok or not).
     pub requests: u64,
+    /// TLS handshakes completed this second.
+    pub tls_handshakes: u64,
 }
 
 impl Second {
@@ -86,6 +88,7 @@ impl Second {
             stalls: iv.counters.stalls,
             missing_frames: iv.counters.missing_frames,
             requests: iv.requests.total(),
+            tls_handshakes: iv.counters.tls_handshakes,
         }
     }
 }
@@ -190,6 +193,10 @@ pub struct Report {
     pub latency_ms: Percentiles,
     /// Connect start to first keyframe, ms.
     pub startup_ms: Percentiles,
+    /// Connect start to TLS handshake done, ms (`https://`, `rtmps://`; empty otherwise).
+    pub tls_handshake_ms: Percentiles,
+    /// TLS handshakes completed per second over the run.
+    pub tls_handshakes_per_sec: f64,
     /// Stall lengths, ms.
     pub stall_ms: Percentiles,
     /// Video frames per GOP as received.
@@ -248,6 +255,12 @@ impl Report {
             },
             latency_ms: Percentiles::of(&total.hist.latency_us, 1000.0),
             startup_ms: Percentiles::of(&total.hist.startup_ms, 1.0),
+            tls_handshake_ms: Percentiles::of(&total.hist.tls_handshake_us, 1000.0),
+            tls_handshakes_per_sec: if duration_s > 0.0 {
+                total.counters.tls_handshakes as f64 / duration_s
+            } else {
+                0.0
+            },
             stall_ms: Percentiles::of(&total.hist.stall_ms, 1.0),
             gop_frames: Percentiles::of(&total.hist.gop_frames, 1.0),
             loadgen_turn_ms: Percentiles::of(&total.hist.turn_us, 1000.0),
@@ -303,6 +316,13 @@ impl Report {
                 c.late_reads
             );
         }
+        if c.tls_handshakes > 0 {
+            let _ = writeln!(
+                s,
+                "  TLS handshakes    {:>12}   {:.0}/s",
+                c.tls_handshakes, self.tls_handshakes_per_sec
+            );
+        }
         if c.published_frames > 0 {
             let _ = writeln!(
                 s,
@@ -315,13 +335,19 @@ impl Report {
             "  {:<18}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>10}",
             "", "p50", "p90", "p99", "p99.9", "max", "mean", "samples"
         );
+        let tls = (self.tls_handshake_ms.count > 0)
+            .then_some(("TLS handshake ms", &self.tls_handshake_ms));
         for (name, p) in [
-            ("latency ms", &self.latency_ms),
-            ("startup ms", &self.startup_ms),
-            ("stall ms", &self.stall_ms),
-            ("GOP frames", &self.gop_frames),
-            ("loadgen turn ms", &self.loadgen_turn_ms),
-        ] {
+            Some(("latency ms", &self.latency_ms)),
+            Some(("startup ms", &self.startup_ms)),
+            tls,
+            Some(("stall ms", &self.stall_ms)),
+            Some(("GOP frames", &self.gop_frames)),
+            Some(("loadgen turn ms", &self.loadgen_turn_ms)),
+        ]
+        .into_iter()
+        .flatten()
+        {
             let _ = writeln!(
                 s,
                 "  {:<18}{:>9.1}{:>9.1}{:>9.1}{:>9.1}{:>9.1}{:>9.1}{:>10}",

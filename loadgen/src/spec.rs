@@ -40,6 +40,9 @@ pub enum Role {
         /// Media source.
         source: SourceSpec,
     },
+    /// Clients of an `https://` or `rtmps://` `url` that connect, complete a TLS
+    /// handshake and close, over and over (`loadgen handshakes`).
+    Handshakes,
 }
 
 /// One worker process's share of the run.
@@ -72,6 +75,10 @@ pub struct WorkerSpec {
     pub core: Option<usize>,
     /// Connect + handshake + first media byte must happen within this, ms.
     pub setup_timeout_ms: u64,
+    /// `https://` / `rtmps://`: PEM file of trusted CA certificates; `None`: the
+    /// system store.
+    #[serde(default)]
+    pub ca: Option<String>,
 }
 
 impl WorkerSpec {
@@ -121,6 +128,7 @@ mod tests {
             source_ips: 4,
             core: None,
             setup_timeout_ms: 5000,
+            ca: None,
         }
     }
 

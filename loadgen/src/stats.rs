@@ -118,6 +118,9 @@ pub struct Counters {
     /// HLS/DASH connections the server closed and the viewer replaced.
     #[serde(default)]
     pub reconnects: u64,
+    /// TLS handshakes completed (`https://`, `rtmps://`).
+    #[serde(default)]
+    pub tls_handshakes: u64,
 }
 
 impl Counters {
@@ -140,6 +143,7 @@ impl Counters {
         self.published_bytes += o.published_bytes;
         self.late_reads += o.late_reads;
         self.reconnects += o.reconnects;
+        self.tls_handshakes += o.tls_handshakes;
     }
 }
 
@@ -261,7 +265,7 @@ impl Failures {
 }
 
 /// How many histograms [`Histograms`] holds (and a report line carries).
-const HISTOGRAMS: usize = 5;
+const HISTOGRAMS: usize = 6;
 
 /// The distributions loadgen reports.
 #[derive(Clone, Debug)]
@@ -277,6 +281,8 @@ pub struct Histograms {
     /// How long each worker loop turn took to handle its completions and timers, µs:
     /// if this nears the stall threshold, loadgen itself is the bottleneck.
     pub turn_us: Histogram<u64>,
+    /// Connect start to TLS handshake done, µs (`https://`, `rtmps://`).
+    pub tls_handshake_us: Histogram<u64>,
 }
 
 fn histogram(high: u64) -> Histogram<u64> {
@@ -293,6 +299,7 @@ impl Default for Histograms {
             stall_ms: histogram(3_600_000),
             gop_frames: histogram(1_000_000),
             turn_us: histogram(600_000_000),
+            tls_handshake_us: histogram(600_000_000),
         }
     }
 }
@@ -319,6 +326,7 @@ impl Histograms {
             &mut self.stall_ms,
             &mut self.gop_frames,
             &mut self.turn_us,
+            &mut self.tls_handshake_us,
         ]
     }
 
@@ -329,6 +337,7 @@ impl Histograms {
             &self.stall_ms,
             &self.gop_frames,
             &self.turn_us,
+            &self.tls_handshake_us,
         ]
     }
 
@@ -528,7 +537,7 @@ mod tests {
     fn garbage_lines_are_errors_not_panics() {
         assert!(Interval::from_line("").is_err());
         assert!(Interval::from_line("{\"second\":1}").is_err());
-        let bad_hist = r#"{"second":1,"counters":{"viewers_up":0,"publishers_up":0,"viewers_started":0,"viewers_playing":0,"bytes_received":0,"video_frames":0,"keyframes":0,"audio_frames":0,"stamped_frames":0,"missing_frames":0,"sequence_resets":0,"stalls":0,"byte_stalls":0,"published_frames":0,"published_bytes":0},"failures":[],"hist":["AAAA","!!","","",""]}"#;
+        let bad_hist = r#"{"second":1,"counters":{"viewers_up":0,"publishers_up":0,"viewers_started":0,"viewers_playing":0,"bytes_received":0,"video_frames":0,"keyframes":0,"audio_frames":0,"stamped_frames":0,"missing_frames":0,"sequence_resets":0,"stalls":0,"byte_stalls":0,"published_frames":0,"published_bytes":0},"failures":[],"hist":["AAAA","!!","","","",""]}"#;
         assert!(matches!(
             Interval::from_line(bad_hist),
             Err(StatsError::Decode(_))

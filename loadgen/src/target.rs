@@ -1,5 +1,6 @@
 //! Where load goes: a parsed `http://…/x.flv`, `http://…/x.m3u8` (also `-ts.m3u8`),
-//! `http://…/x.mpd` or `rtmp://…/app/stream` URL that must point at this machine.
+//! `http://…/x.mpd` or `rtmp://…/app/stream` URL that must point at this machine;
+//! `https://…/x.flv` and `rtmps://…/app/stream` are the same over TLS.
 //!
 //! loadgen opens tens of thousands of connections per second; pointed at someone
 //! else's server that is an attack, so anything but a loopback address is refused.
@@ -33,14 +34,21 @@ pub struct Target {
     pub path: String,
     /// RTMP: the stream name (`x`); empty for HTTP.
     pub stream: String,
+    /// `https://` or `rtmps://`: the connection speaks TLS first.
+    pub tls: bool,
+    /// The host as written (no port, no brackets): the TLS server name.
+    pub host: String,
 }
 
 /// Why a URL was refused.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TargetError {
-    /// Neither `http://` nor `rtmp://`.
-    #[error("unsupported URL scheme in {0:?}: use http://…/x.flv or rtmp://…/app/stream")]
+    /// None of `http://`, `https://`, `rtmp://`, `rtmps://`.
+    #[error("unsupported URL scheme in {0:?}: use http(s)://…/x.flv or rtmp(s)://…/app/stream")]
     Scheme(String),
+    /// HLS/DASH players speak plain HTTP only.
+    #[error("HLS/DASH over https:// is not supported by loadgen: {0:?}")]
+    HlsOverTls(String),
     /// The host is not an IP literal or `localhost`.
     #[error("host {0:?} is not an IP address or localhost")]
     Host(String),
@@ -75,10 +83,15 @@ impl Target {
                 limit: MAX_URL_LEN,
             });
         }
-        let (scheme, rest, default_port) = if let Some(r) = url.strip_prefix("http://") {
-            (Scheme::HttpFlv, r, 80)
+        let (scheme, rest, default_port, tls) = if let Some(r) = url.strip_prefix("http://") {
+            (Scheme::HttpFlv, r, 80, false)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (Scheme::HttpFlv, r, 443, true)
         } else if let Some(r) = url.strip_prefix("rtmp://") {
-            (Scheme::Rtmp, r, 1935)
+            (Scheme::Rtmp, r, 1935, false)
+        } else if let Some(r) = url.strip_prefix("rtmps://") {
+            // ffmpeg's and OBS's default RTMPS port.
+            (Scheme::Rtmp, r, 443, true)
         } else {
             return Err(TargetError::Scheme(url.to_string()));
         };
@@ -102,6 +115,10 @@ impl Target {
             Scheme::HttpFlv if crate::hls::player::Mode::of_path(path).is_some() => Scheme::Hls,
             s => s,
         };
+        if tls && scheme == Scheme::Hls {
+            return Err(TargetError::HlsOverTls(url.into()));
+        }
+        let host = host.to_string();
         match scheme {
             Scheme::HttpFlv | Scheme::Hls => Ok(Target {
                 scheme,
@@ -109,6 +126,8 @@ impl Target {
                 authority: authority.to_string(),
                 path: path.to_string(),
                 stream: String::new(),
+                tls,
+                host,
             }),
             Scheme::Rtmp => {
                 let trimmed = path.trim_start_matches('/');
@@ -124,14 +143,17 @@ impl Target {
                     authority: authority.to_string(),
                     path: app.into(),
                     stream: stream.into(),
+                    tls,
+                    host,
                 })
             }
         }
     }
 
-    /// `rtmp://host[:port]/app`, the RTMP `tcUrl`.
+    /// `rtmp://host[:port]/app` (`rtmps://` over TLS), the RTMP `tcUrl`.
     pub fn tc_url(&self) -> String {
-        format!("rtmp://{}/{}", self.authority, self.path)
+        let scheme = if self.tls { "rtmps" } else { "rtmp" };
+        format!("{scheme}://{}/{}", self.authority, self.path)
     }
 
     /// The same target with `{i}` in the stream name or path replaced by `index`, so
@@ -219,6 +241,32 @@ mod tests {
         assert!(matches!(
             Target::parse(&long),
             Err(TargetError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn parses_tls_urls_with_their_default_ports() {
+        let h = Target::parse("https://localhost/live/x.flv").unwrap();
+        assert_eq!(
+            (h.scheme, h.tls, h.addr.port(), h.host.as_str()),
+            (Scheme::HttpFlv, true, 443, "localhost")
+        );
+        let r = Target::parse("rtmps://127.0.0.1:1443/live/x").unwrap();
+        assert_eq!(
+            (r.scheme, r.tls, r.addr.port(), r.host.as_str()),
+            (Scheme::Rtmp, true, 1443, "127.0.0.1")
+        );
+        assert_eq!(r.tc_url(), "rtmps://127.0.0.1:1443/live");
+        let v6 = Target::parse("rtmps://[::1]/live/x").unwrap();
+        assert_eq!((v6.addr.port(), v6.host.as_str()), (443, "::1"));
+        assert!(!Target::parse("rtmp://127.0.0.1/live/x").unwrap().tls);
+        assert!(matches!(
+            Target::parse("https://127.0.0.1/live/x.m3u8"),
+            Err(TargetError::HlsOverTls(_))
+        ));
+        assert!(matches!(
+            Target::parse("https://10.1.1.1/live/x.flv"),
+            Err(TargetError::NotLoopback(_))
         ));
     }
 

@@ -28,6 +28,7 @@ use crate::spec::{Role, SourceSpec, WorkerSpec};
 use crate::stats::{FailureKind, Interval, Phase};
 use crate::synthetic::{SyntheticConfig, SyntheticSource};
 use crate::target::{Scheme, Target};
+use crate::tls::{server_name, ClientTlsConn, TlsConfigs};
 use crate::viewer::{is_sampled, Now, ViewerMeter};
 
 /// Operation tags in the low bits of `user_data`; above them the connection's
@@ -81,6 +82,8 @@ enum Proto {
     Hls(Box<HlsPlayer>),
     Rtmp(RtmpViewer),
     Publish(Box<Publisher>),
+    /// `loadgen handshakes`: no protocol after TLS.
+    Handshake,
 }
 
 /// One client connection.
@@ -97,6 +100,9 @@ struct Conn {
     /// Bytes produced meanwhile, sent next.
     pending: BytesMut,
     setup_deadline_us: u64,
+    /// The client's setup limit, µs (a handshake client's deadline restarts with
+    /// each cycle).
+    setup_timeout_us: u64,
     /// HLS: the earliest entry this connection has in the worker's timer heap.
     timer_at: Option<u64>,
     /// Generation of the socket (bumped when an HLS connection is replaced).
@@ -106,6 +112,10 @@ struct Conn {
     /// Where to reconnect: server and source address octet.
     addr: std::net::SocketAddr,
     source_octet: u8,
+    /// `https://`, `rtmps://`: `pending` holds plaintext, sealed into `inflight`.
+    tls: Option<Box<ClientTlsConn>>,
+    /// Handshake clients: our side shut (FIN sent), waiting for the server's.
+    half_closed: bool,
 }
 
 impl Conn {
@@ -113,17 +123,25 @@ impl Conn {
         if self.state == ConnState::Connecting {
             return Phase::Connect;
         }
+        if self.tls.as_ref().is_some_and(|t| t.is_handshaking()) {
+            return Phase::Handshake;
+        }
         match &self.proto {
             Proto::HttpFlv(h) => h.phase(),
             Proto::Hls(h) => h.phase(),
             Proto::Rtmp(r) => r.phase(),
             Proto::Publish(p) => p.phase(),
+            Proto::Handshake => Phase::Streaming,
         }
     }
 
     fn set_up(&self) -> bool {
         if let Proto::Hls(h) = &self.proto {
             return h.set_up();
+        }
+        if let Proto::Handshake = self.proto {
+            // Each cycle (connect, handshake, close) must end within the deadline.
+            return false;
         }
         let sampled_playing = self
             .meter
@@ -135,6 +153,7 @@ impl Conn {
             (Proto::Hls(h), _) => h.set_up(),
             (Proto::Rtmp(r), _) => r.streaming(),
             (Proto::Publish(p), _) => p.publishing(),
+            (Proto::Handshake, _) => false,
         }
     }
 }
@@ -181,6 +200,8 @@ struct Worker<'a> {
     spec: &'a WorkerSpec,
     targets: Vec<Target>,
     source: Option<SourceTemplate>,
+    /// Client configurations, when a target is `https://` or `rtmps://`.
+    tls: Option<TlsConfigs>,
     reactor: Reactor,
     /// Connections by index (the `user_data` key); never removed, so indices stay valid.
     conns: Vec<Conn>,
@@ -189,6 +210,8 @@ struct Worker<'a> {
     arena: SharedArena,
     rng: rand::rngs::SmallRng,
     events: Vec<ClientEvent>,
+    /// Plaintext of one TLS receive, read by the protocol and cleared at once.
+    plain: Vec<u8>,
     /// HLS players' wake-ups (timed reloads, request deadlines): (mono µs, conn).
     timers: BinaryHeap<Reverse<(u64, usize)>>,
     iv: Interval,
@@ -201,8 +224,15 @@ impl<'a> Worker<'a> {
         let targets = (0..spec.streams.max(1))
             .map(|i| base.for_stream(i))
             .collect();
+        let tls = if base.tls {
+            Some(TlsConfigs::load(
+                spec.ca.as_deref().map(std::path::Path::new),
+            )?)
+        } else {
+            None
+        };
         let source = match &spec.role {
-            Role::Viewers { .. } => None,
+            Role::Viewers { .. } | Role::Handshakes => None,
             Role::Publishers {
                 source:
                     SourceSpec::Synthetic {
@@ -236,12 +266,14 @@ impl<'a> Worker<'a> {
             spec,
             targets,
             source,
+            tls,
             reactor,
             conns: Vec::with_capacity(spec.count as usize),
             started: 0,
             arena: SharedArena::default(),
             rng: rand::rngs::SmallRng::from_entropy(),
             events: Vec::new(),
+            plain: Vec::new(),
             timers: BinaryHeap::new(),
             iv: Interval::default(),
             origin: Instant::now(),
@@ -287,14 +319,11 @@ impl<'a> Worker<'a> {
             self.reactor
                 .submit_and_wait(1, Some(Duration::from_micros(wait_us.max(100))))?;
             let t = now(self.origin);
-            let (conns, iv, events, timers) = (
-                &mut self.conns,
-                &mut self.iv,
-                &mut self.events,
-                &mut self.timers,
-            );
-            self.reactor
-                .drain_completions(|r, c| on_completion(r, c, conns, iv, events, timers, t));
+            let (conns, iv, timers) = (&mut self.conns, &mut self.iv, &mut self.timers);
+            let (events, plain) = (&mut self.events, &mut self.plain);
+            self.reactor.drain_completions(|r, c| {
+                on_completion(r, c, conns, iv, (&mut *events, &mut *plain), timers, t)
+            });
             drained_us = now(self.origin).mono_us.saturating_sub(t.mono_us);
         }
         let t = now(self.origin);
@@ -391,10 +420,31 @@ impl<'a> Worker<'a> {
                 };
                 (None, proto)
             }
+            (Role::Handshakes, _) => {
+                let proto = if target.tls {
+                    Ok(Proto::Handshake)
+                } else {
+                    tracing::warn!(url = %self.spec.url, "handshakes need an https:// or rtmps:// URL");
+                    Err((Phase::Connect, FailureKind::Protocol))
+                };
+                (None, proto)
+            }
         };
-        let proto = match proto {
-            Ok(p) => p,
-            Err((phase, kind)) => {
+        let tls = match (&self.tls, target.tls) {
+            (Some(configs), true) => server_name(target)
+                .map_err(|e| tracing::warn!(error = %e, "TLS client"))
+                .and_then(|name| {
+                    let limit = self.spec.setup_timeout_ms;
+                    ClientTlsConn::new(configs.for_target(target), name, limit, t)
+                        .map_err(|e| tracing::warn!(error = %e, "TLS client"))
+                })
+                .map(|c| Some(Box::new(c)))
+                .map_err(|()| (Phase::Handshake, FailureKind::Protocol)),
+            _ => Ok(None),
+        };
+        let (proto, tls) = match (proto, tls) {
+            (Ok(p), Ok(tls)) => (p, tls),
+            (Err((phase, kind)), _) | (_, Err((phase, kind))) => {
                 self.iv.failures.record(phase, kind);
                 return;
             }
@@ -408,11 +458,14 @@ impl<'a> Worker<'a> {
             sending: false,
             pending: out,
             setup_deadline_us: t.mono_us + self.spec.setup_timeout_ms * 1000,
+            setup_timeout_us: self.spec.setup_timeout_ms * 1000,
             timer_at: None,
             gen: 0,
             retired: Vec::new(),
             addr: target.addr,
             source_octet: self.spec.source_octet(k),
+            tls,
+            half_closed: false,
         };
         match start_connect(target.addr, self.spec.source_octet(k)) {
             Ok(fd) => conn.fd = fd,
@@ -463,8 +516,7 @@ impl<'a> Worker<'a> {
                     );
                     return Err((Phase::Streaming, FailureKind::Timeout));
                 }
-                flush(&mut self.reactor, conn, i)
-                    .map_err(|_| (Phase::Streaming, FailureKind::Io))?;
+                flush(&mut self.reactor, conn, i).map_err(|e| (Phase::Streaming, e.kind()))?;
                 Ok(due)
             });
             match res {
@@ -506,7 +558,7 @@ impl<'a> Worker<'a> {
                 _ => Ok(()),
             };
             let res = res.and_then(|()| {
-                flush(&mut self.reactor, conn, i).map_err(|_| (conn.phase(), FailureKind::Io))
+                flush(&mut self.reactor, conn, i).map_err(|e| (conn.phase(), e.kind()))
             });
             match res {
                 Ok(()) => schedule(&mut self.timers, conn, i),
@@ -575,18 +627,55 @@ fn unread_bytes(fd: RawFd) -> usize {
     }
 }
 
-/// Starts sending `pending` if nothing is in flight.
-fn flush(
-    reactor: &mut Reactor,
-    conn: &mut Conn,
-    index: usize,
-) -> Result<(), ringcast::runtime::SubmitError> {
-    if conn.sending || conn.pending.is_empty() || conn.fd < 0 {
+/// Why a connection's bytes could not go out.
+#[derive(Debug)]
+enum FlushError {
+    /// The reactor refused the send.
+    Submit,
+    /// TLS refused to seal (closed, over its bound).
+    Tls,
+}
+
+impl FlushError {
+    fn kind(&self) -> FailureKind {
+        match self {
+            FlushError::Submit => FailureKind::Io,
+            FlushError::Tls => FailureKind::Protocol,
+        }
+    }
+}
+
+/// Starts sending `pending` if nothing is in flight. Over TLS, `pending` is
+/// plaintext: one bounded send's worth of it, with any handshake flight, is
+/// sealed into `inflight` and the rest waits for that send's completion.
+fn flush(reactor: &mut Reactor, conn: &mut Conn, index: usize) -> Result<(), FlushError> {
+    if conn.sending || conn.fd < 0 {
         return Ok(());
     }
-    std::mem::swap(&mut conn.inflight, &mut conn.pending);
-    conn.pending.clear();
-    send_inflight(reactor, conn, index)
+    match conn.tls.as_mut() {
+        None => {
+            if conn.pending.is_empty() {
+                return Ok(());
+            }
+            std::mem::swap(&mut conn.inflight, &mut conn.pending);
+            conn.pending.clear();
+        }
+        Some(tls) => {
+            if !tls.wants_transmit(&conn.pending) {
+                return Ok(());
+            }
+            conn.inflight.clear();
+            tls.seal(&mut conn.pending, &mut conn.inflight)
+                .map_err(|e| {
+                    tracing::debug!(index, error = %e, "TLS seal");
+                    FlushError::Tls
+                })?;
+            if conn.inflight.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+    send_inflight(reactor, conn, index).map_err(|_| FlushError::Submit)
 }
 
 fn send_inflight(
@@ -664,7 +753,7 @@ fn on_completion(
     c: Completion,
     conns: &mut [Conn],
     iv: &mut Interval,
-    events: &mut Vec<ClientEvent>,
+    (events, plain): (&mut Vec<ClientEvent>, &mut Vec<u8>),
     timers: &mut BinaryHeap<Reverse<(u64, usize)>>,
     t: Now,
 ) {
@@ -693,6 +782,10 @@ fn on_completion(
         OP_SEND => on_sent(r, c, conn, index, iv),
         OP_RECV => {
             let Some(id) = c.buffer_id() else {
+                if matches!(conn.proto, Proto::Handshake) && conn.state == ConnState::Open {
+                    end_handshake_cycle(r, conn, index, iv, t, c.result);
+                    return;
+                }
                 let hls_eof =
                     c.result == 0 && matches!(&conn.proto, Proto::Hls(h) if h.may_reconnect());
                 if hls_eof && conn.state == ConnState::Open {
@@ -719,7 +812,7 @@ fn on_completion(
                 return;
             }
             let result = match r.recv_buffer(id, c.result.max(0) as usize) {
-                Some(data) => on_data(conn, data, t, iv, events),
+                Some(data) => on_received(conn, data, t, iv, events, plain),
                 None => Err((conn.phase(), FailureKind::Io)),
             };
             r.recycle_buffer(id);
@@ -728,8 +821,8 @@ fn on_completion(
                 Ok(Flow::Continue) => Ok(()),
                 Err(e) => Err(e),
             };
-            let result = result
-                .and_then(|()| flush(r, conn, index).map_err(|_| (conn.phase(), FailureKind::Io)));
+            let result =
+                result.and_then(|()| flush(r, conn, index).map_err(|e| (conn.phase(), e.kind())));
             match result {
                 Ok(()) => schedule(timers, conn, index),
                 Err((phase, kind)) => fail_client(r, conn, index, iv, phase, kind),
@@ -737,6 +830,31 @@ fn on_completion(
         }
         _ => {}
     }
+}
+
+/// Feeds received bytes to the protocol, through TLS first when there is one.
+fn on_received(
+    conn: &mut Conn,
+    data: &[u8],
+    t: Now,
+    iv: &mut Interval,
+    events: &mut Vec<ClientEvent>,
+    plain: &mut Vec<u8>,
+) -> Result<Flow, (Phase, FailureKind)> {
+    let Some(tls) = conn.tls.as_mut() else {
+        return on_data(conn, data, t, iv, events);
+    };
+    plain.clear();
+    if let Err(e) = tls.open(data, plain, t, iv) {
+        tracing::debug!(error = %e, "TLS receive");
+        return Err((conn.phase(), FailureKind::Protocol));
+    }
+    if plain.is_empty() {
+        return Ok(Flow::Continue);
+    }
+    let res = on_data(conn, plain, t, iv, events);
+    plain.clear();
+    res
 }
 
 fn on_data(
@@ -758,14 +876,16 @@ fn on_data(
         }
         (Proto::Rtmp(v), Some(meter)) => v.on_bytes(data, t, meter, iv, &mut conn.pending, events),
         (Proto::Publish(p), _) => p.on_bytes(data, t, iv, &mut conn.pending, events),
-        (_, None) => Ok(()),
+        // Handshake clients read nothing after TLS (tickets are TLS's own).
+        (Proto::Handshake, _) | (_, None) => Ok(()),
     };
     res.map(|()| Flow::Continue)
 }
 
 /// Replaces an HLS player's connection that the server closes (keep-alive limit
 /// or idle timeout): the old socket is shut, a new one opened from the same
-/// source address, and the request in flight sent again on it.
+/// source address, and the request in flight sent again on it. A handshake
+/// client's next cycle starts the same way, with a fresh TLS session.
 fn reconnect(
     r: &mut Reactor,
     conn: &mut Conn,
@@ -795,9 +915,17 @@ fn reconnect(
     conn.state = ConnState::Connecting;
     conn.gen = conn.gen.wrapping_add(1);
     conn.pending.clear();
+    conn.half_closed = false;
     if let Proto::Hls(h) = &mut conn.proto {
         h.reconnected(t, &mut conn.pending)
             .map_err(|e| e.classify(h.streaming()))?;
+        iv.counters.reconnects += 1;
+    }
+    if let Some(tls) = conn.tls.as_mut() {
+        tls.restart(t).map_err(|e| {
+            tracing::debug!(error = %e, "TLS client");
+            (Phase::Handshake, FailureKind::Protocol)
+        })?;
     }
     conn.fd = start_connect(conn.addr, conn.source_octet).map_err(|e| {
         (
@@ -805,8 +933,7 @@ fn reconnect(
             e.raw_os_error().map_or(FailureKind::Io, classify_errno),
         )
     })?;
-    iv.counters.reconnects += 1;
-    flush(r, conn, index).map_err(|_| (Phase::Connect, FailureKind::Io))
+    flush(r, conn, index).map_err(|e| (Phase::Connect, e.kind()))
 }
 
 fn on_sent(r: &mut Reactor, c: Completion, conn: &mut Conn, index: usize, iv: &mut Interval) {
@@ -836,12 +963,52 @@ fn on_sent(r: &mut Reactor, c: Completion, conn: &mut Conn, index: usize, iv: &m
     let res = if conn.inflight.is_empty() {
         flush(r, conn, index)
     } else {
-        send_inflight(r, conn, index)
+        send_inflight(r, conn, index).map_err(|_| FlushError::Submit)
     };
-    if res.is_err() {
+    if let Err(e) = res {
         let phase = conn.phase();
-        fail_client(r, conn, index, iv, phase, FailureKind::Io);
+        fail_client(r, conn, index, iv, phase, e.kind());
+        return;
     }
+    let handshake_sent = matches!(conn.proto, Proto::Handshake)
+        && conn.tls.as_ref().is_some_and(|t| !t.is_handshaking())
+        && !conn.sending
+        && !conn.half_closed;
+    if handshake_sent {
+        // Our Finished is out: close our side and wait for the server's FIN, so
+        // the server completes its handshake and loadgen never resets a socket
+        // with the server's session tickets unread.
+        conn.half_closed = true;
+        // SAFETY: shutting down the write side of a socket this client owns.
+        unsafe { libc::shutdown(conn.fd, libc::SHUT_WR) };
+    }
+}
+
+/// A handshake client's socket ended (`result`: 0 for the server's FIN, or a
+/// negative errno): a clean end after a completed handshake is one cycle;
+/// anything else is a failure. Either way a new socket starts the next cycle.
+fn end_handshake_cycle(
+    r: &mut Reactor,
+    conn: &mut Conn,
+    index: usize,
+    iv: &mut Interval,
+    t: Now,
+    result: i32,
+) {
+    let done = conn.half_closed && result == 0;
+    if !done {
+        let kind = if result == 0 {
+            FailureKind::EarlyEof
+        } else {
+            classify_errno(-result)
+        };
+        iv.failures.record(conn.phase(), kind);
+    }
+    if let Err((phase, kind)) = reconnect(r, conn, index, iv, t) {
+        fail_client(r, conn, index, iv, phase, kind);
+        return;
+    }
+    conn.setup_deadline_us = t.mono_us + conn.setup_timeout_us;
 }
 
 #[cfg(test)]

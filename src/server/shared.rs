@@ -50,7 +50,8 @@ impl Shared {
             play_urls: api::PlayUrlConfig::for_listeners(
                 config.server.rtmp_listen,
                 config.server.http_listen,
-            ),
+            )
+            .with_tls(config.server.https_listen, config.server.rtmps_listen),
             ..ApiConfig::with_token(config.api.token.as_deref())
         };
         Shared {

@@ -422,6 +422,12 @@ impl Ringcast {
 
     /// Like [`Ringcast::start`], with a TOML config file holding `config`.
     pub fn start_with_config(config: Option<&str>) -> Ringcast {
+        Ringcast::start_with(config, &[], &[])
+    }
+
+    /// Like [`Ringcast::start_with_config`], with `extra` command-line arguments
+    /// and the listeners on `ports` waited for too.
+    pub fn start_with(config: Option<&str>, extra: &[&str], ports: &[u16]) -> Ringcast {
         let exe = Path::new(env!("CARGO_BIN_EXE_loadgen")).with_file_name("ringcast");
         assert!(
             exe.exists(),
@@ -449,6 +455,7 @@ impl Ringcast {
                 "--admin",
                 &format!("127.0.0.1:{admin}"),
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -459,6 +466,9 @@ impl Ringcast {
         wait_for_port(rtmp);
         wait_for_port(http);
         wait_for_port(admin);
+        for &port in ports {
+            wait_for_port(port);
+        }
         Ringcast {
             rtmp_app: format!("rtmp://127.0.0.1:{rtmp}/live"),
             http_app: format!("http://127.0.0.1:{http}/live"),

@@ -20,6 +20,10 @@ pub struct PlayUrlConfig {
     pub rtmp_port: u16,
     /// Port of the HTTP listener serving HTTP-FLV.
     pub http_port: u16,
+    /// Port of the HTTPS listener (`server.https_listen`), when there is one.
+    pub https_port: Option<u16>,
+    /// Port of the RTMPS listener (`server.rtmps_listen`), when there is one.
+    pub rtmps_port: Option<u16>,
 }
 
 impl Default for PlayUrlConfig {
@@ -28,6 +32,8 @@ impl Default for PlayUrlConfig {
             default_host: "localhost".to_owned(),
             rtmp_port: 1935,
             http_port: 8080,
+            https_port: None,
+            rtmps_port: None,
         }
     }
 }
@@ -63,6 +69,14 @@ impl PlayUrlConfig {
             ..Self::default()
         }
     }
+
+    /// Adds the TLS listeners' ports, so their `https://`, `wss://` and
+    /// `rtmps://` URLs are listed too.
+    pub fn with_tls(mut self, https: Option<SocketAddr>, rtmps: Option<SocketAddr>) -> Self {
+        self.https_port = https.map(|a| a.port());
+        self.rtmps_port = rtmps.map(|a| a.port());
+        self
+    }
 }
 
 /// Escapes text for HTML element content and double-quoted attributes.
@@ -96,6 +110,12 @@ pub struct PlayUrls {
     pub hls_ts: String,
     /// `http://host:port/app/name.mpd` (LL-DASH).
     pub dash: String,
+    /// `https://host:port/app/name.flv` (HTTPS-FLV), with an HTTPS listener.
+    pub https_flv: Option<String>,
+    /// `wss://host:port/app/name.flv` (WebSocket-FLV over TLS), with an HTTPS listener.
+    pub wss_flv: Option<String>,
+    /// `rtmps://host:port/app/name`, with an RTMPS listener.
+    pub rtmps: Option<String>,
 }
 
 /// Builds the play URLs of `app`/`name` on `host`.
@@ -108,6 +128,15 @@ pub fn play_urls(host: &str, cfg: &PlayUrlConfig, app: &str, name: &str) -> Play
         hls: format!("http://{host}:{}/{app}/{name}.m3u8", cfg.http_port),
         hls_ts: format!("http://{host}:{}/{app}/{name}-ts.m3u8", cfg.http_port),
         dash: format!("http://{host}:{}/{app}/{name}.mpd", cfg.http_port),
+        https_flv: cfg
+            .https_port
+            .map(|port| format!("https://{host}:{port}/{app}/{name}.flv")),
+        wss_flv: cfg
+            .https_port
+            .map(|port| format!("wss://{host}:{port}/{app}/{name}.flv")),
+        rtmps: cfg
+            .rtmps_port
+            .map(|port| format!("rtmps://{host}:{port}/{app}/{name}")),
     }
 }
 
@@ -235,6 +264,12 @@ pub fn render_status_page(
                 ts_url = escape_html(&play.hls_ts),
                 dash_url = escape_html(&play.dash),
             );
+            if let Some(url) = &play.https_flv {
+                let _ = write!(html, " <a href=\"{}\">HTTPS-FLV</a>", escape_html(url));
+            }
+            for url in [&play.wss_flv, &play.rtmps].into_iter().flatten() {
+                let _ = write!(html, " <code>{}</code>", escape_html(url));
+            }
             html.push_str("</td></tr>\n");
         }
         html.push_str("</table>\n");
@@ -313,6 +348,33 @@ mod tests {
         assert!(html.contains("href=\"http://edge.example:8081/live/cam1.flv\""));
         assert!(!html.contains(":1935/"), "no default RTMP port: {html}");
         assert!(!html.contains(":8080/"), "no default HTTP port: {html}");
+        assert!(
+            !html.contains("https://") && !html.contains("wss://") && !html.contains("rtmps://")
+        );
+    }
+
+    #[test]
+    fn tls_listeners_add_https_wss_and_rtmps_urls() {
+        let cfg = PlayUrlConfig::for_listeners(
+            "0.0.0.0:1935".parse().unwrap(),
+            "0.0.0.0:8080".parse().unwrap(),
+        )
+        .with_tls(
+            Some("0.0.0.0:8443".parse().unwrap()),
+            Some("0.0.0.0:1443".parse().unwrap()),
+        );
+        let html = render_status_page(&snapshot_with("live", "cam1"), "edge.example", &cfg, 5);
+        assert!(html.contains("<a href=\"https://edge.example:8443/live/cam1.flv\">HTTPS-FLV</a>"));
+        assert!(html.contains("<code>wss://edge.example:8443/live/cam1.flv</code>"));
+        assert!(html.contains("<code>rtmps://edge.example:1443/live/cam1</code>"));
+        let only_https = PlayUrlConfig::default().with_tls(Some("[::]:443".parse().unwrap()), None);
+        let urls = play_urls("h", &only_https, "live", "a b");
+        assert_eq!(
+            urls.https_flv.as_deref(),
+            Some("https://h:443/live/a%20b.flv")
+        );
+        assert_eq!(urls.wss_flv.as_deref(), Some("wss://h:443/live/a%20b.flv"));
+        assert_eq!(urls.rtmps, None);
     }
 
     #[test]
