@@ -12,7 +12,7 @@ use super::hooks::{HookGate, Resume};
 use super::worker::CoreState;
 use crate::auth::hooks::HookAction;
 use crate::auth::{Action, Refusal, Request};
-use crate::metrics::AuthRefusal;
+use crate::metrics::{AuthRefusal, RefuseReason};
 
 /// The metric label of a refusal.
 pub(super) fn label(r: Refusal) -> AuthRefusal {
@@ -56,36 +56,7 @@ impl CoreState {
         query: Option<&str>,
         resume: impl FnOnce() -> Resume,
     ) -> Access {
-        let peer = self.conns.at(slot).and_then(|c| c.peer);
-        let now_s = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let req = Request {
-            action,
-            app,
-            stream,
-            uri_suffix,
-            query,
-            client_ip: peer.map(|p| p.ip()),
-            now_s,
-        };
-        let checked = match self.shared.gate.check(&req) {
-            Ok(kid) => {
-                if let Some(kid) = kid {
-                    tracing::debug!(
-                        core = self.core,
-                        action = action.as_str(),
-                        app,
-                        stream,
-                        kid,
-                        ?peer,
-                        "signed URL accepted"
-                    );
-                }
-                Ok(())
-            }
-            Err(why) => Err(why),
-        };
+        let checked = self.check_signature(slot, action, app, stream, uri_suffix, query);
         let decided = match checked {
             Err(why) => Err(why),
             Ok(()) if self.shared.gate.policy(action).needs_hook() => {
@@ -101,18 +72,74 @@ impl CoreState {
         match decided {
             Ok(()) => Access::Granted,
             Err(why) => {
-                self.count_refusal(why);
-                tracing::info!(
-                    core = self.core,
-                    action = action.as_str(),
-                    app,
-                    stream,
-                    ?peer,
-                    reason = why.as_str(),
-                    "access refused"
-                );
+                self.refused(slot, action, app, stream, why);
                 Access::Refused(why)
             }
         }
+    }
+
+    /// The `[auth]` gate's answer (signed URL, or nothing to check) for
+    /// connection `slot` asking to `action` `app/stream` now; no hook is asked.
+    pub(super) fn check_signature(
+        &mut self,
+        slot: u32,
+        action: Action,
+        app: &str,
+        stream: &str,
+        uri_suffix: &str,
+        query: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let peer = self.conns.at(slot).and_then(|c| c.peer);
+        let now_s = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let req = Request {
+            action,
+            app,
+            stream,
+            uri_suffix,
+            query,
+            client_ip: peer.map(|p| p.ip()),
+            now_s,
+        };
+        let kid = self.shared.gate.check(&req)?;
+        if let Some(kid) = kid {
+            tracing::debug!(
+                core = self.core,
+                action = action.as_str(),
+                app,
+                stream,
+                kid,
+                ?peer,
+                "signed URL accepted"
+            );
+        }
+        Ok(())
+    }
+
+    /// Counts an `[auth]` refusal (signed URL or hook) of connection `slot` and
+    /// logs it once (never the query: it carries the signature).
+    pub(super) fn refused(
+        &mut self,
+        slot: u32,
+        action: Action,
+        app: &str,
+        stream: &str,
+        why: Refusal,
+    ) {
+        let peer = self.conns.at(slot).and_then(|c| c.peer);
+        self.metrics.auth_refused.inc(label(why));
+        self.metrics
+            .connections_refused
+            .inc(RefuseReason::Unauthorized);
+        tracing::info!(
+            core = self.core,
+            action = action.as_str(),
+            app,
+            stream,
+            ?peer,
+            reason = why.as_str(),
+            "access refused"
+        );
     }
 }

@@ -20,9 +20,9 @@ use crate::auth::hooks::{
     Asked, CallId, CallOutcome, Finished, HookAction, HookCore, HookResult, HookSubject,
     HooksConfig,
 };
-use crate::auth::Refusal;
+use crate::auth::{Action, Refusal};
 use crate::config::ConfigError;
-use crate::metrics::{HookActionLabel, HookResultLabel, Listener, RefuseReason};
+use crate::metrics::{HookActionLabel, HookResultLabel, Listener};
 use crate::protocol::http::response::ResponseContext;
 use crate::runtime::Reactor;
 use crate::stream::StreamKey;
@@ -407,24 +407,12 @@ impl CoreState {
 
     fn refuse_after_hook(&mut self, slot: u32, resume: Resume, why: Refusal) {
         let (action, app, stream) = match &resume {
-            Resume::RtmpPublish { app, name, .. } => {
-                (HookAction::Publish, app.as_str(), name.as_str())
-            }
-            Resume::RtmpPlay { app, name, .. } => (HookAction::Play, app.as_str(), name.as_str()),
-            Resume::Flv { key, .. } => (HookAction::Play, key.app(), key.name()),
-            Resume::Hls(req) => (HookAction::Play, req.key.app(), req.key.name()),
+            Resume::RtmpPublish { app, name, .. } => (Action::Publish, app.as_str(), name.as_str()),
+            Resume::RtmpPlay { app, name, .. } => (Action::Play, app.as_str(), name.as_str()),
+            Resume::Flv { key, .. } => (Action::Play, key.app(), key.name()),
+            Resume::Hls(req) => (Action::Play, req.key.app(), req.key.name()),
         };
-        let peer = self.conns.at(slot).and_then(|c| c.peer);
-        self.count_refusal(why);
-        tracing::info!(
-            core = self.core,
-            action = action.as_str(),
-            app,
-            stream,
-            ?peer,
-            reason = why.as_str(),
-            "access refused"
-        );
+        self.refused(slot, action, app, stream, why);
         match resume {
             Resume::RtmpPublish { msg_stream, .. } => {
                 self.refuse_rtmp_publish_unauthorized(slot, msg_stream, why)
@@ -439,13 +427,5 @@ impl CoreState {
                 }
             }
         }
-    }
-
-    /// Counts an `[auth]` refusal (signed URL or hook).
-    pub(super) fn count_refusal(&mut self, why: Refusal) {
-        self.metrics.auth_refused.inc(super::access::label(why));
-        self.metrics
-            .connections_refused
-            .inc(RefuseReason::Unauthorized);
     }
 }

@@ -24,11 +24,9 @@
 //! `on_stop` (when configured) is told when the connection that started the
 //! session closes, or when it starts a session of another stream.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use super::routes::HlsRequest;
 use crate::auth::hooks::HookAction;
-use crate::auth::{Action, Refusal, Request};
+use crate::auth::Action;
 use crate::server::access::Access;
 use crate::server::hooks::Resume;
 use crate::server::worker::CoreState;
@@ -67,9 +65,12 @@ impl CoreState {
         if !entry {
             // A token on a listed URL: the signature only; the session's hook
             // was asked at its entry URL.
-            return match self.check_token(slot, &app, &stream, uri_suffix, q) {
+            return match self.check_signature(slot, Action::Play, &app, &stream, uri_suffix, q) {
                 Ok(()) => Ok(req),
-                Err(_) => Err(self.hls_error(slot, ctx, 403)),
+                Err(why) => {
+                    self.refused(slot, Action::Play, &app, &stream, why);
+                    Err(self.hls_error(slot, ctx, 403))
+                }
             };
         }
         // Cloned only when the hook holds it.
@@ -87,46 +88,6 @@ impl CoreState {
             }
             // Counted and logged by `authorize`.
             Access::Refused(_) => Err(self.hls_error(slot, ctx, 403)),
-        }
-    }
-
-    /// The play token of a listed URL, checked by the `[auth]` gate only (no
-    /// hook): counted and logged when refused.
-    fn check_token(
-        &mut self,
-        slot: u32,
-        app: &str,
-        stream: &str,
-        uri_suffix: &str,
-        query: Option<&str>,
-    ) -> Result<(), Refusal> {
-        let peer = self.conns.at(slot).and_then(|c| c.peer);
-        let now_s = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let req = Request {
-            action: Action::Play,
-            app,
-            stream,
-            uri_suffix,
-            query,
-            client_ip: peer.map(|p| p.ip()),
-            now_s,
-        };
-        match self.shared.gate.check(&req) {
-            Ok(_) => Ok(()),
-            Err(why) => {
-                self.count_refusal(why);
-                tracing::info!(
-                    core = self.core,
-                    app,
-                    stream,
-                    ?peer,
-                    reason = why.as_str(),
-                    "HLS token refused"
-                );
-                Err(why)
-            }
         }
     }
 
