@@ -78,25 +78,8 @@ pub fn write_flv_head(ctx: &ResponseContext, out: &mut BytesMut) -> BodyFraming 
     header("Content-Type", "video/x-flv", out);
     header("Access-Control-Allow-Origin", "*", out);
     header("Cache-Control", "no-cache", out);
-    let framing = match ctx.version {
-        Version::Http11 => {
-            header("Transfer-Encoding", "chunked", out);
-            if !ctx.keep_alive {
-                header("Connection", "close", out);
-            }
-            BodyFraming::Chunked
-        }
-        Version::Http10 => {
-            header("Connection", "close", out);
-            BodyFraming::CloseDelimited
-        }
-    };
-    out.put_slice(b"\r\n");
-    if ctx.head_only {
-        BodyFraming::None
-    } else {
-        framing
-    }
+    let framing = streamed_framing(ctx, out);
+    end_head(ctx, framing, out)
 }
 
 /// Longest chunk-size line [`write_chunk_size_line`] writes: 8 hex digits + CRLF.
@@ -202,24 +185,38 @@ pub fn write_body_head(
     for (name, value) in extra {
         header(name, value, out);
     }
-    let framing = match (len, ctx.version) {
-        (Some(n), _) => {
+    let framing = match len {
+        Some(n) => {
             out.put_slice(b"Content-Length: ");
             put_decimal(n, out);
             out.put_slice(b"\r\n");
             connection_header(ctx, out);
             BodyFraming::None
         }
-        (None, Version::Http11) => {
+        None => streamed_framing(ctx, out),
+    };
+    end_head(ctx, framing, out)
+}
+
+/// The framing header lines of a body whose length is not known: chunked for
+/// HTTP/1.1 (kept alive unless the request said otherwise), close-delimited
+/// for HTTP/1.0.
+fn streamed_framing(ctx: &ResponseContext, out: &mut BytesMut) -> BodyFraming {
+    match ctx.version {
+        Version::Http11 => {
             header("Transfer-Encoding", "chunked", out);
             connection_header(ctx, out);
             BodyFraming::Chunked
         }
-        (None, Version::Http10) => {
+        Version::Http10 => {
             header("Connection", "close", out);
             BodyFraming::CloseDelimited
         }
-    };
+    }
+}
+
+/// Ends a head; a HEAD request gets no body whatever `framing` says.
+fn end_head(ctx: &ResponseContext, framing: BodyFraming, out: &mut BytesMut) -> BodyFraming {
     out.put_slice(b"\r\n");
     if ctx.head_only {
         BodyFraming::None
