@@ -20,15 +20,8 @@ RC=$TARGET/release/ringcast LG=$TARGET/release/loadgen
 OUT=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$OUT"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-# A CA and a leaf for localhost / 127.0.0.1 it signs, both ECDSA P-256.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=bench CA" \
-  -keyout "$OUT/ca.key" -out "$OUT/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
-  -keyout "$OUT/key.pem" -out "$OUT/leaf.csr" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$OUT/ext"
-openssl x509 -req -in "$OUT/leaf.csr" -CA "$OUT/ca.pem" -CAkey "$OUT/ca.key" -CAcreateserial \
-  -days 1 -extfile "$OUT/ext" -out "$OUT/leaf.pem" 2>/dev/null
-cat "$OUT/leaf.pem" "$OUT/ca.pem" >"$OUT/chain.pem"
+. benches/system/test_ca.sh
+test_ca "$OUT"
 RTMP=$(free_port) HTTP=$(free_port) ADMIN=$(free_port) HTTPS=$(free_port) RTMPS=$(free_port)
 taskset -c 0 "$RC" serve --cores 1 --rtmp 127.0.0.1:$RTMP --http 127.0.0.1:$HTTP --admin 127.0.0.1:$ADMIN \
   --https 127.0.0.1:$HTTPS --rtmps 127.0.0.1:$RTMPS --tls-cert "$OUT/chain.pem" --tls-key "$OUT/key.pem" \
