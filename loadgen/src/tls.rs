@@ -210,19 +210,27 @@ mod tests {
         (server, cert_path)
     }
 
-    #[test]
-    fn seals_in_bounded_sends_and_opens_what_the_server_sends() {
-        let (server_tls, ca) = server_and_ca("seal");
+    /// A loadgen client for `url` trusting a fresh self-signed localhost certificate, the
+    /// ringcast server session presenting it, and the certificate's path (for cleanup).
+    fn client_and_server(tag: &str, url: &str) -> (ClientTlsConn, TlsSession, std::path::PathBuf) {
+        let (server_tls, ca) = server_and_ca(tag);
         let configs = TlsConfigs::load(Some(&ca)).unwrap();
-        let target = Target::parse("https://localhost:1/live/x.flv").unwrap();
-        let mut client = ClientTlsConn::new(
+        let target = Target::parse(url).unwrap();
+        let client = ClientTlsConn::new(
             configs.for_target(&target),
             server_name(&target).unwrap(),
             5000,
             now(0),
         )
         .unwrap();
-        let mut server = TlsSession::server(server_tls.https(), TlsLimits::default(), 0).unwrap();
+        let server = TlsSession::server(server_tls.https(), TlsLimits::default(), 0).unwrap();
+        (client, server, ca)
+    }
+
+    #[test]
+    fn seals_in_bounded_sends_and_opens_what_the_server_sends() {
+        let (mut client, mut server, ca) =
+            client_and_server("seal", "https://localhost:1/live/x.flv");
         // 600 KiB of plaintext queued before the handshake: more than one send takes.
         let mut pending = BytesMut::from(&vec![7u8; 600 * 1024][..]);
         let mut iv = Interval::default();
@@ -264,17 +272,8 @@ mod tests {
 
     #[test]
     fn a_certificate_for_another_name_fails_the_handshake() {
-        let (server_tls, ca) = server_and_ca("name");
-        let configs = TlsConfigs::load(Some(&ca)).unwrap();
-        let target = Target::parse("https://127.0.0.1:1/live/x.flv").unwrap();
-        let mut client = ClientTlsConn::new(
-            configs.for_target(&target),
-            server_name(&target).unwrap(),
-            5000,
-            now(0),
-        )
-        .unwrap();
-        let mut server = TlsSession::server(server_tls.https(), TlsLimits::default(), 0).unwrap();
+        let (mut client, mut server, ca) =
+            client_and_server("name", "https://127.0.0.1:1/live/x.flv");
         let (mut wire, mut sink, mut back) = (BytesMut::new(), Vec::new(), Vec::new());
         client.seal(&mut BytesMut::new(), &mut wire).unwrap();
         server.receive(&wire, &mut sink).unwrap();

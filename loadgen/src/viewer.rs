@@ -120,14 +120,7 @@ impl ViewerMeter {
             iv.hist
                 .latency_us
                 .saturating_record(now.unix_us.saturating_sub(stamp.sent_unix_us).max(1));
-            match self.last_sequence {
-                Some(last) if stamp.sequence > last => {
-                    iv.counters.missing_frames += stamp.sequence - last - 1
-                }
-                Some(_) => iv.counters.sequence_resets += 1,
-                None => {}
-            }
-            self.last_sequence = Some(stamp.sequence);
+            count_sequence(&mut self.last_sequence, stamp.sequence, iv);
         }
     }
 
@@ -182,6 +175,18 @@ pub fn is_sampled(index: u64, fraction: f64) -> bool {
         None => true,
         Some(prev) => index.saturating_mul(ppm) / 1_000_000 != prev.saturating_mul(ppm) / 1_000_000,
     }
+}
+
+/// Counts the frames skipped between the last stamped sequence number and `sequence` as
+/// missing (or a sequence reset when it does not move forward), then remembers `sequence`.
+/// Shared by the FLV viewer and the HLS/DASH playback model so both count gaps alike.
+pub(crate) fn count_sequence(last_sequence: &mut Option<u64>, sequence: u64, iv: &mut Interval) {
+    match *last_sequence {
+        Some(last) if sequence > last => iv.counters.missing_frames += sequence - last - 1,
+        Some(_) => iv.counters.sequence_resets += 1,
+        None => {}
+    }
+    *last_sequence = Some(sequence);
 }
 
 #[cfg(test)]

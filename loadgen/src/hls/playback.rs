@@ -22,7 +22,7 @@
 
 use crate::stamp::Stamp;
 use crate::stats::Interval;
-use crate::viewer::Now;
+use crate::viewer::{count_sequence, Now};
 
 /// Buffer underruns shorter than this are not counted (below one frame at 20 fps:
 /// no player shows them).
@@ -183,14 +183,7 @@ impl Playback {
                 .latency_us
                 .saturating_record(shown_unix.saturating_sub(stamp.sent_unix_us).max(1));
         }
-        match self.last_sequence {
-            Some(last) if stamp.sequence > last => {
-                iv.counters.missing_frames += stamp.sequence - last - 1
-            }
-            Some(_) => iv.counters.sequence_resets += 1,
-            None => {}
-        }
-        self.last_sequence = Some(stamp.sequence);
+        count_sequence(&mut self.last_sequence, stamp.sequence, iv);
     }
 
     /// Closes the books at the end of the run: a stall still going on counts.

@@ -359,6 +359,18 @@ impl HlsPlayer {
         }
     }
 
+    /// Requests the video media playlist (no blocking-reload position).
+    fn send_video_playlist(&mut self, now: Now, out: &mut BytesMut) {
+        let path = self.video.playlist_path.clone();
+        let req = Req {
+            kind: RequestKind::Playlist,
+            track: Track::Video,
+            path,
+            pos: None,
+        };
+        self.send(req, now, out);
+    }
+
     fn send(&mut self, req: Req, now: Now, out: &mut BytesMut) {
         write_get(&req.path, &self.authority, out);
         self.reader.expect();
@@ -819,14 +831,7 @@ impl HlsPlayer {
                     self.wake_at_us = Some(due);
                     return Ok(());
                 }
-                let path = self.video.playlist_path.clone();
-                let req = Req {
-                    kind: RequestKind::Playlist,
-                    track: Track::Video,
-                    path,
-                    pos: None,
-                };
-                self.send(req, now, out);
+                self.send_video_playlist(now, out);
                 Ok(())
             }
             Mode::Dash => {
@@ -876,14 +881,7 @@ impl HlsPlayer {
     /// position; a blocking reload when the playlist does not have them yet.
     fn next_ll(&mut self, now: Now, out: &mut BytesMut) -> Result<(), HlsError> {
         let Some(cursor) = self.cursor else {
-            let path = self.video.playlist_path.clone();
-            let req = Req {
-                kind: RequestKind::Playlist,
-                track: Track::Video,
-                path,
-                pos: None,
-            };
-            self.send(req, now, out);
+            self.send_video_playlist(now, out);
             return Ok(());
         };
         let (found, pos) = self.video.find(cursor);
