@@ -53,19 +53,6 @@ fn publish_with(ffmpeg: &Path, url: &str, seconds: u32, video: &[&str], audio: b
     }
 }
 
-const X264: &[&str] = &[
-    "-c:v",
-    "libx264",
-    "-preset",
-    "ultrafast",
-    "-tune",
-    "zerolatency",
-    "-g",
-    "25",
-    "-pix_fmt",
-    "yuv420p",
-];
-
 /// One GOP a second, like the H.264 publishers.
 const X265: &[&str] = &[
     "-c:v",

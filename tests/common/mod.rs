@@ -227,6 +227,21 @@ pub fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
     plain::parse_http_response(&buf)
 }
 
+/// ffmpeg's H.264 encoder options for the test publishers: low-latency x264,
+/// one GOP a second at 25 fps.
+pub const X264: &[&str] = &[
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-tune",
+    "zerolatency",
+    "-g",
+    "25",
+    "-pix_fmt",
+    "yuv420p",
+];
+
 /// Starts ffmpeg publishing a lavfi test source (H.264 320x240 25 fps, 1 s GOP, AAC)
 /// in real time for `seconds`.
 pub fn publish(url: &str, seconds: u32) -> Proc {
@@ -234,18 +249,7 @@ pub fn publish(url: &str, seconds: u32) -> Proc {
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-            "-g",
-            "25",
-            "-pix_fmt",
-            "yuv420p",
-        ])
+        .args(X264)
         .args(["-c:a", "aac", "-b:a", "64k"])
         .args(["-t", &seconds.to_string(), "-f", "flv", url])
         .stdin(Stdio::null())
