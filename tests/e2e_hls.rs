@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::hls_playlist::preload_hint;
 use common::*;
 use edge_support::{edge_toml, rtmp_origin};
 
@@ -131,19 +132,6 @@ fn live_server(seconds: u32) -> (Server, Proc) {
         get(server.http_port, "/live/cam.m3u8").status == 200
     });
     (server, publisher)
-}
-
-/// The media playlist's preload hint `(msn, part)`.
-fn preload_hint(playlist: &str) -> (u64, u32) {
-    let uri = playlist
-        .lines()
-        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))
-        .and_then(|l| l.split("URI=\"").nth(1))
-        .and_then(|u| u.split('"').next())
-        .unwrap_or_else(|| panic!("no preload hint in {playlist}"));
-    let name = uri.rsplit('/').next().unwrap().trim_end_matches(".m4s");
-    let (msn, part) = name.split_once('.').unwrap();
-    (msn.parse().unwrap(), part.parse().unwrap())
 }
 
 #[test]

@@ -17,6 +17,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
+use common::hls_playlist::preload_hint;
 use common::hook_server::HookServer;
 use common::*;
 use serde_json::Value;
@@ -97,19 +98,6 @@ fn last_part_and_segment(playlist: &str) -> (String, String) {
         .unwrap_or_else(|| panic!("no segment in {playlist}"))
         .to_owned();
     (part, segment)
-}
-
-/// The preload hint `(msn, part)` of a media playlist.
-fn preload_hint(playlist: &str) -> (u64, u32) {
-    let uri = playlist
-        .lines()
-        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))
-        .and_then(|l| l.split("URI=\"").nth(1))
-        .and_then(|u| u.split('"').next())
-        .unwrap_or_else(|| panic!("no preload hint in {playlist}"));
-    let name = uri.rsplit('/').next().unwrap().trim_end_matches(".m4s");
-    let (msn, part) = name.split_once('.').unwrap();
-    (msn.parse().unwrap(), part.parse().unwrap())
 }
 
 /// One hls.js-like session on one keep-alive connection: the entry URL with

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod hls_playlist;
 pub mod hook_server;
 pub mod media;
 pub mod pki;
