@@ -138,6 +138,27 @@ fn hls_session(port: u16, query: &str, rounds: usize) -> (KeepAlive, usize) {
     (c, n)
 }
 
+/// The query string `ringcast sign` (with the server's config, `play`, 1 h,
+/// and `extra` options) appends to `url`.
+fn sign_query(server: &Server, url: &str, extra: &[&str]) -> String {
+    let out = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_ringcast"))
+            .arg("sign")
+            .arg("--config")
+            .arg(server.dir.join("ringcast.toml"))
+            .args(["--action", "play", "--url", url, "--ttl", "1h"])
+            .args(extra),
+        Duration::from_secs(20),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let signed = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    signed.split_once('?').unwrap().1.to_owned()
+}
+
 #[test]
 fn an_hls_session_asks_on_play_once_and_a_denied_play_is_403() {
     require::command("ffmpeg", "ffmpeg");
@@ -234,24 +255,7 @@ fn a_signed_token_covers_the_playlists_parts_and_segments() {
     );
     let _publisher = publish(&server.rtmp_url("live", "cam"), 60);
     wait_live(&server, "live", "cam", Duration::from_secs(20));
-    let sign = |url: &str, extra: &[&str]| -> String {
-        let out = run_bounded(
-            Command::new(env!("CARGO_BIN_EXE_ringcast"))
-                .arg("sign")
-                .arg("--config")
-                .arg(server.dir.join("ringcast.toml"))
-                .args(["--action", "play", "--url", url, "--ttl", "1h"])
-                .args(extra),
-            Duration::from_secs(20),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let signed = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        signed.split_once('?').unwrap().1.to_owned()
-    };
+    let sign = |url: &str, extra: &[&str]| sign_query(&server, url, extra);
     let entry = format!("http://127.0.0.1:{}/live/cam.m3u8", server.http_port);
     let for_stream = sign(&entry, &[]);
     let for_prefix = sign(&entry, &["--prefix", "live/cam"]);
@@ -318,21 +322,7 @@ fn signed_and_hook_an_hls_session_needs_both() {
             "http://127.0.0.1:{}/live/cam.m3u8?mode={mode}",
             server.http_port
         );
-        let out = run_bounded(
-            Command::new(env!("CARGO_BIN_EXE_ringcast"))
-                .arg("sign")
-                .arg("--config")
-                .arg(server.dir.join("ringcast.toml"))
-                .args(["--action", "play", "--url", &url, "--ttl", "1h"]),
-            Duration::from_secs(20),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let signed = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        signed.split_once('?').unwrap().1.to_owned()
+        sign_query(&server, &url, &[])
     };
     let (allow, deny) = (sign("allow"), sign("deny"));
     wait_until("the playlist", Duration::from_secs(30), || {
