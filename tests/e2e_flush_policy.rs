@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -30,24 +30,6 @@ fn frames_per_send(before: (f64, f64), after: (f64, f64)) -> f64 {
     let sends = after.1 - before.1;
     assert!(sends > 0.0, "no sends between the two scrapes");
     (after.0 - before.0) / sends
-}
-
-/// ffmpeg publishing an AAC-only stream (the sine source, 44.1 kHz) for `seconds`.
-fn publish_audio_only(url: &str, seconds: u32) -> Proc {
-    let child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args(["-c:a", "aac", "-b:a", "64k"])
-        .args(["-t", &seconds.to_string(), "-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ffmpeg");
-    Proc {
-        child,
-        name: format!("ffmpeg audio-only publish {url}"),
-    }
 }
 
 /// Frames of each kind one viewer read.
@@ -143,7 +125,13 @@ fn audio_rides_with_video_and_sends_stay_small() {
 fn audio_only_streams_flow_without_waiting_for_video() {
     require::command("ffmpeg", "ffmpeg");
     let server = Server::start(1, "[runtime]\naudio_flush_delay = \"30ms\"\n");
-    let _p = publish_audio_only(&server.rtmp_url("live", "radio"), 60);
+    let _p = publish_with(
+        Path::new("ffmpeg"),
+        &server.rtmp_url("live", "radio"),
+        60,
+        &[],
+        true,
+    );
     wait_live(&server, "live", "radio", Duration::from_secs(60));
     let (fps, seen) = measure(&server, "/live/radio.flv");
     eprintln!("audio-only frames per send {fps:.2} ({seen:?})");

@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::hls_playlist::preload_hint;
 use common::*;
 use edge_support::{edge_toml, rtmp_origin};
 
@@ -133,17 +134,16 @@ fn live_server(seconds: u32) -> (Server, Proc) {
     (server, publisher)
 }
 
-/// The media playlist's preload hint `(msn, part)`.
-fn preload_hint(playlist: &str) -> (u64, u32) {
-    let uri = playlist
-        .lines()
-        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))
-        .and_then(|l| l.split("URI=\"").nth(1))
-        .and_then(|u| u.split('"').next())
-        .unwrap_or_else(|| panic!("no preload hint in {playlist}"));
-    let name = uri.rsplit('/').next().unwrap().trim_end_matches(".m4s");
-    let (msn, part) = name.split_once('.').unwrap();
-    (msn.parse().unwrap(), part.parse().unwrap())
+/// An ffmpeg publisher of `live/name` to `server` for `seconds`, once the
+/// stream is live and its video media playlist is served (20 s for each).
+fn publish_until_media_playlist(server: &Server, name: &str, seconds: u32) -> Proc {
+    let publisher = publish(&server.rtmp_url("live", name), seconds);
+    wait_live(server, "live", name, Duration::from_secs(20));
+    let path = format!("/live/{name}/v.m3u8");
+    wait_until("a media playlist", Duration::from_secs(20), || {
+        get(server.http_port, &path).status == 200
+    });
+    publisher
 }
 
 #[test]
@@ -617,11 +617,7 @@ fn the_api_counts_hls_sessions_from_request_rates() {
     require::command("ffmpeg", "ffmpeg");
     let server = Server::start(1, "");
     let port = server.http_port;
-    let _publisher = publish(&server.rtmp_url("live", "s"), 40);
-    wait_live(&server, "live", "s", Duration::from_secs(20));
-    wait_until("a media playlist", Duration::from_secs(20), || {
-        get(port, "/live/s/v.m3u8").status == 200
-    });
+    let _publisher = publish_until_media_playlist(&server, "s", 40);
     // Two LL-HLS "players": one blocking reload of the video playlist per part.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let players: Vec<_> = (0..2)
@@ -710,11 +706,7 @@ fn blocking_reloads_on_both_cores_follow_every_part_through_a_one_slot_control_r
     require::command("ffmpeg", "ffmpeg");
     let server = Server::start(2, "[runtime]\ncross_core_control_queue = 1\n");
     let port = server.http_port;
-    let _publisher = publish(&server.rtmp_url("live", "q"), 60);
-    wait_live(&server, "live", "q", Duration::from_secs(20));
-    wait_until("a media playlist", Duration::from_secs(20), || {
-        get(port, "/live/q/v.m3u8").status == 200
-    });
+    let _publisher = publish_until_media_playlist(&server, "q", 60);
     // Eight players on their own connections (both cores), each following
     // 12 parts by blocking reload: every answer lists the part asked for.
     let players: Vec<_> = (0..8)

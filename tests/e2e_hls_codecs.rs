@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::pki::Pki;
@@ -28,43 +28,6 @@ fn ffmpeg9() -> PathBuf {
     );
     path
 }
-
-/// ffmpeg publishing a lavfi test source to `url` in real time for `seconds`:
-/// `video` is the video encoder options (none: no video), `audio` whether an
-/// AAC track goes too.
-fn publish_with(ffmpeg: &Path, url: &str, seconds: u32, video: &[&str], audio: bool) -> Proc {
-    let mut cmd = Command::new(ffmpeg);
-    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"]);
-    if !video.is_empty() {
-        cmd.args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"]);
-    }
-    if audio {
-        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]);
-        cmd.args(["-c:a", "aac", "-b:a", "64k"]);
-    }
-    cmd.args(video)
-        .args(["-t", &seconds.to_string(), "-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    Proc {
-        child: cmd.spawn().expect("spawn ffmpeg"),
-        name: format!("ffmpeg publish {url}"),
-    }
-}
-
-const X264: &[&str] = &[
-    "-c:v",
-    "libx264",
-    "-preset",
-    "ultrafast",
-    "-tune",
-    "zerolatency",
-    "-g",
-    "25",
-    "-pix_fmt",
-    "yuv420p",
-];
 
 /// One GOP a second, like the H.264 publishers.
 const X265: &[&str] = &[

@@ -12,69 +12,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::hls_playlist::preload_hint;
+use common::hook_server::HookServer;
 use common::*;
 use serde_json::Value;
-
-/// The hook server process and its port.
-struct HookServer {
-    _proc: Proc,
-    port: u16,
-}
-
-impl HookServer {
-    fn start() -> HookServer {
-        require::command("python3", "python3");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hooks/hook_server.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg("0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn python3");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("hook server said {line:?}"));
-        HookServer {
-            _proc: Proc {
-                child,
-                name: "hook server".into(),
-            },
-            port,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// The bodies of the requests it received with `action`.
-    fn bodies(&self, action: &str) -> Vec<Value> {
-        let (status, body) = http_request(self.port, "GET", "/log");
-        assert_eq!(status, 200);
-        serde_json::from_str::<Value>(&body)
-            .unwrap()
-            .as_array()
-            .cloned()
-            .unwrap()
-            .into_iter()
-            .map(|r| r["body"].clone())
-            .filter(|b| b["action"] == action)
-            .collect()
-    }
-}
 
 /// A keep-alive HTTP/1.1 client of one connection.
 struct KeepAlive {
@@ -154,19 +100,6 @@ fn last_part_and_segment(playlist: &str) -> (String, String) {
     (part, segment)
 }
 
-/// The preload hint `(msn, part)` of a media playlist.
-fn preload_hint(playlist: &str) -> (u64, u32) {
-    let uri = playlist
-        .lines()
-        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))
-        .and_then(|l| l.split("URI=\"").nth(1))
-        .and_then(|u| u.split('"').next())
-        .unwrap_or_else(|| panic!("no preload hint in {playlist}"));
-    let name = uri.rsplit('/').next().unwrap().trim_end_matches(".m4s");
-    let (msn, part) = name.split_once('.').unwrap();
-    (msn.parse().unwrap(), part.parse().unwrap())
-}
-
 /// One hls.js-like session on one keep-alive connection: the entry URL with
 /// `query`, then `rounds` of blocking reloads, parts and segments of both
 /// renditions, and the multivariant and MPD again; returns how many requests
@@ -203,6 +136,27 @@ fn hls_session(port: u16, query: &str, rounds: usize) -> (KeepAlive, usize) {
         }
     }
     (c, n)
+}
+
+/// The query string `ringcast sign` (with the server's config, `play`, 1 h,
+/// and `extra` options) appends to `url`.
+fn sign_query(server: &Server, url: &str, extra: &[&str]) -> String {
+    let out = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_ringcast"))
+            .arg("sign")
+            .arg("--config")
+            .arg(server.dir.join("ringcast.toml"))
+            .args(["--action", "play", "--url", url, "--ttl", "1h"])
+            .args(extra),
+        Duration::from_secs(20),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let signed = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    signed.split_once('?').unwrap().1.to_owned()
 }
 
 #[test]
@@ -301,24 +255,7 @@ fn a_signed_token_covers_the_playlists_parts_and_segments() {
     );
     let _publisher = publish(&server.rtmp_url("live", "cam"), 60);
     wait_live(&server, "live", "cam", Duration::from_secs(20));
-    let sign = |url: &str, extra: &[&str]| -> String {
-        let out = run_bounded(
-            Command::new(env!("CARGO_BIN_EXE_ringcast"))
-                .arg("sign")
-                .arg("--config")
-                .arg(server.dir.join("ringcast.toml"))
-                .args(["--action", "play", "--url", url, "--ttl", "1h"])
-                .args(extra),
-            Duration::from_secs(20),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let signed = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        signed.split_once('?').unwrap().1.to_owned()
-    };
+    let sign = |url: &str, extra: &[&str]| sign_query(&server, url, extra);
     let entry = format!("http://127.0.0.1:{}/live/cam.m3u8", server.http_port);
     let for_stream = sign(&entry, &[]);
     let for_prefix = sign(&entry, &["--prefix", "live/cam"]);
@@ -385,21 +322,7 @@ fn signed_and_hook_an_hls_session_needs_both() {
             "http://127.0.0.1:{}/live/cam.m3u8?mode={mode}",
             server.http_port
         );
-        let out = run_bounded(
-            Command::new(env!("CARGO_BIN_EXE_ringcast"))
-                .arg("sign")
-                .arg("--config")
-                .arg(server.dir.join("ringcast.toml"))
-                .args(["--action", "play", "--url", &url, "--ttl", "1h"]),
-            Duration::from_secs(20),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let signed = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        signed.split_once('?').unwrap().1.to_owned()
+        sign_query(&server, &url, &[])
     };
     let (allow, deny) = (sign("allow"), sign("deny"));
     wait_until("the playlist", Duration::from_secs(30), || {

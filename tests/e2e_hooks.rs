@@ -10,74 +10,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::hook_server::HookServer;
 use common::*;
-use serde_json::Value;
-
-/// The hook server process and its port.
-struct HookServer {
-    _proc: Proc,
-    port: u16,
-}
-
-impl HookServer {
-    fn start() -> HookServer {
-        require::command("python3", "python3");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hooks/hook_server.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg("0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn python3");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("hook server said {line:?}"));
-        HookServer {
-            _proc: Proc {
-                child,
-                name: "hook server".into(),
-            },
-            port,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// Every request it received: `{"path", "body"}`.
-    fn requests(&self) -> Vec<Value> {
-        let (status, body) = http_request(self.port, "GET", "/log");
-        assert_eq!(status, 200);
-        serde_json::from_str::<Value>(&body)
-            .unwrap()
-            .as_array()
-            .cloned()
-            .unwrap()
-    }
-
-    /// The bodies of the requests with `action`.
-    fn bodies(&self, action: &str) -> Vec<Value> {
-        self.requests()
-            .into_iter()
-            .map(|r| r["body"].clone())
-            .filter(|b| b["action"] == action)
-            .collect()
-    }
-}
 
 /// `ringcast_hook_requests_total{action,result}`.
 fn hook_count(server: &Server, action: &str, result: &str) -> f64 {

@@ -120,6 +120,14 @@ fn decode(input_opts: &[&str], url: &str, frames: u32) -> (usize, String) {
     (n, String::from_utf8_lossy(&out.stderr).to_string())
 }
 
+/// An ffmpeg publisher of `live/name` to `server` over plain RTMP for
+/// `seconds`, once the stream is live (30 s at most).
+fn publish_live(server: &Server, name: &str, seconds: u32) -> Proc {
+    let publisher = publish(&server.rtmp_url("live", name), seconds);
+    wait_live(server, "live", name, Duration::from_secs(30));
+    publisher
+}
+
 #[test]
 fn ffmpeg_publishes_over_rtmps_and_plays_over_https_and_rtmps() {
     require::command("ffmpeg", "ffmpeg");
@@ -289,8 +297,7 @@ fn sighup_reloads_the_certificate_while_an_https_viewer_keeps_receiving() {
     let pki = Pki::new("reload");
     let (cert, key) = pki.leaf("leaf", "before-reload", &["localhost", "127.0.0.1"]);
     let s = start_tls(&cert, &key, "", "");
-    let _publisher = publish(&s.server.rtmp_url("live", "r"), 90);
-    wait_live(&s.server, "live", "r", Duration::from_secs(30));
+    let _publisher = publish_live(&s.server, "r", 90);
     assert!(presented_subject(s.https_port, "localhost").contains("before-reload"));
 
     let out = pki.dir.join("viewer.flv");
@@ -479,8 +486,7 @@ fn edges_pull_from_https_and_rtmps_origins_verified_against_the_ca() {
     let pki = Pki::new("edge");
     let (cert, key) = pki.leaf("origin", "origin", &["localhost", "127.0.0.1"]);
     let origin = start_tls(&cert, &key, "", "");
-    let _publisher = publish(&origin.server.rtmp_url("live", "e"), 90);
-    wait_live(&origin.server, "live", "e", Duration::from_secs(30));
+    let _publisher = publish_live(&origin.server, "e", 90);
 
     let ca = pki.ca();
     for url in [
@@ -597,8 +603,7 @@ fn https_flv_plays_with_zero_copy_sends_on() {
     // The record buffer is outside the registered region: plain SENDMSG_ZC, and
     // the buffer must stay untouched until the kernel's notification.
     let s = start_tls(&cert, &key, "", "[runtime]\nzero_copy_send = true\n");
-    let _publisher = publish(&s.server.rtmp_url("live", "z"), 60);
-    wait_live(&s.server, "live", "z", Duration::from_secs(30));
+    let _publisher = publish_live(&s.server, "z", 60);
     let ca = pki.ca().display().to_string();
     let https = format!("https://127.0.0.1:{}/live/z.flv", s.https_port);
     let (frames, errors) = decode(&["-tls_verify", "1", "-ca_file", &ca], &https, 100);
@@ -642,8 +647,7 @@ fn wss_plays_websocket_flv_through_the_https_listener() {
     let pki = Pki::new("wss");
     let (cert, key) = pki.leaf("leaf", "localhost", &["localhost", "127.0.0.1"]);
     let s = start_tls(&cert, &key, "", "");
-    let _publisher = publish(&s.server.rtmp_url("live", "w"), 60);
-    wait_live(&s.server, "live", "w", Duration::from_secs(30));
+    let _publisher = publish_live(&s.server, "w", 60);
 
     // tungstenite over a rustls client stream verified against the test CA.
     let config = ringcast::tls::ClientTls::load(Some(&pki.ca()))

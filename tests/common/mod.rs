@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod hls_playlist;
+pub mod hook_server;
 pub mod media;
 pub mod pki;
 pub mod plain;
@@ -15,7 +17,7 @@ pub use plain::{free_port, wait_until};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -227,6 +229,21 @@ pub fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
     plain::parse_http_response(&buf)
 }
 
+/// ffmpeg's H.264 encoder options for the test publishers: low-latency x264,
+/// one GOP a second at 25 fps.
+pub const X264: &[&str] = &[
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-tune",
+    "zerolatency",
+    "-g",
+    "25",
+    "-pix_fmt",
+    "yuv420p",
+];
+
 /// Starts ffmpeg publishing a lavfi test source (H.264 320x240 25 fps, 1 s GOP, AAC)
 /// in real time for `seconds`.
 pub fn publish(url: &str, seconds: u32) -> Proc {
@@ -234,18 +251,7 @@ pub fn publish(url: &str, seconds: u32) -> Proc {
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-            "-g",
-            "25",
-            "-pix_fmt",
-            "yuv420p",
-        ])
+        .args(X264)
         .args(["-c:a", "aac", "-b:a", "64k"])
         .args(["-t", &seconds.to_string(), "-f", "flv", url])
         .stdin(Stdio::null())
@@ -255,6 +261,30 @@ pub fn publish(url: &str, seconds: u32) -> Proc {
         .expect("spawn ffmpeg (is it installed?)");
     Proc {
         child,
+        name: format!("ffmpeg publish {url}"),
+    }
+}
+
+/// ffmpeg publishing a lavfi test source to `url` in real time for `seconds`:
+/// `video` is the video encoder options (none: no video), `audio` whether an
+/// AAC track goes too.
+pub fn publish_with(ffmpeg: &Path, url: &str, seconds: u32, video: &[&str], audio: bool) -> Proc {
+    let mut cmd = Command::new(ffmpeg);
+    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"]);
+    if !video.is_empty() {
+        cmd.args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"]);
+    }
+    if audio {
+        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]);
+        cmd.args(["-c:a", "aac", "-b:a", "64k"]);
+    }
+    cmd.args(video)
+        .args(["-t", &seconds.to_string(), "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Proc {
+        child: cmd.spawn().expect("spawn ffmpeg"),
         name: format!("ffmpeg publish {url}"),
     }
 }
