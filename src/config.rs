@@ -385,6 +385,11 @@ pub struct RuntimeConfig {
     pub max_frames_per_send: usize,
     /// Most bytes one viewer send gathers.
     pub max_bytes_per_send: usize,
+    /// Most connections one loop turn sends to before it collects completions
+    /// again: with more ready (a busy core), frames that arrive meanwhile still
+    /// reach the viewers not yet sent to, and replies to sessions (handshakes,
+    /// requests, joins) go at the next turn instead of after every viewer.
+    pub max_sends_per_turn: usize,
     /// Capacity of each cross-core media ring (one per ordered core pair), messages; a power of two.
     pub cross_core_queue: usize,
     /// Capacity of each cross-core control ring, messages; a power of two. Control
@@ -431,6 +436,7 @@ impl Default for RuntimeConfig {
             defer_taskrun: true,
             max_frames_per_send: 64,
             max_bytes_per_send: 128 << 10,
+            max_sends_per_turn: 1024,
             cross_core_queue: 8192,
             cross_core_control_queue: 1024,
             cross_core_backlog: 1 << 16,
@@ -702,6 +708,11 @@ impl Config {
             (1..=512).contains(&r.max_frames_per_send),
             "runtime.max_frames_per_send",
             "must be 1..=512",
+        )?;
+        check(
+            r.max_sends_per_turn >= 1,
+            "runtime.max_sends_per_turn",
+            "must be at least 1",
         )?;
         check(
             r.cross_core_queue >= 64,

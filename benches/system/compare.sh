@@ -33,26 +33,37 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # Runs loadgen's publisher + viewers against one server; $1 name, $2 publish url, $3 play url.
 measure() {
-  local name=$1 pub=$2 play=$3 spid=$4 t0 t1
+  local name=$1 pub=$2 play=$3 spid=$4 admin=${5:-} t0 t1
   taskset -c 1 $LG publish --url "$pub" --bitrate "$BITRATE" --fps "$FPS" --duration 600s --cores 1 >"$OUT/$name.publish.log" 2>&1 &
   local lp=$!; pids+=("$lp")
   sleep 3
   t0=$(awk '{print $14+$15}' /proc/$spid/stat)
-  taskset -c 1 $LG play --url "$play" --viewers "$VIEWERS" --ramp "${RAMP:-1000}" --sample 0.1 \
+  if [[ -n $admin ]]; then
+    # Two scrapes 5 s apart once every viewer is up, for the per-send gauges.
+    ( sleep $(( VIEWERS / ${RAMP:-1000} + 5 ))
+      curl -s "http://$admin/metrics" >"$OUT/$name.metrics.0"; sleep 5
+      curl -s "http://$admin/metrics" >"$OUT/$name.metrics.1" ) &
+    pids+=($!)
+  fi
+  taskset -c 1 /usr/bin/time -f "%U %S" -o "$OUT/$name.lgcpu" $LG play --url "$play" --viewers "$VIEWERS" --ramp "${RAMP:-1000}" --sample 0.1 \
       --duration "$DURATION" --cores 1 --json "$OUT/$name.json" >"$OUT/$name.play.log" 2>&1 || true
   t1=$(awk '{print $14+$15}' /proc/$spid/stat)
   kill "$lp" 2>/dev/null || true
   echo "$(( t1 - t0 ))" > "$OUT/$name.cpu"
-  python3 - "$name" "$OUT/$name.json" "$OUT/$name.cpu" <<'PY'
+  python3 - "$name" "$OUT/$name.json" "$OUT/$name.cpu" "$OUT/$name.lgcpu" <<'PY'
 import json, sys
 name, path, cpu = sys.argv[1], sys.argv[2], int(open(sys.argv[3]).read()) / 100
+try:
+    lg = sum(float(x) for x in open(sys.argv[4]).read().split()[-2:])
+except Exception:
+    lg = float("nan")
 try:
     r = json.load(open(path))
 except Exception as e:
     print(f"{name:26s} no report ({e})"); sys.exit(0)
 c, lat, st = r.get("counters", {}), r.get("latency_ms", {}), r.get("startup_ms", {})
 fails = sum(f.get("count", 0) for f in r.get("failures", [])) if isinstance(r.get("failures"), list) else r.get("failures")
-print(f"{name:26s} server_cpu={cpu:6.2f}s peak={r.get('peak_viewers')} up_at_end={c.get('viewers_up')} "
+print(f"{name:26s} server_cpu={cpu:6.2f}s loadgen_cpu={lg:6.2f}s peak={r.get('peak_viewers')} up_at_end={c.get('viewers_up')} "
       f"mbit_s={r.get('mean_mbps', 0):.0f} lat_p50={lat.get('p50', 0):.0f}ms lat_p99={lat.get('p99', 0):.0f}ms "
       f"startup_p50={st.get('p50', 0):.0f}ms stalls={c.get('stalls')} missing={c.get('missing_frames')} failures={fails}")
 PY
@@ -60,10 +71,11 @@ PY
 
 # ringcast, one core.
 RTMP=$(free_port); HTTP=$(free_port)
-taskset -c 0 $RC serve --cores 1 --rtmp 127.0.0.1:$RTMP --http 127.0.0.1:$HTTP --admin 127.0.0.1:$(free_port) >"$OUT/ringcast.log" 2>&1 &
+ADMIN=127.0.0.1:$(free_port)
+taskset -c 0 $RC serve --cores 1 --rtmp 127.0.0.1:$RTMP --http 127.0.0.1:$HTTP --admin $ADMIN >"$OUT/ringcast.log" 2>&1 &
 RCP=$!; pids+=($RCP); sleep 1
-measure "ringcast-http-flv-$VIEWERS" "rtmp://127.0.0.1:$RTMP/live/bench" "http://127.0.0.1:$HTTP/live/bench.flv" $RCP
-measure "ringcast-rtmp-$VIEWERS" "rtmp://127.0.0.1:$RTMP/live/bench2" "rtmp://127.0.0.1:$RTMP/live/bench2" $RCP
+[[ ${SKIP_FLV:-} == 1 ]] || measure "ringcast-http-flv-$VIEWERS" "rtmp://127.0.0.1:$RTMP/live/bench" "http://127.0.0.1:$HTTP/live/bench.flv" $RCP $ADMIN
+[[ ${SKIP_RTMP:-} == 1 ]] || measure "ringcast-rtmp-$VIEWERS" "rtmp://127.0.0.1:$RTMP/live/bench2" "rtmp://127.0.0.1:$RTMP/live/bench2" $RCP $ADMIN
 kill $RCP; sleep 1
 [[ ${SKIP_NGINX:-} == 1 ]] && exit 0
 

@@ -11,12 +11,20 @@
 //! deadline per core (the earliest any waiting viewer is owed), never a timer per
 //! viewer: when it passes, every waiting viewer joins the ready list.
 //!
+//! A turn flushes at most `runtime.max_sends_per_turn` connections, taken in
+//! order: connections that are not viewers (handshakes, requests' answers) and a
+//! joining viewer's first send first, then viewers in the order they became ready.
+//! The rest stay queued for the next turn, which first collects completions, so a
+//! frame that arrives while a long ready list is being worked through reaches the
+//! viewers not yet sent to in the same pass, and a handshake's reply never waits
+//! behind every viewer of the core.
+//!
 //! Building and submitting each send is `CoreState::flush_ready`'s (it needs the
 //! reactor, the shard and the connection's outbox); this type only keeps the order
 //! and the flags (`Conn::queued`, `Conn::woken`) that make each connection appear
 //! at most once in each list.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::connections::Connections;
@@ -60,8 +68,13 @@ pub struct SendQueue {
     window: Duration,
     /// How long a viewer woken by audio only may wait (at least `window`).
     audio_delay: Duration,
-    /// Connections with something to send, flushed at the end of the turn.
-    ready: Vec<u32>,
+    /// Viewers with something to send, flushed in this order.
+    ready: VecDeque<u32>,
+    /// Connections that go before `ready`: not viewers (a session's replies, an
+    /// HTTP answer) or a viewer's first send.
+    urgent: VecDeque<u32>,
+    /// Most connections one turn flushes.
+    per_turn: usize,
     /// Viewers woken and waiting, by stream: the shard wakes a viewer once (when
     /// it had run dry), so the stream's next video frame wakes no one and must
     /// release its waiting viewers itself. Only streams that had viewers waiting
@@ -73,23 +86,40 @@ pub struct SendQueue {
 
 impl SendQueue {
     /// An empty queue merging every viewer wake-up over `window`, and wake-ups by
-    /// audio alone over `audio_delay` (if longer).
-    pub fn new(window: Duration, audio_delay: Duration) -> SendQueue {
+    /// audio alone over `audio_delay` (if longer), flushing at most `per_turn`
+    /// connections a turn.
+    pub fn new(window: Duration, audio_delay: Duration, per_turn: usize) -> SendQueue {
         SendQueue {
             window,
             audio_delay: audio_delay.max(window),
-            ready: Vec::new(),
+            ready: VecDeque::new(),
+            urgent: VecDeque::new(),
+            per_turn: per_turn.max(1),
             waiting: HashMap::new(),
             merge_deadline: None,
         }
     }
 
-    /// Queues `slot` for a send at the end of the turn.
+    /// Queues `slot` for a send at the end of the turn (a connection that is not
+    /// a viewer goes ahead of the viewers).
     pub fn mark_ready(&mut self, conns: &mut Connections, slot: u32) {
+        let urgent = conns.at(slot).is_some_and(|c| c.viewer.is_none());
+        self.queue(conns, slot, urgent);
+    }
+
+    /// Queues `slot` ahead of the viewers: a viewer's first send (its join).
+    pub fn mark_urgent(&mut self, conns: &mut Connections, slot: u32) {
+        self.queue(conns, slot, true);
+    }
+
+    fn queue(&mut self, conns: &mut Connections, slot: u32, urgent: bool) {
         if let Some(conn) = conns.at(slot) {
             if !conn.queued && !conn.closing {
                 conn.queued = true;
-                self.ready.push(slot);
+                match urgent {
+                    true => self.urgent.push_back(slot),
+                    false => self.ready.push_back(slot),
+                }
             }
         }
     }
@@ -226,23 +256,26 @@ impl SendQueue {
         self.merge_deadline = self.waiting.values().filter_map(|w| w.due).min();
     }
 
-    /// Takes the ready list to flush it; hand it back with [`SendQueue::flushed`].
-    pub fn take_ready(&mut self) -> Vec<u32> {
-        std::mem::take(&mut self.ready)
+    /// Takes this turn's share of the ready connections (urgent ones first, at
+    /// most `per_turn` in all) into `out` to flush them; the rest wait for the next
+    /// turn. Flushing may queue connections again (e.g. a finished viewer).
+    pub fn take_turn(&mut self, out: &mut Vec<u32>) {
+        out.clear();
+        let from_urgent = self.urgent.len().min(self.per_turn);
+        out.extend(self.urgent.drain(..from_urgent));
+        let from_ready = self.ready.len().min(self.per_turn - from_urgent);
+        out.extend(self.ready.drain(..from_ready));
     }
 
-    /// Returns a flushed ready list: flushing may have queued connections again
-    /// (e.g. a finished viewer), which are kept; otherwise its allocation is reused.
-    pub fn flushed(&mut self, mut ready: Vec<u32>) {
-        ready.clear();
-        if self.ready.is_empty() {
-            self.ready = ready;
-        }
+    /// Every ready connection in flush order (tests).
+    #[cfg(test)]
+    fn take_ready(&mut self) -> Vec<u32> {
+        self.urgent.drain(..).chain(self.ready.drain(..)).collect()
     }
 
     /// Nothing is ready to send now.
     pub fn is_empty(&self) -> bool {
-        self.ready.is_empty()
+        self.ready.is_empty() && self.urgent.is_empty()
     }
 
     /// How long the turn may sleep: until the waiting viewers' deadline, at most `max`.
@@ -256,13 +289,29 @@ impl SendQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::conn::{Egress, ViewerState};
     use crate::server::connections::test_conn;
+    use crate::server::egress_flv::FlvEgress;
     use crate::stream::{Role, Shard, ShardConfig, StreamId, StreamKey, ViewerOptions};
     use bytes::Bytes;
 
     const HOUR: Duration = Duration::from_secs(3600);
     const S: StreamId = StreamId(7);
     const OTHER: StreamId = StreamId(8);
+
+    /// A playing HTTP-FLV viewer (its id from a shard of its own).
+    fn test_viewer() -> ViewerState {
+        let mut shard = Shard::new(0, ShardConfig::default());
+        let key = StreamKey::new("live", "v").unwrap();
+        shard
+            .open_stream(key, S, Role::Owner { generation: 1 }, 0)
+            .unwrap();
+        ViewerState {
+            id: shard.add_viewer(S, ViewerOptions::default()).unwrap(),
+            egress: Egress::Flv(FlvEgress::new(false)),
+            finished: false,
+        }
+    }
 
     fn frame(kind: FrameKind, payload: &'static [u8]) -> Frame {
         Frame::new(kind, 0, Bytes::from_static(payload))
@@ -298,7 +347,7 @@ mod tests {
     fn a_connection_is_ready_once_and_never_while_closing() {
         let mut conns = Connections::new(0, 8);
         let (a, b) = (conns.insert(test_conn), conns.insert(test_conn));
-        let mut q = SendQueue::new(Duration::ZERO, Duration::ZERO);
+        let mut q = SendQueue::new(Duration::ZERO, Duration::ZERO, usize::MAX);
         let now = Instant::now();
         q.mark_ready(&mut conns, a);
         q.mark_ready(&mut conns, a);
@@ -309,6 +358,32 @@ mod tests {
         let ready = q.take_ready();
         assert_eq!(ready, vec![a]);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_turn_takes_urgent_connections_first_and_at_most_its_share() {
+        let mut conns = Connections::new(0, 8);
+        let slots: Vec<u32> = (0..5).map(|_| conns.insert(test_conn)).collect();
+        // Three viewers, then a session reply (not a viewer) and a joining viewer.
+        for &slot in &slots[..3] {
+            conns.at(slot).expect("conn").viewer = Some(test_viewer());
+        }
+        let mut q = SendQueue::new(Duration::ZERO, Duration::ZERO, 3);
+        for &slot in &slots[..4] {
+            q.mark_ready(&mut conns, slot);
+        }
+        conns.at(slots[4]).expect("conn").viewer = Some(test_viewer());
+        q.mark_urgent(&mut conns, slots[4]);
+        let mut turn = Vec::new();
+        q.take_turn(&mut turn);
+        assert_eq!(turn, vec![slots[3], slots[4], slots[0]]);
+        assert!(!q.is_empty());
+        // The rest wait, in order, for the next turn.
+        q.take_turn(&mut turn);
+        assert_eq!(turn, vec![slots[1], slots[2]]);
+        assert!(q.is_empty());
+        q.take_turn(&mut turn);
+        assert!(turn.is_empty());
     }
 
     #[test]
@@ -325,12 +400,12 @@ mod tests {
         let mut viewer = || shard.add_viewer(stream, ViewerOptions::default()).unwrap();
         let (va, vb, unknown) = (viewer(), viewer(), viewer());
         let viewer_conns: HashMap<ViewerId, u32> = [(va, a), (vb, b)].into_iter().collect();
-        let mut q = SendQueue::new(Duration::ZERO, Duration::ZERO);
+        let mut q = SendQueue::new(Duration::ZERO, Duration::ZERO, usize::MAX);
         q.wake_viewers(&mut conns, &viewer_conns, S, &[vb, unknown], WakeKind::Now);
         assert_eq!(q.take_ready(), vec![b]);
         // Flushed (`CoreState::flush_one` clears the flag).
         conns.at(b).expect("b").queued = false;
-        let mut q = SendQueue::new(HOUR, Duration::ZERO);
+        let mut q = SendQueue::new(HOUR, Duration::ZERO, usize::MAX);
         // Waking waits for the window; an ended stream's viewers go at once.
         q.wake_viewers(&mut conns, &viewer_conns, S, &[va], WakeKind::Now);
         assert!(q.is_empty());
@@ -342,7 +417,7 @@ mod tests {
     fn woken_viewers_wait_for_the_end_of_the_window() {
         let mut conns = Connections::new(0, 8);
         let (a, b) = (conns.insert(test_conn), conns.insert(test_conn));
-        let mut q = SendQueue::new(HOUR, Duration::ZERO);
+        let mut q = SendQueue::new(HOUR, Duration::ZERO, usize::MAX);
         let now = Instant::now();
         q.wake(&mut conns, S, [a], WakeKind::Now, now);
         q.wake(&mut conns, S, [b], WakeKind::Deferrable, now);
@@ -363,7 +438,7 @@ mod tests {
         let mut conns = Connections::new(0, 8);
         let (a, b) = (conns.insert(test_conn), conns.insert(test_conn));
         let delay = Duration::from_millis(30);
-        let mut q = SendQueue::new(Duration::ZERO, delay);
+        let mut q = SendQueue::new(Duration::ZERO, delay, usize::MAX);
         let t0 = Instant::now();
         // Audio for both: nothing is ready; the turn sleeps at most the delay.
         q.wake(&mut conns, S, [a], WakeKind::Deferrable, t0);
@@ -426,7 +501,11 @@ mod tests {
         let mut conns = Connections::new(0, 8);
         let (a, b) = (conns.insert(test_conn), conns.insert(test_conn));
         // Merge window 5 ms, audio 30 ms: video wakes cut the wait for everyone.
-        let mut q = SendQueue::new(Duration::from_millis(5), Duration::from_millis(30));
+        let mut q = SendQueue::new(
+            Duration::from_millis(5),
+            Duration::from_millis(30),
+            usize::MAX,
+        );
         let t0 = Instant::now();
         q.wake(&mut conns, S, [a], WakeKind::Deferrable, t0);
         q.wake(&mut conns, S, [b], WakeKind::Now, t0);
@@ -438,7 +517,7 @@ mod tests {
     fn the_audio_delay_is_never_shorter_than_the_merge_window() {
         let mut conns = Connections::new(0, 8);
         let a = conns.insert(test_conn);
-        let mut q = SendQueue::new(Duration::from_millis(20), Duration::ZERO);
+        let mut q = SendQueue::new(Duration::from_millis(20), Duration::ZERO, usize::MAX);
         let t0 = Instant::now();
         q.wake(&mut conns, S, [a], WakeKind::Deferrable, t0);
         assert!(q.is_empty());
@@ -451,7 +530,7 @@ mod tests {
         let mut conns = Connections::new(0, 8);
         let (a, b) = (conns.insert(test_conn), conns.insert(test_conn));
         let delay = Duration::from_millis(30);
-        let mut q = SendQueue::new(Duration::ZERO, delay);
+        let mut q = SendQueue::new(Duration::ZERO, delay, usize::MAX);
         let t0 = Instant::now();
         q.wake(&mut conns, S, [a, b], WakeKind::Deferrable, t0);
         // `a`'s previous send completed: it is flushed now, with its audio

@@ -86,7 +86,8 @@ impl CoreState {
                 finished: false,
             });
         }
-        self.sends.mark_ready(&mut self.conns, slot);
+        // The join's first send (the GOP cache) goes ahead of the core's viewers.
+        self.sends.mark_urgent(&mut self.conns, slot);
         Ok(())
     }
 

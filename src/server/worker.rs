@@ -68,6 +68,8 @@ pub struct CoreState {
     pub report: CoreReport,
     /// Reusable batch buffer for viewer sends.
     pub batch: Vec<OutFrame>,
+    /// Reusable list of the connections this turn flushes.
+    flushing: Vec<u32>,
     /// Where ingested frame payloads are assembled: 64-byte-aligned pieces of
     /// preallocated blocks (aligned sources make the kernel's copies faster).
     pub arena: AlignedArena,
@@ -228,11 +230,16 @@ impl Worker {
             shard,
             viewer_conns: HashMap::new(),
             publishers: HashMap::new(),
-            sends: SendQueue::new(cfg.runtime.send_merge_window, cfg.runtime.audio_flush_delay),
+            sends: SendQueue::new(
+                cfg.runtime.send_merge_window,
+                cfg.runtime.audio_flush_delay,
+                cfg.runtime.max_sends_per_turn,
+            ),
             mesh: CoreMesh::new(mesh),
             accepts: Accepts::new(core, listeners),
             report: CoreReport::default(),
             batch: Vec::with_capacity(cfg.runtime.max_frames_per_send),
+            flushing: Vec::new(),
             arena: AlignedArena::new(ARENA_BLOCK),
             region,
             edge: super::edge::EdgeCore::new(cfg),
@@ -477,13 +484,15 @@ impl CoreState {
         self.mesh.handled(msgs);
     }
 
-    /// Sends every ready connection's queued bytes: one gathered send each.
+    /// Sends this turn's share of the ready connections' queued bytes: one
+    /// gathered send each (see `SendQueue::take_turn`).
     fn flush_ready(&mut self, r: &mut Reactor) {
-        let ready = self.sends.take_ready();
-        for &slot in &ready {
+        let mut turn = std::mem::take(&mut self.flushing);
+        self.sends.take_turn(&mut turn);
+        for &slot in &turn {
             self.flush_one(r, slot);
         }
-        self.sends.flushed(ready);
+        self.flushing = turn;
     }
 
     fn flush_one(&mut self, r: &mut Reactor, slot: u32) {
