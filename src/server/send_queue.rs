@@ -259,9 +259,12 @@ impl SendQueue {
     /// Takes this turn's share of the ready connections (urgent ones first, at
     /// most `per_turn` in all) into `out` to flush them; the rest wait for the next
     /// turn. Flushing may queue connections again (e.g. a finished viewer).
+    /// Viewers keep at least a quarter of the share, so a flood of requests cannot
+    /// starve them (nor they the requests).
     pub fn take_turn(&mut self, out: &mut Vec<u32>) {
         out.clear();
-        let from_urgent = self.urgent.len().min(self.per_turn);
+        let kept_for_viewers = self.ready.len().min(self.per_turn / 4);
+        let from_urgent = self.urgent.len().min(self.per_turn - kept_for_viewers);
         out.extend(self.urgent.drain(..from_urgent));
         let from_ready = self.ready.len().min(self.per_turn - from_urgent);
         out.extend(self.ready.drain(..from_ready));
@@ -384,6 +387,26 @@ mod tests {
         assert!(q.is_empty());
         q.take_turn(&mut turn);
         assert!(turn.is_empty());
+    }
+
+    #[test]
+    fn urgent_connections_never_take_the_viewers_whole_share() {
+        let mut conns = Connections::new(0, 16);
+        let viewers: Vec<u32> = (0..4).map(|_| conns.insert(test_conn)).collect();
+        let others: Vec<u32> = (0..8).map(|_| conns.insert(test_conn)).collect();
+        let mut q = SendQueue::new(Duration::ZERO, Duration::ZERO, 8);
+        for &slot in &viewers {
+            conns.at(slot).expect("conn").viewer = Some(test_viewer());
+            q.mark_ready(&mut conns, slot);
+        }
+        for &slot in &others {
+            q.mark_ready(&mut conns, slot);
+        }
+        let mut turn = Vec::new();
+        q.take_turn(&mut turn);
+        // Six requests' answers, then two viewers (a quarter of eight).
+        assert_eq!(turn[..6], others[..6]);
+        assert_eq!(turn[6..], viewers[..2]);
     }
 
     #[test]
