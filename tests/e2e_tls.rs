@@ -432,6 +432,23 @@ fn bad_input_on_tls_and_plain_ports_is_closed_and_counted() {
     let (status, body) = http_request(s.https_port, "GET", "/live/x.flv");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("HTTPS port"), "{body}");
+    // Also when the answer comes while the request is still being written: a
+    // 4 MiB path cannot all be in before the server has read the first bytes,
+    // answered and closed, so the write fails; the 400 is still read.
+    let long = format!("/{}", "a".repeat(4 << 20));
+    match try_http_request(s.https_port, "GET", &long) {
+        Ok((status, body)) => {
+            assert_eq!(status, 400, "{body}");
+            assert!(body.contains("HTTPS port"), "{body}");
+        }
+        Err(e) => panic!("the 400 to a long plaintext request was lost: {e}"),
+    }
+    // The plain RTMP port closes on HTTP without a word: an error, not a panic.
+    let silent = try_http_request(s.server.rtmp_port, "GET", "/live/x.flv");
+    assert!(
+        matches!(silent, Err(HttpError::NoResponse { .. })),
+        "{silent:?}"
+    );
 
     // Garbage: a handshake record header with junk inside, and bytes that are
     // no protocol at all.
