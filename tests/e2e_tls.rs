@@ -219,19 +219,19 @@ fn https_admin_routes_follow_on_public_port_and_sni_picks_the_certificate() {
     let ca = s.ca.as_str();
     let base = format!("https://127.0.0.1:{}", s.https_port);
 
-    let (code, body, err) = curl_get(&["--cacert", &ca, &format!("{base}/metrics")]);
+    let (code, body, err) = curl_get(&["--cacert", ca, &format!("{base}/metrics")]);
     assert_eq!(code, "200", "{err}");
     assert!(body.contains("ringcast_tls_handshakes_total"), "{body}");
-    let (code, body, _) = curl_get(&["--cacert", &ca, &format!("{base}/api/v1/streams")]);
+    let (code, body, _) = curl_get(&["--cacert", ca, &format!("{base}/api/v1/streams")]);
     assert_eq!(code, "200", "{body}");
     // HTTP/1.1 agreed by ALPN.
-    let (code, _, err) = curl_get(&["-v", "--cacert", &ca, &format!("{base}/metrics")]);
+    let (code, _, err) = curl_get(&["-v", "--cacert", ca, &format!("{base}/metrics")]);
     assert_eq!(code, "200");
     assert!(err.contains("http/1.1"), "ALPN not reported: {err}");
     // Keep-alive over TLS: two requests on one connection.
     let (code, body, err) = curl_get(&[
         "--cacert",
-        &ca,
+        ca,
         &format!("{base}/api/v1/streams"),
         &format!("{base}/metrics"),
     ]);
@@ -241,7 +241,7 @@ fn https_admin_routes_follow_on_public_port_and_sni_picks_the_certificate() {
     // SNI: curl verifies the name it asked for, so success means the right cert.
     let other = format!("https://other.test:{}/metrics", s.https_port);
     let resolve = format!("other.test:{}:127.0.0.1", s.https_port);
-    let (code, _, err) = curl_get(&["--cacert", &ca, "--resolve", &resolve, &other]);
+    let (code, _, err) = curl_get(&["--cacert", ca, "--resolve", &resolve, &other]);
     assert_eq!(code, "200", "{err}");
     assert!(presented_subject(s.https_port, "other.test").contains("other.test"));
     assert!(presented_subject(s.rtmps_port, "other.test").contains("other.test"));
@@ -271,7 +271,7 @@ fn https_admin_routes_follow_on_public_port_and_sni_picks_the_certificate() {
     );
     for path in ["/metrics", "/api/v1/streams", "/"] {
         let url = format!("https://127.0.0.1:{https_port}{path}");
-        let (code, _, err) = curl_get(&["--cacert", &ca, &url]);
+        let (code, _, err) = curl_get(&["--cacert", ca, &url]);
         assert_eq!(code, "404", "{path}: {err}");
     }
     assert_eq!(http_request(admin_port, "GET", "/metrics").0, 200);
@@ -322,7 +322,7 @@ fn sighup_reloads_the_certificate_while_an_https_viewer_keeps_receiving() {
     let ca = s.ca.as_str();
     let url = format!("https://127.0.0.1:{}/live/r.flv", s.https_port);
     let child = Command::new(curl())
-        .args(["-sSN", "--cacert", &ca, "-o"])
+        .args(["-sSN", "--cacert", ca, "-o"])
         .arg(&out)
         .arg(&url)
         .stdin(Stdio::null())
@@ -349,7 +349,7 @@ fn sighup_reloads_the_certificate_while_an_https_viewer_keeps_receiving() {
     );
     // ... and still verifies against the CA.
     let missing = format!("https://127.0.0.1:{}/live/none.flv", s.https_port);
-    let (code, _, err) = curl_get(&["--cacert", &ca, &missing]);
+    let (code, _, err) = curl_get(&["--cacert", ca, &missing]);
     assert_eq!(code, "404", "{err}");
 
     // The viewer opened before the reload is still the same connection, receiving.
@@ -632,7 +632,7 @@ fn frames_larger_than_the_record_buffer_are_sealed_in_parts_and_play() {
     wait_live(&s.server, "live", "big", Duration::from_secs(30));
     let ca = s.ca.as_str();
     let https = format!("https://127.0.0.1:{}/live/big.flv", s.https_port);
-    let (frames, errors) = decode(&["-tls_verify", "1", "-ca_file", &ca], &https, 15);
+    let (frames, errors) = decode(&["-tls_verify", "1", "-ca_file", ca], &https, 15);
     assert!(frames >= 15, "{frames} large frames over https: {errors}");
     assert!(errors.trim().is_empty(), "decode errors: {errors}");
     let admin = s.server.admin_port;
@@ -650,7 +650,7 @@ fn https_flv_plays_with_zero_copy_sends_on() {
     let _publisher = publish_live(&s.server, "z", 60);
     let ca = s.ca.as_str();
     let https = format!("https://127.0.0.1:{}/live/z.flv", s.https_port);
-    let (frames, errors) = decode(&["-tls_verify", "1", "-ca_file", &ca], &https, 100);
+    let (frames, errors) = decode(&["-tls_verify", "1", "-ca_file", ca], &https, 100);
     assert!(frames >= 100, "{frames} frames: {errors}");
     assert!(errors.trim().is_empty(), "decode errors: {errors}");
 }
