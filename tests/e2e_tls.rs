@@ -10,23 +10,41 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::pki::Pki;
 use common::*;
 
-/// A server with HTTPS and RTMPS listeners next to the plain ones.
+/// A server with HTTPS and RTMPS listeners next to the plain ones, and the test
+/// CA that signed its certificate.
 struct TlsServer {
     server: Server,
     https_port: u16,
     rtmps_port: u16,
+    /// The default certificate (`leaf.pem` in the CA's directory) and its key.
+    cert: PathBuf,
+    key: PathBuf,
+    /// The CA's certificate, as clients' `--cacert`/`-ca_file` take it.
+    ca: String,
+    /// Last, so the server stops before the directory goes.
+    pki: Pki,
 }
 
-/// Starts ringcast (1 core) with HTTPS and RTMPS on free ports, `[tls]` using
-/// `cert`/`key`, `sni` (extra `[[tls.sni]]` tables) and `extra` TOML.
-fn start_tls(cert: &Path, key: &Path, sni: &str, extra: &str) -> TlsServer {
+/// A test CA (`tag` names its directory), the leaf it signs with common name
+/// `cn` for `localhost` and `127.0.0.1` (`leaf.pem`/`leaf.key`), and ringcast
+/// (1 core) with HTTPS and RTMPS on free ports and `[tls]` presenting that
+/// leaf. Each of `sni_names` gets a leaf of its own (common name and only name
+/// the same) in a `[[tls.sni]]` table; `extra` is more TOML.
+fn start_tls(tag: &str, cn: &str, sni_names: &[&str], extra: &str) -> TlsServer {
+    let pki = Pki::new(tag);
+    let (cert, key) = pki.leaf("leaf", cn, &["localhost", "127.0.0.1"]);
+    let mut sni = String::new();
+    for name in sni_names {
+        let (cert, key) = pki.leaf(name, name, &[name]);
+        sni += &format!("[[tls.sni]]\nnames = [{name:?}]\ncert = {cert:?}\nkey = {key:?}\n");
+    }
     let (https_port, rtmps_port) = (free_port(), free_port());
     let toml = format!(
         "{extra}\n[server]\nhttps_listen = \"127.0.0.1:{https_port}\"\n\
@@ -42,6 +60,10 @@ fn start_tls(cert: &Path, key: &Path, sni: &str, extra: &str) -> TlsServer {
         server,
         https_port,
         rtmps_port,
+        cert,
+        key,
+        ca: pki.ca().display().to_string(),
+        pki,
     }
 }
 
@@ -132,17 +154,15 @@ fn publish_live(server: &Server, name: &str, seconds: u32) -> Proc {
 fn ffmpeg_publishes_over_rtmps_and_plays_over_https_and_rtmps() {
     require::command("ffmpeg", "ffmpeg");
     require::command("ffprobe", "ffmpeg");
-    let pki = Pki::new("media");
-    let (cert, key) = pki.leaf("leaf", "localhost", &["localhost", "127.0.0.1"]);
-    let s = start_tls(&cert, &key, "", "");
+    let s = start_tls("media", "localhost", &[], "");
     let rtmps = format!("rtmps://127.0.0.1:{}/live/x", s.rtmps_port);
     let _publisher = publish(&rtmps, 60);
     wait_live(&s.server, "live", "x", Duration::from_secs(30));
 
     // HTTPS-FLV, the server verified against the test CA.
     let https = format!("https://127.0.0.1:{}/live/x.flv", s.https_port);
-    let ca = pki.ca().display().to_string();
-    let verify = ["-tls_verify", "1", "-ca_file", ca.as_str()];
+    let ca = s.ca.as_str();
+    let verify = ["-tls_verify", "1", "-ca_file", ca];
     let probed = run_bounded(
         Command::new("ffprobe")
             .args(["-v", "error"])
@@ -190,29 +210,28 @@ fn ffmpeg_publishes_over_rtmps_and_plays_over_https_and_rtmps() {
 
 #[test]
 fn https_admin_routes_follow_on_public_port_and_sni_picks_the_certificate() {
-    let pki = Pki::new("admin");
-    let (cert, key) = pki.leaf("default", "localhost", &["localhost", "127.0.0.1"]);
-    let (other_cert, other_key) = pki.leaf("other", "other.test", &["other.test"]);
-    let sni = format!(
-        "[[tls.sni]]\nnames = [\"other.test\"]\ncert = {other_cert:?}\nkey = {other_key:?}\n"
+    let s = start_tls(
+        "admin",
+        "localhost",
+        &["other.test"],
+        "[api]\non_public_port = true\n",
     );
-    let s = start_tls(&cert, &key, &sni, "[api]\non_public_port = true\n");
-    let ca = pki.ca().display().to_string();
+    let ca = s.ca.as_str();
     let base = format!("https://127.0.0.1:{}", s.https_port);
 
-    let (code, body, err) = curl_get(&["--cacert", &ca, &format!("{base}/metrics")]);
+    let (code, body, err) = curl_get(&["--cacert", ca, &format!("{base}/metrics")]);
     assert_eq!(code, "200", "{err}");
     assert!(body.contains("ringcast_tls_handshakes_total"), "{body}");
-    let (code, body, _) = curl_get(&["--cacert", &ca, &format!("{base}/api/v1/streams")]);
+    let (code, body, _) = curl_get(&["--cacert", ca, &format!("{base}/api/v1/streams")]);
     assert_eq!(code, "200", "{body}");
     // HTTP/1.1 agreed by ALPN.
-    let (code, _, err) = curl_get(&["-v", "--cacert", &ca, &format!("{base}/metrics")]);
+    let (code, _, err) = curl_get(&["-v", "--cacert", ca, &format!("{base}/metrics")]);
     assert_eq!(code, "200");
     assert!(err.contains("http/1.1"), "ALPN not reported: {err}");
     // Keep-alive over TLS: two requests on one connection.
     let (code, body, err) = curl_get(&[
         "--cacert",
-        &ca,
+        ca,
         &format!("{base}/api/v1/streams"),
         &format!("{base}/metrics"),
     ]);
@@ -222,7 +241,7 @@ fn https_admin_routes_follow_on_public_port_and_sni_picks_the_certificate() {
     // SNI: curl verifies the name it asked for, so success means the right cert.
     let other = format!("https://other.test:{}/metrics", s.https_port);
     let resolve = format!("other.test:{}:127.0.0.1", s.https_port);
-    let (code, _, err) = curl_get(&["--cacert", &ca, "--resolve", &resolve, &other]);
+    let (code, _, err) = curl_get(&["--cacert", ca, "--resolve", &resolve, &other]);
     assert_eq!(code, "200", "{err}");
     assert!(presented_subject(s.https_port, "other.test").contains("other.test"));
     assert!(presented_subject(s.rtmps_port, "other.test").contains("other.test"));
@@ -232,7 +251,6 @@ fn https_admin_routes_follow_on_public_port_and_sni_picks_the_certificate() {
     // Without on_public_port the HTTPS port answers the admin routes with 404,
     // like the HTTP port. Set up from the command line this time.
     let https_port = free_port();
-    let dir = pki.dir.display().to_string();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringcast"));
     let admin_port = free_port();
     cmd.args(["serve", "--cores", "1"])
@@ -240,8 +258,10 @@ fn https_admin_routes_follow_on_public_port_and_sni_picks_the_certificate() {
         .args(["--http", &format!("127.0.0.1:{}", free_port())])
         .args(["--admin", &format!("127.0.0.1:{admin_port}")])
         .args(["--https", &format!("127.0.0.1:{https_port}")])
-        .args(["--tls-cert", &format!("{dir}/default.pem")])
-        .args(["--tls-key", &format!("{dir}/default.key")]);
+        .arg("--tls-cert")
+        .arg(&s.cert)
+        .arg("--tls-key")
+        .arg(&s.key);
     let _plain_admin = spawn_ringcast(&mut cmd, "ringcast --https");
     wait_listening(
         "127.0.0.1",
@@ -251,7 +271,7 @@ fn https_admin_routes_follow_on_public_port_and_sni_picks_the_certificate() {
     );
     for path in ["/metrics", "/api/v1/streams", "/"] {
         let url = format!("https://127.0.0.1:{https_port}{path}");
-        let (code, _, err) = curl_get(&["--cacert", &ca, &url]);
+        let (code, _, err) = curl_get(&["--cacert", ca, &url]);
         assert_eq!(code, "404", "{path}: {err}");
     }
     assert_eq!(http_request(admin_port, "GET", "/metrics").0, 200);
@@ -294,17 +314,15 @@ fn check_config_names_a_tls_listener_without_a_certificate_and_a_bad_file() {
 #[test]
 fn sighup_reloads_the_certificate_while_an_https_viewer_keeps_receiving() {
     require::command("ffmpeg", "ffmpeg");
-    let pki = Pki::new("reload");
-    let (cert, key) = pki.leaf("leaf", "before-reload", &["localhost", "127.0.0.1"]);
-    let s = start_tls(&cert, &key, "", "");
+    let s = start_tls("reload", "before-reload", &[], "");
     let _publisher = publish_live(&s.server, "r", 90);
     assert!(presented_subject(s.https_port, "localhost").contains("before-reload"));
 
-    let out = pki.dir.join("viewer.flv");
-    let ca = pki.ca().display().to_string();
+    let out = s.pki.dir.join("viewer.flv");
+    let ca = s.ca.as_str();
     let url = format!("https://127.0.0.1:{}/live/r.flv", s.https_port);
     let child = Command::new(curl())
-        .args(["-sSN", "--cacert", &ca, "-o"])
+        .args(["-sSN", "--cacert", ca, "-o"])
         .arg(&out)
         .arg(&url)
         .stdin(Stdio::null())
@@ -321,7 +339,8 @@ fn sighup_reloads_the_certificate_while_an_https_viewer_keeps_receiving() {
     });
 
     // New files in place, then SIGHUP: new handshakes get the new certificate.
-    pki.leaf("leaf", "after-reload", &["localhost", "127.0.0.1"]);
+    s.pki
+        .leaf("leaf", "after-reload", &["localhost", "127.0.0.1"]);
     unsafe { libc::kill(s.server.proc.pid() as i32, libc::SIGHUP) };
     wait_until(
         "a new handshake sees the new certificate",
@@ -330,7 +349,7 @@ fn sighup_reloads_the_certificate_while_an_https_viewer_keeps_receiving() {
     );
     // ... and still verifies against the CA.
     let missing = format!("https://127.0.0.1:{}/live/none.flv", s.https_port);
-    let (code, _, err) = curl_get(&["--cacert", &ca, &missing]);
+    let (code, _, err) = curl_get(&["--cacert", ca, &missing]);
     assert_eq!(code, "404", "{err}");
 
     // The viewer opened before the reload is still the same connection, receiving.
@@ -348,6 +367,13 @@ fn sighup_reloads_the_certificate_while_an_https_viewer_keeps_receiving() {
     viewer.kill();
 }
 
+/// Whether `e` says the peer closed the connection (a reset, or a write after
+/// its close).
+fn is_closed_by_peer(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted)
+}
+
 /// Connects to `port`, writes `bytes` and reads until the server closes; panics
 /// if it is still open after `limit`. Returns how long that took.
 fn closed_after(port: u16, bytes: &[u8], limit: Duration) -> Duration {
@@ -355,14 +381,19 @@ fn closed_after(port: u16, bytes: &[u8], limit: Duration) -> Duration {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(limit)).unwrap();
     if !bytes.is_empty() {
-        s.write_all(bytes).unwrap();
+        match s.write_all(bytes) {
+            Ok(()) => {}
+            // The server closed already (it refused what it had read): closed.
+            Err(e) if is_closed_by_peer(&e) => return started.elapsed(),
+            Err(e) => panic!("writing to port {port}: {e}"),
+        }
     }
     let mut buf = [0u8; 4096];
     loop {
         match s.read(&mut buf) {
             Ok(0) => return started.elapsed(),
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return started.elapsed(),
+            Err(e) if is_closed_by_peer(&e) => return started.elapsed(),
             Err(e) => panic!("port {port} still open after {limit:?} ({e})"),
         }
         assert!(started.elapsed() < limit, "port {port} still open");
@@ -371,9 +402,12 @@ fn closed_after(port: u16, bytes: &[u8], limit: Duration) -> Duration {
 
 #[test]
 fn bad_input_on_tls_and_plain_ports_is_closed_and_counted() {
-    let pki = Pki::new("bad");
-    let (cert, key) = pki.leaf("leaf", "localhost", &["localhost", "127.0.0.1"]);
-    let s = start_tls(&cert, &key, "", "[limits]\nhandshake_timeout = \"1s\"\n");
+    let s = start_tls(
+        "bad",
+        "localhost",
+        &[],
+        "[limits]\nhandshake_timeout = \"1s\"\n",
+    );
     let admin = s.server.admin_port;
     let tls = |result: &str| {
         metric_with(
@@ -398,6 +432,23 @@ fn bad_input_on_tls_and_plain_ports_is_closed_and_counted() {
     let (status, body) = http_request(s.https_port, "GET", "/live/x.flv");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("HTTPS port"), "{body}");
+    // Also when the answer comes while the request is still being written: a
+    // 4 MiB path cannot all be in before the server has read the first bytes,
+    // answered and closed, so the write fails; the 400 is still read.
+    let long = format!("/{}", "a".repeat(4 << 20));
+    match try_http_request(s.https_port, "GET", &long) {
+        Ok((status, body)) => {
+            assert_eq!(status, 400, "{body}");
+            assert!(body.contains("HTTPS port"), "{body}");
+        }
+        Err(e) => panic!("the 400 to a long plaintext request was lost: {e}"),
+    }
+    // The plain RTMP port closes on HTTP without a word: an error, not a panic.
+    let silent = try_http_request(s.server.rtmp_port, "GET", "/live/x.flv");
+    assert!(
+        matches!(silent, Err(HttpError::NoResponse { .. })),
+        "{silent:?}"
+    );
 
     // Garbage: a handshake record header with junk inside, and bytes that are
     // no protocol at all.
@@ -471,10 +522,9 @@ fn bad_input_on_tls_and_plain_ports_is_closed_and_counted() {
         open_fds(pid) <= fds_before + 1
     });
     // Still serving TLS.
-    let ca = pki.ca().display().to_string();
     let (code, _, err) = curl_get(&[
         "--cacert",
-        &ca,
+        &s.ca,
         &format!("https://127.0.0.1:{}/nothing.flv", s.https_port),
     ]);
     assert_eq!(code, "404", "{err}");
@@ -483,12 +533,10 @@ fn bad_input_on_tls_and_plain_ports_is_closed_and_counted() {
 #[test]
 fn edges_pull_from_https_and_rtmps_origins_verified_against_the_ca() {
     require::command("ffmpeg", "ffmpeg");
-    let pki = Pki::new("edge");
-    let (cert, key) = pki.leaf("origin", "origin", &["localhost", "127.0.0.1"]);
-    let origin = start_tls(&cert, &key, "", "");
+    let origin = start_tls("edge", "origin", &[], "");
     let _publisher = publish_live(&origin.server, "e", 90);
 
-    let ca = pki.ca();
+    let (cert, key, ca) = (&origin.cert, &origin.key, origin.pki.ca());
     for url in [
         format!("https://127.0.0.1:{}", origin.https_port),
         format!("rtmps://127.0.0.1:{}/live", origin.rtmps_port),
@@ -549,9 +597,7 @@ fn edges_pull_from_https_and_rtmps_origins_verified_against_the_ca() {
 #[test]
 fn frames_larger_than_the_record_buffer_are_sealed_in_parts_and_play() {
     require::command("ffmpeg", "ffmpeg");
-    let pki = Pki::new("large");
-    let (cert, key) = pki.leaf("leaf", "localhost", &["localhost", "127.0.0.1"]);
-    let s = start_tls(&cert, &key, "", "");
+    let s = start_tls("large", "localhost", &[], "");
     // Lossless noise: every frame ≈ 360 KB, above the 256 KiB record buffer, so
     // each HTTPS send is sealed and sent in parts (and RTMPS ingest carries it).
     let rtmps = format!("rtmps://127.0.0.1:{}/live/big", s.rtmps_port);
@@ -584,9 +630,9 @@ fn frames_larger_than_the_record_buffer_are_sealed_in_parts_and_play() {
         name: "ffmpeg publish noise".into(),
     };
     wait_live(&s.server, "live", "big", Duration::from_secs(30));
-    let ca = pki.ca().display().to_string();
+    let ca = s.ca.as_str();
     let https = format!("https://127.0.0.1:{}/live/big.flv", s.https_port);
-    let (frames, errors) = decode(&["-tls_verify", "1", "-ca_file", &ca], &https, 15);
+    let (frames, errors) = decode(&["-tls_verify", "1", "-ca_file", ca], &https, 15);
     assert!(frames >= 15, "{frames} large frames over https: {errors}");
     assert!(errors.trim().is_empty(), "decode errors: {errors}");
     let admin = s.server.admin_port;
@@ -598,15 +644,13 @@ fn frames_larger_than_the_record_buffer_are_sealed_in_parts_and_play() {
 #[test]
 fn https_flv_plays_with_zero_copy_sends_on() {
     require::command("ffmpeg", "ffmpeg");
-    let pki = Pki::new("zc");
-    let (cert, key) = pki.leaf("leaf", "localhost", &["localhost", "127.0.0.1"]);
     // The record buffer is outside the registered region: plain SENDMSG_ZC, and
     // the buffer must stay untouched until the kernel's notification.
-    let s = start_tls(&cert, &key, "", "[runtime]\nzero_copy_send = true\n");
+    let s = start_tls("zc", "localhost", &[], "[runtime]\nzero_copy_send = true\n");
     let _publisher = publish_live(&s.server, "z", 60);
-    let ca = pki.ca().display().to_string();
+    let ca = s.ca.as_str();
     let https = format!("https://127.0.0.1:{}/live/z.flv", s.https_port);
-    let (frames, errors) = decode(&["-tls_verify", "1", "-ca_file", &ca], &https, 100);
+    let (frames, errors) = decode(&["-tls_verify", "1", "-ca_file", ca], &https, 100);
     assert!(frames >= 100, "{frames} frames: {errors}");
     assert!(errors.trim().is_empty(), "decode errors: {errors}");
 }
@@ -614,10 +658,8 @@ fn https_flv_plays_with_zero_copy_sends_on() {
 #[test]
 fn a_push_relay_publishes_over_rtmps() {
     require::command("ffmpeg", "ffmpeg");
-    let pki = Pki::new("relay");
-    let (cert, key) = pki.leaf("leaf", "localhost", &["localhost", "127.0.0.1"]);
-    let target = start_tls(&cert, &key, "", "");
-    let ca = pki.ca();
+    let target = start_tls("relay", "localhost", &[], "");
+    let (cert, key, ca) = (&target.cert, &target.key, target.pki.ca());
     let source = Server::start(
         1,
         &format!(
@@ -644,13 +686,11 @@ fn a_push_relay_publishes_over_rtmps() {
 fn wss_plays_websocket_flv_through_the_https_listener() {
     require::command("ffmpeg", "ffmpeg");
     require::command("ffprobe", "ffmpeg");
-    let pki = Pki::new("wss");
-    let (cert, key) = pki.leaf("leaf", "localhost", &["localhost", "127.0.0.1"]);
-    let s = start_tls(&cert, &key, "", "");
+    let s = start_tls("wss", "localhost", &[], "");
     let _publisher = publish_live(&s.server, "w", 60);
 
     // tungstenite over a rustls client stream verified against the test CA.
-    let config = ringcast::tls::ClientTls::load(Some(&pki.ca()))
+    let config = ringcast::tls::ClientTls::load(Some(&s.pki.ca()))
         .unwrap()
         .https();
     let tcp = TcpStream::connect(("127.0.0.1", s.https_port)).unwrap();

@@ -13,7 +13,7 @@ pub mod raw_rtmp;
 pub mod require;
 
 #[allow(unused_imports)] // not every test binary uses both
-pub use plain::{free_port, wait_until};
+pub use plain::{free_port, http_exchange, wait_until, HttpError};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -219,14 +219,20 @@ pub fn is_admin_path(path: &str) -> bool {
     path == "/" || path == "/metrics" || path.starts_with("/api/")
 }
 
-/// A bare HTTP/1.0 request; returns (status, body).
+/// A bare HTTP/1.0 request; returns (status, body). Status 0 means no
+/// response arrived at all; the body then says why (see [`try_http_request`]),
+/// so an assertion on the status fails with the reason in its message.
 pub fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    write!(s, "{method} {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    plain::parse_http_response(&buf)
+    try_http_request(port, method, path).unwrap_or_else(|e| (0, e.to_string()))
+}
+
+/// A bare HTTP/1.0 request; (status, body) of whatever response arrived, even
+/// when the server answered early and closed while the request was being
+/// written; [`HttpError`] when nothing arrived.
+pub fn try_http_request(port: u16, method: &str, path: &str) -> Result<(u16, String), HttpError> {
+    let request = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let raw = http_exchange(port, request.as_bytes(), Duration::from_secs(15))?;
+    Ok(plain::parse_http_response(&raw))
 }
 
 /// ffmpeg's H.264 encoder options for the test publishers: low-latency x264,
@@ -439,7 +445,12 @@ impl FlvViewer {
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        // One write, and its failure ignored: a server that refuses the request
+        // (a 4xx) may answer and close before it is all in, making the write
+        // fail with EPIPE/ECONNRESET; what it answered is still read by
+        // `next_frame`, and no answer at all leaves `status` 0.
+        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        let _ = stream.write_all(request.as_bytes());
         FlvViewer {
             stream,
             demux: ringcast::protocol::flv::demux::FlvDemuxer::new(Default::default()),

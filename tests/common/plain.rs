@@ -46,3 +46,73 @@ pub fn parse_http_response(raw: &[u8]) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// Why an HTTP exchange ([`http_exchange`]) got no response at all.
+#[derive(Debug)]
+pub enum HttpError {
+    /// The TCP connection could not be opened.
+    Connect(std::io::Error),
+    /// Not a byte of response arrived: `write` is the error writing the request
+    /// met (None: it was all written), `read` the one reading met (None: the
+    /// server closed without a word).
+    NoResponse {
+        /// The error writing the request, if any.
+        write: Option<std::io::Error>,
+        /// The error reading the response, if any.
+        read: Option<std::io::Error>,
+    },
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::Connect(e) => write!(f, "connect: {e}"),
+            HttpError::NoResponse { write, read } => {
+                write!(f, "no response")?;
+                if let Some(e) = write {
+                    write!(f, " (writing the request: {e})")?;
+                }
+                if let Some(e) = read {
+                    write!(f, " (reading: {e})")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// Opens a connection to `127.0.0.1:port`, writes `request` in one piece and
+/// reads the response until the server closes (or `read_timeout` passes with
+/// nothing more). A server may answer before the request is all in (a 400 on
+/// bad input) and close: the write then fails with EPIPE or ECONNRESET, but
+/// what it answered is still read and returned. Only when no byte at all came
+/// back is the result an error, carrying what the write and the read met.
+pub fn http_exchange(
+    port: u16,
+    request: &[u8],
+    read_timeout: Duration,
+) -> Result<Vec<u8>, HttpError> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(HttpError::Connect)?;
+    s.set_read_timeout(Some(read_timeout))
+        .map_err(HttpError::Connect)?;
+    let write = s.write_all(request).err();
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let read = loop {
+        match s.read(&mut chunk) {
+            Ok(0) => break None,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // A reset after the answer (the server closed with our request
+            // unread) ends the response like a close does.
+            Err(e) => break Some(e),
+        }
+    };
+    if raw.is_empty() {
+        return Err(HttpError::NoResponse { write, read });
+    }
+    Ok(raw)
+}
