@@ -443,6 +443,10 @@ fn bad_input_on_tls_and_plain_ports_is_closed_and_counted() {
         }
         Err(e) => panic!("the 400 to a long plaintext request was lost: {e}"),
     }
+    // On the RTMPS port the answer names that port's scheme.
+    let (status, body) = http_request(s.rtmps_port, "GET", "/live/x.flv");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("RTMPS port"), "{body}");
     // The plain RTMP port closes on HTTP without a word: an error, not a panic.
     let silent = try_http_request(s.server.rtmp_port, "GET", "/live/x.flv");
     assert!(

@@ -32,6 +32,9 @@ use crate::tls::{Plaintext, TlsError, TlsLimits, TlsSession};
 
 /// The answer to a plain HTTP request on the HTTPS port.
 const PLAIN_HTTP_ON_HTTPS: &[u8] = b"This is an HTTPS port: use https://\n";
+/// The answer to a plain HTTP request on the RTMPS port.
+const PLAIN_HTTP_ON_RTMPS: &[u8] =
+    b"This is an RTMPS port: use rtmps:// (HTTP is on the HTTPS port)\n";
 
 /// One connection's TLS state.
 pub struct TlsConn {
@@ -239,12 +242,16 @@ impl CoreState {
             // Plain HTTP on the HTTPS port: say so in plain HTTP (as nginx's 497
             // does), then close. The TLS state goes, so the answer is sent as is.
             conn.tls = None;
+            let body = match conn.proto {
+                super::conn::Proto::Rtmp(_) => PLAIN_HTTP_ON_RTMPS,
+                _ => PLAIN_HTTP_ON_HTTPS,
+            };
             let mut out = bytes::BytesMut::new();
             response::write_response(
                 &ResponseContext::for_bad_request(),
                 400,
                 "text/plain; charset=utf-8",
-                PLAIN_HTTP_ON_HTTPS,
+                body,
                 &[],
                 &mut out,
             );
