@@ -1,6 +1,6 @@
-//! Queuing operations: into the SQ, or, when the kernel refuses more (`EBUSY`),
-//! in order into a bounded backlog; and `io_uring_enter`, which submits them and
-//! waits for completions.
+//! Queuing operations: into the SQ (submitting to make room when it is full) or,
+//! when even that fails, in order into a bounded backlog; and `io_uring_enter`,
+//! which submits them and waits for completions.
 
 use std::io;
 use std::time::{Duration, Instant};
