@@ -60,7 +60,7 @@ use multishot::Multishot;
 use setup::build_ring;
 
 /// The buffer group id our provided-buffer ring is registered under.
-pub(super) const BUFFER_GROUP: u16 = 0;
+const BUFFER_GROUP: u16 = 0;
 
 /// The per-core io_uring event loop core. Not `Send`: create it on the thread that uses it
 /// (`SINGLE_ISSUER` requires that anyway).
