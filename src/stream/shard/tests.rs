@@ -6,10 +6,11 @@ use std::rc::Rc;
 use super::*;
 use crate::protocol::FrameKind;
 use crate::stream::directory::{Directory, PublishPolicy};
+use crate::stream::replication::CoreMsg;
 use crate::stream::ring::tests::{audio, audio_header, metadata, video, video_header};
 use crate::stream::ring::RingLimits;
 use crate::stream::timestamps::TimelineMode;
-use crate::stream::viewer::ViewerLimits;
+use crate::stream::viewer::{BatchStatus, CloseReason, OutFrame, ViewerLimits, ViewerOptions};
 
 const BIG: usize = usize::MAX;
 
