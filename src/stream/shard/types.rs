@@ -59,7 +59,7 @@ pub struct ViewerId {
     pub(super) generation: u32,
 }
 
-/// Whether [`Shard::open_stream`] created the stream.
+/// Whether [`Shard::open_stream`](super::Shard::open_stream) created the stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Opened {
     /// Newly created. For a replica, send the returned `Subscribe` to its owner.
@@ -95,7 +95,7 @@ pub enum ShardError {
     /// A frame a followed upstream repeats (see `StreamClock::is_replay`): dropped.
     #[error("stream {0}: frame repeats media already here")]
     Replayed(StreamId),
-    /// The stream's publisher left (grace period); a new one must [`Shard::resume`] it first.
+    /// The stream's publisher left (grace period); a new one must [`Shard::resume`](super::Shard::resume) it first.
     #[error("stream {0} has no publisher; resume it first")]
     NoPublisher(StreamId),
     /// The operation needs the other role (e.g. a publisher push on a replica).
@@ -151,7 +151,7 @@ pub struct RemovedViewer {
     pub unsubscribe: Option<(usize, CoreMsg)>,
 }
 
-/// What the server must do after [`Shard::handle`].
+/// What the server must do after [`Shard::handle`](super::Shard::handle).
 #[derive(Debug)]
 pub enum Handled<'a> {
     /// Nothing further.
