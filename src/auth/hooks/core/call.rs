@@ -79,7 +79,7 @@ pub enum CallOutcome {
 pub struct Outgoing {
     /// Report its end with this.
     pub call: CallId,
-    /// Which hook (its URL is [`HookCore::url`]).
+    /// Which hook (its URL is [`HookCore::url`](super::HookCore::url)).
     pub action: HookAction,
     /// The whole HTTP request.
     pub request: Bytes,
@@ -87,7 +87,7 @@ pub struct Outgoing {
     pub deadline_ms: u64,
 }
 
-/// What [`HookCore::ask`] did with a session.
+/// What [`HookCore::ask`](super::HookCore::ask) did with a session.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Asked<W> {
     /// Decided without a request (cached allow, overload, no URL): the waiter

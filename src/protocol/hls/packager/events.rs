@@ -39,17 +39,17 @@ pub enum PackagerWarning {
         /// The muxer's error.
         error: Fmp4Error,
     },
-    /// A part already holds [`ChunkLimits::max_samples`] frames of a track
+    /// A part already holds [`ChunkLimits::max_samples`](crate::protocol::fmp4::ChunkLimits::max_samples) frames of a track
     /// and the frame does not advance time (timestamps that stop advancing
     /// never close a part): the frame is dropped.
     #[error("{track:?} frame dropped: the open part already holds {limit} frames")]
     PartFull {
         /// The track.
         track: TrackKind,
-        /// [`ChunkLimits::max_samples`].
+        /// [`ChunkLimits::max_samples`](crate::protocol::fmp4::ChunkLimits::max_samples).
         limit: usize,
     },
-    /// TS segment `msn` reached [`PackagerConfig::max_ts_segment_bytes`]: the
+    /// TS segment `msn` reached [`PackagerConfig::max_ts_segment_bytes`](super::PackagerConfig::max_ts_segment_bytes): the
     /// frame is missing there.
     #[error("TS segment {msn} is full ({limit} bytes): frame left out")]
     TsSegmentFull {
@@ -72,7 +72,7 @@ pub enum PackagerWarning {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PackagerEvent {
     /// Part `(msn, part)` is stored and listed: answer blocking reloads and
-    /// preload-hint requests waiting for it (call [`Packager::answer`] again).
+    /// preload-hint requests waiting for it (call [`Packager::answer`](super::Packager::answer) again).
     PartReady {
         /// Segment.
         msn: u64,

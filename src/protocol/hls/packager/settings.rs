@@ -40,7 +40,7 @@ impl Default for PackagerConfig {
 
 impl PackagerConfig {
     /// The timeline's settings. Each frame is accounted at what the store
-    /// holds for it ([`store_cost`]: its fMP4 sample plus its TS packets), and
+    /// holds for it ([`store_cost`](super::store_cost): its fMP4 sample plus its TS packets), and
     /// the timeline evicts closed segments past half the cap: the other half
     /// is for the open segment (at most TARGETDURATION of media).
     pub fn timeline_config(&self) -> HlsConfig {
@@ -63,7 +63,7 @@ pub enum Start {
     GopCache {
         /// DTS of the keyframe before the first cached frame, if known.
         prev_keyframe_dts: Option<u64>,
-        /// The origin's grid origin ([`Timeline::grid_origin`]); 0 normally.
+        /// The origin's grid origin ([`Timeline::grid_origin`](crate::protocol::hls::Timeline::grid_origin)); 0 normally.
         grid_origin_ms: i64,
     },
 }
@@ -77,7 +77,7 @@ pub enum PackagerError {
     /// The app or stream name is empty or too long.
     #[error("app or stream name empty or longer than {limit} bytes")]
     BadName {
-        /// [`MAX_NAME_LEN`].
+        /// [`MAX_NAME_LEN`](super::MAX_NAME_LEN).
         limit: usize,
     },
 }

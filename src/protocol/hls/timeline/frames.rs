@@ -35,7 +35,7 @@ pub enum StartPoint {
     Join {
         /// DTS of the keyframe preceding the first fed keyframe.
         prev_keyframe_dts: Option<u64>,
-        /// The origin's grid origin (see [`Timeline::grid_origin`]).
+        /// The origin's grid origin (see [`Timeline::grid_origin`](super::Timeline::grid_origin)).
         grid_origin_ms: i64,
     },
 }

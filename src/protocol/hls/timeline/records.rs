@@ -70,7 +70,7 @@ impl SegmentInfo {
     }
 }
 
-/// The open segment as [`Timeline::open_segment_nominal`] describes it.
+/// The open segment as [`Timeline::open_segment_nominal`](super::Timeline::open_segment_nominal) describes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpenSegmentSpan {
     /// Its number.
