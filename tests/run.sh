@@ -68,6 +68,8 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy (-D warnings; incompatible_msrv checks std APIs against rust-version)"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo doc (-D warnings: every intra-doc link resolves, no link to a private item)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 echo "== rust-version covers every locked dependency's own rust-version"
 metadata=$(mktemp)
 trap 'rm -f "$metadata"' EXIT

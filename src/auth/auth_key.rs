@@ -2,10 +2,10 @@
 //! only.
 //!
 //! As documented by Alibaba Cloud ("Type A signing",
-//! https://www.alibabacloud.com/help/en/cdn/user-guide/type-a-signing, and
+//! <https://www.alibabacloud.com/help/en/cdn/user-guide/type-a-signing>, and
 //! ApsaraVideo Live "URL signing",
-//! https://www.alibabacloud.com/help/en/live/user-guide/url-signing) and
-//! Tencent Cloud CDN type A (https://cloud.tencent.com/document/product/228/41623):
+//! <https://www.alibabacloud.com/help/en/live/user-guide/url-signing>) and
+//! Tencent Cloud CDN type A (<https://cloud.tencent.com/document/product/228/41623>):
 //! `auth_key=<timestamp>-<rand>-<uid>-<md5hash>` with
 //! `md5hash = md5("<URI>-<timestamp>-<rand>-<uid>-<PrivateKey>")` in lowercase
 //! hex, where URI is the request path (`/app/stream` for RTMP,

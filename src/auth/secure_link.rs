@@ -1,7 +1,7 @@
 //! nginx `secure_link` with `secure_link_md5`, verify only.
 //!
 //! As the nginx documentation describes it
-//! (https://nginx.org/en/docs/http/ngx_http_secure_link_module.html): with
+//! (<https://nginx.org/en/docs/http/ngx_http_secure_link_module.html>): with
 //! `secure_link $arg_md5,$arg_expires;` and an expression such as
 //! `secure_link_md5 "$secure_link_expires$uri$remote_addr secret";` the link
 //! carries `md5=<base64url of the binary MD5 of the expression, unpadded>` and

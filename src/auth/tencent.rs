@@ -1,8 +1,8 @@
 //! Tencent Cloud CSS (live) `txSecret`/`txTime`, verify only.
 //!
 //! As documented in "Splicing Live Streaming URLs" / anti-leech
-//! (https://intl.cloud.tencent.com/document/product/267/31560,
-//! https://www.tencentcloud.com/document/product/267/31059): `txTime` is the
+//! (<https://intl.cloud.tencent.com/document/product/267/31560>,
+//! <https://www.tencentcloud.com/document/product/267/31059>): `txTime` is the
 //! expiry in hexadecimal Unix seconds and `txSecret = md5(KEY + StreamName +
 //! txTime)` in lowercase hex, where StreamName is the stream name alone (no
 //! app, no extension) and the fields are joined without separators. The

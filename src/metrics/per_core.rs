@@ -22,7 +22,7 @@ pub const REACTOR_WINDOW_NS: u64 = 1_000_000_000;
 ///
 /// Fields are public so the owning core bumps them directly
 /// (`m.frames_sent.inc(Protocol::Rtmp)`); every mutation is owner-only (see
-/// [`super::local`]). Gauges count what this core owns: a stream replicated onto
+/// `super::local`). Gauges count what this core owns: a stream replicated onto
 /// this core for cross-core viewers is not counted in `streams` here, but its
 /// viewers on this core are counted in `viewers`.
 #[repr(align(128))]

@@ -3,7 +3,7 @@
 //!
 //! It sits at the connection's send level, under every protocol:
 //! * received ciphertext is decrypted here and the plaintext goes to the same
-//!   HTTP / RTMP handling as a plain connection's bytes ([`CoreState::on_tls_data`]);
+//!   HTTP / RTMP handling as a plain connection's bytes (`CoreState::on_tls_data`);
 //! * outgoing, whatever the connection's outbox gathered for one send (control
 //!   bytes, per-viewer headers and shared bodies, from any egress) is handed to
 //!   [`TlsSession::send`] as one list of slices and encrypted in one pass into

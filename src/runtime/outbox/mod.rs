@@ -9,7 +9,7 @@
 //!
 //! Sound by construction:
 //! * Everything the kernel reads during a send (`msghdr`, iovecs, scratch,
-//!   control bytes, the handles of the bodies) lives in one boxed [`KernelMem`]
+//!   control bytes, the handles of the bodies) lives in one boxed `KernelMem`
 //!   that never moves, so the outbox itself may move (e.g. inside a slab).
 //! * The outbox is a state machine (`Idle → Assembling → InFlight → (Resumable →
 //!   InFlight)* → Idle`) checked in every build, not only in debug: while a send is

@@ -54,7 +54,7 @@ impl Reactor {
     /// Completions the kernel could not post because the CQ ring was full wait in its
     /// overflow list, in order, and enter the ring only on an `io_uring_enter` with
     /// GETEVENTS. A drain keeps flushing them until none are left (bounded by
-    /// [`MAX_OVERFLOW_FLUSHES`]): otherwise, once a loop turn's completions outnumber
+    /// `MAX_OVERFLOW_FLUSHES`): otherwise, once a loop turn's completions outnumber
     /// the ring (a frame fanned out to more viewers than the CQ holds), the backlog grows
     /// every turn and everything behind it is delayed without bound, such as the final
     /// completion of a multishot accept the CQ pressure stopped, which the reactor must

@@ -8,7 +8,7 @@
 //! to play H.264/AAC, and ffmpeg checks S2's signature when it plays, so the server
 //! answers complex whenever C1 carries a valid digest.
 //!
-//! The digest schemes and keys are in [`digest`]; this module is the state
+//! The digest schemes and keys are in `digest`; this module is the state
 //! machine of both sides.
 
 mod digest;
