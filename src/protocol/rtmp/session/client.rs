@@ -12,10 +12,10 @@ use tracing::debug;
 use super::deadline::Wait;
 use super::transport::{script_frame, Transport};
 use super::SessionError;
-use crate::protocol::flv::frame::Frame;
+use crate::protocol::flv::frame::{Frame, FrameKind};
 use crate::protocol::payload::{HeapAllocator, PayloadAllocator};
 use crate::protocol::rtmp::amf0::Amf0Value;
-use crate::protocol::rtmp::chunk::ChunkLimits;
+use crate::protocol::rtmp::chunk::{ChunkLimits, Incoming, SkippedMessage};
 use crate::protocol::rtmp::command::data;
 use crate::protocol::rtmp::command::status::code;
 use crate::protocol::rtmp::command::{
@@ -62,6 +62,11 @@ pub struct ClientSessionConfig {
     pub max_aggregate_frames: usize,
     /// Start and idle deadlines (none by default).
     pub timeouts: ClientTimeouts,
+    /// Play without keeping audio and video: their payloads are stepped over
+    /// uncopied and each is reported as [`ClientEvent::MediaSkipped`] instead of
+    /// [`ClientEvent::Media`]. Acknowledgements, pings, commands and metadata work
+    /// as usual. Off by default (loadgen's unsampled viewers turn it on).
+    pub skip_media: bool,
 }
 
 /// Deadlines of a client session, in ms; `None` waits forever.
@@ -89,6 +94,7 @@ impl ClientSessionConfig {
             commands: CommandConfig::default(),
             max_aggregate_frames: 1024,
             timeouts: ClientTimeouts::default(),
+            skip_media: false,
         }
     }
 }
@@ -105,6 +111,16 @@ pub enum ClientEvent {
     /// A frame of the played stream (metadata arrives as a Script frame starting at
     /// `onMetaData`).
     Media(Frame),
+    /// An audio or video frame of the played stream whose payload was skipped
+    /// ([`ClientSessionConfig::skip_media`]); where [`ClientEvent::Media`] would be.
+    MediaSkipped {
+        /// Audio or video.
+        kind: FrameKind,
+        /// Its timestamp in ms.
+        timestamp: u32,
+        /// Its payload length in bytes (never 0).
+        len: u32,
+    },
     /// The server refused something (connect, publish or play); close the connection.
     StatusError {
         /// The status code, e.g. `NetStream.Play.StreamNotFound`.
@@ -156,7 +172,8 @@ pub struct ClientSession {
 impl ClientSession {
     /// A session that will start its handshake on [`ClientSession::start`].
     pub fn new(config: ClientSessionConfig, rng: &mut impl RngCore, now_ms: u64) -> Self {
-        let transport = Transport::new(config.chunk_limits, config.max_aggregate_frames);
+        let mut transport = Transport::new(config.chunk_limits, config.max_aggregate_frames);
+        transport.decoder.set_skip_media(config.skip_media);
         ClientSession {
             phase: Phase::Handshake(Box::new(ClientHandshake::new(rng, now_ms as u32))),
             config,
@@ -243,8 +260,11 @@ impl ClientSession {
             pos = chunks_start;
             self.send_connect(out)?;
         }
-        while let Some(msg) = self.transport.next_message_in(input, &mut pos, alloc)? {
-            self.on_message(msg, out, events)?;
+        while let Some(incoming) = self.transport.next_message_in(input, &mut pos, alloc)? {
+            match incoming {
+                Incoming::Message(msg) => self.on_message(msg, out, events)?,
+                Incoming::Skipped(skipped) => self.on_skipped(skipped, events)?,
+            }
             self.transport.acknowledge(out)?;
         }
         self.transport.acknowledge(out)
@@ -339,6 +359,27 @@ impl ClientSession {
             }
             other => debug!(type_id = other, "ignoring rtmp message type"),
         }
+        Ok(())
+    }
+
+    /// An audio or video message the decoder stepped over: checked like an
+    /// assembled one, reported without its payload.
+    fn on_skipped(
+        &mut self,
+        skipped: SkippedMessage,
+        events: &mut Vec<ClientEvent>,
+    ) -> Result<(), SessionError> {
+        self.require_playing(skipped.stream_id, skipped.type_id)?;
+        let kind = if skipped.type_id == type_id::AUDIO {
+            FrameKind::Audio
+        } else {
+            FrameKind::Video
+        };
+        events.push(ClientEvent::MediaSkipped {
+            kind,
+            timestamp: skipped.timestamp,
+            len: skipped.len,
+        });
         Ok(())
     }
 
