@@ -84,7 +84,7 @@ fn skimmed(assembled: Run) -> Run {
 }
 
 /// Both decoders on the same pieces agree; returns the assembling one's run.
-fn assert_same<'a>(pieces: &[&'a [u8]], limits: ChunkLimits) -> Run {
+fn assert_same(pieces: &[&[u8]], limits: ChunkLimits) -> Run {
     let assembled = run(pieces.iter().copied(), false, limits);
     let skipped = run(pieces.iter().copied(), true, limits);
     assert_eq!(skipped, skimmed(assembled.clone()));
