@@ -43,6 +43,25 @@ pub fn session(
     ClientSession::new(config, rng, now_ms)
 }
 
+/// Builds a play session for `target`. An unsampled viewer never looks at a frame,
+/// so its session skips audio and video payloads (walks their chunks, copies and
+/// parses nothing), which makes it about as cheap as an unsampled HTTP-FLV viewer.
+pub fn viewer_session(
+    target: &Target,
+    sampled: bool,
+    rng: &mut impl rand::RngCore,
+    now_ms: u64,
+) -> ClientSession {
+    let mut config = ClientSessionConfig::new(
+        &target.path,
+        &target.tc_url(),
+        &target.stream,
+        ClientMode::Play,
+    );
+    config.skip_media = !sampled;
+    ClientSession::new(config, rng, now_ms)
+}
+
 /// Tracks how far a client session got, for failure phases.
 fn phase_after(event: &ClientEvent, phase: Phase) -> Phase {
     match event {
@@ -52,7 +71,8 @@ fn phase_after(event: &ClientEvent, phase: Phase) -> Phase {
     }
 }
 
-/// One RTMP play connection.
+/// One RTMP play connection. Sampled viewers get every frame and measure it;
+/// unsampled ones (a session from [`viewer_session`]) only learn that media arrived.
 #[derive(Debug)]
 pub struct RtmpViewer {
     session: Box<ClientSession>,
@@ -115,6 +135,7 @@ impl RtmpViewer {
                         meter.on_frame(frame.kind, &frame.payload, now, iv);
                     }
                 }
+                ClientEvent::MediaSkipped { .. } => self.got_media = true,
                 ClientEvent::StatusError { code, .. } => {
                     tracing::debug!(%code, "rtmp play refused");
                     return Err((self.phase, FailureKind::Rejected));
@@ -332,6 +353,8 @@ mod tests {
         iv: Interval,
         publish_iv: Interval,
         video_seen: u64,
+        /// Bytes the viewer wrote (commands, acknowledgements).
+        viewer_sent: usize,
     }
 
     fn now(ms: u64) -> Now {
@@ -343,6 +366,16 @@ mod tests {
 
     impl Relay {
         fn new(reject_publish: bool) -> Self {
+            Self::with_viewer(
+                reject_publish,
+                true,
+                ServerSessionConfig::default().window_ack_size,
+            )
+        }
+
+        /// A relay whose viewer is `sampled` or not, and whose egress asks for an
+        /// acknowledgement every `ack_window` bytes.
+        fn with_viewer(reject_publish: bool, sampled: bool, ack_window: u32) -> Self {
             let mut rng = SmallRng::seed_from_u64(1);
             let target = Target::parse("rtmp://127.0.0.1/live/x").unwrap();
             let cfg = SyntheticConfig {
@@ -360,18 +393,22 @@ mod tests {
             )
             .unwrap();
             let viewer = RtmpViewer::start(
-                session(&target, ClientMode::Play, &mut rng, 0),
+                viewer_session(&target, sampled, &mut rng, 0),
                 SharedArena::default(),
                 &mut to_egress,
             )
             .unwrap();
             let mut iv = Interval::default();
-            let meter = ViewerMeter::new(now(0), true, &mut iv);
+            let meter = ViewerMeter::new(now(0), sampled, &mut iv);
+            let egress_config = ServerSessionConfig {
+                window_ack_size: ack_window,
+                ..ServerSessionConfig::default()
+            };
             Relay {
                 publisher,
                 ingest: ServerSession::new(ServerSessionConfig::default(), &mut rng, 0),
                 viewer,
-                egress: ServerSession::new(ServerSessionConfig::default(), &mut rng, 0),
+                egress: ServerSession::new(egress_config, &mut rng, 0),
                 play_stream: None,
                 reject_publish,
                 to_ingest,
@@ -382,6 +419,7 @@ mod tests {
                 iv,
                 publish_iv: Interval::default(),
                 video_seen: 0,
+                viewer_sent: 0,
             }
         }
 
@@ -449,6 +487,7 @@ mod tests {
                 }
                 let input = std::mem::take(&mut self.to_viewer);
                 if !input.is_empty() {
+                    let before = self.to_egress.len();
                     self.viewer.on_bytes(
                         &input,
                         t,
@@ -457,6 +496,7 @@ mod tests {
                         &mut self.to_egress,
                         &mut events,
                     )?;
+                    self.viewer_sent += self.to_egress.len() - before;
                 }
                 let input = std::mem::take(&mut self.to_publisher);
                 if !input.is_empty() {
@@ -505,6 +545,36 @@ mod tests {
         assert!(relay.iv.hist.latency_us.max() <= 1);
         assert_eq!(relay.publish_iv.counters.publishers_up, 1);
         assert!(relay.publish_iv.counters.published_frames >= c.video_frames + c.audio_frames);
+    }
+
+    #[test]
+    fn unsampled_viewers_skip_media_yet_stream_and_acknowledge_like_sampled_ones() {
+        let mut sampled = Relay::with_viewer(false, true, 10_000);
+        let mut unsampled = Relay::with_viewer(false, false, 10_000);
+        // No acknowledgements (the default 2.5 MB window): what the rest is above.
+        let mut unacked = Relay::with_viewer(false, false, 2_500_000);
+        for step in 0..300 {
+            sampled.tick(step * 10, &|_| false).unwrap();
+            unsampled.tick(step * 10, &|_| false).unwrap();
+            unacked.tick(step * 10, &|_| false).unwrap();
+        }
+        assert!(unsampled.viewer.streaming(), "media arrived");
+        assert_eq!(unsampled.viewer.phase(), Phase::Streaming);
+        let (s, u) = (sampled.iv.counters, unsampled.iv.counters);
+        assert!(s.video_frames >= 74);
+        assert_eq!((u.video_frames, u.audio_frames), (0, 0), "nothing parsed");
+        assert_eq!(u.bytes_received, s.bytes_received);
+        assert!(u.bytes_received > 50_000, "{}", u.bytes_received);
+        // Same acknowledgements (one per 10 kB received) and commands, byte for byte.
+        assert_eq!(unsampled.viewer_sent, sampled.viewer_sent);
+        // Each acknowledgement takes at least 5 bytes (a 1-byte header, 4 of payload).
+        let acks = u.bytes_received / 10_000;
+        assert!(
+            unsampled.viewer_sent >= unacked.viewer_sent + 5 * acks as usize,
+            "{} bytes sent, {} without acknowledgements",
+            unsampled.viewer_sent,
+            unacked.viewer_sent
+        );
     }
 
     #[test]

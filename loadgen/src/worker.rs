@@ -23,7 +23,7 @@ use crate::filesource::FileSource;
 use crate::hls::player::{Flow, HlsPlayer, Mode};
 use crate::httpflv::{write_request, HttpFlvViewer};
 use crate::net::{classify_errno, start_connect};
-use crate::rtmp::{session, MediaSource, Publisher, RtmpViewer};
+use crate::rtmp::{session, viewer_session, MediaSource, Publisher, RtmpViewer};
 use crate::spec::{Role, SourceSpec, WorkerSpec};
 use crate::stats::{FailureKind, Interval, Phase};
 use crate::synthetic::{SyntheticConfig, SyntheticSource};
@@ -405,7 +405,7 @@ impl<'a> Worker<'a> {
                     write_request(target, &mut out);
                     Ok(Proto::HttpFlv(HttpFlvViewer::new(self.arena.clone())))
                 } else {
-                    let s = session(target, ClientMode::Play, &mut self.rng, t.mono_us / 1000);
+                    let s = viewer_session(target, sampled, &mut self.rng, t.mono_us / 1000);
                     RtmpViewer::start(s, self.arena.clone(), &mut out).map(Proto::Rtmp)
                 };
                 (Some(meter), proto)

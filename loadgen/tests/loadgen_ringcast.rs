@@ -157,3 +157,74 @@ fn a_frozen_ringcast_shows_up_as_stalls() {
     assert!((1800.0..=2600.0).contains(&p50) && max <= 4000.0, "{stall}");
     assert!(failures(&report).is_empty(), "{:?}", failures(&report));
 }
+
+/// Unsampled RTMP viewers (`--sample 0`) skip media payloads but stay RTMP clients:
+/// every one connects and plays, receives what the server sent, and sees the stream
+/// end (the play status path still works). That they count as streaming once media
+/// arrived is `unsampled_viewers_skip_media_yet_stream_and_acknowledge_like_sampled_ones`
+/// in `src/rtmp.rs` (a setup deadline here is deferred while bytes are unread).
+#[test]
+fn unsampled_rtmp_viewers_play_and_see_the_end() {
+    let server = Ringcast::start();
+    let dir = TempDir::new("ringcast-unsampled-rtmp");
+    let file = dir.path("src.flv");
+    make_flv(&file, 4, 25);
+    let name = format!("skim{}", free_port());
+    let url = format!("{}/{name}", server.rtmp_app);
+    let publish_json = dir.path("publish.json");
+    let publish = loadgen_bg(
+        &[
+            "publish",
+            "--url",
+            &url,
+            "--source",
+            file.to_str().unwrap(),
+            "--duration",
+            "6s",
+        ],
+        &publish_json,
+    );
+    wait_until("the stream on the server", Duration::from_secs(60), || {
+        server.uptime_secs(&name).is_some()
+    });
+    let viewers = 20u64;
+    let viewers_json = dir.path("viewers.json");
+    // The window outlasts the stream: each viewer ends at its end (EarlyEof).
+    let play = loadgen_bg(
+        &[
+            "play",
+            "--url",
+            &url,
+            "--viewers",
+            &viewers.to_string(),
+            "--ramp",
+            "0",
+            "--sample",
+            "0",
+            "--setup-timeout",
+            "3s",
+            "--duration",
+            "15s",
+        ],
+        &viewers_json,
+    );
+    let report = report_of(play, &viewers_json);
+    report_of(publish, &publish_json);
+
+    assert_eq!(report["peak_viewers"].as_u64(), Some(viewers));
+    assert_eq!(count(&report, "video_frames"), 0, "nothing parsed");
+    let received = count(&report, "bytes_received") as f64;
+    let sent = server.metric("ringcast_sent_bytes_total");
+    // The server's count leaves out its handshakes (~3 kB a viewer); loadgen counts
+    // every byte it read.
+    assert!(
+        (received - sent).abs() <= 0.05 * sent,
+        "loadgen received {received} bytes, ringcast sent {sent}"
+    );
+    assert!(received > viewers as f64 * 100_000.0, "{received} bytes");
+    // No failure but the stream's end, once each.
+    assert_eq!(
+        failures(&report),
+        vec![("Streaming".to_owned(), "EarlyEof".to_owned(), viewers)]
+    );
+}

@@ -211,7 +211,11 @@ impl Upstream {
                         ClientEvent::StatusError { code, description } => {
                             return Err(UpstreamError::Refused { code, description })
                         }
-                        ClientEvent::Connected | ClientEvent::PublishStarted => {}
+                        // An edge keeps its media (skip_media stays off), so
+                        // MediaSkipped never comes.
+                        ClientEvent::Connected
+                        | ClientEvent::PublishStarted
+                        | ClientEvent::MediaSkipped { .. } => {}
                     }
                 }
                 Ok(result?)

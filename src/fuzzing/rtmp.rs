@@ -249,6 +249,11 @@ const SILENCE_MS: u64 = 60_000;
 /// clear puts a real server's S0+S1+S2 (answering this client's C0+C1) before
 /// the origin bytes, so they go straight to the chunk stream; bits 4-5 pick how
 /// far the clock moves per read, bits 0-3 the read size.
+///
+/// A second session with [`ClientSessionConfig::skip_media`] on gets the same
+/// input: it must write the same bytes, fail with the same error at the same
+/// read, and report the same events but with `MediaSkipped` where the first
+/// reports an audio or video `Media` frame.
 pub fn client_session(data: &[u8]) {
     let Some((&ctl, origin)) = data.split_first() else {
         return;
@@ -265,10 +270,19 @@ pub fn client_session(data: &[u8]) {
     };
     config.chunk_limits.max_message_len = 1 << 20;
     let max_message = config.chunk_limits.max_message_len as usize;
+    let skim_config = ClientSessionConfig {
+        skip_media: true,
+        ..config.clone()
+    };
+    // Same seed, so the same C1 (which the server's S2 echoes).
+    let mut skim = ClientSession::new(skim_config, &mut SmallRng::seed_from_u64(u64::from(ctl)), 0);
     let mut rng = SmallRng::seed_from_u64(u64::from(ctl));
     let mut client = ClientSession::new(config, &mut rng, 0);
     let mut out = BytesMut::new();
+    let mut skim_out = BytesMut::new();
     client.start_at(0, &mut out).expect("C0+C1 are written");
+    skim.start_at(0, &mut skim_out).expect("C0+C1 are written");
+    assert_eq!(out, skim_out, "the same C0+C1");
     let mut wire = Vec::new();
     if ctl & 0x40 == 0 {
         let mut server = ServerHandshake::new(&mut rng, 0);
@@ -283,18 +297,30 @@ pub fn client_session(data: &[u8]) {
     let step = step_ms(ctl >> 4);
     let mut now = 0;
     let mut events = Vec::new();
+    let mut skim_events = Vec::new();
     let frame = Frame::new(FrameKind::Audio, 0, Bytes::from_static(&[0xaf, 1, 0x21]));
     for read in wire.chunks(piece) {
         now += step;
         let deadline = client.poll_timeout();
+        assert_eq!(deadline, skim.poll_timeout());
+        let skim_timed_out = timed_out(deadline, now, skim.handle_timeout(now));
         if timed_out(deadline, now, client.handle_timeout(now)) {
+            assert!(skim_timed_out);
             return;
         }
         out.clear();
-        if client
-            .handle_input(read, now, &mut out, &mut events)
-            .is_err()
-        {
+        skim_out.clear();
+        let result = client.handle_input(read, now, &mut out, &mut events);
+        let skim_result = skim.handle_input(read, now, &mut skim_out, &mut skim_events);
+        assert_eq!(result, skim_result, "skipping media fails the same way");
+        assert_eq!(out, skim_out, "skipping media writes the same replies");
+        let skimmed: Vec<ClientEvent> = events.iter().cloned().map(skimmed).collect();
+        assert_eq!(
+            skimmed, skim_events,
+            "skipping media reports the same events"
+        );
+        skim_events.clear();
+        if result.is_err() {
             return;
         }
         for event in events.drain(..) {
@@ -308,8 +334,12 @@ pub fn client_session(data: &[u8]) {
                     client
                         .send_frame(&frame, &mut out)
                         .expect("a started publisher sends");
+                    skim.send_frame(&frame, &mut skim_out)
+                        .expect("a started publisher sends");
+                    assert_eq!(out, skim_out);
                 }
                 ClientEvent::PlayStarted => assert_eq!(mode, ClientMode::Play),
+                ClientEvent::MediaSkipped { .. } => panic!("skipping is off"),
                 ClientEvent::Connected
                 | ClientEvent::StatusError { .. }
                 | ClientEvent::StreamEof => {}
@@ -327,4 +357,19 @@ pub fn client_session(data: &[u8]) {
     now += SILENCE_MS;
     timed_out(client.poll_timeout(), now, client.handle_timeout(now));
     let _ = client.close(&mut out);
+}
+
+/// The event a media-skipping client reports where one keeping media reports
+/// `event`: an audio or video frame becomes its kind, timestamp and length.
+fn skimmed(event: ClientEvent) -> ClientEvent {
+    match event {
+        ClientEvent::Media(f) if matches!(f.kind, FrameKind::Audio | FrameKind::Video) => {
+            ClientEvent::MediaSkipped {
+                kind: f.kind,
+                timestamp: f.timestamp,
+                len: f.payload.len() as u32,
+            }
+        }
+        other => other,
+    }
 }

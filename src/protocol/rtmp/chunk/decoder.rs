@@ -4,6 +4,10 @@
 //! time. Payload bytes are copied once, straight from the input into a buffer of
 //! exactly the message length from the caller's [`PayloadAllocator`]; only a
 //! chunk header cut by a read boundary (at most 18 bytes) is held on the side.
+//!
+//! With [`ChunkDecoder::set_skip_media`] on, audio and video messages are not
+//! assembled at all: their chunks are walked (headers parsed, payload bytes counted
+//! and stepped over) and each comes out as a [`SkippedMessage`], its header only.
 
 use bytes::{Bytes, BytesMut};
 use tracing::{debug, trace};
@@ -25,7 +29,55 @@ pub struct Decoded {
     /// Input bytes consumed; call again with the rest (it may hold more messages).
     pub consumed: usize,
     /// The message completed by those bytes, if any.
-    pub message: Option<RtmpMessage>,
+    pub message: Option<Incoming>,
+}
+
+/// A message the decoder completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// Assembled with its payload.
+    Message(RtmpMessage),
+    /// An audio or video message walked past without its payload (only with
+    /// [`ChunkDecoder::set_skip_media`] on).
+    Skipped(SkippedMessage),
+}
+
+/// The header of a message whose payload the decoder skipped: everything an
+/// [`RtmpMessage`] has but the payload, and the payload's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SkippedMessage {
+    /// Chunk stream id it arrived on.
+    pub csid: u32,
+    /// Absolute timestamp in ms, as [`RtmpMessage::timestamp`].
+    pub timestamp: u32,
+    /// Message type id: audio (8) or video (9).
+    pub type_id: u8,
+    /// Message stream id.
+    pub stream_id: u32,
+    /// Payload bytes stepped over (never 0: empty messages are assembled).
+    pub len: u32,
+}
+
+/// How far the message in progress on one chunk stream got.
+#[derive(Debug)]
+enum Progress {
+    /// No message in progress.
+    Idle,
+    /// The payload so far.
+    Assembling(BytesMut),
+    /// A media message being skipped: how many payload bytes went by.
+    Skipping { received: usize },
+}
+
+impl Progress {
+    /// Payload bytes received of the message in progress, if there is one.
+    fn received(&self) -> Option<usize> {
+        match self {
+            Progress::Idle => None,
+            Progress::Assembling(buf) => Some(buf.len()),
+            Progress::Skipping { received } => Some(*received),
+        }
+    }
 }
 
 /// The last header seen on one chunk stream, and its message in progress.
@@ -42,8 +94,8 @@ struct ChunkStream {
     len: u32,
     type_id: u8,
     stream_id: u32,
-    /// The payload so far, while a message is being assembled.
-    assembling: Option<BytesMut>,
+    /// The message in progress, if any.
+    progress: Progress,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +110,7 @@ enum HeaderOutcome {
     Incomplete,
     Parsed {
         len: usize,
-        message: Option<RtmpMessage>,
+        message: Option<Incoming>,
     },
 }
 
@@ -90,8 +142,12 @@ pub struct ChunkDecoder {
     /// header, or bytes that turned out to follow a header.
     pending: [u8; MAX_CHUNK_HEADER_LEN],
     pending_len: usize,
+    /// Payload bytes reserved by messages in progress (skipped ones included,
+    /// so skipping accepts and refuses exactly the streams assembling does).
     assembling_bytes: usize,
     bytes_received: u64,
+    /// Whether audio and video messages starting from now are skipped.
+    skip_media: bool,
 }
 
 impl ChunkDecoder {
@@ -107,7 +163,27 @@ impl ChunkDecoder {
             pending_len: 0,
             assembling_bytes: 0,
             bytes_received: 0,
+            skip_media: false,
         }
+    }
+
+    /// Skips (true) or assembles (false, the default) the payloads of audio and
+    /// video messages (types 8 and 9) that start after this call; a message
+    /// already in progress finishes the way it started.
+    ///
+    /// A skipped message comes out as [`Incoming::Skipped`] when its last chunk
+    /// has gone by, at the same point, with the same header fields and the same
+    /// byte counts as it would have been assembled; no payload buffer is
+    /// allocated and no payload byte copied. Every other message type (control,
+    /// commands, data, aggregates) and empty messages are still assembled, and
+    /// every limit and error is the same either way.
+    pub fn set_skip_media(&mut self, skip: bool) {
+        self.skip_media = skip;
+    }
+
+    /// Whether audio and video payloads are being skipped.
+    pub fn skips_media(&self) -> bool {
+        self.skip_media
     }
 
     /// The peer's current chunk size.
@@ -175,7 +251,9 @@ impl ChunkDecoder {
     }
 
     /// Decodes all of `input`, appending every completed message to `out`.
-    /// Returns how many messages were added.
+    /// Returns how many messages were added. Skipped messages (see
+    /// [`set_skip_media`](Self::set_skip_media)) are passed over: use
+    /// [`decode`](Self::decode) to see them.
     pub fn decode_all(
         &mut self,
         mut input: &[u8],
@@ -187,7 +265,8 @@ impl ChunkDecoder {
             let d = self.decode(input, alloc)?;
             input = input.get(d.consumed..).unwrap_or_default();
             match d.message {
-                Some(m) => out.push(m),
+                Some(Incoming::Message(m)) => out.push(m),
+                Some(Incoming::Skipped(_)) => continue,
                 None if input.is_empty() => return Ok(out.len() - before),
                 None => continue,
             }
@@ -200,7 +279,7 @@ impl ChunkDecoder {
         &mut self,
         data: &[u8],
         alloc: &mut impl PayloadAllocator,
-    ) -> Result<(usize, Option<RtmpMessage>), ChunkError> {
+    ) -> Result<(usize, Option<Incoming>), ChunkError> {
         let mut data = Reader::new(data);
         loop {
             match self.phase {
@@ -212,22 +291,32 @@ impl ChunkDecoder {
                         self.phase = Phase::Header;
                         continue;
                     };
-                    let Some(buf) = s.assembling.as_mut() else {
-                        // Aborted mid-chunk cannot happen: aborts apply between messages.
-                        self.phase = Phase::Header;
-                        continue;
+                    let received = match &mut s.progress {
+                        Progress::Idle => {
+                            // Aborted mid-chunk cannot happen: aborts apply between messages.
+                            self.phase = Phase::Header;
+                            continue;
+                        }
+                        Progress::Assembling(buf) => {
+                            let chunk = data.take_up_to(remaining);
+                            buf.extend_from_slice(chunk);
+                            chunk.len()
+                        }
+                        Progress::Skipping { received } => {
+                            let n = data.take_up_to(remaining).len();
+                            *received += n;
+                            n
+                        }
                     };
-                    let chunk = data.take_up_to(remaining);
-                    buf.extend_from_slice(chunk);
-                    if chunk.len() < remaining {
+                    if received < remaining {
                         self.phase = Phase::Body {
                             stream,
-                            remaining: remaining - chunk.len(),
+                            remaining: remaining - received,
                         };
                         return Ok((data.consumed(), None));
                     }
                     self.phase = Phase::Header;
-                    if buf.len() >= s.len as usize {
+                    if s.progress.received().unwrap_or_default() >= s.len as usize {
                         let message = self.finish(stream)?;
                         return Ok((data.consumed(), Some(message)));
                     }
@@ -304,11 +393,11 @@ impl ChunkDecoder {
         let len = header.consumed();
         match idx.and_then(|i| self.streams.get(i)) {
             Some(s) => {
-                if let Some(buf) = &s.assembling {
+                if let Some(received) = s.progress.received() {
                     return Err(ChunkError::HeaderDuringAssembly {
                         csid,
                         fmt,
-                        remaining: s.len.saturating_sub(buf.len() as u32),
+                        remaining: s.len.saturating_sub(received as u32),
                     });
                 }
             }
@@ -385,8 +474,8 @@ impl ChunkDecoder {
                 trace!(csid, "fmt 3 chunk without the repeated extended timestamp");
             }
         }
-        if let Some(buf) = &s.assembling {
-            let remaining = (s.len as usize).saturating_sub(buf.len());
+        if let Some(received) = s.progress.received() {
+            let remaining = (s.len as usize).saturating_sub(received);
             self.phase = Phase::Body {
                 stream: i,
                 remaining: remaining.min(chunk_size),
@@ -412,7 +501,7 @@ impl ChunkDecoder {
             len: 0,
             type_id: 0,
             stream_id: 0,
-            assembling: None,
+            progress: Progress::Idle,
         });
         self.last_stream = self.streams.len() - 1;
         Ok(self.last_stream)
@@ -424,10 +513,12 @@ impl ChunkDecoder {
         &mut self,
         i: usize,
         alloc: &mut impl PayloadAllocator,
-    ) -> Result<Option<RtmpMessage>, ChunkError> {
-        let len = stream_at(&mut self.streams, i)?.len as usize;
+    ) -> Result<Option<Incoming>, ChunkError> {
+        let s = stream_at(&mut self.streams, i)?;
+        let len = s.len as usize;
+        let skip = self.skip_media && matches!(s.type_id, type_id::AUDIO | type_id::VIDEO);
         if len == 0 {
-            stream_at(&mut self.streams, i)?.assembling = Some(BytesMut::new());
+            s.progress = Progress::Assembling(BytesMut::new());
             self.phase = Phase::Header;
             return self.finish(i).map(Some);
         }
@@ -438,7 +529,11 @@ impl ChunkDecoder {
                 limit: self.limits.max_assembling_bytes,
             });
         }
-        stream_at(&mut self.streams, i)?.assembling = Some(alloc.allocate(len));
+        stream_at(&mut self.streams, i)?.progress = if skip {
+            Progress::Skipping { received: 0 }
+        } else {
+            Progress::Assembling(alloc.allocate(len))
+        };
         self.assembling_bytes = held;
         self.phase = Phase::Body {
             stream: i,
@@ -449,13 +544,24 @@ impl ChunkDecoder {
 
     /// Hands out stream `i`'s completed message, applying it first if it
     /// changes how the chunk stream parses.
-    fn finish(&mut self, i: usize) -> Result<RtmpMessage, ChunkError> {
+    fn finish(&mut self, i: usize) -> Result<Incoming, ChunkError> {
         let s = stream_at(&mut self.streams, i)?;
-        let payload: Bytes = s
-            .assembling
-            .take()
-            .map(BytesMut::freeze)
-            .unwrap_or_default();
+        let payload: Bytes = match std::mem::replace(&mut s.progress, Progress::Idle) {
+            Progress::Assembling(buf) => buf.freeze(),
+            Progress::Skipping { received } => {
+                self.assembling_bytes = self.assembling_bytes.saturating_sub(received);
+                // Only audio and video are skipped, and those are neither Set
+                // Chunk Size nor Abort: nothing to apply.
+                return Ok(Incoming::Skipped(SkippedMessage {
+                    csid: s.csid,
+                    timestamp: s.timestamp,
+                    type_id: s.type_id,
+                    stream_id: s.stream_id,
+                    len: received as u32,
+                }));
+            }
+            Progress::Idle => Bytes::new(),
+        };
         self.assembling_bytes = self.assembling_bytes.saturating_sub(payload.len());
         let message = RtmpMessage {
             csid: s.csid,
@@ -469,7 +575,7 @@ impl ChunkDecoder {
             type_id::ABORT => self.apply_abort(&message.payload)?,
             _ => {}
         }
-        Ok(message)
+        Ok(Incoming::Message(message))
     }
 
     fn apply_set_chunk_size(&mut self, payload: &[u8]) -> Result<(), ChunkError> {
@@ -500,10 +606,11 @@ impl ChunkDecoder {
             })?;
         let found = self.find(csid).and_then(|i| self.streams.get_mut(i));
         if let Some(s) = found {
-            if let Some(buf) = s.assembling.take() {
+            if let Some(dropped) = s.progress.received() {
+                s.progress = Progress::Idle;
                 let reserved = s.len as usize;
                 self.assembling_bytes = self.assembling_bytes.saturating_sub(reserved);
-                debug!(csid, dropped = buf.len(), "peer aborted a message");
+                debug!(csid, dropped, "peer aborted a message");
             }
         }
         Ok(())

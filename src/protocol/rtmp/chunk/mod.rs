@@ -17,8 +17,10 @@ mod shared;
 mod decoder_tests;
 #[cfg(test)]
 mod roundtrip_tests;
+#[cfg(test)]
+mod skip_tests;
 
-pub use decoder::{ChunkDecoder, Decoded};
+pub use decoder::{ChunkDecoder, Decoded, Incoming, SkippedMessage};
 pub use encoder::ChunkEncoder;
 pub use error::{ChunkError, EncodeError};
 pub use header::{

@@ -12,10 +12,10 @@ use tracing::debug;
 use super::deadline::Wait;
 use super::transport::{script_frame, Transport};
 use super::SessionError;
-use crate::protocol::flv::frame::Frame;
+use crate::protocol::flv::frame::{Frame, FrameKind};
 use crate::protocol::payload::{HeapAllocator, PayloadAllocator};
 use crate::protocol::rtmp::amf0::Amf0Value;
-use crate::protocol::rtmp::chunk::ChunkLimits;
+use crate::protocol::rtmp::chunk::{ChunkLimits, Incoming, SkippedMessage};
 use crate::protocol::rtmp::command::data;
 use crate::protocol::rtmp::command::status::code;
 use crate::protocol::rtmp::command::{
@@ -62,6 +62,11 @@ pub struct ClientSessionConfig {
     pub max_aggregate_frames: usize,
     /// Start and idle deadlines (none by default).
     pub timeouts: ClientTimeouts,
+    /// Play without keeping audio and video: their payloads are stepped over
+    /// uncopied and each is reported as [`ClientEvent::MediaSkipped`] instead of
+    /// [`ClientEvent::Media`]. Acknowledgements, pings, commands and metadata work
+    /// as usual. Off by default (loadgen's unsampled viewers turn it on).
+    pub skip_media: bool,
 }
 
 /// Deadlines of a client session, in ms; `None` waits forever.
@@ -89,6 +94,7 @@ impl ClientSessionConfig {
             commands: CommandConfig::default(),
             max_aggregate_frames: 1024,
             timeouts: ClientTimeouts::default(),
+            skip_media: false,
         }
     }
 }
@@ -105,6 +111,16 @@ pub enum ClientEvent {
     /// A frame of the played stream (metadata arrives as a Script frame starting at
     /// `onMetaData`).
     Media(Frame),
+    /// An audio or video frame of the played stream whose payload was skipped
+    /// ([`ClientSessionConfig::skip_media`]); where [`ClientEvent::Media`] would be.
+    MediaSkipped {
+        /// Audio or video.
+        kind: FrameKind,
+        /// Its timestamp in ms.
+        timestamp: u32,
+        /// Its payload length in bytes (never 0).
+        len: u32,
+    },
     /// The server refused something (connect, publish or play); close the connection.
     StatusError {
         /// The status code, e.g. `NetStream.Play.StreamNotFound`.
@@ -156,7 +172,8 @@ pub struct ClientSession {
 impl ClientSession {
     /// A session that will start its handshake on [`ClientSession::start`].
     pub fn new(config: ClientSessionConfig, rng: &mut impl RngCore, now_ms: u64) -> Self {
-        let transport = Transport::new(config.chunk_limits, config.max_aggregate_frames);
+        let mut transport = Transport::new(config.chunk_limits, config.max_aggregate_frames);
+        transport.decoder.set_skip_media(config.skip_media);
         ClientSession {
             phase: Phase::Handshake(Box::new(ClientHandshake::new(rng, now_ms as u32))),
             config,
@@ -243,8 +260,11 @@ impl ClientSession {
             pos = chunks_start;
             self.send_connect(out)?;
         }
-        while let Some(msg) = self.transport.next_message_in(input, &mut pos, alloc)? {
-            self.on_message(msg, out, events)?;
+        while let Some(incoming) = self.transport.next_message_in(input, &mut pos, alloc)? {
+            match incoming {
+                Incoming::Message(msg) => self.on_message(msg, out, events)?,
+                Incoming::Skipped(skipped) => self.on_skipped(skipped, events)?,
+            }
             self.transport.acknowledge(out)?;
         }
         self.transport.acknowledge(out)
@@ -339,6 +359,27 @@ impl ClientSession {
             }
             other => debug!(type_id = other, "ignoring rtmp message type"),
         }
+        Ok(())
+    }
+
+    /// An audio or video message the decoder stepped over: checked like an
+    /// assembled one, reported without its payload.
+    fn on_skipped(
+        &mut self,
+        skipped: SkippedMessage,
+        events: &mut Vec<ClientEvent>,
+    ) -> Result<(), SessionError> {
+        self.require_playing(skipped.stream_id, skipped.type_id)?;
+        let kind = if skipped.type_id == type_id::AUDIO {
+            FrameKind::Audio
+        } else {
+            FrameKind::Video
+        };
+        events.push(ClientEvent::MediaSkipped {
+            kind,
+            timestamp: skipped.timestamp,
+            len: skipped.len,
+        });
         Ok(())
     }
 
@@ -673,6 +714,104 @@ mod tests {
                 limit_ms: 10_000
             })
         );
+    }
+
+    /// A play client keeping media and one skipping it, fed the same server output
+    /// in the same pieces: the same replies (acknowledgements, pong) and the same
+    /// events, audio and video as `MediaSkipped` for the skipping one.
+    #[test]
+    fn skipping_media_changes_only_how_frames_are_reported() {
+        use rand::Rng;
+        let mut full = client(ClientMode::Play);
+        let mut skim = {
+            let mut config =
+                ClientSessionConfig::new("live", "rtmp://h/live", "cam", ClientMode::Play);
+            config.timeouts = full.config.timeouts;
+            config.skip_media = true;
+            ClientSession::new(config, &mut SmallRng::seed_from_u64(7), BASE)
+        };
+        let mut s = ServerSession::new(
+            ServerSessionConfig::default(),
+            &mut SmallRng::seed_from_u64(8),
+            BASE,
+        );
+        // Negotiate, the server answering the full client; both must say the same.
+        let (mut to_server, mut skim_out) = (BytesMut::new(), BytesMut::new());
+        full.start_at(BASE, &mut to_server).unwrap();
+        skim.start_at(BASE, &mut skim_out).unwrap();
+        let mut play_stream = None;
+        let mut wire = BytesMut::new();
+        for _ in 0..32 {
+            assert_eq!(to_server, skim_out);
+            let (mut to_client, mut events) = (BytesMut::new(), Vec::new());
+            s.handle_input(&to_server, BASE, &mut to_client, &mut events)
+                .unwrap();
+            for e in events {
+                if let ServerEvent::PlayRequested { stream_id, .. } = e {
+                    s.accept_play(stream_id, &mut to_client).unwrap();
+                    play_stream = Some(stream_id);
+                }
+            }
+            if to_client.is_empty() {
+                break;
+            }
+            wire.extend_from_slice(&to_client);
+            to_server.clear();
+            skim_out.clear();
+            full.handle_input(&to_client, BASE, &mut to_server, &mut Vec::new())
+                .unwrap();
+            skim.handle_input(&to_client, BASE, &mut skim_out, &mut Vec::new())
+                .unwrap();
+        }
+        assert!(full.is_active() && skim.is_active());
+        let sid = play_stream.unwrap();
+        // Then a small acknowledgement window, a ping and a few seconds of media.
+        let mut media = BytesMut::new();
+        s.write_control(&ControlMessage::WindowAckSize(5_000), &mut media)
+            .unwrap();
+        s.write_control(
+            &ControlMessage::UserControl(UserControlEvent::PingRequest(77)),
+            &mut media,
+        )
+        .unwrap();
+        let mut rng = SmallRng::seed_from_u64(9);
+        for i in 0..120u32 {
+            let mut video = vec![if i % 30 == 0 { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+            video.extend((0..rng.gen_range(10..9_000)).map(|_| rng.gen::<u8>()));
+            let video = Frame::new(FrameKind::Video, i * 33, video.into());
+            s.write_frame(sid, &video, &mut media).unwrap();
+            let audio = Frame::new(FrameKind::Audio, i * 33 + 5, vec![0xaf, 1, 7, 7].into());
+            s.write_frame(sid, &audio, &mut media).unwrap();
+        }
+        let (mut full_events, mut skim_events) = (Vec::new(), Vec::new());
+        let (mut full_out, mut skim_out) = (BytesMut::new(), BytesMut::new());
+        let mut rest = &media[..];
+        while !rest.is_empty() {
+            let (piece, r) = rest.split_at(rng.gen_range(1..=rest.len().min(3_000)));
+            rest = r;
+            full.handle_input(piece, BASE, &mut full_out, &mut full_events)
+                .unwrap();
+            skim.handle_input(piece, BASE, &mut skim_out, &mut skim_events)
+                .unwrap();
+            assert_eq!(full_out, skim_out);
+        }
+        assert!(
+            full_out.len() > 20 * 16,
+            "a pong and acknowledgements went out"
+        );
+        let want: Vec<ClientEvent> = full_events
+            .into_iter()
+            .map(|e| match e {
+                ClientEvent::Media(f) => ClientEvent::MediaSkipped {
+                    kind: f.kind,
+                    timestamp: f.timestamp,
+                    len: f.payload.len() as u32,
+                },
+                other => other,
+            })
+            .collect();
+        assert_eq!(want.len(), 240);
+        assert_eq!(skim_events, want);
     }
 
     #[test]

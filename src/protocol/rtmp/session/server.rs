@@ -20,7 +20,7 @@ use super::transport::{script_frame, Transport};
 use super::SessionError;
 use crate::protocol::flv::frame::Frame;
 use crate::protocol::payload::{HeapAllocator, PayloadAllocator};
-use crate::protocol::rtmp::chunk::ChunkLimits;
+use crate::protocol::rtmp::chunk::{ChunkLimits, Incoming};
 use crate::protocol::rtmp::command::data;
 use crate::protocol::rtmp::command::{Command, CommandConfig, Connect, StreamName};
 use crate::protocol::rtmp::handshake::ServerHandshake;
@@ -290,10 +290,12 @@ impl ServerSession {
             if self.awaiting_decision() {
                 return self.buffer(input.get(pos..).unwrap_or_default());
             }
-            let Some(msg) = self.transport.next_message_in(input, &mut pos, alloc)? else {
-                break;
-            };
-            self.on_message(msg, out, events)?;
+            match self.transport.next_message_in(input, &mut pos, alloc)? {
+                Some(Incoming::Message(msg)) => self.on_message(msg, out, events)?,
+                // Never: a server assembles everything (skipping is off).
+                Some(Incoming::Skipped(_)) => {}
+                None => break,
+            }
             self.transport.acknowledge(out)?;
         }
         self.transport.acknowledge(out)

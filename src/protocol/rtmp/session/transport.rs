@@ -11,7 +11,7 @@ use super::SessionError;
 use crate::protocol::flv::frame::{Frame, FrameKind};
 use crate::protocol::payload::PayloadAllocator;
 use crate::protocol::rtmp::amf0::{Amf0Limits, Amf0Value};
-use crate::protocol::rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits};
+use crate::protocol::rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits, Incoming};
 use crate::protocol::rtmp::command::data::DataMessage;
 use crate::protocol::rtmp::command::write_on_status;
 use crate::protocol::rtmp::command::{data, Command, StatusInfo};
@@ -60,14 +60,15 @@ impl Transport {
     }
 
     /// Decodes the next message from `input[*pos..]`, advancing `pos` past what
-    /// the decoder consumed, with its payload assembled in a buffer from `alloc`;
-    /// `None` when the rest is an incomplete message.
+    /// the decoder consumed, with its payload assembled in a buffer from `alloc`
+    /// (or skipped, see [`ChunkDecoder::set_skip_media`]); `None` when the rest is
+    /// an incomplete message.
     pub fn next_message_in(
         &mut self,
         input: &[u8],
         pos: &mut usize,
         alloc: &mut impl PayloadAllocator,
-    ) -> Result<Option<RtmpMessage>, SessionError> {
+    ) -> Result<Option<Incoming>, SessionError> {
         let rest = input.get(*pos..).unwrap_or_default();
         let decoded = self.decoder.decode(rest, alloc)?;
         *pos += decoded.consumed;
