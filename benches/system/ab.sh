@@ -8,6 +8,8 @@
 #   send_merge_window = "0ms"' '[runtime]
 #   send_merge_window = "20ms"'
 #   PUBLISH='--bitrate 600k --fps 30' (default) sets loadgen publish's stream options.
+#   BIN_A / BIN_B: a ringcast binary per arm (default both the fresh release build), to
+#   A/B two builds with the same configuration (e.g. '' '').
 #
 # Prints, per run, the server's CPU seconds, what the viewers saw, and the core's
 # sends per viewer per second and frames per send (from its /metrics, read once the
@@ -23,11 +25,11 @@ T=${CARGO_TARGET_DIR:-target}
 RC=$T/release/ringcast LG=$T/release/loadgen
 OUT=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-run_one() { # $1 label, $2 toml
-  local rtmp http admin cfg pid lp vp t0 t1
+run_one() { # $1 label, $2 toml, $3 ringcast binary
+  local rtmp http admin cfg pid lp vp t0 t1 bin=$3
   rtmp=$(free_port); http=$(free_port); admin=$(free_port); cfg="$OUT/$1.toml"
   printf '%s\n' "$2" > "$cfg"
-  taskset -c 0 $RC serve --config "$cfg" --cores 1 --rtmp 127.0.0.1:$rtmp --http 127.0.0.1:$http --admin 127.0.0.1:$admin >"$OUT/$1.log" 2>&1 &
+  taskset -c 0 $bin serve --config "$cfg" --cores 1 --rtmp 127.0.0.1:$rtmp --http 127.0.0.1:$http --admin 127.0.0.1:$admin >"$OUT/$1.log" 2>&1 &
   pid=$!
   # Bounded waits on what can be observed: the admin port answers, then the stream is live.
   for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$admin/metrics" && break; sleep 0.2; done
@@ -74,7 +76,7 @@ print(f"{label:8s} server_cpu_s={ticks/100:6.2f} viewers={r.get('peak_viewers')}
 print(f"CPU {label} {ticks}", file=open(sys.argv[2] + ".cpu", "w"))
 PY
 }
-for i in $(seq 1 "$ROUNDS"); do run_one "A$i" "$A"; run_one "B$i" "$B"; done
+for i in $(seq 1 "$ROUNDS"); do run_one "A$i" "$A" "${BIN_A:-$RC}"; run_one "B$i" "$B" "${BIN_B:-$RC}"; done
 python3 - "$OUT" <<'PY'
 import glob, sys
 cpu = {}

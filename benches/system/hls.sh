@@ -13,6 +13,7 @@
 #
 #   N=2000 benches/system/hls.sh          # WINDOW=20 STREAMS=100 PACK_S=30 SAMPLE=0.1 RAMP=500
 #   N=5000 RAMP=1000 PACK=0 benches/system/hls.sh   # viewers only (PACK=0: no packaging part)
+#   EXTRA_TOML='[runtime]\nmax_sends_per_turn = 1000000' …   # extra configuration for the viewers part
 #
 # Needs curl, python3, taskset. Bounded: every loadgen run stops by itself (and is killed
 # by `timeout` past its limit); the servers are killed at the end.
@@ -61,7 +62,7 @@ echo "# $(date -u +%FT%TZ) uptime:$(uptime | sed 's/.*load average/ load average
 echo "# ringcast 1 core on CPU $SERVER_CPU, loadgen on CPU $LOADGEN_CPU; N=$N viewers (ramp $RAMP/s), window ${WINDOW}s, sample $SAMPLE"
 
 # ---- 1. LL-HLS vs HTTP-FLV viewers of one stream -------------------------------------
-start_server ""
+start_server "${EXTRA_TOML:-}"
 PUB_S=$(( 2 * (RAMP_S + WINDOW + 20) + 20 ))
 timeout $(( PUB_S + 30 )) taskset -c "$LOADGEN_CPU" "$LG" publish --url "rtmp://127.0.0.1:$RTMP/live/x" \
   --bitrate 600k --gop 1s --duration ${PUB_S}s >"$OUT/publish.log" 2>&1 &

@@ -340,12 +340,20 @@ impl CoreState {
                     self.conns.close_later(token.slot, reason);
                 } else {
                     let http = matches!(conn.proto, Proto::Http(_));
-                    // Only audio arrived meanwhile (the viewer waits in the
-                    // `SendQueue`, nothing else pending): the flush policy holds it
-                    // for the stream's next video frame or its deadline, when the
-                    // queue releases this viewer. Otherwise more may be waiting:
-                    // control bytes or frames that arrived meanwhile.
-                    if !conn.woken || conn.outbox.has_pending() {
+                    // A viewer that took everything its stream had (parked in the
+                    // shard) has nothing to send: the stream's next frame wakes it
+                    // with that frame's urgency. Queueing it now would send an audio
+                    // frame that lands later in this turn on its own, past the flush
+                    // policy. Only audio arrived meanwhile (the viewer waits in the
+                    // `SendQueue`): the policy holds it for the stream's next video
+                    // frame or its deadline. Otherwise more may be waiting: control
+                    // bytes, frames past the last send's cap, or a video frame that
+                    // came while the send was in flight.
+                    let caught_up = conn
+                        .viewer
+                        .as_ref()
+                        .is_some_and(|v| !v.finished && self.shard.is_parked(v.id));
+                    if conn.outbox.has_pending() || !(conn.woken || caught_up) {
                         self.sends.mark_ready(&mut self.conns, token.slot);
                     }
                     if http {

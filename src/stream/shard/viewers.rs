@@ -218,6 +218,16 @@ impl Shard {
         status
     }
 
+    /// The viewer caught up with its stream (its last batch found nothing more) and
+    /// waits to be woken by the stream's next frame. False for an unknown id.
+    pub fn is_parked(&self, id: ViewerId) -> bool {
+        self.slots
+            .get(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.entry.as_ref())
+            .is_some_and(|(_, _, parked)| *parked)
+    }
+
     /// The viewer's counters.
     pub fn viewer_counters(&self, id: ViewerId) -> Option<ViewerCounters> {
         let slot = self

@@ -34,9 +34,11 @@ fn new_viewer_gets_metadata_headers_then_gop_keyframe() {
     );
     assert_eq!(out[3].timestamp, 0, "keyframe at 0");
     assert_eq!(out[0].timestamp, 0, "headers take the keyframe's time");
-    // next frame wakes the parked viewer
+    // caught up: parked until the next frame wakes it
+    assert!(shard.is_parked(v));
     let pushed = shard.push_frame(id, video(ts, false), now).unwrap();
     assert_eq!(pushed.wake, &[v]);
+    assert!(!shard.is_parked(v), "woken: its frame is waiting for it");
     let (out, _) = drain(&mut shard, v, now);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].timestamp, 400);
@@ -49,6 +51,9 @@ fn new_viewer_gets_metadata_headers_then_gop_keyframe() {
     );
     let pushed = shard.push_frame(id, audio(ts + 10), now).unwrap();
     assert!(pushed.wake.is_empty());
+    assert!(!shard.is_parked(v));
+    shard.remove_viewer(v);
+    assert!(!shard.is_parked(v), "an unknown viewer is not parked");
 }
 
 #[test]
