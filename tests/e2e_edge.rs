@@ -291,30 +291,24 @@ fn idle_pull_closes_after_idle_close_and_a_viewer_inside_the_window_reuses_it() 
 /// turn), so its pull starts in a turn that begins after a long wait. Returns
 /// the response status and, for a 200, whether body bytes followed.
 fn slow_flv_viewer(port: u16, path: &str, delay: Duration) -> (u16, bool) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .unwrap();
+    let mut c = common::http1::Conn::connect(port, Duration::from_secs(15));
     std::thread::sleep(delay);
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
+    c.send(&format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n"));
     loop {
-        let head_end = got.windows(4).position(|w| w == b"\r\n\r\n");
-        if let Some(end) = head_end {
+        let got = c.pending();
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
             let (status, _) = common::plain::parse_http_response(&got[..end]);
             // The FLV header (13 bytes) and at least one tag's header.
             if status != 200 || got.len() >= end + 4 + 13 + 11 {
                 return (status, got.len() >= end + 4 + 13 + 11);
             }
         }
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => {
-                let (status, _) = common::plain::parse_http_response(&got);
-                return (status, false);
-            }
-            Ok(n) => got.extend_from_slice(&buf[..n]),
+        // A close or a read error ends the viewer; printed so that the
+        // caller's assertion on what it returns comes with the reason.
+        if let Err(e) = c.try_fill() {
+            eprintln!("slow viewer of {path}: {e}");
+            let (status, _) = common::plain::parse_http_response(c.pending());
+            return (status, false);
         }
     }
 }

@@ -7,117 +7,21 @@
 mod common;
 mod edge_support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::hls_playlist::preload_hint;
+use common::http1::{Conn, Response};
 use common::*;
 use edge_support::{edge_toml, rtmp_origin};
 
-/// One HTTP/1.1 response read from a keep-alive connection.
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+/// A connection to `port`, reads bounded (a blocking reload waits seconds).
+fn connect(port: u16) -> Conn {
+    Conn::connect(port, Duration::from_secs(20))
 }
 
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).to_string()
-    }
-}
-
-/// Reads exactly one response (Content-Length or chunked body) from `s`,
-/// leaving whatever follows (a pipelined response) unread in `pending`.
-fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>) -> Response {
-    fn fill(s: &mut TcpStream, pending: &mut Vec<u8>) {
-        let mut buf = [0u8; 65536];
-        let n = s.read(&mut buf).expect("read");
-        assert!(n > 0, "connection closed mid-response");
-        pending.extend_from_slice(&buf[..n]);
-    }
-    let head_end = loop {
-        if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        fill(s, pending);
-    };
-    let head = String::from_utf8_lossy(&pending[..head_end]).to_string();
-    pending.drain(..head_end);
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let get = |n: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.clone())
-    };
-    let mut body = Vec::new();
-    if get("transfer-encoding").is_some_and(|v| v == "chunked") {
-        loop {
-            let line_end = loop {
-                if let Some(i) = pending.windows(2).position(|w| w == b"\r\n") {
-                    break i;
-                }
-                fill(s, pending);
-            };
-            let size =
-                usize::from_str_radix(String::from_utf8_lossy(&pending[..line_end]).trim(), 16)
-                    .expect("chunk size");
-            pending.drain(..line_end + 2);
-            while pending.len() < size + 2 {
-                fill(s, pending);
-            }
-            body.extend_from_slice(&pending[..size]);
-            pending.drain(..size + 2);
-            if size == 0 {
-                break;
-            }
-        }
-    } else {
-        let len: usize = get("content-length").map_or(0, |v| v.parse().unwrap());
-        while pending.len() < len {
-            fill(s, pending);
-        }
-        body.extend_from_slice(&pending[..len]);
-        pending.drain(..len);
-    }
-    Response {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn connect(port: u16) -> TcpStream {
-    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s
-}
-
-fn get_on(s: &mut TcpStream, method: &str, path: &str) -> Response {
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    read_response(s, &mut Vec::new())
-}
-
+/// `GET path` as HTTP/1.1 on a connection of its own.
 fn get(port: u16, path: &str) -> Response {
-    get_on(&mut connect(port), "GET", path)
+    connect(port).request("GET", path)
 }
 
 /// Starts a 2-core server and an ffmpeg publisher of `live/cam` for
@@ -251,12 +155,10 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
     );
     // A byte range of an immutable body: 206 with the same bytes.
     let mut c = connect(port);
-    write!(
-        c,
+    c.send(&format!(
         "GET /live/cam/v/{msn}.{part}.m4s HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n"
-    )
-    .unwrap();
-    let ranged = read_response(&mut c, &mut Vec::new());
+    ));
+    let ranged = c.read_response();
     assert_eq!(ranged.status, 206);
     assert_eq!(ranged.body, p.body[..10]);
     assert_eq!(
@@ -272,56 +174,35 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
     let media = get(port, "/live/cam/v.m3u8");
     let (msn, part) = preload_hint(&media.text());
     let mut s = connect(port);
-    write!(
-        s,
+    s.send(&format!(
         "GET /live/cam/v.m3u8?_HLS_msn={msn}&_HLS_part={part} HTTP/1.1\r\nHost: x\r\n\r\n\
          GET /live/cam.m3u8 HTTP/1.1\r\nHost: x\r\n\r\n\
          HEAD /live/cam-ts.m3u8 HTTP/1.1\r\nHost: x\r\n\r\n"
-    )
-    .unwrap();
-    let mut pending = Vec::new();
-    let first = read_response(&mut s, &mut pending);
+    ));
+    let first = s.read_response();
     assert_eq!(first.status, 200);
     assert!(first.text().contains(&format!("v/{msn}.{part}.m4s")));
-    let second = read_response(&mut s, &mut pending);
+    let second = s.read_response();
     assert_eq!(second.status, 200);
     assert!(second.text().starts_with("#EXTM3U") && second.text().contains("STREAM-INF"));
     // HEAD: the headers of the TS playlist, no body.
-    write!(s, "GET /live/cam.mpd HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let third_head = {
-        // A HEAD response has a Content-Length but no body: read the head only.
-        while !pending.windows(4).any(|w| w == b"\r\n\r\n") {
-            let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).unwrap();
-            assert!(n > 0);
-            pending.extend_from_slice(&buf[..n]);
-        }
-        let end = pending.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        String::from_utf8_lossy(&pending.drain(..end).collect::<Vec<u8>>()).to_string()
-    };
+    s.send("GET /live/cam.mpd HTTP/1.1\r\nHost: x\r\n\r\n");
+    // A HEAD response has a Content-Length but no body: read the head only.
+    let third_head = s.read_head();
     assert!(third_head.starts_with("HTTP/1.1 200"), "{third_head}");
     assert!(third_head.contains("Content-Length: "));
-    let mpd = read_response(&mut s, &mut pending);
+    let mpd = s.read_response();
     assert_eq!(mpd.status, 200);
     assert!(mpd.text().contains("<MPD"));
 
     // An HTTP-FLV play pipelined behind an HLS response starts after it.
     let mut s = connect(port);
-    write!(
-        s,
-        "GET /live/cam/v.m3u8 HTTP/1.1\r\nHost: x\r\n\r\nGET /live/cam.flv HTTP/1.1\r\nHost: x\r\n\r\n"
-    )
-    .unwrap();
-    let mut pending = Vec::new();
-    let playlist = read_response(&mut s, &mut pending);
+    s.send(
+        "GET /live/cam/v.m3u8 HTTP/1.1\r\nHost: x\r\n\r\nGET /live/cam.flv HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    let playlist = s.read_response();
     assert!(playlist.status == 200 && playlist.text().starts_with("#EXTM3U"));
-    while !pending.windows(4).any(|w| w == b"\r\n\r\n") {
-        let mut buf = [0u8; 4096];
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0);
-        pending.extend_from_slice(&buf[..n]);
-    }
-    let flv_head = String::from_utf8_lossy(&pending).to_string();
+    let flv_head = s.read_head();
     assert!(
         flv_head.starts_with("HTTP/1.1 200") && flv_head.contains("video/x-flv"),
         "{flv_head}"
@@ -348,8 +229,8 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
     check_served_media(port, &reference.0, &reference.1);
     for _ in 0..16 {
         let mut c = connect(port);
-        let init = get_on(&mut c, "GET", &init_path);
-        let part = get_on(&mut c, "GET", &closed_part);
+        let init = c.request("GET", &init_path);
+        let part = c.request("GET", &closed_part);
         assert_eq!((init.status, part.status), (200, 200));
         assert!(
             init.body == reference.0 && part.body == reference.1,
@@ -415,12 +296,11 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
         ("GET", "/live/cam/v.m3u8?_HLS_skip=NO".to_owned(), 400),
         ("DELETE", "/live/cam/v/1.0.m4s".to_owned(), 405),
     ] {
-        let r = get_on(&mut connect(port), method, &path);
+        let r = connect(port).request(method, &path);
         assert_eq!(r.status, status, "{method} {path}: {}", r.text());
     }
     let mut c = connect(port);
-    write!(c, "OPTIONS /live/cam.m3u8 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let preflight = read_response(&mut c, &mut Vec::new());
+    let preflight = c.request("OPTIONS", "/live/cam.m3u8");
     assert_eq!(preflight.status, 204);
     assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
     // An evicted segment: the oldest leaves the window (6 segments of 2 s).
@@ -626,13 +506,13 @@ fn the_api_counts_hls_sessions_from_request_rates() {
             std::thread::spawn(move || {
                 let mut c = connect(port);
                 let started = Instant::now();
-                let mut playlist = get_on(&mut c, "GET", "/live/s/v.m3u8").text();
+                let mut playlist = c.request("GET", "/live/s/v.m3u8").text();
                 while started.elapsed() < Duration::from_secs(30)
                     && !stop.load(std::sync::atomic::Ordering::Relaxed)
                 {
                     let (msn, part) = preload_hint(&playlist);
                     let path = format!("/live/s/v.m3u8?_HLS_msn={msn}&_HLS_part={part}");
-                    let r = get_on(&mut c, "GET", &path);
+                    let r = c.request("GET", &path);
                     assert_eq!(r.status, 200);
                     playlist = r.text();
                 }
@@ -713,11 +593,11 @@ fn blocking_reloads_on_both_cores_follow_every_part_through_a_one_slot_control_r
         .map(|_| {
             std::thread::spawn(move || {
                 let mut c = connect(port);
-                let mut playlist = get_on(&mut c, "GET", "/live/q/v.m3u8").text();
+                let mut playlist = c.request("GET", "/live/q/v.m3u8").text();
                 for _ in 0..12 {
                     let (msn, part) = preload_hint(&playlist);
                     let path = format!("/live/q/v.m3u8?_HLS_msn={msn}&_HLS_part={part}");
-                    let r = get_on(&mut c, "GET", &path);
+                    let r = c.request("GET", &path);
                     assert_eq!(r.status, 200, "{path}: {}", r.text());
                     playlist = r.text();
                     let listed = format!("URI=\"v/{msn}.{part}.m4s\"");

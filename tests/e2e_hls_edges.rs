@@ -12,7 +12,6 @@ mod common;
 mod edge_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -21,15 +20,9 @@ use edge_support::{edge_toml, http_origin, rtmp_origin};
 
 /// (status, body) of `GET path` on `port`, read to the connection's close.
 fn get(port: u16, path: &str) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let raw = http_exchange(port, request.as_bytes(), Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("GET {path} on port {port}: {e}"));
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

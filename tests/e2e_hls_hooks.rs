@@ -12,69 +12,32 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
 use common::hls_playlist::preload_hint;
 use common::hook_server::HookServer;
+use common::http1::Conn;
 use common::*;
 use serde_json::Value;
 
 /// A keep-alive HTTP/1.1 client of one connection.
-struct KeepAlive {
-    s: TcpStream,
-    pending: Vec<u8>,
-}
+struct KeepAlive(Conn);
 
 impl KeepAlive {
     fn connect(port: u16) -> KeepAlive {
-        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        KeepAlive {
-            s,
-            pending: Vec::new(),
-        }
-    }
-
-    fn fill(&mut self) {
-        let mut buf = [0u8; 65536];
-        let n = self.s.read(&mut buf).expect("read");
-        assert!(n > 0, "connection closed mid-response");
-        self.pending.extend_from_slice(&buf[..n]);
+        KeepAlive(Conn::connect(port, Duration::from_secs(20)))
     }
 
     /// `GET path` on this connection: (status, body). Content-Length bodies only.
     fn get(&mut self, path: &str) -> (u16, Vec<u8>) {
-        write!(self.s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let end = loop {
-            if let Some(i) = self.pending.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i;
-            }
-            self.fill();
-        };
-        let head = String::from_utf8_lossy(&self.pending[..end]).to_string();
-        self.pending.drain(..end + 4);
+        let r = self.0.request("GET", path);
         assert!(
-            !head.to_ascii_lowercase().contains("transfer-encoding"),
-            "{path}: {head}"
+            !r.head.to_ascii_lowercase().contains("transfer-encoding"),
+            "{path}: {}",
+            r.head
         );
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .expect("status line");
-        let len: usize = head
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .map_or(0, |(_, v)| v.trim().parse().unwrap());
-        while self.pending.len() < len {
-            self.fill();
-        }
-        let body: Vec<u8> = self.pending.drain(..len).collect();
-        (status, body)
+        (r.status, r.body)
     }
 
     fn text(&mut self, path: &str) -> (u16, String) {

@@ -10,11 +10,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use common::hook_server::HookServer;
+use common::http1::Conn;
 use common::*;
 
 /// `ringcast_hook_requests_total{action,result}`.
@@ -253,26 +253,12 @@ fn many_gets(port: u16, path: &str, n: usize) -> Vec<u16> {
             let path = path.to_owned();
             std::thread::spawn(move || {
                 let count = n / threads + usize::from(t < n % threads);
-                let mut socks: Vec<TcpStream> = (0..count)
-                    .map(|_| {
-                        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-                        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-                        s
-                    })
+                let mut conns: Vec<Conn> = (0..count)
+                    .map(|_| Conn::get_1_0(port, &path, Duration::from_secs(30)))
                     .collect();
-                socks
+                conns
                     .iter_mut()
-                    .map(|s| {
-                        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-                        let mut head = [0u8; 12];
-                        match s.read_exact(&mut head) {
-                            Ok(()) => std::str::from_utf8(&head[9..12])
-                                .ok()
-                                .and_then(|c| c.parse().ok())
-                                .unwrap_or(0),
-                            Err(_) => 0,
-                        }
-                    })
+                    .map(|c| c.try_status().unwrap_or(0))
                     .collect::<Vec<u16>>()
             })
         })
@@ -327,12 +313,9 @@ fn two_thousand_concurrent_plays_make_a_bounded_number_of_hook_requests() {
 /// Time from connecting to the status line of `GET path`, and the status.
 fn time_to_head(port: u16, path: &str) -> (Duration, u16) {
     let started = Instant::now();
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).unwrap();
-    let status = std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap();
+    let status = Conn::get_1_0(port, path, Duration::from_secs(10))
+        .try_status()
+        .unwrap_or_else(|e| panic!("status of GET {path}: {e}"));
     (started.elapsed(), status)
 }
 

@@ -38,9 +38,10 @@ fn connect(url: &str) -> Result<Ws, tungstenite::Error> {
     let addr = url
         .strip_prefix("ws://")
         .and_then(|rest| rest.split('/').next())
-        .unwrap();
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        .unwrap_or_else(|| panic!("not a ws:// URL: {url}"));
+    let tcp = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap_or_else(|e| panic!("set a read timeout on {addr}: {e}"));
     match tungstenite::client(url, tcp) {
         Ok((ws, _response)) => Ok(ws),
         Err(tungstenite::HandshakeError::Failure(e)) => Err(e),
@@ -83,6 +84,18 @@ fn read_until_close(ws: &mut Ws, what: &str) -> Option<CloseCode> {
         Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => code,
         Err(e) => panic!("{what}: after the close: {e}"),
         Ok(m) => panic!("{what}: a message after the close: {m:?}"),
+    }
+}
+
+/// The next message, which must be a binary one (an FLV piece); `what` names
+/// the play in the failure.
+fn next_binary(ws: &mut Ws, what: &str) -> tungstenite::Bytes {
+    match ws
+        .read()
+        .unwrap_or_else(|e| panic!("{what}: reading a message: {e}"))
+    {
+        Message::Binary(message) => message,
+        other => panic!("{what}: unexpected message {other:?}"),
     }
 }
 
@@ -166,7 +179,7 @@ fn plays_flv_over_websocket_with_ping_pong_and_close() {
         ) >= 1.0
     });
     let mut publisher = publish(&server.rtmp_url("live", "ws"), 60);
-    let mut ws = viewer.join().unwrap();
+    let mut ws = viewer.join().expect("the viewer thread");
     assert_eq!(ws_viewers(&server), 1.0);
 
     let mut got = Reassembled::new();
@@ -190,7 +203,7 @@ fn plays_flv_over_websocket_with_ping_pong_and_close() {
         messages += 1;
         if messages == 20 {
             ws.send(Message::Ping(b"are you there?".to_vec().into()))
-                .unwrap();
+                .expect("send a ping");
         }
     }
 
@@ -198,7 +211,7 @@ fn plays_flv_over_websocket_with_ping_pong_and_close() {
         code: CloseCode::Normal,
         reason: "bye".into(),
     }))
-    .unwrap();
+    .expect("send a close frame");
     assert_eq!(
         read_until_close(&mut ws, "client close"),
         Some(CloseCode::Normal)
@@ -224,27 +237,43 @@ fn plays_flv_over_websocket_with_ping_pong_and_close() {
 /// Opens a WebSocket by hand (so a frame tungstenite would never send can be
 /// written), then hands the socket to tungstenite to read the server's frames.
 fn raw_upgrade(server: &Server, path: &str) -> (TcpStream, Ws) {
-    let mut tcp = TcpStream::connect(("127.0.0.1", server.http_port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
+    let port = server.http_port;
+    let mut tcp = TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap_or_else(|e| panic!("set a read timeout on 127.0.0.1:{port}: {e}"));
+    // A failed write is reported only if no answer follows (the server may
+    // have answered and closed early).
+    let written = write!(
         tcp,
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .unwrap();
+    );
+    // Byte by byte, so that nothing after the head is taken from tungstenite.
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        tcp.read_exact(&mut byte).unwrap();
+        if let Err(e) = tcp.read_exact(&mut byte) {
+            panic!(
+                "upgrade of {path}: reading the response head ({} bytes so far: {:?}): {e}; \
+                 writing the request: {written:?}",
+                head.len(),
+                String::from_utf8_lossy(&head)
+            );
+        }
         head.push(byte[0]);
     }
-    let head = String::from_utf8(head).unwrap();
+    let head = String::from_utf8(head).expect("upgrade response head is UTF-8");
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
     assert!(
         head.contains("\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
         "{head}"
     );
-    let ws = WebSocket::from_raw_socket(tcp.try_clone().unwrap(), Role::Client, None);
+    let ws = WebSocket::from_raw_socket(
+        tcp.try_clone().expect("clone the upgraded socket"),
+        Role::Client,
+        None,
+    );
     (tcp, ws)
 }
 
@@ -257,26 +286,33 @@ fn bad_client_frames_and_the_streams_end_close_the_connection() {
 
     // An unmasked client frame: close 1002.
     let (mut tcp, mut ws) = raw_upgrade(&server, "/live/bad.flv");
-    tcp.write_all(&[0x82, 0x03, 1, 2, 3]).unwrap();
+    tcp.write_all(&[0x82, 0x03, 1, 2, 3])
+        .expect("write an unmasked frame");
     assert_eq!(
         read_until_close(&mut ws, "unmasked frame"),
         Some(CloseCode::Protocol)
     );
 
     // A message over the 4 KiB limit: close 1009.
-    let mut ws = connect(&ws_url(&server, "live", "bad")).unwrap();
-    ws.send(Message::Binary(vec![7u8; 5000].into())).unwrap();
+    let mut ws = connect(&ws_url(&server, "live", "bad")).expect("WebSocket connect");
+    ws.send(Message::Binary(vec![7u8; 5000].into()))
+        .expect("send a 5000-byte message");
     assert_eq!(
         read_until_close(&mut ws, "oversize message"),
         Some(CloseCode::Size)
     );
 
     // A small message is ignored: the stream goes on.
-    let mut ws = connect(&ws_url(&server, "live", "bad")).unwrap();
-    ws.send(Message::Binary(vec![7u8; 100].into())).unwrap();
-    ws.send(Message::Text("hello".into())).unwrap();
-    for _ in 0..30 {
-        assert!(matches!(ws.read().unwrap(), Message::Binary(_)));
+    let mut ws = connect(&ws_url(&server, "live", "bad")).expect("WebSocket connect");
+    ws.send(Message::Binary(vec![7u8; 100].into()))
+        .expect("send a 100-byte message");
+    ws.send(Message::Text("hello".into()))
+        .expect("send a text message");
+    for i in 0..30 {
+        let message = ws
+            .read()
+            .unwrap_or_else(|e| panic!("message {i} after the ignored ones: {e}"));
+        assert!(matches!(message, Message::Binary(_)), "{message:?}");
     }
     // The stream ends: close 1000.
     publisher.kill();
@@ -291,14 +327,13 @@ fn bad_client_frames_and_the_streams_end_close_the_connection() {
     assert_eq!(ws_viewers(&server), 0.0);
 }
 
-/// Sends a raw request head and reads the whole response (the server closes).
+/// Sends a raw request head and reads the whole response (the server closes);
+/// what went wrong instead when no response came.
 fn raw_response(port: u16, head: &str) -> String {
-    let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    tcp.write_all(head.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let _ = tcp.read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf).to_string()
+    match http_exchange(port, head.as_bytes(), Duration::from_secs(15)) {
+        Ok(raw) => String::from_utf8_lossy(&raw).to_string(),
+        Err(e) => e.to_string(),
+    }
 }
 
 #[test]
@@ -368,10 +403,7 @@ fn bad_upgrades_are_refused_and_auth_applies_as_on_http_flv() {
     let mut ws = connect(&sign("auth")).expect("a signed WebSocket-FLV play");
     let mut got = Reassembled::new();
     for _ in 0..20 {
-        match ws.read().unwrap() {
-            Message::Binary(message) => got.add(&message),
-            other => panic!("unexpected message {other:?}"),
-        }
+        got.add(&next_binary(&mut ws, "a signed play"));
     }
     // Signed, but nobody publishes it: 404.
     assert_eq!(refused_status(&sign("nothing")), 404);
@@ -395,10 +427,7 @@ fn an_edge_serves_websocket_flv_from_its_origin_pull() {
     let mut ws = connect(&ws_url(&edge, "live", "far")).expect("WebSocket-FLV on the edge");
     let mut got = Reassembled::new();
     while got.video < 25 {
-        match ws.read().unwrap() {
-            Message::Binary(message) => got.add(&message),
-            other => panic!("unexpected message {other:?}"),
-        }
+        got.add(&next_binary(&mut ws, "the edge's play"));
     }
     assert_eq!(ws_viewers(&edge), 1.0);
     // A stream no origin has: 404 after the edge asked, as on HTTP-FLV.
@@ -421,13 +450,10 @@ fn zero_copy_sends_carry_websocket_messages() {
         )
     };
     let before = fixed();
-    let mut ws = connect(&ws_url(&server, "live", "zc")).unwrap();
+    let mut ws = connect(&ws_url(&server, "live", "zc")).expect("WebSocket connect");
     let mut got = Reassembled::new();
     while got.video < 100 {
-        match ws.read().unwrap() {
-            Message::Binary(message) => got.add(&message),
-            other => panic!("unexpected message {other:?}"),
-        }
+        got.add(&next_binary(&mut ws, "a zero-copy play"));
     }
     let after = fixed();
     assert!(

@@ -72,10 +72,13 @@ struct Readers {
 impl Readers {
     fn start(port: u16, path: &str, n: usize) -> Readers {
         let streams: Vec<TcpStream> = (0..n)
-            .map(|_| {
-                let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect viewer");
-                write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").expect("request");
-                s.set_nonblocking(true).expect("nonblocking");
+            .map(|i| {
+                let mut s = TcpStream::connect(("127.0.0.1", port))
+                    .unwrap_or_else(|e| panic!("viewer {i}: connect to port {port}: {e}"));
+                write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                    .unwrap_or_else(|e| panic!("viewer {i}: writing GET {path}: {e}"));
+                s.set_nonblocking(true)
+                    .unwrap_or_else(|e| panic!("viewer {i}: set nonblocking: {e}"));
                 s
             })
             .collect();

@@ -6,6 +6,7 @@
 
 pub mod hls_playlist;
 pub mod hook_server;
+pub mod http1;
 pub mod media;
 pub mod pki;
 pub mod plain;
@@ -13,7 +14,7 @@ pub mod raw_rtmp;
 pub mod require;
 
 #[allow(unused_imports)] // not every test binary uses both
-pub use plain::{free_port, http_exchange, wait_until, HttpError};
+pub use plain::{free_port, http_exchange, http_request, try_http_request, wait_until, HttpError};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -217,22 +218,6 @@ pub fn viewers_by_core(server: &Server, app: &str, name: &str) -> Vec<u64> {
 pub fn is_admin_path(path: &str) -> bool {
     let path = path.split('?').next().unwrap_or(path);
     path == "/" || path == "/metrics" || path.starts_with("/api/")
-}
-
-/// A bare HTTP/1.0 request; returns (status, body). Status 0 means no
-/// response arrived at all; the body then says why (see [`try_http_request`]),
-/// so an assertion on the status fails with the reason in its message.
-pub fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
-    try_http_request(port, method, path).unwrap_or_else(|e| (0, e.to_string()))
-}
-
-/// A bare HTTP/1.0 request; (status, body) of whatever response arrived, even
-/// when the server answered early and closed while the request was being
-/// written; [`HttpError`] when nothing arrived.
-pub fn try_http_request(port: u16, method: &str, path: &str) -> Result<(u16, String), HttpError> {
-    let request = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-    let raw = http_exchange(port, request.as_bytes(), Duration::from_secs(15))?;
-    Ok(plain::parse_http_response(&raw))
 }
 
 /// ffmpeg's H.264 encoder options for the test publishers: low-latency x264,
@@ -441,10 +426,12 @@ impl FlvViewer {
     /// Connects and sends `GET path HTTP/1.0` (identity body, close-delimited).
     pub fn connect(port: u16, path: &str) -> FlvViewer {
         let connected_at = Instant::now();
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("FLV viewer of {path}: connect to port {port}: {e}"));
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+            .unwrap_or_else(|e| panic!("FLV viewer of {path}: set a read timeout: {e}"));
+        let mut stream = stream;
         // One write, and its failure ignored: a server that refuses the request
         // (a 4xx) may answer and close before it is all in, making the write
         // fail with EPIPE/ECONNRESET; what it answered is still read by

@@ -116,3 +116,19 @@ pub fn http_exchange(
     }
     Ok(raw)
 }
+
+/// A bare HTTP/1.0 request; returns (status, body). Status 0 means no
+/// response arrived at all; the body then says why (see [`try_http_request`]),
+/// so an assertion on the status fails with the reason in its message.
+pub fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
+    try_http_request(port, method, path).unwrap_or_else(|e| (0, e.to_string()))
+}
+
+/// A bare HTTP/1.0 request; (status, body) of whatever response arrived, even
+/// when the server answered early and closed while the request was being
+/// written; [`HttpError`] when nothing arrived.
+pub fn try_http_request(port: u16, method: &str, path: &str) -> Result<(u16, String), HttpError> {
+    let request = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let raw = http_exchange(port, request.as_bytes(), Duration::from_secs(15))?;
+    Ok(parse_http_response(&raw))
+}

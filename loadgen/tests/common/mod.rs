@@ -13,17 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `GET path` on a loopback HTTP port (HTTP/1.0, body to EOF); (status, body).
+/// `GET path` on a loopback HTTP port (HTTP/1.0, body to EOF); (status, body),
+/// status 0 (the body saying why) when no response arrived. The shared
+/// [`plain::http_request`]: a server that answers early and closes is no panic.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
-    };
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    plain::parse_http_response(&buf)
+    plain::http_request(port, "GET", path)
 }
 
 /// Established TCP connections whose local port is `port` (the server side of
