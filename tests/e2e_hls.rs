@@ -98,16 +98,7 @@ fn blocking_reload_pipelining_both_cores_dash_in_progress_and_bad_requests() {
     let port = server.http_port;
 
     // The oldest segment listed now, to see it evicted later.
-    let first_msn: u64 = get(port, "/live/cam/v.m3u8")
-        .text()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .expect("media sequence");
+    let first_msn = media_sequence(&get(port, "/live/cam/v.m3u8").text());
     let oldest = format!("/live/cam/v/{first_msn}.m4s");
     assert_eq!(get(port, &oldest).status, 200);
 
