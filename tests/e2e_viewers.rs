@@ -141,14 +141,16 @@ fn a_viewer_that_never_reads_is_capped_then_closed() {
     let rss_before = server.rss_bytes();
     // Fifty viewers that never read, each with a tiny receive buffer.
     let stuck: Vec<std::net::TcpStream> = (0..50)
-        .map(|_| {
-            let sock =
-                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-            sock.set_recv_buffer_size(4096).unwrap();
+        .map(|i| {
+            let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                .unwrap_or_else(|e| panic!("stuck viewer {i}: socket: {e}"));
+            sock.set_recv_buffer_size(4096)
+                .unwrap_or_else(|e| panic!("stuck viewer {i}: receive buffer: {e}"));
             sock.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], server.http_port)).into())
-                .unwrap();
+                .unwrap_or_else(|e| panic!("stuck viewer {i}: connect: {e}"));
             let mut s: std::net::TcpStream = sock.into();
-            std::io::Write::write_all(&mut s, b"GET /live/slow.flv HTTP/1.0\r\n\r\n").unwrap();
+            std::io::Write::write_all(&mut s, b"GET /live/slow.flv HTTP/1.0\r\n\r\n")
+                .unwrap_or_else(|e| panic!("stuck viewer {i}: writing its GET: {e}"));
             s
         })
         .collect();
