@@ -103,8 +103,7 @@ impl SendQueue {
     /// Queues `slot` for a send at the end of the turn (a connection that is not
     /// a viewer goes ahead of the viewers).
     pub fn mark_ready(&mut self, conns: &mut Connections, slot: u32) {
-        let urgent = conns.at(slot).is_some_and(|c| c.viewer.is_none());
-        self.queue(conns, slot, urgent);
+        self.queue(conns, slot, false);
     }
 
     /// Queues `slot` ahead of the viewers: a viewer's first send (its join).
@@ -112,11 +111,13 @@ impl SendQueue {
         self.queue(conns, slot, true);
     }
 
-    fn queue(&mut self, conns: &mut Connections, slot: u32, urgent: bool) {
+    /// Queues `slot` once; `join`: a viewer's first send, which goes ahead like
+    /// every connection that is not a viewer.
+    fn queue(&mut self, conns: &mut Connections, slot: u32, join: bool) {
         if let Some(conn) = conns.at(slot) {
             if !conn.queued && !conn.closing {
                 conn.queued = true;
-                match urgent {
+                match join || conn.viewer.is_none() {
                     true => self.urgent.push_back(slot),
                     false => self.ready.push_back(slot),
                 }
