@@ -222,15 +222,7 @@ fn hook_policies_need_their_url_and_check_config_hides_its_query() {
     let dir = std::env::temp_dir().join(format!("ringcast-auth-hook-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("ringcast.toml");
-    let check = |text: &str| {
-        std::fs::write(&config, text).unwrap();
-        run_bounded(
-            Command::new(env!("CARGO_BIN_EXE_ringcast"))
-                .arg("check-config")
-                .arg(&config),
-            Duration::from_secs(20),
-        )
-    };
+    let check = |text: &str| check_config(&config, text);
     let out = check("[auth]\nplay = \"hook\"\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());

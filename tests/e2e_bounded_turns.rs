@@ -212,17 +212,11 @@ fn max_sends_per_turn_zero_is_refused_naming_the_key() {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let check = |value: u32| {
-        let file = dir.join(format!("turns{value}.toml"));
-        std::fs::write(&file, format!("[runtime]\nmax_sends_per_turn = {value}\n")).unwrap();
-        let out = run_bounded(
-            Command::new(env!("CARGO_BIN_EXE_ringcast"))
-                .arg("check-config")
-                .arg(&file),
-            Duration::from_secs(20),
+        let out = check_config(
+            &dir.join(format!("turns{value}.toml")),
+            &format!("[runtime]\nmax_sends_per_turn = {value}\n"),
         );
-        let text = String::from_utf8_lossy(&out.stderr).to_string()
-            + &String::from_utf8_lossy(&out.stdout);
-        (out.status.success(), text)
+        (out.status.success(), output_text(&out))
     };
     let (ok, text) = check(0);
     assert!(

@@ -4,7 +4,6 @@
 mod common;
 
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -14,13 +13,10 @@ use ringcast::protocol::FrameKind;
 fn check_config_accepts_good_files_and_names_the_bad_field() {
     let dir = std::env::temp_dir().join(format!("ringcast-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let good = dir.join("good.toml");
-    std::fs::write(&good, "[server]\ncores = 1\n[viewer]\nhard_lag = \"5s\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ringcast"))
-        .arg("check-config")
-        .arg(&good)
-        .output()
-        .unwrap();
+    let out = check_config(
+        &dir.join("good.toml"),
+        "[server]\ncores = 1\n[viewer]\nhard_lag = \"5s\"\n",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -29,17 +25,10 @@ fn check_config_accepts_good_files_and_names_the_bad_field() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("hard_lag = \"5s\""));
 
     // Secrets are set but never printed.
-    let secret = dir.join("secret.toml");
-    std::fs::write(
-        &secret,
+    let out = check_config(
+        &dir.join("secret.toml"),
         "[api]\ntoken = \"api-token-xyz\"\n[[auth.keys]]\nid = \"k1\"\nsecret = \"key-secret-xyz\"\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ringcast"))
-        .arg("check-config")
-        .arg(&secret)
-        .output()
-        .unwrap();
+    );
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -55,13 +44,7 @@ fn check_config_accepts_good_files_and_names_the_bad_field() {
         "check-config printed a secret: {printed}"
     );
 
-    let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "[limits]\nout_chunk_size = 3\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ringcast"))
-        .arg("check-config")
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = check_config(&dir.join("bad.toml"), "[limits]\nout_chunk_size = 3\n");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("limits.out_chunk_size"));
 }

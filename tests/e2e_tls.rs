@@ -281,17 +281,8 @@ fn https_admin_routes_follow_on_public_port_and_sni_picks_the_certificate() {
 fn check_config_names_a_tls_listener_without_a_certificate_and_a_bad_file() {
     let pki = Pki::new("check");
     let check = |toml: &str| {
-        let file = pki.dir.join(format!("c{}.toml", free_port()));
-        std::fs::write(&file, toml).unwrap();
-        let out = run_bounded(
-            Command::new(env!("CARGO_BIN_EXE_ringcast"))
-                .arg("check-config")
-                .arg(&file),
-            Duration::from_secs(20),
-        );
-        let text = String::from_utf8_lossy(&out.stderr).to_string()
-            + &String::from_utf8_lossy(&out.stdout);
-        (out.status.success(), text)
+        let out = check_config(&pki.dir.join(format!("c{}.toml", free_port())), toml);
+        (out.status.success(), output_text(&out))
     };
     let (ok, err) = check("[server]\nrtmps_listen = \"127.0.0.1:1936\"\n");
     assert!(

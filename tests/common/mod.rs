@@ -280,6 +280,23 @@ pub fn publish_with(ffmpeg: &Path, url: &str, seconds: u32, video: &[&str], audi
     }
 }
 
+/// Writes `toml` to `file` and runs `ringcast check-config` on it, as an operator
+/// would (bounded: 20 s).
+pub fn check_config(file: &Path, toml: &str) -> Output {
+    std::fs::write(file, toml).expect("write the configuration file");
+    run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_ringcast"))
+            .arg("check-config")
+            .arg(file),
+        Duration::from_secs(20),
+    )
+}
+
+/// A finished command's stderr then stdout, as text.
+pub fn output_text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout)
+}
+
 /// Runs a command to completion within `limit`, killing it past that.
 pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
     let child = cmd
